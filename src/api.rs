@@ -1,0 +1,214 @@
+//! The shapes of the Gcore IAM users API: the user object, its enumerations and
+//! the five IAM groups. The client, the results file and the sandbox all use
+//! these types, so they agree on every field name and spelling.
+
+use serde::{Deserialize, Serialize};
+
+/// The languages the API accepts for `lang`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    De,
+    En,
+    Ru,
+    Zh,
+    Az,
+}
+
+impl Lang {
+    pub const ALL: [Lang; 5] = [Lang::De, Lang::En, Lang::Ru, Lang::Zh, Lang::Az];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lang::De => "de",
+            Lang::En => "en",
+            Lang::Ru => "ru",
+            Lang::Zh => "zh",
+            Lang::Az => "az",
+        }
+    }
+
+    /// Any case is accepted: spreadsheets capitalise the first letter of a cell.
+    pub fn parse(text: &str) -> Option<Lang> {
+        Lang::ALL
+            .into_iter()
+            .find(|lang| lang.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// The ways a user may log in (`auth_types`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthType {
+    #[serde(rename = "password")]
+    Password,
+    #[serde(rename = "sso")]
+    Sso,
+    #[serde(rename = "github")]
+    Github,
+    #[serde(rename = "google-oauth2")]
+    GoogleOauth2,
+}
+
+impl AuthType {
+    pub const ALL: [AuthType; 4] = [
+        AuthType::Password,
+        AuthType::Sso,
+        AuthType::Github,
+        AuthType::GoogleOauth2,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::Password => "password",
+            AuthType::Sso => "sso",
+            AuthType::Github => "github",
+            AuthType::GoogleOauth2 => "google-oauth2",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<AuthType> {
+        AuthType::ALL
+            .into_iter()
+            .find(|auth| auth.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// `user_type` of the user object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserType {
+    Common,
+    Reseller,
+    Seller,
+}
+
+/// One of the five IAM groups, whose IDs are fixed across Gcore.
+#[derive(Debug, PartialEq, Eq, Serialize)]
+pub struct IamGroup {
+    pub id: u64,
+    pub name: &'static str,
+}
+
+pub const IAM_GROUPS: [IamGroup; 5] = [
+    IamGroup {
+        id: 1,
+        name: "Administrators",
+    },
+    IamGroup {
+        id: 2,
+        name: "Users",
+    },
+    IamGroup {
+        id: 5,
+        name: "Engineers",
+    },
+    IamGroup {
+        id: 3009,
+        name: "Purge and Prefetch only (API+Web)",
+    },
+    IamGroup {
+        id: 3022,
+        name: "Purge and Prefetch only (API)",
+    },
+];
+
+impl IamGroup {
+    pub fn by_id(id: u64) -> Option<&'static IamGroup> {
+        IAM_GROUPS.iter().find(|group| group.id == id)
+    }
+
+    /// Names match in any case, as people type them.
+    pub fn by_name(name: &str) -> Option<&'static IamGroup> {
+        IAM_GROUPS
+            .iter()
+            .find(|group| group.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// A group as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: u64,
+    pub name: String,
+}
+
+/// One entry of `client_and_roles`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientAndRoles {
+    pub client_id: u64,
+    pub client_company_name: String,
+    pub user_roles: Vec<String>,
+    pub user_id: u64,
+}
+
+/// The user object the API answers with.
+///
+/// Enumerated fields are kept as text and every field may be missing: when the
+/// live API returns a value this tool does not know yet, the row was still
+/// updated, and the results file must say so rather than call it a failure.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct User {
+    pub id: Option<u64>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub lang: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub reseller: Option<i64>,
+    pub client: Option<serde_json::Number>,
+    pub deleted: Option<bool>,
+    pub groups: Option<Vec<Group>>,
+    pub activated: Option<bool>,
+    pub sso_auth: Option<bool>,
+    pub two_fa: Option<bool>,
+    pub auth_types: Option<Vec<String>>,
+    pub user_type: Option<String>,
+    pub is_active: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_and_roles: Option<Vec<ClientAndRoles>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_page_example_deserialises() {
+        let body = r#"{"id":123,"email":"jsmith@example.com","name":"<string>","lang":"de",
+            "phone":"<string>","company":"<string>","reseller":123,"client":123,"deleted":true,
+            "groups":[{"id":1,"name":"Administrators"}],"activated":true,"sso_auth":true,
+            "two_fa":true,"auth_types":["password"],"user_type":"common","is_active":true,
+            "client_and_roles":[{"client_id":123,"client_company_name":"<string>",
+            "user_roles":["2"],"user_id":123}]}"#;
+        let user: User = serde_json::from_str(body).unwrap();
+        assert_eq!(user.id, Some(123));
+        assert_eq!(user.groups.as_ref().unwrap()[0].name, "Administrators");
+        assert_eq!(user.client.as_ref().unwrap().to_string(), "123");
+        assert_eq!(user.client_and_roles.as_ref().unwrap()[0].user_roles, ["2"]);
+    }
+
+    #[test]
+    fn unknown_enum_values_and_missing_fields_still_deserialise() {
+        let user: User = serde_json::from_str(r#"{"id":7,"lang":"fr","name":null}"#).unwrap();
+        assert_eq!(user.lang.as_deref(), Some("fr"));
+        assert_eq!(user.name, None);
+        assert_eq!(user.email, None);
+    }
+
+    #[test]
+    fn lookups_ignore_case() {
+        assert_eq!(Lang::parse("DE"), Some(Lang::De));
+        assert_eq!(Lang::parse("fr"), None);
+        assert_eq!(
+            AuthType::parse("Google-OAuth2"),
+            Some(AuthType::GoogleOauth2)
+        );
+        assert_eq!(IamGroup::by_name("engineers").unwrap().id, 5);
+        assert_eq!(
+            IamGroup::by_id(3022).unwrap().name,
+            "Purge and Prefetch only (API)"
+        );
+        assert_eq!(IamGroup::by_id(4), None);
+    }
+}

@@ -1,0 +1,202 @@
+//! Checking rows: a record of the input becomes a PATCH body to send, a row
+//! to skip, or the list of its problems. Duplicated user IDs are found in a
+//! first pass over the file, so that both rows can name each other.
+
+use std::collections::HashMap;
+
+use crate::error::Fatal;
+use crate::input::{Column, Header, Input, RawRow};
+use crate::patch::{PatchBody, Problem, parse_user_id};
+
+/// What to do with a row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Send(PatchBody),
+    /// Valid, but nothing to do; the text is the reason.
+    Skip(&'static str),
+    Invalid(Vec<Problem>),
+}
+
+/// A row after checking.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedRow {
+    pub row: u64,
+    /// The user ID when it is valid.
+    pub user_id: Option<u64>,
+    /// The `user_id` cell as written (trimmed), for the results file.
+    pub user_id_text: String,
+    pub verdict: Verdict,
+}
+
+/// User IDs that appear on more than one row, with those rows.
+#[derive(Debug, Default)]
+pub struct Duplicates {
+    rows: HashMap<u64, Vec<u64>>,
+}
+
+impl Duplicates {
+    /// Reads the file once. Memory: 8 bytes per row for the IDs (8 MB for a
+    /// million rows), then only the duplicated ones are kept.
+    pub fn scan(input: &Input) -> Result<Duplicates, Fatal> {
+        let mut ids = Vec::new();
+        {
+            let mut rows = input.rows()?;
+            let column = rows.header().user_id;
+            while let Some(raw) = rows.next_row()? {
+                if let Some(id) = user_id_of(&raw, column) {
+                    ids.push(id);
+                }
+            }
+        }
+        ids.sort_unstable();
+        let repeated: Vec<u64> = ids
+            .windows(2)
+            .filter(|pair| pair[0] == pair[1])
+            .map(|pair| pair[0])
+            .collect();
+        drop(ids);
+        let mut rows_of: HashMap<u64, Vec<u64>> =
+            repeated.into_iter().map(|id| (id, Vec::new())).collect();
+        if !rows_of.is_empty() {
+            let mut rows = input.rows()?;
+            let column = rows.header().user_id;
+            while let Some(raw) = rows.next_row()? {
+                if let Some(list) = user_id_of(&raw, column).and_then(|id| rows_of.get_mut(&id)) {
+                    list.push(raw.row);
+                }
+            }
+        }
+        Ok(Duplicates { rows: rows_of })
+    }
+
+    /// The other rows that hold `user_id`, if any.
+    fn others(&self, user_id: u64, row: u64) -> Vec<u64> {
+        self.rows.get(&user_id).map_or_else(Vec::new, |rows| {
+            rows.iter().copied().filter(|&other| other != row).collect()
+        })
+    }
+}
+
+fn user_id_of(raw: &RawRow, column: usize) -> Option<u64> {
+    let cell = std::str::from_utf8(raw.cells.get(column)?).ok()?;
+    parse_user_id(cell).ok()
+}
+
+/// Checks rows against the header, the null token and the duplicates found.
+pub struct Checker<'a> {
+    header: &'a Header,
+    null_token: &'a str,
+    duplicates: &'a Duplicates,
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(header: &'a Header, null_token: &'a str, duplicates: &'a Duplicates) -> Self {
+        Checker {
+            header,
+            null_token,
+            duplicates,
+        }
+    }
+
+    pub fn check(&self, raw: &RawRow) -> CheckedRow {
+        let mut problems = Vec::new();
+        let mut body = PatchBody::default();
+        let user_id_cell = raw.cells.get(self.header.user_id).unwrap_or_default();
+        let user_id_text = String::from_utf8_lossy(user_id_cell).trim().to_string();
+        let mut user_id = None;
+
+        if raw.cells.len() != self.header.width() {
+            problems.push(Problem::in_row(format!(
+                "has {} cells but the header has {} columns; check for a missing or extra \
+                 delimiter, or a quote that is not closed",
+                raw.cells.len(),
+                self.header.width()
+            )));
+        } else {
+            for (i, (column, bytes)) in self.header.columns.iter().zip(raw.cells).enumerate() {
+                if matches!(column, Column::Ignored(_)) {
+                    continue;
+                }
+                let Ok(text) = std::str::from_utf8(bytes) else {
+                    problems.push(not_utf8(column, i, bytes));
+                    continue;
+                };
+                let cell = text.trim();
+                match column {
+                    Column::UserId => match parse_user_id(cell) {
+                        Ok(id) => user_id = Some(id),
+                        Err(message) => problems.push(Problem::in_column("user_id", message)),
+                    },
+                    Column::Field(_) | Column::Unnamed if cell.is_empty() => {}
+                    Column::Field(field) => {
+                        if let Err(message) = body.set_cell(*field, cell, self.null_token) {
+                            problems.push(Problem::in_column(field.name(), message));
+                        }
+                    }
+                    Column::Unnamed => problems.push(Problem::in_row(format!(
+                        "column {} has no name in the header but holds {}; name the column or \
+                         empty the cell",
+                        i + 1,
+                        crate::patch::show(cell)
+                    ))),
+                    Column::Ignored(_) => unreachable!("ignored columns are passed over"),
+                }
+            }
+        }
+
+        if let Some(id) = user_id {
+            let others = self.duplicates.others(id, raw.row);
+            if !others.is_empty() {
+                problems.insert(0, duplicate_problem(id, &others));
+            }
+        }
+
+        let verdict = if !problems.is_empty() {
+            Verdict::Invalid(problems)
+        } else if body.is_empty() {
+            Verdict::Skip("no changes")
+        } else {
+            Verdict::Send(body)
+        };
+        CheckedRow {
+            row: raw.row,
+            user_id: user_id.filter(|_| !matches!(verdict, Verdict::Invalid(_))),
+            user_id_text,
+            verdict,
+        }
+    }
+}
+
+fn duplicate_problem(id: u64, others: &[u64]) -> Problem {
+    const SHOWN: usize = 5;
+    let mut list: Vec<String> = others.iter().take(SHOWN).map(u64::to_string).collect();
+    if others.len() > SHOWN {
+        list.push(format!("and {} more", others.len() - SHOWN));
+    }
+    let rows = if others.len() == 1 { "row" } else { "rows" };
+    Problem::in_column(
+        "user_id",
+        format!(
+            "{id} is also on {rows} {}; give each user one row",
+            list.join(", ")
+        ),
+    )
+}
+
+fn not_utf8(column: &Column, index: usize, bytes: &[u8]) -> Problem {
+    let error = std::str::from_utf8(bytes).unwrap_err();
+    let at = error.valid_up_to();
+    let message = format!(
+        "byte 0x{:02X} at position {} is not UTF-8; save the file as \"CSV UTF-8\", or pass \
+         --encoding windows-1252 (or the file's encoding)",
+        bytes[at],
+        at + 1
+    );
+    match column {
+        Column::UserId => Problem::in_column("user_id", message),
+        Column::Field(field) => Problem::in_column(field.name(), message),
+        Column::Unnamed | Column::Ignored(_) => {
+            Problem::in_row(format!("column {}: {message}", index + 1))
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! Fatal errors: the run cannot start or cannot go on. Each maps to an exit
+//! code. Problems of a single row are not here: they are data, written to the
+//! results file (see `patch::Problem` and `results::Status`).
+
+use std::io;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    #[error("cannot read {path}")]
+    InputOpen {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read {path}")]
+    InputRead {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("{path} is empty: the first line must be a header such as user_id,email,name")]
+    InputEmpty { path: PathBuf },
+    #[error("{path}: {message}")]
+    Header { path: PathBuf, message: String },
+    #[error("cannot write the results file {path}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Fatal {
+    /// Every fatal error exits 2: the file or the settings could not be used.
+    pub fn exit_code(&self) -> u8 {
+        2
+    }
+}

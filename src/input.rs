@@ -1,0 +1,372 @@
+//! Reading the input CSV: decoding, the delimiter, the header and its column
+//! names, and the row number a spreadsheet shows for each record. Standard
+//! input is spooled to a temporary file so that the file can be read more
+//! than once (duplicates are found in a first pass).
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::path::PathBuf;
+
+use csv::ByteRecord;
+use encoding_rs_io::DecodeReaderBytesBuilder;
+
+use crate::config::{InputConfig, InputSource};
+use crate::error::Fatal;
+use crate::patch::{Field, closest};
+
+/// What a header column holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Column {
+    UserId,
+    Field(Field),
+    /// A column with an empty name (Excel leaves these after the last column);
+    /// its cells must be empty.
+    Unnamed,
+    /// A column skipped by `--ignore-unknown-columns`.
+    Ignored(String),
+}
+
+/// The header, mapped to columns.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub columns: Vec<Column>,
+    pub user_id: usize,
+}
+
+impl Header {
+    pub fn width(&self) -> usize {
+        self.columns.len()
+    }
+
+    /// The names of the columns that were skipped, for a note to the user.
+    pub fn ignored(&self) -> Vec<&str> {
+        self.columns
+            .iter()
+            .filter_map(|column| match column {
+                Column::Ignored(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn parse(names: &[&str], ignore_unknown: bool) -> Result<Header, String> {
+        let mut columns = Vec::with_capacity(names.len());
+        let mut unknown = Vec::new();
+        for (i, raw) in names.iter().enumerate() {
+            let name = raw.trim_start_matches('\u{feff}').trim();
+            let lower = name.to_ascii_lowercase();
+            let column = if name.is_empty() {
+                Column::Unnamed
+            } else if matches!(lower.as_str(), "user_id" | "id" | "userid") {
+                Column::UserId
+            } else if let Some(field) = Field::from_name(&lower) {
+                Column::Field(field)
+            } else {
+                if !ignore_unknown {
+                    unknown.push((i, name));
+                }
+                Column::Ignored(name.to_string())
+            };
+            if matches!(column, Column::UserId | Column::Field(_))
+                && let Some(first) = columns.iter().position(|seen| *seen == column)
+            {
+                return Err(format!(
+                    "the header names {} twice (columns {} and {}); keep one of them",
+                    column_label(&column),
+                    first + 1,
+                    i + 1
+                ));
+            }
+            columns.push(column);
+        }
+        if !unknown.is_empty() {
+            return Err(unknown_columns_message(&unknown));
+        }
+        let Some(user_id) = columns.iter().position(|c| *c == Column::UserId) else {
+            return Err(format!(
+                "the header has no user_id column (found: {}); name the column of user IDs \
+                 user_id (or id, userId)",
+                names.join(", ")
+            ));
+        };
+        Ok(Header { columns, user_id })
+    }
+}
+
+fn column_label(column: &Column) -> &str {
+    match column {
+        Column::UserId => "user_id (or id, userId)",
+        Column::Field(field) => field.name(),
+        Column::Unnamed => "an unnamed column",
+        Column::Ignored(name) => name,
+    }
+}
+
+fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
+    let known: Vec<&str> = std::iter::once("user_id")
+        .chain(Field::ALL.iter().map(|field| field.name()))
+        .collect();
+    let mut parts = Vec::new();
+    for (i, name) in unknown {
+        let mut part = format!("{name:?} (column {})", i + 1);
+        if let Some(guess) = closest(name, known.iter().copied()) {
+            part.push_str(&format!(": did you mean {guess:?}?"));
+        }
+        parts.push(part);
+    }
+    format!(
+        "unknown column{} {}; the known columns are user_id (or id, userId), {}; \
+         fix the header, or pass --ignore-unknown-columns to skip the others",
+        if unknown.len() > 1 { "s" } else { "" },
+        parts.join(", "),
+        known[1..].join(", ")
+    )
+}
+
+/// The input, ready to be read from the start as often as needed.
+pub struct Input {
+    config: InputConfig,
+    spool: Option<File>,
+}
+
+impl Input {
+    /// Checks that the input can be opened, and spools standard input.
+    pub fn open(config: &InputConfig) -> Result<Input, Fatal> {
+        let spool = match &config.source {
+            InputSource::File(path) => {
+                File::open(path).map_err(|source| Fatal::InputOpen {
+                    path: path.clone(),
+                    source,
+                })?;
+                None
+            }
+            InputSource::Stdin => {
+                let open_error = |source| Fatal::InputOpen {
+                    path: PathBuf::from("<stdin>"),
+                    source,
+                };
+                let mut spool = tempfile::tempfile().map_err(open_error)?;
+                io::copy(&mut io::stdin().lock(), &mut spool).map_err(open_error)?;
+                Some(spool)
+            }
+        };
+        Ok(Input {
+            config: config.clone(),
+            spool,
+        })
+    }
+
+    pub fn display_path(&self) -> PathBuf {
+        self.config.source.display_path()
+    }
+
+    /// Starts a pass over the rows: reads and checks the header.
+    pub fn rows(&self) -> Result<RowReader, Fatal> {
+        let path = self.display_path();
+        let open_error = |source| Fatal::InputOpen {
+            path: path.clone(),
+            source,
+        };
+        let file = match (&self.spool, &self.config.source) {
+            (Some(spool), _) => {
+                let mut file = spool.try_clone().map_err(open_error)?;
+                file.rewind().map_err(open_error)?;
+                file
+            }
+            (None, InputSource::File(path)) => File::open(path).map_err(open_error)?,
+            (None, InputSource::Stdin) => unreachable!("standard input is always spooled"),
+        };
+        let decoded = DecodeReaderBytesBuilder::new()
+            .encoding(self.config.encoding)
+            .utf8_passthru(true)
+            .strip_bom(true)
+            .bom_override(true)
+            .build(file);
+        let mut buffered = BufReader::with_capacity(1 << 16, decoded);
+        let delimiter = match self.config.delimiter {
+            Some(delimiter) => delimiter,
+            None => sniff_delimiter(buffered.fill_buf().map_err(open_error)?),
+        };
+        let csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .buffer_capacity(1 << 16)
+            .from_reader(Box::new(buffered) as Box<dyn Read>);
+        RowReader::start(csv, path, self.config.ignore_unknown_columns)
+    }
+}
+
+/// Comma unless the first line holds no comma but a semicolon (Excel in
+/// many European locales) or a tab (Excel's "Unicode text").
+fn sniff_delimiter(start: &[u8]) -> u8 {
+    let first_line = start.split(|&b| b == b'\n').next().unwrap_or_default();
+    let has = |byte| first_line.contains(&byte);
+    if has(b',') {
+        b','
+    } else if has(b';') {
+        b';'
+    } else if has(b'\t') {
+        b'\t'
+    } else {
+        b','
+    }
+}
+
+/// One record of the input with the row number a spreadsheet shows for it.
+pub struct RawRow<'a> {
+    pub row: u64,
+    pub cells: &'a ByteRecord,
+}
+
+/// One pass over the records after the header.
+pub struct RowReader {
+    csv: csv::Reader<Box<dyn Read>>,
+    path: PathBuf,
+    header: Header,
+    record: ByteRecord,
+    /// Row number of the last record returned.
+    row: u64,
+    /// The line just after the last record returned: blank lines between it
+    /// and the next record are rows of the spreadsheet too.
+    next_line: u64,
+}
+
+impl RowReader {
+    fn start(
+        csv: csv::Reader<Box<dyn Read>>,
+        path: PathBuf,
+        ignore_unknown: bool,
+    ) -> Result<RowReader, Fatal> {
+        let mut reader = RowReader {
+            csv,
+            path,
+            header: Header {
+                columns: Vec::new(),
+                user_id: 0,
+            },
+            record: ByteRecord::new(),
+            row: 0,
+            next_line: 1,
+        };
+        if !reader.advance()? {
+            return Err(Fatal::InputEmpty {
+                path: reader.path.clone(),
+            });
+        }
+        let header_error = |message: String| Fatal::Header {
+            path: reader.path.clone(),
+            message,
+        };
+        let mut names = Vec::with_capacity(reader.record.len());
+        for cell in reader.record.iter() {
+            names.push(std::str::from_utf8(cell).map_err(|_| {
+                header_error(
+                    "the header is not valid UTF-8; save the file as \"CSV UTF-8\", or pass \
+                     --encoding windows-1252 (or the file's encoding)"
+                        .to_string(),
+                )
+            })?);
+        }
+        let header = Header::parse(&names, ignore_unknown).map_err(header_error)?;
+        reader.header = header;
+        Ok(reader)
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The next record, or `None` at the end. An I/O error is fatal; a record
+    /// of the wrong width is not (the checker reports it for its row).
+    pub fn next_row(&mut self) -> Result<Option<RawRow<'_>>, Fatal> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        Ok(Some(RawRow {
+            row: self.row,
+            cells: &self.record,
+        }))
+    }
+
+    fn advance(&mut self) -> Result<bool, Fatal> {
+        let more = self
+            .csv
+            .read_byte_record(&mut self.record)
+            .map_err(|source| Fatal::InputRead {
+                path: self.path.clone(),
+                source,
+            })?;
+        if !more {
+            return Ok(false);
+        }
+        let start_line = self.record.position().map_or(self.next_line, |p| p.line());
+        let blank_lines = start_line.saturating_sub(self.next_line);
+        self.row += 1 + blank_lines;
+        let inner_newlines = self
+            .record
+            .iter()
+            .map(|cell| memchr_count(b'\n', cell))
+            .sum::<u64>();
+        self.next_line = start_line + inner_newlines + 1;
+        Ok(true)
+    }
+}
+
+fn memchr_count(needle: u8, haystack: &[u8]) -> u64 {
+    haystack.iter().filter(|&&b| b == needle).count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(line: &str, ignore: bool) -> Result<Header, String> {
+        let names: Vec<&str> = line.split(',').collect();
+        Header::parse(&names, ignore)
+    }
+
+    #[test]
+    fn header_names_match_loosely() {
+        let parsed = header(
+            "\u{feff} UserId ,EMAIL, Name,lang,phone,company,groups,auth_types,",
+            false,
+        )
+        .unwrap();
+        assert_eq!(parsed.user_id, 0);
+        assert_eq!(parsed.columns[1], Column::Field(Field::Email));
+        assert_eq!(parsed.columns[8], Column::Unnamed);
+        assert_eq!(header("id,name", false).unwrap().user_id, 0);
+    }
+
+    #[test]
+    fn header_mistakes() {
+        let cases = [
+            (
+                "user_id,emial",
+                "unknown column \"emial\" (column 2): did you mean \"email\"?",
+            ),
+            ("user_id,emial", "--ignore-unknown-columns"),
+            ("email,name", "no user_id column (found: email, name)"),
+            ("user_id,email,Email", "names email twice (columns 2 and 3)"),
+            (
+                "id,user_id",
+                "names user_id (or id, userId) twice (columns 1 and 2)",
+            ),
+        ];
+        for (line, want) in cases {
+            let error = header(line, false).unwrap_err();
+            assert!(error.contains(want), "{line}: {error}");
+        }
+        let skipped = header("user_id,department", true).unwrap();
+        assert_eq!(skipped.ignored(), ["department"]);
+    }
+
+    #[test]
+    fn delimiter_is_guessed_from_the_header_line() {
+        assert_eq!(sniff_delimiter(b"user_id,email\n1;2"), b',');
+        assert_eq!(sniff_delimiter(b"user_id;email\n1,2"), b';');
+        assert_eq!(sniff_delimiter(b"user_id\temail"), b'\t');
+        assert_eq!(sniff_delimiter(b"user_id"), b',');
+    }
+}

@@ -1,0 +1,15 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use gcore_iam_bulk::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match gcore_iam_bulk::run(cli) {
+        Ok(code) => code,
+        Err(fatal) => {
+            eprintln!("error: {}", gcore_iam_bulk::error_chain(&fatal));
+            ExitCode::from(fatal.exit_code())
+        }
+    }
+}

@@ -1,0 +1,633 @@
+//! The rules for a PATCH body: a cell of the input becomes a field of the body,
+//! or a problem that names the column. Pure, no I/O. The sandbox checks the
+//! JSON it receives with the same rules, so the tool and its stand-in agree.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::{AuthType, IAM_GROUPS, IamGroup, Lang};
+
+/// Longest `name` and `company` accepted, in characters. The API publishes no
+/// limit; 255 is the common column size behind such fields, far above any real
+/// name, and it stops a pasted paragraph or a stray 1 MB cell from being sent.
+pub const MAX_TEXT_CHARS: usize = 255;
+/// Longest `phone`: E.164 numbers have at most 15 digits; 32 leaves room for
+/// spaces, dashes, parentheses and a short extension.
+pub const MAX_PHONE_CHARS: usize = 32;
+/// Longest `email`: the 254-character limit of an SMTP path (RFC 5321).
+pub const MAX_EMAIL_CHARS: usize = 254;
+/// Largest user ID accepted: the largest integer that JSON servers commonly
+/// parse without loss (a signed 64-bit integer).
+pub const MAX_USER_ID: u64 = i64::MAX as u64;
+
+/// A field of the PATCH body, which is also a column of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Email,
+    Name,
+    Lang,
+    Phone,
+    Company,
+    Groups,
+    AuthTypes,
+}
+
+impl Field {
+    pub const ALL: [Field; 7] = [
+        Field::Email,
+        Field::Name,
+        Field::Lang,
+        Field::Phone,
+        Field::Company,
+        Field::Groups,
+        Field::AuthTypes,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Email => "email",
+            Field::Name => "name",
+            Field::Lang => "lang",
+            Field::Phone => "phone",
+            Field::Company => "company",
+            Field::Groups => "groups",
+            Field::AuthTypes => "auth_types",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Field> {
+        Field::ALL.into_iter().find(|field| field.name() == name)
+    }
+
+    /// Only these may be set to JSON null.
+    pub fn nullable(self) -> bool {
+        matches!(self, Field::Name | Field::Phone)
+    }
+}
+
+/// One thing wrong with a row or a request body. `column` is `None` for
+/// problems of the whole row (say, a wrong number of cells).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub column: Option<Cow<'static, str>>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn in_column(column: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Problem {
+            column: Some(column.into()),
+            message: message.into(),
+        }
+    }
+
+    pub fn in_row(message: impl Into<String>) -> Self {
+        Problem {
+            column: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.column {
+            Some(column) => write!(f, "{column}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Joins problems the way every message of this tool shows them:
+/// `lang: "fr" is not one of ...; email: "x@" is not a valid address`.
+pub fn describe(problems: &[Problem]) -> String {
+    let mut text = String::new();
+    for (i, problem) in problems.iter().enumerate() {
+        if i > 0 {
+            text.push_str("; ");
+        }
+        text.push_str(&problem.to_string());
+    }
+    text
+}
+
+/// The body of `PATCH /iam/users/{userId}`. A field that is `None` is not
+/// sent and stays as it is; `Some(None)` on a nullable field sends `null`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PatchBody {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lang: Option<Lang>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<&'static IamGroup>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_types: Option<Vec<AuthType>>,
+}
+
+impl PatchBody {
+    pub fn is_empty(&self) -> bool {
+        *self == PatchBody::default()
+    }
+
+    /// Sets `field` from a spreadsheet cell that is already trimmed and not
+    /// empty. `null_token` (any case) clears a nullable field.
+    pub fn set_cell(&mut self, field: Field, cell: &str, null_token: &str) -> Result<(), String> {
+        if cell.eq_ignore_ascii_case(null_token) {
+            return if field.nullable() {
+                self.set_null(field);
+                Ok(())
+            } else {
+                Err(format!(
+                    "{null_token} clears a field, and only name and phone can be cleared; \
+                     leave the cell empty to keep the current {}",
+                    field.name()
+                ))
+            };
+        }
+        match field {
+            Field::Email => self.email = Some(check_email(cell)?),
+            Field::Name => self.name = Some(Some(check_text(cell, MAX_TEXT_CHARS)?)),
+            Field::Phone => self.phone = Some(Some(check_text(cell, MAX_PHONE_CHARS)?)),
+            Field::Company => self.company = Some(check_text(cell, MAX_TEXT_CHARS)?),
+            Field::Lang => self.lang = Some(parse_lang(cell)?),
+            Field::Groups => self.groups = Some(parse_list(cell, parse_group)?),
+            Field::AuthTypes => self.auth_types = Some(parse_list(cell, parse_auth_type)?),
+        }
+        Ok(())
+    }
+
+    fn set_null(&mut self, field: Field) {
+        match field {
+            Field::Name => self.name = Some(None),
+            Field::Phone => self.phone = Some(None),
+            _ => unreachable!("only nullable fields are cleared"),
+        }
+    }
+
+    /// Checks a request body as the API would: every problem, each naming its
+    /// field. Text is checked as sent, without trimming.
+    pub fn from_json(body: &Value) -> Result<PatchBody, Vec<Problem>> {
+        let Value::Object(map) = body else {
+            return Err(vec![Problem::in_row(format!(
+                "the body must be a JSON object, not {}",
+                json_kind(body)
+            ))]);
+        };
+        let mut patch = PatchBody::default();
+        let mut problems = Vec::new();
+        for (key, value) in map {
+            let Some(field) = Field::from_name(key) else {
+                problems.push(Problem::in_column(
+                    key.clone(),
+                    format!(
+                        "is not a field of this endpoint; the fields are {}",
+                        field_list()
+                    ),
+                ));
+                continue;
+            };
+            if let Err(message) = patch.set_json(field, value) {
+                problems.push(Problem::in_column(field.name(), message));
+            }
+        }
+        if problems.is_empty() {
+            Ok(patch)
+        } else {
+            Err(problems)
+        }
+    }
+
+    fn set_json(&mut self, field: Field, value: &Value) -> Result<(), String> {
+        if value.is_null() {
+            return if field.nullable() {
+                self.set_null(field);
+                Ok(())
+            } else {
+                Err("cannot be null".to_string())
+            };
+        }
+        let want_string = || {
+            value.as_str().ok_or_else(|| {
+                let or_null = if field.nullable() { " or null" } else { "" };
+                format!("must be a string{or_null}, not {}", json_kind(value))
+            })
+        };
+        let want_array = || {
+            value
+                .as_array()
+                .ok_or_else(|| format!("must be an array, not {}", json_kind(value)))
+        };
+        match field {
+            Field::Email => self.email = Some(check_email(want_string()?)?),
+            Field::Name => self.name = Some(Some(check_text(want_string()?, MAX_TEXT_CHARS)?)),
+            Field::Phone => self.phone = Some(Some(check_text(want_string()?, MAX_PHONE_CHARS)?)),
+            Field::Company => self.company = Some(check_text(want_string()?, MAX_TEXT_CHARS)?),
+            Field::Lang => self.lang = Some(parse_lang(want_string()?)?),
+            Field::Groups => {
+                let items = want_array()?;
+                let mut groups = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let group = json_group(item).map_err(|e| format!("item {}: {e}", i + 1))?;
+                    if groups.contains(&group) {
+                        return Err(format!(
+                            "item {}: group {} is listed twice",
+                            i + 1,
+                            group.id
+                        ));
+                    }
+                    groups.push(group);
+                }
+                self.groups = Some(groups);
+            }
+            Field::AuthTypes => {
+                let items = want_array()?;
+                let mut auth_types = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let text = item
+                        .as_str()
+                        .ok_or_else(|| format!("item {}: must be a string", i + 1))?;
+                    let auth = AuthType::ALL
+                        .into_iter()
+                        .find(|auth| auth.as_str() == text)
+                        .ok_or_else(|| format!("item {}: {}", i + 1, auth_type_error(text)))?;
+                    auth_types.push(auth);
+                }
+                self.auth_types = Some(auth_types);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn json_group(item: &Value) -> Result<&'static IamGroup, String> {
+    let Value::Object(map) = item else {
+        return Err("must be an object such as {\"id\": 2, \"name\": \"Users\"}".to_string());
+    };
+    let id = map
+        .get("id")
+        .ok_or("needs an \"id\"")?
+        .as_u64()
+        .ok_or("\"id\" must be a positive integer")?;
+    let group = IamGroup::by_id(id).ok_or_else(|| format!("{id} is not an IAM group ID"))?;
+    if let Some(name) = map.get("name")
+        && name.as_str() != Some(group.name)
+    {
+        return Err(format!("group {id} is named {:?}, not {name}", group.name));
+    }
+    if let Some(key) = map.keys().find(|key| *key != "id" && *key != "name") {
+        return Err(format!(
+            "unknown key {key:?} (a group has \"id\" and \"name\")"
+        ));
+    }
+    Ok(group)
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn field_list() -> String {
+    let names: Vec<_> = Field::ALL.iter().map(|field| field.name()).collect();
+    names.join(", ")
+}
+
+/// A user ID as people write it: digits only, surrounding spaces allowed.
+pub fn parse_user_id(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("is empty; every row needs the ID of the user to change".to_string());
+    }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{} is not a positive whole number", show(text)));
+    }
+    match text.parse::<u64>() {
+        Ok(0) => Err("0 is not a user ID; IDs start at 1".to_string()),
+        Ok(id) if id <= MAX_USER_ID => Ok(id),
+        _ => Err(format!(
+            "{} is too large; user IDs go up to {MAX_USER_ID}",
+            show(text)
+        )),
+    }
+}
+
+pub fn check_email(text: &str) -> Result<String, String> {
+    if text.chars().count() > MAX_EMAIL_CHARS {
+        return Err(too_long(text, MAX_EMAIL_CHARS));
+    }
+    let options = email_address::Options {
+        minimum_sub_domains: 2,
+        allow_domain_literal: false,
+        allow_display_text: false,
+        allow_long_local_parts: false,
+    };
+    match email_address::EmailAddress::parse_with_options(text, options) {
+        Ok(_) => Ok(text.to_string()),
+        Err(reason) => {
+            let reason = reason.to_string();
+            let reason = reason.trim_end_matches('.');
+            Err(format!(
+                "{} is not a valid address ({})",
+                show(text),
+                reason.to_lowercase()
+            ))
+        }
+    }
+}
+
+/// Free text (name, phone, company): no control characters, at most `max` characters.
+pub fn check_text(text: &str, max: usize) -> Result<String, String> {
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "contains a control character (U+{:04X}); remove it, or the line break inside the cell",
+            c as u32
+        ));
+    }
+    if text.chars().count() > max {
+        return Err(too_long(text, max));
+    }
+    Ok(text.to_string())
+}
+
+fn too_long(text: &str, max: usize) -> String {
+    format!(
+        "is {} characters long; at most {max} are allowed",
+        text.chars().count()
+    )
+}
+
+pub fn parse_lang(text: &str) -> Result<Lang, String> {
+    Lang::parse(text.trim()).ok_or_else(|| {
+        let all: Vec<_> = Lang::ALL.iter().map(|lang| lang.as_str()).collect();
+        format!("{} is not one of {}", show(text), all.join(", "))
+    })
+}
+
+fn parse_group(item: &str) -> Result<&'static IamGroup, String> {
+    let found = if item.bytes().all(|b| b.is_ascii_digit()) {
+        item.parse().ok().and_then(IamGroup::by_id)
+    } else {
+        IamGroup::by_name(item)
+    };
+    found.ok_or_else(|| {
+        let known: Vec<_> = IAM_GROUPS
+            .iter()
+            .map(|group| format!("{} ({})", group.name, group.id))
+            .collect();
+        let names = IAM_GROUPS.iter().map(|group| group.name);
+        let hint = match closest(item, names) {
+            Some(name) => format!("did you mean {name:?}? "),
+            None => String::new(),
+        };
+        format!(
+            "{} is not an IAM group; {hint}use a name or ID of: {}",
+            show(item),
+            known.join(", ")
+        )
+    })
+}
+
+fn parse_auth_type(item: &str) -> Result<AuthType, String> {
+    AuthType::parse(item).ok_or_else(|| auth_type_error(item))
+}
+
+fn auth_type_error(item: &str) -> String {
+    let all: Vec<_> = AuthType::ALL.iter().map(|auth| auth.as_str()).collect();
+    format!("{} is not one of {}", show(item), all.join(", "))
+}
+
+/// A `;`- or `|`-separated list. Items are trimmed; an empty item or one given
+/// twice is an error, since it usually means a typo in the cell.
+fn parse_list<T: PartialEq>(
+    cell: &str,
+    parse_item: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    let mut items = Vec::new();
+    let mut errors = Vec::new();
+    for (i, item) in cell.split([';', '|']).enumerate() {
+        let item = item.trim();
+        if item.is_empty() {
+            errors.push(format!(
+                "item {} is empty (a doubled or trailing separator?)",
+                i + 1
+            ));
+            continue;
+        }
+        match parse_item(item) {
+            Ok(value) if items.contains(&value) => {
+                errors.push(format!("{} is listed twice", show(item)));
+            }
+            Ok(value) => items.push(value),
+            Err(error) => errors.push(error),
+        }
+    }
+    if errors.is_empty() {
+        Ok(items)
+    } else {
+        Err(errors.join(", "))
+    }
+}
+
+/// The candidate closest to `input`, when it is close enough to be a typo.
+pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let input = input.to_lowercase();
+    candidates
+        .into_iter()
+        .map(|candidate| {
+            (
+                strsim::jaro_winkler(&input, &candidate.to_lowercase()),
+                candidate,
+            )
+        })
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// A value quoted for a message: escaped, and cut short so that a 1 MB cell
+/// does not flood the terminal.
+pub fn show(text: &str) -> String {
+    const MAX: usize = 40;
+    match text.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{:?}…", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body_of(cells: &[(Field, &str)]) -> Result<String, String> {
+        let mut body = PatchBody::default();
+        for (field, cell) in cells {
+            body.set_cell(*field, cell, "#null")?;
+        }
+        Ok(serde_json::to_string(&body).unwrap())
+    }
+
+    #[test]
+    fn cells_become_body_fields() {
+        use Field::*;
+        let cases: &[(&[(Field, &str)], &str)] = &[
+            (&[(Email, "a@example.com")], r#"{"email":"a@example.com"}"#),
+            (&[(Name, "Ann Lee")], r#"{"name":"Ann Lee"}"#),
+            (&[(Name, "#null")], r#"{"name":null}"#),
+            (&[(Phone, "#NULL")], r#"{"phone":null}"#),
+            (&[(Lang, "DE")], r#"{"lang":"de"}"#),
+            (&[(Company, "Acme")], r#"{"company":"Acme"}"#),
+            (
+                &[(Groups, "users; 5")],
+                r#"{"groups":[{"id":2,"name":"Users"},{"id":5,"name":"Engineers"}]}"#,
+            ),
+            (
+                &[(Groups, "Purge and Prefetch only (API+Web)|1")],
+                r#"{"groups":[{"id":3009,"name":"Purge and Prefetch only (API+Web)"},{"id":1,"name":"Administrators"}]}"#,
+            ),
+            (
+                &[(AuthTypes, "password;Google-OAuth2")],
+                r#"{"auth_types":["password","google-oauth2"]}"#,
+            ),
+            (
+                &[(Lang, "en"), (Email, "b@example.org")],
+                r#"{"email":"b@example.org","lang":"en"}"#,
+            ),
+        ];
+        for (cells, want) in cases {
+            assert_eq!(body_of(cells).as_deref(), Ok(*want), "{cells:?}");
+        }
+    }
+
+    #[test]
+    fn bad_cells_say_what_is_wrong() {
+        use Field::*;
+        let long = "x".repeat(256);
+        let cases: &[(Field, &str, &str)] = &[
+            (Lang, "fr", r#""fr" is not one of de, en, ru, zh, az"#),
+            (Email, "x@", r#""x@" is not a valid address"#),
+            (Email, "ann@localhost", "too few parts in the domain"),
+            (Email, "Ann <ann@example.com>", "not a valid address"),
+            (Email, "#null", "only name and phone can be cleared"),
+            (Company, "#null", "only name and phone can be cleared"),
+            (Groups, "Admins", r#"did you mean "Administrators"?"#),
+            (Groups, "4", r#""4" is not an IAM group"#),
+            (Groups, "Users;;", "item 2 is empty"),
+            (Groups, "Users;users", r#""users" is listed twice"#),
+            (
+                AuthTypes,
+                "saml",
+                r#""saml" is not one of password, sso, github, google-oauth2"#,
+            ),
+            (Name, "a\u{0}b", "control character (U+0000)"),
+            (Name, "two\nlines", "control character (U+000A)"),
+            (
+                Name,
+                &long,
+                "is 256 characters long; at most 255 are allowed",
+            ),
+            (Phone, "+49 30 1234567890 1234567890 12345", "at most 32"),
+        ];
+        for (field, cell, want) in cases {
+            let error = body_of(&[(*field, cell)]).unwrap_err();
+            assert!(error.contains(want), "{field:?} {cell:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_null_token_can_be_changed() {
+        let mut body = PatchBody::default();
+        body.set_cell(Field::Name, "NULL", "null").unwrap();
+        assert_eq!(body.name, Some(None));
+        assert!(body.set_cell(Field::Name, "#null", "null").is_ok());
+        assert_eq!(body.name, Some(Some("#null".to_string())));
+    }
+
+    #[test]
+    fn user_ids() {
+        let cases: &[(&str, Result<u64, &str>)] = &[
+            ("7", Ok(7)),
+            (" 7 ", Ok(7)),
+            ("007", Ok(7)),
+            ("9223372036854775807", Ok(MAX_USER_ID)),
+            ("0", Err("0 is not a user ID")),
+            ("-1", Err(r#""-1" is not a positive whole number"#)),
+            ("1.5", Err(r#""1.5" is not a positive whole number"#)),
+            ("+7", Err("is not a positive whole number")),
+            ("", Err("is empty")),
+            ("9223372036854775808", Err("is too large")),
+            ("99999999999999999999", Err("is too large")),
+        ];
+        for (text, want) in cases {
+            match (parse_user_id(text), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, *want, "{text:?}"),
+                (Err(got), Err(want)) => assert!(got.contains(want), "{text:?}: {got}"),
+                (got, want) => panic!("{text:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn json_bodies_are_checked_like_cells() {
+        let ok =
+            json!({"name": null, "lang": "ru", "groups": [{"id": 2, "name": "Users"}, {"id": 1}]});
+        let body = PatchBody::from_json(&ok).unwrap();
+        assert_eq!(body.name, Some(None));
+        assert_eq!(body.lang, Some(Lang::Ru));
+        assert_eq!(body.groups.unwrap().len(), 2);
+
+        let bad = json!({"email": "x@", "lang": "FR", "company": null, "colour": 1,
+                         "phone": 5, "groups": [{"id": 3}], "auth_types": ["Password"]});
+        let problems = PatchBody::from_json(&bad).unwrap_err();
+        let text = describe(&problems);
+        for want in [
+            "email: \"x@\" is not a valid address",
+            "lang: \"FR\" is not one of",
+            "company: cannot be null",
+            "colour: is not a field of this endpoint",
+            "phone: must be a string or null, not a number",
+            "groups: item 1: 3 is not an IAM group ID",
+            "auth_types: item 1: \"Password\" is not one of",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in {text}");
+        }
+        assert_eq!(problems.len(), 7);
+
+        let not_object = PatchBody::from_json(&json!([1])).unwrap_err();
+        assert_eq!(
+            not_object[0].to_string(),
+            "the body must be a JSON object, not an array"
+        );
+    }
+
+    #[test]
+    fn messages_cut_long_values() {
+        let shown = show(&"é".repeat(1000));
+        assert!(shown.chars().count() < 50, "{shown}");
+        assert_eq!(show("a\"b"), r#""a\"b""#);
+    }
+
+    #[test]
+    fn closest_finds_typos_only() {
+        let columns = ["email", "name", "lang"];
+        assert_eq!(closest("emial", columns), Some("email"));
+        assert_eq!(closest("Nmae", columns), Some("name"));
+        assert_eq!(closest("department", columns), None);
+    }
+}

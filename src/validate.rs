@@ -1,0 +1,59 @@
+//! `validate` and `apply --dry-run`: check every row and write the results
+//! file with the body each valid row would send. Nothing is sent.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::check::{Checker, Duplicates, Verdict};
+use crate::config::{InputConfig, OutputTarget};
+use crate::error::Fatal;
+use crate::input::Input;
+use crate::patch::describe;
+use crate::results::{ResultRow, ResultsWriter, Status};
+
+pub fn run(config: &InputConfig, output: &OutputTarget, quiet: bool) -> Result<ExitCode, Fatal> {
+    let input = Input::open(config)?;
+    let duplicates = Duplicates::scan(&input)?;
+    let mut rows = input.rows()?;
+    let header = rows.header().clone();
+    let ignored = header.ignored();
+    if !ignored.is_empty() && !quiet {
+        eprintln!("note: ignoring the columns {}", ignored.join(", "));
+    }
+    let checker = Checker::new(&header, &config.null_token, &duplicates);
+    let mut results = ResultsWriter::create(output)?;
+    let mut request = Vec::with_capacity(256);
+    while let Some(raw) = rows.next_row()? {
+        let checked = checker.check(&raw);
+        request.clear();
+        let (status, error) = match &checked.verdict {
+            Verdict::Send(body) => {
+                serde_json::to_writer(&mut request, body).expect("a body always serialises");
+                (Status::WouldUpdate, String::new())
+            }
+            Verdict::Skip(reason) => (Status::Skipped, reason.to_string()),
+            Verdict::Invalid(problems) => (Status::Invalid, describe(problems)),
+        };
+        results.write(&ResultRow {
+            row: checked.row,
+            user_id: &checked.user_id_text,
+            status,
+            http_status: None,
+            attempts: 0,
+            error: &error,
+            request: std::str::from_utf8(&request).expect("JSON is UTF-8"),
+            changes: "",
+            user: None,
+        })?;
+    }
+    let results_path = results.path().display().to_string();
+    let summary = results.finish()?;
+    if summary.total() == 0 && !quiet {
+        eprintln!(
+            "note: {} has a header but no rows; nothing to do",
+            input.display_path().display()
+        );
+    }
+    let _ = std::io::stderr().write_all(summary.render(&results_path).as_bytes());
+    Ok(ExitCode::from(summary.exit_code()))
+}
