@@ -6,6 +6,8 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use csv::ByteRecord;
 use encoding_rs_io::DecodeReaderBytesBuilder;
@@ -182,7 +184,12 @@ impl Input {
             .strip_bom(true)
             .bom_override(true)
             .build(file);
-        let mut buffered = BufReader::with_capacity(1 << 16, decoded);
+        let end = EndWatch::default();
+        let watched = WatchedRead {
+            inner: decoded,
+            end: end.clone(),
+        };
+        let mut buffered = BufReader::with_capacity(1 << 16, watched);
         let delimiter = match self.config.delimiter {
             Some(delimiter) => delimiter,
             None => sniff_delimiter(buffered.fill_buf().map_err(open_error)?),
@@ -191,9 +198,12 @@ impl Input {
             .has_headers(false)
             .flexible(true)
             .delimiter(delimiter)
+            // Only LF ends a record: a CR before it stays in the last cell, which
+            // is trimmed. This way the reader's line count tells the row number.
+            .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(1 << 16)
-            .from_reader(Box::new(buffered) as Box<dyn Read>);
-        RowReader::start(csv, path, self.config.ignore_unknown_columns)
+            .from_reader(Box::new(buffered) as Box<dyn Read + Send>);
+        RowReader::start(csv, path, end, self.config.ignore_unknown_columns)
     }
 }
 
@@ -213,6 +223,42 @@ fn sniff_delimiter(start: &[u8]) -> u8 {
     }
 }
 
+/// Remembers whether the input has ended and its last byte: a last record
+/// without a line break after it ends one line earlier than the reader's
+/// line count suggests.
+#[derive(Clone, Default)]
+struct EndWatch(Arc<AtomicU16>);
+
+impl EndWatch {
+    const EOF: u16 = 1 << 8;
+    const SOME: u16 = 1 << 9;
+
+    /// Whether the last record was ended by the end of the input rather than
+    /// by a line break.
+    fn ended_without_newline(&self) -> bool {
+        let state = self.0.load(Ordering::Relaxed);
+        state & Self::EOF != 0 && !(state & Self::SOME != 0 && state as u8 == b'\n')
+    }
+}
+
+struct WatchedRead<R> {
+    inner: R,
+    end: EndWatch,
+}
+
+impl<R: Read> Read for WatchedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            let last = u16::from(buf[n - 1]) | EndWatch::SOME;
+            self.end.0.store(last, Ordering::Relaxed);
+        } else if !buf.is_empty() {
+            self.end.0.fetch_or(EndWatch::EOF, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
 /// One record of the input with the row number a spreadsheet shows for it.
 pub struct RawRow<'a> {
     pub row: u64,
@@ -221,7 +267,8 @@ pub struct RawRow<'a> {
 
 /// One pass over the records after the header.
 pub struct RowReader {
-    csv: csv::Reader<Box<dyn Read>>,
+    csv: csv::Reader<Box<dyn Read + Send>>,
+    end: EndWatch,
     path: PathBuf,
     header: Header,
     record: ByteRecord,
@@ -234,12 +281,14 @@ pub struct RowReader {
 
 impl RowReader {
     fn start(
-        csv: csv::Reader<Box<dyn Read>>,
+        csv: csv::Reader<Box<dyn Read + Send>>,
         path: PathBuf,
+        end: EndWatch,
         ignore_unknown: bool,
     ) -> Result<RowReader, Fatal> {
         let mut reader = RowReader {
             csv,
+            end,
             path,
             header: Header {
                 columns: Vec::new(),
@@ -289,32 +338,41 @@ impl RowReader {
         }))
     }
 
+    /// Reads the next record that is not blank, keeping the row number: blank
+    /// lines, and records whose cells are all empty (Excel writes `,,,` for an
+    /// empty row), are rows of the spreadsheet but carry nothing to do.
     fn advance(&mut self) -> Result<bool, Fatal> {
-        let more = self
-            .csv
-            .read_byte_record(&mut self.record)
-            .map_err(|source| Fatal::InputRead {
-                path: self.path.clone(),
-                source,
-            })?;
-        if !more {
-            return Ok(false);
+        loop {
+            let more = self
+                .csv
+                .read_byte_record(&mut self.record)
+                .map_err(|source| Fatal::InputRead {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            if !more {
+                return Ok(false);
+            }
+            let after = self.csv.position().line();
+            let end_line = after - u64::from(!self.end.ended_without_newline());
+            let inner_newlines = self
+                .record
+                .iter()
+                .flatten()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            let start_line = end_line.saturating_sub(inner_newlines);
+            self.row += 1 + start_line.saturating_sub(self.next_line);
+            self.next_line = end_line + 1;
+            let blank = self
+                .record
+                .iter()
+                .all(|cell| cell.iter().all(u8::is_ascii_whitespace));
+            if !blank {
+                return Ok(true);
+            }
         }
-        let start_line = self.record.position().map_or(self.next_line, |p| p.line());
-        let blank_lines = start_line.saturating_sub(self.next_line);
-        self.row += 1 + blank_lines;
-        let inner_newlines = self
-            .record
-            .iter()
-            .map(|cell| memchr_count(b'\n', cell))
-            .sum::<u64>();
-        self.next_line = start_line + inner_newlines + 1;
-        Ok(true)
     }
-}
-
-fn memchr_count(needle: u8, haystack: &[u8]) -> u64 {
-    haystack.iter().filter(|&&b| b == needle).count() as u64
 }
 
 #[cfg(test)]
@@ -360,6 +418,49 @@ mod tests {
         }
         let skipped = header("user_id,department", true).unwrap();
         assert_eq!(skipped.ignored(), ["department"]);
+    }
+
+    /// The row number of each user_id, as a spreadsheet shows them.
+    fn rows_of(text: &str) -> Vec<(u64, String)> {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
+        let config = InputConfig {
+            source: InputSource::File(file.path().to_path_buf()),
+            delimiter: None,
+            encoding: None,
+            null_token: "#null".into(),
+            ignore_unknown_columns: false,
+        };
+        let input = Input::open(&config).unwrap();
+        let mut reader = input.rows().unwrap();
+        let mut rows = Vec::new();
+        while let Some(raw) = reader.next_row().unwrap() {
+            let id = String::from_utf8_lossy(&raw.cells[0]).trim().to_string();
+            rows.push((raw.row, id));
+        }
+        rows
+    }
+
+    #[test]
+    fn row_numbers_match_the_spreadsheet() {
+        let cases: &[(&str, &[(u64, &str)])] = &[
+            ("id\n1\n2\n", &[(2, "1"), (3, "2")]),
+            ("id\n1\n2", &[(2, "1"), (3, "2")]),
+            ("id\r\n1\r\n2\r\n", &[(2, "1"), (3, "2")]),
+            ("id\n1\n\n2", &[(2, "1"), (4, "2")]),
+            ("id\n1\n\n\n2\n\n", &[(2, "1"), (5, "2")]),
+            ("id\r\n1\r\n\r\n2\r\n", &[(2, "1"), (4, "2")]),
+            ("\nid\n1\n", &[(3, "1")]),
+            ("id,name\n1,\"a\nb\nc\"\n2,x\n", &[(2, "1"), (3, "2")]),
+            ("id,name\r\n1,\"a\r\nb\"\r\n\r\n2,x", &[(2, "1"), (4, "2")]),
+            ("id,name\n1,x\n,\n ,  \n2,x\n", &[(2, "1"), (5, "2")]),
+        ];
+        for (text, want) in cases {
+            let got = rows_of(text);
+            let want: Vec<(u64, String)> =
+                want.iter().map(|(r, id)| (*r, id.to_string())).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
     }
 
     #[test]
