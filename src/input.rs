@@ -4,7 +4,7 @@
 //! than once (duplicates are found in a first pass).
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek};
+use std::io::{self, Read, Seek};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -178,21 +178,36 @@ impl Input {
             (None, InputSource::File(path)) => File::open(path).map_err(open_error)?,
             (None, InputSource::Stdin) => unreachable!("standard input is always spooled"),
         };
-        let decoded = DecodeReaderBytesBuilder::new()
-            .encoding(self.config.encoding)
-            .utf8_passthru(true)
-            .strip_bom(true)
-            .bom_override(true)
-            .build(file);
-        let end = EndWatch::default();
-        let watched = WatchedRead {
-            inner: decoded,
-            end: end.clone(),
+        // Peek at the start: a byte-order mark decides the decoding, the first
+        // line the delimiter. Plain UTF-8 is read as it is, without a decoder.
+        let (mut start, rest) = peek(file).map_err(open_error)?;
+        let utf16 = start.starts_with(&[0xFF, 0xFE]) || start.starts_with(&[0xFE, 0xFF]);
+        let source: Box<dyn Read + Send> = if self.config.encoding.is_some() || utf16 {
+            let decoded = DecodeReaderBytesBuilder::new()
+                .encoding(self.config.encoding)
+                .utf8_passthru(true)
+                .strip_bom(true)
+                .bom_override(true)
+                .build(io::Cursor::new(start).chain(rest));
+            let (decoded_start, decoded_rest) = peek(decoded).map_err(open_error)?;
+            start = decoded_start;
+            Box::new(io::Cursor::new(start.clone()).chain(decoded_rest))
+        } else {
+            let bom = if start.starts_with(b"\xEF\xBB\xBF") {
+                3
+            } else {
+                0
+            };
+            Box::new(io::Cursor::new(start[bom..].to_vec()).chain(rest))
         };
-        let mut buffered = BufReader::with_capacity(1 << 16, watched);
         let delimiter = match self.config.delimiter {
             Some(delimiter) => delimiter,
-            None => sniff_delimiter(buffered.fill_buf().map_err(open_error)?),
+            None => sniff_delimiter(&start),
+        };
+        let end = EndWatch::default();
+        let watched = WatchedRead {
+            inner: source,
+            end: end.clone(),
         };
         let csv = csv::ReaderBuilder::new()
             .has_headers(false)
@@ -202,9 +217,16 @@ impl Input {
             // is trimmed. This way the reader's line count tells the row number.
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(1 << 16)
-            .from_reader(Box::new(buffered) as Box<dyn Read + Send>);
+            .from_reader(Box::new(watched) as Box<dyn Read + Send>);
         RowReader::start(csv, path, end, self.config.ignore_unknown_columns)
     }
+}
+
+/// The first 64 KiB of `reader`, and the reader to go on from.
+fn peek<R: Read>(mut reader: R) -> io::Result<(Vec<u8>, R)> {
+    let mut start = Vec::with_capacity(1 << 16);
+    (&mut reader).take(1 << 16).read_to_end(&mut start)?;
+    Ok((start, reader))
 }
 
 /// Comma unless the first line holds no comma but a semicolon (Excel in
@@ -355,12 +377,7 @@ impl RowReader {
             }
             let after = self.csv.position().line();
             let end_line = after - u64::from(!self.end.ended_without_newline());
-            let inner_newlines = self
-                .record
-                .iter()
-                .flatten()
-                .filter(|&&b| b == b'\n')
-                .count() as u64;
+            let inner_newlines = memchr::memchr_iter(b'\n', self.record.as_slice()).count() as u64;
             let start_line = end_line.saturating_sub(inner_newlines);
             self.row += 1 + start_line.saturating_sub(self.next_line);
             self.next_line = end_line + 1;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use crate::api::User;
@@ -198,11 +198,13 @@ impl ResultsWriter {
                     path: path.clone(),
                     source,
                 })?;
-                Box::new(BufWriter::with_capacity(1 << 16, file))
+                Box::new(file)
             }
         };
         let mut writer = ResultsWriter {
-            csv: csv::WriterBuilder::new().from_writer(sink),
+            csv: csv::WriterBuilder::new()
+                .buffer_capacity(1 << 16)
+                .from_writer(sink),
             path,
             summary: Summary::default(),
         };
@@ -216,29 +218,31 @@ impl ResultsWriter {
 
     pub fn write(&mut self, row: &ResultRow) -> Result<(), Fatal> {
         self.summary.record(row);
-        let row_number = row.row.to_string();
-        let http_status = row.http_status.map(|s| s.to_string()).unwrap_or_default();
-        let attempts = row.attempts.to_string();
+        let (mut row_number, mut http_status, mut attempts) = (
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+        );
         let cells: [&str; 8] = [
-            &row_number,
+            row_number.format(row.row),
             row.user_id,
             row.status.as_str(),
-            &http_status,
-            &attempts,
+            row.http_status
+                .map_or("", |status| http_status.format(status)),
+            attempts.format(row.attempts),
             row.error,
             row.request,
             row.changes,
         ];
-        let user_cells = match row.user {
-            Some(user) => user_cells(user),
-            None => Default::default(),
+        let result = match row.user {
+            Some(user) => {
+                let user_cells = user_cells(user);
+                let user_cells = user_cells.iter().map(String::as_str);
+                self.csv
+                    .write_record(cells.iter().copied().chain(user_cells))
+            }
+            None => self.csv.write_record(cells.iter().copied().chain([""; 17])),
         };
-        let result = self.csv.write_record(
-            cells
-                .iter()
-                .copied()
-                .chain(user_cells.iter().map(String::as_str)),
-        );
         result.map_err(|e| self.output_error(e))
     }
 
