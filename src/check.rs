@@ -113,21 +113,25 @@ impl<'a> Checker<'a> {
                 self.header.width()
             )));
         } else {
-            // Delimiters are ASCII, so a record that is UTF-8 as a whole is
-            // UTF-8 cell by cell: one check instead of one per cell.
-            let all_utf8 = std::str::from_utf8(raw.cells.as_slice()).is_ok();
+            // One UTF-8 check for the whole record; a cell is then UTF-8 when it
+            // starts and ends on character boundaries (`str::get` checks that).
+            let whole = std::str::from_utf8(raw.cells.as_slice()).ok();
+            let mut end = 0;
             for (i, (column, bytes)) in self.header.columns.iter().zip(raw.cells).enumerate() {
+                let start = end;
+                end += bytes.len();
                 if matches!(column, Column::Ignored(_)) {
                     continue;
                 }
-                let text = if all_utf8 {
-                    // SAFETY: the whole record is UTF-8 and cells split it at ASCII bytes.
-                    unsafe { std::str::from_utf8_unchecked(bytes) }
-                } else if let Ok(text) = std::str::from_utf8(bytes) {
-                    text
-                } else {
-                    problems.push(not_utf8(column, i, bytes));
-                    continue;
+                let text = match whole.and_then(|whole| whole.get(start..end)) {
+                    Some(text) => text,
+                    None => match std::str::from_utf8(bytes) {
+                        Ok(text) => text,
+                        Err(_) => {
+                            problems.push(not_utf8(column, i, bytes));
+                            continue;
+                        }
+                    },
                 };
                 let cell = text.trim();
                 match column {
