@@ -471,3 +471,35 @@ fn the_output_may_not_overwrite_the_input() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("is the input file"), "{}", run.stderr);
 }
+
+#[test]
+fn an_unwritable_results_file_or_an_unreadable_input_exits_2() {
+    let run = run_on(
+        b"user_id,lang\n1,de\n",
+        &["validate", "in.csv", "-o", "/dev/full"],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("cannot write the results file /dev/full"),
+        "{}",
+        run.stderr
+    );
+
+    let run = run_on(
+        b"user_id,lang\n1,de\n",
+        &["validate", "in.csv", "-o", "no/such/dir/out.csv"],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("cannot write the results file no/such/dir/out.csv"),
+        "{}",
+        run.stderr
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_in(dir.path(), &["validate", "."], None);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot read ."), "{}", run.stderr);
+}
