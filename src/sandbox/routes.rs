@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -168,14 +168,9 @@ fn invalid(problems: &[Problem]) -> Response {
 }
 
 fn method_not_allowed(allow: &'static str) -> Response {
-    let mut response = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!("method not allowed here; allowed: {allow}"),
-    );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+    let message = format!("method not allowed here; allowed: {allow}");
+    let api_error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, message);
+    ([(header::ALLOW, allow)], api_error).into_response()
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
@@ -201,14 +196,9 @@ async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     }
     let response = match app.plan.verdict(number) {
         Verdict::Throttle(seconds) => {
-            let mut response = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("too many requests; retry after {seconds} s"),
-            );
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            response
+            let message = format!("too many requests; retry after {seconds} s");
+            let api_error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message);
+            ([(header::RETRY_AFTER, seconds.to_string())], api_error).into_response()
         }
         Verdict::Drop => {
             let mut response = Response::new(Body::empty());
@@ -245,11 +235,8 @@ async fn authenticate(
     match check_key(&headers, &app.api_key) {
         Ok(()) => next.run(request).await,
         Err(message) => {
-            let mut response = error(StatusCode::UNAUTHORIZED, message);
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("apikey"));
-            response
+            let api_error = ApiError::new(StatusCode::UNAUTHORIZED, message);
+            ([(header::WWW_AUTHENTICATE, "apikey")], api_error).into_response()
         }
     }
 }
@@ -427,6 +414,7 @@ async fn stats(State(app): State<Arc<App>>, headers: HeaderMap, request: Request
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn keys() {
