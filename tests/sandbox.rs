@@ -533,8 +533,9 @@ async fn a_huge_body_is_refused_with_413() {
         .body(huge)
         .send()
         .await;
-    // The answer comes before the body is read; a client still sending may
-    // see its connection reset instead, which is also a refusal.
+    // The answer comes before a byte of the body is read. reqwest reads it
+    // (it did in every run here), but a client still sending could see its
+    // connection reset instead, which is also a refusal: don't fail on that.
     if let Ok(response) = response {
         let (status, body) = json_of(response).await;
         assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE);
