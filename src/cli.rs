@@ -86,7 +86,7 @@ pub struct SandboxArgs {
     /// Number of seeded users, with IDs 1..N.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub users: u64,
-    /// The key clients must send (Authorization: apikey KEY). Default: $GCORE_API_KEY, else a random key, printed at start.
+    /// The key clients must send (Authorization: apikey KEY). Default: $GCORE_API_KEY (not printed), else a random key (printed at start).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
     /// Seeds the users and every fault decision: the same seed gives the same run.

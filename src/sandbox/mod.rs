@@ -143,7 +143,8 @@ pub struct Stats {
     pub max_in_flight: u64,
 }
 
-/// A sandbox serving on a tokio runtime.
+/// A sandbox serving on a tokio runtime. Dropping it stops the server too,
+/// without waiting; [`RunningSandbox::stop`] waits until it has stopped.
 pub struct RunningSandbox {
     addr: SocketAddr,
     app: Arc<App>,
