@@ -79,4 +79,41 @@ pub struct OutputArgs {
 
 /// Settings of the local API stand-in.
 #[derive(Debug, Args)]
-pub struct SandboxArgs {}
+pub struct SandboxArgs {
+    /// Address to listen on; port 0 picks a free port (the real one is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Number of seeded users, with IDs 1..N.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub users: u64,
+    /// The key clients must send (Authorization: apikey KEY). Default: $GCORE_API_KEY (not printed), else a random key (printed at start).
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Seeds the users and every fault decision: the same seed gives the same run.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Requests per second allowed over all requests; beyond it 429 with Retry-After.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Requests allowed at once above --rate (token bucket size). Default: --rate rounded up.
+    #[arg(long, value_name = "B", requires = "rate")]
+    pub burst: Option<u32>,
+    /// Delay before every answer, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Up to this many milliseconds more, drawn per request.
+    #[arg(long, value_name = "J", default_value_t = 0)]
+    pub jitter_ms: u64,
+    /// Share (0 to 1) of answers that are 500, 502 or 503; nothing is changed.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Share (0 to 1) of requests whose connection is closed without an answer.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub drop_rate: f64,
+    /// Share (0 to 1) of answers held --slow-ms after the change is made.
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub slow_rate: f64,
+    /// How long a slow answer is held, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub slow_ms: u64,
+}

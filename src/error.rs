@@ -31,6 +31,17 @@ pub enum Fatal {
     },
     #[error("{0}")]
     Usage(String),
+    #[error("cannot serve the sandbox on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start the async runtime")]
+    Runtime {
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl Fatal {

@@ -232,7 +232,19 @@ impl PatchBody {
             Field::Name => self.name = Some(Some(check_text(want_string()?, MAX_TEXT_CHARS)?)),
             Field::Phone => self.phone = Some(Some(check_text(want_string()?, MAX_PHONE_CHARS)?)),
             Field::Company => self.company = Some(check_text(want_string()?, MAX_TEXT_CHARS)?),
-            Field::Lang => self.lang = Some(parse_lang(want_string()?)?),
+            Field::Lang => {
+                // A cell may say "DE"; the API's enum is lowercase, so a body must too
+                // (as with auth_types below).
+                let text = want_string()?;
+                let lang = parse_lang(text)?;
+                if lang.as_str() != text {
+                    return Err(format!(
+                        "{} is not one of de, en, ru, zh, az (lowercase)",
+                        show(text)
+                    ));
+                }
+                self.lang = Some(lang);
+            }
             Field::Groups => {
                 let items = want_array()?;
                 let mut groups = Vec::with_capacity(items.len());
@@ -608,6 +620,12 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in {text}");
         }
         assert_eq!(problems.len(), 7);
+
+        let upper = PatchBody::from_json(&json!({"lang": "DE"})).unwrap_err();
+        assert_eq!(
+            upper[0].to_string(),
+            "lang: \"DE\" is not one of de, en, ru, zh, az (lowercase)"
+        );
 
         let not_object = PatchBody::from_json(&json!([1])).unwrap_err();
         assert_eq!(

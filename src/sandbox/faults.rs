@@ -1,0 +1,225 @@
+//! The failures the sandbox can put on: a token bucket over all requests,
+//! latency, 5xx answers, dropped connections and answers held too long.
+//! Every random choice is a pure function of the seed and the request's
+//! arrival number, so a run with the same `--seed` fails the same way.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::Faults;
+
+/// What the fault layer decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Answer 429 with `Retry-After` of this many seconds.
+    Throttle(u64),
+    /// Close the connection without an answer.
+    Drop,
+    /// Answer this 5xx status without touching any user.
+    Fail(u16),
+    /// Serve it, then hold the answer this long (zero: answer at once).
+    Serve(Duration),
+}
+
+pub(crate) struct FaultPlan {
+    faults: Faults,
+    seed: u64,
+    bucket: Option<Mutex<TokenBucket>>,
+}
+
+impl FaultPlan {
+    pub(crate) fn new(faults: Faults, seed: u64) -> FaultPlan {
+        let bucket = faults
+            .rate
+            .map(|(rate, burst)| Mutex::new(TokenBucket::new(rate, burst, Instant::now())));
+        FaultPlan {
+            faults,
+            seed,
+            bucket,
+        }
+    }
+
+    /// The delay before any answer: `latency_ms` plus up to `jitter_ms`.
+    pub(crate) fn latency(&self, request: u64) -> Duration {
+        let jitter = if self.faults.jitter_ms > 0 {
+            (self.unit(request, Salt::Jitter) * (self.faults.jitter_ms + 1) as f64) as u64
+        } else {
+            0
+        };
+        Duration::from_millis(self.faults.latency_ms + jitter.min(self.faults.jitter_ms))
+    }
+
+    /// Decides the fate of request number `request`, in the order a real
+    /// front end would: the rate limit first, then the network, then the server.
+    pub(crate) fn verdict(&self, request: u64) -> Verdict {
+        if let Some(bucket) = &self.bucket {
+            let mut bucket = bucket.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(wait) = bucket.take(Instant::now()) {
+                return Verdict::Throttle(retry_after_seconds(wait));
+            }
+        }
+        if self.unit(request, Salt::Drop) < self.faults.drop_rate {
+            return Verdict::Drop;
+        }
+        if self.unit(request, Salt::Error) < self.faults.error_rate {
+            const STATUSES: [u16; 3] = [500, 502, 503];
+            let pick = (self.unit(request, Salt::ErrorStatus) * 3.0) as usize;
+            return Verdict::Fail(STATUSES[pick.min(2)]);
+        }
+        if self.unit(request, Salt::Slow) < self.faults.slow_rate {
+            return Verdict::Serve(Duration::from_millis(self.faults.slow_ms));
+        }
+        Verdict::Serve(Duration::ZERO)
+    }
+
+    /// A number in [0, 1) drawn for one purpose of one request.
+    fn unit(&self, request: u64, salt: Salt) -> f64 {
+        let mixed =
+            splitmix64(self.seed ^ splitmix64(request.wrapping_mul(8).wrapping_add(salt as u64)));
+        (mixed >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Salt {
+    Jitter = 1,
+    Drop = 2,
+    Error = 3,
+    ErrorStatus = 4,
+    Slow = 5,
+}
+
+/// SplitMix64's finaliser: a good scramble of a counter, with no state to lock.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `Retry-After` is whole seconds; a client told 0 would retry at once and
+/// be throttled again, so the least is 1.
+fn retry_after_seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// `rate` tokens a second, at most `burst` saved up; one per request.
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub(crate) fn new(rate: f64, burst: u32, now: Instant) -> TokenBucket {
+        TokenBucket {
+            rate,
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: now,
+        }
+    }
+
+    /// Takes a token, or says how long until the next one.
+    pub(crate) fn take(&mut self, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(2.0, 3, start);
+        for _ in 0..3 {
+            assert!(bucket.take(start).is_ok());
+        }
+        let wait = bucket.take(start).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
+        assert!(bucket.take(start + Duration::from_millis(500)).is_ok());
+        assert!(bucket.take(start + Duration::from_millis(500)).is_err());
+        // A long pause saves up no more than the burst.
+        let later = start + Duration::from_secs(60);
+        for _ in 0..3 {
+            assert!(bucket.take(later).is_ok());
+        }
+        assert!(bucket.take(later).is_err());
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_and_at_least_one() {
+        assert_eq!(retry_after_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1000)), 1);
+        assert_eq!(retry_after_seconds(Duration::from_millis(1001)), 2);
+    }
+
+    #[test]
+    fn shares_are_roughly_right_and_reproducible() {
+        let faults = Faults {
+            error_rate: 0.2,
+            drop_rate: 0.1,
+            ..Faults::default()
+        };
+        let plan = FaultPlan::new(faults.clone(), 42);
+        let verdicts: Vec<_> = (0..10_000).map(|n| plan.verdict(n)).collect();
+        let drops = verdicts.iter().filter(|v| **v == Verdict::Drop).count();
+        let fails = verdicts
+            .iter()
+            .filter(|v| matches!(v, Verdict::Fail(_)))
+            .count();
+        assert!((800..1200).contains(&drops), "{drops}");
+        // 20% of the 90% not dropped.
+        assert!((1550..2050).contains(&fails), "{fails}");
+        for status in [500, 502, 503] {
+            assert!(verdicts.contains(&Verdict::Fail(status)));
+        }
+        let again = FaultPlan::new(faults.clone(), 42);
+        assert!((0..10_000).all(|n| again.verdict(n) == verdicts[n as usize]));
+        let other = FaultPlan::new(faults, 43);
+        assert!((0..10_000).any(|n| other.verdict(n) != verdicts[n as usize]));
+    }
+
+    #[test]
+    fn all_or_nothing() {
+        let always = FaultPlan::new(
+            Faults {
+                error_rate: 1.0,
+                ..Faults::default()
+            },
+            1,
+        );
+        let never = FaultPlan::new(Faults::default(), 1);
+        for n in 0..1000 {
+            assert!(matches!(always.verdict(n), Verdict::Fail(_)));
+            assert_eq!(never.verdict(n), Verdict::Serve(Duration::ZERO));
+            assert_eq!(never.latency(n), Duration::ZERO);
+        }
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let plan = FaultPlan::new(
+            Faults {
+                latency_ms: 10,
+                jitter_ms: 5,
+                ..Faults::default()
+            },
+            1,
+        );
+        let delays: Vec<_> = (0..1000).map(|n| plan.latency(n).as_millis()).collect();
+        assert!(delays.iter().all(|ms| (10..=15).contains(ms)));
+        assert!(delays.contains(&10) && delays.contains(&15));
+    }
+}

@@ -1,0 +1,293 @@
+//! A local stand-in of the Gcore IAM users API, for rehearsals, tests and
+//! benchmarks: seeded users in memory, the same validation rules as the
+//! tool, and failures on demand. Start it with [`start`]; the `sandbox`
+//! command is [`serve_until_signal`] around the same function.
+
+mod faults;
+mod routes;
+mod state;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use faults::FaultPlan;
+use routes::{App, DropConnection, Peer};
+use state::Users;
+
+/// The most users a sandbox holds: about 1 KiB each, so at most ~1 GiB.
+pub const MAX_USERS: u64 = 1_000_000;
+
+/// How long [`RunningSandbox::stop`] lets requests in flight finish.
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// What a sandbox serves and how it misbehaves.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// Users 1..=users are seeded.
+    pub users: u64,
+    /// The key clients must send as `Authorization: apikey <key>`.
+    pub api_key: String,
+    /// Seeds the users and every fault decision.
+    pub seed: u64,
+    pub faults: Faults,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            users: 1000,
+            api_key: "sandbox-key".to_string(),
+            seed: 1,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// The key stays out of logs and panic messages.
+impl fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("users", &self.users)
+            .field("api_key", &"***")
+            .field("seed", &self.seed)
+            .field("faults", &self.faults)
+            .finish()
+    }
+}
+
+impl SandboxConfig {
+    /// Refuses settings that cannot work, naming the flag that sets them.
+    pub fn check(&self) -> Result<(), String> {
+        if self.users == 0 || self.users > MAX_USERS {
+            return Err(format!(
+                "--users {} is out of range; use 1 to {MAX_USERS}",
+                self.users
+            ));
+        }
+        if self.api_key.trim().is_empty() || self.api_key.chars().any(char::is_whitespace) {
+            return Err("the API key must be non-empty and hold no spaces".to_string());
+        }
+        self.faults.check()
+    }
+}
+
+/// Failures to put on, each off by default. Shares are in 0..=1.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Requests per second and burst: a token bucket over all requests;
+    /// beyond it 429 with `Retry-After` (whole seconds, at least 1).
+    pub rate: Option<(f64, u32)>,
+    /// Every answer waits `latency_ms` plus up to `jitter_ms` more.
+    pub latency_ms: u64,
+    pub jitter_ms: u64,
+    /// Share of answers that are 500, 502 or 503 (nothing is changed).
+    pub error_rate: f64,
+    /// Share of requests whose connection is closed without an answer.
+    pub drop_rate: f64,
+    /// Share of answers held `slow_ms` after the change is made.
+    pub slow_rate: f64,
+    pub slow_ms: u64,
+}
+
+impl Faults {
+    pub fn check(&self) -> Result<(), String> {
+        if let Some((rate, burst)) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!(
+                    "--rate {rate} must be a number of requests per second above 0"
+                ));
+            }
+            if burst == 0 {
+                return Err("--burst must be at least 1".to_string());
+            }
+        }
+        for (flag, share) in [
+            ("--error-rate", self.error_rate),
+            ("--drop-rate", self.drop_rate),
+            ("--slow-rate", self.slow_rate),
+        ] {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(format!(
+                    "{flag} {share} is not a share; use a number from 0 to 1, such as 0.05"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What `GET /sandbox/stats` answers.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Stats {
+    /// Requests to the API endpoints (not to /sandbox/stats).
+    pub requests: u64,
+    /// `"PATCH" -> {200: n}`. Status 0: no answer was sent (a dropped
+    /// connection, or the client gave up first).
+    pub by_method_status: BTreeMap<String, BTreeMap<u16, u64>>,
+    /// User ID -> PATCHes applied to it (users never patched are left out).
+    pub patches_per_user: BTreeMap<u64, u64>,
+    /// The most requests in flight at one moment.
+    pub max_in_flight: u64,
+}
+
+/// A sandbox serving on a tokio runtime. Dropping it stops the server too,
+/// without waiting; [`RunningSandbox::stop`] waits until it has stopped.
+pub struct RunningSandbox {
+    addr: SocketAddr,
+    app: Arc<App>,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningSandbox {
+    /// The address actually bound (port 0 is replaced by the real port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        let host = match self.addr.ip() {
+            ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+            ip if ip.is_unspecified() => "[::1]".to_string(),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        format!("http://{host}:{}", self.addr.port())
+    }
+
+    pub fn api_key(&self) -> &str {
+        &self.app.api_key
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.app.counters.snapshot(&self.app.users)
+    }
+
+    /// Stops accepting, lets requests in flight finish for up to a second,
+    /// then closes what is left.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `addr` and serves on the current tokio runtime until
+/// [`RunningSandbox::stop`]. Settings that [`SandboxConfig::check`] refuses
+/// are an `InvalidInput` error.
+pub async fn start(config: SandboxConfig, addr: SocketAddr) -> io::Result<RunningSandbox> {
+    config
+        .check()
+        .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let users = Users::seeded(config.users, config.seed);
+    let plan = FaultPlan::new(config.faults, config.seed);
+    let app = Arc::new(App::new(users, config.api_key, plan));
+    let router = routes::router(app.clone());
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(accept_loop(listener, router, stopped));
+    Ok(RunningSandbox {
+        addr,
+        app,
+        stop,
+        task,
+    })
+}
+
+/// One task per connection, served by hyper directly (rather than
+/// `axum::serve`) so that a request can end its connection without an answer.
+async fn accept_loop(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(_) => {
+                        // Out of file descriptors and the like: wait, don't spin.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let router = router.clone();
+                let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(Peer(peer));
+                    let router = router.clone();
+                    async move {
+                        let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                        let response = match response {
+                            Ok(response) => response,
+                            Err(infallible) => match infallible {},
+                        };
+                        // An error from the service makes hyper close the
+                        // connection without writing a response.
+                        match response.extensions().get::<DropConnection>() {
+                            Some(_) => Err(DropConnection),
+                            None => Ok(response),
+                        }
+                    }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let connection = graceful.watch(connection);
+                connections.spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(STOP_GRACE, graceful.shutdown()).await;
+    connections.shutdown().await;
+}
+
+/// The `sandbox` command: serve until Ctrl-C or SIGTERM. `on_start` is told
+/// the running sandbox once it listens (the command prints its address).
+pub async fn serve_until_signal(
+    config: SandboxConfig,
+    addr: SocketAddr,
+    on_start: impl FnOnce(&RunningSandbox),
+) -> io::Result<()> {
+    let sandbox = start(config, addr).await?;
+    on_start(&sandbox);
+    shutdown_signal().await?;
+    sandbox.stop().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> io::Result<()> {
+    tokio::signal::ctrl_c().await
+}

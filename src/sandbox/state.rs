@@ -1,0 +1,500 @@
+//! The sandbox's memory: the seeded users, each behind its own lock so that
+//! PATCHes to different users never wait for each other, and the counters
+//! behind `GET /sandbox/stats`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::api::{AuthType, ClientAndRoles, Group, IAM_GROUPS, Lang, User, UserType};
+use crate::patch::PatchBody;
+
+use super::Stats;
+
+/// One seeded user and the number of PATCHes it has taken.
+struct Slot {
+    user: User,
+    patches: u64,
+}
+
+/// Users 1..=N, stored at index `id - 1`.
+pub(crate) struct Users {
+    slots: Vec<Mutex<Slot>>,
+}
+
+impl Users {
+    pub(crate) fn seeded(count: u64, seed: u64) -> Users {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let account = Account::seeded(&mut rng);
+        let slots = (1..=count)
+            .map(|id| {
+                Mutex::new(Slot {
+                    user: seeded_user(&mut rng, &account, id),
+                    patches: 0,
+                })
+            })
+            .collect();
+        Users { slots }
+    }
+
+    pub(crate) fn count(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    fn slot(&self, id: u64) -> Option<&Mutex<Slot>> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.slots.get(index)
+    }
+
+    /// The user as `GET /iam/users/{id}` shows it: without `client_and_roles`.
+    pub(crate) fn get(&self, id: u64) -> Option<User> {
+        let slot = lock(self.slot(id)?);
+        Some(without_roles(&slot.user))
+    }
+
+    /// Users `offset..offset + limit` (all when `limit` is `None`), as the list shows them.
+    pub(crate) fn page(&self, offset: u64, limit: Option<u64>) -> Vec<User> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let take = limit.map_or(usize::MAX, |limit| {
+            usize::try_from(limit).unwrap_or(usize::MAX)
+        });
+        self.slots
+            .iter()
+            .skip(start)
+            .take(take)
+            .map(|slot| without_roles(&lock(slot).user))
+            .collect()
+    }
+
+    /// Applies a checked body and answers the whole user, as PATCH does.
+    pub(crate) fn patch(&self, id: u64, body: &PatchBody) -> Option<User> {
+        let mut slot = lock(self.slot(id)?);
+        apply(&mut slot.user, body);
+        slot.patches += 1;
+        Some(slot.user.clone())
+    }
+
+    fn patches_per_user(&self) -> BTreeMap<u64, u64> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                let patches = lock(slot).patches;
+                (patches > 0).then_some((index as u64 + 1, patches))
+            })
+            .collect()
+    }
+}
+
+/// A poisoned lock only means another request panicked mid-update; the user
+/// is still a valid value, so keep serving it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn without_roles(user: &User) -> User {
+    User {
+        client_and_roles: None,
+        ..user.clone()
+    }
+}
+
+/// Changes exactly the fields the body carries, like the API.
+pub(crate) fn apply(user: &mut User, body: &PatchBody) {
+    if let Some(email) = &body.email {
+        user.email = Some(email.clone());
+    }
+    if let Some(name) = &body.name {
+        user.name = name.clone();
+    }
+    if let Some(lang) = body.lang {
+        user.lang = Some(lang.as_str().to_string());
+    }
+    if let Some(phone) = &body.phone {
+        user.phone = phone.clone();
+    }
+    if let Some(company) = &body.company {
+        user.company = Some(company.clone());
+    }
+    if let Some(groups) = &body.groups {
+        let groups: Vec<Group> = groups
+            .iter()
+            .map(|group| Group {
+                id: group.id,
+                name: group.name.to_string(),
+            })
+            .collect();
+        // The seed page shows `user_roles: ["2"]` for a member of group 2:
+        // the roles in the account follow the groups.
+        if let Some(roles) = &mut user.client_and_roles {
+            for entry in roles.iter_mut() {
+                entry.user_roles = groups.iter().map(|group| group.id.to_string()).collect();
+            }
+        }
+        user.groups = Some(groups);
+    }
+    if let Some(auth_types) = &body.auth_types {
+        user.auth_types = Some(
+            auth_types
+                .iter()
+                .map(|auth| auth.as_str().to_string())
+                .collect(),
+        );
+    }
+}
+
+/// What every user of one account shares.
+struct Account {
+    client: u64,
+    reseller: i64,
+    company: &'static str,
+    domain: &'static str,
+}
+
+impl Account {
+    fn seeded(rng: &mut ChaCha8Rng) -> Account {
+        let (company, domain) = COMPANIES[rng.random_range(0..COMPANIES.len())];
+        Account {
+            client: rng.random_range(100_000..1_000_000),
+            reseller: rng.random_range(1..100),
+            company,
+            domain,
+        }
+    }
+}
+
+const COMPANIES: [(&str, &str); 6] = [
+    ("Northwind Traders", "northwind.example.com"),
+    ("Contoso Media", "contoso.example.org"),
+    ("Fabrikam Streaming", "fabrikam.example.net"),
+    ("Adatum Games", "adatum.example.com"),
+    ("Tailspin Logistics", "tailspin.example.org"),
+    ("Wingtip Retail", "wingtip.example.net"),
+];
+
+/// First and last names by language, so that a user's `lang` fits the name.
+const NAMES: [(Lang, &[&str], &[&str]); 5] = [
+    (
+        Lang::En,
+        &[
+            "Olivia", "James", "Emma", "Liam", "Ava", "Noah", "Grace", "Henry", "Chloe", "Jack",
+        ],
+        &[
+            "Smith", "Johnson", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Clarke",
+        ],
+    ),
+    (
+        Lang::De,
+        &[
+            "Anna", "Lukas", "Mia", "Jonas", "Lea", "Felix", "Hanna", "Paul", "Sophie", "Max",
+        ],
+        &[
+            "Müller",
+            "Schmidt",
+            "Schneider",
+            "Fischer",
+            "Weber",
+            "Becker",
+            "Wagner",
+            "Hoffmann",
+        ],
+    ),
+    (
+        Lang::Ru,
+        &[
+            "Анна",
+            "Иван",
+            "Мария",
+            "Дмитрий",
+            "Елена",
+            "Сергей",
+            "Ольга",
+            "Алексей",
+        ],
+        &[
+            "Иванов",
+            "Смирнов",
+            "Кузнецов",
+            "Попов",
+            "Соколов",
+            "Лебедев",
+            "Козлов",
+        ],
+    ),
+    (
+        Lang::Zh,
+        &["伟", "芳", "娜", "敏", "静", "磊", "洋", "婷"],
+        &["王", "李", "张", "刘", "陈", "杨", "赵", "黄"],
+    ),
+    (
+        Lang::Az,
+        &[
+            "Aysel", "Elvin", "Leyla", "Rashad", "Nigar", "Tural", "Sevinj", "Orkhan",
+        ],
+        &[
+            "Aliyev",
+            "Mammadov",
+            "Hasanov",
+            "Huseynov",
+            "Guliyev",
+            "Ismayilov",
+        ],
+    ),
+];
+
+/// Latin spellings for the e-mail local part of names in other scripts.
+const LATIN_LOCAL_PARTS: [&str; 8] = [
+    "user", "staff", "ops", "dev", "support", "admin", "team", "member",
+];
+
+fn seeded_user(rng: &mut ChaCha8Rng, account: &Account, id: u64) -> User {
+    // Mostly English speakers, as in most accounts.
+    let lang_index = match rng.random_range(0..100) {
+        0..55 => 0,
+        55..70 => 1,
+        70..82 => 2,
+        82..92 => 3,
+        _ => 4,
+    };
+    let (lang, first_names, last_names) = NAMES[lang_index];
+    let first = first_names[rng.random_range(0..first_names.len())];
+    let last = last_names[rng.random_range(0..last_names.len())];
+    let local = if first.is_ascii() && last.is_ascii() {
+        format!("{}.{}", first.to_lowercase(), last.to_lowercase())
+    } else {
+        LATIN_LOCAL_PARTS[rng.random_range(0..LATIN_LOCAL_PARTS.len())].to_string()
+    };
+    let email = format!("{local}.{id}@{}", account.domain);
+    let name = match lang {
+        Lang::Zh => format!("{last}{first}"),
+        _ => format!("{first} {last}"),
+    };
+    let name = (!rng.random_bool(0.05)).then_some(name);
+    let phone = rng.random_bool(0.6).then(|| {
+        format!(
+            "+{} {}",
+            rng.random_range(1..999),
+            rng.random_range(1_000_000..99_999_999)
+        )
+    });
+
+    let groups = seeded_groups(rng);
+    let auth_types = seeded_auth_types(rng);
+    let user_roles = groups.iter().map(|group| group.id.to_string()).collect();
+    User {
+        id: Some(id),
+        email: Some(email),
+        name,
+        lang: Some(lang.as_str().to_string()),
+        phone,
+        company: Some(account.company.to_string()),
+        reseller: Some(account.reseller),
+        client: Some(account.client.into()),
+        deleted: Some(false),
+        groups: Some(groups),
+        activated: Some(rng.random_bool(0.9)),
+        sso_auth: Some(auth_types.contains(&AuthType::Sso)),
+        two_fa: Some(rng.random_bool(0.3)),
+        auth_types: Some(
+            auth_types
+                .iter()
+                .map(|auth| auth.as_str().to_string())
+                .collect(),
+        ),
+        user_type: Some(user_type_str(UserType::Common).to_string()),
+        is_active: Some(rng.random_bool(0.95)),
+        client_and_roles: Some(vec![ClientAndRoles {
+            client_id: account.client,
+            client_company_name: account.company.to_string(),
+            user_roles,
+            user_id: id,
+        }]),
+    }
+}
+
+fn user_type_str(user_type: UserType) -> &'static str {
+    match user_type {
+        UserType::Common => "common",
+        UserType::Reseller => "reseller",
+        UserType::Seller => "seller",
+    }
+}
+
+/// Most users are in Users; some are administrators or engineers, a few have
+/// a purge-only group, now and then with a second group.
+fn seeded_groups(rng: &mut ChaCha8Rng) -> Vec<Group> {
+    let first = match rng.random_range(0..100) {
+        0..60 => &IAM_GROUPS[1],
+        60..75 => &IAM_GROUPS[0],
+        75..92 => &IAM_GROUPS[2],
+        92..96 => &IAM_GROUPS[3],
+        _ => &IAM_GROUPS[4],
+    };
+    let mut groups = vec![first];
+    if rng.random_bool(0.1) {
+        let second = &IAM_GROUPS[rng.random_range(0..IAM_GROUPS.len())];
+        if second != first {
+            groups.push(second);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|group| Group {
+            id: group.id,
+            name: group.name.to_string(),
+        })
+        .collect()
+}
+
+fn seeded_auth_types(rng: &mut ChaCha8Rng) -> Vec<AuthType> {
+    let mut auth_types = vec![AuthType::Password];
+    for (extra, share) in [
+        (AuthType::Sso, 0.15),
+        (AuthType::Github, 0.1),
+        (AuthType::GoogleOauth2, 0.2),
+    ] {
+        if rng.random_bool(share) {
+            auth_types.push(extra);
+        }
+    }
+    auth_types
+}
+
+/// Requests by method and status, and the largest number in flight. The map
+/// lock is held for one increment, never across an await.
+#[derive(Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    by_method_status: Mutex<HashMap<(String, u16), u64>>,
+}
+
+impl Counters {
+    /// Counts a request that has arrived; the guard records its answer.
+    pub(crate) fn begin<'a>(&'a self, method: &str) -> InFlight<'a> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        InFlight {
+            counters: self,
+            method: method.to_string(),
+            status: None,
+        }
+    }
+
+    pub(crate) fn snapshot(&self, users: &Users) -> Stats {
+        let mut by_method_status: BTreeMap<String, BTreeMap<u16, u64>> = BTreeMap::new();
+        for ((method, status), count) in lock(&self.by_method_status).iter() {
+            by_method_status
+                .entry(method.clone())
+                .or_default()
+                .insert(*status, *count);
+        }
+        Stats {
+            requests: self.requests.load(Ordering::Relaxed),
+            by_method_status,
+            patches_per_user: users.patches_per_user(),
+            max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A request being served. Dropped without [`InFlight::answered`] (the
+/// connection was dropped, or the client gave up first), it counts as status 0.
+pub(crate) struct InFlight<'a> {
+    counters: &'a Counters,
+    method: String,
+    status: Option<u16>,
+}
+
+impl InFlight<'_> {
+    pub(crate) fn answered(&mut self, status: u16) {
+        self.status = Some(status);
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let key = (std::mem::take(&mut self.method), self.status.unwrap_or(0));
+        *lock(&self.counters.by_method_status)
+            .entry(key)
+            .or_default() += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn seeding_is_reproducible_and_fills_every_field() {
+        let a = Users::seeded(50, 7);
+        let b = Users::seeded(50, 7);
+        let c = Users::seeded(50, 8);
+        assert_eq!(a.page(0, None), b.page(0, None));
+        assert_ne!(a.page(0, None), c.page(0, None));
+        for id in 1..=50 {
+            let user = lock(a.slot(id).unwrap()).user.clone();
+            let value = serde_json::to_value(&user).unwrap();
+            let object = value.as_object().unwrap();
+            assert_eq!(object.len(), 17, "{value}");
+            for (key, field) in object {
+                let nullable = key == "name" || key == "phone";
+                assert!(nullable || !field.is_null(), "user {id}: {key} is null");
+            }
+            assert_eq!(user.id, Some(id));
+            assert!(crate::patch::check_email(user.email.as_deref().unwrap()).is_ok());
+            assert!(Lang::parse(user.lang.as_deref().unwrap()).is_some());
+        }
+    }
+
+    #[test]
+    fn some_names_and_phones_are_null() {
+        let users = Users::seeded(1000, 1).page(0, None);
+        assert!(users.iter().any(|user| user.name.is_none()));
+        assert!(users.iter().any(|user| user.phone.is_none()));
+        assert!(users.iter().any(|user| user.name.is_some()));
+    }
+
+    #[test]
+    fn patches_change_only_the_given_fields() {
+        let users = Users::seeded(3, 1);
+        let before = lock(users.slot(2).unwrap()).user.clone();
+        let body = PatchBody::from_json(&json!({"name": null, "lang": "zh",
+            "groups": [{"id": 5}, {"id": 1}]}))
+        .unwrap();
+        let after = users.patch(2, &body).unwrap();
+        assert_eq!(after.name, None);
+        assert_eq!(after.lang.as_deref(), Some("zh"));
+        assert_eq!(after.groups.as_ref().unwrap()[0].name, "Engineers");
+        assert_eq!(
+            after.client_and_roles.as_ref().unwrap()[0].user_roles,
+            ["5", "1"]
+        );
+        assert_eq!(after.email, before.email);
+        assert_eq!(after.phone, before.phone);
+        assert_eq!(users.get(2).unwrap().client_and_roles, None);
+        assert_eq!(users.patches_per_user(), BTreeMap::from([(2, 1)]));
+        assert!(users.patch(4, &body).is_none());
+        assert!(users.get(0).is_none());
+    }
+
+    #[test]
+    fn pages() {
+        let users = Users::seeded(5, 1);
+        let ids = |page: Vec<User>| page.iter().map(|u| u.id.unwrap()).collect::<Vec<_>>();
+        assert_eq!(ids(users.page(0, Some(2))), [1, 2]);
+        assert_eq!(ids(users.page(4, Some(2))), [5]);
+        assert_eq!(ids(users.page(9, Some(2))), Vec::<u64>::new());
+        assert_eq!(ids(users.page(u64::MAX, Some(u64::MAX))), Vec::<u64>::new());
+        assert_eq!(ids(users.page(0, None)).len(), 5);
+    }
+}

@@ -1,0 +1,921 @@
+//! The sandbox over real HTTP: every endpoint and its exact shape, auth,
+//! validation, bad input, each fault knob, and the `sandbox` command itself.
+//! Every server listens on 127.0.0.1 port 0; timings are lower bounds only.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use gcore_iam_bulk::sandbox::{self, Faults, RunningSandbox, SandboxConfig, Stats};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const KEY: &str = "test-key";
+
+async fn start(users: u64, faults: Faults) -> RunningSandbox {
+    let config = SandboxConfig {
+        users,
+        api_key: KEY.to_string(),
+        seed: 7,
+        faults,
+    };
+    sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A request with the right key.
+fn call(sandbox: &RunningSandbox, method: Method, path: &str) -> reqwest::RequestBuilder {
+    client()
+        .request(method, format!("{}{path}", sandbox.base_url()))
+        .header("Authorization", format!("apikey {KEY}"))
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.json().await.unwrap();
+    (status, body)
+}
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .map(String::as_str)
+        .collect()
+}
+
+const USER_KEYS: [&str; 16] = [
+    "id",
+    "email",
+    "name",
+    "lang",
+    "phone",
+    "company",
+    "reseller",
+    "client",
+    "deleted",
+    "groups",
+    "activated",
+    "sso_auth",
+    "two_fa",
+    "auth_types",
+    "user_type",
+    "is_active",
+];
+
+/// The types of the user object of the API notes.
+fn assert_user_shape(user: &Value, with_roles: bool) {
+    let mut want: BTreeSet<&str> = USER_KEYS.into_iter().collect();
+    if with_roles {
+        want.insert("client_and_roles");
+    }
+    assert_eq!(keys(user), want, "{user}");
+    assert!(user["id"].is_u64());
+    assert!(user["email"].is_string());
+    assert!(user["name"].is_string() || user["name"].is_null());
+    assert!(["de", "en", "ru", "zh", "az"].contains(&user["lang"].as_str().unwrap()));
+    assert!(user["phone"].is_string() || user["phone"].is_null());
+    assert!(user["company"].is_string());
+    assert!(user["reseller"].is_i64());
+    assert!(user["client"].is_number());
+    for flag in ["deleted", "activated", "sso_auth", "two_fa", "is_active"] {
+        assert!(user[flag].is_boolean(), "{flag}: {user}");
+    }
+    for group in user["groups"].as_array().unwrap() {
+        assert_eq!(keys(group), BTreeSet::from(["id", "name"]));
+        assert!(group["id"].is_u64() && group["name"].is_string());
+    }
+    for auth in user["auth_types"].as_array().unwrap() {
+        assert!(["password", "sso", "github", "google-oauth2"].contains(&auth.as_str().unwrap()));
+    }
+    assert!(["common", "reseller", "seller"].contains(&user["user_type"].as_str().unwrap()));
+    if with_roles {
+        let roles = user["client_and_roles"].as_array().unwrap();
+        assert!(!roles.is_empty());
+        for entry in roles {
+            assert_eq!(
+                keys(entry),
+                BTreeSet::from(["client_id", "client_company_name", "user_roles", "user_id"])
+            );
+            assert_eq!(entry["user_id"], user["id"]);
+            assert_eq!(entry["client_id"], user["client"]);
+            assert!(entry["user_roles"].as_array().unwrap()[0].is_string());
+        }
+    }
+}
+
+/// `{"message": "...", "errors": {...}}`, and the status wanted.
+fn assert_error(status: StatusCode, body: &Value, want: StatusCode) {
+    assert_eq!(status, want, "{body}");
+    assert_eq!(keys(body), BTreeSet::from(["message", "errors"]), "{body}");
+    assert!(!body["message"].as_str().unwrap().is_empty());
+    assert!(body["errors"].is_object());
+}
+
+async fn stats_of(sandbox: &RunningSandbox) -> Stats {
+    let response = client()
+        .get(format!("{}/sandbox/stats", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn patch_changes_only_the_given_fields_and_answers_the_whole_user() {
+    let sandbox = start(10, Faults::default()).await;
+    let (_, before) = json_of(
+        call(&sandbox, Method::GET, "/iam/users/3")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+
+    let body = json!({"name": "Ann Lee", "lang": "az", "phone": null,
+        "groups": [{"id": 5, "name": "Engineers"}, {"id": 3022}], "auth_types": ["sso", "password"]});
+    let response = call(&sandbox, Method::PATCH, "/iam/users/3")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "{response:?}"
+    );
+    let (status, after) = json_of(response).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+    assert_user_shape(&after, true);
+    assert_eq!(after["id"], 3);
+    assert_eq!(after["name"], "Ann Lee");
+    assert_eq!(after["lang"], "az");
+    assert_eq!(after["phone"], Value::Null);
+    assert_eq!(
+        after["groups"],
+        json!([{"id": 5, "name": "Engineers"}, {"id": 3022, "name": "Purge and Prefetch only (API)"}])
+    );
+    assert_eq!(after["auth_types"], json!(["sso", "password"]));
+    for unchanged in [
+        "email",
+        "company",
+        "reseller",
+        "client",
+        "is_active",
+        "two_fa",
+    ] {
+        assert_eq!(after[unchanged], before[unchanged], "{unchanged}");
+    }
+
+    let (status, got) = json_of(
+        call(&sandbox, Method::GET, "/iam/users/3")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_user_shape(&got, false);
+    let mut without_roles = after.clone();
+    without_roles
+        .as_object_mut()
+        .unwrap()
+        .remove("client_and_roles");
+    assert_eq!(got, without_roles);
+
+    // An empty body changes nothing and still answers the user.
+    let (status, same) = json_of(
+        call(&sandbox, Method::PATCH, "/iam/users/3")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(same, after);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn every_seeded_user_has_the_shape_of_the_api_notes() {
+    let sandbox = start(200, Faults::default()).await;
+    let (status, all) = json_of(
+        call(&sandbox, Method::GET, "/iam/users")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let all = all.as_array().expect("without limit: a plain array");
+    assert_eq!(all.len(), 200);
+    for (i, user) in all.iter().enumerate() {
+        assert_user_shape(user, false);
+        assert_eq!(user["id"], i as u64 + 1);
+    }
+    assert!(all.iter().any(|user| user["name"].is_null()));
+    assert!(all.iter().any(|user| user["phone"].is_null()));
+    let langs: BTreeSet<_> = all
+        .iter()
+        .map(|user| user["lang"].as_str().unwrap())
+        .collect();
+    assert_eq!(langs.len(), 5, "{langs:?}");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn the_list_pages_to_the_end() {
+    let sandbox = start(25, Faults::default()).await;
+    let mut ids = Vec::new();
+    let mut offset = 0;
+    loop {
+        let path = format!("/iam/users?limit=10&offset={offset}");
+        let (status, page) =
+            json_of(call(&sandbox, Method::GET, &path).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(keys(&page), BTreeSet::from(["count", "results"]));
+        assert_eq!(page["count"], 25);
+        let results = page["results"].as_array().unwrap();
+        for user in results {
+            assert_user_shape(user, false);
+            ids.push(user["id"].as_u64().unwrap());
+        }
+        offset += results.len();
+        if offset >= 25 {
+            assert_eq!(results.len(), 5);
+            break;
+        }
+        assert_eq!(results.len(), 10);
+    }
+    assert_eq!(ids, (1..=25).collect::<Vec<_>>());
+
+    for (path, count_of_results) in [
+        ("/iam/users?limit=0", 0),
+        ("/iam/users?offset=30&limit=10", 0),
+        ("/iam/users?limit=100", 25),
+        ("/iam/users?limit=3", 3),
+    ] {
+        let (status, page) = json_of(call(&sandbox, Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(page["count"], 25, "{path}");
+        assert_eq!(
+            page["results"].as_array().unwrap().len(),
+            count_of_results,
+            "{path}"
+        );
+    }
+    // Without limit, no pagination at all: offset is ignored.
+    let (_, all) = json_of(
+        call(&sandbox, Method::GET, "/iam/users?offset=20")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(all.as_array().unwrap().len(), 25);
+
+    for (path, field) in [
+        ("/iam/users?limit=-1", "limit"),
+        ("/iam/users?limit=ten", "limit"),
+        ("/iam/users?limit=5&offset=1.5", "offset"),
+    ] {
+        let (status, body) = json_of(call(&sandbox, Method::GET, path).send().await.unwrap()).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST);
+        assert!(body["errors"][field].is_string(), "{path}: {body}");
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn authentication_in_all_its_cases() {
+    let sandbox = start(5, Faults::default()).await;
+    let base = sandbox.base_url();
+    let good = [
+        format!("apikey {KEY}"),
+        format!("APIKey {KEY}"),
+        format!("APIKEY {KEY}"),
+        format!("ApiKey  {KEY} "),
+    ];
+    let bad = [
+        "apikey wrong".to_string(),
+        format!("Bearer {KEY}"),
+        KEY.to_string(),
+        "apikey".to_string(),
+        format!("apikey {KEY}x"),
+    ];
+    for (method, path) in [
+        (Method::GET, "/iam/users/1"),
+        (Method::GET, "/iam/users"),
+        (Method::PATCH, "/iam/users/1"),
+    ] {
+        for header in &good {
+            let response = client()
+                .request(method.clone(), format!("{base}{path}"))
+                .header("Authorization", header)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{method} {path} {header:?}"
+            );
+        }
+        for header in bad.iter().map(Some).chain([None]) {
+            let mut request = client()
+                .request(method.clone(), format!("{base}{path}"))
+                .json(&json!({"name": "Intruder"}));
+            if let Some(header) = header {
+                request = request.header("Authorization", header);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.headers()["www-authenticate"], "apikey");
+            let (status, body) = json_of(response).await;
+            assert_error(status, &body, StatusCode::UNAUTHORIZED);
+        }
+    }
+    // Only the four good PATCHes got through.
+    assert_eq!(
+        sandbox.stats().patches_per_user,
+        std::collections::BTreeMap::from([(1, 4)])
+    );
+    assert_eq!(sandbox.api_key(), KEY);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn each_validation_error_names_its_field() {
+    let sandbox = start(5, Faults::default()).await;
+    let (_, before) = json_of(
+        call(&sandbox, Method::GET, "/iam/users/2")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let cases: &[(Value, &[&str])] = &[
+        (json!({"colour": "red"}), &["colour"]),
+        (json!({"name": 5}), &["name"]),
+        (json!({"company": ["Acme"]}), &["company"]),
+        (json!({"email": "x@"}), &["email"]),
+        (json!({"email": "ann@localhost"}), &["email"]),
+        (json!({"lang": "fr"}), &["lang"]),
+        (json!({"lang": "DE"}), &["lang"]),
+        (json!({"groups": [{"id": 4}]}), &["groups"]),
+        (
+            json!({"groups": [{"id": 1, "name": "Admins"}]}),
+            &["groups"],
+        ),
+        (json!({"groups": "Users"}), &["groups"]),
+        (json!({"auth_types": ["saml"]}), &["auth_types"]),
+        (json!({"auth_types": "password"}), &["auth_types"]),
+        (json!({"email": null}), &["email"]),
+        (json!({"company": null}), &["company"]),
+        (json!({"lang": null}), &["lang"]),
+        (json!({"groups": null}), &["groups"]),
+        (json!({"auth_types": null}), &["auth_types"]),
+        (
+            json!({"email": "bad", "lang": "xx", "phone": 1, "extra": true}),
+            &["email", "lang", "phone", "extra"],
+        ),
+    ];
+    for (body, fields) in cases {
+        let response = call(&sandbox, Method::PATCH, "/iam/users/2")
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = json_of(response).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST);
+        let named: BTreeSet<&str> = keys(&answer["errors"]);
+        assert_eq!(named, fields.iter().copied().collect(), "{body}: {answer}");
+        for field in *fields {
+            assert!(
+                answer["message"].as_str().unwrap().contains(field),
+                "{answer}"
+            );
+        }
+    }
+    // Bodies that are not a JSON object at all.
+    for raw in [
+        "not json",
+        "{\"name\": ",
+        "[1, 2]",
+        "\"Ann\"",
+        "42",
+        "null",
+        "",
+    ] {
+        let response = call(&sandbox, Method::PATCH, "/iam/users/2")
+            .header("Content-Type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap();
+        let (status, answer) = json_of(response).await;
+        assert_error(status, &answer, StatusCode::BAD_REQUEST);
+        let message = answer["message"].as_str().unwrap();
+        assert!(
+            message.contains("not valid JSON") || message.contains("must be a JSON object"),
+            "{raw:?}: {message}"
+        );
+    }
+    // A body sent as something other than JSON.
+    let response = call(&sandbox, Method::PATCH, "/iam/users/2")
+        .header("Content-Type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = json_of(response).await;
+    assert_error(status, &answer, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+
+    let (_, after) = json_of(
+        call(&sandbox, Method::GET, "/iam/users/2")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(before, after, "a refused PATCH changed the user");
+    assert!(sandbox.stats().patches_per_user.is_empty());
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn bad_ids_paths_and_methods_get_the_right_4xx() {
+    let sandbox = start(5, Faults::default()).await;
+    let cases: &[(Method, &str, StatusCode)] = &[
+        (Method::GET, "/iam/users/6", StatusCode::NOT_FOUND),
+        (Method::PATCH, "/iam/users/6", StatusCode::NOT_FOUND),
+        (
+            Method::GET,
+            "/iam/users/9223372036854775807",
+            StatusCode::NOT_FOUND,
+        ),
+        (Method::GET, "/iam/users/abc", StatusCode::BAD_REQUEST),
+        (Method::PATCH, "/iam/users/abc", StatusCode::BAD_REQUEST),
+        (Method::GET, "/iam/users/-1", StatusCode::BAD_REQUEST),
+        (Method::GET, "/iam/users/1.5", StatusCode::BAD_REQUEST),
+        (Method::GET, "/iam/users/0", StatusCode::BAD_REQUEST),
+        (Method::GET, "/iam/users/%20", StatusCode::BAD_REQUEST),
+        (
+            Method::GET,
+            "/iam/users/99999999999999999999",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::GET,
+            "/iam/users/9223372036854775808",
+            StatusCode::BAD_REQUEST,
+        ),
+        (Method::GET, "/iam/users/", StatusCode::NOT_FOUND),
+        (Method::PATCH, "/iam/users/", StatusCode::NOT_FOUND),
+        (Method::GET, "/iam/users/1/extra", StatusCode::NOT_FOUND),
+        (Method::GET, "/iam/groups", StatusCode::NOT_FOUND),
+        (Method::GET, "/", StatusCode::NOT_FOUND),
+        (
+            Method::DELETE,
+            "/iam/users/1",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Method::PUT, "/iam/users/1", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::POST, "/iam/users", StatusCode::METHOD_NOT_ALLOWED),
+        (Method::PATCH, "/iam/users", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::POST,
+            "/sandbox/stats",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ];
+    for (method, path, want) in cases {
+        let response = call(&sandbox, method.clone(), path)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        if *want == StatusCode::METHOD_NOT_ALLOWED {
+            assert!(response.headers().contains_key("allow"), "{method} {path}");
+        }
+        let (status, body) = json_of(response).await;
+        assert_error(status, &body, *want);
+        if *want == StatusCode::BAD_REQUEST {
+            assert!(body["errors"]["userId"].is_string(), "{path}: {body}");
+        }
+    }
+    // Still serving.
+    let response = call(&sandbox, Method::GET, "/iam/users/5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn a_huge_body_is_refused_with_413() {
+    let sandbox = start(5, Faults::default()).await;
+    let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(10 * 1024 * 1024));
+    let response = call(&sandbox, Method::PATCH, "/iam/users/1")
+        .header("Content-Type", "application/json")
+        .body(huge)
+        .send()
+        .await;
+    // The answer comes before a byte of the body is read. reqwest reads it
+    // (it did in every run here), but a client still sending could see its
+    // connection reset instead, which is also a refusal: don't fail on that.
+    if let Ok(response) = response {
+        let (status, body) = json_of(response).await;
+        assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    // Without Content-Length (chunked), the limit still holds.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(sandbox.addr())
+        .await
+        .unwrap();
+    let head = format!(
+        "PATCH /iam/users/1 HTTP/1.1\r\nHost: x\r\nAuthorization: apikey {KEY}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 32 * 1024, "x".repeat(32 * 1024));
+    let mut answer = Vec::new();
+    for _ in 0..64 {
+        if stream.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    let response = call(&sandbox, Method::GET, "/iam/users/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(sandbox.stats().patches_per_user.is_empty());
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_retry_after() {
+    let sandbox = start(
+        20,
+        Faults {
+            rate: Some((5.0, 5)),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let requests = (1..=20).map(|id| {
+        call(&sandbox, Method::PATCH, &format!("/iam/users/{id}"))
+            .json(&json!({"lang": "en"}))
+            .send()
+    });
+    let responses = futures_join_all(requests).await;
+    let mut ok = 0;
+    let mut throttled = 0;
+    for response in responses {
+        let response = response.unwrap();
+        match response.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                throttled += 1;
+                let retry_after: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=60).contains(&retry_after), "{retry_after}");
+                let (status, body) = json_of(response).await;
+                assert_error(status, &body, StatusCode::TOO_MANY_REQUESTS);
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // The burst of 5 passes; the rest (bar a refill or two if the machine is slow) is refused.
+    assert!(ok >= 5, "{ok} ok");
+    assert!(throttled >= 10, "{throttled} throttled");
+    let stats = sandbox.stats();
+    assert_eq!(stats.by_method_status["PATCH"][&429], throttled);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn error_rate_one_makes_every_answer_5xx_and_changes_nothing() {
+    let sandbox = start(
+        5,
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let mut seen = BTreeSet::new();
+    for i in 0..30 {
+        let id = i % 5 + 1;
+        let response = call(&sandbox, Method::PATCH, &format!("/iam/users/{id}"))
+            .json(&json!({"name": "Changed"}))
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert!(status.is_server_error(), "{status}");
+        assert_error(status, &body, status);
+        seen.insert(status.as_u16());
+    }
+    assert!(seen.is_subset(&BTreeSet::from([500, 502, 503])), "{seen:?}");
+    assert!(seen.len() >= 2, "{seen:?}");
+    let stats = stats_of(&sandbox).await;
+    assert!(stats.patches_per_user.is_empty());
+    assert_eq!(stats.requests, 30);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn drop_rate_one_closes_the_connection_without_an_answer() {
+    let sandbox = start(
+        5,
+        Faults {
+            drop_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let result = call(&sandbox, Method::PATCH, "/iam/users/1")
+            .json(&json!({"name": "Changed"}))
+            .send()
+            .await;
+        let error = result.expect_err("a dropped connection must not give an answer");
+        assert!(!error.is_timeout(), "{error:?}");
+        assert!(error.status().is_none(), "{error:?}");
+    }
+    let stats = stats_of(&sandbox).await;
+    assert_eq!(stats.by_method_status["PATCH"][&0], 3, "{stats:?}");
+    assert!(stats.patches_per_user.is_empty());
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn latency_and_slow_answers_delay_but_still_serve() {
+    let sandbox = start(
+        5,
+        Faults {
+            latency_ms: 150,
+            jitter_ms: 50,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let response = call(&sandbox, Method::GET, "/iam/users/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        started.elapsed()
+    );
+    // Several at once overlap: the delay does not serialise requests.
+    let requests = (0..8).map(|_| call(&sandbox, Method::GET, "/iam/users/2").send());
+    for response in futures_join_all(requests).await {
+        assert_eq!(response.unwrap().status(), StatusCode::OK);
+    }
+    assert!(sandbox.stats().max_in_flight >= 2);
+    sandbox.stop().await;
+
+    let sandbox = start(
+        5,
+        Faults {
+            slow_rate: 1.0,
+            slow_ms: 400,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let started = Instant::now();
+    let response = call(&sandbox, Method::GET, "/iam/users/1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    // A client that gives up first times out, yet the change was made.
+    let result = call(&sandbox, Method::PATCH, "/iam/users/1")
+        .timeout(Duration::from_millis(100))
+        .json(&json!({"name": "Late"}))
+        .send()
+        .await;
+    assert!(result.unwrap_err().is_timeout());
+    let stats = stats_of(&sandbox).await;
+    assert_eq!(stats.patches_per_user.get(&1), Some(&1), "{stats:?}");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn stats_count_requests_by_method_and_status() {
+    let sandbox = start(5, Faults::default()).await;
+    for id in [1, 1, 2] {
+        call(&sandbox, Method::PATCH, &format!("/iam/users/{id}"))
+            .json(&json!({"lang": "ru"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    call(&sandbox, Method::PATCH, "/iam/users/9")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    call(&sandbox, Method::GET, "/iam/users/1")
+        .send()
+        .await
+        .unwrap();
+    client()
+        .get(format!("{}/iam/users/1", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    // Stats need no key from loopback, and reading them is not counted.
+    let response = client()
+        .get(format!("{}/sandbox/stats", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    let (status, raw) = json_of(response).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        raw,
+        json!({
+            "requests": 6,
+            "by_method_status": {"PATCH": {"200": 3, "404": 1}, "GET": {"200": 1, "401": 1}},
+            "patches_per_user": {"1": 2, "2": 1},
+            "max_in_flight": 1
+        })
+    );
+    let in_process = sandbox.stats();
+    assert_eq!(serde_json::to_value(&in_process).unwrap(), raw);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_users() {
+    let seeded = |seed| SandboxConfig {
+        users: 30,
+        seed,
+        ..SandboxConfig::default()
+    };
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut lists = Vec::new();
+    for seed in [3, 3, 4] {
+        let sandbox = sandbox::start(seeded(seed), addr).await.unwrap();
+        assert_eq!(sandbox.api_key(), "sandbox-key");
+        let response = client()
+            .get(format!("{}/iam/users", sandbox.base_url()))
+            .header("Authorization", "apikey sandbox-key")
+            .send()
+            .await
+            .unwrap();
+        lists.push(response.json::<Value>().await.unwrap());
+        sandbox.stop().await;
+    }
+    assert_eq!(lists[0], lists[1]);
+    assert_ne!(lists[0], lists[2]);
+}
+
+#[tokio::test]
+async fn start_refuses_bad_settings_and_stop_closes_the_port() {
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let bad = SandboxConfig {
+        faults: Faults {
+            error_rate: 2.0,
+            ..Faults::default()
+        },
+        ..SandboxConfig::default()
+    };
+    let error = sandbox::start(bad, addr).await.err().unwrap();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(error.to_string().contains("--error-rate"), "{error}");
+
+    let sandbox = start(1, Faults::default()).await;
+    let bound = sandbox.addr();
+    assert_ne!(bound.port(), 0);
+    assert_eq!(
+        sandbox.base_url(),
+        format!("http://127.0.0.1:{}", bound.port())
+    );
+    sandbox.stop().await;
+    assert!(tokio::net::TcpStream::connect(bound).await.is_err());
+}
+
+#[test]
+fn the_command_serves_until_sigterm_then_exits_0() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"))
+        .args([
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--users",
+            "3",
+            "--api-key",
+            "cli-key",
+        ])
+        .env_remove("GCORE_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    let base_url = loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("the sandbox ended before printing its URL: {printed}");
+        }
+        printed.push_str(&line);
+        if let Some(url) = line.trim().strip_prefix("base URL:") {
+            break url.trim().to_string();
+        }
+    };
+    assert!(base_url.starts_with("http://127.0.0.1:"), "{base_url}");
+    assert!(!base_url.ends_with(":0"), "{base_url}");
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        let response = client()
+            .get(format!("{base_url}/iam/users/3"))
+            .header("Authorization", "apikey cli-key")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let user: Value = response.json().await.unwrap();
+        assert_eq!(user["id"], 3);
+        status
+    });
+    assert_eq!(status, StatusCode::OK);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the sandbox did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+}
+
+#[test]
+fn the_command_refuses_bad_flags_with_exit_2() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"))
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--drop-rate", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--drop-rate 2 is not a share"), "{stderr}");
+}
+
+/// Runs the futures at once (no futures crate needed for this one use).
+async fn futures_join_all<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    outputs
+}
