@@ -4,19 +4,22 @@
 //! here so that tests can drive it in-process.
 
 pub mod api;
+mod apply;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod input;
 pub mod patch;
 pub mod results;
+pub mod runner;
 mod validate;
 
 use std::process::ExitCode;
 
 use cli::{Cli, Command};
-use config::{InputConfig, OutputTarget};
+use config::{ApiConfig, InputConfig, OutputTarget, RunConfig};
 use error::Fatal;
 
 /// Runs one command. `Ok` carries the exit code of a run that went to the
@@ -31,18 +34,51 @@ pub fn run(cli: Cli) -> Result<ExitCode, Fatal> {
         Command::Apply(args) => {
             let input = InputConfig::from_args(&args.input)?;
             let output = OutputTarget::from_args(&args.output, &input.source)?;
-            if !args.dry_run {
-                return Err(Fatal::Usage(
-                    "sending is not available in this version yet; use `apply --dry-run` or `validate`"
-                        .to_string(),
-                ));
+            if args.dry_run {
+                return validate::run(&input, &output, args.output.quiet);
             }
-            validate::run(&input, &output, args.output.quiet)
+            let run_config = RunConfig::from_args(&args.run)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(Fatal::Runtime)?;
+            runtime.block_on(async {
+                // SANDBOX(lead): with `--sandbox`, start `crate::sandbox` here on this
+                // runtime and build the `ApiConfig` from `RunningSandbox::base_url()` and
+                // `api_key()` (`ApiConfig { base_url, api_key: ApiKey::new(..), timeout,
+                // connect_timeout }`) instead of reading the environment; stop it and print
+                // its `stats()` after `apply::run` returns.
+                let api = ApiConfig::from_args(&args.api, |name| std::env::var(name).ok())?;
+                apply::run(
+                    &input,
+                    &output,
+                    args.output.quiet,
+                    &api,
+                    &run_config,
+                    interrupted(),
+                )
+                .await
+            })
         }
         Command::Sandbox(_) => Err(Fatal::Usage(
             "the sandbox is not available in this version yet".to_string(),
         )),
     }
+}
+
+/// Completes on the first Ctrl-C; the run then stops sending and still
+/// writes every row. A second Ctrl-C ends the process at once (the default).
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handling here: never complete, the run goes to its end.
+        std::future::pending::<()>().await;
+    }
+    eprintln!("interrupted: finishing the requests in flight; press Ctrl-C again to quit at once");
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("interrupted again: quitting; the results file is incomplete");
+        std::process::exit(130);
+    });
 }
 
 /// An error and its causes on one line: `cannot read x.csv: No such file or directory`.
