@@ -8,7 +8,7 @@ use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use crate::api::User;
-use crate::config::ApiConfig;
+use crate::config::{ApiConfig, ApiKey};
 use crate::error::Fatal;
 
 /// The most of a server's message kept in the results file.
@@ -19,7 +19,10 @@ pub const MAX_MESSAGE_CHARS: usize = 300;
 pub enum Answer {
     /// 2xx. The user as answered; `Err` says why the body could not be read
     /// (the change was still accepted).
-    Updated(Result<Box<User>, String>),
+    Updated {
+        status: u16,
+        user: Result<Box<User>, String>,
+    },
     /// 408, 409, 429, 5xx, a timeout or a connection error: worth another try.
     Retryable {
         /// `None` when no answer came at all.
@@ -50,6 +53,8 @@ pub struct Client {
     http: reqwest::Client,
     base_url: Url,
     timeout: Duration,
+    /// Only to blank it out of server messages that echo it back.
+    api_key: ApiKey,
 }
 
 impl Client {
@@ -82,6 +87,7 @@ impl Client {
             http,
             base_url: api.base_url.clone(),
             timeout: api.timeout,
+            api_key: api.api_key.clone(),
         })
     }
 
@@ -113,6 +119,7 @@ impl Client {
             Ok(text) => text,
             Err(error) => return self.transport_error(error),
         };
+        let text = text.replace(self.api_key.expose(), "***");
         classify(status, retry_after, &text)
     }
 
@@ -142,7 +149,10 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -
         let user = serde_json::from_str::<Box<User>>(body).map_err(|error| {
             format!("the change was accepted but the answer is not a user object: {error}")
         });
-        return Answer::Updated(user);
+        return Answer::Updated {
+            status: status.as_u16(),
+            user,
+        };
     }
     let error = describe_status(status, body);
     let code = status.as_u16();
@@ -262,11 +272,11 @@ mod tests {
         let user = r#"{"id":7,"name":"Ann"}"#;
         assert!(matches!(
             classify(StatusCode::OK, None, user),
-            Answer::Updated(Ok(user)) if user.id == Some(7)
+            Answer::Updated { status: 200, user: Ok(user) } if user.id == Some(7)
         ));
         assert!(matches!(
             classify(StatusCode::OK, None, "<html>"),
-            Answer::Updated(Err(_))
+            Answer::Updated { user: Err(_), .. }
         ));
         for code in [408, 409, 429, 500, 502, 503, 504] {
             let status = StatusCode::from_u16(code).unwrap();

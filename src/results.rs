@@ -223,26 +223,39 @@ impl Summary {
     }
 
     /// The same figures as [`Summary::render`], for `--summary-json`.
-    pub fn to_json(&self, results: &str) -> serde_json::Value {
+    pub fn to_json<'a>(&'a self, results: &'a str) -> impl Serialize + 'a {
+        /// Every status, in the order of [`Status::ALL`].
+        struct Counts<'a>(&'a Summary);
+        impl Serialize for Counts<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(Status::ALL.len()))?;
+                for status in Status::ALL {
+                    map.serialize_entry(status.as_str(), &self.0.count(status))?;
+                }
+                map.end()
+            }
+        }
+        #[derive(Serialize)]
+        struct Problem<'a> {
+            row: u64,
+            error: &'a str,
+        }
         #[derive(Serialize)]
         struct Json<'a> {
             rows: u64,
-            counts: serde_json::Map<String, serde_json::Value>,
+            counts: Counts<'a>,
             retries: u64,
             throttled: u64,
             elapsed_seconds: Option<f64>,
             rows_per_second: Option<f64>,
             exit_code: u8,
-            first_problems: Vec<serde_json::Value>,
+            first_problems: Vec<Problem<'a>>,
             results: &'a str,
         }
-        let counts = Status::ALL
-            .iter()
-            .map(|status| (status.as_str().to_string(), self.count(*status).into()))
-            .collect();
-        let json = Json {
+        Json {
             rows: self.total(),
-            counts,
+            counts: Counts(self),
             retries: self.retries,
             throttled: self.throttled,
             elapsed_seconds: self.elapsed.map(|e| e.as_secs_f64()),
@@ -251,11 +264,10 @@ impl Summary {
             first_problems: self
                 .first_problems
                 .iter()
-                .map(|(row, error)| serde_json::json!({"row": row, "error": error}))
+                .map(|(row, error)| Problem { row: *row, error })
                 .collect(),
             results,
-        };
-        serde_json::to_value(json).expect("the summary serialises")
+        }
     }
 
     /// Writes [`Summary::to_json`] to `path`.

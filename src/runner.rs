@@ -357,7 +357,7 @@ pub async fn dispatch<A, F>(
                 job.attempts += 1;
                 let now = Instant::now();
                 let report = match answer {
-                    Answer::Updated(user) => Some(updated(job, user)),
+                    Answer::Updated { status, user } => Some(updated(job, status, user)),
                     Answer::Failed { status, error } => Some(failed(job, Some(status), error)),
                     Answer::Retryable { status, retry_after, error } => {
                         let throttled = status == Some(429);
@@ -441,8 +441,9 @@ fn outcome(job: Job, status: Status) -> Outcome {
     }
 }
 
-fn updated(job: Job, user: Result<Box<crate::api::User>, String>) -> Outcome {
+fn updated(job: Job, status: u16, user: Result<Box<crate::api::User>, String>) -> Outcome {
     let mut outcome = outcome(job, Status::Updated);
+    outcome.http_status = Some(status);
     match user {
         Ok(user) => outcome.user = Some(user),
         Err(error) => outcome.error = error,
