@@ -212,6 +212,7 @@ fn to_work(seq: u64, checked: CheckedRow, mode: Mode) -> Work {
                     request,
                     attempts: 0,
                     throttled: 0,
+                    last_failure: None,
                 }),
                 (Mode::Refuse { invalid }, _) => done(
                     Status::NotAttempted,

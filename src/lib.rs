@@ -29,13 +29,18 @@ pub fn run(cli: Cli) -> Result<ExitCode, Fatal> {
         Command::Validate(args) => {
             let input = InputConfig::from_args(&args.input)?;
             let output = OutputTarget::from_args(&args.output, &input.source)?;
-            validate::run(&input, &output, args.output.quiet)
+            validate::run(&input, &output, args.output.quiet, None)
         }
         Command::Apply(args) => {
             let input = InputConfig::from_args(&args.input)?;
             let output = OutputTarget::from_args(&args.output, &input.source)?;
             if args.dry_run {
-                return validate::run(&input, &output, args.output.quiet);
+                return validate::run(
+                    &input,
+                    &output,
+                    args.output.quiet,
+                    args.run.summary_json.as_deref(),
+                );
             }
             let run_config = RunConfig::from_args(&args.run)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()

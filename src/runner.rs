@@ -185,6 +185,9 @@ pub struct Job {
     pub request: String,
     pub attempts: u32,
     pub throttled: u32,
+    /// The status and error of the last retryable attempt, for the results
+    /// when the row is not retried after all.
+    pub last_failure: Option<(Option<u16>, String)>,
 }
 
 /// What the check stage hands the dispatcher, in input order.
@@ -270,7 +273,9 @@ pub async fn dispatch<A, F>(
     let mut retries: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
     let mut next: Option<Work> = None;
     let mut source_open = true;
-    let mut stopping = false;
+    // Why nothing new is sent any more: Ctrl-C, or a 429 asking for a wait
+    // beyond --max-wait (every other row would be refused too).
+    let mut stopped: Option<String> = None;
     let mut last_pause_note: Option<Instant> = None;
     let cancel = cancel;
     tokio::pin!(cancel);
@@ -292,9 +297,9 @@ pub async fn dispatch<A, F>(
                     Err(mpsc::error::TryRecvError::Disconnected) => source_open = false,
                 }
             }
-            if stopping {
+            if let Some(why) = &stopped {
                 while let Some(Reverse(delayed)) = retries.pop() {
-                    if !send(Report::Row(interrupted(delayed.job))) {
+                    if !send(Report::Row(interrupted(delayed.job, why))) {
                         return;
                     }
                 }
@@ -312,8 +317,9 @@ pub async fn dispatch<A, F>(
                         }
                         continue;
                     }
-                    Some(Work::Send(job)) if stopping => {
-                        if !send(Report::Row(not_attempted(job))) {
+                    Some(Work::Send(job)) if stopped.is_some() => {
+                        let why = stopped.as_deref().unwrap_or_default();
+                        if !send(Report::Row(not_attempted(job, why))) {
                             return;
                         }
                         continue;
@@ -352,7 +358,9 @@ pub async fn dispatch<A, F>(
 
         tokio::select! {
             biased;
-            () = &mut cancel, if !stopping => stopping = true,
+            () = &mut cancel, if stopped.is_none() => {
+                stopped = Some("the run was interrupted".to_string());
+            }
             Some((mut job, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                 job.attempts += 1;
                 let now = Instant::now();
@@ -364,8 +372,8 @@ pub async fn dispatch<A, F>(
                         if throttled {
                             job.throttled += 1;
                         }
-                        let decision = if stopping {
-                            Decision::GiveUp("not retried: the run was interrupted".to_string())
+                        let decision = if let Some(why) = &stopped {
+                            Decision::GiveUp(format!("not retried: {why}"))
                         } else {
                             policy.decide(job.attempts, retry_after)
                         };
@@ -373,9 +381,23 @@ pub async fn dispatch<A, F>(
                             // The whole run waits, not just this row.
                             let wait = match &decision {
                                 Decision::RetryIn(wait) => *wait,
-                                Decision::GiveUp(_) => retry_after.unwrap_or_default(),
+                                Decision::GiveUp(_) => Duration::ZERO,
+                            };
+                            if let Some(asked) = retry_after.filter(|w| *w > policy.max_wait)
+                                && stopped.is_none()
+                            {
+                                let why = format!(
+                                    "the server throttled the run for {:.0} s (HTTP 429 on row {}), \
+                                     more than --max-wait {:.0} s",
+                                    asked.as_secs_f64(),
+                                    job.row,
+                                    policy.max_wait.as_secs_f64()
+                                );
+                                if !send(Report::Note(format!("stopping: {why}"))) {
+                                    return;
+                                }
+                                stopped = Some(why);
                             }
-                            .min(policy.max_wait);
                             let started = pacer.pause(now + wait);
                             let quiet_since = last_pause_note
                                 .is_none_or(|at| now.duration_since(at) >= PAUSE_NOTE_EVERY);
@@ -393,6 +415,7 @@ pub async fn dispatch<A, F>(
                         }
                         match decision {
                             Decision::RetryIn(wait) => {
+                                job.last_failure = Some((status, error));
                                 retries.push(Reverse(Delayed { due: now + wait, job }));
                                 None
                             }
@@ -460,17 +483,14 @@ fn failed(job: Job, status: Option<u16>, error: String) -> Outcome {
 }
 
 /// A row waiting for a retry when the run stopped: it was sent and failed.
-fn interrupted(job: Job) -> Outcome {
-    failed(
-        job,
-        None,
-        "not retried: the run was interrupted; its last attempt failed".to_string(),
-    )
+fn interrupted(mut job: Job, why: &str) -> Outcome {
+    let (status, error) = job.last_failure.take().unwrap_or_default();
+    failed(job, status, format!("{error}; not retried: {why}"))
 }
 
-fn not_attempted(job: Job) -> Outcome {
+fn not_attempted(job: Job, why: &str) -> Outcome {
     Outcome {
-        error: "not sent: the run was interrupted".to_string(),
+        error: format!("not sent: {why}"),
         ..outcome(job, Status::NotAttempted)
     }
 }

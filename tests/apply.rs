@@ -555,5 +555,6 @@ async fn dry_run_needs_no_key_and_sends_nothing() {
     .await;
     assert_eq!(run.code(), 0, "{}", run.stderr());
     assert_eq!(run.row(2)["status"], "would_update");
+    assert_eq!(run.summary_json()["counts"]["would_update"], 1);
     assert!(received(&server).await.is_empty());
 }

@@ -39,6 +39,7 @@ fn job(seq: u64) -> Job {
         request: r#"{"lang":"en"}"#.to_string(),
         attempts: 0,
         throttled: 0,
+        last_failure: None,
     }
 }
 
@@ -241,4 +242,33 @@ async fn a_429_without_retry_after_still_pauses_and_is_counted() {
     assert!(rows.iter().all(|(status, ..)| status == "updated"));
     assert_eq!(summary.throttled(), 1);
     assert_eq!(summary.retries(), 1);
+}
+
+#[tokio::test]
+async fn a_429_asking_for_more_than_max_wait_stops_the_run() {
+    let attempt = |job: &Job| {
+        let seq = job.seq;
+        async move {
+            if seq == 1 {
+                unavailable(Some(Duration::from_secs(3600)), 429)
+            } else {
+                ok(seq + 1)
+            }
+        }
+    };
+    let started = Instant::now();
+    let (rows, summary) = pipeline(config(1, 64), 5, attempt, never()).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(rows[0].0, "updated");
+    assert_eq!(rows[1].0, "failed");
+    assert!(rows[1].2.contains("more than --max-wait"), "{}", rows[1].2);
+    for (status, attempts, error) in &rows[2..] {
+        assert_eq!(status, "not_attempted");
+        assert_eq!(attempts, "0");
+        assert!(
+            error.starts_with("not sent: the server throttled the run for 3600 s"),
+            "{error}"
+        );
+    }
+    assert_eq!(summary.throttled(), 1);
 }
