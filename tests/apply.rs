@@ -203,6 +203,31 @@ async fn echo_server() -> (MockServer, Echo) {
     (server, echo)
 }
 
+/// Answers the first `times` requests for `user_path` with `first`, then
+/// everything like the API; returns the latter to see when requests came.
+async fn first_then_echo(
+    server: &MockServer,
+    user_path: &str,
+    first: impl Respond + 'static,
+    times: u64,
+) -> Echo {
+    Mock::given(method("PATCH"))
+        .and(path(user_path))
+        .respond_with(first)
+        .up_to_n_times(times)
+        .with_priority(1)
+        .expect(times)
+        .mount(server)
+        .await;
+    let echo = Echo::default();
+    Mock::given(method("PATCH"))
+        .respond_with(echo.clone())
+        .with_priority(2)
+        .mount(server)
+        .await;
+    echo
+}
+
 async fn received(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap_or_default()
 }
@@ -291,24 +316,13 @@ async fn each_row_is_one_exact_patch_and_the_results_show_the_answer() {
 async fn a_429_pauses_the_whole_run_for_its_retry_after() {
     let server = MockServer::start().await;
     let seen = Arc::new(Mutex::new(Vec::new()));
-    Mock::given(method("PATCH"))
-        .and(path("/iam/users/1"))
-        .respond_with(Timed {
-            seen: Arc::clone(&seen),
-            template: ResponseTemplate::new(429)
-                .insert_header("Retry-After", "1")
-                .set_body_string("slow down"),
-        })
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    let echo = Echo::default();
-    Mock::given(method("PATCH"))
-        .respond_with(echo.clone())
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    let throttle = Timed {
+        seen: Arc::clone(&seen),
+        template: ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .set_body_string("slow down"),
+    };
+    let echo = first_then_echo(&server, "/iam/users/1", throttle, 1).await;
     let csv = format!("{HEADER}1,,,de,,,,\n2,,,de,,,,\n3,,,de,,,,\n4,,,de,,,,\n");
     let run = apply(
         &csv,
@@ -347,19 +361,8 @@ async fn a_429_pauses_the_whole_run_for_its_retry_after() {
 #[tokio::test]
 async fn server_errors_are_retried_then_succeed() {
     let server = MockServer::start().await;
-    Mock::given(method("PATCH"))
-        .and(path("/iam/users/1"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .expect(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .respond_with(Echo::default())
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    let busy = ResponseTemplate::new(503).set_body_string("busy");
+    first_then_echo(&server, "/iam/users/1", busy, 2).await;
     let csv = format!("{HEADER}1,,,de,,,,\n2,,,en,,,,\n");
     let run = apply(&csv, Some(&server), true, &["--rate", "0"]).await;
     assert_eq!(run.code(), 0, "{}", run.stderr());
@@ -372,18 +375,8 @@ async fn server_errors_are_retried_then_succeed() {
 #[tokio::test]
 async fn a_slow_answer_beyond_the_timeout_is_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("PATCH"))
-        .and(path("/iam/users/1"))
-        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("PATCH"))
-        .respond_with(Echo::default())
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(5));
+    first_then_echo(&server, "/iam/users/1", slow, 1).await;
     let csv = format!("{HEADER}1,,,de,,,,\n");
     let started = Instant::now();
     let run = apply(&csv, Some(&server), true, &["--timeout", "0.5"]).await;
