@@ -78,7 +78,6 @@ async fn interrupted() {
         // No signal handling here: never complete, the run goes to its end.
         std::future::pending::<()>().await;
     }
-    eprintln!("interrupted: finishing the requests in flight; press Ctrl-C again to quit at once");
     tokio::spawn(async {
         let _ = tokio::signal::ctrl_c().await;
         eprintln!("interrupted again: quitting; the results file is incomplete");

@@ -153,10 +153,13 @@ impl Summary {
         self.throttled
     }
 
-    /// Rows finished per second of the run, when it sent anything.
+    /// Rows sent (updated or failed) per second of the run, for runs that
+    /// send. Rows decided without a request (skipped, invalid, not attempted)
+    /// would flatter the figure, so they are left out.
     pub fn rows_per_second(&self) -> Option<f64> {
         let elapsed = self.elapsed?.as_secs_f64();
-        (elapsed > 0.0).then(|| self.total() as f64 / elapsed)
+        let sent = self.count(Status::Updated) + self.count(Status::Failed);
+        (elapsed > 0.0).then(|| sent as f64 / elapsed)
     }
 
     fn record(&mut self, row: &ResultRow) {
@@ -211,7 +214,7 @@ impl Summary {
         if let Some(elapsed) = self.elapsed {
             let _ = writeln!(
                 text,
-                "retries: {}, throttled (429): {}, elapsed: {:.1} s, {:.1} rows/s",
+                "retries: {}, throttled (429): {}, elapsed: {:.1} s, {:.1} rows sent/s",
                 self.retries,
                 self.throttled,
                 elapsed.as_secs_f64(),

@@ -360,6 +360,11 @@ pub async fn dispatch<A, F>(
             biased;
             () = &mut cancel, if stopped.is_none() => {
                 stopped = Some("the run was interrupted".to_string());
+                let note = "interrupted: finishing the requests in flight; press Ctrl-C again to \
+                            quit at once";
+                if !send(Report::Note(note.to_string())) {
+                    return;
+                }
             }
             Some((mut job, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                 job.attempts += 1;

@@ -52,9 +52,15 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{bar:30.cyan/blue} {pos}/{len} rows  {per_sec}  eta {eta}  {msg}",
+                    "{bar:30.cyan/blue} {pos}/{len} rows  {rate}  eta {eta}  {msg}",
                 )
                 .expect("the template is valid")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1} rows/s", state.per_sec());
+                    },
+                )
                 .progress_chars("=> "),
             );
             bar.set_message("0 updated, 0 failed");
