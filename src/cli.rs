@@ -44,6 +44,56 @@ pub struct ApplyArgs {
     /// Check the file and write the results without sending anything (needs no API key).
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    // SANDBOX(lead): the `--sandbox` flag goes here when `crate::sandbox` is merged;
+    // `lib::run` has the matching spot where its base URL and key replace `ApiArgs`.
+}
+
+/// Where the API is and how to reach it. The key is never a flag value: it
+/// would show in `ps` and in shell history.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// Read the API key from this file (a trailing newline is ignored). Default: the GCORE_API_KEY environment variable.
+    #[arg(long, value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+    /// The API's base URL. Default: the GCORE_BASE_URL environment variable, else https://api.gcore.com.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Seconds to wait for each answer (per attempt, not per run).
+    #[arg(long, value_name = "SECS", default_value = "30")]
+    pub timeout: f64,
+}
+
+/// How fast and how stubbornly to send.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Requests in flight at most.
+    #[arg(long, value_name = "N", default_value = "8")]
+    pub concurrency: usize,
+    /// Requests per second for the whole run, retries included; 0 means no limit.
+    #[arg(long, value_name = "R", default_value = "10")]
+    pub rate: f64,
+    /// Requests that may start back to back after an idle moment (the limiter's burst).
+    #[arg(long, value_name = "B", default_value = "1")]
+    pub burst: u32,
+    /// Retries per row after the first attempt, for 408, 409, 429, 5xx, timeouts and connection errors.
+    #[arg(long, value_name = "N", default_value = "5")]
+    pub max_retries: u32,
+    /// The longest wait the server may ask for (Retry-After) before the row is failed instead, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "300")]
+    pub max_wait: f64,
+    /// Send the valid rows even when some rows are invalid (by default nothing is sent then).
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Also write the summary as JSON to this file, for monitoring.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+    /// Rows that may finish ahead of the oldest unfinished row (the reorder window). Default: from the rate, see the README.
+    #[arg(long, value_name = "ROWS", hide_short_help = true)]
+    pub window: Option<usize>,
 }
 
 /// How to read the input file.

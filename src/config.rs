@@ -3,14 +3,19 @@
 //! refuses what cannot work with a message that says what to type instead.
 
 use std::ffi::OsStr;
+use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use encoding_rs::Encoding;
 use rand::RngExt;
+use reqwest::Url;
 
-use crate::cli::{InputArgs, OutputArgs, SandboxArgs};
+use crate::cli::{ApiArgs, InputArgs, OutputArgs, RunArgs, SandboxArgs};
 use crate::error::Fatal;
+use crate::runner::{Rate, RetryPolicy};
 use crate::sandbox::{Faults, SandboxConfig};
 
 /// Where the rows come from.
@@ -143,6 +148,209 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
+/// The environment variable that holds the API key.
+pub const API_KEY_ENV: &str = "GCORE_API_KEY";
+/// The environment variable that may hold the base URL.
+pub const BASE_URL_ENV: &str = "GCORE_BASE_URL";
+pub const DEFAULT_BASE_URL: &str = "https://api.gcore.com";
+/// Connecting should take milliseconds; a host that does not accept within
+/// this is down or unreachable, and waiting the full `--timeout` would only
+/// slow the retries.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The API key. `Debug` and `Display` print `***`, so the key cannot reach a
+/// message, a log line or the results file by accident; [`ApiKey::expose`] is
+/// the one way to read it, used once, to build the `Authorization` header.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Refuses an empty key and anything that cannot go in an HTTP header.
+    pub fn new(key: &str) -> Result<ApiKey, String> {
+        let key = key.trim();
+        if key.is_empty() {
+            return Err("is empty".to_string());
+        }
+        if key.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
+            return Err("holds control or non-ASCII characters; copy the key again".to_string());
+        }
+        Ok(ApiKey(key.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where the API is, the key, and the per-attempt timeouts.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub base_url: Url,
+    pub api_key: ApiKey,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+impl ApiConfig {
+    /// `env` reads an environment variable; tests pass a map instead of
+    /// changing the process environment.
+    pub fn from_args(
+        args: &ApiArgs,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ApiConfig, Fatal> {
+        let timeout = seconds("--timeout", args.timeout)?;
+        let base_text = match &args.base_url {
+            Some(url) => url.clone(),
+            None => env(BASE_URL_ENV)
+                .filter(|url| !url.trim().is_empty())
+                .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
+        };
+        let base_url = parse_base_url(&base_text)?;
+        let api_key = match &args.api_key_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| Fatal::KeyFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                ApiKey::new(&text).map_err(|problem| {
+                    Fatal::Usage(format!("the API key in {} {problem}", path.display()))
+                })?
+            }
+            None => match env(API_KEY_ENV) {
+                Some(text) => ApiKey::new(&text).map_err(|problem| {
+                    Fatal::Usage(format!("the API key in {API_KEY_ENV} {problem}"))
+                })?,
+                None => return Err(Fatal::MissingKey),
+            },
+        };
+        Ok(ApiConfig {
+            base_url,
+            api_key,
+            connect_timeout: CONNECT_TIMEOUT.min(timeout),
+            timeout,
+        })
+    }
+}
+
+fn parse_base_url(text: &str) -> Result<Url, Fatal> {
+    let bad = |why: String| {
+        Fatal::Usage(format!(
+            "the base URL {text:?} {why}; give one like {DEFAULT_BASE_URL} (--base-url or {BASE_URL_ENV})"
+        ))
+    };
+    let url = Url::parse(text.trim()).map_err(|e| bad(format!("is not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad("must start with https:// or http://".to_string()));
+    }
+    if url.cannot_be_a_base() || url.host_str().is_none() {
+        return Err(bad("has no host".to_string()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("must not hold a query or a fragment".to_string()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "must not hold a user name or password; the key goes in GCORE_API_KEY".to_string(),
+        ));
+    }
+    Ok(url)
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration, Fatal> {
+    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(Fatal::Usage(format!(
+            "{flag} {value} must be a number of seconds above 0 and at most 86400"
+        )))
+    }
+}
+
+/// How the run sends: concurrency, rate, retries, the reorder window.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub concurrency: NonZeroUsize,
+    pub rate: Rate,
+    pub retry: RetryPolicy,
+    /// Rows that may finish ahead of the oldest unwritten one.
+    pub window: NonZeroUsize,
+    pub skip_invalid: bool,
+    pub summary_json: Option<PathBuf>,
+}
+
+/// More in flight than this only adds sockets: the API is one host.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The reorder window's bounds. Each waiting outcome holds a row's answer
+/// (about 1 KB), so 16384 rows keep the results stage under ~16 MiB.
+pub const MIN_WINDOW: usize = 64;
+pub const MAX_WINDOW: usize = 16_384;
+
+impl RunConfig {
+    pub fn from_args(args: &RunArgs) -> Result<RunConfig, Fatal> {
+        let concurrency = NonZeroUsize::new(args.concurrency)
+            .filter(|n| n.get() <= MAX_CONCURRENCY)
+            .ok_or_else(|| {
+                Fatal::Usage(format!(
+                    "--concurrency {} must be between 1 and {MAX_CONCURRENCY}",
+                    args.concurrency
+                ))
+            })?;
+        let burst = NonZeroU32::new(args.burst)
+            .ok_or_else(|| Fatal::Usage("--burst must be at least 1".to_string()))?;
+        let rate = Rate::new(args.rate, burst).map_err(Fatal::Usage)?;
+        let max_wait = seconds("--max-wait", args.max_wait)?;
+        let retry = RetryPolicy {
+            max_retries: args.max_retries,
+            max_wait,
+            ..RetryPolicy::default()
+        };
+        let window = match args.window {
+            Some(rows) => NonZeroUsize::new(rows)
+                .filter(|n| n.get() <= MAX_WINDOW)
+                .ok_or_else(|| {
+                    Fatal::Usage(format!(
+                        "--window {rows} must be between 1 and {MAX_WINDOW}"
+                    ))
+                })?,
+            None => default_window(&rate, concurrency, &retry),
+        };
+        Ok(RunConfig {
+            concurrency,
+            rate,
+            retry,
+            window,
+            skip_invalid: args.skip_invalid,
+            summary_json: args.summary_json.clone(),
+        })
+    }
+}
+
+/// Enough rows to keep sending at the full rate while one row waits out the
+/// longest backoff (the cap), within [`MIN_WINDOW`, `MAX_WINDOW`] and never
+/// below 4 x the concurrency. Without a rate limit: the maximum.
+fn default_window(rate: &Rate, concurrency: NonZeroUsize, retry: &RetryPolicy) -> NonZeroUsize {
+    let by_rate = match rate.per_second() {
+        Some(per_second) => (per_second * retry.cap.as_secs_f64()).ceil() as usize,
+        None => MAX_WINDOW,
+    };
+    let rows = by_rate
+        .max(4 * concurrency.get())
+        .clamp(MIN_WINDOW, MAX_WINDOW);
+    NonZeroUsize::new(rows).expect("the window is at least MIN_WINDOW")
+}
+
 /// The `sandbox` command's settings, checked.
 #[derive(Debug, Clone)]
 pub struct SandboxSettings {
@@ -273,6 +481,139 @@ mod tests {
             default_output(&InputSource::Stdin),
             PathBuf::from("stdin.results.csv")
         );
+    }
+
+    fn api_args(base_url: Option<&str>, key_file: Option<PathBuf>) -> ApiArgs {
+        ApiArgs {
+            api_key_file: key_file,
+            base_url: base_url.map(str::to_string),
+            timeout: 30.0,
+        }
+    }
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+
+    #[test]
+    fn the_key_comes_from_the_environment_or_a_file_and_never_prints() {
+        let config =
+            ApiConfig::from_args(&api_args(None, None), env_of(&[(API_KEY_ENV, "s3cret\n")]))
+                .unwrap();
+        assert_eq!(config.api_key.expose(), "s3cret");
+        assert_eq!(config.base_url.as_str(), "https://api.gcore.com/");
+        assert!(!format!("{config:?}").contains("s3cret"));
+        assert_eq!(config.api_key.to_string(), "***");
+
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, b"from-file\n").unwrap();
+        let config = ApiConfig::from_args(
+            &api_args(None, Some(file.path().to_path_buf())),
+            env_of(&[(API_KEY_ENV, "from-env")]),
+        )
+        .unwrap();
+        assert_eq!(config.api_key.expose(), "from-file");
+    }
+
+    #[test]
+    fn a_missing_or_empty_key_says_how_to_set_it() {
+        let error = ApiConfig::from_args(&api_args(None, None), env_of(&[])).unwrap_err();
+        assert!(error.to_string().contains(API_KEY_ENV), "{error}");
+        assert!(error.to_string().contains("--api-key-file"), "{error}");
+        let error = ApiConfig::from_args(&api_args(None, None), env_of(&[(API_KEY_ENV, " \n")]))
+            .unwrap_err();
+        assert!(error.to_string().contains("is empty"), "{error}");
+    }
+
+    #[test]
+    fn base_urls() {
+        let key = [(API_KEY_ENV, "k")];
+        let from_env = ApiConfig::from_args(
+            &api_args(None, None),
+            env_of(&[(API_KEY_ENV, "k"), (BASE_URL_ENV, "http://127.0.0.1:9/")]),
+        )
+        .unwrap();
+        assert_eq!(from_env.base_url.as_str(), "http://127.0.0.1:9/");
+        let flag_wins = ApiConfig::from_args(
+            &api_args(Some("https://example.test/api"), None),
+            env_of(&[(API_KEY_ENV, "k"), (BASE_URL_ENV, "http://127.0.0.1:9/")]),
+        )
+        .unwrap();
+        assert_eq!(flag_wins.base_url.as_str(), "https://example.test/api");
+        for bad in [
+            "api.gcore.com",
+            "ftp://x",
+            "https://",
+            "https://u:p@x",
+            "https://x/?q=1",
+        ] {
+            let error = ApiConfig::from_args(&api_args(Some(bad), None), env_of(&key)).unwrap_err();
+            assert!(error.to_string().contains("base URL"), "{bad}: {error}");
+        }
+    }
+
+    fn run_args() -> RunArgs {
+        RunArgs {
+            concurrency: 8,
+            rate: 10.0,
+            burst: 1,
+            max_retries: 5,
+            max_wait: 300.0,
+            skip_invalid: false,
+            summary_json: None,
+            window: None,
+        }
+    }
+
+    #[test]
+    fn run_settings_are_checked() {
+        let config = RunConfig::from_args(&run_args()).unwrap();
+        assert_eq!(config.concurrency.get(), 8);
+        assert_eq!(config.window.get(), 300);
+        let unlimited = RunConfig::from_args(&RunArgs {
+            rate: 0.0,
+            ..run_args()
+        })
+        .unwrap();
+        assert_eq!(unlimited.rate.per_second(), None);
+        assert_eq!(unlimited.window.get(), MAX_WINDOW);
+        for bad in [
+            RunArgs {
+                concurrency: 0,
+                ..run_args()
+            },
+            RunArgs {
+                rate: -1.0,
+                ..run_args()
+            },
+            RunArgs {
+                rate: f64::NAN,
+                ..run_args()
+            },
+            RunArgs {
+                burst: 0,
+                ..run_args()
+            },
+            RunArgs {
+                max_wait: 0.0,
+                ..run_args()
+            },
+            RunArgs {
+                window: Some(0),
+                ..run_args()
+            },
+        ] {
+            assert!(RunConfig::from_args(&bad).is_err(), "{bad:?}");
+        }
     }
 }
 

@@ -29,16 +29,32 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "no API key: set the environment variable GCORE_API_KEY, or pass --api-key-file PATH \
+         (a file that holds the key); --dry-run needs no key"
+    )]
+    MissingKey,
+    #[error("cannot read the API key file {path}")]
+    KeyFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the summary file {path}")]
+    SummaryJson {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot start the HTTP client")]
+    Client(#[source] reqwest::Error),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] io::Error),
     #[error("{0}")]
     Usage(String),
     #[error("cannot serve the sandbox on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot start the async runtime")]
-    Runtime {
         #[source]
         source: io::Error,
     },

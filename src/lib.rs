@@ -4,20 +4,23 @@
 //! here so that tests can drive it in-process.
 
 pub mod api;
+mod apply;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod input;
 pub mod patch;
 pub mod results;
+pub mod runner;
 pub mod sandbox;
 mod validate;
 
 use std::process::ExitCode;
 
 use cli::{Cli, Command};
-use config::{InputConfig, KeySource, OutputTarget, SandboxSettings};
+use config::{ApiConfig, InputConfig, KeySource, OutputTarget, RunConfig, SandboxSettings};
 use error::Fatal;
 
 /// Runs one command. `Ok` carries the exit code of a run that went to the
@@ -27,18 +30,41 @@ pub fn run(cli: Cli) -> Result<ExitCode, Fatal> {
         Command::Validate(args) => {
             let input = InputConfig::from_args(&args.input)?;
             let output = OutputTarget::from_args(&args.output, &input.source)?;
-            validate::run(&input, &output, args.output.quiet)
+            validate::run(&input, &output, args.output.quiet, None)
         }
         Command::Apply(args) => {
             let input = InputConfig::from_args(&args.input)?;
             let output = OutputTarget::from_args(&args.output, &input.source)?;
-            if !args.dry_run {
-                return Err(Fatal::Usage(
-                    "sending is not available in this version yet; use `apply --dry-run` or `validate`"
-                        .to_string(),
-                ));
+            if args.dry_run {
+                return validate::run(
+                    &input,
+                    &output,
+                    args.output.quiet,
+                    args.run.summary_json.as_deref(),
+                );
             }
-            validate::run(&input, &output, args.output.quiet)
+            let run_config = RunConfig::from_args(&args.run)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(Fatal::Runtime)?;
+            runtime.block_on(async {
+                // SANDBOX(lead): with `--sandbox`, start `crate::sandbox` here on this
+                // runtime and build the `ApiConfig` from `RunningSandbox::base_url()` and
+                // `api_key()` (`ApiConfig { base_url, api_key: ApiKey::new(..), timeout,
+                // connect_timeout }`) instead of reading the environment; stop it and print
+                // its `stats()` after `apply::run` returns.
+                let api = ApiConfig::from_args(&args.api, |name| std::env::var(name).ok())?;
+                apply::run(
+                    &input,
+                    &output,
+                    args.output.quiet,
+                    &api,
+                    &run_config,
+                    interrupted(),
+                )
+                .await
+            })
         }
         Command::Sandbox(args) => {
             let env_key = std::env::var("GCORE_API_KEY").ok();
@@ -53,7 +79,7 @@ fn run_sandbox(settings: SandboxSettings) -> Result<ExitCode, Fatal> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|source| Fatal::Runtime { source })?;
+        .map_err(Fatal::Runtime)?;
     let SandboxSettings {
         listen,
         config,
@@ -82,6 +108,20 @@ fn run_sandbox(settings: SandboxSettings) -> Result<ExitCode, Fatal> {
     })?;
     eprintln!("sandbox stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on the first Ctrl-C; the run then stops sending and still
+/// writes every row. A second Ctrl-C ends the process at once (the default).
+async fn interrupted() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handling here: never complete, the run goes to its end.
+        std::future::pending::<()>().await;
+    }
+    tokio::spawn(async {
+        let _ = tokio::signal::ctrl_c().await;
+        eprintln!("interrupted again: quitting; the results file is incomplete");
+        std::process::exit(130);
+    });
 }
 
 /// An error and its causes on one line: `cannot read x.csv: No such file or directory`.

@@ -1,11 +1,22 @@
-//! The results file and the summary: the one owner of what the user reads
-//! after a run. Every command writes the same columns, one row per input
-//! record, in input order.
+//! The results file, the progress display and the summary: the one owner of
+//! what the user reads during and after a run. Every command writes the same
+//! columns, one row per input record, in input order; `apply` hands outcomes
+//! over unordered and [`write_in_order`] puts them back in order.
 
+mod progress;
+
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{self, Write};
-use std::path::PathBuf;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+
+pub use progress::{Progress, ProgressMode};
 
 use crate::api::User;
 use crate::config::OutputTarget;
@@ -114,6 +125,12 @@ pub struct ResultRow<'a> {
 pub struct Summary {
     counts: [u64; Status::ALL.len()],
     first_problems: Vec<(u64, String)>,
+    /// Attempts beyond the first, over all rows.
+    retries: u64,
+    /// HTTP 429 answers seen.
+    throttled: u64,
+    /// Set by runs that send: how long sending took.
+    elapsed: Option<Duration>,
 }
 
 impl Summary {
@@ -128,8 +145,26 @@ impl Summary {
         self.counts.iter().sum()
     }
 
+    pub fn retries(&self) -> u64 {
+        self.retries
+    }
+
+    pub fn throttled(&self) -> u64 {
+        self.throttled
+    }
+
+    /// Rows sent (updated or failed) per second of the run, for runs that
+    /// send. Rows decided without a request (skipped, invalid, not attempted)
+    /// would flatter the figure, so they are left out.
+    pub fn rows_per_second(&self) -> Option<f64> {
+        let elapsed = self.elapsed?.as_secs_f64();
+        let sent = self.count(Status::Updated) + self.count(Status::Failed);
+        (elapsed > 0.0).then(|| sent as f64 / elapsed)
+    }
+
     fn record(&mut self, row: &ResultRow) {
         self.counts[row.status.index()] += 1;
+        self.retries += u64::from(row.attempts.saturating_sub(1));
         if row.status.is_problem()
             && !row.error.is_empty()
             && self.first_problems.len() < Self::QUOTED
@@ -176,14 +211,83 @@ impl Summary {
                 let _ = writeln!(text, "  row {row}: {error}");
             }
         }
+        if let Some(elapsed) = self.elapsed {
+            let _ = writeln!(
+                text,
+                "retries: {}, throttled (429): {}, elapsed: {:.1} s, {:.1} rows sent/s",
+                self.retries,
+                self.throttled,
+                elapsed.as_secs_f64(),
+                self.rows_per_second().unwrap_or(0.0)
+            );
+        }
         let _ = writeln!(text, "results: {results}");
         text
+    }
+
+    /// The same figures as [`Summary::render`], for `--summary-json`.
+    pub fn to_json<'a>(&'a self, results: &'a str) -> impl Serialize + 'a {
+        /// Every status, in the order of [`Status::ALL`].
+        struct Counts<'a>(&'a Summary);
+        impl Serialize for Counts<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(Status::ALL.len()))?;
+                for status in Status::ALL {
+                    map.serialize_entry(status.as_str(), &self.0.count(status))?;
+                }
+                map.end()
+            }
+        }
+        #[derive(Serialize)]
+        struct Problem<'a> {
+            row: u64,
+            error: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Json<'a> {
+            rows: u64,
+            counts: Counts<'a>,
+            retries: u64,
+            throttled: u64,
+            elapsed_seconds: Option<f64>,
+            rows_per_second: Option<f64>,
+            exit_code: u8,
+            first_problems: Vec<Problem<'a>>,
+            results: &'a str,
+        }
+        Json {
+            rows: self.total(),
+            counts: Counts(self),
+            retries: self.retries,
+            throttled: self.throttled,
+            elapsed_seconds: self.elapsed.map(|e| e.as_secs_f64()),
+            rows_per_second: self.rows_per_second(),
+            exit_code: self.exit_code(),
+            first_problems: self
+                .first_problems
+                .iter()
+                .map(|(row, error)| Problem { row: *row, error })
+                .collect(),
+            results,
+        }
+    }
+
+    /// Writes [`Summary::to_json`] to `path`.
+    pub fn write_json(&self, path: &Path, results: &str) -> Result<(), Fatal> {
+        let mut text =
+            serde_json::to_string_pretty(&self.to_json(results)).expect("the summary serialises");
+        text.push('\n');
+        std::fs::write(path, text).map_err(|source| Fatal::SummaryJson {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 }
 
 /// Writes the results file as rows come, and keeps the summary.
 pub struct ResultsWriter {
-    csv: csv::Writer<Box<dyn Write>>,
+    csv: csv::Writer<Box<dyn Write + Send>>,
     path: PathBuf,
     summary: Summary,
 }
@@ -191,8 +295,8 @@ pub struct ResultsWriter {
 impl ResultsWriter {
     pub fn create(target: &OutputTarget) -> Result<ResultsWriter, Fatal> {
         let path = target.display_path();
-        let sink: Box<dyn Write> = match target {
-            OutputTarget::Stdout => Box::new(io::stdout().lock()),
+        let sink: Box<dyn Write + Send> = match target {
+            OutputTarget::Stdout => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
             OutputTarget::File(path) => {
                 let file = File::create(path).map_err(|source| Fatal::Output {
                     path: path.clone(),
@@ -271,6 +375,101 @@ impl ResultsWriter {
             source,
         }
     }
+}
+
+/// What happened to a row in a run that sends; owned, so it can cross to the
+/// writer's thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// 0-based position among the input's records: the order of the file.
+    pub seq: u64,
+    pub row: u64,
+    pub user_id: String,
+    pub status: Status,
+    pub http_status: Option<u16>,
+    pub attempts: u32,
+    /// How many of the attempts were answered 429.
+    pub throttled: u32,
+    pub error: String,
+    pub request: String,
+    pub user: Option<Box<User>>,
+}
+
+/// What the writer receives.
+#[derive(Debug)]
+pub enum Report {
+    Row(Outcome),
+    /// A line for the user (printed through the progress display).
+    Note(String),
+}
+
+/// The writer's side of a run: takes outcomes in any order and writes them in
+/// input order, holding those that finished early. The dispatcher admits a
+/// row only when it is less than `window` rows ahead of `written`, so the
+/// rows held here never exceed the window, whatever the size of the input.
+/// Also drives the progress display and counts for the summary. Runs on its
+/// own thread until every sender of `reports` is gone.
+pub fn write_in_order(
+    mut results: ResultsWriter,
+    reports: mpsc::Receiver<Report>,
+    written: watch::Sender<u64>,
+    mut progress: Progress,
+) -> Result<Summary, Fatal> {
+    let started = Instant::now();
+    let mut held: VecDeque<Option<Outcome>> = VecDeque::new();
+    let mut next_seq: u64 = 0;
+    loop {
+        let report = match reports.recv_timeout(Progress::TICK) {
+            Ok(report) => report,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                progress.tick();
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        let outcome = match report {
+            Report::Note(text) => {
+                progress.note(&text);
+                continue;
+            }
+            Report::Row(outcome) => outcome,
+        };
+        let Some(offset) = outcome.seq.checked_sub(next_seq) else {
+            debug_assert!(false, "row {} was reported twice", outcome.row);
+            continue;
+        };
+        let offset = usize::try_from(offset).expect("the window fits in memory");
+        if held.len() <= offset {
+            held.resize(offset + 1, None);
+        }
+        held[offset] = Some(outcome);
+        let before = next_seq;
+        while let Some(Some(_)) = held.front() {
+            let outcome = held.pop_front().flatten().expect("the front is filled");
+            results.summary.throttled += u64::from(outcome.throttled);
+            results.write(&ResultRow {
+                row: outcome.row,
+                user_id: &outcome.user_id,
+                status: outcome.status,
+                http_status: outcome.http_status,
+                attempts: outcome.attempts,
+                error: &outcome.error,
+                request: &outcome.request,
+                changes: "",
+                user: outcome.user.as_deref(),
+            })?;
+            progress.row(outcome.status);
+            next_seq += 1;
+        }
+        if next_seq != before {
+            // The dispatcher may be gone already; that is fine.
+            let _ = written.send(next_seq);
+        }
+    }
+    debug_assert!(held.iter().all(Option::is_none), "outcomes left unwritten");
+    results.summary.elapsed = Some(started.elapsed());
+    progress.finish();
+    results.finish()
 }
 
 /// The 17 user columns, from `id` to `client_and_roles`.

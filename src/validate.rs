@@ -2,6 +2,7 @@
 //! file with the body each valid row would send. Nothing is sent.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::check::{Checker, Duplicates, Verdict};
@@ -11,7 +12,13 @@ use crate::input::Input;
 use crate::patch::describe;
 use crate::results::{ResultRow, ResultsWriter, Status};
 
-pub fn run(config: &InputConfig, output: &OutputTarget, quiet: bool) -> Result<ExitCode, Fatal> {
+/// `summary_json`: also write the summary there (`apply --dry-run --summary-json`).
+pub fn run(
+    config: &InputConfig,
+    output: &OutputTarget,
+    quiet: bool,
+    summary_json: Option<&Path>,
+) -> Result<ExitCode, Fatal> {
     let input = Input::open(config)?;
     let duplicates = Duplicates::scan(&input)?;
     let mut rows = input.rows()?;
@@ -55,5 +62,8 @@ pub fn run(config: &InputConfig, output: &OutputTarget, quiet: bool) -> Result<E
         );
     }
     let _ = std::io::stderr().write_all(summary.render(&results_path).as_bytes());
+    if let Some(path) = summary_json {
+        summary.write_json(path, &results_path)?;
+    }
     Ok(ExitCode::from(summary.exit_code()))
 }

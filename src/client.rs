@@ -1,0 +1,326 @@
+//! The HTTP side of one PATCH: one reqwest client for the whole run, and how
+//! an answer is classified (updated, worth retrying, failed). It knows nothing
+//! of rates, retries or rows: the runner decides what to do with an answer.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{StatusCode, Url};
+
+use crate::api::User;
+use crate::config::{ApiConfig, ApiKey};
+use crate::error::Fatal;
+
+/// The most of a server's message kept in the results file.
+pub const MAX_MESSAGE_CHARS: usize = 300;
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub enum Answer {
+    /// 2xx. The user as answered; `Err` says why the body could not be read
+    /// (the change was still accepted).
+    Updated {
+        status: u16,
+        user: Result<Box<User>, String>,
+    },
+    /// 408, 409, 429, 5xx, a timeout or a connection error: worth another try.
+    Retryable {
+        /// `None` when no answer came at all.
+        status: Option<u16>,
+        /// How long the server asked to wait (`retry-after-ms`, `Retry-After`).
+        retry_after: Option<Duration>,
+        error: String,
+    },
+    /// Any other status: the server refused the change; retrying won't help.
+    Failed { status: u16, error: String },
+}
+
+impl Answer {
+    pub fn is_throttled(&self) -> bool {
+        matches!(
+            self,
+            Answer::Retryable {
+                status: Some(429),
+                ..
+            }
+        )
+    }
+}
+
+/// Sends PATCH /iam/users/{id}. Cheap to clone: clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: Url,
+    timeout: Duration,
+    /// Only to blank it out of server messages that echo it back.
+    api_key: ApiKey,
+}
+
+impl Client {
+    /// `pool` is the number of idle connections kept open; keep it at least
+    /// the concurrency, or connections churn.
+    pub fn new(api: &ApiConfig, pool: usize) -> Result<Client, Fatal> {
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("apikey {}", api.api_key.expose()))
+            .map_err(|_| Fatal::Usage("the API key cannot go in an HTTP header".to_string()))?;
+        auth.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, auth);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("gcore-iam-bulk/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers)
+            .timeout(api.timeout)
+            .connect_timeout(api.connect_timeout)
+            .pool_max_idle_per_host(pool)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            // A redirected PATCH may turn into a GET; a redirect means the base URL is wrong.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(Fatal::Client)?;
+        Ok(Client {
+            http,
+            base_url: api.base_url.clone(),
+            timeout: api.timeout,
+            api_key: api.api_key.clone(),
+        })
+    }
+
+    /// `{base}/iam/users/{id}`, keeping any path the base URL has.
+    pub fn user_url(&self, user_id: u64) -> Url {
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .expect("the base URL was checked to be a base")
+            .pop_if_empty()
+            .extend(["iam", "users", &user_id.to_string()]);
+        url
+    }
+
+    /// One attempt. `body` is the JSON text of the row's `PatchBody`.
+    pub async fn patch(&self, user_id: u64, body: String) -> Answer {
+        let sent = self
+            .http
+            .patch(self.user_url(user_id))
+            .body(body)
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return self.transport_error(error),
+        };
+        let status = response.status();
+        let retry_after = retry_after(response.headers(), SystemTime::now());
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(error) => return self.transport_error(error),
+        };
+        let text = text.replace(self.api_key.expose(), "***");
+        classify(status, retry_after, &text)
+    }
+
+    fn transport_error(&self, error: reqwest::Error) -> Answer {
+        let error = error.without_url();
+        let text = if error.is_timeout() {
+            format!("no answer within {} s", self.timeout.as_secs_f64())
+        } else if error.is_connect() {
+            format!(
+                "cannot connect: {}",
+                crate::error_chain(&error).trim_start_matches("error sending request: ")
+            )
+        } else {
+            crate::error_chain(&error)
+        };
+        Answer::Retryable {
+            status: None,
+            retry_after: None,
+            error: text,
+        }
+    }
+}
+
+/// Sorts an answer by its status. Pure, so it is tested without a server.
+pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answer {
+    if status.is_success() {
+        let user = serde_json::from_str::<Box<User>>(body).map_err(|error| {
+            format!("the change was accepted but the answer is not a user object: {error}")
+        });
+        return Answer::Updated {
+            status: status.as_u16(),
+            user,
+        };
+    }
+    let error = describe_status(status, body);
+    let code = status.as_u16();
+    if matches!(code, 408 | 409 | 429) || status.is_server_error() {
+        Answer::Retryable {
+            status: Some(code),
+            retry_after,
+            error,
+        }
+    } else {
+        Answer::Failed {
+            status: code,
+            error,
+        }
+    }
+}
+
+/// `HTTP 404 Not Found: user not found`: the status and the server's own
+/// message, taken from a JSON error body when there is one, on one line and
+/// cut to [`MAX_MESSAGE_CHARS`].
+pub fn describe_status(status: StatusCode, body: &str) -> String {
+    let mut text = format!("HTTP {}", status.as_u16());
+    if let Some(reason) = status.canonical_reason() {
+        text.push(' ');
+        text.push_str(reason);
+    }
+    let message = server_message(body);
+    if !message.is_empty() {
+        text.push_str(": ");
+        text.push_str(&message);
+    }
+    text
+}
+
+fn server_message(body: &str) -> String {
+    let body = body.trim();
+    let from_json = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| {
+            ["message", "detail", "error", "errors"]
+                .iter()
+                .find_map(|key| value.get(key).cloned())
+        })
+        .map(|value| match value {
+            serde_json::Value::String(text) => text,
+            other => other.to_string(),
+        });
+    let message = from_json.unwrap_or_else(|| body.to_string());
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > MAX_MESSAGE_CHARS {
+        let cut: String = one_line.chars().take(MAX_MESSAGE_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        one_line
+    }
+}
+
+/// The wait a server asks for: `retry-after-ms` (milliseconds, as the
+/// official SDK reads it), else `Retry-After` in seconds or as an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
+    if let Some(ms) = text("retry-after-ms").and_then(|t| t.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = text("retry-after")?;
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(42));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(42));
+        type Case<'a> = (&'a [(&'static str, &'a str)], Option<Duration>);
+        let cases: [Case; 8] = [
+            (&[], None),
+            (&[("retry-after", "3")], Some(Duration::from_secs(3))),
+            (
+                &[("retry-after", " 1.5 ")],
+                Some(Duration::from_millis(1500)),
+            ),
+            (&[("retry-after", &date)], Some(Duration::from_secs(42))),
+            (&[("retry-after", &past)], Some(Duration::ZERO)),
+            (&[("retry-after", "soon")], None),
+            (&[("retry-after", "-5")], None),
+            (
+                &[("retry-after-ms", "250"), ("retry-after", "9")],
+                Some(Duration::from_millis(250)),
+            ),
+        ];
+        for (pairs, want) in cases {
+            assert_eq!(retry_after(&headers(pairs), now), want, "{pairs:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_are_sorted() {
+        let user = r#"{"id":7,"name":"Ann"}"#;
+        assert!(matches!(
+            classify(StatusCode::OK, None, user),
+            Answer::Updated { status: 200, user: Ok(user) } if user.id == Some(7)
+        ));
+        assert!(matches!(
+            classify(StatusCode::OK, None, "<html>"),
+            Answer::Updated { user: Err(_), .. }
+        ));
+        for code in [408, 409, 429, 500, 502, 503, 504] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert!(
+                matches!(classify(status, None, ""), Answer::Retryable { status: Some(c), .. } if c == code),
+                "{code}"
+            );
+        }
+        for code in [301, 400, 401, 403, 404, 422] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert!(
+                matches!(classify(status, None, ""), Answer::Failed { status: c, .. } if c == code),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_messages_are_trimmed() {
+        assert_eq!(
+            describe_status(
+                StatusCode::NOT_FOUND,
+                "  {\"message\": \"User not found\"}\n"
+            ),
+            "HTTP 404 Not Found: User not found"
+        );
+        assert_eq!(
+            describe_status(StatusCode::BAD_REQUEST, "bad\n  lang\n"),
+            "HTTP 400 Bad Request: bad lang"
+        );
+        assert_eq!(
+            describe_status(StatusCode::BAD_REQUEST, r#"{"errors":{"lang":["bad"]}}"#),
+            r#"HTTP 400 Bad Request: {"lang":["bad"]}"#
+        );
+        assert_eq!(
+            describe_status(StatusCode::FORBIDDEN, ""),
+            "HTTP 403 Forbidden"
+        );
+        let long = "x".repeat(5000);
+        let text = describe_status(StatusCode::BAD_REQUEST, &long);
+        assert!(
+            text.chars().count() < MAX_MESSAGE_CHARS + 40,
+            "{}",
+            text.len()
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! What the user sees while a run goes: an indicatif bar on a terminal, a
+//! plain line every few seconds otherwise (cron, CI), nothing with `--quiet`.
+//! Notes go through here too, so they never tear the bar.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Status;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressMode {
+    Bar,
+    Lines,
+    Quiet,
+}
+
+impl ProgressMode {
+    /// A bar when stderr is a terminal, lines when it is not.
+    pub fn detect(quiet: bool) -> ProgressMode {
+        if quiet {
+            ProgressMode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            ProgressMode::Bar
+        } else {
+            ProgressMode::Lines
+        }
+    }
+}
+
+pub struct Progress {
+    mode: ProgressMode,
+    bar: Option<ProgressBar>,
+    total: u64,
+    done: u64,
+    updated: u64,
+    failed: u64,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl Progress {
+    /// How often the writer wakes when no outcome comes, to keep lines going.
+    pub const TICK: Duration = Duration::from_millis(500);
+    /// Plain lines at most this often.
+    pub const LINE_EVERY: Duration = Duration::from_secs(5);
+
+    pub fn new(mode: ProgressMode, total: u64) -> Progress {
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{bar:30.cyan/blue} {pos}/{len} rows  {rate}  eta {eta}  {msg}",
+                )
+                .expect("the template is valid")
+                .with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.1} rows/s", state.per_sec());
+                    },
+                )
+                .progress_chars("=> "),
+            );
+            bar.set_message("0 updated, 0 failed");
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        let now = Instant::now();
+        Progress {
+            mode,
+            bar,
+            total,
+            done: 0,
+            updated: 0,
+            failed: 0,
+            started: now,
+            last_line: now,
+        }
+    }
+
+    /// A row was written.
+    pub fn row(&mut self, status: Status) {
+        self.done += 1;
+        match status {
+            Status::Updated => self.updated += 1,
+            Status::Failed => self.failed += 1,
+            _ => {}
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done);
+            if matches!(status, Status::Updated | Status::Failed) {
+                bar.set_message(format!("{} updated, {} failed", self.updated, self.failed));
+            }
+        }
+        self.tick();
+    }
+
+    /// Prints a plain line when one is due.
+    pub fn tick(&mut self) {
+        if self.mode != ProgressMode::Lines || self.last_line.elapsed() < Self::LINE_EVERY {
+            return;
+        }
+        self.last_line = Instant::now();
+        let line = self.line();
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+
+    fn line(&self) -> String {
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            self.done as f64 / elapsed
+        } else {
+            0.0
+        };
+        let percent = if self.total > 0 {
+            100.0 * self.done as f64 / self.total as f64
+        } else {
+            100.0
+        };
+        let mut line = format!(
+            "progress: {} of {} rows ({percent:.0}%), {rate:.1} rows/s, {} updated, {} failed",
+            self.done, self.total, self.updated, self.failed
+        );
+        if rate > 0.0 && self.done < self.total {
+            let left = (self.total - self.done) as f64 / rate;
+            line.push_str(&format!(", about {} left", human(left)));
+        }
+        line
+    }
+
+    /// A message for the user; dropped with `--quiet`.
+    pub fn note(&self, text: &str) {
+        match (&self.bar, self.mode) {
+            (_, ProgressMode::Quiet) => {}
+            (Some(bar), _) => bar.println(format!("note: {text}")),
+            (None, _) => {
+                let _ = writeln!(std::io::stderr().lock(), "note: {text}");
+            }
+        }
+    }
+
+    /// Clears the bar so the summary prints on a clean line.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn human(seconds: f64) -> String {
+    let seconds = seconds.round() as u64;
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m {:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h {:02}m", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_a_person_wrote_them() {
+        assert_eq!(human(4.4), "4s");
+        assert_eq!(human(380.0), "6m 20s");
+        assert_eq!(human(7300.0), "2h 01m");
+    }
+
+    #[test]
+    fn the_plain_line_counts_rows() {
+        let mut progress = Progress::new(ProgressMode::Quiet, 4);
+        progress.row(Status::Updated);
+        progress.row(Status::Failed);
+        let line = progress.line();
+        assert!(line.starts_with("progress: 2 of 4 rows (50%)"), "{line}");
+        assert!(line.contains("1 updated, 1 failed"), "{line}");
+    }
+}

@@ -1,0 +1,553 @@
+//! `apply` end to end: the built binary against wiremock on port 0. Timing
+//! assertions are one-sided and wide; speed is measured in benchmarks.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const KEY: &str = "test-key-5f1c9a7e";
+
+/// A results row as a map from column to cell.
+type Row = std::collections::HashMap<String, String>;
+
+struct Run {
+    output: Output,
+    results: Vec<Row>,
+    results_text: String,
+    dir: tempfile::TempDir,
+}
+
+impl Run {
+    fn code(&self) -> i32 {
+        self.output.status.code().expect("exited")
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    fn row(&self, row: u64) -> &Row {
+        self.results
+            .iter()
+            .find(|r| r["row"] == row.to_string())
+            .unwrap_or_else(|| panic!("no results row {row}"))
+    }
+    fn summary_json(&self) -> Value {
+        let text = std::fs::read_to_string(self.dir.path().join("summary.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+    /// The key must never reach what the user or a log collector reads.
+    fn assert_no_key(&self) {
+        for (what, text) in [
+            ("stdout", self.stdout()),
+            ("stderr", self.stderr()),
+            ("results", self.results_text.clone()),
+        ] {
+            assert!(!text.contains(KEY), "the key leaked into {what}:\n{text}");
+        }
+    }
+}
+
+/// Runs `apply` on `csv` with the key in the environment (unless `key` is
+/// false) and the base URL of `server`.
+async fn apply(csv: &str, server: Option<&MockServer>, key: bool, flags: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("batch.csv");
+    std::fs::write(&input, csv).unwrap();
+    let results = dir.path().join("batch.results.csv");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"));
+    command
+        .arg("apply")
+        .arg(&input)
+        .arg("-o")
+        .arg(&results)
+        .arg("--summary-json")
+        .arg(dir.path().join("summary.json"))
+        .args(flags)
+        .env_remove("GCORE_API_KEY")
+        .env_remove("GCORE_BASE_URL");
+    if let Some(server) = server {
+        command.arg("--base-url").arg(server.uri());
+    }
+    if key {
+        command.env("GCORE_API_KEY", KEY);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let (results, results_text) = read_results(&results);
+    Run {
+        output,
+        results,
+        results_text,
+        dir,
+    }
+}
+
+fn read_results(path: &Path) -> (Vec<Row>, String) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return (Vec::new(), String::new());
+    };
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows = reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            header
+                .iter()
+                .zip(record.iter())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect();
+    (rows, text)
+}
+
+/// The user the fake API answers with: the ID from the path and the fields
+/// of the body, as the real API echoes the new state.
+fn user_for(request: &Request) -> Value {
+    let id: u64 = request
+        .url
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut user = json!({
+        "id": id, "email": format!("user{id}@example.com"), "name": "Someone", "lang": "en",
+        "phone": null, "company": "Example", "reseller": 1, "client": 42, "deleted": false,
+        "groups": [{"id": 2, "name": "Users"}], "activated": true, "sso_auth": false,
+        "two_fa": false, "auth_types": ["password"], "user_type": "common", "is_active": true
+    });
+    if let Ok(Value::Object(body)) = request.body_json::<Value>() {
+        for (k, v) in body {
+            user[k] = v;
+        }
+    }
+    user
+}
+
+/// Answers like the API, after `delay`, and notes when each request came.
+#[derive(Clone, Default)]
+struct Echo {
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+    max_delay_ms: u64,
+}
+
+impl Echo {
+    fn random_latency(max_delay_ms: u64) -> Echo {
+        Echo {
+            max_delay_ms,
+            ..Echo::default()
+        }
+    }
+    fn times_for(&self, path: &str) -> Vec<Instant> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(_, p)| p == path)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+    fn all(&self) -> Vec<(Instant, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Respond for Echo {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((Instant::now(), request.url.path().to_string()));
+        let mut template = ResponseTemplate::new(200).set_body_json(user_for(request));
+        if self.max_delay_ms > 0 {
+            let ms = rand::random_range(0..=self.max_delay_ms);
+            template = template.set_delay(Duration::from_millis(ms));
+        }
+        template
+    }
+}
+
+/// Notes when requests came, then answers with `template`.
+struct Timed {
+    seen: Arc<Mutex<Vec<(Instant, String)>>>,
+    template: ResponseTemplate,
+}
+
+impl Respond for Timed {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((Instant::now(), request.url.path().to_string()));
+        self.template.clone()
+    }
+}
+
+async fn echo_server() -> (MockServer, Echo) {
+    let server = MockServer::start().await;
+    let echo = Echo::default();
+    Mock::given(method("PATCH"))
+        .and(path_regex(r"^/iam/users/\d+$"))
+        .respond_with(echo.clone())
+        .mount(&server)
+        .await;
+    (server, echo)
+}
+
+/// Answers the first `times` requests for `user_path` with `first`, then
+/// everything like the API; returns the latter to see when requests came.
+async fn first_then_echo(
+    server: &MockServer,
+    user_path: &str,
+    first: impl Respond + 'static,
+    times: u64,
+) -> Echo {
+    Mock::given(method("PATCH"))
+        .and(path(user_path))
+        .respond_with(first)
+        .up_to_n_times(times)
+        .with_priority(1)
+        .expect(times)
+        .mount(server)
+        .await;
+    let echo = Echo::default();
+    Mock::given(method("PATCH"))
+        .respond_with(echo.clone())
+        .with_priority(2)
+        .mount(server)
+        .await;
+    echo
+}
+
+async fn received(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.unwrap_or_default()
+}
+
+const HEADER: &str = "user_id,email,name,lang,phone,company,groups,auth_types\n";
+
+#[tokio::test]
+async fn each_row_is_one_exact_patch_and_the_results_show_the_answer() {
+    let (server, _) = echo_server().await;
+    let csv = format!(
+        "{HEADER}\
+         11,anna@example.com,Anna Schmidt,DE,,\"Acme, Inc.\",Users;engineers,password|github\n\
+         12,,#null,,#NULL,,,\n\
+         13,,,,,,,\n\
+         14,,,zh,,,3009,\n"
+    );
+    let run = apply(&csv, Some(&server), true, &["--rate", "0"]).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    run.assert_no_key();
+
+    let mut requests = received(&server).await;
+    requests.sort_by_key(|r| r.url.path().to_string());
+    assert_eq!(requests.len(), 3, "the row without changes is not sent");
+    let bodies: Vec<(String, Value)> = requests
+        .iter()
+        .map(|r| (r.url.path().to_string(), r.body_json().unwrap()))
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            (
+                "/iam/users/11".to_string(),
+                json!({"email": "anna@example.com", "name": "Anna Schmidt", "lang": "de",
+                       "company": "Acme, Inc.",
+                       "groups": [{"id": 2, "name": "Users"}, {"id": 5, "name": "Engineers"}],
+                       "auth_types": ["password", "github"]})
+            ),
+            (
+                "/iam/users/12".to_string(),
+                json!({"name": null, "phone": null})
+            ),
+            (
+                "/iam/users/14".to_string(),
+                json!({"lang": "zh",
+                       "groups": [{"id": 3009, "name": "Purge and Prefetch only (API+Web)"}]})
+            ),
+        ]
+    );
+    for request in &requests {
+        assert_eq!(request.method.as_str(), "PATCH");
+        let header = |name: &str| request.headers.get(name).unwrap().to_str().unwrap();
+        assert_eq!(header("authorization"), format!("apikey {KEY}"));
+        assert_eq!(header("content-type"), "application/json");
+        assert_eq!(
+            header("user-agent"),
+            format!("gcore-iam-bulk/{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    let rows: Vec<&str> = run.results.iter().map(|r| r["row"].as_str()).collect();
+    assert_eq!(rows, ["2", "3", "4", "5"]);
+    let anna = run.row(2);
+    assert_eq!(anna["status"], "updated");
+    assert_eq!(anna["http_status"], "200");
+    assert_eq!(anna["attempts"], "1");
+    assert_eq!(anna["email"], "anna@example.com");
+    assert_eq!(anna["groups"], "Users;Engineers");
+    assert_eq!(anna["auth_types"], "password;github");
+    assert_eq!(anna["id"], "11");
+    assert_eq!(
+        serde_json::from_str::<Value>(&anna["request"]).unwrap(),
+        bodies[0].1
+    );
+    assert_eq!(run.row(3)["name"], "", "a cleared name reads empty");
+    assert_eq!(run.row(4)["status"], "skipped");
+    assert_eq!(run.row(4)["error"], "no changes");
+    assert_eq!(run.row(4)["attempts"], "0");
+    let summary = run.summary_json();
+    assert_eq!(summary["counts"]["updated"], 3);
+    assert_eq!(summary["counts"]["skipped"], 1);
+    assert_eq!(summary["exit_code"], 0);
+    assert!(run.stderr().contains("3 updated"), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_whole_run_for_its_retry_after() {
+    let server = MockServer::start().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let throttle = Timed {
+        seen: Arc::clone(&seen),
+        template: ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .set_body_string("slow down"),
+    };
+    let echo = first_then_echo(&server, "/iam/users/1", throttle, 1).await;
+    let csv = format!("{HEADER}1,,,de,,,,\n2,,,de,,,,\n3,,,de,,,,\n4,,,de,,,,\n");
+    let run = apply(
+        &csv,
+        Some(&server),
+        true,
+        &["--rate", "0", "--concurrency", "1"],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    run.assert_no_key();
+
+    let throttled_at = seen.lock().unwrap()[0].0;
+    let retried_at = echo.times_for("/iam/users/1");
+    assert_eq!(retried_at.len(), 1);
+    assert!(
+        retried_at[0].duration_since(throttled_at) >= Duration::from_millis(900),
+        "the retry came {:?} after the 429",
+        retried_at[0].duration_since(throttled_at)
+    );
+    // The others were not sent during the pause, although a slot was free.
+    for (at, path) in echo.all() {
+        assert!(
+            at.duration_since(throttled_at) >= Duration::from_millis(900),
+            "{path} was sent {:?} after the 429",
+            at.duration_since(throttled_at)
+        );
+    }
+    assert_eq!(run.row(2)["status"], "updated");
+    assert_eq!(run.row(2)["attempts"], "2");
+    let summary = run.summary_json();
+    assert_eq!(summary["throttled"], 1);
+    assert_eq!(summary["retries"], 1);
+    assert_eq!(summary["counts"]["updated"], 4);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_succeed() {
+    let server = MockServer::start().await;
+    let busy = ResponseTemplate::new(503).set_body_string("busy");
+    first_then_echo(&server, "/iam/users/1", busy, 2).await;
+    let csv = format!("{HEADER}1,,,de,,,,\n2,,,en,,,,\n");
+    let run = apply(&csv, Some(&server), true, &["--rate", "0"]).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.row(2)["status"], "updated");
+    assert_eq!(run.row(2)["attempts"], "3");
+    assert_eq!(run.row(3)["attempts"], "1");
+    assert_eq!(run.summary_json()["retries"], 2);
+}
+
+#[tokio::test]
+async fn a_slow_answer_beyond_the_timeout_is_retried() {
+    let server = MockServer::start().await;
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(5));
+    first_then_echo(&server, "/iam/users/1", slow, 1).await;
+    let csv = format!("{HEADER}1,,,de,,,,\n");
+    let started = Instant::now();
+    let run = apply(&csv, Some(&server), true, &["--timeout", "0.5"]).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.row(2)["status"], "updated");
+    assert_eq!(run.row(2)["attempts"], "2");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the slow answer was awaited"
+    );
+}
+
+#[tokio::test]
+async fn client_errors_fail_the_row_without_a_retry() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/1"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "  Invalid lang\n value  "})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/2"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("User not found\n"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // A server that echoes the key in its error must not put it in the results.
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/3"))
+        .respond_with(|request: &Request| {
+            let auth = request.headers.get("authorization").unwrap();
+            ResponseTemplate::new(403)
+                .set_body_string(format!("key {} has no access", auth.to_str().unwrap()))
+        })
+        .expect(1)
+        .mount(&server)
+        .await;
+    let csv = format!("{HEADER}1,,,de,,,,\n2,,,de,,,,\n3,,,de,,,,\n");
+    let run = apply(&csv, Some(&server), true, &["--rate", "0"]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    run.assert_no_key();
+    let bad = run.row(2);
+    assert_eq!(bad["status"], "failed");
+    assert_eq!(bad["http_status"], "400");
+    assert_eq!(bad["attempts"], "1");
+    assert_eq!(bad["error"], "HTTP 400 Bad Request: Invalid lang value");
+    let missing = run.row(3);
+    assert_eq!(missing["status"], "failed");
+    assert_eq!(missing["http_status"], "404");
+    assert_eq!(missing["attempts"], "1");
+    assert_eq!(missing["error"], "HTTP 404 Not Found: User not found");
+    assert_eq!(
+        run.row(4)["error"],
+        "HTTP 403 Forbidden: key apikey *** has no access"
+    );
+    assert_eq!(run.summary_json()["counts"]["failed"], 3);
+    assert!(run.stderr().contains("row 3: HTTP 404"), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn a_missing_key_stops_before_anything_is_sent() {
+    let (server, _) = echo_server().await;
+    let run = apply(&format!("{HEADER}1,,,de,,,,\n"), Some(&server), false, &[]).await;
+    assert_eq!(run.code(), 2);
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("GCORE_API_KEY") && stderr.contains("--api-key-file"),
+        "{stderr}"
+    );
+    assert!(received(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_key_can_come_from_a_file() {
+    let (server, _) = echo_server().await;
+    let key_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key_file.path(), format!("{KEY}\n")).unwrap();
+    let key_path = key_file.path().to_str().unwrap().to_string();
+    let run = apply(
+        &format!("{HEADER}1,,,de,,,,\n"),
+        Some(&server),
+        false,
+        &["--api-key-file", &key_path],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let requests = received(&server).await;
+    assert_eq!(
+        requests[0].headers.get("authorization").unwrap(),
+        &format!("apikey {KEY}")
+    );
+}
+
+#[tokio::test]
+async fn a_bad_base_url_stops_with_a_clear_message() {
+    let run = apply(
+        &format!("{HEADER}1,,,de,,,,\n"),
+        None,
+        true,
+        &["--base-url", "api.gcore.com"],
+    )
+    .await;
+    assert_eq!(run.code(), 2);
+    assert!(run.stderr().contains("base URL"), "{}", run.stderr());
+}
+
+#[tokio::test]
+async fn one_invalid_row_means_nothing_is_sent() {
+    let (server, _) = echo_server().await;
+    let csv = format!("{HEADER}1,,,de,,,,\n2,,,fr,,,,\n3,,,,,,,\n4,x@,,en,,,,\n");
+    let run = apply(&csv, Some(&server), true, &[]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(received(&server).await.is_empty(), "a request was sent");
+    let statuses: Vec<&str> = run.results.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["not_attempted", "invalid", "skipped", "invalid"]);
+    assert!(run.row(3)["error"].contains("lang"), "{:?}", run.row(3));
+    assert_eq!(run.row(2)["request"], r#"{"lang":"de"}"#);
+    assert!(run.stderr().contains("--skip-invalid"), "{}", run.stderr());
+
+    let run = apply(&csv, Some(&server), true, &["--skip-invalid"]).await;
+    assert_eq!(run.code(), 1, "invalid rows still make the run exit 1");
+    let statuses: Vec<&str> = run.results.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["updated", "invalid", "skipped", "invalid"]);
+    assert_eq!(received(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn results_keep_the_input_order_under_random_latency() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(Echo::random_latency(150))
+        .mount(&server)
+        .await;
+    let mut csv = HEADER.to_string();
+    for id in 1..=120 {
+        csv.push_str(&format!("{id},,,en,,,,\n"));
+    }
+    // A window smaller than the rows in flight can finish out of order.
+    let run = apply(
+        &csv,
+        Some(&server),
+        true,
+        &["--rate", "0", "--concurrency", "16", "--window", "20"],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.results.len(), 120);
+    for (i, row) in run.results.iter().enumerate() {
+        assert_eq!(row["row"], (i + 2).to_string());
+        assert_eq!(row["user_id"], (i + 1).to_string());
+        assert_eq!(row["id"], row["user_id"], "the answer is on its own row");
+        assert_eq!(row["status"], "updated");
+    }
+}
+
+#[tokio::test]
+async fn dry_run_needs_no_key_and_sends_nothing() {
+    let (server, _) = echo_server().await;
+    let run = apply(
+        &format!("{HEADER}1,,,de,,,,\n"),
+        Some(&server),
+        false,
+        &["--dry-run"],
+    )
+    .await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.row(2)["status"], "would_update");
+    assert_eq!(run.summary_json()["counts"]["would_update"], 1);
+    assert!(received(&server).await.is_empty());
+}
