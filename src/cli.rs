@@ -48,8 +48,13 @@ pub struct ApplyArgs {
     pub api: ApiArgs,
     #[command(flatten)]
     pub run: RunArgs,
-    // SANDBOX(lead): the `--sandbox` flag goes here when `crate::sandbox` is merged;
-    // `lib::run` has the matching spot where its base URL and key replace `ApiArgs`.
+    /// Rehearse: start a local sandbox of the API in-process, with a generated key, and send
+    /// to it instead of Gcore. Nothing leaves this machine.
+    #[arg(long, conflicts_with_all = ["api_key_file", "base_url", "dry_run"])]
+    pub sandbox: bool,
+    /// Users seeded in the --sandbox, with IDs 1..N; rows naming other IDs fail with 404.
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "sandbox")]
+    pub sandbox_users: u64,
 }
 
 /// Where the API is and how to reach it. The key is never a flag value: it

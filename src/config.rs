@@ -244,6 +244,20 @@ impl ApiConfig {
     }
 }
 
+impl ApiConfig {
+    /// The settings for a sandbox started by `apply --sandbox`: its URL and
+    /// key, with the timeouts the user asked for.
+    pub fn for_sandbox(args: &ApiArgs, base_url: &str, key: &str) -> Result<ApiConfig, Fatal> {
+        let timeout = seconds("--timeout", args.timeout)?;
+        Ok(ApiConfig {
+            base_url: parse_base_url(base_url)?,
+            api_key: ApiKey::new(key).map_err(Fatal::Usage)?,
+            connect_timeout: CONNECT_TIMEOUT.min(timeout),
+            timeout,
+        })
+    }
+}
+
 fn parse_base_url(text: &str) -> Result<Url, Fatal> {
     let bad = |why: String| {
         Fatal::Usage(format!(
@@ -426,7 +440,7 @@ fn parse_listen(text: &str) -> Result<SocketAddr, Fatal> {
         .ok_or_else(usage)
 }
 
-fn random_key() -> String {
+pub(crate) fn random_key() -> String {
     let suffix: String = rand::rng()
         .sample_iter(rand::distr::Alphanumeric)
         .take(24)

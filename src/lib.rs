@@ -49,13 +49,18 @@ pub fn run(cli: Cli) -> Result<ExitCode, Fatal> {
                 .build()
                 .map_err(Fatal::Runtime)?;
             runtime.block_on(async {
-                // SANDBOX(lead): with `--sandbox`, start `crate::sandbox` here on this
-                // runtime and build the `ApiConfig` from `RunningSandbox::base_url()` and
-                // `api_key()` (`ApiConfig { base_url, api_key: ApiKey::new(..), timeout,
-                // connect_timeout }`) instead of reading the environment; stop it and print
-                // its `stats()` after `apply::run` returns.
-                let api = ApiConfig::from_args(&args.api, |name| std::env::var(name).ok())?;
-                apply::run(
+                let sandbox = if args.sandbox {
+                    Some(start_rehearsal(args.sandbox_users, args.output.quiet).await?)
+                } else {
+                    None
+                };
+                let api = match &sandbox {
+                    Some(running) => {
+                        ApiConfig::for_sandbox(&args.api, &running.base_url(), running.api_key())?
+                    }
+                    None => ApiConfig::from_args(&args.api, |name| std::env::var(name).ok())?,
+                };
+                let code = apply::run(
                     &input,
                     &output,
                     args.output.quiet,
@@ -63,7 +68,11 @@ pub fn run(cli: Cli) -> Result<ExitCode, Fatal> {
                     &run_config,
                     interrupted(),
                 )
-                .await
+                .await;
+                if let Some(running) = sandbox {
+                    running.stop().await;
+                }
+                code
             })
         }
         Command::Sandbox(args) => {
@@ -108,6 +117,30 @@ fn run_sandbox(settings: SandboxSettings) -> Result<ExitCode, Fatal> {
     })?;
     eprintln!("sandbox stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the in-process sandbox of `apply --sandbox` on a free loopback port.
+async fn start_rehearsal(users: u64, quiet: bool) -> Result<sandbox::RunningSandbox, Fatal> {
+    let config = sandbox::SandboxConfig {
+        users,
+        api_key: config::random_key(),
+        ..sandbox::SandboxConfig::default()
+    };
+    config
+        .check()
+        .map_err(|problem| Fatal::Usage(problem.replace("--users", "--sandbox-users")))?;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let running = sandbox::start(config, addr)
+        .await
+        .map_err(|source| Fatal::Listen { addr, source })?;
+    if !quiet {
+        eprintln!(
+            "rehearsal: sending to a local sandbox of the API with {users} users at {}; \
+             nothing leaves this machine",
+            running.base_url()
+        );
+    }
+    Ok(running)
 }
 
 /// Completes on the first Ctrl-C; the run then stops sending and still

@@ -350,6 +350,15 @@ impl ResultsWriter {
         result.map_err(|e| self.output_error(e))
     }
 
+    /// Hands what is buffered to the operating system.
+    pub fn flush(&mut self) -> Result<(), Fatal> {
+        let flushed = self.csv.flush();
+        flushed.map_err(|source| Fatal::Output {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Flushes the file and hands back the summary.
     pub fn finish(mut self) -> Result<Summary, Fatal> {
         let flushed = self.csv.flush();
@@ -409,6 +418,9 @@ pub enum Report {
 /// rows held here never exceed the window, whatever the size of the input.
 /// Also drives the progress display and counts for the summary. Runs on its
 /// own thread until every sender of `reports` is gone.
+/// How often the results file is flushed while `apply` runs.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 pub fn write_in_order(
     mut results: ResultsWriter,
     reports: mpsc::Receiver<Report>,
@@ -418,7 +430,14 @@ pub fn write_in_order(
     let started = Instant::now();
     let mut held: VecDeque<Option<Outcome>> = VecDeque::new();
     let mut next_seq: u64 = 0;
+    let mut flushed = Instant::now();
     loop {
+        // Rows reach the disk within about a second, so an interrupted or
+        // killed run leaves a results file that is at most that far behind.
+        if flushed.elapsed() >= FLUSH_EVERY {
+            results.flush()?;
+            flushed = Instant::now();
+        }
         let report = match reports.recv_timeout(Progress::TICK) {
             Ok(report) => report,
             Err(mpsc::RecvTimeoutError::Timeout) => {

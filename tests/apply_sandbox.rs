@@ -1,0 +1,309 @@
+//! `apply` end to end: the built binary against the sandbox over real HTTP on
+//! loopback, with the sandbox's faults switched on. Each test starts its own
+//! sandbox on port 0.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gcore_iam_bulk::sandbox::{self, Faults, RunningSandbox, SandboxConfig, Stats};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
+
+struct Run {
+    code: i32,
+    stderr: String,
+    results: Vec<HashMap<String, String>>,
+    summary: serde_json::Value,
+}
+
+async fn start(faults: Faults) -> RunningSandbox {
+    let config = SandboxConfig {
+        users: 1000,
+        api_key: "test-key".to_string(),
+        seed: 7,
+        faults,
+    };
+    sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// `user_id,lang` rows for users 1..=rows.
+fn lang_rows(rows: u64) -> String {
+    let mut text = String::from("user_id,lang\n");
+    for id in 1..=rows {
+        let lang = ["de", "en", "ru", "zh", "az"][(id % 5) as usize];
+        text.push_str(&format!("{id},{lang}\n"));
+    }
+    text
+}
+
+/// Runs `apply` on `input` against `sandbox` (or with `--sandbox` when
+/// `sandbox` is `None`), without blocking the runtime the sandbox serves on.
+async fn apply(sandbox: Option<&RunningSandbox>, input: &str, flags: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "--summary-json", "summary.json"])
+        .args(flags)
+        .env_remove("GCORE_API_KEY")
+        .env_remove("GCORE_BASE_URL");
+    if let Some(sandbox) = sandbox {
+        command
+            .env("GCORE_API_KEY", sandbox.api_key())
+            .args(["--base-url", &sandbox.base_url()]);
+    }
+    let out: Output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    read_run(dir.path(), out)
+}
+
+fn read_run(dir: &Path, out: Output) -> Run {
+    let results_path: PathBuf = dir.join("in.results.csv");
+    let mut results = Vec::new();
+    if results_path.exists() {
+        let mut reader = csv::Reader::from_path(results_path).unwrap();
+        let headers = reader.headers().unwrap().clone();
+        for record in reader.records() {
+            let record = record.unwrap();
+            results.push(
+                headers
+                    .iter()
+                    .map(String::from)
+                    .zip(record.iter().map(String::from))
+                    .collect(),
+            );
+        }
+    }
+    let summary = std::fs::read_to_string(dir.join("summary.json"))
+        .map(|text| serde_json::from_str(&text).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        results,
+        summary,
+    }
+}
+
+fn patches_with(stats: &Stats, status: u16) -> u64 {
+    stats
+        .by_method_status
+        .get("PATCH")
+        .and_then(|by_status| by_status.get(&status))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn attempts(run: &Run) -> Vec<u32> {
+    run.results
+        .iter()
+        .map(|row| row["attempts"].parse().unwrap())
+        .collect()
+}
+
+fn assert_all_updated(run: &Run, rows: usize) {
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.results.len(), rows);
+    for (i, row) in run.results.iter().enumerate() {
+        assert_eq!(row["row"], (i + 2).to_string(), "results in input order");
+        assert_eq!(row["status"], "updated", "{row:?}");
+        assert_eq!(row["http_status"], "200");
+        assert_eq!(
+            row["id"], row["user_id"],
+            "the user columns hold the answer"
+        );
+    }
+}
+
+#[test]
+fn the_readme_rehearsal_updates_every_valid_sample_row() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/users.csv");
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "apply",
+            sample.to_str().unwrap(),
+            "--sandbox",
+            "-o",
+            "in.results.csv",
+        ])
+        .env_remove("GCORE_API_KEY")
+        .output()
+        .unwrap();
+    let run = read_run(dir.path(), out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nothing leaves this machine"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("12 rows: 11 updated, 1 skipped"),
+        "{}",
+        run.stderr
+    );
+    let by_user: HashMap<&str, &HashMap<String, String>> = run
+        .results
+        .iter()
+        .map(|row| (row["user_id"].as_str(), row))
+        .collect();
+    // The new values are visible in the user columns, null included.
+    let anna = by_user["1"];
+    assert_eq!(anna["email"], "anna.schmidt@example.com");
+    assert_eq!(anna["name"], "Anna Schmidt");
+    assert_eq!(anna["groups"], "Users");
+    assert_eq!(anna["company"], "Example GmbH");
+    assert_eq!(by_user["3"]["phone"], "", "#null cleared the phone");
+    assert_eq!(by_user["3"]["auth_types"], "password;google-oauth2");
+    assert_eq!(by_user["2"]["lang"], "ru");
+    assert_eq!(by_user["2"]["groups"], "Engineers;Users");
+    assert_eq!(by_user["12"]["status"], "skipped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_retried_until_the_row_is_updated() {
+    let sandbox = start(Faults {
+        drop_rate: 0.3,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(30),
+        &["--rate", "0", "--concurrency", "4", "--max-retries", "12"],
+    )
+    .await;
+    assert_all_updated(&run, 30);
+    let stats = sandbox.stats();
+    let dropped = patches_with(&stats, 0);
+    assert!(dropped > 0, "the sandbox dropped nothing: {stats:?}");
+    let total: u32 = attempts(&run).iter().sum();
+    assert_eq!(u64::from(total), patches_with(&stats, 200) + dropped);
+    assert_eq!(run.summary["retries"], u64::from(total) - 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_until_the_row_is_updated() {
+    let sandbox = start(Faults {
+        error_rate: 0.3,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(30),
+        &["--rate", "0", "--concurrency", "4", "--max-retries", "12"],
+    )
+    .await;
+    assert_all_updated(&run, 30);
+    let stats = sandbox.stats();
+    let errors: u64 = [500, 502, 503]
+        .iter()
+        .map(|s| patches_with(&stats, *s))
+        .sum();
+    assert!(errors > 0, "{stats:?}");
+    assert!(attempts(&run).iter().any(|&a| a > 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_by_the_server_is_obeyed_and_every_row_lands() {
+    let sandbox = start(Faults {
+        rate: Some((5.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    // The tool is told to go as fast as it likes; the server answers 429 with
+    // Retry-After, and the run slows to what it allows.
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(15),
+        &["--rate", "0", "--concurrency", "8", "--max-retries", "10"],
+    )
+    .await;
+    assert_all_updated(&run, 15);
+    let stats = sandbox.stats();
+    assert!(patches_with(&stats, 429) > 0, "{stats:?}");
+    assert!(
+        run.summary["throttled"].as_u64().unwrap() > 0,
+        "{}",
+        run.summary
+    );
+    assert_eq!(patches_with(&stats, 200), 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_beyond_the_timeout_is_retried() {
+    let sandbox = start(Faults {
+        slow_rate: 0.3,
+        slow_ms: 5_000,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(20),
+        &[
+            "--rate",
+            "0",
+            "--concurrency",
+            "8",
+            "--timeout",
+            "0.5",
+            "--max-retries",
+            "12",
+        ],
+    )
+    .await;
+    assert_all_updated(&run, 20);
+    assert!(attempts(&run).iter().any(|&a| a > 1), "no row timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_user_fails_with_404_without_retry() {
+    let sandbox = start(Faults::default()).await;
+    let run = apply(
+        Some(&sandbox),
+        "user_id,lang\n1,de\n5000,de\n2,en\n",
+        &["--rate", "0"],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.results[0]["status"], "updated");
+    let missing = &run.results[1];
+    assert_eq!(missing["status"], "failed");
+    assert_eq!(missing["http_status"], "404");
+    assert_eq!(missing["attempts"], "1");
+    assert!(!missing["error"].is_empty());
+    assert_eq!(run.results[2]["status"], "updated");
+    assert_eq!(patches_with(&sandbox.stats(), 404), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_flag_refuses_a_bad_size_and_a_real_url() {
+    let run = apply(
+        None,
+        "user_id,lang\n1,de\n",
+        &["--sandbox", "--sandbox-users", "0"],
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--sandbox-users 0 is out of range"),
+        "{}",
+        run.stderr
+    );
+    let run = apply(
+        None,
+        "user_id,lang\n1,de\n",
+        &["--sandbox", "--base-url", "https://api.gcore.com"],
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+}
