@@ -1,6 +1,9 @@
 //! Writes a large, realistic input file for benchmarks:
-//! `cargo run --release --example gen_users -- ROWS > users-1m.csv`.
-//! Every row is valid; the mix of fields resembles a real migration.
+//! `cargo run --release --example gen_users -- ROWS [--lang-only] > users-1m.csv`.
+//! Every row is valid; the mix of fields resembles a real migration. User IDs
+//! run 1..=ROWS. With `--lang-only` the file has only `user_id,lang` (the
+//! smallest body, `{"lang":"de"}`): a run then measures the client and the
+//! HTTP round trip rather than the work the server does per field.
 
 use std::io::{self, BufWriter, Write};
 
@@ -14,11 +17,21 @@ const LANGS: [&str; 5] = ["de", "en", "ru", "zh", "az"];
 const GROUPS: [&str; 4] = ["Users", "Engineers", "Administrators", "Users;Engineers"];
 
 fn main() -> io::Result<()> {
-    let rows: u64 = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let lang_only = args.iter().any(|arg| arg == "--lang-only");
+    let rows: u64 = args
+        .iter()
+        .find(|arg| !arg.starts_with("--"))
         .and_then(|arg| arg.parse().ok())
         .unwrap_or(1_000_000);
     let mut out = BufWriter::new(io::stdout().lock());
+    if lang_only {
+        writeln!(out, "user_id,lang")?;
+        for id in 1..=rows {
+            writeln!(out, "{id},{}", LANGS[(id % 5) as usize])?;
+        }
+        return out.flush();
+    }
     writeln!(
         out,
         "user_id,email,name,lang,phone,company,groups,auth_types"

@@ -1,15 +1,26 @@
 //! How many PATCHes a second the sandbox answers on loopback.
 //!
-//! cargo run --release --example sandbox_load -- [WORKERS] [REQUESTS] [URL KEY]
+//! cargo run --release --example sandbox_load -- [WORKERS] [REQUESTS] [URL KEY [BODIES]]
 //!
 //! Without URL it starts a sandbox in-process (1000 users, no faults) on a
 //! runtime of its own; with URL and KEY it loads that one (say, a running
 //! `gcore-iam-bulk sandbox`). Only loopback addresses are accepted. The run
 //! is bounded: REQUESTS in all (default 50000), and 60 seconds at most.
+//!
+//! Without BODIES, request n PATCHes `{"lang": ...}` to user n % 1000 + 1.
+//! With BODIES, a results file of `gcore-iam-bulk validate` (or
+//! `apply --dry-run`), request n sends the `request` column of its row
+//! n % rows to its `user_id`: the very requests `apply` sends for that input,
+//! in the same order, so the two can be compared (`bench/apply.sh`). Either
+//! way the requests carry the headers `apply` sends (`Authorization`,
+//! `Content-Type`, `Accept`, a `User-Agent`), on `WORKERS` kept-alive
+//! connections; answers are read whole but not parsed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use reqwest::header::{self, HeaderMap, HeaderValue};
 
 use gcore_iam_bulk::sandbox::{self, SandboxConfig};
 
@@ -23,6 +34,7 @@ fn main() {
         let key = args.get(3).expect("URL needs KEY too").clone();
         (url.trim_end_matches('/').to_string(), key)
     });
+    let bodies = args.get(4).map(|path| Arc::new(read_bodies(path)));
 
     // The server gets its own runtime, so client and server threads are
     // scheduled by the OS as two programs would be.
@@ -52,10 +64,11 @@ fn main() {
     );
 
     let client_runtime = tokio::runtime::Runtime::new().unwrap();
-    let (elapsed, ok, failed) = client_runtime.block_on(load(&url, &key, workers, requests));
+    let (elapsed, ok, failed) =
+        client_runtime.block_on(load(&url, &key, workers, requests, bodies));
     let rate = ok as f64 / elapsed.as_secs_f64();
     println!(
-        "{ok} PATCH answered 200 ({failed} other) in {:.2} s with {workers} workers: {rate:.0} PATCH/s",
+        "{ok} PATCH answered 200 ({failed} other) in {:.3} s with {workers} workers: {rate:.0} PATCH/s",
         elapsed.as_secs_f64()
     );
     if let Some(running) = running {
@@ -68,10 +81,56 @@ fn main() {
     }
 }
 
-async fn load(url: &str, key: &str, workers: u64, requests: u64) -> (Duration, u64, u64) {
+/// `(user_id, body)` of every row of a results file that has a request.
+fn read_bodies(path: &str) -> Vec<(u64, String)> {
+    let mut reader = csv::Reader::from_path(path).expect("BODIES: a readable results file");
+    let headers = reader.headers().expect("BODIES: a header").clone();
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("BODIES: no {name} column"))
+    };
+    let (id_column, request_column) = (column("user_id"), column("request"));
+    let bodies: Vec<(u64, String)> = reader
+        .records()
+        .map(|record| record.expect("BODIES: a readable row"))
+        .filter(|record| !record[request_column].is_empty())
+        .map(|record| {
+            let id = record[id_column]
+                .parse()
+                .expect("BODIES: a numeric user_id");
+            (id, record[request_column].to_string())
+        })
+        .collect();
+    assert!(!bodies.is_empty(), "BODIES: no row with a request");
+    bodies
+}
+
+async fn load(
+    url: &str,
+    key: &str,
+    workers: u64,
+    requests: u64,
+    bodies: Option<Arc<Vec<(u64, String)>>>,
+) -> (Duration, u64, u64) {
+    // The headers `apply` sends, so both put the same bytes on the wire.
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("apikey {key}")).expect("KEY fits in a header"),
+    );
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
     let client = reqwest::Client::builder()
         .no_proxy()
+        .user_agent("gcore-iam-bulk/sandbox-load")
+        .default_headers(headers)
         .pool_max_idle_per_host(workers as usize)
+        .tcp_nodelay(true)
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
@@ -82,19 +141,26 @@ async fn load(url: &str, key: &str, workers: u64, requests: u64) -> (Duration, u
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let (client, next, ok, failed) = (client.clone(), next.clone(), ok.clone(), failed.clone());
-        let (url, key) = (url.to_string(), format!("apikey {key}"));
+        let (url, bodies) = (url.to_string(), bodies.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = next.fetch_add(1, Ordering::Relaxed);
                 if n >= requests || started.elapsed() > TIME_CAP {
                     break;
                 }
-                let user_id = n % 1000 + 1;
-                let lang = ["en", "de", "ru", "zh", "az"][(n % 5) as usize];
+                let (user_id, body) = match &bodies {
+                    Some(bodies) => {
+                        let (user_id, body) = &bodies[(n % bodies.len() as u64) as usize];
+                        (*user_id, body.clone())
+                    }
+                    None => {
+                        let lang = ["en", "de", "ru", "zh", "az"][(n % 5) as usize];
+                        (n % 1000 + 1, format!(r#"{{"lang":"{lang}"}}"#))
+                    }
+                };
                 let result = client
                     .patch(format!("{url}/iam/users/{user_id}"))
-                    .header("Authorization", &key)
-                    .json(&serde_json::json!({"lang": lang}))
+                    .body(body)
                     .send()
                     .await;
                 let good = match result {
