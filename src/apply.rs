@@ -20,9 +20,12 @@ use crate::patch::describe;
 use crate::results::{self, Outcome, Progress, ProgressMode, ResultsWriter, Status};
 use crate::runner::{self, Channels, Job, Work};
 
-/// Rows read ahead of the dispatcher: enough to never starve it, few enough
-/// not to matter.
-const READ_AHEAD: usize = 1024;
+/// Rows are handed to the dispatcher in batches of this many, so that the
+/// check thread and the dispatcher wake each other once per batch.
+const BATCH: usize = 256;
+/// Batches read ahead of the dispatcher: enough to never starve it, few
+/// enough not to matter.
+const READ_AHEAD: usize = 4;
 
 /// What the first pass found.
 #[derive(Debug, Clone, Copy, Default)]
@@ -49,7 +52,7 @@ pub async fn run(
     quiet: bool,
     api: &ApiConfig,
     config: &RunConfig,
-    cancel: impl Future<Output = ()>,
+    cancel: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ExitCode, Fatal> {
     let client = Client::new(api, config.concurrency.get())?;
     let input_config = input.clone();
@@ -108,7 +111,7 @@ pub async fn run(
         .spawn(move || results::write_in_order(results, report_rx, written_tx, progress))
         .map_err(Fatal::Runtime)?;
 
-    let attempt = |job: &Job| {
+    let attempt = move |job: &Job| {
         let client = client.clone();
         let user_id = job.user_id;
         let body = job.request.clone();
@@ -119,7 +122,13 @@ pub async fn run(
         reports: report_tx,
         written: written_rx,
     };
-    runner::dispatch(config, attempt, channels, cancel).await;
+    // The dispatcher runs as a task on the runtime's workers, next to the
+    // requests it starts, rather than on the thread that waits for the run.
+    let dispatcher = tokio::spawn({
+        let config = config.clone();
+        async move { runner::dispatch(&config, attempt, channels, cancel).await }
+    });
+    dispatcher.await.expect("the dispatcher does not panic");
 
     let summary = writer.join().expect("the results thread does not panic");
     // A failed writer stops the dispatcher, which stops the check stage: its
@@ -162,18 +171,25 @@ fn second_pass(
     null_token: &str,
     duplicates: &Duplicates,
     mode: Mode,
-    work: mpsc::Sender<Work>,
+    work: mpsc::Sender<Vec<Work>>,
 ) -> Result<(), Fatal> {
     let mut rows = input.rows()?;
     let header = rows.header().clone();
     let checker = Checker::new(&header, null_token, duplicates);
     let mut seq = 0;
+    let mut batch = Vec::with_capacity(BATCH);
     while let Some(raw) = rows.next_row()? {
-        let item = to_work(seq, checker.check(&raw), mode);
-        if work.blocking_send(item).is_err() {
-            break;
-        }
+        batch.push(to_work(seq, checker.check(&raw), mode));
         seq += 1;
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if work.blocking_send(full).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = work.blocking_send(batch);
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! an answer is classified (updated, worth retrying, failed). It knows nothing
 //! of rates, retries or rows: the runner decides what to do with an answer.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
@@ -115,11 +116,18 @@ impl Client {
         };
         let status = response.status();
         let retry_after = retry_after(response.headers(), SystemTime::now());
-        let text = match response.text().await {
-            Ok(text) => text,
+        let bytes = match response.bytes().await {
+            Ok(bytes) => bytes,
             Err(error) => return self.transport_error(error),
         };
-        let text = text.replace(self.api_key.expose(), "***");
+        // Borrowed, without a copy, unless the body is not UTF-8 or echoes the key.
+        let text = String::from_utf8_lossy(&bytes);
+        let key = self.api_key.expose();
+        let text = if text.contains(key) {
+            Cow::Owned(text.replace(key, "***"))
+        } else {
+            text
+        };
         classify(status, retry_after, &text)
     }
 

@@ -412,15 +412,17 @@ pub enum Report {
     Note(String),
 }
 
+/// How often the results file is flushed while `apply` runs.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How long the writer lets outcomes gather after writing a batch.
+const GATHER: Duration = Duration::from_millis(1);
+
 /// The writer's side of a run: takes outcomes in any order and writes them in
 /// input order, holding those that finished early. The dispatcher admits a
 /// row only when it is less than `window` rows ahead of `written`, so the
 /// rows held here never exceed the window, whatever the size of the input.
 /// Also drives the progress display and counts for the summary. Runs on its
 /// own thread until every sender of `reports` is gone.
-/// How often the results file is flushed while `apply` runs.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-
 pub fn write_in_order(
     mut results: ResultsWriter,
     reports: mpsc::Receiver<Report>,
@@ -438,52 +440,56 @@ pub fn write_in_order(
             results.flush()?;
             flushed = Instant::now();
         }
-        let report = match reports.recv_timeout(Progress::TICK) {
-            Ok(report) => report,
+        let mut report = match reports.recv_timeout(Progress::TICK) {
+            Ok(report) => Some(report),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 progress.tick();
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
-        let outcome = match report {
-            Report::Note(text) => {
-                progress.note(&text);
-                continue;
-            }
-            Report::Row(outcome) => outcome,
-        };
-        let Some(offset) = outcome.seq.checked_sub(next_seq) else {
-            debug_assert!(false, "row {} was reported twice", outcome.row);
-            continue;
-        };
-        let offset = usize::try_from(offset).expect("the window fits in memory");
-        if held.len() <= offset {
-            held.resize(offset + 1, None);
-        }
-        held[offset] = Some(outcome);
         let before = next_seq;
-        while let Some(Some(_)) = held.front() {
-            let outcome = held.pop_front().flatten().expect("the front is filled");
-            results.summary.throttled += u64::from(outcome.throttled);
-            results.write(&ResultRow {
-                row: outcome.row,
-                user_id: &outcome.user_id,
-                status: outcome.status,
-                http_status: outcome.http_status,
-                attempts: outcome.attempts,
-                error: &outcome.error,
-                request: &outcome.request,
-                changes: "",
-                user: outcome.user.as_deref(),
-            })?;
-            progress.row(outcome.status);
-            next_seq += 1;
+        // Everything that has arrived, then a short nap: the writer wakes
+        // once per batch of outcomes rather than once per row.
+        while let Some(current) = report.take() {
+            match current {
+                Report::Note(text) => progress.note(&text),
+                Report::Row(outcome) => {
+                    let Some(offset) = outcome.seq.checked_sub(next_seq) else {
+                        debug_assert!(false, "row {} was reported twice", outcome.row);
+                        continue;
+                    };
+                    let offset = usize::try_from(offset).expect("the window fits in memory");
+                    if held.len() <= offset {
+                        held.resize(offset + 1, None);
+                    }
+                    held[offset] = Some(outcome);
+                    while let Some(Some(_)) = held.front() {
+                        let outcome = held.pop_front().flatten().expect("the front is filled");
+                        results.summary.throttled += u64::from(outcome.throttled);
+                        results.write(&ResultRow {
+                            row: outcome.row,
+                            user_id: &outcome.user_id,
+                            status: outcome.status,
+                            http_status: outcome.http_status,
+                            attempts: outcome.attempts,
+                            error: &outcome.error,
+                            request: &outcome.request,
+                            changes: "",
+                            user: outcome.user.as_deref(),
+                        })?;
+                        progress.row(outcome.status);
+                        next_seq += 1;
+                    }
+                }
+            }
+            report = reports.try_recv().ok();
         }
         if next_seq != before {
             // The dispatcher may be gone already; that is fine.
             let _ = written.send(next_seq);
         }
+        std::thread::sleep(GATHER);
     }
     debug_assert!(held.iter().all(Option::is_none), "outcomes left unwritten");
     results.summary.elapsed = Some(started.elapsed());

@@ -6,7 +6,7 @@
 //! same loop. Outcomes go, unordered, to the one results writer.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::mpsc as std_mpsc;
@@ -236,8 +236,9 @@ const PAUSE_NOTE_EVERY: Duration = Duration::from_secs(10);
 
 /// The pipes around the dispatcher.
 pub struct Channels {
-    /// Rows from the check stage, in input order.
-    pub work: mpsc::Receiver<Work>,
+    /// Rows from the check stage, in input order, in batches: one hand-over
+    /// (and one wake-up) per batch rather than per row.
+    pub work: mpsc::Receiver<Vec<Work>>,
     /// Outcomes and notes to the results writer.
     pub reports: std_mpsc::Sender<Report>,
     /// How many rows the writer has written: rows at or beyond this plus the
@@ -258,7 +259,7 @@ pub async fn dispatch<A, F>(
     cancel: impl Future<Output = ()>,
 ) where
     A: Fn(&Job) -> F,
-    F: Future<Output = Answer>,
+    F: Future<Output = Answer> + Send + 'static,
 {
     let Channels {
         mut work,
@@ -272,6 +273,7 @@ pub async fn dispatch<A, F>(
     let mut in_flight = FuturesUnordered::new();
     let mut retries: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
     let mut next: Option<Work> = None;
+    let mut queued: VecDeque<Work> = VecDeque::new();
     let mut source_open = true;
     // Why nothing new is sent any more: Ctrl-C, or a 429 asking for a wait
     // beyond --max-wait (every other row would be refused too).
@@ -290,12 +292,15 @@ pub async fn dispatch<A, F>(
         // Admit what can go now: due retries first (they are older and hold
         // the window), then the next row of the input.
         loop {
-            if next.is_none() && source_open {
-                match work.try_recv() {
-                    Ok(item) => next = Some(item),
-                    Err(mpsc::error::TryRecvError::Empty) => {}
-                    Err(mpsc::error::TryRecvError::Disconnected) => source_open = false,
+            if next.is_none() {
+                if queued.is_empty() && source_open {
+                    match work.try_recv() {
+                        Ok(batch) => queued.extend(batch),
+                        Err(mpsc::error::TryRecvError::Empty) => {}
+                        Err(mpsc::error::TryRecvError::Disconnected) => source_open = false,
+                    }
                 }
+                next = queued.pop_front();
             }
             if let Some(why) = &stopped {
                 while let Some(Reverse(delayed)) = retries.pop() {
@@ -343,8 +348,10 @@ pub async fn dispatch<A, F>(
                     _ => unreachable!("the candidate is a row to send"),
                 }
             };
+            // Each attempt is a task of its own, so the runtime's workers drive
+            // the requests and the dispatcher only admits and decides.
             let answer = attempt(&job);
-            in_flight.push(async move { (job, answer.await) });
+            in_flight.push(tokio::spawn(async move { (job, answer.await) }));
         }
         if let Some(Reverse(first)) = retries.peek()
             && first.due > now
@@ -352,7 +359,12 @@ pub async fn dispatch<A, F>(
         {
             wake = Some(wake.map_or(first.due, |at| at.min(first.due)));
         }
-        if !source_open && next.is_none() && retries.is_empty() && in_flight.is_empty() {
+        if !source_open
+            && next.is_none()
+            && queued.is_empty()
+            && retries.is_empty()
+            && in_flight.is_empty()
+        {
             return;
         }
 
@@ -366,7 +378,8 @@ pub async fn dispatch<A, F>(
                     return;
                 }
             }
-            Some((mut job, answer)) = in_flight.next(), if !in_flight.is_empty() => {
+            Some(joined) = in_flight.next(), if !in_flight.is_empty() => {
+                let (mut job, answer) = joined.expect("an attempt does not panic");
                 job.attempts += 1;
                 let now = Instant::now();
                 let report = match answer {
@@ -434,10 +447,15 @@ pub async fn dispatch<A, F>(
                     return;
                 }
             }
-            item = work.recv(), if next.is_none() && source_open => match item {
-                Some(item) => next = Some(item),
-                None => source_open = false,
-            },
+            batch = work.recv(), if next.is_none() && queued.is_empty() && source_open => {
+                match batch {
+                    Some(batch) => {
+                        queued.extend(batch);
+                        next = queued.pop_front();
+                    }
+                    None => source_open = false,
+                }
+            }
             changed = written.changed(), if window_full => {
                 if changed.is_err() {
                     return;

@@ -71,7 +71,7 @@ async fn pipeline<A, F>(
 ) -> (Vec<(String, String, String)>, Summary)
 where
     A: Fn(&Job) -> F,
-    F: Future<Output = Answer>,
+    F: Future<Output = Answer> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("results.csv");
@@ -85,7 +85,7 @@ where
     });
     let feeder = tokio::spawn(async move {
         for seq in 0..rows {
-            if work_tx.send(Work::Send(job(seq))).await.is_err() {
+            if work_tx.send(vec![Work::Send(job(seq))]).await.is_err() {
                 break;
             }
         }
