@@ -26,6 +26,11 @@ use gcore_iam_bulk::sandbox::{self, SandboxConfig};
 
 const TIME_CAP: Duration = Duration::from_secs(60);
 
+/// The same allocator as the tool, so that the comparison measures the tool's
+/// own work and not the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let workers: u64 = args.first().map_or(64, |n| n.parse().expect("WORKERS"));

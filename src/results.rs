@@ -5,6 +5,7 @@
 
 mod progress;
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -341,7 +342,7 @@ impl ResultsWriter {
         let result = match row.user {
             Some(user) => {
                 let user_cells = user_cells(user);
-                let user_cells = user_cells.iter().map(String::as_str);
+                let user_cells = user_cells.iter().map(|cell| cell.as_ref());
                 self.csv
                     .write_record(cells.iter().copied().chain(user_cells))
             }
@@ -498,9 +499,19 @@ pub fn write_in_order(
 }
 
 /// The 17 user columns, from `id` to `client_and_roles`.
-fn user_cells(user: &User) -> [String; 17] {
-    fn text<T: ToString>(value: &Option<T>) -> String {
-        value.as_ref().map(T::to_string).unwrap_or_default()
+fn user_cells(user: &User) -> [Cow<'_, str>; 17] {
+    fn text(value: &Option<String>) -> Cow<'_, str> {
+        Cow::Borrowed(value.as_deref().unwrap_or_default())
+    }
+    fn flag(value: Option<bool>) -> Cow<'static, str> {
+        Cow::Borrowed(match value {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "",
+        })
+    }
+    fn number<T: ToString>(value: &Option<T>) -> Cow<'static, str> {
+        Cow::Owned(value.as_ref().map(T::to_string).unwrap_or_default())
     }
     let groups = user.groups.as_ref().map(|groups| {
         groups
@@ -514,25 +525,27 @@ fn user_cells(user: &User) -> [String; 17] {
         .as_ref()
         .map(|list| serde_json::to_string(list).unwrap_or_default());
     [
-        text(&user.id),
+        number(&user.id),
         text(&user.email),
         text(&user.name),
         text(&user.lang),
         text(&user.phone),
         text(&user.company),
-        text(&user.reseller),
-        text(&user.client),
-        text(&user.deleted),
-        groups.unwrap_or_default(),
-        text(&user.activated),
-        text(&user.sso_auth),
-        text(&user.two_fa),
-        user.auth_types
-            .as_ref()
-            .map(|a| a.join(";"))
-            .unwrap_or_default(),
+        number(&user.reseller),
+        number(&user.client),
+        flag(user.deleted),
+        Cow::Owned(groups.unwrap_or_default()),
+        flag(user.activated),
+        flag(user.sso_auth),
+        flag(user.two_fa),
+        Cow::Owned(
+            user.auth_types
+                .as_ref()
+                .map(|a| a.join(";"))
+                .unwrap_or_default(),
+        ),
         text(&user.user_type),
-        text(&user.is_active),
-        client_and_roles.unwrap_or_default(),
+        flag(user.is_active),
+        Cow::Owned(client_and_roles.unwrap_or_default()),
     ]
 }
