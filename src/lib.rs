@@ -145,10 +145,29 @@ async fn start_rehearsal(users: u64, quiet: bool) -> Result<sandbox::RunningSand
 
 /// Completes on the first Ctrl-C; the run then stops sending and still
 /// writes every row. A second Ctrl-C ends the process at once (the default).
+/// SIGTERM (cron's timeout, systemd, `kill`) counts as a first Ctrl-C.
 async fn interrupted() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handling here: never complete, the run goes to its end.
-        std::future::pending::<()>().await;
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handling here: never complete, the run goes to its end.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
     tokio::spawn(async {
         let _ = tokio::signal::ctrl_c().await;

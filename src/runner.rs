@@ -392,7 +392,17 @@ pub async fn dispatch<A, F>(
                 let now = Instant::now();
                 let report = match answer {
                     Answer::Updated { status, user } => Some(updated(job, status, user)),
-                    Answer::Failed { status, error } => Some(failed(job, Some(status), error)),
+                    Answer::Failed { status, error } => {
+                        if let Some(why) = stops_the_run(status, job.row)
+                            && stopped.is_none()
+                        {
+                            if !send(Report::Note(format!("stopping: {why}"))) {
+                                return;
+                            }
+                            stopped = Some(why);
+                        }
+                        Some(failed(job, Some(status), error))
+                    }
                     Answer::Retryable { status, retry_after, error } => {
                         let throttled = status == Some(429);
                         if throttled {
@@ -491,6 +501,19 @@ async fn sleep_until(at: Option<Instant>) {
     if !remaining.is_zero() {
         let _ = tokio::task::spawn_blocking(move || std::thread::sleep(remaining)).await;
     }
+}
+
+/// A refusal that every other row would meet too. A 401 means the key
+/// itself is refused: sending the rest of a million rows would only fail them
+/// one by one (and hammer the API), so the run stops as after Ctrl-C. A 403
+/// does not stop it: it may concern one user only.
+fn stops_the_run(status: u16, row: u64) -> Option<String> {
+    (status == 401).then(|| {
+        format!(
+            "the API refused the key (HTTP 401 on row {row}); check GCORE_API_KEY or \
+             --api-key-file"
+        )
+    })
 }
 
 fn outcome(job: Job, status: Status) -> Outcome {

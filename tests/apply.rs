@@ -551,3 +551,39 @@ async fn dry_run_needs_no_key_and_sends_nothing() {
     assert_eq!(run.summary_json()["counts"]["would_update"], 1);
     assert!(received(&server).await.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_key_stops_the_run_instead_of_failing_every_row() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path_regex(r"^/iam/users/\d+$"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "Invalid API key"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let rows: String = (1..=10).map(|id| format!("{id},,,de,,,,\n")).collect();
+    let csv = format!("{HEADER}{rows}");
+    let flags = ["--rate", "0", "--concurrency", "1"];
+    let run = apply(&csv, Some(&server), true, &flags).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert_eq!(run.results.len(), 10);
+    let first = run.row(2);
+    assert_eq!(first["status"], "failed");
+    assert_eq!(first["http_status"], "401");
+    for row in 3..=11 {
+        let rest = run.row(row);
+        assert_eq!(rest["status"], "not_attempted", "{rest:?}");
+        assert!(
+            rest["error"].contains("the API refused the key"),
+            "{rest:?}"
+        );
+    }
+    assert!(
+        run.stderr()
+            .contains("stopping: the API refused the key (HTTP 401 on row 2)"),
+        "{}",
+        run.stderr()
+    );
+}

@@ -307,3 +307,75 @@ async fn the_sandbox_flag_refuses_a_bad_size_and_a_real_url() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
 }
+
+/// Ctrl-C (SIGINT) and SIGTERM stop the run: the requests in flight finish,
+/// and every row is in the results file once, with a true status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_stops_the_run_and_every_row_is_still_accounted_for() {
+    for signal in ["INT", "TERM"] {
+        let sandbox = start(Faults::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.csv"), lang_rows(40)).unwrap();
+        let mut child = Command::new(BIN)
+            .current_dir(dir.path())
+            .args([
+                "apply",
+                "in.csv",
+                "--rate",
+                "10",
+                "--base-url",
+                &sandbox.base_url(),
+            ])
+            .env("GCORE_API_KEY", sandbox.api_key())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let killed = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = tokio::task::spawn_blocking(move || {
+            let status = child.wait().unwrap();
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            (status, stderr)
+        })
+        .await
+        .unwrap();
+        let (status, stderr) = out;
+        let run = read_run(
+            dir.path(),
+            Output {
+                status,
+                stdout: Vec::new(),
+                stderr: stderr.into_bytes(),
+            },
+        );
+        assert_eq!(run.code, 1, "SIG{signal}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("interrupted"),
+            "SIG{signal}: {}",
+            run.stderr
+        );
+        assert_eq!(run.results.len(), 40, "SIG{signal}: every row, once");
+        let statuses: Vec<&str> = run.results.iter().map(|r| r["status"].as_str()).collect();
+        let updated = statuses.iter().filter(|s| **s == "updated").count();
+        let not_attempted = statuses.iter().filter(|s| **s == "not_attempted").count();
+        assert!(
+            updated >= 1 && not_attempted >= 1,
+            "SIG{signal}: {statuses:?}"
+        );
+        assert_eq!(updated + not_attempted, 40, "SIG{signal}: {statuses:?}");
+        // The file tells the truth: a row is updated if and only if the
+        // server received its PATCH.
+        let stats = sandbox.stats();
+        for row in &run.results {
+            let user_id: u64 = row["user_id"].parse().unwrap();
+            let patched = stats.patches_per_user.get(&user_id).copied().unwrap_or(0);
+            let expected = u64::from(row["status"] == "updated");
+            assert_eq!(patched, expected, "SIG{signal}: {row:?}");
+        }
+    }
+}
