@@ -52,6 +52,10 @@ pub struct ApplyArgs {
     /// to it instead of Gcore. Nothing leaves this machine.
     #[arg(long, conflicts_with_all = ["api_key_file", "base_url", "dry_run"])]
     pub sandbox: bool,
+    /// Replace an existing results file (by default apply refuses: it may be the record of an
+    /// earlier run). Rehearsals with --sandbox and dry runs always replace it.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Users seeded in the --sandbox, with IDs 1..N; rows naming other IDs fail with 404.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "sandbox")]
     pub sandbox_users: u64,

@@ -121,6 +121,19 @@ impl OutputTarget {
         Ok(target)
     }
 
+    /// The results of a run that sent changes are its only record of what was
+    /// done; a later run does not replace them unless asked to.
+    pub fn refuse_to_replace(&self) -> Result<(), Fatal> {
+        match self {
+            OutputTarget::File(path) if path.exists() => Err(Fatal::Usage(format!(
+                "the results file {} already exists and may be the record of an earlier run; \
+                 move it away, choose another file with -o, or pass --overwrite",
+                path.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub fn display_path(&self) -> PathBuf {
         match self {
             OutputTarget::Stdout => PathBuf::from("<stdout>"),

@@ -44,6 +44,9 @@ pub fn run(cli: Cli) -> Result<ExitCode, Fatal> {
                 );
             }
             let run_config = RunConfig::from_args(&args.run)?;
+            if !args.sandbox && !args.overwrite {
+                output.refuse_to_replace()?;
+            }
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

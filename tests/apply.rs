@@ -587,3 +587,49 @@ async fn a_refused_key_stops_the_run_instead_of_failing_every_row() {
         run.stderr()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_results_of_an_earlier_run_are_not_replaced_unless_asked() {
+    let (server, _echo) = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("batch.csv"),
+        format!("{HEADER}1,,,de,,,,\n"),
+    )
+    .unwrap();
+    let earlier = "row,user_id,status\n2,1,updated\n";
+    std::fs::write(dir.path().join("batch.results.csv"), earlier).unwrap();
+    let run = |extra: &'static [&'static str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"));
+        command
+            .current_dir(dir.path())
+            .args([
+                "apply",
+                "batch.csv",
+                "--rate",
+                "0",
+                "--base-url",
+                &server.uri(),
+            ])
+            .args(extra)
+            .env("GCORE_API_KEY", KEY);
+        tokio::task::spawn_blocking(move || command.output().unwrap())
+    };
+    let refused = run(&[]).await.unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("batch.results.csv already exists"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--overwrite"), "{stderr}");
+    let kept = std::fs::read_to_string(dir.path().join("batch.results.csv")).unwrap();
+    assert_eq!(kept, earlier);
+    assert!(received(&server).await.is_empty(), "nothing is sent");
+
+    let replaced = run(&["--overwrite"]).await.unwrap();
+    assert_eq!(replaced.status.code(), Some(0));
+    let (rows, _) = read_results(&dir.path().join("batch.results.csv"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["status"], "updated");
+}
