@@ -11,7 +11,7 @@ use std::sync::{Arc, mpsc as std_mpsc};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::check::{CheckedRow, Checker, Duplicates, Verdict};
+use crate::check::{CheckedRow, Checker, Duplicates, Verdict, user_id_of};
 use crate::client::Client;
 use crate::config::{ApiConfig, InputConfig, OutputTarget, RunConfig};
 use crate::error::Fatal;
@@ -59,8 +59,7 @@ pub async fn run(
     let null_token = input.null_token.clone();
     let (input, duplicates, plan, ignored) = tokio::task::spawn_blocking(move || {
         let input = Input::open(&input_config)?;
-        let duplicates = Duplicates::scan(&input)?;
-        let (plan, ignored) = first_pass(&input, &input_config.null_token, &duplicates)?;
+        let (duplicates, plan, ignored) = first_pass(&input, &input_config.null_token)?;
         Ok::<_, Fatal>((Arc::new(input), Arc::new(duplicates), plan, ignored))
     })
     .await
@@ -144,24 +143,45 @@ pub async fn run(
     Ok(ExitCode::from(summary.exit_code()))
 }
 
-/// Checks every row once, counting the invalid ones.
-fn first_pass(
-    input: &Input,
-    null_token: &str,
-    duplicates: &Duplicates,
-) -> Result<(Plan, Vec<String>), Fatal> {
+/// Checks every row once, counting the invalid ones, and collects the user
+/// IDs to find repeated ones in the same pass. Only when some ID repeats
+/// (a file that is refused anyway, or sent with --skip-invalid) is the file
+/// read again: to find those rows, and to count the invalid rows exactly.
+fn first_pass(input: &Input, null_token: &str) -> Result<(Duplicates, Plan, Vec<String>), Fatal> {
     let mut rows = input.rows()?;
     let header = rows.header().clone();
     let ignored = header.ignored().into_iter().map(str::to_string).collect();
-    let checker = Checker::new(&header, null_token, duplicates);
+    let no_duplicates = Duplicates::default();
+    let checker = Checker::new(&header, null_token, &no_duplicates);
     let mut plan = Plan::default();
+    let mut ids = Vec::new();
     while let Some(raw) = rows.next_row()? {
         plan.rows += 1;
+        if let Some(id) = user_id_of(&raw, header.user_id) {
+            ids.push(id);
+        }
         if matches!(checker.check(&raw).verdict, Verdict::Invalid(_)) {
             plan.invalid += 1;
         }
     }
-    Ok((plan, ignored))
+    let duplicates = Duplicates::from_ids(input, ids)?;
+    if !duplicates.is_empty() {
+        plan.invalid = count_invalid(input, null_token, &duplicates)?;
+    }
+    Ok((duplicates, plan, ignored))
+}
+
+fn count_invalid(input: &Input, null_token: &str, duplicates: &Duplicates) -> Result<u64, Fatal> {
+    let mut rows = input.rows()?;
+    let header = rows.header().clone();
+    let checker = Checker::new(&header, null_token, duplicates);
+    let mut invalid = 0;
+    while let Some(raw) = rows.next_row()? {
+        if matches!(checker.check(&raw).verdict, Verdict::Invalid(_)) {
+            invalid += 1;
+        }
+    }
+    Ok(invalid)
 }
 
 /// Checks every row again and hands it on, in order. Stops early when the

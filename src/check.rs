@@ -39,15 +39,19 @@ impl Duplicates {
     /// million rows), then only the duplicated ones are kept.
     pub fn scan(input: &Input) -> Result<Duplicates, Fatal> {
         let mut ids = Vec::new();
-        {
-            let mut rows = input.rows()?;
-            let column = rows.header().user_id;
-            while let Some(raw) = rows.next_row()? {
-                if let Some(id) = user_id_of(&raw, column) {
-                    ids.push(id);
-                }
+        let mut rows = input.rows()?;
+        let column = rows.header().user_id;
+        while let Some(raw) = rows.next_row()? {
+            if let Some(id) = user_id_of(&raw, column) {
+                ids.push(id);
             }
         }
+        Duplicates::from_ids(input, ids)
+    }
+
+    /// From the user IDs that a pass over `input` already collected (see
+    /// [`user_id_of`]); reads the file again only when some ID repeats.
+    pub fn from_ids(input: &Input, mut ids: Vec<u64>) -> Result<Duplicates, Fatal> {
         ids.sort_unstable();
         let repeated: Vec<u64> = ids
             .windows(2)
@@ -69,6 +73,10 @@ impl Duplicates {
         Ok(Duplicates { rows: rows_of })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
     /// The other rows that hold `user_id`, if any.
     fn others(&self, user_id: u64, row: u64) -> Vec<u64> {
         self.rows.get(&user_id).map_or_else(Vec::new, |rows| {
@@ -77,7 +85,8 @@ impl Duplicates {
     }
 }
 
-fn user_id_of(raw: &RawRow, column: usize) -> Option<u64> {
+/// The row's user ID, when its cell holds a valid one.
+pub fn user_id_of(raw: &RawRow, column: usize) -> Option<u64> {
     let cell = std::str::from_utf8(raw.cells.get(column)?).ok()?;
     parse_user_id(cell).ok()
 }

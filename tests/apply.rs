@@ -633,3 +633,40 @@ async fn the_results_of_an_earlier_run_are_not_replaced_unless_asked() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "updated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_user_id_is_invalid_on_both_rows_and_nothing_is_sent() {
+    let (server, _echo) = echo_server().await;
+    let csv = format!("{HEADER}1,,,de,,,,\n7,,,de,,,,\n2,,,xx,,,,\n7,,,en,,,,\n");
+    let run = apply(&csv, Some(&server), true, &["--rate", "0"]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("nothing sent: 3 rows are invalid"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(run.row(2)["status"], "not_attempted");
+    assert_eq!(
+        run.row(3)["error"],
+        "user_id: 7 is also on row 5; give each user one row"
+    );
+    assert_eq!(
+        run.row(5)["error"],
+        "user_id: 7 is also on row 3; give each user one row"
+    );
+    assert_eq!(run.row(4)["status"], "invalid");
+    assert!(received(&server).await.is_empty());
+
+    let run = apply(
+        &csv,
+        Some(&server),
+        true,
+        &["--rate", "0", "--skip-invalid"],
+    )
+    .await;
+    assert_eq!(run.row(2)["status"], "updated");
+    for row in [3, 4, 5] {
+        assert_eq!(run.row(row)["status"], "invalid");
+    }
+    assert_eq!(received(&server).await.len(), 1);
+}
