@@ -32,58 +32,62 @@ pub fn run(cli: Cli) -> Result<ExitCode, Fatal> {
             let output = OutputTarget::from_args(&args.output, &input.source)?;
             validate::run(&input, &output, args.output.quiet, None)
         }
-        Command::Apply(args) => {
-            let input = InputConfig::from_args(&args.input)?;
-            let output = OutputTarget::from_args(&args.output, &input.source)?;
-            if args.dry_run {
-                return validate::run(
-                    &input,
-                    &output,
-                    args.output.quiet,
-                    args.run.summary_json.as_deref(),
-                );
-            }
-            let run_config = RunConfig::from_args(&args.run)?;
-            if !args.sandbox && !args.overwrite {
-                output.refuse_to_replace()?;
-            }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(Fatal::Runtime)?;
-            runtime.block_on(async {
-                let sandbox = if args.sandbox {
-                    Some(start_rehearsal(args.sandbox_users, args.output.quiet).await?)
-                } else {
-                    None
-                };
-                let api = match &sandbox {
-                    Some(running) => {
-                        ApiConfig::for_sandbox(&args.api, &running.base_url(), running.api_key())?
-                    }
-                    None => ApiConfig::from_args(&args.api, |name| std::env::var(name).ok())?,
-                };
-                let code = apply::run(
-                    &input,
-                    &output,
-                    args.output.quiet,
-                    &api,
-                    &run_config,
-                    interrupted(),
-                )
-                .await;
-                if let Some(running) = sandbox {
-                    running.stop().await;
-                }
-                code
-            })
-        }
+        Command::Apply(args) => run_apply(args),
         Command::Sandbox(args) => {
             let env_key = std::env::var("GCORE_API_KEY").ok();
             let settings = SandboxSettings::from_args(&args, env_key)?;
             run_sandbox(settings)
         }
     }
+}
+
+/// `apply`: a dry run is `validate`; otherwise the run is sent, to the API or
+/// to an in-process sandbox (`--sandbox`), on a tokio runtime.
+fn run_apply(args: cli::ApplyArgs) -> Result<ExitCode, Fatal> {
+    let input = InputConfig::from_args(&args.input)?;
+    let output = OutputTarget::from_args(&args.output, &input.source)?;
+    if args.dry_run {
+        return validate::run(
+            &input,
+            &output,
+            args.output.quiet,
+            args.run.summary_json.as_deref(),
+        );
+    }
+    let run_config = RunConfig::from_args(&args.run)?;
+    if !args.sandbox && !args.overwrite {
+        output.refuse_to_replace()?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Fatal::Runtime)?;
+    runtime.block_on(async {
+        let sandbox = if args.sandbox {
+            Some(start_rehearsal(args.sandbox_users, args.output.quiet).await?)
+        } else {
+            None
+        };
+        let api = match &sandbox {
+            Some(running) => {
+                ApiConfig::for_sandbox(&args.api, &running.base_url(), running.api_key())?
+            }
+            None => ApiConfig::from_args(&args.api, |name| std::env::var(name).ok())?,
+        };
+        let code = apply::run(
+            &input,
+            &output,
+            args.output.quiet,
+            &api,
+            &run_config,
+            interrupted(),
+        )
+        .await;
+        if let Some(running) = sandbox {
+            running.stop().await;
+        }
+        code
+    })
 }
 
 /// Serves until Ctrl-C or SIGTERM, then exits 0.
