@@ -74,14 +74,9 @@ pub async fn run(
     };
     let progress_mode = ProgressMode::detect(quiet);
     if !quiet {
-        if !ignored.is_empty() {
-            eprintln!("note: ignoring the columns {}", ignored.join(", "));
-        }
+        results::note_ignored_columns(&ignored);
         if plan.rows == 0 {
-            eprintln!(
-                "note: {} has a header but no rows; nothing to do",
-                input.display_path().display()
-            );
+            results::note_no_rows(&input.display_path());
         }
     }
     if let Mode::Refuse { invalid } = mode {

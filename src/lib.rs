@@ -128,14 +128,18 @@ fn run_sandbox(settings: SandboxSettings) -> Result<ExitCode, Fatal> {
 
 /// Starts the in-process sandbox of `apply --sandbox` on a free loopback port.
 async fn start_rehearsal(users: u64, quiet: bool) -> Result<sandbox::RunningSandbox, Fatal> {
+    if !(1..=sandbox::MAX_USERS).contains(&users) {
+        return Err(Fatal::Usage(format!(
+            "--sandbox-users {users} is out of range; use 1 to {}",
+            sandbox::MAX_USERS
+        )));
+    }
     let config = sandbox::SandboxConfig {
         users,
         api_key: config::random_key(),
         ..sandbox::SandboxConfig::default()
     };
-    config
-        .check()
-        .map_err(|problem| Fatal::Usage(problem.replace("--users", "--sandbox-users")))?;
+    config.check().map_err(Fatal::Usage)?;
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
     let running = sandbox::start(config, addr)
         .await

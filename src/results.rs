@@ -413,6 +413,23 @@ pub enum Report {
     Note(String),
 }
 
+/// The note about columns skipped by `--ignore-unknown-columns`.
+pub fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
+    if !ignored.is_empty() {
+        let names: Vec<&str> = ignored.iter().map(AsRef::as_ref).collect();
+        eprintln!("note: ignoring the columns {}", names.join(", "));
+    }
+}
+
+/// The note for an input with a header and no rows (not an error: an empty
+/// batch is normal for a scheduled job).
+pub fn note_no_rows(input: &Path) {
+    eprintln!(
+        "note: {} has a header but no rows; nothing to do",
+        input.display()
+    );
+}
+
 /// How often the results file is flushed while `apply` runs.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How long the writer lets outcomes gather after writing a batch.

@@ -10,7 +10,7 @@ use crate::config::{InputConfig, OutputTarget};
 use crate::error::Fatal;
 use crate::input::Input;
 use crate::patch::describe;
-use crate::results::{ResultRow, ResultsWriter, Status};
+use crate::results::{self, ResultRow, ResultsWriter, Status};
 
 /// `summary_json`: also write the summary there (`apply --dry-run --summary-json`).
 pub fn run(
@@ -24,8 +24,8 @@ pub fn run(
     let mut rows = input.rows()?;
     let header = rows.header().clone();
     let ignored = header.ignored();
-    if !ignored.is_empty() && !quiet {
-        eprintln!("note: ignoring the columns {}", ignored.join(", "));
+    if !quiet {
+        results::note_ignored_columns(&ignored);
     }
     let checker = Checker::new(&header, &config.null_token, &duplicates);
     let mut results = ResultsWriter::create(output)?;
@@ -56,10 +56,7 @@ pub fn run(
     let results_path = results.path().display().to_string();
     let summary = results.finish()?;
     if summary.total() == 0 && !quiet {
-        eprintln!(
-            "note: {} has a header but no rows; nothing to do",
-            input.display_path().display()
-        );
+        results::note_no_rows(&input.display_path());
     }
     let _ = std::io::stderr().write_all(summary.render(&results_path).as_bytes());
     if let Some(path) = summary_json {
