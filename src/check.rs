@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use crate::error::Fatal;
-use crate::input::{Column, Header, Input, RawRow};
-use crate::patch::{PatchBody, Problem, parse_user_id};
+use crate::model::patch::{PatchBody, Problem, parse_user_id, show};
+use crate::table::input::{Column, Header, Input, RawRow};
 
 /// What to do with a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +28,71 @@ pub struct CheckedRow {
     pub verdict: Verdict,
 }
 
+/// What a first pass over the input found, before any row is sent.
+#[derive(Debug, Default)]
+pub struct Preflight {
+    /// Records that are not blank.
+    pub rows: u64,
+    /// Rows a check finds invalid (counted when asked for).
+    pub invalid: u64,
+    pub duplicates: Duplicates,
+    /// Columns skipped by `--ignore-unknown-columns`.
+    pub ignored: Vec<String>,
+}
+
+impl Preflight {
+    /// One pass that counts the rows and collects the user IDs to find
+    /// repeated ones. With `count_invalid` (a run that may send) it also
+    /// checks every row; only when some ID repeats (a file that is refused
+    /// anyway, or sent with --skip-invalid) is the file read again: to find
+    /// those rows, and to count the invalid rows exactly. Memory: 8 bytes
+    /// per row for the IDs (8 MB for a million rows), then only the
+    /// repeated ones are kept.
+    pub fn scan(input: &Input, null_token: &str, count_invalid: bool) -> Result<Preflight, Fatal> {
+        let mut rows = input.rows()?;
+        let header = rows.header().clone();
+        let ignored = header.ignored().into_iter().map(str::to_string).collect();
+        let no_duplicates = Duplicates::default();
+        let checker = Checker::new(&header, null_token, &no_duplicates);
+        let mut found = Preflight {
+            ignored,
+            ..Preflight::default()
+        };
+        let mut ids = Vec::new();
+        while let Some(raw) = rows.next_row()? {
+            found.rows += 1;
+            if let Some(id) = user_id_of(&raw, header.user_id) {
+                ids.push(id);
+            }
+            if count_invalid && matches!(checker.check(&raw).verdict, Verdict::Invalid(_)) {
+                found.invalid += 1;
+            }
+        }
+        found.duplicates = Duplicates::from_ids(input, ids)?;
+        if count_invalid && !found.duplicates.is_empty() {
+            found.invalid = count_invalid_rows(input, null_token, &found.duplicates)?;
+        }
+        Ok(found)
+    }
+}
+
+fn count_invalid_rows(
+    input: &Input,
+    null_token: &str,
+    duplicates: &Duplicates,
+) -> Result<u64, Fatal> {
+    let mut rows = input.rows()?;
+    let header = rows.header().clone();
+    let checker = Checker::new(&header, null_token, duplicates);
+    let mut invalid = 0;
+    while let Some(raw) = rows.next_row()? {
+        if matches!(checker.check(&raw).verdict, Verdict::Invalid(_)) {
+            invalid += 1;
+        }
+    }
+    Ok(invalid)
+}
+
 /// User IDs that appear on more than one row, with those rows.
 #[derive(Debug, Default)]
 pub struct Duplicates {
@@ -35,20 +100,6 @@ pub struct Duplicates {
 }
 
 impl Duplicates {
-    /// Reads the file once. Memory: 8 bytes per row for the IDs (8 MB for a
-    /// million rows), then only the duplicated ones are kept.
-    pub fn scan(input: &Input) -> Result<Duplicates, Fatal> {
-        let mut ids = Vec::new();
-        let mut rows = input.rows()?;
-        let column = rows.header().user_id;
-        while let Some(raw) = rows.next_row()? {
-            if let Some(id) = user_id_of(&raw, column) {
-                ids.push(id);
-            }
-        }
-        Duplicates::from_ids(input, ids)
-    }
-
     /// From the user IDs that a pass over `input` already collected (see
     /// [`user_id_of`]); reads the file again only when some ID repeats.
     pub fn from_ids(input: &Input, mut ids: Vec<u64>) -> Result<Duplicates, Fatal> {
@@ -158,7 +209,7 @@ impl<'a> Checker<'a> {
                         "column {} has no name in the header but holds {}; name the column or \
                          empty the cell",
                         i + 1,
-                        crate::patch::show(cell)
+                        show(cell)
                     ))),
                     Column::Ignored(_) => unreachable!("ignored columns are passed over"),
                 }

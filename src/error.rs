@@ -1,9 +1,11 @@
 //! Fatal errors: the run cannot start or cannot go on. Each maps to an exit
 //! code. Problems of a single row are not here: they are data, written to the
-//! results file (see `patch::Problem` and `results::Status`).
+//! results file (see `model::patch::Problem` and `table::results::Status`).
 
 use std::io;
 use std::path::PathBuf;
+
+use crate::exit::Exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Fatal {
@@ -61,8 +63,21 @@ pub enum Fatal {
 }
 
 impl Fatal {
-    /// Every fatal error exits 2: the file or the settings could not be used.
-    pub fn exit_code(&self) -> u8 {
-        2
+    /// Every fatal error is [`Exit::CannotStart`]: the file or the settings
+    /// could not be used.
+    pub fn exit(&self) -> Exit {
+        Exit::CannotStart
     }
+}
+
+/// An error and its causes on one line: `cannot read x.csv: No such file or directory`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

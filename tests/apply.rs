@@ -1,7 +1,6 @@
 //! `apply` end to end: the built binary against wiremock on port 0. Timing
 //! assertions are one-sided and wide; speed is measured in benchmarks.
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,10 +9,11 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-const KEY: &str = "test-key-5f1c9a7e";
+mod common;
 
-/// A results row as a map from column to cell.
-type Row = std::collections::HashMap<String, String>;
+use common::{BIN, Row, read_results_file};
+
+const KEY: &str = "test-key-5f1c9a7e";
 
 struct Run {
     output: Output,
@@ -61,7 +61,7 @@ async fn apply(csv: &str, server: Option<&MockServer>, key: bool, flags: &[&str]
     let input = dir.path().join("batch.csv");
     std::fs::write(&input, csv).unwrap();
     let results = dir.path().join("batch.results.csv");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"));
+    let mut command = Command::new(BIN);
     command
         .arg("apply")
         .arg(&input)
@@ -81,33 +81,13 @@ async fn apply(csv: &str, server: Option<&MockServer>, key: bool, flags: &[&str]
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
         .unwrap();
-    let (results, results_text) = read_results(&results);
+    let (results, results_text) = read_results_file(&results);
     Run {
         output,
         results,
         results_text,
         dir,
     }
-}
-
-fn read_results(path: &Path) -> (Vec<Row>, String) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return (Vec::new(), String::new());
-    };
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let header = reader.headers().unwrap().clone();
-    let rows = reader
-        .records()
-        .map(|record| {
-            let record = record.unwrap();
-            header
-                .iter()
-                .zip(record.iter())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect();
-    (rows, text)
 }
 
 /// The user the fake API answers with: the ID from the path and the fields
@@ -600,7 +580,7 @@ async fn the_results_of_an_earlier_run_are_not_replaced_unless_asked() {
     let earlier = "row,user_id,status\n2,1,updated\n";
     std::fs::write(dir.path().join("batch.results.csv"), earlier).unwrap();
     let run = |extra: &'static [&'static str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"));
+        let mut command = Command::new(BIN);
         command
             .current_dir(dir.path())
             .args([
@@ -629,7 +609,7 @@ async fn the_results_of_an_earlier_run_are_not_replaced_unless_asked() {
 
     let replaced = run(&["--overwrite"]).await.unwrap();
     assert_eq!(replaced.status.code(), Some(0));
-    let (rows, _) = read_results(&dir.path().join("batch.results.csv"));
+    let (rows, _) = read_results_file(&dir.path().join("batch.results.csv"));
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["status"], "updated");
 }
@@ -669,4 +649,62 @@ async fn a_repeated_user_id_is_invalid_on_both_rows_and_nothing_is_sent() {
         assert_eq!(run.row(row)["status"], "invalid");
     }
     assert_eq!(received(&server).await.len(), 1);
+}
+
+/// A redirect means the base URL is wrong; following it could turn the
+/// PATCH into a GET elsewhere. The row fails with the 3xx, nothing else is
+/// requested, and it is not retried.
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/1"))
+        .respond_with(
+            ResponseTemplate::new(301)
+                .insert_header("Location", format!("{}/elsewhere/1", server.uri())),
+        )
+        .mount(&server)
+        .await;
+    let (elsewhere, _) = echo_server().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1})))
+        .mount(&elsewhere)
+        .await;
+    let run = apply("user_id,lang\n1,de\n", Some(&server), true, &[]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let row = run.row(2);
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["http_status"], "301");
+    assert_eq!(row["attempts"], "1");
+    let requests = received(&server).await;
+    assert_eq!(requests.len(), 1, "only the PATCH: {requests:?}");
+    assert_eq!(requests[0].url.path(), "/iam/users/1");
+}
+
+/// `-q` prints only errors and the summary: no notes, no progress.
+#[tokio::test]
+async fn quiet_prints_only_the_summary() {
+    let (server, _) = echo_server().await;
+    let csv = "user_id,lang,department\n1,de,Sales\n2,xx,Sales\n";
+    let flags = ["--ignore-unknown-columns", "--skip-invalid", "--rate", "0"];
+    let loud = apply(csv, Some(&server), true, &flags).await;
+    assert!(
+        loud.stderr()
+            .contains("note: ignoring the columns department"),
+        "{}",
+        loud.stderr()
+    );
+    let mut quiet_flags = flags.to_vec();
+    quiet_flags.push("-q");
+    let quiet = apply(csv, Some(&server), true, &quiet_flags).await;
+    assert_eq!(quiet.code(), 1);
+    let stderr = quiet.stderr();
+    assert!(!stderr.contains("note:"), "{stderr}");
+    assert!(!stderr.contains("progress:"), "{stderr}");
+    assert!(
+        stderr.starts_with("2 rows: 1 updated, 1 invalid\n"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("row 3: lang:"), "{stderr}");
+    assert!(stderr.contains("results: "), "{stderr}");
 }

@@ -3,12 +3,14 @@
 //! sandbox on port 0.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use gcore_iam_bulk::sandbox::{self, Faults, RunningSandbox, SandboxConfig, Stats};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
+mod common;
+
+use common::{BIN, kill, lang_rows, read_results_file};
 
 struct Run {
     code: i32,
@@ -27,16 +29,6 @@ async fn start(faults: Faults) -> RunningSandbox {
     sandbox::start(config, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
-}
-
-/// `user_id,lang` rows for users 1..=rows.
-fn lang_rows(rows: u64) -> String {
-    let mut text = String::from("user_id,lang\n");
-    for id in 1..=rows {
-        let lang = ["de", "en", "ru", "zh", "az"][(id % 5) as usize];
-        text.push_str(&format!("{id},{lang}\n"));
-    }
-    text
 }
 
 /// Runs `apply` on `input` against `sandbox` (or with `--sandbox` when
@@ -63,22 +55,7 @@ async fn apply(sandbox: Option<&RunningSandbox>, input: &str, flags: &[&str]) ->
 }
 
 fn read_run(dir: &Path, out: Output) -> Run {
-    let results_path: PathBuf = dir.join("in.results.csv");
-    let mut results = Vec::new();
-    if results_path.exists() {
-        let mut reader = csv::Reader::from_path(results_path).unwrap();
-        let headers = reader.headers().unwrap().clone();
-        for record in reader.records() {
-            let record = record.unwrap();
-            results.push(
-                headers
-                    .iter()
-                    .map(String::from)
-                    .zip(record.iter().map(String::from))
-                    .collect(),
-            );
-        }
-    }
+    let (results, _) = read_results_file(&dir.join("in.results.csv"));
     let summary = std::fs::read_to_string(dir.join("summary.json"))
         .map(|text| serde_json::from_str(&text).unwrap())
         .unwrap_or(serde_json::Value::Null);
@@ -331,11 +308,7 @@ async fn a_signal_stops_the_run_and_every_row_is_still_accounted_for() {
             .spawn()
             .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        let killed = Command::new("kill")
-            .args([format!("-{signal}"), child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
+        kill(child.id(), signal);
         let out = tokio::task::spawn_blocking(move || {
             let status = child.wait().unwrap();
             let mut stderr = String::new();
@@ -378,4 +351,140 @@ async fn a_signal_stops_the_run_and_every_row_is_still_accounted_for() {
             assert_eq!(patched, expected, "SIG{signal}: {row:?}");
         }
     }
+}
+
+/// `--concurrency N` caps the requests in flight, as the server sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_cap_holds_at_the_server() {
+    let sandbox = start(Faults {
+        latency_ms: 100,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(30),
+        &["--concurrency", "3", "--rate", "0"],
+    )
+    .await;
+    assert_all_updated(&run, 30);
+    let seen = sandbox.stats().max_in_flight;
+    assert!((2..=3).contains(&seen), "max_in_flight {seen}");
+}
+
+/// Spawns `command` (apply or validate) on standard input, with the rows
+/// written and the pipe left open: the run is still reading (and checking)
+/// the file until the test drops the pipe.
+fn run_on_open_stdin(
+    dir: &Path,
+    sandbox: &RunningSandbox,
+    command: &str,
+) -> (std::process::Child, std::process::ChildStdin) {
+    let mut args = vec![command.to_string(), "-".to_string()];
+    if command == "apply" {
+        args.extend([
+            "--skip-invalid".into(),
+            "--base-url".into(),
+            sandbox.base_url(),
+        ]);
+    }
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(&args)
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"user_id,lang\n1,de\n2,en\n3,xx\n").unwrap();
+    (child, stdin)
+}
+
+/// Ctrl-C while the file is still being read and checked ends the run as it
+/// does while sending: nothing is sent, every row is in the results file
+/// with a true status, the summary is printed, exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_the_file_is_checked_ends_the_run_with_every_row() {
+    for command in ["apply", "validate"] {
+        let sandbox = start(Faults::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (child, stdin) = run_on_open_stdin(dir.path(), &sandbox, command);
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        kill(child.id(), "INT");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // The input ends (as a `cat` feeding the pipe would); the run goes on
+        // to write every row.
+        drop(stdin);
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        let (results, _) = read_results_file(&dir.path().join("stdin.results.csv"));
+        let statuses: Vec<(&str, &str)> = results
+            .iter()
+            .map(|r| (r["status"].as_str(), r["error"].as_str()))
+            .collect();
+        assert_eq!(statuses.len(), 3, "{command}: {statuses:?}");
+        for (status, error) in &statuses[..2] {
+            assert_eq!(*status, "not_attempted", "{command}: {statuses:?}");
+            assert_eq!(*error, "not sent: the run was interrupted");
+        }
+        assert_eq!(statuses[2].0, "invalid", "{command}");
+        assert!(
+            stderr.contains("3 rows: 1 invalid, 2 not_attempted"),
+            "{command}: {stderr}"
+        );
+        assert_eq!(sandbox.stats().requests, 0, "{command}: nothing sent");
+    }
+}
+
+/// A second Ctrl-C quits at once, without waiting for the requests in
+/// flight: exit 130, and a line that says the results file is incomplete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_at_once() {
+    let sandbox = start(Faults {
+        latency_ms: 20_000,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(10)).unwrap();
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "apply",
+            "in.csv",
+            "--rate",
+            "0",
+            "--base-url",
+            &sandbox.base_url(),
+        ])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    kill(child.id(), "INT");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    kill(child.id(), "INT");
+    let started = std::time::Instant::now();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "it waited for the answers"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: finishing the requests in flight"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("interrupted again: quitting; the results file is incomplete"),
+        "{stderr}"
+    );
 }

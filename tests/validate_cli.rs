@@ -6,7 +6,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
+mod common;
+
+use common::{BIN, read_results};
+
 const HEADER: &str = "user_id,email,name,lang,phone,company,groups,auth_types";
 
 struct Run {
@@ -65,23 +68,6 @@ fn run_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
         stderr: String::from_utf8(out.stderr).unwrap(),
         results,
     }
-}
-
-fn read_results(bytes: &[u8]) -> Vec<HashMap<String, String>> {
-    let mut reader = csv::Reader::from_reader(bytes);
-    let headers = reader.headers().unwrap().clone();
-    assert_eq!(headers.len(), 25, "results columns: {headers:?}");
-    reader
-        .records()
-        .map(|record| {
-            let record = record.unwrap();
-            headers
-                .iter()
-                .map(String::from)
-                .zip(record.iter().map(String::from))
-                .collect()
-        })
-        .collect()
 }
 
 fn validate(input: &str) -> Run {

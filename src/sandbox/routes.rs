@@ -20,7 +20,8 @@ use serde_json::Value;
 
 use super::faults::{FaultPlan, Verdict};
 use super::state::{Counters, Users};
-use crate::patch::{self, PatchBody, Problem};
+use crate::model::api::UserPage;
+use crate::model::patch::{self, PatchBody, Problem};
 
 /// Largest PATCH body read. A user's body is well under 2 KiB; 64 KiB leaves
 /// room for odd clients and still refuses a runaway upload after one chunk.
@@ -395,12 +396,7 @@ async fn list_users(State(app): State<Arc<App>>, uri: axum::http::Uri) -> Respon
         // Without `limit` the API does not paginate (and ignores `offset`).
         None => Json(app.users.page(0, None)).into_response(),
         Some(limit) => {
-            #[derive(Serialize)]
-            struct Page {
-                count: u64,
-                results: Vec<crate::api::User>,
-            }
-            let page = Page {
+            let page = UserPage {
                 count: app.users.count(),
                 results: app.users.page(offset.unwrap_or(0), Some(limit)),
             };

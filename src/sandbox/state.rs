@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::api::{AuthType, ClientAndRoles, Group, IAM_GROUPS, Lang, User, UserType};
-use crate::patch::PatchBody;
+use crate::model::api::{AuthType, ClientAndRoles, Group, IAM_GROUPS, Lang, User, UserType};
+use crate::model::change::apply;
+use crate::model::patch::PatchBody;
 
 use super::Stats;
 
@@ -101,50 +102,6 @@ fn without_roles(user: &User) -> User {
     User {
         client_and_roles: None,
         ..user.clone()
-    }
-}
-
-/// Changes exactly the fields the body carries, like the API.
-pub(crate) fn apply(user: &mut User, body: &PatchBody) {
-    if let Some(email) = &body.email {
-        user.email = Some(email.clone());
-    }
-    if let Some(name) = &body.name {
-        user.name = name.clone();
-    }
-    if let Some(lang) = body.lang {
-        user.lang = Some(lang.as_str().to_string());
-    }
-    if let Some(phone) = &body.phone {
-        user.phone = phone.clone();
-    }
-    if let Some(company) = &body.company {
-        user.company = Some(company.clone());
-    }
-    if let Some(groups) = &body.groups {
-        let groups: Vec<Group> = groups
-            .iter()
-            .map(|group| Group {
-                id: group.id,
-                name: group.name.to_string(),
-            })
-            .collect();
-        // The seed page shows `user_roles: ["2"]` for a member of group 2:
-        // the roles in the account follow the groups.
-        if let Some(roles) = &mut user.client_and_roles {
-            for entry in roles.iter_mut() {
-                entry.user_roles = groups.iter().map(|group| group.id.to_string()).collect();
-            }
-        }
-        user.groups = Some(groups);
-    }
-    if let Some(auth_types) = &body.auth_types {
-        user.auth_types = Some(
-            auth_types
-                .iter()
-                .map(|auth| auth.as_str().to_string())
-                .collect(),
-        );
     }
 }
 
@@ -451,7 +408,7 @@ mod tests {
                 assert!(nullable || !field.is_null(), "user {id}: {key} is null");
             }
             assert_eq!(user.id, Some(id));
-            assert!(crate::patch::check_email(user.email.as_deref().unwrap()).is_ok());
+            assert!(crate::model::patch::check_email(user.email.as_deref().unwrap()).is_ok());
             assert!(Lang::parse(user.lang.as_deref().unwrap()).is_some());
         }
     }

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::api::{AuthType, IAM_GROUPS, IamGroup, Lang};
+use super::api::{AuthType, IAM_GROUPS, IamGroup, Lang};
 
 /// Longest `name` and `company` accepted, in characters. The API publishes no
 /// limit; 255 is the common column size behind such fields, far above any real

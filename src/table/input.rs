@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use csv::ByteRecord;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use crate::config::{InputConfig, InputSource};
 use crate::error::Fatal;
-use crate::patch::{Field, closest};
+use crate::model::patch::{Field, closest};
+use crate::settings::{InputSettings, InputSource};
 
 /// What a header column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,13 +127,13 @@ fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
 
 /// The input, ready to be read from the start as often as needed.
 pub struct Input {
-    config: InputConfig,
+    config: InputSettings,
     spool: Option<File>,
 }
 
 impl Input {
     /// Checks that the input can be opened, and spools standard input.
-    pub fn open(config: &InputConfig) -> Result<Input, Fatal> {
+    pub fn open(config: &InputSettings) -> Result<Input, Fatal> {
         let spool = match &config.source {
             InputSource::File(path) => {
                 File::open(path).map_err(|source| Fatal::InputOpen {
@@ -441,7 +441,7 @@ mod tests {
     fn rows_of(text: &str) -> Vec<(u64, String)> {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut file, text.as_bytes()).unwrap();
-        let config = InputConfig {
+        let config = InputSettings {
             source: InputSource::File(file.path().to_path_buf()),
             delimiter: None,
             encoding: None,

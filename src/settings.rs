@@ -1,6 +1,8 @@
-//! Checked settings. `cli` holds what was typed; this module turns it into
-//! real types once (a delimiter byte, an encoding, a results target), and
-//! refuses what cannot work with a message that says what to type instead.
+//! Checked settings: the only code that reads flags, the environment and
+//! the key file. `cli` holds what was typed; this module turns it into real
+//! types once (a delimiter byte, an encoding, a results target, a redacted
+//! key, the send policy), and refuses what cannot work with a message that
+//! says what to type instead.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -15,7 +17,7 @@ use reqwest::Url;
 
 use crate::cli::{ApiArgs, InputArgs, OutputArgs, RunArgs, SandboxArgs};
 use crate::error::Fatal;
-use crate::runner::{Rate, RetryPolicy};
+use crate::policy::{MAX_CONCURRENCY, MAX_WINDOW, Rate, RetryPolicy, SendPolicy};
 use crate::sandbox::{Faults, SandboxConfig};
 
 /// Where the rows come from.
@@ -36,7 +38,7 @@ impl InputSource {
 }
 
 #[derive(Debug, Clone)]
-pub struct InputConfig {
+pub struct InputSettings {
     pub source: InputSource,
     /// `None`: guess from the header line (comma, else semicolon or tab).
     pub delimiter: Option<u8>,
@@ -46,7 +48,7 @@ pub struct InputConfig {
     pub ignore_unknown_columns: bool,
 }
 
-impl InputConfig {
+impl InputSettings {
     pub fn from_args(args: &InputArgs) -> Result<Self, Fatal> {
         let source = if args.path.as_os_str() == "-" {
             InputSource::Stdin
@@ -62,7 +64,7 @@ impl InputConfig {
                     .to_string(),
             ));
         }
-        Ok(InputConfig {
+        Ok(InputSettings {
             source,
             delimiter,
             encoding: encoding.flatten(),
@@ -209,20 +211,20 @@ impl fmt::Display for ApiKey {
 
 /// Where the API is, the key, and the per-attempt timeouts.
 #[derive(Debug, Clone)]
-pub struct ApiConfig {
+pub struct ApiSettings {
     pub base_url: Url,
     pub api_key: ApiKey,
     pub timeout: Duration,
     pub connect_timeout: Duration,
 }
 
-impl ApiConfig {
+impl ApiSettings {
     /// `env` reads an environment variable; tests pass a map instead of
     /// changing the process environment.
     pub fn from_args(
         args: &ApiArgs,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<ApiConfig, Fatal> {
+    ) -> Result<ApiSettings, Fatal> {
         let timeout = seconds("--timeout", args.timeout)?;
         let base_text = match &args.base_url {
             Some(url) => url.clone(),
@@ -248,7 +250,7 @@ impl ApiConfig {
                 None => return Err(Fatal::MissingKey),
             },
         };
-        Ok(ApiConfig {
+        Ok(ApiSettings {
             base_url,
             api_key,
             connect_timeout: CONNECT_TIMEOUT.min(timeout),
@@ -257,12 +259,12 @@ impl ApiConfig {
     }
 }
 
-impl ApiConfig {
+impl ApiSettings {
     /// The settings for a sandbox started by `apply --sandbox`: its URL and
     /// key, with the timeouts the user asked for.
-    pub fn for_sandbox(args: &ApiArgs, base_url: &str, key: &str) -> Result<ApiConfig, Fatal> {
+    pub fn for_sandbox(args: &ApiArgs, base_url: &str, key: &str) -> Result<ApiSettings, Fatal> {
         let timeout = seconds("--timeout", args.timeout)?;
-        Ok(ApiConfig {
+        Ok(ApiSettings {
             base_url: parse_base_url(base_url)?,
             api_key: ApiKey::new(key).map_err(Fatal::Usage)?,
             connect_timeout: CONNECT_TIMEOUT.min(timeout),
@@ -305,27 +307,16 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Fatal> {
     }
 }
 
-/// How the run sends: concurrency, rate, retries, the reorder window.
+/// How `apply` sends, and what it does around sending.
 #[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub concurrency: NonZeroUsize,
-    pub rate: Rate,
-    pub retry: RetryPolicy,
-    /// Rows that may finish ahead of the oldest unwritten one.
-    pub window: NonZeroUsize,
+pub struct RunSettings {
+    pub send: SendPolicy,
     pub skip_invalid: bool,
     pub summary_json: Option<PathBuf>,
 }
 
-/// More in flight than this only adds sockets: the API is one host.
-pub const MAX_CONCURRENCY: usize = 1024;
-/// The reorder window's bounds. Each waiting outcome holds a row's answer
-/// (about 1 KB), so 16384 rows keep the results stage under ~16 MiB.
-pub const MIN_WINDOW: usize = 64;
-pub const MAX_WINDOW: usize = 16_384;
-
-impl RunConfig {
-    pub fn from_args(args: &RunArgs) -> Result<RunConfig, Fatal> {
+impl RunSettings {
+    pub fn from_args(args: &RunArgs) -> Result<RunSettings, Fatal> {
         let concurrency = NonZeroUsize::new(args.concurrency)
             .filter(|n| n.get() <= MAX_CONCURRENCY)
             .ok_or_else(|| {
@@ -343,39 +334,24 @@ impl RunConfig {
             max_wait,
             ..RetryPolicy::default()
         };
-        let window = match args.window {
-            Some(rows) => NonZeroUsize::new(rows)
-                .filter(|n| n.get() <= MAX_WINDOW)
-                .ok_or_else(|| {
-                    Fatal::Usage(format!(
-                        "--window {rows} must be between 1 and {MAX_WINDOW}"
-                    ))
-                })?,
-            None => default_window(&rate, concurrency, &retry),
-        };
-        Ok(RunConfig {
-            concurrency,
-            rate,
-            retry,
-            window,
+        let window = args
+            .window
+            .map(|rows| {
+                NonZeroUsize::new(rows)
+                    .filter(|n| n.get() <= MAX_WINDOW)
+                    .ok_or_else(|| {
+                        Fatal::Usage(format!(
+                            "--window {rows} must be between 1 and {MAX_WINDOW}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(RunSettings {
+            send: SendPolicy::new(concurrency, rate, retry, window),
             skip_invalid: args.skip_invalid,
             summary_json: args.summary_json.clone(),
         })
     }
-}
-
-/// Enough rows to keep sending at the full rate while one row waits out the
-/// longest backoff (the cap), within [`MIN_WINDOW`, `MAX_WINDOW`] and never
-/// below 4 x the concurrency. Without a rate limit: the maximum.
-fn default_window(rate: &Rate, concurrency: NonZeroUsize, retry: &RetryPolicy) -> NonZeroUsize {
-    let by_rate = match rate.per_second() {
-        Some(per_second) => (per_second * retry.cap.as_secs_f64()).ceil() as usize,
-        None => MAX_WINDOW,
-    };
-    let rows = by_rate
-        .max(4 * concurrency.get())
-        .clamp(MIN_WINDOW, MAX_WINDOW);
-    NonZeroUsize::new(rows).expect("the window is at least MIN_WINDOW")
 }
 
 /// The `sandbox` command's settings, checked.
@@ -534,7 +510,7 @@ mod tests {
     #[test]
     fn the_key_comes_from_the_environment_or_a_file_and_never_prints() {
         let config =
-            ApiConfig::from_args(&api_args(None, None), env_of(&[(API_KEY_ENV, "s3cret\n")]))
+            ApiSettings::from_args(&api_args(None, None), env_of(&[(API_KEY_ENV, "s3cret\n")]))
                 .unwrap();
         assert_eq!(config.api_key.expose(), "s3cret");
         assert_eq!(config.base_url.as_str(), "https://api.gcore.com/");
@@ -543,7 +519,7 @@ mod tests {
 
         let mut file = tempfile::NamedTempFile::new().unwrap();
         std::io::Write::write_all(&mut file, b"from-file\n").unwrap();
-        let config = ApiConfig::from_args(
+        let config = ApiSettings::from_args(
             &api_args(None, Some(file.path().to_path_buf())),
             env_of(&[(API_KEY_ENV, "from-env")]),
         )
@@ -553,10 +529,10 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_key_says_how_to_set_it() {
-        let error = ApiConfig::from_args(&api_args(None, None), env_of(&[])).unwrap_err();
+        let error = ApiSettings::from_args(&api_args(None, None), env_of(&[])).unwrap_err();
         assert!(error.to_string().contains(API_KEY_ENV), "{error}");
         assert!(error.to_string().contains("--api-key-file"), "{error}");
-        let error = ApiConfig::from_args(&api_args(None, None), env_of(&[(API_KEY_ENV, " \n")]))
+        let error = ApiSettings::from_args(&api_args(None, None), env_of(&[(API_KEY_ENV, " \n")]))
             .unwrap_err();
         assert!(error.to_string().contains("is empty"), "{error}");
     }
@@ -564,13 +540,13 @@ mod tests {
     #[test]
     fn base_urls() {
         let key = [(API_KEY_ENV, "k")];
-        let from_env = ApiConfig::from_args(
+        let from_env = ApiSettings::from_args(
             &api_args(None, None),
             env_of(&[(API_KEY_ENV, "k"), (BASE_URL_ENV, "http://127.0.0.1:9/")]),
         )
         .unwrap();
         assert_eq!(from_env.base_url.as_str(), "http://127.0.0.1:9/");
-        let flag_wins = ApiConfig::from_args(
+        let flag_wins = ApiSettings::from_args(
             &api_args(Some("https://example.test/api"), None),
             env_of(&[(API_KEY_ENV, "k"), (BASE_URL_ENV, "http://127.0.0.1:9/")]),
         )
@@ -583,7 +559,8 @@ mod tests {
             "https://u:p@x",
             "https://x/?q=1",
         ] {
-            let error = ApiConfig::from_args(&api_args(Some(bad), None), env_of(&key)).unwrap_err();
+            let error =
+                ApiSettings::from_args(&api_args(Some(bad), None), env_of(&key)).unwrap_err();
             assert!(error.to_string().contains("base URL"), "{bad}: {error}");
         }
     }
@@ -603,16 +580,16 @@ mod tests {
 
     #[test]
     fn run_settings_are_checked() {
-        let config = RunConfig::from_args(&run_args()).unwrap();
-        assert_eq!(config.concurrency.get(), 8);
-        assert_eq!(config.window.get(), 300);
-        let unlimited = RunConfig::from_args(&RunArgs {
+        let config = RunSettings::from_args(&run_args()).unwrap();
+        assert_eq!(config.send.concurrency.get(), 8);
+        assert_eq!(config.send.window.get(), 300);
+        let unlimited = RunSettings::from_args(&RunArgs {
             rate: 0.0,
             ..run_args()
         })
         .unwrap();
-        assert_eq!(unlimited.rate.per_second(), None);
-        assert_eq!(unlimited.window.get(), MAX_WINDOW);
+        assert_eq!(unlimited.send.rate.per_second(), None);
+        assert_eq!(unlimited.send.window.get(), MAX_WINDOW);
         for bad in [
             RunArgs {
                 concurrency: 0,
@@ -639,7 +616,7 @@ mod tests {
                 ..run_args()
             },
         ] {
-            assert!(RunConfig::from_args(&bad).is_err(), "{bad:?}");
+            assert!(RunSettings::from_args(&bad).is_err(), "{bad:?}");
         }
     }
 }

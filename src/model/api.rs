@@ -169,6 +169,15 @@ pub struct User {
     pub client_and_roles: Option<Vec<ClientAndRoles>>,
 }
 
+/// One page of `GET /iam/users?limit=L&offset=O`: the account's user count
+/// and the users of the page. The next page's offset is offset + the length
+/// of `results`, until it reaches `count`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UserPage {
+    pub count: u64,
+    pub results: Vec<User>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

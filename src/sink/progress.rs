@@ -7,21 +7,26 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Status;
+use crate::table::results::Status;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProgressMode {
     Bar,
     Lines,
+    /// No progress display, but notes (a dry run: it takes seconds).
+    Notes,
     Quiet,
 }
 
 impl ProgressMode {
-    /// A bar when stderr is a terminal, lines when it is not.
-    pub fn detect(quiet: bool) -> ProgressMode {
+    /// Notes only for a dry run, else a bar when stderr is a terminal,
+    /// lines when it is not.
+    pub fn detect(quiet: bool, dry_run: bool) -> ProgressMode {
         if quiet {
             ProgressMode::Quiet
+        } else if dry_run {
+            ProgressMode::Notes
         } else if std::io::stderr().is_terminal() {
             ProgressMode::Bar
         } else {

@@ -1,11 +1,11 @@
-//! The results file, the progress display and the summary: the one owner of
-//! what the user reads during and after a run. Every command writes the same
-//! columns, one row per input record, in input order; `apply` hands outcomes
-//! over unordered and [`write_in_order`] puts them back in order.
+//! The sink: the one owner of what the user reads during and after a run:
+//! the results file, the progress display and the summary. Every command
+//! writes the same record, one row per input record, in input order; the
+//! engine hands outcomes over unordered and [`write_in_order`] puts them
+//! back in order.
 
 mod progress;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::fs::File;
@@ -19,107 +19,10 @@ use tokio::sync::watch;
 
 pub use progress::{Progress, ProgressMode};
 
-use crate::api::User;
-use crate::config::OutputTarget;
 use crate::error::Fatal;
-
-/// The columns of the results file, in order.
-pub const COLUMNS: [&str; 25] = [
-    "row",
-    "user_id",
-    "status",
-    "http_status",
-    "attempts",
-    "error",
-    "request",
-    "changes",
-    "id",
-    "email",
-    "name",
-    "lang",
-    "phone",
-    "company",
-    "reseller",
-    "client",
-    "deleted",
-    "groups",
-    "activated",
-    "sso_auth",
-    "two_fa",
-    "auth_types",
-    "user_type",
-    "is_active",
-    "client_and_roles",
-];
-
-/// What happened to a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Valid; a dry run would send `request`.
-    WouldUpdate,
-    /// Sent, and the API answered with the user's new state.
-    Updated,
-    /// The user already had these values (filled by the plan against live data).
-    Unchanged,
-    /// Valid, but there was nothing to do (`error` says why).
-    Skipped,
-    /// The row has problems (`error` lists them); nothing was sent.
-    Invalid,
-    /// Sent, and the API refused it or never answered (`error`, `http_status`).
-    Failed,
-    /// Valid, but not sent (another row was invalid, or the run stopped).
-    NotAttempted,
-}
-
-impl Status {
-    pub const ALL: [Status; 7] = [
-        Status::WouldUpdate,
-        Status::Updated,
-        Status::Unchanged,
-        Status::Skipped,
-        Status::Invalid,
-        Status::Failed,
-        Status::NotAttempted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::WouldUpdate => "would_update",
-            Status::Updated => "updated",
-            Status::Unchanged => "unchanged",
-            Status::Skipped => "skipped",
-            Status::Invalid => "invalid",
-            Status::Failed => "failed",
-            Status::NotAttempted => "not_attempted",
-        }
-    }
-
-    /// Rows with these statuses make the run exit 1.
-    pub fn is_problem(self) -> bool {
-        matches!(
-            self,
-            Status::Invalid | Status::Failed | Status::NotAttempted
-        )
-    }
-
-    fn index(self) -> usize {
-        Status::ALL.iter().position(|s| *s == self).unwrap_or(0)
-    }
-}
-
-/// One row of the results file, borrowed from whoever produced it.
-#[derive(Debug, Clone, Copy)]
-pub struct ResultRow<'a> {
-    pub row: u64,
-    pub user_id: &'a str,
-    pub status: Status,
-    pub http_status: Option<u16>,
-    pub attempts: u32,
-    pub error: &'a str,
-    pub request: &'a str,
-    pub changes: &'a str,
-    pub user: Option<&'a User>,
-}
+use crate::exit::Exit;
+use crate::settings::OutputTarget;
+use crate::table::results::{RecordWriter, ResultRecord, Status};
 
 /// Counts per status and the first problems, for the summary.
 #[derive(Debug, Clone, Default)]
@@ -163,7 +66,7 @@ impl Summary {
         (elapsed > 0.0).then(|| sent as f64 / elapsed)
     }
 
-    fn record(&mut self, row: &ResultRow) {
+    fn record(&mut self, row: &ResultRecord) {
         self.counts[row.status.index()] += 1;
         self.retries += u64::from(row.attempts.saturating_sub(1));
         if row.status.is_problem()
@@ -174,12 +77,11 @@ impl Summary {
         }
     }
 
-    /// 0 when no row is invalid, failed or not attempted; 1 otherwise.
-    pub fn exit_code(&self) -> u8 {
-        let problem = Status::ALL
+    /// Whether some row is invalid, failed or not attempted.
+    pub fn has_problems(&self) -> bool {
+        Status::ALL
             .iter()
-            .any(|status| status.is_problem() && self.count(*status) > 0);
-        u8::from(problem)
+            .any(|status| status.is_problem() && self.count(*status) > 0)
     }
 
     /// The lines printed on stderr at the end of a run.
@@ -226,8 +128,9 @@ impl Summary {
         text
     }
 
-    /// The same figures as [`Summary::render`], for `--summary-json`.
-    pub fn to_json<'a>(&'a self, results: &'a str) -> impl Serialize + 'a {
+    /// The same figures as [`Summary::render`], for `--summary-json`, with
+    /// the exit code the run ends with.
+    pub fn to_json<'a>(&'a self, results: &'a str, exit: Exit) -> impl Serialize + 'a {
         /// Every status, in the order of [`Status::ALL`].
         struct Counts<'a>(&'a Summary);
         impl Serialize for Counts<'_> {
@@ -264,7 +167,7 @@ impl Summary {
             throttled: self.throttled,
             elapsed_seconds: self.elapsed.map(|e| e.as_secs_f64()),
             rows_per_second: self.rows_per_second(),
-            exit_code: self.exit_code(),
+            exit_code: exit.code(),
             first_problems: self
                 .first_problems
                 .iter()
@@ -275,9 +178,9 @@ impl Summary {
     }
 
     /// Writes [`Summary::to_json`] to `path`.
-    pub fn write_json(&self, path: &Path, results: &str) -> Result<(), Fatal> {
-        let mut text =
-            serde_json::to_string_pretty(&self.to_json(results)).expect("the summary serialises");
+    pub fn write_json(&self, path: &Path, results: &str, exit: Exit) -> Result<(), Fatal> {
+        let mut text = serde_json::to_string_pretty(&self.to_json(results, exit))
+            .expect("the summary serialises");
         text.push('\n');
         std::fs::write(path, text).map_err(|source| Fatal::SummaryJson {
             path: path.to_path_buf(),
@@ -288,7 +191,7 @@ impl Summary {
 
 /// Writes the results file as rows come, and keeps the summary.
 pub struct ResultsWriter {
-    csv: csv::Writer<Box<dyn Write + Send>>,
+    records: RecordWriter<Box<dyn Write + Send>>,
     path: PathBuf,
     summary: Summary,
 }
@@ -296,90 +199,45 @@ pub struct ResultsWriter {
 impl ResultsWriter {
     pub fn create(target: &OutputTarget) -> Result<ResultsWriter, Fatal> {
         let path = target.display_path();
+        let output_error = |source| Fatal::Output {
+            path: path.clone(),
+            source,
+        };
         let sink: Box<dyn Write + Send> = match target {
             OutputTarget::Stdout => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-            OutputTarget::File(path) => {
-                let file = File::create(path).map_err(|source| Fatal::Output {
-                    path: path.clone(),
-                    source,
-                })?;
-                Box::new(file)
-            }
+            OutputTarget::File(path) => Box::new(File::create(path).map_err(output_error)?),
         };
-        let mut writer = ResultsWriter {
-            csv: csv::WriterBuilder::new()
-                .buffer_capacity(1 << 16)
-                .from_writer(sink),
+        let records = RecordWriter::new(sink).map_err(output_error)?;
+        Ok(ResultsWriter {
+            records,
             path,
             summary: Summary::default(),
-        };
-        writer.write_record(COLUMNS.iter().copied())?;
-        Ok(writer)
+        })
     }
 
     pub fn path(&self) -> &PathBuf {
         &self.path
     }
 
-    pub fn write(&mut self, row: &ResultRow) -> Result<(), Fatal> {
-        self.summary.record(row);
-        let (mut row_number, mut http_status, mut attempts) = (
-            itoa::Buffer::new(),
-            itoa::Buffer::new(),
-            itoa::Buffer::new(),
-        );
-        let cells: [&str; 8] = [
-            row_number.format(row.row),
-            row.user_id,
-            row.status.as_str(),
-            row.http_status
-                .map_or("", |status| http_status.format(status)),
-            attempts.format(row.attempts),
-            row.error,
-            row.request,
-            row.changes,
-        ];
-        let result = match row.user {
-            Some(user) => {
-                let user_cells = user_cells(user);
-                let user_cells = user_cells.iter().map(|cell| cell.as_ref());
-                self.csv
-                    .write_record(cells.iter().copied().chain(user_cells))
-            }
-            None => self.csv.write_record(cells.iter().copied().chain([""; 17])),
-        };
-        result.map_err(|e| self.output_error(e))
+    pub fn write(&mut self, record: &ResultRecord) -> Result<(), Fatal> {
+        self.summary.record(record);
+        let written = self.records.write(record);
+        written.map_err(|source| self.output_error(source))
     }
 
     /// Hands what is buffered to the operating system.
     pub fn flush(&mut self) -> Result<(), Fatal> {
-        let flushed = self.csv.flush();
-        flushed.map_err(|source| Fatal::Output {
-            path: self.path.clone(),
-            source,
-        })
+        let flushed = self.records.flush();
+        flushed.map_err(|source| self.output_error(source))
     }
 
     /// Flushes the file and hands back the summary.
     pub fn finish(mut self) -> Result<Summary, Fatal> {
-        let flushed = self.csv.flush();
-        flushed.map_err(|source| Fatal::Output {
-            path: self.path.clone(),
-            source,
-        })?;
+        self.flush()?;
         Ok(self.summary)
     }
 
-    fn write_record<'a>(&mut self, cells: impl IntoIterator<Item = &'a str>) -> Result<(), Fatal> {
-        let result = self.csv.write_record(cells);
-        result.map_err(|e| self.output_error(e))
-    }
-
-    fn output_error(&self, error: csv::Error) -> Fatal {
-        let source = match error.into_kind() {
-            csv::ErrorKind::Io(io) => io,
-            other => io::Error::other(format!("{other:?}")),
-        };
+    fn output_error(&self, source: io::Error) -> Fatal {
         Fatal::Output {
             path: self.path.clone(),
             source,
@@ -387,22 +245,15 @@ impl ResultsWriter {
     }
 }
 
-/// What happened to a row in a run that sends; owned, so it can cross to the
-/// writer's thread.
+/// What happened to a row: its record, with where it goes in the file;
+/// owned, so it can cross to the writer's thread.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// 0-based position among the input's records: the order of the file.
     pub seq: u64,
-    pub row: u64,
-    pub user_id: String,
-    pub status: Status,
-    pub http_status: Option<u16>,
-    pub attempts: u32,
     /// How many of the attempts were answered 429.
     pub throttled: u32,
-    pub error: String,
-    pub request: String,
-    pub user: Option<Box<User>>,
+    pub record: ResultRecord,
 }
 
 /// What the writer receives.
@@ -430,22 +281,36 @@ pub fn note_no_rows(input: &Path) {
     );
 }
 
-/// How often the results file is flushed while `apply` runs.
+/// How often the results file is flushed while a run goes.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How long the writer lets outcomes gather after writing a batch.
 const GATHER: Duration = Duration::from_millis(1);
+
+/// Writes one row in its turn and counts it.
+fn write_one(
+    results: &mut ResultsWriter,
+    progress: &mut Progress,
+    outcome: &Outcome,
+) -> Result<(), Fatal> {
+    results.summary.throttled += u64::from(outcome.throttled);
+    results.write(&outcome.record)?;
+    progress.row(outcome.record.status);
+    Ok(())
+}
 
 /// The writer's side of a run: takes outcomes in any order and writes them in
 /// input order, holding those that finished early. The dispatcher admits a
 /// row only when it is less than `window` rows ahead of `written`, so the
 /// rows held here never exceed the window, whatever the size of the input.
 /// Also drives the progress display and counts for the summary. Runs on its
-/// own thread until every sender of `reports` is gone.
+/// own thread until every sender of `reports` is gone. `timed`: the summary
+/// says how long it took (runs that send).
 pub fn write_in_order(
     mut results: ResultsWriter,
     reports: mpsc::Receiver<Report>,
     written: watch::Sender<u64>,
     mut progress: Progress,
+    timed: bool,
 ) -> Result<Summary, Fatal> {
     let started = Instant::now();
     let mut held: VecDeque<Option<Outcome>> = VecDeque::new();
@@ -470,38 +335,33 @@ pub fn write_in_order(
         // Everything that has arrived, then a short nap: the writer wakes
         // once per batch of outcomes rather than once per row.
         while let Some(current) = report.take() {
+            // Fetched first, so that `continue` below cannot skip it.
+            report = reports.try_recv().ok();
             match current {
                 Report::Note(text) => progress.note(&text),
                 Report::Row(outcome) => {
                     let Some(offset) = outcome.seq.checked_sub(next_seq) else {
-                        debug_assert!(false, "row {} was reported twice", outcome.row);
+                        debug_assert!(false, "row {} was reported twice", outcome.record.row);
                         continue;
                     };
                     let offset = usize::try_from(offset).expect("the window fits in memory");
+                    if offset == 0 && held.is_empty() {
+                        // The next row in order, nothing held: the common case.
+                        write_one(&mut results, &mut progress, &outcome)?;
+                        next_seq += 1;
+                        continue;
+                    }
                     if held.len() <= offset {
                         held.resize(offset + 1, None);
                     }
                     held[offset] = Some(outcome);
                     while let Some(Some(_)) = held.front() {
                         let outcome = held.pop_front().flatten().expect("the front is filled");
-                        results.summary.throttled += u64::from(outcome.throttled);
-                        results.write(&ResultRow {
-                            row: outcome.row,
-                            user_id: &outcome.user_id,
-                            status: outcome.status,
-                            http_status: outcome.http_status,
-                            attempts: outcome.attempts,
-                            error: &outcome.error,
-                            request: &outcome.request,
-                            changes: "",
-                            user: outcome.user.as_deref(),
-                        })?;
-                        progress.row(outcome.status);
+                        write_one(&mut results, &mut progress, &outcome)?;
                         next_seq += 1;
                     }
                 }
             }
-            report = reports.try_recv().ok();
         }
         if next_seq != before {
             // The dispatcher may be gone already; that is fine.
@@ -510,59 +370,7 @@ pub fn write_in_order(
         std::thread::sleep(GATHER);
     }
     debug_assert!(held.iter().all(Option::is_none), "outcomes left unwritten");
-    results.summary.elapsed = Some(started.elapsed());
+    results.summary.elapsed = timed.then(|| started.elapsed());
     progress.finish();
     results.finish()
-}
-
-/// The 17 user columns, from `id` to `client_and_roles`.
-fn user_cells(user: &User) -> [Cow<'_, str>; 17] {
-    fn text(value: &Option<String>) -> Cow<'_, str> {
-        Cow::Borrowed(value.as_deref().unwrap_or_default())
-    }
-    fn flag(value: Option<bool>) -> Cow<'static, str> {
-        Cow::Borrowed(match value {
-            Some(true) => "true",
-            Some(false) => "false",
-            None => "",
-        })
-    }
-    fn number<T: ToString>(value: &Option<T>) -> Cow<'static, str> {
-        Cow::Owned(value.as_ref().map(T::to_string).unwrap_or_default())
-    }
-    let groups = user.groups.as_ref().map(|groups| {
-        groups
-            .iter()
-            .map(|group| group.name.as_str())
-            .collect::<Vec<_>>()
-            .join(";")
-    });
-    let client_and_roles = user
-        .client_and_roles
-        .as_ref()
-        .map(|list| serde_json::to_string(list).unwrap_or_default());
-    [
-        number(&user.id),
-        text(&user.email),
-        text(&user.name),
-        text(&user.lang),
-        text(&user.phone),
-        text(&user.company),
-        number(&user.reseller),
-        number(&user.client),
-        flag(user.deleted),
-        Cow::Owned(groups.unwrap_or_default()),
-        flag(user.activated),
-        flag(user.sso_auth),
-        flag(user.two_fa),
-        Cow::Owned(
-            user.auth_types
-                .as_ref()
-                .map(|a| a.join(";"))
-                .unwrap_or_default(),
-        ),
-        text(&user.user_type),
-        flag(user.is_active),
-        Cow::Owned(client_and_roles.unwrap_or_default()),
-    ]
 }

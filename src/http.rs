@@ -1,28 +1,59 @@
-//! The HTTP side of one PATCH: one reqwest client for the whole run, and how
-//! an answer is classified (updated, worth retrying, failed). It knows nothing
-//! of rates, retries or rows: the runner decides what to do with an answer.
+//! HTTP: one reqwest client for the whole run, the three calls this tool
+//! makes (`PATCH` a user, `GET` a user, `GET` a page of users), and one
+//! classification of every answer (done, worth retrying, failed), with the
+//! key blanked out of anything the server echoes. It knows nothing of rates,
+//! retries or rows: the engine decides what to do with an answer.
 
 use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{StatusCode, Url};
+use reqwest::{Method, StatusCode, Url};
 
-use crate::api::User;
-use crate::config::{ApiConfig, ApiKey};
-use crate::error::Fatal;
+use crate::error::{Fatal, error_chain};
+use crate::model::api::{User, UserPage};
+use crate::settings::{ApiKey, ApiSettings};
 
 /// The most of a server's message kept in the results file.
 pub const MAX_MESSAGE_CHARS: usize = 300;
 
+/// One request of the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    /// `PATCH /iam/users/{user_id}` with a JSON body; answers the whole user.
+    Patch { user_id: u64, body: String },
+    /// `GET /iam/users/{user_id}`; answers the user.
+    GetUser { user_id: u64 },
+    /// `GET /iam/users?limit=L&offset=O`; answers a [`UserPage`].
+    ListPage { limit: u64, offset: u64 },
+}
+
+impl Call {
+    fn method(&self) -> Method {
+        match self {
+            Call::Patch { .. } => Method::PATCH,
+            Call::GetUser { .. } | Call::ListPage { .. } => Method::GET,
+        }
+    }
+}
+
+/// What a successful answer holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    User(Box<User>),
+    Page(UserPage),
+}
+
 /// What one attempt came to.
 #[derive(Debug)]
 pub enum Answer {
-    /// 2xx. The user as answered; `Err` says why the body could not be read
-    /// (the change was still accepted).
-    Updated {
+    /// 2xx. What the body says; `Err` says why it could not be read (for a
+    /// PATCH the change was still accepted).
+    Success {
         status: u16,
-        user: Result<Box<User>, String>,
+        reply: Result<Reply, String>,
     },
     /// 408, 409, 429, 5xx, a timeout or a connection error: worth another try.
     Retryable {
@@ -32,7 +63,7 @@ pub enum Answer {
         retry_after: Option<Duration>,
         error: String,
     },
-    /// Any other status: the server refused the change; retrying won't help.
+    /// Any other status: the server refused the request; retrying won't help.
     Failed { status: u16, error: String },
 }
 
@@ -48,9 +79,21 @@ impl Answer {
     }
 }
 
-/// Sends PATCH /iam/users/{id}. Cheap to clone: clones share the connection pool.
+/// Whatever sends a [`Call`] and answers: the HTTP [`Client`], or a fake in
+/// the engine's tests. The future owns what it needs, so each attempt can
+/// run as a task of its own.
+pub trait Transport: Send + Sync + 'static {
+    fn send(&self, call: Call) -> impl Future<Output = Answer> + Send + 'static;
+}
+
+/// The API over HTTP. Cheap to clone: clones share the connection pool.
 #[derive(Debug, Clone)]
 pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
     http: reqwest::Client,
     base_url: Url,
     timeout: Duration,
@@ -61,7 +104,7 @@ pub struct Client {
 impl Client {
     /// `pool` is the number of idle connections kept open; keep it at least
     /// the concurrency, or connections churn.
-    pub fn new(api: &ApiConfig, pool: usize) -> Result<Client, Fatal> {
+    pub fn new(api: &ApiSettings, pool: usize) -> Result<Client, Fatal> {
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::from_str(&format!("apikey {}", api.api_key.expose()))
             .map_err(|_| Fatal::Usage("the API key cannot go in an HTTP header".to_string()))?;
@@ -85,32 +128,74 @@ impl Client {
             .build()
             .map_err(Fatal::Client)?;
         Ok(Client {
-            http,
-            base_url: api.base_url.clone(),
-            timeout: api.timeout,
-            api_key: api.api_key.clone(),
+            inner: Arc::new(Inner {
+                http,
+                base_url: api.base_url.clone(),
+                timeout: api.timeout,
+                api_key: api.api_key.clone(),
+            }),
         })
     }
 
-    /// `{base}/iam/users/{id}`, keeping any path the base URL has.
-    pub fn user_url(&self, user_id: u64) -> Url {
-        let mut url = self.base_url.clone();
-        url.path_segments_mut()
-            .expect("the base URL was checked to be a base")
-            .pop_if_empty()
-            .extend(["iam", "users", &user_id.to_string()]);
+    /// `{base}/iam/users[/{id}]`, keeping any path the base URL has.
+    pub fn users_url(&self, user_id: Option<u64>) -> Url {
+        let mut url = self.inner.base_url.clone();
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .expect("the base URL was checked to be a base");
+            segments.pop_if_empty().extend(["iam", "users"]);
+            if let Some(id) = user_id {
+                segments.push(itoa::Buffer::new().format(id));
+            }
+        }
         url
     }
 
-    /// One attempt. `body` is the JSON text of the row's `PatchBody`.
+    fn url(&self, call: &Call) -> Url {
+        match call {
+            Call::Patch { user_id, .. } | Call::GetUser { user_id } => {
+                self.users_url(Some(*user_id))
+            }
+            Call::ListPage { limit, offset } => {
+                let mut url = self.users_url(None);
+                url.query_pairs_mut()
+                    .append_pair("limit", itoa::Buffer::new().format(*limit))
+                    .append_pair("offset", itoa::Buffer::new().format(*offset));
+                url
+            }
+        }
+    }
+
+    /// One attempt of `PATCH /iam/users/{user_id}`; `body` is the JSON text
+    /// of the row's `PatchBody`.
     pub async fn patch(&self, user_id: u64, body: String) -> Answer {
-        let sent = self
-            .http
-            .patch(self.user_url(user_id))
-            .body(body)
-            .send()
-            .await;
-        let response = match sent {
+        self.call(Call::Patch { user_id, body }).await
+    }
+
+    /// One attempt of `GET /iam/users/{user_id}`.
+    pub async fn get_user(&self, user_id: u64) -> Answer {
+        self.call(Call::GetUser { user_id }).await
+    }
+
+    /// One attempt of `GET /iam/users?limit=L&offset=O`.
+    pub async fn list_page(&self, limit: u64, offset: u64) -> Answer {
+        self.call(Call::ListPage { limit, offset }).await
+    }
+
+    /// One attempt of any call.
+    pub async fn call(&self, call: Call) -> Answer {
+        let inner = &self.inner;
+        let mut request = inner.http.request(call.method(), self.url(&call));
+        let expect = match call {
+            Call::Patch { body, .. } => {
+                request = request.body(body);
+                Expect::User
+            }
+            Call::GetUser { .. } => Expect::User,
+            Call::ListPage { .. } => Expect::Page,
+        };
+        let response = match request.send().await {
             Ok(response) => response,
             Err(error) => return self.transport_error(error),
         };
@@ -122,26 +207,26 @@ impl Client {
         };
         // Borrowed, without a copy, unless the body is not UTF-8 or echoes the key.
         let text = String::from_utf8_lossy(&bytes);
-        let key = self.api_key.expose();
+        let key = inner.api_key.expose();
         let text = if text.contains(key) {
             Cow::Owned(text.replace(key, "***"))
         } else {
             text
         };
-        classify(status, retry_after, &text)
+        classify(status, retry_after, &text, expect)
     }
 
     fn transport_error(&self, error: reqwest::Error) -> Answer {
         let error = error.without_url();
         let text = if error.is_timeout() {
-            format!("no answer within {} s", self.timeout.as_secs_f64())
+            format!("no answer within {} s", self.inner.timeout.as_secs_f64())
         } else if error.is_connect() {
             format!(
                 "cannot connect: {}",
-                crate::error_chain(&error).trim_start_matches("error sending request: ")
+                error_chain(&error).trim_start_matches("error sending request: ")
             )
         } else {
-            crate::error_chain(&error)
+            error_chain(&error)
         };
         Answer::Retryable {
             status: None,
@@ -151,15 +236,41 @@ impl Client {
     }
 }
 
+impl Transport for Client {
+    fn send(&self, call: Call) -> impl Future<Output = Answer> + Send + 'static {
+        let client = self.clone();
+        async move { client.call(call).await }
+    }
+}
+
+/// What a successful answer's body should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    User,
+    Page,
+}
+
 /// Sorts an answer by its status. Pure, so it is tested without a server.
-pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answer {
+pub fn classify(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &str,
+    expect: Expect,
+) -> Answer {
     if status.is_success() {
-        let user = serde_json::from_str::<Box<User>>(body).map_err(|error| {
-            format!("the change was accepted but the answer is not a user object: {error}")
-        });
-        return Answer::Updated {
+        let reply = match expect {
+            Expect::User => serde_json::from_str::<Box<User>>(body)
+                .map(Reply::User)
+                .map_err(|error| {
+                    format!("the change was accepted but the answer is not a user object: {error}")
+                }),
+            Expect::Page => serde_json::from_str::<UserPage>(body)
+                .map(Reply::Page)
+                .map_err(|error| format!("the answer is not a page of users: {error}")),
+        };
+        return Answer::Success {
             status: status.as_u16(),
-            user,
+            reply,
         };
     }
     let error = describe_status(status, body);
@@ -279,24 +390,33 @@ mod tests {
     fn statuses_are_sorted() {
         let user = r#"{"id":7,"name":"Ann"}"#;
         assert!(matches!(
-            classify(StatusCode::OK, None, user),
-            Answer::Updated { status: 200, user: Ok(user) } if user.id == Some(7)
+            classify(StatusCode::OK, None, user, Expect::User),
+            Answer::Success { status: 200, reply: Ok(Reply::User(user)) } if user.id == Some(7)
         ));
         assert!(matches!(
-            classify(StatusCode::OK, None, "<html>"),
-            Answer::Updated { user: Err(_), .. }
+            classify(StatusCode::OK, None, "<html>", Expect::User),
+            Answer::Success { reply: Err(_), .. }
+        ));
+        let page = r#"{"count":3,"results":[{"id":1},{"id":2}]}"#;
+        assert!(matches!(
+            classify(StatusCode::OK, None, page, Expect::Page),
+            Answer::Success { reply: Ok(Reply::Page(page)), .. } if page.count == 3 && page.results.len() == 2
+        ));
+        assert!(matches!(
+            classify(StatusCode::OK, None, "[]", Expect::Page),
+            Answer::Success { reply: Err(e), .. } if e.contains("not a page of users")
         ));
         for code in [408, 409, 429, 500, 502, 503, 504] {
             let status = StatusCode::from_u16(code).unwrap();
             assert!(
-                matches!(classify(status, None, ""), Answer::Retryable { status: Some(c), .. } if c == code),
+                matches!(classify(status, None, "", Expect::User), Answer::Retryable { status: Some(c), .. } if c == code),
                 "{code}"
             );
         }
         for code in [301, 400, 401, 403, 404, 422] {
             let status = StatusCode::from_u16(code).unwrap();
             assert!(
-                matches!(classify(status, None, ""), Answer::Failed { status: c, .. } if c == code),
+                matches!(classify(status, None, "", Expect::User), Answer::Failed { status: c, .. } if c == code),
                 "{code}"
             );
         }

@@ -1,0 +1,80 @@
+//! `apply`: check the whole file first (nothing is sent when a row is
+//! invalid, unless `--skip-invalid`), then send one PATCH per valid row
+//! through the engine, to the API or to an in-process sandbox (`--sandbox`).
+
+use super::{finish, first_pass, runtime, sandbox};
+use crate::cli::ApplyArgs;
+use crate::engine::operations::PatchRows;
+use crate::error::Fatal;
+use crate::exit::Exit;
+use crate::http::Client;
+use crate::pipeline::{self, Checks, Disposition};
+use crate::settings::{ApiSettings, InputSettings, OutputTarget, RunSettings};
+use crate::signals::Interrupt;
+use crate::sink::{ProgressMode, ResultsWriter};
+
+pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
+    if args.dry_run {
+        return super::validate::run(&args.input, &args.output, args.run.summary_json.as_deref());
+    }
+    let settings = InputSettings::from_args(&args.input)?;
+    let target = OutputTarget::from_args(&args.output, &settings.source)?;
+    let run = RunSettings::from_args(&args.run)?;
+    if !args.sandbox && !args.overwrite {
+        target.refuse_to_replace()?;
+    }
+    let quiet = args.output.quiet;
+    runtime(false)?.block_on(async {
+        let interrupt = Interrupt::install();
+        let rehearsal = match args.sandbox {
+            true => Some(sandbox::rehearsal(args.sandbox_users, quiet).await?),
+            false => None,
+        };
+        let api = match &rehearsal {
+            Some(running) => {
+                ApiSettings::for_sandbox(&args.api, &running.base_url(), running.api_key())?
+            }
+            None => ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?,
+        };
+        let client = Client::new(&api, run.send.concurrency.get())?;
+        let (input, preflight) = first_pass(&settings, true, quiet).await?;
+        let disposition = match preflight.invalid {
+            invalid if invalid > 0 && !run.skip_invalid => {
+                refuse_note(invalid);
+                Disposition::Refuse { invalid }
+            }
+            _ => Disposition::Go,
+        };
+        let results = ResultsWriter::create(&target)?;
+        let checks = Checks {
+            input,
+            null_token: settings.null_token.clone(),
+            duplicates: preflight.duplicates.into(),
+            disposition,
+        };
+        let progress = (ProgressMode::detect(quiet, false), preflight.rows);
+        let finished = pipeline::run(
+            checks,
+            results,
+            progress,
+            &run.send,
+            Some((PatchRows, client)),
+            interrupt,
+        )
+        .await;
+        if let Some(running) = rehearsal {
+            running.stop().await;
+        }
+        finish(&finished?, run.summary_json.as_deref())
+    })
+}
+
+/// Printed even with `--quiet`: it explains why nothing was sent.
+fn refuse_note(invalid: u64) {
+    eprintln!(
+        "nothing sent: {invalid} {} invalid; fix {} (see the results file), or pass \
+         --skip-invalid to send the valid rows anyway",
+        if invalid == 1 { "row is" } else { "rows are" },
+        if invalid == 1 { "it" } else { "them" },
+    );
+}

@@ -1,0 +1,84 @@
+//! One short orchestration per subcommand: each wires the stages together
+//! (settings, the first pass, the pipeline, the summary) and says how the
+//! run ended.
+
+mod apply;
+mod sandbox;
+mod validate;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::check::Preflight;
+use crate::cli::{Cli, Command};
+use crate::engine::Ended;
+use crate::error::Fatal;
+use crate::exit::Exit;
+use crate::pipeline::Finished;
+use crate::policy::StopReason;
+use crate::settings::InputSettings;
+use crate::sink;
+use crate::table::input::Input;
+
+/// Runs one command; `Err` is a fatal error (the run could not start).
+pub fn run(cli: Cli) -> Result<Exit, Fatal> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args.input, &args.output, None),
+        Command::Apply(args) => apply::run(args),
+        Command::Sandbox(args) => sandbox::run(&args),
+    }
+}
+
+/// The runtime of a run. A dry run sends nothing: one thread drives its
+/// engine (the check and the results have threads of their own); a run
+/// that sends spreads its requests over a worker per core.
+fn runtime(dry_run: bool) -> Result<tokio::runtime::Runtime, Fatal> {
+    let mut builder = if dry_run {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build().map_err(Fatal::Runtime)
+}
+
+/// Opens the input (spooling standard input) and reads it once, off the
+/// runtime's workers; says what the user should know before anything runs.
+/// `count_invalid`: a run that may send needs to know before it starts.
+async fn first_pass(
+    settings: &InputSettings,
+    count_invalid: bool,
+    quiet: bool,
+) -> Result<(Arc<Input>, Preflight), Fatal> {
+    let settings = settings.clone();
+    let (input, preflight) = tokio::task::spawn_blocking(move || {
+        let input = Input::open(&settings)?;
+        let preflight = Preflight::scan(&input, &settings.null_token, count_invalid)?;
+        Ok::<_, Fatal>((input, preflight))
+    })
+    .await
+    .expect("the first pass does not panic")?;
+    if !quiet {
+        sink::note_ignored_columns(&preflight.ignored);
+        if preflight.rows == 0 {
+            sink::note_no_rows(&input.display_path());
+        }
+    }
+    Ok((Arc::new(input), preflight))
+}
+
+/// Prints the summary, writes it as JSON when asked, and says how the run ended.
+fn finish(finished: &Finished, summary_json: Option<&Path>) -> Result<Exit, Fatal> {
+    let Finished {
+        summary,
+        ended,
+        results_path,
+    } = finished;
+    let interrupted = matches!(ended, Ended::Stopped(StopReason::Interrupted));
+    let exit = Exit::of_run(interrupted, summary.has_problems());
+    let _ = std::io::stderr().write_all(summary.render(results_path).as_bytes());
+    if let Some(path) = summary_json {
+        summary.write_json(path, results_path, exit)?;
+    }
+    Ok(exit)
+}

@@ -1,0 +1,49 @@
+//! `validate` and `apply --dry-run`: check every row and write the results
+//! file with the body each valid row would send. Nothing is sent.
+
+use std::path::Path;
+
+use super::{finish, first_pass, runtime};
+use crate::cli::{InputArgs, OutputArgs};
+use crate::engine::Never;
+use crate::error::Fatal;
+use crate::exit::Exit;
+use crate::pipeline::{self, Checks, Disposition};
+use crate::policy::SendPolicy;
+use crate::settings::{InputSettings, OutputTarget};
+use crate::signals::Interrupt;
+use crate::sink::{ProgressMode, ResultsWriter};
+
+/// `summary_json`: also write the summary there (`apply --dry-run --summary-json`).
+pub fn run(
+    input: &InputArgs,
+    output: &OutputArgs,
+    summary_json: Option<&Path>,
+) -> Result<Exit, Fatal> {
+    let settings = InputSettings::from_args(input)?;
+    let target = OutputTarget::from_args(output, &settings.source)?;
+    let quiet = output.quiet;
+    runtime(true)?.block_on(async {
+        let interrupt = Interrupt::install();
+        let (input, preflight) = first_pass(&settings, false, quiet).await?;
+        let results = ResultsWriter::create(&target)?;
+        let checks = Checks {
+            input,
+            null_token: settings.null_token.clone(),
+            duplicates: preflight.duplicates.into(),
+            disposition: Disposition::Go,
+        };
+        let progress = (ProgressMode::detect(quiet, true), preflight.rows);
+        let no_sender: Option<(Never, Never)> = None;
+        let finished = pipeline::run(
+            checks,
+            results,
+            progress,
+            &SendPolicy::dry_run(),
+            no_sender,
+            interrupt,
+        )
+        .await?;
+        finish(&finished, summary_json)
+    })
+}

@@ -1,0 +1,507 @@
+//! The engine: one dispatch loop for every command. One task owns admission
+//! (the rate limiter, the run-wide pause after a 429 and the concurrency
+//! limit), hands jobs to requests in flight, and decides retries. What a job
+//! sends and what an answer means is the [`Operation`]'s business (a PATCH,
+//! or a GET then a PATCH); the policies are values ([`SendPolicy`]); the
+//! requests go through a [`Transport`]. With no operation the engine is a
+//! dry run: every valid row is decided at once. Outcomes go, unordered, to
+//! the one results writer; the loop returns why it ended.
+
+pub mod operations;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::http::{Answer, Call, Reply, Transport};
+use crate::model::api::User;
+use crate::policy::{Decision, Pacer, SendPolicy, StopReason};
+use crate::sink::{Outcome, Report};
+use crate::table::results::{ResultRecord, Status};
+
+/// A valid row on its way through the operation's requests.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// 0-based position among the input's records: the writer's order.
+    pub seq: u64,
+    pub row: u64,
+    pub user_id: u64,
+    pub user_id_text: String,
+    /// The JSON body of the row's change, as the results show it.
+    pub request: String,
+    /// Which of the operation's requests comes next (0: the first).
+    pub step: u32,
+    /// Requests sent for this job, every step together (the results' `attempts`).
+    pub attempts: u32,
+    /// Attempts of the current step: what the retry policy counts.
+    pub step_attempts: u32,
+    pub throttled: u32,
+    /// The status and error of the last retryable attempt, for the results
+    /// when the job is not retried after all.
+    pub last_failure: Option<(Option<u16>, String)>,
+    /// The user's state as an earlier step read it.
+    pub before: Option<Box<User>>,
+}
+
+impl Job {
+    pub fn new(seq: u64, row: u64, user_id: u64, user_id_text: String, request: String) -> Job {
+        Job {
+            seq,
+            row,
+            user_id,
+            user_id_text,
+            request,
+            step: 0,
+            attempts: 0,
+            step_attempts: 0,
+            throttled: 0,
+            last_failure: None,
+            before: None,
+        }
+    }
+}
+
+/// What the check stage hands the engine, in input order.
+#[derive(Debug)]
+pub enum Work {
+    Send(Job),
+    /// Already decided (skipped, invalid, not attempted): only written.
+    Done(Outcome),
+}
+
+impl Work {
+    fn seq(&self) -> u64 {
+        match self {
+            Work::Send(job) => job.seq,
+            Work::Done(outcome) => outcome.seq,
+        }
+    }
+}
+
+/// What a successful answer means for a job.
+#[derive(Debug)]
+pub enum Step {
+    /// The job is finished.
+    Done {
+        status: Status,
+        error: String,
+        changes: String,
+        user: Option<Box<User>>,
+    },
+    /// Send the operation's next request for this job; the operation has
+    /// advanced `job.step` (and kept what it needs, as `job.before`).
+    Next,
+}
+
+/// What a job sends, step by step, and what each successful answer means.
+/// Failures, retries, the rate and the pause after a 429 are the engine's,
+/// the same for every step.
+pub trait Operation: Send + Sync {
+    /// The request for the job's current step.
+    fn call(&self, job: &Job) -> Call;
+    /// A 2xx answer to it (`Err`: its body could not be read).
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step;
+}
+
+/// No operation: the engine of a dry run.
+#[derive(Debug, Clone, Copy)]
+pub enum Never {}
+
+impl Operation for Never {
+    fn call(&self, _: &Job) -> Call {
+        match *self {}
+    }
+    fn answered(&self, _: &mut Job, _: Result<Reply, String>) -> Step {
+        match *self {}
+    }
+}
+
+impl Transport for Never {
+    fn send(&self, _: Call) -> impl Future<Output = Answer> + Send + 'static {
+        let never = *self;
+        async move { match never {} }
+    }
+}
+
+/// Why the loop ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ended {
+    /// Every row went through.
+    Finished,
+    /// Something stopped the sending (the first reason); every row was still
+    /// written.
+    Stopped(StopReason),
+    /// The results writer is gone: it failed, and reports why.
+    SinkGone,
+}
+
+const INTERRUPTED_NOTE: &str =
+    "interrupted: finishing the requests in flight; press Ctrl-C again to quit at once";
+
+/// How long a pause must be before the user hears of it, and how often.
+const PAUSE_NOTE_MIN: Duration = Duration::from_secs(1);
+const PAUSE_NOTE_EVERY: Duration = Duration::from_secs(10);
+
+/// The pipes around the dispatcher.
+pub struct Channels {
+    /// Rows from the check stage, in input order, in batches: one hand-over
+    /// (and one wake-up) per batch rather than per row.
+    pub work: mpsc::Receiver<Vec<Work>>,
+    /// Outcomes and notes to the results writer.
+    pub reports: std_mpsc::Sender<Report>,
+    /// How many rows the writer has written: rows at or beyond this plus the
+    /// window wait (the rows, never the requests in flight).
+    pub written: watch::Receiver<u64>,
+}
+
+/// Runs every job through admission, the operation's requests and the retry
+/// policy until the input is exhausted and nothing is in flight or waiting.
+/// `sender` `None` is a dry run. After `cancel` completes (or the run stops
+/// for another reason) nothing new is sent: requests in flight finish, jobs
+/// waiting for a retry fail, jobs not sent yet are `not_attempted`.
+pub async fn dispatch<O, T>(
+    policy: &SendPolicy,
+    sender: Option<(O, T)>,
+    channels: Channels,
+    cancel: impl Future<Output = ()>,
+) -> Ended
+where
+    O: Operation,
+    T: Transport,
+{
+    let sender = sender.as_ref();
+    let Channels {
+        mut work,
+        reports,
+        mut written,
+    } = channels;
+    let concurrency = policy.concurrency.get();
+    let window = policy.window.get() as u64;
+    let retry = &policy.retry;
+    let mut pacer = Pacer::new(&policy.rate);
+    let mut in_flight = FuturesUnordered::new();
+    let mut retries: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
+    let mut next: Option<Work> = None;
+    // The batch being taken apart, without moving its rows again.
+    let mut queued: std::vec::IntoIter<Work> = Vec::new().into_iter();
+    let mut source_open = true;
+    // Why nothing new is sent any more: Ctrl-C, a refused key, or a 429
+    // asking for a wait beyond --max-wait (every other row would meet it too).
+    let mut stopped: Option<StopReason> = None;
+    let mut last_pause_note: Option<Instant> = None;
+    let cancel = cancel;
+    tokio::pin!(cancel);
+
+    let send = |report: Report| reports.send(report).is_ok();
+    macro_rules! report {
+        ($report:expr) => {
+            if !send($report) {
+                return Ended::SinkGone;
+            }
+        };
+    }
+
+    loop {
+        // A stop asked for before this turn (even before the first row)
+        // holds before anything more is admitted.
+        if stopped.is_none() && futures::poll!(&mut cancel).is_ready() {
+            stopped = Some(StopReason::Interrupted);
+            report!(Report::Note(INTERRUPTED_NOTE.to_string()));
+        }
+        let now = Instant::now();
+        let mut wake: Option<Instant> = None;
+        let mut window_full = false;
+
+        // Admit what can go now: due retries and next steps first (they are
+        // older and hold the window), then the next row of the input.
+        loop {
+            if next.is_none() {
+                if queued.len() == 0 && source_open {
+                    match work.try_recv() {
+                        Ok(batch) => queued = batch.into_iter(),
+                        Err(mpsc::error::TryRecvError::Empty) => {}
+                        Err(mpsc::error::TryRecvError::Disconnected) => source_open = false,
+                    }
+                }
+                next = queued.next();
+            }
+            if let Some(why) = &stopped {
+                while let Some(Reverse(delayed)) = retries.pop() {
+                    report!(Report::Row(interrupted(delayed.job, why)));
+                }
+            }
+            let retry_due = retries.peek().is_some_and(|r| r.0.due <= now);
+            if !retry_due {
+                match next.take() {
+                    Some(item) if item.seq() >= *written.borrow_and_update() + window => {
+                        next = Some(item);
+                        window_full = true;
+                    }
+                    Some(Work::Done(outcome)) => {
+                        report!(Report::Row(outcome));
+                        continue;
+                    }
+                    Some(Work::Send(job)) if stopped.is_some() => {
+                        let why = stopped.as_ref().expect("the run stopped");
+                        report!(Report::Row(not_attempted(job, why)));
+                        continue;
+                    }
+                    Some(Work::Send(job)) if sender.is_none() => {
+                        report!(Report::Row(would_update(job)));
+                        continue;
+                    }
+                    other => next = other,
+                }
+            }
+            let has_candidate = retry_due || matches!(next, Some(Work::Send(_)) if !window_full);
+            if !has_candidate || in_flight.len() >= concurrency {
+                break;
+            }
+            let Some((operation, transport)) = sender else {
+                unreachable!("a dry run has nothing to send")
+            };
+            if let Err(at) = pacer.try_admit(now) {
+                wake = Some(at);
+                break;
+            }
+            let job = if retry_due {
+                retries.pop().expect("a retry is due").0.job
+            } else {
+                match next.take() {
+                    Some(Work::Send(job)) => job,
+                    _ => unreachable!("the candidate is a row to send"),
+                }
+            };
+            // Each attempt is a task of its own, so the runtime's workers drive
+            // the requests and the dispatcher only admits and decides.
+            let answer = transport.send(operation.call(&job));
+            in_flight.push(tokio::spawn(async move { (job, answer.await) }));
+        }
+        if let Some(Reverse(first)) = retries.peek()
+            && first.due > now
+            && in_flight.len() < concurrency
+        {
+            wake = Some(wake.map_or(first.due, |at| at.min(first.due)));
+        }
+        if !source_open
+            && next.is_none()
+            && queued.len() == 0
+            && retries.is_empty()
+            && in_flight.is_empty()
+        {
+            return match stopped {
+                Some(why) => Ended::Stopped(why),
+                None => Ended::Finished,
+            };
+        }
+
+        tokio::select! {
+            biased;
+            () = &mut cancel, if stopped.is_none() => {
+                stopped = Some(StopReason::Interrupted);
+                report!(Report::Note(INTERRUPTED_NOTE.to_string()));
+            }
+            Some(joined) = in_flight.next(), if !in_flight.is_empty() => {
+                let (mut job, answer) = joined.expect("an attempt does not panic");
+                let Some((operation, _)) = sender else {
+                    unreachable!("a dry run sends nothing")
+                };
+                job.attempts += 1;
+                job.step_attempts += 1;
+                let now = Instant::now();
+                let report = match answer {
+                    Answer::Success { status, reply } => match operation.answered(&mut job, reply) {
+                        Step::Done { status: row_status, error, changes, user } => {
+                            Some(finish(job, row_status, Some(status), error, changes, user))
+                        }
+                        Step::Next => {
+                            job.step_attempts = 0;
+                            job.last_failure = None;
+                            retries.push(Reverse(Delayed { due: now, job }));
+                            None
+                        }
+                    },
+                    Answer::Failed { status, error } => {
+                        if let Some(why) = StopReason::for_refusal(status, job.row)
+                            && stopped.is_none()
+                        {
+                            report!(Report::Note(format!("stopping: {why}")));
+                            stopped = Some(why);
+                        }
+                        Some(failed(job, Some(status), error))
+                    }
+                    Answer::Retryable { status, retry_after, error } => {
+                        let throttled = status == Some(429);
+                        if throttled {
+                            job.throttled += 1;
+                        }
+                        let decision = if let Some(why) = &stopped {
+                            Decision::GiveUp(format!("not retried: {why}"))
+                        } else {
+                            retry.decide(job.step_attempts, retry_after)
+                        };
+                        if throttled {
+                            // The whole run waits, not just this row.
+                            let wait = match &decision {
+                                Decision::RetryIn(wait) => *wait,
+                                Decision::GiveUp(_) => Duration::ZERO,
+                            };
+                            if let Some(asked) = retry_after.filter(|w| *w > retry.max_wait)
+                                && stopped.is_none()
+                            {
+                                let why = StopReason::ThrottledTooLong {
+                                    row: job.row,
+                                    asked,
+                                    max_wait: retry.max_wait,
+                                };
+                                report!(Report::Note(format!("stopping: {why}")));
+                                stopped = Some(why);
+                            }
+                            let started = pacer.pause(now + wait);
+                            let quiet_since = last_pause_note
+                                .is_none_or(|at| now.duration_since(at) >= PAUSE_NOTE_EVERY);
+                            if started && wait >= PAUSE_NOTE_MIN && quiet_since {
+                                last_pause_note = Some(now);
+                                let note = format!(
+                                    "throttled (HTTP 429 on row {}): pausing all requests for {:.1} s",
+                                    job.row,
+                                    wait.as_secs_f64()
+                                );
+                                report!(Report::Note(note));
+                            }
+                        }
+                        match decision {
+                            Decision::RetryIn(wait) => {
+                                job.last_failure = Some((status, error));
+                                retries.push(Reverse(Delayed { due: now + wait, job }));
+                                None
+                            }
+                            Decision::GiveUp(why) => Some(failed(job, status, format!("{error}; {why}"))),
+                        }
+                    }
+                };
+                if let Some(outcome) = report {
+                    report!(Report::Row(outcome));
+                }
+            }
+            batch = work.recv(), if next.is_none() && queued.len() == 0 && source_open => {
+                match batch {
+                    Some(batch) => {
+                        queued = batch.into_iter();
+                        next = queued.next();
+                    }
+                    None => source_open = false,
+                }
+            }
+            changed = written.changed(), if window_full => {
+                if changed.is_err() {
+                    return Ended::SinkGone;
+                }
+            }
+            () = sleep_until(wake), if wake.is_some() => {}
+        }
+    }
+}
+
+/// A job waiting for a retry or its next step.
+struct Delayed {
+    due: Instant,
+    job: Job,
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.job.seq) == (other.due, other.job.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.job.seq).cmp(&(other.due, other.job.seq))
+    }
+}
+
+/// Sleeps until `at`, to a fraction of a millisecond. tokio's timer fires on
+/// whole milliseconds, up to one late, and at high rates that lateness is
+/// lost rate: with a burst of 1, every late slot moves the next one back
+/// (--rate 200 gave 164/s). So the last stretch is slept on a blocking thread
+/// with the operating system's precise sleep.
+async fn sleep_until(at: Option<Instant>) {
+    const COARSE_MARGIN: Duration = Duration::from_millis(2);
+    let Some(at) = at else { return };
+    if let Some(coarse) = at.checked_sub(COARSE_MARGIN)
+        && coarse > Instant::now()
+    {
+        tokio::time::sleep_until(coarse).await;
+    }
+    let remaining = at.saturating_duration_since(Instant::now());
+    if !remaining.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(remaining)).await;
+    }
+}
+
+fn finish(
+    job: Job,
+    status: Status,
+    http_status: Option<u16>,
+    error: String,
+    changes: String,
+    user: Option<Box<User>>,
+) -> Outcome {
+    Outcome {
+        seq: job.seq,
+        throttled: job.throttled,
+        record: ResultRecord {
+            row: job.row,
+            user_id: job.user_id_text,
+            status,
+            http_status,
+            attempts: job.attempts,
+            error,
+            request: job.request,
+            changes,
+            user,
+        },
+    }
+}
+
+fn failed(job: Job, status: Option<u16>, error: String) -> Outcome {
+    finish(job, Status::Failed, status, error, String::new(), None)
+}
+
+/// A job waiting when the run stopped: `failed` when its last request
+/// failed, `not_attempted` when its next step was never sent.
+fn interrupted(mut job: Job, why: &StopReason) -> Outcome {
+    match job.last_failure.take() {
+        Some((status, error)) => failed(job, status, format!("{error}; not retried: {why}")),
+        None => not_attempted(job, why),
+    }
+}
+
+fn not_attempted(job: Job, why: &StopReason) -> Outcome {
+    let error = format!("not sent: {why}");
+    finish(job, Status::NotAttempted, None, error, String::new(), None)
+}
+
+fn would_update(job: Job) -> Outcome {
+    finish(
+        job,
+        Status::WouldUpdate,
+        None,
+        String::new(),
+        String::new(),
+        None,
+    )
+}

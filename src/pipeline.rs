@@ -1,0 +1,180 @@
+//! The one path every run takes after the first pass: a checking thread
+//! turns each record into work, in order; the engine sends it (or, in a dry
+//! run, decides it at once); the results thread writes it back in order.
+//! Each stage holds a bounded number of rows, so memory does not grow with
+//! the file.
+
+use std::sync::{Arc, mpsc as std_mpsc};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::check::{CheckedRow, Checker, Duplicates, Verdict};
+use crate::engine::{self, Channels, Ended, Job, Operation, Work};
+use crate::error::Fatal;
+use crate::http::Transport;
+use crate::model::patch::describe;
+use crate::policy::SendPolicy;
+use crate::signals::Interrupt;
+use crate::sink::{self, Outcome, Progress, ProgressMode, ResultsWriter, Summary};
+use crate::table::input::Input;
+use crate::table::results::{ResultRecord, Status};
+
+/// Rows are handed to the engine in batches of this many, so that the check
+/// thread and the engine wake each other once per batch.
+const BATCH: usize = 256;
+/// Batches read ahead of the engine: enough to never starve it, few enough
+/// not to matter.
+const READ_AHEAD: usize = 4;
+
+/// What becomes of the valid rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Handed to the engine (sent, or decided by a dry run).
+    Go,
+    /// Not sent, because this many rows are invalid (no `--skip-invalid`).
+    Refuse { invalid: u64 },
+}
+
+/// How the rows are checked.
+pub struct Checks {
+    pub input: Arc<Input>,
+    pub null_token: String,
+    pub duplicates: Arc<Duplicates>,
+    pub disposition: Disposition,
+}
+
+/// What the run said and how it ended.
+pub struct Finished {
+    pub summary: Summary,
+    pub ended: Ended,
+    /// How messages name the results file.
+    pub results_path: String,
+}
+
+/// Runs every row through the check, the engine and the writer. `sender`
+/// `None` is a dry run; `total_rows` sizes the progress display.
+pub async fn run<O, T>(
+    checks: Checks,
+    results: ResultsWriter,
+    progress: (ProgressMode, u64),
+    policy: &SendPolicy,
+    sender: Option<(O, T)>,
+    interrupt: Interrupt,
+) -> Result<Finished, Fatal>
+where
+    O: Operation + 'static,
+    T: Transport,
+{
+    let dry_run = sender.is_none();
+    let results_path = results.path().display().to_string();
+    let (work_tx, work_rx) = mpsc::channel(READ_AHEAD);
+    let (report_tx, report_rx) = std_mpsc::channel();
+    let (written_tx, written_rx) = watch::channel(0u64);
+
+    let check_stage = tokio::task::spawn_blocking(move || feed(&checks, work_tx));
+    let progress = Progress::new(progress.0, progress.1);
+    let writer = std::thread::Builder::new()
+        .name("results".to_string())
+        .spawn(move || sink::write_in_order(results, report_rx, written_tx, progress, !dry_run))
+        .map_err(Fatal::Runtime)?;
+
+    let channels = Channels {
+        work: work_rx,
+        reports: report_tx,
+        written: written_rx,
+    };
+    // The engine runs as a task on the runtime's workers, next to the
+    // requests it starts, rather than on the thread that waits for the run.
+    let policy = policy.clone();
+    let engine =
+        tokio::spawn(
+            async move { engine::dispatch(&policy, sender, channels, interrupt.wait()).await },
+        );
+    let ended = engine.await.expect("the engine does not panic");
+
+    let summary = writer.join().expect("the results thread does not panic");
+    // A failed writer stops the engine, which stops the check stage: its
+    // error (if any) is secondary to the writer's.
+    let checked = check_stage.await.expect("the check stage does not panic");
+    let summary = summary?;
+    checked?;
+    Ok(Finished {
+        summary,
+        ended,
+        results_path,
+    })
+}
+
+/// Checks every row and hands it on, in order. Stops early when the engine
+/// is gone.
+fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
+    let mut rows = checks.input.rows()?;
+    let header = rows.header().clone();
+    let checker = Checker::new(&header, &checks.null_token, &checks.duplicates);
+    let mut seq = 0;
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(raw) = rows.next_row()? {
+        batch.push(to_work(seq, checker.check(&raw), checks.disposition));
+        seq += 1;
+        if batch.len() == BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            if work.blocking_send(full).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = work.blocking_send(batch);
+    }
+    Ok(())
+}
+
+/// A checked row becomes a job, or an outcome decided without a request.
+fn to_work(seq: u64, checked: CheckedRow, disposition: Disposition) -> Work {
+    let CheckedRow {
+        row,
+        user_id,
+        user_id_text,
+        verdict,
+    } = checked;
+    let done = |record: ResultRecord| {
+        Work::Done(Outcome {
+            seq,
+            throttled: 0,
+            record,
+        })
+    };
+    match verdict {
+        Verdict::Send(body) => {
+            let request = serde_json::to_string(&body).expect("a body always serialises");
+            match (disposition, user_id) {
+                (Disposition::Go, Some(user_id)) => {
+                    Work::Send(Job::new(seq, row, user_id, user_id_text, request))
+                }
+                (Disposition::Refuse { invalid }, _) => {
+                    let error = format!(
+                        "not sent: {invalid} {} invalid",
+                        if invalid == 1 { "row is" } else { "rows are" }
+                    );
+                    let mut record =
+                        ResultRecord::decided(row, user_id_text, Status::NotAttempted, error);
+                    record.request = request;
+                    done(record)
+                }
+                (Disposition::Go, None) => unreachable!("a row to send has a valid user ID"),
+            }
+        }
+        Verdict::Skip(reason) => done(ResultRecord::decided(
+            row,
+            user_id_text,
+            Status::Skipped,
+            reason.to_string(),
+        )),
+        Verdict::Invalid(problems) => done(ResultRecord::decided(
+            row,
+            user_id_text,
+            Status::Invalid,
+            describe(&problems),
+        )),
+    }
+}

@@ -1,0 +1,353 @@
+//! Policies of a run, as values the engine is handed: the rate and the pause
+//! after a 429 (admission), when to try a request again (retry), how much may
+//! be in flight and ahead of the writer (`SendPolicy`), and the reasons a run
+//! stops early. Pure apart from the clock; imports nothing of this crate.
+
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+/// Requests per second for the whole run, retries included, and the burst.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rate {
+    per_second: Option<f64>,
+    burst: NonZeroU32,
+}
+
+impl Rate {
+    /// Faster than this is "no limit" in all but name; it also keeps the
+    /// limiter's period above a nanosecond.
+    pub const MAX: f64 = 1_000_000.0;
+
+    /// `per_second` 0 means no limit.
+    pub fn new(per_second: f64, burst: NonZeroU32) -> Result<Rate, String> {
+        if !per_second.is_finite() || !(0.0..=Self::MAX).contains(&per_second) {
+            return Err(format!(
+                "--rate {per_second} must be between 0 (no limit) and {}",
+                Self::MAX
+            ));
+        }
+        Ok(Rate {
+            per_second: (per_second > 0.0).then_some(per_second),
+            burst,
+        })
+    }
+
+    pub fn unlimited() -> Rate {
+        Rate {
+            per_second: None,
+            burst: NonZeroU32::MIN,
+        }
+    }
+
+    pub fn per_second(&self) -> Option<f64> {
+        self.per_second
+    }
+
+    /// The governor quota: one request every 1/R s, and the burst set
+    /// explicitly (`Quota::per_second(n)` alone would let n through at once).
+    ///
+    /// One request of a burst above 1 is kept in reserve: a server whose
+    /// bucket has the same rate and burst sees requests a little later or
+    /// earlier than they were sent (new connections, scheduling), and a tool
+    /// that spends its whole burst runs exactly at the bucket's edge, where
+    /// the smallest jitter costs a 429 and a pause of the whole run. The
+    /// reserve costs one request at the start and nothing after.
+    fn quota(&self) -> Option<Quota> {
+        let per_second = self.per_second?;
+        let period = Duration::from_secs_f64(1.0 / per_second);
+        let burst = NonZeroU32::new(self.burst.get() - 1).unwrap_or(NonZeroU32::MIN);
+        Quota::with_period(period).map(|quota| quota.allow_burst(burst))
+    }
+}
+
+/// When and how often to try a row again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// The first backoff ceiling; it doubles after each failure...
+    pub base: Duration,
+    /// ...up to this. The wait is drawn uniformly below the ceiling (full jitter).
+    pub cap: Duration,
+    /// The longest wait a server may ask for (`Retry-After`); beyond it the
+    /// row fails rather than holding the run.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 5,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+            max_wait: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What to do after a retryable answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    RetryIn(Duration),
+    /// Why not: appended to the row's error.
+    GiveUp(String),
+}
+
+impl RetryPolicy {
+    /// The backoff ceiling after `failures` failed attempts (1 = the first).
+    pub fn ceiling(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1));
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// After `attempts` attempts, the last of them retryable; `retry_after` is
+    /// what the server asked for, obeyed even above the cap (up to `max_wait`).
+    pub fn decide(&self, attempts: u32, retry_after: Option<Duration>) -> Decision {
+        if attempts > self.max_retries {
+            let tries = if attempts == 1 { "attempt" } else { "attempts" };
+            return Decision::GiveUp(format!("gave up after {attempts} {tries}"));
+        }
+        match retry_after {
+            Some(wait) if wait > self.max_wait => Decision::GiveUp(format!(
+                "the server asked to wait {:.0} s, more than --max-wait {:.0} s",
+                wait.as_secs_f64(),
+                self.max_wait.as_secs_f64()
+            )),
+            Some(wait) => Decision::RetryIn(wait),
+            None => {
+                let ceiling = self.ceiling(attempts);
+                Decision::RetryIn(ceiling.mul_f64(rand::random_range(0.0..=1.0)))
+            }
+        }
+    }
+}
+
+/// Admission for the whole run: the rate limiter and the pause a 429 imposes.
+/// Owned by the dispatcher alone, so no request waits on it by itself.
+pub struct Pacer {
+    limiter: Option<DefaultDirectRateLimiter>,
+    paused_until: Option<Instant>,
+}
+
+impl Pacer {
+    pub fn new(rate: &Rate) -> Pacer {
+        Pacer {
+            limiter: rate.quota().map(RateLimiter::direct),
+            paused_until: None,
+        }
+    }
+
+    /// `Ok` takes a slot to send now; `Err` says when to ask again.
+    pub fn try_admit(&mut self, now: Instant) -> Result<(), Instant> {
+        if let Some(until) = self.paused_until {
+            if until > now {
+                return Err(until);
+            }
+            self.paused_until = None;
+        }
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter
+            .check()
+            .map_err(|not_until| now + not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Holds every admission until `until`; returns true when this starts or
+    /// extends a pause.
+    pub fn pause(&mut self, until: Instant) -> bool {
+        if self.paused_until.is_some_and(|current| current >= until) {
+            return false;
+        }
+        self.paused_until = Some(until);
+        true
+    }
+}
+
+/// More in flight than this only adds sockets: the API is one host.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The reorder window's bounds. Each waiting outcome holds a row's answer
+/// (about 1 KB), so 16384 rows keep the results stage under ~16 MiB.
+pub const MIN_WINDOW: usize = 64;
+pub const MAX_WINDOW: usize = 16_384;
+
+/// How a run sends: in flight at most, the rate, the retries, and the
+/// reorder window (rows that may finish ahead of the oldest unwritten one).
+#[derive(Debug, Clone)]
+pub struct SendPolicy {
+    pub concurrency: NonZeroUsize,
+    pub rate: Rate,
+    pub retry: RetryPolicy,
+    pub window: NonZeroUsize,
+}
+
+impl SendPolicy {
+    /// `window` `None`: [`default_window`].
+    pub fn new(
+        concurrency: NonZeroUsize,
+        rate: Rate,
+        retry: RetryPolicy,
+        window: Option<NonZeroUsize>,
+    ) -> SendPolicy {
+        let window = window.unwrap_or_else(|| default_window(&rate, concurrency, &retry));
+        SendPolicy {
+            concurrency,
+            rate,
+            retry,
+            window,
+        }
+    }
+
+    /// A dry run sends nothing: every row is decided as it comes, so nothing
+    /// waits on the rate and the window never fills.
+    pub fn dry_run() -> SendPolicy {
+        SendPolicy::new(
+            NonZeroUsize::MIN,
+            Rate::unlimited(),
+            RetryPolicy::default(),
+            None,
+        )
+    }
+}
+
+/// Enough rows to keep sending at the full rate while one row waits out the
+/// longest backoff (the cap), within [`MIN_WINDOW`, `MAX_WINDOW`] and never
+/// below 4 x the concurrency. Without a rate limit: the maximum.
+pub fn default_window(rate: &Rate, concurrency: NonZeroUsize, retry: &RetryPolicy) -> NonZeroUsize {
+    let by_rate = match rate.per_second() {
+        Some(per_second) => (per_second * retry.cap.as_secs_f64()).ceil() as usize,
+        None => MAX_WINDOW,
+    };
+    let rows = by_rate
+        .max(4 * concurrency.get())
+        .clamp(MIN_WINDOW, MAX_WINDOW);
+    NonZeroUsize::new(rows).expect("the window is at least MIN_WINDOW")
+}
+
+/// Why a run stopped sending before its end. Rows not sent yet become
+/// `not_attempted` ("not sent: REASON"), rows waiting for a retry `failed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// A 401: the key itself is refused, so every other row would be too.
+    KeyRefused { row: u64 },
+    /// A 429 asking for a wait beyond `--max-wait`.
+    ThrottledTooLong {
+        row: u64,
+        asked: Duration,
+        max_wait: Duration,
+    },
+}
+
+impl StopReason {
+    /// A refusal that every other row would meet too. A 401 means the key
+    /// itself is refused: sending the rest of a million rows would only fail
+    /// them one by one (and hammer the API), so the run stops as after Ctrl-C.
+    /// A 403 does not stop it: it may concern one user only.
+    pub fn for_refusal(status: u16, row: u64) -> Option<StopReason> {
+        (status == 401).then_some(StopReason::KeyRefused { row })
+    }
+}
+
+impl fmt::Display for StopReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StopReason::Interrupted => f.write_str("the run was interrupted"),
+            StopReason::KeyRefused { row } => write!(
+                f,
+                "the API refused the key (HTTP 401 on row {row}); check GCORE_API_KEY or \
+                 --api-key-file"
+            ),
+            StopReason::ThrottledTooLong {
+                row,
+                asked,
+                max_wait,
+            } => write!(
+                f,
+                "the server throttled the run for {:.0} s (HTTP 429 on row {row}), more than \
+                 --max-wait {:.0} s",
+                asked.as_secs_f64(),
+                max_wait.as_secs_f64()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_full_jitter() {
+        let policy = RetryPolicy::default();
+        let ceilings: Vec<f64> = (1..=9).map(|n| policy.ceiling(n).as_secs_f64()).collect();
+        assert_eq!(ceilings, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
+        assert_eq!(policy.ceiling(1000), policy.cap);
+        for attempts in 1..=5 {
+            match policy.decide(attempts, None) {
+                Decision::RetryIn(wait) => assert!(wait <= policy.ceiling(attempts)),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_obeyed_above_the_cap_up_to_max_wait() {
+        let policy = RetryPolicy::default();
+        assert_eq!(
+            policy.decide(1, Some(Duration::from_secs(120))),
+            Decision::RetryIn(Duration::from_secs(120))
+        );
+        let Decision::GiveUp(why) = policy.decide(1, Some(Duration::from_secs(301))) else {
+            panic!("a wait over --max-wait fails the row");
+        };
+        assert!(why.contains("--max-wait 300 s"), "{why}");
+        let Decision::GiveUp(why) = policy.decide(6, Some(Duration::from_secs(1))) else {
+            panic!("the sixth attempt is the last of 1 + 5 retries");
+        };
+        assert_eq!(why, "gave up after 6 attempts");
+        let none = RetryPolicy {
+            max_retries: 0,
+            ..RetryPolicy::default()
+        };
+        assert!(matches!(none.decide(1, None), Decision::GiveUp(_)));
+    }
+
+    #[test]
+    fn rates_are_checked_and_the_burst_is_explicit() {
+        let one = NonZeroU32::MIN;
+        assert_eq!(Rate::new(0.0, one).unwrap().per_second(), None);
+        assert!(Rate::new(-1.0, one).is_err());
+        assert!(Rate::new(f64::INFINITY, one).is_err());
+        let quota = Rate::new(10.0, NonZeroU32::new(3).unwrap())
+            .unwrap()
+            .quota()
+            .unwrap();
+        assert_eq!(quota.replenish_interval(), Duration::from_millis(100));
+        assert_eq!(quota.burst_size().get(), 2, "one request in reserve");
+        let slow = Rate::new(0.5, one).unwrap().quota().unwrap();
+        assert_eq!(slow.replenish_interval(), Duration::from_secs(2));
+    }
+
+    #[tokio::test]
+    async fn the_pacer_holds_the_burst_then_paces_and_pauses() {
+        let mut pacer = Pacer::new(&Rate::new(10.0, NonZeroU32::new(3).unwrap()).unwrap());
+        let now = Instant::now();
+        assert!(pacer.try_admit(now).is_ok());
+        assert!(pacer.try_admit(now).is_ok());
+        let again = pacer.try_admit(now).unwrap_err();
+        assert!(again > now && again <= now + Duration::from_millis(110));
+        let mut unlimited = Pacer::new(&Rate::unlimited());
+        assert!((0..1000).all(|_| unlimited.try_admit(now).is_ok()));
+        assert!(unlimited.pause(now + Duration::from_secs(2)));
+        assert!(!unlimited.pause(now + Duration::from_secs(1)));
+        assert_eq!(unlimited.try_admit(now), Err(now + Duration::from_secs(2)));
+        assert!(unlimited.try_admit(now + Duration::from_secs(2)).is_ok());
+    }
+}

@@ -1,0 +1,104 @@
+//! Ctrl-C and SIGTERM. The handlers are installed before the first row is
+//! read, so a signal at any moment ends the run the same way: nothing new is
+//! sent, and the results file and summary are still complete. A second
+//! Ctrl-C quits at once with [`Exit::Aborted`].
+
+use tokio::sync::watch;
+
+use crate::exit::Exit;
+
+/// Whether the run was asked to stop. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Interrupt {
+    stopped: watch::Receiver<bool>,
+}
+
+impl Interrupt {
+    /// Installs the handlers now, on the current tokio runtime. Where the
+    /// operating system refuses them, the run simply goes to its end.
+    pub fn install() -> Interrupt {
+        let (tx, stopped) = watch::channel(false);
+        match Handlers::register() {
+            Ok(mut handlers) => {
+                tokio::spawn(async move {
+                    handlers.first().await;
+                    let _ = tx.send(true);
+                    handlers.second_interrupt().await;
+                    eprintln!("interrupted again: quitting; the results file is incomplete");
+                    std::process::exit(i32::from(Exit::Aborted.code()));
+                });
+            }
+            Err(_) => drop(tx),
+        }
+        Interrupt { stopped }
+    }
+
+    /// An interrupt that never fires, for runs driven by tests.
+    pub fn never() -> Interrupt {
+        let (tx, stopped) = watch::channel(false);
+        // The receiver sees the sender gone and keeps waiting forever.
+        drop(tx);
+        Interrupt { stopped }
+    }
+
+    pub fn is_set(&self) -> bool {
+        *self.stopped.borrow()
+    }
+
+    /// Completes on the first Ctrl-C or SIGTERM (at once if one came already).
+    pub async fn wait(mut self) {
+        if self.stopped.wait_for(|stopped| *stopped).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(unix)]
+struct Handlers {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Handlers {
+    /// `signal` installs the handler when called, not when first polled.
+    fn register() -> std::io::Result<Handlers> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Handlers {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Ctrl-C, or SIGTERM (cron's timeout, systemd, `kill`).
+    async fn first(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    async fn second_interrupt(&mut self) {
+        self.interrupt.recv().await;
+    }
+}
+
+#[cfg(not(unix))]
+struct Handlers;
+
+#[cfg(not(unix))]
+impl Handlers {
+    fn register() -> std::io::Result<Handlers> {
+        Ok(Handlers)
+    }
+
+    async fn first(&mut self) {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    async fn second_interrupt(&mut self) {
+        self.first().await;
+    }
+}

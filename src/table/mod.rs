@@ -1,0 +1,7 @@
+//! CSV in and out: the input reader (`input`), the results record that is
+//! written and read back (`results`), and the writer of the input format
+//! (`input_format`). Spreadsheet files will join them here.
+
+pub mod input;
+pub mod input_format;
+pub mod results;

@@ -1,0 +1,638 @@
+//! The results file's record: one row per input record, the same 25 columns
+//! for every command. [`RecordWriter`] writes it; [`RecordReader`] reads it
+//! back by column name (resume starts from it), and tells a last line cut
+//! short by a crash from a whole one.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use crate::model::api::{ClientAndRoles, Group, IamGroup, User};
+
+/// The columns of the results file, in order.
+pub const COLUMNS: [&str; 25] = [
+    "row",
+    "user_id",
+    "status",
+    "http_status",
+    "attempts",
+    "error",
+    "request",
+    "changes",
+    "id",
+    "email",
+    "name",
+    "lang",
+    "phone",
+    "company",
+    "reseller",
+    "client",
+    "deleted",
+    "groups",
+    "activated",
+    "sso_auth",
+    "two_fa",
+    "auth_types",
+    "user_type",
+    "is_active",
+    "client_and_roles",
+];
+
+/// The first of the user columns, from `id` to `client_and_roles`.
+const FIRST_USER_COLUMN: usize = 8;
+
+/// What happened to a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Valid; a dry run would send `request`.
+    WouldUpdate,
+    /// Sent, and the API answered with the user's new state.
+    Updated,
+    /// The user already had these values (filled by the plan against live data).
+    Unchanged,
+    /// Valid, but there was nothing to do (`error` says why).
+    Skipped,
+    /// The row has problems (`error` lists them); nothing was sent.
+    Invalid,
+    /// Sent, and the API refused it or never answered (`error`, `http_status`).
+    Failed,
+    /// Valid, but not sent (another row was invalid, or the run stopped).
+    NotAttempted,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::WouldUpdate,
+        Status::Updated,
+        Status::Unchanged,
+        Status::Skipped,
+        Status::Invalid,
+        Status::Failed,
+        Status::NotAttempted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::WouldUpdate => "would_update",
+            Status::Updated => "updated",
+            Status::Unchanged => "unchanged",
+            Status::Skipped => "skipped",
+            Status::Invalid => "invalid",
+            Status::Failed => "failed",
+            Status::NotAttempted => "not_attempted",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+
+    /// Rows with these statuses make the run exit 1.
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            Status::Invalid | Status::Failed | Status::NotAttempted
+        )
+    }
+
+    pub fn index(self) -> usize {
+        Status::ALL.iter().position(|s| *s == self).unwrap_or(0)
+    }
+}
+
+/// One row of the results file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRecord {
+    /// The row number a spreadsheet shows for the input record.
+    pub row: u64,
+    /// The `user_id` cell as written (trimmed).
+    pub user_id: String,
+    pub status: Status,
+    /// The last HTTP status received; `None` when nothing was sent.
+    pub http_status: Option<u16>,
+    /// How many times a request was sent.
+    pub attempts: u32,
+    pub error: String,
+    /// The JSON body sent, or that would be sent.
+    pub request: String,
+    /// What the row changes in the user's live state (the plan).
+    pub changes: String,
+    /// The user as the API answered.
+    pub user: Option<Box<User>>,
+}
+
+impl ResultRecord {
+    /// A row decided without a request.
+    pub fn decided(row: u64, user_id: String, status: Status, error: String) -> ResultRecord {
+        ResultRecord {
+            row,
+            user_id,
+            status,
+            http_status: None,
+            attempts: 0,
+            error,
+            request: String::new(),
+            changes: String::new(),
+            user: None,
+        }
+    }
+}
+
+/// Writes records as CSV, the header first.
+pub struct RecordWriter<W: Write> {
+    csv: csv::Writer<W>,
+}
+
+impl<W: Write> RecordWriter<W> {
+    pub fn new(sink: W) -> io::Result<RecordWriter<W>> {
+        let mut writer = RecordWriter {
+            csv: csv::WriterBuilder::new()
+                .buffer_capacity(1 << 16)
+                .from_writer(sink),
+        };
+        writer.csv.write_record(COLUMNS).map_err(into_io)?;
+        Ok(writer)
+    }
+
+    pub fn write(&mut self, record: &ResultRecord) -> io::Result<()> {
+        let (mut row_number, mut http_status, mut attempts) = (
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+        );
+        let cells: [&str; FIRST_USER_COLUMN] = [
+            row_number.format(record.row),
+            &record.user_id,
+            record.status.as_str(),
+            record
+                .http_status
+                .map_or("", |status| http_status.format(status)),
+            attempts.format(record.attempts),
+            &record.error,
+            &record.request,
+            &record.changes,
+        ];
+        let written = match &record.user {
+            Some(user) => {
+                let user_cells = user_cells(user);
+                let user_cells = user_cells.iter().map(|cell| cell.as_ref());
+                self.csv
+                    .write_record(cells.iter().copied().chain(user_cells))
+            }
+            None => self.csv.write_record(
+                cells
+                    .iter()
+                    .copied()
+                    .chain([""; COLUMNS.len() - FIRST_USER_COLUMN]),
+            ),
+        };
+        written.map_err(into_io)
+    }
+
+    /// Hands what is buffered to the operating system.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.csv.flush()
+    }
+}
+
+fn into_io(error: csv::Error) -> io::Error {
+    match error.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// The 17 user columns, from `id` to `client_and_roles`.
+fn user_cells(user: &User) -> [Cow<'_, str>; COLUMNS.len() - FIRST_USER_COLUMN] {
+    fn text(value: &Option<String>) -> Cow<'_, str> {
+        Cow::Borrowed(value.as_deref().unwrap_or_default())
+    }
+    fn flag(value: Option<bool>) -> Cow<'static, str> {
+        Cow::Borrowed(match value {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "",
+        })
+    }
+    fn number<T: ToString>(value: &Option<T>) -> Cow<'static, str> {
+        Cow::Owned(value.as_ref().map(T::to_string).unwrap_or_default())
+    }
+    let groups = user.groups.as_ref().map(|groups| {
+        groups
+            .iter()
+            .map(|group| group.name.as_str())
+            .collect::<Vec<_>>()
+            .join(";")
+    });
+    let client_and_roles = user
+        .client_and_roles
+        .as_ref()
+        .map(|list| serde_json::to_string(list).unwrap_or_default());
+    [
+        number(&user.id),
+        text(&user.email),
+        text(&user.name),
+        text(&user.lang),
+        text(&user.phone),
+        text(&user.company),
+        number(&user.reseller),
+        number(&user.client),
+        flag(user.deleted),
+        Cow::Owned(groups.unwrap_or_default()),
+        flag(user.activated),
+        flag(user.sso_auth),
+        flag(user.two_fa),
+        Cow::Owned(
+            user.auth_types
+                .as_ref()
+                .map(|a| a.join(";"))
+                .unwrap_or_default(),
+        ),
+        text(&user.user_type),
+        flag(user.is_active),
+        Cow::Owned(client_and_roles.unwrap_or_default()),
+    ]
+}
+
+/// Reads a results file back, record by record, by column name (the order
+/// of the columns does not matter; a missing one is an error).
+///
+/// Every record this tool writes ends with a line break, so a last record
+/// without one was cut short (a crash, `kill -9`, a full disk) and is not
+/// returned: [`RecordReader::torn`] says so. What a cell cannot say comes
+/// back as absent: an empty text or an empty list of the user reads as
+/// `None`.
+pub struct RecordReader<R: Read> {
+    csv: csv::Reader<R>,
+    /// Where each of [`COLUMNS`] is in the file.
+    index: [usize; COLUMNS.len()],
+    ends_with_newline: bool,
+    /// The record read ahead, to know which one is the last.
+    ahead: Option<csv::StringRecord>,
+    torn: bool,
+}
+
+impl RecordReader<BufReader<File>> {
+    pub fn open(path: &Path) -> io::Result<RecordReader<BufReader<File>>> {
+        let mut file = File::open(path)?;
+        let ends_with_newline = match file.seek(SeekFrom::End(-1)) {
+            Ok(_) => {
+                let mut last = [0u8; 1];
+                file.read_exact(&mut last)?;
+                last[0] == b'\n'
+            }
+            // Shorter than one byte: empty.
+            Err(_) => true,
+        };
+        file.rewind()?;
+        RecordReader::new(BufReader::new(file), ends_with_newline)
+    }
+}
+
+impl<R: Read> RecordReader<R> {
+    /// `ends_with_newline`: whether the input's last byte is a line break.
+    pub fn new(reader: R, ends_with_newline: bool) -> io::Result<RecordReader<R>> {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(reader);
+        let headers = csv.headers().map_err(into_io)?.clone();
+        let mut index = [0; COLUMNS.len()];
+        for (slot, name) in index.iter_mut().zip(COLUMNS) {
+            *slot = headers.iter().position(|h| h == name).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("this is not a results file of this tool: it has no {name} column"),
+                )
+            })?;
+        }
+        Ok(RecordReader {
+            csv,
+            index,
+            ends_with_newline,
+            ahead: None,
+            torn: false,
+        })
+    }
+
+    /// Whether the last line was cut short (and left out). Known once
+    /// [`RecordReader::next_record`] has returned `None`.
+    pub fn torn(&self) -> bool {
+        self.torn
+    }
+
+    /// The next whole record; `Err` names the line and the cell that cannot
+    /// be read.
+    pub fn next_record(&mut self) -> Option<Result<ResultRecord, String>> {
+        let current = match self.ahead.take() {
+            Some(record) => record,
+            None => match self.read()? {
+                Ok(record) => record,
+                Err(error) => return Some(Err(error)),
+            },
+        };
+        match self.read() {
+            Some(Ok(next)) => self.ahead = Some(next),
+            Some(Err(error)) => return Some(Err(error)),
+            None if !self.ends_with_newline => {
+                self.torn = true;
+                return None;
+            }
+            None => {}
+        }
+        Some(self.parse(&current))
+    }
+
+    fn read(&mut self) -> Option<Result<csv::StringRecord, String>> {
+        let mut record = csv::StringRecord::new();
+        match self.csv.read_record(&mut record) {
+            Ok(true) => Some(Ok(record)),
+            Ok(false) => None,
+            Err(error) => Some(Err(error.to_string())),
+        }
+    }
+
+    fn parse(&self, record: &csv::StringRecord) -> Result<ResultRecord, String> {
+        let line = record.position().map_or(0, |p| p.line());
+        let cell = |column: usize| record.get(self.index[column]).unwrap_or_default();
+        let bad = |column: usize, why: &str| {
+            format!(
+                "line {line}, column {}: {:?} {why}",
+                COLUMNS[column],
+                cell(column)
+            )
+        };
+        if record.len() < COLUMNS.len() {
+            return Err(format!(
+                "line {line} has {} cells, not {}",
+                record.len(),
+                COLUMNS.len()
+            ));
+        }
+        let number = |column: usize| -> Result<Option<u64>, String> {
+            match cell(column) {
+                "" => Ok(None),
+                text => text
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| bad(column, "is not a whole number")),
+            }
+        };
+        let row = number(0)?.ok_or_else(|| bad(0, "is empty"))?;
+        let status = Status::parse(cell(2)).ok_or_else(|| bad(2, "is not a status"))?;
+        let http_status = number(3)?
+            .map(|status| u16::try_from(status).map_err(|_| bad(3, "is not an HTTP status")))
+            .transpose()?;
+        let attempts = number(4)?
+            .map(|n| u32::try_from(n).map_err(|_| bad(4, "is too large")))
+            .transpose()?
+            .unwrap_or(0);
+        let user_cells: Vec<&str> = (FIRST_USER_COLUMN..COLUMNS.len()).map(cell).collect();
+        let user = if user_cells.iter().all(|cell| cell.is_empty()) {
+            None
+        } else {
+            Some(Box::new(parse_user(&user_cells).map_err(
+                |(offset, why)| bad(FIRST_USER_COLUMN + offset, why),
+            )?))
+        };
+        Ok(ResultRecord {
+            row,
+            user_id: cell(1).to_string(),
+            status,
+            http_status,
+            attempts,
+            error: cell(5).to_string(),
+            request: cell(6).to_string(),
+            changes: cell(7).to_string(),
+            user,
+        })
+    }
+}
+
+/// The user from its 17 cells; `Err` has the offset of the bad cell and why.
+fn parse_user(cells: &[&str]) -> Result<User, (usize, &'static str)> {
+    fn text(cell: &str) -> Option<String> {
+        (!cell.is_empty()).then(|| cell.to_string())
+    }
+    fn parsed<T: std::str::FromStr>(
+        cell: &str,
+        offset: usize,
+        why: &'static str,
+    ) -> Result<Option<T>, (usize, &'static str)> {
+        match cell {
+            "" => Ok(None),
+            text => text.parse().map(Some).map_err(|_| (offset, why)),
+        }
+    }
+    let flag = |offset: usize| parsed::<bool>(cells[offset], offset, "is not true or false");
+    let groups = match cells[9] {
+        "" => None,
+        names => Some(
+            names
+                .split(';')
+                .map(|name| {
+                    IamGroup::by_name(name)
+                        .map(|group| Group {
+                            id: group.id,
+                            name: group.name.to_string(),
+                        })
+                        .ok_or((9, "names a group that is not an IAM group"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let client = match cells[7] {
+        "" => None,
+        text => Some(serde_json::from_str(text).map_err(|_| (7, "is not a number"))?),
+    };
+    let client_and_roles = match cells[16] {
+        "" => None,
+        text => Some(
+            serde_json::from_str::<Vec<ClientAndRoles>>(text)
+                .map_err(|_| (16, "is not the JSON list the API answers"))?,
+        ),
+    };
+    Ok(User {
+        id: parsed(cells[0], 0, "is not a whole number")?,
+        email: text(cells[1]),
+        name: text(cells[2]),
+        lang: text(cells[3]),
+        phone: text(cells[4]),
+        company: text(cells[5]),
+        reseller: parsed(cells[6], 6, "is not a whole number")?,
+        client,
+        deleted: flag(8)?,
+        groups,
+        activated: flag(10)?,
+        sso_auth: flag(11)?,
+        two_fa: flag(12)?,
+        auth_types: text(cells[13]).map(|list| list.split(';').map(str::to_string).collect()),
+        user_type: text(cells[14]),
+        is_active: flag(15)?,
+        client_and_roles,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: u64) -> User {
+        User {
+            id: Some(id),
+            email: Some(format!("user.{id}@example.com")),
+            name: Some("Zoë \"Z\" O'Neil, Jr.".into()),
+            lang: Some("de".into()),
+            phone: None,
+            company: Some("Acme; Ltd\nSecond line".into()),
+            reseller: Some(-3),
+            client: Some(serde_json::Number::from(123456u64)),
+            deleted: Some(false),
+            groups: Some(vec![
+                Group {
+                    id: 2,
+                    name: "Users".into(),
+                },
+                Group {
+                    id: 3009,
+                    name: "Purge and Prefetch only (API+Web)".into(),
+                },
+            ]),
+            activated: Some(true),
+            sso_auth: None,
+            two_fa: Some(true),
+            auth_types: Some(vec!["password".into(), "google-oauth2".into()]),
+            user_type: Some("common".into()),
+            is_active: Some(true),
+            client_and_roles: Some(vec![ClientAndRoles {
+                client_id: 123456,
+                client_company_name: "Acme, \"quoted\"".into(),
+                user_roles: vec!["2".into(), "3009".into()],
+                user_id: id,
+            }]),
+        }
+    }
+
+    fn records() -> Vec<ResultRecord> {
+        vec![
+            ResultRecord {
+                row: 2,
+                user_id: "7".into(),
+                status: Status::Updated,
+                http_status: Some(200),
+                attempts: 3,
+                error: String::new(),
+                request: r#"{"name":"Zoë \"Z\" O'Neil, Jr.","lang":"de"}"#.into(),
+                changes: "lang: en -> de".into(),
+                user: Some(Box::new(user(7))),
+            },
+            ResultRecord::decided(
+                4,
+                "x7".into(),
+                Status::Invalid,
+                "user_id: \"x7\" is not a positive whole number".into(),
+            ),
+            ResultRecord {
+                row: 5,
+                user_id: " 9".into(),
+                status: Status::Failed,
+                http_status: Some(503),
+                attempts: 6,
+                error: "HTTP 503 Service Unavailable; gave up after 6 attempts".into(),
+                request: r#"{"phone":null}"#.into(),
+                changes: String::new(),
+                user: None,
+            },
+        ]
+    }
+
+    fn written(records: &[ResultRecord]) -> Vec<u8> {
+        let mut writer = RecordWriter::new(Vec::new()).unwrap();
+        for record in records {
+            writer.write(record).unwrap();
+        }
+        writer.flush().unwrap();
+        writer.csv.into_inner().unwrap()
+    }
+
+    fn read_back(bytes: &[u8]) -> (Vec<Result<ResultRecord, String>>, bool) {
+        let ends = bytes.last().is_none_or(|b| *b == b'\n');
+        let mut reader = RecordReader::new(bytes, ends).unwrap();
+        let mut records = Vec::new();
+        while let Some(record) = reader.next_record() {
+            records.push(record);
+        }
+        (records, reader.torn())
+    }
+
+    #[test]
+    fn the_record_reads_back_what_it_writes() {
+        let records = records();
+        let bytes = written(&records);
+        let (read, torn) = read_back(&bytes);
+        let read: Vec<ResultRecord> = read.into_iter().map(Result::unwrap).collect();
+        assert!(!torn);
+        assert_eq!(read, records);
+    }
+
+    #[test]
+    fn a_last_line_cut_anywhere_is_left_out_and_reported() {
+        let records = records();
+        let bytes = written(&records);
+        let whole_two = bytes.len()
+            - bytes
+                .iter()
+                .rev()
+                .skip(1)
+                .position(|b| *b == b'\n')
+                .unwrap()
+            - 1;
+        // Every cut inside the last line: the first two records, torn.
+        for cut in whole_two + 1..bytes.len() {
+            let (read, torn) = read_back(&bytes[..cut]);
+            let read: Vec<ResultRecord> = read.into_iter().map(Result::unwrap).collect();
+            assert!(torn, "cut at {cut}");
+            assert_eq!(read, records[..2], "cut at {cut}");
+        }
+        // A cut just after a line break is a whole, shorter file.
+        let (read, torn) = read_back(&bytes[..whole_two]);
+        assert!(!torn);
+        assert_eq!(read.len(), 2);
+    }
+
+    #[test]
+    fn columns_are_found_by_name_and_bad_cells_named() {
+        let text = format!(
+            "{}\n",
+            COLUMNS.iter().rev().copied().collect::<Vec<_>>().join(",")
+        );
+        let mut row: Vec<&str> = vec![""; COLUMNS.len()];
+        // Reversed order: `row` is the last column, `status` the third from last.
+        row[COLUMNS.len() - 1] = "12";
+        row[COLUMNS.len() - 3] = "skipped";
+        let text = format!("{text}{}\n", row.join(","));
+        let (read, _) = read_back(text.as_bytes());
+        let record = read[0].clone().unwrap();
+        assert_eq!((record.row, record.status), (12, Status::Skipped));
+
+        row[COLUMNS.len() - 3] = "done";
+        let text = format!(
+            "{}\n{}\n",
+            COLUMNS.iter().rev().copied().collect::<Vec<_>>().join(","),
+            row.join(",")
+        );
+        let (read, _) = read_back(text.as_bytes());
+        assert_eq!(
+            read[0].clone().unwrap_err(),
+            "line 2, column status: \"done\" is not a status"
+        );
+
+        let error = RecordReader::new("user_id,email\n".as_bytes(), true)
+            .err()
+            .unwrap();
+        assert!(error.to_string().contains("no row column"), "{error}");
+    }
+}

@@ -1,0 +1,58 @@
+//! Helpers shared by the black-box tests: the built binary, reading a
+//! results file, inputs, signals. Each test file uses a part of them.
+#![allow(dead_code, reason = "each test file uses a part of the helpers")]
+
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The built binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
+
+/// A results row as a map from column to cell.
+pub type Row = HashMap<String, String>;
+
+/// The rows of a results file's text; checks that it has the 25 columns.
+pub fn read_results(bytes: &[u8]) -> Vec<Row> {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(headers.len(), 25, "results columns: {headers:?}");
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .map(String::from)
+                .zip(record.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// The rows of the results file at `path` and its text; nothing when there
+/// is no file.
+pub fn read_results_file(path: &Path) -> (Vec<Row>, String) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => (read_results(text.as_bytes()), text),
+        Err(_) => (Vec::new(), String::new()),
+    }
+}
+
+/// `user_id,lang` rows for users 1..=rows.
+pub fn lang_rows(rows: u64) -> String {
+    let mut text = String::from("user_id,lang\n");
+    for id in 1..=rows {
+        let lang = ["de", "en", "ru", "zh", "az"][(id % 5) as usize];
+        text.push_str(&format!("{id},{lang}\n"));
+    }
+    text
+}
+
+/// Sends `signal` (`INT`, `TERM`) to the process `pid`.
+pub fn kill(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
