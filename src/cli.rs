@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
     name = "gcore-iam-bulk",
     version,
     about = "Apply bulk changes from a CSV file to the users of a Gcore account",
-    after_help = "Exit codes: 0 every row is fine, 1 some row is invalid or failed, 2 the run could not start."
+    after_help = "Exit codes: 0 every row is fine, 1 some row is invalid or failed, 2 the run could not \
+                  start, 130 Ctrl-C, 143 SIGTERM (every row is still in the results file)."
 )]
 pub struct Cli {
     #[command(subcommand)]

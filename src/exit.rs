@@ -3,6 +3,15 @@
 
 use std::process::ExitCode;
 
+/// The signal that asked a run to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// SIGTERM: cron's timeout, systemd, `kill`.
+    Terminate,
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -12,8 +21,10 @@ pub enum Exit {
     RowProblems,
     /// Nothing was done: a bad flag, an unusable input, key or results file.
     CannotStart,
-    /// Ctrl-C or SIGTERM: the run stopped early, and still wrote every row.
+    /// Ctrl-C: the run stopped early, and still wrote every row.
     Interrupted,
+    /// SIGTERM (cron's timeout, systemd, `kill`): the same, by another signal.
+    Terminated,
     /// A second Ctrl-C: the process quit at once; the results file may lack
     /// its last second of rows.
     Aborted,
@@ -23,19 +34,22 @@ impl Exit {
     pub fn code(self) -> u8 {
         match self {
             Exit::Success => 0,
-            Exit::RowProblems | Exit::Interrupted => 1,
+            Exit::RowProblems => 1,
             Exit::CannotStart => 2,
-            Exit::Aborted => 130,
+            // The shell's convention: 128 + the signal's number.
+            Exit::Interrupted | Exit::Aborted => 130,
+            Exit::Terminated => 143,
         }
     }
 
-    /// How a run that went to its end ended: `interrupted` when a signal
+    /// How a run that went to its end ended: `stopped_by` the signal that
     /// stopped it, `problems` when some row is invalid, failed or not attempted.
-    pub fn of_run(interrupted: bool, problems: bool) -> Exit {
-        match (interrupted, problems) {
-            (true, _) => Exit::Interrupted,
-            (false, true) => Exit::RowProblems,
-            (false, false) => Exit::Success,
+    pub fn of_run(stopped_by: Option<Signal>, problems: bool) -> Exit {
+        match (stopped_by, problems) {
+            (Some(Signal::Interrupt), _) => Exit::Interrupted,
+            (Some(Signal::Terminate), _) => Exit::Terminated,
+            (None, true) => Exit::RowProblems,
+            (None, false) => Exit::Success,
         }
     }
 }
@@ -53,12 +67,13 @@ mod tests {
     #[test]
     fn codes_are_the_documented_ones() {
         let cases = [
-            (Exit::of_run(false, false), 0),
-            (Exit::of_run(false, true), 1),
-            (Exit::of_run(true, false), 1),
-            (Exit::of_run(true, true), 1),
+            (Exit::of_run(None, false), 0),
+            (Exit::of_run(None, true), 1),
             (Exit::CannotStart, 2),
+            (Exit::of_run(Some(Signal::Interrupt), false), 130),
+            (Exit::of_run(Some(Signal::Interrupt), true), 130),
             (Exit::Aborted, 130),
+            (Exit::of_run(Some(Signal::Terminate), true), 143),
         ];
         for (exit, code) in cases {
             assert_eq!(exit.code(), code, "{exit:?}");

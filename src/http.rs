@@ -195,25 +195,52 @@ impl Client {
             Call::GetUser { .. } => Expect::User,
             Call::ListPage { .. } => Expect::Page,
         };
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => return self.transport_error(error),
         };
         let status = response.status();
         let retry_after = retry_after(response.headers(), SystemTime::now());
-        let bytes = match response.bytes().await {
-            Ok(bytes) => bytes,
-            Err(error) => return self.transport_error(error),
-        };
+        // Read up to MAX_BODY: a server that answers 50 MB must not cost
+        // 50 MB a request. One chunk (the usual answer) is kept without a copy.
+        let mut single = None;
+        let mut joined = Vec::new();
+        let mut too_large = response
+            .content_length()
+            .is_some_and(|length| length > MAX_BODY as u64);
+        let mut length = 0;
+        while !too_large {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(error) => return self.transport_error(error),
+            };
+            length += chunk.len();
+            too_large = length > MAX_BODY;
+            if single.is_none() && joined.is_empty() {
+                single = Some(chunk);
+            } else {
+                if let Some(first) = single.take() {
+                    joined.extend_from_slice(&first);
+                }
+                joined.extend_from_slice(&chunk);
+            }
+        }
+        if too_large {
+            return too_large_answer(status, retry_after);
+        }
+        let bytes = single.as_deref().unwrap_or(&joined);
         // Borrowed, without a copy, unless the body is not UTF-8 or echoes the key.
-        let text = String::from_utf8_lossy(&bytes);
         let key = inner.api_key.expose();
-        let text = if text.contains(key) {
-            Cow::Owned(text.replace(key, "***"))
-        } else {
-            text
-        };
-        classify(status, retry_after, &text, expect)
+        let text = redact(String::from_utf8_lossy(bytes), key);
+        let mut answer = classify(status, retry_after, &text, expect);
+        // The message as decoded from JSON may spell the key plainly.
+        if let Answer::Failed { error, .. } | Answer::Retryable { error, .. } = &mut answer
+            && error.contains(key)
+        {
+            *error = error.replace(key, "***");
+        }
+        answer
     }
 
     fn transport_error(&self, error: reqwest::Error) -> Answer {
@@ -241,6 +268,48 @@ impl Transport for Client {
         let client = self.clone();
         async move { client.call(call).await }
     }
+}
+
+/// The most of an answer's body that is read: far above a user object
+/// (about 1 KB) or a page of them.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// An answer whose body is over [`MAX_BODY`]: classified by its status alone.
+fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer {
+    const NOTE: &str = "the answer was over 1 MiB and was not read";
+    if status.is_success() {
+        return Answer::Success {
+            status: status.as_u16(),
+            reply: Err(NOTE.to_string()),
+        };
+    }
+    match classify(status, retry_after, "", Expect::User) {
+        Answer::Retryable {
+            status,
+            retry_after,
+            error,
+        } => Answer::Retryable {
+            status,
+            retry_after,
+            error: format!("{error} ({NOTE})"),
+        },
+        Answer::Failed { status, error } => Answer::Failed {
+            status,
+            error: format!("{error} ({NOTE})"),
+        },
+        success => success,
+    }
+}
+
+/// `text` with the key blanked out, as written and as JSON escapes it
+/// (`/` as `\/`).
+fn redact<'a>(text: Cow<'a, str>, key: &str) -> Cow<'a, str> {
+    let escaped = key.replace('/', "\\/");
+    let echoed = text.contains(key) || (escaped != key && text.contains(&escaped));
+    if !echoed {
+        return text;
+    }
+    Cow::Owned(text.replace(key, "***").replace(&escaped, "***"))
 }
 
 /// What a successful answer's body should be.
@@ -334,17 +403,22 @@ fn server_message(body: &str) -> String {
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
     if let Some(ms) = text("retry-after-ms").and_then(|t| t.parse::<f64>().ok())
-        && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(saturating_seconds(ms / 1000.0));
     }
     let value = text("retry-after")?;
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        return (seconds >= 0.0).then(|| saturating_seconds(seconds));
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// A server's number of seconds as a wait: an absurd one (`1e30`, `inf`)
+/// is the longest wait there is, never a panic; it then exceeds `--max-wait`.
+fn saturating_seconds(seconds: f64) -> Duration {
+    Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -365,7 +439,15 @@ mod tests {
         let date = httpdate::fmt_http_date(now + Duration::from_secs(42));
         let past = httpdate::fmt_http_date(now - Duration::from_secs(42));
         type Case<'a> = (&'a [(&'static str, &'a str)], Option<Duration>);
-        let cases: [Case; 8] = [
+        let cases: [Case; 13] = [
+            (&[("retry-after", "1e30")], Some(Duration::MAX)),
+            (&[("retry-after", "inf")], Some(Duration::MAX)),
+            (&[("retry-after", "NaN")], None),
+            (&[("retry-after-ms", "1e30")], Some(Duration::MAX)),
+            (
+                &[("retry-after-ms", "-1"), ("retry-after", "2")],
+                Some(Duration::from_secs(2)),
+            ),
             (&[], None),
             (&[("retry-after", "3")], Some(Duration::from_secs(3))),
             (
@@ -420,6 +502,42 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    #[test]
+    fn the_key_is_blanked_as_written_and_as_json_escapes_it() {
+        let key = "ab/cd";
+        let cases = [
+            ("no key here", "no key here"),
+            ("key ab/cd echoed", "key *** echoed"),
+            (
+                r#"{"message":"bad key ab\/cd"}"#,
+                r#"{"message":"bad key ***"}"#,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(redact(Cow::Borrowed(text), key), want, "{text}");
+        }
+        assert!(matches!(
+            redact(Cow::Borrowed("clean"), key),
+            Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn an_answer_too_large_to_read_is_classified_by_its_status() {
+        assert!(matches!(
+            too_large_answer(StatusCode::OK, None),
+            Answer::Success { status: 200, reply: Err(e) } if e.contains("over 1 MiB")
+        ));
+        assert!(matches!(
+            too_large_answer(StatusCode::SERVICE_UNAVAILABLE, None),
+            Answer::Retryable { status: Some(503), error, .. } if error.ends_with("(the answer was over 1 MiB and was not read)")
+        ));
+        assert!(matches!(
+            too_large_answer(StatusCode::NOT_FOUND, None),
+            Answer::Failed { status: 404, .. }
+        ));
     }
 
     #[test]

@@ -23,11 +23,17 @@ impl Rate {
     /// limiter's period above a nanosecond.
     pub const MAX: f64 = 1_000_000.0;
 
+    /// Slower than this is a mistake (one request every 1,000 s); it also
+    /// keeps every wait of the limiter far from the clock's limits.
+    pub const MIN: f64 = 0.001;
+
     /// `per_second` 0 means no limit.
     pub fn new(per_second: f64, burst: NonZeroU32) -> Result<Rate, String> {
-        if !per_second.is_finite() || !(0.0..=Self::MAX).contains(&per_second) {
+        let limited = (Self::MIN..=Self::MAX).contains(&per_second);
+        if per_second != 0.0 && !limited {
             return Err(format!(
-                "--rate {per_second} must be between 0 (no limit) and {}",
+                "--rate {per_second} must be 0 (no limit) or between {} and {}",
+                Self::MIN,
                 Self::MAX
             ));
         }
@@ -114,8 +120,8 @@ impl RetryPolicy {
         }
         match retry_after {
             Some(wait) if wait > self.max_wait => Decision::GiveUp(format!(
-                "the server asked to wait {:.0} s, more than --max-wait {:.0} s",
-                wait.as_secs_f64(),
+                "the server asked to wait {}, more than --max-wait {:.0} s",
+                wait_text(wait),
                 self.max_wait.as_secs_f64()
             )),
             Some(wait) => Decision::RetryIn(wait),
@@ -153,9 +159,9 @@ impl Pacer {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        limiter
-            .check()
-            .map_err(|not_until| now + not_until.wait_time_from(DefaultClock::default().now()))
+        limiter.check().map_err(|not_until| {
+            later(now, not_until.wait_time_from(DefaultClock::default().now()))
+        })
     }
 
     /// Holds every admission until `until`; returns true when this starts or
@@ -229,6 +235,23 @@ pub fn default_window(rate: &Rate, concurrency: NonZeroUsize, retry: &RetryPolic
     NonZeroUsize::new(rows).expect("the window is at least MIN_WINDOW")
 }
 
+/// A wait a server asked for, in seconds; an absurd one says so.
+fn wait_text(wait: Duration) -> String {
+    const YEAR: u64 = 365 * 24 * 3600;
+    if wait.as_secs() > YEAR {
+        "more than a year".to_string()
+    } else {
+        format!("{:.0} s", wait.as_secs_f64())
+    }
+}
+
+/// A moment `wait` after `now`, at most a year after it: the clock cannot
+/// overflow, whatever a server or a setting asks for.
+pub fn later(now: Instant, wait: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    now + wait.min(YEAR)
+}
+
 /// Why a run stopped sending before its end. Rows not sent yet become
 /// `not_attempted` ("not sent: REASON"), rows waiting for a retry `failed`.
 #[derive(Debug, Clone, PartialEq)]
@@ -270,9 +293,9 @@ impl fmt::Display for StopReason {
                 max_wait,
             } => write!(
                 f,
-                "the server throttled the run for {:.0} s (HTTP 429 on row {row}), more than \
+                "the server throttled the run for {} (HTTP 429 on row {row}), more than \
                  --max-wait {:.0} s",
-                asked.as_secs_f64(),
+                wait_text(*asked),
                 max_wait.as_secs_f64()
             ),
         }
@@ -308,6 +331,13 @@ mod tests {
             panic!("a wait over --max-wait fails the row");
         };
         assert!(why.contains("--max-wait 300 s"), "{why}");
+        let Decision::GiveUp(why) = policy.decide(1, Some(Duration::MAX)) else {
+            panic!("an absurd wait fails the row");
+        };
+        assert!(
+            why.starts_with("the server asked to wait more than a year"),
+            "{why}"
+        );
         let Decision::GiveUp(why) = policy.decide(6, Some(Duration::from_secs(1))) else {
             panic!("the sixth attempt is the last of 1 + 5 retries");
         };
@@ -325,6 +355,10 @@ mod tests {
         assert_eq!(Rate::new(0.0, one).unwrap().per_second(), None);
         assert!(Rate::new(-1.0, one).is_err());
         assert!(Rate::new(f64::INFINITY, one).is_err());
+        assert!(Rate::new(f64::NAN, one).is_err());
+        let tiny = Rate::new(1e-18, one).unwrap_err();
+        assert!(tiny.contains("between 0.001 and 1000000"), "{tiny}");
+        assert!(Rate::new(0.001, one).is_ok());
         let quota = Rate::new(10.0, NonZeroU32::new(3).unwrap())
             .unwrap()
             .quota()

@@ -235,7 +235,7 @@ impl ApiSettings {
         let base_url = parse_base_url(&base_text)?;
         let api_key = match &args.api_key_file {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| Fatal::KeyFile {
+                let text = read_key_file(path).map_err(|source| Fatal::KeyFile {
                     path: path.clone(),
                     source,
                 })?;
@@ -271,6 +271,39 @@ impl ApiSettings {
             timeout,
         })
     }
+}
+
+/// The most a key file may hold: a key is a few dozen characters.
+const MAX_KEY_FILE: u64 = 4096;
+
+/// A key file as editors save it: a UTF-8 byte-order mark (Notepad) and a
+/// trailing line break (CRLF too) are dropped later by [`ApiKey::new`] or
+/// here. Only a regular file of at most [`MAX_KEY_FILE`] bytes is read, so
+/// `/dev/zero` or a pipe cannot make the tool read forever.
+fn read_key_file(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind, Read};
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "it is not a regular file; save the key in a file of its own",
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(Error::new(
+            ErrorKind::InvalidData,
+            format!("it holds more than {MAX_KEY_FILE} bytes; it should hold the key alone"),
+        ));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::new(
+            ErrorKind::InvalidData,
+            "it is not UTF-8 text; save it as UTF-8 (or plain ASCII)",
+        )
+    })?;
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_string())
 }
 
 fn parse_base_url(text: &str) -> Result<Url, Fatal> {
@@ -525,6 +558,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.api_key.expose(), "from-file");
+    }
+
+    #[test]
+    fn key_files_as_editors_save_them_and_files_that_are_not_key_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let notepad = dir.path().join("notepad.txt");
+        std::fs::write(&notepad, b"\xEF\xBB\xBFs3cret-key\r\n").unwrap();
+        let config = ApiSettings::from_args(&api_args(None, Some(notepad)), env_of(&[])).unwrap();
+        assert_eq!(config.api_key.expose(), "s3cret-key");
+
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, "k".repeat(5000)).unwrap();
+        let cases = [
+            (big, "more than 4096 bytes"),
+            (PathBuf::from("/dev/zero"), "not a regular file"),
+            (dir.path().to_path_buf(), "not a regular file"),
+        ];
+        for (path, want) in cases {
+            let error = ApiSettings::from_args(&api_args(None, Some(path.clone())), env_of(&[]))
+                .unwrap_err();
+            let text = crate::error::error_chain(&error);
+            assert!(text.contains(want), "{}: {text}", path.display());
+        }
     }
 
     #[test]

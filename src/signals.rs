@@ -1,28 +1,29 @@
 //! Ctrl-C and SIGTERM. The handlers are installed before the first row is
 //! read, so a signal at any moment ends the run the same way: nothing new is
-//! sent, and the results file and summary are still complete. A second
-//! Ctrl-C quits at once with [`Exit::Aborted`].
+//! sent, and the results file and summary are still complete, and the exit
+//! code says which signal it was. A second Ctrl-C quits at once with
+//! [`Exit::Aborted`].
 
 use tokio::sync::watch;
 
-use crate::exit::Exit;
+use crate::exit::{Exit, Signal};
 
-/// Whether the run was asked to stop. Cheap to clone.
+/// Whether the run was asked to stop, and by which signal. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Interrupt {
-    stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<Option<Signal>>,
 }
 
 impl Interrupt {
     /// Installs the handlers now, on the current tokio runtime. Where the
     /// operating system refuses them, the run simply goes to its end.
     pub fn install() -> Interrupt {
-        let (tx, stopped) = watch::channel(false);
+        let (tx, stopped) = watch::channel(None);
         match Handlers::register() {
             Ok(mut handlers) => {
                 tokio::spawn(async move {
-                    handlers.first().await;
-                    let _ = tx.send(true);
+                    let signal = handlers.first().await;
+                    let _ = tx.send(Some(signal));
                     handlers.second_interrupt().await;
                     eprintln!("interrupted again: quitting; the results file is incomplete");
                     std::process::exit(i32::from(Exit::Aborted.code()));
@@ -35,19 +36,20 @@ impl Interrupt {
 
     /// An interrupt that never fires, for runs driven by tests.
     pub fn never() -> Interrupt {
-        let (tx, stopped) = watch::channel(false);
+        let (tx, stopped) = watch::channel(None);
         // The receiver sees the sender gone and keeps waiting forever.
         drop(tx);
         Interrupt { stopped }
     }
 
-    pub fn is_set(&self) -> bool {
+    /// The signal that came, if one did.
+    pub fn signal(&self) -> Option<Signal> {
         *self.stopped.borrow()
     }
 
     /// Completes on the first Ctrl-C or SIGTERM (at once if one came already).
     pub async fn wait(mut self) {
-        if self.stopped.wait_for(|stopped| *stopped).await.is_err() {
+        if self.stopped.wait_for(Option::is_some).await.is_err() {
             std::future::pending::<()>().await;
         }
     }
@@ -71,10 +73,10 @@ impl Handlers {
     }
 
     /// Ctrl-C, or SIGTERM (cron's timeout, systemd, `kill`).
-    async fn first(&mut self) {
+    async fn first(&mut self) -> Signal {
         tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => Signal::Interrupt,
+            _ = self.terminate.recv() => Signal::Terminate,
         }
     }
 
@@ -92,10 +94,11 @@ impl Handlers {
         Ok(Handlers)
     }
 
-    async fn first(&mut self) {
+    async fn first(&mut self) -> Signal {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
+        Signal::Interrupt
     }
 
     async fn second_interrupt(&mut self) {

@@ -57,6 +57,15 @@ impl Run {
 /// Runs `apply` on `csv` with the key in the environment (unless `key` is
 /// false) and the base URL of `server`.
 async fn apply(csv: &str, server: Option<&MockServer>, key: bool, flags: &[&str]) -> Run {
+    apply_with_key(csv, server, key.then_some(KEY), flags).await
+}
+
+async fn apply_with_key(
+    csv: &str,
+    server: Option<&MockServer>,
+    key: Option<&str>,
+    flags: &[&str],
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("batch.csv");
     std::fs::write(&input, csv).unwrap();
@@ -75,8 +84,8 @@ async fn apply(csv: &str, server: Option<&MockServer>, key: bool, flags: &[&str]
     if let Some(server) = server {
         command.arg("--base-url").arg(server.uri());
     }
-    if key {
-        command.env("GCORE_API_KEY", KEY);
+    if let Some(key) = key {
+        command.env("GCORE_API_KEY", key);
     }
     let output = tokio::task::spawn_blocking(move || command.output().unwrap())
         .await
@@ -707,4 +716,167 @@ async fn quiet_prints_only_the_summary() {
     );
     assert!(stderr.contains("row 3: lang:"), "{stderr}");
     assert!(stderr.contains("results: "), "{stderr}");
+}
+
+// A server that lies or misbehaves: absurd waits, huge bodies, answers about
+// another user, the key echoed back in another spelling.
+
+#[tokio::test]
+async fn an_absurd_retry_after_fails_or_stops_instead_of_panicking() {
+    for (status, header) in [
+        (429, "retry-after"),
+        (503, "retry-after-ms"),
+        (429, "retry-after-ms"),
+    ] {
+        let server = MockServer::start().await;
+        let absurd = ResponseTemplate::new(status).insert_header(header, "1e30");
+        first_then_echo(&server, "/iam/users/1", absurd, 1).await;
+        let run = apply(
+            "user_id,lang\n1,de\n2,de\n3,de\n",
+            Some(&server),
+            true,
+            &["--concurrency", "1"],
+        )
+        .await;
+        let what = format!("{status} {header}: {}", run.stderr());
+        assert_eq!(run.code(), 1, "{what}");
+        assert_eq!(run.results.len(), 3, "{what}");
+        let row = run.row(2);
+        assert_eq!(row["status"], "failed", "{what}");
+        assert!(row["error"].contains("more than a year"), "{what}: {row:?}");
+        assert!(
+            run.stderr().contains("results: "),
+            "the summary is printed: {what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_rate_too_small_to_mean_anything_is_refused() {
+    let run = apply("user_id,lang\n1,de\n", None, true, &["--rate", "1e-18"]).await;
+    assert_eq!(run.code(), 2);
+    assert!(
+        run.stderr().contains(
+            "--rate 0.000000000000000001 must be 0 (no limit) or between 0.001 and 1000000"
+        ),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[tokio::test]
+async fn answers_over_a_mebibyte_are_not_read_and_not_recorded() {
+    let server = MockServer::start().await;
+    let huge = "x".repeat(3 << 20);
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(huge.clone()))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/2"))
+        .respond_with(ResponseTemplate::new(400).set_body_string(huge))
+        .mount(&server)
+        .await;
+    let run = apply("user_id,lang\n1,de\n2,de\n", Some(&server), true, &[]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert_eq!(run.row(2)["status"], "updated");
+    assert_eq!(
+        run.row(2)["error"],
+        "the answer was over 1 MiB and was not read"
+    );
+    assert_eq!(run.row(3)["status"], "failed");
+    assert_eq!(
+        run.row(3)["error"],
+        "HTTP 400 Bad Request (the answer was over 1 MiB and was not read)"
+    );
+    assert!(
+        run.results_text.len() < 10_000,
+        "{} bytes",
+        run.results_text.len()
+    );
+}
+
+#[tokio::test]
+async fn an_answer_about_another_user_is_a_failure_that_names_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 424242, "lang": "de"})))
+        .mount(&server)
+        .await;
+    let run = apply("user_id,lang\n1,de\n", Some(&server), true, &[]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let row = run.row(2);
+    assert_eq!(row["status"], "failed");
+    assert_eq!(row["http_status"], "200");
+    assert!(
+        row["error"].starts_with("the API answered with user 424242, not user 1"),
+        "{row:?}"
+    );
+    assert_eq!(
+        row["id"], "",
+        "another user's state is not shown as this row's"
+    );
+}
+
+#[tokio::test]
+async fn a_key_echoed_in_json_escapes_is_still_blanked() {
+    let key = "k3y/with/slashes";
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(400).set_body_raw(
+            r#"{"message":"key k3y\/with\/slashes is not allowed here"}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let run = apply_with_key("user_id,lang\n1,de\n", Some(&server), Some(key), &[]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert_eq!(
+        run.row(2)["error"],
+        "HTTP 400 Bad Request: key *** is not allowed here"
+    );
+    let summary = std::fs::read_to_string(run.dir.path().join("summary.json")).unwrap();
+    for (what, text) in [
+        ("stderr", run.stderr()),
+        ("results", run.results_text.clone()),
+        ("summary", summary),
+    ] {
+        assert!(!text.contains(key), "the key leaked into {what}:\n{text}");
+        assert!(
+            !text.contains("k3y\\/with"),
+            "the escaped key leaked into {what}:\n{text}"
+        );
+    }
+}
+
+/// When the check refuses the file, the summary names the invalid row first,
+/// not the rows that were only held back because of it.
+#[tokio::test]
+async fn a_refused_file_names_its_invalid_rows_first() {
+    let mut csv = String::from("user_id,lang\n");
+    for id in 1..=11 {
+        csv.push_str(&format!("{id},{}\n", if id == 9 { "fr" } else { "de" }));
+    }
+    let run = apply(&csv, None, true, &[]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let stderr = run.stderr();
+    let problems: Vec<&str> = stderr
+        .lines()
+        .skip_while(|line| !line.ends_with("problems:"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  row "))
+        .collect();
+    assert_eq!(problems.len(), 5, "{stderr}");
+    assert!(
+        problems[0].starts_with("  row 10: lang: \"fr\""),
+        "{stderr}"
+    );
+    assert!(
+        problems[1].starts_with("  row 2: not sent: 1 row is invalid"),
+        "{stderr}"
+    );
+    let summary = run.summary_json();
+    assert_eq!(summary["first_problems"][0]["row"], 10);
 }

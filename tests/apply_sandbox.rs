@@ -326,7 +326,8 @@ async fn a_signal_stops_the_run_and_every_row_is_still_accounted_for() {
                 stderr: stderr.into_bytes(),
             },
         );
-        assert_eq!(run.code, 1, "SIG{signal}: {}", run.stderr);
+        let code = if signal == "INT" { 130 } else { 143 };
+        assert_eq!(run.code, code, "SIG{signal}: {}", run.stderr);
         assert!(
             run.stderr.contains("interrupted"),
             "SIG{signal}: {}",
@@ -403,7 +404,7 @@ fn run_on_open_stdin(
 
 /// Ctrl-C while the file is still being read and checked ends the run as it
 /// does while sending: nothing is sent, every row is in the results file
-/// with a true status, the summary is printed, exit 1.
+/// with a true status, the summary is printed, exit 130.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_the_file_is_checked_ends_the_run_with_every_row() {
     for command in ["apply", "validate"] {
@@ -420,7 +421,7 @@ async fn ctrl_c_while_the_file_is_checked_ends_the_run_with_every_row() {
             .await
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert_eq!(out.status.code(), Some(130), "{command}: {stderr}");
         let (results, _) = read_results_file(&dir.path().join("stdin.results.csv"));
         let statuses: Vec<(&str, &str)> = results
             .iter()

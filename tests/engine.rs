@@ -496,3 +496,31 @@ async fn a_stop_asked_for_before_the_first_row_sends_nothing() {
     );
     assert_eq!(ran.ended, Ended::Stopped(StopReason::Interrupted));
 }
+
+/// Answers user 2 with a panic inside the request's own task.
+struct Panicky;
+
+impl Transport for Panicky {
+    fn send(&self, call: Call) -> impl Future<Output = Answer> + Send + 'static {
+        let user = user_of(&call);
+        async move {
+            assert!(user != 2, "a bug in the request of user 2");
+            ok(user)
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_panic_in_one_request_fails_its_row_and_the_run_goes_on() {
+    let ran = pipeline(policy(2, 64), 4, Some((PatchRows, Panicky)), never()).await;
+    let statuses: Vec<&str> = ran.rows.iter().map(|(s, ..)| s.as_str()).collect();
+    assert_eq!(statuses, ["updated", "failed", "updated", "updated"]);
+    assert!(
+        ran.rows[1]
+            .2
+            .starts_with("this tool failed while sending the request (a panic)"),
+        "{}",
+        ran.rows[1].2
+    );
+    assert_eq!(ran.ended, Ended::Finished);
+}

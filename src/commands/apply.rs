@@ -59,13 +59,13 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             progress,
             &run.send,
             Some((PatchRows, client)),
-            interrupt,
+            interrupt.clone(),
         )
         .await;
         if let Some(running) = rehearsal {
             running.stop().await;
         }
-        finish(&finished?, run.summary_json.as_deref())
+        finish(&finished?, interrupt.signal(), run.summary_json.as_deref())
     })
 }
 

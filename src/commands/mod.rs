@@ -14,7 +14,7 @@ use crate::check::Preflight;
 use crate::cli::{Cli, Command};
 use crate::engine::Ended;
 use crate::error::Fatal;
-use crate::exit::Exit;
+use crate::exit::{Exit, Signal};
 use crate::pipeline::Finished;
 use crate::policy::StopReason;
 use crate::settings::InputSettings;
@@ -67,15 +67,20 @@ async fn first_pass(
     Ok((Arc::new(input), preflight))
 }
 
-/// Prints the summary, writes it as JSON when asked, and says how the run ended.
-fn finish(finished: &Finished, summary_json: Option<&Path>) -> Result<Exit, Fatal> {
+/// Prints the summary, writes it as JSON when asked, and says how the run
+/// ended: `signal` is the one that came, if any.
+fn finish(
+    finished: &Finished,
+    signal: Option<Signal>,
+    summary_json: Option<&Path>,
+) -> Result<Exit, Fatal> {
     let Finished {
         summary,
         ended,
         results_path,
     } = finished;
-    let interrupted = matches!(ended, Ended::Stopped(StopReason::Interrupted));
-    let exit = Exit::of_run(interrupted, summary.has_problems());
+    let stopped_by = signal.filter(|_| matches!(ended, Ended::Stopped(StopReason::Interrupted)));
+    let exit = Exit::of_run(stopped_by, summary.has_problems());
     let _ = std::io::stderr().write_all(summary.render(results_path).as_bytes());
     if let Some(path) = summary_json {
         summary.write_json(path, results_path, exit)?;

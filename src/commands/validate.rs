@@ -41,9 +41,9 @@ pub fn run(
             progress,
             &SendPolicy::dry_run(),
             no_sender,
-            interrupt,
+            interrupt.clone(),
         )
         .await?;
-        finish(&finished, summary_json)
+        finish(&finished, interrupt.signal(), summary_json)
     })
 }

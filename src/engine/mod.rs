@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::http::{Answer, Call, Reply, Transport};
 use crate::model::api::User;
-use crate::policy::{Decision, Pacer, SendPolicy, StopReason};
+use crate::policy::{Decision, Pacer, SendPolicy, StopReason, later};
 use crate::sink::{Outcome, Report};
 use crate::table::results::{ResultRecord, Status};
 
@@ -281,8 +281,10 @@ where
             };
             // Each attempt is a task of its own, so the runtime's workers drive
             // the requests and the dispatcher only admits and decides.
-            let answer = transport.send(operation.call(&job));
-            in_flight.push(tokio::spawn(async move { (job, answer.await) }));
+            // The job stays with the dispatcher: a panic in the request's task
+            // fails its row instead of losing it.
+            let task = tokio::spawn(transport.send(operation.call(&job)));
+            in_flight.push(async move { (job, task.await) });
         }
         if let Some(Reverse(first)) = retries.peek()
             && first.due > now
@@ -309,7 +311,7 @@ where
                 report!(Report::Note(INTERRUPTED_NOTE.to_string()));
             }
             Some(joined) = in_flight.next(), if !in_flight.is_empty() => {
-                let (mut job, answer) = joined.expect("an attempt does not panic");
+                let (mut job, answer) = joined;
                 let Some((operation, _)) = sender else {
                     unreachable!("a dry run sends nothing")
                 };
@@ -317,7 +319,15 @@ where
                 job.step_attempts += 1;
                 let now = Instant::now();
                 let report = match answer {
-                    Answer::Success { status, reply } => match operation.answered(&mut job, reply) {
+                    Err(error) => {
+                        let error = format!(
+                            "this tool failed while sending the request ({}); the change may \
+                             or may not have been made",
+                            if error.is_panic() { "a panic" } else { "cancelled" }
+                        );
+                        Some(failed(job, None, error))
+                    }
+                    Ok(Answer::Success { status, reply }) => match operation.answered(&mut job, reply) {
                         Step::Done { status: row_status, error, changes, user } => {
                             Some(finish(job, row_status, Some(status), error, changes, user))
                         }
@@ -328,7 +338,7 @@ where
                             None
                         }
                     },
-                    Answer::Failed { status, error } => {
+                    Ok(Answer::Failed { status, error }) => {
                         if let Some(why) = StopReason::for_refusal(status, job.row)
                             && stopped.is_none()
                         {
@@ -337,7 +347,7 @@ where
                         }
                         Some(failed(job, Some(status), error))
                     }
-                    Answer::Retryable { status, retry_after, error } => {
+                    Ok(Answer::Retryable { status, retry_after, error }) => {
                         let throttled = status == Some(429);
                         if throttled {
                             job.throttled += 1;
@@ -364,7 +374,7 @@ where
                                 report!(Report::Note(format!("stopping: {why}")));
                                 stopped = Some(why);
                             }
-                            let started = pacer.pause(now + wait);
+                            let started = pacer.pause(later(now, wait));
                             let quiet_since = last_pause_note
                                 .is_none_or(|at| now.duration_since(at) >= PAUSE_NOTE_EVERY);
                             if started && wait >= PAUSE_NOTE_MIN && quiet_since {
@@ -380,7 +390,7 @@ where
                         match decision {
                             Decision::RetryIn(wait) => {
                                 job.last_failure = Some((status, error));
-                                retries.push(Reverse(Delayed { due: now + wait, job }));
+                                retries.push(Reverse(Delayed { due: later(now, wait), job }));
                                 None
                             }
                             Decision::GiveUp(why) => Some(failed(job, status, format!("{error}; {why}"))),

@@ -18,7 +18,23 @@ impl Operation for PatchRows {
         }
     }
 
-    fn answered(&self, _job: &mut Job, reply: Result<Reply, String>) -> Step {
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        // An answer about another user: the change may have been made to
+        // that user; calling it `updated` would hide it.
+        if let Ok(Reply::User(user)) = &reply
+            && let Some(other) = user.id.filter(|id| *id != job.user_id)
+        {
+            return Step::Done {
+                status: Status::Failed,
+                error: format!(
+                    "the API answered with user {other}, not user {}: the change may have \
+                     landed on user {other}; check both users",
+                    job.user_id
+                ),
+                changes: String::new(),
+                user: None,
+            };
+        }
         // A 2xx means the change was made, whatever its body says.
         let (user, error) = match reply {
             Ok(Reply::User(user)) => (Some(user), String::new()),

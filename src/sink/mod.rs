@@ -28,7 +28,8 @@ use crate::table::results::{RecordWriter, ResultRecord, Status};
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     counts: [u64; Status::ALL.len()],
-    first_problems: Vec<(u64, String)>,
+    /// The first few problems of each kind: (status, row, error).
+    first_problems: Vec<(Status, u64, String)>,
     /// Attempts beyond the first, over all rows.
     retries: u64,
     /// HTTP 429 answers seen.
@@ -69,12 +70,31 @@ impl Summary {
     fn record(&mut self, row: &ResultRecord) {
         self.counts[row.status.index()] += 1;
         self.retries += u64::from(row.attempts.saturating_sub(1));
-        if row.status.is_problem()
-            && !row.error.is_empty()
-            && self.first_problems.len() < Self::QUOTED
-        {
-            self.first_problems.push((row.row, row.error.to_string()));
+        if row.status.is_problem() && !row.error.is_empty() {
+            let kept = self
+                .first_problems
+                .iter()
+                .filter(|p| p.0 == row.status)
+                .count();
+            if kept < Self::QUOTED {
+                self.first_problems
+                    .push((row.status, row.row, row.error.to_string()));
+            }
         }
+    }
+
+    /// The problems the summary quotes: what needs fixing first. Invalid rows
+    /// come before failed ones, and both before rows not attempted, which
+    /// are only the consequence of the others (or of a stop).
+    fn quoted(&self) -> Vec<(u64, &str)> {
+        let order = [Status::Invalid, Status::Failed, Status::NotAttempted];
+        let mut quoted: Vec<&(Status, u64, String)> = self.first_problems.iter().collect();
+        quoted.sort_by_key(|(status, row, _)| (order.iter().position(|s| s == status), *row));
+        quoted
+            .into_iter()
+            .take(Self::QUOTED)
+            .map(|(_, row, error)| (*row, error.as_str()))
+            .collect()
     }
 
     /// Whether some row is invalid, failed or not attempted.
@@ -103,14 +123,15 @@ impl Summary {
             .filter(|status| status.is_problem())
             .map(|status| self.count(*status))
             .sum::<u64>();
-        if !self.first_problems.is_empty() {
-            let heading = if problems as usize > self.first_problems.len() {
-                format!("first {} problems:", self.first_problems.len())
+        let quoted = self.quoted();
+        if !quoted.is_empty() {
+            let heading = if problems as usize > quoted.len() {
+                format!("first {} problems:", quoted.len())
             } else {
                 "problems:".to_string()
             };
             let _ = writeln!(text, "{heading}");
-            for (row, error) in &self.first_problems {
+            for (row, error) in &quoted {
                 let _ = writeln!(text, "  row {row}: {error}");
             }
         }
@@ -169,9 +190,9 @@ impl Summary {
             rows_per_second: self.rows_per_second(),
             exit_code: exit.code(),
             first_problems: self
-                .first_problems
-                .iter()
-                .map(|(row, error)| Problem { row: *row, error })
+                .quoted()
+                .into_iter()
+                .map(|(row, error)| Problem { row, error })
                 .collect(),
             results,
         }
