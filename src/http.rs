@@ -62,6 +62,8 @@ pub enum Answer {
         /// How long the server asked to wait (`retry-after-ms`, `Retry-After`).
         retry_after: Option<Duration>,
         error: String,
+        /// No connection could be made: the server was not reached at all.
+        unreachable: bool,
     },
     /// Any other status: the server refused the request; retrying won't help.
     Failed { status: u16, error: String },
@@ -259,6 +261,7 @@ impl Client {
             status: None,
             retry_after: None,
             error: text,
+            unreachable: error.is_connect(),
         }
     }
 }
@@ -288,10 +291,12 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
             status,
             retry_after,
             error,
+            unreachable,
         } => Answer::Retryable {
             status,
             retry_after,
             error: format!("{error} ({NOTE})"),
+            unreachable,
         },
         Answer::Failed { status, error } => Answer::Failed {
             status,
@@ -349,6 +354,7 @@ pub fn classify(
             status: Some(code),
             retry_after,
             error,
+            unreachable: false,
         }
     } else {
         Answer::Failed {

@@ -260,6 +260,9 @@ pub enum StopReason {
     Interrupted,
     /// A 401: the key itself is refused, so every other row would be too.
     KeyRefused { row: u64 },
+    /// The first attempts all failed to connect, and none got an answer:
+    /// the base URL, the network or a proxy is wrong, for every row alike.
+    Unreachable { attempts: u32 },
     /// A 429 asking for a wait beyond `--max-wait`.
     ThrottledTooLong {
         row: u64,
@@ -269,6 +272,10 @@ pub enum StopReason {
 }
 
 impl StopReason {
+    /// Failed connections, with no answer at all before them, that stop the
+    /// run: a few seconds of retries rather than hours for a large file.
+    pub const UNREACHABLE_AFTER: u32 = 5;
+
     /// A refusal that every other row would meet too. A 401 means the key
     /// itself is refused: sending the rest of a million rows would only fail
     /// them one by one (and hammer the API), so the run stops as after Ctrl-C.
@@ -282,6 +289,11 @@ impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StopReason::Interrupted => f.write_str("the run was interrupted"),
+            StopReason::Unreachable { attempts } => write!(
+                f,
+                "the API cannot be reached ({attempts} attempts failed to connect, none got an \
+                 answer); check --base-url (or GCORE_BASE_URL), the network and any proxy"
+            ),
             StopReason::KeyRefused { row } => write!(
                 f,
                 "the API refused the key (HTTP 401 on row {row}); check GCORE_API_KEY or \

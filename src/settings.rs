@@ -156,11 +156,69 @@ fn default_output(input: &InputSource) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether two paths name one file: by device and inode when both exist
+/// (so a hard link or a symbolic link to the input is caught), else by
+/// their absolute paths (two outputs not created yet).
 fn same_file(a: &Path, b: &Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
+    if let Ok(same) = same_file::is_same_file(a, b) {
+        return same;
     }
+    let absolute = |path: &Path| {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        parent
+            .canonicalize()
+            .unwrap_or(parent)
+            .join(path.file_name().unwrap_or_default())
+    };
+    absolute(a) == absolute(b)
+}
+
+/// Checks `--summary-json` before anything is sent: it is neither the input
+/// nor the results file, and it can be written (its folder exists and takes
+/// a new file, or the file exists and can be written).
+pub fn check_summary_path(
+    summary: &Path,
+    input: &InputSource,
+    output: &OutputTarget,
+) -> Result<(), Fatal> {
+    let clash = |what: &str| {
+        Fatal::Usage(format!(
+            "the summary file {} is the {what}; choose another --summary-json",
+            summary.display()
+        ))
+    };
+    if let InputSource::File(input) = input
+        && same_file(summary, input)
+    {
+        return Err(clash("input file"));
+    }
+    if let OutputTarget::File(results) = output
+        && same_file(summary, results)
+    {
+        return Err(clash("results file"));
+    }
+    let probe = if summary.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(summary)
+            .map(drop)
+    } else {
+        let folder = match summary.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        tempfile::Builder::new()
+            .prefix(".gcore-iam-bulk-probe")
+            .tempfile_in(folder)
+            .map(drop)
+    };
+    probe.map_err(|source| Fatal::SummaryJson {
+        path: summary.to_path_buf(),
+        source,
+    })
 }
 
 /// The environment variable that holds the API key.

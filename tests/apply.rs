@@ -866,17 +866,116 @@ async fn a_refused_file_names_its_invalid_rows_first() {
         .lines()
         .skip_while(|line| !line.ends_with("problems:"))
         .skip(1)
-        .take_while(|line| line.starts_with("  row "))
+        .take_while(|line| line.starts_with("  row"))
         .collect();
-    assert_eq!(problems.len(), 5, "{stderr}");
-    assert!(
-        problems[0].starts_with("  row 10: lang: \"fr\""),
-        "{stderr}"
-    );
-    assert!(
-        problems[1].starts_with("  row 2: not sent: 1 row is invalid"),
+    assert_eq!(
+        problems,
+        [
+            "  row 10: lang: \"fr\" is not one of de, en, ru, zh, az",
+            "  rows 2, 3, 4, 5, 6 and 5 more: not sent: 1 row is invalid",
+        ],
         "{stderr}"
     );
     let summary = run.summary_json();
     assert_eq!(summary["first_problems"][0]["row"], 10);
+    assert_eq!(summary["first_problems"][1]["count"], 10);
+    assert_eq!(summary["first_problems"][1]["rows"], json!([2, 3, 4, 5, 6]));
+}
+
+// Outputs never destroy data, and are known good before anything is sent.
+
+#[tokio::test]
+async fn outputs_that_would_overwrite_the_input_or_each_other_are_refused() {
+    let (server, _) = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    let text = "user_id,lang\n1,de\n";
+    std::fs::write(&input, text).unwrap();
+    let link = dir.path().join("link.csv");
+    std::fs::hard_link(&input, &link).unwrap();
+    let inp = input.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["-o", link.to_str().unwrap()], "is the input file"),
+        (&["--summary-json", inp], "the summary file"),
+        (
+            &["-o", "out.csv", "--summary-json", "./out.csv"],
+            "is the results file",
+        ),
+        (
+            &["--summary-json", "missing/folder/s.json"],
+            "cannot write the summary file missing/folder/s.json",
+        ),
+    ];
+    for (flags, want) in cases {
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["apply", inp, "--base-url", &server.uri()])
+            .args(*flags)
+            .env("GCORE_API_KEY", KEY)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(want), "{flags:?}: {stderr}");
+        assert_eq!(std::fs::read_to_string(&input).unwrap(), text, "{flags:?}");
+    }
+    assert!(received(&server).await.is_empty(), "nothing was sent");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_files_it_creates_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (server, _) = echo_server().await;
+    let run = apply("user_id,lang\n1,de\n", Some(&server), true, &[]).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    for name in ["batch.results.csv", "summary.json"] {
+        let mode = std::fs::metadata(run.dir.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}: {mode:o}");
+    }
+}
+
+/// An API that cannot be reached stops the run within seconds, however large
+/// the file, and says so once instead of once per row.
+#[tokio::test]
+async fn an_api_that_cannot_be_reached_stops_the_run_early() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut csv = String::from("user_id,lang\n");
+    for id in 1..=2000 {
+        csv.push_str(&format!("{id},de\n"));
+    }
+    let started = Instant::now();
+    let run = apply(&csv, None, true, &["--base-url", &url, "--rate", "0"]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert_eq!(run.results.len(), 2000);
+    let stderr = run.stderr();
+    assert_eq!(
+        stderr
+            .matches("stopping: the API cannot be reached")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("check --base-url"), "{stderr}");
+    let not_attempted = run
+        .results
+        .iter()
+        .filter(|r| r["status"] == "not_attempted")
+        .count();
+    assert!(not_attempted > 1900, "{not_attempted}");
+    assert!(
+        stderr.contains(" more: not sent: the API cannot be reached"),
+        "grouped, not one line a row: {stderr}"
+    );
+    assert!(stderr.lines().count() < 20, "{stderr}");
 }

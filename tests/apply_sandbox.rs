@@ -489,3 +489,51 @@ async fn a_second_ctrl_c_quits_at_once() {
         "{stderr}"
     );
 }
+
+/// One run per results file: a second run on a file in use exits 2, sends
+/// nothing and leaves the first run's record alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_the_same_results_file_is_refused() {
+    let sandbox = start(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(10)).unwrap();
+    let spawn = |extra: &[&str]| {
+        Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["apply", "in.csv", "--rate", "0", "--concurrency", "1"])
+            .args(["--base-url", &sandbox.base_url()])
+            .args(extra)
+            .env("GCORE_API_KEY", sandbox.api_key())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn(&[]);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let sent_before = sandbox.stats().requests;
+    let second = spawn(&["--overwrite"]);
+    let second = tokio::task::spawn_blocking(move || second.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is in use by another run"), "{stderr}");
+    let first = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let (results, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(results.len(), 10, "the first run's record is whole");
+    assert!(results.iter().all(|row| row["status"] == "updated"));
+    assert_eq!(sandbox.stats().requests, 10, "the second run sent nothing");
+    assert!(sent_before < 10, "the first run was still going");
+}

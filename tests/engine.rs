@@ -58,6 +58,7 @@ fn unavailable(retry_after: Option<Duration>, status: u16) -> Answer {
         status: Some(status),
         retry_after,
         error: format!("HTTP {status}"),
+        unreachable: false,
     }
 }
 
@@ -523,4 +524,30 @@ async fn a_panic_in_one_request_fails_its_row_and_the_run_goes_on() {
         ran.rows[1].2
     );
     assert_eq!(ran.ended, Ended::Finished);
+}
+
+#[tokio::test]
+async fn an_api_that_cannot_be_reached_stops_the_run_after_a_few_attempts() {
+    let (transport, calls) = fake(|_, _| {
+        now(Answer::Retryable {
+            status: None,
+            retry_after: None,
+            error: "cannot connect: Connection refused".to_string(),
+            unreachable: true,
+        })
+    });
+    let ran = pipeline(policy(2, 64), 50, Some((PatchRows, transport)), never()).await;
+    let sent = calls.lock().unwrap().len();
+    assert!((5..=6).contains(&sent), "{sent} attempts");
+    assert_eq!(ran.rows.len(), 50);
+    assert!(ran.rows.iter().all(|(status, ..)| status != "updated"));
+    assert!(
+        ran.rows[10]
+            .2
+            .starts_with("not sent: the API cannot be reached (5 attempts")
+    );
+    assert_eq!(
+        ran.ended,
+        Ended::Stopped(StopReason::Unreachable { attempts: 5 })
+    );
 }

@@ -9,7 +9,7 @@ use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::http::Client;
 use crate::pipeline::{self, Checks, Disposition};
-use crate::settings::{ApiSettings, InputSettings, OutputTarget, RunSettings};
+use crate::settings::{ApiSettings, InputSettings, OutputTarget, RunSettings, check_summary_path};
 use crate::signals::Interrupt;
 use crate::sink::{ProgressMode, ResultsWriter};
 
@@ -20,6 +20,9 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
     let settings = InputSettings::from_args(&args.input)?;
     let target = OutputTarget::from_args(&args.output, &settings.source)?;
     let run = RunSettings::from_args(&args.run)?;
+    if let Some(summary) = &run.summary_json {
+        check_summary_path(summary, &settings.source, &target)?;
+    }
     if !args.sandbox && !args.overwrite {
         target.refuse_to_replace()?;
     }

@@ -10,7 +10,7 @@ use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::pipeline::{self, Checks, Disposition};
 use crate::policy::SendPolicy;
-use crate::settings::{InputSettings, OutputTarget};
+use crate::settings::{InputSettings, OutputTarget, check_summary_path};
 use crate::signals::Interrupt;
 use crate::sink::{ProgressMode, ResultsWriter};
 
@@ -22,6 +22,9 @@ pub fn run(
 ) -> Result<Exit, Fatal> {
     let settings = InputSettings::from_args(input)?;
     let target = OutputTarget::from_args(output, &settings.source)?;
+    if let Some(summary) = summary_json {
+        check_summary_path(summary, &settings.source, &target)?;
+    }
     let quiet = output.quiet;
     runtime(true)?.block_on(async {
         let interrupt = Interrupt::install();

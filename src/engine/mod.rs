@@ -196,6 +196,9 @@ where
     // asking for a wait beyond --max-wait (every other row would meet it too).
     let mut stopped: Option<StopReason> = None;
     let mut last_pause_note: Option<Instant> = None;
+    // Whether any request got an answer, and the failed connections before one did.
+    let mut reached = false;
+    let mut unreachable_attempts = 0;
     let cancel = cancel;
     tokio::pin!(cancel);
 
@@ -327,18 +330,22 @@ where
                         );
                         Some(failed(job, None, error))
                     }
-                    Ok(Answer::Success { status, reply }) => match operation.answered(&mut job, reply) {
-                        Step::Done { status: row_status, error, changes, user } => {
-                            Some(finish(job, row_status, Some(status), error, changes, user))
+                    Ok(Answer::Success { status, reply }) => {
+                        reached = true;
+                        match operation.answered(&mut job, reply) {
+                            Step::Done { status: row_status, error, changes, user } => {
+                                Some(finish(job, row_status, Some(status), error, changes, user))
+                            }
+                            Step::Next => {
+                                job.step_attempts = 0;
+                                job.last_failure = None;
+                                retries.push(Reverse(Delayed { due: now, job }));
+                                None
+                            }
                         }
-                        Step::Next => {
-                            job.step_attempts = 0;
-                            job.last_failure = None;
-                            retries.push(Reverse(Delayed { due: now, job }));
-                            None
-                        }
-                    },
+                    }
                     Ok(Answer::Failed { status, error }) => {
+                        reached = true;
                         if let Some(why) = StopReason::for_refusal(status, job.row)
                             && stopped.is_none()
                         {
@@ -347,7 +354,18 @@ where
                         }
                         Some(failed(job, Some(status), error))
                     }
-                    Ok(Answer::Retryable { status, retry_after, error }) => {
+                    Ok(Answer::Retryable { status, retry_after, error, unreachable }) => {
+                        reached |= !unreachable;
+                        if unreachable && !reached {
+                            unreachable_attempts += 1;
+                            if unreachable_attempts >= StopReason::UNREACHABLE_AFTER
+                                && stopped.is_none()
+                            {
+                                let why = StopReason::Unreachable { attempts: unreachable_attempts };
+                                report!(Report::Note(format!("stopping: {why}")));
+                                stopped = Some(why);
+                            }
+                        }
                         let throttled = status == Some(429);
                         if throttled {
                             job.throttled += 1;

@@ -24,12 +24,38 @@ use crate::exit::Exit;
 use crate::settings::OutputTarget;
 use crate::table::results::{RecordWriter, ResultRecord, Status};
 
+/// Rows that share a status and an error, quoted once.
+#[derive(Debug, Clone)]
+struct Problem {
+    status: Status,
+    /// The first rows (up to [`Summary::QUOTED`]).
+    rows: Vec<u64>,
+    count: u64,
+    error: String,
+}
+
+impl Problem {
+    /// `row 7`, or `rows 7, 9, 12 and 4988 more`.
+    fn rows_text(&self) -> String {
+        if self.count == 1 {
+            return format!("row {}", self.rows[0]);
+        }
+        let list: Vec<String> = self.rows.iter().map(u64::to_string).collect();
+        let more = self.count - self.rows.len() as u64;
+        if more > 0 {
+            format!("rows {} and {more} more", list.join(", "))
+        } else {
+            format!("rows {}", list.join(", "))
+        }
+    }
+}
+
 /// Counts per status and the first problems, for the summary.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
     counts: [u64; Status::ALL.len()],
-    /// The first few problems of each kind: (status, row, error).
-    first_problems: Vec<(Status, u64, String)>,
+    /// The first few problems of each kind; rows with the same error are one.
+    first_problems: Vec<Problem>,
     /// Attempts beyond the first, over all rows.
     retries: u64,
     /// HTTP 429 answers seen.
@@ -71,14 +97,32 @@ impl Summary {
         self.counts[row.status.index()] += 1;
         self.retries += u64::from(row.attempts.saturating_sub(1));
         if row.status.is_problem() && !row.error.is_empty() {
-            let kept = self
+            let same = self
                 .first_problems
-                .iter()
-                .filter(|p| p.0 == row.status)
-                .count();
-            if kept < Self::QUOTED {
-                self.first_problems
-                    .push((row.status, row.row, row.error.to_string()));
+                .iter_mut()
+                .find(|p| p.status == row.status && p.error == row.error);
+            match same {
+                Some(problem) => {
+                    problem.count += 1;
+                    if problem.rows.len() < Self::QUOTED {
+                        problem.rows.push(row.row);
+                    }
+                }
+                None => {
+                    let kept = self
+                        .first_problems
+                        .iter()
+                        .filter(|p| p.status == row.status)
+                        .count();
+                    if kept < Self::QUOTED {
+                        self.first_problems.push(Problem {
+                            status: row.status,
+                            rows: vec![row.row],
+                            count: 1,
+                            error: row.error.clone(),
+                        });
+                    }
+                }
             }
         }
     }
@@ -86,15 +130,12 @@ impl Summary {
     /// The problems the summary quotes: what needs fixing first. Invalid rows
     /// come before failed ones, and both before rows not attempted, which
     /// are only the consequence of the others (or of a stop).
-    fn quoted(&self) -> Vec<(u64, &str)> {
+    fn quoted(&self) -> Vec<&Problem> {
         let order = [Status::Invalid, Status::Failed, Status::NotAttempted];
-        let mut quoted: Vec<&(Status, u64, String)> = self.first_problems.iter().collect();
-        quoted.sort_by_key(|(status, row, _)| (order.iter().position(|s| s == status), *row));
+        let mut quoted: Vec<&Problem> = self.first_problems.iter().collect();
+        quoted.sort_by_key(|p| (order.iter().position(|s| *s == p.status), p.rows[0]));
+        quoted.truncate(Self::QUOTED);
         quoted
-            .into_iter()
-            .take(Self::QUOTED)
-            .map(|(_, row, error)| (*row, error.as_str()))
-            .collect()
     }
 
     /// Whether some row is invalid, failed or not attempted.
@@ -125,14 +166,15 @@ impl Summary {
             .sum::<u64>();
         let quoted = self.quoted();
         if !quoted.is_empty() {
-            let heading = if problems as usize > quoted.len() {
+            let covered: u64 = quoted.iter().map(|p| p.count).sum();
+            let heading = if problems > covered {
                 format!("first {} problems:", quoted.len())
             } else {
                 "problems:".to_string()
             };
             let _ = writeln!(text, "{heading}");
-            for (row, error) in &quoted {
-                let _ = writeln!(text, "  row {row}: {error}");
+            for problem in &quoted {
+                let _ = writeln!(text, "  {}: {}", problem.rows_text(), problem.error);
             }
         }
         if let Some(elapsed) = self.elapsed {
@@ -165,9 +207,13 @@ impl Summary {
             }
         }
         #[derive(Serialize)]
-        struct Problem<'a> {
+        struct Quoted<'a> {
+            /// The first row with this error.
             row: u64,
             error: &'a str,
+            /// Up to five rows with this error, and how many there are.
+            rows: &'a [u64],
+            count: u64,
         }
         #[derive(Serialize)]
         struct Json<'a> {
@@ -178,7 +224,7 @@ impl Summary {
             elapsed_seconds: Option<f64>,
             rows_per_second: Option<f64>,
             exit_code: u8,
-            first_problems: Vec<Problem<'a>>,
+            first_problems: Vec<Quoted<'a>>,
             results: &'a str,
         }
         Json {
@@ -192,7 +238,12 @@ impl Summary {
             first_problems: self
                 .quoted()
                 .into_iter()
-                .map(|(row, error)| Problem { row, error })
+                .map(|p| Quoted {
+                    row: p.rows[0],
+                    error: &p.error,
+                    rows: &p.rows,
+                    count: p.count,
+                })
                 .collect(),
             results,
         }
@@ -203,7 +254,11 @@ impl Summary {
         let mut text = serde_json::to_string_pretty(&self.to_json(results, exit))
             .expect("the summary serialises");
         text.push('\n');
-        std::fs::write(path, text).map_err(|source| Fatal::SummaryJson {
+        let written = create_private(path).and_then(|mut file| {
+            file.set_len(0)?;
+            file.write_all(text.as_bytes())
+        });
+        written.map_err(|source| Fatal::SummaryJson {
             path: path.to_path_buf(),
             source,
         })
@@ -226,7 +281,7 @@ impl ResultsWriter {
         };
         let sink: Box<dyn Write + Send> = match target {
             OutputTarget::Stdout => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-            OutputTarget::File(path) => Box::new(File::create(path).map_err(output_error)?),
+            OutputTarget::File(path) => Box::new(open_locked(path)?),
         };
         let records = RecordWriter::new(sink).map_err(output_error)?;
         Ok(ResultsWriter {
@@ -264,6 +319,41 @@ impl ResultsWriter {
             source,
         }
     }
+}
+
+/// Creates a file only its owner can read (results and summaries hold
+/// people's e-mail addresses and phone numbers); an existing file keeps its
+/// permissions. Not truncated: see [`open_locked`].
+fn create_private(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Opens the results file for one run: locked (an OS lock, released when
+/// the process ends, however it ends), and emptied only once the lock is
+/// held, so that a second run on the same file changes nothing of the first.
+fn open_locked(path: &Path) -> Result<File, Fatal> {
+    let output_error = |source| Fatal::Output {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = create_private(path).map_err(output_error)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Fatal::Usage(format!(
+                "the results file {} is in use by another run of gcore-iam-bulk; wait for it to \
+                 end, or choose another file with -o",
+                path.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(source)) => return Err(output_error(source)),
+    }
+    file.set_len(0).map_err(output_error)?;
+    Ok(file)
 }
 
 /// What happened to a row: its record, with where it goes in the file;
