@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use crate::error::Fatal;
 use crate::model::patch::{PatchBody, Problem, parse_user_id, show};
 use crate::table::input::{Column, Header, Input, RawRow};
+use crate::table::record::Previous;
+use crate::table::results::Status;
 
 /// What to do with a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -271,4 +273,58 @@ fn not_utf8(column: &Column, index: usize, bytes: &[u8]) -> Problem {
             Problem::in_row(format!("column {}: {message}", index + 1))
         }
     }
+}
+
+/// Before a resumed run sends anything: every row the earlier run
+/// `updated` must be the same row now (same `user_id`, same request), or
+/// the record would say something false about the input. Returns how many
+/// rows are kept; the first row that differs is a fatal error that names it.
+pub fn verify_kept(
+    input: &Input,
+    null_token: &str,
+    duplicates: &Duplicates,
+    previous: &Previous,
+) -> Result<u64, Fatal> {
+    let record_error = |source| Fatal::Record {
+        path: previous.path().to_path_buf(),
+        source,
+    };
+    let mut cursor = previous.cursor().map_err(record_error)?;
+    let mut rows = input.rows()?;
+    let header = rows.header().clone();
+    let checker = Checker::new(&header, null_token, duplicates);
+    let mut kept = 0;
+    while let Some(raw) = rows.next_row()? {
+        let Some(record) = cursor.take(raw.row).map_err(record_error)? else {
+            continue;
+        };
+        if record.status != Status::Updated {
+            continue;
+        }
+        let checked = checker.check(&raw);
+        let request = match &checked.verdict {
+            Verdict::Send(body) => serde_json::to_string(body).expect("a body always serialises"),
+            _ => String::new(),
+        };
+        if checked.user_id_text != record.user_id || request != record.request {
+            return Err(Fatal::Usage(format!(
+                "row {} of {} is not the row the run recorded in {} sent (user_id {} with {}; the \
+                 input now has user_id {} with {}); --resume goes on only with the same input: \
+                 restore it, or start over with --overwrite",
+                raw.row,
+                input.display_path().display(),
+                previous.path().display(),
+                show(&record.user_id),
+                show(&record.request),
+                show(&checked.user_id_text),
+                if request.is_empty() {
+                    "no change to send".to_string()
+                } else {
+                    show(&request)
+                },
+            )));
+        }
+        kept += 1;
+    }
+    Ok(kept)
 }

@@ -57,6 +57,10 @@ pub struct ApplyArgs {
     /// earlier run). Rehearsals with --sandbox and dry runs always replace it.
     #[arg(long)]
     pub overwrite: bool,
+    /// Go on from the run recorded in the results file (and its journal): keep the rows already
+    /// updated, send the rest. Without a record yet, a fresh run.
+    #[arg(long, conflicts_with_all = ["dry_run", "overwrite"])]
+    pub resume: bool,
     /// Users seeded in the --sandbox, with IDs 1..N; rows naming other IDs fail with 404.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "sandbox")]
     pub sandbox_users: u64,

@@ -42,6 +42,12 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    #[error("cannot read the record of the earlier run ({path})")]
+    Record {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write the summary file {path}")]
     SummaryJson {
         path: PathBuf,

@@ -99,8 +99,10 @@ struct Inner {
     http: reqwest::Client,
     base_url: Url,
     timeout: Duration,
-    /// Only to blank it out of server messages that echo it back.
+    /// Only to blank it out of server messages that echo it back, as
+    /// written and as JSON escapes it (`/` as `\/`).
     api_key: ApiKey,
+    escaped_key: String,
 }
 
 impl Client {
@@ -135,6 +137,7 @@ impl Client {
                 base_url: api.base_url.clone(),
                 timeout: api.timeout,
                 api_key: api.api_key.clone(),
+                escaped_key: api.api_key.expose().replace('/', "\\/"),
             }),
         })
     }
@@ -234,7 +237,7 @@ impl Client {
         let bytes = single.as_deref().unwrap_or(&joined);
         // Borrowed, without a copy, unless the body is not UTF-8 or echoes the key.
         let key = inner.api_key.expose();
-        let text = redact(String::from_utf8_lossy(bytes), key);
+        let text = redact(String::from_utf8_lossy(bytes), key, &inner.escaped_key);
         let mut answer = classify(status, retry_after, &text, expect);
         // The message as decoded from JSON may spell the key plainly.
         if let Answer::Failed { error, .. } | Answer::Retryable { error, .. } = &mut answer
@@ -307,14 +310,13 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
 }
 
 /// `text` with the key blanked out, as written and as JSON escapes it
-/// (`/` as `\/`).
-fn redact<'a>(text: Cow<'a, str>, key: &str) -> Cow<'a, str> {
-    let escaped = key.replace('/', "\\/");
-    let echoed = text.contains(key) || (escaped != key && text.contains(&escaped));
+/// (`escaped`: `/` as `\/`).
+fn redact<'a>(text: Cow<'a, str>, key: &str, escaped: &str) -> Cow<'a, str> {
+    let echoed = text.contains(key) || (escaped != key && text.contains(escaped));
     if !echoed {
         return text;
     }
-    Cow::Owned(text.replace(key, "***").replace(&escaped, "***"))
+    Cow::Owned(text.replace(key, "***").replace(escaped, "***"))
 }
 
 /// What a successful answer's body should be.
@@ -522,10 +524,10 @@ mod tests {
             ),
         ];
         for (text, want) in cases {
-            assert_eq!(redact(Cow::Borrowed(text), key), want, "{text}");
+            assert_eq!(redact(Cow::Borrowed(text), key, r"ab\/cd"), want, "{text}");
         }
         assert!(matches!(
-            redact(Cow::Borrowed("clean"), key),
+            redact(Cow::Borrowed("clean"), key, r"ab\/cd"),
             Cow::Borrowed(_)
         ));
     }

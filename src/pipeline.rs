@@ -17,6 +17,7 @@ use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
 use crate::sink::{self, Outcome, Progress, ProgressMode, ResultsWriter, Summary};
 use crate::table::input::Input;
+use crate::table::record::Previous;
 use crate::table::results::{ResultRecord, Status};
 
 /// Rows are handed to the engine in batches of this many, so that the check
@@ -41,6 +42,9 @@ pub struct Checks {
     pub null_token: String,
     pub duplicates: Arc<Duplicates>,
     pub disposition: Disposition,
+    /// The record of the run being resumed: its `updated` rows are kept
+    /// as they are (checked to match the input beforehand).
+    pub previous: Option<Arc<Previous>>,
 }
 
 /// What the run said and how it ended.
@@ -111,9 +115,41 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
     let mut rows = checks.input.rows()?;
     let header = rows.header().clone();
     let checker = Checker::new(&header, &checks.null_token, &checks.duplicates);
+    let mut previous = match &checks.previous {
+        Some(previous) => Some(previous.cursor().map_err(|source| Fatal::Record {
+            path: previous.path().to_path_buf(),
+            source,
+        })?),
+        None => None,
+    };
     let mut seq = 0;
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(raw) = rows.next_row()? {
+        if let Some(cursor) = &mut previous {
+            let kept = cursor.take(raw.row).map_err(|source| Fatal::Record {
+                path: checks
+                    .previous
+                    .as_ref()
+                    .map(|p| p.path().to_path_buf())
+                    .unwrap_or_default(),
+                source,
+            })?;
+            if let Some(record) = kept.filter(|record| record.status == Status::Updated) {
+                batch.push(Work::Done(Outcome {
+                    seq,
+                    throttled: 0,
+                    record,
+                }));
+                seq += 1;
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    if work.blocking_send(full).is_err() {
+                        return Ok(());
+                    }
+                }
+                continue;
+            }
+        }
         batch.push(to_work(seq, checker.check(&raw), checks.disposition));
         seq += 1;
         if batch.len() == BATCH {

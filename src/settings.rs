@@ -129,7 +129,8 @@ impl OutputTarget {
         match self {
             OutputTarget::File(path) if path.exists() => Err(Fatal::Usage(format!(
                 "the results file {} already exists and may be the record of an earlier run; \
-                 move it away, choose another file with -o, or pass --overwrite",
+                 go on from it with --resume, move it away, choose another file with -o, or \
+                 pass --overwrite",
                 path.display()
             ))),
             _ => Ok(()),

@@ -16,7 +16,7 @@ use gcore_iam_bulk::http::{Answer, Call, Reply, Transport};
 use gcore_iam_bulk::model::api::User;
 use gcore_iam_bulk::policy::{Rate, RetryPolicy, SendPolicy, StopReason};
 use gcore_iam_bulk::settings::OutputTarget;
-use gcore_iam_bulk::sink::{self, Progress, ProgressMode, ResultsWriter, Summary};
+use gcore_iam_bulk::sink::{self, Keeping, Progress, ProgressMode, ResultsWriter, Summary};
 use gcore_iam_bulk::table::results::Status;
 use tokio::sync::{mpsc, watch};
 
@@ -137,7 +137,7 @@ where
 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("results.csv");
-    let writer = ResultsWriter::create(&OutputTarget::File(path.clone())).unwrap();
+    let writer = ResultsWriter::create(&OutputTarget::File(path.clone()), Keeping::Fresh).unwrap();
     let (work_tx, work_rx) = mpsc::channel(8);
     let (report_tx, report_rx) = std_mpsc::channel();
     let (written_tx, written_rx) = watch::channel(0);

@@ -3,6 +3,7 @@
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
 use super::{finish, first_pass, runtime, sandbox};
+use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
 use crate::engine::operations::PatchRows;
 use crate::error::Fatal;
@@ -11,7 +12,9 @@ use crate::http::Client;
 use crate::pipeline::{self, Checks, Disposition};
 use crate::settings::{ApiSettings, InputSettings, OutputTarget, RunSettings, check_summary_path};
 use crate::signals::Interrupt;
-use crate::sink::{ProgressMode, ResultsWriter};
+use crate::sink::{Keeping, ProgressMode, ResultsWriter};
+use crate::table::record::Previous;
+use std::sync::Arc;
 
 pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
     if args.dry_run {
@@ -23,7 +26,21 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
-    if !args.sandbox && !args.overwrite {
+    let previous = match (&target, args.resume) {
+        (OutputTarget::Stdout, true) => {
+            return Err(Fatal::Usage(
+                "--resume needs the results file of the earlier run; -o - writes none".to_string(),
+            ));
+        }
+        (OutputTarget::File(path), true) => Previous::open(path)
+            .map_err(|source| Fatal::Record {
+                path: path.clone(),
+                source,
+            })?
+            .map(Arc::new),
+        (_, false) => None,
+    };
+    if !args.sandbox && !args.overwrite && !args.resume {
         target.refuse_to_replace()?;
     }
     let quiet = args.output.quiet;
@@ -41,6 +58,21 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         };
         let client = Client::new(&api, run.send.concurrency.get())?;
         let (input, preflight) = first_pass(&settings, true, quiet).await?;
+        if let Some(previous) = &previous {
+            let kept = verify_kept(
+                &input,
+                &settings.null_token,
+                &preflight.duplicates,
+                previous,
+            )?;
+            if !quiet {
+                eprintln!(
+                    "resuming from {}: {kept} {} already updated, kept as recorded",
+                    previous.path().display(),
+                    if kept == 1 { "row" } else { "rows" }
+                );
+            }
+        }
         let disposition = match preflight.invalid {
             invalid if invalid > 0 && !run.skip_invalid => {
                 refuse_note(invalid);
@@ -48,12 +80,18 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             }
             _ => Disposition::Go,
         };
-        let results = ResultsWriter::create(&target)?;
+        let keeping = if previous.is_some() {
+            Keeping::Resume
+        } else {
+            Keeping::Fresh
+        };
+        let results = ResultsWriter::create(&target, keeping)?;
         let checks = Checks {
             input,
             null_token: settings.null_token.clone(),
             duplicates: preflight.duplicates.into(),
             disposition,
+            previous,
         };
         let progress = (ProgressMode::detect(quiet, false), preflight.rows);
         let finished = pipeline::run(

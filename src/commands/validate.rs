@@ -12,7 +12,7 @@ use crate::pipeline::{self, Checks, Disposition};
 use crate::policy::SendPolicy;
 use crate::settings::{InputSettings, OutputTarget, check_summary_path};
 use crate::signals::Interrupt;
-use crate::sink::{ProgressMode, ResultsWriter};
+use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 
 /// `summary_json`: also write the summary there (`apply --dry-run --summary-json`).
 pub fn run(
@@ -29,12 +29,13 @@ pub fn run(
     runtime(true)?.block_on(async {
         let interrupt = Interrupt::install();
         let (input, preflight) = first_pass(&settings, false, quiet).await?;
-        let results = ResultsWriter::create(&target)?;
+        let results = ResultsWriter::create(&target, Keeping::DryRun)?;
         let checks = Checks {
             input,
             null_token: settings.null_token.clone(),
             duplicates: preflight.duplicates.into(),
             disposition: Disposition::Go,
+            previous: None,
         };
         let progress = (ProgressMode::detect(quiet, true), preflight.rows);
         let no_sender: Option<(Never, Never)> = None;

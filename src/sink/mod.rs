@@ -22,6 +22,7 @@ pub use progress::{Progress, ProgressMode};
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::settings::OutputTarget;
+use crate::table::record::{Journal, Replacement};
 use crate::table::results::{RecordWriter, ResultRecord, Status};
 
 /// Rows that share a status and an error, quoted once.
@@ -270,24 +271,80 @@ pub struct ResultsWriter {
     records: RecordWriter<Box<dyn Write + Send>>,
     path: PathBuf,
     summary: Summary,
+    /// Runs that send keep a journal of answered rows beside the file.
+    journal: Option<Journal>,
+    /// A resumed run writes a new file that replaces the old one at the end.
+    replacement: Option<Replacement>,
+    /// The locked results file (kept open: the lock lasts as long).
+    locked: Option<File>,
+}
+
+/// What a run keeps on disk besides its results file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keeping {
+    /// A dry run sends nothing: no journal.
+    DryRun,
+    /// A run that sends, from the start: a new journal.
+    Fresh,
+    /// A run that resumes an earlier one: its journal goes on, and its
+    /// results file is replaced only once the new one is complete.
+    Resume,
 }
 
 impl ResultsWriter {
-    pub fn create(target: &OutputTarget) -> Result<ResultsWriter, Fatal> {
+    pub fn create(target: &OutputTarget, keeping: Keeping) -> Result<ResultsWriter, Fatal> {
         let path = target.display_path();
         let output_error = |source| Fatal::Output {
             path: path.clone(),
             source,
         };
-        let sink: Box<dyn Write + Send> = match target {
-            OutputTarget::Stdout => Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-            OutputTarget::File(path) => Box::new(open_locked(path)?),
+        let (sink, journal, replacement, locked): (Box<dyn Write + Send>, _, _, _) = match target {
+            OutputTarget::Stdout => (
+                Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
+                None,
+                None,
+                None,
+            ),
+            OutputTarget::File(file_path) => {
+                let resume = keeping == Keeping::Resume;
+                let locked = open_locked(file_path, !resume)?;
+                let journal = match keeping {
+                    Keeping::DryRun => None,
+                    Keeping::Fresh | Keeping::Resume => {
+                        Some(Journal::open(file_path, resume).map_err(output_error)?)
+                    }
+                };
+                if resume {
+                    let replacement = Replacement::new(file_path).map_err(output_error)?;
+                    let file = replacement.file().map_err(output_error)?;
+                    (
+                        Box::new(file) as Box<dyn Write + Send>,
+                        journal,
+                        Some(replacement),
+                        Some(locked),
+                    )
+                } else {
+                    let file = locked.try_clone().map_err(output_error)?;
+                    (
+                        Box::new(file) as Box<dyn Write + Send>,
+                        journal,
+                        None,
+                        Some(locked),
+                    )
+                }
+            }
         };
-        let records = RecordWriter::new(sink).map_err(output_error)?;
+        let mut records = RecordWriter::new(sink).map_err(output_error)?;
+        // The header at once: a run killed before its first row leaves a
+        // valid, empty results file.
+        records.flush().map_err(output_error)?;
         Ok(ResultsWriter {
             records,
             path,
             summary: Summary::default(),
+            journal,
+            replacement,
+            locked,
         })
     }
 
@@ -301,16 +358,44 @@ impl ResultsWriter {
         written.map_err(|source| self.output_error(source))
     }
 
-    /// Hands what is buffered to the operating system.
+    /// Hands what is buffered (the journal's too) to the operating system.
     pub fn flush(&mut self) -> Result<(), Fatal> {
-        let flushed = self.records.flush();
+        let mut flushed = self.records.flush();
+        if let Some(journal) = &mut self.journal
+            && flushed.is_ok()
+        {
+            flushed = journal.flush();
+        }
         flushed.map_err(|source| self.output_error(source))
     }
 
-    /// Flushes the file and hands back the summary.
+    /// Flushes the file and hands back the summary. With every row written
+    /// for good (on disk, and in place for a resumed run), the journal is
+    /// no longer needed.
     pub fn finish(mut self) -> Result<Summary, Fatal> {
         self.flush()?;
+        let output_error = |source| Fatal::Output {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(replacement) = self.replacement.take() {
+            replacement.commit().map_err(output_error)?;
+        } else if let (Some(file), Some(_)) = (&self.locked, &self.journal) {
+            file.sync_all().map_err(output_error)?;
+        }
+        if let Some(journal) = self.journal.take() {
+            journal.remove().map_err(output_error)?;
+        }
         Ok(self.summary)
+    }
+
+    /// Notes a row's answer in the journal (a row waiting for its turn).
+    fn journal(&mut self, record: &ResultRecord) -> Result<(), Fatal> {
+        let Some(journal) = &mut self.journal else {
+            return Ok(());
+        };
+        let written = journal.append(record);
+        written.map_err(|source| self.output_error(source))
     }
 
     fn output_error(&self, source: io::Error) -> Fatal {
@@ -333,9 +418,10 @@ fn create_private(path: &Path) -> io::Result<File> {
 }
 
 /// Opens the results file for one run: locked (an OS lock, released when
-/// the process ends, however it ends), and emptied only once the lock is
-/// held, so that a second run on the same file changes nothing of the first.
-fn open_locked(path: &Path) -> Result<File, Fatal> {
+/// the process ends, however it ends), and emptied (`truncate`) only once
+/// the lock is held, so that a second run on the same file changes nothing
+/// of the first.
+fn open_locked(path: &Path, truncate: bool) -> Result<File, Fatal> {
     let output_error = |source| Fatal::Output {
         path: path.to_path_buf(),
         source,
@@ -352,7 +438,9 @@ fn open_locked(path: &Path) -> Result<File, Fatal> {
         }
         Err(std::fs::TryLockError::Error(source)) => return Err(output_error(source)),
     }
-    file.set_len(0).map_err(output_error)?;
+    if truncate {
+        file.set_len(0).map_err(output_error)?;
+    }
     Ok(file)
 }
 
@@ -392,8 +480,11 @@ pub fn note_no_rows(input: &Path) {
     );
 }
 
-/// How often the results file is flushed while a run goes.
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often the results file is handed to the operating system while a
+/// run that sends goes (with the journal, what a crash can lose); a dry run
+/// flushes every second.
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const DRY_RUN_FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How long the writer lets outcomes gather after writing a batch.
 const GATHER: Duration = Duration::from_millis(1);
 
@@ -424,17 +515,32 @@ pub fn write_in_order(
     timed: bool,
 ) -> Result<Summary, Fatal> {
     let started = Instant::now();
-    let mut held: VecDeque<Option<Outcome>> = VecDeque::new();
+    // Rows answered before their turn, and whether the journal has them.
+    let mut held: VecDeque<Option<(Outcome, bool)>> = VecDeque::new();
     let mut next_seq: u64 = 0;
     let mut flushed = Instant::now();
     loop {
-        // Rows reach the disk within about a second, so an interrupted or
-        // killed run leaves a results file that is at most that far behind.
-        if flushed.elapsed() >= FLUSH_EVERY {
+        // Rows reach the operating system within a tenth of a second (a
+        // second for a dry run): with the journal, all a crash can lose.
+        let every = if results.journal.is_some() {
+            FLUSH_EVERY
+        } else {
+            DRY_RUN_FLUSH_EVERY
+        };
+        if flushed.elapsed() >= every {
+            // Rows still waiting for their turn go into the journal now, so
+            // that the disk has every answer but those of the last interval.
+            // (A row that gets its turn within the interval never needs it.)
+            for (outcome, journaled) in held.iter_mut().flatten() {
+                if !*journaled && outcome.record.attempts > 0 {
+                    results.journal(&outcome.record)?;
+                    *journaled = true;
+                }
+            }
             results.flush()?;
             flushed = Instant::now();
         }
-        let mut report = match reports.recv_timeout(Progress::TICK) {
+        let mut report = match reports.recv_timeout(every.min(Progress::TICK)) {
             Ok(report) => Some(report),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 progress.tick();
@@ -451,6 +557,12 @@ pub fn write_in_order(
             match current {
                 Report::Note(text) => progress.note(&text),
                 Report::Row(outcome) => {
+                    // A resumed run writes its results beside the old file
+                    // until the end: every answer goes to the journal at once.
+                    let journaled = results.replacement.is_some() && outcome.record.attempts > 0;
+                    if journaled {
+                        results.journal(&outcome.record)?;
+                    }
                     let Some(offset) = outcome.seq.checked_sub(next_seq) else {
                         debug_assert!(false, "row {} was reported twice", outcome.record.row);
                         continue;
@@ -465,9 +577,9 @@ pub fn write_in_order(
                     if held.len() <= offset {
                         held.resize(offset + 1, None);
                     }
-                    held[offset] = Some(outcome);
+                    held[offset] = Some((outcome, journaled));
                     while let Some(Some(_)) = held.front() {
-                        let outcome = held.pop_front().flatten().expect("the front is filled");
+                        let (outcome, _) = held.pop_front().flatten().expect("the front is filled");
                         write_one(&mut results, &mut progress, &outcome)?;
                         next_seq += 1;
                     }

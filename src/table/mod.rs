@@ -1,7 +1,9 @@
 //! CSV in and out: the input reader (`input`), the results record that is
 //! written and read back (`results`), and the writer of the input format
-//! (`input_format`). Spreadsheet files will join them here.
+//! (`input_format`), and the record of a run on disk: the results file and
+//! its journal (`record`). Spreadsheet files will join them here.
 
 pub mod input;
 pub mod input_format;
+pub mod record;
 pub mod results;

@@ -157,6 +157,15 @@ impl<W: Write> RecordWriter<W> {
         Ok(writer)
     }
 
+    /// Goes on writing records after those already in `sink` (no header).
+    pub fn continuing(sink: W) -> RecordWriter<W> {
+        RecordWriter {
+            csv: csv::WriterBuilder::new()
+                .buffer_capacity(1 << 16)
+                .from_writer(sink),
+        }
+    }
+
     pub fn write(&mut self, record: &ResultRecord) -> io::Result<()> {
         let (mut row_number, mut http_status, mut attempts) = (
             itoa::Buffer::new(),
@@ -257,6 +266,30 @@ fn user_cells(user: &User) -> [Cow<'_, str>; COLUMNS.len() - FIRST_USER_COLUMN] 
     ]
 }
 
+/// Where each of [`COLUMNS`] is in a file, found by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns([usize; COLUMNS.len()]);
+
+impl Columns {
+    fn from_header(header: &csv::StringRecord) -> io::Result<Columns> {
+        let mut index = [0; COLUMNS.len()];
+        for (slot, name) in index.iter_mut().zip(COLUMNS) {
+            *slot = header.iter().position(|h| h == name).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("this is not a results file of this tool: it has no {name} column"),
+                )
+            })?;
+        }
+        Ok(Columns(index))
+    }
+
+    /// The header a file of this tool has.
+    pub fn written() -> Columns {
+        Columns(std::array::from_fn(|i| i))
+    }
+}
+
 /// Reads a results file back, record by record, by column name (the order
 /// of the columns does not matter; a missing one is an error).
 ///
@@ -267,28 +300,33 @@ fn user_cells(user: &User) -> [Cow<'_, str>; COLUMNS.len() - FIRST_USER_COLUMN] 
 /// `None`.
 pub struct RecordReader<R: Read> {
     csv: csv::Reader<R>,
-    /// Where each of [`COLUMNS`] is in the file.
-    index: [usize; COLUMNS.len()],
+    columns: Columns,
     ends_with_newline: bool,
-    /// The record read ahead, to know which one is the last.
-    ahead: Option<csv::StringRecord>,
+    /// The record read ahead (with its byte offset), to know which one is the last.
+    ahead: Option<(u64, csv::StringRecord)>,
     torn: bool,
+}
+
+/// Whether a file's last byte is a line break (an empty file: yes).
+pub fn ends_with_newline(file: &mut File) -> io::Result<bool> {
+    let whole = match file.seek(SeekFrom::End(-1)) {
+        Ok(_) => {
+            let mut last = [0u8; 1];
+            file.read_exact(&mut last)?;
+            last[0] == b'\n'
+        }
+        // Shorter than one byte: empty.
+        Err(_) => true,
+    };
+    file.rewind()?;
+    Ok(whole)
 }
 
 impl RecordReader<BufReader<File>> {
     pub fn open(path: &Path) -> io::Result<RecordReader<BufReader<File>>> {
         let mut file = File::open(path)?;
-        let ends_with_newline = match file.seek(SeekFrom::End(-1)) {
-            Ok(_) => {
-                let mut last = [0u8; 1];
-                file.read_exact(&mut last)?;
-                last[0] == b'\n'
-            }
-            // Shorter than one byte: empty.
-            Err(_) => true,
-        };
-        file.rewind()?;
-        RecordReader::new(BufReader::new(file), ends_with_newline)
+        let ends = ends_with_newline(&mut file)?;
+        RecordReader::new(BufReader::new(file), ends)
     }
 }
 
@@ -300,22 +338,17 @@ impl<R: Read> RecordReader<R> {
             .flexible(true)
             .from_reader(reader);
         let headers = csv.headers().map_err(into_io)?.clone();
-        let mut index = [0; COLUMNS.len()];
-        for (slot, name) in index.iter_mut().zip(COLUMNS) {
-            *slot = headers.iter().position(|h| h == name).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("this is not a results file of this tool: it has no {name} column"),
-                )
-            })?;
-        }
         Ok(RecordReader {
+            columns: Columns::from_header(&headers)?,
             csv,
-            index,
             ends_with_newline,
             ahead: None,
             torn: false,
         })
+    }
+
+    pub fn columns(&self) -> Columns {
+        self.columns
     }
 
     /// Whether the last line was cut short (and left out). Known once
@@ -327,89 +360,113 @@ impl<R: Read> RecordReader<R> {
     /// The next whole record; `Err` names the line and the cell that cannot
     /// be read.
     pub fn next_record(&mut self) -> Option<Result<ResultRecord, String>> {
-        let current = match self.ahead.take() {
-            Some(record) => record,
+        self.next_entry().map(|(_, record)| record)
+    }
+
+    /// The next whole record with the byte offset where its line starts.
+    pub fn next_entry(&mut self) -> Option<(u64, Result<ResultRecord, String>)> {
+        let (offset, current) = match self.ahead.take() {
+            Some(entry) => entry,
             None => match self.read()? {
-                Ok(record) => record,
-                Err(error) => return Some(Err(error)),
+                Ok(entry) => entry,
+                Err(error) => return Some((0, Err(error))),
             },
         };
         match self.read() {
             Some(Ok(next)) => self.ahead = Some(next),
-            Some(Err(error)) => return Some(Err(error)),
+            Some(Err(error)) => return Some((offset, Err(error))),
             None if !self.ends_with_newline => {
                 self.torn = true;
                 return None;
             }
             None => {}
         }
-        Some(self.parse(&current))
+        Some((offset, parse(&current, &self.columns)))
     }
 
-    fn read(&mut self) -> Option<Result<csv::StringRecord, String>> {
+    fn read(&mut self) -> Option<Result<(u64, csv::StringRecord), String>> {
         let mut record = csv::StringRecord::new();
+        let offset = self.csv.position().byte();
         match self.csv.read_record(&mut record) {
-            Ok(true) => Some(Ok(record)),
+            Ok(true) => Some(Ok((offset, record))),
             Ok(false) => None,
             Err(error) => Some(Err(error.to_string())),
         }
     }
+}
 
-    fn parse(&self, record: &csv::StringRecord) -> Result<ResultRecord, String> {
-        let line = record.position().map_or(0, |p| p.line());
-        let cell = |column: usize| record.get(self.index[column]).unwrap_or_default();
-        let bad = |column: usize, why: &str| {
-            format!(
-                "line {line}, column {}: {:?} {why}",
-                COLUMNS[column],
-                cell(column)
-            )
-        };
-        if record.len() < COLUMNS.len() {
-            return Err(format!(
-                "line {line} has {} cells, not {}",
-                record.len(),
-                COLUMNS.len()
-            ));
-        }
-        let number = |column: usize| -> Result<Option<u64>, String> {
-            match cell(column) {
-                "" => Ok(None),
-                text => text
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| bad(column, "is not a whole number")),
-            }
-        };
-        let row = number(0)?.ok_or_else(|| bad(0, "is empty"))?;
-        let status = Status::parse(cell(2)).ok_or_else(|| bad(2, "is not a status"))?;
-        let http_status = number(3)?
-            .map(|status| u16::try_from(status).map_err(|_| bad(3, "is not an HTTP status")))
-            .transpose()?;
-        let attempts = number(4)?
-            .map(|n| u32::try_from(n).map_err(|_| bad(4, "is too large")))
-            .transpose()?
-            .unwrap_or(0);
-        let user_cells: Vec<&str> = (FIRST_USER_COLUMN..COLUMNS.len()).map(cell).collect();
-        let user = if user_cells.iter().all(|cell| cell.is_empty()) {
-            None
-        } else {
-            Some(Box::new(parse_user(&user_cells).map_err(
-                |(offset, why)| bad(FIRST_USER_COLUMN + offset, why),
-            )?))
-        };
-        Ok(ResultRecord {
-            row,
-            user_id: cell(1).to_string(),
-            status,
-            http_status,
-            attempts,
-            error: cell(5).to_string(),
-            request: cell(6).to_string(),
-            changes: cell(7).to_string(),
-            user,
-        })
+/// The record whose line starts at `offset` of `file` (from
+/// [`RecordReader::next_entry`]), read with `columns`.
+pub fn read_at(file: &mut File, offset: u64, columns: &Columns) -> io::Result<ResultRecord> {
+    file.seek(SeekFrom::Start(offset))?;
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::new(&mut *file));
+    let mut record = csv::StringRecord::new();
+    if !csv.read_record(&mut record).map_err(into_io)? {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("no record at byte {offset}"),
+        ));
     }
+    parse(&record, columns).map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))
+}
+
+fn parse(record: &csv::StringRecord, columns: &Columns) -> Result<ResultRecord, String> {
+    let line = record.position().map_or(0, |p| p.line());
+    let cell = |column: usize| record.get(columns.0[column]).unwrap_or_default();
+    let bad = |column: usize, why: &str| {
+        format!(
+            "line {line}, column {}: {:?} {why}",
+            COLUMNS[column],
+            cell(column)
+        )
+    };
+    if record.len() < COLUMNS.len() {
+        return Err(format!(
+            "line {line} has {} cells, not {}",
+            record.len(),
+            COLUMNS.len()
+        ));
+    }
+    let number = |column: usize| -> Result<Option<u64>, String> {
+        match cell(column) {
+            "" => Ok(None),
+            text => text
+                .parse()
+                .map(Some)
+                .map_err(|_| bad(column, "is not a whole number")),
+        }
+    };
+    let row = number(0)?.ok_or_else(|| bad(0, "is empty"))?;
+    let status = Status::parse(cell(2)).ok_or_else(|| bad(2, "is not a status"))?;
+    let http_status = number(3)?
+        .map(|status| u16::try_from(status).map_err(|_| bad(3, "is not an HTTP status")))
+        .transpose()?;
+    let attempts = number(4)?
+        .map(|n| u32::try_from(n).map_err(|_| bad(4, "is too large")))
+        .transpose()?
+        .unwrap_or(0);
+    let user_cells: Vec<&str> = (FIRST_USER_COLUMN..COLUMNS.len()).map(cell).collect();
+    let user = if user_cells.iter().all(|cell| cell.is_empty()) {
+        None
+    } else {
+        Some(Box::new(parse_user(&user_cells).map_err(
+            |(offset, why)| bad(FIRST_USER_COLUMN + offset, why),
+        )?))
+    };
+    Ok(ResultRecord {
+        row,
+        user_id: cell(1).to_string(),
+        status,
+        http_status,
+        attempts,
+        error: cell(5).to_string(),
+        request: cell(6).to_string(),
+        changes: cell(7).to_string(),
+        user,
+    })
 }
 
 /// The user from its 17 cells; `Err` has the offset of the bad cell and why.

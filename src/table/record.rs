@@ -1,0 +1,244 @@
+//! The record of a run on disk: the results file, written in input order,
+//! and its journal beside it (`<results>.journal`). Every tenth of a second
+//! the rows answered but still waiting for their turn in the results file
+//! (a row before them is still in flight or waiting for a retry) are
+//! appended to the journal, and both files are handed to the operating
+//! system, so a crash (`kill -9`) loses at most the answers of that last
+//! tenth of a second. A resumed run writes its new results file beside the
+//! old one until the end, so it journals every answer as it arrives.
+//! `apply --resume` reads both.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::results::{
+    Columns, RecordReader, RecordWriter, ResultRecord, ends_with_newline, read_at,
+};
+
+/// The journal's path: the results file's, with `.journal` added.
+pub fn journal_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_os_string();
+    name.push(".journal");
+    PathBuf::from(name)
+}
+
+/// Opens (creating it readable by its owner only) a file for reading and writing.
+fn open_private(path: &Path) -> io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// The journal of a run that sends.
+pub struct Journal {
+    writer: RecordWriter<File>,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Opens the journal beside `results`: `append` goes on after what an
+    /// earlier run wrote (cutting off a last line that a crash left half
+    /// written); otherwise the journal starts empty.
+    pub fn open(results: &Path, append: bool) -> io::Result<Journal> {
+        let path = journal_path(results);
+        let mut file = open_private(&path)?;
+        if !append {
+            file.set_len(0)?;
+        } else if !ends_with_newline(&mut file)? {
+            let whole = last_line_break(&mut file)?.map_or(0, |at| at + 1);
+            file.set_len(whole)?;
+        }
+        let length = file.seek(SeekFrom::End(0))?;
+        let mut writer = if length == 0 {
+            RecordWriter::new(file)?
+        } else {
+            RecordWriter::continuing(file)
+        };
+        writer.flush()?;
+        Ok(Journal { writer, path })
+    }
+
+    pub fn append(&mut self, record: &ResultRecord) -> io::Result<()> {
+        self.writer.write(record)
+    }
+
+    /// Hands what is buffered to the operating system (the results writer
+    /// does so every tenth of a second, with the results file).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+
+    /// Once the results file holds every row for good: the journal is done.
+    pub fn remove(mut self) -> io::Result<()> {
+        self.writer.flush()?;
+        std::fs::remove_file(&self.path)
+    }
+}
+
+/// The offset of the last line break of `file`, reading back from the end.
+fn last_line_break(file: &mut File) -> io::Result<Option<u64>> {
+    const CHUNK: u64 = 64 * 1024;
+    let mut end = file.seek(SeekFrom::End(0))?;
+    let mut buffer = vec![0u8; CHUNK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(CHUNK);
+        let length = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut buffer[..length])?;
+        if let Some(at) = memchr::memrchr(b'\n', &buffer[..length]) {
+            return Ok(Some(start + at as u64));
+        }
+        end = start;
+    }
+    Ok(None)
+}
+
+/// What an earlier run recorded: its results file and its journal, looked
+/// up row by row. Memory: 16 bytes per row in the journal, for its index.
+pub struct Previous {
+    results: PathBuf,
+    journal: Option<(PathBuf, Columns, HashMap<u64, u64>)>,
+}
+
+impl Previous {
+    /// The record at `results` and its journal; `None` when there is
+    /// neither (a resume with nothing to resume is a fresh run).
+    pub fn open(results: &Path) -> io::Result<Option<Previous>> {
+        let journal_path = journal_path(results);
+        // A file a killed run created but wrote nothing to says nothing.
+        let holds_records = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
+        if !holds_records(results) && !holds_records(&journal_path) {
+            return Ok(None);
+        }
+        let journal = if holds_records(&journal_path) {
+            let mut reader = RecordReader::open(&journal_path)?;
+            let mut index = HashMap::new();
+            while let Some((offset, record)) = reader.next_entry() {
+                let record = record.map_err(|error| invalid(&journal_path, error))?;
+                // A later entry for the same row is the newer answer.
+                index.insert(record.row, offset);
+            }
+            Some((journal_path, reader.columns(), index))
+        } else {
+            None
+        };
+        Ok(Some(Previous {
+            results: results.to_path_buf(),
+            journal,
+        }))
+    }
+
+    /// The results file this record is of.
+    pub fn path(&self) -> &Path {
+        &self.results
+    }
+
+    /// A pass over the record, for rows asked in increasing order.
+    pub fn cursor(&self) -> io::Result<Cursor<'_>> {
+        let results = if std::fs::metadata(&self.results).is_ok_and(|m| m.len() > 0) {
+            Some(RecordReader::open(&self.results)?)
+        } else {
+            None
+        };
+        let journal = match &self.journal {
+            Some((path, _, _)) => Some(File::open(path)?),
+            None => None,
+        };
+        Ok(Cursor {
+            previous: self,
+            results,
+            ahead: None,
+            journal,
+        })
+    }
+}
+
+fn invalid(path: &Path, error: String) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{}: {error}", path.display()),
+    )
+}
+
+/// One pass over an earlier run's record.
+pub struct Cursor<'a> {
+    previous: &'a Previous,
+    results: Option<RecordReader<BufReader<File>>>,
+    /// The next record of the results file, read ahead.
+    ahead: Option<ResultRecord>,
+    journal: Option<File>,
+}
+
+impl Cursor<'_> {
+    /// What the earlier run recorded for `row`: the journal's newest entry,
+    /// else the results file's. Rows must be asked in increasing order.
+    pub fn take(&mut self, row: u64) -> io::Result<Option<ResultRecord>> {
+        let from_results = self.in_results(row)?;
+        if let (Some(file), Some((path, columns, index))) =
+            (&mut self.journal, &self.previous.journal)
+            && let Some(offset) = index.get(&row)
+        {
+            let record = read_at(file, *offset, columns)
+                .map_err(|error| invalid(path, error.to_string()))?;
+            return Ok(Some(record));
+        }
+        Ok(from_results)
+    }
+
+    fn in_results(&mut self, row: u64) -> io::Result<Option<ResultRecord>> {
+        let Some(reader) = &mut self.results else {
+            return Ok(None);
+        };
+        loop {
+            match &self.ahead {
+                Some(record) if record.row > row => return Ok(None),
+                Some(record) if record.row == row => return Ok(self.ahead.take()),
+                _ => {}
+            }
+            match reader.next_record() {
+                Some(Ok(record)) => self.ahead = Some(record),
+                Some(Err(error)) => return Err(invalid(&self.previous.results, error)),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+/// Writes a whole results file in place of another only at the end: the
+/// rows go to a temporary file beside it, renamed over it once complete, so
+/// the file on disk is never half replaced.
+pub struct Replacement {
+    file: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl Replacement {
+    pub fn new(path: &Path) -> io::Result<Replacement> {
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let file = tempfile::Builder::new()
+            .prefix(".gcore-iam-bulk-results")
+            .tempfile_in(folder)?;
+        Ok(Replacement {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn file(&self) -> io::Result<File> {
+        self.file.as_file().try_clone()
+    }
+
+    /// Puts the finished file in place (after it reached the disk).
+    pub fn commit(self) -> io::Result<()> {
+        self.file.as_file().sync_all()?;
+        self.file.persist(&self.path).map_err(|error| error.error)?;
+        Ok(())
+    }
+}
