@@ -50,13 +50,10 @@ pub struct ApplyArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Rehearse: start a local sandbox of the API in-process, with a generated key, and send
-    /// to it instead of Gcore. Nothing leaves this machine.
+    /// to it instead of Gcore. Nothing leaves this machine. The results go to
+    /// <input stem>.rehearsal.csv (replaced at every rehearsal) unless -o says otherwise.
     #[arg(long, conflicts_with_all = ["api_key_file", "base_url", "dry_run"])]
     pub sandbox: bool,
-    /// Replace an existing results file (by default apply refuses: it may be the record of an
-    /// earlier run). Rehearsals with --sandbox and dry runs always replace it.
-    #[arg(long)]
-    pub overwrite: bool,
     /// Go on from the run recorded in the results file (and its journal): keep the rows already
     /// updated, send the rest. Without a record yet, a fresh run.
     #[arg(long, conflicts_with_all = ["dry_run", "overwrite"])]
@@ -133,12 +130,16 @@ pub struct InputArgs {
 /// Where the results go and how much is said on the terminal.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// The results CSV, or - for standard output. Default: <input stem>.results.csv in the current directory.
+    /// The results CSV, or - for standard output. Default: <input stem>.results.csv in the current directory (.rehearsal.csv with --sandbox).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Print only errors and the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Replace a results file that records a run that sent requests, or a file that is not a
+    /// results file of this tool. A dry run's results file is replaced without it.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// Settings of the local API stand-in.

@@ -106,11 +106,22 @@ pub enum OutputTarget {
 }
 
 impl OutputTarget {
-    pub fn from_args(args: &OutputArgs, input: &InputSource) -> Result<Self, Fatal> {
+    /// `rehearsal`: an `apply --sandbox`, whose results go by default to a
+    /// file of their own (`<stem>.rehearsal.csv`), never to a real run's.
+    pub fn from_args(
+        args: &OutputArgs,
+        input: &InputSource,
+        rehearsal: bool,
+    ) -> Result<Self, Fatal> {
+        let suffix = if rehearsal {
+            REHEARSAL_SUFFIX
+        } else {
+            ".results.csv"
+        };
         let target = match &args.output {
             Some(path) if path.as_os_str() == "-" => OutputTarget::Stdout,
             Some(path) => OutputTarget::File(path.clone()),
-            None => OutputTarget::File(default_output(input)),
+            None => OutputTarget::File(default_output(input, suffix)),
         };
         if let (OutputTarget::File(out), InputSource::File(inp)) = (&target, input)
             && same_file(out, inp)
@@ -145,15 +156,18 @@ impl OutputTarget {
     }
 }
 
-/// `<input stem>.results.csv` in the current directory; `stdin.results.csv`
-/// when the input is standard input.
-fn default_output(input: &InputSource) -> PathBuf {
+/// The default results file of `apply --sandbox`, after the input's stem.
+pub const REHEARSAL_SUFFIX: &str = ".rehearsal.csv";
+
+/// `<input stem><suffix>` in the current directory (`stdin` as the stem
+/// when the input is standard input).
+fn default_output(input: &InputSource, suffix: &str) -> PathBuf {
     let stem = match input {
         InputSource::Stdin => OsStr::new("stdin"),
         InputSource::File(path) => path.file_stem().unwrap_or(OsStr::new("input")),
     };
     let mut name = stem.to_os_string();
-    name.push(".results.csv");
+    name.push(suffix);
     PathBuf::from(name)
 }
 
@@ -571,10 +585,17 @@ mod tests {
     #[test]
     fn default_output_is_named_after_the_input_in_the_current_directory() {
         let input = InputSource::File(PathBuf::from("/data/batch.csv"));
-        assert_eq!(default_output(&input), PathBuf::from("batch.results.csv"));
         assert_eq!(
-            default_output(&InputSource::Stdin),
+            default_output(&input, ".results.csv"),
+            PathBuf::from("batch.results.csv")
+        );
+        assert_eq!(
+            default_output(&InputSource::Stdin, ".results.csv"),
             PathBuf::from("stdin.results.csv")
+        );
+        assert_eq!(
+            default_output(&input, REHEARSAL_SUFFIX),
+            PathBuf::from("batch.rehearsal.csv")
         );
     }
 

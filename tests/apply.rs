@@ -979,3 +979,64 @@ async fn an_api_that_cannot_be_reached_stops_the_run_early() {
     );
     assert!(stderr.lines().count() < 20, "{stderr}");
 }
+
+/// The record of a run that sent requests is replaced by no command without
+/// --overwrite; a dry run's results are replaced freely, so `validate` then
+/// `apply` needs no flag.
+#[tokio::test]
+async fn no_command_replaces_the_record_of_a_run_that_sent_requests() {
+    let (server, _) = echo_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("batch.csv"), "user_id,lang\n1,de\n").unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(args)
+            .args(if args[0] == "apply" {
+                vec!["--base-url".to_string(), server.uri()]
+            } else {
+                Vec::new()
+            })
+            .env("GCORE_API_KEY", KEY)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let results = dir.path().join("batch.results.csv");
+    let apply_args = ["apply", "batch.csv", "--rate", "0"];
+    // validate, then apply: the dry run's file is replaced without a flag.
+    let (code, stderr) = run(&["validate", "batch.csv"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stderr) = run(&apply_args);
+    assert_eq!(code, 0, "{stderr}");
+    let record = std::fs::read_to_string(&results).unwrap();
+    assert!(record.contains(",updated,"), "{record}");
+    // Now neither validate, nor apply, nor apply --dry-run replaces it.
+    for args in [
+        &["validate", "batch.csv"][..],
+        &["apply", "batch.csv", "--dry-run"][..],
+        &apply_args[..],
+    ] {
+        let (code, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("records a run that sent requests"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&results).unwrap(),
+            record,
+            "{args:?}"
+        );
+    }
+    let (code, stderr) = run(&["validate", "batch.csv", "--overwrite"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        std::fs::read_to_string(&results)
+            .unwrap()
+            .contains(",would_update,")
+    );
+}

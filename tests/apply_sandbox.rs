@@ -101,19 +101,28 @@ fn assert_all_updated(run: &Run, rows: usize) {
 fn the_readme_rehearsal_updates_every_valid_sample_row() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/users.csv");
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(BIN)
-        .current_dir(dir.path())
-        .args([
-            "apply",
-            sample.to_str().unwrap(),
-            "--sandbox",
-            "-o",
-            "in.results.csv",
-        ])
-        .env_remove("GCORE_API_KEY")
-        .output()
-        .unwrap();
-    let run = read_run(dir.path(), out);
+    // The README's first command, run twice (a rehearsal replaces its own file).
+    let mut out = None;
+    for _ in 0..2 {
+        out = Some(
+            Command::new(BIN)
+                .current_dir(dir.path())
+                .args(["apply", sample.to_str().unwrap(), "--sandbox"])
+                .env_remove("GCORE_API_KEY")
+                .output()
+                .unwrap(),
+        );
+    }
+    assert!(
+        !dir.path().join("users.results.csv").exists(),
+        "a rehearsal never writes where a real run's record goes"
+    );
+    std::fs::rename(
+        dir.path().join("users.rehearsal.csv"),
+        dir.path().join("in.results.csv"),
+    )
+    .unwrap();
+    let run = read_run(dir.path(), out.unwrap());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("nothing leaves this machine"),

@@ -2,7 +2,7 @@
 //! invalid, unless `--skip-invalid`), then send one PATCH per valid row
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
-use super::{finish, first_pass, runtime, sandbox};
+use super::{finish, first_pass, guard_results, runtime, sandbox};
 use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
 use crate::engine::operations::PatchRows;
@@ -21,7 +21,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         return super::validate::run(&args.input, &args.output, args.run.summary_json.as_deref());
     }
     let settings = InputSettings::from_args(&args.input)?;
-    let target = OutputTarget::from_args(&args.output, &settings.source)?;
+    let target = OutputTarget::from_args(&args.output, &settings.source, args.sandbox)?;
     let run = RunSettings::from_args(&args.run)?;
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
@@ -40,8 +40,10 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             .map(Arc::new),
         (_, false) => None,
     };
-    if !args.sandbox && !args.overwrite && !args.resume {
-        target.refuse_to_replace()?;
+    // A rehearsal's own file (<stem>.rehearsal.csv) is replaced at every rehearsal.
+    let own_rehearsal_file = args.sandbox && args.output.output.is_none();
+    if !args.resume && !own_rehearsal_file {
+        guard_results(&target, args.output.overwrite, true)?;
     }
     let quiet = args.output.quiet;
     runtime(false)?.block_on(async {

@@ -17,9 +17,10 @@ use crate::error::Fatal;
 use crate::exit::{Exit, Signal};
 use crate::pipeline::Finished;
 use crate::policy::StopReason;
-use crate::settings::InputSettings;
+use crate::settings::{InputSettings, OutputTarget};
 use crate::sink;
 use crate::table::input::Input;
+use crate::table::record::{Existing, existing};
 
 /// Runs one command; `Err` is a fatal error (the run could not start).
 pub fn run(cli: Cli) -> Result<Exit, Fatal> {
@@ -65,6 +66,40 @@ async fn first_pass(
         }
     }
     Ok((Arc::new(input), preflight))
+}
+
+/// A results file that records a run that sent requests is the only account
+/// of what that run changed, and a file that is not a results file may be
+/// anything: neither is replaced unless `overwrite`. A dry run's results are
+/// replaced freely (so `validate` then `apply` needs no flag). `resume_hint`:
+/// the command could go on from the record with `--resume`.
+fn guard_results(target: &OutputTarget, overwrite: bool, resume_hint: bool) -> Result<(), Fatal> {
+    let OutputTarget::File(path) = target else {
+        return Ok(());
+    };
+    if overwrite {
+        return Ok(());
+    }
+    let resume = if resume_hint {
+        "go on from it with --resume, "
+    } else {
+        ""
+    };
+    match existing(path) {
+        Existing::Nothing | Existing::DryRun => Ok(()),
+        Existing::Sent => Err(Fatal::Usage(format!(
+            "the results file {} already exists and records a run that sent requests, the only \
+             account of what it changed; {resume}move it away, choose another file with -o, or \
+             pass --overwrite",
+            path.display()
+        ))),
+        Existing::Foreign(why) => Err(Fatal::Usage(format!(
+            "{} already exists and is not a results file of this tool ({}); choose another file \
+             with -o, or pass --overwrite to replace it",
+            path.display(),
+            crate::model::patch::show(&why)
+        ))),
+    }
 }
 
 /// Prints the summary, writes it as JSON when asked, and says how the run

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{finish, first_pass, runtime};
+use super::{finish, first_pass, guard_results, runtime};
 use crate::cli::{InputArgs, OutputArgs};
 use crate::engine::Never;
 use crate::error::Fatal;
@@ -21,10 +21,11 @@ pub fn run(
     summary_json: Option<&Path>,
 ) -> Result<Exit, Fatal> {
     let settings = InputSettings::from_args(input)?;
-    let target = OutputTarget::from_args(output, &settings.source)?;
+    let target = OutputTarget::from_args(output, &settings.source, false)?;
     if let Some(summary) = summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
+    guard_results(&target, output.overwrite, false)?;
     let quiet = output.quiet;
     runtime(true)?.block_on(async {
         let interrupt = Interrupt::install();

@@ -97,6 +97,38 @@ fn last_line_break(file: &mut File) -> io::Result<Option<u64>> {
     Ok(None)
 }
 
+/// What a file about to be replaced by a results file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Existing {
+    /// No file, or an empty one.
+    Nothing,
+    /// The results of a dry run: nothing was sent, nothing to lose.
+    DryRun,
+    /// The record of a run that sent requests: the only account of what it changed.
+    Sent,
+    /// Not a results file of this tool (the reason).
+    Foreign(String),
+}
+
+/// Reads enough of `path` to say what it holds.
+pub fn existing(path: &Path) -> Existing {
+    if !std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+        return Existing::Nothing;
+    }
+    let mut reader = match RecordReader::open(path) {
+        Ok(reader) => reader,
+        Err(error) => return Existing::Foreign(error.to_string()),
+    };
+    while let Some(record) = reader.next_record() {
+        match record {
+            Ok(record) if record.attempts > 0 => return Existing::Sent,
+            Ok(_) => {}
+            Err(error) => return Existing::Foreign(error),
+        }
+    }
+    Existing::DryRun
+}
+
 /// What an earlier run recorded: its results file and its journal, looked
 /// up row by row. Memory: 16 bytes per row in the journal, for its index.
 pub struct Previous {
