@@ -546,3 +546,54 @@ async fn a_second_run_on_the_same_results_file_is_refused() {
     assert_eq!(sandbox.stats().requests, 10, "the second run sent nothing");
     assert!(sent_before < 10, "the first run was still going");
 }
+
+/// The rows sent are the rows checked: the run reads a copy of the input
+/// taken at its start, so rewriting the file mid-run changes nothing that
+/// is sent, and the run says the file changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_rewritten_during_the_run_changes_nothing_that_is_sent() {
+    let sandbox = start(Faults {
+        latency_ms: 20,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let original = lang_rows(60);
+    std::fs::write(dir.path().join("in.csv"), &original).unwrap();
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "--rate", "30", "--concurrency", "2"])
+        .args(["--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // Rewritten in place, with other values and more rows.
+    let mut other = String::from("user_id,lang\n");
+    for id in 1..=200 {
+        other.push_str(&format!("{id},zh\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), other).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("in.csv changed while the run went on"),
+        "{stderr}"
+    );
+    let (results, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(results.len(), 60);
+    for (row, line) in results.iter().zip(original.lines().skip(1)) {
+        let lang = line.split(',').nth(1).unwrap();
+        assert_eq!(
+            row["request"],
+            format!("{{\"lang\":\"{lang}\"}}"),
+            "{row:?}"
+        );
+        assert_eq!(row["lang"], lang, "{row:?}");
+    }
+    assert_eq!(sandbox.stats().patches_per_user.len(), 60);
+}

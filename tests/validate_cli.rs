@@ -489,3 +489,26 @@ fn an_unwritable_results_file_or_an_unreadable_input_exits_2() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("cannot read ."), "{}", run.stderr);
 }
+
+/// A named pipe (or a process substitution, `<(cat users.csv)`) reads like a
+/// file: it is copied once, then checked.
+#[cfg(unix)]
+#[test]
+fn a_named_pipe_reads_like_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || {
+            std::fs::write(fifo, "user_id,lang\n1,de\n2,xx\n").unwrap();
+        })
+    };
+    let run = run_in(dir.path(), &["validate", "pipe.csv"], None);
+    writer.join().unwrap();
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let results = read_results(&std::fs::read(dir.path().join("pipe.results.csv")).unwrap());
+    let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["would_update", "invalid"]);
+}

@@ -2,7 +2,7 @@
 //! invalid, unless `--skip-invalid`), then send one PATCH per valid row
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
-use super::{finish, first_pass, guard_results, runtime, sandbox};
+use super::{finish, first_pass, guard_results, note_input_changed, runtime, sandbox};
 use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
 use crate::engine::operations::PatchRows;
@@ -89,7 +89,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         };
         let results = ResultsWriter::create(&target, keeping)?;
         let checks = Checks {
-            input,
+            input: Arc::clone(&input),
             null_token: settings.null_token.clone(),
             duplicates: preflight.duplicates.into(),
             disposition,
@@ -108,6 +108,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         if let Some(running) = rehearsal {
             running.stop().await;
         }
+        note_input_changed(&input);
         finish(&finished?, interrupt.signal(), run.summary_json.as_deref())
     })
 }

@@ -102,6 +102,18 @@ fn guard_results(target: &OutputTarget, overwrite: bool, resume_hint: bool) -> R
     }
 }
 
+/// Says when the input file changed while the run went on: the run used the
+/// copy it took at the start (the rows checked are the rows sent).
+fn note_input_changed(input: &Input) {
+    if input.changed() {
+        eprintln!(
+            "note: {} changed while the run went on; the run checked and sent the rows the file \
+             held when it started, and the results are about those",
+            input.display_path().display()
+        );
+    }
+}
+
 /// Prints the summary, writes it as JSON when asked, and says how the run
 /// ended: `signal` is the one that came, if any.
 fn finish(

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{finish, first_pass, guard_results, runtime};
+use super::{finish, first_pass, guard_results, note_input_changed, runtime};
 use crate::cli::{InputArgs, OutputArgs};
 use crate::engine::Never;
 use crate::error::Fatal;
@@ -13,6 +13,7 @@ use crate::policy::SendPolicy;
 use crate::settings::{InputSettings, OutputTarget, check_summary_path};
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
+use std::sync::Arc;
 
 /// `summary_json`: also write the summary there (`apply --dry-run --summary-json`).
 pub fn run(
@@ -32,7 +33,7 @@ pub fn run(
         let (input, preflight) = first_pass(&settings, false, quiet).await?;
         let results = ResultsWriter::create(&target, Keeping::DryRun)?;
         let checks = Checks {
-            input,
+            input: Arc::clone(&input),
             null_token: settings.null_token.clone(),
             duplicates: preflight.duplicates.into(),
             disposition: Disposition::Go,
@@ -49,6 +50,7 @@ pub fn run(
             interrupt.clone(),
         )
         .await?;
+        note_input_changed(&input);
         finish(&finished, interrupt.signal(), summary_json)
     })
 }

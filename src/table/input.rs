@@ -1,10 +1,10 @@
 //! Reading the input CSV: decoding, the delimiter, the header and its column
-//! names, and the row number a spreadsheet shows for each record. Standard
-//! input is spooled to a temporary file so that the file can be read more
-//! than once (duplicates are found in a first pass).
+//! names, and the row number a spreadsheet shows for each record. The input
+//! is copied to a temporary file when the run starts, so that every pass
+//! reads the same rows (duplicates are found in a first pass).
 
 use std::fs::File;
-use std::io::{self, Read, Seek};
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -125,37 +125,85 @@ fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
     )
 }
 
-/// The input, ready to be read from the start as often as needed.
+/// The input, ready to be read from the start as often as needed: a private
+/// copy taken when the run starts, so that every pass (the first pass, the
+/// check of what is sent) reads the same bytes, whatever happens to the
+/// file meanwhile, and so that a pipe or a process substitution
+/// (`<(cat users.csv)`) reads like a file. The copy is deleted with it.
 pub struct Input {
     config: InputSettings,
-    spool: Option<File>,
+    spool: tempfile::NamedTempFile,
+    /// The file as it was when copied, to tell whether it changed since.
+    original: Option<Fingerprint>,
+}
+
+/// What tells a file changed: its size, its modification time, its inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: (u64, u64),
+}
+
+impl Fingerprint {
+    fn of(metadata: &std::fs::Metadata) -> Fingerprint {
+        Fingerprint {
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+            #[cfg(unix)]
+            inode: {
+                use std::os::unix::fs::MetadataExt;
+                (metadata.dev(), metadata.ino())
+            },
+        }
+    }
 }
 
 impl Input {
-    /// Checks that the input can be opened, and spools standard input.
+    /// Copies the input (a file, a pipe, standard input) to a private
+    /// temporary file.
     pub fn open(config: &InputSettings) -> Result<Input, Fatal> {
-        let spool = match &config.source {
+        let open_error = |source| Fatal::InputOpen {
+            path: config.source.display_path(),
+            source,
+        };
+        let mut spool = tempfile::NamedTempFile::new().map_err(open_error)?;
+        let original = match &config.source {
             InputSource::File(path) => {
-                File::open(path).map_err(|source| Fatal::InputOpen {
-                    path: path.clone(),
-                    source,
-                })?;
-                None
+                let mut file = File::open(path).map_err(open_error)?;
+                let metadata = file.metadata().map_err(open_error)?;
+                if metadata.is_dir() {
+                    return Err(open_error(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "it is a folder, not a file",
+                    )));
+                }
+                let fingerprint = metadata.is_file().then(|| Fingerprint::of(&metadata));
+                io::copy(&mut file, spool.as_file_mut()).map_err(open_error)?;
+                fingerprint
             }
             InputSource::Stdin => {
-                let open_error = |source| Fatal::InputOpen {
-                    path: PathBuf::from("<stdin>"),
-                    source,
-                };
-                let mut spool = tempfile::tempfile().map_err(open_error)?;
-                io::copy(&mut io::stdin().lock(), &mut spool).map_err(open_error)?;
-                Some(spool)
+                io::copy(&mut io::stdin().lock(), spool.as_file_mut()).map_err(open_error)?;
+                None
             }
         };
         Ok(Input {
             config: config.clone(),
             spool,
+            original,
         })
+    }
+
+    /// Whether the input file was changed (rewritten, replaced, removed)
+    /// since the run copied it.
+    pub fn changed(&self) -> bool {
+        match (&self.original, &self.config.source) {
+            (Some(original), InputSource::File(path)) => std::fs::metadata(path)
+                .map(|now| Fingerprint::of(&now) != *original)
+                .unwrap_or(true),
+            _ => false,
+        }
     }
 
     pub fn display_path(&self) -> PathBuf {
@@ -169,15 +217,8 @@ impl Input {
             path: path.clone(),
             source,
         };
-        let file = match (&self.spool, &self.config.source) {
-            (Some(spool), _) => {
-                let mut file = spool.try_clone().map_err(open_error)?;
-                file.rewind().map_err(open_error)?;
-                file
-            }
-            (None, InputSource::File(path)) => File::open(path).map_err(open_error)?,
-            (None, InputSource::Stdin) => unreachable!("standard input is always spooled"),
-        };
+        // A file of its own for each pass: passes never share an offset.
+        let file = self.spool.reopen().map_err(open_error)?;
         // Peek at the start: a byte-order mark decides the decoding, the first
         // line the delimiter. Plain UTF-8 is read as it is, without a decoder.
         let (mut start, rest) = peek(file).map_err(open_error)?;
