@@ -76,6 +76,10 @@ pub struct ApiArgs {
     /// Seconds to wait for each answer (per attempt, not per run).
     #[arg(long, value_name = "SECS", default_value = "30")]
     pub timeout: f64,
+    /// Allow a plain http:// base URL to a host that is not this machine (the key and the
+    /// users' data then cross the network unencrypted).
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 /// How fast and how stubbornly to send.

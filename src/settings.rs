@@ -306,6 +306,7 @@ impl ApiSettings {
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
         };
         let base_url = parse_base_url(&base_text)?;
+        refuse_plain_http(&base_url, args.allow_insecure_http)?;
         let api_key = match &args.api_key_file {
             Some(path) => {
                 let text = read_key_file(path).map_err(|source| Fatal::KeyFile {
@@ -379,10 +380,37 @@ fn read_key_file(path: &Path) -> std::io::Result<String> {
     Ok(text.strip_prefix('\u{feff}').unwrap_or(&text).to_string())
 }
 
+/// Plain `http://` sends the key and the users' data unencrypted: only to
+/// this machine (a sandbox, a local proxy), unless the user says otherwise.
+fn refuse_plain_http(url: &Url, allowed: bool) -> Result<(), Fatal> {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if url.scheme() == "http" && !loopback && !allowed {
+        return Err(Fatal::Usage(format!(
+            "the base URL {url} is plain http:// to another machine: the API key and the users' \
+             data would cross the network unencrypted; use https://, or pass \
+             --allow-insecure-http if the network is trusted"
+        )));
+    }
+    Ok(())
+}
+
 fn parse_base_url(text: &str) -> Result<Url, Fatal> {
+    // A URL with a password is shown without it.
+    let shown = match Url::parse(text.trim()) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => text.to_string(),
+    };
     let bad = |why: String| {
         Fatal::Usage(format!(
-            "the base URL {text:?} {why}; give one like {DEFAULT_BASE_URL} (--base-url or {BASE_URL_ENV})"
+            "the base URL {shown:?} {why}; give one like {DEFAULT_BASE_URL} (--base-url or {BASE_URL_ENV})"
         ))
     };
     let url = Url::parse(text.trim()).map_err(|e| bad(format!("is not a URL ({e})")))?;
@@ -604,6 +632,7 @@ mod tests {
             api_key_file: key_file,
             base_url: base_url.map(str::to_string),
             timeout: 30.0,
+            allow_insecure_http: false,
         }
     }
 
