@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::error::Fatal;
 use crate::model::patch::{PatchBody, Problem, parse_user_id, show};
+use crate::table::cells::restore;
 use crate::table::input::{Column, Header, Input, RawRow};
 use crate::table::record::Previous;
 use crate::table::results::Status;
@@ -203,6 +204,9 @@ impl<'a> Checker<'a> {
                     },
                     Column::Field(_) | Column::Unnamed if cell.is_empty() => {}
                     Column::Field(field) => {
+                        // A cell this tool wrote safe for a spreadsheet ('=x)
+                        // reads as it was (=x).
+                        let cell = restore(cell);
                         if let Err(message) = body.set_cell(*field, cell, self.null_token) {
                             problems.push(Problem::in_column(field.name(), message));
                         }

@@ -144,6 +144,10 @@ pub struct OutputArgs {
     /// results file of this tool. A dry run's results file is replaced without it.
     #[arg(long)]
     pub overwrite: bool,
+    /// Write cells as they are, even those a spreadsheet would run as a formula (=, +, -, @);
+    /// by default such a cell gets a leading ' (see the README).
+    #[arg(long)]
+    pub raw_output: bool,
 }
 
 /// Settings of the local API stand-in.

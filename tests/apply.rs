@@ -1040,3 +1040,32 @@ async fn no_command_replaces_the_record_of_a_run_that_sent_requests() {
             .contains(",would_update,")
     );
 }
+
+/// Values from the server that a spreadsheet would run as a formula are
+/// written with a leading quote; phone numbers stay as they are;
+/// --raw-output writes them raw.
+#[tokio::test]
+async fn formulas_from_the_server_cannot_run_in_a_spreadsheet() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 1, "name": "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "company": "@SUM(A1)", "phone": "+49 30 1234567"
+        })))
+        .mount(&server)
+        .await;
+    let run = apply("user_id,lang\n1,de\n", Some(&server), true, &[]).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let row = run.row(2);
+    assert_eq!(row["name"], "'=HYPERLINK(\"http://evil.example\",\"x\")");
+    assert_eq!(row["company"], "'@SUM(A1)");
+    assert_eq!(row["phone"], "+49 30 1234567");
+    let raw = apply(
+        "user_id,lang\n1,de\n",
+        Some(&server),
+        true,
+        &["--raw-output"],
+    )
+    .await;
+    assert_eq!(raw.row(2)["company"], "@SUM(A1)");
+}

@@ -137,7 +137,8 @@ where
 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("results.csv");
-    let writer = ResultsWriter::create(&OutputTarget::File(path.clone()), Keeping::Fresh).unwrap();
+    let writer =
+        ResultsWriter::create(&OutputTarget::File(path.clone()), Keeping::Fresh, false).unwrap();
     let (work_tx, work_rx) = mpsc::channel(8);
     let (report_tx, report_rx) = std_mpsc::channel();
     let (written_tx, written_rx) = watch::channel(0);

@@ -14,10 +14,10 @@ fn users() -> Vec<User> {
         User {
             id: Some(1),
             email: Some("anna.schmidt@example.com".into()),
-            name: Some("Anna \"Ann\" Schmidt, Dr.".into()),
+            name: Some("=Anna \"Ann\" Schmidt, Dr.".into()),
             lang: Some("de".into()),
             phone: Some("+49 30 1234567".into()),
-            company: Some("Example; GmbH".into()),
+            company: Some("'@Example; GmbH".into()),
             groups: Some(vec![
                 Group {
                     id: 2,

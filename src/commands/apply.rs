@@ -87,7 +87,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         } else {
             Keeping::Fresh
         };
-        let results = ResultsWriter::create(&target, keeping)?;
+        let results = ResultsWriter::create(&target, keeping, args.output.raw_output)?;
         let checks = Checks {
             input: Arc::clone(&input),
             null_token: settings.null_token.clone(),

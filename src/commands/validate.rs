@@ -31,7 +31,7 @@ pub fn run(
     runtime(true)?.block_on(async {
         let interrupt = Interrupt::install();
         let (input, preflight) = first_pass(&settings, false, quiet).await?;
-        let results = ResultsWriter::create(&target, Keeping::DryRun)?;
+        let results = ResultsWriter::create(&target, Keeping::DryRun, output.raw_output)?;
         let checks = Checks {
             input: Arc::clone(&input),
             null_token: settings.null_token.clone(),

@@ -292,7 +292,12 @@ pub enum Keeping {
 }
 
 impl ResultsWriter {
-    pub fn create(target: &OutputTarget, keeping: Keeping) -> Result<ResultsWriter, Fatal> {
+    /// `raw`: cells as they are, formulas included (`--raw-output`).
+    pub fn create(
+        target: &OutputTarget,
+        keeping: Keeping,
+        raw: bool,
+    ) -> Result<ResultsWriter, Fatal> {
         let path = target.display_path();
         let output_error = |source| Fatal::Output {
             path: path.clone(),
@@ -335,6 +340,9 @@ impl ResultsWriter {
             }
         };
         let mut records = RecordWriter::new(sink).map_err(output_error)?;
+        if raw {
+            records = records.raw();
+        }
         // The header at once: a run killed before its first row leaves a
         // valid, empty results file.
         records.flush().map_err(output_error)?;

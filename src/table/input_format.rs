@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use super::cells::neutralise;
 use crate::model::api::User;
 use crate::model::patch::Field;
 
@@ -57,7 +58,11 @@ impl<W: Write> InputWriter<W> {
             groups,
             auth_types,
         ];
-        self.csv.write_record(&cells).map_err(io::Error::other)
+        // Made safe to open in a spreadsheet; the input reader undoes it.
+        let cells = cells.iter().map(|cell| neutralise(cell));
+        self.csv
+            .write_record(cells.map(|cell| cell.into_owned()))
+            .map_err(io::Error::other)
     }
 
     /// Flushes and hands back the sink.

@@ -8,6 +8,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+use super::cells::{neutralise, restore};
 use crate::model::api::{ClientAndRoles, Group, IamGroup, User};
 
 /// The columns of the results file, in order.
@@ -141,9 +142,11 @@ impl ResultRecord {
     }
 }
 
-/// Writes records as CSV, the header first.
+/// Writes records as CSV, the header first. Text cells are made safe to
+/// open in a spreadsheet ([`neutralise`]) unless [`RecordWriter::raw`].
 pub struct RecordWriter<W: Write> {
     csv: csv::Writer<W>,
+    safe: bool,
 }
 
 impl<W: Write> RecordWriter<W> {
@@ -152,6 +155,7 @@ impl<W: Write> RecordWriter<W> {
             csv: csv::WriterBuilder::new()
                 .buffer_capacity(1 << 16)
                 .from_writer(sink),
+            safe: true,
         };
         writer.csv.write_record(COLUMNS).map_err(into_io)?;
         Ok(writer)
@@ -163,31 +167,59 @@ impl<W: Write> RecordWriter<W> {
             csv: csv::WriterBuilder::new()
                 .buffer_capacity(1 << 16)
                 .from_writer(sink),
+            safe: true,
         }
     }
 
-    pub fn write(&mut self, record: &ResultRecord) -> io::Result<()> {
+    /// Cells as they are, formulas included (`--raw-output`).
+    pub fn raw(mut self) -> RecordWriter<W> {
+        self.safe = false;
+        self
+    }
+
+    pub fn write<'a>(&mut self, record: &'a ResultRecord) -> io::Result<()> {
         let (mut row_number, mut http_status, mut attempts) = (
             itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
         );
+        let safe = |cell: &'a str| -> Cow<'a, str> {
+            if self.safe {
+                neutralise(cell)
+            } else {
+                Cow::Borrowed(cell)
+            }
+        };
+        let (user_id, error, request, changes) = (
+            safe(&record.user_id),
+            safe(&record.error),
+            safe(&record.request),
+            safe(&record.changes),
+        );
         let cells: [&str; FIRST_USER_COLUMN] = [
             row_number.format(record.row),
-            &record.user_id,
+            &user_id,
             record.status.as_str(),
             record
                 .http_status
                 .map_or("", |status| http_status.format(status)),
             attempts.format(record.attempts),
-            &record.error,
-            &record.request,
-            &record.changes,
+            &error,
+            &request,
+            &changes,
         ];
         let written = match &record.user {
             Some(user) => {
                 let user_cells = user_cells(user);
-                let user_cells = user_cells.iter().map(|cell| cell.as_ref());
+                let safe_cells: [Cow<str>; COLUMNS.len() - FIRST_USER_COLUMN] =
+                    std::array::from_fn(|i| {
+                        if self.safe {
+                            neutralise(&user_cells[i])
+                        } else {
+                            Cow::Borrowed(user_cells[i].as_ref())
+                        }
+                    });
+                let user_cells = safe_cells.iter().map(|cell| cell.as_ref());
                 self.csv
                     .write_record(cells.iter().copied().chain(user_cells))
             }
@@ -415,7 +447,8 @@ pub fn read_at(file: &mut File, offset: u64, columns: &Columns) -> io::Result<Re
 
 fn parse(record: &csv::StringRecord, columns: &Columns) -> Result<ResultRecord, String> {
     let line = record.position().map_or(0, |p| p.line());
-    let cell = |column: usize| record.get(columns.0[column]).unwrap_or_default();
+    // Cells come back as they were before the writer made them safe.
+    let cell = |column: usize| restore(record.get(columns.0[column]).unwrap_or_default());
     let bad = |column: usize, why: &str| {
         format!(
             "line {line}, column {}: {:?} {why}",
@@ -633,6 +666,27 @@ mod tests {
         let read: Vec<ResultRecord> = read.into_iter().map(Result::unwrap).collect();
         assert!(!torn);
         assert_eq!(read, records);
+    }
+
+    #[test]
+    fn formulas_from_the_server_are_written_safe_and_read_back_as_they_were() {
+        let mut record = records().remove(0);
+        let user = record.user.as_mut().unwrap();
+        user.name = Some("=HYPERLINK(\"http://evil\",\"x\")".into());
+        user.company = Some("@SUM(A1)".into());
+        user.phone = Some("+49 30 1234567".into());
+        let bytes = written(std::slice::from_ref(&record));
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.contains("\"'=HYPERLINK("), "{text}");
+        assert!(text.contains(",'@SUM(A1),"), "{text}");
+        assert!(text.contains(",+49 30 1234567,"), "{text}");
+        let (read, _) = read_back(&bytes);
+        assert_eq!(read[0].as_ref().unwrap(), &record);
+
+        let mut raw = RecordWriter::new(Vec::new()).unwrap().raw();
+        raw.write(&record).unwrap();
+        let raw = String::from_utf8(raw.csv.into_inner().unwrap()).unwrap();
+        assert!(raw.contains(",@SUM(A1),"), "{raw}");
     }
 
     #[test]

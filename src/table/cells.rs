@@ -1,0 +1,77 @@
+//! Spreadsheet safety for the files this tool writes (OWASP "CSV
+//! injection"): a cell that a spreadsheet would take for a formula (it
+//! begins with `=`, `@`, a tab or a carriage return, or with `+` or `-`
+//! but is not a number or a phone number) is written with a leading `'`,
+//! which spreadsheets show as "text". A cell that itself begins with `'` gets
+//! one more, so that [`restore`] undoes exactly what [`neutralise`] did, and
+//! the files this tool writes in its input format read back as they were.
+
+use std::borrow::Cow;
+
+/// The cell as written to a file a spreadsheet may open.
+pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    if needs_quote(cell) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
+/// The cell as it was before [`neutralise`]: one leading `'` is dropped when
+/// what follows it would have needed it. Any other cell is left alone (a
+/// name such as `'Ann` typed by a person stays as typed).
+pub fn restore(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if needs_quote(rest) => rest,
+        _ => cell,
+    }
+}
+
+fn needs_quote(cell: &str) -> bool {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'@' | b'\t' | b'\r' | b'\'') => true,
+        Some(b'+' | b'-') => !looks_like_a_number(cell),
+        _ => false,
+    }
+}
+
+/// `+49 30 1234567`, `-5`, `+1 (555) 010-0199`: digits and the marks of a
+/// phone number only, which no spreadsheet reads as a formula that runs.
+fn looks_like_a_number(cell: &str) -> bool {
+    cell.bytes().any(|b| b.is_ascii_digit())
+        && cell.bytes().all(|b| {
+            b.is_ascii_digit() || matches!(b, b'+' | b'-' | b' ' | b'(' | b')' | b'.' | b'/')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_quoted_and_numbers_are_not() {
+        let cases = [
+            ("=1+2", "'=1+2"),
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("+SUM(A1)", "'+SUM(A1)"),
+            ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'quoted", "''quoted"),
+            ("+49 30 1234567", "+49 30 1234567"),
+            ("+1 (555) 010-0199", "+1 (555) 010-0199"),
+            ("-5", "-5"),
+            ("Anna Schmidt", "Anna Schmidt"),
+            ("O'Neil", "O'Neil"),
+            ("", ""),
+            ("-", "'-"),
+        ];
+        for (cell, written) in cases {
+            assert_eq!(neutralise(cell), written, "{cell:?}");
+            assert_eq!(restore(&neutralise(cell)), cell, "{cell:?} round trip");
+        }
+        // Typed by a person, not written by this tool: left alone.
+        assert_eq!(restore("'Ann"), "'Ann");
+    }
+}
