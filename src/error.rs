@@ -54,6 +54,16 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    #[error(
+        "the run stopped after {sent} requests had been sent, because its record could not be \
+         written (the changes those requests made are in effect); fix what follows, then run \
+         again with --resume"
+    )]
+    RecordLost {
+        sent: u64,
+        #[source]
+        cause: Box<Fatal>,
+    },
     #[error("cannot start the HTTP client")]
     Client(#[source] reqwest::Error),
     #[error("cannot start the async runtime")]
@@ -69,10 +79,14 @@ pub enum Fatal {
 }
 
 impl Fatal {
-    /// Every fatal error is [`Exit::CannotStart`]: the file or the settings
-    /// could not be used.
+    /// A fatal error before anything was sent is [`Exit::CannotStart`]: the
+    /// file or the settings could not be used. One after requests went out
+    /// is [`Exit::RecordLost`].
     pub fn exit(&self) -> Exit {
-        Exit::CannotStart
+        match self {
+            Fatal::RecordLost { .. } => Exit::RecordLost,
+            _ => Exit::CannotStart,
+        }
     }
 }
 

@@ -21,6 +21,9 @@ pub enum Exit {
     RowProblems,
     /// Nothing was done: a bad flag, an unusable input, key or results file.
     CannotStart,
+    /// Requests were sent, then the run's record could not be written (a
+    /// full disk, a closed pipe): the run stopped; the message says how many.
+    RecordLost,
     /// Ctrl-C: the run stopped early, and still wrote every row.
     Interrupted,
     /// SIGTERM (cron's timeout, systemd, `kill`): the same, by another signal.
@@ -36,6 +39,8 @@ impl Exit {
             Exit::Success => 0,
             Exit::RowProblems => 1,
             Exit::CannotStart => 2,
+            // EX_IOERR of sysexits.h: an input/output error on a file.
+            Exit::RecordLost => 74,
             // The shell's convention: 128 + the signal's number.
             Exit::Interrupted | Exit::Aborted => 130,
             Exit::Terminated => 143,
@@ -70,6 +75,7 @@ mod tests {
             (Exit::of_run(None, false), 0),
             (Exit::of_run(None, true), 1),
             (Exit::CannotStart, 2),
+            (Exit::RecordLost, 74),
             (Exit::of_run(Some(Signal::Interrupt), false), 130),
             (Exit::of_run(Some(Signal::Interrupt), true), 130),
             (Exit::Aborted, 130),

@@ -100,7 +100,18 @@ where
     // A failed writer stops the engine, which stops the check stage: its
     // error (if any) is secondary to the writer's.
     let checked = check_stage.await.expect("the check stage does not panic");
-    let summary = summary?;
+    let summary = match (summary, &ended) {
+        (Ok(summary), _) => summary,
+        // Requests went out, and their record could not be written: not a
+        // run that "could not start".
+        (Err(cause), Ended::SinkGone { sent }) if *sent > 0 => {
+            return Err(Fatal::RecordLost {
+                sent: *sent,
+                cause: Box::new(cause),
+            });
+        }
+        (Err(cause), _) => return Err(cause),
+    };
     checked?;
     Ok(Finished {
         summary,

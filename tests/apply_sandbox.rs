@@ -597,3 +597,52 @@ async fn an_input_rewritten_during_the_run_changes_nothing_that_is_sent() {
     }
     assert_eq!(sandbox.stats().patches_per_user.len(), 60);
 }
+
+/// When the record cannot be written after requests went out (here the
+/// reader of `-o -` goes away; a full disk is the same), the run stops and
+/// says how many requests were sent, with its own exit code (74), not the
+/// "could not start" of 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_cannot_be_written_stops_the_run_and_says_what_was_sent() {
+    let sandbox = start(Faults {
+        latency_ms: 2,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(1000)).unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "-o", "-", "--rate", "0"])
+        .args(["--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut byte = [0u8; 1];
+        std::io::Read::read_exact(&mut stdout, &mut byte).unwrap();
+        // The reader goes away.
+    });
+    first.await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    let sent: u64 = stderr
+        .split("the run stopped after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in: {stderr}"));
+    let received = sandbox.stats().requests;
+    assert!(
+        sent >= 1 && sent <= received + 64,
+        "said {sent}, the sandbox got {received}"
+    );
+    assert!(received < 1000, "the run went on to the end");
+    assert!(stderr.contains("--resume"), "{stderr}");
+}

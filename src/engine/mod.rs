@@ -138,8 +138,9 @@ pub enum Ended {
     /// Something stopped the sending (the first reason); every row was still
     /// written.
     Stopped(StopReason),
-    /// The results writer is gone: it failed, and reports why.
-    SinkGone,
+    /// The results writer is gone: it failed, and reports why. `sent`:
+    /// requests sent until then (their changes may be in effect).
+    SinkGone { sent: u64 },
 }
 
 const INTERRUPTED_NOTE: &str =
@@ -199,6 +200,8 @@ where
     // Whether any request got an answer, and the failed connections before one did.
     let mut reached = false;
     let mut unreachable_attempts = 0;
+    // Requests sent, for the message when the record cannot be written.
+    let mut sent: u64 = 0;
     let cancel = cancel;
     tokio::pin!(cancel);
 
@@ -206,7 +209,7 @@ where
     macro_rules! report {
         ($report:expr) => {
             if !send($report) {
-                return Ended::SinkGone;
+                return Ended::SinkGone { sent };
             }
         };
     }
@@ -287,6 +290,7 @@ where
             // The job stays with the dispatcher: a panic in the request's task
             // fails its row instead of losing it.
             let task = tokio::spawn(transport.send(operation.call(&job)));
+            sent += 1;
             in_flight.push(async move { (job, task.await) });
         }
         if let Some(Reverse(first)) = retries.peek()
@@ -430,7 +434,7 @@ where
             }
             changed = written.changed(), if window_full => {
                 if changed.is_err() {
-                    return Ended::SinkGone;
+                    return Ended::SinkGone { sent };
                 }
             }
             () = sleep_until(wake), if wake.is_some() => {}
