@@ -14,8 +14,18 @@ fn main() -> ExitCode {
     match gcore_iam_bulk::run(cli) {
         Ok(exit) => exit.into(),
         Err(fatal) => {
-            eprintln!("error: {}", error_chain(&fatal));
+            eprintln!("error: {}", one_line(&error_chain(&fatal)));
             fatal.exit().into()
         }
+    }
+}
+
+/// A fatal message is one line of bounded length, whatever it quotes.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 2000;
+    let line = text.replace(['\n', '\r'], " ");
+    match line.char_indices().nth(MAX) {
+        Some((end, _)) => format!("{}… (cut)", &line[..end]),
+        None => line,
     }
 }

@@ -512,3 +512,39 @@ fn a_named_pipe_reads_like_a_file() {
     let statuses: Vec<&str> = results.iter().map(|r| r["status"].as_str()).collect();
     assert_eq!(statuses, ["would_update", "invalid"]);
 }
+
+/// A quote opened and never closed swallows every row after it into one
+/// cell: the run stops (nothing is checked or sent) and names the row where
+/// the quote opened, instead of calling the cell "a control character" and
+/// losing the rows.
+#[test]
+fn an_unclosed_quote_is_named_with_its_row() {
+    let run = run_on(
+        b"user_id,name\n1,Ann\n2,\"Bob\n3,Cy\n4,Dee\n",
+        &["validate", "in.csv"],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("a quote opened in row 3 is never closed, so the 3 lines after it"),
+        "{}",
+        run.stderr
+    );
+    // A quoted cell on several lines that is closed is no such thing.
+    let run = run_on(b"user_id,name\n1,\"Ann\nLee\"", &["validate", "in.csv"]);
+    assert!(!run.stderr.contains("never closed"), "{}", run.stderr);
+}
+
+/// Old Mac files end lines with a carriage return alone: read as lines,
+/// with the row numbers a spreadsheet shows.
+#[test]
+fn lines_ended_by_cr_alone_are_read() {
+    let run = run_on(b"user_id,lang\r1,de\r\r3,xx\r", &["validate", "in.csv"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let rows: Vec<(&str, &str)> = run
+        .results
+        .iter()
+        .map(|r| (r["row"].as_str(), r["status"].as_str()))
+        .collect();
+    assert_eq!(rows, [("2", "would_update"), ("4", "invalid")]);
+}

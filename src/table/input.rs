@@ -7,13 +7,13 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use csv::ByteRecord;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use crate::error::Fatal;
-use crate::model::patch::{Field, closest};
+use crate::model::patch::{Field, closest, show};
 use crate::settings::{InputSettings, InputSource};
 
 /// What a header column holds.
@@ -85,10 +85,18 @@ impl Header {
             return Err(unknown_columns_message(&unknown));
         }
         let Some(user_id) = columns.iter().position(|c| *c == Column::UserId) else {
+            let short = |name: &str| match name.char_indices().nth(40) {
+                Some((end, _)) => format!("{}…", &name[..end]),
+                None => name.to_string(),
+            };
+            let mut found: Vec<String> = names.iter().take(SHOWN).map(|n| short(n)).collect();
+            if names.len() > SHOWN {
+                found.push(format!("and {} more", names.len() - SHOWN));
+            }
             return Err(format!(
                 "the header has no user_id column (found: {}); name the column of user IDs \
                  user_id (or id, userId)",
-                names.join(", ")
+                found.join(", ")
             ));
         };
         Ok(Header { columns, user_id })
@@ -104,17 +112,24 @@ fn column_label(column: &Column) -> &str {
     }
 }
 
+/// How many names a message about the header quotes: a header of 100,000
+/// columns still makes a message of one short line.
+const SHOWN: usize = 8;
+
 fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
     let known: Vec<&str> = std::iter::once("user_id")
         .chain(Field::ALL.iter().map(|field| field.name()))
         .collect();
     let mut parts = Vec::new();
-    for (i, name) in unknown {
-        let mut part = format!("{name:?} (column {})", i + 1);
+    for (i, name) in unknown.iter().take(SHOWN) {
+        let mut part = format!("{} (column {})", show(name), i + 1);
         if let Some(guess) = closest(name, known.iter().copied()) {
             part.push_str(&format!(": did you mean {guess:?}?"));
         }
         parts.push(part);
+    }
+    if unknown.len() > SHOWN {
+        parts.push(format!("and {} more", unknown.len() - SHOWN));
     }
     format!(
         "unknown column{} {}; the known columns are user_id (or id, userId), {}; \
@@ -245,6 +260,12 @@ impl Input {
             Some(delimiter) => delimiter,
             None => sniff_delimiter(&start),
         };
+        // CR alone ends the lines (classic Mac OS): read it as LF.
+        let source: Box<dyn Read + Send> = if start.contains(&b'\r') && !start.contains(&b'\n') {
+            Box::new(CrAsLf(source))
+        } else {
+            source
+        };
         let end = EndWatch::default();
         let watched = WatchedRead {
             inner: source,
@@ -290,17 +311,30 @@ fn sniff_delimiter(start: &[u8]) -> u8 {
 /// without a line break after it ends one line earlier than the reader's
 /// line count suggests.
 #[derive(Clone, Default)]
-struct EndWatch(Arc<AtomicU16>);
+struct EndWatch(Arc<AtomicU32>);
 
 impl EndWatch {
-    const EOF: u16 = 1 << 8;
-    const SOME: u16 = 1 << 9;
+    /// Bits 0-7: the last byte read; 16-23: the last byte that is not a
+    /// line break (CR or LF).
+    const EOF: u32 = 1 << 8;
+    const SOME: u32 = 1 << 9;
+    const SOME_TEXT: u32 = 1 << 24;
 
     /// Whether the last record was ended by the end of the input rather than
     /// by a line break.
     fn ended_without_newline(&self) -> bool {
         let state = self.0.load(Ordering::Relaxed);
         state & Self::EOF != 0 && !(state & Self::SOME != 0 && state as u8 == b'\n')
+    }
+
+    fn at_eof(&self) -> bool {
+        self.0.load(Ordering::Relaxed) & Self::EOF != 0
+    }
+
+    /// The last byte of the input that is not a line break.
+    fn last_text_byte(&self) -> Option<u8> {
+        let state = self.0.load(Ordering::Relaxed);
+        (state & Self::SOME_TEXT != 0).then_some((state >> 16) as u8)
     }
 }
 
@@ -313,10 +347,31 @@ impl<R: Read> Read for WatchedRead<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n > 0 {
-            let last = u16::from(buf[n - 1]) | EndWatch::SOME;
+            let before = self.end.0.load(Ordering::Relaxed);
+            let text = match buf[..n].iter().rposition(|b| !matches!(b, b'\n' | b'\r')) {
+                Some(at) => (u32::from(buf[at]) << 16) | EndWatch::SOME_TEXT,
+                None => before & (0xFF << 16 | EndWatch::SOME_TEXT),
+            };
+            let last = u32::from(buf[n - 1]) | EndWatch::SOME | text;
             self.end.0.store(last, Ordering::Relaxed);
         } else if !buf.is_empty() {
             self.end.0.fetch_or(EndWatch::EOF, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// Old Mac files end lines with CR alone: read as LF, so rows and row
+/// numbers come out as in any other file.
+struct CrAsLf<R>(R);
+
+impl<R: Read> Read for CrAsLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        for byte in &mut buf[..n] {
+            if *byte == b'\r' {
+                *byte = b'\n';
+            }
         }
         Ok(n)
     }
@@ -422,6 +477,20 @@ impl RowReader {
             let start_line = end_line.saturating_sub(inner_newlines);
             self.row += 1 + start_line.saturating_sub(self.next_line);
             self.next_line = end_line + 1;
+            // A record that spans lines and runs to the very end of the input
+            // without a closing quote: a quote was opened and never closed,
+            // and every row after it was swallowed into one cell.
+            if inner_newlines > 0 && self.end.at_eof() && self.end.last_text_byte() != Some(b'"') {
+                return Err(Fatal::Header {
+                    path: self.path.clone(),
+                    message: format!(
+                        "a quote opened in row {} is never closed, so the {} lines after it \
+                         were read as one cell; close the quote (or remove it) and check that \
+                         row",
+                        self.row, inner_newlines
+                    ),
+                });
+            }
             let blank = self
                 .record
                 .iter()
@@ -474,6 +543,14 @@ mod tests {
             let error = header(line, false).unwrap_err();
             assert!(error.contains(want), "{line}: {error}");
         }
+        let wide: Vec<String> = (0..100_000).map(|i| format!("column{i}")).collect();
+        let mut names: Vec<&str> = vec!["user_id"];
+        names.extend(wide.iter().map(String::as_str));
+        let error = Header::parse(&names, false).unwrap_err();
+        assert!(error.len() < 600, "{} bytes", error.len());
+        assert!(error.contains("and 99992 more"), "{error}");
+        let error = Header::parse(&names[1..], false).unwrap_err();
+        assert!(error.len() < 600, "{} bytes", error.len());
         let skipped = header("user_id,department", true).unwrap();
         assert_eq!(skipped.ignored(), ["department"]);
     }
