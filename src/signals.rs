@@ -4,6 +4,9 @@
 //! code says which signal it was. A second Ctrl-C quits at once with
 //! [`Exit::Aborted`].
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio::sync::watch;
 
 use crate::exit::{Exit, Signal};
@@ -12,6 +15,10 @@ use crate::exit::{Exit, Signal};
 #[derive(Debug, Clone)]
 pub struct Interrupt {
     stopped: watch::Receiver<Option<Signal>>,
+    /// While set, a signal ends the process at once: the input is still
+    /// being read (a pipe may never end), nothing has been sent and no
+    /// results file exists yet.
+    reading: Arc<AtomicBool>,
 }
 
 impl Interrupt {
@@ -19,10 +26,19 @@ impl Interrupt {
     /// operating system refuses them, the run simply goes to its end.
     pub fn install() -> Interrupt {
         let (tx, stopped) = watch::channel(None);
+        let reading = Arc::new(AtomicBool::new(false));
         match Handlers::register() {
             Ok(mut handlers) => {
+                let reading = Arc::clone(&reading);
                 tokio::spawn(async move {
                     let signal = handlers.first().await;
+                    if reading.load(Ordering::SeqCst) {
+                        eprintln!(
+                            "interrupted while the input was still being read: nothing was sent \
+                             and no results file was written"
+                        );
+                        std::process::exit(i32::from(Exit::of_run(Some(signal), false).code()));
+                    }
                     let _ = tx.send(Some(signal));
                     handlers.second_interrupt().await;
                     eprintln!("interrupted again: quitting; the results file is incomplete");
@@ -31,7 +47,12 @@ impl Interrupt {
             }
             Err(_) => drop(tx),
         }
-        Interrupt { stopped }
+        Interrupt { stopped, reading }
+    }
+
+    /// Says whether the input is being read (see [`Interrupt`]).
+    pub fn reading_input(&self, reading: bool) {
+        self.reading.store(reading, Ordering::SeqCst);
     }
 
     /// An interrupt that never fires, for runs driven by tests.
@@ -39,7 +60,10 @@ impl Interrupt {
         let (tx, stopped) = watch::channel(None);
         // The receiver sees the sender gone and keeps waiting forever.
         drop(tx);
-        Interrupt { stopped }
+        Interrupt {
+            stopped,
+            reading: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// The signal that came, if one did.

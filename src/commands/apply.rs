@@ -59,7 +59,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             None => ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?,
         };
         let client = Client::new(&api, run.send.concurrency.get())?;
-        let (input, preflight) = first_pass(&settings, true, quiet).await?;
+        let (input, preflight) = first_pass(&settings, true, quiet, &interrupt).await?;
         if let Some(previous) = &previous {
             let kept = verify_kept(
                 &input,

@@ -18,6 +18,7 @@ use crate::exit::{Exit, Signal};
 use crate::pipeline::Finished;
 use crate::policy::StopReason;
 use crate::settings::{InputSettings, OutputTarget};
+use crate::signals::Interrupt;
 use crate::sink;
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
@@ -50,11 +51,19 @@ async fn first_pass(
     settings: &InputSettings,
     count_invalid: bool,
     quiet: bool,
+    interrupt: &Interrupt,
 ) -> Result<(Arc<Input>, Preflight), Fatal> {
-    let settings = settings.clone();
+    // A pipe may never end: a signal while it is read ends the process.
+    interrupt.reading_input(true);
+    let opened = {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || Input::open(&settings)).await
+    };
+    interrupt.reading_input(false);
+    let input = opened.expect("reading the input does not panic")?;
+    let null_token = settings.null_token.clone();
     let (input, preflight) = tokio::task::spawn_blocking(move || {
-        let input = Input::open(&settings)?;
-        let preflight = Preflight::scan(&input, &settings.null_token, count_invalid)?;
+        let preflight = Preflight::scan(&input, &null_token, count_invalid)?;
         Ok::<_, Fatal>((input, preflight))
     })
     .await

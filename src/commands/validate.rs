@@ -30,7 +30,7 @@ pub fn run(
     let quiet = output.quiet;
     runtime(true)?.block_on(async {
         let interrupt = Interrupt::install();
-        let (input, preflight) = first_pass(&settings, false, quiet).await?;
+        let (input, preflight) = first_pass(&settings, false, quiet, &interrupt).await?;
         let results = ResultsWriter::create(&target, Keeping::DryRun, output.raw_output)?;
         let checks = Checks {
             input: Arc::clone(&input),

@@ -256,7 +256,9 @@ impl Summary {
             .expect("the summary serialises");
         text.push('\n');
         let written = create_private(path).and_then(|mut file| {
-            file.set_len(0)?;
+            if file.metadata()?.is_file() {
+                file.set_len(0)?;
+            }
             file.write_all(text.as_bytes())
         });
         written.map_err(|source| Fatal::SummaryJson {
@@ -446,7 +448,8 @@ fn open_locked(path: &Path, truncate: bool) -> Result<File, Fatal> {
         }
         Err(std::fs::TryLockError::Error(source)) => return Err(output_error(source)),
     }
-    if truncate {
+    // Only a regular file is emptied: /dev/null and the like cannot be.
+    if truncate && file.metadata().map_err(output_error)?.is_file() {
         file.set_len(0).map_err(output_error)?;
     }
     Ok(file)
