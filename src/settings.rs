@@ -148,6 +148,12 @@ impl OutputTarget {
         }
     }
 
+    /// Whether the results go to a terminal (`-o -` without a redirection).
+    pub fn on_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        matches!(self, OutputTarget::Stdout) && std::io::stdout().is_terminal()
+    }
+
     pub fn display_path(&self) -> PathBuf {
         match self {
             OutputTarget::Stdout => PathBuf::from("<stdout>"),

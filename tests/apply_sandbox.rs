@@ -690,3 +690,40 @@ async fn a_record_that_cannot_be_written_stops_the_run_and_says_what_was_sent() 
     assert!(received < 1000, "the run went on to the end");
     assert!(stderr.contains("--resume"), "{stderr}");
 }
+
+/// With the results on the terminal (`-o -`), the progress bar, redrawn on
+/// the same screen, would erase result lines: plain lines instead. Run on a
+/// real pseudo-terminal with util-linux's `script`.
+#[cfg(unix)]
+#[test]
+fn results_on_a_terminal_are_not_erased_by_the_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(50)).unwrap();
+    let on_pty = |output: &str| {
+        let command = format!("{BIN} apply in.csv --sandbox --rate 200 -o {output}");
+        let out = Command::new("script")
+            .current_dir(dir.path())
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .expect("util-linux's script runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let to_terminal = on_pty("-");
+    assert!(
+        !to_terminal.contains('\x1b'),
+        "a bar was drawn:\n{to_terminal}"
+    );
+    assert_eq!(
+        to_terminal.matches(",updated,").count(),
+        50,
+        "{to_terminal}"
+    );
+    // The same run with the results in a file draws the bar.
+    let to_file = on_pty("out.csv");
+    assert!(to_file.contains('\x1b'), "no bar on a terminal:\n{to_file}");
+}

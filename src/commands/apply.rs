@@ -95,7 +95,10 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             disposition,
             previous,
         };
-        let progress = (ProgressMode::detect(quiet, false), preflight.rows);
+        let progress = (
+            ProgressMode::detect(quiet, false, target.on_terminal()),
+            preflight.rows,
+        );
         let finished = pipeline::run(
             checks,
             results,

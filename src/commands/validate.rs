@@ -39,7 +39,10 @@ pub fn run(
             disposition: Disposition::Go,
             previous: None,
         };
-        let progress = (ProgressMode::detect(quiet, true), preflight.rows);
+        let progress = (
+            ProgressMode::detect(quiet, true, target.on_terminal()),
+            preflight.rows,
+        );
         let no_sender: Option<(Never, Never)> = None;
         let finished = pipeline::run(
             checks,

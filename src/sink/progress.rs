@@ -21,13 +21,15 @@ pub enum ProgressMode {
 
 impl ProgressMode {
     /// Notes only for a dry run, else a bar when stderr is a terminal,
-    /// lines when it is not.
-    pub fn detect(quiet: bool, dry_run: bool) -> ProgressMode {
+    /// lines when it is not. `results_on_terminal`: the results go to a
+    /// terminal too (`-o -`), where a bar redrawn on the same screen would
+    /// erase result lines: plain lines then.
+    pub fn detect(quiet: bool, dry_run: bool, results_on_terminal: bool) -> ProgressMode {
         if quiet {
             ProgressMode::Quiet
         } else if dry_run {
             ProgressMode::Notes
-        } else if std::io::stderr().is_terminal() {
+        } else if std::io::stderr().is_terminal() && !results_on_terminal {
             ProgressMode::Bar
         } else {
             ProgressMode::Lines
