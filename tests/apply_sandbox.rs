@@ -10,7 +10,7 @@ use gcore_iam_bulk::sandbox::{self, Faults, RunningSandbox, SandboxConfig, Stats
 
 mod common;
 
-use common::{BIN, kill, lang_rows, read_results_file};
+use common::{BIN, kill, lang_rows, read_results_file, spawn_apply, wait};
 
 struct Run {
     code: i32,
@@ -505,28 +505,19 @@ async fn a_second_ctrl_c_quits_at_once() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), lang_rows(10)).unwrap();
-    let child = Command::new(BIN)
-        .current_dir(dir.path())
-        .args([
-            "apply",
-            "in.csv",
-            "--rate",
-            "0",
-            "--base-url",
-            &sandbox.base_url(),
-        ])
-        .env("GCORE_API_KEY", sandbox.api_key())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_apply(
+        dir.path(),
+        "in.csv",
+        &sandbox.base_url(),
+        sandbox.api_key(),
+        &["--rate", "0"],
+    );
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     kill(child.id(), "INT");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     kill(child.id(), "INT");
     let started = std::time::Instant::now();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap();
+    let out = wait(child).await;
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
         "it waited for the answers"
@@ -555,15 +546,15 @@ async fn a_second_run_on_the_same_results_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), lang_rows(10)).unwrap();
     let spawn = |extra: &[&str]| {
-        Command::new(BIN)
-            .current_dir(dir.path())
-            .args(["apply", "in.csv", "--rate", "0", "--concurrency", "1"])
-            .args(["--base-url", &sandbox.base_url()])
-            .args(extra)
-            .env("GCORE_API_KEY", sandbox.api_key())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
+        let mut args = vec!["--rate", "0", "--concurrency", "1"];
+        args.extend_from_slice(extra);
+        spawn_apply(
+            dir.path(),
+            "in.csv",
+            &sandbox.base_url(),
+            sandbox.api_key(),
+            &args,
+        )
     };
     let first = spawn(&[]);
     tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
@@ -604,14 +595,13 @@ async fn an_input_rewritten_during_the_run_changes_nothing_that_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     let original = lang_rows(60);
     std::fs::write(dir.path().join("in.csv"), &original).unwrap();
-    let child = Command::new(BIN)
-        .current_dir(dir.path())
-        .args(["apply", "in.csv", "--rate", "30", "--concurrency", "2"])
-        .args(["--base-url", &sandbox.base_url()])
-        .env("GCORE_API_KEY", sandbox.api_key())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_apply(
+        dir.path(),
+        "in.csv",
+        &sandbox.base_url(),
+        sandbox.api_key(),
+        &["--rate", "30", "--concurrency", "2"],
+    );
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     // Rewritten in place, with other values and more rows.
     let mut other = String::from("user_id,lang\n");

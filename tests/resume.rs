@@ -6,10 +6,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use common::{BIN, kill, lang_rows, read_results_file};
+use common::{kill, lang_rows, read_results_file, spawn_apply, wait};
 use gcore_iam_bulk::sandbox::{self, Faults, RunningSandbox, SandboxConfig};
 
 async fn start(faults: Faults) -> RunningSandbox {
@@ -25,21 +25,7 @@ async fn start(faults: Faults) -> RunningSandbox {
 }
 
 fn spawn(dir: &Path, sandbox: &RunningSandbox, flags: &[&str]) -> Child {
-    Command::new(BIN)
-        .current_dir(dir)
-        .args(["apply", "in.csv", "--base-url", &sandbox.base_url()])
-        .args(flags)
-        .env("GCORE_API_KEY", sandbox.api_key())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait(child: Child) -> Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-        .await
-        .unwrap()
+    spawn_apply(dir, "in.csv", &sandbox.base_url(), sandbox.api_key(), flags)
 }
 
 async fn run(dir: &Path, sandbox: &RunningSandbox, flags: &[&str]) -> (i32, String) {

@@ -56,3 +56,30 @@ pub fn kill(pid: u32, signal: &str) {
         .unwrap();
     assert!(sent.success(), "kill -{signal} {pid}");
 }
+
+/// Spawns `apply INPUT ARGS... --base-url URL` in `dir` with `key` in
+/// `GCORE_API_KEY`; stderr is captured.
+pub fn spawn_apply(
+    dir: &Path,
+    input: &str,
+    base_url: &str,
+    key: &str,
+    args: &[&str],
+) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(["apply", input, "--base-url", base_url])
+        .args(args)
+        .env("GCORE_API_KEY", key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child process off the async runtime.
+pub async fn wait(child: std::process::Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
