@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use crate::error::Fatal;
-use crate::model::patch::{PatchBody, Problem, parse_user_id, show};
+use crate::model::patch::{PatchBody, Problem, describe, parse_user_id, show};
 use crate::table::cells::restore;
 use crate::table::input::{Column, Header, Input, RawRow};
 use crate::table::record::Previous;
@@ -308,7 +308,8 @@ pub fn verify_kept(
         let checked = checker.check(&raw);
         let request = match &checked.verdict {
             Verdict::Send(body) => serde_json::to_string(body).expect("a body always serialises"),
-            _ => String::new(),
+            Verdict::Skip(_) => "no change to send".to_string(),
+            Verdict::Invalid(problems) => format!("problems: {}", describe(problems)),
         };
         if checked.user_id_text != record.user_id || request != record.request {
             return Err(Fatal::Usage(format!(
@@ -321,14 +322,19 @@ pub fn verify_kept(
                 show(&record.user_id),
                 show(&record.request),
                 show(&checked.user_id_text),
-                if request.is_empty() {
-                    "no change to send".to_string()
-                } else {
-                    show(&request)
-                },
+                show(&request),
             )));
         }
         kept += 1;
+    }
+    if let Some(row) = cursor.missing_updated().map_err(record_error)? {
+        return Err(Fatal::Usage(format!(
+            "row {row} was updated by the run recorded in {}, and {} no longer has it (removed, \
+             or blank now); --resume goes on only with the same input: restore it, or start \
+             over with --overwrite",
+            previous.path().display(),
+            input.display_path().display(),
+        )));
     }
     Ok(kept)
 }

@@ -57,7 +57,7 @@ pub struct ApplyArgs {
     pub sandbox: bool,
     /// Go on from the run recorded in the results file (and its journal): keep the rows already
     /// updated, send the rest. Without a record yet, a fresh run.
-    #[arg(long, conflicts_with_all = ["dry_run", "overwrite"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "overwrite", "sandbox"])]
     pub resume: bool,
     /// Users seeded in the --sandbox, with IDs 1..N; rows naming other IDs fail with 404.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "sandbox")]

@@ -137,7 +137,7 @@ impl Client {
                 base_url: api.base_url.clone(),
                 timeout: api.timeout,
                 api_key: api.api_key.clone(),
-                escaped_key: api.api_key.expose().replace('/', "\\/"),
+                escaped_key: json_escaped(api.api_key.expose()),
             }),
         })
     }
@@ -237,7 +237,16 @@ impl Client {
         let bytes = single.as_deref().unwrap_or(&joined);
         // Borrowed, without a copy, unless the body is not UTF-8 or echoes the key.
         let key = inner.api_key.expose();
-        let text = redact(String::from_utf8_lossy(bytes), key, &inner.escaped_key);
+        let text = String::from_utf8_lossy(bytes);
+        // An error message is always searched for the key. A user object is
+        // only for a key long enough not to be a piece of a name or an
+        // address: blanking `demo` would turn "demo user" into "*** user",
+        // and the record would lie about the user.
+        let text = if !status.is_success() || key.len() >= MIN_KEY_IN_DATA {
+            redact(text, key, &inner.escaped_key)
+        } else {
+            text
+        };
         let mut answer = classify(status, retry_after, &text, expect);
         // The message as decoded from JSON may spell the key plainly.
         if let Answer::Failed { error, .. } | Answer::Retryable { error, .. } = &mut answer
@@ -307,6 +316,17 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
         },
         success => success,
     }
+}
+
+/// Keys shorter than this are not blanked out of the users an API answers
+/// with (real API keys are far longer).
+const MIN_KEY_IN_DATA: usize = 12;
+
+/// The key as a JSON string spells it, with `/` escaped as some servers do:
+/// `a/b"c` -> `a\/b\"c`.
+fn json_escaped(key: &str) -> String {
+    let quoted = serde_json::to_string(key).expect("a string serialises");
+    quoted[1..quoted.len() - 1].replace('/', "\\/")
 }
 
 /// `text` with the key blanked out, as written and as JSON escapes it
@@ -514,6 +534,7 @@ mod tests {
 
     #[test]
     fn the_key_is_blanked_as_written_and_as_json_escapes_it() {
+        assert_eq!(json_escaped(r#"a/b"c\d"#), r#"a\/b\"c\\d"#);
         let key = "ab/cd";
         let cases = [
             ("no key here", "no key here"),

@@ -1069,3 +1069,67 @@ async fn formulas_from_the_server_cannot_run_in_a_spreadsheet() {
     .await;
     assert_eq!(raw.row(2)["company"], "@SUM(A1)");
 }
+
+/// The record reads back whatever the API answered, a group this tool does
+/// not know included: --resume goes on from it and keeps the row as it was.
+#[tokio::test]
+async fn resume_reads_back_a_group_this_tool_does_not_know() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 1, "lang": "de", "groups": [{"id": 7, "name": "Support"}, {"id": 2, "name": "Users"}]
+        })))
+        .mount(&server)
+        .await;
+    let run = apply("user_id,lang\n1,de\n", Some(&server), true, &[]).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.row(2)["groups"], "Support;Users");
+    let record = run.results_text.clone();
+    let dir = run.dir;
+    let out = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "batch.csv", "-o", "batch.results.csv", "--resume"])
+        .args(["--base-url", &server.uri()])
+        .env("GCORE_API_KEY", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = std::fs::read_to_string(dir.path().join("batch.results.csv")).unwrap();
+    assert_eq!(again, record, "the kept row is written back as it was");
+    assert_eq!(received(&server).await.len(), 1, "nothing sent again");
+}
+
+/// A short key is blanked out of error messages, but not out of the users
+/// the API answers with, where it would change a name ("demo user").
+#[tokio::test]
+async fn a_short_key_does_not_change_the_users_recorded() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/1"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": 1, "name": "demo user"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/2"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"message": "key demo may not"})),
+        )
+        .mount(&server)
+        .await;
+    let run = apply_with_key(
+        "user_id,lang\n1,de\n2,de\n",
+        Some(&server),
+        Some("demo"),
+        &[],
+    )
+    .await;
+    assert_eq!(run.row(2)["name"], "demo user");
+    assert_eq!(run.row(3)["error"], "HTTP 403 Forbidden: key *** may not");
+}

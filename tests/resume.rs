@@ -217,3 +217,72 @@ fn assert_done_rows(dir: &Path, user_ids: &[&str]) {
     let want: Vec<(&str, &str)> = user_ids.iter().map(|id| (*id, "updated")).collect();
     assert_eq!(got, want);
 }
+
+/// A journal with rows is the record of a run that sent requests even when
+/// the results file has no row yet (the first row was slow when the run was
+/// killed): no command replaces it without --overwrite, and --resume keeps
+/// its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_alone_is_a_record_no_command_replaces() {
+    let sandbox = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(6)).unwrap();
+    let (code, stderr) = run(dir.path(), &sandbox, &["--rate", "0"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    // As a crash leaves it: the answers in the journal, the results file
+    // with its header only.
+    let results = dir.path().join("in.results.csv");
+    let text = std::fs::read_to_string(&results).unwrap();
+    let header = text.lines().next().unwrap();
+    std::fs::write(dir.path().join("in.results.csv.journal"), &text).unwrap();
+    std::fs::write(&results, format!("{header}\n")).unwrap();
+    let sent = sandbox.stats().requests;
+    for args in [&["--rate", "0"][..], &["--dry-run"][..]] {
+        let (code, stderr) = run(dir.path(), &sandbox, args).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("records a run that sent requests"),
+            "{stderr}"
+        );
+    }
+    let (code, stderr) = run(dir.path(), &sandbox, &["--resume"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("6 rows already updated"), "{stderr}");
+    assert_eq!(sandbox.stats().requests, sent, "nothing sent again");
+    assert_done(dir.path(), &sandbox, 6);
+}
+
+/// --resume refuses an input that lost a row the earlier run updated:
+/// removed at the end, the file cut to its header, or the row now blank.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_an_input_that_lost_an_updated_row() {
+    let sandbox = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let full = lang_rows(5);
+    std::fs::write(dir.path().join("in.csv"), &full).unwrap();
+    let (code, stderr) = run(dir.path(), &sandbox, &["--rate", "0"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let record = std::fs::read(dir.path().join("in.results.csv")).unwrap();
+    let lines: Vec<&str> = full.lines().collect();
+    let cases = [
+        (lines[..5].join("\n") + "\n", 6),
+        ("user_id,lang\n".to_string(), 2),
+        (
+            format!("{}\n{}\n\n{}\n{}\n", lines[0], lines[1], lines[3], lines[4]) + lines[5],
+            3,
+        ),
+    ];
+    for (input, row) in cases {
+        std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+        let (code, stderr) = run(dir.path(), &sandbox, &["--resume"]).await;
+        assert_eq!(code, 2, "{input:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("row {row} was updated by the run recorded in")),
+            "{input:?}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("in.results.csv")).unwrap(),
+            record
+        );
+    }
+}

@@ -60,6 +60,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         };
         let client = Client::new(&api, run.send.concurrency.get())?;
         let (input, preflight) = first_pass(&settings, true, quiet, &interrupt).await?;
+        let mut resuming = None;
         if let Some(previous) = &previous {
             let kept = verify_kept(
                 &input,
@@ -67,13 +68,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
                 &preflight.duplicates,
                 previous,
             )?;
-            if !quiet {
-                eprintln!(
-                    "resuming from {}: {kept} {} already updated, kept as recorded",
-                    previous.path().display(),
-                    if kept == 1 { "row" } else { "rows" }
-                );
-            }
+            resuming = Some((previous.path().display().to_string(), kept));
         }
         let disposition = match preflight.invalid {
             invalid if invalid > 0 && !run.skip_invalid => {
@@ -88,6 +83,15 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             Keeping::Fresh
         };
         let results = ResultsWriter::create(&target, keeping, args.output.raw_output)?;
+        // Said once the results file is ours (locked).
+        if let Some((path, kept)) = resuming
+            && !quiet
+        {
+            eprintln!(
+                "resuming from {path}: {kept} {} already updated, kept as recorded",
+                if kept == 1 { "row" } else { "rows" }
+            );
+        }
         let checks = Checks {
             input: Arc::clone(&input),
             null_token: settings.null_token.clone(),

@@ -14,7 +14,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::results::{
-    Columns, RecordReader, RecordWriter, ResultRecord, ends_with_newline, read_at,
+    Columns, RecordReader, RecordWriter, ResultRecord, Status, ends_with_newline, read_at,
 };
 
 /// The journal's path: the results file's, with `.journal` added.
@@ -112,6 +112,15 @@ pub enum Existing {
 
 /// Reads enough of `path` to say what it holds.
 pub fn existing(path: &Path) -> Existing {
+    // A journal with rows is the record of a run that sent requests (one
+    // killed before its results file caught up), whatever the file says.
+    let journal = journal_path(path);
+    if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0)
+        && let Ok(mut reader) = RecordReader::open(&journal)
+        && reader.next_record().is_some()
+    {
+        return Existing::Sent;
+    }
     if !std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
         return Existing::Nothing;
     }
@@ -134,6 +143,8 @@ pub fn existing(path: &Path) -> Existing {
 pub struct Previous {
     results: PathBuf,
     journal: Option<(PathBuf, Columns, HashMap<u64, u64>)>,
+    /// The rows the journal holds, in order.
+    journal_rows: Vec<u64>,
 }
 
 impl Previous {
@@ -158,9 +169,15 @@ impl Previous {
         } else {
             None
         };
+        let mut journal_rows: Vec<u64> = journal
+            .as_ref()
+            .map(|(_, _, index)| index.keys().copied().collect())
+            .unwrap_or_default();
+        journal_rows.sort_unstable();
         Ok(Some(Previous {
             results: results.to_path_buf(),
             journal,
+            journal_rows,
         }))
     }
 
@@ -185,6 +202,8 @@ impl Previous {
             results,
             ahead: None,
             journal,
+            journal_at: 0,
+            missing: None,
         })
     }
 }
@@ -203,22 +222,57 @@ pub struct Cursor<'a> {
     /// The next record of the results file, read ahead.
     ahead: Option<ResultRecord>,
     journal: Option<File>,
+    /// How far the input has come in the journal's rows.
+    journal_at: usize,
+    /// The first row recorded as updated that the input went past.
+    missing: Option<u64>,
 }
 
 impl Cursor<'_> {
     /// What the earlier run recorded for `row`: the journal's newest entry,
-    /// else the results file's. Rows must be asked in increasing order.
+    /// else the results file's. Rows must be asked in increasing order;
+    /// rows passed over are checked: see [`Cursor::missing_updated`].
     pub fn take(&mut self, row: u64) -> io::Result<Option<ResultRecord>> {
         let from_results = self.in_results(row)?;
-        if let (Some(file), Some((path, columns, index))) =
-            (&mut self.journal, &self.previous.journal)
-            && let Some(offset) = index.get(&row)
-        {
-            let record = read_at(file, *offset, columns)
-                .map_err(|error| invalid(path, error.to_string()))?;
-            return Ok(Some(record));
+        let rows = &self.previous.journal_rows;
+        while self.journal_at < rows.len() && rows[self.journal_at] < row {
+            let passed = rows[self.journal_at];
+            self.journal_at += 1;
+            if self
+                .journal_entry(passed)?
+                .is_some_and(|r| r.status == Status::Updated)
+            {
+                self.missing.get_or_insert(passed);
+            }
+        }
+        if rows.get(self.journal_at) == Some(&row) {
+            self.journal_at += 1;
+            if let Some(record) = self.journal_entry(row)? {
+                return Ok(Some(record));
+            }
         }
         Ok(from_results)
+    }
+
+    /// After the last row of the input: the first row the earlier run
+    /// updated that the input no longer has (removed, or now blank).
+    pub fn missing_updated(&mut self) -> io::Result<Option<u64>> {
+        self.take(u64::MAX)?;
+        Ok(self.missing)
+    }
+
+    fn journal_entry(&mut self, row: u64) -> io::Result<Option<ResultRecord>> {
+        let (Some(file), Some((path, columns, index))) =
+            (&mut self.journal, &self.previous.journal)
+        else {
+            return Ok(None);
+        };
+        let Some(offset) = index.get(&row) else {
+            return Ok(None);
+        };
+        read_at(file, *offset, columns)
+            .map(Some)
+            .map_err(|error| invalid(path, error.to_string()))
     }
 
     fn in_results(&mut self, row: u64) -> io::Result<Option<ResultRecord>> {
@@ -229,12 +283,19 @@ impl Cursor<'_> {
             match &self.ahead {
                 Some(record) if record.row > row => return Ok(None),
                 Some(record) if record.row == row => return Ok(self.ahead.take()),
+                // Passed over: the input no longer has this row.
+                Some(record) if record.status == Status::Updated => {
+                    self.missing.get_or_insert(record.row);
+                }
                 _ => {}
             }
             match reader.next_record() {
                 Some(Ok(record)) => self.ahead = Some(record),
                 Some(Err(error)) => return Err(invalid(&self.previous.results, error)),
-                None => return Ok(None),
+                None => {
+                    self.ahead = None;
+                    return Ok(None);
+                }
             }
         }
     }
@@ -249,18 +310,34 @@ pub struct Replacement {
 }
 
 impl Replacement {
+    /// `path` may be a symbolic link: the file it points to is replaced.
+    /// Copies left beside it by a resumed run that was killed are removed
+    /// (the caller holds the lock on `path`, so no run is writing them).
     pub fn new(path: &Path) -> io::Result<Replacement> {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let folder = match path.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
         };
+        let prefix = format!(
+            ".{}.gcore-iam-bulk-",
+            path.file_name().unwrap_or_default().to_string_lossy()
+        );
+        if let Ok(entries) = std::fs::read_dir(&folder) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         let file = tempfile::Builder::new()
-            .prefix(".gcore-iam-bulk-results")
-            .tempfile_in(folder)?;
-        Ok(Replacement {
-            file,
-            path: path.to_path_buf(),
-        })
+            .prefix(&prefix)
+            .tempfile_in(&folder)?;
+        // The new file keeps the old one's permissions.
+        if let Ok(old) = std::fs::metadata(&path) {
+            let _ = file.as_file().set_permissions(old.permissions());
+        }
+        Ok(Replacement { file, path })
     }
 
     pub fn file(&self) -> io::Result<File> {

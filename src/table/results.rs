@@ -523,15 +523,14 @@ fn parse_user(cells: &[&str]) -> Result<User, (usize, &'static str)> {
         names => Some(
             names
                 .split(';')
-                .map(|name| {
-                    IamGroup::by_name(name)
-                        .map(|group| Group {
-                            id: group.id,
-                            name: group.name.to_string(),
-                        })
-                        .ok_or((9, "names a group that is not an IAM group"))
+                .map(|name| Group {
+                    // A group the API knows and this tool does not is kept by
+                    // name (its ID is not in the file): the cell reads back
+                    // as it was written.
+                    id: IamGroup::by_name(name).map_or(0, |group| group.id),
+                    name: name.to_string(),
                 })
-                .collect::<Result<Vec<_>, _>>()?,
+                .collect(),
         ),
     };
     let client = match cells[7] {
