@@ -56,11 +56,13 @@ pub enum Fatal {
     },
     #[error(
         "the run stopped after {sent} requests had been sent, because its record could not be \
-         written (the changes those requests made are in effect); fix what follows, then run \
-         again with --resume"
+         written (the changes those requests made are in effect); {next}"
     )]
     RecordLost {
         sent: u64,
+        /// What to do next: resume from the record, or (results on standard
+        /// output) check the users, since no record is left to resume from.
+        next: &'static str,
         #[source]
         cause: Box<Fatal>,
     },

@@ -71,6 +71,7 @@ where
 {
     let dry_run = sender.is_none();
     let results_path = results.path().display().to_string();
+    let to_stdout = results.to_stdout();
     let (work_tx, work_rx) = mpsc::channel(READ_AHEAD);
     let (report_tx, report_rx) = std_mpsc::channel();
     let (written_tx, written_rx) = watch::channel(0u64);
@@ -105,8 +106,15 @@ where
         // Requests went out, and their record could not be written: not a
         // run that "could not start".
         (Err(cause), Ended::SinkGone { sent }) if *sent > 0 => {
+            let next = if to_stdout {
+                "the results went to standard output, so no record is left to resume from: \
+                 check those users before running the file again"
+            } else {
+                "fix what follows, then run again with --resume"
+            };
             return Err(Fatal::RecordLost {
                 sent: *sent,
+                next,
                 cause: Box::new(cause),
             });
         }

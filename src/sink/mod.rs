@@ -362,6 +362,11 @@ impl ResultsWriter {
         &self.path
     }
 
+    /// Whether the results go to standard output (no file, no record).
+    pub fn to_stdout(&self) -> bool {
+        self.locked.is_none()
+    }
+
     pub fn write(&mut self, record: &ResultRecord) -> Result<(), Fatal> {
         self.summary.record(record);
         let written = self.records.write(record);
