@@ -134,42 +134,34 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
     let mut rows = checks.input.rows()?;
     let header = rows.header().clone();
     let checker = Checker::new(&header, &checks.null_token, &checks.duplicates);
+    let record_error = |previous: &Previous| {
+        let path = previous.path().to_path_buf();
+        move |source| Fatal::Record { path, source }
+    };
     let mut previous = match &checks.previous {
-        Some(previous) => Some(previous.cursor().map_err(|source| Fatal::Record {
-            path: previous.path().to_path_buf(),
-            source,
-        })?),
+        Some(previous) => Some((previous.cursor().map_err(record_error(previous))?, previous)),
         None => None,
     };
     let mut seq = 0;
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(raw) = rows.next_row()? {
-        if let Some(cursor) = &mut previous {
-            let kept = cursor.take(raw.row).map_err(|source| Fatal::Record {
-                path: checks
-                    .previous
-                    .as_ref()
-                    .map(|p| p.path().to_path_buf())
-                    .unwrap_or_default(),
-                source,
-            })?;
-            if let Some(record) = kept.filter(|record| record.status == Status::Updated) {
-                batch.push(Work::Done(Outcome {
-                    seq,
-                    throttled: 0,
-                    record,
-                }));
-                seq += 1;
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if work.blocking_send(full).is_err() {
-                        return Ok(());
-                    }
-                }
-                continue;
-            }
-        }
-        batch.push(to_work(seq, checker.check(&raw), checks.disposition));
+        // A row the resumed run updated is kept as recorded (checked to be
+        // the same row beforehand); every other row is checked again.
+        let kept = match &mut previous {
+            Some((cursor, previous)) => cursor
+                .take(raw.row)
+                .map_err(record_error(previous))?
+                .filter(|record| record.status == Status::Updated),
+            None => None,
+        };
+        batch.push(match kept {
+            Some(record) => Work::Done(Outcome {
+                seq,
+                throttled: 0,
+                record,
+            }),
+            None => to_work(seq, checker.check(&raw), checks.disposition),
+        });
         seq += 1;
         if batch.len() == BATCH {
             let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));

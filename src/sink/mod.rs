@@ -22,7 +22,7 @@ pub use progress::{Progress, ProgressMode};
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::settings::OutputTarget;
-use crate::table::record::{Journal, Replacement};
+use crate::table::record::{Journal, Replacement, open_private};
 use crate::table::results::{RecordWriter, ResultRecord, Status};
 
 /// Rows that share a status and an error, quoted once.
@@ -255,7 +255,7 @@ impl Summary {
         let mut text = serde_json::to_string_pretty(&self.to_json(results, exit))
             .expect("the summary serialises");
         text.push('\n');
-        let written = create_private(path).and_then(|mut file| {
+        let written = open_private(path).and_then(|mut file| {
             if file.metadata()?.is_file() {
                 file.set_len(0)?;
             }
@@ -421,17 +421,6 @@ impl ResultsWriter {
     }
 }
 
-/// Creates a file only its owner can read (results and summaries hold
-/// people's e-mail addresses and phone numbers); an existing file keeps its
-/// permissions. Not truncated: see [`open_locked`].
-fn create_private(path: &Path) -> io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)
-}
-
 /// Opens the results file for one run: locked (an OS lock, released when
 /// the process ends, however it ends), and emptied (`truncate`) only once
 /// the lock is held, so that a second run on the same file changes nothing
@@ -441,7 +430,7 @@ fn open_locked(path: &Path, truncate: bool) -> Result<File, Fatal> {
         path: path.to_path_buf(),
         source,
     };
-    let file = create_private(path).map_err(output_error)?;
+    let file = open_private(path).map_err(output_error)?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {

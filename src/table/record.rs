@@ -24,8 +24,10 @@ pub fn journal_path(results: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Opens (creating it readable by its owner only) a file for reading and writing.
-fn open_private(path: &Path) -> io::Result<File> {
+/// Opens a file for reading and writing, creating it readable by its owner
+/// only (the files of a run hold people's e-mail addresses and phone
+/// numbers); an existing file keeps its permissions. Never truncated here.
+pub fn open_private(path: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
