@@ -69,18 +69,6 @@ pub enum Answer {
     Failed { status: u16, error: String },
 }
 
-impl Answer {
-    pub fn is_throttled(&self) -> bool {
-        matches!(
-            self,
-            Answer::Retryable {
-                status: Some(429),
-                ..
-            }
-        )
-    }
-}
-
 /// Whatever sends a [`Call`] and answers: the HTTP [`Client`], or a fake in
 /// the engine's tests. The future owns what it needs, so each attempt can
 /// run as a task of its own.

@@ -55,17 +55,6 @@ impl Interrupt {
         self.reading.store(reading, Ordering::SeqCst);
     }
 
-    /// An interrupt that never fires, for runs driven by tests.
-    pub fn never() -> Interrupt {
-        let (tx, stopped) = watch::channel(None);
-        // The receiver sees the sender gone and keeps waiting forever.
-        drop(tx);
-        Interrupt {
-            stopped,
-            reading: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
     /// The signal that came, if one did.
     pub fn signal(&self) -> Option<Signal> {
         *self.stopped.borrow()

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use gcore_iam_bulk::sandbox::{self, Faults, RunningSandbox, SandboxConfig, Stats};
+use gcore_iam_bulk::sandbox::{Faults, RunningSandbox, Stats};
 
 mod common;
 
-use common::{BIN, kill, lang_rows, read_results_file, spawn_apply, wait};
+use common::{BIN, kill, lang_rows, read_results_file, spawn_apply, start_sandbox, wait};
 
 struct Run {
     code: i32,
@@ -20,15 +20,7 @@ struct Run {
 }
 
 async fn start(faults: Faults) -> RunningSandbox {
-    let config = SandboxConfig {
-        users: 1000,
-        api_key: "test-key".to_string(),
-        seed: 7,
-        faults,
-    };
-    sandbox::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    start_sandbox("test-key", 7, faults).await
 }
 
 /// Runs `apply` on `input` against `sandbox` (or with `--sandbox` when

@@ -9,19 +9,11 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-use common::{kill, lang_rows, read_results_file, spawn_apply, wait};
-use gcore_iam_bulk::sandbox::{self, Faults, RunningSandbox, SandboxConfig};
+use common::{kill, lang_rows, read_results_file, spawn_apply, start_sandbox, wait};
+use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
 
 async fn start(faults: Faults) -> RunningSandbox {
-    let config = SandboxConfig {
-        users: 1000,
-        api_key: "resume-key".to_string(),
-        seed: 3,
-        faults,
-    };
-    sandbox::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    start_sandbox("resume-key", 3, faults).await
 }
 
 fn spawn(dir: &Path, sandbox: &RunningSandbox, flags: &[&str]) -> Child {

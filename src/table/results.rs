@@ -315,11 +315,6 @@ impl Columns {
         }
         Ok(Columns(index))
     }
-
-    /// The header a file of this tool has.
-    pub fn written() -> Columns {
-        Columns(std::array::from_fn(|i| i))
-    }
 }
 
 /// Reads a results file back, record by record, by column name (the order

@@ -83,3 +83,20 @@ pub async fn wait(child: std::process::Child) -> std::process::Output {
         .await
         .unwrap()
 }
+
+/// A sandbox of 1,000 users on a free loopback port, with `key` and `seed`.
+pub async fn start_sandbox(
+    key: &str,
+    seed: u64,
+    faults: gcore_iam_bulk::sandbox::Faults,
+) -> gcore_iam_bulk::sandbox::RunningSandbox {
+    let config = gcore_iam_bulk::sandbox::SandboxConfig {
+        users: 1000,
+        api_key: key.to_string(),
+        seed,
+        faults,
+    };
+    gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
