@@ -62,6 +62,10 @@ pub struct ApplyArgs {
     /// Users seeded in the --sandbox, with IDs 1..N; rows naming other IDs fail with 404.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "sandbox")]
     pub sandbox_users: u64,
+    /// With --sandbox: the sandbox speaks HTTPS, with a certificate from a throwaway
+    /// certificate authority that this run trusts (the whole TLS path, rehearsed).
+    #[arg(long, requires = "sandbox")]
+    pub tls: bool,
 }
 
 /// Where the API is and how to reach it. The key is never a flag value: it
@@ -81,6 +85,16 @@ pub struct ApiArgs {
     /// users' data then cross the network unencrypted).
     #[arg(long)]
     pub allow_insecure_http: bool,
+    /// Also trust the certificate authorities in this PEM file (a company root that inspects
+    /// TLS, say), besides the system's trust store and the bundled roots. May be repeated.
+    /// Default: the GCORE_CA_CERT environment variable.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Vec<PathBuf>,
+    /// Send through this HTTP proxy (http://[USER:PASSWORD@]HOST:PORT) for this run. Default:
+    /// HTTPS_PROXY (HTTP_PROXY for an http:// base URL), else ALL_PROXY, unless NO_PROXY
+    /// names the API's host.
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
 }
 
 /// How fast and how stubbornly to send.
@@ -190,4 +204,9 @@ pub struct SandboxArgs {
     /// How long a slow answer is held, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     pub slow_ms: u64,
+    /// Speak HTTPS, with a certificate for localhost, 127.0.0.1 and ::1 from a certificate
+    /// authority made at start; its certificate is written to a file whose path is printed
+    /// (give it to apply with --ca-cert). The authority's key never leaves this process.
+    #[arg(long)]
+    pub tls: bool,
 }

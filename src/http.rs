@@ -67,6 +67,10 @@ pub enum Answer {
     },
     /// Any other status: the server refused the request; retrying won't help.
     Failed { status: u16, error: String },
+    /// The server's certificate is not trusted (unknown authority, expired,
+    /// another name): no request was sent, and none will pass until the
+    /// trust is fixed. `error` names the host, the problem and the fix.
+    Untrusted { error: String },
 }
 
 /// Whatever sends a [`Call`] and answers: the HTTP [`Client`], or a fake in
@@ -91,6 +95,11 @@ struct Inner {
     /// written and as JSON escapes it (`/` as `\/`).
     api_key: ApiKey,
     escaped_key: String,
+    /// The proxy's password, to blank it out of connection errors.
+    proxy_secrets: Vec<String>,
+    /// How certificate errors name the server: `api.gcore.com` or
+    /// `api.gcore.com (through the proxy http://proxy:3128 (from HTTPS_PROXY))`.
+    server: String,
 }
 
 impl Client {
@@ -107,7 +116,27 @@ impl Client {
             HeaderValue::from_static("application/json"),
         );
         headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        // The system's trust store (SSL_CERT_FILE, SSL_CERT_DIR) and the
+        // bundled roots are trusted by reqwest's features; these are more.
+        for root in &api.extra_roots {
+            let root = reqwest::Certificate::from_der(root).map_err(Fatal::Client)?;
+            builder = builder.add_root_certificate(root);
+        }
+        // The settings chose the proxy (flag, environment, NO_PROXY): no other.
+        builder = match &api.proxy {
+            Some(route) => {
+                let proxy = reqwest::Proxy::all(route.url().as_str()).map_err(Fatal::Client)?;
+                builder.proxy(proxy)
+            }
+            None => builder.no_proxy(),
+        };
+        let host = api.base_url.host_str().unwrap_or_default().to_string();
+        let server = match &api.proxy {
+            Some(route) => format!("{host} (through the proxy {route})"),
+            None => host,
+        };
+        let http = builder
             .user_agent(concat!("gcore-iam-bulk/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .timeout(api.timeout)
@@ -126,6 +155,12 @@ impl Client {
                 timeout: api.timeout,
                 api_key: api.api_key.clone(),
                 escaped_key: json_escaped(api.api_key.expose()),
+                proxy_secrets: api
+                    .proxy
+                    .as_ref()
+                    .map(|route| route.secrets())
+                    .unwrap_or_default(),
+                server,
             }),
         })
     }
@@ -247,16 +282,29 @@ impl Client {
 
     fn transport_error(&self, error: reqwest::Error) -> Answer {
         let error = error.without_url();
-        let text = if error.is_timeout() {
+        if let Some(problem) = certificate_problem(&error) {
+            return Answer::Untrusted {
+                error: untrusted_message(&self.inner.server, &problem),
+            };
+        }
+        let mut text = if error.is_timeout() {
             format!("no answer within {} s", self.inner.timeout.as_secs_f64())
         } else if error.is_connect() {
-            format!(
-                "cannot connect: {}",
-                error_chain(&error).trim_start_matches("error sending request: ")
-            )
+            let chain = error_chain(&error);
+            let chain = chain.trim_start_matches("error sending request: ");
+            let chain = chain.trim_start_matches("client error (Connect): ");
+            match chain.strip_prefix("tunnel error: ") {
+                Some(why) => format!("cannot connect through the proxy: {why}"),
+                None => format!("cannot connect: {chain}"),
+            }
         } else {
             error_chain(&error)
         };
+        for secret in &self.inner.proxy_secrets {
+            if !secret.is_empty() && text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "***");
+            }
+        }
         Answer::Retryable {
             status: None,
             retry_after: None,
@@ -325,6 +373,93 @@ fn redact<'a>(text: Cow<'a, str>, key: &str, escaped: &str) -> Cow<'a, str> {
         return text;
     }
     Cow::Owned(text.replace(key, "***").replace(escaped, "***"))
+}
+
+/// Why a server's certificate was not trusted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertProblem {
+    UnknownIssuer,
+    Expired,
+    NotValidYet,
+    WrongName,
+    Revoked,
+    /// The server presented none.
+    Missing,
+    /// Anything else rustls refuses a certificate for, as it says it.
+    Other(String),
+}
+
+/// The certificate problem somewhere in an error's chain, if it is one.
+pub fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<CertProblem> {
+    use rustls::CertificateError as C;
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return match tls {
+                rustls::Error::InvalidCertificate(problem) => Some(match problem {
+                    C::UnknownIssuer => CertProblem::UnknownIssuer,
+                    C::Expired | C::ExpiredContext { .. } => CertProblem::Expired,
+                    C::NotValidYet | C::NotValidYetContext { .. } => CertProblem::NotValidYet,
+                    C::NotValidForName | C::NotValidForNameContext { .. } => CertProblem::WrongName,
+                    C::Revoked => CertProblem::Revoked,
+                    other => CertProblem::Other(format!("{other:?}")),
+                }),
+                rustls::Error::NoCertificatesPresented => Some(CertProblem::Missing),
+                // Not about the certificate: a protocol error, for instance.
+                _ => None,
+            };
+        }
+        // An `io::Error` wrapping another error does not give it as its
+        // `source()`; it is opened instead (TLS errors come wrapped twice).
+        next = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    None
+}
+
+/// The one line a certificate error stops a run with: the server, the
+/// problem, and what to do.
+pub fn untrusted_message(server: &str, problem: &CertProblem) -> String {
+    let (what, fix) = match problem {
+        CertProblem::UnknownIssuer => (
+            "it is signed by a certificate authority this machine does not trust".to_string(),
+            "if a company proxy or firewall inspects TLS, give its root certificate with \
+             --ca-cert FILE (or GCORE_CA_CERT), or add it to the system's trust store \
+             (SSL_CERT_FILE and SSL_CERT_DIR name another store)",
+        ),
+        CertProblem::Expired => (
+            "it has expired".to_string(),
+            "check this machine's date and time; if they are right, the server's (or an \
+             inspecting proxy's) certificate must be renewed",
+        ),
+        CertProblem::NotValidYet => (
+            "it is not valid yet".to_string(),
+            "check this machine's date and time",
+        ),
+        CertProblem::WrongName => (
+            "it was issued for another host name".to_string(),
+            "check the host in --base-url (or GCORE_BASE_URL); a proxy that inspects TLS must \
+             issue certificates for that host",
+        ),
+        CertProblem::Revoked => (
+            "it has been revoked".to_string(),
+            "the server's certificate must be replaced",
+        ),
+        CertProblem::Missing => (
+            "the server presented none".to_string(),
+            "check --base-url (or GCORE_BASE_URL) and any proxy",
+        ),
+        CertProblem::Other(why) => (
+            format!("it was refused ({why})"),
+            "check --base-url, any proxy, and --ca-cert",
+        ),
+    };
+    format!("the certificate of {server} is not trusted: {what}; {fix}")
 }
 
 /// What a successful answer's body should be.
@@ -447,6 +582,54 @@ mod tests {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
         map
+    }
+
+    #[test]
+    fn certificate_problems_are_found_inside_the_wrapped_errors_they_come_in() {
+        use rustls::CertificateError as C;
+        use std::io::{Error, ErrorKind};
+        // As reqwest's connector hands them over: io::Error in io::Error.
+        let wrapped = |tls: rustls::Error| Error::other(Error::new(ErrorKind::InvalidData, tls));
+        let cases = [
+            (C::UnknownIssuer, CertProblem::UnknownIssuer),
+            (C::Expired, CertProblem::Expired),
+            (C::NotValidYet, CertProblem::NotValidYet),
+            (C::NotValidForName, CertProblem::WrongName),
+            (C::Revoked, CertProblem::Revoked),
+            (
+                C::BadSignature,
+                CertProblem::Other("BadSignature".to_string()),
+            ),
+        ];
+        for (error, want) in cases {
+            let error = wrapped(rustls::Error::InvalidCertificate(error));
+            assert_eq!(certificate_problem(&error), Some(want));
+        }
+        let none = wrapped(rustls::Error::NoCertificatesPresented);
+        assert_eq!(certificate_problem(&none), Some(CertProblem::Missing));
+        // Not about a certificate: retried like any connection error.
+        let protocol = wrapped(rustls::Error::General("x".to_string()));
+        assert_eq!(certificate_problem(&protocol), None);
+        let refused = Error::new(ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(certificate_problem(&refused), None);
+    }
+
+    #[test]
+    fn an_untrusted_certificate_names_the_server_the_problem_and_the_fix() {
+        let cases = [
+            (CertProblem::UnknownIssuer, "--ca-cert"),
+            (CertProblem::Expired, "date and time"),
+            (CertProblem::WrongName, "--base-url"),
+        ];
+        for (problem, fix) in cases {
+            let text = untrusted_message("api.gcore.com", &problem);
+            assert!(
+                text.starts_with("the certificate of api.gcore.com is not trusted: "),
+                "{text}"
+            );
+            assert!(text.contains(fix), "{text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
     }
 
     #[test]

@@ -263,6 +263,9 @@ pub enum StopReason {
     /// The first attempts all failed to connect, and none got an answer:
     /// the base URL, the network or a proxy is wrong, for every row alike.
     Unreachable { attempts: u32 },
+    /// The server's certificate is not trusted: no request can pass until
+    /// the trust is fixed. `message` names the host, the problem, the fix.
+    Untrusted { message: String },
     /// A 429 asking for a wait beyond `--max-wait`.
     ThrottledTooLong {
         row: u64,
@@ -299,6 +302,7 @@ impl fmt::Display for StopReason {
                 "the API refused the key (HTTP 401 on row {row}); check GCORE_API_KEY or \
                  --api-key-file"
             ),
+            StopReason::Untrusted { message } => f.write_str(message),
             StopReason::ThrottledTooLong {
                 row,
                 asked,

@@ -14,6 +14,7 @@ use std::time::Duration;
 use encoding_rs::Encoding;
 use rand::RngExt;
 use reqwest::Url;
+use rustls::pki_types::CertificateDer;
 
 use crate::cli::{ApiArgs, InputArgs, OutputArgs, RunArgs, SandboxArgs};
 use crate::error::Fatal;
@@ -288,13 +289,18 @@ impl fmt::Display for ApiKey {
     }
 }
 
-/// Where the API is, the key, and the per-attempt timeouts.
+/// Where the API is, the key, the per-attempt timeouts, and the network
+/// path: extra certificate authorities and the proxy.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub base_url: Url,
     pub api_key: ApiKey,
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    /// Trusted besides the system's store and the bundled roots.
+    pub extra_roots: Vec<CertificateDer<'static>>,
+    /// `None`: straight to the API.
+    pub proxy: Option<ProxyRoute>,
 }
 
 impl ApiSettings {
@@ -312,7 +318,20 @@ impl ApiSettings {
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
         };
         let base_url = parse_base_url(&base_text)?;
-        refuse_plain_http(&base_url, args.allow_insecure_http)?;
+        let proxy = choose_proxy(args.proxy.as_deref(), &base_url, Some(&env))?;
+        refuse_plain_http(&base_url, proxy.as_ref(), args.allow_insecure_http)?;
+        let ca_files = match (args.ca_cert.is_empty(), env(CA_CERT_ENV)) {
+            (true, Some(path)) if !path.trim().is_empty() => {
+                vec![(PathBuf::from(path.trim()), CA_CERT_ENV)]
+            }
+            _ => args
+                .ca_cert
+                .iter()
+                .map(|p| (p.clone(), "--ca-cert"))
+                .collect(),
+        };
+        let extra_roots = read_ca_files(&ca_files)?;
+        check_trust_store_env(&env)?;
         let api_key = match &args.api_key_file {
             Some(path) => {
                 let text = read_key_file(path).map_err(|source| Fatal::KeyFile {
@@ -335,22 +354,311 @@ impl ApiSettings {
             api_key,
             connect_timeout: CONNECT_TIMEOUT.min(timeout),
             timeout,
+            extra_roots,
+            proxy,
         })
     }
 }
 
 impl ApiSettings {
     /// The settings for a sandbox started by `apply --sandbox`: its URL and
-    /// key, with the timeouts the user asked for.
-    pub fn for_sandbox(args: &ApiArgs, base_url: &str, key: &str) -> Result<ApiSettings, Fatal> {
+    /// key, with the timeouts the user asked for, trusting the sandbox's own
+    /// certificate authority (`ca_pem`, for a TLS sandbox) and any
+    /// `--ca-cert`. The environment's proxy is not used: the sandbox is in
+    /// this process, and a company proxy could not reach it; `--proxy` is.
+    pub fn for_sandbox(
+        args: &ApiArgs,
+        base_url: &str,
+        key: &str,
+        ca_pem: Option<&str>,
+    ) -> Result<ApiSettings, Fatal> {
         let timeout = seconds("--timeout", args.timeout)?;
+        let base_url = parse_base_url(base_url)?;
+        let mut extra_roots = match ca_pem {
+            Some(pem) => parse_ca_pem(pem.as_bytes())
+                .map_err(|why| Fatal::Usage(format!("the sandbox's certificate {why}")))?,
+            None => Vec::new(),
+        };
+        let files: Vec<_> = args
+            .ca_cert
+            .iter()
+            .map(|p| (p.clone(), "--ca-cert"))
+            .collect();
+        extra_roots.extend(read_ca_files(&files)?);
         Ok(ApiSettings {
-            base_url: parse_base_url(base_url)?,
+            proxy: choose_proxy(args.proxy.as_deref(), &base_url, None)?,
+            base_url,
             api_key: ApiKey::new(key).map_err(Fatal::Usage)?,
             connect_timeout: CONNECT_TIMEOUT.min(timeout),
             timeout,
+            extra_roots,
         })
     }
+}
+
+/// The environment variable that may name a PEM file of extra certificate
+/// authorities (as `--ca-cert` does).
+pub const CA_CERT_ENV: &str = "GCORE_CA_CERT";
+
+/// The most a CA file may hold: a system bundle of every public root is
+/// about 200 KiB.
+const MAX_CA_FILE: u64 = 16 << 20;
+
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` replace the system's trust store
+/// (the bundled roots stay); one that names nothing usable would leave a
+/// company authority untrusted without a word, so it is refused.
+fn check_trust_store_env(env: &impl Fn(&str) -> Option<String>) -> Result<(), Fatal> {
+    let refuse = |name: &str, path: &str, why: String| {
+        Fatal::Usage(format!(
+            "{name} names {path}, which {why}; fix it or unset it (it replaces the system's \
+             trust store)"
+        ))
+    };
+    if let Some(file) = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty()) {
+        match std::fs::metadata(&file) {
+            Ok(metadata) if metadata.is_file() => {}
+            Ok(_) => return Err(refuse("SSL_CERT_FILE", &file, "is not a file".to_string())),
+            Err(e) => {
+                return Err(refuse(
+                    "SSL_CERT_FILE",
+                    &file,
+                    format!("cannot be read ({e})"),
+                ));
+            }
+        }
+    }
+    if let Some(dirs) = env("SSL_CERT_DIR") {
+        for dir in dirs.split(':').filter(|d| !d.trim().is_empty()) {
+            if !Path::new(dir).is_dir() {
+                return Err(refuse("SSL_CERT_DIR", dir, "is not a folder".to_string()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The certificates of every `(file, where it was named)`, checked.
+fn read_ca_files(files: &[(PathBuf, &str)]) -> Result<Vec<CertificateDer<'static>>, Fatal> {
+    let mut roots = Vec::new();
+    for (path, named_by) in files {
+        let fail = |why: String| {
+            Fatal::Usage(format!(
+                "the certificate file {} ({named_by}) {why}",
+                path.display()
+            ))
+        };
+        let metadata = std::fs::metadata(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+        if !metadata.is_file() {
+            return Err(fail("is not a regular file".to_string()));
+        }
+        if metadata.len() > MAX_CA_FILE {
+            return Err(fail(format!(
+                "holds more than {} MiB; give the certificate of the authority to trust",
+                MAX_CA_FILE >> 20
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+        roots.extend(parse_ca_pem(&bytes).map_err(fail)?);
+    }
+    Ok(roots)
+}
+
+/// The certificates of a PEM file, each checked to be usable as a root.
+/// Says what the file is instead when it holds none (DER, a private key).
+fn parse_ca_pem(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    // Notepad saves a byte-order mark.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let mut certs = Vec::new();
+    for (n, cert) in CertificateDer::pem_slice_iter(bytes).enumerate() {
+        let cert = cert.map_err(|e| format!("is not valid PEM ({e})"))?;
+        rustls::RootCertStore::empty()
+            .add(cert.clone())
+            .map_err(|e| {
+                format!(
+                    "holds a certificate (number {}) that cannot be used as an authority ({e})",
+                    n + 1
+                )
+            })?;
+        certs.push(cert);
+    }
+    if !certs.is_empty() {
+        return Ok(certs);
+    }
+    let text = String::from_utf8_lossy(bytes);
+    Err(if bytes.first() == Some(&0x30) {
+        "is binary (DER), not PEM; convert it with: openssl x509 -inform der -in FILE -out FILE.pem"
+            .to_string()
+    } else if text.contains("PRIVATE KEY") {
+        "holds a private key, not a certificate; give the authority's certificate (never a key)"
+            .to_string()
+    } else {
+        "holds no certificate; a PEM certificate starts with -----BEGIN CERTIFICATE-----"
+            .to_string()
+    })
+}
+
+/// The proxy a run goes through, and where it was named.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyRoute {
+    /// With any user name and password.
+    url: Url,
+    /// `--proxy`, or the environment variable.
+    source: String,
+}
+
+impl ProxyRoute {
+    /// The URL with its password; only to build the client.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The password, as written in the URL and decoded, to blank it out
+    /// of any message that might echo it.
+    pub fn secrets(&self) -> Vec<String> {
+        let Some(password) = self.url.password() else {
+            return Vec::new();
+        };
+        let mut secrets = vec![password.to_string()];
+        if let Ok(decoded) = percent_decode(password)
+            && decoded != password
+        {
+            secrets.push(decoded);
+        }
+        secrets
+    }
+}
+
+/// `http://user:***@proxy:3128 (from HTTPS_PROXY)`: never the password.
+impl fmt::Display for ProxyRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.url.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        let shown = shown.as_str().trim_end_matches('/').to_string();
+        write!(f, "{shown} (from {})", self.source)
+    }
+}
+
+impl fmt::Debug for ProxyRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap() * 16 + hex(l).unwrap()) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
+}
+
+/// Reads an environment variable (a map in tests).
+type EnvReader<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// The proxy to the API: `--proxy`, else (when `env` is given) the first of
+/// `HTTPS_PROXY`/`https_proxy` (`HTTP_PROXY`/`http_proxy` for an `http://`
+/// base URL) and `ALL_PROXY`/`all_proxy` that is set and not empty, unless
+/// `NO_PROXY`/`no_proxy` names the API's host. NO_PROXY is matched by the
+/// same code reqwest uses (hyper-util's), so what is said is what is done.
+fn choose_proxy(
+    flag: Option<&str>,
+    base: &Url,
+    env: Option<&EnvReader<'_>>,
+) -> Result<Option<ProxyRoute>, Fatal> {
+    if let Some(text) = flag {
+        return parse_proxy(text, "--proxy").map(Some);
+    }
+    let Some(env) = env else {
+        return Ok(None);
+    };
+    let first = |names: [&'static str; 2]| {
+        names
+            .into_iter()
+            .find_map(|name| env(name).map(|value| (name, value)))
+            .filter(|(_, value)| !value.trim().is_empty())
+    };
+    let specific = match base.scheme() {
+        "https" => first(["HTTPS_PROXY", "https_proxy"]),
+        _ => first(["HTTP_PROXY", "http_proxy"]),
+    };
+    let Some((name, value)) = specific.or_else(|| first(["ALL_PROXY", "all_proxy"])) else {
+        return Ok(None);
+    };
+    let route = parse_proxy(&value, name)?;
+    let no_proxy = first(["NO_PROXY", "no_proxy"])
+        .map(|(_, value)| value)
+        .unwrap_or_default();
+    let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
+        .all(route.url.to_string())
+        .no(no_proxy)
+        .build();
+    let uri: hyper::Uri = base
+        .as_str()
+        .parse()
+        .map_err(|e| Fatal::Usage(format!("the base URL {base} cannot be used ({e})")))?;
+    Ok(matcher.intercept(&uri).map(|_| route))
+}
+
+/// A proxy URL as users write it: `HOST:PORT` means `http://HOST:PORT`.
+fn parse_proxy(text: &str, source: &str) -> Result<ProxyRoute, Fatal> {
+    let text = text.trim();
+    let with_scheme = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    // Shown without what may be a password, even when it does not parse.
+    let shown = match with_scheme.split_once("://") {
+        Some((scheme, rest)) if rest.contains('@') => {
+            let host = &rest[rest.rfind('@').map_or(0, |at| at + 1)..];
+            format!("{scheme}://***@{host}")
+        }
+        _ => with_scheme.clone(),
+    };
+    let bad = |why: &str| {
+        Fatal::Usage(format!(
+            "the proxy {shown} (from {source}) {why}; give one like http://proxy.example:3128"
+        ))
+    };
+    let url = Url::parse(&with_scheme).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    match url.scheme() {
+        "http" | "https" => {}
+        scheme if scheme.starts_with("socks") => {
+            return Err(bad("is a SOCKS proxy, which this tool does not support"));
+        }
+        _ => return Err(bad("must start with http:// or https://")),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("has no host"));
+    }
+    Ok(ProxyRoute {
+        url,
+        source: source.to_string(),
+    })
+}
+
+/// Whether `host` (a URL's host) is this machine.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The most a key file may hold: a key is a few dozen characters.
@@ -388,18 +696,27 @@ fn read_key_file(path: &Path) -> std::io::Result<String> {
 
 /// Plain `http://` sends the key and the users' data unencrypted: only to
 /// this machine (a sandbox, a local proxy), unless the user says otherwise.
-fn refuse_plain_http(url: &Url, allowed: bool) -> Result<(), Fatal> {
-    let host = url.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if url.scheme() == "http" && !loopback && !allowed {
+/// Through a proxy, plain `http://` reaches the proxy as it is, so the
+/// proxy must be on this machine too.
+fn refuse_plain_http(url: &Url, proxy: Option<&ProxyRoute>, allowed: bool) -> Result<(), Fatal> {
+    if url.scheme() != "http" || allowed {
+        return Ok(());
+    }
+    if !is_loopback(url.host_str().unwrap_or_default()) {
         return Err(Fatal::Usage(format!(
             "the base URL {url} is plain http:// to another machine: the API key and the users' \
              data would cross the network unencrypted; use https://, or pass \
              --allow-insecure-http if the network is trusted"
+        )));
+    }
+    if let Some(proxy) = proxy
+        && proxy.url.scheme() == "http"
+        && !is_loopback(proxy.url.host_str().unwrap_or_default())
+    {
+        return Err(Fatal::Usage(format!(
+            "the base URL {url} is plain http:// and would go through the proxy {proxy}, \
+             another machine: the API key would cross the network unencrypted; set NO_PROXY to \
+             the base URL's host, use https://, or pass --allow-insecure-http"
         )));
     }
     Ok(())
@@ -639,6 +956,8 @@ mod tests {
             base_url: base_url.map(str::to_string),
             timeout: 30.0,
             allow_insecure_http: false,
+            ca_cert: Vec::new(),
+            proxy: None,
         }
     }
 
@@ -734,6 +1053,173 @@ mod tests {
                 ApiSettings::from_args(&api_args(Some(bad), None), env_of(&key)).unwrap_err();
             assert!(error.to_string().contains("base URL"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn the_proxy_comes_from_the_flag_then_the_environment_unless_no_proxy_names_the_host() {
+        let https = Url::parse("https://api.gcore.com").unwrap();
+        let http = Url::parse("http://127.0.0.1:8080").unwrap();
+        let choose = |flag: Option<&str>, base: &Url, pairs: &[(&str, &str)]| {
+            let env = env_of(pairs);
+            choose_proxy(flag, base, Some(&env)).map(|route| route.map(|r| r.to_string()))
+        };
+        type Case<'a> = (
+            Option<&'a str>,
+            &'a Url,
+            &'a [(&'a str, &'a str)],
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
+            (None, &https, &[], None),
+            (
+                None,
+                &https,
+                &[("HTTPS_PROXY", "http://p:3128")],
+                Some("http://p:3128 (from HTTPS_PROXY)"),
+            ),
+            (
+                None,
+                &https,
+                &[("https_proxy", "p:3128")],
+                Some("http://p:3128 (from https_proxy)"),
+            ),
+            // HTTP_PROXY is for http:// base URLs only.
+            (None, &https, &[("HTTP_PROXY", "http://p:3128")], None),
+            (
+                None,
+                &http,
+                &[("HTTP_PROXY", "http://127.0.0.1:3128")],
+                Some("http://127.0.0.1:3128 (from HTTP_PROXY)"),
+            ),
+            (
+                None,
+                &https,
+                &[
+                    ("ALL_PROXY", "http://all:1"),
+                    ("HTTPS_PROXY", "http://one:2"),
+                ],
+                Some("http://one:2 (from HTTPS_PROXY)"),
+            ),
+            (
+                None,
+                &https,
+                &[("HTTPS_PROXY", " "), ("all_proxy", "http://all:1")],
+                Some("http://all:1 (from all_proxy)"),
+            ),
+            (
+                None,
+                &https,
+                &[("HTTPS_PROXY", "http://p:1"), ("NO_PROXY", "gcore.com")],
+                None,
+            ),
+            (
+                None,
+                &https,
+                &[
+                    ("HTTPS_PROXY", "http://p:1"),
+                    ("no_proxy", ".gcore.com, 10.0.0.0/8"),
+                ],
+                None,
+            ),
+            (
+                None,
+                &https,
+                &[("HTTPS_PROXY", "http://p:1"), ("NO_PROXY", "*")],
+                None,
+            ),
+            (
+                None,
+                &https,
+                &[
+                    ("HTTPS_PROXY", "http://p:1"),
+                    ("NO_PROXY", "notgcore.com,example.com"),
+                ],
+                Some("http://p:1 (from HTTPS_PROXY)"),
+            ),
+            (
+                Some("http://u:pw@flag:8080"),
+                &https,
+                &[("HTTPS_PROXY", "http://p:1")],
+                Some("http://u:***@flag:8080 (from --proxy)"),
+            ),
+        ];
+        for (flag, base, env, want) in cases {
+            let got = choose(*flag, base, env).unwrap();
+            assert_eq!(got.as_deref(), *want, "{flag:?} {base} {env:?}");
+        }
+        // An in-process sandbox takes no proxy from the environment.
+        assert_eq!(choose_proxy(None, &https, None).unwrap(), None);
+    }
+
+    #[test]
+    fn proxy_urls_that_cannot_work_are_refused_without_showing_a_password() {
+        let cases = [
+            ("socks5://u:hunter2@p:1080", "SOCKS"),
+            ("ftp://p:21", "must start with http://"),
+            ("http://u:hunter2@", "empty host"),
+            ("http://u:hunter2@p:99999", "is not a URL"),
+            ("http://", "is not a URL"),
+        ];
+        for (text, want) in cases {
+            let error = parse_proxy(text, "HTTPS_PROXY").unwrap_err().to_string();
+            assert!(error.contains(want), "{text}: {error}");
+            assert!(error.contains("HTTPS_PROXY"), "{text}: {error}");
+            assert!(!error.contains("hunter2"), "{text}: {error}");
+        }
+        let route = parse_proxy("http://user:p%40ss%3Aword@p:1", "--proxy").unwrap();
+        assert_eq!(route.secrets(), ["p%40ss%3Aword", "p@ss:word"]);
+        assert!(!format!("{route:?}").contains("ss"));
+    }
+
+    #[test]
+    fn plain_http_through_a_proxy_on_another_machine_is_refused() {
+        let base = Url::parse("http://127.0.0.1:8080").unwrap();
+        let far = parse_proxy("http://u:pw@proxy.example:3128", "HTTP_PROXY").unwrap();
+        let near = parse_proxy("http://127.0.0.1:3128", "HTTP_PROXY").unwrap();
+        let error = refuse_plain_http(&base, Some(&far), false)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("NO_PROXY"), "{error}");
+        assert!(!error.contains("pw@"), "{error}");
+        assert!(refuse_plain_http(&base, Some(&near), false).is_ok());
+        assert!(refuse_plain_http(&base, Some(&far), true).is_ok());
+        let https = Url::parse("https://api.gcore.com").unwrap();
+        assert!(refuse_plain_http(&https, Some(&far), false).is_ok());
+    }
+
+    #[test]
+    fn a_trust_store_variable_that_names_nothing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, "x").unwrap();
+        let (file, folder) = (file.to_str().unwrap(), dir.path().to_str().unwrap());
+        assert!(check_trust_store_env(&env_of(&[("SSL_CERT_FILE", file)])).is_ok());
+        assert!(check_trust_store_env(&env_of(&[("SSL_CERT_DIR", folder)])).is_ok());
+        let cases = [
+            ("SSL_CERT_FILE", "/nonexistent/ca.pem", "cannot be read"),
+            ("SSL_CERT_FILE", folder, "is not a file"),
+            ("SSL_CERT_DIR", file, "is not a folder"),
+        ];
+        for (name, value, want) in cases {
+            let error = check_trust_store_env(&env_of(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(want) && error.contains(name), "{error}");
+        }
+    }
+
+    #[test]
+    fn ca_files_are_read_as_pem_with_any_line_ends() {
+        let tls = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        let pem = tls.cert.pem();
+        let two = format!("{pem}{pem}");
+        assert_eq!(parse_ca_pem(two.as_bytes()).unwrap().len(), 2);
+        let windows = format!("\u{feff}{}", pem.replace('\n', "\r\n"));
+        assert_eq!(parse_ca_pem(windows.as_bytes()).unwrap().len(), 1);
+        let error = parse_ca_pem(tls.signing_key.serialize_pem().as_bytes()).unwrap_err();
+        assert!(error.contains("private key"), "{error}");
+        let error = parse_ca_pem(tls.cert.der()).unwrap_err();
+        assert!(error.contains("DER"), "{error}");
     }
 
     fn run_args() -> RunArgs {

@@ -25,6 +25,8 @@ fn client(sandbox: &RunningSandbox, key: &str) -> Client {
         api_key: ApiKey::new(key).unwrap(),
         timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),
+        extra_roots: Vec::new(),
+        proxy: None,
     };
     Client::new(&api, 4).unwrap()
 }

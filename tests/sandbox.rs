@@ -767,7 +767,8 @@ async fn stats_count_requests_by_method_and_status() {
             "requests": 6,
             "by_method_status": {"PATCH": {"200": 3, "404": 1}, "GET": {"200": 1, "401": 1}},
             "patches_per_user": {"1": 2, "2": 1},
-            "max_in_flight": 1
+            "max_in_flight": 1,
+            "tls_failures": 0
         })
     );
     let in_process = sandbox.stats();

@@ -49,16 +49,25 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
     runtime(false)?.block_on(async {
         let interrupt = Interrupt::install();
         let rehearsal = match args.sandbox {
-            true => Some(sandbox::rehearsal(args.sandbox_users, quiet).await?),
+            true => Some(sandbox::rehearsal(args.sandbox_users, args.tls, quiet).await?),
             false => None,
         };
         let api = match &rehearsal {
-            Some(running) => {
-                ApiSettings::for_sandbox(&args.api, &running.base_url(), running.api_key())?
-            }
+            Some(running) => ApiSettings::for_sandbox(
+                &args.api,
+                &running.base_url(),
+                running.api_key(),
+                running.ca_pem(),
+            )?,
             None => ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?,
         };
         let client = Client::new(&api, run.send.concurrency.get())?;
+        let proxy = api.proxy.as_ref().map(ToString::to_string);
+        if let Some(proxy) = &proxy
+            && !quiet
+        {
+            eprintln!("sending through the proxy {proxy}");
+        }
         let (input, preflight) = first_pass(&settings, true, quiet, &interrupt).await?;
         let mut resuming = None;
         if let Some(previous) = &previous {
@@ -116,7 +125,12 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             running.stop().await;
         }
         note_input_changed(&input);
-        finish(&finished?, interrupt.signal(), run.summary_json.as_deref())
+        finish(
+            &finished?,
+            interrupt.signal(),
+            run.summary_json.as_deref(),
+            proxy.as_deref(),
+        )
     })
 }
 

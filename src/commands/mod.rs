@@ -124,11 +124,13 @@ fn note_input_changed(input: &Input) {
 }
 
 /// Prints the summary, writes it as JSON when asked, and says how the run
-/// ended: `signal` is the one that came, if any.
+/// ended: `signal` is the one that came, if any; `proxy`, the proxy the run
+/// went through (as shown, without its password).
 fn finish(
     finished: &Finished,
     signal: Option<Signal>,
     summary_json: Option<&Path>,
+    proxy: Option<&str>,
 ) -> Result<Exit, Fatal> {
     let Finished {
         summary,
@@ -137,9 +139,9 @@ fn finish(
     } = finished;
     let stopped_by = signal.filter(|_| matches!(ended, Ended::Stopped(StopReason::Interrupted)));
     let exit = Exit::of_run(stopped_by, summary.has_problems());
-    let _ = std::io::stderr().write_all(summary.render(results_path).as_bytes());
+    let _ = std::io::stderr().write_all(summary.render(results_path, proxy).as_bytes());
     if let Some(path) = summary_json {
-        summary.write_json(path, results_path, exit)?;
+        summary.write_json(path, results_path, exit, proxy)?;
     }
     Ok(exit)
 }

@@ -20,20 +20,38 @@ pub fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
         key_source,
     } = SandboxSettings::from_args(args, env_key)?;
     let (users, seed) = (config.users, config.seed);
-    let served = runtime(false)?.block_on(sandbox::serve_until_signal(config, listen, |sandbox| {
-        let key = match key_source {
-            KeySource::Generated | KeySource::Flag => sandbox.api_key().to_string(),
-            KeySource::Environment => "(the value of GCORE_API_KEY)".to_string(),
-        };
-        println!("Sandbox of the Gcore IAM users API: {users} users (seed {seed})");
-        println!("  base URL: {}", sandbox.base_url());
-        println!("  API key:  {key}");
-        println!(
-            "Stats at {}/sandbox/stats. Stop with Ctrl-C.",
-            sandbox.base_url()
-        );
-        let _ = std::io::stdout().flush();
-    }));
+    // The authority's certificate, for clients to trust; removed at the end.
+    let mut ca_file = None;
+    let served = runtime(false)?.block_on(sandbox::serve_until_signal(
+        config,
+        listen,
+        args.tls,
+        |sandbox| {
+            if let Some(pem) = sandbox.ca_pem() {
+                ca_file = Some(write_ca_file(pem)?);
+            }
+            let key = match key_source {
+                KeySource::Generated | KeySource::Flag => sandbox.api_key().to_string(),
+                KeySource::Environment => "(the value of GCORE_API_KEY)".to_string(),
+            };
+            println!("Sandbox of the Gcore IAM users API: {users} users (seed {seed})");
+            println!("  base URL: {}", sandbox.base_url());
+            println!("  API key:  {key}");
+            if let Some(file) = &ca_file {
+                println!(
+                    "  CA certificate: {} (trust it with --ca-cert; removed when the sandbox stops)",
+                    file.path().display()
+                );
+            }
+            println!(
+                "Stats at {}/sandbox/stats. Stop with Ctrl-C.",
+                sandbox.base_url()
+            );
+            let _ = std::io::stdout().flush();
+            Ok(())
+        },
+    ));
+    drop(ca_file);
     served.map_err(|source| Fatal::Listen {
         addr: listen,
         source,
@@ -42,8 +60,29 @@ pub fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
     Ok(Exit::Success)
 }
 
-/// Starts the in-process sandbox of `apply --sandbox` on a free loopback port.
-pub async fn rehearsal(users: u64, quiet: bool) -> Result<RunningSandbox, Fatal> {
+/// The sandbox's CA certificate in a file of its own in the temporary
+/// folder, readable by anyone (it is public), deleted when dropped.
+fn write_ca_file(pem: &str) -> std::io::Result<tempfile::NamedTempFile> {
+    let write = || {
+        let mut file = tempfile::Builder::new()
+            .prefix("gcore-iam-bulk-sandbox-ca-")
+            .suffix(".pem")
+            .tempfile()?;
+        file.write_all(pem.as_bytes())?;
+        file.flush()?;
+        Ok::<_, std::io::Error>(file)
+    };
+    write().map_err(|e| {
+        std::io::Error::other(format!(
+            "cannot write the CA certificate in {}: {e}",
+            std::env::temp_dir().display()
+        ))
+    })
+}
+
+/// Starts the in-process sandbox of `apply --sandbox` on a free loopback
+/// port, speaking HTTPS when `tls`.
+pub async fn rehearsal(users: u64, tls: bool, quiet: bool) -> Result<RunningSandbox, Fatal> {
     if !(1..=sandbox::MAX_USERS).contains(&users) {
         return Err(Fatal::Usage(format!(
             "--sandbox-users {users} is out of range; use 1 to {}",
@@ -57,9 +96,11 @@ pub async fn rehearsal(users: u64, quiet: bool) -> Result<RunningSandbox, Fatal>
     };
     config.check().map_err(Fatal::Usage)?;
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let running = sandbox::start(config, addr)
-        .await
-        .map_err(|source| Fatal::Listen { addr, source })?;
+    let started = match tls {
+        true => sandbox::start_tls(config, addr).await,
+        false => sandbox::start(config, addr).await,
+    };
+    let running = started.map_err(|source| Fatal::Listen { addr, source })?;
     if !quiet {
         eprintln!(
             "rehearsal: sending to a local sandbox of the API with {users} users at {}; \

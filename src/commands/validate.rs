@@ -54,6 +54,6 @@ pub fn run(
         )
         .await?;
         note_input_changed(&input);
-        finish(&finished, interrupt.signal(), summary_json)
+        finish(&finished, interrupt.signal(), summary_json, None)
     })
 }

@@ -358,6 +358,15 @@ where
                         }
                         Some(failed(job, Some(status), error))
                     }
+                    Ok(Answer::Untrusted { error }) => {
+                        // The request never left: the connection was refused first.
+                        if stopped.is_none() {
+                            let why = StopReason::Untrusted { message: error.clone() };
+                            report!(Report::Note(format!("stopping: {why}")));
+                            stopped = Some(why);
+                        }
+                        Some(failed(job, None, format!("not sent: {error}")))
+                    }
                     Ok(Answer::Retryable { status, retry_after, error, unreachable }) => {
                         reached |= !unreachable;
                         if unreachable && !reached {

@@ -6,6 +6,7 @@
 mod faults;
 mod routes;
 mod state;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,11 +17,12 @@ use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use faults::FaultPlan;
@@ -141,6 +143,10 @@ pub struct Stats {
     pub patches_per_user: BTreeMap<u64, u64>,
     /// The most requests in flight at one moment.
     pub max_in_flight: u64,
+    /// Connections to a TLS sandbox whose handshake failed: a client that
+    /// does not trust the sandbox's certificate, or that does not speak TLS.
+    #[serde(default)]
+    pub tls_failures: u64,
 }
 
 /// A sandbox serving on a tokio runtime. Dropping it stops the server too,
@@ -150,6 +156,8 @@ pub struct RunningSandbox {
     app: Arc<App>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    /// The certificate of the authority that signed a TLS sandbox's own (PEM).
+    ca_pem: Option<String>,
 }
 
 impl RunningSandbox {
@@ -158,7 +166,8 @@ impl RunningSandbox {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    /// `http://127.0.0.1:PORT` (`https://` for a TLS sandbox), without a
+    /// trailing slash.
     pub fn base_url(&self) -> String {
         let host = match self.addr.ip() {
             ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
@@ -166,7 +175,18 @@ impl RunningSandbox {
             std::net::IpAddr::V4(ip) => ip.to_string(),
             std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         };
-        format!("http://{host}:{}", self.addr.port())
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{host}:{}", self.addr.port())
+    }
+
+    /// For a TLS sandbox, the PEM certificate of the throwaway authority
+    /// that signed its certificate: what a client must trust.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub fn api_key(&self) -> &str {
@@ -185,10 +205,26 @@ impl RunningSandbox {
     }
 }
 
-/// Binds `addr` and serves on the current tokio runtime until
+/// Binds `addr` and serves plain HTTP on the current tokio runtime until
 /// [`RunningSandbox::stop`]. Settings that [`SandboxConfig::check`] refuses
 /// are an `InvalidInput` error.
 pub async fn start(config: SandboxConfig, addr: SocketAddr) -> io::Result<RunningSandbox> {
+    launch(config, addr, None).await
+}
+
+/// As [`start`], serving HTTPS with a certificate for `localhost`,
+/// `127.0.0.1` and `::1` signed by a certificate authority made for this
+/// sandbox alone ([`RunningSandbox::ca_pem`]).
+pub async fn start_tls(config: SandboxConfig, addr: SocketAddr) -> io::Result<RunningSandbox> {
+    let tls = tls::SandboxTls::generate()?;
+    launch(config, addr, Some(tls)).await
+}
+
+async fn launch(
+    config: SandboxConfig,
+    addr: SocketAddr,
+    tls: Option<tls::SandboxTls>,
+) -> io::Result<RunningSandbox> {
     config
         .check()
         .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
@@ -199,20 +235,38 @@ pub async fn start(config: SandboxConfig, addr: SocketAddr) -> io::Result<Runnin
     let app = Arc::new(App::new(users, config.api_key, plan));
     let router = routes::router(app.clone());
     let (stop, stopped) = oneshot::channel();
-    let task = tokio::spawn(accept_loop(listener, router, stopped));
+    let (acceptor, ca_pem) = match tls {
+        Some(tls) => (Some(tls.acceptor), Some(tls.ca_pem)),
+        None => (None, None),
+    };
+    let task = tokio::spawn(accept_loop(
+        listener,
+        router,
+        app.clone(),
+        acceptor,
+        stopped,
+    ));
     Ok(RunningSandbox {
         addr,
         app,
         stop,
         task,
+        ca_pem,
     })
 }
 
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One task per connection, served by hyper directly (rather than
-/// `axum::serve`) so that a request can end its connection without an answer.
+/// `axum::serve`) so that a request can end its connection without an
+/// answer. With TLS, each connection's task does its own handshake, so a
+/// slow or failing client holds up no other.
 async fn accept_loop(
     listener: TcpListener,
     router: axum::Router,
+    app: Arc<App>,
+    tls: Option<TlsAcceptor>,
     mut stopped: oneshot::Receiver<()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -232,29 +286,22 @@ async fn accept_loop(
                 };
                 let _ = stream.set_nodelay(true);
                 let router = router.clone();
-                let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                    request.extensions_mut().insert(Peer(peer));
-                    let router = router.clone();
-                    async move {
-                        let response = router.oneshot(request.map(axum::body::Body::new)).await;
-                        let response = match response {
-                            Ok(response) => response,
-                            Err(infallible) => match infallible {},
-                        };
-                        // An error from the service makes hyper close the
-                        // connection without writing a response.
-                        match response.extensions().get::<DropConnection>() {
-                            Some(_) => Err(DropConnection),
-                            None => Ok(response),
-                        }
+                let graceful = graceful.watcher();
+                match &tls {
+                    None => {
+                        connections.spawn(serve_connection(stream, peer, router, graceful));
                     }
-                });
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                let connection = graceful.watch(connection);
-                connections.spawn(async move {
-                    let _ = connection.await;
-                });
+                    Some(acceptor) => {
+                        let (acceptor, app) = (acceptor.clone(), Arc::clone(&app));
+                        connections.spawn(async move {
+                            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                            match handshake.await {
+                                Ok(Ok(stream)) => serve_connection(stream, peer, router, graceful).await,
+                                _ => app.counters.tls_failed(),
+                            }
+                        });
+                    }
+                }
             }
         }
     }
@@ -263,15 +310,47 @@ async fn accept_loop(
     connections.shutdown().await;
 }
 
-/// The `sandbox` command: serve until Ctrl-C or SIGTERM. `on_start` is told
-/// the running sandbox once it listens (the command prints its address).
+/// Serves the requests of one connection until it closes.
+async fn serve_connection<S>(stream: S, peer: SocketAddr, router: axum::Router, graceful: Watcher)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(Peer(peer));
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request.map(axum::body::Body::new)).await;
+            let response = match response {
+                Ok(response) => response,
+                Err(infallible) => match infallible {},
+            };
+            // An error from the service makes hyper close the
+            // connection without writing a response.
+            match response.extensions().get::<DropConnection>() {
+                Some(_) => Err(DropConnection),
+                None => Ok(response),
+            }
+        }
+    });
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    let _ = graceful.watch(connection).await;
+}
+
+/// The `sandbox` command: serve (HTTPS when `tls`) until Ctrl-C or SIGTERM.
+/// `on_start` is told the running sandbox once it listens (the command
+/// prints its address); an error from it stops the sandbox.
 pub async fn serve_until_signal(
     config: SandboxConfig,
     addr: SocketAddr,
-    on_start: impl FnOnce(&RunningSandbox),
+    tls: bool,
+    on_start: impl FnOnce(&RunningSandbox) -> io::Result<()>,
 ) -> io::Result<()> {
-    let sandbox = start(config, addr).await?;
-    on_start(&sandbox);
+    let sandbox = match tls {
+        true => start_tls(config, addr).await?,
+        false => start(config, addr).await?,
+    };
+    on_start(&sandbox)?;
     shutdown_signal().await?;
     sandbox.stop().await;
     Ok(())

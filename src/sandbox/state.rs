@@ -330,6 +330,7 @@ pub(crate) struct Counters {
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     by_method_status: Mutex<HashMap<(String, u16), u64>>,
+    tls_failures: AtomicU64,
 }
 
 impl Counters {
@@ -345,6 +346,11 @@ impl Counters {
         }
     }
 
+    /// Counts a connection whose TLS handshake failed (no request came).
+    pub(crate) fn tls_failed(&self) {
+        self.tls_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self, users: &Users) -> Stats {
         let mut by_method_status: BTreeMap<String, BTreeMap<u16, u64>> = BTreeMap::new();
         for ((method, status), count) in lock(&self.by_method_status).iter() {
@@ -358,6 +364,7 @@ impl Counters {
             by_method_status,
             patches_per_user: users.patches_per_user(),
             max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
+            tls_failures: self.tls_failures.load(Ordering::Relaxed),
         }
     }
 }

@@ -146,9 +146,13 @@ impl Summary {
             .any(|status| status.is_problem() && self.count(*status) > 0)
     }
 
-    /// The lines printed on stderr at the end of a run.
-    pub fn render(&self, results: &str) -> String {
+    /// The lines printed on stderr at the end of a run; the first says
+    /// which proxy the run went through, if one.
+    pub fn render(&self, results: &str, proxy: Option<&str>) -> String {
         let mut text = String::new();
+        if let Some(proxy) = proxy {
+            let _ = writeln!(text, "through the proxy {proxy}");
+        }
         let counts: Vec<String> = Status::ALL
             .iter()
             .filter(|status| self.count(**status) > 0)
@@ -194,7 +198,12 @@ impl Summary {
 
     /// The same figures as [`Summary::render`], for `--summary-json`, with
     /// the exit code the run ends with.
-    pub fn to_json<'a>(&'a self, results: &'a str, exit: Exit) -> impl Serialize + 'a {
+    pub fn to_json<'a>(
+        &'a self,
+        results: &'a str,
+        exit: Exit,
+        proxy: Option<&'a str>,
+    ) -> impl Serialize + 'a {
         /// Every status, in the order of [`Status::ALL`].
         struct Counts<'a>(&'a Summary);
         impl Serialize for Counts<'_> {
@@ -227,6 +236,8 @@ impl Summary {
             exit_code: u8,
             first_problems: Vec<Quoted<'a>>,
             results: &'a str,
+            /// The proxy the run went through (password blanked), if one.
+            proxy: Option<&'a str>,
         }
         Json {
             rows: self.total(),
@@ -247,12 +258,19 @@ impl Summary {
                 })
                 .collect(),
             results,
+            proxy,
         }
     }
 
     /// Writes [`Summary::to_json`] to `path`.
-    pub fn write_json(&self, path: &Path, results: &str, exit: Exit) -> Result<(), Fatal> {
-        let mut text = serde_json::to_string_pretty(&self.to_json(results, exit))
+    pub fn write_json(
+        &self,
+        path: &Path,
+        results: &str,
+        exit: Exit,
+        proxy: Option<&str>,
+    ) -> Result<(), Fatal> {
+        let mut text = serde_json::to_string_pretty(&self.to_json(results, exit, proxy))
             .expect("the summary serialises");
         text.push('\n');
         let written = open_private(path).and_then(|mut file| {

@@ -2,6 +2,8 @@
 //! results file, inputs, signals. Each test file uses a part of them.
 #![allow(dead_code, reason = "each test file uses a part of the helpers")]
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::path::Path;
 
