@@ -303,19 +303,38 @@ async fn a_proxy_that_refuses_or_cannot_be_reached_never_shows_the_password() {
     assert_eq!(sandbox.stats().requests, 0);
 }
 
-#[test]
-fn rehearsal_over_tls_trusts_its_own_sandbox() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehearsal_over_tls_trusts_its_own_sandbox_and_takes_only_the_proxy_flag() {
     let dir = setup(12);
-    let output = Command::new(BIN)
+    let proxy = ConnectProxy::start(None).await;
+    let mut command = Command::new(BIN);
+    command
         .current_dir(dir.path())
-        .args(["apply", "in.csv", "--sandbox", "--tls"])
-        .env("HTTPS_PROXY", "http://127.0.0.1:9") // a rehearsal ignores the environment's proxy
-        .env_remove("SSL_CERT_FILE")
-        .output()
+        .args([
+            "apply",
+            "in.csv",
+            "--sandbox",
+            "--tls",
+            "--proxy",
+            &proxy.url(None),
+        ])
+        // The in-process sandbox is out of reach of the environment's proxy.
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env_remove("SSL_CERT_FILE");
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
         .unwrap();
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(text.contains("at https://127.0.0.1:"), "{text}");
+    assert!(text.contains("(from --proxy)"), "{text}");
+    assert!(!proxy.seen().is_empty());
+    assert!(
+        proxy
+            .seen()
+            .iter()
+            .all(|s| s.line.starts_with("CONNECT 127.0.0.1:"))
+    );
     let (rows, _) = read_results_file(&dir.path().join("in.rehearsal.csv"));
     assert_eq!(rows.len(), 12);
     assert!(
