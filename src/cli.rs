@@ -23,6 +23,9 @@ pub struct Cli {
 pub enum Command {
     /// Check every row of INPUT and write the results file; sends nothing.
     Validate(ValidateArgs),
+    /// Compare every valid row of INPUT with the user's live state and write what would change;
+    /// sends no change (only reads).
+    Plan(PlanArgs),
     /// Send the changes of INPUT to the API (with --dry-run: the same as validate).
     Apply(ApplyArgs),
     /// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
@@ -35,6 +38,22 @@ pub struct ValidateArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Exit with 3 when some row would change (and no row has a problem), 0 when every row is
+    /// already right: for a job that watches the account for changes made elsewhere.
+    #[arg(long)]
+    pub exit_code: bool,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +78,17 @@ pub struct ApplyArgs {
     /// updated, send the rest. Without a record yet, a fresh run.
     #[arg(long, conflicts_with_all = ["dry_run", "overwrite", "sandbox"])]
     pub resume: bool,
+    /// Send the valid rows even when some rows are invalid (by default nothing is sent then).
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Read each user first and send only the fields that differ; a row already right is
+    /// `unchanged` and sends nothing. The `changes` column says what changed.
+    #[arg(long)]
+    pub skip_unchanged: bool,
+    /// Before each PATCH, write the user's current values of the fields it changes to this file,
+    /// in the input format: `apply UNDO` puts them back. Reads each user first.
+    #[arg(long, value_name = "PATH")]
+    pub undo_file: Option<PathBuf>,
     /// Users seeded in the --sandbox, with IDs 1..N; rows naming other IDs fail with 404.
     #[arg(long, value_name = "N", default_value_t = 1000, requires = "sandbox")]
     pub sandbox_users: u64,
@@ -115,9 +145,6 @@ pub struct RunArgs {
     /// The longest wait the server may ask for (Retry-After) before the row is failed instead, in seconds.
     #[arg(long, value_name = "SECS", default_value = "300")]
     pub max_wait: f64,
-    /// Send the valid rows even when some rows are invalid (by default nothing is sent then).
-    #[arg(long)]
-    pub skip_invalid: bool,
     /// Also write the summary as JSON to this file, for monitoring.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
@@ -149,7 +176,7 @@ pub struct InputArgs {
 /// Where the results go and how much is said on the terminal.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// The results CSV, or - for standard output. Default: <input stem>.results.csv in the current directory (.rehearsal.csv with --sandbox).
+    /// The results CSV, or - for standard output. Default: <input stem>.results.csv in the current directory (.plan.csv for plan, .rehearsal.csv with --sandbox).
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Print only errors and the summary.

@@ -48,6 +48,12 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write the undo file {path}")]
+    UndoFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write the summary file {path}")]
     SummaryJson {
         path: PathBuf,

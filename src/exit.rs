@@ -19,6 +19,8 @@ pub enum Exit {
     Success,
     /// Some row is `invalid`, `failed` or `not_attempted`; the results file says which.
     RowProblems,
+    /// `plan --exit-code`: some row would change, and no row has a problem.
+    WouldChange,
     /// Nothing was done: a bad flag, an unusable input, key or results file.
     CannotStart,
     /// Requests were sent, then the run's record could not be written (a
@@ -39,6 +41,7 @@ impl Exit {
             Exit::Success => 0,
             Exit::RowProblems => 1,
             Exit::CannotStart => 2,
+            Exit::WouldChange => 3,
             // EX_IOERR of sysexits.h: an input/output error on a file.
             Exit::RecordLost => 74,
             // The shell's convention: 128 + the signal's number.
@@ -75,6 +78,7 @@ mod tests {
             (Exit::of_run(None, false), 0),
             (Exit::of_run(None, true), 1),
             (Exit::CannotStart, 2),
+            (Exit::WouldChange, 3),
             (Exit::RecordLost, 74),
             (Exit::of_run(Some(Signal::Interrupt), false), 130),
             (Exit::of_run(Some(Signal::Interrupt), true), 130),

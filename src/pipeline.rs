@@ -12,6 +12,7 @@ use crate::check::{CheckedRow, Checker, Duplicates, Verdict};
 use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
 use crate::http::Transport;
+use crate::model::change::FieldSet;
 use crate::model::patch::describe;
 use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
@@ -45,6 +46,9 @@ pub struct Checks {
     /// The record of the run being resumed: its `updated` rows are kept
     /// as they are (checked to match the input beforehand).
     pub previous: Option<Arc<Previous>>,
+    /// Hand each job its row's body as well as its JSON text, for an
+    /// operation that compares it with the live state.
+    pub keep_body: bool,
 }
 
 /// What the run said and how it ended.
@@ -158,9 +162,11 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
             Some(record) => Work::Done(Outcome {
                 seq,
                 throttled: 0,
+                retries: 0,
+                changed: FieldSet::default(),
                 record,
             }),
-            None => to_work(seq, checker.check(&raw), checks.disposition),
+            None => to_work(seq, checker.check(&raw), checks),
         });
         seq += 1;
         if batch.len() == BATCH {
@@ -177,7 +183,7 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
 }
 
 /// A checked row becomes a job, or an outcome decided without a request.
-fn to_work(seq: u64, checked: CheckedRow, disposition: Disposition) -> Work {
+fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
     let CheckedRow {
         row,
         user_id,
@@ -188,15 +194,21 @@ fn to_work(seq: u64, checked: CheckedRow, disposition: Disposition) -> Work {
         Work::Done(Outcome {
             seq,
             throttled: 0,
+            retries: 0,
+            changed: FieldSet::default(),
             record,
         })
     };
     match verdict {
         Verdict::Send(body) => {
             let request = serde_json::to_string(&body).expect("a body always serialises");
-            match (disposition, user_id) {
+            match (checks.disposition, user_id) {
                 (Disposition::Go, Some(user_id)) => {
-                    Work::Send(Job::new(seq, row, user_id, user_id_text, request))
+                    let mut job = Job::new(seq, row, user_id, user_id_text, request);
+                    if checks.keep_body {
+                        job.body = Some(Box::new(body));
+                    }
+                    Work::Send(job)
                 }
                 (Disposition::Refuse { invalid }, _) => {
                     let error = format!(

@@ -266,6 +266,8 @@ pub enum StopReason {
     /// The server's certificate is not trusted: no request can pass until
     /// the trust is fixed. `message` names the host, the problem, the fix.
     Untrusted { message: String },
+    /// Something every row needs is broken (the undo file cannot be written).
+    Halted { message: String },
     /// A 429 asking for a wait beyond `--max-wait`.
     ThrottledTooLong {
         row: u64,
@@ -302,7 +304,9 @@ impl fmt::Display for StopReason {
                 "the API refused the key (HTTP 401 on row {row}); check GCORE_API_KEY or \
                  --api-key-file"
             ),
-            StopReason::Untrusted { message } => f.write_str(message),
+            StopReason::Untrusted { message } | StopReason::Halted { message } => {
+                f.write_str(message)
+            }
             StopReason::ThrottledTooLong {
                 row,
                 asked,

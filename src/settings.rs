@@ -107,18 +107,10 @@ pub enum OutputTarget {
 }
 
 impl OutputTarget {
-    /// `rehearsal`: an `apply --sandbox`, whose results go by default to a
-    /// file of their own (`<stem>.rehearsal.csv`), never to a real run's.
-    pub fn from_args(
-        args: &OutputArgs,
-        input: &InputSource,
-        rehearsal: bool,
-    ) -> Result<Self, Fatal> {
-        let suffix = if rehearsal {
-            REHEARSAL_SUFFIX
-        } else {
-            ".results.csv"
-        };
+    /// `suffix` names the default file after the input's stem:
+    /// [`RESULTS_SUFFIX`], or the own file of a plan or a rehearsal, never a
+    /// real run's.
+    pub fn from_args(args: &OutputArgs, input: &InputSource, suffix: &str) -> Result<Self, Fatal> {
         let target = match &args.output {
             Some(path) if path.as_os_str() == "-" => OutputTarget::Stdout,
             Some(path) => OutputTarget::File(path.clone()),
@@ -163,8 +155,12 @@ impl OutputTarget {
     }
 }
 
-/// The default results file of `apply --sandbox`, after the input's stem.
+/// The default results file of `validate` and `apply`, after the input's stem.
+pub const RESULTS_SUFFIX: &str = ".results.csv";
+/// The default results file of `apply --sandbox`.
 pub const REHEARSAL_SUFFIX: &str = ".rehearsal.csv";
+/// The default results file of `plan`.
+pub const PLAN_SUFFIX: &str = ".plan.csv";
 
 /// `<input stem><suffix>` in the current directory (`stdin` as the stem
 /// when the input is standard input).
@@ -198,6 +194,56 @@ fn same_file(a: &Path, b: &Path) -> bool {
     absolute(a) == absolute(b)
 }
 
+/// Refuses a file named by `flag` that is the input or the results file:
+/// writing it would destroy them.
+fn not_input_or_results(
+    path: &Path,
+    what: &str,
+    flag: &str,
+    input: &InputSource,
+    output: &OutputTarget,
+) -> Result<(), Fatal> {
+    let clash = |other: &str| {
+        Fatal::Usage(format!(
+            "the {what} {} is the {other}; choose another {flag}",
+            path.display()
+        ))
+    };
+    if let InputSource::File(input) = input
+        && same_file(path, input)
+    {
+        return Err(clash("input file"));
+    }
+    if let OutputTarget::File(results) = output
+        && same_file(path, results)
+    {
+        return Err(clash("results file"));
+    }
+    Ok(())
+}
+
+/// Checks `--undo-file` before anything is sent: it is neither the input
+/// nor the results file, and an existing one (the way back from an earlier
+/// run) is kept unless `--resume` goes on with it or `--overwrite` says so.
+pub fn check_undo_path(
+    undo: &Path,
+    input: &InputSource,
+    output: &OutputTarget,
+    resume: bool,
+    overwrite: bool,
+) -> Result<(), Fatal> {
+    not_input_or_results(undo, "undo file", "--undo-file", input, output)?;
+    let exists = std::fs::metadata(undo).is_ok_and(|m| m.len() > 0);
+    if exists && !resume && !overwrite {
+        return Err(Fatal::Usage(format!(
+            "the undo file {} already exists and may be the only way back from an earlier run; \
+             move it away, choose another --undo-file, or pass --overwrite",
+            undo.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks `--summary-json` before anything is sent: it is neither the input
 /// nor the results file, and it can be written (its folder exists and takes
 /// a new file, or the file exists and can be written).
@@ -206,22 +252,7 @@ pub fn check_summary_path(
     input: &InputSource,
     output: &OutputTarget,
 ) -> Result<(), Fatal> {
-    let clash = |what: &str| {
-        Fatal::Usage(format!(
-            "the summary file {} is the {what}; choose another --summary-json",
-            summary.display()
-        ))
-    };
-    if let InputSource::File(input) = input
-        && same_file(summary, input)
-    {
-        return Err(clash("input file"));
-    }
-    if let OutputTarget::File(results) = output
-        && same_file(summary, results)
-    {
-        return Err(clash("results file"));
-    }
+    not_input_or_results(summary, "summary file", "--summary-json", input, output)?;
     let probe = if summary.exists() {
         std::fs::OpenOptions::new()
             .write(true)
@@ -768,7 +799,6 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Fatal> {
 #[derive(Debug, Clone)]
 pub struct RunSettings {
     pub send: SendPolicy,
-    pub skip_invalid: bool,
     pub summary_json: Option<PathBuf>,
 }
 
@@ -805,7 +835,6 @@ impl RunSettings {
             .transpose()?;
         Ok(RunSettings {
             send: SendPolicy::new(concurrency, rate, retry, window),
-            skip_invalid: args.skip_invalid,
             summary_json: args.summary_json.clone(),
         })
     }
@@ -1229,7 +1258,6 @@ mod tests {
             burst: 1,
             max_retries: 5,
             max_wait: 300.0,
-            skip_invalid: false,
             summary_json: None,
             window: None,
         }

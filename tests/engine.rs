@@ -14,6 +14,8 @@ use gcore_iam_bulk::engine::operations::PatchRows;
 use gcore_iam_bulk::engine::{self, Channels, Ended, Job, Never, Operation, Step, Work};
 use gcore_iam_bulk::http::{Answer, Call, Reply, Transport};
 use gcore_iam_bulk::model::api::User;
+use gcore_iam_bulk::model::change::Change;
+use gcore_iam_bulk::model::patch::Field;
 use gcore_iam_bulk::policy::{Rate, RetryPolicy, SendPolicy, StopReason};
 use gcore_iam_bulk::settings::OutputTarget;
 use gcore_iam_bulk::sink::{self, Keeping, Progress, ProgressMode, ResultsWriter, Summary};
@@ -397,7 +399,7 @@ impl Operation for GetThenPatch {
             (0, Ok(Reply::User(user))) if user.lang.as_deref() == Some("en") => Step::Done {
                 status: Status::Unchanged,
                 error: String::new(),
-                changes: String::new(),
+                changes: Vec::new(),
                 user: Some(user),
             },
             (0, Ok(Reply::User(user))) => {
@@ -408,13 +410,15 @@ impl Operation for GetThenPatch {
             (_, reply) => Step::Done {
                 status: Status::Updated,
                 error: String::new(),
-                changes: format!(
-                    "lang: {} -> en",
-                    job.before
+                changes: vec![Change {
+                    field: Field::Lang,
+                    from: job
+                        .before
                         .as_ref()
                         .and_then(|u| u.lang.clone())
-                        .unwrap_or_default()
-                ),
+                        .unwrap_or_default(),
+                    to: "en".to_string(),
+                }],
                 user: match reply {
                     Ok(Reply::User(user)) => Some(user),
                     _ => None,

@@ -52,7 +52,7 @@ fn users() -> Vec<User> {
 fn users_written_in_the_input_format_read_back_as_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("export.csv");
-    let mut writer = InputWriter::new(Vec::new(), "#null").unwrap();
+    let mut writer = InputWriter::new(Vec::new(), "#null", true).unwrap();
     for user in users() {
         writer.write_user(&user).unwrap();
     }

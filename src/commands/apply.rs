@@ -2,18 +2,23 @@
 //! invalid, unless `--skip-invalid`), then send one PATCH per valid row
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
-use super::{finish, first_pass, guard_results, note_input_changed, runtime, sandbox};
+use super::{
+    Ending, connect, finish, first_pass, guard_results, note_input_changed, runtime, sandbox,
+};
 use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
-use crate::engine::operations::PatchRows;
+use crate::engine::operations::{ApplyRows, PatchChanged, PatchRows};
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::http::Client;
 use crate::pipeline::{self, Checks, Disposition};
-use crate::settings::{ApiSettings, InputSettings, OutputTarget, RunSettings, check_summary_path};
+use crate::settings::{
+    ApiSettings, InputSettings, OutputTarget, REHEARSAL_SUFFIX, RESULTS_SUFFIX, RunSettings,
+    check_summary_path, check_undo_path,
+};
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use crate::table::record::Previous;
+use crate::table::undo::UndoLog;
 use std::sync::Arc;
 
 pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
@@ -21,10 +26,23 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         return super::validate::run(&args.input, &args.output, args.run.summary_json.as_deref());
     }
     let settings = InputSettings::from_args(&args.input)?;
-    let target = OutputTarget::from_args(&args.output, &settings.source, args.sandbox)?;
+    let suffix = match args.sandbox {
+        true => REHEARSAL_SUFFIX,
+        false => RESULTS_SUFFIX,
+    };
+    let target = OutputTarget::from_args(&args.output, &settings.source, suffix)?;
     let run = RunSettings::from_args(&args.run)?;
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
+    }
+    if let Some(undo) = &args.undo_file {
+        check_undo_path(
+            undo,
+            &settings.source,
+            &target,
+            args.resume,
+            args.output.overwrite,
+        )?;
     }
     let previous = match (&target, args.resume) {
         (OutputTarget::Stdout, true) => {
@@ -61,13 +79,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             )?,
             None => ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?,
         };
-        let client = Client::new(&api, run.send.concurrency.get())?;
-        let proxy = api.proxy.as_ref().map(ToString::to_string);
-        if let Some(proxy) = &proxy
-            && !quiet
-        {
-            eprintln!("sending through the proxy {proxy}");
-        }
+        let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
         let (input, preflight) = first_pass(&settings, true, quiet, &interrupt).await?;
         let mut resuming = None;
         if let Some(previous) = &previous {
@@ -80,7 +92,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             resuming = Some((previous.path().display().to_string(), kept));
         }
         let disposition = match preflight.invalid {
-            invalid if invalid > 0 && !run.skip_invalid => {
+            invalid if invalid > 0 && !args.skip_invalid => {
                 refuse_note(invalid);
                 Disposition::Refuse { invalid }
             }
@@ -92,6 +104,25 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             Keeping::Fresh
         };
         let results = ResultsWriter::create(&target, keeping, args.output.raw_output)?;
+        // Opened once the results file is ours, so two runs never share it.
+        let undo = match &args.undo_file {
+            Some(path) => Some(Arc::new(
+                UndoLog::open(path, &settings.null_token, args.resume).map_err(|source| {
+                    Fatal::UndoFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?,
+            )),
+            None => None,
+        };
+        let operation = match (args.skip_unchanged, &undo) {
+            (false, None) => ApplyRows::Patch(PatchRows),
+            (skip_unchanged, undo) => ApplyRows::Changed(PatchChanged {
+                skip_unchanged,
+                undo: undo.clone(),
+            }),
+        };
         // Said once the results file is ours (locked).
         if let Some((path, kept)) = resuming
             && !quiet
@@ -107,6 +138,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             duplicates: preflight.duplicates.into(),
             disposition,
             previous,
+            keep_body: matches!(operation, ApplyRows::Changed(_)),
         };
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),
@@ -117,7 +149,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             results,
             progress,
             &run.send,
-            Some((PatchRows, client)),
+            Some((operation, client)),
             interrupt.clone(),
         )
         .await;
@@ -125,13 +157,37 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             running.stop().await;
         }
         note_input_changed(&input);
-        finish(
-            &finished?,
-            interrupt.signal(),
-            run.summary_json.as_deref(),
-            proxy.as_deref(),
-        )
+        let ending = Ending {
+            signal: interrupt.signal(),
+            summary_json: run.summary_json.as_deref(),
+            proxy: proxy.as_deref(),
+            changes_exit: false,
+        };
+        let exit = finish(&finished?, &ending);
+        if let Some(undo) = &undo {
+            note_undo(undo);
+        }
+        exit
     })
+}
+
+/// Where the way back is, and what it cannot put back. Printed even with
+/// `--quiet`: it is part of the run's record.
+fn note_undo(undo: &UndoLog) {
+    eprintln!(
+        "undo: {} (gcore-iam-bulk apply {} puts back the values this run changed)",
+        undo.path().display(),
+        undo.path().display()
+    );
+    let unrestorable = undo.unrestorable();
+    if unrestorable > 0 {
+        eprintln!(
+            "note: {unrestorable} {} of the undo file had no groups or no auth types before; an \
+             empty list cannot be written in the input format, so those cells are left empty \
+             and not put back",
+            if unrestorable == 1 { "row" } else { "rows" }
+        );
+    }
 }
 
 /// Printed even with `--quiet`: it explains why nothing was sent.

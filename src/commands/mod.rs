@@ -3,6 +3,7 @@
 //! run ended.
 
 mod apply;
+mod plan;
 mod sandbox;
 mod validate;
 
@@ -15,18 +16,21 @@ use crate::cli::{Cli, Command};
 use crate::engine::Ended;
 use crate::error::Fatal;
 use crate::exit::{Exit, Signal};
+use crate::http::Client;
 use crate::pipeline::Finished;
 use crate::policy::StopReason;
-use crate::settings::{InputSettings, OutputTarget};
+use crate::settings::{ApiSettings, InputSettings, OutputTarget};
 use crate::signals::Interrupt;
 use crate::sink;
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
+use crate::table::results::Status;
 
 /// Runs one command; `Err` is a fatal error (the run could not start).
 pub fn run(cli: Cli) -> Result<Exit, Fatal> {
     match cli.command {
         Command::Validate(args) => validate::run(&args.input, &args.output, None),
+        Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Sandbox(args) => sandbox::run(&args),
     }
@@ -42,6 +46,25 @@ fn runtime(dry_run: bool) -> Result<tokio::runtime::Runtime, Fatal> {
         tokio::runtime::Builder::new_multi_thread()
     };
     builder.enable_all().build().map_err(Fatal::Runtime)
+}
+
+/// The client of a run that talks to the API, and the proxy it goes
+/// through as shown (said at once unless `quiet`: `verb` is what the run
+/// does through it).
+fn connect(
+    api: &ApiSettings,
+    concurrency: usize,
+    quiet: bool,
+    verb: &str,
+) -> Result<(Client, Option<String>), Fatal> {
+    let client = Client::new(api, concurrency)?;
+    let proxy = api.proxy.as_ref().map(ToString::to_string);
+    if let Some(proxy) = &proxy
+        && !quiet
+    {
+        eprintln!("{verb} through the proxy {proxy}");
+    }
+    Ok((client, proxy))
 }
 
 /// Opens the input (spooling standard input) and reads it once, off the
@@ -95,7 +118,7 @@ fn guard_results(target: &OutputTarget, overwrite: bool, resume_hint: bool) -> R
         ""
     };
     match existing(path) {
-        Existing::Nothing | Existing::DryRun => Ok(()),
+        Existing::Nothing | Existing::DryRun | Existing::Plan => Ok(()),
         Existing::Sent => Err(Fatal::Usage(format!(
             "the results file {} already exists and records a run that sent requests, the only \
              account of what it changed; {resume}move it away, choose another file with -o, or \
@@ -123,22 +146,37 @@ fn note_input_changed(input: &Input) {
     }
 }
 
-/// Prints the summary, writes it as JSON when asked, and says how the run
-/// ended: `signal` is the one that came, if any; `proxy`, the proxy the run
-/// went through (as shown, without its password).
-fn finish(
-    finished: &Finished,
+/// What decides how a run ends, besides its rows.
+#[derive(Default)]
+struct Ending<'a> {
+    /// The signal that came, if any.
     signal: Option<Signal>,
-    summary_json: Option<&Path>,
-    proxy: Option<&str>,
-) -> Result<Exit, Fatal> {
+    summary_json: Option<&'a Path>,
+    /// The proxy the run went through (as shown, without its password).
+    proxy: Option<&'a str>,
+    /// `plan --exit-code`: a row that would change ends the run with 3.
+    changes_exit: bool,
+}
+
+/// Prints the summary, writes it as JSON when asked, and says how the run
+/// ended.
+fn finish(finished: &Finished, ending: &Ending) -> Result<Exit, Fatal> {
     let Finished {
         summary,
         ended,
         results_path,
     } = finished;
+    let Ending {
+        signal,
+        summary_json,
+        proxy,
+        changes_exit,
+    } = *ending;
     let stopped_by = signal.filter(|_| matches!(ended, Ended::Stopped(StopReason::Interrupted)));
-    let exit = Exit::of_run(stopped_by, summary.has_problems());
+    let mut exit = Exit::of_run(stopped_by, summary.has_problems());
+    if changes_exit && exit == Exit::Success && summary.count(Status::WouldUpdate) > 0 {
+        exit = Exit::WouldChange;
+    }
     let _ = std::io::stderr().write_all(summary.render(results_path, proxy).as_bytes());
     if let Some(path) = summary_json {
         summary.write_json(path, results_path, exit, proxy)?;

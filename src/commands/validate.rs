@@ -3,14 +3,14 @@
 
 use std::path::Path;
 
-use super::{finish, first_pass, guard_results, note_input_changed, runtime};
+use super::{Ending, finish, first_pass, guard_results, note_input_changed, runtime};
 use crate::cli::{InputArgs, OutputArgs};
 use crate::engine::Never;
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::pipeline::{self, Checks, Disposition};
 use crate::policy::SendPolicy;
-use crate::settings::{InputSettings, OutputTarget, check_summary_path};
+use crate::settings::{InputSettings, OutputTarget, RESULTS_SUFFIX, check_summary_path};
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use std::sync::Arc;
@@ -22,7 +22,7 @@ pub fn run(
     summary_json: Option<&Path>,
 ) -> Result<Exit, Fatal> {
     let settings = InputSettings::from_args(input)?;
-    let target = OutputTarget::from_args(output, &settings.source, false)?;
+    let target = OutputTarget::from_args(output, &settings.source, RESULTS_SUFFIX)?;
     if let Some(summary) = summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
@@ -38,6 +38,7 @@ pub fn run(
             duplicates: preflight.duplicates.into(),
             disposition: Disposition::Go,
             previous: None,
+            keep_body: false,
         };
         let progress = (
             ProgressMode::detect(quiet, true, target.on_terminal()),
@@ -54,6 +55,11 @@ pub fn run(
         )
         .await?;
         note_input_changed(&input);
-        finish(&finished, interrupt.signal(), summary_json, None)
+        let ending = Ending {
+            signal: interrupt.signal(),
+            summary_json,
+            ..Ending::default()
+        };
+        finish(&finished, &ending)
     })
 }

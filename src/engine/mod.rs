@@ -22,6 +22,8 @@ use tokio::time::Instant;
 
 use crate::http::{Answer, Call, Reply, Transport};
 use crate::model::api::User;
+use crate::model::change::{Change, FieldSet, describe};
+use crate::model::patch::PatchBody;
 use crate::policy::{Decision, Pacer, SendPolicy, StopReason, later};
 use crate::sink::{Outcome, Report};
 use crate::table::results::{ResultRecord, Status};
@@ -43,11 +45,18 @@ pub struct Job {
     /// Attempts of the current step: what the retry policy counts.
     pub step_attempts: u32,
     pub throttled: u32,
+    /// Attempts that were retries of an earlier one (of any step).
+    pub retries: u32,
     /// The status and error of the last retryable attempt, for the results
     /// when the job is not retried after all.
     pub last_failure: Option<(Option<u16>, String)>,
     /// The user's state as an earlier step read it.
     pub before: Option<Box<User>>,
+    /// The row's change, for operations that compare it with the live
+    /// state (kept only for them: see `Checks::keep_body`).
+    pub body: Option<Box<PatchBody>>,
+    /// What an earlier step found the row changes.
+    pub changes: Vec<Change>,
 }
 
 impl Job {
@@ -62,8 +71,11 @@ impl Job {
             attempts: 0,
             step_attempts: 0,
             throttled: 0,
+            retries: 0,
             last_failure: None,
             before: None,
+            body: None,
+            changes: Vec::new(),
         }
     }
 }
@@ -92,12 +104,16 @@ pub enum Step {
     Done {
         status: Status,
         error: String,
-        changes: String,
+        /// What the row changes (or would change) in the user's state.
+        changes: Vec<Change>,
         user: Option<Box<User>>,
     },
     /// Send the operation's next request for this job; the operation has
     /// advanced `job.step` (and kept what it needs, as `job.before`).
     Next,
+    /// Something every row needs is broken (the undo file cannot be
+    /// written): this row is not sent, and the run stops as after Ctrl-C.
+    Halt { error: String },
 }
 
 /// What a job sends, step by step, and what each successful answer means.
@@ -338,7 +354,16 @@ where
                         reached = true;
                         match operation.answered(&mut job, reply) {
                             Step::Done { status: row_status, error, changes, user } => {
-                                Some(finish(job, row_status, Some(status), error, changes, user))
+                                Some(finish(job, row_status, Some(status), error, &changes, user))
+                            }
+                            Step::Halt { error } => {
+                                if stopped.is_none() {
+                                    let why = StopReason::Halted { message: error };
+                                    report!(Report::Note(format!("stopping: {why}")));
+                                    stopped = Some(why);
+                                }
+                                let why = stopped.as_ref().expect("the run has stopped");
+                                Some(not_attempted(job, why))
                             }
                             Step::Next => {
                                 job.step_attempts = 0;
@@ -420,6 +445,7 @@ where
                         }
                         match decision {
                             Decision::RetryIn(wait) => {
+                                job.retries += 1;
                                 job.last_failure = Some((status, error));
                                 retries.push(Reverse(Delayed { due: later(now, wait), job }));
                                 None
@@ -498,12 +524,14 @@ fn finish(
     status: Status,
     http_status: Option<u16>,
     error: String,
-    changes: String,
+    changes: &[Change],
     user: Option<Box<User>>,
 ) -> Outcome {
     Outcome {
         seq: job.seq,
         throttled: job.throttled,
+        retries: job.retries,
+        changed: FieldSet::of(changes),
         record: ResultRecord {
             row: job.row,
             user_id: job.user_id_text,
@@ -512,14 +540,14 @@ fn finish(
             attempts: job.attempts,
             error,
             request: job.request,
-            changes,
+            changes: describe(changes),
             user,
         },
     }
 }
 
 fn failed(job: Job, status: Option<u16>, error: String) -> Outcome {
-    finish(job, Status::Failed, status, error, String::new(), None)
+    finish(job, Status::Failed, status, error, &[], None)
 }
 
 /// A job waiting when the run stopped: `failed` when its last request
@@ -533,16 +561,9 @@ fn interrupted(mut job: Job, why: &StopReason) -> Outcome {
 
 fn not_attempted(job: Job, why: &StopReason) -> Outcome {
     let error = format!("not sent: {why}");
-    finish(job, Status::NotAttempted, None, error, String::new(), None)
+    finish(job, Status::NotAttempted, None, error, &[], None)
 }
 
 fn would_update(job: Job) -> Outcome {
-    finish(
-        job,
-        Status::WouldUpdate,
-        None,
-        String::new(),
-        String::new(),
-        None,
-    )
+    finish(job, Status::WouldUpdate, None, String::new(), &[], None)
 }

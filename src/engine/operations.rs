@@ -1,9 +1,14 @@
 //! The operations the engine runs: what each job sends, step by step, and
 //! what a successful answer means.
 
+use std::sync::Arc;
+
 use super::{Job, Operation, Step};
 use crate::http::{Call, Reply};
+use crate::model::api::User;
+use crate::model::change::{FieldSet, diff, only};
 use crate::table::results::Status;
+use crate::table::undo::UndoLog;
 
 /// `apply`: one PATCH per row, with the row's body; the answer is the user's
 /// new state.
@@ -19,36 +24,192 @@ impl Operation for PatchRows {
     }
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
-        // An answer about another user: the change may have been made to
-        // that user; calling it `updated` would hide it.
-        if let Ok(Reply::User(user)) = &reply
-            && let Some(other) = user.id.filter(|id| *id != job.user_id)
-        {
-            return Step::Done {
-                status: Status::Failed,
-                error: format!(
-                    "the API answered with user {other}, not user {}: the change may have \
-                     landed on user {other}; check both users",
-                    job.user_id
-                ),
-                changes: String::new(),
-                user: None,
-            };
+        patched(job, reply)
+    }
+}
+
+/// What a 2xx to a PATCH means: `updated`, whatever its body says, unless it
+/// describes another user.
+fn patched(job: &mut Job, reply: Result<Reply, String>) -> Step {
+    if let Some(step) = another_user(job, &reply, "the change may have landed on") {
+        return step;
+    }
+    let (user, error) = match reply {
+        Ok(Reply::User(user)) => (Some(user), String::new()),
+        Ok(Reply::Page(_)) => (
+            None,
+            "the change was accepted but the answer is a list, not the user".to_string(),
+        ),
+        Err(error) => (None, error),
+    };
+    Step::Done {
+        status: Status::Updated,
+        error,
+        changes: std::mem::take(&mut job.changes),
+        user,
+    }
+}
+
+/// An answer about another user than the row's: `failed`, naming both,
+/// since calling it anything else would hide it.
+fn another_user(job: &Job, reply: &Result<Reply, String>, what: &str) -> Option<Step> {
+    let Ok(Reply::User(user)) = reply else {
+        return None;
+    };
+    let other = user.id.filter(|id| *id != job.user_id)?;
+    Some(Step::Done {
+        status: Status::Failed,
+        error: format!(
+            "the API answered with user {other}, not user {}: {what} user {other}; check both users",
+            job.user_id
+        ),
+        changes: Vec::new(),
+        user: None,
+    })
+}
+
+/// The user a GET answered with, or the step that ends the job instead.
+fn read_user(job: &Job, reply: Result<Reply, String>) -> Result<Box<User>, Step> {
+    if let Some(step) = another_user(job, &reply, "nothing was changed; the API may confuse") {
+        return Err(step);
+    }
+    match reply {
+        Ok(Reply::User(user)) => Ok(user),
+        Ok(Reply::Page(_)) => Err(unreadable(job, "the answer is a list, not the user")),
+        Err(error) => Err(unreadable(job, &error)),
+    }
+}
+
+fn unreadable(job: &Job, why: &str) -> Step {
+    Step::Done {
+        status: Status::Failed,
+        error: format!(
+            "the user's current state could not be read ({why}); nothing was sent for user {}",
+            job.user_id
+        ),
+        changes: Vec::new(),
+        user: None,
+    }
+}
+
+/// `plan`: one GET per row; the row's change against the user's live
+/// state: `would_update` with the changes, or `unchanged`. Nothing is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanRows;
+
+impl Operation for PlanRows {
+    fn call(&self, job: &Job) -> Call {
+        Call::GetUser {
+            user_id: job.user_id,
         }
-        // A 2xx means the change was made, whatever its body says.
-        let (user, error) = match reply {
-            Ok(Reply::User(user)) => (Some(user), String::new()),
-            Ok(Reply::Page(_)) => (
-                None,
-                "the change was accepted but the answer is a list, not the user".to_string(),
-            ),
-            Err(error) => (None, error),
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        let user = match read_user(job, reply) {
+            Ok(user) => user,
+            Err(step) => return step,
+        };
+        let body = job.body.as_deref().expect("a plan keeps each row's body");
+        let changes = diff(body, &user);
+        let status = match changes.is_empty() {
+            true => Status::Unchanged,
+            false => Status::WouldUpdate,
         };
         Step::Done {
-            status: Status::Updated,
-            error,
-            changes: String::new(),
-            user,
+            status,
+            error: String::new(),
+            changes,
+            user: Some(user),
+        }
+    }
+}
+
+/// `apply --skip-unchanged` and `--undo-file`: a GET, then the PATCH. With
+/// `skip_unchanged` the PATCH carries only the fields that differ, and a
+/// row already right sends none. With an undo log, the values about to
+/// change are written to it before the PATCH goes.
+#[derive(Clone, Default)]
+pub struct PatchChanged {
+    pub skip_unchanged: bool,
+    pub undo: Option<Arc<UndoLog>>,
+}
+
+impl Operation for PatchChanged {
+    fn call(&self, job: &Job) -> Call {
+        match job.step {
+            0 => Call::GetUser {
+                user_id: job.user_id,
+            },
+            _ => Call::Patch {
+                user_id: job.user_id,
+                body: job.request.clone(),
+            },
+        }
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        if job.step > 0 {
+            return patched(job, reply);
+        }
+        let user = match read_user(job, reply) {
+            Ok(user) => user,
+            Err(step) => return step,
+        };
+        let body = job
+            .body
+            .take()
+            .expect("a comparing run keeps each row's body");
+        let changes = diff(&body, &user);
+        if changes.is_empty() && self.skip_unchanged {
+            return Step::Done {
+                status: Status::Unchanged,
+                error: String::new(),
+                changes,
+                user: Some(user),
+            };
+        }
+        if self.skip_unchanged {
+            let sent = only(&body, &changes);
+            job.request = serde_json::to_string(&sent).expect("a body always serialises");
+        }
+        if let Some(undo) = &self.undo
+            && !changes.is_empty()
+            && let Err(error) = undo.record(job.user_id, &user, FieldSet::of(&changes))
+        {
+            return Step::Halt {
+                error: format!(
+                    "the undo file {} cannot be written ({error}); no change is sent without it",
+                    undo.path().display()
+                ),
+            };
+        }
+        job.changes = changes;
+        job.before = Some(user);
+        job.step = 1;
+        Step::Next
+    }
+}
+
+/// What `apply` runs: a PATCH per row, or a GET first when the run compares
+/// (`--skip-unchanged`) or keeps an undo file.
+#[derive(Clone)]
+pub enum ApplyRows {
+    Patch(PatchRows),
+    Changed(PatchChanged),
+}
+
+impl Operation for ApplyRows {
+    fn call(&self, job: &Job) -> Call {
+        match self {
+            ApplyRows::Patch(operation) => operation.call(job),
+            ApplyRows::Changed(operation) => operation.call(job),
+        }
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        match self {
+            ApplyRows::Patch(operation) => operation.answered(job, reply),
+            ApplyRows::Changed(operation) => operation.answered(job, reply),
         }
     }
 }

@@ -67,6 +67,53 @@ impl fmt::Display for Change {
     }
 }
 
+/// A set of fields: those a row changes, counted by the summary.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldSet(u8);
+
+impl FieldSet {
+    pub fn of(changes: &[Change]) -> FieldSet {
+        FieldSet(changes.iter().fold(0, |bits, c| bits | bit(c.field)))
+    }
+
+    pub fn contains(self, field: Field) -> bool {
+        self.0 & bit(field) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+fn bit(field: Field) -> u8 {
+    let index = Field::ALL
+        .iter()
+        .position(|f| *f == field)
+        .expect("every field is in Field::ALL");
+    1 << index
+}
+
+/// The part of `body` that `changes` name: what a PATCH must carry to make
+/// those changes and no other.
+pub fn only(body: &PatchBody, changes: &[Change]) -> PatchBody {
+    let set = FieldSet::of(changes);
+    PatchBody {
+        email: body.email.clone().filter(|_| set.contains(Field::Email)),
+        name: body.name.clone().filter(|_| set.contains(Field::Name)),
+        lang: body.lang.filter(|_| set.contains(Field::Lang)),
+        phone: body.phone.clone().filter(|_| set.contains(Field::Phone)),
+        company: body
+            .company
+            .clone()
+            .filter(|_| set.contains(Field::Company)),
+        groups: body.groups.clone().filter(|_| set.contains(Field::Groups)),
+        auth_types: body
+            .auth_types
+            .clone()
+            .filter(|_| set.contains(Field::AuthTypes)),
+    }
+}
+
 /// The changes joined as the `changes` column shows them.
 pub fn describe(changes: &[Change]) -> String {
     let parts: Vec<String> = changes.iter().map(Change::to_string).collect();
@@ -266,5 +313,90 @@ mod tests {
             user.client_and_roles.unwrap()[0].user_roles,
             ["5".to_string(), "1".to_string()]
         );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// A cell for each field, or none: every kind of value the input takes.
+        fn cells() -> impl Strategy<Value = Vec<(Field, String)>> {
+            let text = "[A-Za-z0-9 +'.-]{1,24}";
+            let email = "[a-z0-9]{1,6}(\\.[a-z0-9]{1,6})?@[a-z]{1,8}\\.example\\.(com|org)";
+            let groups = proptest::sample::subsequence(
+                vec!["Administrators", "Users", "Engineers", "3009", "3022"],
+                1..=5,
+            )
+            .prop_shuffle()
+            .prop_map(|g| g.join(";"));
+            let auth = proptest::sample::subsequence(
+                vec!["password", "sso", "github", "google-oauth2"],
+                1..=4,
+            )
+            .prop_shuffle()
+            .prop_map(|a| a.join(";"));
+            let nullable =
+                |t: &'static str| prop_oneof![Just("#null".to_string()), t.prop_map(|s| s)];
+            (
+                proptest::option::of(email.prop_map(|s| s)),
+                proptest::option::of(nullable(text)),
+                proptest::option::of(prop_oneof![
+                    Just("de".to_string()),
+                    Just("EN".to_string()),
+                    Just("ru".to_string()),
+                    Just("zh".to_string()),
+                    Just("az".to_string())
+                ]),
+                proptest::option::of(nullable(text)),
+                proptest::option::of(text.prop_map(|s| s)),
+                proptest::option::of(groups),
+                proptest::option::of(auth),
+            )
+                .prop_map(|(e, n, l, p, c, g, a)| {
+                    use Field::*;
+                    [
+                        (Email, e),
+                        (Name, n),
+                        (Lang, l),
+                        (Phone, p),
+                        (Company, c),
+                        (Groups, g),
+                        (AuthTypes, a),
+                    ]
+                    .into_iter()
+                    .filter_map(|(field, cell)| Some((field, cell?.trim().to_string())))
+                    .filter(|(_, cell)| !cell.is_empty())
+                    .collect()
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn the_diff_of_a_body_against_the_user_it_made_is_empty(
+                cells in cells(),
+                start in cells(),
+            ) {
+                let to_body = |cells: &[(Field, String)]| {
+                    let mut body = PatchBody::default();
+                    for (field, cell) in cells {
+                        body.set_cell(*field, cell, "#null").unwrap();
+                    }
+                    body
+                };
+                // Any user: one a first body made from the seeded one.
+                let mut user = ann();
+                apply(&mut user, &to_body(&start));
+                let body = to_body(&cells);
+                let changes = diff(&body, &user);
+                // Only the fields the diff names need sending...
+                let mut partly = user.clone();
+                apply(&mut partly, &only(&body, &changes));
+                prop_assert!(diff(&body, &partly).is_empty());
+                // ...and the whole body leaves nothing to change.
+                apply(&mut user, &body);
+                prop_assert!(diff(&body, &user).is_empty());
+                prop_assert_eq!(FieldSet::of(&diff(&body, &user)), FieldSet::default());
+            }
+        }
     }
 }

@@ -21,6 +21,8 @@ pub use progress::{Progress, ProgressMode};
 
 use crate::error::Fatal;
 use crate::exit::Exit;
+use crate::model::change::FieldSet;
+use crate::model::patch::Field;
 use crate::settings::OutputTarget;
 use crate::table::record::{Journal, Replacement, open_private};
 use crate::table::results::{RecordWriter, ResultRecord, Status};
@@ -57,17 +59,52 @@ pub struct Summary {
     counts: [u64; Status::ALL.len()],
     /// The first few problems of each kind; rows with the same error are one.
     first_problems: Vec<Problem>,
-    /// Attempts beyond the first, over all rows.
+    /// Attempts that repeated an earlier one, over all rows.
     retries: u64,
     /// HTTP 429 answers seen.
     throttled: u64,
     /// Set by runs that send: how long sending took.
     elapsed: Option<Duration>,
+    /// Rows that change (or would change) each field, in [`Field::ALL`]'s order.
+    fields: [u64; Field::ALL.len()],
+    /// The first few rows a plan would change, with their changes.
+    examples: Vec<(u64, String)>,
+    /// Rows that sent at least one request.
+    sent: u64,
 }
 
 impl Summary {
     /// How many problems the summary quotes.
     const QUOTED: usize = 5;
+    /// How many rows a plan's summary shows as examples.
+    const EXAMPLES: usize = 3;
+
+    /// Counts the fields a row changes (or would change).
+    fn changed(&mut self, outcome: &Outcome) {
+        if outcome.changed.is_empty() {
+            return;
+        }
+        for (count, field) in self.fields.iter_mut().zip(Field::ALL) {
+            if outcome.changed.contains(field) {
+                *count += 1;
+            }
+        }
+        if outcome.record.status == Status::WouldUpdate && self.examples.len() < Self::EXAMPLES {
+            self.examples
+                .push((outcome.record.row, outcome.record.changes.clone()));
+        }
+    }
+
+    /// `lang 5, groups 2`: how many rows change each field, or `None`.
+    fn fields_text(&self) -> Option<String> {
+        let parts: Vec<String> = Field::ALL
+            .iter()
+            .zip(self.fields)
+            .filter(|(_, count)| *count > 0)
+            .map(|(field, count)| format!("{} {count}", field.name()))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
 
     pub fn count(&self, status: Status) -> u64 {
         self.counts[status.index()]
@@ -85,18 +122,19 @@ impl Summary {
         self.throttled
     }
 
-    /// Rows sent (updated or failed) per second of the run, for runs that
-    /// send. Rows decided without a request (skipped, invalid, not attempted)
-    /// would flatter the figure, so they are left out.
+    /// Rows sent (at least one request) per second of the run, for runs
+    /// that send. Rows decided without a request (skipped, invalid, not
+    /// attempted) would flatter the figure, so they are left out.
     pub fn rows_per_second(&self) -> Option<f64> {
         let elapsed = self.elapsed?.as_secs_f64();
-        let sent = self.count(Status::Updated) + self.count(Status::Failed);
-        (elapsed > 0.0).then(|| sent as f64 / elapsed)
+        (elapsed > 0.0).then(|| self.sent as f64 / elapsed)
     }
 
     fn record(&mut self, row: &ResultRecord) {
+        if row.attempts > 0 {
+            self.sent += 1;
+        }
         self.counts[row.status.index()] += 1;
-        self.retries += u64::from(row.attempts.saturating_sub(1));
         if row.status.is_problem() && !row.error.is_empty() {
             let same = self
                 .first_problems
@@ -164,6 +202,19 @@ impl Summary {
             let _ = write!(text, ": {}", counts.join(", "));
         }
         text.push('\n');
+        if let Some(fields) = self.fields_text() {
+            let verb = match self.count(Status::WouldUpdate) > 0 {
+                true => "would change",
+                false => "changed",
+            };
+            let _ = writeln!(text, "fields that {verb}: {fields}");
+        }
+        if !self.examples.is_empty() {
+            let _ = writeln!(text, "for example:");
+            for (row, changes) in &self.examples {
+                let _ = writeln!(text, "  row {row}: {changes}");
+            }
+        }
         let problems = Status::ALL
             .iter()
             .filter(|status| status.is_problem())
@@ -238,6 +289,8 @@ impl Summary {
             results: &'a str,
             /// The proxy the run went through (password blanked), if one.
             proxy: Option<&'a str>,
+            /// Rows that change (or would change) each field.
+            fields: std::collections::BTreeMap<&'static str, u64>,
         }
         Json {
             rows: self.total(),
@@ -259,6 +312,12 @@ impl Summary {
                 .collect(),
             results,
             proxy,
+            fields: Field::ALL
+                .iter()
+                .zip(self.fields)
+                .filter(|(_, count)| *count > 0)
+                .map(|(field, count)| (field.name(), count))
+                .collect(),
         }
     }
 
@@ -300,10 +359,13 @@ pub struct ResultsWriter {
 }
 
 /// What a run keeps on disk besides its results file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Keeping {
     /// A dry run sends nothing: no journal.
     DryRun,
+    /// A plan reads users and changes nothing: no journal, and a
+    /// `planned_at` column (this HTTP date) that marks the file as a plan.
+    Plan(String),
     /// A run that sends, from the start: a new journal.
     Fresh,
     /// A run that resumes an earlier one: its journal goes on, and its
@@ -334,7 +396,7 @@ impl ResultsWriter {
                 let resume = keeping == Keeping::Resume;
                 let locked = open_locked(file_path, !resume)?;
                 let journal = match keeping {
-                    Keeping::DryRun => None,
+                    Keeping::DryRun | Keeping::Plan(_) => None,
                     Keeping::Fresh | Keeping::Resume => {
                         Some(Journal::open(file_path, resume).map_err(output_error)?)
                     }
@@ -359,7 +421,11 @@ impl ResultsWriter {
                 }
             }
         };
-        let mut records = RecordWriter::new(sink).map_err(output_error)?;
+        let planned_at = match keeping {
+            Keeping::Plan(at) => Some(at),
+            _ => None,
+        };
+        let mut records = RecordWriter::with_plan(sink, planned_at).map_err(output_error)?;
         if raw {
             records = records.raw();
         }
@@ -475,6 +541,10 @@ pub struct Outcome {
     pub seq: u64,
     /// How many of the attempts were answered 429.
     pub throttled: u32,
+    /// How many of the attempts were retries.
+    pub retries: u32,
+    /// The fields the row changes (or would change), for the summary.
+    pub changed: FieldSet,
     pub record: ResultRecord,
 }
 
@@ -518,6 +588,8 @@ fn write_one(
     outcome: &Outcome,
 ) -> Result<(), Fatal> {
     results.summary.throttled += u64::from(outcome.throttled);
+    results.summary.retries += u64::from(outcome.retries);
+    results.summary.changed(outcome);
     results.write(&outcome.record)?;
     progress.row(outcome.record.status);
     Ok(())

@@ -6,6 +6,7 @@ use std::io::{self, Write};
 
 use super::cells::neutralise;
 use crate::model::api::User;
+use crate::model::change::FieldSet;
 use crate::model::patch::Field;
 
 /// A CSV of users in the input format. Null is written as the null token;
@@ -18,10 +19,14 @@ pub struct InputWriter<W: Write> {
 }
 
 impl<W: Write> InputWriter<W> {
-    pub fn new(sink: W, null_token: &str) -> io::Result<InputWriter<W>> {
+    /// `header`: write the header line first (not when going on after an
+    /// earlier writer's rows).
+    pub fn new(sink: W, null_token: &str, header: bool) -> io::Result<InputWriter<W>> {
         let mut csv = csv::Writer::from_writer(sink);
-        let header = std::iter::once("user_id").chain(Field::ALL.iter().map(|field| field.name()));
-        csv.write_record(header).map_err(io::Error::other)?;
+        if header {
+            let names = std::iter::once("user_id").chain(Field::ALL.iter().map(|f| f.name()));
+            csv.write_record(names).map_err(io::Error::other)?;
+        }
         Ok(InputWriter {
             csv,
             null_token: null_token.to_string(),
@@ -29,11 +34,23 @@ impl<W: Write> InputWriter<W> {
     }
 
     pub fn write_user(&mut self, user: &User) -> io::Result<()> {
+        let id = user.id.map(|id| id.to_string()).unwrap_or_default();
+        self.write_fields(&id, user, None)
+    }
+
+    /// A row for user `id` with the user's values of `only` these fields
+    /// (every field when `None`); the other cells are left empty, which
+    /// the input reads as "leave unchanged".
+    pub fn write_fields(
+        &mut self,
+        id: &str,
+        user: &User,
+        only: Option<FieldSet>,
+    ) -> io::Result<()> {
         let nullable = |value: &Option<String>| match value {
             Some(text) => text.clone(),
             None => self.null_token.clone(),
         };
-        let id = user.id.map(|id| id.to_string()).unwrap_or_default();
         let groups = user
             .groups
             .iter()
@@ -48,8 +65,7 @@ impl<W: Write> InputWriter<W> {
             .cloned()
             .collect::<Vec<_>>()
             .join(";");
-        let cells = [
-            id,
+        let values = [
             user.email.clone().unwrap_or_default(),
             nullable(&user.name),
             user.lang.clone().unwrap_or_default(),
@@ -58,11 +74,23 @@ impl<W: Write> InputWriter<W> {
             groups,
             auth_types,
         ];
+        let fields = Field::ALL
+            .iter()
+            .zip(values)
+            .map(|(field, value)| match only {
+                Some(set) if !set.contains(*field) => String::new(),
+                _ => value,
+            });
         // Made safe to open in a spreadsheet; the input reader undoes it.
-        let cells = cells.iter().map(|cell| neutralise(cell));
-        self.csv
-            .write_record(cells.map(|cell| cell.into_owned()))
-            .map_err(io::Error::other)
+        let cells = std::iter::once(id.to_string())
+            .chain(fields)
+            .map(|cell| neutralise(&cell).into_owned());
+        self.csv.write_record(cells).map_err(io::Error::other)
+    }
+
+    /// Hands what is buffered to the operating system.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.csv.flush()
     }
 
     /// Flushes and hands back the sink.

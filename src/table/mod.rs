@@ -8,3 +8,4 @@ pub mod input;
 pub mod input_format;
 pub mod record;
 pub mod results;
+pub mod undo;

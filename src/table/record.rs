@@ -82,7 +82,7 @@ impl Journal {
 }
 
 /// The offset of the last line break of `file`, reading back from the end.
-fn last_line_break(file: &mut File) -> io::Result<Option<u64>> {
+pub(crate) fn last_line_break(file: &mut File) -> io::Result<Option<u64>> {
     const CHUNK: u64 = 64 * 1024;
     let mut end = file.seek(SeekFrom::End(0))?;
     let mut buffer = vec![0u8; CHUNK as usize];
@@ -106,6 +106,8 @@ pub enum Existing {
     Nothing,
     /// The results of a dry run: nothing was sent, nothing to lose.
     DryRun,
+    /// A plan: users were read, nothing was changed.
+    Plan,
     /// The record of a run that sent requests: the only account of what it changed.
     Sent,
     /// Not a results file of this tool (the reason).
@@ -130,6 +132,9 @@ pub fn existing(path: &Path) -> Existing {
         Ok(reader) => reader,
         Err(error) => return Existing::Foreign(error.to_string()),
     };
+    if reader.is_plan() {
+        return Existing::Plan;
+    }
     while let Some(record) = reader.next_record() {
         match record {
             Ok(record) if record.attempts > 0 => return Existing::Sent,

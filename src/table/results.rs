@@ -147,17 +147,33 @@ impl ResultRecord {
 pub struct RecordWriter<W: Write> {
     csv: csv::Writer<W>,
     safe: bool,
+    /// The value of [`PLANNED_AT`] in every row of a plan.
+    planned_at: Option<String>,
 }
+
+/// The column a plan's results file has after the others: when the plan
+/// read the live state (an HTTP date). It tells a plan from a run's record.
+pub const PLANNED_AT: &str = "planned_at";
 
 impl<W: Write> RecordWriter<W> {
     pub fn new(sink: W) -> io::Result<RecordWriter<W>> {
+        RecordWriter::with_plan(sink, None)
+    }
+
+    /// A plan's results (`planned_at`: when it started), or a run's (`None`).
+    pub fn with_plan(sink: W, planned_at: Option<String>) -> io::Result<RecordWriter<W>> {
         let mut writer = RecordWriter {
             csv: csv::WriterBuilder::new()
                 .buffer_capacity(1 << 16)
                 .from_writer(sink),
             safe: true,
+            planned_at,
         };
-        writer.csv.write_record(COLUMNS).map_err(into_io)?;
+        match &writer.planned_at {
+            Some(_) => writer.csv.write_record(COLUMNS.iter().chain([&PLANNED_AT])),
+            None => writer.csv.write_record(COLUMNS),
+        }
+        .map_err(into_io)?;
         Ok(writer)
     }
 
@@ -168,6 +184,7 @@ impl<W: Write> RecordWriter<W> {
                 .buffer_capacity(1 << 16)
                 .from_writer(sink),
             safe: true,
+            planned_at: None,
         }
     }
 
@@ -208,6 +225,7 @@ impl<W: Write> RecordWriter<W> {
             &request,
             &changes,
         ];
+        let planned_at = self.planned_at.as_deref().into_iter();
         let written = match &record.user {
             Some(user) => {
                 let user_cells = user_cells(user);
@@ -221,13 +239,14 @@ impl<W: Write> RecordWriter<W> {
                     });
                 let user_cells = safe_cells.iter().map(|cell| cell.as_ref());
                 self.csv
-                    .write_record(cells.iter().copied().chain(user_cells))
+                    .write_record(cells.iter().copied().chain(user_cells).chain(planned_at))
             }
             None => self.csv.write_record(
                 cells
                     .iter()
                     .copied()
-                    .chain([""; COLUMNS.len() - FIRST_USER_COLUMN]),
+                    .chain([""; COLUMNS.len() - FIRST_USER_COLUMN])
+                    .chain(planned_at),
             ),
         };
         written.map_err(into_io)
@@ -332,6 +351,8 @@ pub struct RecordReader<R: Read> {
     /// The record read ahead (with its byte offset), to know which one is the last.
     ahead: Option<(u64, csv::StringRecord)>,
     torn: bool,
+    /// Whether the file is a plan (it has a [`PLANNED_AT`] column).
+    planned: bool,
 }
 
 /// Whether a file's last byte is a line break (an empty file: yes).
@@ -366,6 +387,7 @@ impl<R: Read> RecordReader<R> {
             .from_reader(reader);
         let headers = csv.headers().map_err(into_io)?.clone();
         Ok(RecordReader {
+            planned: headers.iter().any(|name| name == PLANNED_AT),
             columns: Columns::from_header(&headers)?,
             csv,
             ends_with_newline,
@@ -376,6 +398,11 @@ impl<R: Read> RecordReader<R> {
 
     pub fn columns(&self) -> Columns {
         self.columns
+    }
+
+    /// Whether the file is a plan's results.
+    pub fn is_plan(&self) -> bool {
+        self.planned
     }
 
     /// Whether the last line was cut short (and left out). Known once

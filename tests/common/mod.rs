@@ -13,11 +13,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
 /// A results row as a map from column to cell.
 pub type Row = HashMap<String, String>;
 
-/// The rows of a results file's text; checks that it has the 25 columns.
+/// The rows of a results file's text; checks that it has the 25 columns
+/// (and a plan's `planned_at`).
 pub fn read_results(bytes: &[u8]) -> Vec<Row> {
     let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers().unwrap().clone();
-    assert_eq!(headers.len(), 25, "results columns: {headers:?}");
+    // A plan has one more: planned_at.
+    let plan = headers.len() == 26 && &headers[25] == "planned_at";
+    assert!(headers.len() == 25 || plan, "results columns: {headers:?}");
     reader
         .records()
         .map(|record| {

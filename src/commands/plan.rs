@@ -1,0 +1,72 @@
+//! `plan`: check every row as `validate` does, then read each valid row's
+//! user and write what the row would change (`would_update` and the
+//! `changes` column) or that the user already has every value
+//! (`unchanged`). Only GETs are sent.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::{Ending, connect, finish, first_pass, guard_results, note_input_changed, runtime};
+use crate::cli::PlanArgs;
+use crate::engine::operations::PlanRows;
+use crate::error::Fatal;
+use crate::exit::Exit;
+use crate::pipeline::{self, Checks, Disposition};
+use crate::settings::{
+    ApiSettings, InputSettings, OutputTarget, PLAN_SUFFIX, RunSettings, check_summary_path,
+};
+use crate::signals::Interrupt;
+use crate::sink::{Keeping, ProgressMode, ResultsWriter};
+
+pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
+    let settings = InputSettings::from_args(&args.input)?;
+    let target = OutputTarget::from_args(&args.output, &settings.source, PLAN_SUFFIX)?;
+    let run = RunSettings::from_args(&args.run)?;
+    if let Some(summary) = &run.summary_json {
+        check_summary_path(summary, &settings.source, &target)?;
+    }
+    // The plan's own file (<stem>.plan.csv) is replaced at every plan;
+    // another file only when it holds a plan or a dry run.
+    if args.output.output.is_some() {
+        guard_results(&target, args.output.overwrite, false)?;
+    }
+    let quiet = args.output.quiet;
+    runtime(false)?.block_on(async {
+        let interrupt = Interrupt::install();
+        let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
+        let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
+        let (input, preflight) = first_pass(&settings, false, quiet, &interrupt).await?;
+        let planned_at = httpdate::fmt_http_date(SystemTime::now());
+        let results =
+            ResultsWriter::create(&target, Keeping::Plan(planned_at), args.output.raw_output)?;
+        let checks = Checks {
+            input: Arc::clone(&input),
+            null_token: settings.null_token.clone(),
+            duplicates: preflight.duplicates.into(),
+            disposition: Disposition::Go,
+            previous: None,
+            keep_body: true,
+        };
+        let progress = (
+            ProgressMode::detect(quiet, false, target.on_terminal()),
+            preflight.rows,
+        );
+        let finished = pipeline::run(
+            checks,
+            results,
+            progress,
+            &run.send,
+            Some((PlanRows, client)),
+            interrupt.clone(),
+        )
+        .await;
+        note_input_changed(&input);
+        let ending = Ending {
+            signal: interrupt.signal(),
+            summary_json: run.summary_json.as_deref(),
+            proxy: proxy.as_deref(),
+            changes_exit: args.exit_code,
+        };
+        finish(&finished?, &ending)
+    })
+}

@@ -1,0 +1,300 @@
+//! Against the live state, end to end with the built binary and the
+//! sandbox: `plan` (and `--exit-code`), `apply --skip-unchanged`, and the
+//! undo file that puts every user back.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{BIN, read_results_file, start_sandbox};
+use gcore_iam_bulk::model::api::User;
+use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
+
+const KEY: &str = "live-test-key-0123456789";
+
+/// `gcore-iam-bulk COMMAND INPUT --base-url ... ARGS` in `dir`, off the runtime.
+async fn run(sandbox: &RunningSandbox, dir: &Path, command: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .args([command])
+        .args(args)
+        .args(["--base-url", &sandbox.base_url(), "--rate", "0"])
+        .env("GCORE_API_KEY", KEY)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY");
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every user of the sandbox, by its list pages.
+async fn users(sandbox: &RunningSandbox) -> Vec<User> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        count: u64,
+        results: Vec<User>,
+    }
+    let client = reqwest::Client::new();
+    let mut all = Vec::new();
+    loop {
+        let url = format!(
+            "{}/iam/users?limit=100&offset={}",
+            sandbox.base_url(),
+            all.len()
+        );
+        // The sandbox's faults answer some requests with 5xx: asked again.
+        let response = client
+            .get(url)
+            .header("Authorization", format!("apikey {KEY}"))
+            .send()
+            .await;
+        let Ok(response) = response.and_then(|r| r.error_for_status()) else {
+            continue;
+        };
+        let page: Page = response.json().await.unwrap();
+        let done = page.results.is_empty();
+        all.extend(page.results);
+        if done || all.len() as u64 >= page.count {
+            return all;
+        }
+    }
+}
+
+fn other_lang(lang: &str) -> &'static str {
+    if lang == "de" { "en" } else { "de" }
+}
+
+async fn sandbox(faults: Faults) -> RunningSandbox {
+    start_sandbox(KEY, 11, faults).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_marks_exactly_the_rows_that_differ_and_changes_nothing() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = users(&sandbox).await;
+    // Even users get another language; odd ones the one they have.
+    let mut input = String::from("user_id,lang\n");
+    for user in &before[..40] {
+        let lang = user.lang.as_deref().unwrap();
+        let id = user.id.unwrap();
+        let want = if id % 2 == 0 { other_lang(lang) } else { lang };
+        input.push_str(&format!("{id},{want}\n"));
+    }
+    input.push_str("999999,de\n");
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+
+    let output = run(&sandbox, dir.path(), "plan", &["in.csv", "--exit-code"]).await;
+    let text = stderr(&output);
+    // A user that does not exist is a problem, which outranks "would change".
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let (rows, _) = read_results_file(&dir.path().join("in.plan.csv"));
+    assert_eq!(rows.len(), 41);
+    for (row, user) in rows[..40].iter().zip(&before) {
+        let id = user.id.unwrap();
+        let lang = user.lang.as_deref().unwrap();
+        if id % 2 == 0 {
+            assert_eq!(row["status"], "would_update", "{row:?}");
+            assert_eq!(
+                row["changes"],
+                format!("lang: {lang} -> {}", other_lang(lang))
+            );
+        } else {
+            assert_eq!(row["status"], "unchanged", "{row:?}");
+            assert_eq!(row["changes"], "");
+        }
+        // The user columns hold the live state the plan compared with.
+        assert_eq!(row["lang"], lang);
+        assert!(!row["planned_at"].is_empty());
+    }
+    assert_eq!(rows[40]["status"], "failed");
+    assert!(rows[40]["error"].contains("404"), "{:?}", rows[40]);
+    assert!(text.contains("fields that would change: lang 20"), "{text}");
+    assert!(text.contains("for example:\n  row 3: lang: "), "{text}");
+
+    // In sync: exit 0; some row would change: exit 3.
+    let in_sync: String = input
+        .lines()
+        .take(41)
+        .filter(|l| !l.starts_with("999999"))
+        .map(|l| match l.split_once(',') {
+            Some((id, _)) if id != "user_id" => {
+                let user = before
+                    .iter()
+                    .find(|u| u.id.unwrap().to_string() == id)
+                    .unwrap();
+                format!("{id},{}\n", user.lang.as_deref().unwrap())
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(dir.path().join("sync.csv"), &in_sync).unwrap();
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "plan",
+        &["sync.csv", "--exit-code", "-o", "p.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let drift: String = input
+        .lines()
+        .filter(|l| !l.starts_with("999999"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("drift.csv"), drift).unwrap();
+    // The earlier plan in p.csv is replaced without --overwrite.
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "plan",
+        &["drift.csv", "--exit-code", "-o", "p.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    // Without --exit-code, a plan with changes and no problem is a success.
+    let output = run(&sandbox, dir.path(), "plan", &["drift.csv", "-o", "p.csv"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let stats = sandbox.stats();
+    assert!(!stats.by_method_status.contains_key("PATCH"), "{stats:?}");
+    assert_eq!(users(&sandbox).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_unchanged_sends_only_the_fields_that_differ() {
+    let sandbox = sandbox(Faults {
+        error_rate: 0.2,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = users(&sandbox).await;
+    let mut input = String::from("user_id,lang,company\n");
+    for user in &before[..30] {
+        let id = user.id.unwrap();
+        let lang = user.lang.as_deref().unwrap();
+        let company = user.company.as_deref().unwrap();
+        // Every third user: a new company; the rest: what they have.
+        let new_company = if id % 3 == 0 { "Contoso Ltd" } else { company };
+        input.push_str(&format!("{id},{lang},{new_company}\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--skip-unchanged", "--max-retries", "20"],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    for (row, user) in rows.iter().zip(&before) {
+        let id = user.id.unwrap();
+        if id % 3 == 0 && user.company.as_deref() != Some("Contoso Ltd") {
+            assert_eq!(row["status"], "updated", "{row:?}");
+            assert_eq!(row["request"], r#"{"company":"Contoso Ltd"}"#);
+            assert_eq!(
+                row["changes"],
+                format!(
+                    "company: {:?} -> \"Contoso Ltd\"",
+                    user.company.as_deref().unwrap()
+                )
+            );
+            assert_eq!(row["company"], "Contoso Ltd");
+        } else {
+            assert_eq!(row["status"], "unchanged", "{row:?}");
+        }
+    }
+    let patched = sandbox.stats().patches_per_user;
+    let want: Vec<u64> = (1..=30).filter(|id| id % 3 == 0).collect();
+    assert_eq!(patched.keys().copied().collect::<Vec<_>>(), want);
+    assert!(patched.values().all(|n| *n == 1), "{patched:?}");
+    assert!(text.contains("fields that changed: company 10"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_undo_file_puts_every_user_back_as_it_was() {
+    let sandbox = sandbox(Faults {
+        error_rate: 0.1,
+        drop_rate: 0.05,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = users(&sandbox).await;
+    // Every field, cleared, set, grown and shrunk, over 200 users.
+    let mut input = String::from("user_id,email,name,lang,phone,company,groups,auth_types\n");
+    for id in 1..=200u64 {
+        let row = match id % 5 {
+            0 => format!("{id},new{id}@example.com,#null,,,,,"),
+            1 => format!("{id},,Renamed {id},ru,#null,,Engineers;Users,github"),
+            2 => format!("{id},,,,+49 30 {id},Fabrikam,Administrators,password;sso"),
+            3 => format!("{id},,,zh,,,,"),
+            _ => format!("{id},,#null,,,,Users,"),
+        };
+        input.push_str(&row);
+        input.push('\n');
+    }
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--undo-file", "undo.csv", "--max-retries", "20"],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("undo: undo.csv"), "{text}");
+    assert_ne!(users(&sandbox).await, before);
+
+    // The undo file refuses to be replaced by the next run...
+    let again = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--undo-file", "undo.csv", "-o", "r2.csv"],
+    )
+    .await;
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("only way back"),
+        "{}",
+        stderr(&again)
+    );
+
+    // ...and puts every user back.
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["undo.csv", "--max-retries", "20"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Every field equal; groups and auth types as sets (their order means
+    // nothing to the API, and a row that kept the same set sent it reordered).
+    let sets = |mut user: User| {
+        if let Some(groups) = &mut user.groups {
+            groups.sort_by_key(|g| g.id);
+        }
+        if let Some(auth) = &mut user.auth_types {
+            auth.sort();
+        }
+        user
+    };
+    let after = users(&sandbox).await;
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.into_iter().zip(before) {
+        let id = b.id;
+        assert_eq!(sets(a), sets(b), "user {id:?}");
+    }
+}
