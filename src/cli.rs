@@ -23,6 +23,8 @@ pub struct Cli {
 pub enum Command {
     /// Check every row of INPUT and write the results file; sends nothing.
     Validate(ValidateArgs),
+    /// Write every user of the account to a CSV in the input format: a file to edit and apply.
+    Export(ExportArgs),
     /// Compare every valid row of INPUT with the user's live state and write what would change;
     /// sends no change (only reads).
     Plan(PlanArgs),
@@ -38,6 +40,30 @@ pub struct ValidateArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The file to write, or - for standard output. An existing file is never replaced without
+    /// --overwrite.
+    #[arg(short, long, value_name = "PATH", default_value = "users.csv")]
+    pub output: PathBuf,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Print only errors and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The cell text written for a null name or phone (as the input reads it).
+    #[arg(long, value_name = "TEXT", default_value = "#null")]
+    pub null_token: String,
+    /// Users asked for per page of GET /iam/users (the API may answer fewer).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub page_size: u64,
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,18 @@ async fn sandbox(faults: Faults) -> RunningSandbox {
     start_sandbox(KEY, 11, faults).await
 }
 
+async fn start_sandbox_of(users: u64, faults: Faults) -> RunningSandbox {
+    let config = gcore_iam_bulk::sandbox::SandboxConfig {
+        users,
+        api_key: KEY.to_string(),
+        seed: 12,
+        faults,
+    };
+    gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_marks_exactly_the_rows_that_differ_and_changes_nothing() {
     let sandbox = sandbox(Faults::default()).await;
@@ -297,4 +309,121 @@ async fn the_undo_file_puts_every_user_back_as_it_was() {
         let id = b.id;
         assert_eq!(sets(a), sets(b), "user {id:?}");
     }
+}
+
+/// `export` in `dir` (`args` after it).
+async fn export(sandbox: &RunningSandbox, dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["--page-size", "300"];
+    all.extend_from_slice(args);
+    run(sandbox, dir, "export", &all).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_lists_every_user_and_a_plan_of_it_changes_nothing() {
+    let sandbox = start_sandbox_of(
+        2500,
+        Faults {
+            error_rate: 0.1,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = export(
+        &sandbox,
+        dir.path(),
+        &["--summary-json", "export.json", "--max-retries", "20"],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("exported 2500 users (9 pages) to users.csv"),
+        "{text}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("export.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["users"], 2500);
+    assert_eq!(summary["pages"], 9);
+
+    // Every user, once, in the order of the list, with every field.
+    let exported = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(exported.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        header,
+        [
+            "user_id",
+            "email",
+            "name",
+            "lang",
+            "phone",
+            "company",
+            "groups",
+            "auth_types",
+            "activated",
+            "deleted",
+            "is_active",
+            "two_fa",
+            "sso_auth",
+            "user_type"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let live = users(&sandbox).await;
+    assert_eq!(rows.len(), live.len());
+    for (row, user) in rows.iter().zip(&live) {
+        assert_eq!(row[0], user.id.unwrap().to_string());
+        assert_eq!(&row[1], user.email.as_deref().unwrap());
+        assert_eq!(&row[2], user.name.as_deref().unwrap_or("#null"));
+        assert_eq!(&row[4], user.phone.as_deref().unwrap_or("#null"));
+        assert_eq!(&row[13], user.user_type.as_deref().unwrap());
+    }
+
+    // An existing file is not replaced.
+    let again = export(&sandbox, dir.path(), &[]).await;
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(stderr(&again).contains("--overwrite"));
+
+    // The export is a valid input as it stands, and the account already
+    // has every value in it: every row unchanged, no PATCH.
+    let plan = run(
+        &sandbox,
+        dir.path(),
+        "plan",
+        &["users.csv", "--exit-code", "--max-retries", "20"],
+    )
+    .await;
+    let text = stderr(&plan);
+    assert_eq!(plan.status.code(), Some(0), "{text}");
+    assert!(text.contains("are read-only"), "{text}");
+    let (rows, _) = read_results_file(&dir.path().join("users.plan.csv"));
+    assert_eq!(rows.len(), 2500);
+    assert!(
+        rows.iter().all(|r| r["status"] == "unchanged"),
+        "{:?}",
+        rows.iter().find(|r| r["status"] != "unchanged")
+    );
+    assert!(!sandbox.stats().by_method_status.contains_key("PATCH"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_cut_short_writes_nothing() {
+    let sandbox = start_sandbox_of(
+        1000,
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = export(&sandbox, dir.path(), &["--max-retries", "1"]).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("nothing written to users.csv"), "{text}");
+    assert!(text.contains("could not be read"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -3,6 +3,7 @@
 //! run ended.
 
 mod apply;
+mod export;
 mod plan;
 mod sandbox;
 mod validate;
@@ -30,6 +31,7 @@ use crate::table::results::Status;
 pub fn run(cli: Cli) -> Result<Exit, Fatal> {
     match cli.command {
         Command::Validate(args) => validate::run(&args.input, &args.output, None),
+        Command::Export(args) => export::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Sandbox(args) => sandbox::run(&args),

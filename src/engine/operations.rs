@@ -213,3 +213,43 @@ impl Operation for ApplyRows {
         }
     }
 }
+
+/// `export`: one `GET /iam/users?limit=L&offset=O` per job, whose
+/// `user_id` holds the offset. Each page goes to `pages` (with its offset)
+/// before the job is reported done.
+pub struct ListPages {
+    pub limit: u64,
+    pub pages: std::sync::mpsc::Sender<(u64, crate::model::api::UserPage)>,
+}
+
+impl Operation for ListPages {
+    fn call(&self, job: &Job) -> Call {
+        Call::ListPage {
+            limit: self.limit,
+            offset: job.user_id,
+        }
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        let failed = |error: String| Step::Done {
+            status: Status::Failed,
+            error,
+            changes: Vec::new(),
+            user: None,
+        };
+        match reply {
+            Ok(Reply::Page(page)) => {
+                // The receiver is gone only when the export is over.
+                let _ = self.pages.send((job.user_id, page));
+                Step::Done {
+                    status: Status::Updated,
+                    error: String::new(),
+                    changes: Vec::new(),
+                    user: None,
+                }
+            }
+            Ok(Reply::User(_)) => failed("the answer is one user, not a page of users".into()),
+            Err(error) => failed(error),
+        }
+    }
+}

@@ -24,6 +24,7 @@ use crate::exit::Exit;
 use crate::model::change::FieldSet;
 use crate::model::patch::Field;
 use crate::settings::OutputTarget;
+use crate::table::input::is_read_only_column;
 use crate::table::record::{Journal, Replacement, open_private};
 use crate::table::results::{RecordWriter, ResultRecord, Status};
 
@@ -558,9 +559,18 @@ pub enum Report {
 
 /// The note about columns skipped by `--ignore-unknown-columns`.
 pub fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
-    if !ignored.is_empty() {
-        let names: Vec<&str> = ignored.iter().map(AsRef::as_ref).collect();
-        eprintln!("note: ignoring the columns {}", names.join(", "));
+    let (read_only, unknown): (Vec<&str>, Vec<&str>) = ignored
+        .iter()
+        .map(AsRef::as_ref)
+        .partition(|name| is_read_only_column(name));
+    if !unknown.is_empty() {
+        eprintln!("note: ignoring the columns {}", unknown.join(", "));
+    }
+    if !read_only.is_empty() {
+        eprintln!(
+            "note: the columns {} are read-only (as export writes them); they are not sent",
+            read_only.join(", ")
+        );
     }
 }
 

@@ -46,6 +46,8 @@ pub struct Progress {
     failed: u64,
     started: Instant,
     last_line: Instant,
+    /// What is counted: `rows` (with updated and failed), or `users`.
+    unit: &'static str,
 }
 
 impl Progress {
@@ -55,22 +57,31 @@ impl Progress {
     pub const LINE_EVERY: Duration = Duration::from_secs(5);
 
     pub fn new(mode: ProgressMode, total: u64) -> Progress {
+        Progress::counting(mode, total, "rows")
+    }
+
+    /// A display that counts `unit` (`rows`: with the updated and failed
+    /// counts; anything else, such as `users`: the count alone).
+    pub fn counting(mode: ProgressMode, total: u64, unit: &'static str) -> Progress {
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30.cyan/blue} {pos}/{len} rows  {rate}  eta {eta}  {msg}",
-                )
-                .expect("the template is valid")
-                .with_key(
-                    "rate",
-                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{:.1} rows/s", state.per_sec());
-                    },
-                )
-                .progress_chars("=> "),
+            let template = format!(
+                "{{bar:30.cyan/blue}} {{pos}}/{{len}} {unit}  {{rate}}  eta {{eta}}  {{msg}}"
             );
-            bar.set_message("0 updated, 0 failed");
+            bar.set_style(
+                ProgressStyle::with_template(&template)
+                    .expect("the template is valid")
+                    .with_key(
+                        "rate",
+                        move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.1} {unit}/s", state.per_sec());
+                        },
+                    )
+                    .progress_chars("=> "),
+            );
+            if unit == "rows" {
+                bar.set_message("0 updated, 0 failed");
+            }
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
@@ -84,7 +95,17 @@ impl Progress {
             failed: 0,
             started: now,
             last_line: now,
+            unit,
         }
+    }
+
+    /// `count` more units done (export's users, a page at a time).
+    pub fn advance(&mut self, count: u64) {
+        self.done += count;
+        if let Some(bar) = &self.bar {
+            bar.set_position(self.done);
+        }
+        self.tick();
     }
 
     /// A row was written.
@@ -126,10 +147,17 @@ impl Progress {
         } else {
             100.0
         };
+        let unit = self.unit;
         let mut line = format!(
-            "progress: {} of {} rows ({percent:.0}%), {rate:.1} rows/s, {} updated, {} failed",
-            self.done, self.total, self.updated, self.failed
+            "progress: {} of {} {unit} ({percent:.0}%), {rate:.1} {unit}/s",
+            self.done, self.total
         );
+        if unit == "rows" {
+            line.push_str(&format!(
+                ", {} updated, {} failed",
+                self.updated, self.failed
+            ));
+        }
         if rate > 0.0 && self.done < self.total {
             let left = (self.total - self.done) as f64 / rate;
             line.push_str(&format!(", about {} left", human(left)));

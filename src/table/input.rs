@@ -24,8 +24,28 @@ pub enum Column {
     /// A column with an empty name (Excel leaves these after the last column);
     /// its cells must be empty.
     Unnamed,
-    /// A column skipped by `--ignore-unknown-columns`.
+    /// A column skipped: one of [`READ_ONLY_COLUMNS`], or an unknown one
+    /// with `--ignore-unknown-columns`.
     Ignored(String),
+}
+
+/// Fields of a user that this endpoint cannot change, which `export` writes
+/// after the input columns to sort and filter by: the input reader always
+/// passes over them (and says so), so an export is a valid input as it is.
+pub const READ_ONLY_COLUMNS: [&str; 6] = [
+    "activated",
+    "deleted",
+    "is_active",
+    "two_fa",
+    "sso_auth",
+    "user_type",
+];
+
+/// Whether `name` is one of [`READ_ONLY_COLUMNS`] (any case).
+pub fn is_read_only_column(name: &str) -> bool {
+    READ_ONLY_COLUMNS
+        .iter()
+        .any(|known| known.eq_ignore_ascii_case(name.trim()))
 }
 
 /// The header, mapped to columns.
@@ -64,7 +84,7 @@ impl Header {
             } else if let Some(field) = Field::from_name(&lower) {
                 Column::Field(field)
             } else {
-                if !ignore_unknown {
+                if !ignore_unknown && !is_read_only_column(name) {
                     unknown.push((i, name));
                 }
                 Column::Ignored(name.to_string())

@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 
 use super::cells::neutralise;
+use super::input::READ_ONLY_COLUMNS;
 use crate::model::api::User;
 use crate::model::change::FieldSet;
 use crate::model::patch::Field;
@@ -16,6 +17,8 @@ use crate::model::patch::Field;
 pub struct InputWriter<W: Write> {
     csv: csv::Writer<W>,
     null_token: String,
+    /// Also write [`READ_ONLY_COLUMNS`] after the input columns (export).
+    read_only: bool,
 }
 
 impl<W: Write> InputWriter<W> {
@@ -30,6 +33,23 @@ impl<W: Write> InputWriter<W> {
         Ok(InputWriter {
             csv,
             null_token: null_token.to_string(),
+            read_only: false,
+        })
+    }
+
+    /// The writer of `export`: the input columns, then the read-only
+    /// fields that help a person sort and filter ([`READ_ONLY_COLUMNS`]),
+    /// which the input reader passes over.
+    pub fn export(sink: W, null_token: &str) -> io::Result<InputWriter<W>> {
+        let mut csv = csv::Writer::from_writer(sink);
+        let names = std::iter::once("user_id")
+            .chain(Field::ALL.iter().map(|f| f.name()))
+            .chain(READ_ONLY_COLUMNS);
+        csv.write_record(names).map_err(io::Error::other)?;
+        Ok(InputWriter {
+            csv,
+            null_token: null_token.to_string(),
+            read_only: true,
         })
     }
 
@@ -81,9 +101,25 @@ impl<W: Write> InputWriter<W> {
                 Some(set) if !set.contains(*field) => String::new(),
                 _ => value,
             });
+        let flag = |value: Option<bool>| value.map(|b| b.to_string()).unwrap_or_default();
+        let read_only = self
+            .read_only
+            .then(|| {
+                [
+                    flag(user.activated),
+                    flag(user.deleted),
+                    flag(user.is_active),
+                    flag(user.two_fa),
+                    flag(user.sso_auth),
+                    user.user_type.clone().unwrap_or_default(),
+                ]
+            })
+            .into_iter()
+            .flatten();
         // Made safe to open in a spreadsheet; the input reader undoes it.
         let cells = std::iter::once(id.to_string())
             .chain(fields)
+            .chain(read_only)
             .map(|cell| neutralise(&cell).into_owned());
         self.csv.write_record(cells).map_err(io::Error::other)
     }
