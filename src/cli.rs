@@ -115,12 +115,13 @@ pub struct ApplyArgs {
     /// in the input format: `apply UNDO` puts them back. Reads each user first.
     #[arg(long, value_name = "PATH")]
     pub undo_file: Option<PathBuf>,
-    /// Users seeded in the --sandbox, with IDs 1..N; rows naming other IDs fail with 404.
-    #[arg(long, value_name = "N", default_value_t = 1000, requires = "sandbox")]
-    pub sandbox_users: u64,
+    /// Users seeded in the --sandbox, with IDs 1..N (default 1000); rows naming other IDs fail
+    /// with 404.
+    #[arg(long, value_name = "N")]
+    pub sandbox_users: Option<u64>,
     /// With --sandbox: the sandbox speaks HTTPS, with a certificate from a throwaway
     /// certificate authority that this run trusts (the whole TLS path, rehearsed).
-    #[arg(long, requires = "sandbox")]
+    #[arg(long)]
     pub tls: bool,
 }
 
@@ -149,8 +150,11 @@ pub struct ApiArgs {
     /// Send through this HTTP proxy (http://[USER:PASSWORD@]HOST:PORT) for this run. Default:
     /// HTTPS_PROXY (HTTP_PROXY for an http:// base URL), else ALL_PROXY, unless NO_PROXY
     /// names the API's host.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "no_proxy")]
     pub proxy: Option<String>,
+    /// Go straight to the API for this run, whatever HTTPS_PROXY and the like say.
+    #[arg(long)]
+    pub no_proxy: bool,
 }
 
 /// How fast and how stubbornly to send.

@@ -97,6 +97,9 @@ struct Inner {
     escaped_key: String,
     /// The proxy's password, to blank it out of connection errors.
     proxy_secrets: Vec<String>,
+    /// Whether `--ca-cert` gave authorities (certificate errors say so).
+    extra_roots: bool,
+    connect_timeout: Duration,
     /// How certificate errors name the server: `api.gcore.com` or
     /// `api.gcore.com (through the proxy http://proxy:3128 (from HTTPS_PROXY))`.
     server: String,
@@ -155,6 +158,8 @@ impl Client {
                 timeout: api.timeout,
                 api_key: api.api_key.clone(),
                 escaped_key: json_escaped(api.api_key.expose()),
+                extra_roots: !api.extra_roots.is_empty(),
+                connect_timeout: api.connect_timeout,
                 proxy_secrets: api
                     .proxy
                     .as_ref()
@@ -284,10 +289,25 @@ impl Client {
         let error = error.without_url();
         if let Some(problem) = certificate_problem(&error) {
             return Answer::Untrusted {
-                error: untrusted_message(&self.inner.server, &problem),
+                error: untrusted_message(&self.inner.server, &problem, self.inner.extra_roots),
             };
         }
-        let mut text = if error.is_timeout() {
+        let not_tls = matches!(
+            tls_error(&error),
+            Some(rustls::Error::InvalidMessage(
+                rustls::InvalidMessage::InvalidContentType
+            ))
+        );
+        let mut text = if not_tls {
+            "cannot connect: the server does not speak TLS on this port (is the base URL \
+             http://, or the port another one?)"
+                .to_string()
+        } else if error.is_timeout() && error.is_connect() {
+            format!(
+                "cannot connect: no connection (TCP and TLS) within {} s",
+                self.inner.connect_timeout.as_secs_f64()
+            )
+        } else if error.is_timeout() {
             format!("no answer within {} s", self.inner.timeout.as_secs_f64())
         } else if error.is_connect() {
             let chain = error_chain(&error);
@@ -385,6 +405,11 @@ pub enum CertProblem {
     Revoked,
     /// The server presented none.
     Missing,
+    /// The server presented a certificate authority's certificate as its
+    /// own (a self-signed CA certificate).
+    CaAsServer,
+    /// The certificate cannot be read.
+    Unreadable,
     /// Anything else rustls refuses a certificate for, as it says it.
     Other(String),
 }
@@ -392,22 +417,36 @@ pub enum CertProblem {
 /// The certificate problem somewhere in an error's chain, if it is one.
 pub fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<CertProblem> {
     use rustls::CertificateError as C;
+    match tls_error(error)? {
+        rustls::Error::InvalidCertificate(problem) => Some(match problem {
+            C::UnknownIssuer => CertProblem::UnknownIssuer,
+            C::Expired | C::ExpiredContext { .. } => CertProblem::Expired,
+            C::NotValidYet | C::NotValidYetContext { .. } => CertProblem::NotValidYet,
+            C::NotValidForName | C::NotValidForNameContext { .. } => CertProblem::WrongName,
+            C::Revoked => CertProblem::Revoked,
+            C::BadEncoding => CertProblem::Unreadable,
+            C::Other(other)
+                if matches!(
+                    other.0.downcast_ref::<webpki::Error>(),
+                    Some(webpki::Error::CaUsedAsEndEntity)
+                ) =>
+            {
+                CertProblem::CaAsServer
+            }
+            other => CertProblem::Other(other.to_string()),
+        }),
+        rustls::Error::NoCertificatesPresented => Some(CertProblem::Missing),
+        // Not about the certificate: a protocol error, for instance.
+        _ => None,
+    }
+}
+
+/// The TLS error somewhere in an error's chain.
+fn tls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
     let mut next = Some(error);
     while let Some(error) = next {
         if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-            return match tls {
-                rustls::Error::InvalidCertificate(problem) => Some(match problem {
-                    C::UnknownIssuer => CertProblem::UnknownIssuer,
-                    C::Expired | C::ExpiredContext { .. } => CertProblem::Expired,
-                    C::NotValidYet | C::NotValidYetContext { .. } => CertProblem::NotValidYet,
-                    C::NotValidForName | C::NotValidForNameContext { .. } => CertProblem::WrongName,
-                    C::Revoked => CertProblem::Revoked,
-                    other => CertProblem::Other(format!("{other:?}")),
-                }),
-                rustls::Error::NoCertificatesPresented => Some(CertProblem::Missing),
-                // Not about the certificate: a protocol error, for instance.
-                _ => None,
-            };
+            return Some(tls);
         }
         // An `io::Error` wrapping another error does not give it as its
         // `source()`; it is opened instead (TLS errors come wrapped twice).
@@ -424,8 +463,16 @@ pub fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<
 
 /// The one line a certificate error stops a run with: the server, the
 /// problem, and what to do.
-pub fn untrusted_message(server: &str, problem: &CertProblem) -> String {
+/// `extra_roots`: `--ca-cert` (or `GCORE_CA_CERT`) gave authorities.
+pub fn untrusted_message(server: &str, problem: &CertProblem, extra_roots: bool) -> String {
     let (what, fix) = match problem {
+        CertProblem::UnknownIssuer if extra_roots => (
+            "it is signed by a certificate authority that neither the system's trust store nor \
+             the --ca-cert files hold"
+                .to_string(),
+            "give --ca-cert the certificate of the authority that issued the server's \
+             certificate (the company's root), not the server's own certificate",
+        ),
         CertProblem::UnknownIssuer => (
             "it is signed by a certificate authority this machine does not trust".to_string(),
             "if a company proxy or firewall inspects TLS, give its root certificate with \
@@ -453,6 +500,16 @@ pub fn untrusted_message(server: &str, problem: &CertProblem) -> String {
         CertProblem::Missing => (
             "the server presented none".to_string(),
             "check --base-url (or GCORE_BASE_URL) and any proxy",
+        ),
+        CertProblem::CaAsServer => (
+            "the server presents a certificate authority's own certificate (self-signed) \
+             instead of a server certificate"
+                .to_string(),
+            "the server must be given a certificate issued for its name",
+        ),
+        CertProblem::Unreadable => (
+            "it cannot be read (damaged encoding)".to_string(),
+            "check --base-url and any proxy; the server's certificate is broken",
         ),
         CertProblem::Other(why) => (
             format!("it was refused ({why})"),
@@ -622,7 +679,7 @@ mod tests {
             (CertProblem::WrongName, "--base-url"),
         ];
         for (problem, fix) in cases {
-            let text = untrusted_message("api.gcore.com", &problem);
+            let text = untrusted_message("api.gcore.com", &problem, false);
             assert!(
                 text.starts_with("the certificate of api.gcore.com is not trusted: "),
                 "{text}"

@@ -349,7 +349,8 @@ impl ApiSettings {
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
         };
         let base_url = parse_base_url(&base_text)?;
-        let proxy = choose_proxy(args.proxy.as_deref(), &base_url, Some(&env))?;
+        let proxy_env = (!args.no_proxy).then_some(&env as &EnvReader);
+        let proxy = choose_proxy(args.proxy.as_deref(), &base_url, proxy_env)?;
         refuse_plain_http(&base_url, proxy.as_ref(), args.allow_insecure_http)?;
         let ca_files = match (args.ca_cert.is_empty(), env(CA_CERT_ENV)) {
             (true, Some(path)) if !path.trim().is_empty() => {
@@ -447,8 +448,13 @@ fn check_trust_store_env(env: &impl Fn(&str) -> Option<String>) -> Result<(), Fa
     };
     if let Some(file) = env("SSL_CERT_FILE").filter(|f| !f.trim().is_empty()) {
         match std::fs::metadata(&file) {
-            Ok(metadata) if metadata.is_file() => {}
-            Ok(_) => return Err(refuse("SSL_CERT_FILE", &file, "is not a file".to_string())),
+            Ok(metadata) if !metadata.is_file() => {
+                return Err(refuse("SSL_CERT_FILE", &file, "is not a file".to_string()));
+            }
+            Ok(metadata) if metadata.len() > MAX_CA_FILE => {
+                return Err(refuse("SSL_CERT_FILE", &file, "is too large".to_string()));
+            }
+            Ok(_) => {}
             Err(e) => {
                 return Err(refuse(
                     "SSL_CERT_FILE",
@@ -456,6 +462,13 @@ fn check_trust_store_env(env: &impl Fn(&str) -> Option<String>) -> Result<(), Fa
                     format!("cannot be read ({e})"),
                 ));
             }
+        }
+        // A system bundle may hold a certificate rustls cannot use (they are
+        // skipped); one with no certificate at all is a mistake.
+        let bytes = std::fs::read(&file)
+            .map_err(|e| refuse("SSL_CERT_FILE", &file, format!("cannot be read ({e})")))?;
+        if let Err(why) = holds_certificates(&bytes) {
+            return Err(refuse("SSL_CERT_FILE", &file, why));
         }
     }
     if let Some(dirs) = env("SSL_CERT_DIR") {
@@ -494,6 +507,46 @@ fn read_ca_files(files: &[(PathBuf, &str)]) -> Result<Vec<CertificateDer<'static
     Ok(roots)
 }
 
+/// Whether a PEM file holds at least one certificate; if not, what it is.
+fn holds_certificates(bytes: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if CertificateDer::pem_slice_iter(bytes).any(|cert| cert.is_ok()) {
+        return Ok(());
+    }
+    Err(not_a_certificate(bytes))
+}
+
+/// What a file that holds no PEM certificate holds instead.
+fn not_a_certificate(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if bytes.first() == Some(&0x30) {
+        "is binary (DER), not PEM; convert it with: openssl x509 -inform der -in FILE -out FILE.pem"
+            .to_string()
+    } else if text.contains("PRIVATE KEY") {
+        "holds a private key, not a certificate; give the authority's certificate (never a key)"
+            .to_string()
+    } else {
+        "holds no certificate; a PEM certificate starts with -----BEGIN CERTIFICATE-----"
+            .to_string()
+    }
+}
+
+/// A PEM reading error as a person reads it.
+fn pem_problem(error: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error as E;
+    match error {
+        E::MissingSectionEnd { .. } => {
+            "holds a certificate cut short (no -----END CERTIFICATE----- line)".to_string()
+        }
+        E::IllegalSectionStart { .. } => "holds a broken -----BEGIN line".to_string(),
+        E::Base64Decode(_) => {
+            "holds a certificate whose text is damaged (not valid base64)".to_string()
+        }
+        other => format!("is not valid PEM ({other})"),
+    }
+}
+
 /// The certificates of a PEM file, each checked to be usable as a root.
 /// Says what the file is instead when it holds none (DER, a private key).
 fn parse_ca_pem(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -502,7 +555,7 @@ fn parse_ca_pem(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut certs = Vec::new();
     for (n, cert) in CertificateDer::pem_slice_iter(bytes).enumerate() {
-        let cert = cert.map_err(|e| format!("is not valid PEM ({e})"))?;
+        let cert = cert.map_err(|e| pem_problem(&e))?;
         rustls::RootCertStore::empty()
             .add(cert.clone())
             .map_err(|e| {
@@ -516,17 +569,7 @@ fn parse_ca_pem(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
     if !certs.is_empty() {
         return Ok(certs);
     }
-    let text = String::from_utf8_lossy(bytes);
-    Err(if bytes.first() == Some(&0x30) {
-        "is binary (DER), not PEM; convert it with: openssl x509 -inform der -in FILE -out FILE.pem"
-            .to_string()
-    } else if text.contains("PRIVATE KEY") {
-        "holds a private key, not a certificate; give the authority's certificate (never a key)"
-            .to_string()
-    } else {
-        "holds no certificate; a PEM certificate starts with -----BEGIN CERTIFICATE-----"
-            .to_string()
-    })
+    Err(not_a_certificate(bytes))
 }
 
 /// The proxy a run goes through, and where it was named.
@@ -542,6 +585,12 @@ impl ProxyRoute {
     /// The URL with its password; only to build the client.
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// Whether a password came on the command line (`--proxy`), where
+    /// `ps` and the shell's history show it.
+    pub fn password_on_command_line(&self) -> bool {
+        self.source == "--proxy" && self.url.password().is_some()
     }
 
     /// The password, as written in the URL and decoded, to blank it out
@@ -634,15 +683,44 @@ fn choose_proxy(
     let no_proxy = first(["NO_PROXY", "no_proxy"])
         .map(|(_, value)| value)
         .unwrap_or_default();
+    let entries: Vec<String> = no_proxy.split(',').map(no_proxy_entry).collect();
+    // `*` is every host; hyper-util reads it for names only, not addresses.
+    if entries.iter().any(|entry| entry == "*") {
+        return Ok(None);
+    }
     let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
         .all(route.url.to_string())
-        .no(no_proxy)
+        .no(entries.join(","))
         .build();
     let uri: hyper::Uri = base
         .as_str()
         .parse()
         .map_err(|e| Fatal::Usage(format!("the base URL {base} cannot be used ({e})")))?;
     Ok(matcher.intercept(&uri).map(|_| route))
+}
+
+/// A `NO_PROXY` entry as hyper-util's matcher reads it: without a port
+/// (`localhost:8080`, `[::1]:8080`) or the brackets of an IPv6 address, and
+/// `*.example.com` as `.example.com` (both mean its subdomains).
+fn no_proxy_entry(entry: &str) -> String {
+    let entry = entry.trim();
+    let entry = entry
+        .strip_prefix("*.")
+        .map_or(entry.to_string(), |rest| format!(".{rest}"));
+    if let Some(rest) = entry.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default().to_string();
+    }
+    match entry.rsplit_once(':') {
+        // One colon and digits after it: a port. (An IPv6 address has more.)
+        Some((host, port))
+            if !host.contains(':')
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            host.to_string()
+        }
+        _ => entry,
+    }
 }
 
 /// A proxy URL as users write it: `HOST:PORT` means `http://HOST:PORT`.
@@ -653,13 +731,20 @@ fn parse_proxy(text: &str, source: &str) -> Result<ProxyRoute, Fatal> {
     } else {
         format!("http://{text}")
     };
-    // Shown without what may be a password, even when it does not parse.
+    // Shown without what may be a password, even when it does not parse:
+    // `user:secret` with no `@host` reads as a host and a port that is not one.
     let shown = match with_scheme.split_once("://") {
         Some((scheme, rest)) if rest.contains('@') => {
             let host = &rest[rest.rfind('@').map_or(0, |at| at + 1)..];
             format!("{scheme}://***@{host}")
         }
-        _ => with_scheme.clone(),
+        Some((scheme, rest)) => match rest.trim_end_matches('/').rsplit_once(':') {
+            Some((host, port)) if !port.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("{scheme}://{host}:***")
+            }
+            _ => with_scheme.clone(),
+        },
+        None => with_scheme.clone(),
     };
     let bad = |why: &str| {
         Fatal::Usage(format!(
@@ -987,6 +1072,7 @@ mod tests {
             allow_insecure_http: false,
             ca_cert: Vec::new(),
             proxy: None,
+            no_proxy: false,
         }
     }
 
@@ -1088,6 +1174,8 @@ mod tests {
     fn the_proxy_comes_from_the_flag_then_the_environment_unless_no_proxy_names_the_host() {
         let https = Url::parse("https://api.gcore.com").unwrap();
         let http = Url::parse("http://127.0.0.1:8080").unwrap();
+        let local = Url::parse("https://127.0.0.1:8443").unwrap();
+        let v6 = Url::parse("https://[::1]:8443").unwrap();
         let choose = |flag: Option<&str>, base: &Url, pairs: &[(&str, &str)]| {
             let env = env_of(pairs);
             choose_proxy(flag, base, Some(&env)).map(|route| route.map(|r| r.to_string()))
@@ -1171,6 +1259,35 @@ mod tests {
                 &[("HTTPS_PROXY", "http://p:1")],
                 Some("http://u:***@flag:8080 (from --proxy)"),
             ),
+            // NO_PROXY as people write it: `*` for addresses too, ports,
+            // brackets, `*.domain`.
+            (
+                None,
+                &local,
+                &[("HTTPS_PROXY", "http://p:1"), ("NO_PROXY", "*")],
+                None,
+            ),
+            (
+                None,
+                &local,
+                &[
+                    ("HTTPS_PROXY", "http://p:1"),
+                    ("NO_PROXY", "example.com, 127.0.0.1:8443"),
+                ],
+                None,
+            ),
+            (
+                None,
+                &https,
+                &[("HTTPS_PROXY", "http://p:1"), ("NO_PROXY", "*.gcore.com")],
+                None,
+            ),
+            (
+                None,
+                &v6,
+                &[("HTTPS_PROXY", "http://p:1"), ("NO_PROXY", "[::1]:8443")],
+                None,
+            ),
         ];
         for (flag, base, env, want) in cases {
             let got = choose(*flag, base, env).unwrap();
@@ -1188,6 +1305,8 @@ mod tests {
             ("http://u:hunter2@", "empty host"),
             ("http://u:hunter2@p:99999", "is not a URL"),
             ("http://", "is not a URL"),
+            // `user:password` without `@host` reads as a host and a bad port.
+            ("u:hunter2", "is not a URL"),
         ];
         for (text, want) in cases {
             let error = parse_proxy(text, "HTTPS_PROXY").unwrap_err().to_string();
@@ -1220,14 +1339,22 @@ mod tests {
     fn a_trust_store_variable_that_names_nothing_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("ca.pem");
-        std::fs::write(&file, "x").unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(&file, ca.cert.pem()).unwrap();
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "x").unwrap();
+        let der = dir.path().join("ca.der");
+        std::fs::write(&der, ca.cert.der()).unwrap();
         let (file, folder) = (file.to_str().unwrap(), dir.path().to_str().unwrap());
+        let (junk, der) = (junk.to_str().unwrap(), der.to_str().unwrap());
         assert!(check_trust_store_env(&env_of(&[("SSL_CERT_FILE", file)])).is_ok());
         assert!(check_trust_store_env(&env_of(&[("SSL_CERT_DIR", folder)])).is_ok());
         let cases = [
             ("SSL_CERT_FILE", "/nonexistent/ca.pem", "cannot be read"),
             ("SSL_CERT_FILE", folder, "is not a file"),
             ("SSL_CERT_DIR", file, "is not a folder"),
+            ("SSL_CERT_FILE", junk, "holds no certificate"),
+            ("SSL_CERT_FILE", der, "DER"),
         ];
         for (name, value, want) in cases {
             let error = check_trust_store_env(&env_of(&[(name, value)]))
@@ -1249,6 +1376,12 @@ mod tests {
         assert!(error.contains("private key"), "{error}");
         let error = parse_ca_pem(tls.cert.der()).unwrap_err();
         assert!(error.contains("DER"), "{error}");
+        let cut = &pem[..pem.len() / 2];
+        let error = parse_ca_pem(cut.as_bytes()).unwrap_err();
+        assert!(error.contains("cut short"), "{error}");
+        let damaged = pem.replacen("MII", "M!I", 1);
+        let error = parse_ca_pem(damaged.as_bytes()).unwrap_err();
+        assert!(error.contains("damaged"), "{error}");
     }
 
     fn run_args() -> RunArgs {

@@ -108,22 +108,19 @@ async fn an_unknown_authority_stops_the_run_before_anything_is_sent() {
     }
     let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
     assert_eq!(rows.len(), 40);
-    // Only the requests already on their way met the error, once each; the
-    // rest were never tried.
-    let failed: Vec<_> = rows.iter().filter(|r| r["status"] == "failed").collect();
-    assert!((1..=4).contains(&failed.len()), "{rows:?}");
-    for row in &failed {
-        assert_eq!(row["attempts"], "1", "{row:?}");
-        assert!(
-            row["error"].starts_with("not sent: the certificate"),
-            "{row:?}"
-        );
-    }
-    let not_attempted = rows
+    // No request left: every row is not_attempted, with no attempt counted;
+    // only those already on their way met the error (and say it).
+    assert!(
+        rows.iter()
+            .all(|r| r["status"] == "not_attempted" && r["attempts"] == "0"),
+        "{rows:?}"
+    );
+    let met = rows
         .iter()
-        .filter(|r| r["status"] == "not_attempted" && r["attempts"] == "0")
+        .filter(|r| r["error"].starts_with("not sent: the certificate of 127.0.0.1"))
         .count();
-    assert_eq!(failed.len() + not_attempted, 40);
+    assert_eq!(met, 40, "every row says why it was not sent");
+    assert!(text.contains("0.0 rows sent/s"), "{text}");
     let stats = sandbox.stats();
     assert_eq!(stats.requests, 0, "{stats:?}");
     assert!((1..=4).contains(&stats.tls_failures), "{stats:?}");
@@ -434,5 +431,118 @@ fn certificate_files_that_cannot_serve_are_refused_before_anything_is_sent() {
         assert!(text.contains(want), "{name}: {text}");
         assert!(text.contains("--ca-cert"), "{name}: {text}");
         assert!(!path("in.results.csv").exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_of_another_authority_is_named_in_the_message() {
+    let dir = setup(3);
+    let (sandbox, _ca) = tls_sandbox(dir.path()).await;
+    // A certificate of another authority (or the server's own would be): not the issuer.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("other.pem"), other.cert.pem()).unwrap();
+    let output = apply(
+        dir.path(),
+        &sandbox.base_url(),
+        &["--ca-cert", "other.pem"],
+        &[],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("neither the system's trust store nor the --ca-cert files hold"),
+        "{text}"
+    );
+    assert!(text.contains("not the server's own certificate"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_that_does_not_speak_tls_or_never_finishes_the_handshake_is_said_so() {
+    let dir = setup(2);
+    // A plain-HTTP sandbox asked for https://.
+    let plain = common::start_sandbox(KEY, 1, Default::default()).await;
+    let https = plain.base_url().replace("http://", "https://");
+    let output = apply(dir.path(), &https, &["--max-retries", "0"], &[]).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("does not speak TLS on this port"), "{text}");
+    assert!(
+        statuses(dir.path()).iter().all(|s| s == "not_attempted"),
+        "{text}"
+    );
+
+    // A port that takes the connection and never answers the handshake.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("https://{}", silent.local_addr().unwrap());
+    let output = apply(
+        dir.path(),
+        &base,
+        &["--max-retries", "0", "--timeout", "60"],
+        &[],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("no connection (TCP and TLS) within 5 s"),
+        "{text}"
+    );
+    assert!(!text.contains("no answer within"), "{text}");
+    drop(silent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_proxy_flag_and_star_bypass_the_environments_proxy() {
+    let dir = setup(4);
+    let (sandbox, ca) = tls_sandbox(dir.path()).await;
+    let ca = ca.to_str().unwrap();
+    let proxy = ConnectProxy::start(None).await;
+    let url = proxy.url(None);
+    for (args, vars) in [
+        (
+            vec!["--ca-cert", ca, "--no-proxy"],
+            vec![("HTTPS_PROXY", url.as_str())],
+        ),
+        (
+            vec!["--ca-cert", ca],
+            vec![("HTTPS_PROXY", url.as_str()), ("NO_PROXY", "*")],
+        ),
+    ] {
+        let output = apply(dir.path(), &sandbox.base_url(), &args, &vars).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(proxy.seen().is_empty(), "{args:?} {vars:?}");
+    }
+    // A password in --proxy is a password in `ps`: the run says so.
+    let with_password = proxy.url(Some(("u", "pw-on-the-command-line")));
+    let output = apply(
+        dir.path(),
+        &sandbox.base_url(),
+        &["--ca-cert", ca, "--proxy", &with_password],
+        &[],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("put the proxy URL in HTTPS_PROXY instead"),
+        "{text}"
+    );
+    assert!(!text.contains("pw-on-the-command-line"), "{text}");
+}
+
+#[test]
+fn tls_and_sandbox_users_go_only_with_sandbox() {
+    let dir = setup(1);
+    for flag in [["--tls", ""], ["--sandbox-users", "5"]] {
+        let output = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["apply", "in.csv", "--dry-run"])
+            .args(flag.iter().filter(|a| !a.is_empty()))
+            .output()
+            .unwrap();
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{flag:?}: {text}");
+        assert!(text.contains("goes with --sandbox"), "{text}");
     }
 }

@@ -22,6 +22,18 @@ use crate::table::undo::UndoLog;
 use std::sync::Arc;
 
 pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
+    // clap's `requires` takes a flag's default for "given", so these are checked here.
+    for (given, flag) in [
+        (args.tls, "--tls"),
+        (args.sandbox_users.is_some(), "--sandbox-users"),
+    ] {
+        if given && !args.sandbox {
+            return Err(Fatal::Usage(format!(
+                "{flag} goes with --sandbox (the in-process rehearsal); to trust a server's \
+                 certificate use --ca-cert"
+            )));
+        }
+    }
     if args.dry_run {
         return super::validate::run(&args.input, &args.output, args.run.summary_json.as_deref());
     }
@@ -67,7 +79,9 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
     runtime(false)?.block_on(async {
         let interrupt = Interrupt::install();
         let rehearsal = match args.sandbox {
-            true => Some(sandbox::rehearsal(args.sandbox_users, args.tls, quiet).await?),
+            true => {
+                Some(sandbox::rehearsal(args.sandbox_users.unwrap_or(1000), args.tls, quiet).await?)
+            }
             false => None,
         };
         let api = match &rehearsal {

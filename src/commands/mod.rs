@@ -66,6 +66,16 @@ fn connect(
     {
         eprintln!("{verb} through the proxy {proxy}");
     }
+    if api
+        .proxy
+        .as_ref()
+        .is_some_and(|route| route.password_on_command_line())
+    {
+        eprintln!(
+            "note: the proxy's password in --proxy can be read by other users of this machine \
+             (ps) and stays in the shell's history; put the proxy URL in HTTPS_PROXY instead"
+        );
+    }
     Ok((client, proxy))
 }
 

@@ -47,6 +47,9 @@ pub struct Job {
     pub throttled: u32,
     /// Attempts that were retries of an earlier one (of any step).
     pub retries: u32,
+    /// Attempts that never left this machine: no connection could be made,
+    /// or the server's certificate was refused before the request went.
+    pub unsent: u32,
     /// The status and error of the last retryable attempt, for the results
     /// when the job is not retried after all.
     pub last_failure: Option<(Option<u16>, String)>,
@@ -72,6 +75,7 @@ impl Job {
             step_attempts: 0,
             throttled: 0,
             retries: 0,
+            unsent: 0,
             last_failure: None,
             before: None,
             body: None,
@@ -384,15 +388,19 @@ where
                         Some(failed(job, Some(status), error))
                     }
                     Ok(Answer::Untrusted { error }) => {
+                        job.unsent += 1;
                         // The request never left: the connection was refused first.
                         if stopped.is_none() {
                             let why = StopReason::Untrusted { message: error.clone() };
                             report!(Report::Note(format!("stopping: {why}")));
                             stopped = Some(why);
                         }
-                        Some(failed(job, None, format!("not sent: {error}")))
+                        Some(failed(job, None, error))
                     }
                     Ok(Answer::Retryable { status, retry_after, error, unreachable }) => {
+                        if unreachable {
+                            job.unsent += 1;
+                        }
                         reached |= !unreachable;
                         if unreachable && !reached {
                             unreachable_attempts += 1;
@@ -519,6 +527,9 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// The row's outcome. `attempts` counts the requests that left this
+/// machine; a row none of whose requests did is `not_attempted`, whatever
+/// went wrong on the way.
 fn finish(
     job: Job,
     status: Status,
@@ -527,6 +538,15 @@ fn finish(
     changes: &[Change],
     user: Option<Box<User>>,
 ) -> Outcome {
+    let attempts = job.attempts.saturating_sub(job.unsent);
+    let status = match status {
+        Status::Failed if attempts == 0 => Status::NotAttempted,
+        status => status,
+    };
+    let error = match status {
+        Status::NotAttempted if !error.starts_with("not sent") => format!("not sent: {error}"),
+        _ => error,
+    };
     Outcome {
         seq: job.seq,
         throttled: job.throttled,
@@ -537,7 +557,7 @@ fn finish(
             user_id: job.user_id_text,
             status,
             http_status,
-            attempts: job.attempts,
+            attempts,
             error,
             request: job.request,
             changes: describe(changes),

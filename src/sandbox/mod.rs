@@ -360,9 +360,12 @@ pub async fn serve_until_signal(
 async fn shutdown_signal() -> io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
+    // A closed terminal or a dropped ssh session: stop cleanly too.
+    let mut hangup = signal(SignalKind::hangup())?;
     tokio::select! {
         result = tokio::signal::ctrl_c() => result,
         _ = terminate.recv() => Ok(()),
+        _ = hangup.recv() => Ok(()),
     }
 }
 
