@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use crate::error::Fatal;
-use crate::model::patch::{PatchBody, Problem, describe, parse_user_id, show};
+use crate::model::api::User;
+use crate::model::patch::{PatchBody, Problem, check_email, describe, parse_user_id, show};
 use crate::table::cells::restore;
 use crate::table::input::{Column, Header, Input, RawRow};
 use crate::table::record::Previous;
@@ -31,6 +32,52 @@ pub struct CheckedRow {
     pub verdict: Verdict,
 }
 
+/// The account's users by address, to resolve rows that name a user by
+/// `current_email` (any case).
+#[derive(Debug, Default)]
+pub struct EmailIndex {
+    ids: HashMap<String, Vec<u64>>,
+}
+
+impl EmailIndex {
+    pub fn new(users: &[User]) -> EmailIndex {
+        let mut ids: HashMap<String, Vec<u64>> = HashMap::new();
+        for user in users {
+            if let (Some(id), Some(email)) = (user.id, &user.email) {
+                ids.entry(email.trim().to_lowercase()).or_default().push(id);
+            }
+        }
+        EmailIndex { ids }
+    }
+
+    /// The users with this address.
+    pub fn lookup(&self, email: &str) -> &[u64] {
+        self.ids
+            .get(&email.trim().to_lowercase())
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// A row's user: its `user_id` cell when that holds an ID, else the one
+/// user its `current_email` resolves to (with an index).
+pub fn user_of(raw: &RawRow, header: &Header, emails: Option<&EmailIndex>) -> Option<u64> {
+    let cell = |column: Option<usize>| {
+        std::str::from_utf8(raw.cells.get(column?)?)
+            .ok()
+            .map(str::trim)
+    };
+    if let Some(id) = cell(header.user_id).and_then(|text| parse_user_id(text).ok()) {
+        return Some(id);
+    }
+    match (cell(header.current_email), emails) {
+        (Some(address), Some(emails)) if !address.is_empty() => match emails.lookup(address) {
+            [id] => Some(*id),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// What a first pass over the input found, before any row is sent.
 #[derive(Debug, Default)]
 pub struct Preflight {
@@ -52,11 +99,21 @@ impl Preflight {
     /// per row for the IDs (8 MB for a million rows), then only the
     /// repeated ones are kept.
     pub fn scan(input: &Input, null_token: &str, count_invalid: bool) -> Result<Preflight, Fatal> {
+        Preflight::scan_with(input, null_token, count_invalid, None)
+    }
+
+    /// [`Preflight::scan`], resolving `current_email` with `emails`.
+    pub fn scan_with(
+        input: &Input,
+        null_token: &str,
+        count_invalid: bool,
+        emails: Option<&EmailIndex>,
+    ) -> Result<Preflight, Fatal> {
         let mut rows = input.rows()?;
         let header = rows.header().clone();
         let ignored = header.ignored().into_iter().map(str::to_string).collect();
         let no_duplicates = Duplicates::default();
-        let checker = Checker::new(&header, null_token, &no_duplicates);
+        let checker = Checker::new(&header, null_token, &no_duplicates).with_emails(emails);
         let mut found = Preflight {
             ignored,
             ..Preflight::default()
@@ -64,16 +121,16 @@ impl Preflight {
         let mut ids = Vec::new();
         while let Some(raw) = rows.next_row()? {
             found.rows += 1;
-            if let Some(id) = user_id_of(&raw, header.user_id) {
+            if let Some(id) = user_of(&raw, &header, emails) {
                 ids.push(id);
             }
             if count_invalid && matches!(checker.check(&raw).verdict, Verdict::Invalid(_)) {
                 found.invalid += 1;
             }
         }
-        found.duplicates = Duplicates::from_ids(input, ids)?;
+        found.duplicates = Duplicates::from_ids(input, ids, emails)?;
         if count_invalid && !found.duplicates.is_empty() {
-            found.invalid = count_invalid_rows(input, null_token, &found.duplicates)?;
+            found.invalid = count_invalid_rows(input, null_token, &found.duplicates, emails)?;
         }
         Ok(found)
     }
@@ -83,10 +140,11 @@ fn count_invalid_rows(
     input: &Input,
     null_token: &str,
     duplicates: &Duplicates,
+    emails: Option<&EmailIndex>,
 ) -> Result<u64, Fatal> {
     let mut rows = input.rows()?;
     let header = rows.header().clone();
-    let checker = Checker::new(&header, null_token, duplicates);
+    let checker = Checker::new(&header, null_token, duplicates).with_emails(emails);
     let mut invalid = 0;
     while let Some(raw) = rows.next_row()? {
         if matches!(checker.check(&raw).verdict, Verdict::Invalid(_)) {
@@ -104,8 +162,12 @@ pub struct Duplicates {
 
 impl Duplicates {
     /// From the user IDs that a pass over `input` already collected (see
-    /// [`user_id_of`]); reads the file again only when some ID repeats.
-    pub fn from_ids(input: &Input, mut ids: Vec<u64>) -> Result<Duplicates, Fatal> {
+    /// [`user_of`]); reads the file again only when some ID repeats.
+    pub fn from_ids(
+        input: &Input,
+        mut ids: Vec<u64>,
+        emails: Option<&EmailIndex>,
+    ) -> Result<Duplicates, Fatal> {
         ids.sort_unstable();
         let repeated: Vec<u64> = ids
             .windows(2)
@@ -117,9 +179,11 @@ impl Duplicates {
             repeated.into_iter().map(|id| (id, Vec::new())).collect();
         if !rows_of.is_empty() {
             let mut rows = input.rows()?;
-            let column = rows.header().user_id;
+            let header = rows.header().clone();
             while let Some(raw) = rows.next_row()? {
-                if let Some(list) = user_id_of(&raw, column).and_then(|id| rows_of.get_mut(&id)) {
+                if let Some(list) =
+                    user_of(&raw, &header, emails).and_then(|id| rows_of.get_mut(&id))
+                {
                     list.push(raw.row);
                 }
             }
@@ -139,17 +203,14 @@ impl Duplicates {
     }
 }
 
-/// The row's user ID, when its cell holds a valid one.
-pub fn user_id_of(raw: &RawRow, column: usize) -> Option<u64> {
-    let cell = std::str::from_utf8(raw.cells.get(column)?).ok()?;
-    parse_user_id(cell).ok()
-}
-
 /// Checks rows against the header, the null token and the duplicates found.
 pub struct Checker<'a> {
     header: &'a Header,
     null_token: &'a str,
     duplicates: &'a Duplicates,
+    /// Resolves `current_email`; without it (a dry run) an address is only
+    /// checked to be one.
+    emails: Option<&'a EmailIndex>,
 }
 
 impl<'a> Checker<'a> {
@@ -158,15 +219,28 @@ impl<'a> Checker<'a> {
             header,
             null_token,
             duplicates,
+            emails: None,
         }
+    }
+
+    pub fn with_emails(mut self, emails: Option<&'a EmailIndex>) -> Self {
+        self.emails = emails;
+        self
     }
 
     pub fn check(&self, raw: &RawRow) -> CheckedRow {
         let mut problems = Vec::new();
         let mut body = PatchBody::default();
-        let user_id_cell = raw.cells.get(self.header.user_id).unwrap_or_default();
-        let user_id_text = String::from_utf8_lossy(user_id_cell).trim().to_string();
+        let user_id_cell = self
+            .header
+            .user_id
+            .and_then(|column| raw.cells.get(column))
+            .unwrap_or_default();
+        let mut user_id_text = String::from_utf8_lossy(user_id_cell).trim().to_string();
         let mut user_id = None;
+        let mut current_email = None;
+        // A user_id or current_email cell with a problem already reported.
+        let mut named_badly = false;
 
         if raw.cells.len() != self.header.width() {
             problems.push(Problem::in_row(format!(
@@ -198,9 +272,22 @@ impl<'a> Checker<'a> {
                 };
                 let cell = text.trim();
                 match column {
+                    // Without a user_id column, the address alone names the user.
+                    Column::UserId if cell.is_empty() && self.header.current_email.is_some() => {}
                     Column::UserId => match parse_user_id(cell) {
                         Ok(id) => user_id = Some(id),
-                        Err(message) => problems.push(Problem::in_column("user_id", message)),
+                        Err(message) => {
+                            named_badly = true;
+                            problems.push(Problem::in_column("user_id", message));
+                        }
+                    },
+                    Column::CurrentEmail if cell.is_empty() => {}
+                    Column::CurrentEmail => match check_email(restore(cell)) {
+                        Ok(address) => current_email = Some(address),
+                        Err(message) => {
+                            named_badly = true;
+                            problems.push(Problem::in_column("current_email", message));
+                        }
                     },
                     Column::Field(_) | Column::Unnamed if cell.is_empty() => {}
                     Column::Field(field) => {
@@ -219,6 +306,19 @@ impl<'a> Checker<'a> {
                     ))),
                     Column::Ignored(_) => unreachable!("ignored columns are passed over"),
                 }
+            }
+        }
+
+        if raw.cells.len() == self.header.width() && !named_badly {
+            match self.resolve(user_id, current_email.as_deref()) {
+                Ok(Some(id)) => {
+                    if user_id.is_none() {
+                        user_id_text = id.to_string();
+                    }
+                    user_id = Some(id);
+                }
+                Ok(None) => {}
+                Err(problem) => problems.push(problem),
             }
         }
 
@@ -241,6 +341,59 @@ impl<'a> Checker<'a> {
             user_id: user_id.filter(|_| !matches!(verdict, Verdict::Invalid(_))),
             user_id_text,
             verdict,
+        }
+    }
+}
+
+impl Checker<'_> {
+    /// The row's user from its `user_id` and `current_email` cells: one
+    /// of them, or both naming the same user. `Ok(None)`: no user yet (an
+    /// address that a dry run does not resolve, or a user_id problem
+    /// already reported).
+    fn resolve(&self, user_id: Option<u64>, email: Option<&str>) -> Result<Option<u64>, Problem> {
+        let problem = |message: String| Problem::in_column("current_email", message);
+        let Some(email) = email else {
+            return match (user_id, self.header.user_id) {
+                (Some(id), _) => Ok(Some(id)),
+                (None, None) => Err(problem(
+                    "is empty, and the file has no user_id column: give the user's current \
+                     address"
+                        .to_string(),
+                )),
+                (None, Some(_)) => Err(Problem::in_column(
+                    "user_id",
+                    "is empty, and so is current_email: give the user's ID or current address"
+                        .to_string(),
+                )),
+            };
+        };
+        let Some(emails) = self.emails else {
+            return Ok(user_id);
+        };
+        let resolved = match emails.lookup(email) {
+            [id] => *id,
+            [] => {
+                return Err(problem(format!(
+                    "no user of the account has the address {}; check it, or give user_id",
+                    show(email)
+                )));
+            }
+            several => {
+                let ids: Vec<String> = several.iter().map(u64::to_string).collect();
+                return Err(problem(format!(
+                    "{} users of the account have the address {} (IDs {}); give user_id",
+                    several.len(),
+                    show(email),
+                    ids.join(", ")
+                )));
+            }
+        };
+        match user_id {
+            Some(id) if id != resolved => Err(problem(format!(
+                "{} is user {resolved}, but user_id says {id}; make them agree, or leave one empty",
+                show(email)
+            ))),
+            _ => Ok(Some(resolved)),
         }
     }
 }
@@ -272,6 +425,7 @@ fn not_utf8(column: &Column, index: usize, bytes: &[u8]) -> Problem {
     );
     match column {
         Column::UserId => Problem::in_column("user_id", message),
+        Column::CurrentEmail => Problem::in_column("current_email", message),
         Column::Field(field) => Problem::in_column(field.name(), message),
         Column::Unnamed | Column::Ignored(_) => {
             Problem::in_row(format!("column {}: {message}", index + 1))
@@ -287,6 +441,7 @@ pub fn verify_kept(
     input: &Input,
     null_token: &str,
     duplicates: &Duplicates,
+    emails: Option<&EmailIndex>,
     previous: &Previous,
 ) -> Result<u64, Fatal> {
     let record_error = |source| Fatal::Record {
@@ -296,7 +451,7 @@ pub fn verify_kept(
     let mut cursor = previous.cursor().map_err(record_error)?;
     let mut rows = input.rows()?;
     let header = rows.header().clone();
-    let checker = Checker::new(&header, null_token, duplicates);
+    let checker = Checker::new(&header, null_token, duplicates).with_emails(emails);
     let mut kept = 0;
     while let Some(raw) = rows.next_row()? {
         let Some(record) = cursor.take(raw.row).map_err(record_error)? else {

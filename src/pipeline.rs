@@ -8,7 +8,7 @@ use std::sync::{Arc, mpsc as std_mpsc};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::check::{CheckedRow, Checker, Duplicates, Verdict};
+use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, Verdict};
 use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
 use crate::http::Transport;
@@ -49,6 +49,8 @@ pub struct Checks {
     /// Hand each job its row's body as well as its JSON text, for an
     /// operation that compares it with the live state.
     pub keep_body: bool,
+    /// Resolves rows that name users by `current_email`.
+    pub emails: Option<Arc<EmailIndex>>,
 }
 
 /// What the run said and how it ended.
@@ -137,7 +139,8 @@ where
 fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
     let mut rows = checks.input.rows()?;
     let header = rows.header().clone();
-    let checker = Checker::new(&header, &checks.null_token, &checks.duplicates);
+    let checker = Checker::new(&header, &checks.null_token, &checks.duplicates)
+        .with_emails(checks.emails.as_deref());
     let record_error = |previous: &Previous| {
         let path = previous.path().to_path_buf();
         move |source| Fatal::Record { path, source }
@@ -203,7 +206,10 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         Verdict::Send(body) => {
             let request = serde_json::to_string(&body).expect("a body always serialises");
             match (checks.disposition, user_id) {
-                (Disposition::Go, Some(user_id)) => {
+                // No user only for a row by address in a dry run, which does
+                // not read the account: it sends nothing, so no ID is needed.
+                (Disposition::Go, user_id) => {
+                    let user_id = user_id.unwrap_or(0);
                     let mut job = Job::new(seq, row, user_id, user_id_text, request);
                     if checks.keep_body {
                         job.body = Some(Box::new(body));
@@ -220,7 +226,6 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
                     record.request = request;
                     done(record)
                 }
-                (Disposition::Go, None) => unreachable!("a row to send has a valid user ID"),
             }
         }
         Verdict::Skip(reason) => done(ResultRecord::decided(

@@ -427,3 +427,102 @@ async fn an_export_cut_short_writes_nothing() {
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_by_email_resolve_across_pages_and_say_which_address_is_wrong() {
+    let sandbox = start_sandbox_of(
+        1200,
+        Faults {
+            error_rate: 0.1,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = users(&sandbox).await;
+    let email = |id: u64| live[id as usize - 1].email.clone().unwrap();
+    // User 7 takes user 8's address: that address now names two users.
+    let client = reqwest::Client::new();
+    let taken = email(8);
+    let patched = client
+        .patch(format!("{}/iam/users/7", sandbox.base_url()))
+        .header("Authorization", format!("apikey {KEY}"))
+        .json(&serde_json::json!({ "email": taken }))
+        .send()
+        .await
+        .unwrap();
+    assert!(patched.status().is_success());
+    let input = format!(
+        "current_email,user_id,lang\n\
+         {},,ru\n\
+         {},,zh\n\
+         {},1150,az\n\
+         {taken},,de\n\
+         nobody@example.com,,de\n\
+         {},,en\n",
+        email(1190).to_uppercase(),
+        email(3),
+        email(1150),
+        email(1190),
+    );
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--skip-invalid", "--max-retries", "20"],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r["user_id"].as_str(), r["status"].as_str()))
+        .collect();
+    // Any case; across pages (users 1150 and 1190 are on the third page of
+    // 500); user_id and address agreeing; two users with one address, an
+    // unknown one, and two rows naming user 1190 are invalid.
+    assert_eq!(
+        got,
+        [
+            ("1190", "invalid"),
+            ("3", "updated"),
+            ("1150", "updated"),
+            ("", "invalid"),
+            ("", "invalid"),
+            ("1190", "invalid"),
+        ]
+    );
+    assert!(
+        rows[0]["error"].contains("1190 is also on row 7"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[3]["error"].contains("2 users of the account have the address")
+            && rows[3]["error"].contains("IDs 7, 8"),
+        "{:?}",
+        rows[3]
+    );
+    assert!(rows[4]["error"].contains("no user of the account has the address"));
+    assert_eq!(rows[1]["lang"], "zh");
+    assert_eq!(rows[2]["lang"], "az");
+    let patched = sandbox.stats().patches_per_user;
+    assert_eq!(patched.keys().copied().collect::<Vec<_>>(), [3, 7, 1150]);
+
+    // A user_id that disagrees with the address is caught.
+    std::fs::write(
+        dir.path().join("both.csv"),
+        format!("user_id,current_email,lang\n4,{},de\n", email(5)),
+    )
+    .unwrap();
+    let output = run(&sandbox, dir.path(), "plan", &["both.csv"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let (rows, _) = read_results_file(&dir.path().join("both.plan.csv"));
+    assert!(
+        rows[0]["error"].contains("is user 5, but user_id says 4"),
+        "{:?}",
+        rows[0]
+    );
+}

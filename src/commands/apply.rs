@@ -94,13 +94,16 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             None => ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?,
         };
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
-        let (input, preflight) = first_pass(&settings, true, quiet, &interrupt).await?;
+        let account = Some((&client, &run.send));
+        let first = first_pass(&settings, true, quiet, &interrupt, account).await?;
+        let (input, preflight) = (first.input, first.preflight);
         let mut resuming = None;
         if let Some(previous) = &previous {
             let kept = verify_kept(
                 &input,
                 &settings.null_token,
                 &preflight.duplicates,
+                first.emails.as_deref(),
                 previous,
             )?;
             resuming = Some((previous.path().display().to_string(), kept));
@@ -153,6 +156,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             disposition,
             previous,
             keep_body: matches!(operation, ApplyRows::Changed(_)),
+            emails: first.emails,
         };
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),

@@ -4,30 +4,25 @@
 //! pause; the file appears only once every page is in, so an export cut
 //! short leaves nothing that could pass for the whole account.
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc as std_mpsc;
 use std::time::Instant;
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
 
+use super::list::{Listed, list_users};
 use super::{connect, runtime};
 use crate::cli::ExportArgs;
-use crate::engine::operations::ListPages;
-use crate::engine::{self, Channels, Ended, Job, Work};
+use crate::engine::Ended;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::http::Client;
-use crate::model::api::{User, UserPage};
-use crate::policy::{SendPolicy, StopReason};
+use crate::model::api::User;
+use crate::policy::StopReason;
 use crate::settings::{ApiSettings, RunSettings};
 use crate::signals::Interrupt;
-use crate::sink::{Progress, ProgressMode, Report};
+use crate::sink::ProgressMode;
 use crate::table::input_format::InputWriter;
 use crate::table::record::open_private;
-use crate::table::results::Status;
 
 /// The most users one page may ask for.
 const MAX_PAGE_SIZE: u64 = 10_000;
@@ -59,62 +54,20 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
         let started = Instant::now();
         let mode = ProgressMode::detect(quiet, false, false);
-        let mut tally = Tally::default();
-
-        // The first page says how many users there are and how many a page holds.
-        let mut progress = Progress::counting(ProgressMode::Quiet, 0, "users");
-        let first = fetch(
-            &client,
-            &run.send,
-            args.page_size,
-            vec![0],
-            &interrupt,
-            &mut progress,
-        );
-        let first = tally.add(first.await)?;
-        let (count, per_page) = match first.pages.first() {
-            Some((_, page)) => (page.count, page.results.len() as u64),
-            None => (0, 0),
-        };
-        let mut pages = first.pages;
-        let mut ended = first.ended;
-        if ended == Ended::Finished && per_page > 0 && count > per_page {
-            let offsets: Vec<u64> = (per_page..count).step_by(per_page as usize).collect();
-            progress = Progress::counting(mode, count, "users");
-            progress.advance(per_page);
-            let rest = fetch(
-                &client,
-                &run.send,
-                args.page_size,
-                offsets,
-                &interrupt,
-                &mut progress,
-            );
-            let rest = tally.add(rest.await)?;
-            pages.extend(rest.pages);
-            ended = rest.ended;
-        }
-        progress.finish();
+        let listed = list_users(&client, &run.send, args.page_size, &interrupt, mode).await?;
         let signal = interrupt.signal();
-        let mut problem = match (&ended, tally.failed.first()) {
-            (Ended::Stopped(why), _) => Some(format!("the export stopped: {why}")),
-            (_, Some((offset, error))) => Some(format!(
-                "{} of the pages could not be read (the first, at offset {offset}: {error})",
-                tally.failed.len()
-            )),
-            _ => None,
-        };
+        let Listed {
+            users,
+            tally,
+            problem,
+            ended,
+            ..
+        } = listed;
+        // A listing cut short writes nothing; one whose count disagrees
+        // writes what was listed, and says so.
+        let whole = ended == Ended::Finished && tally.failed.is_empty();
         let mut written = None;
-        if problem.is_none() {
-            pages.sort_by_key(|(offset, _)| *offset);
-            let users = unique(pages.into_iter().flat_map(|(_, page)| page.results));
-            if users.len() as u64 != count {
-                problem = Some(format!(
-                    "the account counts {count} users but {} were listed (users added or \
-                     removed while the export ran?); the file holds those listed",
-                    users.len()
-                ));
-            }
+        if whole {
             write(&args.output, to_stdout, args.overwrite, &null_token, &users)?;
             written = Some(users.len() as u64);
         }
@@ -166,126 +119,6 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
         }
         Ok(exit)
     })
-}
-
-/// What the page runs came to.
-#[derive(Default)]
-struct Tally {
-    pages: u64,
-    retries: u64,
-    throttled: u64,
-    /// Pages that could not be read: their offset and why.
-    failed: Vec<(u64, String)>,
-}
-
-impl Tally {
-    fn add(&mut self, fetched: Result<Fetched, Fatal>) -> Result<Fetched, Fatal> {
-        let mut fetched = fetched?;
-        self.pages += fetched.pages.len() as u64;
-        self.retries += fetched.retries;
-        self.throttled += fetched.throttled;
-        self.failed.append(&mut fetched.failed);
-        Ok(fetched)
-    }
-}
-
-struct Fetched {
-    pages: Vec<(u64, UserPage)>,
-    failed: Vec<(u64, String)>,
-    retries: u64,
-    throttled: u64,
-    ended: Ended,
-}
-
-/// Reads the pages at `offsets` through the engine (one job per page).
-async fn fetch(
-    client: &Client,
-    policy: &SendPolicy,
-    limit: u64,
-    offsets: Vec<u64>,
-    interrupt: &Interrupt,
-    progress: &mut Progress,
-) -> Result<Fetched, Fatal> {
-    let (work_tx, work_rx) = mpsc::channel(1);
-    let (report_tx, report_rx) = std_mpsc::channel();
-    let (written_tx, written_rx) = watch::channel(0u64);
-    let (pages_tx, pages_rx) = std_mpsc::channel();
-    let jobs: Vec<Work> = offsets
-        .iter()
-        .enumerate()
-        .map(|(seq, offset)| {
-            let seq = seq as u64;
-            Work::Send(Job::new(
-                seq,
-                seq + 1,
-                *offset,
-                offset.to_string(),
-                String::new(),
-            ))
-        })
-        .collect();
-    let _ = work_tx.send(jobs).await;
-    drop(work_tx);
-    let channels = Channels {
-        work: work_rx,
-        reports: report_tx,
-        written: written_rx,
-    };
-    let operation = ListPages {
-        limit,
-        pages: pages_tx,
-    };
-    let policy = policy.clone();
-    let client = client.clone();
-    let cancel = interrupt.clone().wait();
-    let engine = tokio::spawn(async move {
-        engine::dispatch(&policy, Some((operation, client)), channels, cancel).await
-    });
-    // The outcomes, in any order: each page went to `pages_rx` first.
-    let mut fetched = Fetched {
-        pages: Vec::new(),
-        failed: Vec::new(),
-        retries: 0,
-        throttled: 0,
-        ended: Ended::Finished,
-    };
-    let mut done = 0;
-    let collected = tokio::task::block_in_place(|| {
-        for report in report_rx {
-            match report {
-                Report::Note(text) => progress.note(&text),
-                Report::Row(outcome) => {
-                    done += 1;
-                    let _ = written_tx.send(done);
-                    fetched.retries += u64::from(outcome.retries);
-                    fetched.throttled += u64::from(outcome.throttled);
-                    if outcome.record.status != Status::Updated {
-                        fetched.failed.push((
-                            outcome.record.user_id.parse().unwrap_or_default(),
-                            outcome.record.error,
-                        ));
-                    }
-                    for (offset, page) in pages_rx.try_iter() {
-                        progress.advance(page.results.len() as u64);
-                        fetched.pages.push((offset, page));
-                    }
-                }
-            }
-        }
-        fetched
-    });
-    let mut fetched = collected;
-    fetched.ended = engine.await.expect("the engine does not panic");
-    Ok(fetched)
-}
-
-/// The users, each once (the first time it is listed: a user added while
-/// the export ran can shift another onto the next page too).
-fn unique(users: impl Iterator<Item = User>) -> Vec<User> {
-    let mut seen = HashSet::new();
-    users
-        .filter(|user| user.id.is_none_or(|id| seen.insert(id)))
-        .collect()
 }
 
 /// Writes the export beside its place and moves it there complete (never

@@ -4,6 +4,7 @@
 
 mod apply;
 mod export;
+mod list;
 mod plan;
 mod sandbox;
 mod validate;
@@ -12,17 +13,19 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::check::Preflight;
+use crate::check::{EmailIndex, Preflight};
 use crate::cli::{Cli, Command};
 use crate::engine::Ended;
 use crate::error::Fatal;
 use crate::exit::{Exit, Signal};
 use crate::http::Client;
 use crate::pipeline::Finished;
+use crate::policy::SendPolicy;
 use crate::policy::StopReason;
 use crate::settings::{ApiSettings, InputSettings, OutputTarget};
 use crate::signals::Interrupt;
 use crate::sink;
+use crate::sink::ProgressMode;
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
 use crate::table::results::Status;
@@ -79,15 +82,27 @@ fn connect(
     Ok((client, proxy))
 }
 
+/// What the first pass hands on: the input, what it found, and the index
+/// that resolves `current_email` (when the input has that column and the
+/// run reads the account).
+struct FirstPass {
+    input: Arc<Input>,
+    preflight: Preflight,
+    emails: Option<Arc<EmailIndex>>,
+}
+
 /// Opens the input (spooling standard input) and reads it once, off the
 /// runtime's workers; says what the user should know before anything runs.
 /// `count_invalid`: a run that may send needs to know before it starts.
+/// `account`: where to read the user list when rows name users by
+/// `current_email` (a dry run passes `None`: addresses stay unresolved).
 async fn first_pass(
     settings: &InputSettings,
     count_invalid: bool,
     quiet: bool,
     interrupt: &Interrupt,
-) -> Result<(Arc<Input>, Preflight), Fatal> {
+    account: Option<(&Client, &SendPolicy)>,
+) -> Result<FirstPass, Fatal> {
     // A pipe may never end: a signal while it is read ends the process.
     interrupt.reading_input(true);
     let opened = {
@@ -96,9 +111,17 @@ async fn first_pass(
     };
     interrupt.reading_input(false);
     let input = opened.expect("reading the input does not panic")?;
+    let by_email = input.rows()?.header().current_email.is_some();
+    let emails = match account {
+        Some((client, policy)) if by_email => Some(Arc::new(
+            email_index(client, policy, interrupt, quiet).await?,
+        )),
+        _ => None,
+    };
     let null_token = settings.null_token.clone();
+    let index = emails.clone();
     let (input, preflight) = tokio::task::spawn_blocking(move || {
-        let preflight = Preflight::scan(&input, &null_token, count_invalid)?;
+        let preflight = Preflight::scan_with(&input, &null_token, count_invalid, index.as_deref())?;
         Ok::<_, Fatal>((input, preflight))
     })
     .await
@@ -109,8 +132,39 @@ async fn first_pass(
             sink::note_no_rows(&input.display_path());
         }
     }
-    Ok((Arc::new(input), preflight))
+    Ok(FirstPass {
+        input: Arc::new(input),
+        preflight,
+        emails,
+    })
 }
+
+/// The account's users by address, read by pages before any row is
+/// checked. A list that cannot be read whole stops the run before anything
+/// is sent: an address missing from it would be reported as unknown.
+async fn email_index(
+    client: &Client,
+    policy: &SendPolicy,
+    interrupt: &Interrupt,
+    quiet: bool,
+) -> Result<EmailIndex, Fatal> {
+    if !quiet {
+        eprintln!("reading the account's users to resolve current_email");
+    }
+    let mode = ProgressMode::detect(quiet, false, false);
+    let listed = list::list_users(client, policy, LIST_PAGE_SIZE, interrupt, mode).await?;
+    match (&listed.ended, &listed.problem) {
+        (Ended::Finished, None) => Ok(EmailIndex::new(&listed.users)),
+        (_, problem) => Err(Fatal::Usage(format!(
+            "the rows name users by current_email, and the account's user list could not be \
+             read whole ({}); nothing was sent",
+            problem.as_deref().unwrap_or("stopped")
+        ))),
+    }
+}
+
+/// Users asked for per page when a run reads the account's list.
+const LIST_PAGE_SIZE: u64 = 500;
 
 /// A results file that records a run that sent requests is the only account
 /// of what that run changed, and a file that is not a results file may be

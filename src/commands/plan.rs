@@ -35,7 +35,9 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
         let interrupt = Interrupt::install();
         let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
-        let (input, preflight) = first_pass(&settings, false, quiet, &interrupt).await?;
+        let account = Some((&client, &run.send));
+        let first = first_pass(&settings, false, quiet, &interrupt, account).await?;
+        let (input, preflight) = (first.input, first.preflight);
         let planned_at = httpdate::fmt_http_date(SystemTime::now());
         let results =
             ResultsWriter::create(&target, Keeping::Plan(planned_at), args.output.raw_output)?;
@@ -46,6 +48,7 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
             disposition: Disposition::Go,
             previous: None,
             keep_body: true,
+            emails: first.emails,
         };
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),

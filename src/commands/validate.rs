@@ -30,7 +30,8 @@ pub fn run(
     let quiet = output.quiet;
     runtime(true)?.block_on(async {
         let interrupt = Interrupt::install();
-        let (input, preflight) = first_pass(&settings, false, quiet, &interrupt).await?;
+        let first = first_pass(&settings, false, quiet, &interrupt, None).await?;
+        let (input, preflight) = (first.input, first.preflight);
         let results = ResultsWriter::create(&target, Keeping::DryRun, output.raw_output)?;
         let checks = Checks {
             input: Arc::clone(&input),
@@ -39,6 +40,7 @@ pub fn run(
             disposition: Disposition::Go,
             previous: None,
             keep_body: false,
+            emails: None,
         };
         let progress = (
             ProgressMode::detect(quiet, true, target.on_terminal()),

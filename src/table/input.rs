@@ -20,6 +20,9 @@ use crate::settings::{InputSettings, InputSource};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Column {
     UserId,
+    /// The user's address now (`current_email`): names the user instead of,
+    /// or as well as, `user_id`; resolved from the account's user list.
+    CurrentEmail,
     Field(Field),
     /// A column with an empty name (Excel leaves these after the last column);
     /// its cells must be empty.
@@ -52,7 +55,9 @@ pub fn is_read_only_column(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub struct Header {
     pub columns: Vec<Column>,
-    pub user_id: usize,
+    /// The `user_id` column; a header has it, `current_email`, or both.
+    pub user_id: Option<usize>,
+    pub current_email: Option<usize>,
 }
 
 impl Header {
@@ -81,6 +86,8 @@ impl Header {
                 Column::Unnamed
             } else if matches!(lower.as_str(), "user_id" | "id" | "userid") {
                 Column::UserId
+            } else if matches!(lower.as_str(), "current_email" | "currentemail") {
+                Column::CurrentEmail
             } else if let Some(field) = Field::from_name(&lower) {
                 Column::Field(field)
             } else {
@@ -89,8 +96,10 @@ impl Header {
                 }
                 Column::Ignored(name.to_string())
             };
-            if matches!(column, Column::UserId | Column::Field(_))
-                && let Some(first) = columns.iter().position(|seen| *seen == column)
+            if matches!(
+                column,
+                Column::UserId | Column::CurrentEmail | Column::Field(_)
+            ) && let Some(first) = columns.iter().position(|seen| *seen == column)
             {
                 return Err(format!(
                     "the header names {} twice (columns {} and {}); keep one of them",
@@ -104,7 +113,9 @@ impl Header {
         if !unknown.is_empty() {
             return Err(unknown_columns_message(&unknown));
         }
-        let Some(user_id) = columns.iter().position(|c| *c == Column::UserId) else {
+        let user_id = columns.iter().position(|c| *c == Column::UserId);
+        let current_email = columns.iter().position(|c| *c == Column::CurrentEmail);
+        if user_id.is_none() && current_email.is_none() {
             let short = |name: &str| match name.char_indices().nth(40) {
                 Some((end, _)) => format!("{}…", &name[..end]),
                 None => name.to_string(),
@@ -115,17 +126,23 @@ impl Header {
             }
             return Err(format!(
                 "the header has no user_id column (found: {}); name the column of user IDs \
-                 user_id (or id, userId)",
+                 user_id (or id, userId), or name users by their address in a current_email \
+                 column",
                 found.join(", ")
             ));
-        };
-        Ok(Header { columns, user_id })
+        }
+        Ok(Header {
+            columns,
+            user_id,
+            current_email,
+        })
     }
 }
 
 fn column_label(column: &Column) -> &str {
     match column {
         Column::UserId => "user_id (or id, userId)",
+        Column::CurrentEmail => "current_email",
         Column::Field(field) => field.name(),
         Column::Unnamed => "an unnamed column",
         Column::Ignored(name) => name,
@@ -430,7 +447,8 @@ impl RowReader {
             path,
             header: Header {
                 columns: Vec::new(),
-                user_id: 0,
+                user_id: None,
+                current_email: None,
             },
             record: ByteRecord::new(),
             row: 0,
@@ -538,10 +556,13 @@ mod tests {
             false,
         )
         .unwrap();
-        assert_eq!(parsed.user_id, 0);
+        assert_eq!(parsed.user_id, Some(0));
         assert_eq!(parsed.columns[1], Column::Field(Field::Email));
         assert_eq!(parsed.columns[8], Column::Unnamed);
-        assert_eq!(header("id,name", false).unwrap().user_id, 0);
+        assert_eq!(header("id,name", false).unwrap().user_id, Some(0));
+        let by_email = header("lang,Current_Email,is_active", false).unwrap();
+        assert_eq!((by_email.user_id, by_email.current_email), (None, Some(1)));
+        assert_eq!(by_email.ignored(), ["is_active"]);
     }
 
     #[test]
@@ -554,6 +575,11 @@ mod tests {
             ("user_id,emial", "--ignore-unknown-columns"),
             ("email,name", "no user_id column (found: email, name)"),
             ("user_id,email,Email", "names email twice (columns 2 and 3)"),
+            ("email,name", "or name users by their address in a current_email column"),
+            (
+                "current_email,currentEmail",
+                "names current_email twice (columns 1 and 2)",
+            ),
             (
                 "id,user_id",
                 "names user_id (or id, userId) twice (columns 1 and 2)",
