@@ -575,7 +575,10 @@ mod tests {
             ("user_id,emial", "--ignore-unknown-columns"),
             ("email,name", "no user_id column (found: email, name)"),
             ("user_id,email,Email", "names email twice (columns 2 and 3)"),
-            ("email,name", "or name users by their address in a current_email column"),
+            (
+                "email,name",
+                "or name users by their address in a current_email column",
+            ),
             (
                 "current_email,currentEmail",
                 "names current_email twice (columns 1 and 2)",
