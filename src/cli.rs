@@ -83,6 +83,7 @@ pub struct PlanArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(mut_arg("path", |arg| arg.required(false).required_unless_present("plan")))]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -107,6 +108,10 @@ pub struct ApplyArgs {
     /// Send the valid rows even when some rows are invalid (by default nothing is sent then).
     #[arg(long)]
     pub skip_invalid: bool,
+    /// Apply exactly what a reviewed plan (the results file of `plan`) would change, only for
+    /// users still as the plan read them; instead of INPUT.
+    #[arg(long, value_name = "PLAN", conflicts_with_all = ["path", "dry_run", "resume", "sandbox", "skip_unchanged"])]
+    pub plan: Option<PathBuf>,
     /// Read each user first and send only the fields that differ; a row already right is
     /// `unchanged` and sends nothing. The `changes` column says what changed.
     #[arg(long)]
@@ -187,8 +192,8 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct InputArgs {
     /// The CSV file of changes, or - for standard input.
-    #[arg(value_name = "INPUT")]
-    pub path: PathBuf,
+    #[arg(value_name = "INPUT", required = true)]
+    pub path: Option<PathBuf>,
     /// Field separator: ',' ';' '|' or 'tab'. Default: ',' unless the header holds ';' (or tabs) and no ','.
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,

@@ -8,17 +8,22 @@ use std::sync::{Arc, mpsc as std_mpsc};
 
 use tokio::sync::{mpsc, watch};
 
+use std::path::{Path, PathBuf};
+
 use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, Verdict};
 use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
 use crate::http::Transport;
 use crate::model::change::FieldSet;
+use crate::model::change::{diff, only};
+use crate::model::patch::PatchBody;
 use crate::model::patch::describe;
 use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
 use crate::sink::{self, Outcome, Progress, ProgressMode, ResultsWriter, Summary};
 use crate::table::input::Input;
 use crate::table::record::Previous;
+use crate::table::results::RecordReader;
 use crate::table::results::{ResultRecord, Status};
 
 /// Rows are handed to the engine in batches of this many, so that the check
@@ -53,6 +58,159 @@ pub struct Checks {
     pub emails: Option<Arc<EmailIndex>>,
 }
 
+/// Where the rows come from: the input, checked; or a reviewed plan.
+pub enum Source {
+    Rows(Checks),
+    Plan(Plan),
+}
+
+/// A plan's results file, as `apply --plan` takes it: checked whole before
+/// anything is sent, then read again row by row.
+pub struct Plan {
+    path: PathBuf,
+    /// Rows in the plan.
+    pub rows: u64,
+    /// Rows it would change.
+    pub changes: u64,
+}
+
+impl Plan {
+    /// Opens the plan at `path` and checks every row: it must be the whole
+    /// results file of a plan, every row read (none `not_attempted`), and
+    /// every row it would change readable (its request and the user it
+    /// compared with). Anything else is refused, naming the row.
+    pub fn open(path: &Path) -> Result<Plan, Fatal> {
+        let refuse = |why: String| {
+            Fatal::Usage(format!(
+                "{} cannot be applied as a plan: {why}",
+                path.display()
+            ))
+        };
+        let mut reader = RecordReader::open(path)
+            .map_err(|e| refuse(format!("{e}; make a plan with: gcore-iam-bulk plan INPUT")))?;
+        if !reader.is_plan() {
+            return Err(refuse(
+                "it is not the results file of `plan` (it has no planned_at column); make one \
+                 with: gcore-iam-bulk plan INPUT"
+                    .to_string(),
+            ));
+        }
+        let (mut rows, mut changes) = (0, 0);
+        while let Some(record) = reader.next_record() {
+            let record = record.map_err(refuse)?;
+            rows += 1;
+            match record.status {
+                Status::NotAttempted => {
+                    return Err(refuse(format!(
+                        "row {} was not read by the plan (it was cut short); run plan again",
+                        record.row
+                    )));
+                }
+                Status::WouldUpdate => {
+                    planned_job(0, &record).map_err(refuse)?;
+                    changes += 1;
+                }
+                Status::Unchanged | Status::Skipped | Status::Invalid | Status::Failed => {}
+                Status::Updated => {
+                    return Err(refuse(format!(
+                        "row {} is updated, which no plan writes; was the file edited?",
+                        record.row
+                    )));
+                }
+            }
+        }
+        if reader.torn() {
+            return Err(refuse(
+                "its last line is cut short (the plan did not finish); run plan again".to_string(),
+            ));
+        }
+        Ok(Plan {
+            path: path.to_path_buf(),
+            rows,
+            changes,
+        })
+    }
+
+    /// Hands every row on, in order: the rows it would change as jobs, the
+    /// others as the plan decided them.
+    fn feed(self, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
+        let failed = |e: String| Fatal::Record {
+            path: self.path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        };
+        let mut reader = RecordReader::open(&self.path).map_err(|e| failed(e.to_string()))?;
+        let mut seq = 0;
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(record) = reader.next_record() {
+            let record = record.map_err(failed)?;
+            let decided = |status, error: String| {
+                let mut done =
+                    ResultRecord::decided(record.row, record.user_id.clone(), status, error);
+                done.request = record.request.clone();
+                Work::Done(Outcome {
+                    seq,
+                    throttled: 0,
+                    retries: 0,
+                    changed: FieldSet::default(),
+                    record: done,
+                })
+            };
+            batch.push(match record.status {
+                Status::WouldUpdate => Work::Send(planned_job(seq, &record).map_err(failed)?),
+                Status::Failed => decided(
+                    Status::NotAttempted,
+                    format!(
+                        "not sent: the plan could not read this user ({})",
+                        record.error
+                    ),
+                ),
+                status => decided(status, record.error.clone()),
+            });
+            seq += 1;
+            if batch.len() == BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if work.blocking_send(full).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            let _ = work.blocking_send(batch);
+        }
+        Ok(())
+    }
+}
+
+/// The job of a row the plan would change: its body, the user as the plan
+/// read it, the changes it showed, and a request of those changes alone.
+fn planned_job(seq: u64, record: &ResultRecord) -> Result<Job, String> {
+    let row = record.row;
+    let bad = |why: &str| format!("row {row} {why}; was the file edited?");
+    let user_id: u64 = record.user_id.parse().map_err(|_| bad("has no user ID"))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&record.request).map_err(|_| bad("has a request that is not JSON"))?;
+    let body = PatchBody::from_json(&json).map_err(|problems| {
+        bad(&format!(
+            "has a request that is not valid ({})",
+            describe(&problems)
+        ))
+    })?;
+    let before = record
+        .user
+        .clone()
+        .ok_or_else(|| bad("does not hold the user the plan read"))?;
+    let planned = diff(&body, &before);
+    if planned.is_empty() {
+        return Err(bad("would change nothing in the user the plan read"));
+    }
+    let request = serde_json::to_string(&only(&body, &planned)).expect("a body always serialises");
+    let mut job = Job::new(seq, row, user_id, record.user_id.clone(), request);
+    job.body = Some(Box::new(body));
+    job.before = Some(before);
+    job.changes = planned;
+    Ok(job)
+}
+
 /// What the run said and how it ended.
 pub struct Finished {
     pub summary: Summary,
@@ -64,7 +222,7 @@ pub struct Finished {
 /// Runs every row through the check, the engine and the writer. `sender`
 /// `None` is a dry run; `total_rows` sizes the progress display.
 pub async fn run<O, T>(
-    checks: Checks,
+    source: Source,
     results: ResultsWriter,
     progress: (ProgressMode, u64),
     policy: &SendPolicy,
@@ -82,7 +240,10 @@ where
     let (report_tx, report_rx) = std_mpsc::channel();
     let (written_tx, written_rx) = watch::channel(0u64);
 
-    let check_stage = tokio::task::spawn_blocking(move || feed(&checks, work_tx));
+    let check_stage = tokio::task::spawn_blocking(move || match source {
+        Source::Rows(checks) => feed(&checks, work_tx),
+        Source::Plan(plan) => plan.feed(work_tx),
+    });
     let progress = Progress::new(progress.0, progress.1);
     let writer = std::thread::Builder::new()
         .name("results".to_string())

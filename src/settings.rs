@@ -51,10 +51,15 @@ pub struct InputSettings {
 
 impl InputSettings {
     pub fn from_args(args: &InputArgs) -> Result<Self, Fatal> {
-        let source = if args.path.as_os_str() == "-" {
+        let Some(path) = &args.path else {
+            return Err(Fatal::Usage(
+                "give the INPUT file of changes (or - for standard input)".to_string(),
+            ));
+        };
+        let source = if path.as_os_str() == "-" {
             InputSource::Stdin
         } else {
-            InputSource::File(args.path.clone())
+            InputSource::File(path.clone())
         };
         let delimiter = args.delimiter.as_deref().map(parse_delimiter).transpose()?;
         let encoding = args.encoding.as_deref().map(parse_encoding).transpose()?;

@@ -526,3 +526,126 @@ async fn rows_by_email_resolve_across_pages_and_say_which_address_is_wrong() {
         rows[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_since() {
+    let sandbox = sandbox(Faults {
+        error_rate: 0.1,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = users(&sandbox).await;
+    let mut input = String::from("user_id,lang,company\n");
+    for user in &before[..20] {
+        let id = user.id.unwrap();
+        let lang = other_lang(user.lang.as_deref().unwrap());
+        // Every fourth row changes nothing the user does not have already.
+        match id % 4 {
+            0 => input.push_str(&format!("{id},{},\n", user.lang.as_deref().unwrap())),
+            _ => input.push_str(&format!("{id},{lang},Planned Co\n")),
+        }
+    }
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "plan",
+        &["in.csv", "--max-retries", "20"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    // Behind the plan's back: user 2's language, user 3's company (to the
+    // planned value), and user 4 (planned unchanged) gets another language.
+    let client = reqwest::Client::new();
+    for (id, body) in [
+        (2, serde_json::json!({"lang": "az"})),
+        (3, serde_json::json!({"company": "Planned Co"})),
+        (4, serde_json::json!({"lang": "zh"})),
+    ] {
+        loop {
+            let sent = client
+                .patch(format!("{}/iam/users/{id}", sandbox.base_url()))
+                .header("Authorization", format!("apikey {KEY}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            if sent.status().is_success() {
+                break;
+            }
+        }
+    }
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["--plan", "in.plan.csv", "--max-retries", "20"],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows.len(), 20);
+    for row in &rows {
+        let id: u64 = row["user_id"].parse().unwrap();
+        let want = match id {
+            2 | 3 => "failed",
+            _ if id.is_multiple_of(4) => "unchanged",
+            _ => "updated",
+        };
+        assert_eq!(row["status"], want, "{row:?}");
+    }
+    assert!(
+        rows[1]["error"].contains("changed since the plan, nothing sent: lang: "),
+        "{:?}",
+        rows[1]
+    );
+    assert!(rows[1]["error"].contains(" now"), "{:?}", rows[1]);
+    assert!(
+        rows[2]["error"].contains("(the planned value) now"),
+        "{:?}",
+        rows[2]
+    );
+    // Only the planned fields were sent, and only to users still as planned.
+    let patched = sandbox.stats().patches_per_user;
+    for id in 1..=20u64 {
+        let by_test = [2, 3, 4].contains(&id) as u64;
+        let by_apply = (id % 4 != 0 && id != 2 && id != 3) as u64;
+        assert_eq!(
+            patched.get(&id).copied().unwrap_or(0),
+            by_test + by_apply,
+            "user {id}"
+        );
+    }
+    assert!(
+        text.contains("fields that changed: lang 13, company 13"),
+        "{text}"
+    );
+
+    // Only a whole plan made by plan is taken.
+    let results = dir.path().join("in.results.csv");
+    let whole = std::fs::read_to_string(dir.path().join("in.plan.csv")).unwrap();
+    std::fs::write(dir.path().join("cut.csv"), &whole[..whole.len() - 10]).unwrap();
+    let edited = whole.replacen(r#"{""lang"":"#, r#"{""langue"":"#, 1);
+    std::fs::write(dir.path().join("edited.csv"), edited).unwrap();
+    for (file, want) in [
+        ("in.results.csv", "not the results file of `plan`"),
+        ("cut.csv", "cut short"),
+        ("edited.csv", "was the file edited?"),
+        ("in.csv", "make a plan with: gcore-iam-bulk plan INPUT"),
+    ] {
+        let output = run(
+            &sandbox,
+            dir.path(),
+            "apply",
+            &["--plan", file, "-o", "x.csv"],
+        )
+        .await;
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{file}: {text}");
+        assert!(text.contains(want), "{file}: {text}");
+    }
+    assert!(results.exists());
+}

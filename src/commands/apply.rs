@@ -7,18 +7,19 @@ use super::{
 };
 use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
-use crate::engine::operations::{ApplyRows, PatchChanged, PatchRows};
+use crate::engine::operations::{ApplyRows, PatchAsPlanned, PatchChanged, PatchRows};
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::pipeline::{self, Checks, Disposition};
+use crate::pipeline::{self, Checks, Disposition, Plan, Source};
 use crate::settings::{
-    ApiSettings, InputSettings, OutputTarget, REHEARSAL_SUFFIX, RESULTS_SUFFIX, RunSettings,
-    check_summary_path, check_undo_path,
+    ApiSettings, InputSettings, InputSource, OutputTarget, REHEARSAL_SUFFIX, RESULTS_SUFFIX,
+    RunSettings, check_summary_path, check_undo_path,
 };
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use crate::table::record::Previous;
 use crate::table::undo::UndoLog;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
@@ -36,6 +37,9 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
     }
     if args.dry_run {
         return super::validate::run(&args.input, &args.output, args.run.summary_json.as_deref());
+    }
+    if let Some(plan) = args.plan.clone() {
+        return run_planned(&args, &plan);
     }
     let settings = InputSettings::from_args(&args.input)?;
     let suffix = match args.sandbox {
@@ -122,17 +126,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         };
         let results = ResultsWriter::create(&target, keeping, args.output.raw_output)?;
         // Opened once the results file is ours, so two runs never share it.
-        let undo = match &args.undo_file {
-            Some(path) => Some(Arc::new(
-                UndoLog::open(path, &settings.null_token, args.resume).map_err(|source| {
-                    Fatal::UndoFile {
-                        path: path.clone(),
-                        source,
-                    }
-                })?,
-            )),
-            None => None,
-        };
+        let undo = open_undo(&args, args.resume)?;
         let operation = match (args.skip_unchanged, &undo) {
             (false, None) => ApplyRows::Patch(PatchRows),
             (skip_unchanged, undo) => ApplyRows::Changed(PatchChanged {
@@ -163,7 +157,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             preflight.rows,
         );
         let finished = pipeline::run(
-            checks,
+            Source::Rows(checks),
             results,
             progress,
             &run.send,
@@ -187,6 +181,86 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         }
         exit
     })
+}
+
+/// `apply --plan PLAN`: the changes a reviewed plan showed, for the users
+/// still as it read them.
+fn run_planned(args: &ApplyArgs, plan_path: &Path) -> Result<Exit, Fatal> {
+    let plan = Plan::open(plan_path)?;
+    let source = InputSource::File(plan_path.to_path_buf());
+    // users.plan.csv -> users.results.csv
+    let target = match &args.output.output {
+        None => {
+            let stem = plan_path.file_stem().unwrap_or_default().to_string_lossy();
+            let stem = stem.strip_suffix(".plan").unwrap_or(&stem);
+            OutputTarget::File(PathBuf::from(format!("{stem}{RESULTS_SUFFIX}")))
+        }
+        Some(_) => OutputTarget::from_args(&args.output, &source, RESULTS_SUFFIX)?,
+    };
+    let run = RunSettings::from_args(&args.run)?;
+    if let Some(summary) = &run.summary_json {
+        check_summary_path(summary, &source, &target)?;
+    }
+    if let Some(undo) = &args.undo_file {
+        check_undo_path(undo, &source, &target, false, args.output.overwrite)?;
+    }
+    guard_results(&target, args.output.overwrite, false)?;
+    let quiet = args.output.quiet;
+    runtime(false)?.block_on(async {
+        let interrupt = Interrupt::install();
+        let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
+        let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
+        if !quiet {
+            eprintln!(
+                "applying the plan {}: {} of its {} rows would change, each only if the user is \
+                 still as the plan read it",
+                plan_path.display(),
+                plan.changes,
+                plan.rows
+            );
+        }
+        let results = ResultsWriter::create(&target, Keeping::Fresh, args.output.raw_output)?;
+        let undo = open_undo(args, false)?;
+        let operation = ApplyRows::Planned(PatchAsPlanned { undo: undo.clone() });
+        let progress = (
+            ProgressMode::detect(quiet, false, target.on_terminal()),
+            plan.rows,
+        );
+        let finished = pipeline::run(
+            Source::Plan(plan),
+            results,
+            progress,
+            &run.send,
+            Some((operation, client)),
+            interrupt.clone(),
+        )
+        .await;
+        let ending = Ending {
+            signal: interrupt.signal(),
+            summary_json: run.summary_json.as_deref(),
+            proxy: proxy.as_deref(),
+            changes_exit: false,
+        };
+        let exit = finish(&finished?, &ending);
+        if let Some(undo) = &undo {
+            note_undo(undo);
+        }
+        exit
+    })
+}
+
+/// The undo file of `--undo-file`, if asked for (`resume`: going on).
+fn open_undo(args: &ApplyArgs, resume: bool) -> Result<Option<Arc<UndoLog>>, Fatal> {
+    let Some(path) = &args.undo_file else {
+        return Ok(None);
+    };
+    let null_token = args.input.null_token.trim();
+    UndoLog::open(path, null_token, resume)
+        .map(|log| Some(Arc::new(log)))
+        .map_err(|source| Fatal::UndoFile {
+            path: path.clone(),
+            source,
+        })
 }
 
 /// Where the way back is, and what it cannot put back. Printed even with

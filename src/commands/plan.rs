@@ -11,7 +11,7 @@ use crate::cli::PlanArgs;
 use crate::engine::operations::PlanRows;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::pipeline::{self, Checks, Disposition};
+use crate::pipeline::{self, Checks, Disposition, Source};
 use crate::settings::{
     ApiSettings, InputSettings, OutputTarget, PLAN_SUFFIX, RunSettings, check_summary_path,
 };
@@ -55,7 +55,7 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
             preflight.rows,
         );
         let finished = pipeline::run(
-            checks,
+            Source::Rows(checks),
             results,
             progress,
             &run.send,

@@ -8,7 +8,7 @@ use crate::cli::{InputArgs, OutputArgs};
 use crate::engine::Never;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::pipeline::{self, Checks, Disposition};
+use crate::pipeline::{self, Checks, Disposition, Source};
 use crate::policy::SendPolicy;
 use crate::settings::{InputSettings, OutputTarget, RESULTS_SUFFIX, check_summary_path};
 use crate::signals::Interrupt;
@@ -48,7 +48,7 @@ pub fn run(
         );
         let no_sender: Option<(Never, Never)> = None;
         let finished = pipeline::run(
-            checks,
+            Source::Rows(checks),
             results,
             progress,
             &SendPolicy::dry_run(),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::{Job, Operation, Step};
 use crate::http::{Call, Reply};
 use crate::model::api::User;
-use crate::model::change::{FieldSet, diff, only};
+use crate::model::change::{Change, FieldSet, diff, only};
+use crate::model::patch::Field;
 use crate::table::results::Status;
 use crate::table::undo::UndoLog;
 
@@ -196,6 +197,7 @@ impl Operation for PatchChanged {
 pub enum ApplyRows {
     Patch(PatchRows),
     Changed(PatchChanged),
+    Planned(PatchAsPlanned),
 }
 
 impl Operation for ApplyRows {
@@ -203,6 +205,7 @@ impl Operation for ApplyRows {
         match self {
             ApplyRows::Patch(operation) => operation.call(job),
             ApplyRows::Changed(operation) => operation.call(job),
+            ApplyRows::Planned(operation) => operation.call(job),
         }
     }
 
@@ -210,6 +213,7 @@ impl Operation for ApplyRows {
         match self {
             ApplyRows::Patch(operation) => operation.answered(job, reply),
             ApplyRows::Changed(operation) => operation.answered(job, reply),
+            ApplyRows::Planned(operation) => operation.answered(job, reply),
         }
     }
 }
@@ -252,4 +256,98 @@ impl Operation for ListPages {
             Err(error) => failed(error),
         }
     }
+}
+
+/// `apply --plan`: a GET, then the PATCH of the changes the plan showed,
+/// only while the user still has every value the plan read; a user
+/// changed since is `failed`, nothing sent. With an undo log, the values
+/// about to change are written to it before the PATCH goes.
+#[derive(Clone, Default)]
+pub struct PatchAsPlanned {
+    pub undo: Option<Arc<UndoLog>>,
+}
+
+impl Operation for PatchAsPlanned {
+    fn call(&self, job: &Job) -> Call {
+        match job.step {
+            0 => Call::GetUser {
+                user_id: job.user_id,
+            },
+            _ => Call::Patch {
+                user_id: job.user_id,
+                body: job.request.clone(),
+            },
+        }
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        if job.step > 0 {
+            return patched(job, reply);
+        }
+        let user = match read_user(job, reply) {
+            Ok(user) => user,
+            Err(step) => return step,
+        };
+        let body = job.body.take().expect("a planned row keeps its body");
+        let now = diff(&body, &user);
+        if now != job.changes {
+            return Step::Done {
+                status: Status::Failed,
+                error: format!(
+                    "changed since the plan, nothing sent: {}; plan again",
+                    drift(&job.changes, &now)
+                ),
+                changes: std::mem::take(&mut job.changes),
+                user: Some(user),
+            };
+        }
+        if let Some(undo) = &self.undo
+            && let Err(error) = undo.record(job.user_id, &user, FieldSet::of(&job.changes))
+        {
+            return Step::Halt {
+                error: format!(
+                    "the undo file {} cannot be written ({error}); no change is sent without it",
+                    undo.path().display()
+                ),
+            };
+        }
+        job.before = Some(user);
+        job.step = 1;
+        Step::Next
+    }
+}
+
+/// How the user differs from what the plan read, field by field:
+/// `lang: en in the plan, de now`.
+fn drift(planned: &[Change], now: &[Change]) -> String {
+    let mut parts = Vec::new();
+    for field in Field::ALL {
+        let was = planned.iter().find(|c| c.field == field);
+        let is = now.iter().find(|c| c.field == field);
+        let text = match (was, is) {
+            (Some(was), Some(is)) if was.from != is.from => {
+                format!(
+                    "{}: {} in the plan, {} now",
+                    field.name(),
+                    was.from,
+                    is.from
+                )
+            }
+            (Some(was), None) => format!(
+                "{}: {} in the plan, {} (the planned value) now",
+                field.name(),
+                was.from,
+                was.to
+            ),
+            (None, Some(is)) => format!(
+                "{}: {} in the plan (no change planned), {} now",
+                field.name(),
+                is.to,
+                is.from
+            ),
+            _ => continue,
+        };
+        parts.push(text);
+    }
+    parts.join("; ")
 }

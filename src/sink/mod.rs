@@ -82,7 +82,9 @@ impl Summary {
 
     /// Counts the fields a row changes (or would change).
     fn changed(&mut self, outcome: &Outcome) {
-        if outcome.changed.is_empty() {
+        // A row that failed changed nothing it could vouch for.
+        let counts = matches!(outcome.record.status, Status::Updated | Status::WouldUpdate);
+        if outcome.changed.is_empty() || !counts {
             return;
         }
         for (count, field) in self.fields.iter_mut().zip(Field::ALL) {
