@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use crate::error::Fatal;
 use crate::model::api::User;
+use crate::model::change::{diff, only_fields};
 use crate::model::patch::{PatchBody, Problem, check_email, describe, parse_user_id, show};
 use crate::table::cells::restore;
 use crate::table::input::{Column, Header, Input, RawRow};
 use crate::table::record::Previous;
-use crate::table::results::Status;
+use crate::table::results::{ResultRecord, Status};
 
 /// What to do with a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -433,10 +434,32 @@ fn not_utf8(column: &Column, index: usize, bytes: &[u8]) -> Problem {
     }
 }
 
+/// Whether `record` (an `updated` row) is `body` sent in part: its request
+/// holds some of the body's fields with the same values, and the user it
+/// answered with already has every value of the body (the others were
+/// right before the change). An edited value of a field not sent is
+/// caught: the recorded user does not have it.
+fn sent_part_of(body: &PatchBody, record: &ResultRecord) -> bool {
+    let Some(user) = &record.user else {
+        return false;
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&record.request) else {
+        return false;
+    };
+    let Ok(sent) = PatchBody::from_json(&json) else {
+        return false;
+    };
+    let fields = sent.fields();
+    only_fields(body, fields) == sent && diff(body, user).is_empty()
+}
+
 /// Before a resumed run sends anything: every row the earlier run
 /// `updated` must be the same row now (same `user_id`, same request), or
 /// the record would say something false about the input. Returns how many
 /// rows are kept; the first row that differs is a fatal error that names it.
+/// A run with `--skip-unchanged` recorded only the fields it sent: such a
+/// row is the same when the input asks for those values still and the user,
+/// as the API answered after the change, has every value the row asks for.
 pub fn verify_kept(
     input: &Input,
     null_token: &str,
@@ -466,7 +489,9 @@ pub fn verify_kept(
             Verdict::Skip(_) => "no change to send".to_string(),
             Verdict::Invalid(problems) => format!("problems: {}", describe(problems)),
         };
-        if checked.user_id_text != record.user_id || request != record.request {
+        let same_row = request == record.request
+            || matches!(&checked.verdict, Verdict::Send(body) if sent_part_of(body, &record));
+        if checked.user_id_text != record.user_id || !same_row {
             return Err(Fatal::Usage(format!(
                 "row {} of {} is not the row the run recorded in {} sent (user_id {} with {}; the \
                  input now has user_id {} with {}); --resume goes on only with the same input: \

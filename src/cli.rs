@@ -118,7 +118,7 @@ pub struct ApplyArgs {
     pub skip_unchanged: bool,
     /// Before each PATCH, write the user's current values of the fields it changes to this file,
     /// in the input format: `apply UNDO` puts them back. Reads each user first.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["dry_run", "sandbox"])]
     pub undo_file: Option<PathBuf>,
     /// Users seeded in the --sandbox, with IDs 1..N (default 1000); rows naming other IDs fail
     /// with 404.

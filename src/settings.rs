@@ -227,22 +227,31 @@ fn not_input_or_results(
     Ok(())
 }
 
-/// Checks `--undo-file` before anything is sent: it is neither the input
-/// nor the results file, and an existing one (the way back from an earlier
-/// run) is kept unless `--resume` goes on with it or `--overwrite` says so.
+/// Checks `--undo-file` before anything is sent: it is not the input, the
+/// results or the summary file, and an existing one (the way back from an
+/// earlier run) is only gone on with by `--resume` of that run's record
+/// (`continuing`). `--overwrite` does not replace it: it is the results
+/// file's flag, and an undo file lost cannot be made again.
 pub fn check_undo_path(
     undo: &Path,
-    input: &InputSource,
-    output: &OutputTarget,
-    resume: bool,
-    overwrite: bool,
+    (input, output, summary): (&InputSource, &OutputTarget, Option<&Path>),
+    continuing: bool,
 ) -> Result<(), Fatal> {
     not_input_or_results(undo, "undo file", "--undo-file", input, output)?;
-    let exists = std::fs::metadata(undo).is_ok_and(|m| m.len() > 0);
-    if exists && !resume && !overwrite {
+    if let Some(summary) = summary
+        && same_file(undo, summary)
+    {
         return Err(Fatal::Usage(format!(
-            "the undo file {} already exists and may be the only way back from an earlier run; \
-             move it away, choose another --undo-file, or pass --overwrite",
+            "the undo file {} is the summary file; choose another --undo-file",
+            undo.display()
+        )));
+    }
+    let exists = std::fs::metadata(undo).is_ok_and(|m| m.len() > 0);
+    if exists && !continuing {
+        return Err(Fatal::Usage(format!(
+            "the undo file {} already exists and may be the only way back from an earlier run \
+             (--overwrite does not replace it); move it away or choose another --undo-file \
+             (--resume goes on with it only together with that run's results file)",
             undo.display()
         )));
     }

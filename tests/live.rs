@@ -649,3 +649,162 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
     }
     assert!(results.exists());
 }
+
+/// PATCHes `body` to user `id` of the sandbox, until it is accepted.
+async fn set(sandbox: &RunningSandbox, id: u64, body: serde_json::Value) {
+    let client = reqwest::Client::new();
+    loop {
+        let sent = client
+            .patch(format!("{}/iam/users/{id}", sandbox.base_url()))
+            .header("Authorization", format!("apikey {KEY}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if sent.status().is_success() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skip_unchanged_run_resumes_and_an_edited_unsent_field_is_caught() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = users(&sandbox).await;
+    let lang = before[99].lang.clone().unwrap();
+    // Row 2: lang already right (not sent), company new; row 3: no such user.
+    let input = format!("user_id,lang,company\n100,{lang},Resume Co\n999999,en,X\n");
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let first = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--skip-unchanged"],
+    )
+    .await;
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let again = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--skip-unchanged", "--resume"],
+    )
+    .await;
+    let text = stderr(&again);
+    assert_eq!(again.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("1 row already updated, kept as recorded"),
+        "{text}"
+    );
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[0]["request"], r#"{"company":"Resume Co"}"#);
+    assert_eq!(sandbox.stats().patches_per_user.get(&100), Some(&1));
+    // The value of the field not sent edited since: not the row recorded.
+    let edited = input.replacen(&format!(",{lang},"), &format!(",{},", other_lang(&lang)), 1);
+    std::fs::write(dir.path().join("in.csv"), edited).unwrap();
+    let edited = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--skip-unchanged", "--resume"],
+    )
+    .await;
+    assert_eq!(edited.status.code(), Some(2), "{}", stderr(&edited));
+    assert!(stderr(&edited).contains("is not the row the run recorded"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_undo_file_is_kept_from_every_other_run_and_says_what_it_cannot_hold() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    set(&sandbox, 1, serde_json::json!({"name": "  spaced  "})).await;
+    set(&sandbox, 2, serde_json::json!({"company": "#NULL"})).await;
+    let input = "user_id,name,company,lang\n1,New One,,\n2,,NewCo,\n3,,,zh\n";
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--undo-file", "undo.csv", "--null-token", "NULL"],
+    )
+    .await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("note: 2 rows of the undo file had a value the input format cannot say"),
+        "{text}"
+    );
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    // Left empty rather than wrong: the undo file applies cleanly.
+    assert!(undo.contains("\n1,,,,,,,\n"), "{undo}");
+    assert!(undo.contains("\n2,,,,,,,\n"), "{undo}");
+    assert!(!undo.contains("NULL"), "{undo}");
+
+    for (args, want) in [
+        (
+            vec![
+                "in.csv",
+                "--undo-file",
+                "undo.csv",
+                "-o",
+                "two.csv",
+                "--overwrite",
+            ],
+            "(--overwrite does not replace it)",
+        ),
+        (
+            vec![
+                "in.csv",
+                "--undo-file",
+                "undo.csv",
+                "-o",
+                "fresh.csv",
+                "--resume",
+            ],
+            "already exists",
+        ),
+        (
+            vec![
+                "in.csv",
+                "--undo-file",
+                "s.json",
+                "--summary-json",
+                "s.json",
+                "-o",
+                "x.csv",
+            ],
+            "is the summary file",
+        ),
+    ] {
+        let output = run(&sandbox, dir.path(), "apply", &args).await;
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains(want), "{args:?}: {text}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("undo.csv")).unwrap(),
+        undo
+    );
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "--sandbox", "--undo-file", "u2.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+
+    // The undo file applies with no flag, and plan does not replace a run's record.
+    let output = run(&sandbox, dir.path(), "apply", &["undo.csv"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "-o", "in.plan.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = run(&sandbox, dir.path(), "plan", &["in.csv"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("records a run that sent requests"));
+}

@@ -51,15 +51,6 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
-    if let Some(undo) = &args.undo_file {
-        check_undo_path(
-            undo,
-            &settings.source,
-            &target,
-            args.resume,
-            args.output.overwrite,
-        )?;
-    }
     let previous = match (&target, args.resume) {
         (OutputTarget::Stdout, true) => {
             return Err(Fatal::Usage(
@@ -74,6 +65,11 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             .map(Arc::new),
         (_, false) => None,
     };
+    if let Some(undo) = &args.undo_file {
+        // Only the run whose record is resumed goes on with its undo file.
+        let paths = (&settings.source, &target, run.summary_json.as_deref());
+        check_undo_path(undo, paths, previous.is_some())?;
+    }
     // A rehearsal's own file (<stem>.rehearsal.csv) is replaced at every rehearsal.
     let own_rehearsal_file = args.sandbox && args.output.output.is_none();
     if !args.resume && !own_rehearsal_file {
@@ -126,7 +122,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         };
         let results = ResultsWriter::create(&target, keeping, args.output.raw_output)?;
         // Opened once the results file is ours, so two runs never share it.
-        let undo = open_undo(&args, args.resume)?;
+        let undo = open_undo(&args, previous.is_some())?;
         let operation = match (args.skip_unchanged, &undo) {
             (false, None) => ApplyRows::Patch(PatchRows),
             (skip_unchanged, undo) => ApplyRows::Changed(PatchChanged {
@@ -202,7 +198,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path) -> Result<Exit, Fatal> {
         check_summary_path(summary, &source, &target)?;
     }
     if let Some(undo) = &args.undo_file {
-        check_undo_path(undo, &source, &target, false, args.output.overwrite)?;
+        check_undo_path(undo, (&source, &target, run.summary_json.as_deref()), false)?;
     }
     guard_results(&target, args.output.overwrite, false)?;
     let quiet = args.output.quiet;
@@ -254,8 +250,7 @@ fn open_undo(args: &ApplyArgs, resume: bool) -> Result<Option<Arc<UndoLog>>, Fat
     let Some(path) = &args.undo_file else {
         return Ok(None);
     };
-    let null_token = args.input.null_token.trim();
-    UndoLog::open(path, null_token, resume)
+    UndoLog::open(path, resume)
         .map(|log| Some(Arc::new(log)))
         .map_err(|source| Fatal::UndoFile {
             path: path.clone(),
@@ -274,9 +269,9 @@ fn note_undo(undo: &UndoLog) {
     let unrestorable = undo.unrestorable();
     if unrestorable > 0 {
         eprintln!(
-            "note: {unrestorable} {} of the undo file had no groups or no auth types before; an \
-             empty list cannot be written in the input format, so those cells are left empty \
-             and not put back",
+            "note: {unrestorable} {} of the undo file had a value the input format cannot say \
+             (an empty list or text, spaces at either end, text that reads as #null); those \
+             cells are left empty (or trimmed) and will not be put back exactly",
             if unrestorable == 1 { "row" } else { "rows" }
         );
     }

@@ -21,7 +21,7 @@ use crate::policy::StopReason;
 use crate::settings::{ApiSettings, RunSettings};
 use crate::signals::Interrupt;
 use crate::sink::ProgressMode;
-use crate::table::input_format::InputWriter;
+use crate::table::input_format::{InputWriter, user_sayable};
 use crate::table::record::open_private;
 
 /// The most users one page may ask for.
@@ -70,6 +70,23 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
         if whole {
             write(&args.output, to_stdout, args.overwrite, &null_token, &users)?;
             written = Some(users.len() as u64);
+            let inexact = users
+                .iter()
+                .filter(|user| !user_sayable(user, &null_token))
+                .count();
+            if inexact > 0 && !quiet {
+                eprintln!(
+                    "note: {inexact} {} a value the input format cannot say exactly (an empty \
+                     text, spaces at either end, text that reads as {null_token}); a plan of \
+                     this file shows those as changes: empty those cells to leave the values \
+                     as they are",
+                    if inexact == 1 {
+                        "user has"
+                    } else {
+                        "users have"
+                    }
+                );
+            }
         }
         let exit = match (signal, &problem) {
             (Some(signal), _) if matches!(ended, Ended::Stopped(StopReason::Interrupted)) => {

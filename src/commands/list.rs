@@ -58,6 +58,7 @@ pub(super) async fn list_users(
         ended = rest.ended;
     }
     progress.finish();
+    tally.failed.sort_by_key(|(offset, _)| *offset);
     let mut problem = match (&ended, tally.failed.first()) {
         (Ended::Stopped(why), _) => Some(format!("the listing stopped: {why}")),
         (_, Some((offset, error))) => Some(format!(

@@ -25,11 +25,9 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
-    // The plan's own file (<stem>.plan.csv) is replaced at every plan;
-    // another file only when it holds a plan or a dry run.
-    if args.output.output.is_some() {
-        guard_results(&target, args.output.overwrite, false)?;
-    }
+    // A plan or a dry run is replaced; the record of a run that sent
+    // changes only with --overwrite, even under the plan's default name.
+    guard_results(&target, args.output.overwrite, false)?;
     let quiet = args.output.quiet;
     runtime(false)?.block_on(async {
         let interrupt = Interrupt::install();

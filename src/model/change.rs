@@ -76,6 +76,10 @@ impl FieldSet {
         FieldSet(changes.iter().fold(0, |bits, c| bits | bit(c.field)))
     }
 
+    pub fn with(self, field: Field) -> FieldSet {
+        FieldSet(self.0 | bit(field))
+    }
+
     pub fn contains(self, field: Field) -> bool {
         self.0 & bit(field) != 0
     }
@@ -96,7 +100,11 @@ fn bit(field: Field) -> u8 {
 /// The part of `body` that `changes` name: what a PATCH must carry to make
 /// those changes and no other.
 pub fn only(body: &PatchBody, changes: &[Change]) -> PatchBody {
-    let set = FieldSet::of(changes);
+    only_fields(body, FieldSet::of(changes))
+}
+
+/// The part of `body` in `set`.
+pub fn only_fields(body: &PatchBody, set: FieldSet) -> PatchBody {
     PatchBody {
         email: body.email.clone().filter(|_| set.contains(Field::Email)),
         name: body.name.clone().filter(|_| set.contains(Field::Name)),

@@ -139,6 +139,23 @@ impl PatchBody {
         *self == PatchBody::default()
     }
 
+    /// The fields the body carries.
+    pub fn fields(&self) -> crate::model::change::FieldSet {
+        let carried = [
+            (Field::Email, self.email.is_some()),
+            (Field::Name, self.name.is_some()),
+            (Field::Lang, self.lang.is_some()),
+            (Field::Phone, self.phone.is_some()),
+            (Field::Company, self.company.is_some()),
+            (Field::Groups, self.groups.is_some()),
+            (Field::AuthTypes, self.auth_types.is_some()),
+        ];
+        carried
+            .into_iter()
+            .filter(|(_, carried)| *carried)
+            .fold(Default::default(), |set, (field, _)| set.with(field))
+    }
+
     /// Sets `field` from a spreadsheet cell that is already trimmed and not
     /// empty. `null_token` (any case) clears a nullable field.
     pub fn set_cell(&mut self, field: Field, cell: &str, null_token: &str) -> Result<(), String> {

@@ -10,6 +10,26 @@ use crate::model::api::User;
 use crate::model::change::FieldSet;
 use crate::model::patch::Field;
 
+/// Whether the input format can say this text value exactly: a null only
+/// in a nullable field; text not empty, without spaces at either end (the
+/// reader trims them), and not the null token (which would read as null).
+pub fn sayable(value: Option<&str>, nullable: bool, null_token: &str) -> bool {
+    match value {
+        None => nullable,
+        Some(text) => {
+            !text.is_empty() && text.trim() == text && !text.eq_ignore_ascii_case(null_token)
+        }
+    }
+}
+
+/// Whether every text field of `user` can be said exactly (see [`sayable`]).
+pub fn user_sayable(user: &User, null_token: &str) -> bool {
+    sayable(user.email.as_deref(), false, null_token)
+        && sayable(user.name.as_deref(), true, null_token)
+        && sayable(user.phone.as_deref(), true, null_token)
+        && sayable(user.company.as_deref(), false, null_token)
+}
+
 /// A CSV of users in the input format. Null is written as the null token;
 /// lists are `;`-joined and groups named, as the input reader reads them.
 /// Two values cannot round-trip and come back as "leave unchanged": an empty

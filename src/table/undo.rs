@@ -17,6 +17,13 @@ use crate::model::api::User;
 use crate::model::change::FieldSet;
 use crate::model::patch::Field;
 
+/// The null token of every undo file.
+pub const NULL_TOKEN: &str = "#null";
+
+fn sayable_text(value: Option<&str>, nullable: bool) -> bool {
+    super::input_format::sayable(value, nullable, NULL_TOKEN)
+}
+
 pub struct UndoLog {
     path: PathBuf,
     inner: Mutex<Inner>,
@@ -27,16 +34,20 @@ struct Inner {
     /// Users already in the file: their first entry holds the state before
     /// any run changed them, so later ones are not written.
     seen: HashSet<u64>,
-    /// Rows whose groups or auth types were an empty list, which the input
-    /// cannot say: those cells are left empty (not restored).
+    /// Rows with a value the input format cannot say: an empty list, an
+    /// empty text or one with spaces at either end, text that reads as the
+    /// null token. Such a cell is left empty (or trimmed) and not put back.
     unrestorable: u64,
 }
 
 impl UndoLog {
     /// Creates the file (`continuing`: goes on after what an earlier run
     /// of the same record wrote, cutting off a last line that a crash left
-    /// half written, and never writing a user twice).
-    pub fn open(path: &Path, null_token: &str, continuing: bool) -> io::Result<UndoLog> {
+    /// half written, and never writing a user twice). Null is written as
+    /// `#null` whatever the run's `--null-token`, so that `apply UNDO`
+    /// needs no flag.
+    pub fn open(path: &Path, continuing: bool) -> io::Result<UndoLog> {
+        let null_token = NULL_TOKEN;
         let mut file = open_private(path)?;
         let mut seen = HashSet::new();
         let fresh = !continuing || file.metadata()?.len() == 0;
@@ -83,19 +94,34 @@ impl UndoLog {
         if !inner.seen.insert(user_id) {
             return Ok(());
         }
-        let empty_list = (fields.contains(Field::Groups)
-            && before.groups.as_ref().is_none_or(Vec::is_empty))
-            || (fields.contains(Field::AuthTypes)
-                && before.auth_types.as_ref().is_none_or(Vec::is_empty));
-        if empty_list {
+        // Each field the row changes, unless its value cannot be said.
+        let mut said = FieldSet::default();
+        let mut lost = false;
+        for field in Field::ALL.into_iter().filter(|f| fields.contains(*f)) {
+            let sayable = match field {
+                Field::Email => sayable_text(before.email.as_deref(), false),
+                Field::Name => sayable_text(before.name.as_deref(), true),
+                Field::Lang => before.lang.is_some(),
+                Field::Phone => sayable_text(before.phone.as_deref(), true),
+                Field::Company => sayable_text(before.company.as_deref(), false),
+                Field::Groups => before.groups.as_ref().is_some_and(|g| !g.is_empty()),
+                Field::AuthTypes => before.auth_types.as_ref().is_some_and(|a| !a.is_empty()),
+            };
+            if sayable {
+                said = said.with(field);
+            } else {
+                lost = true;
+            }
+        }
+        if lost {
             inner.unrestorable += 1;
         }
         let id = itoa::Buffer::new().format(user_id).to_string();
-        inner.writer.write_fields(&id, before, Some(fields))?;
+        inner.writer.write_fields(&id, before, Some(said))?;
         inner.writer.flush()
     }
 
-    /// Rows whose empty groups or auth types list cannot be put back.
+    /// Rows with a value that cannot be put back (see [`Inner`]).
     pub fn unrestorable(&self) -> u64 {
         self.inner
             .lock()
