@@ -442,16 +442,8 @@ async fn rows_by_email_resolve_across_pages_and_say_which_address_is_wrong() {
     let live = users(&sandbox).await;
     let email = |id: u64| live[id as usize - 1].email.clone().unwrap();
     // User 7 takes user 8's address: that address now names two users.
-    let client = reqwest::Client::new();
     let taken = email(8);
-    let patched = client
-        .patch(format!("{}/iam/users/7", sandbox.base_url()))
-        .header("Authorization", format!("apikey {KEY}"))
-        .json(&serde_json::json!({ "email": taken }))
-        .send()
-        .await
-        .unwrap();
-    assert!(patched.status().is_success());
+    set(&sandbox, 7, serde_json::json!({ "email": taken })).await;
     let input = format!(
         "current_email,user_id,lang\n\
          {},,ru\n\
@@ -558,24 +550,12 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
 
     // Behind the plan's back: user 2's language, user 3's company (to the
     // planned value), and user 4 (planned unchanged) gets another language.
-    let client = reqwest::Client::new();
     for (id, body) in [
         (2, serde_json::json!({"lang": "az"})),
         (3, serde_json::json!({"company": "Planned Co"})),
         (4, serde_json::json!({"lang": "zh"})),
     ] {
-        loop {
-            let sent = client
-                .patch(format!("{}/iam/users/{id}", sandbox.base_url()))
-                .header("Authorization", format!("apikey {KEY}"))
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            if sent.status().is_success() {
-                break;
-            }
-        }
+        set(&sandbox, id, body).await;
     }
     let output = run(
         &sandbox,
