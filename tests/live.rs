@@ -788,3 +788,52 @@ async fn the_undo_file_is_kept_from_every_other_run_and_says_what_it_cannot_hold
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("records a run that sent requests"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_reads_the_list_when_that_takes_fewer_requests_than_a_get_per_row() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = users(&sandbox).await;
+    let requests_before = sandbox.stats().requests;
+    // 300 rows of a 1,000-user account: 1 request for the count, 2 pages.
+    let mut input = String::from("user_id,lang\n");
+    for user in &before[..300] {
+        input.push_str(&format!(
+            "{},{}\n",
+            user.id.unwrap(),
+            other_lang(user.lang.as_deref().unwrap())
+        ));
+    }
+    std::fs::write(dir.path().join("many.csv"), &input).unwrap();
+    let output = run(&sandbox, dir.path(), "plan", &["many.csv"]).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("reading the account's 1000 users by pages (2 requests) rather than one GET for each of 300 rows"), "{text}");
+    assert_eq!(sandbox.stats().requests - requests_before, 3);
+    let (rows, _) = read_results_file(&dir.path().join("many.plan.csv"));
+    assert!(
+        rows.iter().all(|r| r["status"] == "would_update"),
+        "{rows:?}"
+    );
+    // apply --skip-unchanged --undo-file of the same rows: the list, then
+    // only the PATCHes; and the undo file puts them back.
+    let requests_before = sandbox.stats().requests;
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["many.csv", "--skip-unchanged", "--undo-file", "undo.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(sandbox.stats().requests - requests_before, 3 + 300);
+    let output = run(&sandbox, dir.path(), "apply", &["undo.csv"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(users(&sandbox).await, before);
+    // 2 rows: a GET each, no list.
+    std::fs::write(dir.path().join("few.csv"), "user_id,lang\n1,de\n2,de\n").unwrap();
+    let requests_before = sandbox.stats().requests;
+    let output = run(&sandbox, dir.path(), "plan", &["few.csv"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(sandbox.stats().requests - requests_before, 2);
+}

@@ -3,7 +3,8 @@
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
 use super::{
-    Ending, connect, finish, first_pass, guard_results, note_input_changed, runtime, sandbox,
+    Ending, connect, finish, first_pass, guard_results, live_snapshot, note_input_changed, runtime,
+    sandbox,
 };
 use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
@@ -128,6 +129,15 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             (skip_unchanged, undo) => ApplyRows::Changed(PatchChanged {
                 skip_unchanged,
                 undo: undo.clone(),
+                snapshot: live_snapshot(
+                    first.users,
+                    &preflight,
+                    &client,
+                    &run.send,
+                    &interrupt,
+                    quiet,
+                )
+                .await?,
             }),
         };
         // Said once the results file is ours (locked).

@@ -203,3 +203,19 @@ fn unique(users: impl Iterator<Item = User>) -> Vec<User> {
         .filter(|user| user.id.is_none_or(|id| seen.insert(id)))
         .collect()
 }
+
+/// How many users the account counts and how many a page of `page_size`
+/// holds, from one request; `None` when that page cannot be read.
+pub(super) async fn count_users(
+    client: &Client,
+    policy: &SendPolicy,
+    page_size: u64,
+    interrupt: &Interrupt,
+) -> Result<Option<(u64, u64)>, Fatal> {
+    let mut progress = Progress::counting(ProgressMode::Quiet, 0, "users");
+    let first = fetch(client, policy, page_size, vec![0], interrupt, &mut progress).await?;
+    Ok(first
+        .pages
+        .first()
+        .map(|(_, page)| (page.count, page.results.len() as u64)))
+}

@@ -9,6 +9,7 @@ mod plan;
 mod sandbox;
 mod validate;
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use crate::engine::Ended;
 use crate::error::Fatal;
 use crate::exit::{Exit, Signal};
 use crate::http::Client;
+use crate::model::api::User;
 use crate::pipeline::Finished;
 use crate::policy::SendPolicy;
 use crate::policy::StopReason;
@@ -89,6 +91,8 @@ struct FirstPass {
     input: Arc<Input>,
     preflight: Preflight,
     emails: Option<Arc<EmailIndex>>,
+    /// The account's users, when they were read to resolve addresses.
+    users: Option<Vec<User>>,
 }
 
 /// Opens the input (spooling standard input) and reads it once, off the
@@ -112,12 +116,27 @@ async fn first_pass(
     interrupt.reading_input(false);
     let input = opened.expect("reading the input does not panic")?;
     let by_email = input.rows()?.header().current_email.is_some();
-    let emails = match account {
-        Some((client, policy)) if by_email => Some(Arc::new(
-            email_index(client, policy, interrupt, quiet).await?,
-        )),
+    let users = match account {
+        Some((client, policy)) if by_email => {
+            if !quiet {
+                eprintln!("reading the account's users to resolve current_email");
+            }
+            Some(
+                whole_list(
+                    client,
+                    policy,
+                    interrupt,
+                    quiet,
+                    "the rows name users by current_email",
+                )
+                .await?,
+            )
+        }
         _ => None,
     };
+    let emails = users
+        .as_deref()
+        .map(|users| Arc::new(EmailIndex::new(users)));
     let null_token = settings.null_token.clone();
     let index = emails.clone();
     let (input, preflight) = tokio::task::spawn_blocking(move || {
@@ -136,31 +155,73 @@ async fn first_pass(
         input: Arc::new(input),
         preflight,
         emails,
+        users,
     })
 }
 
-/// The account's users by address, read by pages before any row is
-/// checked. A list that cannot be read whole stops the run before anything
-/// is sent: an address missing from it would be reported as unknown.
-async fn email_index(
+/// Every user of the account, read by pages; a list that cannot be read
+/// whole stops the run before anything is sent (`why` says what it was
+/// for): an address missing from it would be reported as unknown.
+async fn whole_list(
     client: &Client,
     policy: &SendPolicy,
     interrupt: &Interrupt,
     quiet: bool,
-) -> Result<EmailIndex, Fatal> {
-    if !quiet {
-        eprintln!("reading the account's users to resolve current_email");
-    }
+    why: &str,
+) -> Result<Vec<User>, Fatal> {
     let mode = ProgressMode::detect(quiet, false, false);
     let listed = list::list_users(client, policy, LIST_PAGE_SIZE, interrupt, mode).await?;
     match (&listed.ended, &listed.problem) {
-        (Ended::Finished, None) => Ok(EmailIndex::new(&listed.users)),
+        (Ended::Finished, None) => Ok(listed.users),
         (_, problem) => Err(Fatal::Usage(format!(
-            "the rows name users by current_email, and the account's user list could not be \
-             read whole ({}); nothing was sent",
+            "{why}, and the account's user list could not be read whole ({}); nothing was sent",
             problem.as_deref().unwrap_or("stopped")
         ))),
     }
+}
+
+/// The account's users as listed, for a run that compares rows with them,
+/// when reading the list takes fewer requests than a GET per row (the first
+/// page's count tells; rows that name users by address had the list read
+/// already). `None`: a GET per row.
+async fn live_snapshot(
+    users: Option<Vec<User>>,
+    preflight: &Preflight,
+    client: &Client,
+    policy: &SendPolicy,
+    interrupt: &Interrupt,
+    quiet: bool,
+) -> Result<Option<Arc<HashMap<u64, User>>>, Fatal> {
+    let users = match users {
+        Some(users) => Some(users),
+        // One row or two: no list can take fewer requests.
+        None if preflight.rows <= 2 => None,
+        None => match list::count_users(client, policy, LIST_PAGE_SIZE, interrupt).await? {
+            Some((count, per_page))
+                if per_page > 0 && count.div_ceil(per_page) < preflight.rows =>
+            {
+                if !quiet {
+                    eprintln!(
+                        "reading the account's {count} users by pages ({} requests) rather than \
+                         one GET for each of {} rows",
+                        count.div_ceil(per_page),
+                        preflight.rows
+                    );
+                }
+                let why = "the run compares rows with the account's list";
+                Some(whole_list(client, policy, interrupt, quiet, why).await?)
+            }
+            _ => None,
+        },
+    };
+    Ok(users.map(|users| {
+        Arc::new(
+            users
+                .into_iter()
+                .filter_map(|user| Some((user.id?, user)))
+                .collect(),
+        )
+    }))
 }
 
 /// Users asked for per page when a run reads the account's list.

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{Ending, connect, finish, first_pass, guard_results, note_input_changed, runtime};
+use super::{
+    Ending, connect, finish, first_pass, guard_results, live_snapshot, note_input_changed, runtime,
+};
 use crate::cli::PlanArgs;
 use crate::engine::operations::PlanRows;
 use crate::error::Fatal;
@@ -36,6 +38,15 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
         let account = Some((&client, &run.send));
         let first = first_pass(&settings, false, quiet, &interrupt, account).await?;
         let (input, preflight) = (first.input, first.preflight);
+        let snapshot = live_snapshot(
+            first.users,
+            &preflight,
+            &client,
+            &run.send,
+            &interrupt,
+            quiet,
+        )
+        .await?;
         let planned_at = httpdate::fmt_http_date(SystemTime::now());
         let results =
             ResultsWriter::create(&target, Keeping::Plan(planned_at), args.output.raw_output)?;
@@ -57,7 +68,7 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
             results,
             progress,
             &run.send,
-            Some((PlanRows, client)),
+            Some((PlanRows { snapshot }, client)),
             interrupt.clone(),
         )
         .await;

@@ -60,6 +60,8 @@ pub struct Job {
     pub body: Option<Box<PatchBody>>,
     /// What an earlier step found the row changes.
     pub changes: Vec<Change>,
+    /// Whether [`Operation::decide`] has seen the job.
+    pub decided: bool,
 }
 
 impl Job {
@@ -80,6 +82,7 @@ impl Job {
             before: None,
             body: None,
             changes: Vec::new(),
+            decided: false,
         }
     }
 }
@@ -128,6 +131,12 @@ pub trait Operation: Send + Sync {
     fn call(&self, job: &Job) -> Call;
     /// A 2xx answer to it (`Err`: its body could not be read).
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step;
+    /// Decides a job before its first request, when the operation knows
+    /// enough without one: `Done` ends it, `Next` (with `job.step` moved
+    /// on) or `None` sends. Called once per job.
+    fn decide(&self, _job: &mut Job) -> Option<Step> {
+        None
+    }
 }
 
 /// No operation: the engine of a dry run.
@@ -282,6 +291,33 @@ where
                     Some(Work::Send(job)) if sender.is_none() => {
                         report!(Report::Row(would_update(job)));
                         continue;
+                    }
+                    // A job the operation can decide without a request (a
+                    // plan from the account's list) never waits for one.
+                    Some(Work::Send(mut job)) if !job.decided => {
+                        job.decided = true;
+                        let (operation, _) = sender.expect("a run that sends has an operation");
+                        match operation.decide(&mut job) {
+                            Some(Step::Done {
+                                status,
+                                error,
+                                changes,
+                                user,
+                            }) => {
+                                report!(Report::Row(finish(
+                                    job, status, None, error, &changes, user
+                                )));
+                                continue;
+                            }
+                            Some(Step::Halt { error }) => {
+                                let why = StopReason::Halted { message: error };
+                                report!(Report::Note(format!("stopping: {why}")));
+                                report!(Report::Row(not_attempted(job, &why)));
+                                stopped = Some(why);
+                                continue;
+                            }
+                            Some(Step::Next) | None => next = Some(Work::Send(job)),
+                        }
                     }
                     other => next = other,
                 }

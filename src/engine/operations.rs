@@ -1,6 +1,7 @@
 //! The operations the engine runs: what each job sends, step by step, and
 //! what a successful answer means.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{Job, Operation, Step};
@@ -93,23 +94,17 @@ fn unreadable(job: &Job, why: &str) -> Step {
     }
 }
 
-/// `plan`: one GET per row; the row's change against the user's live
-/// state: `would_update` with the changes, or `unchanged`. Nothing is written.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PlanRows;
+/// `plan`: one GET per row, or the user from the account's list read at
+/// the start (`snapshot`, when that took fewer requests); the row's change
+/// against the user's state: `would_update` with the changes, or
+/// `unchanged`. Nothing is written.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRows {
+    pub snapshot: Option<Arc<HashMap<u64, User>>>,
+}
 
-impl Operation for PlanRows {
-    fn call(&self, job: &Job) -> Call {
-        Call::GetUser {
-            user_id: job.user_id,
-        }
-    }
-
-    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
-        let user = match read_user(job, reply) {
-            Ok(user) => user,
-            Err(step) => return step,
-        };
+impl PlanRows {
+    fn compare(job: &mut Job, user: Box<User>) -> Step {
         let body = job.body.as_deref().expect("a plan keeps each row's body");
         let changes = diff(body, &user);
         let status = match changes.is_empty() {
@@ -125,6 +120,27 @@ impl Operation for PlanRows {
     }
 }
 
+impl Operation for PlanRows {
+    fn decide(&self, job: &mut Job) -> Option<Step> {
+        // A user not in the list (added since) is read on its own.
+        let user = self.snapshot.as_ref()?.get(&job.user_id)?;
+        Some(PlanRows::compare(job, Box::new(user.clone())))
+    }
+
+    fn call(&self, job: &Job) -> Call {
+        Call::GetUser {
+            user_id: job.user_id,
+        }
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        match read_user(job, reply) {
+            Ok(user) => PlanRows::compare(job, user),
+            Err(step) => step,
+        }
+    }
+}
+
 /// `apply --skip-unchanged` and `--undo-file`: a GET, then the PATCH. With
 /// `skip_unchanged` the PATCH carries only the fields that differ, and a
 /// row already right sends none. With an undo log, the values about to
@@ -133,6 +149,9 @@ impl Operation for PlanRows {
 pub struct PatchChanged {
     pub skip_unchanged: bool,
     pub undo: Option<Arc<UndoLog>>,
+    /// The account's users as listed at the start, when reading the list
+    /// took fewer requests than a GET per row.
+    pub snapshot: Option<Arc<HashMap<u64, User>>>,
 }
 
 impl Operation for PatchChanged {
@@ -152,10 +171,23 @@ impl Operation for PatchChanged {
         if job.step > 0 {
             return patched(job, reply);
         }
-        let user = match read_user(job, reply) {
-            Ok(user) => user,
-            Err(step) => return step,
-        };
+        match read_user(job, reply) {
+            Ok(user) => self.compared(job, user),
+            Err(step) => step,
+        }
+    }
+
+    fn decide(&self, job: &mut Job) -> Option<Step> {
+        // A user not in the list (added since) is read on its own.
+        let user = self.snapshot.as_ref()?.get(&job.user_id)?;
+        Some(self.compared(job, Box::new(user.clone())))
+    }
+}
+
+impl PatchChanged {
+    /// The row against the user's state (read now, or from the list read
+    /// at the start): `unchanged`, or the PATCH next, after the undo line.
+    fn compared(&self, job: &mut Job, user: Box<User>) -> Step {
         let body = job
             .body
             .take()
@@ -214,6 +246,14 @@ impl Operation for ApplyRows {
             ApplyRows::Patch(operation) => operation.answered(job, reply),
             ApplyRows::Changed(operation) => operation.answered(job, reply),
             ApplyRows::Planned(operation) => operation.answered(job, reply),
+        }
+    }
+
+    fn decide(&self, job: &mut Job) -> Option<Step> {
+        match self {
+            ApplyRows::Patch(operation) => operation.decide(job),
+            ApplyRows::Changed(operation) => operation.decide(job),
+            ApplyRows::Planned(operation) => operation.decide(job),
         }
     }
 }
