@@ -604,6 +604,33 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
         "{text}"
     );
 
+    // The same plan again (after a run cut short, say): the users it changed
+    // are already as planned, unchanged, and nothing is sent to them.
+    let patches = sandbox.stats().patches_per_user;
+    let again = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &[
+            "--plan",
+            "in.plan.csv",
+            "-o",
+            "again.csv",
+            "--max-retries",
+            "20",
+        ],
+    )
+    .await;
+    assert_eq!(again.status.code(), Some(1), "{}", stderr(&again));
+    let (rows, _) = read_results_file(&dir.path().join("again.csv"));
+    let updated_before = rows
+        .iter()
+        .filter(|r| r["error"] == "already as the plan would make it")
+        .count();
+    assert_eq!(updated_before, 13, "{rows:?}");
+    assert!(rows.iter().all(|r| r["status"] != "updated"));
+    assert_eq!(sandbox.stats().patches_per_user, patches);
+
     // Only a whole plan made by plan is taken.
     let results = dir.path().join("in.results.csv");
     let whole = std::fs::read_to_string(dir.path().join("in.plan.csv")).unwrap();

@@ -330,6 +330,16 @@ impl Operation for PatchAsPlanned {
         };
         let body = job.body.take().expect("a planned row keeps its body");
         let now = diff(&body, &user);
+        // Already as the plan would make it (the plan applied before, by a
+        // run cut short, say): nothing to send, nothing overwritten.
+        if now.is_empty() {
+            return Step::Done {
+                status: Status::Unchanged,
+                error: "already as the plan would make it".to_string(),
+                changes: Vec::new(),
+                user: Some(user),
+            };
+        }
         if now != job.changes {
             return Step::Done {
                 status: Status::Failed,
