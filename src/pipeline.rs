@@ -23,7 +23,7 @@ use crate::signals::Interrupt;
 use crate::sink::{self, Outcome, Progress, ProgressMode, ResultsWriter, Summary};
 use crate::table::input::Input;
 use crate::table::record::Previous;
-use crate::table::results::RecordReader;
+use crate::table::results::{PLAN_CHECK, RecordReader, plan_check};
 use crate::table::results::{ResultRecord, Status};
 
 /// Rows are handed to the engine in batches of this many, so that the check
@@ -72,6 +72,9 @@ pub struct Plan {
     pub rows: u64,
     /// Rows it would change.
     pub changes: u64,
+    /// Rows the plan found invalid.
+    pub invalid: u64,
+    refuse: bool,
 }
 
 impl Plan {
@@ -86,6 +89,7 @@ impl Plan {
                 path.display()
             ))
         };
+        verify_chain(path).map_err(refuse)?;
         let mut reader = RecordReader::open(path)
             .map_err(|e| refuse(format!("{e}; make a plan with: gcore-iam-bulk plan INPUT")))?;
         if !reader.is_plan() {
@@ -95,7 +99,7 @@ impl Plan {
                     .to_string(),
             ));
         }
-        let (mut rows, mut changes) = (0, 0);
+        let (mut rows, mut changes, mut invalid) = (0, 0, 0);
         while let Some(record) = reader.next_record() {
             let record = record.map_err(refuse)?;
             rows += 1;
@@ -110,7 +114,8 @@ impl Plan {
                     planned_job(0, &record).map_err(refuse)?;
                     changes += 1;
                 }
-                Status::Unchanged | Status::Skipped | Status::Invalid | Status::Failed => {}
+                Status::Invalid => invalid += 1,
+                Status::Unchanged | Status::Skipped | Status::Failed => {}
                 Status::Updated => {
                     return Err(refuse(format!(
                         "row {} is updated, which no plan writes; was the file edited?",
@@ -128,7 +133,16 @@ impl Plan {
             path: path.to_path_buf(),
             rows,
             changes,
+            invalid,
+            refuse: false,
         })
+    }
+
+    /// Sends nothing when the plan has invalid rows: its would_update rows
+    /// become not_attempted (as `apply` does without `--skip-invalid`).
+    pub fn refuse(mut self) -> Plan {
+        self.refuse = true;
+        self
     }
 
     /// Hands every row on, in order: the rows it would change as jobs, the
@@ -156,6 +170,18 @@ impl Plan {
                 })
             };
             batch.push(match record.status {
+                Status::WouldUpdate if self.refuse => decided(
+                    Status::NotAttempted,
+                    format!(
+                        "not sent: {} {} invalid in the plan",
+                        self.invalid,
+                        if self.invalid == 1 {
+                            "row is"
+                        } else {
+                            "rows are"
+                        }
+                    ),
+                ),
                 Status::WouldUpdate => Work::Send(planned_job(seq, &record).map_err(failed)?),
                 Status::Failed => decided(
                     Status::NotAttempted,
@@ -179,6 +205,53 @@ impl Plan {
         }
         Ok(())
     }
+}
+
+/// Checks that the plan is as `plan` wrote it: every row's `plan_check`
+/// matches its cells and the row before, so an edit, a row added, removed
+/// or moved is refused.
+fn verify_chain(path: &Path) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let header = reader.headers().map_err(|e| e.to_string())?.clone();
+    let names: Vec<&str> = header.iter().collect();
+    if names.len() == 1 && names[0].contains(';') {
+        return Err(
+            "it was saved again with semicolons (by a spreadsheet?); apply the plan \
+                    file as plan wrote it, or plan again"
+                .to_string(),
+        );
+    }
+    if names.last() != Some(&PLAN_CHECK) {
+        return Err(
+            "it is not the results file of `plan` (it has no plan_check column at \
+                    the end); make one with: gcore-iam-bulk plan INPUT"
+                .to_string(),
+        );
+    }
+    let mut previous = String::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| e.to_string())?;
+        let line = record.position().map_or(0, |p| p.line());
+        let cells: Vec<&str> = record.iter().collect();
+        let Some((check, row)) = cells.split_last() else {
+            continue;
+        };
+        let expected = plan_check(&previous, row.iter().copied());
+        if *check != expected {
+            return Err(format!(
+                "line {line} (row {}) is not as plan wrote it (its plan_check does not \
+                 match: a cell was edited, or a row added, removed or moved); a plan is applied \
+                 as plan wrote it: plan again",
+                row.first().unwrap_or(&"?")
+            ));
+        }
+        previous = expected;
+    }
+    Ok(())
 }
 
 /// The job of a row the plan would change: its body, the user as the plan

@@ -637,11 +637,21 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
     std::fs::write(dir.path().join("cut.csv"), &whole[..whole.len() - 10]).unwrap();
     let edited = whole.replacen(r#"{""lang"":"#, r#"{""langue"":"#, 1);
     std::fs::write(dir.path().join("edited.csv"), edited).unwrap();
+    // A row said unchanged made would_update, with a body nobody reviewed.
+    let promoted = whole.replacen(",unchanged,", ",would_update,", 1);
+    std::fs::write(dir.path().join("promoted.csv"), promoted).unwrap();
+    let mut lines: Vec<&str> = whole.lines().collect();
+    lines.remove(5);
+    std::fs::write(dir.path().join("removed.csv"), lines.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("semicolons.csv"), whole.replace(',', ";")).unwrap();
     for (file, want) in [
         ("in.results.csv", "not the results file of `plan`"),
-        ("cut.csv", "cut short"),
-        ("edited.csv", "was the file edited?"),
-        ("in.csv", "make a plan with: gcore-iam-bulk plan INPUT"),
+        ("cut.csv", "is not as plan wrote it"),
+        ("edited.csv", "is not as plan wrote it"),
+        ("promoted.csv", "is not as plan wrote it"),
+        ("removed.csv", "is not as plan wrote it"),
+        ("semicolons.csv", "saved again with semicolons"),
+        ("in.csv", "not the results file of `plan`"),
     ] {
         let output = run(
             &sandbox,
@@ -863,4 +873,61 @@ async fn plan_reads_the_list_when_that_takes_fewer_requests_than_a_get_per_row()
     let output = run(&sandbox, dir.path(), "plan", &["few.csv"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(sandbox.stats().requests - requests_before, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_killed_or_with_invalid_rows_sends_nothing() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Killed while it reads: no plan passes for a whole one.
+    // Two rows: a GET each, the second 2 s after the first.
+    std::fs::write(dir.path().join("in.csv"), common::lang_rows(2)).unwrap();
+    let mut planning = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "plan",
+            "in.csv",
+            "--rate",
+            "0.5",
+            "--base-url",
+            &sandbox.base_url(),
+        ])
+        .env("GCORE_API_KEY", KEY)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    common::kill(planning.id(), "KILL");
+    let _ = planning.wait();
+    let output = run(&sandbox, dir.path(), "apply", &["--plan", "in.plan.csv"]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(!sandbox.stats().by_method_status.contains_key("PATCH"));
+
+    // A plan with an invalid row sends nothing, unless --skip-invalid.
+    std::fs::write(
+        dir.path().join("bad.csv"),
+        "user_id,lang\n1,zh\n2,xx\n3,zh\n",
+    )
+    .unwrap();
+    let output = run(&sandbox, dir.path(), "plan", &["bad.csv"]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let output = run(&sandbox, dir.path(), "apply", &["--plan", "bad.plan.csv"]).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("nothing sent: 1 row is of the plan invalid")
+            || text.contains("nothing sent: 1 row is"),
+        "{text}"
+    );
+    assert!(!sandbox.stats().by_method_status.contains_key("PATCH"));
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["--plan", "bad.plan.csv", "--skip-invalid", "-o", "skip.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let patched = sandbox.stats().patches_per_user;
+    assert_eq!(patched.keys().copied().collect::<Vec<_>>(), [1, 3]);
 }

@@ -192,7 +192,20 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
 /// `apply --plan PLAN`: the changes a reviewed plan showed, for the users
 /// still as it read them.
 fn run_planned(args: &ApplyArgs, plan_path: &Path) -> Result<Exit, Fatal> {
-    let plan = Plan::open(plan_path)?;
+    let mut plan = Plan::open(plan_path)?;
+    if plan.invalid > 0 && !args.skip_invalid {
+        eprintln!(
+            "nothing sent: {} {} invalid in the plan; fix the input and plan again, or pass \
+             --skip-invalid to apply the rest",
+            plan.invalid,
+            if plan.invalid == 1 {
+                "row is"
+            } else {
+                "rows are"
+            }
+        );
+        plan = plan.refuse();
+    }
     let source = InputSource::File(plan_path.to_path_buf());
     // users.plan.csv -> users.results.csv
     let target = match &args.output.output {

@@ -170,7 +170,18 @@ async fn whole_list(
     why: &str,
 ) -> Result<Vec<User>, Fatal> {
     let mode = ProgressMode::detect(quiet, false, false);
+    let started = std::time::Instant::now();
     let listed = list::list_users(client, policy, LIST_PAGE_SIZE, interrupt, mode).await?;
+    if !quiet {
+        // The list's own requests are not in the run's summary.
+        eprintln!(
+            "read the account's list: {} users, {} pages, {} retries, {:.1} s",
+            listed.users.len(),
+            listed.tally.pages,
+            listed.tally.retries,
+            started.elapsed().as_secs_f64()
+        );
+    }
     match (&listed.ended, &listed.problem) {
         (Ended::Finished, None) => Ok(listed.users),
         (_, problem) => Err(Fatal::Usage(format!(

@@ -397,14 +397,18 @@ impl ResultsWriter {
             ),
             OutputTarget::File(file_path) => {
                 let resume = keeping == Keeping::Resume;
-                let locked = open_locked(file_path, !resume)?;
+                // A resumed run and a plan are written beside their place
+                // and put there whole: a plan cut short by a crash never
+                // passes for a whole one.
+                let replace = resume || matches!(keeping, Keeping::Plan(_));
+                let locked = open_locked(file_path, !replace)?;
                 let journal = match keeping {
                     Keeping::DryRun | Keeping::Plan(_) => None,
                     Keeping::Fresh | Keeping::Resume => {
                         Some(Journal::open(file_path, resume).map_err(output_error)?)
                     }
                 };
-                if resume {
+                if replace {
                     let replacement = Replacement::new(file_path).map_err(output_error)?;
                     let file = replacement.file().map_err(output_error)?;
                     (

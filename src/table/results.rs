@@ -149,6 +149,30 @@ pub struct RecordWriter<W: Write> {
     safe: bool,
     /// The value of [`PLANNED_AT`] in every row of a plan.
     planned_at: Option<String>,
+    /// The [`PLAN_CHECK`] of the plan's last row written.
+    last_check: String,
+}
+
+/// The last column of a plan: a check of the row's cells and the check of
+/// the row before (see [`plan_check`]).
+pub const PLAN_CHECK: &str = "plan_check";
+
+/// The check of one row of a plan: the first 16 bytes, in hex, of the
+/// SHA-256 of the previous row's check and the row's cells as written
+/// (each followed by a unit separator).
+pub fn plan_check<'a>(previous: &str, cells: impl Iterator<Item = &'a str>) -> String {
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    digest.update(previous.as_bytes());
+    digest.update(b"\x1e");
+    for cell in cells {
+        digest.update(cell.as_bytes());
+        digest.update(b"\x1f");
+    }
+    let sum = digest.finish();
+    sum.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The column a plan's results file has after the others: when the plan
@@ -168,9 +192,12 @@ impl<W: Write> RecordWriter<W> {
                 .from_writer(sink),
             safe: true,
             planned_at,
+            last_check: String::new(),
         };
         match &writer.planned_at {
-            Some(_) => writer.csv.write_record(COLUMNS.iter().chain([&PLANNED_AT])),
+            Some(_) => writer
+                .csv
+                .write_record(COLUMNS.iter().chain([&PLANNED_AT, &PLAN_CHECK])),
             None => writer.csv.write_record(COLUMNS),
         }
         .map_err(into_io)?;
@@ -185,6 +212,7 @@ impl<W: Write> RecordWriter<W> {
                 .from_writer(sink),
             safe: true,
             planned_at: None,
+            last_check: String::new(),
         }
     }
 
@@ -225,29 +253,42 @@ impl<W: Write> RecordWriter<W> {
             &request,
             &changes,
         ];
-        let planned_at = self.planned_at.as_deref().into_iter();
-        let written = match &record.user {
-            Some(user) => {
-                let user_cells = user_cells(user);
-                let safe_cells: [Cow<str>; COLUMNS.len() - FIRST_USER_COLUMN] =
-                    std::array::from_fn(|i| {
-                        if self.safe {
-                            neutralise(&user_cells[i])
-                        } else {
-                            Cow::Borrowed(user_cells[i].as_ref())
-                        }
-                    });
-                let user_cells = safe_cells.iter().map(|cell| cell.as_ref());
-                self.csv
-                    .write_record(cells.iter().copied().chain(user_cells).chain(planned_at))
+        let user_cells = record.user.as_deref().map(user_cells);
+        let safe_cells: Option<[Cow<str>; COLUMNS.len() - FIRST_USER_COLUMN]> =
+            user_cells.as_ref().map(|user_cells| {
+                std::array::from_fn(|i| {
+                    if self.safe {
+                        neutralise(&user_cells[i])
+                    } else {
+                        Cow::Borrowed(user_cells[i].as_ref())
+                    }
+                })
+            });
+        let row_cells = || {
+            let user = safe_cells
+                .iter()
+                .flat_map(|safe| safe.iter().map(|cell| cell.as_ref()));
+            // No user: the user columns empty.
+            let blanks = safe_cells
+                .is_none()
+                .then_some([""; COLUMNS.len() - FIRST_USER_COLUMN])
+                .into_iter()
+                .flatten();
+            cells.iter().copied().chain(user).chain(blanks)
+        };
+        let written = match &self.planned_at {
+            None => self.csv.write_record(row_cells()),
+            // A plan's row ends with when it was made and a check that
+            // chains it to the rows before: an edit, a row removed or added,
+            // is seen by `apply --plan`.
+            Some(planned_at) => {
+                let check = plan_check(&self.last_check, row_cells().chain([planned_at.as_str()]));
+                let written = self
+                    .csv
+                    .write_record(row_cells().chain([planned_at.as_str(), check.as_str()]));
+                self.last_check = check;
+                written
             }
-            None => self.csv.write_record(
-                cells
-                    .iter()
-                    .copied()
-                    .chain([""; COLUMNS.len() - FIRST_USER_COLUMN])
-                    .chain(planned_at),
-            ),
         };
         written.map_err(into_io)
     }

@@ -14,12 +14,12 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
 pub type Row = HashMap<String, String>;
 
 /// The rows of a results file's text; checks that it has the 25 columns
-/// (and a plan's `planned_at`).
+/// (and a plan's `planned_at` and `plan_check`).
 pub fn read_results(bytes: &[u8]) -> Vec<Row> {
     let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers().unwrap().clone();
-    // A plan has one more: planned_at.
-    let plan = headers.len() == 26 && &headers[25] == "planned_at";
+    // A plan has two more: planned_at and plan_check.
+    let plan = headers.len() == 27 && &headers[25] == "planned_at" && &headers[26] == "plan_check";
     assert!(headers.len() == 25 || plan, "results columns: {headers:?}");
     reader
         .records()
