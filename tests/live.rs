@@ -19,7 +19,12 @@ async fn run(sandbox: &RunningSandbox, dir: &Path, command: &str, args: &[&str])
     cmd.current_dir(dir)
         .args([command])
         .args(args)
-        .args(["--base-url", &sandbox.base_url(), "--rate", "0"])
+        .args(["--base-url", &sandbox.base_url()])
+        .args(if args.contains(&"--rate") {
+            &[][..]
+        } else {
+            &["--rate", "0"][..]
+        })
         .env("GCORE_API_KEY", KEY)
         .env_remove("HTTPS_PROXY")
         .env_remove("HTTP_PROXY")
@@ -845,7 +850,13 @@ async fn plan_reads_the_list_when_that_takes_fewer_requests_than_a_get_per_row()
     let output = run(&sandbox, dir.path(), "plan", &["many.csv"]).await;
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
-    assert!(text.contains("reading the account's 1000 users by pages (2 requests) rather than one GET for each of 300 rows"), "{text}");
+    assert!(
+        text.contains(
+            "reading the account's 1000 users by pages (3 requests with the count) rather than \
+             one GET for each of 300 rows"
+        ),
+        "{text}"
+    );
     assert_eq!(sandbox.stats().requests - requests_before, 3);
     let (rows, _) = read_results_file(&dir.path().join("many.plan.csv"));
     assert!(
@@ -930,4 +941,41 @@ async fn a_plan_killed_or_with_invalid_rows_sends_nothing() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let patched = sandbox.stats().patches_per_user;
     assert_eq!(patched.keys().copied().collect::<Vec<_>>(), [1, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_changed_after_the_list_was_read_is_named_in_its_row() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = users(&sandbox).await;
+    // 40 rows: the language each user has (not sent), a new company (sent).
+    let mut input = String::from("user_id,lang,company\n");
+    for user in &before[..40] {
+        let lang = user.lang.as_deref().unwrap();
+        input.push_str(&format!("{},{lang},Drift Co\n", user.id.unwrap()));
+    }
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let running = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--skip-unchanged", "--rate", "10"],
+    );
+    // The run reads the list at once, then sends a PATCH every 0.1 s: user
+    // 38's language changes well before its turn.
+    let change = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let lang = other_lang(before[37].lang.as_deref().unwrap());
+        set(&sandbox, 38, serde_json::json!({ "lang": lang })).await;
+    };
+    let (output, ()) = tokio::join!(running, change);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[37]["status"], "updated");
+    assert!(
+        rows[37]["error"].starts_with("updated, but the user now differs from the row: lang: "),
+        "{:?}",
+        rows[37]
+    );
+    assert!(rows[..37].iter().all(|r| r["error"].is_empty()), "{rows:?}");
 }

@@ -203,20 +203,20 @@ async fn live_snapshot(
     interrupt: &Interrupt,
     quiet: bool,
 ) -> Result<Option<Arc<HashMap<u64, User>>>, Fatal> {
+    // Rows known to be invalid are never compared (a plan does not count them).
+    let valid = preflight.rows - preflight.invalid;
     let users = match users {
         Some(users) => Some(users),
         // One row or two: no list can take fewer requests.
-        None if preflight.rows <= 2 => None,
+        None if valid <= 2 => None,
         None => match list::count_users(client, policy, LIST_PAGE_SIZE, interrupt).await? {
-            Some((count, per_page))
-                if per_page > 0 && count.div_ceil(per_page) < preflight.rows =>
-            {
+            // The count's request, then the pages (the first read again).
+            Some((count, per_page)) if per_page > 0 && 1 + count.div_ceil(per_page) < valid => {
                 if !quiet {
                     eprintln!(
-                        "reading the account's {count} users by pages ({} requests) rather than \
-                         one GET for each of {} rows",
-                        count.div_ceil(per_page),
-                        preflight.rows
+                        "reading the account's {count} users by pages ({} requests with the \
+                         count) rather than one GET for each of {valid} rows",
+                        1 + count.div_ceil(per_page),
                     );
                 }
                 let why = "the run compares rows with the account's list";

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{Job, Operation, Step};
 use crate::http::{Call, Reply};
 use crate::model::api::User;
-use crate::model::change::{Change, FieldSet, diff, only};
+use crate::model::change::{Change, FieldSet, describe, diff, only};
 use crate::model::patch::Field;
 use crate::table::results::Status;
 use crate::table::undo::UndoLog;
@@ -37,7 +37,26 @@ fn patched(job: &mut Job, reply: Result<Reply, String>) -> Step {
         return step;
     }
     let (user, error) = match reply {
-        Ok(Reply::User(user)) => (Some(user), String::new()),
+        // A row compared with the user first (`--skip-unchanged`, the
+        // undo file) is checked against the answer: a field it did not
+        // send that differs now was changed by someone else meanwhile (the
+        // list it was compared with was read at the start).
+        Ok(Reply::User(user)) => {
+            let differs = job
+                .body
+                .as_deref()
+                .map(|body| diff(body, &user))
+                .unwrap_or_default();
+            let note = match differs.is_empty() {
+                true => String::new(),
+                false => format!(
+                    "updated, but the user now differs from the row: {} (changed by someone \
+                     else meanwhile?); plan again",
+                    describe(&differs)
+                ),
+            };
+            (Some(user), note)
+        }
         Ok(Reply::Page(_)) => (
             None,
             "the change was accepted but the answer is a list, not the user".to_string(),
@@ -188,9 +207,10 @@ impl PatchChanged {
     /// The row against the user's state (read now, or from the list read
     /// at the start): `unchanged`, or the PATCH next, after the undo line.
     fn compared(&self, job: &mut Job, user: Box<User>) -> Step {
+        // Kept on the job: the PATCH's answer is checked against it.
         let body = job
             .body
-            .take()
+            .clone()
             .expect("a comparing run keeps each row's body");
         let changes = diff(&body, &user);
         if changes.is_empty() && self.skip_unchanged {
