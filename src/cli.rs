@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Apply bulk changes from a CSV file to the users of a Gcore account",
     after_help = "Exit codes: 0 every row is fine, 1 some row is invalid or failed, 2 the run could not \
-                  start (nothing was sent), 130 Ctrl-C, 143 SIGTERM (every row is still in the results \
+                  start (nothing was sent), 3 plan --exit-code: some row would change, 130 Ctrl-C, 143 SIGTERM (every row is still in the results \
                   file), 74 the results could not be written after requests were sent."
 )]
 pub struct Cli {
