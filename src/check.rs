@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use crate::error::Fatal;
 use crate::model::api::User;
 use crate::model::change::{diff, only_fields};
-use crate::model::patch::{PatchBody, Problem, check_email, describe, parse_user_id, show};
+use crate::model::patch::{
+    PatchBody, Problem, check_email, describe, parse_user_id, scientific, show,
+};
 use crate::table::cells::restore;
 use crate::table::input::{Column, Header, Input, RawRow};
 use crate::table::record::Previous;
@@ -275,6 +277,18 @@ impl<'a> Checker<'a> {
                 match column {
                     // Without a user_id column, the address alone names the user.
                     Column::UserId if cell.is_empty() && self.header.current_email.is_some() => {}
+                    Column::UserId if scientific(cell) => {
+                        named_badly = true;
+                        problems.push(Problem::in_column(
+                            "user_id",
+                            format!(
+                                "{} is a number in scientific notation, as a spreadsheet writes \
+                                 a long ID it stores as a number: the ID may have lost digits; \
+                                 format the column as text (or export the users again)",
+                                show(cell)
+                            ),
+                        ));
+                    }
                     Column::UserId => match parse_user_id(cell) {
                         Ok(id) => user_id = Some(id),
                         Err(message) => {

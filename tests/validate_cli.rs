@@ -548,3 +548,26 @@ fn lines_ended_by_cr_alone_are_read() {
         .collect();
     assert_eq!(rows, [("2", "would_update"), ("4", "invalid")]);
 }
+
+/// What a spreadsheet does to long numbers it stores as numbers: saved as
+/// CSV they come out in scientific notation, digits lost. Such a phone or
+/// user ID is refused with what happened and how to fix it.
+#[test]
+fn numbers_a_spreadsheet_wrote_in_scientific_notation_are_refused() {
+    let input = "user_id,phone\n4.93E+10,+49 30 1\n7,4.93E+10\n8,+4930123\n";
+    let run = run_on(input.as_bytes(), &["validate", "in.csv"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let id = &run.row(2)["error"];
+    assert!(
+        id.starts_with("user_id: \"4.93E+10\" is a number in scientific notation"),
+        "{id}"
+    );
+    assert!(id.contains("format the column as text"), "{id}");
+    let phone = &run.row(3)["error"];
+    assert!(
+        phone.starts_with("phone: \"4.93E+10\" is a number in scientific notation"),
+        "{phone}"
+    );
+    assert!(phone.contains("a leading + or 0"), "{phone}");
+    assert_eq!(run.row(4)["status"], "would_update");
+}

@@ -174,6 +174,14 @@ impl PatchBody {
         match field {
             Field::Email => self.email = Some(check_email(cell)?),
             Field::Name => self.name = Some(Some(check_text(cell, MAX_TEXT_CHARS)?)),
+            Field::Phone if scientific(cell) => {
+                return Err(format!(
+                    "{} is a number in scientific notation, as a spreadsheet writes a long \
+                     number it stores as a number: digits (and a leading + or 0) are lost; \
+                     format the phone column as text and type the numbers again",
+                    show(cell)
+                ));
+            }
             Field::Phone => self.phone = Some(Some(check_text(cell, MAX_PHONE_CHARS)?)),
             Field::Company => self.company = Some(check_text(cell, MAX_TEXT_CHARS)?),
             Field::Lang => self.lang = Some(parse_lang(cell)?),
@@ -338,6 +346,24 @@ fn field_list() -> String {
 }
 
 /// A user ID as people write it: digits only, surrounding spaces allowed.
+/// Whether `text` is a number in scientific notation (`4.93E+10`, `1e5`):
+/// what a spreadsheet saves for a long number it stores as a number, with
+/// digits lost.
+pub fn scientific(text: &str) -> bool {
+    let text = text.trim();
+    let Some((mantissa, exponent)) = text.split_once(['e', 'E']) else {
+        return false;
+    };
+    let mantissa = mantissa.strip_prefix(['+', '-']).unwrap_or(mantissa);
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once(['.', ',']) {
+        Some((whole, part)) => digits(whole) && digits(part),
+        None => digits(mantissa),
+    };
+    mantissa_ok && digits(exponent)
+}
+
 pub fn parse_user_id(text: &str) -> Result<u64, String> {
     let text = text.trim();
     if text.is_empty() {
@@ -586,6 +612,32 @@ mod tests {
         assert_eq!(body.name, Some(None));
         assert!(body.set_cell(Field::Name, "#null", "null").is_ok());
         assert_eq!(body.name, Some(Some("#null".to_string())));
+    }
+
+    #[test]
+    fn numbers_a_spreadsheet_wrote_in_scientific_notation() {
+        for text in [
+            "4.93E+10", "4,93E+10", "1e5", " 1.2E-3 ", "-4.9E+10", "49E10",
+        ] {
+            assert!(scientific(text), "{text}");
+        }
+        for text in [
+            "+49 30 1234",
+            "E10",
+            "1.E5",
+            "4.9E",
+            "e",
+            "name@example.com",
+            "1e5x",
+        ] {
+            assert!(!scientific(text), "{text}");
+        }
+        let mut body = PatchBody::default();
+        let error = body
+            .set_cell(Field::Phone, "4.93E+10", "#null")
+            .unwrap_err();
+        assert!(error.contains("format the phone column as text"), "{error}");
+        assert!(body.set_cell(Field::Phone, "+49 30 1234", "#null").is_ok());
     }
 
     #[test]
