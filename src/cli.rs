@@ -72,6 +72,10 @@ pub struct PlanArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Compare as usual, but let a change that looks like a spreadsheet's damage to a number
+    /// (a phone's leading + or 0 dropped, 007 -> 7, 1000 -> 1.00E+03) through.
+    #[arg(long)]
+    pub allow_number_changes: bool,
     /// Exit with 3 when some row would change (and no row has a problem), 0 when every row is
     /// already right: for a job that watches the account for changes made elsewhere.
     #[arg(long)]
@@ -116,6 +120,10 @@ pub struct ApplyArgs {
     /// `unchanged` and sends nothing. The `changes` column says what changed.
     #[arg(long)]
     pub skip_unchanged: bool,
+    /// With --skip-unchanged or --undo-file: send a change that looks like a spreadsheet's damage
+    /// to a number (a phone's leading + or 0 dropped, 007 -> 7); by default such a row is invalid.
+    #[arg(long)]
+    pub allow_number_changes: bool,
     /// Before each PATCH, write the user's current values of the fields it changes to this file,
     /// in the input format: `apply UNDO` puts them back. Reads each user first.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["dry_run", "sandbox"])]

@@ -979,3 +979,67 @@ async fn a_user_changed_after_the_list_was_read_is_named_in_its_row() {
     );
     assert!(rows[..37].iter().all(|r| r["error"].is_empty()), "{rows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spreadsheets_damage_to_numbers_is_stopped_unless_allowed() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    set(&sandbox, 1, serde_json::json!({"phone": "+49301234567"})).await;
+    set(&sandbox, 2, serde_json::json!({"phone": "0301234567"})).await;
+    set(&sandbox, 3, serde_json::json!({"name": "007"})).await;
+    // What a spreadsheet's "save as CSV" makes of them, and a real change.
+    let input = "user_id,phone,name\n1,49301234567,\n2,301234567,\n3,,7\n4,+1 555 0100,\n";
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let output = run(&sandbox, dir.path(), "plan", &["in.csv"]).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("3 rows stopped: the change looks like a spreadsheet's damage to a number"),
+        "{text}"
+    );
+    let (rows, _) = read_results_file(&dir.path().join("in.plan.csv"));
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["invalid", "invalid", "invalid", "would_update"]);
+    assert!(
+        rows[0]["error"].contains("lost its leading +"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[1]["error"].contains("lost its leading zeros"),
+        "{:?}",
+        rows[1]
+    );
+    assert!(
+        rows[2]["error"].starts_with("name: \"007\" would become \"7\""),
+        "{:?}",
+        rows[2]
+    );
+
+    // apply --skip-unchanged stops them too; the real change goes.
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--skip-unchanged"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let patched = sandbox.stats().patches_per_user;
+    assert_eq!(patched.get(&4), Some(&1));
+    assert_eq!(
+        [1, 2, 3].map(|id| patched[&id]),
+        [1, 1, 1],
+        "only the test's own PATCHes"
+    );
+
+    // Meant: allowed.
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "plan",
+        &["in.csv", "--allow-number-changes", "-o", "p2.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}

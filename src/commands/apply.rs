@@ -129,6 +129,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             (skip_unchanged, undo) => ApplyRows::Changed(PatchChanged {
                 skip_unchanged,
                 undo: undo.clone(),
+                allow_number_changes: args.allow_number_changes,
                 snapshot: live_snapshot(
                     first.users,
                     &preflight,

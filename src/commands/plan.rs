@@ -68,7 +68,13 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
             results,
             progress,
             &run.send,
-            Some((PlanRows { snapshot }, client)),
+            Some((
+                PlanRows {
+                    snapshot,
+                    allow_number_changes: args.allow_number_changes,
+                },
+                client,
+            )),
             interrupt.clone(),
         )
         .await;

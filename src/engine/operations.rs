@@ -7,8 +7,9 @@ use std::sync::Arc;
 use super::{Job, Operation, Step};
 use crate::http::{Call, Reply};
 use crate::model::api::User;
-use crate::model::change::{Change, FieldSet, describe, diff, only};
+use crate::model::change::{Change, FieldSet, describe, diff, number_damage, only};
 use crate::model::patch::Field;
+use crate::model::patch::PatchBody;
 use crate::table::results::Status;
 use crate::table::undo::UndoLog;
 
@@ -120,11 +121,40 @@ fn unreadable(job: &Job, why: &str) -> Step {
 #[derive(Debug, Clone, Default)]
 pub struct PlanRows {
     pub snapshot: Option<Arc<HashMap<u64, User>>>,
+    /// `--allow-number-changes`: send what looks like a spreadsheet's damage.
+    pub allow_number_changes: bool,
+}
+
+/// The row invalid when it would only make a spreadsheet's damage to a
+/// number (see [`number_damage`]), unless allowed.
+fn damaged(body: &PatchBody, user: Box<User>, allowed: bool) -> Result<Box<User>, Step> {
+    let damage = if allowed {
+        Vec::new()
+    } else {
+        number_damage(body, &user)
+    };
+    if damage.is_empty() {
+        return Ok(user);
+    }
+    let problems: Vec<String> = damage
+        .into_iter()
+        .map(|(field, message)| format!("{}: {message}", field.name()))
+        .collect();
+    Err(Step::Done {
+        status: Status::Invalid,
+        error: problems.join("; "),
+        changes: Vec::new(),
+        user: Some(user),
+    })
 }
 
 impl PlanRows {
-    fn compare(job: &mut Job, user: Box<User>) -> Step {
+    fn compare(&self, job: &mut Job, user: Box<User>) -> Step {
         let body = job.body.as_deref().expect("a plan keeps each row's body");
+        let user = match damaged(body, user, self.allow_number_changes) {
+            Ok(user) => user,
+            Err(step) => return step,
+        };
         let changes = diff(body, &user);
         let status = match changes.is_empty() {
             true => Status::Unchanged,
@@ -143,7 +173,7 @@ impl Operation for PlanRows {
     fn decide(&self, job: &mut Job) -> Option<Step> {
         // A user not in the list (added since) is read on its own.
         let user = self.snapshot.as_ref()?.get(&job.user_id)?;
-        Some(PlanRows::compare(job, Box::new(user.clone())))
+        Some(self.compare(job, Box::new(user.clone())))
     }
 
     fn call(&self, job: &Job) -> Call {
@@ -154,7 +184,7 @@ impl Operation for PlanRows {
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
         match read_user(job, reply) {
-            Ok(user) => PlanRows::compare(job, user),
+            Ok(user) => self.compare(job, user),
             Err(step) => step,
         }
     }
@@ -171,6 +201,8 @@ pub struct PatchChanged {
     /// The account's users as listed at the start, when reading the list
     /// took fewer requests than a GET per row.
     pub snapshot: Option<Arc<HashMap<u64, User>>>,
+    /// `--allow-number-changes`: send what looks like a spreadsheet's damage.
+    pub allow_number_changes: bool,
 }
 
 impl Operation for PatchChanged {
@@ -212,6 +244,10 @@ impl PatchChanged {
             .body
             .clone()
             .expect("a comparing run keeps each row's body");
+        let user = match damaged(&body, user, self.allow_number_changes) {
+            Ok(user) => user,
+            Err(step) => return step,
+        };
         let changes = diff(&body, &user);
         if changes.is_empty() && self.skip_unchanged {
             return Step::Done {

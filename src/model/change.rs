@@ -122,6 +122,73 @@ pub fn only_fields(body: &PatchBody, set: FieldSet) -> PatchBody {
     }
 }
 
+/// A change a spreadsheet likely made rather than a person: the new value
+/// is the old one as a number (`+49301234567` -> `49301234567`, `0301` ->
+/// `301`, `007` -> `7`, `1000` -> `1.00E+03`, a long number rounded to 15
+/// digits). One message per field, naming the likely cause and the fix.
+pub fn number_damage(body: &PatchBody, user: &User) -> Vec<(Field, String)> {
+    let fields = [
+        (
+            Field::Name,
+            body.name.as_ref().and_then(Option::as_deref),
+            user.name.as_deref(),
+        ),
+        (
+            Field::Phone,
+            body.phone.as_ref().and_then(Option::as_deref),
+            user.phone.as_deref(),
+        ),
+        (
+            Field::Company,
+            body.company.as_deref(),
+            user.company.as_deref(),
+        ),
+    ];
+    fields
+        .into_iter()
+        .filter_map(|(field, to, from)| {
+            let (to, from) = (to?, from?);
+            (to != from && same_number(from, to)).then(|| {
+                let lost = if from.starts_with('+') && !to.starts_with('+') {
+                    "its leading +"
+                } else if from.trim_start_matches('+').starts_with('0') && !to.starts_with('0') {
+                    "its leading zeros"
+                } else {
+                    "its written form"
+                };
+                (
+                    field,
+                    format!(
+                        "{from:?} would become {to:?}: a spreadsheet that stored the {} as a \
+                         number lost {lost}; format the column as text and put the value back, \
+                         or pass --allow-number-changes if the change is meant",
+                        field.name()
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Whether both texts are numbers and the same number to 15 significant
+/// digits (what a spreadsheet keeps).
+fn same_number(a: &str, b: &str) -> bool {
+    fn number(text: &str) -> Option<f64> {
+        let text = text.trim();
+        let plain = text.strip_prefix('+').unwrap_or(text);
+        let looks = !plain.is_empty()
+            && plain.bytes().next().is_some_and(|b| b.is_ascii_digit())
+            && plain
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+        looks.then(|| plain.parse::<f64>().ok()).flatten()
+    }
+    match (number(a), number(b)) {
+        (Some(a), Some(b)) => format!("{a:.14e}") == format!("{b:.14e}"),
+        _ => false,
+    }
+}
+
 /// The changes joined as the `changes` column shows them.
 pub fn describe(changes: &[Change]) -> String {
     let parts: Vec<String> = changes.iter().map(Change::to_string).collect();
@@ -321,6 +388,61 @@ mod tests {
             user.client_and_roles.unwrap()[0].user_roles,
             ["5".to_string(), "1".to_string()]
         );
+    }
+
+    #[test]
+    fn a_spreadsheets_damage_to_numbers_is_told_from_a_change() {
+        let user = |phone: &str, name: &str| User {
+            phone: Some(phone.into()),
+            name: Some(name.into()),
+            ..User::default()
+        };
+        let cases: &[(&str, &str, &str, &str, Option<&str>)] = &[
+            (
+                "+49301234567",
+                "x",
+                "49301234567",
+                "",
+                Some("its leading +"),
+            ),
+            (
+                "0301234567",
+                "x",
+                "301234567",
+                "",
+                Some("its leading zeros"),
+            ),
+            ("+49301234567", "x", "+49301234568", "", None),
+            ("+49 30 1234567", "x", "+49 30 7654321", "", None),
+            ("1", "007", "", "7", Some("its leading zeros")),
+            ("1", "1000", "", "1.00E+03", Some("its written form")),
+            (
+                "1",
+                "12345678901234567",
+                "",
+                "12345678901234600",
+                Some("its written form"),
+            ),
+            ("1", "Ann", "", "Bob", None),
+        ];
+        for (phone, name, new_phone, new_name, want) in cases {
+            let mut cells = Vec::new();
+            if !new_phone.is_empty() {
+                cells.push((Field::Phone, *new_phone));
+            }
+            if !new_name.is_empty() {
+                cells.push((Field::Name, *new_name));
+            }
+            let damage = number_damage(&body(&cells), &user(phone, name));
+            match want {
+                Some(lost) => {
+                    assert_eq!(damage.len(), 1, "{phone} {name}");
+                    assert!(damage[0].1.contains(lost), "{}", damage[0].1);
+                    assert!(damage[0].1.contains("--allow-number-changes"));
+                }
+                None => assert!(damage.is_empty(), "{damage:?}"),
+            }
+        }
     }
 
     mod properties {

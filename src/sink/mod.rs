@@ -72,6 +72,8 @@ pub struct Summary {
     examples: Vec<(u64, String)>,
     /// Rows that sent at least one request.
     sent: u64,
+    /// Rows stopped because their change looks like a spreadsheet's damage.
+    number_damage: u64,
 }
 
 impl Summary {
@@ -136,6 +138,9 @@ impl Summary {
     fn record(&mut self, row: &ResultRecord) {
         if row.attempts > 0 {
             self.sent += 1;
+        }
+        if row.status == Status::Invalid && row.error.contains("--allow-number-changes") {
+            self.number_damage += 1;
         }
         self.counts[row.status.index()] += 1;
         if row.status.is_problem() && !row.error.is_empty() {
@@ -211,6 +216,19 @@ impl Summary {
                 false => "changed",
             };
             let _ = writeln!(text, "fields that {verb}: {fields}");
+        }
+        if self.number_damage > 0 {
+            let rows = if self.number_damage == 1 {
+                "row"
+            } else {
+                "rows"
+            };
+            let _ = writeln!(
+                text,
+                "{} {rows} stopped: the change looks like a spreadsheet's damage to a number (a \
+                 phone's + or leading 0 lost); see their error, or pass --allow-number-changes",
+                self.number_damage
+            );
         }
         if !self.examples.is_empty() {
             let _ = writeln!(text, "for example:");
