@@ -232,7 +232,11 @@ fn verify_chain(path: &Path) -> Result<(), String> {
                 .to_string(),
         );
     }
-    let mut previous = String::new();
+    // The header starts the chain; every row's planned_at says how many
+    // rows the plan has, so rows removed at the end are seen too.
+    let mut previous = plan_check("", header.iter());
+    let mut rows = 0u64;
+    let mut planned_rows = None;
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
         let line = record.position().map_or(0, |p| p.line());
@@ -250,8 +254,25 @@ fn verify_chain(path: &Path) -> Result<(), String> {
             ));
         }
         previous = expected;
+        rows += 1;
+        if planned_rows.is_none() {
+            planned_rows = row
+                .last()
+                .and_then(|at| at.rsplit_once("; "))
+                .and_then(|(_, count)| count.strip_suffix(" rows"))
+                .and_then(|count| count.parse::<u64>().ok());
+        }
     }
-    Ok(())
+    match planned_rows {
+        Some(planned) if planned != rows => Err(format!(
+            "it holds {rows} rows, and plan wrote {planned}: rows were removed; a plan is \
+             applied as plan wrote it: plan again"
+        )),
+        None if rows > 0 => {
+            Err("its planned_at does not say how many rows the plan has; plan again".to_string())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The job of a row the plan would change: its body, the user as the plan

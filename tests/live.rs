@@ -649,6 +649,13 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
     lines.remove(5);
     std::fs::write(dir.path().join("removed.csv"), lines.join("\n") + "\n").unwrap();
     std::fs::write(dir.path().join("semicolons.csv"), whole.replace(',', ";")).unwrap();
+    // Columns renamed in the header: user IDs read from another column.
+    let renamed = whole.replacen("row,user_id", "user_id,row", 1);
+    std::fs::write(dir.path().join("renamed.csv"), renamed).unwrap();
+    // The last row removed, the file still ending with a line break.
+    let mut lines: Vec<&str> = whole.lines().collect();
+    lines.pop();
+    std::fs::write(dir.path().join("tail.csv"), lines.join("\n") + "\n").unwrap();
     for (file, want) in [
         ("in.results.csv", "not the results file of `plan`"),
         ("cut.csv", "is not as plan wrote it"),
@@ -656,6 +663,8 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
         ("promoted.csv", "is not as plan wrote it"),
         ("removed.csv", "is not as plan wrote it"),
         ("semicolons.csv", "saved again with semicolons"),
+        ("renamed.csv", "is not as plan wrote it"),
+        ("tail.csv", "rows were removed"),
         ("in.csv", "not the results file of `plan`"),
     ] {
         let output = run(

@@ -47,7 +47,12 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
             quiet,
         )
         .await?;
-        let planned_at = httpdate::fmt_http_date(SystemTime::now());
+        // When, and how many rows: a plan cut at its end is seen.
+        let planned_at = format!(
+            "{}; {} rows",
+            httpdate::fmt_http_date(SystemTime::now()),
+            preflight.rows
+        );
         let results =
             ResultsWriter::create(&target, Keeping::Plan(planned_at), args.output.raw_output)?;
         let checks = Checks {

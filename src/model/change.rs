@@ -148,14 +148,10 @@ pub fn number_damage(body: &PatchBody, user: &User) -> Vec<(Field, String)> {
         .into_iter()
         .filter_map(|(field, to, from)| {
             let (to, from) = (to?, from?);
-            (to != from && same_number(from, to)).then(|| {
-                let lost = if from.starts_with('+') && !to.starts_with('+') {
-                    "its leading +"
-                } else if from.trim_start_matches('+').starts_with('0') && !to.starts_with('0') {
-                    "its leading zeros"
-                } else {
-                    "its written form"
-                };
+            let lost = (to != from && same_number(from, to))
+                .then(|| what_was_lost(from, to))
+                .flatten()?;
+            Some({
                 (
                     field,
                     format!(
@@ -170,18 +166,63 @@ pub fn number_damage(body: &PatchBody, user: &User) -> Vec<(Field, String)> {
         .collect()
 }
 
+/// What a change between two texts of the same number lost, if it is what
+/// a spreadsheet does (it drops, never adds): a leading `+` (not for the
+/// `00` international prefix), leading zeros, digits (rounding, trailing
+/// decimal zeros), or the written form (to scientific notation). `None`: a
+/// change a person made (a `+` or zeros added, `12` -> `12.0`).
+fn what_was_lost(from: &str, to: &str) -> Option<&'static str> {
+    let (from, to) = (from.trim(), to.trim());
+    if from.starts_with('+') && !to.starts_with('+') && !to.starts_with("00") {
+        return Some("its leading +");
+    }
+    let zeros = |text: &str| {
+        text.trim_start_matches(['+', '-'])
+            .bytes()
+            .take_while(|b| *b == b'0')
+            .count()
+    };
+    let digits = |text: &str| {
+        let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+        let significant = mantissa
+            .trim_start_matches(['+', '-'])
+            .trim_start_matches(['0', '.']);
+        // An integer's trailing zeros are not digits a spreadsheet can
+        // drop; a decimal's are.
+        let significant = match mantissa.contains(['.', ',']) {
+            true => significant,
+            false => significant.trim_end_matches('0'),
+        };
+        significant.bytes().filter(u8::is_ascii_digit).count()
+    };
+    let scientific = |text: &str| text.contains(['e', 'E']);
+    if zeros(to) < zeros(from) && zeros(from) > 0 && !from.contains('.') {
+        Some("its leading zeros")
+    } else if scientific(to) && !scientific(from) {
+        Some("its written form (scientific notation)")
+    } else if digits(to) < digits(from) {
+        Some("digits (rounded, or trailing zeros dropped)")
+    } else {
+        None
+    }
+}
+
 /// Whether both texts are numbers and the same number to 15 significant
 /// digits (what a spreadsheet keeps).
 fn same_number(a: &str, b: &str) -> bool {
     fn number(text: &str) -> Option<f64> {
         let text = text.trim();
-        let plain = text.strip_prefix('+').unwrap_or(text);
+        let plain = text.strip_prefix(['+', '-']).unwrap_or(text);
         let looks = !plain.is_empty()
             && plain.bytes().next().is_some_and(|b| b.is_ascii_digit())
             && plain
                 .bytes()
                 .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
-        looks.then(|| plain.parse::<f64>().ok()).flatten()
+        let sign = if text.starts_with('-') { -1.0 } else { 1.0 };
+        looks
+            .then(|| plain.parse::<f64>().ok())
+            .flatten()
+            .map(|value| sign * value)
     }
     match (number(a), number(b)) {
         (Some(a), Some(b)) => format!("{a:.14e}") == format!("{b:.14e}"),
@@ -415,15 +456,25 @@ mod tests {
             ("+49301234567", "x", "+49301234568", "", None),
             ("+49 30 1234567", "x", "+49 30 7654321", "", None),
             ("1", "007", "", "7", Some("its leading zeros")),
-            ("1", "1000", "", "1.00E+03", Some("its written form")),
+            ("1", "1000", "", "1.00E+03", Some("scientific notation")),
             (
                 "1",
                 "12345678901234567",
                 "",
                 "12345678901234600",
-                Some("its written form"),
+                Some("digits"),
             ),
             ("1", "Ann", "", "Bob", None),
+            // Repairs and a person's edits, not damage: a + or zeros added,
+            // the 00 international prefix, a decimal made longer.
+            ("4930123", "x", "+4930123", "", None),
+            ("+49301234567", "x", "0049301234567", "", None),
+            ("1", "0", "", "00", None),
+            ("1", "1.5", "", "1.50", None),
+            ("1", "12", "", "12.0", None),
+            ("1", "1.50", "", "1.5", Some("digits")),
+            ("1", "-5.00", "", "-5", Some("digits")),
+            ("1", "1e3", "", "1E3", None),
         ];
         for (phone, name, new_phone, new_name, want) in cases {
             let mut cells = Vec::new();

@@ -195,9 +195,12 @@ impl<W: Write> RecordWriter<W> {
             last_check: String::new(),
         };
         match &writer.planned_at {
-            Some(_) => writer
-                .csv
-                .write_record(COLUMNS.iter().chain([&PLANNED_AT, &PLAN_CHECK])),
+            Some(_) => {
+                let header = || COLUMNS.iter().copied().chain([PLANNED_AT, PLAN_CHECK]);
+                // The header starts the chain: a column renamed or moved is seen.
+                writer.last_check = plan_check("", header());
+                writer.csv.write_record(header())
+            }
             None => writer.csv.write_record(COLUMNS),
         }
         .map_err(into_io)?;
