@@ -250,7 +250,7 @@ fn verify_chain(path: &Path) -> Result<(), String> {
                 "line {line} (row {}) is not as plan wrote it (its plan_check does not \
                  match: a cell was edited, or a row added, removed or moved); a plan is applied \
                  as plan wrote it: plan again",
-                row.first().unwrap_or(&"?")
+                row.first().filter(|cell| !cell.is_empty()).unwrap_or(&"?")
             ));
         }
         previous = expected;
