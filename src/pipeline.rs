@@ -14,13 +14,12 @@ use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, Verdict};
 use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
 use crate::http::Transport;
-use crate::model::change::FieldSet;
 use crate::model::change::{diff, only};
 use crate::model::patch::PatchBody;
 use crate::model::patch::describe;
 use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
-use crate::sink::{self, Outcome, Progress, ProgressMode, ResultsWriter, Summary};
+use crate::sink::{self, Progress, ProgressMode, ResultsWriter, Summary};
 use crate::table::input::Input;
 use crate::table::record::Previous;
 use crate::table::results::{PLAN_CHECK, RecordReader, plan_check};
@@ -154,20 +153,14 @@ impl Plan {
         };
         let mut reader = RecordReader::open(&self.path).map_err(|e| failed(e.to_string()))?;
         let mut seq = 0;
-        let mut batch = Vec::with_capacity(BATCH);
+        let mut batch = Batches::new(work);
         while let Some(record) = reader.next_record() {
             let record = record.map_err(failed)?;
             let decided = |status, error: String| {
                 let mut done =
                     ResultRecord::decided(record.row, record.user_id.clone(), status, error);
                 done.request = record.request.clone();
-                Work::Done(Outcome {
-                    seq,
-                    throttled: 0,
-                    retries: 0,
-                    changed: FieldSet::default(),
-                    record: done,
-                })
+                Work::decided(seq, done)
             };
             batch.push(match record.status {
                 Status::WouldUpdate if self.refuse => decided(
@@ -193,16 +186,11 @@ impl Plan {
                 status => decided(status, record.error.clone()),
             });
             seq += 1;
-            if batch.len() == BATCH {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                if work.blocking_send(full).is_err() {
-                    return Ok(());
-                }
+            if !batch.flush_if_full() {
+                return Ok(());
             }
         }
-        if !batch.is_empty() {
-            let _ = work.blocking_send(batch);
-        }
+        batch.finish();
         Ok(())
     }
 }
@@ -405,7 +393,7 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
         None => None,
     };
     let mut seq = 0;
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batches::new(work);
     while let Some(raw) = rows.next_row()? {
         // A row the resumed run updated is kept as recorded (checked to be
         // the same row beforehand); every other row is checked again.
@@ -417,27 +405,51 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
             None => None,
         };
         batch.push(match kept {
-            Some(record) => Work::Done(Outcome {
-                seq,
-                throttled: 0,
-                retries: 0,
-                changed: FieldSet::default(),
-                record,
-            }),
+            Some(record) => Work::decided(seq, record),
             None => to_work(seq, checker.check(&raw), checks),
         });
         seq += 1;
-        if batch.len() == BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-            if work.blocking_send(full).is_err() {
-                return Ok(());
-            }
+        if !batch.flush_if_full() {
+            return Ok(());
         }
     }
-    if !batch.is_empty() {
-        let _ = work.blocking_send(batch);
-    }
+    batch.finish();
     Ok(())
+}
+
+/// Rows handed to the engine a batch at a time.
+struct Batches {
+    work: mpsc::Sender<Vec<Work>>,
+    batch: Vec<Work>,
+}
+
+impl Batches {
+    fn new(work: mpsc::Sender<Vec<Work>>) -> Batches {
+        Batches {
+            work,
+            batch: Vec::with_capacity(BATCH),
+        }
+    }
+
+    fn push(&mut self, work: Work) {
+        self.batch.push(work);
+    }
+
+    /// Hands a full batch on; `false` when the engine is gone.
+    fn flush_if_full(&mut self) -> bool {
+        if self.batch.len() < BATCH {
+            return true;
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.work.blocking_send(full).is_ok()
+    }
+
+    /// Hands the last rows on.
+    fn finish(self) {
+        if !self.batch.is_empty() {
+            let _ = self.work.blocking_send(self.batch);
+        }
+    }
 }
 
 /// A checked row becomes a job, or an outcome decided without a request.
@@ -448,15 +460,7 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         user_id_text,
         verdict,
     } = checked;
-    let done = |record: ResultRecord| {
-        Work::Done(Outcome {
-            seq,
-            throttled: 0,
-            retries: 0,
-            changed: FieldSet::default(),
-            record,
-        })
-    };
+    let done = |record: ResultRecord| Work::decided(seq, record);
     match verdict {
         Verdict::Send(body) => {
             let request = serde_json::to_string(&body).expect("a body always serialises");

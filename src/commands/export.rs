@@ -20,9 +20,8 @@ use crate::model::api::User;
 use crate::policy::StopReason;
 use crate::settings::{ApiSettings, RunSettings};
 use crate::signals::Interrupt;
-use crate::sink::ProgressMode;
+use crate::sink::{ProgressMode, write_summary_json};
 use crate::table::input_format::{InputWriter, user_sayable};
-use crate::table::record::open_private;
 
 /// The most users one page may ask for.
 const MAX_PAGE_SIZE: u64 = 10_000;
@@ -132,7 +131,7 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
                 results: &shown,
                 proxy: proxy.as_deref(),
             };
-            write_summary(path, &summary)?;
+            write_summary_json(path, &summary)?;
         }
         Ok(exit)
     })
@@ -198,17 +197,4 @@ struct ExportSummary<'a> {
     exit_code: u8,
     results: &'a str,
     proxy: Option<&'a str>,
-}
-
-fn write_summary(path: &Path, summary: &ExportSummary) -> Result<(), Fatal> {
-    let mut text = serde_json::to_string_pretty(summary).expect("the summary serialises");
-    text.push('\n');
-    let written = open_private(path).and_then(|mut file| {
-        file.set_len(0)?;
-        file.write_all(text.as_bytes())
-    });
-    written.map_err(|source| Fatal::SummaryJson {
-        path: path.to_path_buf(),
-        source,
-    })
 }

@@ -96,6 +96,17 @@ pub enum Work {
 }
 
 impl Work {
+    /// A row decided without a request: only written.
+    pub fn decided(seq: u64, record: ResultRecord) -> Work {
+        Work::Done(Outcome {
+            seq,
+            throttled: 0,
+            retries: 0,
+            changed: FieldSet::default(),
+            record,
+        })
+    }
+
     fn seq(&self) -> u64 {
         match self {
             Work::Send(job) => job.seq,

@@ -72,6 +72,40 @@ fn patched(job: &mut Job, reply: Result<Reply, String>) -> Step {
     }
 }
 
+/// A GET of the row's user, then the PATCH (the operations that compare).
+fn get_then_patch(job: &Job) -> Call {
+    match job.step {
+        0 => Call::GetUser {
+            user_id: job.user_id,
+        },
+        _ => Call::Patch {
+            user_id: job.user_id,
+            body: job.request.clone(),
+        },
+    }
+}
+
+/// Writes the values `changes` are about to replace to the undo file, if
+/// there is one, before the PATCH; `Err`: the step that stops the run,
+/// since no change is sent without its way back.
+fn undo_first(
+    undo: &Option<Arc<UndoLog>>,
+    user_id: u64,
+    before: &User,
+    changes: &[Change],
+) -> Result<(), Step> {
+    let Some(undo) = undo else {
+        return Ok(());
+    };
+    undo.record(user_id, before, FieldSet::of(changes))
+        .map_err(|error| Step::Halt {
+            error: format!(
+                "the undo file {} cannot be written ({error}); no change is sent without it",
+                undo.path().display()
+            ),
+        })
+}
+
 /// An answer about another user than the row's: `failed`, naming both,
 /// since calling it anything else would hide it.
 fn another_user(job: &Job, reply: &Result<Reply, String>, what: &str) -> Option<Step> {
@@ -207,15 +241,7 @@ pub struct PatchChanged {
 
 impl Operation for PatchChanged {
     fn call(&self, job: &Job) -> Call {
-        match job.step {
-            0 => Call::GetUser {
-                user_id: job.user_id,
-            },
-            _ => Call::Patch {
-                user_id: job.user_id,
-                body: job.request.clone(),
-            },
-        }
+        get_then_patch(job)
     }
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
@@ -261,16 +287,10 @@ impl PatchChanged {
             let sent = only(&body, &changes);
             job.request = serde_json::to_string(&sent).expect("a body always serialises");
         }
-        if let Some(undo) = &self.undo
-            && !changes.is_empty()
-            && let Err(error) = undo.record(job.user_id, &user, FieldSet::of(&changes))
+        if !changes.is_empty()
+            && let Err(halt) = undo_first(&self.undo, job.user_id, &user, &changes)
         {
-            return Step::Halt {
-                error: format!(
-                    "the undo file {} cannot be written ({error}); no change is sent without it",
-                    undo.path().display()
-                ),
-            };
+            return halt;
         }
         job.changes = changes;
         job.before = Some(user);
@@ -365,15 +385,7 @@ pub struct PatchAsPlanned {
 
 impl Operation for PatchAsPlanned {
     fn call(&self, job: &Job) -> Call {
-        match job.step {
-            0 => Call::GetUser {
-                user_id: job.user_id,
-            },
-            _ => Call::Patch {
-                user_id: job.user_id,
-                body: job.request.clone(),
-            },
-        }
+        get_then_patch(job)
     }
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
@@ -407,15 +419,8 @@ impl Operation for PatchAsPlanned {
                 user: Some(user),
             };
         }
-        if let Some(undo) = &self.undo
-            && let Err(error) = undo.record(job.user_id, &user, FieldSet::of(&job.changes))
-        {
-            return Step::Halt {
-                error: format!(
-                    "the undo file {} cannot be written ({error}); no change is sent without it",
-                    undo.path().display()
-                ),
-            };
+        if let Err(halt) = undo_first(&self.undo, job.user_id, &user, &job.changes) {
+            return halt;
         }
         job.before = Some(user);
         job.step = 1;

@@ -350,20 +350,25 @@ impl Summary {
         exit: Exit,
         proxy: Option<&str>,
     ) -> Result<(), Fatal> {
-        let mut text = serde_json::to_string_pretty(&self.to_json(results, exit, proxy))
-            .expect("the summary serialises");
-        text.push('\n');
-        let written = open_private(path).and_then(|mut file| {
-            if file.metadata()?.is_file() {
-                file.set_len(0)?;
-            }
-            file.write_all(text.as_bytes())
-        });
-        written.map_err(|source| Fatal::SummaryJson {
-            path: path.to_path_buf(),
-            source,
-        })
+        write_summary_json(path, &self.to_json(results, exit, proxy))
     }
+}
+
+/// Writes a summary as pretty JSON to `path` (`--summary-json`), readable by
+/// its owner only, replacing what a regular file held.
+pub fn write_summary_json(path: &Path, summary: &impl Serialize) -> Result<(), Fatal> {
+    let mut text = serde_json::to_string_pretty(summary).expect("the summary serialises");
+    text.push('\n');
+    let written = open_private(path).and_then(|mut file| {
+        if file.metadata()?.is_file() {
+            file.set_len(0)?;
+        }
+        file.write_all(text.as_bytes())
+    });
+    written.map_err(|source| Fatal::SummaryJson {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes the results file as rows come, and keeps the summary.

@@ -10,7 +10,7 @@ use std::io::{self, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::input_format::InputWriter;
+use super::input_format::{InputWriter, sayable};
 use super::record::{last_line_break, open_private};
 use super::results::ends_with_newline;
 use crate::model::api::User;
@@ -19,10 +19,6 @@ use crate::model::patch::Field;
 
 /// The null token of every undo file.
 pub const NULL_TOKEN: &str = "#null";
-
-fn sayable_text(value: Option<&str>, nullable: bool) -> bool {
-    super::input_format::sayable(value, nullable, NULL_TOKEN)
-}
 
 pub struct UndoLog {
     path: PathBuf,
@@ -99,11 +95,11 @@ impl UndoLog {
         let mut lost = false;
         for field in Field::ALL.into_iter().filter(|f| fields.contains(*f)) {
             let sayable = match field {
-                Field::Email => sayable_text(before.email.as_deref(), false),
-                Field::Name => sayable_text(before.name.as_deref(), true),
+                Field::Email => sayable(before.email.as_deref(), false, NULL_TOKEN),
+                Field::Name => sayable(before.name.as_deref(), true, NULL_TOKEN),
                 Field::Lang => before.lang.is_some(),
-                Field::Phone => sayable_text(before.phone.as_deref(), true),
-                Field::Company => sayable_text(before.company.as_deref(), false),
+                Field::Phone => sayable(before.phone.as_deref(), true, NULL_TOKEN),
+                Field::Company => sayable(before.company.as_deref(), false, NULL_TOKEN),
                 Field::Groups => before.groups.as_ref().is_some_and(|g| !g.is_empty()),
                 Field::AuthTypes => before.auth_types.as_ref().is_some_and(|a| !a.is_empty()),
             };
