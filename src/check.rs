@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::error::Fatal;
 use crate::model::api::User;
 use crate::model::change::{diff, only_fields};
+use crate::model::patch::Field;
 use crate::model::patch::{
     PatchBody, Problem, check_email, describe, parse_user_id, scientific, show,
 };
@@ -14,6 +15,7 @@ use crate::table::cells::restore;
 use crate::table::input::{Column, Header, Input, RawRow};
 use crate::table::record::Previous;
 use crate::table::results::{ResultRecord, Status};
+use crate::table::sheet::{CellNote, Stored};
 
 /// What to do with a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,6 +276,16 @@ impl<'a> Checker<'a> {
                     },
                 };
                 let cell = text.trim();
+                if let Some(problem) = raw
+                    .notes
+                    .iter()
+                    .find(|note| note.column == i)
+                    .and_then(|note| stored_problem(column, note, cell))
+                {
+                    named_badly |= matches!(column, Column::UserId | Column::CurrentEmail);
+                    problems.push(problem);
+                    continue;
+                }
                 match column {
                     // Without a user_id column, the address alone names the user.
                     Column::UserId if cell.is_empty() && self.header.current_email.is_some() => {}
@@ -411,6 +423,77 @@ impl Checker<'_> {
             _ => Ok(Some(resolved)),
         }
     }
+}
+
+/// What is wrong with a workbook's cell that was not stored as text, in
+/// the column it is in; `None` when its text can be read as it is (a
+/// number in `user_id`, `lang`, `groups`; any formula's value).
+fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Problem> {
+    let name = match column {
+        Column::UserId => "user_id",
+        Column::CurrentEmail => "current_email",
+        Column::Field(field) => field.name(),
+        Column::Unnamed | Column::Ignored(_) => return None,
+    };
+    let at = note.reference();
+    let message = match &note.stored {
+        Stored::Text => return None,
+        Stored::Error(error) => format!(
+            "{at} holds the error {error}: a formula that failed; fix the formula or type the \
+             value"
+        ),
+        Stored::Date(shown) => format!(
+            "{at} holds a date ({shown}), not text: a spreadsheet turns some values into dates \
+             as they are typed; format the cell as text and type the value again"
+        ),
+        Stored::Logical => format!(
+            "{at} holds the logical value {cell}, not text; format the cell as text and type the \
+             value again"
+        ),
+        Stored::Number { whole, exact } => match column {
+            Column::UserId if !*exact => format!(
+                "{at} holds the ID as a number of 16 or more digits, which a spreadsheet cannot \
+                 keep exactly: it may have lost digits; format the column as text and type the \
+                 ID again (or export the users again as .xlsx)"
+            ),
+            Column::UserId if !*whole => {
+                format!("{at} holds the number {cell}, not a whole user ID; type the ID as it is")
+            }
+            Column::UserId => return None,
+            Column::CurrentEmail
+            | Column::Field(Field::Email | Field::Name | Field::Phone | Field::Company)
+                if note.formula =>
+            {
+                format!(
+                    "{at} holds a formula whose value is the number {cell}, not text; make the \
+                     formula give text, or type the value in a column formatted as text"
+                )
+            }
+            Column::CurrentEmail
+            | Column::Field(Field::Email | Field::Name | Field::Phone | Field::Company) => {
+                format!(
+                    "{at} holds {cell} as a number, not text: a spreadsheet that stores a value \
+                     as a number drops a leading + or 0 (a phone's +49…, a 0 at the start){}; \
+                     format the column as text and type the value again (or export the users \
+                     again as .xlsx, whose cells are text)",
+                    if *exact {
+                        ""
+                    } else {
+                        " and keeps only 15 digits"
+                    }
+                )
+            }
+            // lang, groups, auth_types: a number is read as the text shown,
+            // and checked as any text is (a group may be named by its ID).
+            Column::Field(_) if *exact => return None,
+            Column::Field(_) => format!(
+                "{at} holds a number of 16 or more digits, which a spreadsheet cannot keep \
+                 exactly; format the column as text and type the value again"
+            ),
+            Column::Unnamed | Column::Ignored(_) => return None,
+        },
+    };
+    Some(Problem::in_column(name, message))
 }
 
 fn duplicate_problem(id: u64, others: &[u64]) -> Problem {

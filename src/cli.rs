@@ -199,9 +199,12 @@ pub struct RunArgs {
 /// How to read the input file.
 #[derive(Debug, Args)]
 pub struct InputArgs {
-    /// The CSV file of changes, or - for standard input.
+    /// The file of changes: a CSV, or a workbook (.xlsx, .xls, .ods), or - for standard input.
     #[arg(value_name = "INPUT", required = true)]
     pub path: Option<PathBuf>,
+    /// The sheet of a workbook INPUT to read. Default: the first visible sheet.
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
     /// Field separator: ',' ';' '|' or 'tab'. Default: ',' unless the header holds ';' (or tabs) and no ','.
     #[arg(long, value_name = "CHAR")]
     pub delimiter: Option<String>,

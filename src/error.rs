@@ -25,6 +25,9 @@ pub enum Fatal {
     InputEmpty { path: PathBuf },
     #[error("{path}: {message}")]
     Header { path: PathBuf, message: String },
+    /// A workbook that cannot be read, or has no such sheet.
+    #[error("{path}: {message}")]
+    Workbook { path: PathBuf, message: String },
     #[error("cannot write the results file {path}")]
     Output {
         path: PathBuf,

@@ -47,6 +47,8 @@ pub struct InputSettings {
     pub encoding: Option<&'static Encoding>,
     pub null_token: String,
     pub ignore_unknown_columns: bool,
+    /// The sheet of a workbook to read (the first visible one if `None`).
+    pub sheet: Option<String>,
 }
 
 impl InputSettings {
@@ -76,6 +78,7 @@ impl InputSettings {
             encoding: encoding.flatten(),
             null_token,
             ignore_unknown_columns: args.ignore_unknown_columns,
+            sheet: args.sheet.clone(),
         })
     }
 }
@@ -104,6 +107,19 @@ fn parse_encoding(label: &str) -> Result<Option<&'static Encoding>, Fatal> {
     }
 }
 
+/// Whether the file name says workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
+/// `.ods`, any case): results and undo files, which are written as the run
+/// goes, cannot be one; a CSV named `.xlsx` is read as a CSV, with a note.
+pub fn named_like_workbook(path: &Path) -> bool {
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| {
+            ["xlsx", "xlsm", "xlsb", "xls", "ods"]
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(ext))
+        })
+}
+
 /// Where the results file goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputTarget {
@@ -121,6 +137,16 @@ impl OutputTarget {
             Some(path) => OutputTarget::File(path.clone()),
             None => OutputTarget::File(default_output(input, suffix)),
         };
+        if let OutputTarget::File(out) = &target
+            && named_like_workbook(out)
+        {
+            return Err(Fatal::Usage(format!(
+                "{} is named like a workbook, but results are a CSV file: each row's record is \
+                 written as the run goes, so that a crash loses none of it, and a workbook can \
+                 only be written whole at the end; name it .csv (every spreadsheet opens it)",
+                out.display()
+            )));
+        }
         if let (OutputTarget::File(out), InputSource::File(inp)) = (&target, input)
             && same_file(out, inp)
         {
@@ -237,6 +263,15 @@ pub fn check_undo_path(
     (input, output, summary): (&InputSource, &OutputTarget, Option<&Path>),
     continuing: bool,
 ) -> Result<(), Fatal> {
+    if named_like_workbook(undo) {
+        return Err(Fatal::Usage(format!(
+            "the undo file {} is named like a workbook, but it is a CSV file: each user's line \
+             is written before the change is sent, so that a crash loses none of it, and a \
+             workbook can only be written whole at the end; name it .csv (a spreadsheet opens \
+             it, and apply reads it as it is)",
+            undo.display()
+        )));
+    }
     not_input_or_results(undo, "undo file", "--undo-file", input, output)?;
     if let Some(summary) = summary
         && same_file(undo, summary)

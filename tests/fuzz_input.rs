@@ -40,6 +40,7 @@ fn settings(path: std::path::PathBuf, delimiter: Option<u8>) -> InputSettings {
         delimiter,
         encoding: None,
         null_token: "#null".into(),
+        sheet: None,
         ignore_unknown_columns: true,
     }
 }
@@ -73,5 +74,55 @@ proptest! {
             checked += 1;
         }
         prop_assert!(checked <= preflight.rows);
+    }
+}
+
+/// A small valid workbook: a header and two rows, text and numbers.
+fn small_workbook() -> Vec<u8> {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    for (column, name) in ["user_id", "name", "phone"].iter().enumerate() {
+        sheet.write_string(0, column as u16, *name).unwrap();
+    }
+    sheet.write_number(1, 0, 1).unwrap();
+    sheet.write_string(1, 1, "Anna").unwrap();
+    sheet.write_number(1, 2, 49301234567.0).unwrap();
+    sheet.write_string(2, 0, "2").unwrap();
+    sheet.write_string(2, 1, "Boris").unwrap();
+    book.save_to_buffer().unwrap()
+}
+
+proptest! {
+    /// A damaged workbook (bytes changed, the end cut off) is an error or
+    /// rows, never a panic.
+    #[test]
+    fn damaged_workbooks_read_without_a_panic(
+        changes in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..6),
+        cut in any::<prop::sample::Index>(),
+        cut_it in any::<bool>(),
+    ) {
+        let mut bytes = small_workbook();
+        for (at, value) in changes {
+            let at = at.index(bytes.len());
+            bytes[at] = value;
+        }
+        if cut_it {
+            bytes.truncate(cut.index(bytes.len()).max(4));
+        }
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        let Ok(input) = Input::open(&settings(file.path().to_path_buf(), None)) else {
+            return Ok(());
+        };
+        let Ok(mut rows) = input.rows() else {
+            return Ok(());
+        };
+        let header = rows.header().clone();
+        let duplicates = Default::default();
+        let checker = Checker::new(&header, "#null", &duplicates);
+        while let Ok(Some(raw)) = rows.next_row() {
+            let row = checker.check(&raw);
+            prop_assert_eq!(row.row, raw.row);
+        }
     }
 }

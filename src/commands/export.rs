@@ -22,6 +22,8 @@ use crate::settings::{ApiSettings, RunSettings};
 use crate::signals::Interrupt;
 use crate::sink::{ProgressMode, write_summary_json};
 use crate::table::input_format::{InputWriter, user_sayable};
+use crate::table::sheet::named_like_workbook;
+use crate::table::xlsx::{self, is_xlsx_path};
 
 /// The most users one page may ask for.
 const MAX_PAGE_SIZE: u64 = 10_000;
@@ -32,6 +34,13 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
         return Err(Fatal::Usage(format!(
             "{} already exists (an edited spreadsheet, perhaps); choose another file with -o, \
              or pass --overwrite to replace it",
+            args.output.display()
+        )));
+    }
+    if !to_stdout && named_like_workbook(&args.output) && !is_xlsx_path(&args.output) {
+        return Err(Fatal::Usage(format!(
+            "export writes an .xlsx workbook or a CSV file, and {} is neither; name it .xlsx \
+             (LibreOffice and every other spreadsheet open it) or .csv",
             args.output.display()
         )));
     }
@@ -162,20 +171,26 @@ fn write(
         Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let temp = tempfile::Builder::new()
+    let mut temp = tempfile::Builder::new()
         .prefix(".gcore-iam-bulk-export-")
         .tempfile_in(&folder)
         .map_err(failed)?;
-    let mut writer =
-        InputWriter::export(std::io::BufWriter::new(temp), null_token).map_err(failed)?;
-    for user in users {
-        writer.write_user(user).map_err(failed)?;
+    if is_xlsx_path(path) {
+        let mut sink = std::io::BufWriter::new(temp.as_file_mut());
+        xlsx::write_users(&mut sink, users, null_token).map_err(|message| Fatal::Workbook {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        sink.flush().map_err(failed)?;
+    } else {
+        let mut writer =
+            InputWriter::export(std::io::BufWriter::new(temp.as_file_mut()), null_token)
+                .map_err(failed)?;
+        for user in users {
+            writer.write_user(user).map_err(failed)?;
+        }
+        writer.finish().map_err(failed)?.flush().map_err(failed)?;
     }
-    let temp = writer
-        .finish()
-        .map_err(failed)?
-        .into_inner()
-        .map_err(|e| failed(e.into_error()))?;
     temp.as_file().sync_all().map_err(failed)?;
     let placed = match overwrite {
         true => temp.persist(path).map(drop),

@@ -115,6 +115,11 @@ async fn first_pass(
     };
     interrupt.reading_input(false);
     let input = opened.expect("reading the input does not panic")?;
+    if !quiet {
+        for note in input.notes()? {
+            eprintln!("note: {note}");
+        }
+    }
     let by_email = input.rows()?.header().current_email.is_some();
     let users = match account {
         Some((client, policy)) if by_email => {

@@ -27,6 +27,17 @@ pub fn restore(cell: &str) -> &str {
     }
 }
 
+/// The cell as written where formulas are no danger (a workbook's text
+/// cell) but is read back through [`restore`]: only a cell that `restore`
+/// would change gets its leading `'`, so that it reads back as it was.
+pub fn keep_through_restore(cell: &str) -> Cow<'_, str> {
+    if restore(cell).len() != cell.len() {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
+}
+
 fn needs_quote(cell: &str) -> bool {
     match cell.as_bytes().first() {
         Some(b'=' | b'@' | b'\t' | b'\r' | b'\'') => true,
@@ -70,7 +81,11 @@ mod tests {
         for (cell, written) in cases {
             assert_eq!(neutralise(cell), written, "{cell:?}");
             assert_eq!(restore(&neutralise(cell)), cell, "{cell:?} round trip");
+            assert_eq!(restore(&keep_through_restore(cell)), cell, "{cell:?} kept");
         }
+        // In a workbook's text cell, a formula-like value is written as it is.
+        assert_eq!(keep_through_restore("=1+2"), "=1+2");
+        assert_eq!(keep_through_restore("'=1+2"), "''=1+2");
         // Typed by a person, not written by this tool: left alone.
         assert_eq!(restore("'Ann"), "'Ann");
     }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use csv::ByteRecord;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
+use super::sheet::{self, CellNote, SheetRead};
 use crate::error::Fatal;
 use crate::model::patch::{Field, closest, show};
 use crate::settings::{InputSettings, InputSource};
@@ -187,6 +188,11 @@ pub struct Input {
     spool: tempfile::NamedTempFile,
     /// The file as it was when copied, to tell whether it changed since.
     original: Option<Fingerprint>,
+    /// A workbook: the sheet read (the spool holds its cells as a CSV) and
+    /// what its cells held besides text.
+    sheet: Option<Arc<SheetRead>>,
+    /// A file named like a workbook that holds text, read as a CSV.
+    csv_named_like_workbook: bool,
 }
 
 /// What tells a file changed: its size, its modification time, its inode.
@@ -240,11 +246,132 @@ impl Input {
                 None
             }
         };
+        let mut config = config.clone();
+        let mut magic = [0u8; 8];
+        let length = {
+            use std::io::Seek;
+            let file = spool.as_file_mut();
+            file.rewind().map_err(open_error)?;
+            let mut length = 0;
+            while length < magic.len() {
+                match file.read(&mut magic[length..]).map_err(open_error)? {
+                    0 => break,
+                    n => length += n,
+                }
+            }
+            length
+        };
+        let named_like_workbook = match &config.source {
+            InputSource::File(path) => sheet::named_like_workbook(path),
+            InputSource::Stdin => false,
+        };
+        let workbook = sheet::looks_like_workbook(&magic[..length]);
+        let mut read = None;
+        if workbook {
+            let path = config.source.display_path();
+            for (flag, given) in [
+                ("--delimiter", config.delimiter.is_some()),
+                ("--encoding", config.encoding.is_some()),
+            ] {
+                if given {
+                    return Err(Fatal::Usage(format!(
+                        "{flag} is for CSV input, and {} is a workbook; leave {flag} out",
+                        path.display()
+                    )));
+                }
+            }
+            let bytes =
+                sheet::in_memory(spool.reopen().map_err(open_error)?).map_err(open_error)?;
+            let mut converted = tempfile::NamedTempFile::new().map_err(open_error)?;
+            let sheet_read = sheet::convert(
+                bytes,
+                config.sheet.as_deref(),
+                io::BufWriter::new(converted.as_file_mut()),
+            )
+            .map_err(|message| Fatal::Workbook {
+                path: path.clone(),
+                message,
+            })?;
+            spool = converted;
+            config.delimiter = Some(b',');
+            read = Some(Arc::new(sheet_read));
+        } else if config.sheet.is_some() {
+            return Err(Fatal::Usage(format!(
+                "--sheet is for workbooks (.xlsx, .xls, .ods), and {} is a CSV file; leave \
+                 --sheet out",
+                config.source.display_path().display()
+            )));
+        }
         Ok(Input {
-            config: config.clone(),
+            config,
             spool,
             original,
+            sheet: read,
+            csv_named_like_workbook: named_like_workbook && !workbook,
         })
+    }
+
+    /// The workbook's sheet that was read, when the input is a workbook.
+    pub fn sheet(&self) -> Option<&SheetRead> {
+        self.sheet.as_deref()
+    }
+
+    /// What the user should know about how the input was read: which
+    /// sheet of a workbook, the cells that feed requests from formulas, a
+    /// file named `.xlsx` that holds text.
+    pub fn notes(&self) -> Result<Vec<String>, Fatal> {
+        let path = self.display_path();
+        let mut notes = Vec::new();
+        if self.csv_named_like_workbook {
+            notes.push(format!(
+                "{} is named like a workbook but holds text; it is read as a CSV file",
+                path.display()
+            ));
+        }
+        let Some(read) = &self.sheet else {
+            return Ok(notes);
+        };
+        if read.sheets.len() > 1 {
+            notes.push(format!(
+                "reading the sheet {:?} of {} ({} sheets; --sheet NAME reads another)",
+                read.sheet,
+                path.display(),
+                read.sheets.len()
+            ));
+        }
+        let rows = self.rows()?;
+        let header = rows.header();
+        let feeds = |column: usize| {
+            matches!(
+                header.columns.get(column),
+                Some(Column::UserId | Column::CurrentEmail | Column::Field(_))
+            )
+        };
+        let formulas: Vec<String> = read
+            .notes
+            .iter()
+            .filter(|note| note.formula && feeds(note.column))
+            .map(CellNote::reference)
+            .collect();
+        if !formulas.is_empty() {
+            let mut shown: Vec<&str> = formulas.iter().take(5).map(String::as_str).collect();
+            let more = formulas.len() - shown.len();
+            let more_text = format!("and {more} more");
+            if more > 0 {
+                shown.push(&more_text);
+            }
+            let what = match formulas.len() {
+                1 => "1 cell whose value is sent holds a formula".to_string(),
+                n => format!("{n} cells whose values are sent hold formulas"),
+            };
+            notes.push(format!(
+                "{what} ({}): the values the spreadsheet last saved are read, and a formula \
+                 whose value was never saved reads as empty (\"leave unchanged\"); open and \
+                 save the file in a spreadsheet to bring them up to date, or paste the values",
+                shown.join(", ")
+            ));
+        }
+        Ok(notes)
     }
 
     /// Whether the input file was changed (rewritten, replaced, removed)
@@ -317,7 +444,13 @@ impl Input {
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(1 << 16)
             .from_reader(Box::new(watched) as Box<dyn Read + Send>);
-        RowReader::start(csv, path, end, self.config.ignore_unknown_columns)
+        RowReader::start(
+            csv,
+            path,
+            end,
+            self.config.ignore_unknown_columns,
+            self.sheet.clone(),
+        )
     }
 }
 
@@ -418,6 +551,8 @@ impl<R: Read> Read for CrAsLf<R> {
 pub struct RawRow<'a> {
     pub row: u64,
     pub cells: &'a ByteRecord,
+    /// From a workbook: the cells of this row that were not plain text.
+    pub notes: &'a [CellNote],
 }
 
 /// One pass over the records after the header.
@@ -432,6 +567,7 @@ pub struct RowReader {
     /// The line just after the last record returned: blank lines between it
     /// and the next record are rows of the spreadsheet too.
     next_line: u64,
+    sheet: Option<Arc<SheetRead>>,
 }
 
 impl RowReader {
@@ -440,6 +576,7 @@ impl RowReader {
         path: PathBuf,
         end: EndWatch,
         ignore_unknown: bool,
+        sheet: Option<Arc<SheetRead>>,
     ) -> Result<RowReader, Fatal> {
         let mut reader = RowReader {
             csv,
@@ -453,6 +590,7 @@ impl RowReader {
             record: ByteRecord::new(),
             row: 0,
             next_line: 1,
+            sheet,
         };
         if !reader.advance()? {
             return Err(Fatal::InputEmpty {
@@ -488,9 +626,14 @@ impl RowReader {
         if !self.advance()? {
             return Ok(None);
         }
+        let notes = match &self.sheet {
+            Some(sheet) => sheet.notes_of(self.row),
+            None => &[],
+        };
         Ok(Some(RawRow {
             row: self.row,
             cells: &self.record,
+            notes,
         }))
     }
 
@@ -614,6 +757,7 @@ mod tests {
             encoding: None,
             null_token: "#null".into(),
             ignore_unknown_columns: false,
+            sheet: None,
         };
         let input = Input::open(&config).unwrap();
         let mut reader = input.rows().unwrap();

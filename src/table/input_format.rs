@@ -30,6 +30,86 @@ pub fn user_sayable(user: &User, null_token: &str) -> bool {
         && sayable(user.company.as_deref(), false, null_token)
 }
 
+/// The header of the input format: `user_id` and the field columns, then
+/// (`read_only`, as `export` writes) [`READ_ONLY_COLUMNS`].
+pub fn header_names(read_only: bool) -> Vec<&'static str> {
+    let read_only_columns = if read_only {
+        &READ_ONLY_COLUMNS[..]
+    } else {
+        &[]
+    };
+    std::iter::once("user_id")
+        .chain(Field::ALL.iter().map(|f| f.name()))
+        .chain(read_only_columns.iter().copied())
+        .collect()
+}
+
+/// A user's cells in the input format, as text to be written as it is (a
+/// CSV writer neutralises them; a workbook's text cells need not): the
+/// values of `only` these fields (every field when `None`) and empty cells
+/// for the others, which the input reads as "leave unchanged". Null is the
+/// null token; lists are `;`-joined and groups named.
+pub fn user_cells(
+    id: &str,
+    user: &User,
+    only: Option<FieldSet>,
+    null_token: &str,
+    read_only: bool,
+) -> Vec<String> {
+    let nullable = |value: &Option<String>| match value {
+        Some(text) => text.clone(),
+        None => null_token.to_string(),
+    };
+    let groups = user
+        .groups
+        .iter()
+        .flatten()
+        .map(|group| group.name.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    let auth_types = user
+        .auth_types
+        .iter()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(";");
+    let values = [
+        user.email.clone().unwrap_or_default(),
+        nullable(&user.name),
+        user.lang.clone().unwrap_or_default(),
+        nullable(&user.phone),
+        user.company.clone().unwrap_or_default(),
+        groups,
+        auth_types,
+    ];
+    let fields = Field::ALL
+        .iter()
+        .zip(values)
+        .map(|(field, value)| match only {
+            Some(set) if !set.contains(*field) => String::new(),
+            _ => value,
+        });
+    let flag = |value: Option<bool>| value.map(|b| b.to_string()).unwrap_or_default();
+    let read_only = read_only
+        .then(|| {
+            [
+                flag(user.activated),
+                flag(user.deleted),
+                flag(user.is_active),
+                flag(user.two_fa),
+                flag(user.sso_auth),
+                user.user_type.clone().unwrap_or_default(),
+            ]
+        })
+        .into_iter()
+        .flatten();
+    std::iter::once(id.to_string())
+        .chain(fields)
+        .chain(read_only)
+        .collect()
+}
+
 /// A CSV of users in the input format. Null is written as the null token;
 /// lists are `;`-joined and groups named, as the input reader reads them.
 /// Two values cannot round-trip and come back as "leave unchanged": an empty
@@ -47,8 +127,8 @@ impl<W: Write> InputWriter<W> {
     pub fn new(sink: W, null_token: &str, header: bool) -> io::Result<InputWriter<W>> {
         let mut csv = csv::Writer::from_writer(sink);
         if header {
-            let names = std::iter::once("user_id").chain(Field::ALL.iter().map(|f| f.name()));
-            csv.write_record(names).map_err(io::Error::other)?;
+            csv.write_record(header_names(false))
+                .map_err(io::Error::other)?;
         }
         Ok(InputWriter {
             csv,
@@ -62,10 +142,8 @@ impl<W: Write> InputWriter<W> {
     /// which the input reader passes over.
     pub fn export(sink: W, null_token: &str) -> io::Result<InputWriter<W>> {
         let mut csv = csv::Writer::from_writer(sink);
-        let names = std::iter::once("user_id")
-            .chain(Field::ALL.iter().map(|f| f.name()))
-            .chain(READ_ONLY_COLUMNS);
-        csv.write_record(names).map_err(io::Error::other)?;
+        csv.write_record(header_names(true))
+            .map_err(io::Error::other)?;
         Ok(InputWriter {
             csv,
             null_token: null_token.to_string(),
@@ -87,60 +165,9 @@ impl<W: Write> InputWriter<W> {
         user: &User,
         only: Option<FieldSet>,
     ) -> io::Result<()> {
-        let nullable = |value: &Option<String>| match value {
-            Some(text) => text.clone(),
-            None => self.null_token.clone(),
-        };
-        let groups = user
-            .groups
-            .iter()
-            .flatten()
-            .map(|group| group.name.as_str())
-            .collect::<Vec<_>>()
-            .join(";");
-        let auth_types = user
-            .auth_types
-            .iter()
-            .flatten()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(";");
-        let values = [
-            user.email.clone().unwrap_or_default(),
-            nullable(&user.name),
-            user.lang.clone().unwrap_or_default(),
-            nullable(&user.phone),
-            user.company.clone().unwrap_or_default(),
-            groups,
-            auth_types,
-        ];
-        let fields = Field::ALL
-            .iter()
-            .zip(values)
-            .map(|(field, value)| match only {
-                Some(set) if !set.contains(*field) => String::new(),
-                _ => value,
-            });
-        let flag = |value: Option<bool>| value.map(|b| b.to_string()).unwrap_or_default();
-        let read_only = self
-            .read_only
-            .then(|| {
-                [
-                    flag(user.activated),
-                    flag(user.deleted),
-                    flag(user.is_active),
-                    flag(user.two_fa),
-                    flag(user.sso_auth),
-                    user.user_type.clone().unwrap_or_default(),
-                ]
-            })
-            .into_iter()
-            .flatten();
+        let cells = user_cells(id, user, only, &self.null_token, self.read_only);
         // Made safe to open in a spreadsheet; the input reader undoes it.
-        let cells = std::iter::once(id.to_string())
-            .chain(fields)
-            .chain(read_only)
-            .map(|cell| neutralise(&cell).into_owned());
+        let cells = cells.iter().map(|cell| neutralise(cell).into_owned());
         self.csv.write_record(cells).map_err(io::Error::other)
     }
 

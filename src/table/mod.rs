@@ -8,4 +8,6 @@ pub mod input;
 pub mod input_format;
 pub mod record;
 pub mod results;
+pub mod sheet;
 pub mod undo;
+pub mod xlsx;
