@@ -6,26 +6,17 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use calamine::{Data, Reader};
-use common::{BIN, Row, read_results_file, start_sandbox};
+use common::{Row, command_in, read_results_file, start_sandbox};
 use gcore_iam_bulk::sandbox::Faults;
 use rust_xlsxwriter::{ExcelDateTime, Format, Formula, Workbook};
 
 const KEY: &str = "spreadsheet-test-key-0123456789";
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(dir)
-        .args(args)
-        .env("GCORE_API_KEY", KEY)
-        .env_remove("GCORE_BASE_URL")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("HTTP_PROXY")
-        .env_remove("ALL_PROXY")
-        .output()
-        .unwrap()
+    command_in(dir, KEY).args(args).output().unwrap()
 }
 
 fn stderr(output: &Output) -> String {

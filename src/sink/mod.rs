@@ -226,7 +226,8 @@ impl Summary {
             let _ = writeln!(
                 text,
                 "{} {rows} stopped: the change looks like a spreadsheet's damage to a number (a \
-                 phone's + or leading 0 lost); see their error, or pass --allow-number-changes",
+                 phone's + or leading 0 lost); see their error, or pass --allow-number-changes \
+                 (an export to .xlsx keeps numbers as text through a spreadsheet)",
                 self.number_damage
             );
         }

@@ -53,6 +53,20 @@ pub fn lang_rows(rows: u64) -> String {
     text
 }
 
+/// The built binary run in `dir` with `key` in `GCORE_API_KEY` and no
+/// proxy or base URL from the environment of whoever runs the tests.
+pub fn command_in(dir: &Path, key: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env("GCORE_API_KEY", key)
+        .env_remove("GCORE_BASE_URL")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY");
+    command
+}
+
 /// Sends `signal` (`INT`, `TERM`) to the process `pid`.
 pub fn kill(pid: u32, signal: &str) {
     let sent = std::process::Command::new("kill")
