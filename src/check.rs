@@ -443,8 +443,12 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
              value"
         ),
         Stored::Date(shown) => format!(
-            "{at} holds a date ({shown}), not text: a spreadsheet turns some values into dates \
-             as they are typed; format the cell as text and type the value again"
+            "{at} holds {shown}, not text: a spreadsheet turns some values into dates and \
+             times as they are typed; format the cell as text and type the value again"
+        ),
+        Stored::Unsaved => format!(
+            "{at} holds the formula {cell} with no value saved; open and save the file in a \
+             spreadsheet (which calculates it), or paste the values"
         ),
         Stored::Logical => format!(
             "{at} holds the logical value {cell}, not text; format the cell as text and type the \
@@ -471,11 +475,14 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
             }
             Column::CurrentEmail
             | Column::Field(Field::Email | Field::Name | Field::Phone | Field::Company) => {
+                let lost = match column {
+                    Column::Field(Field::Phone) => "drops a leading + or 0",
+                    _ => "drops leading zeros (007 becomes 7)",
+                };
                 format!(
                     "{at} holds {cell} as a number, not text: a spreadsheet that stores a value \
-                     as a number drops a leading + or 0 (a phone's +49…, a 0 at the start){}; \
-                     format the column as text and type the value again (or export the users \
-                     again as .xlsx, whose cells are text)",
+                     as a number {lost}{}; format the column as text and type the value again \
+                     (an export to .xlsx has text cells)",
                     if *exact {
                         ""
                     } else {

@@ -28,6 +28,12 @@ pub enum Fatal {
     /// A workbook that cannot be read, or has no such sheet.
     #[error("{path}: {message}")]
     Workbook { path: PathBuf, message: String },
+    #[error("cannot write the export {path}")]
+    Export {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write the results file {path}")]
     Output {
         path: PathBuf,

@@ -88,6 +88,19 @@ impl Plan {
                 path.display()
             ))
         };
+        let mut start = [0u8; 8];
+        let read = std::fs::File::open(path)
+            .and_then(|mut file| std::io::Read::read(&mut file, &mut start));
+        if let Ok(read) = read
+            && crate::table::sheet::looks_like_workbook(&start[..read])
+        {
+            return Err(refuse(
+                "it is a workbook; a plan is the CSV file that plan wrote (saved by a \
+                 spreadsheet, it is no longer the plan that was reviewed): give that file, or \
+                 make a plan again with: gcore-iam-bulk plan INPUT"
+                    .to_string(),
+            ));
+        }
         verify_chain(path).map_err(refuse)?;
         let mut reader = RecordReader::open(path)
             .map_err(|e| refuse(format!("{e}; make a plan with: gcore-iam-bulk plan INPUT")))?;

@@ -131,7 +131,7 @@ fn a_workbooks_cells_are_read_by_what_they_hold() {
     );
 
     assert!(row(&rows, 8)["error"].contains("lang: F8 holds the logical value TRUE"));
-    assert!(row(&rows, 9)["error"].contains("company: E9 holds a date (2024-01-05)"));
+    assert!(row(&rows, 9)["error"].contains("company: E9 holds the date 2024-01-05, not text"));
     let long = &row(&rows, 10)["error"];
     assert!(
         long.contains("user_id: B10 holds the ID as a number of 16 or more digits"),
@@ -221,13 +221,13 @@ fn broken_workbooks_and_misplaced_flags_are_refused_before_anything_is_read() {
             "zip.xlsx",
             b"PK\x03\x04 not really a workbook",
             &[],
-            "zip.xlsx: it looks like a workbook but cannot be read as one",
+            "zip.xlsx: it looks like an .xlsx workbook but cannot be read as one",
         ),
         (
             "ole.xls",
             b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1 and nothing after",
             &[],
-            "save it without one, or save the sheet as .xlsx or CSV UTF-8",
+            "save it again without a password, as .xlsx or CSV UTF-8",
         ),
         (
             "users.csv",
@@ -345,4 +345,178 @@ async fn an_xlsx_export_is_text_and_plans_as_unchanged() {
     assert_eq!(rows.len(), 1000);
     assert!(rows.iter().all(|r| r["status"] == "unchanged"));
     assert_eq!(sandbox.stats().by_method_status.get("PATCH"), None);
+}
+
+fn fixture(name: &str, dir: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    std::fs::copy(fixtures.join(name), dir.join(name)).unwrap();
+}
+
+/// Formulas saved without their values (openpyxl, pandas) make their rows
+/// invalid, naming the cell and the formula; no row is lost as blank.
+#[test]
+fn formulas_without_saved_values_make_their_rows_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture("formulas-unsaved.xlsx", dir.path());
+    let output = run(
+        dir.path(),
+        &["validate", "formulas-unsaved.xlsx", "-o", "-"],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let rows = common::read_results(&output.stdout);
+    let numbers: Vec<&str> = rows.iter().map(|r| r["row"].as_str()).collect();
+    assert_eq!(numbers, ["2", "3", "4", "5", "6"]);
+    for row in &rows {
+        assert_eq!(row["status"], "invalid");
+        let n = &row["row"];
+        assert!(
+            row["error"].contains(&format!(
+                "user_id: A{n} holds the formula =source!A{n} with no value saved"
+            )) && row["error"].contains("paste the values"),
+            "{row:?}"
+        );
+    }
+    assert!(
+        !err.contains("hold formulas"),
+        "unsaved formulas are not in the note: {err}"
+    );
+}
+
+#[test]
+fn sheets_that_cannot_be_chosen_are_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    fixture("sheets-in-two-cases.xlsx", dir.path());
+    fixture("hidden-sheet-only.xlsx", dir.path());
+    let mut empty_first = Workbook::new();
+    empty_first.add_worksheet().set_name("Notes").unwrap();
+    let users = empty_first.add_worksheet();
+    users.set_name("Users").unwrap();
+    users.write_string(0, 0, "user_id").unwrap();
+    empty_first
+        .save(dir.path().join("empty-first.xlsx"))
+        .unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["sheets-in-two-cases.xlsx", "--sheet", "Users"],
+            "\"Users\" matches the sheets \"users\" and \"USERS\" in another case; give the exact name",
+        ),
+        (
+            &["hidden-sheet-only.xlsx"],
+            "the workbook has no visible worksheet (its sheets, all hidden, are \"old_backup\"); choose one with --sheet NAME",
+        ),
+        (
+            &["empty-first.xlsx"],
+            "the sheet \"Notes\" is empty; the workbook's sheets are \"Notes\", \"Users\": choose one with --sheet NAME",
+        ),
+        (
+            &["empty-first.xlsx", "--sheet", "Users"],
+            "has a header but no rows",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["validate"];
+        all.extend_from_slice(args);
+        let output = run(dir.path(), &all);
+        let err = stderr(&output);
+        let code = if want.contains("no rows") { 0 } else { 2 };
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    // Named exactly, the hidden sheet is read.
+    let output = run(
+        dir.path(),
+        &[
+            "validate",
+            "hidden-sheet-only.xlsx",
+            "--sheet",
+            "old_backup",
+            "-o",
+            "-",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+/// A stray value far from the table: a space is nothing; text far right of
+/// the header is refused by name, without reading millions of empty cells;
+/// text far below is an ordinary row. Merged cells that span rows get a
+/// note.
+#[test]
+fn stray_cells_and_merged_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let sheet = |name: &str, stray: Option<(u32, u16, &str)>, merge: bool| {
+        let mut book = Workbook::new();
+        let users = book.add_worksheet();
+        users.write_string(0, 0, "user_id").unwrap();
+        users.write_string(0, 1, "company").unwrap();
+        for id in 1..=3u32 {
+            users.write_string(id, 0, id.to_string()).unwrap();
+        }
+        if merge {
+            users
+                .merge_range(1, 1, 3, 1, "ACME", &Format::new())
+                .unwrap();
+        } else {
+            users.write_string(1, 1, "ACME").unwrap();
+        }
+        if let Some((row, column, text)) = stray {
+            users.write_string(row, column, text).unwrap();
+        }
+        book.save(dir.path().join(name)).unwrap();
+    };
+    sheet("space.xlsx", Some((1_048_575, 16_383, " ")), false);
+    sheet("far-right.xlsx", Some((1_048_575, 16_383, "x")), false);
+    sheet("far-below.xlsx", Some((99_999, 1, "x")), false);
+    sheet("merged.xlsx", None, true);
+
+    let output = run(dir.path(), &["validate", "space.xlsx", "-o", "-"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(common::read_results(&output.stdout).len(), 3);
+
+    let output = run(dir.path(), &["validate", "far-right.xlsx", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the cell XFD1048576 holds \"x\", far right of the header (which ends at B1)"),
+        "{err}"
+    );
+
+    let output = run(dir.path(), &["validate", "far-below.xlsx", "-o", "-"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let rows = common::read_results(&output.stdout);
+    let last = rows.last().unwrap();
+    assert_eq!(last["row"], "100000");
+    assert!(last["error"].contains("user_id: is empty"), "{last:?}");
+
+    let output = run(dir.path(), &["validate", "merged.xlsx", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("cells merged down several rows (B2:B4): only the top row holds the value"),
+        "{err}"
+    );
+}
+
+/// A plan saved by a spreadsheet as a workbook is not the plan reviewed.
+#[test]
+fn a_plan_saved_as_a_workbook_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    workbook(&dir.path().join("users.plan.xlsx"));
+    let output = run(
+        dir.path(),
+        &[
+            "apply",
+            "--plan",
+            "users.plan.xlsx",
+            "--base-url",
+            "http://127.0.0.1:9",
+        ],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("users.plan.xlsx cannot be applied as a plan: it is a workbook; a plan is the CSV file that plan wrote"),
+        "{err}"
+    );
 }

@@ -44,6 +44,16 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
             args.output.display()
         )));
     }
+    if !to_stdout
+        && let Some(folder) = args.output.parent()
+        && !folder.as_os_str().is_empty()
+        && !folder.is_dir()
+    {
+        return Err(Fatal::Usage(format!(
+            "the folder {} does not exist; create it, or choose another -o",
+            folder.display()
+        )));
+    }
     if !(1..=MAX_PAGE_SIZE).contains(&args.page_size) {
         return Err(Fatal::Usage(format!(
             "--page-size {} must be between 1 and {MAX_PAGE_SIZE}",
@@ -155,7 +165,7 @@ fn write(
     null_token: &str,
     users: &[User],
 ) -> Result<(), Fatal> {
-    let failed = |source| Fatal::Output {
+    let failed = |source| Fatal::Export {
         path: path.to_path_buf(),
         source,
     };

@@ -594,11 +594,21 @@ pub fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
         .map(AsRef::as_ref)
         .partition(|name| is_read_only_column(name));
     if !unknown.is_empty() {
-        eprintln!("note: ignoring the columns {}", unknown.join(", "));
+        // A sheet of thousands of columns makes a note of one line still.
+        const SHOWN: usize = 12;
+        let mut names = unknown[..unknown.len().min(SHOWN)].join(", ");
+        if unknown.len() > SHOWN {
+            names.push_str(&format!(" and {} more", unknown.len() - SHOWN));
+        }
+        eprintln!("note: ignoring the columns {names}");
     }
     if !read_only.is_empty() {
+        let (columns, are) = match read_only.len() {
+            1 => ("column", "is"),
+            _ => ("columns", "are"),
+        };
         eprintln!(
-            "note: the columns {} are read-only (as export writes them); they are not sent",
+            "note: the {columns} {} {are} read-only (as export writes them); they are not sent",
             read_only.join(", ")
         );
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use csv::ByteRecord;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
-use super::sheet::{self, CellNote, SheetRead};
+use super::sheet::{self, CellNote, SheetRead, Stored};
 use crate::error::Fatal;
 use crate::model::patch::{Field, closest, show};
 use crate::settings::{InputSettings, InputSource};
@@ -339,7 +339,19 @@ impl Input {
                 read.sheets.len()
             ));
         }
-        let rows = self.rows()?;
+        if !read.merged_down.is_empty() {
+            notes.push(format!(
+                "cells merged down several rows ({}): only the top row holds the value, and the \
+                 rows below read as empty (\"leave unchanged\"); unmerge them and fill every \
+                 row to change them all",
+                first_few(&read.merged_down)
+            ));
+        }
+        // A header the run cannot use is reported by the run itself, after
+        // the note that says which sheet was read.
+        let Ok(rows) = self.rows() else {
+            return Ok(notes);
+        };
         let header = rows.header();
         let feeds = |column: usize| {
             matches!(
@@ -350,25 +362,18 @@ impl Input {
         let formulas: Vec<String> = read
             .notes
             .iter()
-            .filter(|note| note.formula && feeds(note.column))
+            .filter(|note| note.formula && note.stored != Stored::Unsaved && feeds(note.column))
             .map(CellNote::reference)
             .collect();
         if !formulas.is_empty() {
-            let mut shown: Vec<&str> = formulas.iter().take(5).map(String::as_str).collect();
-            let more = formulas.len() - shown.len();
-            let more_text = format!("and {more} more");
-            if more > 0 {
-                shown.push(&more_text);
-            }
             let what = match formulas.len() {
                 1 => "1 cell whose value is sent holds a formula".to_string(),
                 n => format!("{n} cells whose values are sent hold formulas"),
             };
             notes.push(format!(
-                "{what} ({}): the values the spreadsheet last saved are read, and a formula \
-                 whose value was never saved reads as empty (\"leave unchanged\"); open and \
-                 save the file in a spreadsheet to bring them up to date, or paste the values",
-                shown.join(", ")
+                "{what} ({}): the values the spreadsheet last saved are read; open and save the \
+                 file in a spreadsheet to bring them up to date, or paste the values",
+                first_few(&formulas)
             ));
         }
         Ok(notes)
@@ -452,6 +457,15 @@ impl Input {
             self.sheet.clone(),
         )
     }
+}
+
+/// The first five of `items` and how many more: `B2, B7 and 3 more`.
+fn first_few(items: &[String]) -> String {
+    let mut text = items.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > 5 {
+        text.push_str(&format!(" and {} more", items.len() - 5));
+    }
+    text
 }
 
 /// The first 64 KiB of `reader`, and the reader to go on from.

@@ -13,7 +13,10 @@
 use std::io::{self, Read, Seek, Write};
 
 pub use crate::settings::named_like_workbook;
-use calamine::{Data, Reader, SheetType, SheetVisible, Sheets, open_workbook_auto_from_rs};
+use calamine::{
+    Data, Ods, OdsError, Reader, SheetType, SheetVisible, Sheets, Xls, Xlsx,
+    open_workbook_auto_from_rs, open_workbook_from_rs,
+};
 
 /// What a workbook file starts with: a ZIP archive (`.xlsx`, `.xlsm`,
 /// `.xlsb`, `.ods`) or an OLE compound file (`.xls`; also an encrypted
@@ -29,20 +32,23 @@ pub fn looks_like_workbook(start: &[u8]) -> bool {
 /// How a cell was stored, when it was not text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Stored {
-    /// Text (or nothing): only noted when the cell holds a formula, whose
-    /// value may be stale, or was never saved by a program that wrote the
-    /// file without calculating it (the cell then reads as empty, "leave
-    /// unchanged", and nothing wrong is sent).
+    /// Text: only noted when the cell holds a formula, whose value may be
+    /// stale.
     Text,
     /// A number; the CSV cell holds it as a plain number (`49301234567`,
     /// `42`, `1.5`).
     Number { whole: bool, exact: bool },
     /// A logical value (`TRUE`, `FALSE`).
     Logical,
-    /// A date or a time; the text is how the note shows it.
+    /// A date, a time or a duration; the text is how a message shows it
+    /// (`the date 2024-01-05`).
     Date(String),
     /// An error value (`#REF!`, `#N/A`): a formula that failed.
     Error(String),
+    /// A formula whose value is empty or was never saved (a file written
+    /// by a program that does not calculate); the CSV cell holds the
+    /// formula.
+    Unsaved,
 }
 
 /// A cell that was not plain text, or held a formula.
@@ -87,6 +93,9 @@ pub struct SheetRead {
     pub sheets: Vec<String>,
     /// Sorted by row, then column.
     pub notes: Vec<CellNote>,
+    /// Merged cells that span rows (`C2:C4`): the value is the top row's
+    /// only, and the rows below read as empty.
+    pub merged_down: Vec<String>,
 }
 
 impl SheetRead {
@@ -106,13 +115,10 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
     wanted: Option<&str>,
     out: W,
 ) -> Result<SheetRead, String> {
-    let mut workbook = open_workbook_auto_from_rs(file).map_err(|error| {
-        format!(
-            "it looks like a workbook but cannot be read as one ({error}); a workbook saved with \
-             a password is stored this way too: save it without one, or save the sheet as .xlsx \
-             or CSV UTF-8"
-        )
-    })?;
+    let mut workbook = match open_workbook_auto_from_rs(file.clone()) {
+        Ok(workbook) => workbook,
+        Err(_) => return Err(why_unreadable(file)),
+    };
     let format = match &workbook {
         Sheets::Xls(_) => "xls",
         Sheets::Xlsx(_) => "xlsx",
@@ -127,95 +133,331 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         .collect();
     let names: Vec<String> = worksheets.iter().map(|sheet| sheet.name.clone()).collect();
     let sheet = match wanted {
-        Some(wanted) => names
-            .iter()
-            .find(|name| name.as_str() == wanted)
-            .or_else(|| {
-                let mut loose = names
-                    .iter()
-                    .filter(|name| name.trim().eq_ignore_ascii_case(wanted.trim()));
-                match (loose.next(), loose.next()) {
-                    (Some(one), None) => Some(one),
-                    _ => None,
-                }
-            })
-            .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "the workbook has no sheet named {wanted:?}; its sheets are {}",
-                    quoted_list(&names)
-                )
-            })?,
+        Some(wanted) => choose_sheet(&names, wanted)?,
         None => worksheets
             .iter()
             .find(|sheet| sheet.visible == SheetVisible::Visible)
-            .or(worksheets.first())
             .map(|sheet| sheet.name.clone())
-            .ok_or_else(|| "the workbook has no worksheet".to_string())?,
+            .ok_or_else(|| match names.is_empty() {
+                true => "the workbook has no worksheet".to_string(),
+                false => format!(
+                    "the workbook has no visible worksheet (its sheets, all hidden, are {}); \
+                     choose one with --sheet NAME",
+                    quoted_list(&names)
+                ),
+            })?,
     };
-    let range = workbook
-        .worksheet_range(&sheet)
-        .map_err(|error| format!("cannot read the sheet {sheet:?}: {error}"))?;
-    // Only some formats can tell formulas; where none can be read, the
-    // values are all there is.
-    let formulas = workbook.worksheet_formula(&sheet).ok();
-    let mut formula_at = std::collections::HashSet::new();
-    if let Some(formulas) = &formulas
-        && let Some((top, left)) = formulas.start()
-    {
-        for (row, column, formula) in formulas.used_cells() {
-            if !formula.is_empty() {
-                formula_at.insert((top as usize + row, left as usize + column));
+    let merged = match &mut workbook {
+        Sheets::Xlsx(xlsx) => xlsx.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
+        Sheets::Xls(xls) => xls.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let merged_down = merged
+        .iter()
+        .filter(|region| region.end.0 > region.start.0)
+        .map(|region| {
+            format!(
+                "{}{}:{}{}",
+                column_letters(region.start.1 as usize),
+                region.start.0 + 1,
+                column_letters(region.end.1 as usize),
+                region.end.0 + 1
+            )
+        })
+        .collect();
+    let cells = cells_of(&mut workbook, &sheet)?;
+    let copied = copy_cells(&cells, out)?;
+    let Some(copied) = copied else {
+        let others = match names.len() {
+            1 => String::new(),
+            _ => format!(
+                "; the workbook's sheets are {}: choose one with --sheet NAME",
+                quoted_list(&names)
+            ),
+        };
+        return Err(format!("the sheet {sheet:?} is empty{others}"));
+    };
+    Ok(SheetRead {
+        format,
+        sheet,
+        sheets: names,
+        notes: copied,
+        merged_down,
+    })
+}
+
+/// Why a file that starts like a workbook cannot be read, in words: each
+/// reader its first bytes call for is asked, and the one whose format the
+/// file is tells what is wrong.
+fn why_unreadable<R: Read + Seek + Clone>(mut file: R) -> String {
+    let mut magic = [0u8; 8];
+    let is_zip = file.read_exact(&mut magic).is_ok() && magic.starts_with(ZIP_MAGIC);
+    let _ = file.rewind();
+    let not_this_format = |error: &str| error.contains("not found") || error.contains("NotFound");
+    if !is_zip {
+        let error = match open_workbook_from_rs::<Xls<R>, R>(file) {
+            Err(error) => error.to_string(),
+            Ok(_) => "unknown error".to_string(),
+        };
+        return format!(
+            "it looks like an .xls workbook but cannot be read as one ({error}); an .xlsx saved \
+             with a password is stored this way too: save it again without a password, as \
+             .xlsx or CSV UTF-8"
+        );
+    }
+    let xlsx = match open_workbook_from_rs::<Xlsx<R>, R>(file.clone()) {
+        Err(error) => error.to_string(),
+        Ok(_) => "unknown error".to_string(),
+    };
+    if !not_this_format(&xlsx) {
+        return format!(
+            "it looks like an .xlsx workbook but cannot be read as one ({xlsx}); it may be \
+             damaged: open it in a spreadsheet and save it again"
+        );
+    }
+    match open_workbook_from_rs::<Ods<R>, R>(file) {
+        Err(OdsError::CellLimitExceeded { requested, .. }) => format!(
+            "the sheet reaches {requested} cells, far beyond any table: a stray cell far below \
+             or right of the data makes it so; delete it (select the rows and columns beyond \
+             the table and delete them) and save the file, or save it as .xlsx"
+        ),
+        Err(error) if !not_this_format(&format!("{error} {error:?}")) => format!(
+            "it looks like an .ods workbook but cannot be read as one ({error}); it may be \
+             damaged: open it in a spreadsheet and save it again"
+        ),
+        _ => "it is a ZIP archive but not a workbook (.xlsx, .ods): a .docx or .zip named \
+              like one? Give the workbook, or save the sheet as .xlsx or CSV UTF-8"
+            .to_string(),
+    }
+}
+
+/// The sheet `wanted` names: the exact name, else the one name that
+/// matches in any case (and with spaces at either end trimmed).
+fn choose_sheet(names: &[String], wanted: &str) -> Result<String, String> {
+    if let Some(exact) = names.iter().find(|name| name.as_str() == wanted) {
+        return Ok(exact.clone());
+    }
+    let folded = wanted.trim().to_lowercase();
+    let loose: Vec<&String> = names
+        .iter()
+        .filter(|name| name.trim().to_lowercase() == folded)
+        .collect();
+    match loose.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(format!(
+            "the workbook has no sheet named {wanted:?}; its sheets are {}",
+            quoted_list(names)
+        )),
+        several => Err(format!(
+            "{wanted:?} matches the sheets {} in another case; give the exact name",
+            several
+                .iter()
+                .map(|name| format!("{name:?}"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        )),
+    }
+}
+
+/// A cell that holds something, or a formula: 0-based position, its
+/// value, and whether a formula computed it.
+struct SheetCell {
+    row: u32,
+    column: u32,
+    value: Data,
+    formula: Option<String>,
+}
+
+impl SheetCell {
+    /// Nothing a person would see (empty, or spaces only) and no formula.
+    fn blank(&self) -> bool {
+        self.formula.is_none()
+            && match &self.value {
+                Data::Empty => true,
+                Data::String(text) => text.trim().is_empty(),
+                _ => false,
+            }
+    }
+}
+
+/// The cells of `sheet` that hold something, in row order. An `.xlsx`
+/// sheet is read cell by cell, so memory follows the cells it holds (a
+/// stray value in the sheet's last cell costs nothing); the other formats
+/// are read by calamine as a whole rectangle.
+fn cells_of<RS: Read + Seek>(
+    workbook: &mut Sheets<RS>,
+    sheet: &str,
+) -> Result<Vec<SheetCell>, String> {
+    let failed =
+        |error: &dyn std::fmt::Display| format!("cannot read the sheet {sheet:?}: {error}");
+    let mut cells = Vec::new();
+    if let Sheets::Xlsx(xlsx) = workbook {
+        let mut reader = xlsx.worksheet_cells_reader(sheet).map_err(|e| failed(&e))?;
+        while let Some(cell) = reader.next_cell_with_formula().map_err(|e| failed(&e))? {
+            let formula = cell.formula.filter(|text| !text.is_empty());
+            let value = Data::from(cell.value);
+            if value == Data::Empty && formula.is_none() {
+                continue;
+            }
+            cells.push(SheetCell {
+                row: cell.pos.0,
+                column: cell.pos.1,
+                value,
+                formula,
+            });
+        }
+    } else {
+        let range = workbook.worksheet_range(sheet).map_err(|e| failed(&e))?;
+        // Only some formats can tell formulas; where none can be read, the
+        // values are all there is.
+        let mut formulas = std::collections::HashMap::new();
+        if let Ok(found) = workbook.worksheet_formula(sheet)
+            && let Some((top, left)) = found.start()
+        {
+            for (row, column, formula) in found.used_cells() {
+                if !formula.is_empty() {
+                    let at = (top + row as u32, left + column as u32);
+                    formulas.insert(at, formula.clone());
+                }
             }
         }
+        let (top, left) = range.start().unwrap_or((0, 0));
+        for (row, column, value) in range.used_cells() {
+            let at = (top + row as u32, left + column as u32);
+            cells.push(SheetCell {
+                row: at.0,
+                column: at.1,
+                value: value.clone(),
+                formula: formulas.remove(&at),
+            });
+        }
+        // Formulas whose value was never saved.
+        for ((row, column), formula) in formulas {
+            cells.push(SheetCell {
+                row,
+                column,
+                value: Data::Empty,
+                formula: Some(formula),
+            });
+        }
     }
+    cells.sort_by_key(|cell| (cell.row, cell.column));
+    Ok(cells)
+}
 
-    let mut out = out;
-    let mut notes = Vec::new();
+/// The most cells the CSV copy may hold when a value far right of the
+/// header widens every row: beyond it, a stray cell is refused rather than
+/// copied as millions of empty cells.
+const MAX_WIDENED_CELLS: u64 = 50_000_000;
+
+/// Writes `cells` as CSV rows: row numbers and column letters are the
+/// sheet's (blank lines above the header, empty cells left of it), every
+/// row as wide as the rightmost cell that holds something. `None`: the
+/// sheet holds nothing.
+fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNote>>, String> {
+    let filled: Vec<&SheetCell> = cells.iter().filter(|cell| !cell.blank()).collect();
+    let Some(first) = filled.first() else {
+        return Ok(None);
+    };
+    let header_row = first.row;
+    let header_end = filled
+        .iter()
+        .take_while(|cell| cell.row == header_row)
+        .map(|cell| cell.column + 1)
+        .max()
+        .unwrap_or(0);
+    let widest = filled
+        .iter()
+        .max_by_key(|cell| cell.column)
+        .expect("a filled cell");
+    let width = widest.column + 1;
+    let last_row = filled.last().expect("a filled cell").row;
+    let rows = u64::from(last_row - header_row + 1);
+    if width > header_end && u64::from(width) * rows > MAX_WIDENED_CELLS {
+        return Err(format!(
+            "the cell {}{} holds {}, far right of the header (which ends at {}{}): every \
+             row would be read {width} columns wide; delete that cell (and any others out \
+             there) and save the file",
+            column_letters(widest.column as usize),
+            widest.row + 1,
+            show_value(&widest.value, widest.formula.as_deref()),
+            column_letters(header_end as usize - 1),
+            header_row + 1
+        ));
+    }
     let copy_failed = |error: &dyn std::fmt::Display| format!("cannot copy the sheet: {error}");
-    let (top, left) = range
-        .start()
-        .map_or((0, 0), |(top, left)| (top as usize, left as usize));
-    // The rows above the first filled one: blank lines, so that row
-    // numbers are the sheet's.
-    for _ in 0..top {
+    let mut out = out;
+    // The rows above the header: blank lines, so that row numbers are the
+    // sheet's.
+    for _ in 0..header_row {
         out.write_all(b"\n").map_err(|e| copy_failed(&e))?;
     }
     let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(out);
-    let mut record = Vec::new();
-    for (i, cells) in range.rows().enumerate() {
-        let row = top + i;
-        record.clear();
-        record.extend(std::iter::repeat_n(String::new(), left));
-        for (j, cell) in cells.iter().enumerate() {
-            let column = left + j;
-            let formula = formula_at.contains(&(row, column));
-            let (text, mut stored) = text_of(cell);
-            // An OpenDocument file keeps a failed formula's value as its
-            // text (`#DIV/0!`, `Err:502`).
-            if formula && stored == Stored::Text && is_error_text(&text) {
-                stored = Stored::Error(text.clone());
+    let mut notes = Vec::new();
+    let mut record = vec![String::new(); width as usize];
+    let mut at = 0;
+    for row in header_row..=last_row {
+        record.iter_mut().for_each(String::clear);
+        while let Some(cell) = cells.get(at).filter(|cell| cell.row <= row) {
+            at += 1;
+            if cell.row < row || cell.column >= width {
+                // Above the header, or blank cells far right: nothing to read.
+                continue;
             }
-            if formula || stored != Stored::Text {
+            let (text, stored) = match (&cell.value, &cell.formula) {
+                // A formula whose value was never saved (or is empty): its
+                // text stands in the cell, so that the row is not taken for a
+                // blank one, and the note makes it invalid where it is sent.
+                (Data::Empty, Some(formula)) => (formula_text(formula), Stored::Unsaved),
+                (value, formula) => {
+                    let (text, mut stored) = text_of(value);
+                    // An OpenDocument file keeps a failed formula's value as
+                    // its text (`#DIV/0!`, `Err:502`).
+                    if formula.is_some() && stored == Stored::Text && is_error_text(&text) {
+                        stored = Stored::Error(text.clone());
+                    }
+                    (text, stored)
+                }
+            };
+            if cell.formula.is_some() || stored != Stored::Text {
                 notes.push(CellNote {
-                    row: row as u64 + 1,
-                    column,
+                    row: u64::from(row) + 1,
+                    column: cell.column as usize,
                     stored,
-                    formula,
+                    formula: cell.formula.is_some(),
                 });
             }
-            record.push(text);
+            record[cell.column as usize] = text;
         }
         // A row of empty cells is `,,,`: a blank row, as in a CSV.
         csv.write_record(&record).map_err(|e| copy_failed(&e))?;
     }
     csv.flush().map_err(|e| copy_failed(&e))?;
-    Ok(SheetRead {
-        format,
-        sheet,
-        sheets: names,
-        notes,
-    })
+    Ok(Some(notes))
+}
+
+/// A formula as a person types it: `=A1+1` (OpenDocument keeps `of:=...`).
+fn formula_text(formula: &str) -> String {
+    let formula = formula.strip_prefix("of:").unwrap_or(formula);
+    match formula.starts_with('=') {
+        true => formula.to_string(),
+        false => format!("={formula}"),
+    }
+}
+
+/// A value for a message: quoted text, or the number or formula as shown.
+fn show_value(value: &Data, formula: Option<&str>) -> String {
+    match (value, formula) {
+        (Data::Empty, Some(formula)) => format!("the formula {}", formula_text(formula)),
+        (value, _) => {
+            let text = text_of(value).0;
+            let short: String = text.chars().take(40).collect();
+            match short.len() < text.len() {
+                true => format!("{short:?}…"),
+                false => format!("{short:?}"),
+            }
+        }
+    }
 }
 
 /// Whether `text` is what a spreadsheet shows for a formula that failed.
@@ -229,12 +471,20 @@ fn is_error_text(text: &str) -> bool {
             .is_some_and(|code| !code.is_empty() && code.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// The names quoted, the first 20 of them (a workbook of hundreds of
+/// sheets still makes a message of a few lines).
 fn quoted_list(names: &[String]) -> String {
-    names
+    const SHOWN: usize = 20;
+    let mut list = names
         .iter()
+        .take(SHOWN)
         .map(|name| format!("{name:?}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if names.len() > SHOWN {
+        list.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    list
 }
 
 /// The largest whole number a spreadsheet stores exactly: Excel and
@@ -269,18 +519,23 @@ fn text_of(cell: &Data) -> (String, Stored) {
         ),
         Data::DateTime(date) => {
             let (year, month, day, hour, minute, second, _) = date.to_ymd_hms_milli();
+            let serial = date.as_f64();
             let shown = if date.is_duration() {
-                format!("{}", date.as_f64())
+                format!("the duration {serial} days")
+            } else if serial < 1.0 {
+                format!("the time {hour:02}:{minute:02}:{second:02}")
             } else if (hour, minute, second) == (0, 0, 0) {
-                format!("{year:04}-{month:02}-{day:02}")
+                format!("the date {year:04}-{month:02}-{day:02}")
             } else {
-                format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}")
+                format!(
+                    "the date and time {year:04}-{month:02}-{day:02} \
+                     {hour:02}:{minute:02}:{second:02}"
+                )
             };
             (shown.clone(), Stored::Date(shown))
         }
-        Data::DateTimeIso(text) | Data::DurationIso(text) => {
-            (text.clone(), Stored::Date(text.clone()))
-        }
+        Data::DateTimeIso(text) => (text.clone(), Stored::Date(format!("the date {text}"))),
+        Data::DurationIso(text) => (text.clone(), Stored::Date(format!("the duration {text}"))),
         Data::Error(error) => {
             let shown = error.to_string();
             (shown.clone(), Stored::Error(shown))
