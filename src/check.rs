@@ -447,8 +447,8 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
              times as they are typed; format the cell as text and type the value again"
         ),
         Stored::Unsaved => format!(
-            "{at} holds the formula {cell} with no value saved; open and save the file in a \
-             spreadsheet (which calculates it), or paste the values"
+            "{at} holds the formula {cell}, whose value is empty or was never saved: paste the \
+             values (or open and save a file written by a program that does not calculate)"
         ),
         Stored::Logical => format!(
             "{at} holds the logical value {cell}, not text; format the cell as text and type the \
@@ -490,8 +490,17 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
                     }
                 )
             }
-            // lang, groups, auth_types: a number is read as the text shown,
-            // and checked as any text is (a group may be named by its ID).
+            // A group named by its ID must be typed as text: a number cell
+            // may be a formula's TRUE (1, Administrators), a percentage or
+            // an amount that only looks like another number.
+            Column::Field(Field::Groups) => format!(
+                "{at} holds the number {cell}, not text: a group is named by its name, or by \
+                 its ID typed as text (a number cell may be a formula's TRUE, a percentage or \
+                 an amount, and 1 is Administrators); format the column as text and type the \
+                 groups again"
+            ),
+            // lang, auth_types: a number is read as the text shown, and
+            // checked as any text is (and refused).
             Column::Field(_) if *exact => return None,
             Column::Field(_) => format!(
                 "{at} holds a number of 16 or more digits, which a spreadsheet cannot keep \

@@ -358,9 +358,17 @@ fn fixture(name: &str, dir: &Path) {
 fn formulas_without_saved_values_make_their_rows_invalid() {
     let dir = tempfile::tempdir().unwrap();
     fixture("formulas-unsaved.xlsx", dir.path());
+    // Its sheet `source` has an `id` column too: the sheet is named.
     let output = run(
         dir.path(),
-        &["validate", "formulas-unsaved.xlsx", "-o", "-"],
+        &[
+            "validate",
+            "formulas-unsaved.xlsx",
+            "--sheet",
+            "changes",
+            "-o",
+            "-",
+        ],
     );
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
@@ -372,7 +380,7 @@ fn formulas_without_saved_values_make_their_rows_invalid() {
         let n = &row["row"];
         assert!(
             row["error"].contains(&format!(
-                "user_id: A{n} holds the formula =source!A{n} with no value saved"
+                "user_id: A{n} holds the formula =source!A{n}, whose value is empty or was never saved"
             )) && row["error"].contains("paste the values"),
             "{row:?}"
         );
@@ -388,6 +396,7 @@ fn sheets_that_cannot_be_chosen_are_refused_with_the_way_out() {
     let dir = tempfile::tempdir().unwrap();
     fixture("sheets-in-two-cases.xlsx", dir.path());
     fixture("hidden-sheet-only.xlsx", dir.path());
+    fixture("formulas-unsaved.xlsx", dir.path());
     let mut empty_first = Workbook::new();
     empty_first.add_worksheet().set_name("Notes").unwrap();
     let users = empty_first.add_worksheet();
@@ -396,7 +405,7 @@ fn sheets_that_cannot_be_chosen_are_refused_with_the_way_out() {
     empty_first
         .save(dir.path().join("empty-first.xlsx"))
         .unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["sheets-in-two-cases.xlsx", "--sheet", "Users"],
             "\"Users\" matches the sheets \"users\" and \"USERS\" in another case; give the exact name",
@@ -406,12 +415,17 @@ fn sheets_that_cannot_be_chosen_are_refused_with_the_way_out() {
             "the workbook has no visible worksheet (its sheets, all hidden, are \"old_backup\"); choose one with --sheet NAME",
         ),
         (
-            &["empty-first.xlsx"],
+            &["empty-first.xlsx", "--sheet", "Notes"],
             "the sheet \"Notes\" is empty; the workbook's sheets are \"Notes\", \"Users\": choose one with --sheet NAME",
         ),
+        // Without --sheet, the sheet whose header names the users is read.
         (
-            &["empty-first.xlsx", "--sheet", "Users"],
-            "has a header but no rows",
+            &["empty-first.xlsx"],
+            "reading the sheet \"Users\" of empty-first.xlsx (2 sheets",
+        ),
+        (
+            &["formulas-unsaved.xlsx"],
+            "the sheets \"changes\", \"source\" all have a user_id (or current_email) column; choose the one to read with --sheet NAME",
         ),
     ];
     for (args, want) in cases {
@@ -419,7 +433,12 @@ fn sheets_that_cannot_be_chosen_are_refused_with_the_way_out() {
         all.extend_from_slice(args);
         let output = run(dir.path(), &all);
         let err = stderr(&output);
-        let code = if want.contains("no rows") { 0 } else { 2 };
+        // The Users sheet has a header and no rows: a run with nothing to do.
+        let code = if want.contains("reading the sheet") {
+            0
+        } else {
+            2
+        };
         assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
@@ -519,4 +538,99 @@ fn a_plan_saved_as_a_workbook_is_refused() {
         err.contains("users.plan.xlsx cannot be applied as a plan: it is a workbook; a plan is the CSV file that plan wrote"),
         "{err}"
     );
+}
+
+/// A group named by its ID is typed as text: a number cell (a formula's
+/// TRUE saved as 1, a percentage, an amount) never becomes group 1,
+/// Administrators.
+#[test]
+fn a_number_in_groups_is_never_taken_for_a_group_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut book = Workbook::new();
+    let users = book.add_worksheet();
+    users.write_string(0, 0, "user_id").unwrap();
+    users.write_string(0, 1, "groups").unwrap();
+    users.write_string(1, 0, "1").unwrap();
+    users.write_number(1, 1, 1).unwrap();
+    users.write_string(2, 0, "2").unwrap();
+    users
+        .write_formula(2, 1, Formula::new("=1=1").set_result("1"))
+        .unwrap();
+    users.write_string(3, 0, "3").unwrap();
+    users.write_string(3, 1, "3009").unwrap();
+    book.save(dir.path().join("groups.xlsx")).unwrap();
+    let output = run(dir.path(), &["validate", "groups.xlsx", "-o", "-"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let rows = common::read_results(&output.stdout);
+    for number in [2, 3] {
+        let row = row(&rows, number);
+        assert_eq!(row["status"], "invalid", "{row:?}");
+        assert!(
+            row["error"].contains(&format!("groups: B{number} holds the number 1, not text"))
+                && row["error"].contains("1 is Administrators"),
+            "{row:?}"
+        );
+    }
+    // An ID typed as text names its group.
+    assert!(row(&rows, 4)["request"].contains("\"id\":3009"));
+}
+
+/// Rewrites the first sheet's XML of the `.xlsx` at `path`.
+fn edit_sheet_xml(path: &Path, edit: impl Fn(String) -> String) {
+    use std::io::{Read, Write};
+    let bytes = std::fs::read(path).unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let name = file.name().unwrap().to_string();
+        let mut content = Vec::new();
+        file.read_to_end(&mut content).unwrap();
+        if name == "xl/worksheets/sheet1.xml" {
+            content = edit(String::from_utf8(content).unwrap()).into_bytes();
+        }
+        out.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        out.write_all(&content).unwrap();
+    }
+    std::fs::write(path, out.finish().unwrap().into_inner()).unwrap();
+}
+
+/// Files no spreadsheet writes: a cell twice, a cell past column XFD.
+/// Refused as damaged, fast and in little memory, never a row lost.
+#[test]
+fn damaged_sheets_are_refused_not_half_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let mut book = Workbook::new();
+        let users = book.add_worksheet();
+        users.write_string(0, 0, "user_id").unwrap();
+        users.write_string(0, 1, "lang").unwrap();
+        users.write_string(1, 0, "1").unwrap();
+        users.write_string(1, 1, "de").unwrap();
+        let path = dir.path().join(name);
+        book.save(&path).unwrap();
+        path
+    };
+    let twice = make("twice.xlsx");
+    edit_sheet_xml(&twice, |xml| {
+        let start = xml.find("<row r=\"2\"").unwrap();
+        let end = xml[start..].find("</row>").unwrap() + start + "</row>".len();
+        let row = xml[start..end].to_string();
+        format!("{}{row}{}", &xml[..end], &xml[end..])
+    });
+    let past = make("past-xfd.xlsx");
+    edit_sheet_xml(&past, |xml| xml.replace("r=\"B2\"", "r=\"AZMLXX2\""));
+    for (file, want) in [
+        ("twice.xlsx", "holds the cell A2 twice: the file is damaged"),
+        (
+            "past-xfd.xlsx",
+            "beyond the last cell a sheet can have (XFD1048576)",
+        ),
+    ] {
+        let output = run(dir.path(), &["validate", file, "-o", "-"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains(want), "{file}: {err}");
+    }
 }

@@ -123,8 +123,9 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
         }
         match written {
             Some(users) => text.push_str(&format!(
-                "exported {users} users ({} pages) to {shown}\n",
-                tally.pages
+                "exported {} ({}) to {shown}\n",
+                crate::sink::count(users, "user", "users"),
+                crate::sink::count(tally.pages, "page", "pages")
             )),
             None => text.push_str(&format!("nothing written to {shown}\n")),
         }

@@ -180,9 +180,9 @@ async fn whole_list(
     if !quiet {
         // The list's own requests are not in the run's summary.
         eprintln!(
-            "read the account's list: {} users, {} pages, {} retries, {:.1} s",
-            listed.users.len(),
-            listed.tally.pages,
+            "read the account's list: {}, {}, {} retries, {:.1} s",
+            crate::sink::count(listed.users.len() as u64, "user", "users"),
+            crate::sink::count(listed.tally.pages, "page", "pages"),
             listed.tally.retries,
             started.elapsed().as_secs_f64()
         );

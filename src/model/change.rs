@@ -148,20 +148,29 @@ pub fn number_damage(body: &PatchBody, user: &User) -> Vec<(Field, String)> {
         .into_iter()
         .filter_map(|(field, to, from)| {
             let (to, from) = (to?, from?);
+            if to != from && read_as_date(from, to) {
+                return Some((
+                    field,
+                    format!(
+                        "{from:?} would become {to:?}: a spreadsheet read the {} as a date; \
+                         format the column as text and put the value back, or pass \
+                         --allow-number-changes if the change is meant",
+                        field.name()
+                    ),
+                ));
+            }
             let lost = (to != from && same_number(from, to))
                 .then(|| what_was_lost(from, to))
                 .flatten()?;
-            Some({
-                (
-                    field,
-                    format!(
-                        "{from:?} would become {to:?}: a spreadsheet that stored the {} as a \
-                         number lost {lost}; format the column as text and put the value back, \
-                         or pass --allow-number-changes if the change is meant",
-                        field.name()
-                    ),
-                )
-            })
+            Some((
+                field,
+                format!(
+                    "{from:?} would become {to:?}: a spreadsheet that stored the {} as a \
+                     number lost {lost}; format the column as text and put the value back, or \
+                     pass --allow-number-changes if the change is meant",
+                    field.name()
+                ),
+            ))
         })
         .collect()
 }
@@ -200,6 +209,14 @@ fn what_was_lost(from: &str, to: &str) -> Option<&'static str> {
         Some("its leading zeros")
     } else if scientific(to) && !scientific(from) {
         Some("its written form (scientific notation)")
+    } else if scientific(from) && (to.contains("E+") || to.contains("E-")) {
+        Some("its written form (scientific notation written again)")
+    } else if from.ends_with('%') && to.ends_with('%') {
+        Some("its written form (a percentage written again)")
+    } else if from.contains(',') && !to.contains(',') {
+        Some("its thousands separators")
+    } else if from.starts_with('-') && !to.starts_with('-') {
+        Some("its minus sign")
     } else if digits(to) < digits(from) {
         Some("digits (rounded, or trailing zeros dropped)")
     } else {
@@ -207,10 +224,48 @@ fn what_was_lost(from: &str, to: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether `to` is a date (`03/04/26`, `2026-03-04`, `4.3.2026`) that a
+/// spreadsheet made of `from`, a text of two numbers (`3/4`, `3-4`) or a
+/// month and a day it read as one.
+fn read_as_date(from: &str, to: &str) -> bool {
+    fn groups(text: &str) -> Option<usize> {
+        let text = text.trim();
+        let separator = text.bytes().find(|b| matches!(b, b'/' | b'-' | b'.'))?;
+        let parts: Vec<&str> = text.split(separator as char).collect();
+        parts
+            .iter()
+            .all(|part| (1..=4).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_digit()))
+            .then_some(parts.len())
+    }
+    groups(from) == Some(2) && groups(to) == Some(3)
+}
+
 /// Whether both texts are numbers and the same number to 15 significant
-/// digits (what a spreadsheet keeps).
+/// digits (what a spreadsheet keeps). A number may have thousands
+/// separators (`1,234`) or be a percentage (`50%`, the same as `50.00%`).
 fn same_number(a: &str, b: &str) -> bool {
-    fn number(text: &str) -> Option<f64> {
+    fn number(text: &str) -> Option<(f64, bool)> {
+        let text = text.trim();
+        let (text, percent) = match text.strip_suffix('%') {
+            Some(rest) => (rest.trim_end(), true),
+            None => (text, false),
+        };
+        let grouped = text.trim_start_matches(['+', '-']);
+        let whole = grouped.split('.').next().unwrap_or_default();
+        let groups: Vec<&str> = whole.split(',').collect();
+        let thousands = groups.len() > 1
+            && (1..=3).contains(&groups[0].len())
+            && groups[1..].iter().all(|group| group.len() == 3);
+        let ungrouped;
+        let text = if thousands {
+            ungrouped = text.replace(',', "");
+            ungrouped.as_str()
+        } else {
+            text
+        };
+        plain_number(text).map(|value| (value, percent))
+    }
+    fn plain_number(text: &str) -> Option<f64> {
         let text = text.trim();
         let plain = text.strip_prefix(['+', '-']).unwrap_or(text);
         let looks = !plain.is_empty()
@@ -225,7 +280,11 @@ fn same_number(a: &str, b: &str) -> bool {
             .map(|value| sign * value)
     }
     match (number(a), number(b)) {
-        (Some(a), Some(b)) => format!("{a:.14e}") == format!("{b:.14e}"),
+        (Some((a, a_percent)), Some((b, b_percent))) => {
+            // `+ 0.0` makes -0 the 0 a spreadsheet writes for it.
+            let (a, b) = (a + 0.0, b + 0.0);
+            a_percent == b_percent && format!("{a:.14e}") == format!("{b:.14e}")
+        }
         _ => false,
     }
 }
@@ -475,6 +534,24 @@ mod tests {
             ("1", "1.50", "", "1.5", Some("digits")),
             ("1", "-5.00", "", "-5", Some("digits")),
             ("1", "1e3", "", "1E3", None),
+            // What LibreOffice does to a CSV it opens and saves.
+            (
+                "1",
+                "1e3",
+                "",
+                "1.00E+03",
+                Some("scientific notation written again"),
+            ),
+            ("1", "1,234", "", "1234", Some("its thousands separators")),
+            ("1", "-0", "", "0", Some("its minus sign")),
+            ("1", "50%", "", "50.00%", Some("a percentage written again")),
+            ("1", "3/4", "", "03/04/26", Some("read the name as a date")),
+            ("1", "3-4", "", "2026-03-04", Some("as a date")),
+            // A person's edits.
+            ("1", "3/4", "", "3/5", None),
+            ("1", "1,234", "", "1,235", None),
+            ("1", "50%", "", "60%", None),
+            ("1", "1,5", "", "1.5", None),
         ];
         for (phone, name, new_phone, new_name, want) in cases {
             let mut cells = Vec::new();

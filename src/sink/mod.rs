@@ -587,6 +587,11 @@ pub enum Report {
     Note(String),
 }
 
+/// `1 page`, `2 pages`.
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// The note about columns skipped by `--ignore-unknown-columns`.
 pub fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
     let (read_only, unknown): (Vec<&str>, Vec<&str>) = ignored

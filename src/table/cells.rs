@@ -17,14 +17,24 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
     }
 }
 
-/// The cell as it was before [`neutralise`]: one leading `'` is dropped when
-/// what follows it would have needed it. Any other cell is left alone (a
-/// name such as `'Ann` typed by a person stays as typed).
+/// The cell as it was before [`neutralise`]: one leading `'` is dropped
+/// before `=`, `+`, `-`, `@`, a tab, a carriage return or another `'` (what
+/// neutralising adds, and what a person types to keep `+49...` as text).
+/// Any other cell is left alone (a name such as `'Ann` stays as typed).
 pub fn restore(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
-        Some(rest) if needs_quote(rest) => rest,
+        Some(rest) if starts_like_a_formula(rest) => rest,
         _ => cell,
     }
+}
+
+/// A `'` before these marks a cell as text in a spreadsheet: a person who
+/// types `'+49 30 1234567` means the phone, not the `'`.
+fn starts_like_a_formula(cell: &str) -> bool {
+    matches!(
+        cell.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\'')
+    )
 }
 
 /// The cell as written where formulas are no danger (a workbook's text
@@ -88,5 +98,8 @@ mod tests {
         assert_eq!(keep_through_restore("'=1+2"), "''=1+2");
         // Typed by a person, not written by this tool: left alone.
         assert_eq!(restore("'Ann"), "'Ann");
+        // Typed by a person to keep a phone as text: the phone is meant.
+        assert_eq!(restore("'+49 30 1234567"), "+49 30 1234567");
+        assert_eq!(restore("'-5"), "-5");
     }
 }

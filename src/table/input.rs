@@ -52,6 +52,21 @@ pub fn is_read_only_column(name: &str) -> bool {
         .any(|known| known.eq_ignore_ascii_case(name.trim()))
 }
 
+/// The header names of the `user_id` column, and of `current_email`
+/// (lowercase).
+const ID_NAMES: [&str; 3] = ["user_id", "id", "userid"];
+const EMAIL_NAMES: [&str; 2] = ["current_email", "currentemail"];
+
+/// Whether a header cell names the users' column (`user_id` or
+/// `current_email`, as [`Header`] reads them): a sheet with one holds users.
+pub fn names_the_user(name: &str) -> bool {
+    let lower = name
+        .trim_start_matches('\u{feff}')
+        .trim()
+        .to_ascii_lowercase();
+    ID_NAMES.contains(&lower.as_str()) || EMAIL_NAMES.contains(&lower.as_str())
+}
+
 /// The header, mapped to columns.
 #[derive(Debug, Clone)]
 pub struct Header {
@@ -85,9 +100,9 @@ impl Header {
             let lower = name.to_ascii_lowercase();
             let column = if name.is_empty() {
                 Column::Unnamed
-            } else if matches!(lower.as_str(), "user_id" | "id" | "userid") {
+            } else if ID_NAMES.contains(&lower.as_str()) {
                 Column::UserId
-            } else if matches!(lower.as_str(), "current_email" | "currentemail") {
+            } else if EMAIL_NAMES.contains(&lower.as_str()) {
                 Column::CurrentEmail
             } else if let Some(field) = Field::from_name(&lower) {
                 Column::Field(field)

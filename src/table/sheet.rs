@@ -12,6 +12,7 @@
 
 use std::io::{self, Read, Seek, Write};
 
+use super::input::names_the_user;
 pub use crate::settings::named_like_workbook;
 use calamine::{
     Data, Ods, OdsError, Reader, SheetType, SheetVisible, Sheets, Xls, Xlsx,
@@ -133,19 +134,38 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         .collect();
     let names: Vec<String> = worksheets.iter().map(|sheet| sheet.name.clone()).collect();
     let sheet = match wanted {
-        Some(wanted) => choose_sheet(&names, wanted)?,
-        None => worksheets
-            .iter()
-            .find(|sheet| sheet.visible == SheetVisible::Visible)
-            .map(|sheet| sheet.name.clone())
-            .ok_or_else(|| match names.is_empty() {
-                true => "the workbook has no worksheet".to_string(),
-                false => format!(
-                    "the workbook has no visible worksheet (its sheets, all hidden, are {}); \
-                     choose one with --sheet NAME",
+        Some(wanted) => {
+            let other_kind = workbook
+                .sheets_metadata()
+                .iter()
+                .any(|sheet| sheet.typ != SheetType::WorkSheet && sheet.name == wanted);
+            if other_kind && !names.iter().any(|name| name == wanted) {
+                return Err(format!(
+                    "{wanted:?} is a chart (or macro) sheet, not a sheet of cells; its \
+                     worksheets are {}",
                     quoted_list(&names)
-                ),
-            })?,
+                ));
+            }
+            choose_sheet(&names, wanted)?
+        }
+        None => {
+            let visible: Vec<String> = worksheets
+                .iter()
+                .filter(|sheet| sheet.visible == SheetVisible::Visible)
+                .map(|sheet| sheet.name.clone())
+                .collect();
+            if visible.is_empty() {
+                return Err(match names.is_empty() {
+                    true => "the workbook has no worksheet".to_string(),
+                    false => format!(
+                        "the workbook has no visible worksheet (its sheets, all hidden, are \
+                         {}); choose one with --sheet NAME",
+                        quoted_list(&names)
+                    ),
+                });
+            }
+            sheet_of_users(&mut workbook, &visible)?
+        }
     };
     let merged = match &mut workbook {
         Sheets::Xlsx(xlsx) => xlsx.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
@@ -165,7 +185,7 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
             )
         })
         .collect();
-    let cells = cells_of(&mut workbook, &sheet)?;
+    let cells = cells_of(&mut workbook, &sheet, false)?;
     let copied = copy_cells(&cells, out)?;
     let Some(copied) = copied else {
         let others = match names.len() {
@@ -231,6 +251,51 @@ fn why_unreadable<R: Read + Seek + Clone>(mut file: R) -> String {
     }
 }
 
+/// The visible sheet to read when none is named: the one whose header
+/// names the users (`user_id`, `current_email`), else the first. Two such
+/// sheets (a copy beside the one edited, say) are refused: reading the
+/// wrong one would silently drop the edits.
+fn sheet_of_users<RS: Read + Seek>(
+    workbook: &mut Sheets<RS>,
+    visible: &[String],
+) -> Result<String, String> {
+    if visible.len() == 1 {
+        return Ok(visible[0].clone());
+    }
+    let mut with_users = Vec::new();
+    for name in visible {
+        let cells = first_row(workbook, name)?;
+        if cells
+            .iter()
+            .any(|cell| matches!(&cell.value, Data::String(text) if names_the_user(text)))
+        {
+            with_users.push(name.clone());
+        }
+    }
+    match with_users.as_slice() {
+        [] => Ok(visible[0].clone()),
+        [one] => Ok(one.clone()),
+        several => Err(format!(
+            "the sheets {} all have a user_id (or current_email) column; choose the one to \
+             read with --sheet NAME",
+            quoted_list(several)
+        )),
+    }
+}
+
+/// The first row of `sheet` that holds something.
+fn first_row<RS: Read + Seek>(
+    workbook: &mut Sheets<RS>,
+    sheet: &str,
+) -> Result<Vec<SheetCell>, String> {
+    let mut cells = cells_of(workbook, sheet, true)?;
+    let Some(first) = cells.iter().find(|cell| !cell.blank()).map(|cell| cell.row) else {
+        return Ok(Vec::new());
+    };
+    cells.retain(|cell| cell.row == first);
+    Ok(cells)
+}
+
 /// The sheet `wanted` names: the exact name, else the one name that
 /// matches in any case (and with spaces at either end trimmed).
 fn choose_sheet(names: &[String], wanted: &str) -> Result<String, String> {
@@ -271,33 +336,63 @@ struct SheetCell {
 impl SheetCell {
     /// Nothing a person would see (empty, or spaces only) and no formula.
     fn blank(&self) -> bool {
-        self.formula.is_none()
-            && match &self.value {
-                Data::Empty => true,
-                Data::String(text) => text.trim().is_empty(),
-                _ => false,
-            }
+        blank_value(&self.value, self.formula.as_deref())
     }
 }
+
+fn blank_value(value: &Data, formula: Option<&str>) -> bool {
+    formula.is_none()
+        && match value {
+            Data::Empty => true,
+            Data::String(text) => text.trim().is_empty(),
+            _ => false,
+        }
+}
+
+/// The size of a sheet in Excel and LibreOffice: 1,048,576 rows, columns A
+/// to XFD.
+const MAX_SHEET_ROWS: u32 = 1 << 20;
+const MAX_SHEET_COLUMNS: u32 = 1 << 14;
 
 /// The cells of `sheet` that hold something, in row order. An `.xlsx`
 /// sheet is read cell by cell, so memory follows the cells it holds (a
 /// stray value in the sheet's last cell costs nothing); the other formats
 /// are read by calamine as a whole rectangle.
+/// `first_only`: stop after the first row that holds something (an `.xlsx`
+/// is read no further).
 fn cells_of<RS: Read + Seek>(
     workbook: &mut Sheets<RS>,
     sheet: &str,
+    first_only: bool,
 ) -> Result<Vec<SheetCell>, String> {
     let failed =
         |error: &dyn std::fmt::Display| format!("cannot read the sheet {sheet:?}: {error}");
     let mut cells = Vec::new();
     if let Sheets::Xlsx(xlsx) = workbook {
         let mut reader = xlsx.worksheet_cells_reader(sheet).map_err(|e| failed(&e))?;
+        let mut filled_row = None;
         while let Some(cell) = reader.next_cell_with_formula().map_err(|e| failed(&e))? {
             let formula = cell.formula.filter(|text| !text.is_empty());
             let value = Data::from(cell.value);
             if value == Data::Empty && formula.is_none() {
                 continue;
+            }
+            let (row, column) = cell.pos;
+            if row >= MAX_SHEET_ROWS || column >= MAX_SHEET_COLUMNS {
+                return Err(format!(
+                    "the sheet {sheet:?} has a cell at row {}, column {}, beyond the last cell a \
+                     sheet can have (XFD1048576): the file is damaged; open it in a spreadsheet \
+                     and save it again",
+                    u64::from(row) + 1,
+                    u64::from(column) + 1
+                ));
+            }
+            if first_only {
+                match filled_row {
+                    Some(first) if row > first => break,
+                    None if !blank_value(&value, formula.as_deref()) => filled_row = Some(row),
+                    _ => {}
+                }
             }
             cells.push(SheetCell {
                 row: cell.pos.0,
@@ -342,6 +437,17 @@ fn cells_of<RS: Read + Seek>(
         }
     }
     cells.sort_by_key(|cell| (cell.row, cell.column));
+    if let Some(twice) = cells
+        .windows(2)
+        .find(|pair| (pair[0].row, pair[0].column) == (pair[1].row, pair[1].column))
+    {
+        return Err(format!(
+            "the sheet {sheet:?} holds the cell {}{} twice: the file is damaged (no spreadsheet \
+             writes that); open it in a spreadsheet and save it again",
+            column_letters(twice[0].column as usize),
+            twice[0].row + 1
+        ));
+    }
     Ok(cells)
 }
 
@@ -409,6 +515,9 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
                 // text stands in the cell, so that the row is not taken for a
                 // blank one, and the note makes it invalid where it is sent.
                 (Data::Empty, Some(formula)) => (formula_text(formula), Stored::Unsaved),
+                (Data::String(text), Some(formula)) if text.is_empty() => {
+                    (formula_text(formula), Stored::Unsaved)
+                }
                 (value, formula) => {
                     let (text, mut stored) = text_of(value);
                     // An OpenDocument file keeps a failed formula's value as
@@ -520,19 +629,20 @@ fn text_of(cell: &Data) -> (String, Stored) {
         Data::DateTime(date) => {
             let (year, month, day, hour, minute, second, _) = date.to_ymd_hms_milli();
             let serial = date.as_f64();
-            let shown = if date.is_duration() {
-                format!("the duration {serial} days")
+            let (what, text) = if date.is_duration() {
+                ("the duration", format!("{serial} days"))
             } else if serial < 1.0 {
-                format!("the time {hour:02}:{minute:02}:{second:02}")
+                ("the time", format!("{hour:02}:{minute:02}:{second:02}"))
             } else if (hour, minute, second) == (0, 0, 0) {
-                format!("the date {year:04}-{month:02}-{day:02}")
+                ("the date", format!("{year:04}-{month:02}-{day:02}"))
             } else {
-                format!(
-                    "the date and time {year:04}-{month:02}-{day:02} \
-                     {hour:02}:{minute:02}:{second:02}"
+                (
+                    "the date and time",
+                    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02}:{second:02}"),
                 )
             };
-            (shown.clone(), Stored::Date(shown))
+            let shown = format!("{what} {text}");
+            (text, Stored::Date(shown))
         }
         Data::DateTimeIso(text) => (text.clone(), Stored::Date(format!("the date {text}"))),
         Data::DurationIso(text) => (text.clone(), Stored::Date(format!("the duration {text}"))),
