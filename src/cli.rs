@@ -202,7 +202,7 @@ pub struct InputArgs {
     /// The file of changes: a CSV, or a workbook (.xlsx, .xls, .ods), or - for standard input.
     #[arg(value_name = "INPUT", required = true)]
     pub path: Option<PathBuf>,
-    /// The sheet of a workbook INPUT to read. Default: the first visible sheet.
+    /// The sheet of a workbook INPUT to read. Default: the visible sheet whose header names user_id (or current_email), else the first visible sheet.
     #[arg(long, value_name = "NAME")]
     pub sheet: Option<String>,
     /// Field separator: ',' ';' '|' or 'tab'. Default: ',' unless the header holds ';' (or tabs) and no ','.
