@@ -176,9 +176,12 @@ pub struct RunArgs {
     /// Requests in flight at most.
     #[arg(long, value_name = "N", default_value = "8")]
     pub concurrency: usize,
-    /// Requests per second for the whole run, retries included; 0 means no limit.
-    #[arg(long, value_name = "R", default_value = "10")]
-    pub rate: f64,
+    /// Requests per second for the whole run, retries included: a ceiling the run adapts below after a 429; 0: no limit until a 429; auto: find the account's limit (see --max-rate).
+    #[arg(long, value_name = "R|auto", default_value = "10")]
+    pub rate: String,
+    /// With --rate auto: never above this many requests per second.
+    #[arg(long, value_name = "R")]
+    pub max_rate: Option<f64>,
     /// Requests that may start back to back after an idle moment (the limiter's burst).
     #[arg(long, value_name = "B", default_value = "1")]
     pub burst: u32,

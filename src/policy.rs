@@ -7,15 +7,22 @@ use std::fmt;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
-/// Requests per second for the whole run, retries included, and the burst.
+mod adaptive;
+
+pub use adaptive::AUTO_START;
+use adaptive::{Adaptive, Start};
+
+/// Requests per second for the whole run, retries included, and the burst:
+/// a ceiling the run adapts below after a 429 (see [`adaptive`]), or
+/// `auto`, which finds the rate itself.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rate {
     per_second: Option<f64>,
     burst: NonZeroU32,
+    /// `--rate auto`: `per_second` is `--max-rate`, if any.
+    auto: bool,
 }
 
 impl Rate {
@@ -40,6 +47,25 @@ impl Rate {
         Ok(Rate {
             per_second: (per_second > 0.0).then_some(per_second),
             burst,
+            auto: false,
+        })
+    }
+
+    /// `--rate auto`, up to `max` (`--max-rate`) if given.
+    pub fn auto(max: Option<f64>, burst: NonZeroU32) -> Result<Rate, String> {
+        if let Some(max) = max
+            && !(Self::MIN..=Self::MAX).contains(&max)
+        {
+            return Err(format!(
+                "--max-rate {max} must be between {} and {}",
+                Self::MIN,
+                Self::MAX
+            ));
+        }
+        Ok(Rate {
+            per_second: max,
+            burst,
+            auto: true,
         })
     }
 
@@ -47,15 +73,29 @@ impl Rate {
         Rate {
             per_second: None,
             burst: NonZeroU32::MIN,
+            auto: false,
         }
     }
 
+    /// The ceiling: `--rate R`, or `--max-rate` with `auto`.
     pub fn per_second(&self) -> Option<f64> {
         self.per_second
     }
 
-    /// The governor quota: one request every 1/R s, and the burst set
-    /// explicitly (`Quota::per_second(n)` alone would let n through at once).
+    pub fn is_auto(&self) -> bool {
+        self.auto
+    }
+
+    fn start(&self) -> Start {
+        match (self.auto, self.per_second) {
+            (true, max) => Start::Auto { max },
+            (false, Some(rate)) => Start::Ceiling(rate),
+            (false, None) => Start::Unlimited,
+        }
+    }
+
+    /// The token bucket's size: the burst, less one request kept in
+    /// reserve, and at least one.
     ///
     /// One request of a burst above 1 is kept in reserve: a server whose
     /// bucket has the same rate and burst sees requests a little later or
@@ -63,11 +103,8 @@ impl Rate {
     /// that spends its whole burst runs exactly at the bucket's edge, where
     /// the smallest jitter costs a 429 and a pause of the whole run. The
     /// reserve costs one request at the start and nothing after.
-    fn quota(&self) -> Option<Quota> {
-        let per_second = self.per_second?;
-        let period = Duration::from_secs_f64(1.0 / per_second);
-        let burst = NonZeroU32::new(self.burst.get() - 1).unwrap_or(NonZeroU32::MIN);
-        Quota::with_period(period).map(|quota| quota.allow_burst(burst))
+    fn capacity(&self) -> f64 {
+        f64::from(self.burst.get().saturating_sub(1).max(1))
     }
 }
 
@@ -133,17 +170,27 @@ impl RetryPolicy {
     }
 }
 
-/// Admission for the whole run: the rate limiter and the pause a 429 imposes.
-/// Owned by the dispatcher alone, so no request waits on it by itself.
+/// Admission for the whole run: a token bucket filled at the adapted rate,
+/// and the pause a 429 imposes. Owned by the dispatcher alone, so no
+/// request waits on it by itself. (The bucket is this tool's own, not
+/// governor's: governor's rate cannot change once the limiter is made.)
 pub struct Pacer {
-    limiter: Option<DefaultDirectRateLimiter>,
+    adaptive: Adaptive,
+    capacity: f64,
+    tokens: f64,
+    refilled: Instant,
     paused_until: Option<Instant>,
 }
 
 impl Pacer {
     pub fn new(rate: &Rate) -> Pacer {
+        let now = Instant::now();
+        let capacity = rate.capacity();
         Pacer {
-            limiter: rate.quota().map(RateLimiter::direct),
+            adaptive: Adaptive::new(rate.start(), now),
+            capacity,
+            tokens: capacity,
+            refilled: now,
             paused_until: None,
         }
     }
@@ -156,12 +203,38 @@ impl Pacer {
             }
             self.paused_until = None;
         }
-        let Some(limiter) = &self.limiter else {
+        let Some(rate) = self.adaptive.rate() else {
+            self.refilled = now;
             return Ok(());
         };
-        limiter.check().map_err(|not_until| {
-            later(now, not_until.wait_time_from(DefaultClock::default().now()))
-        })
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(self.capacity);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
+            Err(later(now, wait))
+        }
+    }
+
+    /// An answer from the server (not a connection that failed): a 429
+    /// lowers the rate, other answers let it climb back.
+    pub fn answered(&mut self, now: Instant, throttled: bool) {
+        let before = self.adaptive.rate();
+        self.adaptive.answered(now, throttled);
+        // Tokens gathered at an unlimited rate are not kept.
+        if before.is_none() && self.adaptive.rate().is_some() {
+            self.tokens = self.tokens.min(1.0);
+            self.refilled = now;
+        }
+    }
+
+    /// The rate admitted now (`None`: no limit), and how many times a 429
+    /// lowered it.
+    pub fn rate(&self) -> (Option<f64>, u64) {
+        (self.adaptive.rate(), self.adaptive.drops())
     }
 
     /// Holds every admission until `until`; returns true when this starts or
@@ -379,14 +452,12 @@ mod tests {
         let tiny = Rate::new(1e-18, one).unwrap_err();
         assert!(tiny.contains("between 0.001 and 1000000"), "{tiny}");
         assert!(Rate::new(0.001, one).is_ok());
-        let quota = Rate::new(10.0, NonZeroU32::new(3).unwrap())
-            .unwrap()
-            .quota()
-            .unwrap();
-        assert_eq!(quota.replenish_interval(), Duration::from_millis(100));
-        assert_eq!(quota.burst_size().get(), 2, "one request in reserve");
-        let slow = Rate::new(0.5, one).unwrap().quota().unwrap();
-        assert_eq!(slow.replenish_interval(), Duration::from_secs(2));
+        let three = Rate::new(10.0, NonZeroU32::new(3).unwrap()).unwrap();
+        assert_eq!(three.capacity(), 2.0, "one request in reserve");
+        assert_eq!(Rate::new(0.5, one).unwrap().capacity(), 1.0);
+        assert!(Rate::auto(Some(0.0), one).is_err());
+        let auto = Rate::auto(None, one).unwrap();
+        assert!(auto.is_auto() && auto.per_second().is_none());
     }
 
     #[tokio::test]

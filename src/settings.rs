@@ -948,7 +948,24 @@ impl RunSettings {
             })?;
         let burst = NonZeroU32::new(args.burst)
             .ok_or_else(|| Fatal::Usage("--burst must be at least 1".to_string()))?;
-        let rate = Rate::new(args.rate, burst).map_err(Fatal::Usage)?;
+        let rate = match args.rate.trim() {
+            "auto" => Rate::auto(args.max_rate, burst),
+            number => {
+                if args.max_rate.is_some() {
+                    return Err(Fatal::Usage(
+                        "--max-rate goes with --rate auto; with --rate R, R is the ceiling"
+                            .to_string(),
+                    ));
+                }
+                let per_second: f64 = number.parse().map_err(|_| {
+                    Fatal::Usage(format!(
+                        "--rate {number:?} is not a number of requests per second, nor auto"
+                    ))
+                })?;
+                Rate::new(per_second, burst)
+            }
+        }
+        .map_err(Fatal::Usage)?;
         let max_wait = seconds("--max-wait", args.max_wait)?;
         let retry = RetryPolicy {
             max_retries: args.max_retries,
@@ -1436,7 +1453,8 @@ mod tests {
     fn run_args() -> RunArgs {
         RunArgs {
             concurrency: 8,
-            rate: 10.0,
+            rate: "10".into(),
+            max_rate: None,
             burst: 1,
             max_retries: 5,
             max_wait: 300.0,
@@ -1451,23 +1469,44 @@ mod tests {
         assert_eq!(config.send.concurrency.get(), 8);
         assert_eq!(config.send.window.get(), 300);
         let unlimited = RunSettings::from_args(&RunArgs {
-            rate: 0.0,
+            rate: "0".into(),
             ..run_args()
         })
         .unwrap();
         assert_eq!(unlimited.send.rate.per_second(), None);
         assert_eq!(unlimited.send.window.get(), MAX_WINDOW);
+        let auto = RunSettings::from_args(&RunArgs {
+            rate: "auto".into(),
+            max_rate: Some(200.0),
+            ..run_args()
+        })
+        .unwrap();
+        assert!(auto.send.rate.is_auto());
+        assert_eq!(auto.send.rate.per_second(), Some(200.0));
         for bad in [
             RunArgs {
                 concurrency: 0,
                 ..run_args()
             },
             RunArgs {
-                rate: -1.0,
+                rate: "-1".into(),
                 ..run_args()
             },
             RunArgs {
-                rate: f64::NAN,
+                rate: "NaN".into(),
+                ..run_args()
+            },
+            RunArgs {
+                rate: "fast".into(),
+                ..run_args()
+            },
+            RunArgs {
+                max_rate: Some(50.0),
+                ..run_args()
+            },
+            RunArgs {
+                rate: "auto".into(),
+                max_rate: Some(0.0),
                 ..run_args()
             },
             RunArgs {

@@ -712,3 +712,77 @@ fn results_on_a_terminal_are_not_erased_by_the_progress_bar() {
     let to_file = on_pty("out.csv");
     assert!(to_file.contains('\x1b'), "no bar on a terminal:\n{to_file}");
 }
+
+/// `--rate` above what the server allows: the run drops below its 429s and
+/// stays near the server's rate, instead of pausing again and again (it
+/// took 156 s for 2,000 rows at a fixed 150/s against 100/s). Wide
+/// tolerances; the exact figures are the benchmark's (README, Performance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_above_the_servers_adapts_down_to_it() {
+    let sandbox = start(Faults {
+        rate: Some((100.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(800),
+        &["--rate", "150", "--burst", "5", "--max-retries", "10"],
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_all_updated(&run, 800);
+    let throttled = run.summary["throttled"].as_u64().unwrap();
+    assert!(
+        throttled > 0,
+        "the server throttled nothing: {}",
+        run.summary
+    );
+    assert!(throttled < 40, "429s on 5% of the rows: {}", run.summary);
+    let drops = run.summary["rate_drops"].as_u64().unwrap();
+    assert!((1..=throttled).contains(&drops), "{}", run.summary);
+    let ended = run.summary["rate_ended_at"].as_f64().unwrap();
+    assert!((40.0..=150.0).contains(&ended), "{}", run.summary);
+    // 8 s at the server's rate; a fixed rate took over 60.
+    assert!(elapsed < 30.0, "{elapsed:.1} s: {}", run.stderr);
+    assert!(run.stderr.contains("rate: ended at"), "{}", run.stderr);
+}
+
+/// `--rate auto` finds a limit it was not told: from a slow start it
+/// doubles until the first 429, then keeps near the server's rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_auto_finds_the_servers_limit() {
+    let sandbox = start(Faults {
+        rate: Some((50.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(500),
+        &["--rate", "auto", "--burst", "5", "--max-retries", "10"],
+    )
+    .await;
+    assert_all_updated(&run, 500);
+    let throttled = run.summary["throttled"].as_u64().unwrap();
+    assert!((1..25).contains(&throttled), "{}", run.summary);
+    let ended = run.summary["rate_ended_at"].as_f64().unwrap();
+    assert!(
+        (20.0..=75.0).contains(&ended),
+        "settled near 50/s: {}",
+        run.summary
+    );
+    assert!(run.stderr.contains("--rate auto"), "{}", run.stderr);
+
+    // With --max-rate below the server's limit, no 429 at all.
+    let capped = apply(
+        Some(&sandbox),
+        &lang_rows(60),
+        &["--rate", "auto", "--max-rate", "20", "--burst", "5"],
+    )
+    .await;
+    assert_all_updated(&capped, 60);
+    assert_eq!(capped.summary["throttled"], 0, "{}", capped.summary);
+    assert_eq!(capped.summary["rate_ended_at"], 20.0, "{}", capped.summary);
+}

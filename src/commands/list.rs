@@ -170,6 +170,8 @@ async fn fetch(
         for report in report_rx {
             match report {
                 Report::Note(text) => progress.note(&text),
+                // The list's rate is not reported: its summary is one line.
+                Report::Rate(_) => {}
                 Report::Row(outcome) => {
                     done += 1;
                     let _ = written_tx.send(done);

@@ -25,7 +25,7 @@ use crate::model::api::User;
 use crate::model::change::{Change, FieldSet, describe};
 use crate::model::patch::PatchBody;
 use crate::policy::{Decision, Pacer, SendPolicy, StopReason, later};
-use crate::sink::{Outcome, Report};
+use crate::sink::{Outcome, RateReport, Report};
 use crate::table::results::{ResultRecord, Status};
 
 /// A valid row on its way through the operation's requests.
@@ -372,6 +372,14 @@ where
             && retries.is_empty()
             && in_flight.is_empty()
         {
+            if sender.is_some() {
+                let (rate, drops) = pacer.rate();
+                report!(Report::Rate(RateReport {
+                    rate,
+                    drops,
+                    auto: policy.rate.is_auto(),
+                }));
+            }
             return match stopped {
                 Some(why) => Ended::Stopped(why),
                 None => Ended::Finished,
@@ -392,6 +400,15 @@ where
                 job.attempts += 1;
                 job.step_attempts += 1;
                 let now = Instant::now();
+                // Every answer from the server steers the rate: a 429 lowers
+                // it, the others let it climb back.
+                match &answer {
+                    Ok(Answer::Success { .. } | Answer::Failed { .. }) => pacer.answered(now, false),
+                    Ok(Answer::Retryable { status: Some(status), .. }) => {
+                        pacer.answered(now, *status == 429);
+                    }
+                    _ => {}
+                }
                 let report = match answer {
                     Err(error) => {
                         let error = format!(

@@ -74,6 +74,18 @@ pub struct Summary {
     sent: u64,
     /// Rows stopped because their change looks like a spreadsheet's damage.
     number_damage: u64,
+    /// The rate the run ended at and the drops for 429s, when it adapted
+    /// (a 429 came, or `--rate auto`).
+    rate: Option<RateReport>,
+}
+
+/// The rate a run settled at (`None`: no limit) and how often a 429 made it
+/// drop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateReport {
+    pub rate: Option<f64>,
+    pub drops: u64,
+    pub auto: bool,
 }
 
 impl Summary {
@@ -255,6 +267,20 @@ impl Summary {
                 let _ = writeln!(text, "  {}: {}", problem.rows_text(), problem.error);
             }
         }
+        if let Some(report) = self.rate.filter(|r| r.drops > 0 || r.auto) {
+            let rate = report.rate.map_or("no limit".to_string(), |rate| {
+                format!("{rate:.1} requests/s")
+            });
+            let why = match (report.auto, report.drops) {
+                (true, 0) => "found by --rate auto, no 429".to_string(),
+                (_, drops) => format!(
+                    "lowered {} for 429s{}",
+                    count(drops, "time", "times"),
+                    if report.auto { ", --rate auto" } else { "" }
+                ),
+            };
+            let _ = writeln!(text, "rate: ended at {rate} ({why})");
+        }
         if let Some(elapsed) = self.elapsed {
             let _ = writeln!(
                 text,
@@ -313,6 +339,11 @@ impl Summary {
             proxy: Option<&'a str>,
             /// Rows that change (or would change) each field.
             fields: std::collections::BTreeMap<&'static str, u64>,
+            /// The rate (requests/s) the run ended at, when it adapted;
+            /// `null` also for no limit.
+            rate_ended_at: Option<f64>,
+            /// How many times a 429 lowered the rate.
+            rate_drops: u64,
         }
         Json {
             rows: self.total(),
@@ -334,6 +365,8 @@ impl Summary {
                 .collect(),
             results,
             proxy,
+            rate_ended_at: self.rate.and_then(|r| r.rate),
+            rate_drops: self.rate.map_or(0, |r| r.drops),
             fields: Field::ALL
                 .iter()
                 .zip(self.fields)
@@ -585,6 +618,8 @@ pub enum Report {
     Row(Outcome),
     /// A line for the user (printed through the progress display).
     Note(String),
+    /// The rate the engine ended at (sent once, at the end).
+    Rate(RateReport),
 }
 
 /// `1 page`, `2 pages`.
@@ -706,6 +741,7 @@ pub fn write_in_order(
             report = reports.try_recv().ok();
             match current {
                 Report::Note(text) => progress.note(&text),
+                Report::Rate(report) => results.summary.rate = Some(report),
                 Report::Row(outcome) => {
                     // A resumed run writes its results beside the old file
                     // until the end: every answer goes to the journal at once.

@@ -1,0 +1,322 @@
+//! The rate a run sends at, adapted to the server's throttling (HTTP 429):
+//! CUBIC on a token bucket, as the AWS SDKs' adaptive retry mode does
+//! (botocore `retries/adaptive.py`, aws-smithy-runtime
+//! `client_rate_limiter.rs`; see the README). A pure function of the
+//! answers and their times: the tests feed fixed timestamps.
+//!
+//! - Answers are counted in half-second buckets; the rate achieved is
+//!   smoothed over them (`0.8 * latest + 0.2 * before`).
+//! - On a 429 the rate drops to `beta` (0.8) times the lower of the rate
+//!   set and the rate achieved, and that rate is remembered as `W_max`. The
+//!   429s of one burst (every request in flight meets the limit at once)
+//!   count as one: no second drop within a second of the first.
+//! - After it, the rate follows the CUBIC curve `C (t - K)^3 + W_max`: back
+//!   towards `W_max` quickly, flat near it, then probing above it. `K`, the
+//!   time back to `W_max`, is 10 s whatever the rate (so `C` is
+//!   `W_max (1 - beta) / K^3`), where AWS has a fixed `C` of 0.4 and `beta`
+//!   0.7: here every 429 also pauses the whole run for its `Retry-After`
+//!   (a second or more), so a 429 costs far more than in AWS's model, and
+//!   the run does best by staying near the limit longer between probes.
+//!   Measured against the sandbox limited to 100/s (README, Performance):
+//!   AWS's constants gave 63 rows/s with a 429 every 5 s.
+//! - Never above the ceiling (`--rate R`, or `--max-rate` with `--rate
+//!   auto`), never above twice the rate achieved, never below 0.5/s.
+//! - `--rate auto` starts at [`AUTO_START`] and doubles every second until
+//!   the first 429 (TCP's slow start); `--rate 0` has no limit until then.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+const BETA: f64 = 0.8;
+/// Seconds from a drop back to `W_max`.
+const K: f64 = 10.0;
+const SMOOTH: f64 = 0.8;
+const MIN_RATE: f64 = 0.5;
+const BUCKET: Duration = Duration::from_millis(500);
+/// 429s within this of the last drop are the same burst.
+const SAME_BURST: Duration = Duration::from_secs(1);
+/// Where `--rate auto` starts: slow enough for any account, and 10 s of
+/// doubling from there passes 5,000 requests a second.
+pub const AUTO_START: f64 = 5.0;
+
+/// How the rate was set: the starting point of the adaptation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Start {
+    /// `--rate R`: R until the first 429, and never above it.
+    Ceiling(f64),
+    /// `--rate 0`: no limit until the first 429.
+    Unlimited,
+    /// `--rate auto [--max-rate M]`: from [`AUTO_START`], doubling each
+    /// second until the first 429 (or M).
+    Auto { max: Option<f64> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Adaptive {
+    ceiling: Option<f64>,
+    /// The rate now; `None`: no limit.
+    rate: Option<f64>,
+    slow_start: bool,
+    last_doubling: Instant,
+    /// The last drop, `W_max` and `C` of the curve since.
+    dropped_at: Option<Instant>,
+    w_max: f64,
+    c: f64,
+    /// The achieved rate, smoothed, and the bucket being counted.
+    measured: f64,
+    bucket_start: Instant,
+    bucket_count: u32,
+    /// Answers since the start, for a drop before the first bucket closed.
+    started: Instant,
+    answers: u64,
+    drops: u64,
+}
+
+impl Adaptive {
+    pub fn new(start: Start, now: Instant) -> Adaptive {
+        let (ceiling, rate, slow_start) = match start {
+            Start::Ceiling(rate) => (Some(rate), Some(rate), false),
+            Start::Unlimited => (None, None, false),
+            Start::Auto { max } => (
+                max,
+                Some(max.map_or(AUTO_START, |max| max.min(AUTO_START))),
+                true,
+            ),
+        };
+        Adaptive {
+            ceiling,
+            rate,
+            slow_start,
+            last_doubling: now,
+            dropped_at: None,
+            w_max: 0.0,
+            c: 0.0,
+            measured: 0.0,
+            bucket_start: now,
+            bucket_count: 0,
+            started: now,
+            answers: 0,
+            drops: 0,
+        }
+    }
+
+    /// The rate to send at now; `None`: no limit.
+    pub fn rate(&self) -> Option<f64> {
+        self.rate
+    }
+
+    /// How many times a 429 made the rate drop.
+    pub fn drops(&self) -> u64 {
+        self.drops
+    }
+
+    /// An answer from the server at `now`: `throttled` for a 429.
+    pub fn answered(&mut self, now: Instant, throttled: bool) {
+        self.count(now);
+        if throttled {
+            self.drop_rate(now);
+        } else {
+            self.grow(now);
+        }
+    }
+
+    fn count(&mut self, now: Instant) {
+        self.answers += 1;
+        self.bucket_count += 1;
+        let elapsed = now.saturating_duration_since(self.bucket_start);
+        if elapsed >= BUCKET {
+            // A bucket that spans a pause (every request held for a 429's
+            // Retry-After) measures the pause, not the rate: it is dropped.
+            if elapsed <= 2 * BUCKET {
+                let rate = f64::from(self.bucket_count) / elapsed.as_secs_f64();
+                self.measured = SMOOTH * rate + (1.0 - SMOOTH) * self.measured;
+            }
+            self.bucket_start = now;
+            self.bucket_count = 0;
+        }
+    }
+
+    /// The rate achieved: the smoothed one, or before a bucket has closed,
+    /// the answers since the start.
+    fn achieved(&self, now: Instant) -> f64 {
+        if self.measured > 0.0 {
+            return self.measured;
+        }
+        let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
+        self.answers as f64 / elapsed.max(BUCKET.as_secs_f64())
+    }
+
+    fn drop_rate(&mut self, now: Instant) {
+        if self
+            .dropped_at
+            .is_some_and(|at| now.saturating_duration_since(at) < SAME_BURST)
+        {
+            return;
+        }
+        // Before a bucket has closed the rate achieved is a guess: the rate
+        // set is the better base.
+        let base = match (self.rate, self.measured > 0.0) {
+            (Some(rate), true) => rate.min(self.measured),
+            (Some(rate), false) => rate,
+            (None, _) => self.achieved(now),
+        }
+        .max(MIN_RATE);
+        self.w_max = base;
+        self.c = base * (1.0 - BETA) / K.powi(3);
+        self.dropped_at = Some(now);
+        self.slow_start = false;
+        self.drops += 1;
+        self.rate = Some(self.capped((base * BETA).max(MIN_RATE)));
+    }
+
+    fn grow(&mut self, now: Instant) {
+        if self.slow_start {
+            let since = now.saturating_duration_since(self.last_doubling);
+            if since >= Duration::from_secs(1) {
+                self.last_doubling = now;
+                let doubled = self.rate.map(|rate| self.capped(rate * 2.0));
+                // Doubling what is not achieved probes nothing.
+                let achieved = self.achieved(now);
+                if achieved >= self.rate.unwrap_or(0.0) * 0.5 {
+                    self.rate = doubled;
+                }
+            }
+            return;
+        }
+        let Some(dropped_at) = self.dropped_at else {
+            return;
+        };
+        let t = now.saturating_duration_since(dropped_at).as_secs_f64();
+        let curve = self.c * (t - K).powi(3) + self.w_max;
+        let limit = 2.0 * self.achieved(now);
+        self.rate = Some(self.capped(curve.min(limit).max(MIN_RATE)));
+    }
+
+    fn capped(&self, rate: f64) -> f64 {
+        match self.ceiling {
+            Some(ceiling) => rate.min(ceiling),
+            None => rate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(start: Instant, seconds: f64) -> Instant {
+        start + Duration::from_secs_f64(seconds)
+    }
+
+    /// Answers at `per_second` from `from` to `to` s, none throttled.
+    fn steady(adaptive: &mut Adaptive, start: Instant, from: f64, to: f64, per_second: f64) {
+        let mut t = from;
+        while t < to {
+            adaptive.answered(at(start, t), false);
+            t += 1.0 / per_second;
+        }
+    }
+
+    #[test]
+    fn a_ceiling_holds_until_a_429_then_drops_and_climbs_back_by_the_curve() {
+        let start = Instant::now();
+        let mut adaptive = Adaptive::new(Start::Ceiling(150.0), start);
+        assert_eq!(adaptive.rate(), Some(150.0));
+        // The server allows 100/s: the run achieves 100/s, then a 429.
+        steady(&mut adaptive, start, 0.0, 5.0, 100.0);
+        assert_eq!(adaptive.rate(), Some(150.0), "no 429, no change");
+        adaptive.answered(at(start, 5.0), true);
+        let dropped = adaptive.rate().unwrap();
+        assert!(
+            (79.0..=81.0).contains(&dropped),
+            "0.8 x the 100/s achieved: {dropped}"
+        );
+        // The other 429s of the same burst do not drop it again.
+        adaptive.answered(at(start, 5.2), true);
+        adaptive.answered(at(start, 5.9), true);
+        assert_eq!(adaptive.rate(), Some(dropped));
+        assert_eq!(adaptive.drops(), 1);
+        // A third of the way back after 1.5 s (the curve is steep at first).
+        steady(&mut adaptive, start, 5.0, 6.5, 80.0);
+        let climbing = adaptive.rate().unwrap();
+        assert!((86.0..=96.0).contains(&climbing), "{climbing}");
+        // Back near 100/s at K = 10 s, and flat around it.
+        steady(&mut adaptive, start, 6.5, 15.0, 95.0);
+        let near = adaptive.rate().unwrap();
+        assert!((99.0..=101.0).contains(&near), "{near}");
+        steady(&mut adaptive, start, 15.0, 18.0, 100.0);
+        let flat = adaptive.rate().unwrap();
+        assert!((100.0..=101.0).contains(&flat), "{flat}");
+        // Probing above it later, but never above the ceiling.
+        steady(&mut adaptive, start, 18.0, 40.0, 100.0);
+        assert_eq!(adaptive.rate(), Some(150.0));
+        // A later 429 is a new burst.
+        adaptive.answered(at(start, 40.0), true);
+        assert_eq!(adaptive.drops(), 2);
+    }
+
+    #[test]
+    fn auto_doubles_each_second_until_the_first_429_and_respects_max_rate() {
+        let start = Instant::now();
+        let mut adaptive = Adaptive::new(Start::Auto { max: None }, start);
+        assert_eq!(adaptive.rate(), Some(AUTO_START));
+        let mut t = 0.0;
+        let mut rates = Vec::new();
+        for second in 1..=4 {
+            // Answers at the rate allowed.
+            let rate = adaptive.rate().unwrap();
+            steady(&mut adaptive, start, t, f64::from(second), rate);
+            t = f64::from(second);
+            adaptive.answered(at(start, t), false);
+            rates.push(adaptive.rate().unwrap());
+        }
+        assert_eq!(rates, [10.0, 20.0, 40.0, 80.0]);
+        adaptive.answered(at(start, 4.5), true);
+        let dropped = adaptive.rate().unwrap();
+        assert!(dropped <= 80.0 * 0.8 + 0.5, "{dropped}");
+        // After the first 429, no more doubling: the curve.
+        steady(&mut adaptive, start, 4.5, 6.5, dropped);
+        assert!(adaptive.rate().unwrap() < 80.0, "{:?}", adaptive.rate());
+
+        let mut capped = Adaptive::new(Start::Auto { max: Some(12.0) }, start);
+        steady(&mut capped, start, 0.0, 5.0, 12.0);
+        assert_eq!(capped.rate(), Some(12.0));
+        let mut slow = Adaptive::new(Start::Auto { max: Some(2.0) }, start);
+        assert_eq!(slow.rate(), Some(2.0), "--max-rate below the start");
+        slow.answered(at(start, 3.0), false);
+        assert_eq!(slow.rate(), Some(2.0));
+    }
+
+    #[test]
+    fn no_limit_until_a_429_then_the_rate_achieved_is_the_base() {
+        let start = Instant::now();
+        let mut adaptive = Adaptive::new(Start::Unlimited, start);
+        steady(&mut adaptive, start, 0.0, 2.0, 400.0);
+        assert_eq!(adaptive.rate(), None);
+        adaptive.answered(at(start, 2.0), true);
+        let dropped = adaptive.rate().unwrap();
+        assert!((310.0..=330.0).contains(&dropped), "0.8 x 400: {dropped}");
+        // A 429 on the very first answer: the base is what was achieved.
+        let mut first = Adaptive::new(Start::Unlimited, start);
+        first.answered(at(start, 0.01), true);
+        assert!(first.rate().unwrap() >= MIN_RATE);
+    }
+
+    #[test]
+    fn the_rate_never_exceeds_twice_what_is_achieved_nor_falls_below_the_floor() {
+        let start = Instant::now();
+        let mut adaptive = Adaptive::new(Start::Ceiling(1000.0), start);
+        steady(&mut adaptive, start, 0.0, 2.0, 100.0);
+        adaptive.answered(at(start, 2.0), true);
+        // The run only achieves 10/s from here (few rows left, say).
+        steady(&mut adaptive, start, 2.0, 60.0, 10.0);
+        let rate = adaptive.rate().unwrap();
+        assert!(rate <= 21.0, "{rate}");
+        let mut low = Adaptive::new(Start::Ceiling(1.0), start);
+        for i in 0..20 {
+            low.answered(at(start, f64::from(i) * 1.5), true);
+        }
+        assert!(low.rate().unwrap() >= MIN_RATE);
+    }
+}
