@@ -282,14 +282,21 @@ impl Summary {
             let _ = writeln!(text, "rate: ended at {rate} ({why})");
         }
         if let Some(elapsed) = self.elapsed {
-            let _ = writeln!(
+            let _ = write!(
                 text,
-                "retries: {}, throttled (429): {}, elapsed: {:.1} s, {:.1} rows sent/s",
+                "retries: {}, throttled (429): {}, elapsed: {:.1} s",
                 self.retries,
                 self.throttled,
                 elapsed.as_secs_f64(),
-                self.rows_per_second().unwrap_or(0.0)
             );
+            // A run whose rows sent nothing (a plan read from the list, a
+            // closed port) has no rate to speak of.
+            match self.rows_per_second().filter(|_| self.sent > 0) {
+                Some(rate) => {
+                    let _ = writeln!(text, ", {rate:.1} rows sent/s");
+                }
+                None => text.push('\n'),
+            }
         }
         let _ = writeln!(text, "results: {results}");
         text

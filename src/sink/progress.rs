@@ -66,15 +66,33 @@ impl Progress {
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let template = format!(
-                "{{bar:30.cyan/blue}} {{pos}}/{{len}} {unit}  {{rate}}  eta {{eta}}  {{msg}}"
+                "{{bar:30.cyan/blue}} {{pos}}/{{len}} {unit}  {{rate}}  eta {{left}}  {{msg}}"
             );
+            // No rate and no time left until a second of rows has gone by:
+            // the first rows' rate is a spike, and no rows means no end in
+            // sight. After it, indicatif's estimate, a moving average.
+            let settled = |state: &indicatif::ProgressState| {
+                state.pos() > 0 && state.elapsed() >= Duration::from_secs(1)
+            };
             bar.set_style(
                 ProgressStyle::with_template(&template)
                     .expect("the template is valid")
                     .with_key(
                         "rate",
                         move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                            let _ = write!(w, "{:.1} {unit}/s", state.per_sec());
+                            let _ = match settled(state) {
+                                true => write!(w, "{:.1} {unit}/s", state.per_sec()),
+                                false => write!(w, "- {unit}/s"),
+                            };
+                        },
+                    )
+                    .with_key(
+                        "left",
+                        move |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = match settled(state) {
+                                true => write!(w, "{:#}", indicatif::HumanDuration(state.eta())),
+                                false => write!(w, "-"),
+                            };
                         },
                     )
                     .progress_chars("=> "),
