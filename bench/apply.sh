@@ -19,6 +19,15 @@
 #   4. peak RSS (/usr/bin/time %M) of a BIG_ROWS-row run, --rate 0
 #      --concurrency 64. Target: under 50 MiB, flat (compared with scenario 1).
 #
+# Scenario 1 also gives the CPU time per row (user + sys over rows, from
+# /usr/bin/time) of the tool and of the bare loop, and their ratio (issue
+# 12's target: the tool within 1.25x the bare loop). PIN=1 pins the sandbox
+# to core 0 and the tool and the bare loop to core 1 (taskset), so that
+# they do not share a core. The conditions of the run are printed with the
+# table: load average, the CPU time stolen by the hypervisor (from
+# /proc/stat, over the whole benchmark), the allocator and any MIMALLOC_*
+# variables, so that a slow run can be told from a slow machine.
+#
 # Usage: bench/apply.sh            (about 3 minutes on the 2-core machine)
 # Smaller, for a quick check: ROWS=10000 LATENCY_ROWS=2000 BIG_ROWS=100000 bench/apply.sh
 #
@@ -45,6 +54,17 @@ BURSTS=${BURSTS:-"10"}
 BIG_ROWS=${BIG_ROWS:-1000000}
 CONCURRENCY=64
 KEY=bench-key
+PIN=${PIN:-0}
+if [[ $PIN == 1 ]]; then
+  pin_server=(taskset -c 0)
+  pin_client=(taskset -c 1)
+else
+  pin_server=()
+  pin_client=()
+fi
+
+# steal_ticks: the hypervisor's stolen CPU ticks and all ticks so far.
+steal_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t }' /proc/stat; }
 RUN_CAP=300 # seconds, for any one run of the tool or the bare loop
 
 bin=target/release/gcore-iam-bulk
@@ -75,7 +95,7 @@ die() {
 start_sandbox() {
   local name=$1
   shift
-  "$bin" sandbox --listen 127.0.0.1:0 --api-key "$KEY" "$@" \
+  "${pin_server[@]+"${pin_server[@]}"}" "$bin" sandbox --listen 127.0.0.1:0 --api-key "$KEY" "$@" \
     > "$work/$name.sandbox.out" 2> "$work/$name.sandbox.err" &
   sandbox_pid=$!
   sandboxes+=("$sandbox_pid")
@@ -134,31 +154,34 @@ verdict() {
 }
 
 # run_tool NAME INPUT ARGS...: one `apply` under /usr/bin/time; sets
-# $tool_rps (summary), $tool_wall_rps, $tool_rss_kib, $tool_rc.
+# $tool_rps (summary), $tool_wall_rps, $tool_rss_kib, $tool_cpu_us (CPU
+# microseconds per row, user + sys), $tool_rc.
 run_tool() {
   local name=$1 input=$2
   shift 2
   tool_rc=0
-  GCORE_API_KEY=$KEY timeout "$RUN_CAP" /usr/bin/time -f '%e %M' -o "$work/$name.time" \
-    "$bin" apply "$input" --base-url "$url" -q -o "$work/$name.results.csv" \
+  GCORE_API_KEY=$KEY timeout "$RUN_CAP" /usr/bin/time -f '%e %M %U %S' -o "$work/$name.time" \
+    "${pin_client[@]+"${pin_client[@]}"}" "$bin" apply "$input" --base-url "$url" -q -o "$work/$name.results.csv" \
     --summary-json "$work/$name.summary.json" "$@" 2> "$work/$name.stderr" || tool_rc=$?
   if [[ ! -s $work/$name.summary.json ]]; then
     cat "$work/$name.stderr" >&2
     die "apply ($name) wrote no summary (exit $tool_rc)"
   fi
   [[ $tool_rc == 0 ]] || note "warning: apply ($name) exited $tool_rc: $(tail -n 3 "$work/$name.stderr")"
-  local wall rows
-  read -r wall tool_rss_kib < "$work/$name.time"
+  local wall rows user sys
+  read -r wall tool_rss_kib user sys < "$work/$name.time"
   rows=$(json_num rows "$work/$name.summary.json")
+  tool_cpu_us=$(calc %.2f "1000000 * ($user + $sys) / $rows")
   tool_rps=$(json_num rows_per_second "$work/$name.summary.json")
   tool_wall_rps=$(calc %.1f "$rows / $wall")
   rm -f "$work/$name.results.csv"
 }
 
-# run_bare NAME ROWS BODIES: the bare loop; sets $bare_rps.
+# run_bare NAME ROWS BODIES: the bare loop; sets $bare_rps and $bare_cpu_us.
 run_bare() {
-  local name=$1 rows=$2 bodies=$3 ok other seconds
-  timeout "$RUN_CAP" "$bare" "$CONCURRENCY" "$rows" "$url" "$KEY" "$bodies" \
+  local name=$1 rows=$2 bodies=$3 ok other seconds user sys
+  timeout "$RUN_CAP" /usr/bin/time -f '%U %S' -o "$work/$name.bare.time" \
+    "${pin_client[@]+"${pin_client[@]}"}" "$bare" "$CONCURRENCY" "$rows" "$url" "$KEY" "$bodies" \
     > "$work/$name.bare.out" 2>&1 || {
     cat "$work/$name.bare.out" >&2
     die "the bare loop ($name) failed"
@@ -168,12 +191,15 @@ run_bare() {
     "$work/$name.bare.out")
   [[ $ok == "$rows" && $other == 0 ]] || note "warning: bare loop ($name): $ok answered 200, $other other"
   bare_rps=$(calc %.1f "$ok / $seconds")
+  read -r user sys < "$work/$name.bare.time"
+  bare_cpu_us=$(calc %.2f "1000000 * ($user + $sys) / $rows")
 }
 
 # ---------------------------------------------------------------------------
 note "building (release)..."
 cargo build --release --quiet --bin gcore-iam-bulk --examples
 load_before=$(uptime)
+read -r steal_before total_before < <(steal_ticks)
 started=$(date +%s)
 rows_table=()
 row() { rows_table+=("$(printf '%-42s | %-34s | %-26s | %-7s | %s' "$@")"); }
@@ -186,14 +212,14 @@ start_sandbox loopback --users "$ROWS"
 for kind in full lang; do
   # The bodies the tool sends, from a dry run: the bare loop sends these.
   "$bin" validate "$work/$kind.csv" -o "$work/$kind.bodies.csv" -q 2> /dev/null
-  tools=() walls=() bares=()
+  tools=() walls=() bares=() tool_cpus=() bare_cpus=()
   for ((i = 1; i <= REPEATS; i++)); do
     run_tool "loop-$kind-$i" "$work/$kind.csv" --rate 0 --concurrency "$CONCURRENCY"
-    tools+=("$tool_rps") walls+=("$tool_wall_rps")
+    tools+=("$tool_rps") walls+=("$tool_wall_rps") tool_cpus+=("$tool_cpu_us")
     loop_rss_kib=$tool_rss_kib
     run_bare "loop-$kind-$i" "$ROWS" "$work/$kind.bodies.csv"
-    bares+=("$bare_rps")
-    note "   $kind #$i: tool $(calc %.0f "$tool_rps") rows/s (wall $(calc %.0f "$tool_wall_rps")), bare $(calc %.0f "$bare_rps") rows/s"
+    bares+=("$bare_rps") bare_cpus+=("$bare_cpu_us")
+    note "   $kind #$i: tool $(calc %.0f "$tool_rps") rows/s (wall $(calc %.0f "$tool_wall_rps")), $tool_cpu_us us CPU/row; bare $(calc %.0f "$bare_rps") rows/s, $bare_cpu_us us CPU/row"
   done
   t=$(median "${tools[@]}") w=$(median "${walls[@]}") b=$(median "${bares[@]}")
   ratio=$(calc %.1f "100 * $t / $b")
@@ -205,6 +231,10 @@ for kind in full lang; do
     "$ratio%" "$(verdict "$ratio >= 90" ">= 90%")"
   row "   same, tool by wall time" "tool $(calc %.0f "$(median "${walls[@]}")") rows/s" \
     "bare $(calc %.0f "$b")" "$(calc %.1f "100 * $w / $b")%" "(start-up and check included)"
+  tc=$(median "${tool_cpus[@]}") bc=$(median "${bare_cpus[@]}")
+  cpu_ratio=$(calc %.2f "$tc / $bc")
+  row "   same, CPU per row (user + sys)" "tool $tc us/row" "bare $bc us/row" \
+    "${cpu_ratio}x" "$(verdict "$cpu_ratio <= 1.25" "<= 1.25x")"
 done
 rm -f "$work/full.csv" "$work/lang.csv" "$work"/*.bodies.csv
 stop_sandbox
@@ -279,5 +309,9 @@ row "4. peak RSS, $BIG_ROWS rows" "$rss MiB ($(calc %.0f "$tool_rps") rows/s)" \
 # ---------------------------------------------------------------------------
 echo "apply benchmark, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), $(($(date +%s) - started)) s"
 echo "load before: ${load_before#*load average: }; after: $(uptime | sed 's/.*load average: //')"
+read -r steal_after total_after < <(steal_ticks)
+mimalloc_vars=$(env | grep '^MIMALLOC_' | tr '\n' ' ' || true)
+echo "stolen by the hypervisor during the run: $(calc %.2f "100 * ($steal_after - $steal_before) / ($total_after - $total_before + 1)")% of CPU time"
+echo "allocator: mimalloc v2 (tool and bare loop); MIMALLOC_* variables: ${mimalloc_vars:-none}; pinned: $([[ $PIN == 1 ]] && echo "sandbox on core 0, client on core 1" || echo no)"
 printf '%-42s | %-34s | %-26s | %-7s | %s\n' figure measured "reference" ratio target
 printf '%s\n' "${rows_table[@]}"
