@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The adaptive rate against a sandbox that allows SERVER_RATE requests a
-# second (burst 5): the tool at --rate 150 (above the server's limit) and at
-# --rate auto, ROWS rows each. Prints rows/s, the share of the server's
-# rate, the 429s and the rate the run ended at.
+# second (burst 5): the tool at --rate 150 (above the server's limit), at
+# --rate auto and at --rate 0 (no limit until a 429), ROWS rows each. Prints
+# rows/s, the share of the server's rate, the 429s and the rate the run
+# ended at.
 # Usage: bench/rate.sh   (ROWS=2000 SERVER_RATE=100 by default; about a minute)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ url=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/sandbox.log" | head -1)
 } > "$work/in.csv"
 echo "sandbox: $server_rate requests/s, burst 5; $rows rows; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-26s %9s %9s %10s %6s %12s\n' "tool" "elapsed" "rows/s" "of server" "429s" "rate ended"
-for flags in "--rate 150 --burst 5" "--rate auto --burst 5"; do
+for flags in "--rate 150 --burst 5" "--rate auto --burst 5" "--rate 0 --burst 5"; do
   # shellcheck disable=SC2086
   GCORE_API_KEY=$key "$bin" apply "$work/in.csv" --base-url "$url" $flags --max-retries 10 \
     -q -o "$work/results.csv" --overwrite --summary-json "$work/summary.json" > /dev/null 2>&1 || true

@@ -161,8 +161,10 @@ impl RetryPolicy {
                 wait_text(wait),
                 self.max_wait.as_secs_f64()
             )),
-            Some(wait) => Decision::RetryIn(wait),
-            None => {
+            // "Retry at once" from a server that is throttling: the backoff
+            // keeps the run from hammering it.
+            Some(wait) if !wait.is_zero() => Decision::RetryIn(wait),
+            _ => {
                 let ceiling = self.ceiling(attempts);
                 Decision::RetryIn(ceiling.mul_f64(rand::random_range(0.0..=1.0)))
             }
@@ -244,6 +246,7 @@ impl Pacer {
             return false;
         }
         self.paused_until = Some(until);
+        self.adaptive.hold_until(until);
         true
     }
 }
@@ -341,6 +344,10 @@ pub enum StopReason {
     Untrusted { message: String },
     /// Something every row needs is broken (the undo file cannot be written).
     Halted { message: String },
+    /// Bursts of 429s one after the other, with no other answer between
+    /// them, however low the rate went: the account is blocked, or its
+    /// limit is spent by another client.
+    ThrottledAlways { bursts: u32, rate: Option<f64> },
     /// A 429 asking for a wait beyond `--max-wait`.
     ThrottledTooLong {
         row: u64,
@@ -353,6 +360,10 @@ impl StopReason {
     /// Failed connections, with no answer at all before them, that stop the
     /// run: a few seconds of retries rather than hours for a large file.
     pub const UNREACHABLE_AFTER: u32 = 5;
+
+    /// Bursts of 429s (a second or more apart) with no other answer, that
+    /// stop the run.
+    pub const THROTTLED_ALWAYS_AFTER: u32 = 10;
 
     /// A refusal that every other row would meet too. A 401 means the key
     /// itself is refused: sending the rest of a million rows would only fail
@@ -380,6 +391,15 @@ impl fmt::Display for StopReason {
             StopReason::Untrusted { message } | StopReason::Halted { message } => {
                 f.write_str(message)
             }
+            StopReason::ThrottledAlways { bursts, rate } => write!(
+                f,
+                "the server answered only 429 (throttled) {bursts} times in a row, a second or \
+                 more apart, although the rate was lowered to {}; the account may be blocked \
+                 or its limit spent by another client: try again later, or with a lower --rate",
+                rate.map_or("no limit".to_string(), |rate| format!(
+                    "{rate:.1} requests/s"
+                ))
+            ),
             StopReason::ThrottledTooLong {
                 row,
                 asked,
@@ -435,6 +455,11 @@ mod tests {
             panic!("the sixth attempt is the last of 1 + 5 retries");
         };
         assert_eq!(why, "gave up after 6 attempts");
+        // "Retry at once" from a throttling server: the backoff instead.
+        match policy.decide(3, Some(Duration::ZERO)) {
+            Decision::RetryIn(wait) => assert!(wait <= policy.ceiling(3)),
+            other => panic!("{other:?}"),
+        }
         let none = RetryPolicy {
             max_retries: 0,
             ..RetryPolicy::default()

@@ -949,7 +949,7 @@ impl RunSettings {
         let burst = NonZeroU32::new(args.burst)
             .ok_or_else(|| Fatal::Usage("--burst must be at least 1".to_string()))?;
         let rate = match args.rate.trim() {
-            "auto" => Rate::auto(args.max_rate, burst),
+            auto if auto.eq_ignore_ascii_case("auto") => Rate::auto(args.max_rate, burst),
             number => {
                 if args.max_rate.is_some() {
                     return Err(Fatal::Usage(

@@ -1140,3 +1140,43 @@ async fn a_short_key_does_not_change_the_users_recorded() {
     assert_eq!(run.row(2)["name"], "demo user");
     assert_eq!(run.row(3)["error"], "HTTP 403 Forbidden: key *** may not");
 }
+
+/// A server that answers nothing but 429: after ten bursts of them, a
+/// second or more apart, with no other answer, the run stops instead of
+/// crawling at the lowest rate for hours.
+#[tokio::test]
+async fn a_server_that_only_throttles_stops_the_run() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "1")
+                .set_body_string("slow down"),
+        )
+        .mount(&server)
+        .await;
+    let mut csv = HEADER.to_string();
+    for id in 1..=40 {
+        csv.push_str(&format!("{id},,,de,,,,\n"));
+    }
+    let started = std::time::Instant::now();
+    let run = apply(
+        &csv,
+        Some(&server),
+        true,
+        &["--rate", "20", "--concurrency", "2", "--max-retries", "100"],
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let stderr = run.stderr();
+    assert_eq!(run.code(), 1, "{stderr}");
+    assert!(
+        stderr.contains("stopping: the server answered only 429 (throttled) 10 times in a row"),
+        "{stderr}"
+    );
+    assert!(elapsed < Duration::from_secs(60), "{elapsed:?}: {stderr}");
+    assert!(run.results.iter().all(|r| r["status"] != "updated"));
+    assert_eq!(run.results.len(), 40, "every row has its line");
+    let requests = server.received_requests().await.unwrap().len();
+    assert!(requests < 100, "{requests} requests");
+}

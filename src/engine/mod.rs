@@ -186,6 +186,9 @@ pub enum Ended {
 const INTERRUPTED_NOTE: &str =
     "interrupted: finishing the requests in flight; press Ctrl-C again to quit at once";
 
+/// 429s closer together than this are one burst.
+const SAME_BURST: Duration = Duration::from_secs(1);
+
 /// How long a pause must be before the user hears of it, and how often.
 const PAUSE_NOTE_MIN: Duration = Duration::from_secs(1);
 const PAUSE_NOTE_EVERY: Duration = Duration::from_secs(10);
@@ -240,6 +243,9 @@ where
     // Whether any request got an answer, and the failed connections before one did.
     let mut reached = false;
     let mut unreachable_attempts = 0;
+    // Bursts of 429s (a second apart) since the last other answer.
+    let mut throttled_bursts: u32 = 0;
+    let mut last_throttle: Option<Instant> = None;
     // Requests sent, for the message when the record cannot be written.
     let mut sent: u64 = 0;
     let cancel = cancel;
@@ -402,12 +408,29 @@ where
                 let now = Instant::now();
                 // Every answer from the server steers the rate: a 429 lowers
                 // it, the others let it climb back.
-                match &answer {
-                    Ok(Answer::Success { .. } | Answer::Failed { .. }) => pacer.answered(now, false),
-                    Ok(Answer::Retryable { status: Some(status), .. }) => {
-                        pacer.answered(now, *status == 429);
+                let throttled_answer = match &answer {
+                    Ok(Answer::Success { .. } | Answer::Failed { .. }) => Some(false),
+                    Ok(Answer::Retryable { status: Some(status), .. }) => Some(*status == 429),
+                    _ => None,
+                };
+                if let Some(throttled) = throttled_answer {
+                    pacer.answered(now, throttled);
+                    if !throttled {
+                        throttled_bursts = 0;
+                    } else if last_throttle.is_none_or(|at| now.duration_since(at) >= SAME_BURST) {
+                        last_throttle = Some(now);
+                        throttled_bursts += 1;
+                        if throttled_bursts >= StopReason::THROTTLED_ALWAYS_AFTER
+                            && stopped.is_none()
+                        {
+                            let why = StopReason::ThrottledAlways {
+                                bursts: throttled_bursts,
+                                rate: pacer.rate().0,
+                            };
+                            report!(Report::Note(format!("stopping: {why}")));
+                            stopped = Some(why);
+                        }
                     }
-                    _ => {}
                 }
                 let report = match answer {
                     Err(error) => {
@@ -637,6 +660,9 @@ fn failed(job: Job, status: Option<u16>, error: String) -> Outcome {
 /// A job waiting when the run stopped: `failed` when its last request
 /// failed, `not_attempted` when its next step was never sent.
 fn interrupted(mut job: Job, why: &StopReason) -> Outcome {
+    // The retry it waited for was counted when it was planned, and never
+    // sent.
+    job.retries = job.retries.saturating_sub(1);
     match job.last_failure.take() {
         Some((status, error)) => failed(job, status, format!("{error}; not retried: {why}")),
         None => not_attempted(job, why),

@@ -272,7 +272,7 @@ impl Summary {
                 format!("{rate:.1} requests/s")
             });
             let why = match (report.auto, report.drops) {
-                (true, 0) => "found by --rate auto, no 429".to_string(),
+                (true, 0) => "--rate auto, no 429 met".to_string(),
                 (_, drops) => format!(
                     "lowered {} for 429s{}",
                     count(drops, "time", "times"),
@@ -291,7 +291,12 @@ impl Summary {
             );
             // A run whose rows sent nothing (a plan read from the list, a
             // closed port) has no rate to speak of.
-            match self.rows_per_second().filter(|_| self.sent > 0) {
+            // Nor does a run of a moment (a few rows, a stop at once).
+            let long_enough = elapsed >= Duration::from_millis(500);
+            match self
+                .rows_per_second()
+                .filter(|_| self.sent > 0 && long_enough)
+            {
                 Some(rate) => {
                     let _ = writeln!(text, ", {rate:.1} rows sent/s");
                 }
