@@ -233,6 +233,12 @@ impl Pacer {
         }
     }
 
+    /// Bursts of 429s in a row with no other answer (see
+    /// [`StopReason::THROTTLED_ALWAYS_AFTER`]).
+    pub fn bursts_in_a_row(&self) -> u32 {
+        self.adaptive.bursts_in_a_row()
+    }
+
     /// The rate admitted now (`None`: no limit), and how many times a 429
     /// lowered it.
     pub fn rate(&self) -> (Option<f64>, u64) {

@@ -186,9 +186,6 @@ pub enum Ended {
 const INTERRUPTED_NOTE: &str =
     "interrupted: finishing the requests in flight; press Ctrl-C again to quit at once";
 
-/// 429s closer together than this are one burst.
-const SAME_BURST: Duration = Duration::from_secs(1);
-
 /// How long a pause must be before the user hears of it, and how often.
 const PAUSE_NOTE_MIN: Duration = Duration::from_secs(1);
 const PAUSE_NOTE_EVERY: Duration = Duration::from_secs(10);
@@ -243,9 +240,6 @@ where
     // Whether any request got an answer, and the failed connections before one did.
     let mut reached = false;
     let mut unreachable_attempts = 0;
-    // Bursts of 429s (a second apart) since the last other answer.
-    let mut throttled_bursts: u32 = 0;
-    let mut last_throttle: Option<Instant> = None;
     // Requests sent, for the message when the record cannot be written.
     let mut sent: u64 = 0;
     let cancel = cancel;
@@ -415,21 +409,14 @@ where
                 };
                 if let Some(throttled) = throttled_answer {
                     pacer.answered(now, throttled);
-                    if !throttled {
-                        throttled_bursts = 0;
-                    } else if last_throttle.is_none_or(|at| now.duration_since(at) >= SAME_BURST) {
-                        last_throttle = Some(now);
-                        throttled_bursts += 1;
-                        if throttled_bursts >= StopReason::THROTTLED_ALWAYS_AFTER
-                            && stopped.is_none()
-                        {
-                            let why = StopReason::ThrottledAlways {
-                                bursts: throttled_bursts,
-                                rate: pacer.rate().0,
-                            };
-                            report!(Report::Note(format!("stopping: {why}")));
-                            stopped = Some(why);
-                        }
+                    let bursts = pacer.bursts_in_a_row();
+                    if bursts >= StopReason::THROTTLED_ALWAYS_AFTER && stopped.is_none() {
+                        let why = StopReason::ThrottledAlways {
+                            bursts,
+                            rate: pacer.rate().0,
+                        };
+                        report!(Report::Note(format!("stopping: {why}")));
+                        stopped = Some(why);
                     }
                 }
                 let report = match answer {

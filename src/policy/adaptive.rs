@@ -71,6 +71,9 @@ pub struct Adaptive {
     started: Instant,
     answers: u64,
     drops: u64,
+    /// Bursts of 429s since the last other answer, and when the last began.
+    bursts_in_a_row: u32,
+    last_burst: Option<Instant>,
 }
 
 impl Adaptive {
@@ -98,6 +101,8 @@ impl Adaptive {
             started: now,
             answers: 0,
             drops: 0,
+            bursts_in_a_row: 0,
+            last_burst: None,
         }
     }
 
@@ -111,12 +116,26 @@ impl Adaptive {
         self.drops
     }
 
+    /// Bursts of 429s (each a second or more after the last) with no other
+    /// answer since: the server throttles whatever the rate.
+    pub fn bursts_in_a_row(&self) -> u32 {
+        self.bursts_in_a_row
+    }
+
     /// An answer from the server at `now`: `throttled` for a 429.
     pub fn answered(&mut self, now: Instant, throttled: bool) {
         self.count(now);
         if throttled {
+            if self
+                .last_burst
+                .is_none_or(|at| now.saturating_duration_since(at) >= SAME_BURST)
+            {
+                self.last_burst = Some(now);
+                self.bursts_in_a_row += 1;
+            }
             self.drop_rate(now);
         } else {
+            self.bursts_in_a_row = 0;
             self.grow(now);
         }
     }

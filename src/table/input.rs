@@ -262,25 +262,13 @@ impl Input {
             }
         };
         let mut config = config.clone();
-        let mut magic = [0u8; 8];
-        let length = {
-            use std::io::Seek;
-            let file = spool.as_file_mut();
-            file.rewind().map_err(open_error)?;
-            let mut length = 0;
-            while length < magic.len() {
-                match file.read(&mut magic[length..]).map_err(open_error)? {
-                    0 => break,
-                    n => length += n,
-                }
-            }
-            length
-        };
+        // The first bytes tell a workbook (the same peek as every pass's).
+        let (start, _) = peek(spool.reopen().map_err(open_error)?).map_err(open_error)?;
         let named_like_workbook = match &config.source {
             InputSource::File(path) => sheet::named_like_workbook(path),
             InputSource::Stdin => false,
         };
-        let workbook = sheet::looks_like_workbook(&magic[..length]);
+        let workbook = sheet::looks_like_workbook(&start);
         let mut read = None;
         if workbook {
             let path = config.source.display_path();
