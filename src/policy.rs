@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod adaptive;
+#[cfg(test)]
+mod simulated;
 
 pub use adaptive::AUTO_START;
 use adaptive::{Adaptive, Start};
@@ -186,7 +188,11 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(rate: &Rate) -> Pacer {
-        let now = Instant::now();
+        Pacer::starting(rate, Instant::now())
+    }
+
+    /// A pacer whose clock starts at `now` (the simulation feeds its own).
+    fn starting(rate: &Rate, now: Instant) -> Pacer {
         let capacity = rate.capacity();
         Pacer {
             adaptive: Adaptive::new(rate.start(), now),
@@ -216,8 +222,10 @@ impl Pacer {
             self.tokens -= 1.0;
             Ok(())
         } else {
+            // At least a microsecond: a wait rounded down to nothing would
+            // ask again at the same instant and find the same fraction.
             let wait = Duration::from_secs_f64((1.0 - self.tokens) / rate);
-            Err(later(now, wait))
+            Err(later(now, wait.max(Duration::from_micros(1))))
         }
     }
 
