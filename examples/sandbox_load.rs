@@ -14,7 +14,9 @@
 //! in the same order, so the two can be compared (`bench/apply.sh`). Either
 //! way the requests carry the headers `apply` sends (`Authorization`,
 //! `Content-Type`, `Accept`, a `User-Agent`), on `WORKERS` kept-alive
-//! connections; answers are read whole but not parsed.
+//! connections; answers are read whole but not parsed. The client runs on
+//! one thread, as `apply` does; `CLIENT_THREADS=per-core` gives it a worker
+//! per core.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,13 +70,29 @@ fn main() {
         "loopback only: {url}"
     );
 
-    let client_runtime = tokio::runtime::Runtime::new().unwrap();
+    // One thread, as `apply` sends (the reference for its CPU per row);
+    // CLIENT_THREADS=per-core for a worker per core.
+    let client_runtime = match std::env::var("CLIENT_THREADS").as_deref() {
+        Ok("per-core") => tokio::runtime::Runtime::new().unwrap(),
+        Ok("1") | Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        Ok(other) => panic!("CLIENT_THREADS: 1 or per-core, not {other}"),
+    };
+    let cpu_before = process_cpu_seconds();
     let (elapsed, ok, failed) =
         client_runtime.block_on(load(&url, &key, workers, requests, bodies));
+    let cpu = process_cpu_seconds() - cpu_before;
     let rate = ok as f64 / elapsed.as_secs_f64();
     println!(
         "{ok} PATCH answered 200 ({failed} other) in {:.3} s with {workers} workers: {rate:.0} PATCH/s",
         elapsed.as_secs_f64()
+    );
+    // The CPU of the requests alone: reading BODIES beforehand is not sending.
+    println!(
+        "client CPU while sending: {cpu:.2} s, {:.2} us per request",
+        1e6 * cpu / (ok + failed).max(1) as f64
     );
     if let Some(running) = running {
         let stats = running.stats();
@@ -83,6 +101,22 @@ fn main() {
             stats.requests, stats.max_in_flight
         );
         server_runtime.block_on(running.stop());
+    }
+}
+
+/// User plus system CPU time of this process so far, in seconds (from
+/// `/proc/self/stat`, in clock ticks of 1/100 s on Linux; 0 elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => 0.0,
     }
 }
 

@@ -265,7 +265,12 @@ impl Client {
         let bytes = single.as_deref().unwrap_or(&joined);
         // Borrowed, without a copy, unless the body is not UTF-8 or echoes the key.
         let key = inner.api_key.expose();
-        let text = String::from_utf8_lossy(bytes);
+        // (`from_utf8` first: it checks a valid body several times faster
+        // than `from_utf8_lossy`, which walks it in chunks.)
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
         // An error message is always searched for the key. A user object is
         // only for a key long enough not to be a piece of a name or an
         // address: blanking `demo` would turn "demo user" into "*** user",

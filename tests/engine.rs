@@ -503,7 +503,7 @@ async fn a_stop_asked_for_before_the_first_row_sends_nothing() {
     assert_eq!(ran.ended, Ended::Stopped(StopReason::Interrupted));
 }
 
-/// Answers user 2 with a panic inside the request's own task.
+/// Answers user 2 with a panic while its request is sent.
 struct Panicky;
 
 impl Transport for Panicky {

@@ -3,8 +3,8 @@
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
 use super::{
-    Ending, connect, finish, first_pass, guard_results, live_snapshot, note_input_changed, runtime,
-    sandbox,
+    Ending, Threads, connect, finish, first_pass, guard_results, live_snapshot, note_input_changed,
+    runtime, sandbox,
 };
 use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
@@ -77,7 +77,12 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         guard_results(&target, args.output.overwrite, true)?;
     }
     let quiet = args.output.quiet;
-    runtime(false)?.block_on(async {
+    runtime(if args.sandbox {
+        Threads::PerCore
+    } else {
+        Threads::One
+    })?
+    .block_on(async {
         let interrupt = Interrupt::install();
         let rehearsal = match args.sandbox {
             true => {
@@ -226,7 +231,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path) -> Result<Exit, Fatal> {
     }
     guard_results(&target, args.output.overwrite, false)?;
     let quiet = args.output.quiet;
-    runtime(false)?.block_on(async {
+    runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
         let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;

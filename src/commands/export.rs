@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::list::{Listed, list_users};
-use super::{connect, runtime};
+use super::{Threads, connect, runtime};
 use crate::cli::ExportArgs;
 use crate::engine::Ended;
 use crate::error::Fatal;
@@ -66,7 +66,7 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
     }
     let run = RunSettings::from_args(&args.run)?;
     let quiet = args.quiet;
-    runtime(false)?.block_on(async {
+    runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
         let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;

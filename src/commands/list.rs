@@ -165,8 +165,12 @@ async fn fetch(
         throttled: 0,
         ended: Ended::Finished,
     };
-    let mut done = 0;
-    let collected = tokio::task::block_in_place(|| {
+    // The reports are read on a thread of their own: the run's runtime has
+    // one thread, and the engine needs it. The progress display goes along.
+    let mut shown = std::mem::replace(progress, Progress::counting(ProgressMode::Quiet, 0, ""));
+    let collecting = tokio::task::spawn_blocking(move || {
+        let mut done = 0;
+        let progress = &mut shown;
         for report in report_rx {
             match report {
                 Report::Note(text) => progress.note(&text),
@@ -190,9 +194,12 @@ async fn fetch(
                 }
             }
         }
-        fetched
+        (fetched, shown)
     });
-    let mut fetched = collected;
+    let (mut fetched, shown) = collecting
+        .await
+        .expect("collecting the pages does not panic");
+    *progress = shown;
     fetched.ended = engine.await.expect("the engine does not panic");
     Ok(fetched)
 }

@@ -43,16 +43,24 @@ pub fn run(cli: Cli) -> Result<Exit, Fatal> {
     }
 }
 
-/// The runtime of a run. A dry run sends nothing: one thread drives its
-/// engine (the check and the results have threads of their own); a run
-/// that sends spreads its requests over a worker per core.
-fn runtime(dry_run: bool) -> Result<tokio::runtime::Runtime, Fatal> {
-    let mut builder = if dry_run {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
+/// The runtime of a run: one thread drives the engine and every request
+/// (the check and the results file have threads of their own), which sends
+/// as fast on loopback as a worker per core for about a quarter less CPU
+/// per row (issue 12; README, Performance). A rehearsal's in-process
+/// sandbox, and the sandbox itself, get a worker per core: the server must
+/// not wait on the client's thread.
+fn runtime(threads: Threads) -> Result<tokio::runtime::Runtime, Fatal> {
+    let mut builder = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread(),
+        Threads::PerCore => tokio::runtime::Builder::new_multi_thread(),
     };
     builder.enable_all().build().map_err(Fatal::Runtime)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Threads {
+    One,
+    PerCore,
 }
 
 /// The client of a run that talks to the API, and the proxy it goes

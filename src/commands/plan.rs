@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{
-    Ending, connect, finish, first_pass, guard_results, live_snapshot, note_input_changed, runtime,
+    Ending, Threads, connect, finish, first_pass, guard_results, live_snapshot, note_input_changed,
+    runtime,
 };
 use crate::cli::PlanArgs;
 use crate::engine::operations::PlanRows;
@@ -31,7 +32,7 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
     // changes only with --overwrite, even under the plan's default name.
     guard_results(&target, args.output.overwrite, false)?;
     let quiet = args.output.quiet;
-    runtime(false)?.block_on(async {
+    runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
         let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;

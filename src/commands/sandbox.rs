@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::net::SocketAddr;
 
-use super::runtime;
+use super::{Threads, runtime};
 use crate::cli::SandboxArgs;
 use crate::error::Fatal;
 use crate::exit::Exit;
@@ -22,7 +22,7 @@ pub fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
     let (users, seed) = (config.users, config.seed);
     // The authority's certificate, for clients to trust; removed at the end.
     let mut ca_file = None;
-    let served = runtime(false)?.block_on(sandbox::serve_until_signal(
+    let served = runtime(Threads::PerCore)?.block_on(sandbox::serve_until_signal(
         config,
         listen,
         args.tls,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{Ending, finish, first_pass, guard_results, note_input_changed, runtime};
+use super::{Ending, Threads, finish, first_pass, guard_results, note_input_changed, runtime};
 use crate::cli::{InputArgs, OutputArgs};
 use crate::engine::Never;
 use crate::error::Fatal;
@@ -28,7 +28,7 @@ pub fn run(
     }
     guard_results(&target, output.overwrite, false)?;
     let quiet = output.quiet;
-    runtime(true)?.block_on(async {
+    runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
         let first = first_pass(&settings, false, quiet, &interrupt, None).await?;
         let (input, preflight) = (first.input, first.preflight);

@@ -12,11 +12,12 @@ pub mod operations;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -352,13 +353,14 @@ where
                     _ => unreachable!("the candidate is a row to send"),
                 }
             };
-            // Each attempt is a task of its own, so the runtime's workers drive
-            // the requests and the dispatcher only admits and decides.
-            // The job stays with the dispatcher: a panic in the request's task
-            // fails its row instead of losing it.
-            let task = tokio::spawn(transport.send(operation.call(&job)));
+            // The requests are polled here, with the dispatcher, on the
+            // run's one thread: a task each cost CPU (issue 12) and bought
+            // nothing with one thread to run them. The job stays with the
+            // dispatcher: a panic while its request is sent fails its row
+            // instead of losing it.
+            let request = AssertUnwindSafe(transport.send(operation.call(&job))).catch_unwind();
             sent += 1;
-            in_flight.push(async move { (job, task.await) });
+            in_flight.push(async move { (job, request.await) });
         }
         if let Some(Reverse(first)) = retries.peek()
             && first.due > now
@@ -420,12 +422,10 @@ where
                     }
                 }
                 let report = match answer {
-                    Err(error) => {
-                        let error = format!(
-                            "this tool failed while sending the request ({}); the change may \
-                             or may not have been made",
-                            if error.is_panic() { "a panic" } else { "cancelled" }
-                        );
+                    Err(_panic) => {
+                        let error = "this tool failed while sending the request (a panic); the \
+                                     change may or may not have been made"
+                            .to_string();
                         Some(failed(job, None, error))
                     }
                     Ok(Answer::Success { status, reply }) => {
