@@ -32,6 +32,17 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
     Sandbox(SandboxArgs),
+    /// Print the completion script for SHELL to standard output (see the README for where it goes).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) to standard output: `gcore-iam-bulk man > gcore-iam-bulk.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,8 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write to standard output")]
+    Stdout(#[source] io::Error),
     #[error("cannot write the results file {path}")]
     Output {
         path: PathBuf,

@@ -3,6 +3,7 @@
 //! run ended.
 
 mod apply;
+mod docs;
 mod export;
 mod list;
 mod plan;
@@ -40,6 +41,8 @@ pub fn run(cli: Cli) -> Result<Exit, Fatal> {
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Sandbox(args) => sandbox::run(&args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man => docs::man(),
     }
 }
 

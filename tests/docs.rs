@@ -1,0 +1,163 @@
+//! `completions SHELL` and `man`, run as a user would: every subcommand and
+//! every long flag of each is in every shell's script and in the page.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use clap::CommandFactory;
+use gcore_iam_bulk::cli::Cli;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"))
+        .args(args)
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).expect("UTF-8"),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// `(subcommand, its long flags)` for every subcommand but clap's `help`.
+fn surface() -> Vec<(String, Vec<String>)> {
+    let mut cli = Cli::command();
+    cli.build();
+    cli.get_subcommands()
+        .filter(|sub| sub.get_name() != "help")
+        .map(|sub| {
+            let flags = sub
+                .get_arguments()
+                .filter_map(|arg| arg.get_long().map(str::to_string))
+                .collect();
+            (sub.get_name().to_string(), flags)
+        })
+        .collect()
+}
+
+#[test]
+fn every_shell_completes_every_subcommand_and_flag() {
+    let surface = surface();
+    assert!(surface.len() >= 7, "{surface:?}");
+    assert!(
+        surface
+            .iter()
+            .any(|(name, flags)| name == "apply" && flags.iter().any(|f| f == "max-rate"))
+    );
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let (code, script, stderr) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{shell}: {stderr}");
+        for (name, flags) in &surface {
+            assert!(script.contains(name.as_str()), "{shell}: no {name}");
+            for flag in flags {
+                // fish spells a long flag `-l rate`; the others `--rate`.
+                let spelled = match shell {
+                    "fish" => format!("-l {flag}"),
+                    _ => format!("--{flag}"),
+                };
+                assert!(script.contains(&spelled), "{shell}: no {spelled} ({name})");
+            }
+        }
+    }
+    let (code, _, stderr) = run(&["completions", "tcsh"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("possible values: bash"), "{stderr}");
+}
+
+#[test]
+fn the_man_page_has_a_section_for_every_subcommand_with_its_flags() {
+    let (code, page, stderr) = run(&["man"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH gcore-iam-bulk 1"),
+        "{page}"
+    );
+    assert!(page.contains(".SH \"EXIT STATUS\""));
+    for (name, flags) in surface() {
+        let heading = format!(".SH \"GCORE-IAM-BULK {}\"", name.to_uppercase());
+        let start = page
+            .find(&heading)
+            .unwrap_or_else(|| panic!("no section {heading}"));
+        let section = &page[start + heading.len()..];
+        let section = &section[..section.find(".SH ").unwrap_or(section.len())];
+        for flag in flags {
+            // roff writes each `-` as `\-`.
+            let spelled = format!("\\-\\-{}", flag.replace('-', "\\-"));
+            assert!(section.contains(&spelled), "{name}: no {spelled}");
+        }
+    }
+    // The page as `man` shows it.
+    if Command::new("man").arg("--version").output().is_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gcore-iam-bulk.1");
+        std::fs::write(&file, &page).unwrap();
+        let shown = Command::new("man")
+            .arg("-l")
+            .arg(&file)
+            .env("MANWIDTH", "100")
+            .env("MANPAGER", "cat")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(text.contains("--skip-unchanged"), "{text}");
+        assert!(text.contains("EXIT STATUS"), "{text}");
+    }
+}
+
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"))
+        .arg("man")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read nothing and close the pipe, as `| head -0` would.
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn bash_completes_subcommands_and_their_flags_for_real() {
+    let (code, script, _) = run(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gcore-iam-bulk.bash");
+    std::fs::write(&file, script).unwrap();
+    // What bash asks the completion function when TAB is pressed after LINE.
+    let complete = |line: &str| {
+        let program = r#"source "$1"; complete -p gcore-iam-bulk >/dev/null || exit 9
+            read -ra W <<< "$2"; [[ "$2" == *" " ]] && W+=("")
+            COMP_WORDS=("${W[@]}"); COMP_CWORD=$((${#W[@]} - 1))
+            func=$(complete -p gcore-iam-bulk | sed -E 's/.*-F ([^ ]+).*/\1/')
+            "$func" gcore-iam-bulk "${W[-1]}" "${W[-2]}"; echo "${COMPREPLY[*]}""#;
+        let output = Command::new("bash")
+            .args(["-c", program, "bash"])
+            .arg(&file)
+            .arg(line)
+            .output()
+            .expect("bash runs");
+        assert!(output.status.success(), "{line}: {output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    assert_eq!(complete("gcore-iam-bulk ap"), "apply");
+    assert_eq!(
+        complete("gcore-iam-bulk apply --max-r"),
+        "--max-rate --max-retries"
+    );
+    assert_eq!(complete("gcore-iam-bulk export --page-s"), "--page-size");
+    let shells = complete("gcore-iam-bulk completions ");
+    assert!(
+        shells.contains("bash") && shells.contains("powershell"),
+        "{shells}"
+    );
+}
