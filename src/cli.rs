@@ -51,6 +51,9 @@ pub struct ValidateArgs {
     pub input: InputArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Also write the summary as JSON to this file, for monitoring.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

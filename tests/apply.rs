@@ -298,6 +298,9 @@ async fn each_row_is_one_exact_patch_and_the_results_show_the_answer() {
     assert_eq!(summary["counts"]["updated"], 3);
     assert_eq!(summary["counts"]["skipped"], 1);
     assert_eq!(summary["exit_code"], 0);
+    assert_eq!(summary["command"], "apply");
+    assert_eq!(summary["dry_run"], false);
+    assert!(summary["input"].as_str().unwrap().ends_with("batch.csv"));
     assert!(run.stderr().contains("3 updated"), "{}", run.stderr());
 }
 

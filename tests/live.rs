@@ -351,6 +351,11 @@ async fn export_lists_every_user_and_a_plan_of_it_changes_nothing() {
             .unwrap();
     assert_eq!(summary["users"], 2500);
     assert_eq!(summary["pages"], 9);
+    assert_eq!(summary["command"], "export");
+    assert_eq!(summary["dry_run"], false);
+    assert_eq!(summary["input"], serde_json::Value::Null);
+    assert_eq!(summary["version"], env!("CARGO_PKG_VERSION"));
+    assert!(summary["started_at"].as_str().unwrap().ends_with('Z'));
 
     // Every user, once, in the order of the list, with every field.
     let exported = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();

@@ -571,3 +571,57 @@ fn numbers_a_spreadsheet_wrote_in_scientific_notation_are_refused() {
     assert!(phone.contains("a leading + or 0"), "{phone}");
     assert_eq!(run.row(4)["status"], "would_update");
 }
+
+/// `validate --summary-json` and `apply --dry-run --summary-json` say which
+/// run they describe: version, command, dry run, input, start and end.
+#[test]
+fn the_summary_json_names_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n2,xx\n").unwrap();
+    let before = std::time::SystemTime::now();
+    let mut seen = Vec::new();
+    for (args, command) in [
+        (
+            &["validate", "in.csv", "--summary-json", "s.json"][..],
+            "validate",
+        ),
+        (
+            &["apply", "in.csv", "--dry-run", "--summary-json", "s.json"][..],
+            "apply",
+        ),
+    ] {
+        let run = run_in(dir.path(), args, None);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        let text = std::fs::read_to_string(dir.path().join("s.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(json["command"], command);
+        assert_eq!(json["dry_run"], true);
+        assert_eq!(json["input"], "in.csv");
+        assert_eq!(json["rows"], 2);
+        assert_eq!(json["exit_code"], 1);
+        for field in ["started_at", "finished_at"] {
+            let at = json[field].as_str().unwrap();
+            let parsed = humantime::parse_rfc3339(at).unwrap_or_else(|e| panic!("{at}: {e}"));
+            // RFC 3339, UTC, to the second: within this test's run.
+            assert!(at.ends_with('Z') && at.len() == 20, "{at}");
+            let slack = std::time::Duration::from_secs(1);
+            assert!(parsed + slack >= before, "{at}");
+            assert!(parsed <= std::time::SystemTime::now(), "{at}");
+        }
+        assert!(json["started_at"].as_str() <= json["finished_at"].as_str());
+        seen.push(json["command"].clone());
+    }
+    assert_eq!(seen, ["validate", "apply"]);
+    // Standard input is named as given.
+    let run = run_in(
+        dir.path(),
+        &["validate", "-", "--summary-json", "in.json"],
+        Some(b"user_id,lang\n1,de\n"),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("in.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["input"], "-");
+}

@@ -3,8 +3,8 @@
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
 use super::{
-    Ending, Threads, connect, finish, first_pass, guard_results, live_snapshot, note_input_changed,
-    runtime, sandbox,
+    Ending, Threads, connect, finish, first_pass, guard_results, input_name, live_snapshot,
+    note_input_changed, runtime, sandbox,
 };
 use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
@@ -37,7 +37,12 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         }
     }
     if args.dry_run {
-        return super::validate::run(&args.input, &args.output, args.run.summary_json.as_deref());
+        return super::validate::run(
+            &args.input,
+            &args.output,
+            args.run.summary_json.as_deref(),
+            "apply",
+        );
     }
     if let Some(plan) = args.plan.clone() {
         return run_planned(&args, &plan);
@@ -182,6 +187,9 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
         }
         note_input_changed(&input);
         let ending = Ending {
+            command: "apply",
+            dry_run: false,
+            input: Some(input_name(&settings.source)),
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
             proxy: proxy.as_deref(),
@@ -261,6 +269,9 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path) -> Result<Exit, Fatal> {
         )
         .await;
         let ending = Ending {
+            command: "apply",
+            dry_run: false,
+            input: Some(plan_path.display().to_string()),
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
             proxy: proxy.as_deref(),

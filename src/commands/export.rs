@@ -20,7 +20,7 @@ use crate::model::api::User;
 use crate::policy::StopReason;
 use crate::settings::{ApiSettings, RunSettings};
 use crate::signals::Interrupt;
-use crate::sink::{ProgressMode, write_summary_json};
+use crate::sink::{ProgressMode, RunInfo, write_summary_json};
 use crate::table::input_format::{InputWriter, user_sayable};
 use crate::table::sheet::named_like_workbook;
 use crate::table::xlsx::{self, is_xlsx_path};
@@ -140,7 +140,7 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
         let _ = std::io::stderr().write_all(text.as_bytes());
         if let Some(path) = &run.summary_json {
             let summary = ExportSummary {
-                command: "export",
+                run: RunInfo::new("export", false, None, super::started()),
                 users: written,
                 pages: tally.pages,
                 retries: tally.retries,
@@ -212,7 +212,8 @@ fn write(
 
 #[derive(Serialize)]
 struct ExportSummary<'a> {
-    command: &'static str,
+    #[serde(flatten)]
+    run: RunInfo,
     /// Users written; `null` when nothing was written.
     users: Option<u64>,
     pages: u64,

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::check::{EmailIndex, Preflight};
 use crate::cli::{Cli, Command};
@@ -25,18 +26,24 @@ use crate::model::api::User;
 use crate::pipeline::Finished;
 use crate::policy::SendPolicy;
 use crate::policy::StopReason;
-use crate::settings::{ApiSettings, InputSettings, OutputTarget};
+use crate::settings::{ApiSettings, InputSettings, InputSource, OutputTarget};
 use crate::signals::Interrupt;
 use crate::sink;
-use crate::sink::ProgressMode;
+use crate::sink::{ProgressMode, RunInfo};
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
 use crate::table::results::Status;
 
 /// Runs one command; `Err` is a fatal error (the run could not start).
 pub fn run(cli: Cli) -> Result<Exit, Fatal> {
+    started();
     match cli.command {
-        Command::Validate(args) => validate::run(&args.input, &args.output, None),
+        Command::Validate(args) => validate::run(
+            &args.input,
+            &args.output,
+            args.summary_json.as_deref(),
+            "validate",
+        ),
         Command::Export(args) => export::run(args),
         Command::Plan(args) => plan::run(args),
         Command::Apply(args) => apply::run(args),
@@ -300,9 +307,29 @@ fn note_input_changed(input: &Input) {
     }
 }
 
+/// When this process started its command, for `started_at`.
+static STARTED: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+
+fn started() -> SystemTime {
+    *STARTED.get_or_init(SystemTime::now)
+}
+
+/// The input as a summary names it: `-` for standard input.
+fn input_name(source: &InputSource) -> String {
+    match source {
+        InputSource::Stdin => "-".to_string(),
+        InputSource::File(path) => path.display().to_string(),
+    }
+}
+
 /// What decides how a run ends, besides its rows.
 #[derive(Default)]
 struct Ending<'a> {
+    /// `validate`, `apply` or `plan`, for the summary JSON.
+    command: &'static str,
+    dry_run: bool,
+    /// The input as given.
+    input: Option<String>,
     /// The signal that came, if any.
     signal: Option<Signal>,
     summary_json: Option<&'a Path>,
@@ -321,6 +348,9 @@ fn finish(finished: &Finished, ending: &Ending) -> Result<Exit, Fatal> {
         results_path,
     } = finished;
     let Ending {
+        command,
+        dry_run,
+        ref input,
         signal,
         summary_json,
         proxy,
@@ -333,7 +363,8 @@ fn finish(finished: &Finished, ending: &Ending) -> Result<Exit, Fatal> {
     }
     let _ = std::io::stderr().write_all(summary.render(results_path, proxy).as_bytes());
     if let Some(path) = summary_json {
-        summary.write_json(path, results_path, exit, proxy)?;
+        let run = RunInfo::new(command, dry_run, input.clone(), started());
+        summary.write_json(path, &run, results_path, exit, proxy)?;
     }
     Ok(exit)
 }

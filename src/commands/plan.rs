@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{
-    Ending, Threads, connect, finish, first_pass, guard_results, live_snapshot, note_input_changed,
-    runtime,
+    Ending, Threads, connect, finish, first_pass, guard_results, input_name, live_snapshot,
+    note_input_changed, runtime,
 };
 use crate::cli::PlanArgs;
 use crate::engine::operations::PlanRows;
@@ -86,6 +86,9 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
         .await;
         note_input_changed(&input);
         let ending = Ending {
+            command: "plan",
+            dry_run: false,
+            input: Some(input_name(&settings.source)),
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
             proxy: proxy.as_deref(),

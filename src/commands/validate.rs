@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use super::{Ending, Threads, finish, first_pass, guard_results, note_input_changed, runtime};
+use super::{
+    Ending, Threads, finish, first_pass, guard_results, input_name, note_input_changed, runtime,
+};
 use crate::cli::{InputArgs, OutputArgs};
 use crate::engine::Never;
 use crate::error::Fatal;
@@ -15,11 +17,13 @@ use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use std::sync::Arc;
 
-/// `summary_json`: also write the summary there (`apply --dry-run --summary-json`).
+/// `summary_json`: also write the summary there; `command`: what the
+/// user ran (`validate`, or `apply` for `apply --dry-run`).
 pub fn run(
     input: &InputArgs,
     output: &OutputArgs,
     summary_json: Option<&Path>,
+    command: &'static str,
 ) -> Result<Exit, Fatal> {
     let settings = InputSettings::from_args(input)?;
     let target = OutputTarget::from_args(output, &settings.source, RESULTS_SUFFIX)?;
@@ -58,6 +62,9 @@ pub fn run(
         .await?;
         note_input_changed(&input);
         let ending = Ending {
+            command,
+            dry_run: true,
+            input: Some(input_name(&settings.source)),
             signal: interrupt.signal(),
             summary_json,
             ..Ending::default()

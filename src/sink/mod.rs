@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::sync::watch;
@@ -311,6 +311,7 @@ impl Summary {
     /// the exit code the run ends with.
     pub fn to_json<'a>(
         &'a self,
+        run: &'a RunInfo,
         results: &'a str,
         exit: Exit,
         proxy: Option<&'a str>,
@@ -338,6 +339,8 @@ impl Summary {
         }
         #[derive(Serialize)]
         struct Json<'a> {
+            #[serde(flatten)]
+            run: &'a RunInfo,
             rows: u64,
             counts: Counts<'a>,
             retries: u64,
@@ -358,6 +361,7 @@ impl Summary {
             rate_drops: u64,
         }
         Json {
+            run,
             rows: self.total(),
             counts: Counts(self),
             retries: self.retries,
@@ -392,11 +396,49 @@ impl Summary {
     pub fn write_json(
         &self,
         path: &Path,
+        run: &RunInfo,
         results: &str,
         exit: Exit,
         proxy: Option<&str>,
     ) -> Result<(), Fatal> {
-        write_summary_json(path, &self.to_json(results, exit, proxy))
+        write_summary_json(path, &self.to_json(run, results, exit, proxy))
+    }
+}
+
+/// What run a `--summary-json` describes: the first fields of every
+/// command's JSON, so that monitoring can tell runs apart.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// This tool's version.
+    pub version: &'static str,
+    /// `validate`, `apply`, `plan` or `export`.
+    pub command: &'static str,
+    /// Nothing was sent (`validate`, `apply --dry-run`).
+    pub dry_run: bool,
+    /// The input as given (`-` for standard input); `null` for `export`.
+    pub input: Option<String>,
+    /// When the command started and when the summary was written, RFC 3339
+    /// in UTC to the second.
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+impl RunInfo {
+    /// A run of `command` that started at `started`, finished now.
+    pub fn new(
+        command: &'static str,
+        dry_run: bool,
+        input: Option<String>,
+        started: SystemTime,
+    ) -> RunInfo {
+        RunInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            command,
+            dry_run,
+            input,
+            started_at: humantime::format_rfc3339_seconds(started).to_string(),
+            finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        }
     }
 }
 
