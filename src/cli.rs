@@ -68,6 +68,9 @@ pub struct ExportArgs {
     /// Print only errors and the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// No progress bar and no progress lines; notes and the summary are still printed.
+    #[arg(long)]
+    pub no_progress: bool,
     /// The cell text written for a null name or phone (as the input reads it).
     #[arg(long, value_name = "TEXT", default_value = "#null")]
     pub null_token: String,
@@ -245,6 +248,9 @@ pub struct OutputArgs {
     /// Print only errors and the summary.
     #[arg(short, long)]
     pub quiet: bool,
+    /// No progress bar and no progress lines; notes and the summary are still printed.
+    #[arg(long)]
+    pub no_progress: bool,
     /// Replace a results file that records a run that sent requests, or a file that is not a
     /// results file of this tool. A dry run's results file is replaced without it.
     #[arg(long)]

@@ -786,3 +786,71 @@ async fn rate_auto_finds_the_servers_limit() {
     assert_eq!(capped.summary["throttled"], 0, "{}", capped.summary);
     assert_eq!(capped.summary["rate_ended_at"], 20.0, "{}", capped.summary);
 }
+
+/// Under cron (stderr not a terminal) a run longer than 5 s prints a
+/// progress line; with `--no-progress` it prints none, and still its notes
+/// and summary.
+#[tokio::test]
+async fn no_progress_keeps_the_summary_and_drops_the_progress_lines() {
+    let input = lang_rows(70);
+    let with = apply(
+        None,
+        &input,
+        &["--sandbox", "--rate", "12", "-o", "out.csv"],
+    )
+    .await;
+    assert_eq!(with.code, 0, "{}", with.stderr);
+    assert!(with.stderr.contains("progress: "), "{}", with.stderr);
+    let without = apply(
+        None,
+        &input,
+        &[
+            "--sandbox",
+            "--rate",
+            "12",
+            "-o",
+            "out.csv",
+            "--no-progress",
+        ],
+    )
+    .await;
+    assert_eq!(without.code, 0, "{}", without.stderr);
+    assert!(!without.stderr.contains("progress: "), "{}", without.stderr);
+    assert!(
+        without.stderr.contains("70 rows: 70 updated"),
+        "{}",
+        without.stderr
+    );
+    assert_eq!(without.summary["counts"]["updated"], 70);
+}
+
+/// On a terminal the bar is coloured, except with `NO_COLOR`
+/// (<https://no-color.org>); a dumb terminal (`TERM=dumb`) cannot redraw,
+/// so it gets no bar at all.
+#[test]
+fn no_color_and_a_dumb_terminal_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(40)).unwrap();
+    let on_pty = |env: &[(&str, &str)]| {
+        let command = format!("{BIN} apply in.csv --sandbox --rate 20 -o out.csv --overwrite");
+        let out = Command::new("script")
+            .current_dir(dir.path())
+            .args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .envs(env.iter().copied())
+            .output()
+            .expect("util-linux's script runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    const CYAN: &str = "\x1b[36m";
+    let coloured = on_pty(&[]);
+    assert!(coloured.contains(CYAN), "no coloured bar:\n{coloured}");
+    let plain = on_pty(&[("NO_COLOR", "1")]);
+    assert!(!plain.contains(CYAN), "a coloured bar:\n{plain}");
+    assert!(plain.contains('\x1b'), "no bar at all:\n{plain}");
+    let dumb = on_pty(&[("TERM", "dumb")]);
+    assert!(!dumb.contains('\x1b'), "a bar on a dumb terminal:\n{dumb}");
+    assert!(dumb.contains("40 rows: 40 updated"), "{dumb}");
+}

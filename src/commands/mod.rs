@@ -37,6 +37,13 @@ use crate::table::results::Status;
 /// Runs one command; `Err` is a fatal error (the run could not start).
 pub fn run(cli: Cli) -> Result<Exit, Fatal> {
     started();
+    sink::set_no_progress(match &cli.command {
+        Command::Validate(args) => args.output.no_progress,
+        Command::Plan(args) => args.output.no_progress,
+        Command::Apply(args) => args.output.no_progress,
+        Command::Export(args) => args.no_progress,
+        Command::Sandbox(_) | Command::Completions(_) | Command::Man => false,
+    });
     match cli.command {
         Command::Validate(args) => validate::run(
             &args.input,

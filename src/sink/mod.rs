@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use tokio::sync::watch;
 
-pub use progress::{Progress, ProgressMode};
+pub use progress::{Progress, ProgressMode, set_no_progress};
 
 use crate::error::Fatal;
 use crate::exit::Exit;

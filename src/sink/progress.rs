@@ -3,6 +3,7 @@
 //! Notes go through here too, so they never tear the bar.
 
 use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -19,22 +20,62 @@ pub enum ProgressMode {
     Quiet,
 }
 
+/// `--no-progress`, for the whole process: set once from the command line.
+static NO_PROGRESS: AtomicBool = AtomicBool::new(false);
+
+/// `--no-progress`: no bar and no progress lines (notes and the summary stay).
+pub fn set_no_progress(no_progress: bool) {
+    NO_PROGRESS.store(no_progress, Ordering::Relaxed);
+}
+
 impl ProgressMode {
     /// Notes only for a dry run, else a bar when stderr is a terminal,
     /// lines when it is not. `results_on_terminal`: the results go to a
     /// terminal too (`-o -`), where a bar redrawn on the same screen would
     /// erase result lines: plain lines then.
     pub fn detect(quiet: bool, dry_run: bool, results_on_terminal: bool) -> ProgressMode {
-        if quiet {
+        ProgressMode::choose(&Display {
+            quiet,
+            no_progress: NO_PROGRESS.load(Ordering::Relaxed),
+            dry_run,
+            results_on_terminal,
+            stderr_terminal: std::io::stderr().is_terminal(),
+            term: std::env::var("TERM").ok().as_deref(),
+        })
+    }
+
+    /// The choice itself, from what [`ProgressMode::detect`] reads.
+    fn choose(display: &Display) -> ProgressMode {
+        // A dumb terminal (Emacs' shell, some CI consoles) cannot redraw a
+        // line: plain lines there.
+        let dumb = display.term == Some("dumb");
+        if display.quiet {
             ProgressMode::Quiet
-        } else if dry_run {
+        } else if display.dry_run || display.no_progress {
             ProgressMode::Notes
-        } else if std::io::stderr().is_terminal() && !results_on_terminal {
+        } else if display.stderr_terminal && !display.results_on_terminal && !dumb {
             ProgressMode::Bar
         } else {
             ProgressMode::Lines
         }
     }
+}
+
+/// What the progress display depends on.
+#[derive(Clone, Copy)]
+struct Display<'a> {
+    quiet: bool,
+    no_progress: bool,
+    dry_run: bool,
+    results_on_terminal: bool,
+    stderr_terminal: bool,
+    term: Option<&'a str>,
+}
+
+/// `NO_COLOR` set to anything but the empty string: no colour
+/// (<https://no-color.org>).
+fn colour() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 pub struct Progress {
@@ -65,9 +106,13 @@ impl Progress {
     pub fn counting(mode: ProgressMode, total: u64, unit: &'static str) -> Progress {
         let bar = (mode == ProgressMode::Bar).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let template = format!(
-                "{{bar:30.cyan/blue}} {{pos}}/{{len}} {unit}  {{rate}}  eta {{left}}  {{msg}}"
-            );
+            let bar_style = if colour() {
+                "bar:30.cyan/blue"
+            } else {
+                "bar:30"
+            };
+            let template =
+                format!("{{{bar_style}}} {{pos}}/{{len}} {unit}  {{rate}}  eta {{left}}  {{msg}}");
             // No rate and no time left until a second of rows has gone by:
             // the first rows' rate is a spike, and no rows means no end in
             // sight. After it, indicatif's estimate, a moving average.
@@ -213,6 +258,35 @@ fn human(seconds: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_display_follows_the_flags_and_the_terminal() {
+        let base = Display {
+            quiet: false,
+            no_progress: false,
+            dry_run: false,
+            results_on_terminal: false,
+            stderr_terminal: true,
+            term: Some("xterm-256color"),
+        };
+        let mode = |change: &dyn Fn(&mut Display)| {
+            let mut display = base;
+            change(&mut display);
+            ProgressMode::choose(&display)
+        };
+        assert_eq!(mode(&|_| {}), ProgressMode::Bar);
+        assert_eq!(mode(&|d| d.stderr_terminal = false), ProgressMode::Lines);
+        assert_eq!(mode(&|d| d.term = Some("dumb")), ProgressMode::Lines);
+        assert_eq!(mode(&|d| d.term = None), ProgressMode::Bar);
+        assert_eq!(mode(&|d| d.results_on_terminal = true), ProgressMode::Lines);
+        assert_eq!(mode(&|d| d.no_progress = true), ProgressMode::Notes);
+        assert_eq!(mode(&|d| d.dry_run = true), ProgressMode::Notes);
+        let quiet = |d: &mut Display| {
+            d.quiet = true;
+            d.no_progress = true;
+        };
+        assert_eq!(mode(&quiet), ProgressMode::Quiet);
+    }
     use super::*;
 
     #[test]
