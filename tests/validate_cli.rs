@@ -625,3 +625,44 @@ fn the_summary_json_names_the_run() {
             .unwrap();
     assert_eq!(json["input"], "-");
 }
+
+/// Setup problems come most fundamental first: with no key, the key is
+/// what the user hears about, not the results file in the way (which
+/// would be the next run's error).
+#[test]
+fn the_missing_key_is_reported_before_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    std::fs::write(dir.path().join("in.results.csv"), "not ours\n").unwrap();
+    std::fs::write(dir.path().join("in.plan.csv"), "not ours\n").unwrap();
+    std::fs::write(dir.path().join("users.csv"), "an edited export\n").unwrap();
+    for args in [
+        &["apply", "in.csv"][..],
+        &["plan", "in.csv"][..],
+        &["export"][..],
+        &["apply", "--plan", "in.plan.csv"][..],
+    ] {
+        let run = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("GCORE_API_KEY")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.starts_with("error: no API key"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // With the key, the file is the problem.
+    let run = Command::new(BIN)
+        .args(["apply", "in.csv"])
+        .current_dir(dir.path())
+        .env("GCORE_API_KEY", "a-key-for-the-test")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("in.results.csv already exists"), "{stderr}");
+}

@@ -44,8 +44,17 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
             "apply",
         );
     }
+    // The key and the base URL first: without them nothing else matters,
+    // and a user who fixes one problem should not meet a more basic one next.
+    let api = match args.sandbox {
+        true => None,
+        false => Some(ApiSettings::from_args(&args.api, |name| {
+            std::env::var(name).ok()
+        })?),
+    };
     if let Some(plan) = args.plan.clone() {
-        return run_planned(&args, &plan);
+        let api = api.expect("apply --plan is not a rehearsal");
+        return run_planned(&args, &plan, api);
     }
     let settings = InputSettings::from_args(&args.input)?;
     let suffix = match args.sandbox {
@@ -102,7 +111,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
                 running.api_key(),
                 running.ca_pem(),
             )?,
-            None => ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?,
+            None => api.expect("a run that is not a rehearsal has its API settings"),
         };
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
         let account = Some((&client, &run.send));
@@ -205,7 +214,7 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
 
 /// `apply --plan PLAN`: the changes a reviewed plan showed, for the users
 /// still as it read them.
-fn run_planned(args: &ApplyArgs, plan_path: &Path) -> Result<Exit, Fatal> {
+fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<Exit, Fatal> {
     let mut plan = Plan::open(plan_path)?;
     if plan.invalid > 0 && !args.skip_invalid {
         eprintln!(
@@ -241,7 +250,6 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path) -> Result<Exit, Fatal> {
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
-        let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
         if !quiet {
             eprintln!(

@@ -29,6 +29,8 @@ use crate::table::xlsx::{self, is_xlsx_path};
 const MAX_PAGE_SIZE: u64 = 10_000;
 
 pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
+    // The key and the base URL first (see `apply`).
+    let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
     let to_stdout = args.output.as_os_str() == "-";
     if !to_stdout && args.output.exists() && !args.overwrite {
         return Err(Fatal::Usage(format!(
@@ -68,7 +70,6 @@ pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
     let quiet = args.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
-        let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
         let started = Instant::now();
         let mode = ProgressMode::detect(quiet, false, false);

@@ -22,6 +22,8 @@ use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 
 pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
+    // The key and the base URL first (see `apply`).
+    let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
     let settings = InputSettings::from_args(&args.input)?;
     let target = OutputTarget::from_args(&args.output, &settings.source, PLAN_SUFFIX)?;
     let run = RunSettings::from_args(&args.run)?;
@@ -34,7 +36,6 @@ pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
-        let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
         let account = Some((&client, &run.send));
         let first = first_pass(&settings, false, quiet, &interrupt, account).await?;
