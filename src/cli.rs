@@ -22,17 +22,40 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check every row of INPUT and write the results file; sends nothing.
+    #[command(after_help = "Examples:
+  gcore-iam-bulk validate users.csv                # writes users.results.csv: what would be sent
+  gcore-iam-bulk validate users.xlsx --sheet Changes
+  cat users.csv | gcore-iam-bulk validate - -o -   # from a pipe, results to the terminal")]
     Validate(ValidateArgs),
     /// Write every user of the account to a CSV in the input format: a file to edit and apply.
+    #[command(after_help = "Examples:
+  gcore-iam-bulk export -o users.xlsx              # a workbook to edit, every cell text
+  gcore-iam-bulk export                            # users.csv
+  gcore-iam-bulk export -o - | grep example.com")]
     Export(ExportArgs),
     /// Compare every valid row of INPUT with the user's live state and write what would change;
     /// sends no change (only reads).
+    #[command(after_help = "Examples:
+  gcore-iam-bulk plan users.csv                    # writes users.plan.csv: what would change
+  gcore-iam-bulk plan users.csv --exit-code        # exit 3 when something would change
+  gcore-iam-bulk apply --plan users.plan.csv       # then apply exactly what it showed")]
     Plan(PlanArgs),
     /// Send the changes of INPUT to the API (with --dry-run: the same as validate).
+    #[command(after_help = "Examples:
+  gcore-iam-bulk apply users.csv --sandbox         # rehearse against a local stand-in of the API
+  GCORE_API_KEY=... gcore-iam-bulk apply users.csv --rate auto
+  gcore-iam-bulk apply users.csv --skip-unchanged --undo-file undo.csv
+  gcore-iam-bulk apply users.csv --resume          # go on after Ctrl-C, a crash or kill -9")]
     Apply(ApplyArgs),
     /// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
+    #[command(after_help = "Examples:
+  gcore-iam-bulk sandbox                           # 1000 users on a free loopback port
+  gcore-iam-bulk sandbox --users 5000 --rate 100 --burst 5 --error-rate 0.05")]
     Sandbox(SandboxArgs),
     /// Print the completion script for SHELL to standard output (see the README for where it goes).
+    #[command(after_help = "Examples:
+  gcore-iam-bulk completions bash > ~/.local/share/bash-completion/completions/gcore-iam-bulk
+  gcore-iam-bulk completions zsh > ~/.zfunc/_gcore-iam-bulk")]
     Completions(CompletionsArgs),
     /// Print the manual page (roff) to standard output: `gcore-iam-bulk man > gcore-iam-bulk.1`.
     Man,
@@ -158,6 +181,7 @@ pub struct ApplyArgs {
 /// Where the API is and how to reach it. The key is never a flag value: it
 /// would show in `ps` and in shell history.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "API and network")]
 pub struct ApiArgs {
     /// Read the API key from this file (a trailing newline is ignored). Default: the GCORE_API_KEY environment variable.
     #[arg(long, value_name = "PATH")]
@@ -189,6 +213,7 @@ pub struct ApiArgs {
 
 /// How fast and how stubbornly to send.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Sending")]
 pub struct RunArgs {
     /// Requests in flight at most.
     #[arg(long, value_name = "N", default_value = "8")]
@@ -218,6 +243,7 @@ pub struct RunArgs {
 
 /// How to read the input file.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Input")]
 pub struct InputArgs {
     /// The file of changes: a CSV, or a workbook (.xlsx, .xls, .ods), or - for standard input.
     #[arg(value_name = "INPUT", required = true)]
@@ -241,6 +267,7 @@ pub struct InputArgs {
 
 /// Where the results go and how much is said on the terminal.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Results")]
 pub struct OutputArgs {
     /// The results CSV, or - for standard output. Default: <input stem>.results.csv in the current directory (.plan.csv for plan, .rehearsal.csv with --sandbox).
     #[arg(short, long, value_name = "PATH")]

@@ -161,3 +161,50 @@ fn bash_completes_subcommands_and_their_flags_for_real() {
         "{shells}"
     );
 }
+
+/// Every example in a subcommand's help is a command line the tool accepts.
+#[test]
+fn the_examples_in_the_help_parse() {
+    use clap::Parser;
+    let mut examples = 0;
+    for (name, _) in surface() {
+        let (code, help, _) = run(&[&name, "--help"]);
+        assert_eq!(code, 0);
+        let Some((_, section)) = help.split_once("Examples:\n") else {
+            assert!(name == "man", "{name} has no examples:\n{help}");
+            continue;
+        };
+        for line in section.lines().take_while(|line| line.starts_with("  ")) {
+            let command = line.split(" #").next().unwrap();
+            let start = command.find("gcore-iam-bulk ").expect("names the tool");
+            let command = &command[start..];
+            let command = command
+                .split(" |")
+                .next()
+                .unwrap()
+                .split(" >")
+                .next()
+                .unwrap();
+            let words: Vec<&str> = command.split_whitespace().collect();
+            if let Err(error) = Cli::try_parse_from(&words) {
+                panic!("{name}: the example `{command}` does not parse: {error}");
+            }
+            examples += 1;
+        }
+    }
+    assert!(examples >= 15, "{examples}");
+}
+
+/// The help texts as a user sees them: a change to any is a reviewed change.
+#[test]
+fn help_texts() {
+    for (name, _) in surface() {
+        let (code, short, _) = run(&[&name, "-h"]);
+        assert_eq!(code, 0);
+        let (_, long, _) = run(&[&name, "--help"]);
+        insta::assert_snapshot!(format!("{name}-h"), short);
+        insta::assert_snapshot!(format!("{name}--help"), long);
+    }
+    let (_, top, _) = run(&["--help"]);
+    insta::assert_snapshot!("top--help", top);
+}
