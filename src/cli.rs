@@ -59,6 +59,20 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff) to standard output: `gcore-iam-bulk man > gcore-iam-bulk.1`.
     Man,
+    /// Show the settings a run would use (base URL, key, rate, burst, concurrency) and where
+    /// each comes from: a flag, the environment, the profile, or the default. The key is never shown.
+    #[command(after_help = "Examples:
+  gcore-iam-bulk config                            # what a run with no flags would use
+  gcore-iam-bulk config --profile reseller-b --rate 5")]
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -183,7 +197,11 @@ pub struct ApplyArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "API and network")]
 pub struct ApiArgs {
-    /// Read the API key from this file (a trailing newline is ignored). Default: the GCORE_API_KEY environment variable.
+    /// Use this profile of the config file (base URL, key file or command, rate, burst,
+    /// concurrency; flags and the environment win over it). Default: GCORE_PROFILE.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Read the API key from this file (a trailing newline is ignored). Default: the GCORE_API_KEY environment variable, else the profile's key.
     #[arg(long, value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
     /// The API's base URL. Default: the GCORE_BASE_URL environment variable, else https://api.gcore.com.
@@ -215,18 +233,18 @@ pub struct ApiArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Sending")]
 pub struct RunArgs {
-    /// Requests in flight at most.
-    #[arg(long, value_name = "N", default_value = "8")]
-    pub concurrency: usize,
-    /// Requests per second for the whole run, retries included: a ceiling the run adapts below after a 429; 0: no limit until a 429; auto: find the account's limit (see --max-rate).
-    #[arg(long, value_name = "R|auto", default_value = "10")]
-    pub rate: String,
+    /// Requests in flight at most (default: the profile's, else 8).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Requests per second for the whole run, retries included: a ceiling the run adapts below after a 429; 0: no limit until a 429; auto: find the account's limit (see --max-rate). Default: the profile's, else 10.
+    #[arg(long, value_name = "R|auto")]
+    pub rate: Option<String>,
     /// With --rate auto: never above this many requests per second.
     #[arg(long, value_name = "R")]
     pub max_rate: Option<f64>,
-    /// Requests that may start back to back after an idle moment (the limiter's burst).
-    #[arg(long, value_name = "B", default_value = "1")]
-    pub burst: u32,
+    /// Requests that may start back to back after an idle moment (the limiter's burst; default: the profile's, else 1).
+    #[arg(long, value_name = "B")]
+    pub burst: Option<u32>,
     /// Retries per row after the first attempt, for 408, 409, 429, 5xx, timeouts and connection errors.
     #[arg(long, value_name = "N", default_value = "5")]
     pub max_retries: u32,

@@ -14,6 +14,7 @@ pub mod http;
 pub mod model;
 pub mod pipeline;
 pub mod policy;
+pub mod profile;
 pub mod sandbox;
 pub mod settings;
 pub mod signals;

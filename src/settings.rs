@@ -19,6 +19,7 @@ use rustls::pki_types::CertificateDer;
 use crate::cli::{ApiArgs, InputArgs, OutputArgs, RunArgs, SandboxArgs};
 use crate::error::Fatal;
 use crate::policy::{MAX_CONCURRENCY, MAX_WINDOW, Rate, RetryPolicy, SendPolicy};
+use crate::profile::{KeyFrom, Profile, run_key_command};
 use crate::sandbox::{Faults, SandboxConfig};
 
 /// Where the rows come from.
@@ -383,6 +384,34 @@ pub struct ApiSettings {
     pub proxy: Option<ProxyRoute>,
 }
 
+/// The key a profile names: from its file, or what its command prints.
+fn profile_key(profile: &Profile) -> Result<ApiKey, Fatal> {
+    let name = &profile.name;
+    match &profile.key {
+        Some(KeyFrom::File(path)) => {
+            let text = read_key_file(path).map_err(|source| Fatal::KeyFile {
+                path: path.clone(),
+                source,
+            })?;
+            ApiKey::new(&text).map_err(|problem| {
+                Fatal::Usage(format!(
+                    "the API key in {} (profile {name}) {problem}",
+                    path.display()
+                ))
+            })
+        }
+        Some(KeyFrom::Command(command)) => {
+            let text = run_key_command(name, command)?;
+            ApiKey::new(&text).map_err(|problem| {
+                Fatal::Usage(format!(
+                    "the API key printed by the api_key_command of profile {name} {problem}"
+                ))
+            })
+        }
+        None => Err(Fatal::MissingKey),
+    }
+}
+
 impl ApiSettings {
     /// `env` reads an environment variable; tests pass a map instead of
     /// changing the process environment.
@@ -390,11 +419,22 @@ impl ApiSettings {
         args: &ApiArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ApiSettings, Fatal> {
+        ApiSettings::with_profile(args, None, env)
+    }
+
+    /// [`ApiSettings::from_args`], with a profile filling what flags and
+    /// environment leave unset (the base URL, the key).
+    pub fn with_profile(
+        args: &ApiArgs,
+        profile: Option<&Profile>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<ApiSettings, Fatal> {
         let timeout = seconds("--timeout", args.timeout)?;
         let base_text = match &args.base_url {
             Some(url) => url.clone(),
             None => env(BASE_URL_ENV)
                 .filter(|url| !url.trim().is_empty())
+                .or_else(|| profile.and_then(|p| p.base_url.clone()))
                 .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
         };
         let base_url = parse_base_url(&base_text)?;
@@ -423,11 +463,12 @@ impl ApiSettings {
                     Fatal::Usage(format!("the API key in {} {problem}", path.display()))
                 })?
             }
-            None => match env(API_KEY_ENV) {
-                Some(text) => ApiKey::new(&text).map_err(|problem| {
+            None => match (env(API_KEY_ENV), profile) {
+                (Some(text), _) => ApiKey::new(&text).map_err(|problem| {
                     Fatal::Usage(format!("the API key in {API_KEY_ENV} {problem}"))
                 })?,
-                None => return Err(Fatal::MissingKey),
+                (None, Some(profile)) => profile_key(profile)?,
+                (None, None) => return Err(Fatal::MissingKey),
             },
         };
         Ok(ApiSettings {
@@ -929,6 +970,10 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Fatal> {
     }
 }
 
+/// `--concurrency` and `--rate` when neither a flag nor a profile sets them.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_RATE: &str = "10";
+
 /// How `apply` sends, and what it does around sending.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
@@ -938,17 +983,17 @@ pub struct RunSettings {
 
 impl RunSettings {
     pub fn from_args(args: &RunArgs) -> Result<RunSettings, Fatal> {
-        let concurrency = NonZeroUsize::new(args.concurrency)
+        let requested = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        let concurrency = NonZeroUsize::new(requested)
             .filter(|n| n.get() <= MAX_CONCURRENCY)
             .ok_or_else(|| {
                 Fatal::Usage(format!(
-                    "--concurrency {} must be between 1 and {MAX_CONCURRENCY}",
-                    args.concurrency
+                    "--concurrency {requested} must be between 1 and {MAX_CONCURRENCY}"
                 ))
             })?;
-        let burst = NonZeroU32::new(args.burst)
+        let burst = NonZeroU32::new(args.burst.unwrap_or(1))
             .ok_or_else(|| Fatal::Usage("--burst must be at least 1".to_string()))?;
-        let rate = match args.rate.trim() {
+        let rate = match args.rate.as_deref().unwrap_or(DEFAULT_RATE).trim() {
             auto if auto.eq_ignore_ascii_case("auto") => Rate::auto(args.max_rate, burst),
             number => {
                 if args.max_rate.is_some() {
@@ -1132,6 +1177,7 @@ mod tests {
 
     fn api_args(base_url: Option<&str>, key_file: Option<PathBuf>) -> ApiArgs {
         ApiArgs {
+            profile: None,
             api_key_file: key_file,
             base_url: base_url.map(str::to_string),
             timeout: 30.0,
@@ -1452,10 +1498,10 @@ mod tests {
 
     fn run_args() -> RunArgs {
         RunArgs {
-            concurrency: 8,
-            rate: "10".into(),
+            concurrency: None,
+            rate: None,
             max_rate: None,
-            burst: 1,
+            burst: None,
             max_retries: 5,
             max_wait: 300.0,
             summary_json: None,
@@ -1469,14 +1515,14 @@ mod tests {
         assert_eq!(config.send.concurrency.get(), 8);
         assert_eq!(config.send.window.get(), 300);
         let unlimited = RunSettings::from_args(&RunArgs {
-            rate: "0".into(),
+            rate: Some("0".into()),
             ..run_args()
         })
         .unwrap();
         assert_eq!(unlimited.send.rate.per_second(), None);
         assert_eq!(unlimited.send.window.get(), MAX_WINDOW);
         let auto = RunSettings::from_args(&RunArgs {
-            rate: "auto".into(),
+            rate: Some("auto".into()),
             max_rate: Some(200.0),
             ..run_args()
         })
@@ -1485,19 +1531,19 @@ mod tests {
         assert_eq!(auto.send.rate.per_second(), Some(200.0));
         for bad in [
             RunArgs {
-                concurrency: 0,
+                concurrency: Some(0),
                 ..run_args()
             },
             RunArgs {
-                rate: "-1".into(),
+                rate: Some("-1".into()),
                 ..run_args()
             },
             RunArgs {
-                rate: "NaN".into(),
+                rate: Some("NaN".into()),
                 ..run_args()
             },
             RunArgs {
-                rate: "fast".into(),
+                rate: Some("fast".into()),
                 ..run_args()
             },
             RunArgs {
@@ -1505,12 +1551,12 @@ mod tests {
                 ..run_args()
             },
             RunArgs {
-                rate: "auto".into(),
+                rate: Some("auto".into()),
                 max_rate: Some(0.0),
                 ..run_args()
             },
             RunArgs {
-                burst: 0,
+                burst: Some(0),
                 ..run_args()
             },
             RunArgs {

@@ -101,7 +101,12 @@ fn the_pure_parts_import_only_what_they_are_allowed() {
         ("cli", &[]),
         ("sandbox", &["model"]),
         // Settings read flags, the environment and files; never the engine.
-        ("settings", &["cli", "error", "model", "policy", "sandbox"]),
+        (
+            "settings",
+            &["cli", "error", "model", "policy", "profile", "sandbox"],
+        ),
+        // Profiles: a config file read, nothing else of the tool.
+        ("profile", &["error"]),
     ];
     for (module, may) in allowed {
         let uses = &graph[*module];

@@ -2,6 +2,7 @@
 //! invalid, unless `--skip-invalid`), then send one PATCH per valid row
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
+use super::with_profile;
 use super::{
     Ending, Threads, connect, finish, first_pass, guard_results, input_name, live_snapshot,
     note_input_changed, runtime, sandbox,
@@ -23,7 +24,7 @@ use crate::table::undo::UndoLog;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
+pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
     // clap's `requires` takes a flag's default for "given", so these are checked here.
     for (given, flag) in [
         (args.tls, "--tls"),
@@ -46,11 +47,14 @@ pub fn run(args: ApplyArgs) -> Result<Exit, Fatal> {
     }
     // The key and the base URL first: without them nothing else matters,
     // and a user who fixes one problem should not meet a more basic one next.
+    let profile = with_profile(&args.api, &mut args.run)?;
     let api = match args.sandbox {
         true => None,
-        false => Some(ApiSettings::from_args(&args.api, |name| {
-            std::env::var(name).ok()
-        })?),
+        false => Some(ApiSettings::with_profile(
+            &args.api,
+            profile.as_ref(),
+            |name| std::env::var(name).ok(),
+        )?),
     };
     if let Some(plan) = args.plan.clone() {
         let api = api.expect("apply --plan is not a rehearsal");

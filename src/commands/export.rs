@@ -11,6 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::list::{Listed, list_users};
+use super::with_profile;
 use super::{Threads, connect, runtime};
 use crate::cli::ExportArgs;
 use crate::engine::Ended;
@@ -28,9 +29,11 @@ use crate::table::xlsx::{self, is_xlsx_path};
 /// The most users one page may ask for.
 const MAX_PAGE_SIZE: u64 = 10_000;
 
-pub fn run(args: ExportArgs) -> Result<Exit, Fatal> {
+pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     // The key and the base URL first (see `apply`).
-    let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
+    let profile = with_profile(&args.api, &mut args.run)?;
+    let api =
+        ApiSettings::with_profile(&args.api, profile.as_ref(), |name| std::env::var(name).ok())?;
     let to_stdout = args.output.as_os_str() == "-";
     if !to_stdout && args.output.exists() && !args.overwrite {
         return Err(Fatal::Usage(format!(

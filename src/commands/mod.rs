@@ -3,6 +3,7 @@
 //! run ended.
 
 mod apply;
+mod config;
 mod docs;
 mod export;
 mod list;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::check::{EmailIndex, Preflight};
-use crate::cli::{Cli, Command};
+use crate::cli::{ApiArgs, Cli, Command, RunArgs};
 use crate::engine::Ended;
 use crate::error::Fatal;
 use crate::exit::{Exit, Signal};
@@ -26,6 +27,7 @@ use crate::model::api::User;
 use crate::pipeline::Finished;
 use crate::policy::SendPolicy;
 use crate::policy::StopReason;
+use crate::profile::Profile;
 use crate::settings::{ApiSettings, InputSettings, InputSource, OutputTarget};
 use crate::signals::Interrupt;
 use crate::sink;
@@ -42,7 +44,7 @@ pub fn run(cli: Cli) -> Result<Exit, Fatal> {
         Command::Plan(args) => args.output.no_progress,
         Command::Apply(args) => args.output.no_progress,
         Command::Export(args) => args.no_progress,
-        Command::Sandbox(_) | Command::Completions(_) | Command::Man => false,
+        Command::Sandbox(_) | Command::Completions(_) | Command::Man | Command::Config(_) => false,
     });
     match cli.command {
         Command::Validate(args) => validate::run(
@@ -57,7 +59,26 @@ pub fn run(cli: Cli) -> Result<Exit, Fatal> {
         Command::Sandbox(args) => sandbox::run(&args),
         Command::Completions(args) => docs::completions(&args),
         Command::Man => docs::man(),
+        Command::Config(args) => config::show(&args),
     }
+}
+
+/// Reads the profile `--profile` or `GCORE_PROFILE` names, if any, and
+/// fills the sending flags left unset with its values; the API settings
+/// take the rest from it (after flags and environment).
+fn with_profile(api: &ApiArgs, run: &mut RunArgs) -> Result<Option<Profile>, Fatal> {
+    let path = crate::profile::config_path();
+    let profile = crate::profile::select(
+        api.profile.as_deref(),
+        |name| std::env::var(name).ok(),
+        path.as_deref(),
+    )?;
+    if let Some(profile) = &profile {
+        run.rate = run.rate.take().or_else(|| profile.rate.clone());
+        run.burst = run.burst.or(profile.burst);
+        run.concurrency = run.concurrency.or(profile.concurrency);
+    }
+    Ok(profile)
 }
 
 /// The runtime of a run: one thread drives the engine and every request

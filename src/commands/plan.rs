@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::with_profile;
 use super::{
     Ending, Threads, connect, finish, first_pass, guard_results, input_name, live_snapshot,
     note_input_changed, runtime,
@@ -21,9 +22,11 @@ use crate::settings::{
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 
-pub fn run(args: PlanArgs) -> Result<Exit, Fatal> {
+pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     // The key and the base URL first (see `apply`).
-    let api = ApiSettings::from_args(&args.api, |name| std::env::var(name).ok())?;
+    let profile = with_profile(&args.api, &mut args.run)?;
+    let api =
+        ApiSettings::with_profile(&args.api, profile.as_ref(), |name| std::env::var(name).ok())?;
     let settings = InputSettings::from_args(&args.input)?;
     let target = OutputTarget::from_args(&args.output, &settings.source, PLAN_SUFFIX)?;
     let run = RunSettings::from_args(&args.run)?;

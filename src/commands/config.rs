@@ -1,0 +1,126 @@
+//! `config`: the settings a run would use and where each comes from, the
+//! key never shown. Reads what a run reads (flags, environment, profile),
+//! and runs no key command.
+
+use std::fmt::Write as _;
+
+use crate::cli::ConfigArgs;
+use crate::error::Fatal;
+use crate::exit::Exit;
+use crate::profile::{self, KeyFrom, PROFILE_ENV};
+use crate::settings::{DEFAULT_CONCURRENCY, DEFAULT_RATE, RunSettings};
+
+const KEY_ENV: &str = "GCORE_API_KEY";
+const BASE_URL_ENV: &str = "GCORE_BASE_URL";
+const DEFAULT_BASE_URL: &str = "https://api.gcore.com";
+
+pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let path = profile::config_path();
+    let chosen = profile::select(args.api.profile.as_deref(), env, path.as_deref())?;
+    let from_profile = |name: &str| format!("profile {name}");
+    let mut text = String::new();
+    let file = match &path {
+        Some(path) if path.exists() => format!("{} (exists)", path.display()),
+        Some(path) => format!("{} (none there)", path.display()),
+        None => "none (this system has no config folder)".to_string(),
+    };
+    let _ = writeln!(text, "config file:  {file}");
+    let profile_line = match (&chosen, &args.api.profile) {
+        (Some(p), Some(_)) => format!("{} (from --profile)", p.name),
+        (Some(p), None) => format!("{} (from {PROFILE_ENV})", p.name),
+        (None, _) => "none".to_string(),
+    };
+    let _ = writeln!(text, "profile:      {profile_line}");
+
+    let profile_name = chosen.as_ref().map(|p| p.name.as_str()).unwrap_or_default();
+    let (base_url, source) = match (&args.api.base_url, env(BASE_URL_ENV), &chosen) {
+        (Some(url), _, _) => (url.clone(), "--base-url".to_string()),
+        (None, Some(url), _) => (url, BASE_URL_ENV.to_string()),
+        (None, None, Some(p)) if p.base_url.is_some() => (
+            p.base_url.clone().unwrap_or_default(),
+            from_profile(profile_name),
+        ),
+        _ => (DEFAULT_BASE_URL.to_string(), "default".to_string()),
+    };
+    let _ = writeln!(text, "base URL:     {base_url} (from {source})");
+
+    let key = match (
+        &args.api.api_key_file,
+        env(KEY_ENV),
+        chosen.as_ref().and_then(|p| p.key.as_ref()),
+    ) {
+        (Some(path), _, _) => format!("read from {} (from --api-key-file)", path.display()),
+        (None, Some(_), _) => format!("set (from {KEY_ENV}; not shown)"),
+        (None, None, Some(KeyFrom::File(path))) => format!(
+            "read from {} (from {}{})",
+            path.display(),
+            from_profile(profile_name),
+            if path.is_file() { "" } else { "; no such file" }
+        ),
+        (None, None, Some(KeyFrom::Command(command))) => format!(
+            "printed by `{command}` (from {}; not run here)",
+            from_profile(profile_name)
+        ),
+        (None, None, None) => {
+            format!("none: set {KEY_ENV}, pass --api-key-file, or name a key in a profile")
+        }
+    };
+    let _ = writeln!(text, "API key:      {key}");
+
+    // Sending: flag, else profile, else default; then checked as a run would.
+    let pick = |flag: Option<String>, profile: Option<String>, default: &str| match (flag, profile)
+    {
+        (Some(value), _) => (value, "flag".to_string()),
+        (None, Some(value)) => (value, from_profile(profile_name)),
+        (None, None) => (default.to_string(), "default".to_string()),
+    };
+    let (rate, rate_from) = pick(
+        args.run.rate.clone(),
+        chosen.as_ref().and_then(|p| p.rate.clone()),
+        DEFAULT_RATE,
+    );
+    let (burst, burst_from) = pick(
+        args.run.burst.map(|b| b.to_string()),
+        chosen.as_ref().and_then(|p| p.burst.map(|b| b.to_string())),
+        "1",
+    );
+    let (concurrency, concurrency_from) = pick(
+        args.run.concurrency.map(|c| c.to_string()),
+        chosen
+            .as_ref()
+            .and_then(|p| p.concurrency.map(|c| c.to_string())),
+        &DEFAULT_CONCURRENCY.to_string(),
+    );
+    let rate_shown = match rate.trim().eq_ignore_ascii_case("auto") {
+        true => "auto (finds the account's limit)".to_string(),
+        false => format!("{rate} requests/s"),
+    };
+    let _ = writeln!(text, "rate:         {rate_shown} (from {rate_from})");
+    let _ = writeln!(text, "burst:        {burst} (from {burst_from})");
+    let _ = writeln!(
+        text,
+        "concurrency:  {concurrency} (from {concurrency_from})"
+    );
+    // The values as a run would check them.
+    let mut run = clone_run(&args.run);
+    run.rate = Some(rate);
+    run.burst = burst.parse().ok();
+    run.concurrency = concurrency.parse().ok();
+    RunSettings::from_args(&run)?;
+    print!("{text}");
+    Ok(Exit::Success)
+}
+
+fn clone_run(run: &crate::cli::RunArgs) -> crate::cli::RunArgs {
+    crate::cli::RunArgs {
+        concurrency: run.concurrency,
+        rate: run.rate.clone(),
+        max_rate: run.max_rate,
+        burst: run.burst,
+        max_retries: run.max_retries,
+        max_wait: run.max_wait,
+        summary_json: None,
+        window: run.window,
+    }
+}
