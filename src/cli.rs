@@ -254,6 +254,9 @@ pub struct RunArgs {
     /// Also write the summary as JSON to this file, for monitoring.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+    /// One line per request on stderr: time, row, method and path, status, duration, what happens next (never a header, a body or the key).
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Rows that may finish ahead of the oldest unfinished row (the reorder window). Default: from the rate, see the README.
     #[arg(long, value_name = "ROWS", hide_short_help = true)]
     pub window: Option<usize>,

@@ -37,6 +37,18 @@ impl Call {
             Call::GetUser { .. } | Call::ListPage { .. } => Method::GET,
         }
     }
+
+    /// `PATCH /iam/users/7`: the method and the path below the base URL,
+    /// as `-v` shows an attempt (never a header, a body or the key).
+    pub fn describe(&self) -> String {
+        match self {
+            Call::Patch { user_id, .. } => format!("PATCH /iam/users/{user_id}"),
+            Call::GetUser { user_id } => format!("GET /iam/users/{user_id}"),
+            Call::ListPage { limit, offset } => {
+                format!("GET /iam/users?limit={limit}&offset={offset}")
+            }
+        }
+    }
 }
 
 /// What a successful answer holds.

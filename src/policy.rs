@@ -280,6 +280,8 @@ pub struct SendPolicy {
     pub rate: Rate,
     pub retry: RetryPolicy,
     pub window: NonZeroUsize,
+    /// `-v`: one line per attempt on stderr.
+    pub verbose: bool,
 }
 
 impl SendPolicy {
@@ -296,6 +298,7 @@ impl SendPolicy {
             rate,
             retry,
             window,
+            verbose: false,
         }
     }
 

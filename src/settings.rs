@@ -1029,8 +1029,10 @@ impl RunSettings {
                     })
             })
             .transpose()?;
+        let mut send = SendPolicy::new(concurrency, rate, retry, window);
+        send.verbose = args.verbose;
         Ok(RunSettings {
-            send: SendPolicy::new(concurrency, rate, retry, window),
+            send,
             summary_json: args.summary_json.clone(),
         })
     }
@@ -1505,6 +1507,7 @@ mod tests {
             max_retries: 5,
             max_wait: 300.0,
             summary_json: None,
+            verbose: false,
             window: None,
         }
     }

@@ -854,3 +854,72 @@ fn no_color_and_a_dumb_terminal_are_honoured() {
     assert!(!dumb.contains('\x1b'), "a bar on a dumb terminal:\n{dumb}");
     assert!(dumb.contains("40 rows: 40 updated"), "{dumb}");
 }
+
+/// `-v`: one line per request, with its status and what happens next,
+/// through 429s and 5xx; never the key; even with `-q`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_prints_one_line_per_attempt_and_never_the_key() {
+    let sandbox = start(Faults {
+        rate: Some((40.0, 2)),
+        error_rate: 0.2,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(60),
+        &[
+            "--rate",
+            "80",
+            "--burst",
+            "2",
+            "-v",
+            "-q",
+            "--max-retries",
+            "10",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains(" PATCH /iam/users/"))
+        .collect();
+    let attempts: u32 = attempts(&run).iter().sum();
+    assert_eq!(lines.len() as u32, attempts, "{}", run.stderr);
+    let stats = sandbox.stats();
+    assert_eq!(
+        lines.len() as u64,
+        stats.requests,
+        "every request the sandbox saw"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("-> 429 ") && l.contains(": retry in ")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("-> 50") && l.contains(": retry in ")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with(": row updated"))
+            .count(),
+        60
+    );
+    for line in &lines {
+        // 2026-11-30T14:17:42.062Z row 2 PATCH /iam/users/1 -> 200 in 5 ms: row updated
+        assert!(line.starts_with("20") && line.contains("Z row "), "{line}");
+        assert!(line.contains(" ms: "), "{line}");
+    }
+    assert!(!run.stderr.contains(sandbox.api_key()), "{}", run.stderr);
+    sandbox.stop().await;
+}

@@ -32,6 +32,7 @@ fn policy(concurrency: usize, window: usize) -> SendPolicy {
             ..RetryPolicy::default()
         },
         window: NonZeroUsize::new(window).unwrap(),
+        verbose: false,
     }
 }
 

@@ -121,6 +121,7 @@ fn clone_run(run: &crate::cli::RunArgs) -> crate::cli::RunArgs {
         max_retries: run.max_retries,
         max_wait: run.max_wait,
         summary_json: None,
+        verbose: run.verbose,
         window: run.window,
     }
 }

@@ -174,6 +174,7 @@ async fn fetch(
         for report in report_rx {
             match report {
                 Report::Note(text) => progress.note(&text),
+                Report::Attempt(text) => progress.attempt(&text),
                 // The list's rate is not reported: its summary is one line.
                 Report::Rate(_) => {}
                 Report::Row(outcome) => {

@@ -358,9 +358,11 @@ where
             // nothing with one thread to run them. The job stays with the
             // dispatcher: a panic while its request is sent fails its row
             // instead of losing it.
-            let request = AssertUnwindSafe(transport.send(operation.call(&job))).catch_unwind();
+            let call = operation.call(&job);
+            let traced = policy.verbose.then(|| (call.describe(), Instant::now()));
+            let request = AssertUnwindSafe(transport.send(call)).catch_unwind();
             sent += 1;
-            in_flight.push(async move { (job, request.await) });
+            in_flight.push(async move { (job, traced, request.await) });
         }
         if let Some(Reverse(first)) = retries.peek()
             && first.due > now
@@ -395,7 +397,12 @@ where
                 report!(Report::Note(INTERRUPTED_NOTE.to_string()));
             }
             Some(joined) = in_flight.next(), if !in_flight.is_empty() => {
-                let (mut job, answer) = joined;
+                let (mut job, traced, answer) = joined;
+                // `-v`: what was sent and what came back; what happens next
+                // is added below, once it is decided.
+                let row = job.row;
+                let attempt = traced.map(|(what, at)| (what, at.elapsed(), answer_text(&answer)));
+                let mut next_step = None;
                 let Some((operation, _)) = sender else {
                     unreachable!("a dry run sends nothing")
                 };
@@ -444,6 +451,7 @@ where
                                 Some(not_attempted(job, why))
                             }
                             Step::Next => {
+                                next_step = Some("the next request of the row".to_string());
                                 job.step_attempts = 0;
                                 job.last_failure = None;
                                 retries.push(Reverse(Delayed { due: now, job }));
@@ -527,6 +535,7 @@ where
                         }
                         match decision {
                             Decision::RetryIn(wait) => {
+                                next_step = Some(format!("retry in {:.1} s", wait.as_secs_f64()));
                                 job.retries += 1;
                                 job.last_failure = Some((status, error));
                                 retries.push(Reverse(Delayed { due: later(now, wait), job }));
@@ -536,6 +545,18 @@ where
                         }
                     }
                 };
+                if let Some((what, took, status)) = attempt {
+                    let next = match (&report, next_step) {
+                        (Some(outcome), _) => format!("row {}", outcome.record.status.as_str()),
+                        (None, Some(step)) => step,
+                        (None, None) => "-".to_string(),
+                    };
+                    let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+                    report!(Report::Attempt(format!(
+                        "{at} row {row} {what} -> {status} in {} ms: {next}",
+                        took.as_millis()
+                    )));
+                }
                 if let Some(outcome) = report {
                     report!(Report::Row(outcome));
                 }
@@ -556,6 +577,20 @@ where
             }
             () = sleep_until(wake), if wake.is_some() => {}
         }
+    }
+}
+
+/// How `-v` tells an answer: its status, or what came instead.
+fn answer_text<E>(answer: &Result<Answer, E>) -> String {
+    match answer {
+        Ok(Answer::Success { status, .. } | Answer::Failed { status, .. }) => status.to_string(),
+        Ok(Answer::Retryable {
+            status: Some(status),
+            ..
+        }) => status.to_string(),
+        Ok(Answer::Retryable { error, .. }) => format!("no answer ({error})"),
+        Ok(Answer::Untrusted { .. }) => "certificate not trusted".to_string(),
+        Err(_) => "a panic in this tool".to_string(),
     }
 }
 

@@ -672,6 +672,8 @@ pub enum Report {
     Row(Outcome),
     /// A line for the user (printed through the progress display).
     Note(String),
+    /// `-v`: one attempt, printed even with `-q` (it was asked for).
+    Attempt(String),
     /// The rate the engine ended at (sent once, at the end).
     Rate(RateReport),
 }
@@ -795,6 +797,7 @@ pub fn write_in_order(
             report = reports.try_recv().ok();
             match current {
                 Report::Note(text) => progress.note(&text),
+                Report::Attempt(text) => progress.attempt(&text),
                 Report::Rate(report) => results.summary.rate = Some(report),
                 Report::Row(outcome) => {
                     // A resumed run writes its results beside the old file

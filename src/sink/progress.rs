@@ -239,6 +239,16 @@ impl Progress {
         }
     }
 
+    /// One attempt (`-v`): above the bar when there is one, whatever the mode.
+    pub fn attempt(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+
     /// Clears the bar so the summary prints on a clean line.
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
