@@ -353,11 +353,13 @@ where
     // The engine runs as a task on the runtime's workers, next to the
     // requests it starts, rather than on the thread that waits for the run.
     let policy = policy.clone();
-    let engine =
-        tokio::spawn(
-            async move { engine::dispatch(&policy, sender, channels, interrupt.wait()).await },
-        );
-    let ended = engine.await.expect("the engine does not panic");
+    let engine = tokio::spawn(async move {
+        let mut sent = 0;
+        let ended =
+            engine::dispatch_counting(&policy, sender, channels, interrupt.wait(), &mut sent).await;
+        (ended, sent)
+    });
+    let (ended, sent) = engine.await.expect("the engine does not panic");
 
     let summary = writer.join().expect("the results thread does not panic");
     // A failed writer stops the engine, which stops the check stage: its
@@ -367,7 +369,7 @@ where
         (Ok(summary), _) => summary,
         // Requests went out, and their record could not be written: not a
         // run that "could not start".
-        (Err(cause), Ended::SinkGone { sent }) if *sent > 0 => {
+        (Err(cause), _) if sent > 0 => {
             let next = if to_stdout {
                 "the results went to standard output, so no record is left to resume from: \
                  check those users before running the file again"
@@ -375,7 +377,7 @@ where
                 "fix what follows, then run again with --resume"
             };
             return Err(Fatal::RecordLost {
-                sent: *sent,
+                sent,
                 next,
                 cause: Box::new(cause),
             });

@@ -923,3 +923,35 @@ async fn verbose_prints_one_line_per_attempt_and_never_the_key() {
     assert!(!run.stderr.contains(sandbox.api_key()), "{}", run.stderr);
     sandbox.stop().await;
 }
+
+/// The reader of `-o -` goes away after every request was sent (`| sleep
+/// 3`): the run sent requests, so it is exit 74 with how many, never exit 2
+/// ("nothing was sent").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_gone_after_the_last_request_is_exit_74() {
+    let sandbox = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(1000)).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "-o", "-", "--rate", "0", "-q"])
+        .args(["--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nothing is read: the pipe fills and the writer blocks, while the
+    // requests go on until every row is sent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while patches_with(&sandbox.stats(), 200) < 1000 {
+        assert!(std::time::Instant::now() < deadline, "the rows were not all sent");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(child.stdout.take());
+    let out = wait(child).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    assert!(stderr.contains("1000 requests"), "{stderr}");
+    sandbox.stop().await;
+}

@@ -218,6 +218,23 @@ where
     O: Operation,
     T: Transport,
 {
+    dispatch_counting(policy, sender, channels, cancel, &mut 0).await
+}
+
+/// [`dispatch`], also saying in `sent_out` how many requests it sent, however
+/// it ends: a results writer that fails after the last request (a reader
+/// of `-o -` gone late) must not pass for a run that sent nothing.
+pub async fn dispatch_counting<O, T>(
+    policy: &SendPolicy,
+    sender: Option<(O, T)>,
+    channels: Channels,
+    cancel: impl Future<Output = ()>,
+    sent_out: &mut u64,
+) -> Ended
+where
+    O: Operation,
+    T: Transport,
+{
     let sender = sender.as_ref();
     let Channels {
         mut work,
@@ -250,7 +267,10 @@ where
     macro_rules! report {
         ($report:expr) => {
             if !send($report) {
-                return Ended::SinkGone { sent };
+                {
+                    *sent_out = sent;
+                    return Ended::SinkGone { sent };
+                }
             }
         };
     }
@@ -384,6 +404,7 @@ where
                     auto: policy.rate.is_auto(),
                 }));
             }
+            *sent_out = sent;
             return match stopped {
                 Some(why) => Ended::Stopped(why),
                 None => Ended::Finished,
@@ -572,7 +593,10 @@ where
             }
             changed = written.changed(), if window_full => {
                 if changed.is_err() {
+                    {
+                    *sent_out = sent;
                     return Ended::SinkGone { sent };
+                }
                 }
             }
             () = sleep_until(wake), if wake.is_some() => {}

@@ -41,6 +41,11 @@ use tokio::time::Instant;
 
 const BETA: f64 = 0.8;
 const BETA_KNOWN: f64 = 0.9;
+/// Above this times the rate of the last 429, with no new one, that
+/// limit is gone.
+const LIMIT_GONE: f64 = 1.1;
+/// The drop when throttled again before a second could be measured.
+const HALVE: f64 = 0.5;
 /// A 429 within this share of the last one's rate: the limit is known.
 const KNOWN_WITHIN: f64 = 0.1;
 /// Where the curve flattens, as a share of the rate of the last 429.
@@ -49,6 +54,8 @@ const PLATEAU: f64 = 0.97;
 const K: f64 = 4.0;
 /// ...and known.
 const K_KNOWN: f64 = 20.0;
+/// A 429 this soon after the last drop is the run being throttled again.
+const THROTTLED_AGAIN_WITHIN: Duration = Duration::from_secs(3);
 /// The times of the last successful answers kept (a second's worth up to
 /// 4,096 a second; at higher rates the span they cover).
 const SUCCESSES_KEPT: usize = 4096;
@@ -82,6 +89,9 @@ pub struct Adaptive {
     last_doubling: Instant,
     /// The last drop, `W_max` and `C` of the curve since.
     dropped_at: Option<Instant>,
+    /// Where the curve's time starts: the last drop, or where a limit
+    /// that is gone was given up.
+    curve_from: Option<Instant>,
     successes: VecDeque<Instant>,
     counting_since: Instant,
     w_max: f64,
@@ -118,6 +128,7 @@ impl Adaptive {
             slow_start,
             last_doubling: now,
             dropped_at: None,
+            curve_from: None,
             successes: VecDeque::new(),
             counting_since: now,
             w_max: 0.0,
@@ -231,6 +242,7 @@ impl Adaptive {
         {
             return;
         }
+        let previous_drop = self.dropped_at;
         // Before a bucket has closed the rate achieved is a guess (a burst
         // of the first milliseconds): the rate set is the better base, and
         // without one the run starts again from what it achieved, doubling
@@ -242,21 +254,33 @@ impl Adaptive {
             self.slow_start = true;
             self.last_doubling = now;
             self.dropped_at = Some(now);
+            self.curve_from = Some(now);
             self.drops += 1;
             return;
         }
-        let achieved = self.let_through(now).or(measured.then_some(self.measured));
+        // Throttled again within seconds of the last drop, too soon after a
+        // pause to measure a second: the run is still far above the limit
+        // (the smoothed rate predates the throttling, and the pauses hide
+        // the server's own rate). The rate halves then, as TCP's does on
+        // repeated loss; at 0.8 a drop, one drop and one pause a second, a
+        // limit far below the rate took ten seconds to reach.
+        let throttled_again = previous_drop
+            .is_some_and(|at| now.saturating_duration_since(at) < THROTTLED_AGAIN_WITHIN);
+        let through = self.let_through(now);
+        let halve = through.is_none() && throttled_again && self.rate.is_some();
+        let achieved = through.or(measured.then_some(self.measured));
         let base = match (self.rate, achieved) {
+            (Some(rate), _) if halve => rate,
             (Some(rate), Some(achieved)) => rate.min(achieved),
             (Some(rate), None) => rate,
             (None, achieved) => achieved.unwrap_or(self.measured),
         }
         .max(MIN_RATE);
         let known = self.w_max > 0.0 && (base - self.w_max).abs() <= KNOWN_WITHIN * self.w_max;
-        let (beta, k) = if known {
-            (BETA_KNOWN, K_KNOWN)
-        } else {
-            (BETA, K)
+        let (beta, k) = match (halve, known) {
+            (true, _) => (HALVE, K),
+            (false, true) => (BETA_KNOWN, K_KNOWN),
+            (false, false) => (BETA, K),
         };
         let mut lowered = base * beta;
         if self.slow_start
@@ -271,6 +295,7 @@ impl Adaptive {
         self.c = base * (1.0 - beta) / k.powi(3);
         self.k = ((self.target - lowered) / self.c).cbrt();
         self.dropped_at = Some(now);
+        self.curve_from = Some(now);
         self.slow_start = false;
         if self.rate.is_none_or(|rate| lowered < rate) {
             self.drops += 1;
@@ -301,11 +326,23 @@ impl Adaptive {
             }
             return;
         }
-        let Some(dropped_at) = self.dropped_at else {
+        let Some(curve_from) = self.curve_from else {
             return;
         };
-        let t = now.saturating_duration_since(dropped_at).as_secs_f64();
-        let curve = self.c * (t - self.k).powi(3) + self.target;
+        let t = now.saturating_duration_since(curve_from).as_secs_f64();
+        let mut curve = self.c * (t - self.k).powi(3) + self.target;
+        // Well above the rate of the last 429 with no new one: that limit
+        // is gone (raised, or another client stopped). Probe from here as
+        // for an unknown limit, rather than creep on the slow curve of a
+        // known one.
+        if self.w_max > 0.0 && curve > self.w_max * LIMIT_GONE {
+            self.w_max = 0.0;
+            self.target = curve;
+            self.k = 0.0;
+            self.c = curve * (1.0 - BETA) / K.powi(3);
+            self.curve_from = Some(now);
+            curve = self.target;
+        }
         // Twice the rate achieved stops the climb (a run that sends less
         // than it may, near its end, say, learns nothing by going higher),
         // but never lowers the rate: only a 429 does.
@@ -367,12 +404,12 @@ mod tests {
         let plateau = adaptive.rate().unwrap();
         assert!((96.0..=98.0).contains(&plateau), "{plateau}");
         // The limit is not known yet: the probe above it comes soon.
-        steady(&mut adaptive, start, 9.0, 13.0, 101.0);
+        steady(&mut adaptive, start, 9.0, 11.5, 101.0);
         let probing = adaptive.rate().unwrap();
-        assert!(probing > 105.0, "{probing}");
+        assert!((100.5..110.0).contains(&probing), "{probing}");
         // A second 429 near the first: the limit is known, the drop is
         // smaller (0.9) and the plateau lasts.
-        adaptive.answered(at(start, 13.0), true);
+        adaptive.answered(at(start, 11.5), true);
         assert_eq!(adaptive.drops(), 2);
         let known = adaptive.rate().unwrap();
         assert!((89.0..=92.0).contains(&known), "0.9 x 101: {known}");
