@@ -273,6 +273,7 @@ pub fn check_undo_path(
             undo.display()
         )));
     }
+    refuse_named_pipe(undo, "--undo-file")?;
     not_input_or_results(undo, "undo file", "--undo-file", input, output)?;
     if let Some(summary) = summary
         && same_file(undo, summary)
@@ -297,11 +298,30 @@ pub fn check_undo_path(
 /// Checks `--summary-json` before anything is sent: it is neither the input
 /// nor the results file, and it can be written (its folder exists and takes
 /// a new file, or the file exists and can be written).
+/// A named pipe given for a file the run writes: opening it waits for a
+/// reader, out of reach of Ctrl-C, so it is refused before that.
+fn refuse_named_pipe(path: &Path, flag: &str) -> Result<(), Fatal> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+            return Err(Fatal::Usage(format!(
+                "{flag} {} is a named pipe; the run would wait for a reader before it could \
+                 start; give a regular file",
+                path.display()
+            )));
+        }
+    }
+    let _ = (path, flag);
+    Ok(())
+}
+
 pub fn check_summary_path(
     summary: &Path,
     input: &InputSource,
     output: &OutputTarget,
 ) -> Result<(), Fatal> {
+    refuse_named_pipe(summary, "--summary-json")?;
     not_input_or_results(summary, "summary file", "--summary-json", input, output)?;
     let probe = if summary.exists() {
         std::fs::OpenOptions::new()
@@ -876,12 +896,20 @@ const MAX_KEY_FILE: u64 = 4096;
 /// `/dev/zero` or a pipe cannot make the tool read forever.
 fn read_key_file(path: &Path) -> std::io::Result<String> {
     use std::io::{Error, ErrorKind, Read};
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(Error::new(
+    let not_regular = || {
+        Error::new(
             ErrorKind::InvalidInput,
             "it is not a regular file; save the key in a file of its own",
-        ));
+        )
+    };
+    // Looked at before it is opened: opening a named pipe with no writer
+    // waits for one, out of reach of Ctrl-C.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
     }
     let mut bytes = Vec::new();
     file.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes)?;
@@ -1175,6 +1203,28 @@ mod tests {
             default_output(&input, REHEARSAL_SUFFIX),
             PathBuf::from("batch.rehearsal.csv")
         );
+    }
+
+    #[test]
+    fn a_named_pipe_as_the_key_file_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("key.fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|status| status.success()) {
+            return; // no mkfifo here: nothing to test
+        }
+        let error = read_key_file(&fifo).unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        let input = InputSource::File(dir.path().join("in.csv"));
+        let output = OutputTarget::File(dir.path().join("out.csv"));
+        let summary = check_summary_path(&fifo, &input, &output)
+            .unwrap_err()
+            .to_string();
+        assert!(summary.contains("is a named pipe"), "{summary}");
+        let undo = check_undo_path(&fifo, (&input, &output, None), false)
+            .unwrap_err()
+            .to_string();
+        assert!(undo.contains("is a named pipe"), "{undo}");
     }
 
     fn api_args(base_url: Option<&str>, key_file: Option<PathBuf>) -> ApiArgs {

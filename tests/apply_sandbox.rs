@@ -945,7 +945,10 @@ async fn a_reader_gone_after_the_last_request_is_exit_74() {
     // requests go on until every row is sent.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while patches_with(&sandbox.stats(), 200) < 1000 {
-        assert!(std::time::Instant::now() < deadline, "the rows were not all sent");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rows were not all sent"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     drop(child.stdout.take());
