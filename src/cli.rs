@@ -230,7 +230,7 @@ pub struct ApiArgs {
 }
 
 /// How fast and how stubbornly to send.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Sending")]
 pub struct RunArgs {
     /// Requests in flight at most (default: the profile's, else 8).

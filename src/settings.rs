@@ -1001,6 +1001,7 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Fatal> {
 /// `--concurrency` and `--rate` when neither a flag nor a profile sets them.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 pub const DEFAULT_RATE: &str = "10";
+pub const DEFAULT_BURST: u32 = 1;
 
 /// How `apply` sends, and what it does around sending.
 #[derive(Debug, Clone)]
@@ -1019,7 +1020,7 @@ impl RunSettings {
                     "--concurrency {requested} must be between 1 and {MAX_CONCURRENCY}"
                 ))
             })?;
-        let burst = NonZeroU32::new(args.burst.unwrap_or(1))
+        let burst = NonZeroU32::new(args.burst.unwrap_or(DEFAULT_BURST))
             .ok_or_else(|| Fatal::Usage("--burst must be at least 1".to_string()))?;
         let rate = match args.rate.as_deref().unwrap_or(DEFAULT_RATE).trim() {
             auto if auto.eq_ignore_ascii_case("auto") => Rate::auto(args.max_rate, burst),

@@ -8,11 +8,10 @@ use crate::cli::ConfigArgs;
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::profile::{self, KeyFrom, PROFILE_ENV};
-use crate::settings::{DEFAULT_CONCURRENCY, DEFAULT_RATE, RunSettings};
-
-const KEY_ENV: &str = "GCORE_API_KEY";
-const BASE_URL_ENV: &str = "GCORE_BASE_URL";
-const DEFAULT_BASE_URL: &str = "https://api.gcore.com";
+use crate::settings::{
+    API_KEY_ENV as KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_BURST, DEFAULT_CONCURRENCY,
+    DEFAULT_RATE, RunSettings,
+};
 
 pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
@@ -83,7 +82,7 @@ pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
     let (burst, burst_from) = pick(
         args.run.burst.map(|b| b.to_string()),
         chosen.as_ref().and_then(|p| p.burst.map(|b| b.to_string())),
-        "1",
+        &DEFAULT_BURST.to_string(),
     );
     let (concurrency, concurrency_from) = pick(
         args.run.concurrency.map(|c| c.to_string()),
@@ -103,25 +102,12 @@ pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
         "concurrency:  {concurrency} (from {concurrency_from})"
     );
     // The values as a run would check them.
-    let mut run = clone_run(&args.run);
+    let mut run = args.run.clone();
+    run.summary_json = None;
     run.rate = Some(rate);
     run.burst = burst.parse().ok();
     run.concurrency = concurrency.parse().ok();
     RunSettings::from_args(&run)?;
     print!("{text}");
     Ok(Exit::Success)
-}
-
-fn clone_run(run: &crate::cli::RunArgs) -> crate::cli::RunArgs {
-    crate::cli::RunArgs {
-        concurrency: run.concurrency,
-        rate: run.rate.clone(),
-        max_rate: run.max_rate,
-        burst: run.burst,
-        max_retries: run.max_retries,
-        max_wait: run.max_wait,
-        summary_json: None,
-        verbose: run.verbose,
-        window: run.window,
-    }
 }
