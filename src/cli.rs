@@ -45,7 +45,8 @@ pub enum Command {
   gcore-iam-bulk apply users.csv --sandbox         # rehearse against a local stand-in of the API
   GCORE_API_KEY=... gcore-iam-bulk apply users.csv --rate auto
   gcore-iam-bulk apply users.csv --skip-unchanged --undo-file undo.csv
-  gcore-iam-bulk apply users.csv --resume          # go on after Ctrl-C, a crash or kill -9")]
+  gcore-iam-bulk apply users.csv --resume          # go on after Ctrl-C, a crash or kill -9
+  gcore-iam-bulk apply users.csv --report run.html # and the run on one page, to hand over")]
     Apply(ApplyArgs),
     /// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
     #[command(after_help = "Examples:
@@ -303,6 +304,11 @@ pub struct OutputArgs {
     /// results file of this tool. A dry run's results file is replaced without it.
     #[arg(long)]
     pub overwrite: bool,
+    /// Also write the run on one web page (.html): the summary, a timeline of requests, 429s
+    /// and answer times, and the rows with a problem, filterable by status. Self-contained: it
+    /// fetches nothing and runs no script.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Write cells as they are, even those a spreadsheet would run as a formula (=, +, -, @);
     /// by default such a cell gets a leading ' (see the README).
     #[arg(long)]

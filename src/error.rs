@@ -65,6 +65,12 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write the report {path}")]
+    Report {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write the summary file {path}")]
     SummaryJson {
         path: PathBuf,

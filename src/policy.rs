@@ -282,6 +282,8 @@ pub struct SendPolicy {
     pub window: NonZeroUsize,
     /// `-v`: one line per attempt on stderr.
     pub verbose: bool,
+    /// `--report`: count answers second by second for the page's timeline.
+    pub timeline: bool,
 }
 
 impl SendPolicy {
@@ -299,6 +301,7 @@ impl SendPolicy {
             retry,
             window,
             verbose: false,
+            timeline: false,
         }
     }
 

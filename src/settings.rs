@@ -329,19 +329,72 @@ pub fn check_summary_path(
             .open(summary)
             .map(drop)
     } else {
-        let folder = match summary.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => parent,
-            _ => Path::new("."),
-        };
-        tempfile::Builder::new()
-            .prefix(".gcore-iam-bulk-probe")
-            .tempfile_in(folder)
-            .map(drop)
+        probe_new_file(summary)
     };
     probe.map_err(|source| Fatal::SummaryJson {
         path: summary.to_path_buf(),
         source,
     })
+}
+
+/// Checks `--report` before anything is sent: an `.html` name (a browser
+/// opens it by its name), not a file the run reads or writes otherwise, and
+/// a folder that takes a new file (the page is written there, then renamed
+/// into place).
+pub fn check_report_path(
+    report: &Path,
+    (input, output, others): (&InputSource, &OutputTarget, &[(Option<&Path>, &str)]),
+) -> Result<(), Fatal> {
+    let html = report
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("html") || ext.eq_ignore_ascii_case("htm"));
+    if !html {
+        return Err(Fatal::Usage(format!(
+            "the report {} is a web page; give it a name that ends in .html, so that a browser \
+             opens it (--report run.html)",
+            report.display()
+        )));
+    }
+    refuse_named_pipe(report, "--report")?;
+    not_input_or_results(report, "report", "--report", input, output)?;
+    for (other, what) in others {
+        if let Some(other) = other
+            && same_file(report, other)
+        {
+            return Err(Fatal::Usage(format!(
+                "the report {} is the {what}; choose another --report",
+                report.display()
+            )));
+        }
+    }
+    if report.is_dir() {
+        return Err(Fatal::Usage(format!(
+            "the report {} is a folder; give a file name (--report {}/run.html)",
+            report.display(),
+            report.display()
+        )));
+    }
+    probe_new_file(report).map_err(|source| Fatal::Report {
+        path: report.to_path_buf(),
+        source,
+    })
+}
+
+/// The folder a file named `path` goes in (`.` for a bare name).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Whether the folder of `path` takes a new file (made and removed at once).
+fn probe_new_file(path: &Path) -> std::io::Result<()> {
+    tempfile::Builder::new()
+        .prefix(".gcore-iam-bulk-probe")
+        .tempfile_in(folder_of(path))
+        .map(drop)
 }
 
 /// The environment variable that holds the API key.

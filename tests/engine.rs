@@ -33,6 +33,7 @@ fn policy(concurrency: usize, window: usize) -> SendPolicy {
         },
         window: NonZeroUsize::new(window).unwrap(),
         verbose: false,
+        timeline: false,
     }
 }
 
@@ -556,4 +557,48 @@ async fn an_api_that_cannot_be_reached_stops_the_run_after_a_few_attempts() {
         ran.ended,
         Ended::Stopped(StopReason::Unreachable { attempts: 5 })
     );
+}
+
+#[tokio::test]
+async fn the_reports_timeline_counts_every_answer_by_kind_and_the_pauses() {
+    // Per user: a 429 first, a 503 first, a refusal, no answer first, or
+    // at once a success.
+    let (transport, calls) = fake(|call, n| {
+        let user = user_of(call);
+        match (user % 5, n) {
+            (1, 0) => now(unavailable(None, 429)),
+            (2, 0) => now(unavailable(None, 503)),
+            (3, _) => now(Answer::Failed {
+                status: 404,
+                error: "HTTP 404".to_string(),
+            }),
+            (4, 0) => now(Answer::Retryable {
+                status: None,
+                retry_after: None,
+                error: "connection closed".to_string(),
+                unreachable: false,
+            }),
+            _ => now(ok(user)),
+        }
+    });
+    let mut reporting = policy(2, 64);
+    reporting.timeline = true;
+    let ran = pipeline(reporting, 20, Some((PatchRows, transport)), never()).await;
+    let timeline = ran.summary.timeline().expect("a timeline was asked for");
+    let total = timeline.total();
+    // 20 rows: 4 each of users 1, 2 and 4 answered twice, 4 refused, 4 at once.
+    assert_eq!(calls.lock().unwrap().len(), 32);
+    assert_eq!(total.answers(), 32);
+    assert_eq!(total.throttled, 4);
+    assert_eq!(total.error, 4 + 4, "the 503s and the 404s");
+    assert_eq!(total.no_answer, 4);
+    assert_eq!(total.success, 4 * 3 + 4);
+    assert_eq!(u64::from(total.throttled), ran.summary.throttled());
+    assert!(total.max_took().is_some());
+    // Each 429 paused the run (they may make one stretch).
+    assert!(!timeline.pauses().is_empty());
+    // Without --report, nothing is kept.
+    let (transport, _) = fake(|call, _| now(ok(user_of(call))));
+    let ran = pipeline(policy(1, 64), 3, Some((PatchRows, transport)), never()).await;
+    assert!(ran.summary.timeline().is_none());
 }

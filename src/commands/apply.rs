@@ -15,7 +15,7 @@ use crate::exit::Exit;
 use crate::pipeline::{self, Checks, Disposition, Plan, Source};
 use crate::settings::{
     ApiSettings, InputSettings, InputSource, OutputTarget, REHEARSAL_SUFFIX, RESULTS_SUFFIX,
-    RunSettings, check_summary_path, check_undo_path,
+    RunSettings, check_report_path, check_summary_path, check_undo_path,
 };
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
@@ -66,10 +66,11 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         false => RESULTS_SUFFIX,
     };
     let target = OutputTarget::from_args(&args.output, &settings.source, suffix)?;
-    let run = RunSettings::from_args(&args.run)?;
+    let mut run = RunSettings::from_args(&args.run)?;
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
+    check_report(&args, &settings.source, &target, &mut run)?;
     let previous = match (&target, args.resume) {
         (OutputTarget::Stdout, true) => {
             return Err(Fatal::Usage(
@@ -144,7 +145,8 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         } else {
             Keeping::Fresh
         };
-        let results = ResultsWriter::create(&target, keeping, args.output.raw_output)?;
+        let results = ResultsWriter::create(&target, keeping, args.output.raw_output)?
+            .for_report(args.output.report.is_some());
         // Opened once the results file is ours, so two runs never share it.
         let undo = open_undo(&args, previous.is_some())?;
         let operation = match (args.skip_unchanged, &undo) {
@@ -205,6 +207,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             input: Some(input_name(&settings.source)),
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
+            report: args.output.report.as_deref(),
             proxy: proxy.as_deref(),
             changes_exit: false,
         };
@@ -243,13 +246,14 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
         }
         Some(_) => OutputTarget::from_args(&args.output, &source, RESULTS_SUFFIX)?,
     };
-    let run = RunSettings::from_args(&args.run)?;
+    let mut run = RunSettings::from_args(&args.run)?;
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &source, &target)?;
     }
     if let Some(undo) = &args.undo_file {
         check_undo_path(undo, (&source, &target, run.summary_json.as_deref()), false)?;
     }
+    check_report(args, &source, &target, &mut run)?;
     guard_results(&target, args.output.overwrite, false)?;
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
@@ -264,7 +268,8 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
                 plan.rows
             );
         }
-        let results = ResultsWriter::create(&target, Keeping::Fresh, args.output.raw_output)?;
+        let results = ResultsWriter::create(&target, Keeping::Fresh, args.output.raw_output)?
+            .for_report(args.output.report.is_some());
         let undo = open_undo(args, false)?;
         let operation = ApplyRows::Planned(PatchAsPlanned { undo: undo.clone() });
         let progress = (
@@ -286,6 +291,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
             input: Some(plan_path.display().to_string()),
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
+            report: args.output.report.as_deref(),
             proxy: proxy.as_deref(),
             changes_exit: false,
         };
@@ -295,6 +301,26 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
         }
         exit
     })
+}
+
+/// Checks `--report` against the other files of the run, and has the
+/// engine count what the page's timeline shows.
+fn check_report(
+    args: &ApplyArgs,
+    input: &InputSource,
+    target: &OutputTarget,
+    run: &mut RunSettings,
+) -> Result<(), Fatal> {
+    let Some(report) = &args.output.report else {
+        return Ok(());
+    };
+    let others = [
+        (run.summary_json.as_deref(), "summary file"),
+        (args.undo_file.as_deref(), "undo file"),
+    ];
+    check_report_path(report, (input, target, &others))?;
+    run.send.timeline = true;
+    Ok(())
 }
 
 /// The undo file of `--undo-file`, if asked for (`resume`: going on).

@@ -176,7 +176,7 @@ async fn fetch(
                 Report::Note(text) => progress.note(&text),
                 Report::Attempt(text) => progress.attempt(&text),
                 // The list's rate is not reported: its summary is one line.
-                Report::Rate(_) => {}
+                Report::Rate(_) | Report::Timeline(_) => {}
                 Report::Row(outcome) => {
                     done += 1;
                     let _ = written_tx.send(done);

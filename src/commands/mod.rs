@@ -31,7 +31,7 @@ use crate::profile::Profile;
 use crate::settings::{ApiSettings, InputSettings, InputSource, OutputTarget};
 use crate::signals::Interrupt;
 use crate::sink;
-use crate::sink::{ProgressMode, RunInfo};
+use crate::sink::{ProgressMode, ReportContext, RunInfo};
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
 use crate::table::results::Status;
@@ -361,6 +361,8 @@ struct Ending<'a> {
     /// The signal that came, if any.
     signal: Option<Signal>,
     summary_json: Option<&'a Path>,
+    /// `--report`: the run's page.
+    report: Option<&'a Path>,
     /// The proxy the run went through (as shown, without its password).
     proxy: Option<&'a str>,
     /// `plan --exit-code`: a row that would change ends the run with 3.
@@ -381,6 +383,7 @@ fn finish(finished: &Finished, ending: &Ending) -> Result<Exit, Fatal> {
         ref input,
         signal,
         summary_json,
+        report,
         proxy,
         changes_exit,
     } = *ending;
@@ -390,9 +393,32 @@ fn finish(finished: &Finished, ending: &Ending) -> Result<Exit, Fatal> {
         exit = Exit::WouldChange;
     }
     let _ = std::io::stderr().write_all(summary.render(results_path, proxy).as_bytes());
+    let run = RunInfo::new(command, dry_run, input.clone(), started());
     if let Some(path) = summary_json {
-        let run = RunInfo::new(command, dry_run, input.clone(), started());
         summary.write_json(path, &run, results_path, exit, proxy)?;
+    }
+    if let Some(path) = report {
+        let stopped = match ended {
+            Ended::Stopped(why) => Some(why.to_string()),
+            Ended::Finished | Ended::SinkGone { .. } => None,
+        };
+        let context = ReportContext {
+            run: &run,
+            results: results_path,
+            exit,
+            proxy,
+            stopped,
+        };
+        // The rows' fate is what the exit code tells; a page that could not
+        // be written (checked before the run, so a full disk) is said, and
+        // changes nothing of it.
+        match summary.write_report(path, &context) {
+            Ok(()) => {}
+            Err(fatal) => eprintln!(
+                "error: {}; the run itself ended as the summary above says",
+                crate::error::error_chain(&fatal)
+            ),
+        }
     }
     Ok(exit)
 }

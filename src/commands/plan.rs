@@ -17,7 +17,8 @@ use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::pipeline::{self, Checks, Disposition, Source};
 use crate::settings::{
-    ApiSettings, InputSettings, OutputTarget, PLAN_SUFFIX, RunSettings, check_summary_path,
+    ApiSettings, InputSettings, OutputTarget, PLAN_SUFFIX, RunSettings, check_report_path,
+    check_summary_path,
 };
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
@@ -29,9 +30,14 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
         ApiSettings::with_profile(&args.api, profile.as_ref(), |name| std::env::var(name).ok())?;
     let settings = InputSettings::from_args(&args.input)?;
     let target = OutputTarget::from_args(&args.output, &settings.source, PLAN_SUFFIX)?;
-    let run = RunSettings::from_args(&args.run)?;
+    let mut run = RunSettings::from_args(&args.run)?;
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
+    }
+    if let Some(report) = &args.output.report {
+        let others = [(run.summary_json.as_deref(), "summary file")];
+        check_report_path(report, (&settings.source, &target, &others))?;
+        run.send.timeline = true;
     }
     // A plan or a dry run is replaced; the record of a run that sent
     // changes only with --overwrite, even under the plan's default name.
@@ -59,7 +65,8 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             preflight.rows
         );
         let results =
-            ResultsWriter::create(&target, Keeping::Plan(planned_at), args.output.raw_output)?;
+            ResultsWriter::create(&target, Keeping::Plan(planned_at), args.output.raw_output)?
+                .for_report(args.output.report.is_some());
         let checks = Checks {
             input: Arc::clone(&input),
             null_token: settings.null_token.clone(),
@@ -95,6 +102,7 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             input: Some(input_name(&settings.source)),
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
+            report: args.output.report.as_deref(),
             proxy: proxy.as_deref(),
             changes_exit: args.exit_code,
         };

@@ -12,7 +12,9 @@ use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::pipeline::{self, Checks, Disposition, Source};
 use crate::policy::SendPolicy;
-use crate::settings::{InputSettings, OutputTarget, RESULTS_SUFFIX, check_summary_path};
+use crate::settings::{
+    InputSettings, OutputTarget, RESULTS_SUFFIX, check_report_path, check_summary_path,
+};
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use std::sync::Arc;
@@ -30,13 +32,18 @@ pub fn run(
     if let Some(summary) = summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
+    if let Some(report) = &output.report {
+        let others = [(summary_json, "summary file")];
+        check_report_path(report, (&settings.source, &target, &others))?;
+    }
     guard_results(&target, output.overwrite, false)?;
     let quiet = output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
         let first = first_pass(&settings, false, quiet, &interrupt, None).await?;
         let (input, preflight) = (first.input, first.preflight);
-        let results = ResultsWriter::create(&target, Keeping::DryRun, output.raw_output)?;
+        let results = ResultsWriter::create(&target, Keeping::DryRun, output.raw_output)?
+            .for_report(output.report.is_some());
         let checks = Checks {
             input: Arc::clone(&input),
             null_token: settings.null_token.clone(),
@@ -67,6 +74,7 @@ pub fn run(
             input: Some(input_name(&settings.source)),
             signal: interrupt.signal(),
             summary_json,
+            report: output.report.as_deref(),
             ..Ending::default()
         };
         finish(&finished, &ending)

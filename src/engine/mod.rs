@@ -26,7 +26,7 @@ use crate::model::api::User;
 use crate::model::change::{Change, FieldSet, describe};
 use crate::model::patch::PatchBody;
 use crate::policy::{Decision, Pacer, SendPolicy, StopReason, later};
-use crate::sink::{Outcome, RateReport, Report};
+use crate::sink::{AnswerKind, Outcome, RateReport, Report, Timeline};
 use crate::table::results::{ResultRecord, Status};
 
 /// A valid row on its way through the operation's requests.
@@ -260,6 +260,10 @@ where
     let mut unreachable_attempts = 0;
     // Requests sent, for the message when the record cannot be written.
     let mut sent: u64 = 0;
+    // `--report`: answers second by second, handed to the writer at the end.
+    let mut timeline = policy
+        .timeline
+        .then(|| Box::new(Timeline::new(Instant::now().into_std())));
     let cancel = cancel;
     tokio::pin!(cancel);
 
@@ -379,7 +383,16 @@ where
             // dispatcher: a panic while its request is sent fails its row
             // instead of losing it.
             let call = operation.call(&job);
-            let traced = policy.verbose.then(|| (call.describe(), Instant::now()));
+            // When it went, for `-v` and the report's answer times.
+            let timed = policy.verbose || timeline.is_some();
+            let traced = timed.then(|| {
+                let what = if policy.verbose {
+                    call.describe()
+                } else {
+                    String::new()
+                };
+                (what, Instant::now())
+            });
             let request = AssertUnwindSafe(transport.send(call)).catch_unwind();
             sent += 1;
             in_flight.push(async move { (job, traced, request.await) });
@@ -396,6 +409,9 @@ where
             && retries.is_empty()
             && in_flight.is_empty()
         {
+            if let Some(timeline) = timeline.take() {
+                report!(Report::Timeline(timeline));
+            }
             if sender.is_some() {
                 let (rate, drops) = pacer.rate();
                 report!(Report::Rate(RateReport {
@@ -423,6 +439,11 @@ where
                 // is added below, once it is decided.
                 let row = job.row;
                 let attempt = traced.map(|(what, at)| (what, at.elapsed(), answer_text(&answer)));
+                if let (Some(timeline), Some((_, took, _))) = (&mut timeline, &attempt) {
+                    let at = Instant::now().into_std();
+                    timeline.answered(at, *took, answer_kind(&answer), pacer.rate().0);
+                }
+                let attempt = attempt.filter(|_| policy.verbose);
                 let mut next_step = None;
                 let Some((operation, _)) = sender else {
                     unreachable!("a dry run sends nothing")
@@ -542,6 +563,9 @@ where
                                 stopped = Some(why);
                             }
                             let started = pacer.pause(later(now, wait));
+                            if let Some(timeline) = &mut timeline {
+                                timeline.paused(now.into_std(), wait);
+                            }
                             let quiet_since = last_pause_note
                                 .is_none_or(|at| now.duration_since(at) >= PAUSE_NOTE_EVERY);
                             if started && wait >= PAUSE_NOTE_MIN && quiet_since {
@@ -600,6 +624,25 @@ where
                 }
             }
             () = sleep_until(wake), if wake.is_some() => {}
+        }
+    }
+}
+
+/// What kind of answer the report's timeline counts it as.
+fn answer_kind<E>(answer: &Result<Answer, E>) -> AnswerKind {
+    match answer {
+        Ok(Answer::Success { .. }) => AnswerKind::Success,
+        Ok(Answer::Retryable {
+            status: Some(429), ..
+        }) => AnswerKind::Throttled,
+        Ok(
+            Answer::Failed { .. }
+            | Answer::Retryable {
+                status: Some(_), ..
+            },
+        ) => AnswerKind::Error,
+        Ok(Answer::Retryable { status: None, .. } | Answer::Untrusted { .. }) | Err(_) => {
+            AnswerKind::NoAnswer
         }
     }
 }

@@ -5,6 +5,8 @@
 //! back in order.
 
 mod progress;
+mod report;
+mod timeline;
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -18,6 +20,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 pub use progress::{Progress, ProgressMode, set_no_progress};
+pub use report::{ProblemRows, ReportContext};
+pub use timeline::{AnswerKind, Timeline};
 
 use crate::error::Fatal;
 use crate::exit::Exit;
@@ -77,6 +81,10 @@ pub struct Summary {
     /// The rate the run ended at and the drops for 429s, when it adapted
     /// (a 429 came, or `--rate auto`).
     rate: Option<RateReport>,
+    /// What the engine saw second by second (`--report`, runs that send).
+    timeline: Option<Box<Timeline>>,
+    /// The rows with a problem, for `--report`'s table (`None`: no report).
+    problem_rows: Option<ProblemRows>,
 }
 
 /// The rate a run settled at (`None`: no limit) and how often a 429 made it
@@ -139,6 +147,11 @@ impl Summary {
         self.throttled
     }
 
+    /// What the engine saw second by second, when `--report` asked for it.
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_deref()
+    }
+
     /// Rows sent (at least one request) per second of the run, for runs
     /// that send. Rows decided without a request (skipped, invalid, not
     /// attempted) would flatter the figure, so they are left out.
@@ -150,6 +163,9 @@ impl Summary {
     fn record(&mut self, row: &ResultRecord) {
         if row.attempts > 0 {
             self.sent += 1;
+        }
+        if let Some(rows) = &mut self.problem_rows {
+            rows.note(row);
         }
         if row.status == Status::Invalid && row.error.contains("--allow-number-changes") {
             self.number_damage += 1;
@@ -392,6 +408,11 @@ impl Summary {
         }
     }
 
+    /// Writes the run's page (`--report`) to `path`.
+    pub fn write_report(&self, path: &Path, context: &ReportContext) -> Result<(), Fatal> {
+        report::write(path, self, context)
+    }
+
     /// Writes [`Summary::to_json`] to `path`.
     pub fn write_json(
         &self,
@@ -564,6 +585,15 @@ impl ResultsWriter {
         &self.path
     }
 
+    /// With `--report` (`report`), keeps the rows with a problem for the
+    /// page's table.
+    pub fn for_report(mut self, report: bool) -> ResultsWriter {
+        if report {
+            self.summary.problem_rows = Some(ProblemRows::default());
+        }
+        self
+    }
+
     /// Whether the results go to standard output (no file, no record).
     pub fn to_stdout(&self) -> bool {
         self.locked.is_none()
@@ -676,6 +706,9 @@ pub enum Report {
     Attempt(String),
     /// The rate the engine ended at (sent once, at the end).
     Rate(RateReport),
+    /// What the engine saw, second by second (sent once, at the end, with
+    /// `--report`).
+    Timeline(Box<Timeline>),
 }
 
 /// `1 page`, `2 pages`.
@@ -799,6 +832,7 @@ pub fn write_in_order(
                 Report::Note(text) => progress.note(&text),
                 Report::Attempt(text) => progress.attempt(&text),
                 Report::Rate(report) => results.summary.rate = Some(report),
+                Report::Timeline(timeline) => results.summary.timeline = Some(timeline),
                 Report::Row(outcome) => {
                     // A resumed run writes its results beside the old file
                     // until the end: every answer goes to the journal at once.
