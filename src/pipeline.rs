@@ -361,7 +361,13 @@ where
     });
     let (ended, sent) = engine.await.expect("the engine does not panic");
 
-    let summary = writer.join().expect("the results thread does not panic");
+    // Joined off the runtime's thread: a writer stuck on a reader of
+    // `-o -` that stopped reading (`| less`, never scrolled) must not keep
+    // the signal handler from running, so that a second Ctrl-C still quits.
+    let summary = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .expect("the join does not panic")
+        .expect("the results thread does not panic");
     // A failed writer stops the engine, which stops the check stage: its
     // error (if any) is secondary to the writer's.
     let checked = check_stage.await.expect("the check stage does not panic");

@@ -958,3 +958,47 @@ async fn a_reader_gone_after_the_last_request_is_exit_74() {
     assert!(stderr.contains("1000 requests"), "{stderr}");
     sandbox.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_while_the_reader_of_dash_o_does_not_read() {
+    // 5,000 rows of results are far more than a pipe holds: with nobody
+    // reading, the results thread blocks in write. Ctrl-C twice still ends
+    // the run (the second at once), as with any other run. (Not a
+    // rehearsal: a run against the API has a runtime of one thread, which
+    // must stay free for the signal handler.)
+    let sandbox = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(5000)).unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .args(["-o", "-", "--rate", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Held, never read: the pipe stays open and full.
+    let _stdout = child.stdout.take();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    kill(child.id(), "INT");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    kill(child.id(), "INT");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = tokio::task::spawn_blocking(move || {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("two Ctrl-C did not end a run whose reader does not read");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(130));
+    sandbox.stop().await;
+}
