@@ -209,7 +209,12 @@ pub struct ApiArgs {
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
     /// Seconds to wait for each answer (per attempt, not per run).
-    #[arg(long, value_name = "SECS", default_value = "30")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "30",
+        allow_negative_numbers = true
+    )]
     pub timeout: f64,
     /// Allow a plain http:// base URL to a host that is not this machine (the key and the
     /// users' data then cross the network unencrypted).
@@ -235,22 +240,32 @@ pub struct ApiArgs {
 #[command(next_help_heading = "Sending")]
 pub struct RunArgs {
     /// Requests in flight at most (default: the profile's, else 8).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub concurrency: Option<usize>,
     /// Requests per second for the whole run, retries included: a ceiling the run adapts below after a 429; 0: no limit until a 429; auto: find the account's limit (see --max-rate). Default: the profile's, else 10.
-    #[arg(long, value_name = "R|auto")]
+    #[arg(long, value_name = "R|auto", allow_negative_numbers = true)]
     pub rate: Option<String>,
     /// With --rate auto: never above this many requests per second.
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub max_rate: Option<f64>,
     /// Requests that may start back to back after an idle moment (the limiter's burst; default: the profile's, else 1).
-    #[arg(long, value_name = "B")]
+    #[arg(long, value_name = "B", allow_negative_numbers = true)]
     pub burst: Option<u32>,
     /// Retries per row after the first attempt, for 408, 409, 429, 5xx, timeouts and connection errors.
-    #[arg(long, value_name = "N", default_value = "5")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "5",
+        allow_negative_numbers = true
+    )]
     pub max_retries: u32,
     /// The longest wait the server may ask for (Retry-After) before the row is failed instead, in seconds.
-    #[arg(long, value_name = "SECS", default_value = "300")]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value = "300",
+        allow_negative_numbers = true
+    )]
     pub max_wait: f64,
     /// Also write the summary as JSON to this file, for monitoring.
     #[arg(long, value_name = "PATH")]

@@ -41,7 +41,7 @@ impl Rate {
         let limited = (Self::MIN..=Self::MAX).contains(&per_second);
         if per_second != 0.0 && !limited {
             return Err(format!(
-                "--rate {per_second} must be 0 (no limit) or between {} and {}",
+                "--rate {per_second:?} must be 0 (no limit) or between {} and {}",
                 Self::MIN,
                 Self::MAX
             ));
@@ -59,7 +59,7 @@ impl Rate {
             && !(Self::MIN..=Self::MAX).contains(&max)
         {
             return Err(format!(
-                "--max-rate {max} must be between {} and {}",
+                "--max-rate {max:?} must be between {} and {}",
                 Self::MIN,
                 Self::MAX
             ));

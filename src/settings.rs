@@ -1046,7 +1046,7 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, Fatal> {
         Ok(Duration::from_secs_f64(value))
     } else {
         Err(Fatal::Usage(format!(
-            "{flag} {value} must be a number of seconds above 0 and at most 86400"
+            "{flag} {value:?} must be a number of seconds above 0 and at most 86400"
         )))
     }
 }

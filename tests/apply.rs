@@ -755,13 +755,44 @@ async fn an_absurd_retry_after_fails_or_stops_instead_of_panicking() {
 }
 
 #[tokio::test]
-async fn a_rate_too_small_to_mean_anything_is_refused() {
-    let run = apply("user_id,lang\n1,de\n", None, true, &["--rate", "1e-18"]).await;
-    assert_eq!(run.code(), 2);
-    assert!(
-        run.stderr().contains(
-            "--rate 0.000000000000000001 must be 0 (no limit) or between 0.001 and 1000000"
+async fn a_rate_out_of_range_is_refused_in_a_few_words() {
+    // A number too small, too large or below zero: said as the user would
+    // write it, not as 300 digits, and not taken for a flag.
+    for (given, said) in [
+        (
+            "1e-18",
+            "--rate 1e-18 must be 0 (no limit) or between 0.001 and 1000000",
         ),
+        (
+            "1e300",
+            "--rate 1e300 must be 0 (no limit) or between 0.001 and 1000000",
+        ),
+        (
+            "-1",
+            "--rate -1.0 must be 0 (no limit) or between 0.001 and 1000000",
+        ),
+    ] {
+        let run = apply("user_id,lang\n1,de\n", None, true, &["--rate", given]).await;
+        assert_eq!(run.code(), 2, "{given}");
+        assert!(run.stderr().contains(said), "{given}: {}", run.stderr());
+    }
+    let run = apply(
+        "user_id,lang\n1,de\n",
+        None,
+        true,
+        &["--rate", "auto", "--max-rate", "1e300"],
+    )
+    .await;
+    assert!(
+        run.stderr()
+            .contains("--max-rate 1e300 must be between 0.001 and 1000000"),
+        "{}",
+        run.stderr()
+    );
+    let run = apply("user_id,lang\n1,de\n", None, true, &["--max-wait", "-1"]).await;
+    assert!(
+        run.stderr()
+            .contains("--max-wait -1.0 must be a number of seconds above 0"),
         "{}",
         run.stderr()
     );
