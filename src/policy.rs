@@ -355,7 +355,8 @@ pub enum StopReason {
     /// Ctrl-C or SIGTERM.
     Interrupted,
     /// A 401: the key itself is refused, so every other row would be too.
-    KeyRefused { row: u64 },
+    /// `at`: where (`row 7`, or `page 3` for a list).
+    KeyRefused { at: String },
     /// The first attempts all failed to connect, and none got an answer:
     /// the base URL, the network or a proxy is wrong, for every row alike.
     Unreachable { attempts: u32 },
@@ -370,7 +371,7 @@ pub enum StopReason {
     ThrottledAlways { bursts: u32, rate: Option<f64> },
     /// A 429 asking for a wait beyond `--max-wait`.
     ThrottledTooLong {
-        row: u64,
+        at: String,
         asked: Duration,
         max_wait: Duration,
     },
@@ -389,8 +390,8 @@ impl StopReason {
     /// itself is refused: sending the rest of a million rows would only fail
     /// them one by one (and hammer the API), so the run stops as after Ctrl-C.
     /// A 403 does not stop it: it may concern one user only.
-    pub fn for_refusal(status: u16, row: u64) -> Option<StopReason> {
-        (status == 401).then_some(StopReason::KeyRefused { row })
+    pub fn for_refusal(status: u16, at: impl FnOnce() -> String) -> Option<StopReason> {
+        (status == 401).then(|| StopReason::KeyRefused { at: at() })
     }
 }
 
@@ -403,9 +404,9 @@ impl fmt::Display for StopReason {
                 "the API cannot be reached ({attempts} attempts failed to connect, none got an \
                  answer); check --base-url (or GCORE_BASE_URL), the network and any proxy"
             ),
-            StopReason::KeyRefused { row } => write!(
+            StopReason::KeyRefused { at } => write!(
                 f,
-                "the API refused the key (HTTP 401 on row {row}); check GCORE_API_KEY or \
+                "the API refused the key (HTTP 401 on {at}); check GCORE_API_KEY or \
                  --api-key-file"
             ),
             StopReason::Untrusted { message } | StopReason::Halted { message } => {
@@ -421,12 +422,12 @@ impl fmt::Display for StopReason {
                 ))
             ),
             StopReason::ThrottledTooLong {
-                row,
+                at,
                 asked,
                 max_wait,
             } => write!(
                 f,
-                "the server throttled the run for {} (HTTP 429 on row {row}), more than \
+                "the server throttled the run for {} (HTTP 429 on {at}), more than \
                  --max-wait {:.0} s",
                 wait_text(*asked),
                 max_wait.as_secs_f64()

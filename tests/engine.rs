@@ -327,7 +327,7 @@ async fn a_429_asking_for_more_than_max_wait_stops_the_run() {
     assert_eq!(ran.summary.throttled(), 1);
     assert!(matches!(
         ran.ended,
-        Ended::Stopped(StopReason::ThrottledTooLong { row: 3, .. })
+        Ended::Stopped(StopReason::ThrottledTooLong { ref at, .. }) if at == "row 3"
     ));
 }
 
@@ -347,7 +347,12 @@ async fn a_refused_key_stops_the_run_and_says_so() {
             .iter()
             .all(|(status, ..)| status == "not_attempted")
     );
-    assert_eq!(ran.ended, Ended::Stopped(StopReason::KeyRefused { row: 2 }));
+    assert_eq!(
+        ran.ended,
+        Ended::Stopped(StopReason::KeyRefused {
+            at: "row 2".to_string()
+        })
+    );
 }
 
 #[tokio::test]

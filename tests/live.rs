@@ -439,6 +439,31 @@ async fn an_export_cut_short_writes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exports_notes_and_verbose_lines_speak_of_pages() {
+    // One request a second: the second page meets a 429 and a pause.
+    let sandbox = start_sandbox_of(
+        1000,
+        Faults {
+            rate: Some((1.0, 1)),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = export(&sandbox, dir.path(), &["--rate", "20", "-v"]).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("throttled (HTTP 429 on page "), "{text}");
+    // Pages are numbered as in the list: offset 300 of 300 a page is page 2.
+    assert!(
+        text.contains(" page 2 GET /iam/users?limit=300&offset=300 -> "),
+        "{text}"
+    );
+    assert!(text.contains(": page read"), "{text}");
+    assert!(!text.contains(" row "), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_by_email_resolve_across_pages_and_say_which_address_is_wrong() {
     let sandbox = start_sandbox_of(
         1200,

@@ -131,9 +131,11 @@ async fn fetch(
         .enumerate()
         .map(|(seq, offset)| {
             let seq = seq as u64;
+            // Its number in the account's list, for the notes and `-v`.
+            let page = offset / limit.max(1) + 1;
             Work::Send(Job::new(
                 seq,
-                seq + 1,
+                page,
                 *offset,
                 offset.to_string(),
                 String::new(),

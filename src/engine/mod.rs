@@ -149,6 +149,14 @@ pub trait Operation: Send + Sync {
     fn decide(&self, _job: &mut Job) -> Option<Step> {
         None
     }
+    /// What a job is, in messages: `row` (`page` for a list's pages).
+    fn noun(&self) -> &'static str {
+        "row"
+    }
+    /// How `-v` says a job ended with `status`.
+    fn ended_as(&self, status: Status) -> &'static str {
+        status.as_str()
+    }
 }
 
 /// No operation: the engine of a dry run.
@@ -236,6 +244,9 @@ where
     T: Transport,
 {
     let sender = sender.as_ref();
+    // `row 7`, or `page 3` for a list: where a note says a thing happened.
+    let noun = sender.map_or("row", |(operation, _)| operation.noun());
+    let at = |job: &Job| format!("{noun} {}", job.row);
     let Channels {
         mut work,
         reports,
@@ -437,11 +448,16 @@ where
                 let (mut job, traced, answer) = joined;
                 // `-v`: what was sent and what came back; what happens next
                 // is added below, once it is decided.
-                let row = job.row;
+                // Named for `-v` only: no text is made per answer otherwise.
+                let row = if policy.verbose {
+                    at(&job)
+                } else {
+                    String::new()
+                };
                 let attempt = traced.map(|(what, at)| (what, at.elapsed(), answer_text(&answer)));
                 if let (Some(timeline), Some((_, took, _))) = (&mut timeline, &attempt) {
-                    let at = Instant::now().into_std();
-                    timeline.answered(at, *took, answer_kind(&answer), pacer.rate().0);
+                    let now = Instant::now().into_std();
+                    timeline.answered(now, *took, answer_kind(&answer), pacer.rate().0);
                 }
                 let attempt = attempt.filter(|_| policy.verbose);
                 let mut next_step = None;
@@ -503,7 +519,7 @@ where
                     }
                     Ok(Answer::Failed { status, error }) => {
                         reached = true;
-                        if let Some(why) = StopReason::for_refusal(status, job.row)
+                        if let Some(why) = StopReason::for_refusal(status, || at(&job))
                             && stopped.is_none()
                         {
                             report!(Report::Note(format!("stopping: {why}")));
@@ -555,7 +571,7 @@ where
                                 && stopped.is_none()
                             {
                                 let why = StopReason::ThrottledTooLong {
-                                    row: job.row,
+                                    at: at(&job),
                                     asked,
                                     max_wait: retry.max_wait,
                                 };
@@ -571,8 +587,8 @@ where
                             if started && wait >= PAUSE_NOTE_MIN && quiet_since {
                                 last_pause_note = Some(now);
                                 let note = format!(
-                                    "throttled (HTTP 429 on row {}): pausing all requests for {:.1} s",
-                                    job.row,
+                                    "throttled (HTTP 429 on {}): pausing all requests for {:.1} s",
+                                    at(&job),
                                     wait.as_secs_f64()
                                 );
                                 report!(Report::Note(note));
@@ -592,13 +608,15 @@ where
                 };
                 if let Some((what, took, status)) = attempt {
                     let next = match (&report, next_step) {
-                        (Some(outcome), _) => format!("row {}", outcome.record.status.as_str()),
+                        (Some(outcome), _) => {
+                            format!("{noun} {}", operation.ended_as(outcome.record.status))
+                        }
                         (None, Some(step)) => step,
                         (None, None) => "-".to_string(),
                     };
-                    let at = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+                    let when = humantime::format_rfc3339_millis(std::time::SystemTime::now());
                     report!(Report::Attempt(format!(
-                        "{at} row {row} {what} -> {status} in {} ms: {next}",
+                        "{when} {row} {what} -> {status} in {} ms: {next}",
                         took.as_millis()
                     )));
                 }

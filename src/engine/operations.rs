@@ -343,6 +343,17 @@ pub struct ListPages {
 }
 
 impl Operation for ListPages {
+    fn noun(&self) -> &'static str {
+        "page"
+    }
+
+    fn ended_as(&self, status: Status) -> &'static str {
+        match status {
+            Status::Updated => "read",
+            other => other.as_str(),
+        }
+    }
+
     fn call(&self, job: &Job) -> Call {
         Call::ListPage {
             limit: self.limit,
