@@ -1010,13 +1010,23 @@ fn refuse_plain_http(url: &Url, proxy: Option<&ProxyRoute>, allowed: bool) -> Re
 }
 
 fn parse_base_url(text: &str) -> Result<Url, Fatal> {
-    // A URL with a password is shown without it.
+    // A URL with a user name or a password is shown without them: a key
+    // pasted there (`https://KEY@api.gcore.com`) must not be echoed.
     let shown = match Url::parse(text.trim()) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
+        Ok(mut url) if url.password().is_some() || !url.username().is_empty() => {
+            let _ = url.set_password(None);
+            let _ = url.set_username("***");
             url.to_string()
         }
-        _ => text.to_string(),
+        Ok(_) => text.to_string(),
+        // Unparsed: whatever stands before an `@` may be a secret.
+        Err(_) => match text.rsplit_once('@') {
+            Some((before, host)) => match before.split_once("://") {
+                Some((scheme, _)) => format!("{scheme}://***@{host}"),
+                None => format!("***@{host}"),
+            },
+            None => text.to_string(),
+        },
     };
     let bad = |why: String| {
         Fatal::Usage(format!(
@@ -1385,6 +1395,20 @@ mod tests {
             let error =
                 ApiSettings::from_args(&api_args(Some(bad), None), env_of(&key)).unwrap_err();
             assert!(error.to_string().contains("base URL"), "{bad}: {error}");
+        }
+        // A key pasted as the URL's user name (or password) is never echoed,
+        // whether the URL parses or not.
+        for bad in [
+            "https://SECRETKEY@api.gcore.com",
+            "http://SECRETKEY@127.0.0.1:1",
+            "https://SECRETKEY:SECRETKEY@api.gcore.com",
+            "https://SECRETKEY@exa mple.com",
+        ] {
+            let error =
+                ApiSettings::from_args(&api_args(Some(bad), None), env_of(&key)).unwrap_err();
+            let text = error.to_string();
+            assert!(!text.contains("SECRETKEY"), "{bad}: {text}");
+            assert!(text.contains("***@"), "{bad}: {text}");
         }
     }
 
