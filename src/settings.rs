@@ -333,28 +333,46 @@ pub fn check_summary_path(
     };
     probe.map_err(|source| Fatal::SummaryJson {
         path: summary.to_path_buf(),
-        source,
+        source: plain_io_error(source),
     })
 }
 
-/// Checks `--report` before anything is sent: an `.html` name (a browser
-/// opens it by its name), not a file the run reads or writes otherwise, and
-/// a folder that takes a new file (the page is written there, then renamed
-/// into place).
+/// The mark a page of this tool carries, near its top: a file without it is
+/// not replaced without `--overwrite`.
+pub const REPORT_MARK: &str = r#"<meta name="generator" content="gcore-iam-bulk">"#;
+
+/// What `--report` is checked against besides the input and the results:
+/// the other files the run reads or writes (`None`: not given).
+pub type OtherFiles<'a> = &'a [(Option<&'a Path>, &'a str)];
+
+/// Checks `--report` before anything is sent: an `.html` file name (a
+/// browser opens it by its name), not a file the run reads or writes
+/// otherwise (the key's file, a certificate, the summary...), a regular file
+/// if it exists, and a page of this tool unless `overwrite`; a new one must
+/// be creatable under that very name (made and removed at once). The page
+/// itself is written at the end, beside its place, then renamed there.
 pub fn check_report_path(
     report: &Path,
-    (input, output, others): (&InputSource, &OutputTarget, &[(Option<&Path>, &str)]),
+    (input, output, others): (&InputSource, &OutputTarget, OtherFiles),
+    overwrite: bool,
 ) -> Result<(), Fatal> {
+    let usage = |why: String| Fatal::Usage(format!("the report {} {why}", report.display()));
+    let text = report.as_os_str().to_string_lossy();
+    if text.ends_with('/') || text.ends_with("/.") || report.file_name().is_none() {
+        return Err(usage(
+            "is not a file name; give one that ends in .html (--report run.html)".to_string(),
+        ));
+    }
     let html = report
         .extension()
         .and_then(|ext| ext.to_str())
         .is_some_and(|ext| ext.eq_ignore_ascii_case("html") || ext.eq_ignore_ascii_case("htm"));
     if !html {
-        return Err(Fatal::Usage(format!(
-            "the report {} is a web page; give it a name that ends in .html, so that a browser \
-             opens it (--report run.html)",
-            report.display()
-        )));
+        return Err(usage(
+            "is a web page; give it a name that ends in .html, so that a browser opens it \
+             (--report run.html)"
+                .to_string(),
+        ));
     }
     refuse_named_pipe(report, "--report")?;
     not_input_or_results(report, "report", "--report", input, output)?;
@@ -362,23 +380,68 @@ pub fn check_report_path(
         if let Some(other) = other
             && same_file(report, other)
         {
-            return Err(Fatal::Usage(format!(
-                "the report {} is the {what}; choose another --report",
-                report.display()
-            )));
+            return Err(usage(format!("is the {what}; choose another --report")));
         }
     }
-    if report.is_dir() {
-        return Err(Fatal::Usage(format!(
-            "the report {} is a folder; give a file name (--report {}/run.html)",
-            report.display(),
-            report.display()
-        )));
-    }
-    probe_new_file(report).map_err(|source| Fatal::Report {
+    let cannot = |source: std::io::Error| Fatal::Report {
         path: report.to_path_buf(),
-        source,
-    })
+        source: plain_io_error(source),
+    };
+    match std::fs::metadata(report) {
+        Ok(meta) if meta.is_dir() => Err(usage(format!(
+            "is a folder; give a file name (--report {}/run.html)",
+            report.display()
+        ))),
+        Ok(meta) if !meta.is_file() => Err(usage(
+            "is not a regular file (a socket or a device?); give a file name".to_string(),
+        )),
+        Ok(meta) => {
+            if !overwrite && meta.len() > 0 && !is_our_page(report) {
+                return Err(usage(
+                    "exists and is not a page of gcore-iam-bulk; choose another --report, or \
+                     pass --overwrite to replace it"
+                        .to_string(),
+                ));
+            }
+            // Replaced by a rename at the end, or written over where the
+            // folder does not allow that (a sticky folder): either way, it
+            // must take writing.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(report)
+                .map(drop)
+                .map_err(cannot)?;
+            probe_new_file(report).map_err(cannot)
+        }
+        Err(_) => {
+            // Made under its very name and removed: a name too long, a
+            // folder that does not exist or takes no file, are seen now.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(report)
+                .map_err(cannot)?;
+            std::fs::remove_file(report).map_err(cannot)?;
+            probe_new_file(report).map_err(cannot)
+        }
+    }
+}
+
+/// Whether `path` starts like a page this tool wrote.
+fn is_our_page(path: &Path) -> bool {
+    let mut start = vec![0u8; 2048];
+    let read =
+        std::fs::File::open(path).and_then(|mut file| std::io::Read::read(&mut file, &mut start));
+    read.is_ok_and(|n| String::from_utf8_lossy(&start[..n]).contains(REPORT_MARK))
+}
+
+/// An error as the operating system says it, without the path of a
+/// temporary file that the crate adds (the message names the real file).
+pub fn plain_io_error(error: std::io::Error) -> std::io::Error {
+    match error.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => error,
+    }
 }
 
 /// The folder a file named `path` goes in (`.` for a bare name).

@@ -41,7 +41,10 @@ impl Interrupt {
                     }
                     let _ = tx.send(Some(signal));
                     handlers.second_interrupt().await;
-                    eprintln!("interrupted again: quitting; the results file is incomplete");
+                    eprintln!(
+                        "interrupted again: quitting; the results file is incomplete (no \
+                         summary file or report is written)"
+                    );
                     std::process::exit(i32::from(Exit::Aborted.code()));
                 });
             }

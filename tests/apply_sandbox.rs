@@ -935,7 +935,7 @@ async fn a_reader_gone_after_the_last_request_is_exit_74() {
     let mut child = std::process::Command::new(BIN)
         .current_dir(dir.path())
         .args(["apply", "in.csv", "-o", "-", "--rate", "0", "-q"])
-        .args(["--base-url", &sandbox.base_url()])
+        .args(["--base-url", &sandbox.base_url(), "--report", "run.html"])
         .env("GCORE_API_KEY", sandbox.api_key())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -956,6 +956,12 @@ async fn a_reader_gone_after_the_last_request_is_exit_74() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(74), "{stderr}");
     assert!(stderr.contains("1000 requests"), "{stderr}");
+    // The page of a run without its record is not written, and that is said.
+    assert!(
+        stderr.contains("no report was written to run.html"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("run.html").exists());
     sandbox.stop().await;
 }
 

@@ -410,29 +410,55 @@ async fn a_report_that_cannot_be_written_is_refused_before_anything_is_sent() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
     std::fs::create_dir(dir.path().join("reports.html")).unwrap();
-    let cases = [
-        ("run.csv", "give it a name that ends in .html"),
-        ("in.csv", "give it a name that ends in .html"),
+    // The key's file and a certificate named like pages must survive.
+    std::fs::write(dir.path().join("key.html"), "report-key\n").unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("ca.html"), ca.cert.pem()).unwrap();
+    // Someone's page, not this tool's.
+    std::fs::write(dir.path().join("index.html"), "<p>precious</p>").unwrap();
+    let long = format!("{}.html", "a".repeat(300));
+    let cases: [(&str, &[&str], &str); 9] = [
+        ("run.csv", &[], "give it a name that ends in .html"),
+        ("in.csv", &[], "give it a name that ends in .html"),
         (
             "missing/run.html",
+            &[],
             "cannot write the report missing/run.html",
         ),
-        ("reports.html", "is a folder"),
+        ("reports.html", &[], "is a folder"),
+        ("x.html/", &[], "is not a file name"),
+        (&long, &[], "File name too long"),
+        (
+            "key.html",
+            &["--api-key-file", "key.html"],
+            "is the API key's file",
+        ),
+        (
+            "ca.html",
+            &["--ca-cert", "ca.html"],
+            "is the certificate file",
+        ),
+        ("index.html", &[], "is not a page of gcore-iam-bulk"),
     ];
-    for (report, expected) in cases {
-        let out = run(
-            dir.path(),
-            Some(&sandbox),
-            &["apply", "in.csv", "--report", report, "--overwrite"],
-        )
-        .await;
+    for (report, flags, expected) in cases {
+        let mut args = vec!["apply", "in.csv", "--report", report];
+        args.extend_from_slice(flags);
+        let out = run(dir.path(), Some(&sandbox), &args).await;
         assert_eq!(out.status.code(), Some(2), "{report}: {}", stderr(&out));
         assert!(
             stderr(&out).contains(expected),
             "{report}: {}",
             stderr(&out)
         );
+        assert!(
+            !stderr(&out).contains(".gcore-iam-bulk"),
+            "{}",
+            stderr(&out)
+        );
     }
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(read("key.html"), "report-key\n");
+    assert_eq!(read("index.html"), "<p>precious</p>");
     // The results file as the report, on every command that takes one.
     for command in ["apply", "plan", "validate"] {
         let out = run(
@@ -528,6 +554,70 @@ async fn plan_and_a_dry_run_write_their_own_page() {
         page.contains("The one row is valid; nothing was sent."),
         "{page}"
     );
-    assert!(page.contains("None: every row went through."));
+    assert!(page.contains("None: every row is valid."));
     sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_this_tool_is_replaced_and_another_file_only_with_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    for _ in 0..2 {
+        let out = run(
+            dir.path(),
+            None,
+            &["validate", "in.csv", "--report", "run.html"],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    std::fs::write(dir.path().join("index.html"), "<p>precious</p>").unwrap();
+    let args = [
+        "validate",
+        "in.csv",
+        "--report",
+        "index.html",
+        "--overwrite",
+    ];
+    let out = run(dir.path(), None, &args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let page = std::fs::read_to_string(dir.path().join("index.html")).unwrap();
+    assert!(page.contains("gcore-iam-bulk validate: in.csv"));
+    // Nothing is left beside the pages.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["in.csv", "in.results.csv", "index.html", "run.html"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_error_is_accounted_for_on_the_page() {
+    // Eight kinds of invalid row: the page quotes five and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("user_id,lang\n");
+    for (i, lang) in ["xa", "xb", "xc", "xd", "xe", "xf", "xg", "xh"]
+        .iter()
+        .enumerate()
+    {
+        csv.push_str(&format!("{},{lang}\n", i + 1));
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let out = run(
+        dir.path(),
+        None,
+        &["validate", "in.csv", "--report", "v.html"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let page = std::fs::read_to_string(dir.path().join("v.html")).unwrap();
+    assert!(
+        page.contains("The first 5 kinds of error, for 5 of the 8 rows with a problem"),
+        "{page}"
+    );
+    assert!(page.contains(r#"<label for="show-invalid">invalid (8)</label>"#));
 }

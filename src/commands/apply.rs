@@ -211,7 +211,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             proxy: proxy.as_deref(),
             changes_exit: false,
         };
-        let exit = finish(&finished?, &ending);
+        let exit = finish(finished, &ending);
         if let Some(undo) = &undo {
             note_undo(undo);
         }
@@ -295,7 +295,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
             proxy: proxy.as_deref(),
             changes_exit: false,
         };
-        let exit = finish(&finished?, &ending);
+        let exit = finish(finished, &ending);
         if let Some(undo) = &undo {
             note_undo(undo);
         }
@@ -314,11 +314,19 @@ fn check_report(
     let Some(report) = &args.output.report else {
         return Ok(());
     };
-    let others = [
+    let mut others = vec![
         (run.summary_json.as_deref(), "summary file"),
         (args.undo_file.as_deref(), "undo file"),
+        (args.api.api_key_file.as_deref(), "API key's file"),
+        (args.plan.as_deref(), "plan"),
     ];
-    check_report_path(report, (input, target, &others))?;
+    others.extend(
+        args.api
+            .ca_cert
+            .iter()
+            .map(|ca| (Some(ca.as_path()), "certificate file")),
+    );
+    check_report_path(report, (input, target, &others), args.output.overwrite)?;
     run.send.timeline = true;
     Ok(())
 }

@@ -371,12 +371,27 @@ struct Ending<'a> {
 
 /// Prints the summary, writes it as JSON when asked, and says how the run
 /// ended.
-fn finish(finished: &Finished, ending: &Ending) -> Result<Exit, Fatal> {
+fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Result<Exit, Fatal> {
+    let finished = match finished {
+        Ok(finished) => finished,
+        Err(fatal) => {
+            // The page needs the run's record; say so rather than leave an
+            // old page (or none) to pass for this run's.
+            if let Some(report) = ending.report {
+                eprintln!(
+                    "note: no report was written to {}: the run did not end with its record \
+                     complete (see the error below)",
+                    report.display()
+                );
+            }
+            return Err(fatal);
+        }
+    };
     let Finished {
         summary,
         ended,
         results_path,
-    } = finished;
+    } = &finished;
     let Ending {
         command,
         dry_run,

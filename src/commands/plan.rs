@@ -35,8 +35,21 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
         check_summary_path(summary, &settings.source, &target)?;
     }
     if let Some(report) = &args.output.report {
-        let others = [(run.summary_json.as_deref(), "summary file")];
-        check_report_path(report, (&settings.source, &target, &others))?;
+        let mut others = vec![
+            (run.summary_json.as_deref(), "summary file"),
+            (args.api.api_key_file.as_deref(), "API key's file"),
+        ];
+        others.extend(
+            args.api
+                .ca_cert
+                .iter()
+                .map(|ca| (Some(ca.as_path()), "certificate file")),
+        );
+        check_report_path(
+            report,
+            (&settings.source, &target, &others),
+            args.output.overwrite,
+        )?;
         run.send.timeline = true;
     }
     // A plan or a dry run is replaced; the record of a run that sent
@@ -106,6 +119,6 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             proxy: proxy.as_deref(),
             changes_exit: args.exit_code,
         };
-        finish(&finished?, &ending)
+        finish(finished, &ending)
     })
 }

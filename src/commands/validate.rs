@@ -34,7 +34,11 @@ pub fn run(
     }
     if let Some(report) = &output.report {
         let others = [(summary_json, "summary file")];
-        check_report_path(report, (&settings.source, &target, &others))?;
+        check_report_path(
+            report,
+            (&settings.source, &target, &others),
+            output.overwrite,
+        )?;
     }
     guard_results(&target, output.overwrite, false)?;
     let quiet = output.quiet;
@@ -66,7 +70,7 @@ pub fn run(
             no_sender,
             interrupt.clone(),
         )
-        .await?;
+        .await;
         note_input_changed(&input);
         let ending = Ending {
             command,
@@ -77,6 +81,6 @@ pub fn run(
             report: output.report.as_deref(),
             ..Ending::default()
         };
-        finish(&finished, &ending)
+        finish(finished, &ending)
     })
 }

@@ -420,7 +420,8 @@ where
             && retries.is_empty()
             && in_flight.is_empty()
         {
-            if let Some(timeline) = timeline.take() {
+            if let Some(mut timeline) = timeline.take() {
+                timeline.ended(Instant::now().into_std());
                 report!(Report::Timeline(timeline));
             }
             if sender.is_some() {

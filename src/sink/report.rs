@@ -16,7 +16,7 @@ use super::timeline::{Bucket, Timeline};
 use super::{RunInfo, Summary, count};
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::settings::folder_of;
+use crate::settings::{REPORT_MARK, folder_of, plain_io_error};
 use crate::table::results::{ResultRecord, Status};
 
 /// A row of the page's table: a row that is invalid, failed or not attempted.
@@ -55,36 +55,47 @@ impl ProblemRow {
     }
 }
 
-/// The rows the page's table lists: the first [`ProblemRows::MAX`] problems
-/// (a page of a million rows opens in no browser), and how many more there are.
+/// The rows the page's table lists: the first [`ProblemRows::PER_STATUS`]
+/// of each problem status (a page of a million rows opens in no browser;
+/// and ten thousand invalid rows must not hide the three that failed), and
+/// how many more there are.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProblemRows {
     rows: Vec<ProblemRow>,
+    /// Rows listed, per status (in [`Status::ALL`]'s order).
+    listed: [u64; Status::ALL.len()],
     left_out: u64,
 }
 
 impl ProblemRows {
-    pub const MAX: usize = 10_000;
+    pub const PER_STATUS: u64 = 5_000;
     /// Longer errors and requests are cut (the results file has them whole).
-    const CELL: usize = 600;
+    const ERROR: usize = 600;
+    const REQUEST: usize = 300;
 
     pub fn note(&mut self, record: &ResultRecord) {
         if !record.status.is_problem() {
             return;
         }
-        if self.rows.len() >= Self::MAX {
+        let listed = &mut self.listed[record.status.index()];
+        if *listed >= Self::PER_STATUS {
             self.left_out += 1;
             return;
         }
+        *listed += 1;
         self.rows.push(ProblemRow {
             row: record.row,
-            user_id: cut(&record.user_id, 80),
+            user_id: visible(&cut(&record.user_id, 80)),
             status: record.status,
             http_status: record.http_status,
             attempts: record.attempts,
-            error: cut(&record.error, Self::CELL),
-            request: cut(&record.request, Self::CELL),
+            error: visible(&cut(&record.error, Self::ERROR)),
+            request: visible(&cut(&record.request, Self::REQUEST)),
         });
+    }
+
+    fn listed(&self, status: Status) -> u64 {
+        self.listed[status.index()]
     }
 }
 
@@ -94,6 +105,27 @@ fn cut(text: &str, max: usize) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
+}
+
+/// `text` with its control characters made visible (`\u{1b}`), as this
+/// tool's own messages show them: a server's body or a file's name may
+/// hold any byte, and a page should show each, not act on it. Line breaks
+/// and tabs become spaces.
+fn visible(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' | '\t' => shown.push(' '),
+            c if c.is_control() => {
+                let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => shown.push(c),
+        }
+    }
+    shown
 }
 
 /// What the page says besides the summary's figures.
@@ -128,6 +160,8 @@ struct ErrorGroup {
 #[derive(Template)]
 #[template(path = "report.html")]
 struct Page<'a> {
+    /// The generator tag that marks the page as this tool's.
+    mark: &'static str,
     title: String,
     verdict: String,
     /// `ok`, `problems` or `stopped`: the verdict's colour.
@@ -138,18 +172,31 @@ struct Page<'a> {
     chart: Option<String>,
     chart_notes: Vec<String>,
     groups: Vec<ErrorGroup>,
+    /// Said under the groups when they are not every kind of error.
+    groups_note: Option<String>,
     /// The statuses with problem rows: the table's filters.
-    filters: Vec<StatusCount>,
+    filters: Vec<Filter>,
     rows: &'a [ProblemRow],
     /// How many problem rows the table lists, and a note when it is cut.
     listed: usize,
+    /// The label of the filter that shows every listed row.
+    all_label: String,
     rows_note: Option<String>,
+    /// What the section says when no row has a problem.
+    none_text: &'static str,
+}
+
+/// A filter button: the status and its label (`failed (3)`, or
+/// `failed (5000 of 12000)` when not every row is listed).
+struct Filter {
+    status: &'static str,
+    label: String,
 }
 
 /// The page for a finished run.
 pub fn render(summary: &Summary, context: &ReportContext) -> String {
     let run = context.run;
-    let input = run.input.as_deref().unwrap_or("-");
+    let input = visible(run.input.as_deref().unwrap_or("-"));
     let title = format!("gcore-iam-bulk {}: {input}", run.command);
     let (tone, verdict) = verdict(summary, context);
 
@@ -164,11 +211,11 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
         },
         Fact {
             name: "input",
-            value: input.to_string(),
+            value: input.clone(),
         },
         Fact {
             name: "results file",
-            value: context.results.to_string(),
+            value: visible(context.results),
         },
         Fact {
             name: "started",
@@ -179,6 +226,17 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
             value: run.finished_at.clone(),
         },
     ];
+    if let Some(fields) = summary.fields_text() {
+        let done = summary.count(Status::WouldUpdate) > 0;
+        facts.push(Fact {
+            name: if done {
+                "fields that would change"
+            } else {
+                "fields changed"
+            },
+            value: format!("{fields} (rows)"),
+        });
+    }
     if let Some(elapsed) = summary.elapsed {
         facts.push(Fact {
             name: "sending took",
@@ -247,7 +305,9 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
         .collect();
     let (chart, chart_notes) = match &summary.timeline {
         Some(timeline) if timeline.total().answers() > 0 => {
-            (Some(chart(timeline)), chart_notes(timeline))
+            let (svg, mut notes) = chart(timeline);
+            notes.extend(chart_notes(timeline));
+            (Some(svg), notes)
         }
         Some(_) => (
             None,
@@ -255,33 +315,60 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
         ),
         None => (None, Vec::new()),
     };
-    let groups = summary
-        .quoted()
+    let quoted = summary.quoted();
+    let covered: u64 = quoted.iter().map(|problem| problem.count).sum();
+    let problems = problem_count(summary);
+    let groups = quoted
         .into_iter()
         .map(|problem| ErrorGroup {
             status: problem.status.as_str(),
             rows: problem.rows_text(),
-            error: problem.error.clone(),
+            error: visible(&cut(&problem.error, ProblemRows::ERROR)),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let groups_note = (problems > covered).then(|| {
+        format!(
+            "The first {} kinds of error, for {covered} of the {problems} rows with a problem; \
+             the table below lists the rows.",
+            groups.len()
+        )
+    });
     let empty = ProblemRows::default();
     let table = summary.problem_rows.as_ref().unwrap_or(&empty);
+    let label = |name: &str, listed: u64, all: u64| match listed == all {
+        true => format!("{name} ({all})"),
+        false => format!("{name} ({listed} of {all})"),
+    };
     let filters = Status::ALL
         .iter()
         .filter(|status| status.is_problem() && summary.count(**status) > 0)
-        .map(|status| StatusCount {
+        .map(|status| Filter {
             status: status.as_str(),
-            count: table.rows.iter().filter(|r| r.status == *status).count() as u64,
+            label: label(
+                status.as_str(),
+                table.listed(*status),
+                summary.count(*status),
+            ),
         })
         .collect();
+    let all_label = label("all", table.rows.len() as u64, problems);
     let rows_note = (table.left_out > 0).then(|| {
         format!(
-            "The first {} rows with a problem are listed; {} more are in the results file.",
-            table.rows.len(),
-            table.left_out
+            "The first {} rows of each status are listed; {} more {} in the results file.",
+            ProblemRows::PER_STATUS,
+            table.left_out,
+            if table.left_out == 1 { "is" } else { "are" }
         )
     });
+    let none_text = if run.dry_run {
+        "None: every row is valid."
+    } else if summary.count(Status::WouldUpdate) + summary.count(Status::Unchanged) > 0 {
+        "None: every row was read."
+    } else {
+        "None: every row went through."
+    };
     Page {
+        mark: REPORT_MARK,
         title,
         verdict,
         tone,
@@ -290,10 +377,13 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
         chart,
         chart_notes,
         groups,
+        groups_note,
         filters,
         rows: &table.rows,
         listed: table.rows.len(),
+        all_label,
         rows_note,
+        none_text,
     }
     .render()
     .expect("the report's template renders")
@@ -305,16 +395,34 @@ pub fn write(path: &Path, summary: &Summary, context: &ReportContext) -> Result<
     let page = render(summary, context);
     let report_error = |source| Fatal::Report {
         path: path.to_path_buf(),
-        source,
+        source: plain_io_error(source),
     };
     let mut file = tempfile::Builder::new()
         .prefix(".gcore-iam-bulk-report")
         .tempfile_in(folder_of(path))
         .map_err(report_error)?;
-    file.write_all(page.as_bytes()).map_err(report_error)?;
-    file.persist(path)
-        .map_err(|persist| report_error(persist.error))?;
-    Ok(())
+    // On disk before it takes the old page's place: a power cut leaves the
+    // old page or the new one, never an empty one.
+    file.write_all(page.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(report_error)?;
+    match file.persist(path) {
+        Ok(_) => Ok(()),
+        // A folder where only a file's owner may rename over it (the
+        // sticky bit of /tmp) still lets a file writable by all be written.
+        Err(persist) if persist.error.kind() == std::io::ErrorKind::PermissionDenied => {
+            drop(persist.file);
+            let mut old = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .map_err(|_| report_error(persist.error))?;
+            old.write_all(page.as_bytes())
+                .and_then(|()| old.sync_all())
+                .map_err(report_error)
+        }
+        Err(persist) => Err(report_error(persist.error)),
+    }
 }
 
 /// What an exit code tells, as the README's table says it.
@@ -332,24 +440,29 @@ fn exit_meaning(exit: Exit) -> &'static str {
 
 /// The headline: how the run ended, in words.
 fn verdict(summary: &Summary, context: &ReportContext) -> (&'static str, String) {
-    let problems: u64 = Status::ALL
-        .iter()
-        .filter(|status| status.is_problem())
-        .map(|status| summary.count(*status))
-        .sum();
+    let problems = problem_count(summary);
     let total = summary.total();
     if let Some(why) = &context.stopped {
         let rows = count(total, "row", "rows");
         return ("stopped", format!("Stopped early: {why}. {rows} in all."));
     }
+    if total == 0 {
+        return ("ok", "The input has no rows; nothing was sent.".to_string());
+    }
+    // Ten thousand invalid rows are not all listed: the first of each status are.
+    let listed = summary
+        .problem_rows
+        .as_ref()
+        .is_some_and(|rows| rows.left_out > 0);
     let (subject, is, was) = match total {
         1 => ("The one row".to_string(), "is", "was"),
         _ => (format!("All {total} rows"), "are", "were"),
     };
     let would = summary.count(Status::WouldUpdate);
     let unchanged = summary.count(Status::Unchanged);
-    let (them, are) = match problems {
-        1 => ("it is", "is"),
+    let (them, are) = match (problems, listed) {
+        (_, true) => ("the first of each status are", "are"),
+        (1, false) => ("it is", "is"),
         _ => ("they are", "are"),
     };
     let some = count(problems, "row", "rows");
@@ -369,6 +482,15 @@ fn verdict(summary: &Summary, context: &ReportContext) -> (&'static str, String)
             format!("{some} of the {total} did not go through; {them} listed below."),
         ),
     }
+}
+
+/// Rows that are invalid, failed or not attempted.
+fn problem_count(summary: &Summary) -> u64 {
+    Status::ALL
+        .iter()
+        .filter(|status| status.is_problem())
+        .map(|status| summary.count(*status))
+        .sum()
 }
 
 /// What the chart's reader should know that the chart does not show.
@@ -410,11 +532,11 @@ const TIME_TOP: f64 = 284.0;
 const TIME_BOTTOM: f64 = 404.0;
 const HEIGHT: f64 = 440.0;
 
-/// The series of the requests panel, bottom to top, with their colours
-/// (the template's legend uses the same classes).
 /// How many answers of one kind a bucket holds.
 type Count = fn(&Bucket) -> u32;
 
+/// The series of the requests panel, bottom to top, with their colours
+/// (the template's legend uses the same classes).
 const SERIES: [(&str, Count); 4] = [
     ("success", |b| b.success),
     ("error", |b| b.error),
@@ -423,30 +545,44 @@ const SERIES: [(&str, Count); 4] = [
 ];
 
 /// The timeline as SVG: answers per second stacked by kind, the engine's
-/// rate and its pauses above; the mean and slowest answer time below.
-fn chart(timeline: &Timeline) -> String {
+/// rate and its pauses above; the mean and slowest answer time below. With
+/// it, what the reader should know of its scales.
+fn chart(timeline: &Timeline) -> (String, Vec<String>) {
+    let mut notes = Vec::new();
     let width = timeline.width() as f64;
     let buckets = timeline.buckets();
-    // The chart ends with the last answer; the last bucket covers only the
-    // part of it the run lasted (half of it at least: a bucket of one
-    // answer in its first millisecond is no spike).
-    let last = buckets.len().saturating_sub(1) as f64 * width;
-    let last_covers = (timeline.span().as_secs_f64() - last).clamp(width / 2.0, width);
-    let covers = |i: usize| match i + 1 == buckets.len() {
-        true => last_covers,
-        false => width,
-    };
-    let span = (last + last_covers).max(1.0);
+    // The chart ends where the sending ended. The bucket it ends in
+    // covers only the part the run lasted (half of it at least: a bucket
+    // of one answer in its first millisecond is no spike).
+    let end = timeline.span().as_secs_f64();
+    let covers = |i: usize| (end - i as f64 * width).clamp(width / 2.0, width);
+    let last = buckets.len().saturating_sub(1);
+    let span = end.max(last as f64 * width + covers(last)).max(1.0);
     let x = |seconds: f64| LEFT + (RIGHT - LEFT) * seconds / span;
     let per_second = |n: u32, i: usize| f64::from(n) / covers(i);
 
-    let highest = buckets
+    // The scale follows the answers; the rate joins it unless it is far
+    // above them (--rate 100000 would flatten every bar).
+    let answers_high = buckets
         .iter()
         .enumerate()
         .map(|(i, b)| per_second(b.answers(), i))
-        .chain(buckets.iter().filter_map(|b| b.rate().flatten()))
         .fold(0.0, f64::max);
+    let rate_high = buckets
+        .iter()
+        .filter_map(|b| b.rate().flatten())
+        .fold(0.0, f64::max);
+    let highest = match rate_high <= 2.0 * answers_high {
+        true => answers_high.max(rate_high),
+        false => answers_high,
+    };
     let (top, step) = nice_axis(highest);
+    if rate_high > top * 1.05 {
+        notes.push(format!(
+            "The tool's rate went up to {rate_high:.1} requests/s, above the scale; where it \
+             was, its line runs along the top edge."
+        ));
+    }
     let y = |value: f64| BOTTOM - (BOTTOM - TOP) * (value / top).min(1.05);
 
     let mut svg = String::new();
@@ -511,6 +647,10 @@ fn chart(timeline: &Timeline) -> String {
         }
         last = rate;
     }
+    if last.is_some() {
+        // Carried to the end of the sending.
+        let _ = write!(rate_path, "H{:.2}", x(span));
+    }
     if !rate_path.is_empty() {
         let _ = write!(svg, r#"<path class="rate" d="{rate_path}"/>"#);
     }
@@ -533,6 +673,12 @@ fn chart(timeline: &Timeline) -> String {
         .map(millis)
         .fold(0.0, f64::max);
     let (time_top, time_step) = nice_axis(typical.max(mean_high));
+    if slowest.last().is_some_and(|ms| *ms > time_top) {
+        notes.push(format!(
+            "Answers slower than {} ms are drawn at the top edge of the answer times.",
+            tick(time_top, time_step)
+        ));
+    }
     let ty = |ms: f64| TIME_BOTTOM - (TIME_BOTTOM - TIME_TOP) * (ms / time_top).min(1.0);
     axis(
         &mut svg,
@@ -557,11 +703,14 @@ fn chart(timeline: &Timeline) -> String {
                 continue;
             };
             let centre = x(i as f64 * width + covers(i) / 2.0);
+            // A point alone (no answer on either side) is a dot: a line of
+            // no length, drawn with round ends.
             let _ = write!(
                 path,
-                "{}{centre:.2} {:.2}",
+                "{}{centre:.2} {:.2}{}",
                 if drawing { "L" } else { "M" },
-                ty(ms)
+                ty(ms),
+                if drawing { "" } else { "h0.01" }
             );
             drawing = true;
         }
@@ -571,7 +720,18 @@ fn chart(timeline: &Timeline) -> String {
     }
     time_axis(&mut svg, span, &x);
     svg.push_str("</svg>");
-    svg
+    (svg, notes)
+}
+
+/// A tick's label: `10`, `2.5`, `0.25`.
+fn tick(value: f64, step: f64) -> String {
+    let decimals = (0..3)
+        .find(|d| {
+            let scale = 10f64.powi(*d);
+            ((step * scale).round() - step * scale).abs() < 1e-9
+        })
+        .unwrap_or(3) as usize;
+    format!("{value:.decimals$}")
 }
 
 fn millis(duration: Duration) -> f64 {
@@ -605,11 +765,7 @@ fn axis(
     let mut value = 0.0;
     while value <= max + step / 2.0 {
         let at = y(value);
-        let text = if step < 1.0 {
-            format!("{value:.2}")
-        } else {
-            format!("{value:.0}")
-        };
+        let text = tick(value, step);
         let _ = write!(
             svg,
             r#"<line class="grid" x1="{LEFT}" x2="{RIGHT}" y1="{at:.1}" y2="{at:.1}"/><text class="tick" x="{}" y="{:.1}" text-anchor="end">{text}</text>"#,
@@ -687,9 +843,98 @@ mod tests {
         assert_eq!(nice_axis(10.0), (10.0, 2.5));
         assert_eq!(nice_axis(3.2), (4.0, 1.0));
         assert_eq!(nice_axis(0.0), (1.0, 0.25));
+        assert_eq!(tick(7.5, 2.5), "7.5");
+        assert_eq!(tick(10.0, 2.5), "10.0");
+        assert_eq!(tick(100.0, 25.0), "100");
+        assert_eq!(tick(0.5, 0.25), "0.50");
         assert_eq!(nice_axis(f64::NAN), (1.0, 0.25));
         let (top, step) = nice_axis(1234.0);
         assert!(top >= 1234.0 && top / step <= 6.0, "{top} {step}");
+    }
+
+    fn record(row: u64, status: Status, error: &str) -> ResultRecord {
+        ResultRecord {
+            row,
+            user_id: row.to_string(),
+            status,
+            http_status: None,
+            attempts: 0,
+            error: error.to_string(),
+            request: String::new(),
+            changes: String::new(),
+            user: None,
+        }
+    }
+
+    #[test]
+    fn many_rows_of_one_status_do_not_hide_another() {
+        let mut rows = ProblemRows::default();
+        let per = ProblemRows::PER_STATUS;
+        for row in 0..per + 1000 {
+            rows.note(&record(row, Status::Invalid, "lang"));
+        }
+        for row in 0..3 {
+            rows.note(&record(row, Status::Failed, "HTTP 400"));
+        }
+        rows.note(&record(9, Status::Updated, ""));
+        assert_eq!(rows.listed(Status::Invalid), per);
+        assert_eq!(rows.listed(Status::Failed), 3);
+        assert_eq!(rows.left_out, 1000);
+        assert_eq!(rows.rows.len() as u64, per + 3);
+    }
+
+    #[test]
+    fn control_characters_are_shown_not_sent_to_the_page() {
+        assert_eq!(visible("a\u{1b}[31mb\0c"), "a\\u{1b}[31mb\\u{0}c");
+        assert_eq!(visible("two\nlines\tand a tab"), "two lines and a tab");
+        assert_eq!(visible("plain é"), "plain é");
+    }
+
+    #[test]
+    fn a_single_answer_is_a_dot_and_the_wait_after_it_is_on_the_chart() {
+        use super::super::timeline::AnswerKind;
+        let start = std::time::Instant::now();
+        let mut timeline = Timeline::new(start);
+        let at = start + Duration::from_millis(300);
+        timeline.answered(
+            at,
+            Duration::from_millis(20),
+            AnswerKind::Success,
+            Some(10.0),
+        );
+        timeline.ended(start + Duration::from_secs(60));
+        let (svg, _) = chart(&timeline);
+        assert!(svg.contains(r#"<path class="mean" d="M"#), "{svg}");
+        assert!(svg.contains("h0.01"), "{svg}");
+        // The time axis reaches a minute.
+        assert!(svg.contains(">60 s</text>"), "{svg}");
+    }
+
+    #[test]
+    fn a_rate_far_above_the_answers_does_not_flatten_them() {
+        use super::super::timeline::AnswerKind;
+        let start = std::time::Instant::now();
+        let mut timeline = Timeline::new(start);
+        for i in 0..80 {
+            let at = start + Duration::from_millis(10 * i);
+            timeline.answered(
+                at,
+                Duration::from_millis(5),
+                AnswerKind::Success,
+                Some(100000.0),
+            );
+        }
+        timeline.ended(start + Duration::from_secs(1));
+        let (svg, notes) = chart(&timeline);
+        assert!(
+            svg.contains(">80</text>"),
+            "the scale follows the answers: {svg}"
+        );
+        assert!(!svg.contains(">100000"), "{svg}");
+        assert!(
+            notes[0].contains("100000.0 requests/s, above the scale"),
+            "{notes:?}"
+        );
     }
 
     #[test]

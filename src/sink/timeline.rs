@@ -82,7 +82,8 @@ pub struct Timeline {
     pauses: Vec<(Duration, Duration)>,
     /// Pauses not kept (beyond [`Timeline::MAX_PAUSES`]).
     pauses_left_out: u64,
-    /// When the last answer came, from `started`.
+    /// When the last answer came, or the sending ended if later, from
+    /// `started`.
     last: Duration,
 }
 
@@ -120,7 +121,8 @@ impl Timeline {
         self.pauses_left_out
     }
 
-    /// From the first bucket's start to the last answer.
+    /// From the first bucket's start to the end of the sending (or the
+    /// last answer, before [`Timeline::ended`]).
     pub fn span(&self) -> Duration {
         self.last
     }
@@ -132,6 +134,12 @@ impl Timeline {
             total.merge(bucket);
         }
         total
+    }
+
+    /// The sending ended at `at`: a run that waited out a long pause after
+    /// its last answer shows that wait.
+    pub fn ended(&mut self, at: Instant) {
+        self.last = self.last.max(at.saturating_duration_since(self.started));
     }
 
     /// An answer at `at`, `took` after its request was sent, while the
@@ -146,11 +154,16 @@ impl Timeline {
             AnswerKind::Error => bucket.error += 1,
             AnswerKind::NoAnswer => bucket.no_answer += 1,
         }
+        bucket.rate = Some(rate);
+        // Answer times are of answers: a timeout or a refused connection
+        // is counted above, not timed.
+        if kind == AnswerKind::NoAnswer {
+            return;
+        }
         let took = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         bucket.took_sum_us = bucket.took_sum_us.saturating_add(took);
         bucket.took_count += 1;
         bucket.took_max_us = bucket.took_max_us.max(took);
-        bucket.rate = Some(rate);
     }
 
     /// A run-wide pause after a 429, from `at` for `length`.
@@ -216,7 +229,7 @@ mod tests {
         timeline.answered(at(start, 0.2), ms(10), AnswerKind::Success, Some(10.0));
         timeline.answered(at(start, 0.9), ms(30), AnswerKind::Success, Some(10.0));
         timeline.answered(at(start, 2.5), ms(5), AnswerKind::Throttled, Some(8.0));
-        timeline.answered(at(start, 2.6), ms(7), AnswerKind::NoAnswer, Some(8.0));
+        timeline.answered(at(start, 2.6), ms(700), AnswerKind::NoAnswer, Some(8.0));
         let buckets = timeline.buckets();
         assert_eq!(buckets.len(), 3);
         assert_eq!(buckets[0].success, 2);
@@ -227,7 +240,13 @@ mod tests {
         assert_eq!((buckets[2].throttled, buckets[2].no_answer), (1, 1));
         assert_eq!(buckets[2].rate(), Some(Some(8.0)));
         assert_eq!(timeline.total().answers(), 4);
+        // No answer is not an answer time.
+        assert_eq!(buckets[2].max_took(), Some(ms(5)));
         assert_eq!(timeline.span(), Duration::from_millis(2600));
+        // A wait after the last answer is part of the run.
+        timeline.ended(at(start, 9.0));
+        assert_eq!(timeline.span(), Duration::from_secs(9));
+        assert_eq!(timeline.buckets().len(), 3);
     }
 
     #[test]
