@@ -70,7 +70,7 @@ pub struct ProblemRows {
 impl ProblemRows {
     pub const PER_STATUS: u64 = 5_000;
     /// Longer errors and requests are cut (the results file has them whole).
-    const ERROR: usize = 600;
+    const ERROR: usize = 400;
     const REQUEST: usize = 300;
 
     pub fn note(&mut self, record: &ResultRecord) {
