@@ -387,6 +387,12 @@ pub fn check_report_path(
         path: report.to_path_buf(),
         source: plain_io_error(source),
     };
+    let dangling = std::fs::symlink_metadata(report).is_ok() && std::fs::metadata(report).is_err();
+    if dangling {
+        return Err(usage(
+            "is a link to a file that does not exist; give the file's own name".to_string(),
+        ));
+    }
     match std::fs::metadata(report) {
         Ok(meta) if meta.is_dir() => Err(usage(format!(
             "is a folder; give a file name (--report {}/run.html)",
@@ -518,6 +524,10 @@ pub struct ApiSettings {
     pub extra_roots: Vec<CertificateDer<'static>>,
     /// `None`: straight to the API.
     pub proxy: Option<ProxyRoute>,
+    /// The files these settings were read from (the key's file, the
+    /// certificate files), whichever flag, variable or profile named them,
+    /// with what each is: no output of the run may be one of them.
+    pub files_read: Vec<(PathBuf, &'static str)>,
 }
 
 /// The key a profile names: from its file, or what its command prints.
@@ -588,7 +598,20 @@ impl ApiSettings {
                 .collect(),
         };
         let extra_roots = read_ca_files(&ca_files)?;
+        let mut files_read: Vec<(PathBuf, &'static str)> = ca_files
+            .iter()
+            .map(|(path, _)| (path.clone(), "certificate file"))
+            .collect();
         check_trust_store_env(&env)?;
+        let key_file = match (&args.api_key_file, env(API_KEY_ENV), profile) {
+            (Some(path), _, _) => Some(path.clone()),
+            (None, None, Some(profile)) => match &profile.key {
+                Some(KeyFrom::File(path)) => Some(path.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        files_read.extend(key_file.map(|path| (path, "API key's file")));
         let api_key = match &args.api_key_file {
             Some(path) => {
                 let text = read_key_file(path).map_err(|source| Fatal::KeyFile {
@@ -614,6 +637,7 @@ impl ApiSettings {
             timeout,
             extra_roots,
             proxy,
+            files_read,
         })
     }
 }
@@ -643,7 +667,12 @@ impl ApiSettings {
             .map(|p| (p.clone(), "--ca-cert"))
             .collect();
         extra_roots.extend(read_ca_files(&files)?);
+        let files_read = files
+            .into_iter()
+            .map(|(path, _)| (path, "certificate file"))
+            .collect();
         Ok(ApiSettings {
+            files_read,
             proxy: choose_proxy(args.proxy.as_deref(), &base_url, None)?,
             base_url,
             api_key: ApiKey::new(key).map_err(Fatal::Usage)?,

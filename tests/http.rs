@@ -27,6 +27,7 @@ fn client(sandbox: &RunningSandbox, key: &str) -> Client {
         connect_timeout: Duration::from_secs(5),
         extra_roots: Vec::new(),
         proxy: None,
+        files_read: Vec::new(),
     };
     Client::new(&api, 4).unwrap()
 }

@@ -621,3 +621,72 @@ async fn every_kind_of_error_is_accounted_for_on_the_page() {
     );
     assert!(page.contains(r#"<label for="show-invalid">invalid (8)</label>"#));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_never_replaces_a_file_the_settings_came_from() {
+    // Even with --overwrite: a certificate named by GCORE_CA_CERT, a key's
+    // file named by a profile.
+    let sandbox = start_sandbox("report-key", 1, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    let ca = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("ca.html"), ca.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.html"), "report-key\n").unwrap();
+    let config = dir.path().join("config/gcore-iam-bulk");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "[profiles.p]\nbase_url = \"{}\"\napi_key_file = \"{}\"\n",
+            sandbox.base_url(),
+            dir.path().join("key.html").display()
+        ),
+    )
+    .unwrap();
+    // (environment, flags, report, what the refusal says)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str], &'a str, &'a str);
+    let cases: [Case; 2] = [
+        (
+            &[
+                ("GCORE_CA_CERT", "ca.html"),
+                ("GCORE_API_KEY", "report-key"),
+            ],
+            &["--base-url", &sandbox.base_url()],
+            "ca.html",
+            "is the certificate file",
+        ),
+        (
+            &[],
+            &["--profile", "p"],
+            "key.html",
+            "is the API key's file",
+        ),
+    ];
+    for (env, flags, report, expected) in cases {
+        let mut command = Command::new(BIN);
+        command
+            .current_dir(dir.path())
+            .args(["apply", "in.csv", "--overwrite", "--report", report])
+            .args(flags)
+            .env_remove("GCORE_API_KEY")
+            .env_remove("GCORE_BASE_URL")
+            .env_remove("GCORE_PROFILE")
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .envs(env.iter().copied());
+        let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{report}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{report}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(sandbox.stats().requests, 0, "something was sent");
+    let key = std::fs::read_to_string(dir.path().join("key.html")).unwrap();
+    assert_eq!(key, "report-key\n");
+    let pem = std::fs::read_to_string(dir.path().join("ca.html")).unwrap();
+    assert_eq!(pem, ca.cert.pem());
+    sandbox.stop().await;
+}

@@ -2,11 +2,11 @@
 //! invalid, unless `--skip-invalid`), then send one PATCH per valid row
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
-use super::with_profile;
 use super::{
     Ending, Threads, connect, finish, first_pass, guard_results, input_name, live_snapshot,
     note_input_changed, runtime, sandbox,
 };
+use super::{read_by, with_profile};
 use crate::check::verify_kept;
 use crate::cli::ApplyArgs;
 use crate::engine::operations::{ApplyRows, PatchAsPlanned, PatchChanged, PatchRows};
@@ -70,7 +70,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
-    check_report(&args, &settings.source, &target, &mut run)?;
+    check_report(&args, (&settings.source, &target), api.as_ref(), &mut run)?;
     let previous = match (&target, args.resume) {
         (OutputTarget::Stdout, true) => {
             return Err(Fatal::Usage(
@@ -253,7 +253,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
     if let Some(undo) = &args.undo_file {
         check_undo_path(undo, (&source, &target, run.summary_json.as_deref()), false)?;
     }
-    check_report(args, &source, &target, &mut run)?;
+    check_report(args, (&source, &target), Some(&api), &mut run)?;
     guard_results(&target, args.output.overwrite, false)?;
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
@@ -305,10 +305,12 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
 
 /// Checks `--report` against the other files of the run, and has the
 /// engine count what the page's timeline shows.
+/// `api`: the settings of a run against the API (`None` for a rehearsal),
+/// whose key and certificate files the page must not replace.
 fn check_report(
     args: &ApplyArgs,
-    input: &InputSource,
-    target: &OutputTarget,
+    (input, target): (&InputSource, &OutputTarget),
+    api: Option<&ApiSettings>,
     run: &mut RunSettings,
 ) -> Result<(), Fatal> {
     let Some(report) = &args.output.report else {
@@ -317,15 +319,18 @@ fn check_report(
     let mut others = vec![
         (run.summary_json.as_deref(), "summary file"),
         (args.undo_file.as_deref(), "undo file"),
-        (args.api.api_key_file.as_deref(), "API key's file"),
         (args.plan.as_deref(), "plan"),
     ];
-    others.extend(
-        args.api
-            .ca_cert
-            .iter()
-            .map(|ca| (Some(ca.as_path()), "certificate file")),
-    );
+    match api {
+        Some(api) => others.extend(read_by(api)),
+        // A rehearsal's only files are the certificates it is told to trust.
+        None => others.extend(
+            args.api
+                .ca_cert
+                .iter()
+                .map(|ca| (Some(ca.as_path()), "certificate file")),
+        ),
+    }
     check_report_path(report, (input, target, &others), args.output.overwrite)?;
     run.send.timeline = true;
     Ok(())

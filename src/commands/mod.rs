@@ -350,6 +350,14 @@ fn input_name(source: &InputSource) -> String {
     }
 }
 
+/// The files the API settings were read from, as the output checks take
+/// them (`--report` must not replace the key's file or a certificate).
+fn read_by(api: &ApiSettings) -> impl Iterator<Item = (Option<&Path>, &'static str)> {
+    api.files_read
+        .iter()
+        .map(|(path, what)| (Some(path.as_path()), *what))
+}
+
 /// What decides how a run ends, besides its rows.
 #[derive(Default)]
 struct Ending<'a> {

@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::with_profile;
 use super::{
     Ending, Threads, connect, finish, first_pass, guard_results, input_name, live_snapshot,
     note_input_changed, runtime,
 };
+use super::{read_by, with_profile};
 use crate::cli::PlanArgs;
 use crate::engine::operations::PlanRows;
 use crate::error::Fatal;
@@ -35,16 +35,8 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
         check_summary_path(summary, &settings.source, &target)?;
     }
     if let Some(report) = &args.output.report {
-        let mut others = vec![
-            (run.summary_json.as_deref(), "summary file"),
-            (args.api.api_key_file.as_deref(), "API key's file"),
-        ];
-        others.extend(
-            args.api
-                .ca_cert
-                .iter()
-                .map(|ca| (Some(ca.as_path()), "certificate file")),
-        );
+        let mut others = vec![(run.summary_json.as_deref(), "summary file")];
+        others.extend(read_by(&api));
         check_report_path(
             report,
             (&settings.source, &target, &others),

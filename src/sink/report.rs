@@ -112,14 +112,20 @@ fn cut(text: &str, max: usize) -> String {
 /// hold any byte, and a page should show each, not act on it. Line breaks
 /// and tabs become spaces.
 fn visible(text: &str) -> String {
-    if !text.chars().any(char::is_control) {
+    // Controls, and the marks that turn text around (a user_id that reads
+    // backwards is not what the file holds).
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hidden) {
         return text.to_string();
     }
     let mut shown = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
             '\n' | '\r' | '\t' => shown.push(' '),
-            c if c.is_control() => {
+            c if hidden(c) => {
                 let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
             }
             c => shown.push(c),
@@ -513,8 +519,8 @@ fn chart_notes(timeline: &Timeline) -> Vec<String> {
     if let Some(slowest) = total.max_took() {
         notes.push(format!(
             "The slowest answer took {} ms; the mean was {} ms.",
-            slowest.as_millis(),
-            total.mean_took().unwrap_or_default().as_millis()
+            ms_text(slowest),
+            ms_text(total.mean_took().unwrap_or_default())
         ));
     }
     notes
@@ -734,6 +740,15 @@ fn tick(value: f64, step: f64) -> String {
     format!("{value:.decimals$}")
 }
 
+/// `1234`, or `3.8` under ten milliseconds (as the chart shows them).
+fn ms_text(duration: Duration) -> String {
+    let ms = millis(duration);
+    match ms < 10.0 {
+        true => format!("{ms:.1}"),
+        false => format!("{ms:.0}"),
+    }
+}
+
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
@@ -888,6 +903,7 @@ mod tests {
         assert_eq!(visible("a\u{1b}[31mb\0c"), "a\\u{1b}[31mb\\u{0}c");
         assert_eq!(visible("two\nlines\tand a tab"), "two lines and a tab");
         assert_eq!(visible("plain é"), "plain é");
+        assert_eq!(visible("4\u{202e}21"), "4\\u{202e}21");
     }
 
     #[test]
