@@ -427,8 +427,7 @@ pub fn check_report_path(
                 .create_new(true)
                 .open(report)
                 .map_err(cannot)?;
-            std::fs::remove_file(report).map_err(cannot)?;
-            probe_new_file(report).map_err(cannot)
+            std::fs::remove_file(report).map_err(cannot)
         }
     }
 }

@@ -447,33 +447,31 @@ where
             }
             Some(joined) = in_flight.next(), if !in_flight.is_empty() => {
                 let (mut job, traced, answer) = joined;
-                // `-v`: what was sent and what came back; what happens next
-                // is added below, once it is decided.
-                // Named for `-v` only: no text is made per answer otherwise.
-                let row = if policy.verbose {
-                    at(&job)
-                } else {
-                    String::new()
-                };
-                let attempt = traced.map(|(what, at)| (what, at.elapsed(), answer_text(&answer)));
-                if let (Some(timeline), Some((_, took, _))) = (&mut timeline, &attempt) {
-                    let now = Instant::now().into_std();
-                    timeline.answered(now, *took, answer_kind(&answer), pacer.rate().0);
+                let kind = answer_kind(&answer);
+                let now = Instant::now();
+                let took = traced.as_ref().map(|(_, sent)| now.duration_since(*sent));
+                if let (Some(timeline), Some(took)) = (&mut timeline, took) {
+                    timeline.answered(now.into_std(), took, kind, pacer.rate().0);
                 }
-                let attempt = attempt.filter(|_| policy.verbose);
+                // `-v`: what was sent and what came back; what happens next
+                // is added below, once it is decided. Made for `-v` only: no
+                // text is made per answer otherwise.
+                let attempt = traced.filter(|_| policy.verbose).map(|(what, _)| {
+                    let took = took.unwrap_or_default();
+                    (at(&job), what, took, answer_text(&answer))
+                });
                 let mut next_step = None;
                 let Some((operation, _)) = sender else {
                     unreachable!("a dry run sends nothing")
                 };
                 job.attempts += 1;
                 job.step_attempts += 1;
-                let now = Instant::now();
                 // Every answer from the server steers the rate: a 429 lowers
                 // it, the others let it climb back.
-                let throttled_answer = match &answer {
-                    Ok(Answer::Success { .. } | Answer::Failed { .. }) => Some(false),
-                    Ok(Answer::Retryable { status: Some(status), .. }) => Some(*status == 429),
-                    _ => None,
+                let throttled_answer = match kind {
+                    AnswerKind::Success | AnswerKind::Error => Some(false),
+                    AnswerKind::Throttled => Some(true),
+                    AnswerKind::NoAnswer => None,
                 };
                 if let Some(throttled) = throttled_answer {
                     pacer.answered(now, throttled);
@@ -607,7 +605,7 @@ where
                         }
                     }
                 };
-                if let Some((what, took, status)) = attempt {
+                if let Some((row, what, took, status)) = attempt {
                     let next = match (&report, next_step) {
                         (Some(outcome), _) => {
                             format!("{noun} {}", operation.ended_as(outcome.record.status))
@@ -647,7 +645,8 @@ where
     }
 }
 
-/// What kind of answer the report's timeline counts it as.
+/// What kind of answer it is: what steers the rate, and what the report's
+/// timeline counts.
 fn answer_kind<E>(answer: &Result<Answer, E>) -> AnswerKind {
     match answer {
         Ok(Answer::Success { .. }) => AnswerKind::Success,

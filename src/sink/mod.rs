@@ -96,6 +96,29 @@ pub struct RateReport {
     pub auto: bool,
 }
 
+impl RateReport {
+    /// `12.5 requests/s`, or `no limit`.
+    fn rate_text(&self) -> String {
+        self.rate.map_or("no limit".to_string(), |rate| {
+            format!("{rate:.1} requests/s")
+        })
+    }
+
+    /// Why the rate is what it is, when it adapted (`None`: it stayed as
+    /// asked).
+    fn why(&self) -> Option<String> {
+        match (self.auto, self.drops) {
+            (true, 0) => Some("--rate auto, no 429 met".to_string()),
+            (false, 0) => None,
+            (auto, drops) => Some(format!(
+                "lowered {} for 429s{}",
+                count(drops, "time", "times"),
+                if auto { ", --rate auto" } else { "" }
+            )),
+        }
+    }
+}
+
 impl Summary {
     /// How many problems the summary quotes.
     const QUOTED: usize = 5;
@@ -213,11 +236,18 @@ impl Summary {
         quoted
     }
 
-    /// Whether some row is invalid, failed or not attempted.
-    pub fn has_problems(&self) -> bool {
+    /// Rows that are invalid, failed or not attempted.
+    fn problems(&self) -> u64 {
         Status::ALL
             .iter()
-            .any(|status| status.is_problem() && self.count(*status) > 0)
+            .filter(|status| status.is_problem())
+            .map(|status| self.count(*status))
+            .sum()
+    }
+
+    /// Whether some row is invalid, failed or not attempted.
+    pub fn has_problems(&self) -> bool {
+        self.problems() > 0
     }
 
     /// The lines printed on stderr at the end of a run; the first says
@@ -265,11 +295,7 @@ impl Summary {
                 let _ = writeln!(text, "  row {row}: {changes}");
             }
         }
-        let problems = Status::ALL
-            .iter()
-            .filter(|status| status.is_problem())
-            .map(|status| self.count(*status))
-            .sum::<u64>();
+        let problems = self.problems();
         let quoted = self.quoted();
         if !quoted.is_empty() {
             let covered: u64 = quoted.iter().map(|p| p.count).sum();
@@ -283,19 +309,10 @@ impl Summary {
                 let _ = writeln!(text, "  {}: {}", problem.rows_text(), problem.error);
             }
         }
-        if let Some(report) = self.rate.filter(|r| r.drops > 0 || r.auto) {
-            let rate = report.rate.map_or("no limit".to_string(), |rate| {
-                format!("{rate:.1} requests/s")
-            });
-            let why = match (report.auto, report.drops) {
-                (true, 0) => "--rate auto, no 429 met".to_string(),
-                (_, drops) => format!(
-                    "lowered {} for 429s{}",
-                    count(drops, "time", "times"),
-                    if report.auto { ", --rate auto" } else { "" }
-                ),
-            };
-            let _ = writeln!(text, "rate: ended at {rate} ({why})");
+        if let Some(report) = self.rate
+            && let Some(why) = report.why()
+        {
+            let _ = writeln!(text, "rate: ended at {} ({why})", report.rate_text());
         }
         if let Some(elapsed) = self.elapsed {
             let _ = write!(

@@ -24,35 +24,12 @@ use crate::table::results::{ResultRecord, Status};
 pub struct ProblemRow {
     row: u64,
     user_id: String,
-    status: Status,
-    http_status: Option<u16>,
+    status: &'static str,
+    /// Empty when nothing was answered.
+    http_status: String,
     attempts: u32,
     error: String,
     request: String,
-}
-
-impl ProblemRow {
-    pub fn row(&self) -> u64 {
-        self.row
-    }
-    pub fn user_id(&self) -> &str {
-        &self.user_id
-    }
-    pub fn status(&self) -> &'static str {
-        self.status.as_str()
-    }
-    pub fn http_status(&self) -> String {
-        self.http_status.map_or(String::new(), |s| s.to_string())
-    }
-    pub fn attempts(&self) -> u32 {
-        self.attempts
-    }
-    pub fn error(&self) -> &str {
-        &self.error
-    }
-    pub fn request(&self) -> &str {
-        &self.request
-    }
 }
 
 /// The rows the page's table lists: the first [`ProblemRows::PER_STATUS`]
@@ -86,8 +63,8 @@ impl ProblemRows {
         self.rows.push(ProblemRow {
             row: record.row,
             user_id: visible(&cut(&record.user_id, 80)),
-            status: record.status,
-            http_status: record.http_status,
+            status: record.status.as_str(),
+            http_status: record.http_status.map_or(String::new(), |s| s.to_string()),
             attempts: record.attempts,
             error: visible(&cut(&record.error, Self::ERROR)),
             request: visible(&cut(&record.request, Self::REQUEST)),
@@ -258,22 +235,10 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
         });
     }
     if let Some(rate) = summary.rate {
-        let value = match rate.rate {
-            Some(per_second) => format!("{per_second:.1} requests/s"),
-            None => "no limit".to_string(),
-        };
-        let why = match (rate.auto, rate.drops) {
-            (true, 0) => " (--rate auto, no 429 met)".to_string(),
-            (_, 0) => String::new(),
-            (auto, drops) => format!(
-                " (lowered {} for 429s{})",
-                count(drops, "time", "times"),
-                if auto { ", --rate auto" } else { "" }
-            ),
-        };
+        let why = rate.why().map_or(String::new(), |why| format!(" ({why})"));
         facts.push(Fact {
             name: "rate at the end",
-            value: format!("{value}{why}"),
+            value: format!("{}{why}", rate.rate_text()),
         });
     }
     if summary.elapsed.is_some() {
@@ -323,7 +288,7 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
     };
     let quoted = summary.quoted();
     let covered: u64 = quoted.iter().map(|problem| problem.count).sum();
-    let problems = problem_count(summary);
+    let problems = summary.problems();
     let groups = quoted
         .into_iter()
         .map(|problem| ErrorGroup {
@@ -446,7 +411,7 @@ fn exit_meaning(exit: Exit) -> &'static str {
 
 /// The headline: how the run ended, in words.
 fn verdict(summary: &Summary, context: &ReportContext) -> (&'static str, String) {
-    let problems = problem_count(summary);
+    let problems = summary.problems();
     let total = summary.total();
     if let Some(why) = &context.stopped {
         let rows = count(total, "row", "rows");
@@ -488,15 +453,6 @@ fn verdict(summary: &Summary, context: &ReportContext) -> (&'static str, String)
             format!("{some} of the {total} did not go through; {them} listed below."),
         ),
     }
-}
-
-/// Rows that are invalid, failed or not attempted.
-fn problem_count(summary: &Summary) -> u64 {
-    Status::ALL
-        .iter()
-        .filter(|status| status.is_problem())
-        .map(|status| summary.count(*status))
-        .sum()
 }
 
 /// What the chart's reader should know that the chart does not show.
