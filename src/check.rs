@@ -3,19 +3,21 @@
 //! first pass over the file, so that both rows can name each other.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::error::Fatal;
 use crate::model::api::User;
-use crate::model::change::{diff, only_fields};
+use crate::model::change::{FieldSet, diff, number_damage, only_fields};
 use crate::model::patch::Field;
 use crate::model::patch::{
     PatchBody, Problem, check_email, describe, parse_user_id, scientific, show,
 };
 use crate::table::cells::restore;
-use crate::table::input::{Column, Header, Input, RawRow};
+use crate::table::input::{Column, Header, Input, RawRow, VERBATIM, VERBATIM_JSON};
 use crate::table::record::Previous;
 use crate::table::results::{ResultRecord, Status};
 use crate::table::sheet::{CellNote, Stored};
+use crate::table::undo::UndoLog;
 
 /// What to do with a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,16 +149,115 @@ fn count_invalid_rows(
     duplicates: &Duplicates,
     emails: Option<&EmailIndex>,
 ) -> Result<u64, Fatal> {
+    let mut invalid = 0;
+    each_checked(input, null_token, duplicates, emails, |checked| {
+        if matches!(checked.verdict, Verdict::Invalid(_)) {
+            invalid += 1;
+        }
+    })?;
+    Ok(invalid)
+}
+
+/// Checks every row of `input` again, handing each to `seen`.
+fn each_checked(
+    input: &Input,
+    null_token: &str,
+    duplicates: &Duplicates,
+    emails: Option<&EmailIndex>,
+    mut seen: impl FnMut(CheckedRow),
+) -> Result<(), Fatal> {
     let mut rows = input.rows()?;
     let header = rows.header().clone();
     let checker = Checker::new(&header, null_token, duplicates).with_emails(emails);
-    let mut invalid = 0;
     while let Some(raw) = rows.next_row()? {
-        if matches!(checker.check(&raw).verdict, Verdict::Invalid(_)) {
-            invalid += 1;
-        }
+        seen(checker.check(&raw));
     }
-    Ok(invalid)
+    Ok(())
+}
+
+/// The check of a valid row against its user's live state, for a run that
+/// compares (`--skip-unchanged`, `--undo-file`): what it would send must
+/// not look like a spreadsheet's damage to a number, and with an undo file
+/// every value it replaces must be one a PATCH can put back. Made before
+/// anything is sent, for every row, so that such a row stops the run as
+/// any invalid row does.
+pub struct LiveCheck {
+    /// The users of the rows, as read before the run (the account's list,
+    /// and a GET for each user it did not give whole).
+    pub users: Arc<HashMap<u64, User>>,
+    pub allow_number_changes: bool,
+    pub undo: Option<Arc<UndoLog>>,
+}
+
+impl LiveCheck {
+    /// Why the row must not be sent, if it must not: `None` also when the
+    /// user was not read (its row reads it, and fails if it cannot).
+    pub fn problem(&self, user_id: u64, body: &PatchBody) -> Option<String> {
+        let user = self.users.get(&user_id)?;
+        if !self.allow_number_changes {
+            let damage = number_damage(body, user);
+            if !damage.is_empty() {
+                let problems: Vec<String> = damage
+                    .into_iter()
+                    .map(|(field, message)| format!("{}: {message}", field.name()))
+                    .collect();
+                return Some(problems.join("; "));
+            }
+        }
+        let changes = diff(body, user);
+        self.undo
+            .as_ref()?
+            .refuses(user_id, user, FieldSet::of(&changes))
+    }
+
+    /// The users of the valid rows of `input` that are not read whole for
+    /// the fields their rows change: each once, to be read by GET.
+    pub fn to_read(
+        input: &Input,
+        null_token: &str,
+        emails: Option<&EmailIndex>,
+        users: &HashMap<u64, User>,
+    ) -> Result<Vec<u64>, Fatal> {
+        let mut ids = Vec::new();
+        each_checked(
+            input,
+            null_token,
+            &Duplicates::default(),
+            emails,
+            |checked| {
+                if let (Verdict::Send(body), Some(id)) = (&checked.verdict, checked.user_id) {
+                    let whole = users
+                        .get(&id)
+                        .is_some_and(|user| user.absent.and(body.fields()).is_empty());
+                    if !whole {
+                        ids.push(id);
+                    }
+                }
+            },
+        )?;
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// How many valid rows of `input` [`LiveCheck::problem`] refuses.
+    pub fn count(
+        &self,
+        input: &Input,
+        null_token: &str,
+        duplicates: &Duplicates,
+        emails: Option<&EmailIndex>,
+    ) -> Result<u64, Fatal> {
+        let mut refused = 0;
+        each_checked(input, null_token, duplicates, emails, |checked| {
+            if let (Verdict::Send(body), Some(id)) = (&checked.verdict, checked.user_id)
+                && self.problem(id, body).is_some()
+            {
+                refused += 1;
+            }
+        })?;
+        Ok(refused)
+    }
 }
 
 /// User IDs that appear on more than one row, with those rows.
@@ -219,7 +320,13 @@ pub struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
+    /// `null_token`: the run's; a file with a `verbatim` column (an undo
+    /// file) always says null as `#null`, whatever `--null-token`.
     pub fn new(header: &'a Header, null_token: &'a str, duplicates: &'a Duplicates) -> Self {
+        let null_token = match header.verbatim {
+            Some(_) => crate::table::undo::NULL_TOKEN,
+            None => null_token,
+        };
         Checker {
             header,
             null_token,
@@ -258,6 +365,27 @@ impl<'a> Checker<'a> {
             // One UTF-8 check for the whole record; a cell is then UTF-8 when it
             // starts and ends on character boundaries (`str::get` checks that).
             let whole = std::str::from_utf8(raw.cells.as_slice()).ok();
+            // A row of the API's own values (an undo file's): its field
+            // cells are JSON, sent as they are.
+            let verbatim = match self.header.verbatim.and_then(|c| raw.cells.get(c)) {
+                None => false,
+                Some(cell) => match String::from_utf8_lossy(cell).trim() {
+                    "" => false,
+                    word if word.eq_ignore_ascii_case(VERBATIM_JSON) => true,
+                    word => {
+                        problems.push(Problem::in_column(
+                            VERBATIM,
+                            format!(
+                                "{} is not {VERBATIM_JSON}; leave it empty for a row of plain \
+                                 cells, or write {VERBATIM_JSON} for a row whose field cells are \
+                                 the API's own values as JSON (as an undo file writes them)",
+                                show(word)
+                            ),
+                        ));
+                        false
+                    }
+                },
+            };
             let mut end = 0;
             for (i, (column, bytes)) in self.header.columns.iter().zip(raw.cells).enumerate() {
                 let start = end;
@@ -317,6 +445,23 @@ impl<'a> Checker<'a> {
                         }
                     },
                     Column::Field(_) | Column::Unnamed if cell.is_empty() => {}
+                    Column::Verbatim => {}
+                    Column::Field(field) if verbatim => {
+                        let set = serde_json::from_str::<serde_json::Value>(restore(cell))
+                            .map_err(|_| {
+                                format!(
+                                    "{} is not JSON, and the row says {VERBATIM_JSON} in its \
+                                     {VERBATIM} column (its cells are the API's values as \
+                                     JSON: \"text\", null, [...]); write the value as JSON, or \
+                                     empty the {VERBATIM} cell to write plain cells",
+                                    show(cell)
+                                )
+                            })
+                            .and_then(|value| body.set_verbatim(*field, &value));
+                        if let Err(message) = set {
+                            problems.push(Problem::in_column(field.name(), message));
+                        }
+                    }
                     Column::Field(field) => {
                         // A cell this tool wrote safe for a spreadsheet ('=x)
                         // reads as it was (=x).
@@ -433,6 +578,7 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
         Column::UserId => "user_id",
         Column::CurrentEmail => "current_email",
         Column::Field(field) => field.name(),
+        Column::Verbatim => VERBATIM,
         Column::Unnamed | Column::Ignored(_) => return None,
     };
     let at = note.reference();
@@ -506,7 +652,7 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
                 "{at} holds a number of 16 or more digits, which a spreadsheet cannot keep \
                  exactly; format the column as text and type the value again"
             ),
-            Column::Unnamed | Column::Ignored(_) => return None,
+            Column::Verbatim | Column::Unnamed | Column::Ignored(_) => return None,
         },
     };
     Some(Problem::in_column(name, message))
@@ -541,6 +687,7 @@ fn not_utf8(column: &Column, index: usize, bytes: &[u8]) -> Problem {
         Column::UserId => Problem::in_column("user_id", message),
         Column::CurrentEmail => Problem::in_column("current_email", message),
         Column::Field(field) => Problem::in_column(field.name(), message),
+        Column::Verbatim => Problem::in_column(VERBATIM, message),
         Column::Unnamed | Column::Ignored(_) => {
             Problem::in_row(format!("column {}: {message}", index + 1))
         }

@@ -180,9 +180,14 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub allow_number_changes: bool,
     /// Before each PATCH, write the user's current values of the fields it changes to this file,
-    /// in the input format: `apply UNDO` puts them back. Reads each user first.
+    /// in the input format: `apply UNDO` puts them back exactly. Reads each user first.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["dry_run", "sandbox"])]
     pub undo_file: Option<PathBuf>,
+    /// With --undo-file: change a field even when its current value cannot be put back (the API
+    /// left it out of the user, or holds a null that PATCH does not take); by default such a row
+    /// is invalid and nothing is sent.
+    #[arg(long, requires = "undo_file")]
+    pub accept_partial_undo: bool,
     /// Users seeded in the --sandbox, with IDs 1..N (default 1000); rows naming other IDs fail
     /// with 404.
     #[arg(long, value_name = "N")]
@@ -339,6 +344,10 @@ pub struct SandboxArgs {
     /// Number of seeded users, with IDs 1..N.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub users: u64,
+    /// Serve these users instead of seeded ones: a file that `export` wrote (CSV), or JSON (a
+    /// list of user objects, or a page {"count": N, "results": [...]}), odd values and all.
+    #[arg(long, value_name = "FILE", conflicts_with = "users")]
+    pub users_file: Option<PathBuf>,
     /// The key clients must send (Authorization: apikey KEY). Default: $GCORE_API_KEY (not printed), else a random key (printed at start).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,

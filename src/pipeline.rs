@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use std::path::{Path, PathBuf};
 
-use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, Verdict};
+use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, LiveCheck, Verdict};
 use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
 use crate::http::Transport;
@@ -55,6 +55,9 @@ pub struct Checks {
     pub keep_body: bool,
     /// Resolves rows that name users by `current_email`.
     pub emails: Option<Arc<EmailIndex>>,
+    /// A comparing run's check of each valid row against its user's live
+    /// state (a row it refuses is invalid).
+    pub live: Option<Arc<LiveCheck>>,
 }
 
 /// Where the rows come from: the input, checked; or a reviewed plan.
@@ -73,6 +76,8 @@ pub struct Plan {
     pub changes: u64,
     /// Rows the plan found invalid.
     pub invalid: u64,
+    /// When the plan read the account (its `planned_at`).
+    pub planned_at: Option<std::time::SystemTime>,
     refuse: bool,
 }
 
@@ -101,7 +106,7 @@ impl Plan {
                     .to_string(),
             ));
         }
-        verify_chain(path).map_err(refuse)?;
+        let planned_at = verify_chain(path).map_err(refuse)?;
         let mut reader = RecordReader::open(path)
             .map_err(|e| refuse(format!("{e}; make a plan with: gcore-iam-bulk plan INPUT")))?;
         if !reader.is_plan() {
@@ -146,6 +151,7 @@ impl Plan {
             rows,
             changes,
             invalid,
+            planned_at,
             refuse: false,
         })
     }
@@ -210,8 +216,9 @@ impl Plan {
 
 /// Checks that the plan is as `plan` wrote it: every row's `plan_check`
 /// matches its cells and the row before, so an edit, a row added, removed
-/// or moved is refused.
-fn verify_chain(path: &Path) -> Result<(), String> {
+/// or moved is refused. `Ok`: when the plan read the account, as its
+/// `planned_at` says.
+fn verify_chain(path: &Path) -> Result<Option<std::time::SystemTime>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -238,6 +245,7 @@ fn verify_chain(path: &Path) -> Result<(), String> {
     let mut previous = plan_check("", header.iter());
     let mut rows = 0u64;
     let mut planned_rows = None;
+    let mut planned_at = None;
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
         let line = record.position().map_or(0, |p| p.line());
@@ -257,9 +265,9 @@ fn verify_chain(path: &Path) -> Result<(), String> {
         previous = expected;
         rows += 1;
         if planned_rows.is_none() {
-            planned_rows = row
-                .last()
-                .and_then(|at| at.rsplit_once("; "))
+            let at_and_count = row.last().and_then(|at| at.rsplit_once("; "));
+            planned_at = at_and_count.and_then(|(at, _)| httpdate::parse_http_date(at).ok());
+            planned_rows = at_and_count
                 .and_then(|(_, count)| count.strip_suffix(" rows"))
                 .and_then(|count| count.parse::<u64>().ok());
         }
@@ -272,7 +280,7 @@ fn verify_chain(path: &Path) -> Result<(), String> {
         None if rows > 0 => {
             Err("its planned_at does not say how many rows the plan has; plan again".to_string())
         }
-        _ => Ok(()),
+        _ => Ok(planned_at),
     }
 }
 
@@ -329,6 +337,7 @@ where
     T: Transport,
 {
     let dry_run = sender.is_none();
+    let planned = matches!(source, Source::Plan(_));
     let results_path = results.path().display().to_string();
     let to_stdout = results.to_stdout();
     let (work_tx, work_rx) = mpsc::channel(READ_AHEAD);
@@ -379,6 +388,9 @@ where
             let next = if to_stdout {
                 "the results went to standard output, so no record is left to resume from: \
                  check those users before running the file again"
+            } else if planned {
+                "fix what follows, then apply the plan again to another file with -o (a plan is \
+                 not resumed; the rows it changed already are unchanged)"
             } else {
                 "fix what follows, then run again with --resume"
             };
@@ -482,6 +494,17 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         verdict,
     } = checked;
     let done = |record: ResultRecord| Work::decided(seq, record);
+    let live_problem = match (&verdict, user_id, &checks.live) {
+        (Verdict::Send(body), Some(id), Some(live)) => live.problem(id, body),
+        _ => None,
+    };
+    if let Some(problem) = live_problem {
+        let mut record = ResultRecord::decided(row, user_id_text, Status::Invalid, problem);
+        if let Verdict::Send(body) = &verdict {
+            record.request = serde_json::to_string(body).expect("a body always serialises");
+        }
+        return done(record);
+    }
     match verdict {
         Verdict::Send(body) => {
             let request = serde_json::to_string(&body).expect("a body always serialises");

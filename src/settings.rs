@@ -209,7 +209,7 @@ fn default_output(input: &InputSource, suffix: &str) -> PathBuf {
 /// Whether two paths name one file: by device and inode when both exist
 /// (so a hard link or a symbolic link to the input is caught), else by
 /// their absolute paths (two outputs not created yet).
-fn same_file(a: &Path, b: &Path) -> bool {
+pub fn same_file(a: &Path, b: &Path) -> bool {
     if let Ok(same) = same_file::is_same_file(a, b) {
         return same;
     }
@@ -1256,8 +1256,19 @@ impl SandboxSettings {
                 .unwrap_or_else(|| rate.ceil().clamp(1.0, u32::MAX as f64) as u32);
             (rate, burst)
         });
+        let given = match &args.users_file {
+            None => None,
+            Some(path) => Some(std::sync::Arc::new(
+                crate::sandbox::given::read(path).map_err(|why| {
+                    Fatal::Usage(format!("--users-file {}: {why}", path.display()))
+                })?,
+            )),
+        };
         let config = SandboxConfig {
-            users: args.users,
+            users: given
+                .as_ref()
+                .map_or(args.users, |given| given.len() as u64),
+            given,
             api_key,
             seed: args.seed,
             faults: Faults {

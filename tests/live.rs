@@ -85,6 +85,7 @@ async fn start_sandbox_of(users: u64, faults: Faults) -> RunningSandbox {
         api_key: KEY.to_string(),
         seed: 12,
         faults,
+        given: None,
     };
     gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
         .await
@@ -776,11 +777,12 @@ async fn a_skip_unchanged_run_resumes_and_an_edited_unsent_field_is_caught() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_undo_file_is_kept_from_every_other_run_and_says_what_it_cannot_hold() {
+async fn the_undo_file_is_kept_from_every_other_run_and_holds_odd_values_exactly() {
     let sandbox = sandbox(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     set(&sandbox, 1, serde_json::json!({"name": "  spaced  "})).await;
     set(&sandbox, 2, serde_json::json!({"company": "#NULL"})).await;
+    let before = users(&sandbox).await;
     let input = "user_id,name,company,lang\n1,New One,,\n2,,NewCo,\n3,,,zh\n";
     std::fs::write(dir.path().join("in.csv"), input).unwrap();
     let output = run(
@@ -792,15 +794,19 @@ async fn the_undo_file_is_kept_from_every_other_run_and_says_what_it_cannot_hold
     .await;
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
-    assert!(
-        text.contains("note: 2 rows of the undo file had a value the input format cannot say"),
-        "{text}"
-    );
+    assert!(!text.contains("cannot"), "{text}");
     let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
-    // Left empty rather than wrong: the undo file applies cleanly.
-    assert!(undo.contains("\n1,,,,,,,\n"), "{undo}");
-    assert!(undo.contains("\n2,,,,,,,\n"), "{undo}");
-    assert!(!undo.contains("NULL"), "{undo}");
+    // Values the input rules would trim or read as null: the API's own
+    // values as JSON, marked verbatim; the rest plain.
+    let rows: Vec<Vec<String>> = csv::Reader::from_reader(undo.as_bytes())
+        .records()
+        .map(|record| record.unwrap().iter().map(String::from).collect())
+        .collect();
+    assert_eq!(rows[0][..3], ["1", "", "\"  spaced  \""], "{undo}");
+    assert_eq!(rows[0][8], "json", "{undo}");
+    assert_eq!(rows[1][5], "\"#NULL\"", "{undo}");
+    assert_eq!(rows[2][8], "", "{undo}");
+    assert!(!undo.contains(",NULL"), "{undo}");
 
     for (args, want) in [
         (
@@ -835,7 +841,7 @@ async fn the_undo_file_is_kept_from_every_other_run_and_says_what_it_cannot_hold
                 "-o",
                 "x.csv",
             ],
-            "is the summary file",
+            "is also the undo file",
         ),
     ] {
         let output = run(&sandbox, dir.path(), "apply", &args).await;
@@ -854,9 +860,11 @@ async fn the_undo_file_is_kept_from_every_other_run_and_says_what_it_cannot_hold
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
 
-    // The undo file applies with no flag, and plan does not replace a run's record.
+    // The undo file applies with no flag, exactly, and plan does not
+    // replace a run's record.
     let output = run(&sandbox, dir.path(), "apply", &["undo.csv"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(users(&sandbox).await[..3], before[..3]);
     let output = run(
         &sandbox,
         dir.path(),
@@ -1055,12 +1063,27 @@ async fn a_spreadsheets_damage_to_numbers_is_stopped_unless_allowed() {
         rows[2]
     );
 
-    // apply --skip-unchanged stops them too; the real change goes.
+    // apply --skip-unchanged stops them too, before anything is sent:
+    // invalid rows stop the run, as they do in any run.
     let output = run(
         &sandbox,
         dir.path(),
         "apply",
-        &["in.csv", "--skip-unchanged"],
+        &["in.csv", "--skip-unchanged", "-o", "stopped.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("nothing sent: 3 rows are invalid"));
+    let (rows, _) = read_results_file(&dir.path().join("stopped.csv"));
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["invalid", "invalid", "invalid", "not_attempted"]);
+    assert_eq!(sandbox.stats().patches_per_user.get(&4), None);
+    // With --skip-invalid, the real change goes.
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "apply",
+        &["in.csv", "--skip-unchanged", "--skip-invalid"],
     )
     .await;
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));

@@ -38,6 +38,7 @@ async fn tls_sandbox(dir: &Path) -> (RunningSandbox, PathBuf) {
         api_key: KEY.to_string(),
         seed: 3,
         faults: Default::default(),
+        given: None,
     };
     let sandbox = start_tls(config, "127.0.0.1:0".parse().unwrap())
         .await

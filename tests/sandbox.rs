@@ -17,6 +17,7 @@ async fn start(users: u64, faults: Faults) -> RunningSandbox {
         api_key: KEY.to_string(),
         seed: 7,
         faults,
+        given: None,
     };
     sandbox::start(config, "127.0.0.1:0".parse().unwrap())
         .await

@@ -6,8 +6,8 @@ use super::{
     Ending, Threads, connect, finish, first_pass, guard_results, input_name, live_snapshot,
     note_input_changed, runtime, sandbox,
 };
-use super::{read_by, with_profile};
-use crate::check::verify_kept;
+use super::{Next, check_distinct, read_by, read_rows_users, with_profile};
+use crate::check::{LiveCheck, verify_kept};
 use crate::cli::ApplyArgs;
 use crate::engine::operations::{ApplyRows, PatchAsPlanned, PatchChanged, PatchRows};
 use crate::error::Fatal;
@@ -20,7 +20,7 @@ use crate::settings::{
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use crate::table::record::Previous;
-use crate::table::undo::UndoLog;
+use crate::table::undo::{self, UndoLog};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -85,6 +85,11 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             .map(Arc::new),
         (_, false) => None,
     };
+    // A resume goes on with the undo file its record remembers.
+    if let (Some(_), OutputTarget::File(results)) = (&previous, &target) {
+        args.undo_file = resumed_undo(results, args.undo_file.take(), args.output.quiet)?;
+    }
+    distinct_files(&args, &settings.source, &target, &run)?;
     if let Some(undo) = &args.undo_file {
         // Only the run whose record is resumed goes on with its undo file.
         let paths = (&settings.source, &target, run.summary_json.as_deref());
@@ -93,7 +98,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
     // A rehearsal's own file (<stem>.rehearsal.csv) is replaced at every rehearsal.
     let own_rehearsal_file = args.sandbox && args.output.output.is_none();
     if !args.resume && !own_rehearsal_file {
-        guard_results(&target, args.output.overwrite, true)?;
+        guard_results(&target, args.output.overwrite, Next::Resume)?;
     }
     let quiet = args.output.quiet;
     runtime(if args.sandbox {
@@ -121,7 +126,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
         let account = Some((&client, &run.send));
         let first = first_pass(&settings, true, quiet, &interrupt, account).await?;
-        let (input, preflight) = (first.input, first.preflight);
+        let (input, mut preflight) = (first.input, first.preflight);
         let mut resuming = None;
         if let Some(previous) = &previous {
             let kept = verify_kept(
@@ -133,13 +138,6 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             )?;
             resuming = Some((previous.path().display().to_string(), kept));
         }
-        let disposition = match preflight.invalid {
-            invalid if invalid > 0 && !args.skip_invalid => {
-                refuse_note(invalid);
-                Disposition::Refuse { invalid }
-            }
-            _ => Disposition::Go,
-        };
         let keeping = if previous.is_some() {
             Keeping::Resume
         } else {
@@ -148,14 +146,15 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         let results = ResultsWriter::create(&target, keeping, args.output.raw_output)?
             .for_report(args.output.report.is_some());
         // Opened once the results file is ours, so two runs never share it.
-        let undo = open_undo(&args, previous.is_some())?;
-        let operation = match (args.skip_unchanged, &undo) {
-            (false, None) => ApplyRows::Patch(PatchRows),
-            (skip_unchanged, undo) => ApplyRows::Changed(PatchChanged {
-                skip_unchanged,
-                undo: undo.clone(),
-                allow_number_changes: args.allow_number_changes,
-                snapshot: live_snapshot(
+        let undo = open_undo(&args, previous.is_some(), &target)?;
+        let comparing = args.skip_unchanged || undo.is_some();
+        // A comparing run reads every row's user before it sends anything,
+        // so that a row the live state makes invalid stops the run as any
+        // invalid row does.
+        let live = match comparing {
+            false => None,
+            true => {
+                let snapshot = live_snapshot(
                     first.users,
                     &preflight,
                     &client,
@@ -163,8 +162,53 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                     &interrupt,
                     quiet,
                 )
-                .await?,
+                .await?;
+                let users = read_rows_users(
+                    &input,
+                    &settings.null_token,
+                    first.emails.clone(),
+                    snapshot,
+                    (&client, &run.send),
+                    &interrupt,
+                    quiet,
+                )
+                .await?;
+                Some(Arc::new(LiveCheck {
+                    users: Arc::new(users),
+                    allow_number_changes: args.allow_number_changes,
+                    undo: undo.clone(),
+                }))
+            }
+        };
+        let mut invalid = preflight.invalid;
+        if let Some(live) = &live {
+            let (live, input) = (Arc::clone(live), Arc::clone(&input));
+            let (null_token, emails) = (settings.null_token.clone(), first.emails.clone());
+            let duplicates = std::mem::take(&mut preflight.duplicates);
+            let (refused, duplicates) = tokio::task::spawn_blocking(move || {
+                let refused = live.count(&input, &null_token, &duplicates, emails.as_deref());
+                (refused, duplicates)
+            })
+            .await
+            .expect("checking the rows does not panic");
+            preflight.duplicates = duplicates;
+            invalid += refused?;
+        }
+        let disposition = match invalid {
+            invalid if invalid > 0 && !args.skip_invalid => {
+                refuse_note(invalid);
+                Disposition::Refuse { invalid }
+            }
+            _ => Disposition::Go,
+        };
+        let operation = match (comparing, &live) {
+            (true, Some(live)) => ApplyRows::Changed(PatchChanged {
+                skip_unchanged: args.skip_unchanged,
+                undo: undo.clone(),
+                allow_number_changes: args.allow_number_changes,
+                snapshot: Some(Arc::clone(&live.users)),
             }),
+            _ => ApplyRows::Patch(PatchRows),
         };
         // Said once the results file is ours (locked).
         if let Some((path, kept)) = resuming
@@ -183,6 +227,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             previous,
             keep_body: matches!(operation, ApplyRows::Changed(_)),
             emails: first.emails,
+            live,
         };
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),
@@ -236,6 +281,24 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
         );
         plan = plan.refuse();
     }
+    if let Some(age) = plan
+        .planned_at
+        .and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
+        .filter(|age| *age >= PLAN_AGE_NOTE)
+    {
+        // Printed even with --quiet: the reviewer looked at an old state.
+        let hours = age.as_secs() / 3600;
+        eprintln!(
+            "note: the plan {} was made {} ago; users it would change that changed since are \
+             failed, nothing sent, but the account may have changed in other ways (a plan of \
+             today shows the account as it is)",
+            plan_path.display(),
+            match hours {
+                0..48 => format!("{hours} hours"),
+                _ => format!("{} days", hours / 24),
+            }
+        );
+    }
     let source = InputSource::File(plan_path.to_path_buf());
     // users.plan.csv -> users.results.csv
     let target = match &args.output.output {
@@ -250,11 +313,21 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &source, &target)?;
     }
+    distinct_files(args, &source, &target, &run)?;
     if let Some(undo) = &args.undo_file {
+        if std::fs::metadata(undo).is_ok_and(|m| m.len() > 0) {
+            return Err(Fatal::Usage(format!(
+                "the undo file {} already exists and may be the only way back from an earlier \
+                 run; a plan is not resumed: to go on after an apply --plan that stopped, apply \
+                 the plan again with another --undo-file and -o (the rows it changed already are \
+                 unchanged, and write no undo line), and keep both undo files",
+                undo.display()
+            )));
+        }
         check_undo_path(undo, (&source, &target, run.summary_json.as_deref()), false)?;
     }
     check_report(args, (&source, &target), Some(&api), &mut run)?;
-    guard_results(&target, args.output.overwrite, false)?;
+    guard_results(&target, args.output.overwrite, Next::PlanAgain)?;
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
@@ -270,7 +343,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
         }
         let results = ResultsWriter::create(&target, Keeping::Fresh, args.output.raw_output)?
             .for_report(args.output.report.is_some());
-        let undo = open_undo(args, false)?;
+        let undo = open_undo(args, false, &target)?;
         let operation = ApplyRows::Planned(PatchAsPlanned { undo: undo.clone() });
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),
@@ -336,17 +409,93 @@ fn check_report(
     Ok(())
 }
 
-/// The undo file of `--undo-file`, if asked for (`resume`: going on).
-fn open_undo(args: &ApplyArgs, resume: bool) -> Result<Option<Arc<UndoLog>>, Fatal> {
+/// The files of the run are files of their own (see [`check_distinct`]).
+fn distinct_files(
+    args: &ApplyArgs,
+    input: &InputSource,
+    target: &OutputTarget,
+    run: &RunSettings,
+) -> Result<(), Fatal> {
+    check_distinct(
+        input,
+        target,
+        &[
+            (args.undo_file.as_deref(), "undo file", "--undo-file"),
+            (
+                run.summary_json.as_deref(),
+                "summary file",
+                "--summary-json",
+            ),
+            (args.output.report.as_deref(), "report", "--report"),
+        ],
+    )
+}
+
+/// The undo file of `--undo-file`, if asked for (`resume`: going on), and
+/// remembered by the results file (a run without one forgets an earlier
+/// run's), before anything is sent.
+fn open_undo(
+    args: &ApplyArgs,
+    resume: bool,
+    target: &OutputTarget,
+) -> Result<Option<Arc<UndoLog>>, Fatal> {
+    if let OutputTarget::File(results) = target {
+        undo::remember(results, args.undo_file.as_deref()).map_err(|source| Fatal::Record {
+            path: undo::remembered_path(results),
+            source,
+        })?;
+    }
     let Some(path) = &args.undo_file else {
         return Ok(None);
     };
-    UndoLog::open(path, resume)
+    UndoLog::open(path, resume, args.accept_partial_undo)
         .map(|log| Some(Arc::new(log)))
         .map_err(|source| Fatal::UndoFile {
             path: path.clone(),
             source,
         })
+}
+
+/// The undo file a resume goes on with: the one the record at `results`
+/// remembers (said, unless `quiet`), which `given` must be if given; or
+/// `given` for a record that remembers none.
+fn resumed_undo(
+    results: &Path,
+    given: Option<PathBuf>,
+    quiet: bool,
+) -> Result<Option<PathBuf>, Fatal> {
+    let remembered = undo::remembered(results).map_err(|source| Fatal::Record {
+        path: undo::remembered_path(results),
+        source,
+    })?;
+    let Some(remembered) = remembered else {
+        return Ok(given);
+    };
+    if let Some(given) = &given
+        && !crate::settings::same_file(given, &remembered)
+    {
+        return Err(Fatal::Usage(format!(
+            "the run being resumed kept its undo file at {}, and --undo-file names {}; resume \
+             with --undo-file {} (or without --undo-file), so that one file holds the way back",
+            remembered.display(),
+            given.display(),
+            remembered.display()
+        )));
+    }
+    if !remembered.exists() {
+        return Err(Fatal::Usage(format!(
+            "the run being resumed kept its undo file at {}, which is gone: put it back before \
+             resuming (without it, the changes of that run have no way back)",
+            remembered.display()
+        )));
+    }
+    if given.is_none() && !quiet {
+        eprintln!(
+            "going on with the undo file of the run being resumed: {}",
+            remembered.display()
+        );
+    }
+    Ok(Some(remembered))
 }
 
 /// Where the way back is, and what it cannot put back. Printed even with
@@ -357,16 +506,38 @@ fn note_undo(undo: &UndoLog) {
         undo.path().display(),
         undo.path().display()
     );
-    let unrestorable = undo.unrestorable();
-    if unrestorable > 0 {
+    if let Err(error) = undo.finish() {
         eprintln!(
-            "note: {unrestorable} {} of the undo file had a value the input format cannot say \
-             (an empty list or text, spaces at either end, text that reads as #null); those \
-             cells are left empty (or trimmed) and will not be put back exactly",
-            if unrestorable == 1 { "row" } else { "rows" }
+            "error: the undo file {} could not be merged into one row per user ({error}); it \
+             holds every value, but a user with two rows is refused when it is applied: run \
+             the same command with --resume to merge it",
+            undo.path().display()
+        );
+    }
+    let partial = undo.partial();
+    if !partial.is_empty() {
+        let shown: Vec<String> = partial
+            .iter()
+            .take(5)
+            .map(|(id, fields)| format!("user {id} ({})", fields.names()))
+            .collect();
+        eprintln!(
+            "note: --accept-partial-undo: the undo file cannot put back {} {} whose value no \
+             PATCH can send back (left out by the API, or null): {}{}",
+            partial.len(),
+            if partial.len() == 1 {
+                "user's field"
+            } else {
+                "users' fields"
+            },
+            shown.join(", "),
+            if partial.len() > 5 { ", ..." } else { "" }
         );
     }
 }
+
+/// A plan at least this old is applied with a note of its age.
+const PLAN_AGE_NOTE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Printed even with `--quiet`: it explains why nothing was sent.
 fn refuse_note(invalid: u64) {

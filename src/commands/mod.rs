@@ -9,11 +9,12 @@ mod export;
 mod list;
 mod plan;
 mod sandbox;
+mod users;
 mod validate;
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -286,25 +287,84 @@ async fn live_snapshot(
     }))
 }
 
+/// The users of the input's valid rows, for a run that compares them with
+/// the live state before it sends: those of `snapshot` (the account's
+/// list, when it was read) that hold every field their rows change, and
+/// a GET for each other one. A user that cannot be read is left out: its
+/// row reads it again, and says why it could not.
+async fn read_rows_users(
+    input: &Arc<Input>,
+    null_token: &str,
+    emails: Option<Arc<EmailIndex>>,
+    snapshot: Option<Arc<HashMap<u64, User>>>,
+    (client, policy): (&Client, &SendPolicy),
+    interrupt: &Interrupt,
+    quiet: bool,
+) -> Result<HashMap<u64, User>, Fatal> {
+    let users = snapshot
+        .map(|snapshot| Arc::try_unwrap(snapshot).unwrap_or_else(|shared| (*shared).clone()))
+        .unwrap_or_default();
+    let (input, null_token) = (Arc::clone(input), null_token.to_string());
+    let (to_read, users) = tokio::task::spawn_blocking(move || {
+        let ids = crate::check::LiveCheck::to_read(&input, &null_token, emails.as_deref(), &users);
+        (ids, users)
+    })
+    .await
+    .expect("checking the rows does not panic");
+    let (to_read, mut users) = (to_read?, users);
+    if to_read.is_empty() {
+        return Ok(users);
+    }
+    if !quiet {
+        eprintln!(
+            "reading {} before anything is sent, to check every row against the live state",
+            crate::sink::count(to_read.len() as u64, "user", "users")
+        );
+    }
+    let mode = ProgressMode::detect(quiet, false, false);
+    users::read_users(client, policy, to_read, &mut users, interrupt, mode)
+        .await
+        .map_err(|why| {
+            Fatal::Usage(format!(
+                "the users could not be read before sending ({why}); nothing was sent"
+            ))
+        })?;
+    Ok(users)
+}
+
 /// Users asked for per page when a run reads the account's list.
 const LIST_PAGE_SIZE: u64 = 500;
+
+/// How a command goes on after a run whose record it would replace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// `apply INPUT --resume`.
+    Resume,
+    /// `apply --plan` again, to another results file.
+    PlanAgain,
+    /// A command that does not go on from a record.
+    Nothing,
+}
 
 /// A results file that records a run that sent requests is the only account
 /// of what that run changed, and a file that is not a results file may be
 /// anything: neither is replaced unless `overwrite`. A dry run's results are
-/// replaced freely (so `validate` then `apply` needs no flag). `resume_hint`:
-/// the command could go on from the record with `--resume`.
-fn guard_results(target: &OutputTarget, overwrite: bool, resume_hint: bool) -> Result<(), Fatal> {
+/// replaced freely (so `validate` then `apply` needs no flag). `next`: how
+/// the command goes on from the record.
+fn guard_results(target: &OutputTarget, overwrite: bool, next: Next) -> Result<(), Fatal> {
     let OutputTarget::File(path) = target else {
         return Ok(());
     };
     if overwrite {
         return Ok(());
     }
-    let resume = if resume_hint {
-        "go on from it with --resume, "
-    } else {
-        ""
+    let resume = match next {
+        Next::Resume => "go on from it with --resume, ",
+        Next::PlanAgain => {
+            "a plan is not resumed: apply it again to another file with -o (the rows it changed \
+             already are unchanged), "
+        }
+        Next::Nothing => "",
     };
     match existing(path) {
         Existing::Nothing | Existing::DryRun | Existing::Plan => Ok(()),
@@ -321,6 +381,52 @@ fn guard_results(target: &OutputTarget, overwrite: bool, resume_hint: bool) -> R
             crate::model::patch::show(&why)
         ))),
     }
+}
+
+/// Checks, before anything is read or sent, that the files of a run are
+/// pairwise different files (by name and by inode): the input, the results
+/// and their journal, the undo file and the file that remembers it, the
+/// plan, the summary, the report. `others`: the run's other files as
+/// `(path, what it is, the flag that names it)`, `None` when not given.
+pub fn check_distinct(
+    input: &InputSource,
+    output: &OutputTarget,
+    others: &[(Option<&Path>, &str, &str)],
+) -> Result<(), Fatal> {
+    let mut files: Vec<(PathBuf, String, &str)> = Vec::new();
+    if let InputSource::File(input) = input {
+        files.push((input.clone(), "input file".to_string(), "the input"));
+    }
+    if let OutputTarget::File(results) = output {
+        files.push((results.clone(), "results file".to_string(), "-o"));
+        files.push((
+            crate::table::record::journal_path(results),
+            "results file's journal".to_string(),
+            "-o",
+        ));
+        files.push((
+            crate::table::undo::remembered_path(results),
+            "file where the results remember their undo file".to_string(),
+            "-o",
+        ));
+    }
+    for (path, what, flag) in others {
+        if let Some(path) = path {
+            files.push((path.to_path_buf(), what.to_string(), flag));
+        }
+    }
+    for (at, (path, what, flag)) in files.iter().enumerate() {
+        for (other, other_what, _) in &files[..at] {
+            if crate::settings::same_file(path, other) {
+                return Err(Fatal::Usage(format!(
+                    "the {what} {} is also the {other_what}; each file of a run must be a \
+                     file of its own: choose another {flag}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Says when the input file changed while the run went on: the run used the

@@ -46,7 +46,19 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     }
     // A plan or a dry run is replaced; the record of a run that sent
     // changes only with --overwrite, even under the plan's default name.
-    guard_results(&target, args.output.overwrite, false)?;
+    super::check_distinct(
+        &settings.source,
+        &target,
+        &[
+            (
+                run.summary_json.as_deref(),
+                "summary file",
+                "--summary-json",
+            ),
+            (args.output.report.as_deref(), "report", "--report"),
+        ],
+    )?;
+    guard_results(&target, args.output.overwrite, super::Next::Nothing)?;
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
@@ -80,6 +92,7 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             previous: None,
             keep_body: true,
             emails: first.emails,
+            live: None,
         };
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),

@@ -40,7 +40,15 @@ pub fn run(
             output.overwrite,
         )?;
     }
-    guard_results(&target, output.overwrite, false)?;
+    super::check_distinct(
+        &settings.source,
+        &target,
+        &[
+            (summary_json, "summary file", "--summary-json"),
+            (output.report.as_deref(), "report", "--report"),
+        ],
+    )?;
+    guard_results(&target, output.overwrite, super::Next::Nothing)?;
     let quiet = output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
@@ -56,6 +64,7 @@ pub fn run(
             previous: None,
             keep_body: false,
             emails: None,
+            live: None,
         };
         let progress = (
             ProgressMode::detect(quiet, true, target.on_terminal()),

@@ -97,7 +97,16 @@ fn undo_first(
     let Some(undo) = undo else {
         return Ok(());
     };
-    undo.record(user_id, before, FieldSet::of(changes))
+    let fields = FieldSet::of(changes);
+    if let Some(refusal) = undo.refuses(user_id, before, fields) {
+        return Err(Step::Done {
+            status: Status::Invalid,
+            error: refusal,
+            changes: changes.to_vec(),
+            user: Some(Box::new(before.clone())),
+        });
+    }
+    undo.record(user_id, before, fields)
         .map_err(|error| Step::Halt {
             error: format!(
                 "the undo file {} cannot be written ({error}); no change is sent without it",
@@ -408,6 +417,22 @@ impl Operation for PatchAsPlanned {
             Err(step) => return step,
         };
         let body = job.body.take().expect("a planned row keeps its body");
+        // The user the plan read is still the one its row names: a row by
+        // current_email found this user by an address that has moved on.
+        let planned_email = job.before.as_ref().and_then(|before| before.email.clone());
+        if body.email.is_none() && planned_email.is_some() && planned_email != user.email {
+            return Step::Done {
+                status: Status::Failed,
+                error: format!(
+                    "changed since the plan, nothing sent: email: {} in the plan, {} now (a row \
+                     that names the user by current_email may name another user now); plan again",
+                    show_text(planned_email.as_deref()),
+                    show_text(user.email.as_deref())
+                ),
+                changes: std::mem::take(&mut job.changes),
+                user: Some(user),
+            };
+        }
         let now = diff(&body, &user);
         // Already as the plan would make it (the plan applied before, by a
         // run cut short, say): nothing to send, nothing overwritten.
@@ -437,6 +462,10 @@ impl Operation for PatchAsPlanned {
         job.step = 1;
         Step::Next
     }
+}
+
+fn show_text(text: Option<&str>) -> String {
+    text.map_or_else(|| "null".to_string(), |text| format!("{text:?}"))
 }
 
 /// How the user differs from what the plan read, field by field:
@@ -472,4 +501,47 @@ fn drift(planned: &[Change], now: &[Change]) -> String {
         parts.push(text);
     }
     parts.join("; ")
+}
+
+/// The users a run compares rows with and that the account's list did not
+/// give whole: one GET per user, each answer to `users` before the job is
+/// reported done (`read`), so that every row is checked against the live
+/// state before anything is sent.
+pub struct ReadUsers {
+    pub users: std::sync::mpsc::Sender<Box<User>>,
+}
+
+impl Operation for ReadUsers {
+    fn noun(&self) -> &'static str {
+        "user"
+    }
+
+    fn ended_as(&self, status: Status) -> &'static str {
+        match status {
+            Status::Updated => "read",
+            other => other.as_str(),
+        }
+    }
+
+    fn call(&self, job: &Job) -> Call {
+        Call::GetUser {
+            user_id: job.user_id,
+        }
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        match read_user(job, reply) {
+            Ok(user) => {
+                // The receiver is gone only when the reading is over.
+                let _ = self.users.send(user);
+                Step::Done {
+                    status: Status::Updated,
+                    error: String::new(),
+                    changes: Vec::new(),
+                    user: None,
+                }
+            }
+            Err(step) => step,
+        }
+    }
 }

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::field::{Field, FieldSet};
+
 /// The languages the API accepts for `lang`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +119,14 @@ impl IamGroup {
         IAM_GROUPS.iter().find(|group| group.id == id)
     }
 
+    /// The group as the API lists it.
+    pub fn to_group(&self) -> Group {
+        Group {
+            id: self.id,
+            name: self.name.to_string(),
+        }
+    }
+
     /// Names match in any case, as people type them.
     pub fn by_name(name: &str) -> Option<&'static IamGroup> {
         IAM_GROUPS
@@ -146,8 +156,11 @@ pub struct ClientAndRoles {
 /// Enumerated fields are kept as text and every field may be missing: when the
 /// live API returns a value this tool does not know yet, the row was still
 /// updated, and the results file must say so rather than call it a failure.
+/// A field the answer left out is `None` like a null, and [`User::absent`]
+/// tells them apart for the seven fields of the input: a value missing from
+/// an answer is unknown, never taken as null.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, from = "UserWire")]
 pub struct User {
     pub id: Option<u64>,
     pub email: Option<String>,
@@ -167,6 +180,166 @@ pub struct User {
     pub is_active: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_and_roles: Option<Vec<ClientAndRoles>>,
+    /// The input fields the answer did not carry at all (not even as null).
+    #[serde(skip)]
+    pub absent: FieldSet,
+}
+
+impl User {
+    /// What the user holds in `field`, as the API wrote it (JSON null for
+    /// a null), or `None` when the answer left the field out.
+    pub fn value(&self, field: Field) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        if self.absent.contains(field) {
+            return None;
+        }
+        let text = |value: &Option<String>| value.clone().map_or(Value::Null, Value::String);
+        Some(match field {
+            Field::Email => text(&self.email),
+            Field::Name => text(&self.name),
+            Field::Lang => text(&self.lang),
+            Field::Phone => text(&self.phone),
+            Field::Company => text(&self.company),
+            Field::Groups => serde_json::to_value(&self.groups).unwrap_or(Value::Null),
+            Field::AuthTypes => serde_json::to_value(&self.auth_types).unwrap_or(Value::Null),
+        })
+    }
+}
+
+impl User {
+    /// The input fields as one JSON object, as the API gave them (a field
+    /// the answer left out is left out): an exact record of the user's
+    /// values, which the results file's cells cannot be (`""` and null
+    /// read alike there, and groups by name).
+    pub fn fields_json(&self) -> String {
+        let object: serde_json::Map<String, serde_json::Value> = Field::ALL
+            .into_iter()
+            .filter_map(|field| Some((field.name().to_string(), self.value(field)?)))
+            .collect();
+        serde_json::Value::Object(object).to_string()
+    }
+
+    /// Takes the input fields from [`User::fields_json`]'s object: a field
+    /// it lacks is absent.
+    pub fn set_fields_json(&mut self, json: &str) -> Result<(), String> {
+        use serde_json::Value;
+        let Ok(Value::Object(object)) = serde_json::from_str::<Value>(json) else {
+            return Err("is not a JSON object".to_string());
+        };
+        let text = |value: &Value| match value {
+            Value::Null => Ok(None),
+            Value::String(text) => Ok(Some(text.clone())),
+            _ => Err("holds a field that is not text or null".to_string()),
+        };
+        let mut absent = FieldSet::default();
+        for field in Field::ALL {
+            let Some(value) = object.get(field.name()) else {
+                absent = absent.with(field);
+                continue;
+            };
+            match field {
+                Field::Email => self.email = text(value)?,
+                Field::Name => self.name = text(value)?,
+                Field::Lang => self.lang = text(value)?,
+                Field::Phone => self.phone = text(value)?,
+                Field::Company => self.company = text(value)?,
+                Field::Groups => {
+                    self.groups = serde_json::from_value(value.clone())
+                        .map_err(|_| "holds groups that are not a list of groups".to_string())?
+                }
+                Field::AuthTypes => {
+                    self.auth_types = serde_json::from_value(value.clone())
+                        .map_err(|_| "holds auth_types that are not a list of texts".to_string())?
+                }
+            }
+        }
+        self.absent = absent;
+        Ok(())
+    }
+}
+
+/// The user object as it arrives: each input field knows whether it came
+/// at all (`None`), or came as null (`Some(None)`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct UserWire {
+    id: Option<u64>,
+    #[serde(deserialize_with = "present")]
+    email: Option<Option<String>>,
+    #[serde(deserialize_with = "present")]
+    name: Option<Option<String>>,
+    #[serde(deserialize_with = "present")]
+    lang: Option<Option<String>>,
+    #[serde(deserialize_with = "present")]
+    phone: Option<Option<String>>,
+    #[serde(deserialize_with = "present")]
+    company: Option<Option<String>>,
+    reseller: Option<i64>,
+    client: Option<serde_json::Number>,
+    deleted: Option<bool>,
+    #[serde(deserialize_with = "present")]
+    groups: Option<Option<Vec<Group>>>,
+    activated: Option<bool>,
+    sso_auth: Option<bool>,
+    two_fa: Option<bool>,
+    #[serde(deserialize_with = "present")]
+    auth_types: Option<Option<Vec<String>>>,
+    user_type: Option<String>,
+    is_active: Option<bool>,
+    client_and_roles: Option<Vec<ClientAndRoles>>,
+}
+
+/// A field that is there, null or not (serde calls this only for a key
+/// the object has; `default` makes a missing key `None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+impl From<UserWire> for User {
+    fn from(wire: UserWire) -> User {
+        let mut absent = FieldSet::default();
+        let mut take = |field: Field, value: Option<Option<String>>| {
+            if value.is_none() {
+                absent = absent.with(field);
+            }
+            value.flatten()
+        };
+        let email = take(Field::Email, wire.email);
+        let name = take(Field::Name, wire.name);
+        let lang = take(Field::Lang, wire.lang);
+        let phone = take(Field::Phone, wire.phone);
+        let company = take(Field::Company, wire.company);
+        if wire.groups.is_none() {
+            absent = absent.with(Field::Groups);
+        }
+        if wire.auth_types.is_none() {
+            absent = absent.with(Field::AuthTypes);
+        }
+        User {
+            id: wire.id,
+            email,
+            name,
+            lang,
+            phone,
+            company,
+            reseller: wire.reseller,
+            client: wire.client,
+            deleted: wire.deleted,
+            groups: wire.groups.flatten(),
+            activated: wire.activated,
+            sso_auth: wire.sso_auth,
+            two_fa: wire.two_fa,
+            auth_types: wire.auth_types.flatten(),
+            user_type: wire.user_type,
+            is_active: wire.is_active,
+            client_and_roles: wire.client_and_roles,
+            absent,
+        }
+    }
 }
 
 /// One page of `GET /iam/users?limit=L&offset=O`: the account's user count
@@ -203,6 +376,11 @@ mod tests {
         assert_eq!(user.lang.as_deref(), Some("fr"));
         assert_eq!(user.name, None);
         assert_eq!(user.email, None);
+        assert!(user.absent.contains(Field::Email));
+        assert!(!user.absent.contains(Field::Name));
+        assert_eq!(user.value(Field::Name), Some(serde_json::Value::Null));
+        assert_eq!(user.value(Field::Phone), None);
+        assert_eq!(user.value(Field::Lang), Some(serde_json::json!("fr")));
     }
 
     #[test]

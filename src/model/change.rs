@@ -16,8 +16,8 @@ pub fn apply(user: &mut User, body: &PatchBody) {
     if let Some(name) = &body.name {
         user.name = name.clone();
     }
-    if let Some(lang) = body.lang {
-        user.lang = Some(lang.as_str().to_string());
+    if let Some(lang) = &body.lang {
+        user.lang = Some(lang.clone());
     }
     if let Some(phone) = &body.phone {
         user.phone = phone.clone();
@@ -26,13 +26,6 @@ pub fn apply(user: &mut User, body: &PatchBody) {
         user.company = Some(company.clone());
     }
     if let Some(groups) = &body.groups {
-        let groups: Vec<Group> = groups
-            .iter()
-            .map(|group| Group {
-                id: group.id,
-                name: group.name.to_string(),
-            })
-            .collect();
         // The seed page shows `user_roles: ["2"]` for a member of group 2:
         // the roles in the account follow the groups.
         if let Some(roles) = &mut user.client_and_roles {
@@ -40,16 +33,12 @@ pub fn apply(user: &mut User, body: &PatchBody) {
                 entry.user_roles = groups.iter().map(|group| group.id.to_string()).collect();
             }
         }
-        user.groups = Some(groups);
+        user.groups = Some(groups.clone());
     }
     if let Some(auth_types) = &body.auth_types {
-        user.auth_types = Some(
-            auth_types
-                .iter()
-                .map(|auth| auth.as_str().to_string())
-                .collect(),
-        );
+        user.auth_types = Some(auth_types.clone());
     }
+    user.absent = user.absent.without(body.fields());
 }
 
 /// One field the body would change, with the values shown as a person reads
@@ -67,34 +56,12 @@ impl fmt::Display for Change {
     }
 }
 
-/// A set of fields: those a row changes, counted by the summary.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FieldSet(u8);
+pub use super::field::FieldSet;
 
 impl FieldSet {
     pub fn of(changes: &[Change]) -> FieldSet {
-        FieldSet(changes.iter().fold(0, |bits, c| bits | bit(c.field)))
+        changes.iter().map(|change| change.field).collect()
     }
-
-    pub fn with(self, field: Field) -> FieldSet {
-        FieldSet(self.0 | bit(field))
-    }
-
-    pub fn contains(self, field: Field) -> bool {
-        self.0 & bit(field) != 0
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
-    }
-}
-
-fn bit(field: Field) -> u8 {
-    let index = Field::ALL
-        .iter()
-        .position(|f| *f == field)
-        .expect("every field is in Field::ALL");
-    1 << index
 }
 
 /// The part of `body` that `changes` name: what a PATCH must carry to make
@@ -108,7 +75,7 @@ pub fn only_fields(body: &PatchBody, set: FieldSet) -> PatchBody {
     PatchBody {
         email: body.email.clone().filter(|_| set.contains(Field::Email)),
         name: body.name.clone().filter(|_| set.contains(Field::Name)),
-        lang: body.lang.filter(|_| set.contains(Field::Lang)),
+        lang: body.lang.clone().filter(|_| set.contains(Field::Lang)),
         phone: body.phone.clone().filter(|_| set.contains(Field::Phone)),
         company: body
             .company
@@ -296,91 +263,87 @@ pub fn describe(changes: &[Change]) -> String {
 }
 
 /// The fields of `body` whose value differs from the user's, in the order of
-/// [`Field::ALL`]. Lists compare as sets (the API keeps no order that
-/// matters); text compares exactly. Empty when the user already has every value.
+/// [`Field::ALL`]: the one comparison of the plan, `--skip-unchanged`,
+/// `apply --plan` and the undo file. Groups compare by ID and lists as
+/// sets (the API keeps no order that matters, and a group's name may be
+/// in another language); text, `lang` included, compares exactly as the
+/// API stores it, and null is not `""` (the API keeps them apart). A field
+/// the user's answer left out is a change from an unknown value. Empty
+/// when the user already has every value.
 pub fn diff(body: &PatchBody, user: &User) -> Vec<Change> {
-    let text = |field: Field, to: Option<Option<&str>>, from: Option<&str>| {
-        to.filter(|to| *to != from).map(|to| Change {
-            field,
-            from: quoted(from),
-            to: quoted(to),
-        })
-    };
-    let lang = body
-        .lang
-        .filter(|lang| user.lang.as_deref() != Some(lang.as_str()))
-        .map(|lang| Change {
-            field: Field::Lang,
-            from: user.lang.clone().unwrap_or_else(|| "null".to_string()),
-            to: lang.as_str().to_string(),
-        });
-    let mut changes: Vec<Change> = [
-        text(
-            Field::Email,
-            body.email.as_deref().map(Some),
-            user.email.as_deref(),
-        ),
-        text(
-            Field::Name,
-            body.name.as_ref().map(Option::as_deref),
-            user.name.as_deref(),
-        ),
-        lang,
-        text(
-            Field::Phone,
-            body.phone.as_ref().map(Option::as_deref),
-            user.phone.as_deref(),
-        ),
-        text(
-            Field::Company,
-            body.company.as_deref().map(Some),
-            user.company.as_deref(),
-        ),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if let Some(groups) = &body.groups {
-        let mut want: Vec<u64> = groups.iter().map(|group| group.id).collect();
-        let mut have: Vec<u64> = user.groups.iter().flatten().map(|g| g.id).collect();
-        want.sort_unstable();
-        have.sort_unstable();
-        if want != have {
-            let from: Vec<&str> = user
-                .groups
-                .iter()
-                .flatten()
-                .map(|g| g.name.as_str())
-                .collect();
-            let to: Vec<&str> = groups.iter().map(|group| group.name).collect();
+    let mut changes = Vec::new();
+    for field in body.fields().iter() {
+        let unknown = user.absent.contains(field);
+        let (from, to, same) = match field {
+            Field::Email => text(body.email.as_deref(), user.email.as_deref()),
+            Field::Name => text(
+                body.name.as_ref().and_then(Option::as_deref),
+                user.name.as_deref(),
+            ),
+            // Shown bare, as people write it: `lang: en -> de`.
+            Field::Lang => (
+                user.lang.clone().unwrap_or_else(|| "null".to_string()),
+                body.lang.clone().unwrap_or_default(),
+                body.lang == user.lang,
+            ),
+            Field::Phone => text(
+                body.phone.as_ref().and_then(Option::as_deref),
+                user.phone.as_deref(),
+            ),
+            Field::Company => text(body.company.as_deref(), user.company.as_deref()),
+            Field::Groups => {
+                let want = body.groups.as_deref().unwrap_or_default();
+                let have = user.groups.as_deref();
+                let ids = |groups: &[Group]| {
+                    let mut ids: Vec<u64> = groups.iter().map(|group| group.id).collect();
+                    ids.sort_unstable();
+                    ids.dedup();
+                    ids
+                };
+                let names = |groups: &[Group]| {
+                    list(&groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>())
+                };
+                (
+                    have.map_or_else(|| list(&[]), names),
+                    names(want),
+                    have.is_some_and(|have| ids(have) == ids(want)),
+                )
+            }
+            Field::AuthTypes => {
+                let want = body.auth_types.as_deref().unwrap_or_default();
+                let have = user.auth_types.as_deref();
+                fn set(items: &[String]) -> Vec<&str> {
+                    let mut items: Vec<&str> = items.iter().map(String::as_str).collect();
+                    items.sort_unstable();
+                    items.dedup();
+                    items
+                }
+                let shown =
+                    |items: &[String]| list(&items.iter().map(String::as_str).collect::<Vec<_>>());
+                (
+                    have.map_or_else(|| list(&[]), shown),
+                    shown(want),
+                    have.is_some_and(|have| set(have) == set(want)),
+                )
+            }
+        };
+        if unknown {
             changes.push(Change {
-                field: Field::Groups,
-                from: list(&from),
-                to: list(&to),
-            });
-        }
-    }
-    if let Some(auth_types) = &body.auth_types {
-        let mut want: Vec<&str> = auth_types.iter().map(|auth| auth.as_str()).collect();
-        let mut have: Vec<&str> = user
-            .auth_types
-            .iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        let to = list(&want);
-        let from = list(&have);
-        want.sort_unstable();
-        have.sort_unstable();
-        if want != have {
-            changes.push(Change {
-                field: Field::AuthTypes,
-                from,
+                field,
+                from: "(not in the answer)".to_string(),
                 to,
             });
+        } else if !same {
+            changes.push(Change { field, from, to });
         }
     }
     changes
+}
+
+/// A text field's values as shown, and whether they are the same value:
+/// texts compare exactly, and null is a value of its own (not `""`).
+fn text(to: Option<&str>, from: Option<&str>) -> (String, String, bool) {
+    (quoted(from), quoted(to), to == from)
 }
 
 fn quoted(value: Option<&str>) -> String {

@@ -5,4 +5,5 @@
 
 pub mod api;
 pub mod change;
+pub mod field;
 pub mod patch;

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::api::{AuthType, IAM_GROUPS, IamGroup, Lang};
+use super::api::{AuthType, Group, IAM_GROUPS, IamGroup, Lang};
 
 /// Longest `name` and `company` accepted, in characters. The API publishes no
 /// limit; 255 is the common column size behind such fields, far above any real
@@ -23,50 +23,7 @@ pub const MAX_EMAIL_CHARS: usize = 254;
 /// parse without loss (a signed 64-bit integer).
 pub const MAX_USER_ID: u64 = i64::MAX as u64;
 
-/// A field of the PATCH body, which is also a column of the input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Field {
-    Email,
-    Name,
-    Lang,
-    Phone,
-    Company,
-    Groups,
-    AuthTypes,
-}
-
-impl Field {
-    pub const ALL: [Field; 7] = [
-        Field::Email,
-        Field::Name,
-        Field::Lang,
-        Field::Phone,
-        Field::Company,
-        Field::Groups,
-        Field::AuthTypes,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::Email => "email",
-            Field::Name => "name",
-            Field::Lang => "lang",
-            Field::Phone => "phone",
-            Field::Company => "company",
-            Field::Groups => "groups",
-            Field::AuthTypes => "auth_types",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Field> {
-        Field::ALL.into_iter().find(|field| field.name() == name)
-    }
-
-    /// Only these may be set to JSON null.
-    pub fn nullable(self) -> bool {
-        matches!(self, Field::Name | Field::Phone)
-    }
-}
+pub use super::field::{Field, FieldSet};
 
 /// One thing wrong with a row or a request body. `column` is `None` for
 /// problems of the whole row (say, a wrong number of cells).
@@ -116,6 +73,11 @@ pub fn describe(problems: &[Problem]) -> String {
 
 /// The body of `PATCH /iam/users/{userId}`. A field that is `None` is not
 /// sent and stays as it is; `Some(None)` on a nullable field sends `null`.
+///
+/// Values are held as the API spells them (`"de"`, `{"id": 2, "name":
+/// "Users"}`, `"google-oauth2"`): a cell is checked against the input rules
+/// and becomes the API's spelling, and a verbatim cell (the undo file's own
+/// values, see [`PatchBody::set_verbatim`]) is taken as the API gave it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PatchBody {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -123,15 +85,15 @@ pub struct PatchBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lang: Option<Lang>,
+    pub lang: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub company: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<&'static IamGroup>>,
+    pub groups: Option<Vec<Group>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub auth_types: Option<Vec<AuthType>>,
+    pub auth_types: Option<Vec<String>>,
 }
 
 impl PatchBody {
@@ -140,7 +102,7 @@ impl PatchBody {
     }
 
     /// The fields the body carries.
-    pub fn fields(&self) -> crate::model::change::FieldSet {
+    pub fn fields(&self) -> FieldSet {
         let carried = [
             (Field::Email, self.email.is_some()),
             (Field::Name, self.name.is_some()),
@@ -184,9 +146,20 @@ impl PatchBody {
             }
             Field::Phone => self.phone = Some(Some(check_text(cell, MAX_PHONE_CHARS)?)),
             Field::Company => self.company = Some(check_text(cell, MAX_TEXT_CHARS)?),
-            Field::Lang => self.lang = Some(parse_lang(cell)?),
-            Field::Groups => self.groups = Some(parse_list(cell, parse_group)?),
-            Field::AuthTypes => self.auth_types = Some(parse_list(cell, parse_auth_type)?),
+            Field::Lang => self.lang = Some(parse_lang(cell)?.as_str().to_string()),
+            Field::Groups => {
+                let groups = parse_list(cell, parse_group)?;
+                self.groups = Some(groups.into_iter().map(IamGroup::to_group).collect());
+            }
+            Field::AuthTypes => {
+                let auth_types = parse_list(cell, parse_auth_type)?;
+                self.auth_types = Some(
+                    auth_types
+                        .into_iter()
+                        .map(|auth| auth.as_str().to_string())
+                        .collect(),
+                );
+            }
         }
         Ok(())
     }
@@ -199,9 +172,60 @@ impl PatchBody {
         }
     }
 
+    /// Sets `field` to a value the API itself gave (a verbatim cell of the
+    /// undo file), sent back as it is: only its JSON type is checked (text,
+    /// or null where the field is nullable; a list of texts; a list of
+    /// groups, each with a whole-number `id` and a text `name`), never the
+    /// input rules, which the API's own values need not meet.
+    pub fn set_verbatim(&mut self, field: Field, value: &Value) -> Result<(), String> {
+        let text = || match value {
+            Value::String(text) => Ok(text.clone()),
+            other => Err(format!("must be a JSON text, not {}", json_kind(other))),
+        };
+        match (field, value) {
+            (field, Value::Null) if field.nullable() => self.set_null(field),
+            (Field::Email, _) => self.email = Some(text()?),
+            (Field::Name, _) => self.name = Some(Some(text()?)),
+            (Field::Lang, _) => self.lang = Some(text()?),
+            (Field::Phone, _) => self.phone = Some(Some(text()?)),
+            (Field::Company, _) => self.company = Some(text()?),
+            (Field::Groups, _) => {
+                let groups: Vec<Group> = serde_json::from_value(value.clone()).map_err(|_| {
+                    format!(
+                        "must be a JSON list of groups such as [{{\"id\": 2, \"name\": \
+                         \"Users\"}}], not {}",
+                        show(&value.to_string())
+                    )
+                })?;
+                self.groups = Some(groups);
+            }
+            (Field::AuthTypes, _) => {
+                let auth_types: Vec<String> =
+                    serde_json::from_value(value.clone()).map_err(|_| {
+                        format!(
+                            "must be a JSON list of texts such as [\"password\"], not {}",
+                            show(&value.to_string())
+                        )
+                    })?;
+                self.auth_types = Some(auth_types);
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a request body as the API would: every problem, each naming its
     /// field. Text is checked as sent, without trimming.
     pub fn from_json(body: &Value) -> Result<PatchBody, Vec<Problem>> {
+        PatchBody::from_json_accepting(body, |_, _| false)
+    }
+
+    /// As [`PatchBody::from_json`], and a value that breaks the rules is
+    /// still taken when `accept` says so (the sandbox takes back the values
+    /// its account holds, as the API takes back its own).
+    pub fn from_json_accepting(
+        body: &Value,
+        accept: impl Fn(Field, &Value) -> bool,
+    ) -> Result<PatchBody, Vec<Problem>> {
         let Value::Object(map) = body else {
             return Err(vec![Problem::in_row(format!(
                 "the body must be a JSON object, not {}",
@@ -222,6 +246,9 @@ impl PatchBody {
                 continue;
             };
             if let Err(message) = patch.set_json(field, value) {
+                if accept(field, value) && patch.set_verbatim(field, value).is_ok() {
+                    continue;
+                }
                 problems.push(Problem::in_column(field.name(), message));
             }
         }
@@ -268,11 +295,11 @@ impl PatchBody {
                         show(text)
                     ));
                 }
-                self.lang = Some(lang);
+                self.lang = Some(lang.as_str().to_string());
             }
             Field::Groups => {
                 let items = want_array()?;
-                let mut groups = Vec::with_capacity(items.len());
+                let mut groups: Vec<&'static IamGroup> = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let group = json_group(item).map_err(|e| format!("item {}: {e}", i + 1))?;
                     if groups.contains(&group) {
@@ -284,7 +311,7 @@ impl PatchBody {
                     }
                     groups.push(group);
                 }
-                self.groups = Some(groups);
+                self.groups = Some(groups.into_iter().map(IamGroup::to_group).collect());
             }
             Field::AuthTypes => {
                 let items = want_array()?;
@@ -297,7 +324,7 @@ impl PatchBody {
                         .into_iter()
                         .find(|auth| auth.as_str() == text)
                         .ok_or_else(|| format!("item {}: {}", i + 1, auth_type_error(text)))?;
-                    auth_types.push(auth);
+                    auth_types.push(auth.as_str().to_string());
                 }
                 self.auth_types = Some(auth_types);
             }
@@ -670,7 +697,7 @@ mod tests {
             json!({"name": null, "lang": "ru", "groups": [{"id": 2, "name": "Users"}, {"id": 1}]});
         let body = PatchBody::from_json(&ok).unwrap();
         assert_eq!(body.name, Some(None));
-        assert_eq!(body.lang, Some(Lang::Ru));
+        assert_eq!(body.lang.as_deref(), Some("ru"));
         assert_eq!(body.groups.unwrap().len(), 2);
 
         let bad = json!({"email": "x@", "lang": "FR", "company": null, "colour": 1,

@@ -4,6 +4,7 @@
 //! command is [`serve_until_signal`] around the same function.
 
 mod faults;
+pub mod given;
 mod routes;
 mod state;
 mod tls;
@@ -29,6 +30,8 @@ use faults::FaultPlan;
 use routes::{App, DropConnection, Peer};
 use state::Users;
 
+use crate::model::api::User;
+
 /// The most users a sandbox holds: about 1 KiB each, so at most ~1 GiB.
 pub const MAX_USERS: u64 = 1_000_000;
 
@@ -45,6 +48,9 @@ pub struct SandboxConfig {
     /// Seeds the users and every fault decision.
     pub seed: u64,
     pub faults: Faults,
+    /// Serve these users instead of `users` seeded ones (`--users-file`):
+    /// a copy of an account, odd values and all.
+    pub given: Option<Arc<Vec<User>>>,
 }
 
 impl Default for SandboxConfig {
@@ -54,6 +60,7 @@ impl Default for SandboxConfig {
             api_key: "sandbox-key".to_string(),
             seed: 1,
             faults: Faults::default(),
+            given: None,
         }
     }
 }
@@ -66,6 +73,7 @@ impl fmt::Debug for SandboxConfig {
             .field("api_key", &"***")
             .field("seed", &self.seed)
             .field("faults", &self.faults)
+            .field("given", &self.given.as_ref().map(|users| users.len()))
             .finish()
     }
 }
@@ -73,7 +81,9 @@ impl fmt::Debug for SandboxConfig {
 impl SandboxConfig {
     /// Refuses settings that cannot work, naming the flag that sets them.
     pub fn check(&self) -> Result<(), String> {
-        if self.users == 0 || self.users > MAX_USERS {
+        if let Some(given) = &self.given {
+            state::check_given(given, MAX_USERS)?;
+        } else if self.users == 0 || self.users > MAX_USERS {
             return Err(format!(
                 "--users {} is out of range; use 1 to {MAX_USERS}",
                 self.users
@@ -230,7 +240,10 @@ async fn launch(
         .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let users = Users::seeded(config.users, config.seed);
+    let users = match &config.given {
+        Some(given) => Users::given(given),
+        None => Users::seeded(config.users, config.seed),
+    };
     let plan = FaultPlan::new(config.faults, config.seed);
     let app = Arc::new(App::new(users, config.api_key, plan));
     let router = routes::router(app.clone());

@@ -275,7 +275,7 @@ fn user_id(text: &str, users: &Users) -> Result<u64, ApiError> {
             errors,
         )
     })?;
-    if id > users.count() {
+    if !users.contains(id) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("user {id} not found"),
@@ -353,10 +353,12 @@ async fn patch_user(
             );
         }
     };
-    let patch_body = match PatchBody::from_json(&json) {
-        Ok(patch_body) => patch_body,
-        Err(problems) => return invalid(&problems),
-    };
+    let known = app.users.known();
+    let patch_body =
+        match PatchBody::from_json_accepting(&json, |field, value| known.accepts(field, value)) {
+            Ok(patch_body) => patch_body,
+            Err(problems) => return invalid(&problems),
+        };
     match app.users.patch(id, &patch_body) {
         Some(user) => Json(user).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("user {id} not found")),

@@ -2,7 +2,7 @@
 //! PATCHes to different users never wait for each other, and the counters
 //! behind `GET /sandbox/stats`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,7 +11,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::model::api::{AuthType, ClientAndRoles, Group, IAM_GROUPS, Lang, User, UserType};
 use crate::model::change::apply;
+use crate::model::field::Field;
 use crate::model::patch::PatchBody;
+use serde_json::{Value, json};
 
 use super::Stats;
 
@@ -21,9 +23,69 @@ struct Slot {
     patches: u64,
 }
 
-/// Users 1..=N, stored at index `id - 1`.
+/// The account's users in the order of their IDs: 1..=N stored at index
+/// `id - 1` when seeded at random, or given users (any IDs) found by an
+/// index.
 pub(crate) struct Users {
     slots: Vec<Mutex<Slot>>,
+    /// Given users: ID -> index in `slots`. `None`: IDs 1..=N.
+    index: Option<HashMap<u64, usize>>,
+    /// Values the account's users held when given, which a PATCH may set
+    /// again though the input rules would refuse them (the API takes back
+    /// its own values); and each group's name in the account.
+    known: Known,
+}
+
+/// See [`Users::known`].
+#[derive(Default)]
+pub(crate) struct Known {
+    /// `(field, JSON value)` of the text fields, each list item of
+    /// `auth_types`, and each group object.
+    values: HashSet<(Field, String)>,
+    group_names: HashMap<u64, String>,
+}
+
+impl Known {
+    fn of(users: &[User]) -> Known {
+        let mut known = Known::default();
+        for user in users {
+            for field in Field::ALL {
+                match (field, user.value(field)) {
+                    (Field::Groups | Field::AuthTypes, Some(Value::Array(items))) => {
+                        for item in items {
+                            known.values.insert((field, item.to_string()));
+                        }
+                    }
+                    (_, Some(value)) => {
+                        known.values.insert((field, value.to_string()));
+                    }
+                    (_, None) => {}
+                }
+            }
+            for group in user.groups.iter().flatten() {
+                known
+                    .group_names
+                    .entry(group.id)
+                    .or_insert_with(|| group.name.clone());
+            }
+        }
+        known
+    }
+
+    /// Whether a PATCH may set `field` to `value` because the account
+    /// holds it (for a list: every item).
+    pub(crate) fn accepts(&self, field: Field, value: &Value) -> bool {
+        let holds = |value: &Value| self.values.contains(&(field, value.to_string()));
+        match (field, value) {
+            (Field::Groups, Value::Array(items)) => items.iter().all(|item| {
+                holds(item) || PatchBody::from_json(&json!({"groups": [item]})).is_ok()
+            }),
+            (Field::AuthTypes, Value::Array(items)) => items.iter().all(|item| {
+                holds(item) || PatchBody::from_json(&json!({"auth_types": [item]})).is_ok()
+            }),
+            _ => holds(value),
+        }
+    }
 }
 
 impl Users {
@@ -38,15 +100,52 @@ impl Users {
                 })
             })
             .collect();
-        Users { slots }
+        Users {
+            slots,
+            index: None,
+            known: Known::default(),
+        }
+    }
+
+    /// The given users, in the order of their IDs (each has one, once:
+    /// [`check_given`]).
+    pub(crate) fn given(users: &[User]) -> Users {
+        let mut users = users.to_vec();
+        users.sort_by_key(|user| user.id);
+        let known = Known::of(&users);
+        let index = users
+            .iter()
+            .enumerate()
+            .filter_map(|(at, user)| Some((user.id?, at)))
+            .collect();
+        let slots = users
+            .into_iter()
+            .map(|user| Mutex::new(Slot { user, patches: 0 }))
+            .collect();
+        Users {
+            slots,
+            index: Some(index),
+            known,
+        }
+    }
+
+    pub(crate) fn known(&self) -> &Known {
+        &self.known
     }
 
     pub(crate) fn count(&self) -> u64 {
         self.slots.len() as u64
     }
 
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        self.slot(id).is_some()
+    }
+
     fn slot(&self, id: u64) -> Option<&Mutex<Slot>> {
-        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        let index = match &self.index {
+            None => usize::try_from(id.checked_sub(1)?).ok()?,
+            Some(index) => *index.get(&id)?,
+        };
         self.slots.get(index)
     }
 
@@ -70,10 +169,16 @@ impl Users {
             .collect()
     }
 
-    /// Applies a checked body and answers the whole user, as PATCH does.
+    /// Applies a checked body and answers the whole user, as PATCH does. A
+    /// group is named as the account names it.
     pub(crate) fn patch(&self, id: u64, body: &PatchBody) -> Option<User> {
         let mut slot = lock(self.slot(id)?);
         apply(&mut slot.user, body);
+        for group in slot.user.groups.iter_mut().flatten() {
+            if let Some(name) = self.known.group_names.get(&group.id) {
+                group.name.clone_from(name);
+            }
+        }
         slot.patches += 1;
         Some(slot.user.clone())
     }
@@ -83,8 +188,9 @@ impl Users {
             .iter()
             .enumerate()
             .filter_map(|(index, slot)| {
-                let patches = lock(slot).patches;
-                (patches > 0).then_some((index as u64 + 1, patches))
+                let slot = lock(slot);
+                let id = slot.user.id.unwrap_or(index as u64 + 1);
+                (slot.patches > 0).then_some((id, slot.patches))
             })
             .collect()
     }
@@ -271,6 +377,7 @@ fn seeded_user(rng: &mut ChaCha8Rng, account: &Account, id: u64) -> User {
             user_roles,
             user_id: id,
         }]),
+        absent: Default::default(),
     }
 }
 
@@ -393,10 +500,36 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// Refuses given users the sandbox cannot serve: none, too many, one
+/// without an ID (or with 0), an ID given twice.
+pub(crate) fn check_given(users: &[User], max: u64) -> Result<(), String> {
+    if users.is_empty() || users.len() as u64 > max {
+        return Err(format!(
+            "the users file holds {} users; a sandbox holds 1 to {max}",
+            users.len()
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (at, user) in users.iter().enumerate() {
+        match user.id {
+            None | Some(0) => {
+                return Err(format!(
+                    "user {} of the users file has no id (a whole number from 1)",
+                    at + 1
+                ));
+            }
+            Some(id) if !seen.insert(id) => {
+                return Err(format!("the users file holds user {id} twice"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn seeding_is_reproducible_and_fills_every_field() {

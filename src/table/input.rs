@@ -25,6 +25,10 @@ pub enum Column {
     /// or as well as, `user_id`; resolved from the account's user list.
     CurrentEmail,
     Field(Field),
+    /// `verbatim`: a row that says `json` here holds, in its field cells,
+    /// JSON values the API itself gave (the undo file's rows whose values
+    /// the input rules would refuse), sent as they are.
+    Verbatim,
     /// A column with an empty name (Excel leaves these after the last column);
     /// its cells must be empty.
     Unnamed,
@@ -56,6 +60,10 @@ pub fn is_read_only_column(name: &str) -> bool {
 /// (lowercase).
 const ID_NAMES: [&str; 3] = ["user_id", "id", "userid"];
 const EMAIL_NAMES: [&str; 2] = ["current_email", "currentemail"];
+/// The header name of the [`Column::Verbatim`] column.
+pub const VERBATIM: &str = "verbatim";
+/// What a row says in [`VERBATIM`] when its field cells are JSON.
+pub const VERBATIM_JSON: &str = "json";
 
 /// Whether a header cell names the users' column (`user_id` or
 /// `current_email`, as [`Header`] reads them): a sheet with one holds users.
@@ -74,6 +82,9 @@ pub struct Header {
     /// The `user_id` column; a header has it, `current_email`, or both.
     pub user_id: Option<usize>,
     pub current_email: Option<usize>,
+    /// The [`Column::Verbatim`] column, in a file that has one (an undo
+    /// file). Such a file's null token is always `#null`.
+    pub verbatim: Option<usize>,
 }
 
 impl Header {
@@ -106,6 +117,8 @@ impl Header {
                 Column::CurrentEmail
             } else if let Some(field) = Field::from_name(&lower) {
                 Column::Field(field)
+            } else if lower == VERBATIM {
+                Column::Verbatim
             } else {
                 if !ignore_unknown && !is_read_only_column(name) {
                     unknown.push((i, name));
@@ -114,7 +127,7 @@ impl Header {
             };
             if matches!(
                 column,
-                Column::UserId | Column::CurrentEmail | Column::Field(_)
+                Column::UserId | Column::CurrentEmail | Column::Field(_) | Column::Verbatim
             ) && let Some(first) = columns.iter().position(|seen| *seen == column)
             {
                 return Err(format!(
@@ -147,10 +160,12 @@ impl Header {
                 found.join(", ")
             ));
         }
+        let verbatim = columns.iter().position(|c| *c == Column::Verbatim);
         Ok(Header {
             columns,
             user_id,
             current_email,
+            verbatim,
         })
     }
 }
@@ -160,6 +175,7 @@ fn column_label(column: &Column) -> &str {
         Column::UserId => "user_id (or id, userId)",
         Column::CurrentEmail => "current_email",
         Column::Field(field) => field.name(),
+        Column::Verbatim => VERBATIM,
         Column::Unnamed => "an unnamed column",
         Column::Ignored(name) => name,
     }
@@ -603,6 +619,7 @@ impl RowReader {
                 columns: Vec::new(),
                 user_id: None,
                 current_email: None,
+                verbatim: None,
             },
             record: ByteRecord::new(),
             row: 0,

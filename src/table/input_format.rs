@@ -4,11 +4,13 @@
 
 use std::io::{self, Write};
 
-use super::cells::neutralise;
+use serde_json::Value;
+
+use super::cells::{neutralise, restore};
 use super::input::READ_ONLY_COLUMNS;
 use crate::model::api::User;
 use crate::model::change::FieldSet;
-use crate::model::patch::Field;
+use crate::model::patch::{Field, PatchBody};
 
 /// Whether the input format can say this text value exactly: a null only
 /// in a nullable field; text not empty, without spaces at either end (the
@@ -28,6 +30,66 @@ pub fn user_sayable(user: &User, null_token: &str) -> bool {
         && sayable(user.name.as_deref(), true, null_token)
         && sayable(user.phone.as_deref(), true, null_token)
         && sayable(user.company.as_deref(), false, null_token)
+}
+
+/// `user`'s values of `fields` as the seven field cells (the others empty),
+/// and whether they are JSON: plain cells when each reads back as exactly
+/// the API's value (tried, as the input reader reads it), else every cell
+/// of the row is the value as JSON, for a row marked `verbatim`. A field
+/// the user's answer left out stays empty.
+pub fn exact_cells(user: &User, fields: FieldSet, null_token: &str) -> (Vec<String>, bool) {
+    let values: Vec<(Field, Value)> = fields
+        .iter()
+        .filter_map(|field| Some((field, user.value(field)?)))
+        .collect();
+    let plain: Option<Vec<(Field, String)>> = values
+        .iter()
+        .map(|(field, value)| Some((*field, plain_cell(*field, value, null_token)?)))
+        .collect();
+    let mut cells = vec![String::new(); Field::ALL.len()];
+    let verbatim = plain.is_none();
+    match plain {
+        Some(plain) => {
+            for (field, cell) in plain {
+                cells[field as usize] = cell;
+            }
+        }
+        None => {
+            for (field, value) in values {
+                cells[field as usize] = value.to_string();
+            }
+        }
+    }
+    (cells, verbatim)
+}
+
+/// The plain cell that the input reader turns into exactly `value`, if
+/// there is one.
+fn plain_cell(field: Field, value: &Value, null_token: &str) -> Option<String> {
+    let cell = match value {
+        Value::Null => null_token.to_string(),
+        Value::String(text) => text.clone(),
+        Value::Array(items) => {
+            let names: Option<Vec<&str>> = items
+                .iter()
+                .map(|item| match field {
+                    Field::Groups => item.get("name")?.as_str(),
+                    _ => item.as_str(),
+                })
+                .collect();
+            names?.join(";")
+        }
+        _ => return None,
+    };
+    if cell.is_empty() || cell.trim() != cell {
+        return None;
+    }
+    let mut body = PatchBody::default();
+    body.set_cell(field, restore(&neutralise(&cell)), null_token)
+        .ok()?;
+    let mut read = User::default();
+    crate::model::change::apply(&mut read, &body);
+    (read.value(field).as_ref() == Some(value)).then_some(cell)
 }
 
 /// The header of the input format: `user_id` and the field columns, then

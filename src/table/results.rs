@@ -175,6 +175,12 @@ pub fn plan_check<'a>(previous: &str, cells: impl Iterator<Item = &'a str>) -> S
         .collect()
 }
 
+/// A plan's column after the user's: the user's input fields as the plan
+/// read them, as JSON ([`User::fields_json`]), so that `apply --plan`
+/// compares with exactly what the plan saw (the user cells cannot tell
+/// `""` from null, or say a group's ID).
+pub const READ_AS: &str = "read_as";
+
 /// The column a plan's results file has after the others: when the plan
 /// read the live state (an HTTP date). It tells a plan from a run's record.
 pub const PLANNED_AT: &str = "planned_at";
@@ -196,7 +202,12 @@ impl<W: Write> RecordWriter<W> {
         };
         match &writer.planned_at {
             Some(_) => {
-                let header = || COLUMNS.iter().copied().chain([PLANNED_AT, PLAN_CHECK]);
+                let header = || {
+                    COLUMNS
+                        .iter()
+                        .copied()
+                        .chain([READ_AS, PLANNED_AT, PLAN_CHECK])
+                };
                 // The header starts the chain: a column renamed or moved is seen.
                 writer.last_check = plan_check("", header());
                 writer.csv.write_record(header())
@@ -285,10 +296,20 @@ impl<W: Write> RecordWriter<W> {
             // chains it to the rows before: an edit, a row removed or added,
             // is seen by `apply --plan`.
             Some(planned_at) => {
-                let check = plan_check(&self.last_check, row_cells().chain([planned_at.as_str()]));
+                let read_as = record
+                    .user
+                    .as_deref()
+                    .map(User::fields_json)
+                    .unwrap_or_default();
+                let read_as = match self.safe {
+                    true => neutralise(&read_as).into_owned(),
+                    false => read_as,
+                };
+                let ending = [read_as.as_str(), planned_at.as_str()];
+                let check = plan_check(&self.last_check, row_cells().chain(ending));
                 let written = self
                     .csv
-                    .write_record(row_cells().chain([planned_at.as_str(), check.as_str()]));
+                    .write_record(row_cells().chain(ending).chain([check.as_str()]));
                 self.last_check = check;
                 written
             }
@@ -363,9 +384,10 @@ fn user_cells(user: &User) -> [Cow<'_, str>; COLUMNS.len() - FIRST_USER_COLUMN] 
 
 /// Where each of [`COLUMNS`] is in a file, found by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Columns([usize; COLUMNS.len()]);
+pub struct Columns([usize; COLUMNS.len()], Option<usize>);
 
 impl Columns {
+    /// [`COLUMNS`], each required, and a plan's [`READ_AS`] if there.
     fn from_header(header: &csv::StringRecord) -> io::Result<Columns> {
         let mut index = [0; COLUMNS.len()];
         for (slot, name) in index.iter_mut().zip(COLUMNS) {
@@ -376,7 +398,8 @@ impl Columns {
                 )
             })?;
         }
-        Ok(Columns(index))
+        let read_as = header.iter().position(|h| h == READ_AS);
+        Ok(Columns(index, read_as))
     }
 }
 
@@ -548,13 +571,22 @@ fn parse(record: &csv::StringRecord, columns: &Columns) -> Result<ResultRecord, 
         .transpose()?
         .unwrap_or(0);
     let user_cells: Vec<&str> = (FIRST_USER_COLUMN..COLUMNS.len()).map(cell).collect();
-    let user = if user_cells.iter().all(|cell| cell.is_empty()) {
+    let mut user = if user_cells.iter().all(|cell| cell.is_empty()) {
         None
     } else {
         Some(Box::new(parse_user(&user_cells).map_err(
             |(offset, why)| bad(FIRST_USER_COLUMN + offset, why),
         )?))
     };
+    // A plan's exact record of the input fields it read.
+    let read_as = columns
+        .1
+        .map(|column| restore(record.get(column).unwrap_or_default()))
+        .filter(|cell| !cell.is_empty());
+    if let (Some(user), Some(read_as)) = (user.as_deref_mut(), read_as) {
+        user.set_fields_json(read_as)
+            .map_err(|why| format!("line {line}, column {READ_AS}: {why}"))?;
+    }
     Ok(ResultRecord {
         row,
         user_id: cell(1).to_string(),
@@ -628,6 +660,7 @@ fn parse_user(cells: &[&str]) -> Result<User, (usize, &'static str)> {
         user_type: text(cells[14]),
         is_active: flag(15)?,
         client_and_roles,
+        absent: Default::default(),
     })
 }
 
@@ -668,6 +701,7 @@ mod tests {
                 user_roles: vec!["2".into(), "3009".into()],
                 user_id: id,
             }]),
+            absent: Default::default(),
         }
     }
 

@@ -1,52 +1,158 @@
 //! The undo file of `apply --undo-file`: before a row's PATCH is sent, the
 //! user's current values of the fields it changes, in the input format, so
-//! that `apply UNDO.csv` puts them back. Each row is handed to the
+//! that `apply UNDO.csv` puts them back exactly. Each row is handed to the
 //! operating system before its PATCH leaves, so a crash (even `kill -9`)
 //! never sends a change the file does not know how to undo.
+//!
+//! A value the input rules would read back as it is (a name, `de`,
+//! `Users;Engineers`, `#null`) is written as a plain cell. A user with any
+//! value they would refuse or change (a group of the account outside the
+//! five, a group named in another language, an auth type this tool does
+//! not know, an address without a dot, `EN`, a tab in a name, `""`, a list
+//! with an item twice) gets a row of the API's own values as JSON, marked
+//! `json` in the `verbatim` column, which the input reader sends as it is.
+//! A value no PATCH can send back (a field the API left out of the user,
+//! a null where the field takes none) is refused before the change is
+//! sent ([`cannot_restore`]), unless the run accepts it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::input_format::{InputWriter, sayable};
+use serde_json::Value;
+
+use super::cells::{neutralise, restore};
+use super::input::{VERBATIM, VERBATIM_JSON};
+use super::input_format::{exact_cells, header_names};
 use super::record::{last_line_break, open_private};
 use super::results::ends_with_newline;
 use crate::model::api::User;
-use crate::model::change::FieldSet;
-use crate::model::patch::Field;
+use crate::model::field::{Field, FieldSet};
+use crate::model::patch::PatchBody;
 
-/// The null token of every undo file.
+/// The null token of every undo file, whatever the run's `--null-token`
+/// (a file with a `verbatim` column is always read with it).
 pub const NULL_TOKEN: &str = "#null";
+
+/// Where a results file remembers the undo file of its run: beside it,
+/// `<results>.undo`, holding the undo file's path, so that a resume goes
+/// on with the same undo file.
+pub fn remembered_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_os_string();
+    name.push(".undo");
+    PathBuf::from(name)
+}
+
+/// The undo file that the run recorded at `results` kept, if it kept one.
+pub fn remembered(results: &Path) -> io::Result<Option<PathBuf>> {
+    match std::fs::read_to_string(remembered_path(results)) {
+        Ok(text) => Ok(Some(PathBuf::from(text.trim_end_matches('\n'))))
+            .map(|path| path.filter(|path| !path.as_os_str().is_empty())),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Makes the results file at `results` remember `undo` (its absolute
+/// path), or forget any undo file (`None`): written and synced before
+/// anything is sent.
+pub fn remember(results: &Path, undo: Option<&Path>) -> io::Result<()> {
+    let path = remembered_path(results);
+    let Some(undo) = undo else {
+        return match std::fs::remove_file(&path) {
+            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        };
+    };
+    let absolute = std::path::absolute(undo)?;
+    let mut file = open_private(&path)?;
+    file.set_len(0)?;
+    use std::io::Write;
+    file.write_all(absolute.as_os_str().as_encoded_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
 
 pub struct UndoLog {
     path: PathBuf,
+    /// `--accept-partial-undo`: a value that cannot be put back does not
+    /// stop the row (its field is left out of the file, and said).
+    accept_partial: bool,
     inner: Mutex<Inner>,
 }
 
 struct Inner {
-    writer: InputWriter<File>,
-    /// Users already in the file: their first entry holds the state before
-    /// any run changed them, so later ones are not written.
-    seen: HashSet<u64>,
-    /// Rows with a value the input format cannot say: an empty list, an
-    /// empty text or one with spaces at either end, text that reads as the
-    /// null token. Such a cell is left empty (or trimmed) and not put back.
-    unrestorable: u64,
+    writer: csv::Writer<File>,
+    /// The fields the file holds for each user: their first value is the
+    /// state before any run changed them, so they are not written again;
+    /// a field not held yet gets a row of its own.
+    held: HashMap<u64, FieldSet>,
+    /// Users with more than one row (a resume added fields): merged into
+    /// one row when the run ends ([`UndoLog::finish`]).
+    split: bool,
+    /// Users whose row leaves out a field the run changed, because no
+    /// PATCH can send its value back (`--accept-partial-undo`).
+    partial: Vec<(u64, FieldSet)>,
+}
+
+impl UndoLog {
+    /// Why the row's change of `fields` must not be sent: a value that no
+    /// PATCH can put back, unless the run accepts it. `None`: go ahead.
+    pub fn refuses(&self, user_id: u64, before: &User, fields: FieldSet) -> Option<String> {
+        if self.accept_partial {
+            return None;
+        }
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let new = fields.without(inner.held.get(&user_id).copied().unwrap_or_default());
+        let lost = cannot_restore(before, new);
+        (!lost.is_empty()).then(|| {
+            format!(
+                "nothing sent: the undo file could not put back user {user_id}'s {}; fix the \
+                 user's value first, leave the field out of this row, or pass \
+                 --accept-partial-undo to change it without a way back",
+                why_not_restorable(before, lost)
+            )
+        })
+    }
+}
+
+/// The fields of `fields` whose value in `before` no PATCH can send back:
+/// a field the API's answer left out (its value is unknown), or a null
+/// in a field that PATCH does not let be null (email, lang, company,
+/// groups, auth_types).
+pub fn cannot_restore(before: &User, fields: FieldSet) -> FieldSet {
+    fields
+        .iter()
+        .filter(|field| match before.value(*field) {
+            None => true,
+            Some(Value::Null) => !field.nullable(),
+            Some(_) => false,
+        })
+        .collect()
+}
+
+/// Why [`cannot_restore`] found `lost` in `before`, for a message.
+pub fn why_not_restorable(before: &User, lost: FieldSet) -> String {
+    lost.iter()
+        .map(|field| match before.value(field) {
+            None => format!("{} (the API's answer left it out)", field.name()),
+            _ => format!("{} (null, which PATCH does not take back)", field.name()),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl UndoLog {
     /// Creates the file (`continuing`: goes on after what an earlier run
     /// of the same record wrote, cutting off a last line that a crash left
-    /// half written, and never writing a user twice). Null is written as
-    /// `#null` whatever the run's `--null-token`, so that `apply UNDO`
-    /// needs no flag.
-    pub fn open(path: &Path, continuing: bool) -> io::Result<UndoLog> {
-        let null_token = NULL_TOKEN;
+    /// half written, and never writing a user's field twice).
+    pub fn open(path: &Path, continuing: bool, accept_partial: bool) -> io::Result<UndoLog> {
         let mut file = open_private(path)?;
-        let mut seen = HashSet::new();
+        let mut held = HashMap::new();
         let fresh = !continuing || file.metadata()?.len() == 0;
+        let mut split = false;
         if fresh {
             file.set_len(0)?;
         } else {
@@ -55,73 +161,210 @@ impl UndoLog {
                 file.set_len(whole)?;
             }
             file.rewind()?;
-            let mut reader = csv::ReaderBuilder::new()
-                .flexible(true)
-                .from_reader(BufReader::new(&mut file));
-            for record in reader.records() {
-                let record = record.map_err(io::Error::other)?;
-                if let Some(Ok(id)) = record.get(0).map(|id| id.trim().parse()) {
-                    seen.insert(id);
-                }
+            let rows = read_rows(&mut file)?;
+            for (id, fields, _) in &rows {
+                let entry = held.entry(*id).or_insert_with(FieldSet::default);
+                split |= !entry.is_empty();
+                *entry = entry.with_all(*fields);
             }
-            drop(reader);
             file.seek(SeekFrom::End(0))?;
         }
-        let mut writer = InputWriter::new(file, null_token, fresh)?;
+        let mut writer = csv::Writer::from_writer(file);
+        if fresh {
+            writer
+                .write_record(header_names(false).into_iter().chain([VERBATIM]))
+                .map_err(io::Error::other)?;
+        }
         writer.flush()?;
-        Ok(UndoLog {
+        let log = UndoLog {
             path: path.to_path_buf(),
+            accept_partial,
             inner: Mutex::new(Inner {
                 writer,
-                seen,
-                unrestorable: 0,
+                held,
+                split: false,
+                partial: Vec::new(),
             }),
-        })
+        };
+        if split {
+            log.merge()?;
+        }
+        Ok(log)
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Writes the values `before` has for `fields`, and hands the row to
-    /// the operating system, unless the user is in the file already.
+    /// Writes the values `before` has for `fields` (those the file does
+    /// not hold yet for the user), and hands the row to the operating
+    /// system. A field [`cannot_restore`] finds is left out and counted
+    /// (the run accepted it).
     pub fn record(&self, user_id: u64, before: &User, fields: FieldSet) -> io::Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if !inner.seen.insert(user_id) {
+        let held = inner.held.get(&user_id).copied();
+        let new = fields.without(held.unwrap_or_default());
+        if new.is_empty() {
             return Ok(());
         }
-        // Each field the row changes, unless its value cannot be said.
-        let mut said = FieldSet::default();
-        let mut lost = false;
-        for field in Field::ALL.into_iter().filter(|f| fields.contains(*f)) {
-            let sayable = match field {
-                Field::Email => sayable(before.email.as_deref(), false, NULL_TOKEN),
-                Field::Name => sayable(before.name.as_deref(), true, NULL_TOKEN),
-                Field::Lang => before.lang.is_some(),
-                Field::Phone => sayable(before.phone.as_deref(), true, NULL_TOKEN),
-                Field::Company => sayable(before.company.as_deref(), false, NULL_TOKEN),
-                Field::Groups => before.groups.as_ref().is_some_and(|g| !g.is_empty()),
-                Field::AuthTypes => before.auth_types.as_ref().is_some_and(|a| !a.is_empty()),
-            };
-            if sayable {
-                said = said.with(field);
-            } else {
-                lost = true;
-            }
+        let lost = cannot_restore(before, new);
+        if !lost.is_empty() {
+            inner.partial.push((user_id, lost));
         }
-        if lost {
-            inner.unrestorable += 1;
+        let said = new.without(lost);
+        if said.is_empty() {
+            return Ok(());
         }
-        let id = itoa::Buffer::new().format(user_id).to_string();
-        inner.writer.write_fields(&id, before, Some(said))?;
-        inner.writer.flush()
+        let cells = row_cells(user_id, before, said);
+        inner
+            .writer
+            .write_record(&cells)
+            .map_err(io::Error::other)?;
+        inner.writer.flush()?;
+        inner.split |= held.is_some_and(|held| !held.is_empty());
+        let entry = inner.held.entry(user_id).or_default();
+        *entry = entry.with_all(said);
+        Ok(())
     }
 
-    /// Rows with a value that cannot be put back (see [`Inner`]).
-    pub fn unrestorable(&self) -> u64 {
+    /// Users whose row leaves out a field the run changed, and which.
+    pub fn partial(&self) -> Vec<(u64, FieldSet)> {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .unrestorable
+            .partial
+            .clone()
     }
+
+    /// Ends the file: a user with several rows (a resume that changed
+    /// more of a user already in it) gets one row again, so the file
+    /// applies as it is.
+    pub fn finish(&self) -> io::Result<()> {
+        let split = self.inner.lock().unwrap_or_else(|e| e.into_inner()).split;
+        if split { self.merge() } else { Ok(()) }
+    }
+
+    /// Rewrites the file with one row per user (the first value of each
+    /// field wins: it is the state before any change), through a copy
+    /// renamed over it, so that a crash leaves the old file or the new.
+    fn merge(&self) -> io::Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.writer.flush()?;
+        let mut file = File::open(&self.path)?;
+        let rows = read_rows(&mut file)?;
+        let mut order = Vec::new();
+        let mut merged: HashMap<u64, (FieldSet, Vec<Value>, bool)> = HashMap::new();
+        for (id, fields, cells) in rows {
+            let entry = merged.entry(id).or_insert_with(|| {
+                order.push(id);
+                (
+                    FieldSet::default(),
+                    vec![Value::Null; Field::ALL.len()],
+                    false,
+                )
+            });
+            for field in fields.without(entry.0).iter() {
+                entry.1[field as usize] = cells[field as usize].clone();
+            }
+            entry.0 = entry.0.with_all(fields);
+        }
+        let temporary = self.path.with_extension("merging");
+        {
+            let out = open_private(&temporary)?;
+            out.set_len(0)?;
+            let mut writer = csv::Writer::from_writer(out);
+            writer
+                .write_record(header_names(false).into_iter().chain([VERBATIM]))
+                .map_err(io::Error::other)?;
+            for id in &order {
+                let (fields, values, _) = &merged[id];
+                let mut user = User::default();
+                for field in fields.iter() {
+                    set_value(&mut user, field, &values[field as usize]);
+                }
+                writer
+                    .write_record(row_cells(*id, &user, *fields))
+                    .map_err(io::Error::other)?;
+            }
+            let out = writer
+                .into_inner()
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            out.sync_all()?;
+        }
+        std::fs::rename(&temporary, &self.path)?;
+        let mut file = open_private(&self.path)?;
+        file.seek(SeekFrom::End(0))?;
+        inner.writer = csv::Writer::from_writer(file);
+        inner.split = false;
+        Ok(())
+    }
+}
+
+/// The row of user `id` holding `before`'s values of `fields`, then the
+/// `verbatim` cell (see [`exact_cells`]).
+fn row_cells(id: u64, before: &User, fields: FieldSet) -> Vec<String> {
+    let (cells, verbatim) = exact_cells(before, fields, NULL_TOKEN);
+    std::iter::once(id.to_string())
+        .chain(cells.into_iter().map(|cell| neutralise(&cell).into_owned()))
+        .chain([match verbatim {
+            true => VERBATIM_JSON.to_string(),
+            false => String::new(),
+        }])
+        .collect()
+}
+
+/// Sets `field` of `user` to a JSON value of [`User::value`]'s kind.
+fn set_value(user: &mut User, field: Field, value: &Value) {
+    let mut body = PatchBody::default();
+    if body.set_verbatim(field, value).is_ok() {
+        crate::model::change::apply(user, &body);
+    }
+}
+
+/// Each row of an undo file: the user, the fields it holds, and their
+/// values (JSON, by [`Field`] index).
+type UndoRow = (u64, FieldSet, Vec<Value>);
+
+fn read_rows(file: &mut File) -> io::Result<Vec<UndoRow>> {
+    file.rewind()?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(BufReader::new(&mut *file));
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(io::Error::other)?;
+        let Some(Ok(id)) = record.get(0).map(|id| id.trim().parse::<u64>()) else {
+            continue;
+        };
+        let verbatim = record
+            .get(Field::ALL.len() + 1)
+            .is_some_and(|cell| cell.trim().eq_ignore_ascii_case(VERBATIM_JSON));
+        let mut fields = FieldSet::default();
+        let mut values = vec![Value::Null; Field::ALL.len()];
+        for field in Field::ALL {
+            let cell = record.get(1 + field as usize).unwrap_or_default().trim();
+            if cell.is_empty() {
+                continue;
+            }
+            let value = match verbatim {
+                true => serde_json::from_str(cell).ok(),
+                false => {
+                    let mut body = PatchBody::default();
+                    body.set_cell(field, restore(cell), NULL_TOKEN)
+                        .ok()
+                        .map(|_| {
+                            let mut user = User::default();
+                            crate::model::change::apply(&mut user, &body);
+                            user.value(field).unwrap_or(Value::Null)
+                        })
+                }
+            };
+            if let Some(value) = value {
+                fields = fields.with(field);
+                values[field as usize] = value;
+            }
+        }
+        rows.push((id, fields, values));
+    }
+    Ok(rows)
 }

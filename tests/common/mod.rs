@@ -14,12 +14,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
 pub type Row = HashMap<String, String>;
 
 /// The rows of a results file's text; checks that it has the 25 columns
-/// (and a plan's `planned_at` and `plan_check`).
+/// (and a plan's `read_as`, `planned_at` and `plan_check`).
 pub fn read_results(bytes: &[u8]) -> Vec<Row> {
     let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers().unwrap().clone();
-    // A plan has two more: planned_at and plan_check.
-    let plan = headers.len() == 27 && &headers[25] == "planned_at" && &headers[26] == "plan_check";
+    // A plan has three more: read_as, planned_at and plan_check.
+    let plan = headers.len() == 28
+        && &headers[25] == "read_as"
+        && &headers[26] == "planned_at"
+        && &headers[27] == "plan_check";
     assert!(headers.len() == 25 || plan, "results columns: {headers:?}");
     reader
         .records()
@@ -114,6 +117,7 @@ pub async fn start_sandbox(
         api_key: key.to_string(),
         seed,
         faults,
+        given: None,
     };
     gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
         .await
