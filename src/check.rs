@@ -186,6 +186,8 @@ pub struct LiveCheck {
     /// and a GET for each user it did not give whole).
     pub users: Arc<HashMap<u64, User>>,
     pub allow_number_changes: bool,
+    /// `--skip-unchanged`: only the fields that differ are sent.
+    pub skip_unchanged: bool,
     pub undo: Option<Arc<UndoLog>>,
 }
 
@@ -204,10 +206,11 @@ impl LiveCheck {
                 return Some(problems.join("; "));
             }
         }
-        let changes = diff(body, user);
-        self.undo
-            .as_ref()?
-            .refuses(user_id, user, FieldSet::of(&changes))
+        let sent = match self.skip_unchanged {
+            true => FieldSet::of(&diff(body, user)),
+            false => body.fields(),
+        };
+        self.undo.as_ref()?.refuses(user_id, user, sent)
     }
 
     /// The users of the valid rows of `input` that are not read whole for

@@ -176,6 +176,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 Some(Arc::new(LiveCheck {
                     users: Arc::new(users),
                     allow_number_changes: args.allow_number_changes,
+                    skip_unchanged: args.skip_unchanged,
                     undo: undo.clone(),
                 }))
             }

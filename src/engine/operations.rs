@@ -85,20 +85,23 @@ fn get_then_patch(job: &Job) -> Call {
     }
 }
 
-/// Writes the values `changes` are about to replace to the undo file, if
-/// there is one, before the PATCH; `Err`: the step that stops the run,
-/// since no change is sent without its way back.
+/// Writes the values of the fields the PATCH sends (`sent`) to the undo
+/// file, if there is one, before the PATCH: every field sent, not only
+/// those that differ by the comparison (a list with an item twice is the
+/// same set, and still replaced). `Err`: the step that ends the row (a
+/// value no PATCH can put back: invalid) or stops the run (the file cannot
+/// be written), since no change is sent without its way back.
 fn undo_first(
     undo: &Option<Arc<UndoLog>>,
     user_id: u64,
     before: &User,
+    sent: FieldSet,
     changes: &[Change],
 ) -> Result<(), Step> {
     let Some(undo) = undo else {
         return Ok(());
     };
-    let fields = FieldSet::of(changes);
-    if let Some(refusal) = undo.refuses(user_id, before, fields) {
+    if let Some(refusal) = undo.refuses(user_id, before, sent) {
         return Err(Step::Done {
             status: Status::Invalid,
             error: refusal,
@@ -106,7 +109,7 @@ fn undo_first(
             user: Some(Box::new(before.clone())),
         });
     }
-    undo.record(user_id, before, fields)
+    undo.record(user_id, before, sent)
         .map_err(|error| Step::Halt {
             error: format!(
                 "the undo file {} cannot be written ({error}); no change is sent without it",
@@ -292,13 +295,15 @@ impl PatchChanged {
                 user: Some(user),
             };
         }
-        if self.skip_unchanged {
-            let sent = only(&body, &changes);
-            job.request = serde_json::to_string(&sent).expect("a body always serialises");
-        }
-        if !changes.is_empty()
-            && let Err(halt) = undo_first(&self.undo, job.user_id, &user, &changes)
-        {
+        let sent = match self.skip_unchanged {
+            true => {
+                let sent = only(&body, &changes);
+                job.request = serde_json::to_string(&sent).expect("a body always serialises");
+                sent.fields()
+            }
+            false => body.fields(),
+        };
+        if let Err(halt) = undo_first(&self.undo, job.user_id, &user, sent, &changes) {
             return halt;
         }
         job.changes = changes;
@@ -455,7 +460,8 @@ impl Operation for PatchAsPlanned {
                 user: Some(user),
             };
         }
-        if let Err(halt) = undo_first(&self.undo, job.user_id, &user, &job.changes) {
+        let sent = FieldSet::of(&job.changes);
+        if let Err(halt) = undo_first(&self.undo, job.user_id, &user, sent, &job.changes) {
             return halt;
         }
         job.before = Some(user);

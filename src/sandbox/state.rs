@@ -174,7 +174,8 @@ impl Users {
     pub(crate) fn patch(&self, id: u64, body: &PatchBody) -> Option<User> {
         let mut slot = lock(self.slot(id)?);
         apply(&mut slot.user, body);
-        for group in slot.user.groups.iter_mut().flatten() {
+        let groups = slot.user.groups.iter_mut().flatten();
+        for group in groups.filter(|_| body.groups.is_some()) {
             if let Some(name) = self.known.group_names.get(&group.id) {
                 group.name.clone_from(name);
             }
