@@ -59,9 +59,11 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
             folder.display()
         )));
     }
-    if !(1..=MAX_PAGE_SIZE).contains(&args.page_size) {
+    // Each page after the first repeats the last user of the one before
+    // (to check that the pages fit together): a page holds 2 at least.
+    if !(2..=MAX_PAGE_SIZE).contains(&args.page_size) {
         return Err(Fatal::Usage(format!(
-            "--page-size {} must be between 1 and {MAX_PAGE_SIZE}",
+            "--page-size {} must be between 2 and {MAX_PAGE_SIZE}",
             args.page_size
         )));
     }

@@ -229,8 +229,8 @@ async fn read_once(
     };
     let mut read = vec![(0, first)];
     if pages > 1 {
-        // Bounded by MAX_LIST_PAGES.
-        // Page k + 1 (as `-v` and the notes number it) at offset k * (per_page - 1).
+        // Page k + 1 (as `-v` and the notes number it) at offset
+        // k * (per_page - 1); no more than MAX_LIST_PAGES.
         let offsets: Vec<(u64, u64)> = (1..pages)
             .map(|page| (page * (per_page - 1), page + 1))
             .collect();
@@ -378,10 +378,11 @@ impl Tally {
         fetched
     }
 
-    fn merge(&mut self, other: Tally) {
+    fn merge(&mut self, mut other: Tally) {
         self.pages += other.pages;
         self.retries += other.retries;
         self.throttled += other.throttled;
+        self.failed.append(&mut other.failed);
     }
 }
 
