@@ -378,6 +378,18 @@ pub struct SandboxArgs {
     /// How long a slow answer is held, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     pub slow_ms: u64,
+    /// List answers (GET /iam/users) leave this field of the user object out of every user
+    /// (GET /iam/users/{id} keeps it); repeat it, or separate fields with commas.
+    #[arg(long, value_name = "FIELD", value_delimiter = ',')]
+    pub list_omit: Vec<String>,
+    /// The first N reads of the list that go past the first page see the account change
+    /// meanwhile: pages after the first answer as if the first user had been removed and one
+    /// added at the end (the same count, everyone one place earlier).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub list_churn: u64,
+    /// List answers say the account has N users, whatever it holds.
+    #[arg(long, value_name = "N")]
+    pub list_count: Option<u64>,
     /// Speak HTTPS, with a certificate for localhost, 127.0.0.1 and ::1 from a certificate
     /// authority made at start; its certificate is written to a file whose path is printed
     /// (give it to apply with --ca-cert). The authority's key never leaves this process.

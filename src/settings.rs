@@ -1279,6 +1279,9 @@ impl SandboxSettings {
                 drop_rate: args.drop_rate,
                 slow_rate: args.slow_rate,
                 slow_ms: args.slow_ms,
+                list_omit: args.list_omit.clone(),
+                list_churn: args.list_churn,
+                list_count: args.list_count,
             },
         };
         config.check().map_err(Fatal::Usage)?;

@@ -455,9 +455,10 @@ async fn an_exports_notes_and_verbose_lines_speak_of_pages() {
     let text = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{text}");
     assert!(text.contains("throttled (HTTP 429 on page "), "{text}");
-    // Pages are numbered as in the list: offset 300 of 300 a page is page 2.
+    // Pages are numbered as in the list: each page after the first begins
+    // with the last user of the one before, so page 2 is at offset 299.
     assert!(
-        text.contains(" page 2 GET /iam/users?limit=300&offset=300 -> "),
+        text.contains(" page 2 GET /iam/users?limit=300&offset=299 -> "),
         "{text}"
     );
     assert!(text.contains(": page read"), "{text}");

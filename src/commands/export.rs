@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::list::{Listed, list_users};
+use super::list::{LIST_READS, Listed, Reading, fill_in, list_users};
 use super::with_profile;
 use super::{Threads, connect, runtime};
 use crate::cli::ExportArgs;
@@ -59,9 +59,11 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
             folder.display()
         )));
     }
-    if !(1..=MAX_PAGE_SIZE).contains(&args.page_size) {
+    // Each page after the first repeats the last user of the one before
+    // (to check that the pages fit together): a page holds 2 at least.
+    if !(2..=MAX_PAGE_SIZE).contains(&args.page_size) {
         return Err(Fatal::Usage(format!(
-            "--page-size {} must be between 1 and {MAX_PAGE_SIZE}",
+            "--page-size {} must be between 2 and {MAX_PAGE_SIZE}",
             args.page_size
         )));
     }
@@ -76,20 +78,73 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
         let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
         let started = Instant::now();
         let mode = ProgressMode::detect(quiet, false, false);
-        let listed = list_users(&client, &run.send, args.page_size, &interrupt, mode).await?;
-        let signal = interrupt.signal();
+        let how = Reading {
+            page_size: args.page_size,
+            mode,
+            reads: LIST_READS,
+            quiet,
+        };
+        let listed = list_users(&client, &run.send, &interrupt, how, None).await?;
         let Listed {
-            users,
-            tally,
+            mut users,
+            mut partial,
+            without_id,
+            mut tally,
             problem,
-            ended,
-            ..
+            mut ended,
         } = listed;
-        // A listing cut short writes nothing; one whose count disagrees
-        // writes what was listed, and says so.
-        let whole = ended == Ended::Finished && tally.failed.is_empty();
+        let mut problem = problem.map(|problem| problem.to_string());
+        // Entries without an ID would be rows no run can apply.
+        if problem.is_none() && without_id > 0 {
+            problem = Some(format!(
+                "{without_id} {} of the account's list {} no id; a row without a user_id \
+                 cannot be applied, so nothing was written: the API's list answer is broken",
+                if without_id == 1 { "entry" } else { "entries" },
+                if without_id == 1 { "has" } else { "have" },
+            ));
+        }
+        // A field the list leaves out is not null: those users are read
+        // one by one before anything is written.
+        if problem.is_none() && !partial.is_empty() {
+            if !quiet {
+                eprintln!(
+                    "the account's list leaves out {} of {}: reading each with a GET",
+                    super::left_out_fields(&partial),
+                    crate::sink::count(partial.len() as u64, "user", "users")
+                );
+            }
+            let ids: Vec<u64> = partial.keys().copied().collect();
+            let filled = fill_in(
+                &client,
+                &run.send,
+                &interrupt,
+                mode,
+                &mut users,
+                &mut partial,
+                ids,
+            )
+            .await?;
+            match filled {
+                Ok(read) => {
+                    tally.retries += read.retries;
+                    tally.throttled += read.throttled;
+                }
+                Err(why) => {
+                    problem = Some(format!(
+                        "the list leaves out fields of some users, and {why}; nothing was written"
+                    ));
+                    if interrupt.signal().is_some() {
+                        ended = Ended::Stopped(StopReason::Interrupted);
+                    }
+                }
+            }
+        }
+        let signal = interrupt.signal();
+        // Only a whole, consistent list is written: a listing cut short,
+        // one that moved while it was read, or one that cannot be the
+        // account's writes nothing.
         let mut written = None;
-        if whole {
+        if problem.is_none() && ended == Ended::Finished {
             write(&args.output, to_stdout, args.overwrite, &null_token, &users)?;
             written = Some(users.len() as u64);
             let inexact = users

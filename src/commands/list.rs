@@ -1,87 +1,362 @@
 //! Reading the account's whole user list, by the pages of `GET /iam/users`
 //! through the one engine (rate, retries, pause, stops): what `export`
 //! writes, and what resolves rows that name users by `current_email`.
+//!
+//! A read is bounded before it starts: the first page's count and length
+//! say how many pages follow, and a count beyond [`MAX_LIST_USERS`] or a
+//! read of more than [`MAX_LIST_PAGES`] pages is refused before anything
+//! grows with the count. A read is checked when it ends: pages overlap by
+//! one user, so that each page must begin with the user the page before it
+//! ended with; every page must give the first page's count and hold as many
+//! users as it is due; no user may be listed twice. While the list keeps
+//! its order (by ID, or by when users were added), a read that passes holds
+//! every user who was in the account throughout the read, each once; a
+//! user added or removed meanwhile may be in it or not. A read that fails
+//! the check says why, and the caller reads again or does without.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
 use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::{mpsc, watch};
 
 use crate::engine::operations::ListPages;
-use crate::engine::{self, Channels, Ended, Job, Work};
+use crate::engine::{self, Channels, Ended, Job, Operation, Step, Work};
 use crate::error::Fatal;
-use crate::http::Client;
+use crate::http::{Call, Client, Reply};
 use crate::model::api::{User, UserPage};
 use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
 use crate::sink::{Progress, ProgressMode, Report};
 use crate::table::results::Status;
 
+/// The most users a read of the list accepts. No account this tool serves
+/// has more (the sandbox holds at most as many, `sandbox::MAX_USERS`); a
+/// larger count is a broken answer, and believing it would have the tool
+/// plan pages, and memory, for users that are not there.
+pub(super) const MAX_LIST_USERS: u64 = 1_000_000;
+
+/// The most pages one read of the list takes (a million users in pages of
+/// 500 is 2,005): beyond it the API answers pages too small to read the
+/// list in a reasonable time.
+pub(super) const MAX_LIST_PAGES: u64 = 100_000;
+
+/// How many times `export` and rows by `current_email` read a list that
+/// moved while it was read before giving up.
+pub(super) const LIST_READS: u32 = 3;
+
 /// The account's users as listed, and how the listing went.
 pub(super) struct Listed {
     /// Each user once, in the order of the list.
     pub users: Vec<User>,
+    /// Users whose list entry leaves out a field a row can set: their ID
+    /// and the fields. Their values for those fields are unknown (not null).
+    pub partial: BTreeMap<u64, Vec<&'static str>>,
+    /// Entries without an ID (they are in `users` too).
+    pub without_id: u64,
     pub tally: Tally,
-    /// Why the list is not whole, if it is not: a stop, pages not read, or
-    /// a count that does not match the users listed.
-    pub problem: Option<String>,
+    /// Why the list is not whole, if it is not.
+    pub problem: Option<ListProblem>,
     pub ended: Ended,
 }
 
-/// Every user of the account: the first page says how many there are and
-/// how many a page holds; the rest are read together. `mode`: the progress
-/// display (counting users).
+/// Why a read of the list is not the account's list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ListProblem {
+    /// The read stopped, or pages could not be read after their retries.
+    Unread(String),
+    /// The pages do not fit together: the account changed while they were
+    /// read. Reading again may find it settled.
+    Moved(String),
+    /// The answers cannot be the account's list, however often it is read:
+    /// a count beyond the bounds, or pages that cannot deliver it.
+    Broken(String),
+    /// Every one of `reads` reads moved; `last`: how the last one did.
+    Unsettled { reads: u32, last: String },
+}
+
+impl fmt::Display for ListProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListProblem::Unread(why) | ListProblem::Broken(why) => f.write_str(why),
+            ListProblem::Moved(why) => {
+                write!(f, "the account changed while its list was read: {why}")
+            }
+            ListProblem::Unsettled { reads, last } => write!(
+                f,
+                "the account changed while its list was read, {reads} times (the last: {last}); \
+                 users are being added or removed: try again when that is done"
+            ),
+        }
+    }
+}
+
+/// How many pages a list of `count` users in pages of `per_page` takes
+/// (each page after the first begins with the last user of the one before
+/// it), or why it is not read at all.
+pub(super) fn pages_for(count: u64, per_page: u64) -> Result<u64, ListProblem> {
+    if count > MAX_LIST_USERS {
+        return Err(ListProblem::Broken(format!(
+            "the account's list counts {count} users, more than the {MAX_LIST_USERS} this tool \
+             reads; no real account has that many, so the API's answer is not to be believed: \
+             check --base-url"
+        )));
+    }
+    if count <= per_page {
+        return Ok(1);
+    }
+    if per_page < 2 {
+        return Err(ListProblem::Broken(format!(
+            "the API answers {per_page} user a page for a list of {count}: pages of at least 2 \
+             users are needed to check that they fit together (ask for more with --page-size)"
+        )));
+    }
+    let pages = 1 + (count - per_page).div_ceil(per_page - 1);
+    if pages > MAX_LIST_PAGES {
+        return Err(ListProblem::Broken(format!(
+            "the account's list of {count} users takes {pages} pages of {per_page}, more than \
+             the {MAX_LIST_PAGES} pages this tool reads; ask for larger pages with --page-size"
+        )));
+    }
+    Ok(pages)
+}
+
+/// How to read the list.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reading {
+    /// Users asked for per page.
+    pub page_size: u64,
+    /// The progress display (counting users).
+    pub mode: ProgressMode,
+    /// Reads made in all while the account changes during the read.
+    pub reads: u32,
+    /// No note when the list is read again.
+    pub quiet: bool,
+}
+
+/// Every user of the account, read again while the account changes during
+/// the read (see [`Reading`]). `first`: the list's first page, when it was
+/// read already (to count the users).
 pub(super) async fn list_users(
+    client: &Client,
+    policy: &SendPolicy,
+    interrupt: &Interrupt,
+    how: Reading,
+    first: Option<UserPage>,
+) -> Result<Listed, Fatal> {
+    let Reading {
+        page_size,
+        mode,
+        reads,
+        quiet,
+    } = how;
+    let mut first = first;
+    let mut tally = Tally::default();
+    let mut read = 1;
+    loop {
+        let mut listed =
+            read_once(client, policy, page_size, interrupt, mode, first.take()).await?;
+        tally.merge(std::mem::take(&mut listed.tally));
+        match &listed.problem {
+            Some(ListProblem::Moved(why)) if read < reads => {
+                if !quiet {
+                    eprintln!(
+                        "note: the account changed while its list was read ({why}); reading it \
+                         again ({} of {reads} reads)",
+                        read + 1
+                    );
+                }
+                read += 1;
+            }
+            Some(ListProblem::Moved(why)) if reads > 1 => {
+                listed.problem = Some(ListProblem::Unsettled {
+                    reads,
+                    last: why.clone(),
+                });
+                listed.tally = tally;
+                return Ok(listed);
+            }
+            _ => {
+                listed.tally = tally;
+                return Ok(listed);
+            }
+        }
+    }
+}
+
+/// One read of the list, checked (see the module's comment).
+async fn read_once(
     client: &Client,
     policy: &SendPolicy,
     page_size: u64,
     interrupt: &Interrupt,
     mode: ProgressMode,
+    first: Option<UserPage>,
 ) -> Result<Listed, Fatal> {
     let mut tally = Tally::default();
     let mut progress = Progress::counting(ProgressMode::Quiet, 0, "users");
-    let first = fetch(client, policy, page_size, vec![0], interrupt, &mut progress);
-    let first = tally.add(first.await)?;
-    let (count, per_page) = match first.pages.first() {
-        Some((_, page)) => (page.count, page.results.len() as u64),
-        None => (0, 0),
+    let mut ended = Ended::Finished;
+    let first = match first {
+        Some(page) => {
+            // Read to count the users: one of this read's pages.
+            tally.pages += 1;
+            Some(page)
+        }
+        None => {
+            let first = vec![(0, 1)];
+            let fetched = fetch_pages(client, policy, page_size, first, interrupt, &mut progress);
+            let mut fetched = tally.add(fetched.await?);
+            ended = fetched.ended.clone();
+            fetched.items.pop().map(|(_, page)| page)
+        }
     };
-    let mut pages = first.pages;
-    let mut ended = first.ended;
-    if ended == Ended::Finished && per_page > 0 && count > per_page {
-        let offsets: Vec<u64> = (per_page..count).step_by(per_page as usize).collect();
+    let unread = |tally: Tally, ended: Ended, problem: ListProblem| Listed {
+        users: Vec::new(),
+        partial: BTreeMap::new(),
+        without_id: 0,
+        tally,
+        problem: Some(problem),
+        ended,
+    };
+    let Some(first) = first else {
+        let problem = unread_problem(&ended, &mut tally);
+        return Ok(unread(tally, ended, problem));
+    };
+    let (count, per_page) = (first.count, first.results.len() as u64);
+    let pages = match pages_for(count, per_page) {
+        Ok(pages) => pages,
+        Err(problem) => return Ok(unread(tally, ended, problem)),
+    };
+    let mut read = vec![(0, first)];
+    if pages > 1 {
+        // Page k + 1 (as `-v` and the notes number it) at offset
+        // k * (per_page - 1); no more than MAX_LIST_PAGES.
+        let offsets: Vec<(u64, u64)> = (1..pages)
+            .map(|page| (page * (per_page - 1), page + 1))
+            .collect();
         progress = Progress::counting(mode, count, "users");
         progress.advance(per_page);
-        let rest = fetch(client, policy, page_size, offsets, interrupt, &mut progress);
-        let rest = tally.add(rest.await)?;
-        pages.extend(rest.pages);
+        let rest = fetch_pages(client, policy, page_size, offsets, interrupt, &mut progress);
+        let rest = tally.add(rest.await?);
+        read.extend(rest.items);
         ended = rest.ended;
     }
     progress.finish();
-    tally.failed.sort_by_key(|(offset, _)| *offset);
-    let mut problem = match (&ended, tally.failed.first()) {
-        (Ended::Stopped(why), _) => Some(format!("the listing stopped: {why}")),
-        (_, Some((offset, error))) => Some(format!(
-            "{} of the pages could not be read (the first, at offset {offset}: {error})",
-            tally.failed.len()
-        )),
-        _ => None,
-    };
-    pages.sort_by_key(|(offset, _)| *offset);
-    let users = unique(pages.into_iter().flat_map(|(_, page)| page.results));
-    if problem.is_none() && users.len() as u64 != count {
-        problem = Some(format!(
-            "the account counts {count} users but {} were listed (users added or removed \
-             meanwhile?)",
-            users.len()
-        ));
+    if ended != Ended::Finished || !tally.failed.is_empty() {
+        let problem = unread_problem(&ended, &mut tally);
+        return Ok(unread(tally, ended, problem));
     }
+    read.sort_by_key(|(offset, _)| *offset);
+    let (users, partial, without_id, problem) = check(count, per_page, read);
     Ok(Listed {
         users,
+        partial,
+        without_id,
         tally,
         problem,
         ended,
     })
+}
+
+/// Why a read that stopped, or lost pages, is not whole.
+fn unread_problem(ended: &Ended, tally: &mut Tally) -> ListProblem {
+    tally.failed.sort_by_key(|(offset, _)| *offset);
+    match (ended, tally.failed.first()) {
+        (Ended::Stopped(why), _) => ListProblem::Unread(format!("the listing stopped: {why}")),
+        (_, Some((offset, error))) => ListProblem::Unread(format!(
+            "{} of the pages could not be read (the first, at offset {offset}: {error})",
+            tally.failed.len()
+        )),
+        _ => ListProblem::Unread("the first page of the list could not be read".to_string()),
+    }
+}
+
+/// The users of the pages (each page after the first without the user it
+/// shares with the one before), and whether the pages fit together:
+/// `pages` sorted by offset, each the same count, as many users as due,
+/// each beginning where the one before ended, no user twice.
+#[expect(
+    clippy::type_complexity,
+    reason = "the four results are named where they are taken apart"
+)]
+fn check(
+    count: u64,
+    per_page: u64,
+    pages: Vec<(u64, UserPage)>,
+) -> (
+    Vec<User>,
+    BTreeMap<u64, Vec<&'static str>>,
+    u64,
+    Option<ListProblem>,
+) {
+    let mut problem = None;
+    let mut note = |found: ListProblem| {
+        // The first problem found is the one told; a moved list wins, as
+        // reading again may help.
+        match (&problem, &found) {
+            (None, _) | (Some(ListProblem::Broken(_)), ListProblem::Moved(_)) => {
+                problem = Some(found)
+            }
+            _ => {}
+        }
+    };
+    let last = pages.len() - 1;
+    let mut users = Vec::with_capacity(count as usize);
+    let mut partial = BTreeMap::new();
+    let mut seen = HashSet::new();
+    let mut without_id = 0;
+    // The ID of the last user of the page before.
+    let mut previous_last: Option<u64> = None;
+    for (index, (offset, page)) in pages.into_iter().enumerate() {
+        let due = match index == last {
+            true => count.saturating_sub(offset),
+            false => per_page,
+        };
+        let got = page.results.len() as u64;
+        if page.count != count {
+            note(ListProblem::Moved(format!(
+                "it counted {count} users on the first page and {} on the page at offset \
+                 {offset}",
+                page.count
+            )));
+        } else if got != due {
+            note(ListProblem::Broken(format!(
+                "the account's list counts {count} users, but the page at offset {offset} came \
+                 back with {got} users where {due} were due; the API's pages cannot deliver its \
+                 count"
+            )));
+        }
+        let first_id = page.results.first().and_then(|user| user.id);
+        if let (Some(before), Some(now)) = (previous_last, first_id)
+            && index > 0
+            && before != now
+        {
+            note(ListProblem::Moved(format!(
+                "the page at offset {offset} begins with user {now}, not with user {before} as \
+                 the page before it ended: users were added or removed before it"
+            )));
+        }
+        previous_last = page.results.last().and_then(|user| user.id);
+        let left_out: BTreeMap<usize, Vec<&'static str>> = page.left_out.into_iter().collect();
+        // Each page after the first repeats the last user of the one before.
+        let skip = usize::from(index > 0);
+        for (at, user) in page.results.into_iter().enumerate().skip(skip) {
+            match user.id {
+                None => without_id += 1,
+                Some(id) => {
+                    if !seen.insert(id) {
+                        note(ListProblem::Moved(format!("user {id} is listed twice")));
+                        continue;
+                    }
+                    if let Some(fields) = left_out.get(&at) {
+                        partial.insert(id, fields.clone());
+                    }
+                }
+            }
+            users.push(user);
+        }
+    }
+    (users, partial, without_id, problem)
 }
 
 /// What the page runs came to.
@@ -90,54 +365,200 @@ pub(super) struct Tally {
     pub pages: u64,
     pub retries: u64,
     pub throttled: u64,
-    /// Pages that could not be read: their offset and why.
+    /// Jobs that could not be done: their offset (or user ID) and why.
     pub failed: Vec<(u64, String)>,
 }
 
 impl Tally {
-    fn add(&mut self, fetched: Result<Fetched, Fatal>) -> Result<Fetched, Fatal> {
-        let mut fetched = fetched?;
-        self.pages += fetched.pages.len() as u64;
+    fn add<T>(&mut self, mut fetched: Fetched<T>) -> Fetched<T> {
+        self.pages += fetched.items.len() as u64;
         self.retries += fetched.retries;
         self.throttled += fetched.throttled;
         self.failed.append(&mut fetched.failed);
-        Ok(fetched)
+        fetched
+    }
+
+    fn merge(&mut self, mut other: Tally) {
+        self.pages += other.pages;
+        self.retries += other.retries;
+        self.throttled += other.throttled;
+        self.failed.append(&mut other.failed);
     }
 }
 
-struct Fetched {
-    pages: Vec<(u64, UserPage)>,
+struct Fetched<T> {
+    items: Vec<(u64, T)>,
     failed: Vec<(u64, String)>,
     retries: u64,
     throttled: u64,
     ended: Ended,
 }
 
-/// Reads the pages at `offsets` through the engine (one job per page).
-async fn fetch(
+/// Reads the pages at `offsets` (each with its number in the list, for
+/// the notes and `-v`) through the engine, one job per page.
+async fn fetch_pages(
     client: &Client,
     policy: &SendPolicy,
     limit: u64,
-    offsets: Vec<u64>,
+    offsets: Vec<(u64, u64)>,
     interrupt: &Interrupt,
     progress: &mut Progress,
-) -> Result<Fetched, Fatal> {
+) -> Result<Fetched<UserPage>, Fatal> {
+    let (pages_tx, pages_rx) = std_mpsc::channel();
+    let operation = ListPages {
+        limit,
+        pages: pages_tx,
+    };
+    let jobs = offsets;
+    let weight = |page: &UserPage| page.results.len() as u64;
+    fetch(
+        client, policy, operation, jobs, pages_rx, weight, interrupt, progress,
+    )
+    .await
+}
+
+/// Reads the users `ids` one `GET /iam/users/{id}` each, through the
+/// engine: the users whose list entries leave out fields.
+async fn read_users(
+    client: &Client,
+    policy: &SendPolicy,
+    ids: Vec<u64>,
+    interrupt: &Interrupt,
+    mode: ProgressMode,
+) -> Result<(Vec<(u64, User)>, Tally, Ended), Fatal> {
+    let (users_tx, users_rx) = std_mpsc::channel();
+    let mut progress = Progress::counting(mode, ids.len() as u64, "users");
+    let jobs = ids.into_iter().map(|id| (id, id)).collect();
+    let operation = ReadUsers { users: users_tx };
+    let fetched = fetch(
+        client,
+        policy,
+        operation,
+        jobs,
+        users_rx,
+        |_| 1,
+        interrupt,
+        &mut progress,
+    )
+    .await?;
+    progress.finish();
+    let tally = Tally {
+        pages: 0,
+        retries: fetched.retries,
+        throttled: fetched.throttled,
+        failed: fetched.failed,
+    };
+    Ok((fetched.items, tally, fetched.ended))
+}
+
+/// Reads the users `ids` one by one and puts each in place of its list
+/// entry in `users` (no longer `partial`); `Err` says why some could not be
+/// read (the list is then left as it was for them).
+pub(super) async fn fill_in(
+    client: &Client,
+    policy: &SendPolicy,
+    interrupt: &Interrupt,
+    mode: ProgressMode,
+    users: &mut [User],
+    partial: &mut BTreeMap<u64, Vec<&'static str>>,
+    ids: Vec<u64>,
+) -> Result<Result<Tally, String>, Fatal> {
+    let (read, mut tally, ended) = read_users(client, policy, ids, interrupt, mode).await?;
+    let mut read: std::collections::HashMap<u64, User> = read.into_iter().collect();
+    for user in users.iter_mut() {
+        if let Some(id) = user.id
+            && let Some(whole) = read.remove(&id)
+        {
+            *user = whole;
+            partial.remove(&id);
+        }
+    }
+    tally.failed.sort_by_key(|(id, _)| *id);
+    Ok(match (&ended, tally.failed.first()) {
+        (Ended::Stopped(why), _) => Err(format!("the reading stopped: {why}")),
+        (_, Some((id, error))) => Err(format!(
+            "{} could not be read (the first, user {id}: {error})",
+            crate::sink::count(tally.failed.len() as u64, "user", "users")
+        )),
+        _ => Ok(tally),
+    })
+}
+
+/// `GET /iam/users/{id}` per job; each user goes to `users` before the job
+/// is reported done.
+struct ReadUsers {
+    users: std_mpsc::Sender<(u64, User)>,
+}
+
+impl Operation for ReadUsers {
+    fn call(&self, job: &Job) -> Call {
+        Call::GetUser {
+            user_id: job.user_id,
+        }
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        let done = |status, error: String| Step::Done {
+            status,
+            error,
+            changes: Vec::new(),
+            user: None,
+        };
+        match reply {
+            Ok(Reply::User(user)) => {
+                // The receiver is gone only when the run is over.
+                let _ = self.users.send((job.user_id, *user));
+                done(Status::Updated, String::new())
+            }
+            Ok(Reply::Page(_)) => done(Status::Failed, "the answer is a page of users".into()),
+            Err(error) => done(Status::Failed, error),
+        }
+    }
+
+    fn noun(&self) -> &'static str {
+        "user"
+    }
+
+    fn ended_as(&self, status: Status) -> &'static str {
+        match status {
+            Status::Updated => "read",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// Runs `jobs` (`user_id` and the number `-v` shows) through the engine
+/// with `operation`, which hands what each answer holds to `items`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one private helper; its callers name each"
+)]
+async fn fetch<O, T>(
+    client: &Client,
+    policy: &SendPolicy,
+    operation: O,
+    jobs: Vec<(u64, u64)>,
+    items: std_mpsc::Receiver<(u64, T)>,
+    weight: fn(&T) -> u64,
+    interrupt: &Interrupt,
+    progress: &mut Progress,
+) -> Result<Fetched<T>, Fatal>
+where
+    O: Operation + 'static,
+    T: Send + 'static,
+{
     let (work_tx, work_rx) = mpsc::channel(1);
     let (report_tx, report_rx) = std_mpsc::channel();
     let (written_tx, written_rx) = watch::channel(0u64);
-    let (pages_tx, pages_rx) = std_mpsc::channel();
-    let jobs: Vec<Work> = offsets
-        .iter()
+    let jobs: Vec<Work> = jobs
+        .into_iter()
         .enumerate()
-        .map(|(seq, offset)| {
-            let seq = seq as u64;
-            // Its number in the account's list, for the notes and `-v`.
-            let page = offset / limit.max(1) + 1;
+        .map(|(seq, (user_id, number))| {
             Work::Send(Job::new(
-                seq,
-                page,
-                *offset,
-                offset.to_string(),
+                seq as u64,
+                number,
+                user_id,
+                user_id.to_string(),
                 String::new(),
             ))
         })
@@ -149,19 +570,15 @@ async fn fetch(
         reports: report_tx,
         written: written_rx,
     };
-    let operation = ListPages {
-        limit,
-        pages: pages_tx,
-    };
     let policy = policy.clone();
     let client = client.clone();
     let cancel = interrupt.clone().wait();
     let engine = tokio::spawn(async move {
         engine::dispatch(&policy, Some((operation, client)), channels, cancel).await
     });
-    // The outcomes, in any order: each page went to `pages_rx` first.
+    // The outcomes, in any order: each item went to `items` first.
     let mut fetched = Fetched {
-        pages: Vec::new(),
+        items: Vec::new(),
         failed: Vec::new(),
         retries: 0,
         throttled: 0,
@@ -190,9 +607,9 @@ async fn fetch(
                             outcome.record.error,
                         ));
                     }
-                    for (offset, page) in pages_rx.try_iter() {
-                        progress.advance(page.results.len() as u64);
-                        fetched.pages.push((offset, page));
+                    for (key, item) in items.try_iter() {
+                        progress.advance(weight(&item));
+                        fetched.items.push((key, item));
                     }
                 }
             }
@@ -201,33 +618,167 @@ async fn fetch(
     });
     let (mut fetched, shown) = collecting
         .await
-        .expect("collecting the pages does not panic");
+        .expect("collecting the answers does not panic");
     *progress = shown;
     fetched.ended = engine.await.expect("the engine does not panic");
     Ok(fetched)
 }
 
-/// The users, each once (the first time it is listed: a user added while
-/// the export ran can shift another onto the next page too).
-fn unique(users: impl Iterator<Item = User>) -> Vec<User> {
-    let mut seen = HashSet::new();
-    users
-        .filter(|user| user.id.is_none_or(|id| seen.insert(id)))
-        .collect()
-}
-
-/// How many users the account counts and how many a page of `page_size`
-/// holds, from one request; `None` when that page cannot be read.
-pub(super) async fn count_users(
+/// The list's first page (how many users the account counts, and how many
+/// a page of `page_size` holds), from one request; `None` when it cannot
+/// be read.
+pub(super) async fn first_page(
     client: &Client,
     policy: &SendPolicy,
     page_size: u64,
     interrupt: &Interrupt,
-) -> Result<Option<(u64, u64)>, Fatal> {
+) -> Result<Option<UserPage>, Fatal> {
     let mut progress = Progress::counting(ProgressMode::Quiet, 0, "users");
-    let first = fetch(client, policy, page_size, vec![0], interrupt, &mut progress).await?;
-    Ok(first
-        .pages
-        .first()
-        .map(|(_, page)| (page.count, page.results.len() as u64)))
+    let first = vec![(0, 1)];
+    let first = fetch_pages(client, policy, page_size, first, interrupt, &mut progress).await?;
+    Ok(first.items.into_iter().next().map(|(_, page)| page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: u64) -> User {
+        User {
+            id: Some(id),
+            ..User::default()
+        }
+    }
+
+    fn page(count: u64, ids: impl IntoIterator<Item = u64>) -> UserPage {
+        UserPage {
+            count,
+            results: ids.into_iter().map(user).collect(),
+            left_out: Vec::new(),
+        }
+    }
+
+    fn ids(users: &[User]) -> Vec<u64> {
+        users.iter().map(|user| user.id.unwrap()).collect()
+    }
+
+    #[test]
+    fn bounds() {
+        assert_eq!(pages_for(0, 0), Ok(1));
+        assert_eq!(pages_for(500, 500), Ok(1));
+        assert_eq!(pages_for(1000, 500), Ok(3));
+        assert_eq!(pages_for(999, 500), Ok(2));
+        assert_eq!(pages_for(1001, 500), Ok(3));
+        assert_eq!(pages_for(MAX_LIST_USERS, 500), Ok(2005));
+        assert!(matches!(
+            pages_for(MAX_LIST_USERS + 1, 500),
+            Err(ListProblem::Broken(_))
+        ));
+        assert!(matches!(
+            pages_for(u64::MAX, 0),
+            Err(ListProblem::Broken(_))
+        ));
+        assert!(matches!(pages_for(3, 1), Err(ListProblem::Broken(_))));
+        assert!(matches!(pages_for(1, 1), Ok(1)));
+        // Pages of 5 for a million users: 250,000 pages.
+        assert!(matches!(
+            pages_for(MAX_LIST_USERS, 5),
+            Err(ListProblem::Broken(_))
+        ));
+        assert_eq!(pages_for(MAX_LIST_USERS, 12), Ok(90_909));
+    }
+
+    #[test]
+    fn pages_that_fit_together_give_every_user_once() {
+        // 10 users in pages of 4: offsets 0, 3, 6; each page after the
+        // first begins with the last user of the one before.
+        let pages = vec![
+            (0, page(10, 1..=4)),
+            (3, page(10, 4..=7)),
+            (6, page(10, 7..=10)),
+        ];
+        let (users, partial, without_id, problem) = check(10, 4, pages);
+        assert_eq!(ids(&users), (1..=10).collect::<Vec<_>>());
+        assert!(partial.is_empty());
+        assert_eq!(without_id, 0);
+        assert_eq!(problem, None);
+    }
+
+    #[test]
+    fn a_list_that_moved_or_cannot_deliver_its_count_is_told() {
+        let cases: Vec<(Vec<(u64, UserPage)>, &str)> = vec![
+            // User 1 removed and user 11 added after the first page: user
+            // 5 would be missed.
+            (
+                vec![
+                    (0, page(10, 1..=4)),
+                    (3, page(10, 5..=8)),
+                    (6, page(10, 8..=11)),
+                ],
+                "moved: the page at offset 3 begins with user 5, not with user 4",
+            ),
+            // A user added before the second page: users 3 and 4 twice.
+            (
+                vec![
+                    (0, page(11, 1..=4)),
+                    (3, page(11, 3..=6)),
+                    (6, page(11, 6..=9)),
+                ],
+                "moved: the page at offset 3 begins with user 3, not with user 4",
+            ),
+            (
+                vec![
+                    (0, page(10, 1..=4)),
+                    (3, page(9, 4..=7)),
+                    (6, page(10, 7..=10)),
+                ],
+                "moved: it counted 10 users on the first page and 9 on the page at offset 3",
+            ),
+            (
+                vec![
+                    (0, page(10, 1..=4)),
+                    (3, page(10, 4..=7)),
+                    (6, page(10, [])),
+                ],
+                "broken: the account's list counts 10 users, but the page at offset 6 came back \
+                 with 0 users where 4 were due",
+            ),
+            (
+                vec![
+                    (0, page(10, 1..=4)),
+                    (3, page(10, 4..=6)),
+                    (6, page(10, 6..=9)),
+                ],
+                "broken: the account's list counts 10 users, but the page at offset 3",
+            ),
+        ];
+        for (pages, want) in cases {
+            let count = pages[0].1.count;
+            let (_, _, _, problem) = check(count, 4, pages);
+            let got = match problem {
+                Some(ListProblem::Moved(why)) => format!("moved: {why}"),
+                Some(ListProblem::Broken(why)) => format!("broken: {why}"),
+                other => format!("{other:?}"),
+            };
+            assert!(got.starts_with(want), "{got}\nwant: {want}");
+        }
+    }
+
+    #[test]
+    fn entries_that_leave_out_fields_or_their_id_are_counted() {
+        let mut first = page(5, 1..=3);
+        first.left_out = vec![(1, vec!["phone"])];
+        let mut second = page(5, 3..=5);
+        second.results[2].id = None;
+        second.left_out = vec![(0, vec!["email"]), (1, vec!["groups", "lang"])];
+        let (users, partial, without_id, problem) = check(5, 3, vec![(0, first), (2, second)]);
+        assert_eq!(users.len(), 5);
+        assert_eq!(without_id, 1);
+        // The second page's copy of user 3 is not the one kept.
+        assert_eq!(
+            partial,
+            BTreeMap::from([(2, vec!["phone"]), (4, vec!["groups", "lang"])])
+        );
+        assert_eq!(problem, None);
+    }
 }

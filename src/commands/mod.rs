@@ -12,7 +12,7 @@ mod sandbox;
 mod users;
 mod validate;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -139,7 +139,15 @@ struct FirstPass {
     preflight: Preflight,
     emails: Option<Arc<EmailIndex>>,
     /// The account's users, when they were read to resolve addresses.
-    users: Option<Vec<User>>,
+    users: Option<AccountList>,
+}
+
+/// The account's users as a whole read of its list gave them.
+struct AccountList {
+    users: Vec<User>,
+    /// Users whose list entry leaves out a field a row can set, with the
+    /// fields: their values for those fields are unknown, not null.
+    partial: BTreeMap<u64, Vec<&'static str>>,
 }
 
 /// Opens the input (spooling standard input) and reads it once, off the
@@ -173,22 +181,40 @@ async fn first_pass(
             if !quiet {
                 eprintln!("reading the account's users to resolve current_email");
             }
-            Some(
-                whole_list(
-                    client,
-                    policy,
-                    interrupt,
-                    quiet,
-                    "the rows name users by current_email",
-                )
-                .await?,
-            )
+            let why = "the rows name users by current_email";
+            let mut list = whole_list(client, policy, interrupt, quiet, why).await?;
+            // An address the list leaves out is read on its own: the index
+            // must hold every user's.
+            let unaddressed: Vec<u64> = list
+                .partial
+                .iter()
+                .filter(|(_, fields)| fields.contains(&"email"))
+                .map(|(id, _)| *id)
+                .collect();
+            if !unaddressed.is_empty() {
+                if !quiet {
+                    eprintln!(
+                        "the account's list leaves out the address of {}: reading each with a GET",
+                        crate::sink::count(unaddressed.len() as u64, "user", "users")
+                    );
+                }
+                let mode = ProgressMode::detect(quiet, false, false);
+                let (users, partial) = (&mut list.users, &mut list.partial);
+                list::fill_in(client, policy, interrupt, mode, users, partial, unaddressed)
+                    .await?
+                    .map_err(|problem| {
+                        Fatal::Usage(format!(
+                            "{why}, and the list leaves out addresses that could not be read                              one by one ({problem}); nothing was sent"
+                        ))
+                    })?;
+            }
+            Some(list)
         }
         _ => None,
     };
     let emails = users
-        .as_deref()
-        .map(|users| Arc::new(EmailIndex::new(users)));
+        .as_ref()
+        .map(|list| Arc::new(EmailIndex::new(&list.users)));
     let null_token = settings.null_token.clone();
     let index = emails.clone();
     let (input, preflight) = tokio::task::spawn_blocking(move || {
@@ -211,21 +237,65 @@ async fn first_pass(
     })
 }
 
-/// Every user of the account, read by pages; a list that cannot be read
-/// whole stops the run before anything is sent (`why` says what it was
-/// for): an address missing from it would be reported as unknown.
+/// Every user of the account, read by pages (again while the account
+/// changes during the read, up to [`list::LIST_READS`] reads); a list that
+/// cannot be read whole stops the run before anything is sent (`why` says
+/// what it was for): an address missing from it would be reported as
+/// unknown.
 async fn whole_list(
     client: &Client,
     policy: &SendPolicy,
     interrupt: &Interrupt,
     quiet: bool,
     why: &str,
-) -> Result<Vec<User>, Fatal> {
+) -> Result<AccountList, Fatal> {
     let mode = ProgressMode::detect(quiet, false, false);
     let started = std::time::Instant::now();
-    let listed = list::list_users(client, policy, LIST_PAGE_SIZE, interrupt, mode).await?;
+    let how = list::Reading {
+        page_size: LIST_PAGE_SIZE,
+        mode,
+        reads: list::LIST_READS,
+        quiet,
+    };
+    let listed = list::list_users(client, policy, interrupt, how, None).await?;
+    say_list_read(&listed, started, quiet);
+    match (&listed.ended, &listed.problem) {
+        (Ended::Finished, None) => {}
+        (_, problem) => {
+            return Err(Fatal::Usage(format!(
+                "{why}, and the account's user list could not be read whole ({}); nothing was sent",
+                problem
+                    .as_ref()
+                    .map_or_else(|| "stopped".to_string(), ToString::to_string)
+            )));
+        }
+    }
+    if listed.without_id > 0 && !quiet {
+        eprintln!(
+            "note: {} of the account's list {} no id; {} cannot be named by current_email",
+            listed.without_id,
+            if listed.without_id == 1 {
+                "entry has"
+            } else {
+                "entries have"
+            },
+            if listed.without_id == 1 {
+                "that user"
+            } else {
+                "those users"
+            },
+        );
+    }
+    Ok(AccountList {
+        users: listed.users,
+        partial: listed.partial,
+    })
+}
+
+/// The line that says what a read of the list took (its requests are not
+/// in the run's summary).
+fn say_list_read(listed: &list::Listed, started: std::time::Instant, quiet: bool) {
     if !quiet {
-        // The list's own requests are not in the run's summary.
         eprintln!(
             "read the account's list: {}, {}, {} retries, {:.1} s",
             crate::sink::count(listed.users.len() as u64, "user", "users"),
@@ -234,21 +304,17 @@ async fn whole_list(
             started.elapsed().as_secs_f64()
         );
     }
-    match (&listed.ended, &listed.problem) {
-        (Ended::Finished, None) => Ok(listed.users),
-        (_, problem) => Err(Fatal::Usage(format!(
-            "{why}, and the account's user list could not be read whole ({}); nothing was sent",
-            problem.as_deref().unwrap_or("stopped")
-        ))),
-    }
 }
 
 /// The account's users as listed, for a run that compares rows with them,
 /// when reading the list takes fewer requests than a GET per row (the first
-/// page's count tells; rows that name users by address had the list read
-/// already). `None`: a GET per row.
+/// page's count tells, and is the list's first page; rows that name users
+/// by address had the list read already). `None`: a GET per row, also when
+/// the list is beyond the bounds or changes while it is read. A user whose
+/// list entry leaves out a field a row can set is left out of the snapshot:
+/// its row reads it with a GET.
 async fn live_snapshot(
-    users: Option<Vec<User>>,
+    users: Option<AccountList>,
     preflight: &Preflight,
     client: &Client,
     policy: &SendPolicy,
@@ -257,31 +323,87 @@ async fn live_snapshot(
 ) -> Result<Option<Arc<HashMap<u64, User>>>, Fatal> {
     // Rows known to be invalid are never compared (a plan does not count them).
     let valid = preflight.rows - preflight.invalid;
-    let users = match users {
-        Some(users) => Some(users),
+    let instead = "reading each row's user with one GET for each row instead";
+    let list = match users {
+        Some(list) => Some(list),
         // One row or two: no list can take fewer requests.
         None if valid <= 2 => None,
-        None => match list::count_users(client, policy, LIST_PAGE_SIZE, interrupt).await? {
-            // The count's request, then the pages (the first read again).
-            Some((count, per_page)) if per_page > 0 && 1 + count.div_ceil(per_page) < valid => {
-                if !quiet {
-                    eprintln!(
-                        "reading the account's {count} users by pages ({} requests with the \
-                         count) rather than one GET for each of {valid} rows",
-                        1 + count.div_ceil(per_page),
-                    );
+        None => match list::first_page(client, policy, LIST_PAGE_SIZE, interrupt).await? {
+            None => None,
+            Some(first) => {
+                let (count, per_page) = (first.count, first.results.len() as u64);
+                match list::pages_for(count, per_page) {
+                    Err(problem) => {
+                        if !quiet {
+                            eprintln!("note: {problem}; {instead}");
+                        }
+                        None
+                    }
+                    // The first page is read: the count's request is the first of the pages.
+                    Ok(pages) if pages < valid => {
+                        if !quiet {
+                            eprintln!(
+                                "reading the account's {count} users by pages ({pages} requests \
+                                 with the count) rather than one GET for each of {valid} rows"
+                            );
+                        }
+                        let mode = ProgressMode::detect(quiet, false, false);
+                        let started = std::time::Instant::now();
+                        let how = list::Reading {
+                            page_size: LIST_PAGE_SIZE,
+                            mode,
+                            reads: 1,
+                            quiet,
+                        };
+                        let listed =
+                            list::list_users(client, policy, interrupt, how, Some(first)).await?;
+                        say_list_read(&listed, started, quiet);
+                        match listed.problem {
+                            None if listed.ended == Ended::Finished => Some(AccountList {
+                                users: listed.users,
+                                partial: listed.partial,
+                            }),
+                            // A read that stopped (Ctrl-C, a refused key) or
+                            // lost pages stops the run, as before it started.
+                            None | Some(list::ListProblem::Unread(_)) => {
+                                return Err(Fatal::Usage(format!(
+                                    "the run compares rows with the account's list, and the \
+                                     account's user list could not be read whole ({}); nothing \
+                                     was sent",
+                                    listed
+                                        .problem
+                                        .as_ref()
+                                        .map_or_else(|| "stopped".to_string(), ToString::to_string)
+                                )));
+                            }
+                            // GETs see each user as it is: the run goes on.
+                            Some(problem) => {
+                                if !quiet {
+                                    eprintln!("note: {problem}; {instead}");
+                                }
+                                None
+                            }
+                        }
+                    }
+                    Ok(_) => None,
                 }
-                let why = "the run compares rows with the account's list";
-                Some(whole_list(client, policy, interrupt, quiet, why).await?)
             }
-            _ => None,
         },
     };
-    Ok(users.map(|users| {
+    Ok(list.map(|AccountList { users, partial }| {
+        if !partial.is_empty() && !quiet {
+            eprintln!(
+                "note: the account's list leaves out {} of {}: a row naming one of them reads it \
+                 with a GET",
+                left_out_fields(&partial),
+                crate::sink::count(partial.len() as u64, "user", "users"),
+            );
+        }
         Arc::new(
             users
                 .into_iter()
                 .filter_map(|user| Some((user.id?, user)))
+                .filter(|(id, _)| !partial.contains_key(id))
                 .collect(),
         )
     }))
@@ -330,6 +452,18 @@ async fn read_rows_users(
             ))
         })?;
     Ok(users)
+}
+
+/// `phone and groups`: the fields the list leaves out of some user.
+fn left_out_fields(partial: &BTreeMap<u64, Vec<&'static str>>) -> String {
+    let mut fields: Vec<&str> = partial.values().flatten().copied().collect();
+    fields.sort_unstable();
+    fields.dedup();
+    match fields.split_last() {
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
 }
 
 /// Users asked for per page when a run reads the account's list.

@@ -349,6 +349,13 @@ impl From<UserWire> for User {
 pub struct UserPage {
     pub count: u64,
     pub results: Vec<User>,
+    /// The entries of `results` that leave out a field a row can set (one
+    /// of the seven of the input format), by their index, with the fields
+    /// left out: a field missing from the list is not a null one. [`User`]
+    /// cannot tell missing from null, so the client notes it where it
+    /// parses the page; never sent, never read from JSON.
+    #[serde(skip)]
+    pub left_out: Vec<(usize, Vec<&'static str>)>,
 }
 
 #[cfg(test)]

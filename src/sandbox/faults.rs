@@ -2,6 +2,8 @@
 //! latency, 5xx answers, dropped connections and answers held too long.
 //! Every random choice is a pure function of the seed and the request's
 //! arrival number, so a run with the same `--seed` fails the same way.
+//! Besides, the list's own faults: fields left out, a count that lies, and
+//! an account that changes while its pages are read.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -25,6 +27,18 @@ pub(crate) struct FaultPlan {
     faults: Faults,
     seed: u64,
     bucket: Option<Mutex<TokenBucket>>,
+    reads: Mutex<ListReads>,
+}
+
+/// Which reads of the list see the account change (`list_churn`).
+#[derive(Debug, Default)]
+struct ListReads {
+    /// Pages at offset 0 served so far: each starts a read.
+    started: u64,
+    /// Reads that went past their first page and saw the account change.
+    churned: u64,
+    /// The read that saw it last.
+    last_churned: Option<u64>,
 }
 
 impl FaultPlan {
@@ -36,7 +50,40 @@ impl FaultPlan {
             faults,
             seed,
             bucket,
+            reads: Mutex::new(ListReads::default()),
         }
+    }
+
+    /// Whether the page of the list at `offset` answers as if the account
+    /// had changed since its read began (`list_churn`): each page at offset 0
+    /// starts a read; of the reads that ask for more pages, the first
+    /// `list_churn` see every page after the first shifted by one.
+    pub(crate) fn list_churns(&self, offset: u64) -> bool {
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        if offset == 0 {
+            reads.started += 1;
+            return false;
+        }
+        let read = reads.started;
+        if reads.last_churned == Some(read) {
+            return true;
+        }
+        if reads.churned < self.faults.list_churn {
+            reads.churned += 1;
+            reads.last_churned = Some(read);
+            return true;
+        }
+        false
+    }
+
+    /// The fields list answers leave out.
+    pub(crate) fn list_omit(&self) -> &[String] {
+        &self.faults.list_omit
+    }
+
+    /// The count list answers give instead of the true one.
+    pub(crate) fn list_count(&self) -> Option<u64> {
+        self.faults.list_count
     }
 
     /// The delay before any answer: `latency_ms` plus up to `jitter_ms`.
@@ -206,6 +253,29 @@ mod tests {
             assert_eq!(never.verdict(n), Verdict::Serve(Duration::ZERO));
             assert_eq!(never.latency(n), Duration::ZERO);
         }
+    }
+
+    #[test]
+    fn the_first_reads_past_page_one_churn_and_later_ones_do_not() {
+        let plan = FaultPlan::new(
+            Faults {
+                list_churn: 2,
+                ..Faults::default()
+            },
+            1,
+        );
+        // A read of one page only (a count) does not use up a churn.
+        assert!(!plan.list_churns(0));
+        // Two reads of three pages: every page after the first shifts.
+        for _ in 0..2 {
+            assert!(!plan.list_churns(0));
+            assert!(plan.list_churns(500));
+            assert!(plan.list_churns(1000));
+        }
+        assert!(!plan.list_churns(0));
+        assert!(!plan.list_churns(500));
+        let never = FaultPlan::new(Faults::default(), 1);
+        assert!(!never.list_churns(0) && !never.list_churns(500));
     }
 
     #[test]

@@ -112,7 +112,40 @@ pub struct Faults {
     /// Share of answers held `slow_ms` after the change is made.
     pub slow_rate: f64,
     pub slow_ms: u64,
+    /// Fields of the user object that list answers (`GET /iam/users`)
+    /// leave out of every user, as an API whose list is lighter than its
+    /// `GET /iam/users/{id}` would; `GET` of one user keeps them.
+    pub list_omit: Vec<String>,
+    /// The first `list_churn` reads of the list that go past its first page
+    /// see the account change meanwhile: every page at an offset above 0
+    /// answers as if the first user had been removed and one added at the
+    /// end (the same count, everyone shifted by one place), so a reader
+    /// that pages by offset misses a user. A read starts with the page at
+    /// offset 0; later reads see the account as it is.
+    pub list_churn: u64,
+    /// List answers say the account has this many users, whatever it holds.
+    pub list_count: Option<u64>,
 }
+
+/// The fields of the user object, as `--list-omit` may name them.
+pub const USER_FIELDS: [&str; 16] = [
+    "id",
+    "email",
+    "name",
+    "lang",
+    "phone",
+    "company",
+    "reseller",
+    "client",
+    "deleted",
+    "groups",
+    "activated",
+    "sso_auth",
+    "two_fa",
+    "auth_types",
+    "user_type",
+    "is_active",
+];
 
 impl Faults {
     pub fn check(&self) -> Result<(), String> {
@@ -136,6 +169,17 @@ impl Faults {
                     "{flag} {share} is not a share; use a number from 0 to 1, such as 0.05"
                 ));
             }
+        }
+        if let Some(field) = self
+            .list_omit
+            .iter()
+            .find(|field| !USER_FIELDS.contains(&field.as_str()))
+        {
+            return Err(format!(
+                "--list-omit {} is not a field of the user object; use one of {}",
+                crate::model::patch::show(field),
+                USER_FIELDS.join(", ")
+            ));
         }
         Ok(())
     }

@@ -396,15 +396,61 @@ async fn list_users(State(app): State<Arc<App>>, uri: axum::http::Uri) -> Respon
     }
     match limit {
         // Without `limit` the API does not paginate (and ignores `offset`).
-        None => Json(app.users.page(0, None)).into_response(),
+        None => list_answer(&app, app.users.page(0, None)),
         Some(limit) => {
-            let page = UserPage {
-                count: app.users.count(),
-                results: app.users.page(offset.unwrap_or(0), Some(limit)),
+            let offset = offset.unwrap_or(0);
+            let results = match app.plan.list_churns(offset) {
+                true => shifted_page(&app.users, offset, limit),
+                false => app.users.page(offset, Some(limit)),
             };
-            Json(page).into_response()
+            let page = UserPage {
+                count: app.plan.list_count().unwrap_or(app.users.count()),
+                results,
+                ..UserPage::default()
+            };
+            list_answer(&app, page)
         }
     }
+}
+
+/// A list answer, without the fields `--list-omit` names.
+fn list_answer(app: &App, answer: impl Serialize) -> Response {
+    let omit = app.plan.list_omit();
+    if omit.is_empty() {
+        return Json(answer).into_response();
+    }
+    let mut json = serde_json::to_value(answer).unwrap_or_default();
+    let users = match &mut json {
+        Value::Array(users) => Some(users),
+        Value::Object(page) => page.get_mut("results").and_then(Value::as_array_mut),
+        _ => None,
+    };
+    for user in users.into_iter().flatten() {
+        if let Value::Object(fields) = user {
+            for field in omit {
+                fields.remove(field);
+            }
+        }
+    }
+    Json(json).into_response()
+}
+
+/// The page at `offset` of the account as it would be had its first user
+/// been removed and one added at the end (`--list-churn`): the same count,
+/// every user one place earlier, the new one last.
+fn shifted_page(users: &Users, offset: u64, limit: u64) -> Vec<crate::model::api::User> {
+    let count = users.count();
+    let mut page = users.page(offset.saturating_add(1), Some(limit));
+    if (page.len() as u64) < limit
+        && offset < count
+        && let Some(mut added) = users.get(count)
+    {
+        let id = count + 1;
+        added.id = Some(id);
+        added.email = Some(format!("added.during.list.{id}@example.com"));
+        page.push(added);
+    }
+    page
 }
 
 /// Open from loopback; from elsewhere (a sandbox listening on 0.0.0.0) it
