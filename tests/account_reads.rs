@@ -21,6 +21,7 @@ async fn sandbox(faults: Faults) -> RunningSandbox {
         api_key: KEY.to_string(),
         seed: 20,
         faults,
+        given: None,
     };
     gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
         .await
