@@ -323,13 +323,7 @@ pub struct Checker<'a> {
 }
 
 impl<'a> Checker<'a> {
-    /// `null_token`: the run's; a file with a `verbatim` column (an undo
-    /// file) always says null as `#null`, whatever `--null-token`.
     pub fn new(header: &'a Header, null_token: &'a str, duplicates: &'a Duplicates) -> Self {
-        let null_token = match header.verbatim {
-            Some(_) => crate::table::undo::NULL_TOKEN,
-            None => null_token,
-        };
         Checker {
             header,
             null_token,

@@ -775,7 +775,13 @@ async fn rate_auto_finds_the_servers_limit() {
     );
     assert!(run.stderr.contains("--rate auto"), "{}", run.stderr);
 
-    // With --max-rate below the server's limit, no 429 at all.
+    // With --max-rate below the server's limit, no 429 at all (a sandbox
+    // of its own: the first run may have left the bucket empty).
+    let sandbox = start(Faults {
+        rate: Some((50.0, 5)),
+        ..Faults::default()
+    })
+    .await;
     let capped = apply(
         Some(&sandbox),
         &lang_rows(60),

@@ -305,7 +305,7 @@ async fn a_value_that_cannot_be_put_back_stops_the_run_unless_accepted() {
     let undo = std::fs::read_to_string(dir.path().join("undo2.csv")).unwrap();
     assert_eq!(
         undo.lines().skip(1).collect::<Vec<_>>(),
-        ["2,,,,,Acme,,,"],
+        [r#"2,,,,,"""Acme""",,,json"#],
         "{undo}"
     );
 }
@@ -499,4 +499,48 @@ async fn the_undo_files_null_is_its_own() {
     .await;
     assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
     assert_eq!(listed(&sandbox).await, before);
+}
+
+/// An export is a valid input as it stands, odd values and all: a user
+/// with values the input rules would refuse or change gets a row of the
+/// API's own values (JSON, marked verbatim), the note says which, and a
+/// plan of the file (CSV or workbook) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_with_odd_values_plans_as_unchanged() {
+    let sandbox = start(vec![
+        user(1, json!({})),
+        user(
+            2,
+            json!({"lang": "EN", "name": "  spaced  ", "phone": "",
+                   "groups": [{"id": 2, "name": "Пользователи"}, {"id": 777, "name": "Custom"}],
+                   "auth_types": ["saml"], "email": "odd@localhost"}),
+        ),
+        user(3, json!({"name": null, "company": "#null"})),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["users.csv", "users.xlsx"] {
+        let export = run(&sandbox, dir.path(), &["export", "-o", file]).await;
+        let text = stderr(&export);
+        assert_eq!(export.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("note: 2 users hold values the input rules would refuse or change"),
+            "{text}"
+        );
+        assert!(text.contains("groups of 1 user (user 2)"), "{text}");
+        assert!(text.contains("company of 1 user (user 3)"), "{text}");
+        let plan = run(&sandbox, dir.path(), &["plan", file, "-o", "p.csv"]).await;
+        assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+        let (rows, _) = read_results_file(&dir.path().join("p.csv"));
+        let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+        assert_eq!(statuses, ["unchanged"; 3], "{file}: {rows:?}");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    let line = csv.lines().find(|line| line.starts_with("2,")).unwrap();
+    assert!(line.contains(",json,"), "{line}");
+    let line = csv.lines().find(|line| line.starts_with("1,")).unwrap();
+    assert!(
+        line.contains("User 1,en,#null,Acme,Users,password,,"),
+        "{line}"
+    );
 }

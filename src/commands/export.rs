@@ -18,11 +18,12 @@ use crate::engine::Ended;
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::model::api::User;
+use crate::model::field::{Field, FieldSet};
 use crate::policy::StopReason;
 use crate::settings::{ApiSettings, RunSettings};
 use crate::signals::Interrupt;
 use crate::sink::{ProgressMode, RunInfo, write_summary_json};
-use crate::table::input_format::{InputWriter, user_sayable};
+use crate::table::input_format::{InputWriter, odd_fields};
 use crate::table::sheet::named_like_workbook;
 use crate::table::xlsx::{self, is_xlsx_path};
 
@@ -147,22 +148,8 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
         if problem.is_none() && ended == Ended::Finished {
             write(&args.output, to_stdout, args.overwrite, &null_token, &users)?;
             written = Some(users.len() as u64);
-            let inexact = users
-                .iter()
-                .filter(|user| !user_sayable(user, &null_token))
-                .count();
-            if inexact > 0 && !quiet {
-                eprintln!(
-                    "note: {inexact} {} a value the input format cannot say exactly (an empty \
-                     text, spaces at either end, text that reads as {null_token}); a plan of \
-                     this file shows those as changes: empty those cells to leave the values \
-                     as they are",
-                    if inexact == 1 {
-                        "user has"
-                    } else {
-                        "users have"
-                    }
-                );
+            if !quiet {
+                note_odd_values(&users, &null_token);
             }
         }
         let exit = match (signal, &problem) {
@@ -214,6 +201,48 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
         }
         Ok(exit)
     })
+}
+
+/// Says, per field, which users hold values the input rules would refuse
+/// or change, whose rows the export writes as the API's own values (JSON
+/// cells, marked `verbatim`), and what to do to change them.
+fn note_odd_values(users: &[User], null_token: &str) {
+    let mut odd: Vec<(Field, Vec<u64>)> = Field::ALL.iter().map(|f| (*f, Vec::new())).collect();
+    let mut rows = 0;
+    for user in users {
+        let fields: FieldSet = odd_fields(user, null_token);
+        rows += u64::from(!fields.is_empty());
+        for field in fields.iter() {
+            odd[field as usize].1.push(user.id.unwrap_or_default());
+        }
+    }
+    if rows == 0 {
+        return;
+    }
+    let kinds: Vec<String> = odd
+        .iter()
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(field, ids)| {
+            let shown: Vec<String> = ids.iter().take(3).map(u64::to_string).collect();
+            format!(
+                "{} of {} (user {}{})",
+                field.name(),
+                crate::sink::count(ids.len() as u64, "user", "users"),
+                shown.join(", "),
+                if ids.len() > 3 { ", ..." } else { "" }
+            )
+        })
+        .collect();
+    eprintln!(
+        "note: {} {} values the input rules would refuse or change ({}): {} rows hold the \
+         API's own values as JSON, marked json in the verbatim column, and apply as they are \
+         (changing nothing); to change such a user, edit the JSON, or empty the verbatim cell \
+         and type plain values in every cell of the row",
+        crate::sink::count(rows, "user", "users"),
+        if rows == 1 { "holds" } else { "hold" },
+        kinds.join("; "),
+        if rows == 1 { "its" } else { "their" }
+    );
 }
 
 /// Writes the export beside its place and moves it there complete (never

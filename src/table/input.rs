@@ -83,7 +83,7 @@ pub struct Header {
     pub user_id: Option<usize>,
     pub current_email: Option<usize>,
     /// The [`Column::Verbatim`] column, in a file that has one (an undo
-    /// file). Such a file's null token is always `#null`.
+    /// file, an export).
     pub verbatim: Option<usize>,
 }
 

@@ -23,9 +23,9 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::cells::{neutralise, restore};
-use super::input::{VERBATIM, VERBATIM_JSON};
-use super::input_format::{exact_cells, header_names};
+use super::cells::restore;
+use super::input::VERBATIM_JSON;
+use super::input_format::{header_names, json_cells};
 use super::record::{last_line_break, open_private};
 use super::results::ends_with_newline;
 use crate::model::api::User;
@@ -172,7 +172,7 @@ impl UndoLog {
         let mut writer = csv::Writer::from_writer(file);
         if fresh {
             writer
-                .write_record(header_names(false).into_iter().chain([VERBATIM]))
+                .write_record(header_names(false))
                 .map_err(io::Error::other)?;
         }
         writer.flush()?;
@@ -274,7 +274,7 @@ impl UndoLog {
             out.set_len(0)?;
             let mut writer = csv::Writer::from_writer(out);
             writer
-                .write_record(header_names(false).into_iter().chain([VERBATIM]))
+                .write_record(header_names(false))
                 .map_err(io::Error::other)?;
             for id in &order {
                 let (fields, values, _) = &merged[id];
@@ -300,16 +300,14 @@ impl UndoLog {
     }
 }
 
-/// The row of user `id` holding `before`'s values of `fields`, then the
-/// `verbatim` cell (see [`exact_cells`]).
+/// The row of user `id` holding `before`'s values of `fields` as the API
+/// gave them (JSON cells, the others empty), marked `verbatim`: read back
+/// as exactly those values whatever the values and whatever `--null-token`
+/// the undo run is given.
 fn row_cells(id: u64, before: &User, fields: FieldSet) -> Vec<String> {
-    let (cells, verbatim) = exact_cells(before, fields, NULL_TOKEN);
     std::iter::once(id.to_string())
-        .chain(cells.into_iter().map(|cell| neutralise(&cell).into_owned()))
-        .chain([match verbatim {
-            true => VERBATIM_JSON.to_string(),
-            false => String::new(),
-        }])
+        .chain(json_cells(before, fields))
+        .chain([VERBATIM_JSON.to_string()])
         .collect()
 }
 

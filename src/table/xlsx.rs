@@ -58,7 +58,7 @@ pub fn write_users<W: Write + Send>(
     for (i, user) in users.iter().enumerate() {
         let row = i as RowNum + 1;
         let id = user.id.map(|id| id.to_string()).unwrap_or_default();
-        for (column, cell) in user_cells(&id, user, None, null_token, true)
+        for (column, cell) in user_cells(&id, user, null_token, true)
             .into_iter()
             .enumerate()
         {
