@@ -90,7 +90,7 @@ fn assert_reads_back(path: std::path::PathBuf, users: &[User]) {
 fn users_written_in_the_input_format_read_back_as_themselves() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("export.csv");
-    let mut writer = InputWriter::new(Vec::new(), "#null", true).unwrap();
+    let mut writer = InputWriter::export(Vec::new(), "#null").unwrap();
     for user in users() {
         writer.write_user(&user).unwrap();
     }
