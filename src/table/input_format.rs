@@ -20,7 +20,7 @@ use crate::model::patch::{Field, PatchBody};
 pub fn exact_cells(user: &User, fields: FieldSet, null_token: &str) -> (Vec<String>, bool) {
     let plain: Option<Vec<(Field, String)>> = fields
         .iter()
-        .filter_map(|field| Some((field, user.value(field)?)))
+        .filter_map(|field| Some((field, sayable_value(user, field)?)))
         .map(|(field, value)| Some((field, plain_cell(field, &value, null_token)?)))
         .collect();
     match plain {
@@ -40,11 +40,19 @@ pub fn exact_cells(user: &User, fields: FieldSet, null_token: &str) -> (Vec<Stri
 pub fn json_cells(user: &User, fields: FieldSet) -> Vec<String> {
     let mut cells = vec![String::new(); Field::ALL.len()];
     for field in fields.iter() {
-        if let Some(value) = user.value(field) {
+        if let Some(value) = sayable_value(user, field) {
             cells[field as usize] = value.to_string();
         }
     }
     cells
+}
+
+/// The user's value of `field`, unless no row can say it: a field the
+/// answer left out, or a null where a PATCH takes none (its cell is left
+/// empty: "leave unchanged").
+fn sayable_value(user: &User, field: Field) -> Option<Value> {
+    user.value(field)
+        .filter(|value| !value.is_null() || field.nullable())
 }
 
 /// The fields of `user` whose values no plain cell can say (the input
@@ -54,7 +62,7 @@ pub fn odd_fields(user: &User, null_token: &str) -> FieldSet {
     FieldSet::ALL
         .iter()
         .filter(|field| {
-            user.value(*field)
+            sayable_value(user, *field)
                 .is_some_and(|value| plain_cell(*field, &value, null_token).is_none())
         })
         .collect()
