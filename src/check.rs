@@ -723,7 +723,7 @@ pub fn verify_kept(
     duplicates: &Duplicates,
     emails: Option<&EmailIndex>,
     previous: &Previous,
-) -> Result<u64, Fatal> {
+) -> Result<Kept, Fatal> {
     let record_error = |source| Fatal::Record {
         path: previous.path().to_path_buf(),
         source,
@@ -732,7 +732,9 @@ pub fn verify_kept(
     let mut rows = input.rows()?;
     let header = rows.header().clone();
     let checker = Checker::new(&header, null_token, duplicates).with_emails(emails);
-    let mut kept = 0;
+    // The row as it reads without resolving its address.
+    let unresolved = Checker::new(&header, null_token, duplicates);
+    let (mut kept, mut refused_now) = (0, 0);
     while let Some(raw) = rows.next_row()? {
         let Some(record) = cursor.take(raw.row).map_err(record_error)? else {
             continue;
@@ -748,6 +750,17 @@ pub fn verify_kept(
         };
         let same_row = request == record.request
             || matches!(&checked.verdict, Verdict::Send(body) if sent_part_of(body, &record));
+        if (checked.user_id_text != record.user_id || !same_row)
+            && header.current_email.is_some()
+            && moved_by_the_run(&unresolved.check(&raw), &record)
+        {
+            // The row names its user by the address the run itself
+            // changed: the same row, which the account's list now resolves
+            // to nobody (or to another user, who took the old address).
+            kept += 1;
+            refused_now += u64::from(matches!(checked.verdict, Verdict::Invalid(_)));
+            continue;
+        }
         if checked.user_id_text != record.user_id || !same_row {
             return Err(Fatal::Usage(format!(
                 "row {} of {} is not the row the run recorded in {} sent (user_id {} with {}; the \
@@ -773,5 +786,40 @@ pub fn verify_kept(
             input.display_path().display(),
         )));
     }
-    Ok(kept)
+    Ok(Kept {
+        rows: kept,
+        refused_now,
+    })
+}
+
+/// What [`verify_kept`] found: the rows kept as recorded, and how many of
+/// them the first pass counted invalid only because their address moved
+/// with the run's own change (not invalid: kept).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kept {
+    pub rows: u64,
+    pub refused_now: u64,
+}
+
+/// Whether `checked` (the row read without resolving its `current_email`)
+/// is the row of `record` whose user the run itself gave a new address:
+/// the same body as sent, and the user as answered has the row's new
+/// address.
+fn moved_by_the_run(checked: &CheckedRow, record: &ResultRecord) -> bool {
+    let Verdict::Send(body) = &checked.verdict else {
+        return false;
+    };
+    // The row's user_id cell, if it has one, is the recorded user's.
+    if !checked.user_id_text.is_empty() && checked.user_id_text != record.user_id {
+        return false;
+    }
+    let Some(email) = &body.email else {
+        return false;
+    };
+    let request = serde_json::to_string(body).expect("a body always serialises");
+    let same = request == record.request || sent_part_of(body, record);
+    same && record.user.as_ref().is_some_and(|user| {
+        user.email.as_ref() == Some(email)
+            && user.id.map(|id| id.to_string()) == Some(record.user_id.clone())
+    })
 }

@@ -544,3 +544,38 @@ async fn an_export_with_odd_values_plans_as_unchanged() {
         "{line}"
     );
 }
+
+/// A resume keeps a row by current_email whose address the run itself
+/// changed: the address now names nobody (or another user), and the row
+/// is still the one the run recorded, not "a changed input".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_keeps_a_row_whose_address_the_run_changed() {
+    let sandbox = start(vec![user(1, json!({})), user(2, json!({}))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Row 3 fails (a group the sandbox does not know), so the run can be resumed.
+    let input = "current_email,email,groups,verbatim\n\
+                 user1@example.com,moved@example.com,,\n\
+                 user2@example.com,,\"[{\"\"id\"\": 4242, \"\"name\"\": \"\"Nope\"\"}]\",json\n";
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let first = run(&sandbox, dir.path(), &["apply", "in.csv"]).await;
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let input = "current_email,email,groups,verbatim\n\
+                 user1@example.com,moved@example.com,,\n\
+                 user2@example.com,,Engineers,\n";
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let resumed = run(&sandbox, dir.path(), &["apply", "in.csv", "--resume"]).await;
+    let text = stderr(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("1 row already updated, kept as recorded"),
+        "{text}"
+    );
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["updated", "updated"]);
+    assert_eq!(
+        sandbox.stats().patches_per_user.get(&1),
+        Some(&1),
+        "sent once"
+    );
+}

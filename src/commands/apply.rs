@@ -136,7 +136,9 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 first.emails.as_deref(),
                 previous,
             )?;
-            resuming = Some((previous.path().display().to_string(), kept));
+            // A kept row by an address the run itself changed is not invalid.
+            preflight.invalid -= kept.refused_now.min(preflight.invalid);
+            resuming = Some((previous.path().display().to_string(), kept.rows));
         }
         let keeping = if previous.is_some() {
             Keeping::Resume
