@@ -47,13 +47,28 @@ pub fn remembered_path(results: &Path) -> PathBuf {
 
 /// The undo file that the run recorded at `results` kept, if it kept one.
 pub fn remembered(results: &Path) -> io::Result<Option<PathBuf>> {
-    match std::fs::read_to_string(remembered_path(results)) {
-        Ok(text) => Ok(Some(PathBuf::from(text.trim_end_matches('\n'))))
-            .map(|path| path.filter(|path| !path.as_os_str().is_empty())),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error),
+    use std::io::Read;
+    let file = match File::open(remembered_path(results)) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    // A path: a few KiB at most (a longer file is not one this tool wrote).
+    let mut bytes = Vec::new();
+    file.take(MAX_REMEMBERED_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_REMEMBERED_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "it is not a path this tool wrote (too long)",
+        ));
     }
+    let text = String::from_utf8_lossy(&bytes);
+    let path = text.trim_end_matches('\n');
+    Ok((!path.is_empty()).then(|| PathBuf::from(path)))
 }
+
+/// The longest `<results>.undo` read: a path (Linux allows 4,096 bytes).
+const MAX_REMEMBERED_BYTES: u64 = 16 * 1024;
 
 /// Makes the results file at `results` remember `undo` (its absolute
 /// path), or forget any undo file (`None`): written and synced before
