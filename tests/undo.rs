@@ -633,7 +633,10 @@ async fn a_field_the_list_leaves_out_is_put_back_by_the_undo_file() {
     .await;
     let text = stderr(&forward);
     assert_eq!(forward.status.code(), Some(0), "{text}");
-    assert!(text.contains("reading 60 users before anything is sent"), "{text}");
+    assert!(
+        text.contains("reading 60 users before anything is sent"),
+        "{text}"
+    );
     let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
     assert!(undo.contains(r#"1,,,,"""+49 30 0001""",,,,json"#), "{undo}");
     let back = run(&sandbox, dir.path(), &["apply", "undo.csv", "-o", "b.csv"]).await;

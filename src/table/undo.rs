@@ -55,16 +55,20 @@ pub fn remembered(results: &Path) -> io::Result<Option<PathBuf>> {
     };
     // A path: a few KiB at most (a longer file is not one this tool wrote).
     let mut bytes = Vec::new();
-    file.take(MAX_REMEMBERED_BYTES + 1).read_to_end(&mut bytes)?;
+    file.take(MAX_REMEMBERED_BYTES + 1)
+        .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > MAX_REMEMBERED_BYTES {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "it is not a path this tool wrote (too long)",
         ));
     }
-    let text = String::from_utf8_lossy(&bytes);
-    let path = text.trim_end_matches('\n');
-    Ok((!path.is_empty()).then(|| PathBuf::from(path)))
+    let path = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    #[cfg(unix)]
+    let path = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+    #[cfg(not(unix))]
+    let path = PathBuf::from(String::from_utf8_lossy(path).into_owned());
+    Ok((!path.as_os_str().is_empty()).then_some(path))
 }
 
 /// The longest `<results>.undo` read: a path (Linux allows 4,096 bytes).
