@@ -459,6 +459,20 @@ impl<'a> Checker<'a> {
                             problems.push(Problem::in_column(field.name(), message));
                         }
                     }
+                    Column::Field(field) if !verbatim && looks_like_json(cell) => {
+                        problems.push(Problem::in_column(
+                            field.name(),
+                            format!(
+                                "{} is a JSON value, as an undo file or an export writes the \
+                                 API's own values in a row marked {VERBATIM_JSON} in its \
+                                 {VERBATIM} column; put that column back (with {VERBATIM_JSON} \
+                                 in this row), or type the value plainly ({} to clear a name \
+                                 or phone)",
+                                show(cell),
+                                self.null_token
+                            ),
+                        ));
+                    }
                     Column::Field(field) => {
                         // A cell this tool wrote safe for a spreadsheet ('=x)
                         // reads as it was (=x).
@@ -565,6 +579,17 @@ impl Checker<'_> {
             _ => Ok(Some(resolved)),
         }
     }
+}
+
+/// Whether a plain cell is a JSON text or null as the undo file writes
+/// them (`"Ann Lee"`, `null`): such a row lost its `verbatim` column, and
+/// its cells would be sent with their quotes, or as the text "null".
+fn looks_like_json(cell: &str) -> bool {
+    cell == "null"
+        || (cell.len() >= 2
+            && cell.starts_with('"')
+            && cell.ends_with('"')
+            && serde_json::from_str::<String>(cell).is_ok())
 }
 
 /// What is wrong with a workbook's cell that was not stored as text, in

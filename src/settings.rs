@@ -208,11 +208,19 @@ fn default_output(input: &InputSource, suffix: &str) -> PathBuf {
 
 /// Whether two paths name one file: by device and inode when both exist
 /// (so a hard link or a symbolic link to the input is caught), else by
-/// their absolute paths (two outputs not created yet).
+/// where they lead once every symbolic link is followed, even a link to a
+/// file not created yet (two outputs, one a link to the other's name).
 pub fn same_file(a: &Path, b: &Path) -> bool {
     if let Ok(same) = same_file::is_same_file(a, b) {
         return same;
     }
+    leads_to(a) == leads_to(b)
+}
+
+/// The absolute path `path` leads to: its folder made canonical, and a
+/// symbolic link followed (to at most 40 links, as the kernel does), also
+/// when what it names does not exist yet.
+pub fn leads_to(path: &Path) -> PathBuf {
     let absolute = |path: &Path| {
         let parent = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -223,7 +231,17 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
             .unwrap_or(parent)
             .join(path.file_name().unwrap_or_default())
     };
-    absolute(a) == absolute(b)
+    let mut current = absolute(path);
+    for _ in 0..40 {
+        match std::fs::read_link(&current) {
+            Ok(target) => {
+                let folder = current.parent().map(Path::to_path_buf).unwrap_or_default();
+                current = absolute(&folder.join(target));
+            }
+            Err(_) => break,
+        }
+    }
+    current
 }
 
 /// Refuses a file named by `flag` that is the input or the results file:

@@ -325,6 +325,10 @@ async fn a_resume_goes_on_with_the_remembered_undo_file_and_adds_new_fields() {
                  2,Two,,\n\
                  3,,\"[{\"\"id\"\": 4242, \"\"name\"\": \"\"Nope\"\"}]\",json\n";
     std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    // The undo file is reached through a link: its merge replaces the file
+    // the link leads to, and the link stays.
+    std::fs::create_dir(dir.path().join("kept")).unwrap();
+    std::os::unix::fs::symlink("kept/undo.csv", dir.path().join("undo.csv")).unwrap();
     let first = run(
         &sandbox,
         dir.path(),
@@ -351,6 +355,8 @@ async fn a_resume_goes_on_with_the_remembered_undo_file_and_adds_new_fields() {
         1,
         "one row per user again: {undo}"
     );
+    let link = std::fs::symlink_metadata(dir.path().join("undo.csv")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
 
     // Another undo file for the same record is refused, before anything is sent.
     let other = run(
@@ -374,6 +380,14 @@ async fn an_undo_file_that_is_another_output_is_refused() {
     let sandbox = start(vec![user(1, json!({}))]).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), "user_id,name\n1,New\n").unwrap();
+    for (link, target) in [
+        ("to-journal.csv", "in.results.csv.journal"),
+        ("to-results.csv", "in.results.csv"),
+        ("to-summary.csv", "s.json"),
+        ("to-memory.csv", "in.results.csv.undo"),
+    ] {
+        std::os::unix::fs::symlink(target, dir.path().join(link)).unwrap();
+    }
     for (undo, want) in [
         (
             "in.results.csv.journal",
@@ -381,6 +395,20 @@ async fn an_undo_file_that_is_another_output_is_refused() {
         ),
         ("in.results.csv", "is also the results file"),
         ("s.json", "is also the undo file"),
+        // Links to files not created yet lead to the same files.
+        (
+            "to-journal.csv",
+            "to-journal.csv is also the results file's journal",
+        ),
+        ("to-results.csv", "to-results.csv is also the results file;"),
+        (
+            "to-summary.csv",
+            "the summary file s.json is also the undo file",
+        ),
+        (
+            "to-memory.csv",
+            "is also the file where the results remember their undo file",
+        ),
     ] {
         let output = run(
             &sandbox,
@@ -653,4 +681,93 @@ async fn a_field_the_list_leaves_out_is_put_back_by_the_undo_file() {
             .unwrap();
         assert_eq!(&now, user);
     }
+}
+
+/// The undo file holds what each PATCH replaced: a user a colleague
+/// changes after the run read it (and before its PATCH) is read again just
+/// before the PATCH, so the undo puts back the colleague's value, and the
+/// `changes` column says what was replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_undo_file_holds_what_each_patch_replaced() {
+    let sandbox = start((1..=3).map(|id| user(id, json!({}))).collect()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "user_id,company\n1,C\n2,C\n3,C\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir.path())
+        .args([
+            "apply",
+            "in.csv",
+            "--undo-file",
+            "undo.csv",
+            "--concurrency",
+            "1",
+        ])
+        .args([
+            "--base-url",
+            &sandbox.base_url(),
+            "--rate",
+            "1",
+            "--burst",
+            "1",
+        ])
+        .env("GCORE_API_KEY", KEY)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("GCORE_PROFILE");
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once user 1 is changed, a colleague changes user 3 (read at the
+    // start, sent last).
+    let mut polls = 0;
+    while !sandbox.stats().patches_per_user.contains_key(&1) {
+        polls += 1;
+        assert!(polls < 3000, "the run never sent its first PATCH");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    patch(&sandbox, 3, json!({"company": "Colleague"})).await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[2]["changes"], r#"company: "Colleague" -> "C""#);
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert!(undo.contains(r#"3,,,,,"""Colleague""",,,json"#), "{undo}");
+    let back = run(&sandbox, dir.path(), &["apply", "undo.csv", "-o", "b.csv"]).await;
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    assert_eq!(listed(&sandbox).await[2]["company"], "Colleague");
+}
+
+/// An undo file cut down in a spreadsheet that lost its `verbatim` column
+/// is refused, not sent with quotes and the text "null".
+#[test]
+fn an_undo_file_without_its_verbatim_column_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("undo.csv"),
+        "user_id,name,phone,company\n10,null,null,\"\"\"Acme\"\"\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["validate", "undo.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, _) = read_results_file(&dir.path().join("undo.results.csv"));
+    assert_eq!(rows[0]["status"], "invalid");
+    assert!(
+        rows[0]["error"].contains(r#"company: "\"Acme\"" is a JSON value, as an undo file"#),
+        "{:?}",
+        rows[0]
+    );
+    assert!(rows[0]["error"].contains("name: \"null\" is a JSON value"));
 }

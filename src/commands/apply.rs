@@ -471,8 +471,30 @@ fn resumed_undo(
         path: undo::remembered_path(results),
         source,
     })?;
-    let Some(remembered) = remembered else {
-        return Ok(given);
+    let remembered = match (remembered, &given) {
+        (undo::Remembered::File(path), _) => path,
+        (undo::Remembered::None, Some(given)) => {
+            if !quiet {
+                eprintln!(
+                    "note: the run being resumed kept no undo file: {} holds the changes of this \
+                     run only, not of the rows that run updated",
+                    given.display()
+                );
+            }
+            return Ok(Some(given.clone()));
+        }
+        (undo::Remembered::Unknown, None) => {
+            // Printed even with --quiet: it may be a way back left behind.
+            eprintln!(
+                "note: {} does not say whether the run being resumed kept an undo file ({} is \
+                 missing), and this run keeps none: if that run kept one, resume with \
+                 --undo-file FILE to go on with it",
+                results.display(),
+                undo::remembered_path(results).display()
+            );
+            return Ok(None);
+        }
+        (_, given) => return Ok(given.clone()),
     };
     if let Some(given) = &given
         && !crate::settings::same_file(given, &remembered)

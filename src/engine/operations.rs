@@ -261,7 +261,27 @@ impl Operation for PatchChanged {
             return patched(job, reply);
         }
         match read_user(job, reply) {
-            Ok(user) => self.compared(job, user),
+            Ok(user) => {
+                let step = self.compared(job, user);
+                // Every row passed its check against the users read before
+                // the run: one that fails it now was changed meanwhile.
+                match step {
+                    Step::Done {
+                        status: Status::Invalid,
+                        error,
+                        changes,
+                        user,
+                    } if self.snapshot.is_some() => Step::Done {
+                        status: Status::Failed,
+                        error: format!(
+                            "the user changed while the run went on, nothing sent: {error}"
+                        ),
+                        changes,
+                        user,
+                    },
+                    step => step,
+                }
+            }
             Err(step) => step,
         }
     }
@@ -269,6 +289,14 @@ impl Operation for PatchChanged {
     fn decide(&self, job: &mut Job) -> Option<Step> {
         // A user not in the list (added since) is read on its own.
         let user = self.snapshot.as_ref()?.get(&job.user_id)?;
+        if self.undo.is_some() {
+            // The undo file holds the values a PATCH replaces, read just
+            // before it (a colleague's change since the start is what it
+            // replaces): only a row already right is decided here.
+            let body = job.body.as_deref()?;
+            let unchanged = self.skip_unchanged && diff(body, user).is_empty();
+            return unchanged.then(|| self.compared(job, Box::new(user.clone())));
+        }
         Some(self.compared(job, Box::new(user.clone())))
     }
 }

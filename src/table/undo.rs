@@ -45,12 +45,23 @@ pub fn remembered_path(results: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// The undo file that the run recorded at `results` kept, if it kept one.
-pub fn remembered(results: &Path) -> io::Result<Option<PathBuf>> {
+/// What the record at `results` remembers of its run's undo file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remembered {
+    /// No `<results>.undo` (a record of an older version, or removed).
+    Unknown,
+    /// The run kept no undo file.
+    None,
+    /// The run kept this one.
+    File(PathBuf),
+}
+
+/// What the record at `results` remembers of its run's undo file.
+pub fn remembered(results: &Path) -> io::Result<Remembered> {
     use std::io::Read;
     let file = match File::open(remembered_path(results)) {
         Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Remembered::Unknown),
         Err(error) => return Err(error),
     };
     // A path: a few KiB at most (a longer file is not one this tool wrote).
@@ -68,29 +79,28 @@ pub fn remembered(results: &Path) -> io::Result<Option<PathBuf>> {
     let path = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
     #[cfg(not(unix))]
     let path = PathBuf::from(String::from_utf8_lossy(path).into_owned());
-    Ok((!path.as_os_str().is_empty()).then_some(path))
+    Ok(match path.as_os_str().is_empty() {
+        true => Remembered::None,
+        false => Remembered::File(path),
+    })
 }
 
 /// The longest `<results>.undo` read: a path (Linux allows 4,096 bytes).
 const MAX_REMEMBERED_BYTES: u64 = 16 * 1024;
 
 /// Makes the results file at `results` remember `undo` (its absolute
-/// path), or forget any undo file (`None`): written and synced before
-/// anything is sent.
+/// path), or that its run keeps none (an empty file): written and synced
+/// before anything is sent.
 pub fn remember(results: &Path, undo: Option<&Path>) -> io::Result<()> {
+    use std::io::Write;
     let path = remembered_path(results);
-    let Some(undo) = undo else {
-        return match std::fs::remove_file(&path) {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => Err(error),
-            _ => Ok(()),
-        };
-    };
-    let absolute = std::path::absolute(undo)?;
     let mut file = open_private(&path)?;
     file.set_len(0)?;
-    use std::io::Write;
-    file.write_all(absolute.as_os_str().as_encoded_bytes())?;
-    file.write_all(b"\n")?;
+    if let Some(undo) = undo {
+        let absolute = std::path::absolute(undo)?;
+        file.write_all(absolute.as_os_str().as_encoded_bytes())?;
+        file.write_all(b"\n")?;
+    }
     file.sync_all()
 }
 
@@ -287,11 +297,15 @@ impl UndoLog {
             }
             entry.0 = entry.0.with_all(fields);
         }
-        let temporary = self.path.with_extension("merging");
+        // Through a symbolic link, the file it leads to is replaced, not the link.
+        let real = std::fs::canonicalize(&self.path)?;
+        let folder = real.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Created readable by its owner only (tempfile's default), beside the file.
+        let temporary = tempfile::Builder::new()
+            .prefix(".gcore-iam-bulk-undo-")
+            .tempfile_in(folder)?;
         {
-            let out = open_private(&temporary)?;
-            out.set_len(0)?;
-            let mut writer = csv::Writer::from_writer(out);
+            let mut writer = csv::Writer::from_writer(temporary.as_file());
             writer
                 .write_record(header_names(false))
                 .map_err(io::Error::other)?;
@@ -305,13 +319,11 @@ impl UndoLog {
                     .write_record(row_cells(*id, &user, *fields))
                     .map_err(io::Error::other)?;
             }
-            let out = writer
-                .into_inner()
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            out.sync_all()?;
+            writer.flush()?;
         }
-        std::fs::rename(&temporary, &self.path)?;
-        let mut file = open_private(&self.path)?;
+        temporary.as_file().sync_all()?;
+        temporary.persist(&real).map_err(|e| e.error)?;
+        let mut file = open_private(&real)?;
         file.seek(SeekFrom::End(0))?;
         inner.writer = csv::Writer::from_writer(file);
         inner.split = false;
