@@ -771,3 +771,49 @@ fn an_undo_file_without_its_verbatim_column_is_refused() {
     );
     assert!(rows[0]["error"].contains("name: \"null\" is a JSON value"));
 }
+
+/// A plan a day old or more is applied with a note of its age (the plan
+/// is made, then its `planned_at` set two days back and its chain of
+/// checks made again, as `plan` would have written it then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_plan_is_applied_with_a_note_of_its_age() {
+    use gcore_iam_bulk::table::results::plan_check;
+    let sandbox = start(vec![user(1, json!({}))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    let plan = run(&sandbox, dir.path(), &["plan", "in.csv"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    let text = std::fs::read_to_string(dir.path().join("in.plan.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&header).unwrap();
+    let mut previous = plan_check("", header.iter().map(String::as_str));
+    for record in reader.records() {
+        let mut cells: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        let at = cells.len() - 2;
+        let rows = cells[at].rsplit_once("; ").unwrap().1.to_string();
+        cells[at] = format!("{}; {rows}", httpdate::fmt_http_date(then));
+        let check = plan_check(
+            &previous,
+            cells[..cells.len() - 1].iter().map(String::as_str),
+        );
+        *cells.last_mut().unwrap() = check.clone();
+        previous = check;
+        writer.write_record(&cells).unwrap();
+    }
+    std::fs::write(dir.path().join("in.plan.csv"), writer.into_inner().unwrap()).unwrap();
+    let apply = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "--plan", "in.plan.csv", "--quiet"],
+    )
+    .await;
+    let text = stderr(&apply);
+    assert_eq!(apply.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("note: the plan in.plan.csv was made 2 days ago"),
+        "{text}"
+    );
+}
