@@ -176,6 +176,7 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
             None => text.push_str(&format!("nothing written to {shown}\n")),
         }
         if let Some(problem) = &problem {
+            let problem = crate::visible::visible(problem);
             text.push_str(&format!("problem: {problem}\n"));
         }
         let elapsed = started.elapsed().as_secs_f64();

@@ -172,7 +172,8 @@ async fn first_pass(
     let input = opened.expect("reading the input does not panic")?;
     if !quiet {
         for note in input.notes()? {
-            eprintln!("note: {note}");
+            // A note may quote a cell or a sheet's name.
+            eprintln!("note: {}", crate::visible::visible(&note));
         }
     }
     let by_email = input.rows()?.header().current_email.is_some();

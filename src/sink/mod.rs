@@ -306,7 +306,12 @@ impl Summary {
             };
             let _ = writeln!(text, "{heading}");
             for problem in &quoted {
-                let _ = writeln!(text, "  {}: {}", problem.rows_text(), problem.error);
+                let _ = writeln!(
+                    text,
+                    "  {}: {}",
+                    problem.rows_text(),
+                    crate::visible::visible(&problem.error)
+                );
             }
         }
         if let Some(report) = self.rate
