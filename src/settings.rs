@@ -1222,6 +1222,14 @@ fn refuse_plain_http(url: &Url, proxy: Option<&ProxyRoute>, allowed: bool) -> Re
 /// (a key pasted as `https://KEY@api.gcore.com`) is shown as `***`, whether
 /// the URL parses or not.
 pub fn url_shown(text: &str) -> String {
+    // An `@` anywhere: what stands before the last one may be a key, even
+    // where a `/` in it makes the rest read as a path.
+    if let Some((before, host)) = text.rsplit_once('@') {
+        return match before.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://***@{host}"),
+            None => format!("***@{host}"),
+        };
+    }
     match Url::parse(text.trim()) {
         Ok(mut url) if url.password().is_some() || !url.username().is_empty() => {
             let _ = url.set_password(None);
