@@ -298,7 +298,7 @@ mod tests {
         let encoding = 0..5usize;
         let prefix = prop_oneof![Just(None), (MIN_PREFIX..80usize).prop_map(Some)];
         let around = "[a-z {}:\",=]{0,20}";
-        let strategy = (key, encoding, prefix, around.clone(), around);
+        let strategy = (key, encoding, prefix, around, around);
         runner
             .run(&strategy, |(key, encoding, prefix, before, after)| {
                 let shown = match prefix {
