@@ -205,7 +205,7 @@ pub struct ApplyArgs {
 pub struct ApiArgs {
     /// Use this profile of the config file (base URL, key file or command, rate, burst,
     /// concurrency; flags and the environment win over it). Default: GCORE_PROFILE.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
     pub profile: Option<String>,
     /// Read the API key from this file (a trailing newline is ignored). Default: the GCORE_API_KEY environment variable, else the profile's key.
     #[arg(long, value_name = "PATH")]
@@ -291,10 +291,10 @@ pub struct InputArgs {
     #[arg(value_name = "INPUT", required = true)]
     pub path: Option<PathBuf>,
     /// The sheet of a workbook INPUT to read. Default: the visible sheet whose header names user_id (or current_email), else the first visible sheet.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
     pub sheet: Option<String>,
     /// Field separator: ',' ';' '|' or 'tab'. Default: ',' unless the header holds ';' (or tabs) and no ','.
-    #[arg(long, value_name = "CHAR")]
+    #[arg(long, value_name = "CHAR", value_hint = clap::ValueHint::Other)]
     pub delimiter: Option<String>,
     /// Character encoding of INPUT, such as windows-1252 or windows-1251 (any WHATWG label). Default: UTF-8; a UTF-16 byte-order mark is honoured.
     #[arg(long, value_name = "LABEL")]

@@ -14,7 +14,8 @@ use reqwest::{Method, StatusCode, Url};
 
 use crate::error::{Fatal, error_chain};
 use crate::model::api::{User, UserPage};
-use crate::settings::{ApiKey, ApiSettings};
+use crate::secret::Blanker;
+use crate::settings::ApiSettings;
 
 /// The most of a server's message kept in the results file.
 pub const MAX_MESSAGE_CHARS: usize = 300;
@@ -103,10 +104,11 @@ struct Inner {
     http: reqwest::Client,
     base_url: Url,
     timeout: Duration,
-    /// Only to blank it out of server messages that echo it back, as
-    /// written and as JSON escapes it (`/` as `\/`).
-    api_key: ApiKey,
-    escaped_key: String,
+    /// Blanks the key out of server text that echoes it back, in every
+    /// spelling (see [`crate::secret`]).
+    blanker: Blanker,
+    /// Whether the key is long enough to be blanked out of user objects too.
+    long_key: bool,
     /// The proxy's password, to blank it out of connection errors.
     proxy_secrets: Vec<String>,
     /// Whether `--ca-cert` gave authorities (certificate errors say so).
@@ -168,8 +170,8 @@ impl Client {
                 http,
                 base_url: api.base_url.clone(),
                 timeout: api.timeout,
-                api_key: api.api_key.clone(),
-                escaped_key: json_escaped(api.api_key.expose()),
+                blanker: Blanker::new(api.api_key.expose()),
+                long_key: api.api_key.expose().len() >= MIN_KEY_IN_DATA,
                 extra_roots: !api.extra_roots.is_empty(),
                 connect_timeout: api.connect_timeout,
                 proxy_secrets: api
@@ -276,7 +278,6 @@ impl Client {
         }
         let bytes = single.as_deref().unwrap_or(&joined);
         // Borrowed, without a copy, unless the body is not UTF-8 or echoes the key.
-        let key = inner.api_key.expose();
         // (`from_utf8` first: it checks a valid body several times faster
         // than `from_utf8_lossy`, which walks it in chunks.)
         let text = match std::str::from_utf8(bytes) {
@@ -287,17 +288,20 @@ impl Client {
         // only for a key long enough not to be a piece of a name or an
         // address: blanking `demo` would turn "demo user" into "*** user",
         // and the record would lie about the user.
-        let text = if !status.is_success() || key.len() >= MIN_KEY_IN_DATA {
-            redact(text, key, &inner.escaped_key)
+        let text = if !status.is_success() || inner.long_key {
+            inner.blanker.blank(text)
         } else {
             text
         };
         let mut answer = classify(status, retry_after, &text, expect);
         // The message as decoded from JSON may spell the key plainly.
         if let Answer::Failed { error, .. } | Answer::Retryable { error, .. } = &mut answer
-            && error.contains(key)
+            && inner.blanker.finds_in(error)
         {
-            *error = error.replace(key, "***");
+            *error = inner
+                .blanker
+                .blank(Cow::Borrowed(error.as_str()))
+                .into_owned();
         }
         answer
     }
@@ -337,6 +341,9 @@ impl Client {
         } else {
             error_chain(&error)
         };
+        if self.inner.blanker.finds_in(&text) {
+            text = self.inner.blanker.blank(Cow::Borrowed(&text)).into_owned();
+        }
         for secret in &self.inner.proxy_secrets {
             if !secret.is_empty() && text.contains(secret.as_str()) {
                 text = text.replace(secret.as_str(), "***");
@@ -394,23 +401,6 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
 /// Keys shorter than this are not blanked out of the users an API answers
 /// with (real API keys are far longer).
 const MIN_KEY_IN_DATA: usize = 12;
-
-/// The key as a JSON string spells it, with `/` escaped as some servers do:
-/// `a/b"c` -> `a\/b\"c`.
-fn json_escaped(key: &str) -> String {
-    let quoted = serde_json::to_string(key).expect("a string serialises");
-    quoted[1..quoted.len() - 1].replace('/', "\\/")
-}
-
-/// `text` with the key blanked out, as written and as JSON escapes it
-/// (`escaped`: `/` as `\/`).
-fn redact<'a>(text: Cow<'a, str>, key: &str, escaped: &str) -> Cow<'a, str> {
-    let echoed = text.contains(key) || (escaped != key && text.contains(escaped));
-    if !echoed {
-        return text;
-    }
-    Cow::Owned(text.replace(key, "***").replace(escaped, "***"))
-}
 
 /// Why a server's certificate was not trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -836,27 +826,6 @@ mod tests {
                 "{code}"
             );
         }
-    }
-
-    #[test]
-    fn the_key_is_blanked_as_written_and_as_json_escapes_it() {
-        assert_eq!(json_escaped(r#"a/b"c\d"#), r#"a\/b\"c\\d"#);
-        let key = "ab/cd";
-        let cases = [
-            ("no key here", "no key here"),
-            ("key ab/cd echoed", "key *** echoed"),
-            (
-                r#"{"message":"bad key ab\/cd"}"#,
-                r#"{"message":"bad key ***"}"#,
-            ),
-        ];
-        for (text, want) in cases {
-            assert_eq!(redact(Cow::Borrowed(text), key, r"ab\/cd"), want, "{text}");
-        }
-        assert!(matches!(
-            redact(Cow::Borrowed("clean"), key, r"ab\/cd"),
-            Cow::Borrowed(_)
-        ));
     }
 
     #[test]

@@ -16,10 +16,12 @@ pub mod pipeline;
 pub mod policy;
 pub mod profile;
 pub mod sandbox;
+pub mod secret;
 pub mod settings;
 pub mod signals;
 pub mod sink;
 pub mod table;
+pub mod visible;
 
 use cli::Cli;
 use error::Fatal;

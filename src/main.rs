@@ -20,10 +20,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// A fatal message is one line of bounded length, whatever it quotes.
+/// A fatal message is one line of bounded length, whatever it quotes, with
+/// what would act on the terminal shown instead.
 fn one_line(text: &str) -> String {
     const MAX: usize = 2000;
-    let line = text.replace(['\n', '\r'], " ");
+    let line = gcore_iam_bulk::visible::visible(text).into_owned();
     match line.char_indices().nth(MAX) {
         Some((end, _)) => format!("{}… (cut)", &line[..end]),
         None => line,

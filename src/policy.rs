@@ -284,6 +284,9 @@ pub struct SendPolicy {
     pub verbose: bool,
     /// `--report`: count answers second by second for the page's timeline.
     pub timeline: bool,
+    /// Where the key came from (`GCORE_API_KEY`, `profile b (api_key_file)`),
+    /// for the message that stops the run on a 401; `None`: said generally.
+    pub key_from: Option<String>,
 }
 
 impl SendPolicy {
@@ -302,6 +305,7 @@ impl SendPolicy {
             window,
             verbose: false,
             timeline: false,
+            key_from: None,
         }
     }
 
@@ -356,7 +360,11 @@ pub enum StopReason {
     Interrupted,
     /// A 401: the key itself is refused, so every other row would be too.
     /// `at`: where (`row 7`, or `page 3` for a list).
-    KeyRefused { at: String },
+    KeyRefused {
+        at: String,
+        /// Where the key came from, if known.
+        key_from: Option<String>,
+    },
     /// The first attempts all failed to connect, and none got an answer:
     /// the base URL, the network or a proxy is wrong, for every row alike.
     Unreachable { attempts: u32 },
@@ -390,8 +398,15 @@ impl StopReason {
     /// itself is refused: sending the rest of a million rows would only fail
     /// them one by one (and hammer the API), so the run stops as after Ctrl-C.
     /// A 403 does not stop it: it may concern one user only.
-    pub fn for_refusal(status: u16, at: impl FnOnce() -> String) -> Option<StopReason> {
-        (status == 401).then(|| StopReason::KeyRefused { at: at() })
+    pub fn for_refusal(
+        status: u16,
+        at: impl FnOnce() -> String,
+        key_from: Option<&str>,
+    ) -> Option<StopReason> {
+        (status == 401).then(|| StopReason::KeyRefused {
+            at: at(),
+            key_from: key_from.map(str::to_string),
+        })
     }
 }
 
@@ -404,7 +419,15 @@ impl fmt::Display for StopReason {
                 "the API cannot be reached ({attempts} attempts failed to connect, none got an \
                  answer); check --base-url (or GCORE_BASE_URL), the network and any proxy"
             ),
-            StopReason::KeyRefused { at } => write!(
+            StopReason::KeyRefused {
+                at,
+                key_from: Some(from),
+            } => write!(
+                f,
+                "the API refused the key (HTTP 401 on {at}); it came from {from}: check it \
+                 there, and that it is the key of this account"
+            ),
+            StopReason::KeyRefused { at, key_from: None } => write!(
                 f,
                 "the API refused the key (HTTP 401 on {at}); check GCORE_API_KEY or \
                  --api-key-file"

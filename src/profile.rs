@@ -1,10 +1,14 @@
 //! Named profiles in a config file, for people with more than one Gcore
 //! account: `gcore-iam-bulk/config.toml` in the platform's config folder
 //! (`$XDG_CONFIG_HOME`, else `~/.config`, on Linux), chosen with
-//! `--profile NAME` or `GCORE_PROFILE`. A profile fills what the command
-//! line and the environment leave unset: flags, then environment, then
-//! the profile, then the defaults. A key never sits in the file itself:
-//! a profile names a file that holds it, or a command that prints it.
+//! `--profile NAME` or `GCORE_PROFILE`. Flags win; a profile named by
+//! `--profile` then wins over `GCORE_API_KEY` and `GCORE_BASE_URL` (an
+//! explicit choice beats the environment, as with the AWS CLI), and one
+//! named by `GCORE_PROFILE` only fills what the environment leaves unset
+//! (see `settings::resolve`). A key never sits in the file itself: a
+//! profile names a file that holds it, or a command that prints it; no
+//! message quotes a line's value, a key file's name that names no file,
+//! or a command that does not start with a program.
 //!
 //! ```toml
 //! [profiles.reseller-a]
@@ -16,10 +20,13 @@
 //!
 //! [profiles.reseller-b]
 //! api_key_command = "pass show gcore/reseller-b"
+//! api_key_command_timeout = 30   # seconds (default 30, at most 600)
 //! ```
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
@@ -41,6 +48,7 @@ struct RawProfile {
     base_url: Option<String>,
     api_key_file: Option<PathBuf>,
     api_key_command: Option<String>,
+    api_key_command_timeout: Option<f64>,
     rate: Option<RateValue>,
     burst: Option<u32>,
     concurrency: Option<usize>,
@@ -60,10 +68,19 @@ pub enum KeyFrom {
     Command(String),
 }
 
+/// How the profile was named: an explicit `--profile` wins over the
+/// environment's key and base URL, `GCORE_PROFILE` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChosenBy {
+    Flag,
+    Environment,
+}
+
 /// One profile, checked, and where it was read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub name: String,
+    pub chosen_by: ChosenBy,
     pub file: PathBuf,
     pub base_url: Option<String>,
     pub key: Option<KeyFrom>,
@@ -71,7 +88,19 @@ pub struct Profile {
     pub rate: Option<String>,
     pub burst: Option<u32>,
     pub concurrency: Option<usize>,
+    /// How long `api_key_command` may take.
+    pub key_command_timeout: Duration,
 }
+
+/// How long an `api_key_command` may run by default: a password manager
+/// that asks for a passphrase needs a moment, one that hangs is stopped.
+pub const DEFAULT_KEY_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest `api_key_command_timeout` taken.
+pub const MAX_KEY_COMMAND_TIMEOUT: f64 = 600.0;
+/// The most of a config file that is read: profiles take a few hundred bytes.
+const MAX_CONFIG_FILE: u64 = 1 << 20;
+/// The most an `api_key_command` may print, as a key file may hold.
+pub const MAX_KEY_OUTPUT: usize = 4096;
 
 /// The config file's place: `<config folder>/gcore-iam-bulk/config.toml`.
 pub fn config_path() -> Option<PathBuf> {
@@ -86,9 +115,11 @@ pub fn select(
     env: impl Fn(&str) -> Option<String>,
     path: Option<&Path>,
 ) -> Result<Option<Profile>, Fatal> {
-    let (name, from) = match (flag, env(PROFILE_ENV)) {
-        (Some(name), _) => (name.to_string(), "--profile"),
-        (None, Some(name)) if !name.trim().is_empty() => (name.trim().to_string(), PROFILE_ENV),
+    let (name, from, chosen_by) = match (flag, env(PROFILE_ENV)) {
+        (Some(name), _) => (name.to_string(), "--profile", ChosenBy::Flag),
+        (None, Some(name)) if !name.trim().is_empty() => {
+            (name.trim().to_string(), PROFILE_ENV, ChosenBy::Environment)
+        }
         _ => return Ok(None),
     };
     let Some(path) = path else {
@@ -96,18 +127,18 @@ pub fn select(
             "{from} {name}: this system has no config folder (set XDG_CONFIG_HOME or HOME)"
         )));
     };
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    let text = read_config(path).map_err(|why| {
         Fatal::Usage(format!(
-            "{from} {name}: cannot read the config file {}: {error}; profiles live there \
-             (see the README, Profiles)",
+            "{from} {name}: the config file {} {why}; profiles live there (see the README, \
+             Profiles)",
             path.display()
         ))
     })?;
     let mistake = |error: toml::de::Error| {
         Fatal::Usage(format!(
-            "the config file {} has a mistake: {}",
+            "the config file {} has a mistake {}",
             path.display(),
-            one_line(&error.to_string())
+            describe_mistake(&text, &error)
         ))
     };
     // A key in the file gets its own message, before the general check
@@ -115,15 +146,14 @@ pub fn select(
     let table: toml::Table = toml::from_str(&text).map_err(mistake)?;
     let profiles = table.get("profiles").and_then(toml::Value::as_table);
     for (holder, profile) in profiles.into_iter().flatten() {
-        if profile
-            .as_table()
-            .is_some_and(|p| p.contains_key("api_key"))
-        {
+        let Some(keys) = profile.as_table() else {
+            continue;
+        };
+        if let Some(field) = keys.keys().find(|key| names_a_key(key)) {
             return Err(Fatal::Usage(format!(
-                "{} (profile {holder}): a key never goes in the config file, where backups \
-                 and screen shares see it; name a file that holds it (api_key_file) or a \
-                 command that prints it (api_key_command)",
-                path.display()
+                "{} (profile {holder}): {} looks like a key; {KEY_NOT_IN_FILE}",
+                path.display(),
+                shown_name(field)
             )));
         }
     }
@@ -146,11 +176,14 @@ pub fn select(
                 "api_key_file and api_key_command both given; keep one",
             )));
         }
-        (Some(file), None) => Some(KeyFrom::File(expand_home(&file))),
+        (Some(file), None) => Some(KeyFrom::File(beside(path, &expand_home(&file)))),
         (None, Some(command)) if command.trim().is_empty() => {
             return Err(Fatal::Usage(at("api_key_command is empty")));
         }
-        (None, Some(command)) => Some(KeyFrom::Command(command)),
+        (None, Some(command)) => {
+            refuse_open_to_others(path).map_err(|why| Fatal::Usage(at(&why)))?;
+            Some(KeyFrom::Command(command))
+        }
         (None, None) => None,
     };
     let rate = match raw.rate {
@@ -158,8 +191,24 @@ pub fn select(
         Some(RateValue::Text(text)) => Some(text),
         None => None,
     };
+    let key_command_timeout = match raw.api_key_command_timeout {
+        None => DEFAULT_KEY_COMMAND_TIMEOUT,
+        Some(seconds)
+            if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_KEY_COMMAND_TIMEOUT =>
+        {
+            Duration::from_secs_f64(seconds)
+        }
+        Some(_) => {
+            return Err(Fatal::Usage(at(&format!(
+                "api_key_command_timeout must be a number of seconds above 0 and at most \
+                 {MAX_KEY_COMMAND_TIMEOUT}"
+            ))));
+        }
+    };
     Ok(Some(Profile {
         name,
+        chosen_by,
+        key_command_timeout,
         file: path.to_path_buf(),
         base_url: raw.base_url,
         key,
@@ -177,40 +226,420 @@ fn expand_home(path: &Path) -> PathBuf {
     }
 }
 
-/// toml's messages quote the line with a caret under it: one line here,
-/// as every error of this tool is.
-fn one_line(text: &str) -> String {
-    text.lines()
+/// Said wherever a key is found in the config file.
+const KEY_NOT_IN_FILE: &str = "a key never goes in the config file, where backups and screen \
+                               shares see it; name a file that holds it (api_key_file) or a \
+                               command that prints it (api_key_command)";
+
+/// The names a profile may hold.
+const FIELDS: [&str; 7] = [
+    "base_url",
+    "api_key_file",
+    "api_key_command",
+    "api_key_command_timeout",
+    "rate",
+    "burst",
+    "concurrency",
+];
+
+/// Names under which people paste a key itself.
+fn names_a_key(name: &str) -> bool {
+    let name = name.to_ascii_lowercase().replace('-', "_");
+    [
+        "api_key",
+        "apikey",
+        "key",
+        "token",
+        "api_token",
+        "secret",
+        "password",
+        "auth",
+    ]
+    .contains(&name.as_str())
+}
+
+/// A name from the file as a message shows it: a known one, or one that
+/// reads as a word (lowercase letters and `_`, at most 24); anything else
+/// may be a key pasted as a line of its own, and is not shown.
+fn shown_name(name: &str) -> String {
+    let word = !name.is_empty()
+        && name.len() <= 24
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'-');
+    match FIELDS.contains(&name) || word {
+        true => format!("`{name}`"),
+        false => "a name (not shown: it may be a key)".to_string(),
+    }
+}
+
+/// A config file is read only if it is a regular file of at most
+/// [`MAX_CONFIG_FILE`] bytes: a named pipe would wait for a writer, out of
+/// reach of Ctrl-C, and a device would never end.
+fn read_config(path: &Path) -> Result<String, String> {
+    let not_regular = || {
+        "is not a regular file (a named pipe, a device or a folder?); make it a plain text file"
+            .to_string()
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
+    if !metadata.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read: {e}"))?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE {
+        return Err(format!(
+            "holds more than {} MiB; it should hold a few profiles",
+            MAX_CONFIG_FILE >> 20
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "is not UTF-8 text; save it as UTF-8".to_string())
+}
+
+/// A TOML mistake by its line and the name on that line, never the value:
+/// toml's own message quotes the line, and the line may be a key pasted
+/// where it does not belong (`api_key = 1234$abcd...` unquoted).
+fn describe_mistake(text: &str, error: &toml::de::Error) -> String {
+    let mut place = String::new();
+    if let Some(span) = error.span() {
+        let start = span.start.min(text.len());
+        let line = text[..start].matches('\n').count() + 1;
+        place = format!("at line {line}");
+        let line_text = text.lines().nth(line - 1).unwrap_or_default();
+        if let Some((name, _)) = line_text.split_once('=') {
+            let name = name.trim().trim_matches(['"', '\'']);
+            place.push_str(&format!(" ({})", shown_name(name)));
+            if names_a_key(name) {
+                return format!("{place}: {KEY_NOT_IN_FILE}");
+            }
+        }
+    }
+    let what = without_values(error.message());
+    match place.is_empty() {
+        true => format!(": {what}"),
+        false => format!("{place}: {what}"),
+    }
+}
+
+/// toml's message with quoted values taken out and names shown only as
+/// [`shown_name`] allows, on one line.
+fn without_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(at) = rest.find(['"', '\'', '`']) {
+        out.push_str(&rest[..at]);
+        let quote = rest[at..].chars().next().unwrap_or('"');
+        let after = &rest[at + 1..];
+        let Some(end) = after.find(quote) else {
+            rest = "";
+            break;
+        };
+        let inner = &after[..end];
+        match quote {
+            '`' if FIELDS.contains(&inner) || inner.len() <= 2 => {
+                out.push_str(&format!("`{inner}`"));
+            }
+            '`' => out.push_str(&shown_name(inner)),
+            _ => out.push_str("(a value)"),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out.lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.chars().all(|c| "|^ ".contains(c)))
+        .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-/// Runs a profile's `api_key_command` once (with `sh -c`, standard input
-/// closed, its error output shown) and returns what it printed, trimmed.
-/// What it printed is never quoted in an error: it may be the key.
-pub fn run_key_command(profile: &str, command: &str) -> Result<String, Fatal> {
-    let fail = |why: String| {
-        Fatal::Usage(format!(
-            "the api_key_command of profile {profile} ({command}) {why}; run it yourself to see"
-        ))
+/// A profile's path, relative to the config file's folder when relative
+/// (it is read from the file, not typed in the current directory).
+fn beside(config: &Path, path: &Path) -> PathBuf {
+    match path.is_relative() {
+        true => crate::settings::folder_of(config).join(path),
+        false => path.to_path_buf(),
+    }
+}
+
+/// As ssh refuses its config: a file (or its folder) that another user may
+/// write, or that another user owns, would run that user's command as this
+/// one. Says how to fix it.
+fn refuse_open_to_others(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // SAFETY: getuid has no preconditions and cannot fail.
+        let me = unsafe { libc::getuid() };
+        let folder = crate::settings::folder_of(path);
+        for (place, what) in [(path, "file"), (folder, "folder")] {
+            let Ok(metadata) = std::fs::metadata(place) else {
+                continue;
+            };
+            let mode = metadata.permissions().mode();
+            let sticky = mode & 0o1000 != 0;
+            if mode & 0o022 != 0 && !(what == "folder" && sticky) {
+                return Err(format!(
+                    "api_key_command is not run: the config {what} {} may be written by other \
+                     users (mode {:o}), who could make it run their command; fix it with \
+                     chmod go-w {}",
+                    place.display(),
+                    mode & 0o7777,
+                    place.display()
+                ));
+            }
+            if metadata.uid() != me && metadata.uid() != 0 {
+                return Err(format!(
+                    "api_key_command is not run: the config {what} {} belongs to another user; \
+                     fix it with chown $(id -u) {}",
+                    place.display(),
+                    place.display()
+                ));
+            }
+        }
+    }
+    let _ = path;
+    Ok(())
+}
+
+/// How messages and `config` name a key file: a path that names no file
+/// may be the key itself, pasted as `api_key_file`, so only its folder is
+/// shown then.
+pub fn key_path_shown(path: &Path) -> String {
+    if std::fs::symlink_metadata(path).is_ok() {
+        return path.display().to_string();
+    }
+    let hidden = "(its name is not shown: it names no file, and may be a key pasted in the \
+                  wrong place)";
+    match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() && folder.is_dir() => {
+            format!(
+                "a file in {} that does not exist {hidden}",
+                folder.display()
+            )
+        }
+        _ => format!("a file that does not exist {hidden}"),
+    }
+}
+
+/// The command as `config` and messages show it: only when its first word
+/// (after `VAR=value` words) is a program found on `PATH`, a path to one,
+/// or a word of the shell; anything else may be a key pasted as the command.
+pub fn command_shown(command: &str) -> Option<&str> {
+    let first = command
+        .split_whitespace()
+        .find(|word| !word.contains('=') || word.starts_with('='))?;
+    const SHELL: &[&str] = &[
+        "if", "for", "while", "until", "case", "{", "(", "!", "exec", "command", "eval", "cd", ".",
+        "source", "exit", "true", "false", ":", "echo", "printf", "test", "[", "export", "set",
+        "unset", "read", "umask", "ulimit", "trap", "wait",
+    ];
+    let found = SHELL.contains(&first)
+        || match first.contains('/') {
+            true => Path::new(first).is_file(),
+            false => std::env::var_os("PATH").is_some_and(|paths| {
+                std::env::split_paths(&paths).any(|dir| dir.join(first).is_file())
+            }),
+        };
+    found.then_some(command)
+}
+
+/// The signal that came while a key command ran (0: none).
+static SIGNALLED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+#[cfg(unix)]
+extern "C" fn note_signal(signal: libc::c_int) {
+    SIGNALLED.store(signal, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM noted instead of acted on while it lives, and the
+/// handlers before it put back after: the command's process group must be
+/// stopped before this process ends.
+#[cfg(unix)]
+struct NoteSignals {
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+#[cfg(unix)]
+impl NoteSignals {
+    fn install() -> NoteSignals {
+        SIGNALLED.store(0, std::sync::atomic::Ordering::SeqCst);
+        let mut previous = Vec::new();
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: a zeroed sigaction is valid; the handler only stores
+            // to an atomic, which is async-signal-safe.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = note_signal as *const () as libc::sighandler_t;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(signal, &action, &mut old) == 0 {
+                    previous.push((signal, old));
+                }
+            }
+        }
+        NoteSignals { previous }
+    }
+}
+
+#[cfg(unix)]
+impl Drop for NoteSignals {
+    fn drop(&mut self) {
+        for (signal, old) in &self.previous {
+            // SAFETY: puts back the action read by `install`.
+            unsafe {
+                libc::sigaction(*signal, old, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// Stops a command and every process it started in its group.
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        // SAFETY: the child leads its own process group (`process_group(0)`),
+        // so its id is the group's; it is not reaped yet, so the id is ours.
+        unsafe {
+            libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Reads at most `max` bytes of `from` on a thread of its own, then
+/// discards the rest (so the command never blocks on a full pipe); says
+/// whether there was more.
+fn read_capped(
+    mut from: impl std::io::Read + Send + 'static,
+    max: usize,
+) -> std::sync::mpsc::Receiver<(Vec<u8>, bool)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let _ = (&mut from).take(max as u64 + 1).read_to_end(&mut kept);
+        let more = kept.len() > max;
+        kept.truncate(max);
+        // Sent at once when over the cap: the command is stopped then.
+        if more {
+            let _ = tx.send((kept, true));
+            let _ = std::io::copy(&mut from, &mut std::io::sink());
+        } else {
+            let _ = tx.send((kept, false));
+        }
+    });
+    rx
+}
+
+/// Runs a profile's `api_key_command` once and returns what it printed,
+/// trimmed. With `sh -c`, standard input closed, in a process group of its
+/// own, which is killed whole when the command takes longer than `timeout`,
+/// prints more than [`MAX_KEY_OUTPUT`] bytes, or this process gets SIGINT
+/// or SIGTERM. What it printed is never shown; its error output is shown
+/// after it ends, cut short, escaped, and with the command's own words and
+/// what it printed blanked (`sh: 1: <a key>: not found` would show a key
+/// pasted as the command).
+pub fn run_key_command(profile: &str, command: &str, timeout: Duration) -> Result<String, Fatal> {
+    use std::process::{Command, Stdio};
+    let named = match command_shown(command) {
+        Some(shown) => format!("the api_key_command of profile {profile} ({shown})"),
+        None => format!(
+            "the api_key_command of profile {profile} (not shown: it does not start with a \
+             program found on PATH, and may be a key pasted in the wrong place)"
+        ),
     };
-    let output = std::process::Command::new("sh")
-        .arg("-c")
+    let fail = |why: String| Fatal::Usage(format!("{named} {why}"));
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
         .arg(command)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        sh.process_group(0);
+    }
+    #[cfg(unix)]
+    let signals = NoteSignals::install();
+    let mut child = sh
+        .spawn()
         .map_err(|error| fail(format!("could not start: {error}")))?;
-    if !output.status.success() {
-        let how = match output.status.code() {
+    let stdout = read_capped(child.stdout.take().expect("piped"), MAX_KEY_OUTPUT);
+    let stderr = read_capped(child.stderr.take().expect("piped"), MAX_KEY_OUTPUT);
+    let deadline = Instant::now() + timeout;
+    let (mut printed, mut status) = (None, None);
+    // Polled, every 20 ms at most: the child's end, its output, the
+    // deadline and a signal are four sources std cannot wait on at once.
+    let stopped = loop {
+        if printed.is_none() {
+            match stdout.try_recv() {
+                Ok((_, true)) => break Some(format!("printed more than {MAX_KEY_OUTPUT} bytes")),
+                Ok(output) => printed = Some(output.0),
+                Err(_) => {}
+            }
+        }
+        if status.is_none() {
+            status = child.try_wait().ok().flatten();
+        }
+        if let (Some(_), Some(_)) = (&printed, &status) {
+            break None;
+        }
+        let signal = SIGNALLED.load(std::sync::atomic::Ordering::SeqCst);
+        if signal != 0 {
+            kill_group(&mut child);
+            #[cfg(unix)]
+            drop(signals);
+            let signal = match signal {
+                libc::SIGTERM => crate::exit::Signal::Terminate,
+                _ => crate::exit::Signal::Interrupt,
+            };
+            eprintln!(
+                "interrupted while the api_key_command of profile {profile} ran: it was \
+                 stopped with the processes it started; nothing was sent"
+            );
+            std::process::exit(i32::from(
+                crate::exit::Exit::of_run(Some(signal), false).code(),
+            ));
+        }
+        if Instant::now() >= deadline {
+            break Some(format!(
+                "did not finish within {} s (api_key_command_timeout in the profile); it was \
+                 stopped with the processes it started",
+                timeout.as_secs_f64()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if stopped.is_some() {
+        kill_group(&mut child);
+    }
+    #[cfg(unix)]
+    drop(signals);
+    let printed = printed.unwrap_or_default();
+    let errors = stderr
+        .recv_timeout(Duration::from_millis(200))
+        .map(|(bytes, _)| bytes)
+        .unwrap_or_default();
+    show_error_output(&errors, command, &printed);
+    if let Some(why) = stopped {
+        return Err(fail(why));
+    }
+    let status = status.expect("the loop ends with a status");
+    if !status.success() {
+        let how = match status.code() {
             Some(code) => format!("exited with {code}"),
             None => "was killed by a signal".to_string(),
         };
-        return Err(fail(how));
+        return Err(fail(format!("{how}; run it yourself to see why")));
     }
-    let text = String::from_utf8(output.stdout)
+    let text = String::from_utf8(printed)
         .map_err(|_| fail("printed something that is not UTF-8 text".to_string()))?;
     let key = text.trim();
     if key.is_empty() {
@@ -219,9 +648,38 @@ pub fn run_key_command(profile: &str, command: &str) -> Result<String, Fatal> {
     Ok(key.to_string())
 }
 
+/// The command's error output on stderr, each line prefixed, escaped, and
+/// blanked of the command's words of 8 characters or more and of what the
+/// command printed.
+fn show_error_output(errors: &[u8], command: &str, printed: &[u8]) {
+    use std::borrow::Cow;
+    let text = String::from_utf8_lossy(errors);
+    if text.trim().is_empty() {
+        return;
+    }
+    let printed = String::from_utf8_lossy(printed);
+    let mut blankers = vec![crate::secret::Blanker::new(command)];
+    blankers.extend(
+        command
+            .split_whitespace()
+            .chain(printed.split_whitespace())
+            .filter(|word| word.len() >= 8)
+            .map(crate::secret::Blanker::new),
+    );
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let mut line = Cow::Borrowed(line);
+        for blanker in &blankers {
+            line = Cow::Owned(blanker.blank(line).into_owned());
+        }
+        eprintln!("api_key_command: {}", crate::visible::visible(&line));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T: Duration = Duration::from_secs(30);
 
     fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
@@ -272,9 +730,24 @@ mod tests {
             missing.contains("no such profile") && missing.contains("a, b"),
             "{missing}"
         );
-        let key = pick("[profiles.a]\napi_key = \"secret-123\"\n", "a").unwrap_err();
+        // The usual slips with a key: never quoted back.
+        let secret = "12345$Secret/Key+xyzw";
+        for text in [
+            format!("[profiles.a]\napi_key = \"{secret}\"\n"),
+            format!("[profiles.a]\napi_key = {secret}\n"),
+            format!("[profiles.a]\ntoken = \"{secret}\"\n"),
+            format!("[profiles.a]\nrate = 5\n{secret}\n"),
+            format!("[profiles.a]\nburst = \"{secret}\"\n"),
+            format!("[profiles.a]\nbase_url = {secret}\n"),
+            format!("[profiles.a]\n{secret} = 1\n"),
+        ] {
+            let error = pick(&text, "a").unwrap_err();
+            assert!(!error.contains("Secret"), "{text}: {error}");
+            assert!(error.contains("config.toml"), "{text}: {error}");
+        }
+        let key = pick(&format!("[profiles.a]\napi_key = {secret}\n"), "a").unwrap_err();
         assert!(key.contains("a key never goes in the config file"), "{key}");
-        assert!(!key.contains("secret-123"), "{key}");
+        assert!(key.contains("line 2"), "{key}");
         let both = pick(
             "[profiles.a]\napi_key_file = \"k\"\napi_key_command = \"echo\"\n",
             "a",
@@ -290,19 +763,119 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(absent.contains("cannot read the config file"), "{absent}");
+        assert!(absent.contains("cannot be read"), "{absent}");
     }
 
     #[test]
     fn the_key_command_runs_once_and_its_failures_are_clear() {
-        assert_eq!(run_key_command("a", "printf ' k3y \\n'").unwrap(), "k3y");
+        assert_eq!(run_key_command("a", "printf ' k3y \\n'", T).unwrap(), "k3y");
         // What it printed (here "secret-out") is not quoted; the command is.
-        let failed = run_key_command("a", "printf 'sec%s' ret-out; exit 3")
+        let failed = run_key_command("a", "printf 'sec%s' ret-out; exit 3", T)
             .unwrap_err()
             .to_string();
         assert!(failed.contains("exited with 3"), "{failed}");
         assert!(!failed.contains("secret-out"), "{failed}");
-        let empty = run_key_command("a", "true").unwrap_err().to_string();
+        let empty = run_key_command("a", "true", T).unwrap_err().to_string();
         assert!(empty.contains("printed nothing"), "{empty}");
+        // Output is capped as a key file is.
+        let flood = run_key_command("a", "yes", T).unwrap_err().to_string();
+        assert!(flood.contains("more than 4096 bytes"), "{flood}");
+        // A command that is a key pasted in the wrong place is not quoted.
+        let pasted = run_key_command("a", "12345$Secret/Key+xyzw", T)
+            .unwrap_err()
+            .to_string();
+        assert!(!pasted.contains("Secret"), "{pasted}");
+        assert!(pasted.contains("not shown"), "{pasted}");
+    }
+
+    #[test]
+    fn a_hanging_key_command_is_stopped_with_its_processes_at_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let command = format!("sleep 1000 & echo $! > '{}'; wait", pid_file.display());
+        let started = Instant::now();
+        let error = run_key_command("a", &command, Duration::from_millis(300))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("did not finish within 0.3 s"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        assert!(
+            gone(pid.trim()),
+            "the command's child {pid} is still running"
+        );
+    }
+
+    /// Whether a process is gone (or a zombie waiting for its reaper),
+    /// polled for a few seconds at most: SIGKILL is delivered at once, the
+    /// reaping by init may take a moment.
+    fn gone(pid: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+            match state {
+                Err(_) => return true,
+                Ok(stat)
+                    if stat
+                        .rsplit(')')
+                        .next()
+                        .is_some_and(|s| s.trim_start().starts_with('Z')) =>
+                {
+                    return true;
+                }
+                Ok(_) if Instant::now() > deadline => return false,
+                Ok(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_config_file_others_may_write_runs_no_command_and_special_files_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let text = "[profiles.a]\napi_key_command = \"echo k\"\n";
+        let (dir, path) = write(text);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let error = select(Some("a"), |_| None, Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("chmod go-w"), "{error}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = select(Some("a"), |_| None, Some(&path))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("config folder") && error.contains("chmod go-w"),
+            "{error}"
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(select(Some("a"), |_| None, Some(&path)).is_ok());
+        // A key file is fine in a loose folder: nothing is run.
+        let fifo = dir.path().join("fifo.toml");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|status| status.success()) {
+            let error = select(Some("a"), |_| None, Some(&fifo))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("not a regular file"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_relative_key_file_is_found_beside_the_config_file() {
+        let (_dir, path) = write("[profiles.a]\napi_key_file = \"a.key\"\n");
+        let a = select(Some("a"), |_| None, Some(&path)).unwrap().unwrap();
+        assert_eq!(
+            a.key,
+            Some(KeyFrom::File(path.parent().unwrap().join("a.key")))
+        );
+        assert_eq!(a.chosen_by, ChosenBy::Flag);
+        assert_eq!(a.key_command_timeout, DEFAULT_KEY_COMMAND_TIMEOUT);
+        let shown = key_path_shown(&path.parent().unwrap().join("12345$Secret"));
+        assert!(
+            !shown.contains("Secret") && shown.contains("not shown"),
+            "{shown}"
+        );
     }
 }

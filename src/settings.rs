@@ -19,7 +19,9 @@ use rustls::pki_types::CertificateDer;
 use crate::cli::{ApiArgs, InputArgs, OutputArgs, RunArgs, SandboxArgs};
 use crate::error::Fatal;
 use crate::policy::{MAX_CONCURRENCY, MAX_WINDOW, Rate, RetryPolicy, SendPolicy};
-use crate::profile::{KeyFrom, Profile, run_key_command};
+use crate::profile::{
+    ChosenBy, DEFAULT_KEY_COMMAND_TIMEOUT, KeyFrom, Profile, key_path_shown, run_key_command,
+};
 use crate::sandbox::{Faults, SandboxConfig};
 
 /// Where the rows come from.
@@ -529,12 +531,119 @@ impl fmt::Display for ApiKey {
     }
 }
 
+/// Where the key comes from, as [`resolve`] chose it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyChoice {
+    /// `--api-key-file`.
+    FlagFile(PathBuf),
+    /// `GCORE_API_KEY`.
+    Environment,
+    /// The profile's file or command.
+    Profile { name: String, key: KeyFrom },
+    /// None anywhere; `Some`: the explicit profile that names none.
+    Missing(Option<String>),
+}
+
+impl KeyChoice {
+    /// Where the key came from in a few words, never the key: said at the
+    /// start of a run, in a refusal (401) and by `config`.
+    pub fn describe(&self) -> String {
+        match self {
+            KeyChoice::FlagFile(_) => "--api-key-file".to_string(),
+            KeyChoice::Environment => API_KEY_ENV.to_string(),
+            KeyChoice::Profile {
+                name,
+                key: KeyFrom::File(_),
+            } => format!("profile {name} (api_key_file)"),
+            KeyChoice::Profile {
+                name,
+                key: KeyFrom::Command(_),
+            } => format!("profile {name} (api_key_command)"),
+            KeyChoice::Missing(_) => "nowhere".to_string(),
+        }
+    }
+}
+
+/// Where the base URL and the key come from: the one precedence, used by
+/// a run and by `config` alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub base_url: String,
+    /// `--base-url`, `GCORE_BASE_URL`, `profile NAME` or `default`.
+    pub base_from: String,
+    pub key: KeyChoice,
+    /// The environment's variables an explicit `--profile` set aside.
+    pub set_aside: Vec<&'static str>,
+}
+
+/// The precedence: flags first; then a profile named by `--profile` (an
+/// explicit choice: its key and base URL, or the defaults, and never
+/// `GCORE_API_KEY` or `GCORE_BASE_URL`, which could send one account's key
+/// to another's host); then the environment; then a profile named by
+/// `GCORE_PROFILE`; then the defaults.
+pub fn resolve(
+    args: &ApiArgs,
+    profile: Option<&Profile>,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Resolved {
+    let explicit = profile.filter(|p| p.chosen_by == ChosenBy::Flag);
+    let env_base = env(BASE_URL_ENV).filter(|url| !url.trim().is_empty());
+    let env_key = env(API_KEY_ENV);
+    let mut set_aside = Vec::new();
+    let from_profile = |p: &Profile| format!("profile {}", p.name);
+    let (base_url, base_from) = match (&args.base_url, explicit, env_base) {
+        (Some(url), _, _) => (url.clone(), "--base-url".to_string()),
+        (None, Some(p), env_base) => {
+            if env_base.is_some() {
+                set_aside.push(BASE_URL_ENV);
+            }
+            match &p.base_url {
+                Some(url) => (url.clone(), from_profile(p)),
+                None => (DEFAULT_BASE_URL.to_string(), "default".to_string()),
+            }
+        }
+        (None, None, Some(url)) => (url, BASE_URL_ENV.to_string()),
+        (None, None, None) => match profile.and_then(|p| p.base_url.clone().map(|u| (u, p))) {
+            Some((url, p)) => (url, from_profile(p)),
+            None => (DEFAULT_BASE_URL.to_string(), "default".to_string()),
+        },
+    };
+    let of_profile = |p: &Profile| match &p.key {
+        Some(key) => KeyChoice::Profile {
+            name: p.name.clone(),
+            key: key.clone(),
+        },
+        None => KeyChoice::Missing(explicit.map(|p| p.name.clone())),
+    };
+    let key = match (&args.api_key_file, explicit, env_key) {
+        (Some(path), _, _) => KeyChoice::FlagFile(path.clone()),
+        (None, Some(p), env_key) => {
+            if env_key.is_some() {
+                set_aside.push(API_KEY_ENV);
+            }
+            of_profile(p)
+        }
+        (None, None, Some(_)) => KeyChoice::Environment,
+        (None, None, None) => profile.map_or(KeyChoice::Missing(None), of_profile),
+    };
+    Resolved {
+        base_url,
+        base_from,
+        key,
+        set_aside,
+    }
+}
+
 /// Where the API is, the key, the per-attempt timeouts, and the network
 /// path: extra certificate authorities and the proxy.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
     pub base_url: Url,
     pub api_key: ApiKey,
+    /// Where the key came from ([`KeyChoice::describe`]).
+    pub key_from: String,
+    /// The environment's variables an explicit `--profile` set aside.
+    pub set_aside: Vec<&'static str>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
     /// Trusted besides the system's store and the bundled roots.
@@ -547,32 +656,29 @@ pub struct ApiSettings {
     pub files_read: Vec<(PathBuf, &'static str)>,
 }
 
-/// The key a profile names: from its file, or what its command prints.
-fn profile_key(profile: &Profile) -> Result<ApiKey, Fatal> {
-    let name = &profile.name;
-    match &profile.key {
-        Some(KeyFrom::File(path)) => {
-            let text = read_key_file(path).map_err(|source| Fatal::KeyFile {
-                path: path.clone(),
-                source,
-            })?;
-            ApiKey::new(&text).map_err(|problem| {
-                Fatal::Usage(format!(
-                    "the API key in {} (profile {name}) {problem}",
-                    path.display()
-                ))
-            })
-        }
-        Some(KeyFrom::Command(command)) => {
-            let text = run_key_command(name, command)?;
-            ApiKey::new(&text).map_err(|problem| {
-                Fatal::Usage(format!(
-                    "the API key printed by the api_key_command of profile {name} {problem}"
-                ))
-            })
-        }
-        None => Err(Fatal::MissingKey),
+/// A key file that cannot be read, named as [`key_path_shown`] allows.
+fn key_file_error(path: &Path, named_by: &str, source: std::io::Error) -> Fatal {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Fatal::Usage(format!(
+            "the API key file ({named_by}) is {}; give the path of the file that holds the key",
+            key_path_shown(path)
+        ));
     }
+    Fatal::KeyFile {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The key from a file, checked.
+fn key_from_file(path: &Path, named_by: &str) -> Result<ApiKey, Fatal> {
+    let text = read_key_file(path).map_err(|source| key_file_error(path, named_by, source))?;
+    ApiKey::new(&text).map_err(|problem| {
+        Fatal::Usage(format!(
+            "the API key in {} ({named_by}) {problem}",
+            path.display()
+        ))
+    })
 }
 
 impl ApiSettings {
@@ -585,22 +691,16 @@ impl ApiSettings {
         ApiSettings::with_profile(args, None, env)
     }
 
-    /// [`ApiSettings::from_args`], with a profile filling what flags and
-    /// environment leave unset (the base URL, the key).
+    /// [`ApiSettings::from_args`], with a profile: the base URL and the key
+    /// come as [`resolve`] says.
     pub fn with_profile(
         args: &ApiArgs,
         profile: Option<&Profile>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ApiSettings, Fatal> {
         let timeout = seconds("--timeout", args.timeout)?;
-        let base_text = match &args.base_url {
-            Some(url) => url.clone(),
-            None => env(BASE_URL_ENV)
-                .filter(|url| !url.trim().is_empty())
-                .or_else(|| profile.and_then(|p| p.base_url.clone()))
-                .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
-        };
-        let base_url = parse_base_url(&base_text)?;
+        let resolved = resolve(args, profile, &env);
+        let base_url = parse_base_url(&resolved.base_url, &resolved.base_from)?;
         let proxy_env = (!args.no_proxy).then_some(&env as &EnvReader);
         let proxy = choose_proxy(args.proxy.as_deref(), &base_url, proxy_env)?;
         refuse_plain_http(&base_url, proxy.as_ref(), args.allow_insecure_http)?;
@@ -620,36 +720,52 @@ impl ApiSettings {
             .map(|(path, _)| (path.clone(), "certificate file"))
             .collect();
         check_trust_store_env(&env)?;
-        let key_file = match (&args.api_key_file, env(API_KEY_ENV), profile) {
-            (Some(path), _, _) => Some(path.clone()),
-            (None, None, Some(profile)) => match &profile.key {
-                Some(KeyFrom::File(path)) => Some(path.clone()),
-                _ => None,
-            },
-            _ => None,
-        };
-        files_read.extend(key_file.map(|path| (path, "API key's file")));
-        let api_key = match &args.api_key_file {
-            Some(path) => {
-                let text = read_key_file(path).map_err(|source| Fatal::KeyFile {
-                    path: path.clone(),
-                    source,
-                })?;
+        let key_from = resolved.key.describe();
+        let api_key = match &resolved.key {
+            KeyChoice::FlagFile(path) => {
+                files_read.push((path.clone(), "API key's file"));
+                key_from_file(path, "--api-key-file")?
+            }
+            KeyChoice::Environment => {
+                let text = env(API_KEY_ENV).unwrap_or_default();
                 ApiKey::new(&text).map_err(|problem| {
-                    Fatal::Usage(format!("the API key in {} {problem}", path.display()))
+                    Fatal::Usage(format!("the API key in {API_KEY_ENV} {problem}"))
                 })?
             }
-            None => match (env(API_KEY_ENV), profile) {
-                (Some(text), _) => ApiKey::new(&text).map_err(|problem| {
-                    Fatal::Usage(format!("the API key in {API_KEY_ENV} {problem}"))
-                })?,
-                (None, Some(profile)) => profile_key(profile)?,
-                (None, None) => return Err(Fatal::MissingKey),
-            },
+            KeyChoice::Profile {
+                name,
+                key: KeyFrom::File(path),
+            } => {
+                files_read.push((path.clone(), "API key's file"));
+                key_from_file(path, &format!("api_key_file of profile {name}"))?
+            }
+            KeyChoice::Profile {
+                name,
+                key: KeyFrom::Command(command),
+            } => {
+                let timeout =
+                    profile.map_or(DEFAULT_KEY_COMMAND_TIMEOUT, |p| p.key_command_timeout);
+                let text = run_key_command(name, command, timeout)?;
+                ApiKey::new(&text).map_err(|problem| {
+                    Fatal::Usage(format!(
+                        "the API key printed by the api_key_command of profile {name} {problem}"
+                    ))
+                })?
+            }
+            KeyChoice::Missing(Some(name)) => {
+                return Err(Fatal::Usage(format!(
+                    "no API key: profile {name} names none, and a profile chosen with --profile \
+                     does not take {API_KEY_ENV}; add api_key_file or api_key_command to the \
+                     profile, or pass --api-key-file PATH"
+                )));
+            }
+            KeyChoice::Missing(None) => return Err(Fatal::MissingKey),
         };
         Ok(ApiSettings {
             base_url,
             api_key,
+            key_from,
+            set_aside: resolved.set_aside,
             connect_timeout: CONNECT_TIMEOUT.min(timeout),
             timeout,
             extra_roots,
@@ -672,7 +788,7 @@ impl ApiSettings {
         ca_pem: Option<&str>,
     ) -> Result<ApiSettings, Fatal> {
         let timeout = seconds("--timeout", args.timeout)?;
-        let base_url = parse_base_url(base_url)?;
+        let base_url = parse_base_url(base_url, "the sandbox")?;
         let mut extra_roots = match ca_pem {
             Some(pem) => parse_ca_pem(pem.as_bytes())
                 .map_err(|why| Fatal::Usage(format!("the sandbox's certificate {why}")))?,
@@ -693,6 +809,8 @@ impl ApiSettings {
             proxy: choose_proxy(args.proxy.as_deref(), &base_url, None)?,
             base_url,
             api_key: ApiKey::new(key).map_err(Fatal::Usage)?,
+            key_from: "the sandbox".to_string(),
+            set_aside: Vec::new(),
             connect_timeout: CONNECT_TIMEOUT.min(timeout),
             timeout,
             extra_roots,
@@ -1118,10 +1236,19 @@ fn refuse_plain_http(url: &Url, proxy: Option<&ProxyRoute>, allowed: bool) -> Re
     Ok(())
 }
 
-fn parse_base_url(text: &str) -> Result<Url, Fatal> {
-    // A URL with a user name or a password is shown without them: a key
-    // pasted there (`https://KEY@api.gcore.com`) must not be echoed.
-    let shown = match Url::parse(text.trim()) {
+/// A base URL as messages and `config` show it: a user name or password
+/// (a key pasted as `https://KEY@api.gcore.com`) is shown as `***`, whether
+/// the URL parses or not.
+pub fn url_shown(text: &str) -> String {
+    // An `@` anywhere: what stands before the last one may be a key, even
+    // where a `/` in it makes the rest read as a path.
+    if let Some((before, host)) = text.rsplit_once('@') {
+        return match before.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://***@{host}"),
+            None => format!("***@{host}"),
+        };
+    }
+    match Url::parse(text.trim()) {
         Ok(mut url) if url.password().is_some() || !url.username().is_empty() => {
             let _ = url.set_password(None);
             let _ = url.set_username("***");
@@ -1136,10 +1263,16 @@ fn parse_base_url(text: &str) -> Result<Url, Fatal> {
             },
             None => text.to_string(),
         },
-    };
+    }
+}
+
+/// `from` names where the URL came from (`--base-url`, `GCORE_BASE_URL`,
+/// `profile NAME`, `default`), for the message that refuses it.
+fn parse_base_url(text: &str, from: &str) -> Result<Url, Fatal> {
+    let shown = url_shown(text);
     let bad = |why: String| {
         Fatal::Usage(format!(
-            "the base URL {shown:?} {why}; give one like {DEFAULT_BASE_URL} (--base-url or {BASE_URL_ENV})"
+            "the base URL {shown:?} (from {from}) {why}; give one like {DEFAULT_BASE_URL}"
         ))
     };
     let url = Url::parse(text.trim()).map_err(|e| bad(format!("is not a URL ({e})")))?;
@@ -1154,7 +1287,9 @@ fn parse_base_url(text: &str) -> Result<Url, Fatal> {
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad(
-            "must not hold a user name or password; the key goes in GCORE_API_KEY".to_string(),
+            "must not hold a user name or password; the key goes in GCORE_API_KEY, a key file \
+             or a profile"
+                .to_string(),
         ));
     }
     Ok(url)
@@ -1481,6 +1616,62 @@ mod tests {
             let text = crate::error::error_chain(&error);
             assert!(text.contains(want), "{}: {text}", path.display());
         }
+    }
+
+    #[test]
+    fn an_explicit_profile_beats_the_environment_and_gcore_profile_does_not() {
+        let profile = |chosen_by, base: Option<&str>, key: bool| Profile {
+            name: "b".to_string(),
+            chosen_by,
+            file: PathBuf::from("/c/config.toml"),
+            base_url: base.map(str::to_string),
+            key: key.then(|| KeyFrom::File(PathBuf::from("/c/b.key"))),
+            rate: None,
+            burst: None,
+            concurrency: None,
+            key_command_timeout: DEFAULT_KEY_COMMAND_TIMEOUT,
+        };
+        let env = env_of(&[(API_KEY_ENV, "a-key"), (BASE_URL_ENV, "https://a.example")]);
+        let args = api_args(None, None);
+        let b_file = KeyChoice::Profile {
+            name: "b".to_string(),
+            key: KeyFrom::File(PathBuf::from("/c/b.key")),
+        };
+        // --profile b: b's host and key, the environment's set aside.
+        let flag = profile(ChosenBy::Flag, Some("https://b.example"), true);
+        let got = resolve(&args, Some(&flag), &env);
+        assert_eq!(
+            (got.base_url.as_str(), &got.key),
+            ("https://b.example", &b_file)
+        );
+        assert_eq!(got.set_aside, [BASE_URL_ENV, API_KEY_ENV]);
+        // A profile without a base URL does not take the environment's.
+        let flag = profile(ChosenBy::Flag, None, true);
+        assert_eq!(resolve(&args, Some(&flag), &env).base_url, DEFAULT_BASE_URL);
+        // Nor its key.
+        let keyless = profile(ChosenBy::Flag, Some("https://b.example"), false);
+        let got = resolve(&args, Some(&keyless), &env);
+        assert_eq!(got.key, KeyChoice::Missing(Some("b".to_string())));
+        // GCORE_PROFILE=b: the environment's credentials win.
+        let implicit = profile(ChosenBy::Environment, Some("https://b.example"), true);
+        let got = resolve(&args, Some(&implicit), &env);
+        assert_eq!(
+            (got.base_url.as_str(), &got.key),
+            ("https://a.example", &KeyChoice::Environment)
+        );
+        assert!(got.set_aside.is_empty());
+        let got = resolve(&args, Some(&implicit), &env_of(&[]));
+        assert_eq!(
+            (got.base_url.as_str(), &got.key),
+            ("https://b.example", &b_file)
+        );
+        // Flags beat everything.
+        let flags = api_args(Some("https://f.example"), Some(PathBuf::from("/f.key")));
+        let flag = profile(ChosenBy::Flag, Some("https://b.example"), true);
+        let got = resolve(&flags, Some(&flag), &env);
+        assert_eq!(got.base_url, "https://f.example");
+        assert_eq!(got.key, KeyChoice::FlagFile(PathBuf::from("/f.key")));
+        assert_eq!(got.base_from, "--base-url");
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn policy(concurrency: usize, window: usize) -> SendPolicy {
         window: NonZeroUsize::new(window).unwrap(),
         verbose: false,
         timeline: false,
+        key_from: None,
     }
 }
 
@@ -350,7 +351,8 @@ async fn a_refused_key_stops_the_run_and_says_so() {
     assert_eq!(
         ran.ended,
         Ended::Stopped(StopReason::KeyRefused {
-            at: "row 2".to_string()
+            at: "row 2".to_string(),
+            key_from: None,
         })
     );
 }

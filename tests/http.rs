@@ -23,6 +23,8 @@ fn client(sandbox: &RunningSandbox, key: &str) -> Client {
     let api = ApiSettings {
         base_url: sandbox.base_url().parse().unwrap(),
         api_key: ApiKey::new(key).unwrap(),
+        key_from: "the sandbox".to_string(),
+        set_aside: Vec::new(),
         timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),
         extra_roots: Vec::new(),

@@ -117,14 +117,32 @@ async fn a_second_account_is_one_profile_away_and_flags_win() {
         "{}",
         stderr(&closed)
     );
-    // GCORE_BASE_URL (environment) wins over the profile as well.
+    // GCORE_BASE_URL (environment) wins over a profile named by
+    // GCORE_PROFILE...
     let env = run(
         dir,
-        &["apply", "in.csv", "-o", "d.csv", "--profile", "b"],
-        &[("GCORE_BASE_URL", &sandbox.base_url())],
+        &["apply", "in.csv", "-o", "d.csv"],
+        &[
+            ("GCORE_BASE_URL", &sandbox.base_url()),
+            ("GCORE_PROFILE", "b"),
+        ],
     )
     .await;
     assert_eq!(env.status.code(), Some(0), "{}", stderr(&env));
+    // ...but not over an explicit --profile: b's key goes to b's host only.
+    let explicit = run(
+        dir,
+        &["apply", "in.csv", "-o", "e.csv", "--profile", "b"],
+        &[("GCORE_BASE_URL", &sandbox.base_url())],
+    )
+    .await;
+    assert_ne!(explicit.status.code(), Some(0));
+    let text = stderr(&explicit);
+    assert!(
+        text.contains("account: 127.0.0.1:1, key from profile b (api_key_file)"),
+        "{text}"
+    );
+    assert!(text.contains("GCORE_BASE_URL not used"), "{text}");
 
     // `config` shows where each setting comes from, the key never.
     let shown = run(dir, &["config", "--profile", "a", "--rate", "7"], &[]).await;

@@ -67,6 +67,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
     };
     let target = OutputTarget::from_args(&args.output, &settings.source, suffix)?;
     let mut run = RunSettings::from_args(&args.run)?;
+    run.send.key_from = api.as_ref().map(|api| api.key_from.clone());
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }
@@ -313,6 +314,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
         Some(_) => OutputTarget::from_args(&args.output, &source, RESULTS_SUFFIX)?,
     };
     let mut run = RunSettings::from_args(&args.run)?;
+    run.send.key_from = Some(api.key_from.clone());
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &source, &target)?;
     }

@@ -7,10 +7,10 @@ use std::fmt::Write as _;
 use crate::cli::ConfigArgs;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::profile::{self, KeyFrom, PROFILE_ENV};
+use crate::profile::{self, KeyFrom, PROFILE_ENV, key_path_shown};
 use crate::settings::{
-    API_KEY_ENV as KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_BURST, DEFAULT_CONCURRENCY,
-    DEFAULT_RATE, RunSettings,
+    self, API_KEY_ENV as KEY_ENV, DEFAULT_BURST, DEFAULT_CONCURRENCY, DEFAULT_RATE, KeyChoice,
+    RunSettings, url_shown,
 };
 
 pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
@@ -33,39 +33,57 @@ pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
     let _ = writeln!(text, "profile:      {profile_line}");
 
     let profile_name = chosen.as_ref().map(|p| p.name.as_str()).unwrap_or_default();
-    let (base_url, source) = match (&args.api.base_url, env(BASE_URL_ENV), &chosen) {
-        (Some(url), _, _) => (url.clone(), "--base-url".to_string()),
-        (None, Some(url), _) => (url, BASE_URL_ENV.to_string()),
-        (None, None, Some(p)) if p.base_url.is_some() => (
-            p.base_url.clone().unwrap_or_default(),
-            from_profile(profile_name),
-        ),
-        _ => (DEFAULT_BASE_URL.to_string(), "default".to_string()),
-    };
-    let _ = writeln!(text, "base URL:     {base_url} (from {source})");
-
-    let key = match (
-        &args.api.api_key_file,
-        env(KEY_ENV),
-        chosen.as_ref().and_then(|p| p.key.as_ref()),
-    ) {
-        (Some(path), _, _) => format!("read from {} (from --api-key-file)", path.display()),
-        (None, Some(_), _) => format!("set (from {KEY_ENV}; not shown)"),
-        (None, None, Some(KeyFrom::File(path))) => format!(
-            "read from {} (from {}{})",
-            path.display(),
-            from_profile(profile_name),
-            if path.is_file() { "" } else { "; no such file" }
-        ),
-        (None, None, Some(KeyFrom::Command(command))) => format!(
-            "printed by `{command}` (from {}; not run here)",
+    // The precedence a run uses, from the one function that decides it.
+    let resolved = settings::resolve(&args.api, chosen.as_ref(), &env);
+    let _ = writeln!(
+        text,
+        "base URL:     {} (from {})",
+        url_shown(&resolved.base_url),
+        resolved.base_from
+    );
+    let key = match &resolved.key {
+        KeyChoice::FlagFile(path) => {
+            format!("read from {} (from --api-key-file)", key_path_shown(path))
+        }
+        KeyChoice::Environment => format!("set (from {KEY_ENV}; not shown)"),
+        KeyChoice::Profile {
+            key: KeyFrom::File(path),
+            ..
+        } => format!(
+            "read from {} (from {})",
+            key_path_shown(path),
             from_profile(profile_name)
         ),
-        (None, None, None) => {
+        KeyChoice::Profile {
+            key: KeyFrom::Command(command),
+            ..
+        } => match profile::command_shown(command) {
+            Some(shown) => format!(
+                "printed by `{shown}` (from {}; not run here)",
+                from_profile(profile_name)
+            ),
+            None => format!(
+                "printed by the api_key_command of {} (not shown: it does not start with a \
+                 program found on PATH, and may be a key pasted in the wrong place; not run here)",
+                from_profile(profile_name)
+            ),
+        },
+        KeyChoice::Missing(Some(name)) => format!(
+            "none: profile {name} names none (add api_key_file or api_key_command), or pass \
+             --api-key-file; a profile chosen with --profile does not take {KEY_ENV}"
+        ),
+        KeyChoice::Missing(None) => {
             format!("none: set {KEY_ENV}, pass --api-key-file, or name a key in a profile")
         }
     };
     let _ = writeln!(text, "API key:      {key}");
+    if !resolved.set_aside.is_empty() {
+        let _ = writeln!(
+            text,
+            "not used:     {} (--profile wins over the environment)",
+            resolved.set_aside.join(", ")
+        );
+    }
 
     // Sending: flag, else profile, else default; then checked as a run would.
     let pick = |flag: Option<String>, profile: Option<String>, default: &str| match (flag, profile)

@@ -72,7 +72,8 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     if null_token.is_empty() {
         return Err(Fatal::Usage("--null-token cannot be empty".to_string()));
     }
-    let run = RunSettings::from_args(&args.run)?;
+    let mut run = RunSettings::from_args(&args.run)?;
+    run.send.key_from = Some(api.key_from.clone());
     let quiet = args.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
@@ -176,6 +177,7 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
             None => text.push_str(&format!("nothing written to {shown}\n")),
         }
         if let Some(problem) = &problem {
+            let problem = crate::visible::visible(problem);
             text.push_str(&format!("problem: {problem}\n"));
         }
         let elapsed = started.elapsed().as_secs_f64();

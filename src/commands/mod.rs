@@ -112,6 +112,21 @@ fn connect(
     verb: &str,
 ) -> Result<(Client, Option<String>), Fatal> {
     let client = Client::new(api, concurrency)?;
+    if !quiet {
+        // Which account: the host and where the key came from, never the key.
+        let host = api.base_url.host_str().unwrap_or_default();
+        let host = match api.base_url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        eprintln!("account: {host}, key from {}", api.key_from);
+        if !api.set_aside.is_empty() {
+            eprintln!(
+                "note: {} not used: --profile wins over the environment",
+                api.set_aside.join(" and ")
+            );
+        }
+    }
     let proxy = api.proxy.as_ref().map(ToString::to_string);
     if let Some(proxy) = &proxy
         && !quiet
@@ -172,7 +187,8 @@ async fn first_pass(
     let input = opened.expect("reading the input does not panic")?;
     if !quiet {
         for note in input.notes()? {
-            eprintln!("note: {note}");
+            // A note may quote a cell or a sheet's name.
+            eprintln!("note: {}", crate::visible::visible(&note));
         }
     }
     let by_email = input.rows()?.header().current_email.is_some();

@@ -31,6 +31,7 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     let settings = InputSettings::from_args(&args.input)?;
     let target = OutputTarget::from_args(&args.output, &settings.source, PLAN_SUFFIX)?;
     let mut run = RunSettings::from_args(&args.run)?;
+    run.send.key_from = Some(api.key_from.clone());
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &settings.source, &target)?;
     }

@@ -518,7 +518,7 @@ where
                     }
                     Ok(Answer::Failed { status, error }) => {
                         reached = true;
-                        if let Some(why) = StopReason::for_refusal(status, || at(&job))
+                        if let Some(why) = StopReason::for_refusal(status, || at(&job), policy.key_from.as_deref())
                             && stopped.is_none()
                         {
                             report!(Report::Note(format!("stopping: {why}")));

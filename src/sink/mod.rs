@@ -39,7 +39,44 @@ struct Problem {
     /// The first rows (up to [`Summary::QUOTED`]).
     rows: Vec<u64>,
     count: u64,
+    /// The first row's message; the kind once rows with other values join.
     error: String,
+    /// The message with its quoted values taken out ([`kind_of`]): rows
+    /// are grouped by it, so one kind of problem is one line whatever the
+    /// values.
+    kind: String,
+}
+
+/// `lang: "xx" is not a language` -> `lang: "…" is not a language`: a
+/// message without the values it quotes (as `{:?}` quotes them).
+fn kind_of(error: &str) -> String {
+    let mut kind = String::with_capacity(error.len());
+    let mut chars = error.chars();
+    while let Some(c) = chars.next() {
+        kind.push(c);
+        if c != '"' {
+            continue;
+        }
+        // Up to the closing quote, skipping escaped ones.
+        let mut closed = false;
+        while let Some(inner) = chars.next() {
+            match inner {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    closed = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        kind.push('…');
+        if closed {
+            kind.push('"');
+        }
+    }
+    kind
 }
 
 impl Problem {
@@ -195,13 +232,17 @@ impl Summary {
         }
         self.counts[row.status.index()] += 1;
         if row.status.is_problem() && !row.error.is_empty() {
+            let kind = kind_of(&row.error);
             let same = self
                 .first_problems
                 .iter_mut()
-                .find(|p| p.status == row.status && p.error == row.error);
+                .find(|p| p.status == row.status && p.kind == kind);
             match same {
                 Some(problem) => {
                     problem.count += 1;
+                    if problem.error != row.error {
+                        problem.error.clone_from(&problem.kind);
+                    }
                     if problem.rows.len() < Self::QUOTED {
                         problem.rows.push(row.row);
                     }
@@ -218,6 +259,7 @@ impl Summary {
                             rows: vec![row.row],
                             count: 1,
                             error: row.error.clone(),
+                            kind,
                         });
                     }
                 }
@@ -306,7 +348,12 @@ impl Summary {
             };
             let _ = writeln!(text, "{heading}");
             for problem in &quoted {
-                let _ = writeln!(text, "  {}: {}", problem.rows_text(), problem.error);
+                let _ = writeln!(
+                    text,
+                    "  {}: {}",
+                    problem.rows_text(),
+                    crate::visible::visible(&problem.error)
+                );
             }
         }
         if let Some(report) = self.rate
@@ -890,4 +937,46 @@ pub fn write_in_order(
     results.summary.elapsed = timed.then(|| started.elapsed());
     progress.finish();
     results.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_are_grouped_by_their_kind_not_their_values() {
+        let cases = [
+            (
+                r#"lang: "xx" is not a language"#,
+                r#"lang: "…" is not a language"#,
+            ),
+            (
+                r#"email: "a\"b" is not an address"#,
+                r#"email: "…" is not an address"#,
+            ),
+            ("HTTP 404 Not Found", "HTTP 404 Not Found"),
+            (r#"cut "short"#, r#"cut "…"#),
+        ];
+        for (error, want) in cases {
+            assert_eq!(kind_of(error), want, "{error}");
+        }
+        let mut summary = Summary::default();
+        for (row, value) in (2..22).zip(["xx", "yy", "zz", "ww", "vv"].iter().cycle()) {
+            summary.record(&ResultRecord {
+                row,
+                user_id: row.to_string(),
+                status: Status::Invalid,
+                http_status: None,
+                attempts: 0,
+                error: format!("lang: {value:?} is not a language"),
+                request: String::new(),
+                changes: String::new(),
+                user: None,
+            });
+        }
+        let quoted = summary.quoted();
+        assert_eq!(quoted.len(), 1);
+        assert_eq!(quoted[0].count, 20);
+        assert_eq!(quoted[0].error, r#"lang: "…" is not a language"#);
+    }
 }

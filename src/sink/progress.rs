@@ -230,6 +230,8 @@ impl Progress {
 
     /// A message for the user; dropped with `--quiet`.
     pub fn note(&self, text: &str) {
+        // A stop reason may quote a server's message.
+        let text = crate::visible::visible(text);
         match (&self.bar, self.mode) {
             (_, ProgressMode::Quiet) => {}
             (Some(bar), _) => bar.println(format!("note: {text}")),
@@ -241,6 +243,8 @@ impl Progress {
 
     /// One attempt (`-v`): above the bar when there is one, whatever the mode.
     pub fn attempt(&self, text: &str) {
+        let text = crate::visible::visible(text);
+        let text = text.as_ref();
         match &self.bar {
             Some(bar) => bar.println(text),
             None => {

@@ -84,31 +84,10 @@ fn cut(text: &str, max: usize) -> String {
     }
 }
 
-/// `text` with its control characters made visible (`\u{1b}`), as this
-/// tool's own messages show them: a server's body or a file's name may
-/// hold any byte, and a page should show each, not act on it. Line breaks
-/// and tabs become spaces.
+/// The one escaping of text from a server or a file (see
+/// [`crate::visible`]), owned for the page's fields.
 fn visible(text: &str) -> String {
-    // Controls, and the marks that turn text around (a user_id that reads
-    // backwards is not what the file holds).
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
-    if !text.chars().any(hidden) {
-        return text.to_string();
-    }
-    let mut shown = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' | '\r' | '\t' => shown.push(' '),
-            c if hidden(c) => {
-                let _ = write!(shown, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => shown.push(c),
-        }
-    }
-    shown
+    crate::visible::visible(text).into_owned()
 }
 
 /// What the page says besides the summary's figures.
