@@ -13,6 +13,8 @@ use csv::ByteRecord;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::sheet::{self, CellNote, SheetRead, Stored};
+use super::spool::Spool;
+use super::zipped;
 use crate::error::Fatal;
 use crate::model::patch::{Field, closest, show};
 use crate::settings::{InputSettings, InputSource};
@@ -216,7 +218,7 @@ fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
 /// (`<(cat users.csv)`) reads like a file. The copy is deleted with it.
 pub struct Input {
     config: InputSettings,
-    spool: tempfile::NamedTempFile,
+    spool: Spool,
     /// The file as it was when copied, to tell whether it changed since.
     original: Option<Fingerprint>,
     /// A workbook: the sheet read (the spool holds its cells as a CSV) and
@@ -257,7 +259,7 @@ impl Input {
             path: config.source.display_path(),
             source,
         };
-        let mut spool = tempfile::NamedTempFile::new().map_err(open_error)?;
+        let mut spool = Spool::new().map_err(open_error)?;
         let original = match &config.source {
             InputSource::File(path) => {
                 let mut file = File::open(path).map_err(open_error)?;
@@ -269,17 +271,17 @@ impl Input {
                     )));
                 }
                 let fingerprint = metadata.is_file().then(|| Fingerprint::of(&metadata));
-                io::copy(&mut file, spool.as_file_mut()).map_err(open_error)?;
+                io::copy(&mut file, &mut spool.writer()).map_err(open_error)?;
                 fingerprint
             }
             InputSource::Stdin => {
-                io::copy(&mut io::stdin().lock(), spool.as_file_mut()).map_err(open_error)?;
+                io::copy(&mut io::stdin().lock(), &mut spool.writer()).map_err(open_error)?;
                 None
             }
         };
         let mut config = config.clone();
         // The first bytes tell a workbook (the same peek as every pass's).
-        let (start, _) = peek(spool.reopen().map_err(open_error)?).map_err(open_error)?;
+        let (start, _) = peek(spool.reader()).map_err(open_error)?;
         let named_like_workbook = match &config.source {
             InputSource::File(path) => sheet::named_like_workbook(path),
             InputSource::Stdin => false,
@@ -299,18 +301,20 @@ impl Input {
                     )));
                 }
             }
-            let bytes =
-                sheet::in_memory(spool.reopen().map_err(open_error)?).map_err(open_error)?;
-            let mut converted = tempfile::NamedTempFile::new().map_err(open_error)?;
+            let refused = |message| Fatal::Workbook {
+                path: path.clone(),
+                message,
+            };
+            let file_len = spool.size().map_err(open_error)?;
+            zipped::check_parts(spool.reader(), file_len).map_err(refused)?;
+            let bytes = sheet::in_memory(spool.reader()).map_err(open_error)?;
+            let mut converted = Spool::new().map_err(open_error)?;
             let sheet_read = sheet::convert(
                 bytes,
                 config.sheet.as_deref(),
-                io::BufWriter::new(converted.as_file_mut()),
+                io::BufWriter::new(converted.writer()),
             )
-            .map_err(|message| Fatal::Workbook {
-                path: path.clone(),
-                message,
-            })?;
+            .map_err(refused)?;
             spool = converted;
             config.delimiter = Some(b',');
             read = Some(Arc::new(sheet_read));
@@ -421,7 +425,7 @@ impl Input {
             source,
         };
         // A file of its own for each pass: passes never share an offset.
-        let file = self.spool.reopen().map_err(open_error)?;
+        let file = self.spool.reader();
         // Peek at the start: a byte-order mark decides the decoding, the first
         // line the delimiter. Plain UTF-8 is read as it is, without a decoder.
         let (mut start, rest) = peek(file).map_err(open_error)?;

@@ -9,5 +9,7 @@ pub mod input_format;
 pub mod record;
 pub mod results;
 pub mod sheet;
+pub mod spool;
 pub mod undo;
 pub mod xlsx;
+pub mod zipped;

@@ -116,6 +116,11 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
     wanted: Option<&str>,
     out: W,
 ) -> Result<SheetRead, String> {
+    let file_len = file.clone().seek(io::SeekFrom::End(0)).unwrap_or(0);
+    let budget = Budget {
+        text: super::zipped::inflate_limit(file_len),
+        file_len,
+    };
     let mut workbook = match open_workbook_auto_from_rs(file.clone()) {
         Ok(workbook) => workbook,
         Err(_) => return Err(why_unreadable(file)),
@@ -164,7 +169,7 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
                     ),
                 });
             }
-            sheet_of_users(&mut workbook, &visible)?
+            sheet_of_users(&mut workbook, &visible, &budget)?
         }
     };
     let merged = match &mut workbook {
@@ -185,7 +190,7 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
             )
         })
         .collect();
-    let cells = cells_of(&mut workbook, &sheet, false)?;
+    let cells = cells_of(&mut workbook, &sheet, false, &budget)?;
     let copied = copy_cells(&cells, out)?;
     let Some(copied) = copied else {
         let others = match names.len() {
@@ -258,13 +263,14 @@ fn why_unreadable<R: Read + Seek + Clone>(mut file: R) -> String {
 fn sheet_of_users<RS: Read + Seek>(
     workbook: &mut Sheets<RS>,
     visible: &[String],
+    budget: &Budget,
 ) -> Result<String, String> {
     if visible.len() == 1 {
         return Ok(visible[0].clone());
     }
     let mut with_users = Vec::new();
     for name in visible {
-        let cells = first_row(workbook, name)?;
+        let cells = first_row(workbook, name, budget)?;
         if cells
             .iter()
             .any(|cell| matches!(&cell.value, Data::String(text) if names_the_user(text)))
@@ -287,8 +293,9 @@ fn sheet_of_users<RS: Read + Seek>(
 fn first_row<RS: Read + Seek>(
     workbook: &mut Sheets<RS>,
     sheet: &str,
+    budget: &Budget,
 ) -> Result<Vec<SheetCell>, String> {
-    let mut cells = cells_of(workbook, sheet, true)?;
+    let mut cells = cells_of(workbook, sheet, true, budget)?;
     let Some(first) = cells.iter().find(|cell| !cell.blank()).map(|cell| cell.row) else {
         return Ok(Vec::new());
     };
@@ -364,10 +371,12 @@ fn cells_of<RS: Read + Seek>(
     workbook: &mut Sheets<RS>,
     sheet: &str,
     first_only: bool,
+    budget: &Budget,
 ) -> Result<Vec<SheetCell>, String> {
     let failed =
         |error: &dyn std::fmt::Display| format!("cannot read the sheet {sheet:?}: {error}");
     let mut cells = Vec::new();
+    let mut held = Held::default();
     if let Sheets::Xlsx(xlsx) = workbook {
         let mut reader = xlsx.worksheet_cells_reader(sheet).map_err(|e| failed(&e))?;
         let mut filled_row = None;
@@ -387,6 +396,7 @@ fn cells_of<RS: Read + Seek>(
                     u64::from(column) + 1
                 ));
             }
+            held.add(&value, formula.as_deref(), (row, column), sheet, budget)?;
             if first_only {
                 match filled_row {
                     Some(first) if row > first => break,
@@ -419,6 +429,13 @@ fn cells_of<RS: Read + Seek>(
         let (top, left) = range.start().unwrap_or((0, 0));
         for (row, column, value) in range.used_cells() {
             let at = (top + row as u32, left + column as u32);
+            held.add(
+                value,
+                formulas.get(&at).map(String::as_str),
+                at,
+                sheet,
+                budget,
+            )?;
             cells.push(SheetCell {
                 row: at.0,
                 column: at.1,
@@ -451,10 +468,71 @@ fn cells_of<RS: Read + Seek>(
     Ok(cells)
 }
 
-/// The most cells the CSV copy may hold when a value far right of the
-/// header widens every row: beyond it, a stray cell is refused rather than
-/// copied as millions of empty cells.
-const MAX_WIDENED_CELLS: u64 = 50_000_000;
+/// The most cells the CSV copy of a sheet may hold, empty ones included
+/// (each row that holds a cell is copied as wide as the widest row; a row
+/// with none is a blank line): a stray cell far right of the header, or a
+/// header that reaches column XFD, is refused rather than copied as
+/// millions of empty cells. The copy takes at most this many bytes of
+/// commas, plus the cells' text ([`Budget`]).
+pub const MAX_COPIED_CELLS: u64 = 50_000_000;
+
+/// The most cells that hold something a sheet is read with: about 70 bytes
+/// of memory each while the sheet is copied.
+pub const MAX_CELLS: u64 = 10_000_000;
+
+/// What reading one workbook may hold: the text of its cells together is
+/// at most [`super::zipped::inflate_limit`] of the file's size.
+struct Budget {
+    text: u64,
+    file_len: u64,
+}
+
+/// What the cells read so far hold.
+#[derive(Default)]
+struct Held {
+    cells: u64,
+    text: u64,
+}
+
+impl Held {
+    fn add(
+        &mut self,
+        value: &Data,
+        formula: Option<&str>,
+        (row, column): (u32, u32),
+        sheet: &str,
+        budget: &Budget,
+    ) -> Result<(), String> {
+        let text = match value {
+            Data::String(text) | Data::DateTimeIso(text) | Data::DurationIso(text) => text.len(),
+            _ => 0,
+        } + formula.map_or(0, str::len);
+        self.cells += 1;
+        self.text += text as u64;
+        let cell = format!("{}{}", column_letters(column as usize), u64::from(row) + 1);
+        if self.cells > MAX_CELLS {
+            return Err(format!(
+                "the sheet {sheet:?} holds more than {MAX_CELLS} cells (reached at {cell}), \
+                 the most a sheet is read with; split it into several files"
+            ));
+        }
+        if self.text > budget.text {
+            return Err(format!(
+                "the cells of the sheet {sheet:?} hold more than {} of text together (reached \
+                 at {cell}, which holds {}), the limit for a file of {} ({} times its size \
+                 plus {}, at most {}); a cell this long holds no user's field: delete it and \
+                 save the file",
+                super::zipped::show_size(budget.text),
+                super::zipped::show_size(text as u64),
+                super::zipped::show_size(budget.file_len),
+                super::zipped::INFLATE_MULTIPLE,
+                super::zipped::show_size(super::zipped::INFLATE_BASE),
+                super::zipped::show_size(super::zipped::INFLATE_CAP),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Writes `cells` as CSV rows: row numbers and column letters are the
 /// sheet's (blank lines above the header, empty cells left of it), every
@@ -478,8 +556,19 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
         .expect("a filled cell");
     let width = widest.column + 1;
     let last_row = filled.last().expect("a filled cell").row;
-    let rows = u64::from(last_row - header_row + 1);
-    if width > header_end && u64::from(width) * rows > MAX_WIDENED_CELLS {
+    let mut filled_rows: u64 = 0;
+    let mut previous = None;
+    for cell in cells.iter().filter(|cell| cell.row >= header_row) {
+        if previous != Some(cell.row) {
+            filled_rows += 1;
+            previous = Some(cell.row);
+        }
+    }
+    let copied_cells = u64::from(width) * filled_rows;
+    // A stray cell far right of the header would widen every row of the
+    // table: refused by name, as a person would delete it.
+    let spanned = u64::from(width) * u64::from(last_row - header_row + 1);
+    if width > header_end && spanned > MAX_COPIED_CELLS {
         return Err(format!(
             "the cell {}{} holds {}, far right of the header (which ends at {}{}): every \
              row would be read {width} columns wide; delete that cell (and any others out \
@@ -489,6 +578,15 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
             show_value(&widest.value, widest.formula.as_deref()),
             column_letters(header_end as usize - 1),
             header_row + 1
+        ));
+    }
+    if copied_cells > MAX_COPIED_CELLS {
+        return Err(format!(
+            "the header reaches column {} ({width} columns) and {filled_rows} rows hold \
+             cells: the sheet's copy would hold {copied_cells} cells, more than the \
+             {MAX_COPIED_CELLS} a sheet is read with; delete the columns the users do not \
+             need (right of the table too) and save the file",
+            column_letters(header_end.max(1) as usize - 1),
         ));
     }
     let copy_failed = |error: &dyn std::fmt::Display| format!("cannot copy the sheet: {error}");
@@ -503,6 +601,12 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
     let mut record = vec![String::new(); width as usize];
     let mut at = 0;
     for row in header_row..=last_row {
+        if cells.get(at).is_none_or(|cell| cell.row > row) {
+            // No cell on the row: a blank line, whatever the width.
+            csv.write_record(std::iter::empty::<&[u8]>())
+                .map_err(|e| copy_failed(&e))?;
+            continue;
+        }
         record.iter_mut().for_each(String::clear);
         while let Some(cell) = cells.get(at).filter(|cell| cell.row <= row) {
             at += 1;

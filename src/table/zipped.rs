@@ -1,0 +1,152 @@
+//! The bounds on reading a workbook stored as a ZIP archive (`.xlsx`,
+//! `.xlsm`, `.xlsb`, `.ods`): before any reader inflates a part, every part
+//! is inflated once here through a counting reader, so that a few
+//! kilobytes that inflate to gigabytes (a "ZIP bomb") are refused with the
+//! part named before memory or disk follow them.
+
+use std::io::{self, Read, Seek};
+
+use zip::ZipArchive;
+
+/// What the parts of a workbook may inflate to, together: this many times
+/// the file's size on disk, plus [`INFLATE_BASE`], and never more than
+/// [`INFLATE_CAP`]. Spreadsheets compress their XML 5 to 20 times; 100
+/// leaves room for sheets of one value repeated, and deflate's own limit
+/// is about 1,000.
+pub const INFLATE_MULTIPLE: u64 = 100;
+pub const INFLATE_BASE: u64 = 16 << 20;
+pub const INFLATE_CAP: u64 = 1 << 30;
+
+/// The bytes the parts of a workbook of `file_len` bytes may inflate to;
+/// also the most text its cells may hold together.
+pub fn inflate_limit(file_len: u64) -> u64 {
+    file_len
+        .saturating_mul(INFLATE_MULTIPLE)
+        .saturating_add(INFLATE_BASE)
+        .min(INFLATE_CAP)
+}
+
+/// `123456789` as `118 MB`, `2048` as `2 KB`.
+pub fn show_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} bytes"),
+        _ if value < 10.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{value:.0} {}", UNITS[unit]),
+    }
+}
+
+/// Inflates every part of the archive in `file` (of `file_len` bytes) once,
+/// counting, and stops at the first that takes the total past
+/// [`inflate_limit`]: its declared size is checked first, and then the
+/// bytes actually inflated, which a forged header cannot hide. Memory
+/// stays at one buffer. The error is a sentence for the user; an archive
+/// the zip reader cannot open passes (the workbook reader says why).
+pub fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String> {
+    let Ok(mut archive) = ZipArchive::new(file) else {
+        return Ok(());
+    };
+    let limit = inflate_limit(file_len);
+    let over = |part: &str, size: String| {
+        format!(
+            "its part {part:?} inflates to {size}, past the limit for a file of {}: all its \
+             parts together may hold at most {} ({INFLATE_MULTIPLE} times the file's size \
+             plus {}, at most {}); a workbook compressed this far holds no table of users \
+             (it may be made to exhaust memory): save the sheet again as .xlsx or CSV UTF-8",
+            show_size(file_len),
+            show_size(limit),
+            show_size(INFLATE_BASE),
+            show_size(INFLATE_CAP),
+        )
+    };
+    let mut total: u64 = 0;
+    for index in 0..archive.len() {
+        let Ok(mut part) = archive.by_index(index) else {
+            // A part that cannot be read is the workbook reader's to report.
+            continue;
+        };
+        let name = part
+            .name()
+            .map(|name| name.into_owned())
+            .unwrap_or_default();
+        let room = limit - total;
+        if part.size() > room {
+            return Err(over(&name, show_size(part.size())));
+        }
+        let inflated = match io::copy(&mut (&mut part).take(room + 1), &mut io::sink()) {
+            Ok(inflated) => inflated,
+            // A damaged part: the workbook reader says so, if it reads it.
+            Err(_) => continue,
+        };
+        if inflated > room {
+            return Err(over(&name, format!("more than {}", show_size(room))));
+        }
+        total += inflated;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_a_person_says_them() {
+        let cases = [
+            (512, "512 bytes"),
+            (2048, "2.0 KB"),
+            (116_000_000, "116 MB"),
+            (1 << 30, "1.1 GB"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(show_size(bytes), want);
+        }
+    }
+
+    #[test]
+    fn the_limit_grows_with_the_file_up_to_the_cap() {
+        assert_eq!(inflate_limit(0), INFLATE_BASE);
+        assert_eq!(inflate_limit(1_000_000), 100_000_000 + INFLATE_BASE);
+        assert_eq!(inflate_limit(1 << 40), INFLATE_CAP);
+    }
+
+    fn archive(parts: &[(&str, &[u8], usize)]) -> Vec<u8> {
+        let mut out = io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        for (name, chunk, times) in parts {
+            zip.start_file(*name, options).unwrap();
+            for _ in 0..*times {
+                std::io::Write::write_all(&mut zip, chunk).unwrap();
+            }
+        }
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_part_that_inflates_past_the_limit_is_named() {
+        let small = archive(&[("xl/workbook.xml", b"<workbook/>", 1)]);
+        assert_eq!(
+            check_parts(io::Cursor::new(&small), small.len() as u64),
+            Ok(())
+        );
+        let zeros = [b' '; 1 << 16];
+        let bomb = archive(&[
+            ("xl/workbook.xml", b"<workbook/>", 1),
+            ("xl/sharedStrings.xml", &zeros, 600),
+        ]);
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        let error = check_parts(io::Cursor::new(&bomb), bomb.len() as u64).unwrap_err();
+        assert!(error.contains("\"xl/sharedStrings.xml\""), "{error}");
+        assert!(error.contains("100 times"), "{error}");
+    }
+}
