@@ -590,6 +590,25 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
         Column::Unnamed | Column::Ignored(_) => return None,
     };
     let at = note.reference();
+    if note.ruby {
+        return Some(Problem::in_column(
+            name,
+            format!(
+                "{at} holds ruby (phonetic) text, shown above the text but read into the value \
+                 ({cell:?}); remove the ruby (Format > Asian Phonetic Guide) and save the file"
+            ),
+        ));
+    }
+    if let (Column::UserId, Some(format)) = (column, &note.format) {
+        return Some(Problem::in_column(
+            name,
+            format!(
+                "{at} shows the number {cell} as {format}, not as a user ID (a percentage shows \
+                 500% for 5, a currency 9,00 € for 9); format the cell as text (or General) and \
+                 type the ID as it is"
+            ),
+        ));
+    }
     let message = match &note.stored {
         Stored::Text => return None,
         Stored::Error(error) => format!(

@@ -19,6 +19,15 @@ use crate::error::Fatal;
 use crate::model::patch::{Field, closest, show};
 use crate::settings::{InputSettings, InputSource};
 
+/// Whether the cells of `column` feed requests (name users or hold
+/// fields).
+fn feeds(header: &Header, column: usize) -> bool {
+    matches!(
+        header.columns.get(column),
+        Some(Column::UserId | Column::CurrentEmail | Column::Field(_))
+    )
+}
+
 /// What a header column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Column {
@@ -325,12 +334,54 @@ impl Input {
                 config.source.display_path().display()
             )));
         }
-        Ok(Input {
+        let input = Input {
             config,
             spool,
             original,
             sheet: read,
             csv_named_like_workbook: named_like_workbook && !workbook,
+        };
+        input.refuse_hidden_cells()?;
+        Ok(input)
+    }
+
+    /// The hidden cells of a workbook whose values would be sent: refused
+    /// unless `--send-hidden-cells` accepts them (a person checks what is
+    /// shown, not what the file keeps).
+    fn refuse_hidden_cells(&self) -> Result<(), Fatal> {
+        let Some(read) = &self.sheet else {
+            return Ok(());
+        };
+        if read.hidden.is_empty() || self.config.send_hidden_cells {
+            return Ok(());
+        }
+        // A header the run cannot use is reported by the run itself.
+        let Ok(rows) = self.rows() else {
+            return Ok(());
+        };
+        let header = rows.header();
+        let sent: Vec<String> = read
+            .hidden
+            .iter()
+            .filter(|cell| feeds(header, cell.column))
+            .map(|cell| format!("{} ({})", cell.reference(), cell.why))
+            .collect();
+        if sent.is_empty() {
+            return Ok(());
+        }
+        Err(Fatal::Workbook {
+            path: self.display_path(),
+            message: format!(
+                "{} of the sheet {:?} that a person does not see would be sent: {}; show the \
+                 rows and columns (and give the cells a format that shows them) and check \
+                 them, or clear them, or pass --send-hidden-cells to send them as they are",
+                match sent.len() {
+                    1 => "1 cell".to_string(),
+                    n => format!("{n} cells"),
+                },
+                read.sheet,
+                first_few(&sent)
+            ),
         })
     }
 
@@ -362,6 +413,28 @@ impl Input {
                 read.sheets.len()
             ));
         }
+        if !read.covered.is_empty() {
+            notes.push(format!(
+                "cells covered by merged cells hold values nobody sees ({}): they are read as \
+                 empty (\"leave unchanged\"); unmerge them and fill each cell to send values",
+                first_few(&read.covered)
+            ));
+        }
+        if !read.hidden.is_empty() {
+            let listed: Vec<String> = read
+                .hidden
+                .iter()
+                .map(|cell| format!("{} ({})", cell.reference(), cell.why))
+                .collect();
+            let what = match self.config.send_hidden_cells {
+                true => "sent as they are (--send-hidden-cells)",
+                false => "in columns that are not sent",
+            };
+            notes.push(format!(
+                "cells a person does not see hold values, {what}: {}",
+                first_few(&listed)
+            ));
+        }
         if !read.merged_down.is_empty() {
             notes.push(format!(
                 "cells merged down several rows ({}): only the top row holds the value, and the \
@@ -376,12 +449,7 @@ impl Input {
             return Ok(notes);
         };
         let header = rows.header();
-        let feeds = |column: usize| {
-            matches!(
-                header.columns.get(column),
-                Some(Column::UserId | Column::CurrentEmail | Column::Field(_))
-            )
-        };
+        let feeds = |column: usize| feeds(header, column);
         let formulas: Vec<String> = read
             .notes
             .iter()
@@ -796,6 +864,7 @@ mod tests {
             null_token: "#null".into(),
             ignore_unknown_columns: false,
             sheet: None,
+            send_hidden_cells: false,
         };
         let input = Input::open(&config).unwrap();
         let mut reader = input.rows().unwrap();

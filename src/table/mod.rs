@@ -6,6 +6,7 @@
 pub mod cells;
 pub mod input;
 pub mod input_format;
+pub mod layout;
 pub mod record;
 pub mod results;
 pub mod sheet;

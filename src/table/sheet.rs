@@ -13,9 +13,10 @@
 use std::io::{self, Read, Seek, Write};
 
 use super::input::names_the_user;
+use super::layout::{self, Layout, Mark, MergeSweep, Region};
 pub use crate::settings::named_like_workbook;
 use calamine::{
-    Data, Ods, OdsError, Reader, SheetType, SheetVisible, Sheets, Xls, Xlsx,
+    Data, Ods, OdsError, Reader, SheetType, SheetVisible, Sheets, StyleRange, Xls, Xlsx,
     open_workbook_auto_from_rs, open_workbook_from_rs,
 };
 
@@ -61,6 +62,11 @@ pub struct CellNote {
     pub column: usize,
     pub stored: Stored,
     pub formula: bool,
+    /// How a number format shows the cell when it is not the plain number
+    /// (`a percentage`, `a currency`, `the format "000"`).
+    pub format: Option<String>,
+    /// The cell holds ruby (phonetic) text, which is read into its value.
+    pub ruby: bool,
 }
 
 impl CellNote {
@@ -97,6 +103,31 @@ pub struct SheetRead {
     /// Merged cells that span rows (`C2:C4`): the value is the top row's
     /// only, and the rows below read as empty.
     pub merged_down: Vec<String>,
+    /// Cells covered by a merge that hold a value nobody sees: read as
+    /// empty.
+    pub covered: Vec<String>,
+    /// Cells that hold something a person does not see: in a hidden row or
+    /// column, or formatted to show nothing. Sorted by row.
+    pub hidden: Vec<HiddenCell>,
+}
+
+/// A cell that holds something a person does not see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HiddenCell {
+    /// 1-based, as the sheet numbers them.
+    pub row: u64,
+    /// 0-based, as the header's columns.
+    pub column: usize,
+    /// `in a hidden row`, `in a hidden column`, `formatted to show nothing
+    /// (;;;)`.
+    pub why: &'static str,
+}
+
+impl HiddenCell {
+    /// The cell's name in a spreadsheet: `B7`.
+    pub fn reference(&self) -> String {
+        format!("{}{}", column_letters(self.column), self.row)
+    }
 }
 
 impl SheetRead {
@@ -121,6 +152,8 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         text: super::zipped::inflate_limit(file_len),
         file_len,
     };
+    // An .ods file is scanned before calamine expands its repeated rows.
+    let mut ods_layouts = layout::ods_layouts(file.clone())?;
     let mut workbook = match open_workbook_auto_from_rs(file.clone()) {
         Ok(workbook) => workbook,
         Err(_) => return Err(why_unreadable(file)),
@@ -177,6 +210,24 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         Sheets::Xls(xls) => xls.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
         _ => Vec::new(),
     };
+    let mut seen = match &workbook {
+        Sheets::Xlsx(_) => layout::xlsx_hidden(file.clone(), &sheet)?,
+        Sheets::Ods(_) => ods_layouts.remove(&sheet).unwrap_or_default(),
+        _ => Layout::default(),
+    };
+    seen.merges = merged
+        .iter()
+        .map(|region| Region {
+            top: region.start.0,
+            left: region.start.1,
+            bottom: region.end.0,
+            right: region.end.1,
+        })
+        .collect();
+    let styles = match &mut workbook {
+        Sheets::Xlsx(xlsx) => xlsx.worksheet_style(&sheet).ok(),
+        _ => None,
+    };
     let merged_down = merged
         .iter()
         .filter(|region| region.end.0 > region.start.0)
@@ -191,8 +242,8 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         })
         .collect();
     let cells = cells_of(&mut workbook, &sheet, false, &budget)?;
-    let copied = copy_cells(&cells, out)?;
-    let Some(copied) = copied else {
+    let copied = copy_cells(&cells, &seen, styles.as_ref(), out)?;
+    let Some((copied, covered, hidden)) = copied else {
         let others = match names.len() {
             1 => String::new(),
             _ => format!(
@@ -208,6 +259,8 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         sheets: names,
         notes: copied,
         merged_down,
+        covered,
+        hidden,
     })
 }
 
@@ -538,7 +591,12 @@ impl Held {
 /// sheet's (blank lines above the header, empty cells left of it), every
 /// row as wide as the rightmost cell that holds something. `None`: the
 /// sheet holds nothing.
-fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNote>>, String> {
+fn copy_cells<W: Write>(
+    cells: &[SheetCell],
+    seen: &Layout,
+    styles: Option<&StyleRange>,
+    out: W,
+) -> Result<Option<Copied>, String> {
     let filled: Vec<&SheetCell> = cells.iter().filter(|cell| !cell.blank()).collect();
     let Some(first) = filled.first() else {
         return Ok(None);
@@ -598,6 +656,9 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
     }
     let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(out);
     let mut notes = Vec::new();
+    let mut covered = Vec::new();
+    let mut hidden = Vec::new();
+    let mut merges = MergeSweep::new(seen.merges.clone());
     let mut record = vec![String::new(); width as usize];
     let mut at = 0;
     for row in header_row..=last_row {
@@ -614,6 +675,43 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
                 // Above the header, or blank cells far right: nothing to read.
                 continue;
             }
+            let at = (cell.row, cell.column);
+            let reference = || format!("{}{}", column_letters(at.1 as usize), u64::from(at.0) + 1);
+            let mark = seen.marks.get(&at).cloned().or_else(|| {
+                let format = styles?.get(at)?.number_format.as_ref()?;
+                layout::xlsx_format_mark(&format.format_code)
+            });
+            if mark == Some(Mark::Covered) || merges.covering(at.0, at.1).is_some() {
+                // A merge shows its first cell only: the others are empty
+                // to a person, whatever the file keeps in them.
+                if !cell.blank() {
+                    covered.push(reference());
+                }
+                continue;
+            }
+            if !cell.blank() {
+                let why = if layout::in_ranges(&seen.hidden_rows, at.0) {
+                    Some("in a hidden row")
+                } else if layout::in_ranges(&seen.hidden_columns, at.1) {
+                    Some("in a hidden column")
+                } else if mark == Some(Mark::FormatHides) {
+                    Some("formatted to show nothing (;;;)")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    hidden.push(HiddenCell {
+                        row: u64::from(at.0) + 1,
+                        column: at.1 as usize,
+                        why,
+                    });
+                }
+            }
+            let ruby = mark == Some(Mark::Ruby);
+            let format = match (&mark, &cell.value) {
+                (Some(Mark::Format(kind)), Data::Int(_) | Data::Float(_)) => Some(kind.clone()),
+                _ => None,
+            };
             let (text, stored) = match (&cell.value, &cell.formula) {
                 // A formula whose value was never saved (or is empty): its
                 // text stands in the cell, so that the row is not taken for a
@@ -632,12 +730,14 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
                     (text, stored)
                 }
             };
-            if cell.formula.is_some() || stored != Stored::Text {
+            if cell.formula.is_some() || stored != Stored::Text || ruby || format.is_some() {
                 notes.push(CellNote {
                     row: u64::from(row) + 1,
                     column: cell.column as usize,
                     stored,
                     formula: cell.formula.is_some(),
+                    format,
+                    ruby,
                 });
             }
             record[cell.column as usize] = text;
@@ -646,8 +746,12 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
         csv.write_record(&record).map_err(|e| copy_failed(&e))?;
     }
     csv.flush().map_err(|e| copy_failed(&e))?;
-    Ok(Some(notes))
+    Ok(Some((notes, covered, hidden)))
 }
+
+/// The notes of a sheet's copy, the covered cells that held values, and
+/// the hidden cells that hold something.
+type Copied = (Vec<CellNote>, Vec<String>, Vec<HiddenCell>);
 
 /// A formula as a person types it: `=A1+1` (OpenDocument keeps `of:=...`).
 fn formula_text(formula: &str) -> String {
