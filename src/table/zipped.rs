@@ -17,6 +17,12 @@ pub const INFLATE_MULTIPLE: u64 = 100;
 pub const INFLATE_BASE: u64 = 16 << 20;
 pub const INFLATE_CAP: u64 = 1 << 30;
 
+/// The most bytes an XML part may hold between two tags: a cell holds at
+/// most 32,767 characters (Excel's limit), 640 KB at most as escaped
+/// UTF-8; a longer run (whitespace, one giant text) would be buffered whole
+/// by the XML reader.
+pub const MAX_RUN: u64 = 4 << 20;
+
 /// The bytes the parts of a workbook of `file_len` bytes may inflate to;
 /// also the most text its cells may hold together.
 pub fn inflate_limit(file_len: u64) -> u64 {
@@ -26,13 +32,13 @@ pub fn inflate_limit(file_len: u64) -> u64 {
         .min(INFLATE_CAP)
 }
 
-/// `123456789` as `118 MB`, `2048` as `2 KB`.
+/// `123456789` as `118 MiB`, `2048` as `2.0 KiB`.
 pub fn show_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["bytes", "KB", "MB", "GB"];
+    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
         unit += 1;
     }
     match unit {
@@ -79,7 +85,22 @@ pub fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String>
         if part.size() > room {
             return Err(over(&name, show_size(part.size())));
         }
-        let inflated = match io::copy(&mut (&mut part).take(room + 1), &mut io::sink()) {
+        let xml = name.ends_with(".xml") || name.ends_with(".rels");
+        let mut runs = RunWatch {
+            xml,
+            ..RunWatch::default()
+        };
+        let copied = io::copy(&mut (&mut part).take(room + 1), &mut runs);
+        if xml && runs.longest > MAX_RUN {
+            return Err(format!(
+                "its part {name:?} holds more than {} with no XML tag (from byte {}), more \
+                 than any cell's text can take: it may be made to exhaust memory; save the \
+                 sheet again as .xlsx or CSV UTF-8",
+                show_size(MAX_RUN),
+                runs.longest_at,
+            ));
+        }
+        let inflated = match copied {
             Ok(inflated) => inflated,
             // A damaged part: the workbook reader says so, if it reads it.
             Err(_) => continue,
@@ -92,6 +113,56 @@ pub fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String>
     Ok(())
 }
 
+/// Counts the bytes written and the longest run between two XML tag
+/// marks (`<`, `>`).
+#[derive(Default)]
+struct RunWatch {
+    /// An XML part: stop at the first run past [`MAX_RUN`].
+    xml: bool,
+    at: u64,
+    run: u64,
+    run_at: u64,
+    longest: u64,
+    longest_at: u64,
+}
+
+impl io::Write for RunWatch {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut start = 0;
+        for mark in memchr::memchr2_iter(b'<', b'>', buf) {
+            self.end_run(mark - start);
+            start = mark + 1;
+            self.run_at = self.at + start as u64;
+        }
+        let rest = (buf.len() - start) as u64;
+        self.run += rest;
+        if self.run > self.longest {
+            self.longest = self.run;
+            self.longest_at = self.run_at;
+        }
+        self.at += buf.len() as u64;
+        if self.xml && self.longest > MAX_RUN {
+            return Err(io::Error::other("a run without a tag"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl RunWatch {
+    fn end_run(&mut self, tail: usize) {
+        self.run += tail as u64;
+        if self.run > self.longest {
+            self.longest = self.run;
+            self.longest_at = self.run_at;
+        }
+        self.run = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,9 +171,9 @@ mod tests {
     fn sizes_read_as_a_person_says_them() {
         let cases = [
             (512, "512 bytes"),
-            (2048, "2.0 KB"),
-            (116_000_000, "116 MB"),
-            (1 << 30, "1.1 GB"),
+            (2048, "2.0 KiB"),
+            (116_000_000, "111 MiB"),
+            (1 << 30, "1.0 GiB"),
         ];
         for (bytes, want) in cases {
             assert_eq!(show_size(bytes), want);
@@ -130,6 +201,29 @@ mod tests {
         }
         zip.finish().unwrap();
         out.into_inner()
+    }
+
+    #[test]
+    fn a_long_run_without_a_tag_is_refused() {
+        let spaces = [b' '; 1 << 16];
+        let mut out = io::Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut out);
+            let options = zip::write::SimpleFileOptions::default();
+            zip.start_file("xl/worksheets/sheet1.xml", options).unwrap();
+            std::io::Write::write_all(&mut zip, b"<sheet><a>").unwrap();
+            for _ in 0..80 {
+                std::io::Write::write_all(&mut zip, &spaces).unwrap();
+            }
+            std::io::Write::write_all(&mut zip, b"</a></sheet>").unwrap();
+            zip.finish().unwrap();
+        }
+        let bytes = out.into_inner();
+        let error = check_parts(io::Cursor::new(&bytes), 100 << 20).unwrap_err();
+        assert!(
+            error.contains("holds more than 4.0 MiB with no XML tag (from byte 10)"),
+            "{error}"
+        );
     }
 
     #[test]
