@@ -506,7 +506,8 @@ fn cells_of<RS: Read + Seek>(
             });
         }
     }
-    cells.sort_by_key(|cell| (cell.row, cell.column));
+    // In place: a stable sort would take half the cells again in memory.
+    cells.sort_unstable_by_key(|cell| (cell.row, cell.column));
     if let Some(twice) = cells
         .windows(2)
         .find(|pair| (pair[0].row, pair[0].column) == (pair[1].row, pair[1].column))
