@@ -599,6 +599,17 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
             ),
         ));
     }
+    if note.escaped {
+        return Some(Problem::in_column(
+            name,
+            format!(
+                "{at} is stored with an escape such as _x0041_, which Excel shows as the \
+                 character it codes (read here as {cell:?}) and LibreOffice shows as it is: \
+                 which one is meant cannot be told; type the value again in the spreadsheet \
+                 and save the file"
+            ),
+        ));
+    }
     if let (Column::UserId, Some(format)) = (column, &note.format) {
         return Some(Problem::in_column(
             name,

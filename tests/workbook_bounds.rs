@@ -542,3 +542,42 @@ fn ods_repeats_and_stray_cells_are_refused_before_they_are_expanded() {
         "{err}"
     );
 }
+
+/// `_x0041_` in a shared string: Excel (and calamine) read `A`,
+/// LibreOffice shows `_x0041_`; a cell that is sent is refused by name.
+#[test]
+fn an_escape_that_excel_and_libreoffice_show_differently_is_refused_where_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let strings = br#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>Users</t></si><si><t>_x0041_CME</t></si></sst>"#;
+    let sheet = format!(
+        r#"{}<row r="1">{}{}{}</row><row r="2"><c r="A2"><v>1</v></c><c r="B2" t="s"><v>1</v></c><c r="C2" t="s"><v>1</v></c></row>{}"#,
+        String::from_utf8_lossy(SHEET_OPEN),
+        text("A1", "user_id"),
+        text("B1", "company"),
+        text("C1", "notes"),
+        String::from_utf8_lossy(SHEET_CLOSE),
+    );
+    xlsx(
+        &dir.path().join("escaped.xlsx"),
+        part("", sheet.as_bytes()),
+        part("", strings),
+    );
+    let output = run_limited(
+        dir.path(),
+        &[
+            "validate",
+            "escaped.xlsx",
+            "--ignore-unknown-columns",
+            "-o",
+            "-",
+        ],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let rows = common::read_results(&output.stdout);
+    assert!(
+        rows[0]["error"].contains("company: B2 is stored with an escape such as _x0041_"),
+        "{rows:?}"
+    );
+    assert!(!rows[0]["error"].contains("C2"), "{rows:?}");
+}

@@ -37,6 +37,9 @@ pub enum Mark {
     Format(String),
     /// A number format that shows nothing (`;;;`).
     FormatHides,
+    /// Text that holds `_x0041_`, which Excel (and calamine) read as the
+    /// character it codes (`A`) and LibreOffice shows as it is.
+    Escaped,
 }
 
 /// The layout of the sheet read.
@@ -119,6 +122,7 @@ pub fn xlsx_hidden<R: Read + Seek>(file: R, sheet: &str) -> Result<Layout, Strin
     let Some(part) = xlsx_sheet_part(&mut zip, sheet) else {
         return Ok(layout);
     };
+    let escaped = escaped_shared_strings(&mut zip);
     let Ok(entry) = zip.by_name(&part) else {
         return Ok(layout);
     };
@@ -127,6 +131,11 @@ pub fn xlsx_hidden<R: Read + Seek>(file: R, sheet: &str) -> Result<Layout, Strin
     let mut rows = Vec::new();
     let mut columns = Vec::new();
     let mut row: u32 = 0;
+    // The current cell: its position and type, and whether its value or
+    // inline text is being read.
+    let mut cell: Option<((u32, u32), String)> = None;
+    let mut column: u32 = 0;
+    let mut in_value = false;
     loop {
         let event = xml
             .read_event_into(&mut buf)
@@ -142,12 +151,38 @@ pub fn xlsx_hidden<R: Read + Seek>(file: R, sheet: &str) -> Result<Layout, Strin
                 }
                 "row" => {
                     row = number(e, "r").map_or(row + 1, |r| r.max(1));
+                    column = 0;
                     if truthy(e, "hidden") {
                         rows.push((row - 1, row - 1));
                     }
                 }
+                "c" => {
+                    let at = attr(e, "r")
+                        .and_then(|r| cell_position(&r))
+                        .unwrap_or((row.saturating_sub(1), column));
+                    column = at.1 + 1;
+                    cell = Some((at, attr(e, "t").unwrap_or_default()));
+                }
+                "v" | "t" => in_value = true,
                 _ => {}
             },
+            Event::Text(text) if in_value => {
+                if let Some((at, kind)) = &cell {
+                    let coded = match kind.as_str() {
+                        "s" => text
+                            .trim()
+                            .parse::<usize>()
+                            .is_ok_and(|index| escaped.contains(&index)),
+                        "inlineStr" => has_escape(text),
+                        _ => false,
+                    };
+                    if coded {
+                        layout.marks.insert(*at, Mark::Escaped);
+                    }
+                }
+            }
+            Event::End(e) if matches!(e.local_name().into_inner(), "v" | "t") => in_value = false,
+            Event::End(e) if e.local_name().into_inner() == "c" => cell = None,
             Event::End(e) if e.local_name().into_inner() == "sheetData" => break,
             Event::Eof => break,
             _ => {}
@@ -157,6 +192,62 @@ pub fn xlsx_hidden<R: Read + Seek>(file: R, sheet: &str) -> Result<Layout, Strin
     layout.hidden_rows = tidy(rows);
     layout.hidden_columns = tidy(columns);
     Ok(layout)
+}
+
+/// `B7` as `(6, 1)`, 0-based.
+fn cell_position(reference: &str) -> Option<(u32, u32)> {
+    let digits = reference.find(|c: char| c.is_ascii_digit())?;
+    let (letters, number) = reference.split_at(digits);
+    let mut column: u32 = 0;
+    for letter in letters.bytes() {
+        if !letter.is_ascii_uppercase() {
+            return None;
+        }
+        column = column
+            .checked_mul(26)?
+            .checked_add(u32::from(letter - b'A') + 1)?;
+    }
+    let row: u32 = number.parse().ok()?;
+    Some((row.checked_sub(1)?, column.checked_sub(1)?))
+}
+
+/// Whether `text` holds `_xHHHH_`, the OOXML escape of a character.
+fn has_escape(text: &str) -> bool {
+    text.as_bytes().windows(7).any(|w| {
+        w[0] == b'_' && w[1] == b'x' && w[2..6].iter().all(u8::is_ascii_hexdigit) && w[6] == b'_'
+    })
+}
+
+/// The indexes of the shared strings that hold `_xHHHH_` as the file
+/// stores them.
+fn escaped_shared_strings<R: Read + Seek>(
+    zip: &mut ZipArchive<R>,
+) -> std::collections::HashSet<usize> {
+    let mut found = std::collections::HashSet::new();
+    let Ok(entry) = zip.by_name("xl/sharedStrings.xml") else {
+        return found;
+    };
+    let mut xml = quick_xml::Reader::from_reader(BufReader::new(entry));
+    let mut buf = Vec::new();
+    let mut index: Option<usize> = None;
+    loop {
+        match xml.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) if e.local_name().into_inner() == "si" => {
+                index = Some(index.map_or(0, |i| i + 1));
+            }
+            Ok(Event::Empty(e)) if e.local_name().into_inner() == "si" => {
+                index = Some(index.map_or(0, |i| i + 1));
+            }
+            Ok(Event::Text(text)) if has_escape(&text) => {
+                if let Some(index) = index {
+                    found.insert(index);
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return found,
+            _ => {}
+        }
+        buf.clear();
+    }
 }
 
 fn xlsx_sheet_part<R: Read + Seek>(zip: &mut ZipArchive<R>, sheet: &str) -> Option<String> {
@@ -515,6 +606,16 @@ mod tests {
         assert_eq!(sweep.covering(2, 0), None);
         assert_eq!(sweep.covering(3, 1), Some(region));
         assert_eq!(sweep.covering(4, 1), None);
+    }
+
+    #[test]
+    fn cell_names_and_escapes_are_read() {
+        assert_eq!(cell_position("A1"), Some((0, 0)));
+        assert_eq!(cell_position("B7"), Some((6, 1)));
+        assert_eq!(cell_position("XFD1048576"), Some((1_048_575, 16_383)));
+        assert_eq!(cell_position("A0"), None);
+        assert!(has_escape("_x0041_") && has_escape("a_x00e9_b"));
+        assert!(!has_escape("_x004_") && !has_escape("x0041"));
     }
 
     #[test]

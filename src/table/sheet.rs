@@ -67,6 +67,9 @@ pub struct CellNote {
     pub format: Option<String>,
     /// The cell holds ruby (phonetic) text, which is read into its value.
     pub ruby: bool,
+    /// The file stores the text with `_xHHHH_`, which Excel shows as the
+    /// character it codes and LibreOffice as it is.
+    pub escaped: bool,
 }
 
 impl CellNote {
@@ -709,6 +712,7 @@ fn copy_cells<W: Write>(
                 }
             }
             let ruby = mark == Some(Mark::Ruby);
+            let escaped = mark == Some(Mark::Escaped);
             let format = match (&mark, &cell.value) {
                 (Some(Mark::Format(kind)), Data::Int(_) | Data::Float(_)) => Some(kind.clone()),
                 _ => None,
@@ -731,7 +735,12 @@ fn copy_cells<W: Write>(
                     (text, stored)
                 }
             };
-            if cell.formula.is_some() || stored != Stored::Text || ruby || format.is_some() {
+            if cell.formula.is_some()
+                || stored != Stored::Text
+                || ruby
+                || escaped
+                || format.is_some()
+            {
                 notes.push(CellNote {
                     row: u64::from(row) + 1,
                     column: cell.column as usize,
@@ -739,6 +748,7 @@ fn copy_cells<W: Write>(
                     formula: cell.formula.is_some(),
                     format,
                     ruby,
+                    escaped,
                 });
             }
             record[cell.column as usize] = text;
