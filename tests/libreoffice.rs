@@ -353,3 +353,28 @@ fn merged_and_hidden_cells_saved_by_libreoffice_are_read_as_seen() {
         assert!(!results.contains("Administrators"), "{results}");
     }
 }
+
+/// A name that starts with U+FEFF, saved by LibreOffice as .xls: calamine
+/// drops the mark, and the run says so; the same sheet as .ods keeps it.
+#[test]
+fn an_xls_that_holds_a_leading_feff_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bom.csv");
+    std::fs::write(&csv, "user_id,name\n1,\u{feff}Ann\n").unwrap();
+    for (format, noted) in [("xls", true), ("ods", false)] {
+        let saved = convert(&csv, format, dir.path());
+        let output = command_in(dir.path(), KEY)
+            .arg("validate")
+            .arg(&saved)
+            .args(["-o", "-"])
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{format}: {err}");
+        assert_eq!(
+            err.contains("starts with the invisible mark U+FEFF"),
+            noted,
+            "{format}: {err}"
+        );
+    }
+}

@@ -317,13 +317,15 @@ impl Input {
             let file_len = spool.size().map_err(open_error)?;
             zipped::check_parts(spool.reader(), file_len).map_err(refused)?;
             let bytes = sheet::in_memory(spool.reader()).map_err(open_error)?;
+            let raw = Arc::clone(bytes.get_ref());
             let mut converted = Spool::new().map_err(open_error)?;
-            let sheet_read = sheet::convert(
+            let mut sheet_read = sheet::convert(
                 bytes,
                 config.sheet.as_deref(),
                 io::BufWriter::new(converted.writer()),
             )
             .map_err(refused)?;
+            sheet_read.may_drop_bom = sheet_read.format == "xls" && sheet::xls_may_hold_bom(&raw);
             spool = converted;
             config.delimiter = Some(b',');
             read = Some(Arc::new(sheet_read));
@@ -411,6 +413,14 @@ impl Input {
                 read.sheet,
                 path.display(),
                 read.sheets.len()
+            ));
+        }
+        if read.may_drop_bom {
+            notes.push(format!(
+                "{} seems to hold text that starts with the invisible mark U+FEFF, which \
+                 cannot be read from an .xls file (it is dropped, so a value that starts with \
+                 it is sent without it); to keep it, save the sheet as .xlsx or .ods",
+                path.display()
             ));
         }
         if !read.covered.is_empty() {

@@ -109,6 +109,10 @@ pub struct SheetRead {
     /// Cells covered by a merge that hold a value nobody sees: read as
     /// empty.
     pub covered: Vec<String>,
+    /// An `.xls` file that seems to hold text starting with U+FEFF, which
+    /// calamine drops (it decodes each string as if the mark were a
+    /// byte-order mark).
+    pub may_drop_bom: bool,
     /// Cells that hold something a person does not see: in a hidden row or
     /// column, or formatted to show nothing. Sorted by row.
     pub hidden: Vec<HiddenCell>,
@@ -264,6 +268,7 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         merged_down,
         covered,
         hidden,
+        may_drop_bom: false,
     })
 }
 
@@ -870,6 +875,21 @@ fn text_of(cell: &Data) -> (String, Stored) {
             (shown.clone(), Stored::Error(shown))
         }
     }
+}
+
+/// Whether the bytes of an `.xls` file seem to hold a string that starts
+/// with U+FEFF: a BIFF8 string header whose flags say UTF-16, followed by
+/// the bytes FF FE. A guess (the bytes could be part of a number), made
+/// for a note only.
+pub fn xls_may_hold_bom(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(at, &flags)| {
+        // UTF-16 (bit 0), then the run count of rich text (bit 3, 2
+        // bytes) and the size of the phonetic block (bit 2, 4 bytes).
+        let skip = 1 + usize::from(flags & 0x08 != 0) * 2 + usize::from(flags & 0x04 != 0) * 4;
+        flags & 0xF2 == 0
+            && flags & 0x01 != 0
+            && bytes.get(at + skip..at + skip + 2) == Some(&[0xFF, 0xFE][..])
+    })
 }
 
 /// Reads all of `reader` into memory: calamine needs to seek, and the
