@@ -327,6 +327,10 @@ pub fn ods_layouts<R: Read + Seek>(file: R) -> Result<HashMap<String, Layout>, S
     Ok(layouts)
 }
 
+/// A cell of an `.ods` row: its column, how many times it repeats, and its
+/// mark.
+type OdsCell = (u32, u32, Option<Mark>);
+
 /// The state of the scan of one `.ods` table.
 #[derive(Default)]
 struct OdsScan {
@@ -340,9 +344,10 @@ struct OdsScan {
     row_hidden: bool,
     /// Cells of the current row that hold something: (column, repeats,
     /// mark).
-    row_cells: Vec<(u32, u32, Option<Mark>)>,
-    /// The current cell, while its content is read.
-    cell: Option<(u32, u32, Option<Mark>)>,
+    row_cells: Vec<OdsCell>,
+    /// The current cell, while its content is read, and whether it holds
+    /// something (a value type, a formula, or text).
+    cell: Option<(OdsCell, bool)>,
     filled: Option<(u64, u64, u32)>,
 }
 
@@ -370,6 +375,12 @@ impl OdsScan {
             match &event {
                 Event::Start(e) => self.start(e, false)?,
                 Event::Empty(e) => self.start(e, true)?,
+                // Text alone makes a cell hold something too.
+                Event::Text(text) if !text.trim().is_empty() => {
+                    if let Some((_, holds)) = &mut self.cell {
+                        *holds = true;
+                    }
+                }
                 Event::End(e) => match e.name().into_inner() {
                     "table:table-cell" | "table:covered-table-cell" => self.end_cell(),
                     "table:table-row" => self.end_row()?,
@@ -408,6 +419,9 @@ impl OdsScan {
                 self.row_repeats = repeats("table:number-rows-repeated");
                 self.row_hidden = hidden_visibility(e);
                 self.row_cells.clear();
+                if empty {
+                    self.end_row()?;
+                }
             }
             name @ ("table:table-cell" | "table:covered-table-cell") => {
                 let count = repeats("table:number-columns-repeated").min(1 << 14) as u32;
@@ -431,22 +445,13 @@ impl OdsScan {
                 };
                 let cell = (self.column, count, mark);
                 self.column = self.column.saturating_add(count);
-                match (empty, holds) {
-                    (true, true) => self.row_cells.push(cell),
-                    (true, false) => {}
-                    (false, _) => {
-                        // Text alone makes a cell hold something too.
-                        self.cell = Some(cell);
-                        if holds {
-                            self.end_cell();
-                            self.cell = Some(self.row_cells.pop().expect("just pushed"));
-                        }
-                    }
+                self.cell = Some((cell, holds));
+                if empty {
+                    self.end_cell();
                 }
             }
-            "text:p" | "text:span" | "text:s" | "text:a" if self.cell.is_some() => {}
             "text:ruby" => {
-                if let Some(cell) = &mut self.cell {
+                if let Some((cell, _)) = &mut self.cell {
                     cell.2 = Some(Mark::Ruby);
                 }
             }
@@ -456,7 +461,7 @@ impl OdsScan {
     }
 
     fn end_cell(&mut self) {
-        if let Some(cell) = self.cell.take() {
+        if let Some((cell, true)) = self.cell.take() {
             self.row_cells.push(cell);
         }
     }
