@@ -217,16 +217,12 @@ async fn first_pass(
         .map(|list| Arc::new(EmailIndex::new(&list.users)));
     let null_token = settings.null_token.clone();
     let index = emails.clone();
-    // The first pass reads the whole input (a million rows take seconds):
-    // a signal meanwhile ends the process too, as nothing was sent yet.
-    interrupt.reading_input(true);
-    let scanned = tokio::task::spawn_blocking(move || {
+    let (input, preflight) = tokio::task::spawn_blocking(move || {
         let preflight = Preflight::scan_with(&input, &null_token, count_invalid, index.as_deref())?;
         Ok::<_, Fatal>((input, preflight))
     })
-    .await;
-    interrupt.reading_input(false);
-    let (input, preflight) = scanned.expect("the first pass does not panic")?;
+    .await
+    .expect("the first pass does not panic")?;
     if !quiet {
         sink::note_ignored_columns(&preflight.ignored);
         if preflight.rows == 0 {
