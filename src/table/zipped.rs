@@ -102,6 +102,16 @@ pub fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String>
         }
         let inflated = match copied {
             Ok(inflated) => inflated,
+            // The zip reader stops at the declared size (so does calamine's):
+            // a part that goes on is forged or damaged.
+            Err(error) if error.to_string().contains("declared") => {
+                return Err(format!(
+                    "its part {name:?} inflates past the {} bytes its headers declare: the \
+                     file is damaged (or made to mislead readers); save the sheet again as \
+                     .xlsx or CSV UTF-8",
+                    part.size()
+                ));
+            }
             // A damaged part: the workbook reader says so, if it reads it.
             Err(_) => continue,
         };
@@ -201,6 +211,40 @@ mod tests {
         }
         zip.finish().unwrap();
         out.into_inner()
+    }
+
+    /// A part whose headers declare 1,000 bytes and that inflates to 40
+    /// MiB: the zip reader stops at the declared size, and the part is
+    /// refused by name.
+    #[test]
+    fn a_forged_declared_size_does_not_hide_a_bomb() {
+        let chunk = [b'a'; 1 << 16];
+        let forge = |bytes: &mut Vec<u8>, signature: &[u8], offset: usize| {
+            let at = bytes
+                .windows(4)
+                .position(|w| w == signature)
+                .expect("a header");
+            bytes[at + offset..at + offset + 4].copy_from_slice(&1000u32.to_le_bytes());
+        };
+        // Without large_file(true): the sizes are in the headers' own fields.
+        let mut plain = io::Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut plain);
+            let options = zip::write::SimpleFileOptions::default();
+            zip.start_file("xl/sharedStrings.xml", options).unwrap();
+            for _ in 0..640 {
+                std::io::Write::write_all(&mut zip, &chunk).unwrap();
+            }
+            zip.finish().unwrap();
+        }
+        let mut bytes = plain.into_inner();
+        forge(&mut bytes, b"PK\x03\x04", 22);
+        forge(&mut bytes, b"PK\x01\x02", 24);
+        let error = check_parts(io::Cursor::new(&bytes), bytes.len() as u64).unwrap_err();
+        assert!(
+            error.contains("\"xl/sharedStrings.xml\" inflates past the 1000 bytes its headers"),
+            "{error}"
+        );
     }
 
     #[test]
