@@ -291,7 +291,9 @@ fn each_start<R: Read + Seek>(
 
 fn attr(e: &BytesStart, key: &str) -> Option<String> {
     let found = e.try_get_attribute(key).ok()??;
-    Some(found.value.into_owned())
+    // `R&amp;D` is the sheet R&D.
+    let value = quick_xml::escape::unescape(&found.value).ok()?.into_owned();
+    Some(value)
 }
 
 fn number(e: &BytesStart, key: &str) -> Option<u32> {
