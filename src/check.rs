@@ -304,11 +304,22 @@ impl Duplicates {
         self.rows.is_empty()
     }
 
-    /// The other rows that hold `user_id`, if any.
-    fn others(&self, user_id: u64, row: u64) -> Vec<u64> {
-        self.rows.get(&user_id).map_or_else(Vec::new, |rows| {
-            rows.iter().copied().filter(|&other| other != row).collect()
-        })
+    /// The first few other rows that hold `user_id` (at most
+    /// [`OTHERS_SHOWN`]) and how many there are: constant work per row, so
+    /// that one user on 150,000 rows is checked in linear time.
+    fn others(&self, user_id: u64, row: u64) -> (Vec<u64>, usize) {
+        let Some(rows) = self.rows.get(&user_id) else {
+            return (Vec::new(), 0);
+        };
+        let shown = rows
+            .iter()
+            .copied()
+            .filter(|&other| other != row)
+            .take(OTHERS_SHOWN)
+            .collect();
+        // The rows are in order and each is listed once.
+        let this_one = usize::from(rows.binary_search(&row).is_ok());
+        (shown, rows.len() - this_one)
     }
 }
 
@@ -506,9 +517,9 @@ impl<'a> Checker<'a> {
         }
 
         if let Some(id) = user_id {
-            let others = self.duplicates.others(id, raw.row);
-            if !others.is_empty() {
-                problems.insert(0, duplicate_problem(id, &others));
+            let (others, count) = self.duplicates.others(id, raw.row);
+            if count > 0 {
+                problems.insert(0, duplicate_problem(id, &others, count));
             }
         }
 
@@ -604,6 +615,36 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
         Column::Unnamed | Column::Ignored(_) => return None,
     };
     let at = note.reference();
+    if note.ruby {
+        return Some(Problem::in_column(
+            name,
+            format!(
+                "{at} holds ruby (phonetic) text, shown above the text but read into the value \
+                 ({cell:?}); remove the ruby (Format > Asian Phonetic Guide) and save the file"
+            ),
+        ));
+    }
+    if note.escaped {
+        return Some(Problem::in_column(
+            name,
+            format!(
+                "{at} is stored with an escape such as _x0041_, which Excel shows as the \
+                 character it codes (read here as {cell:?}) and LibreOffice shows as it is: \
+                 which one is meant cannot be told; type the value again in the spreadsheet \
+                 and save the file"
+            ),
+        ));
+    }
+    if let (Column::UserId, Some(format)) = (column, &note.format) {
+        return Some(Problem::in_column(
+            name,
+            format!(
+                "{at} shows the number {cell} as {format}, not as a user ID (a percentage shows \
+                 500% for 5, a currency 9,00 € for 9); format the cell as text (or General) and \
+                 type the ID as it is"
+            ),
+        ));
+    }
     let message = match &note.stored {
         Stored::Text => return None,
         Stored::Error(error) => format!(
@@ -680,13 +721,15 @@ fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Option<Proble
     Some(Problem::in_column(name, message))
 }
 
-fn duplicate_problem(id: u64, others: &[u64]) -> Problem {
-    const SHOWN: usize = 5;
-    let mut list: Vec<String> = others.iter().take(SHOWN).map(u64::to_string).collect();
-    if others.len() > SHOWN {
-        list.push(format!("and {} more", others.len() - SHOWN));
+/// How many of the other rows of a repeated user a row's problem lists.
+const OTHERS_SHOWN: usize = 5;
+
+fn duplicate_problem(id: u64, others: &[u64], count: usize) -> Problem {
+    let mut list: Vec<String> = others.iter().map(u64::to_string).collect();
+    if count > others.len() {
+        list.push(format!("and {} more", count - others.len()));
     }
-    let rows = if others.len() == 1 { "row" } else { "rows" };
+    let rows = if count == 1 { "row" } else { "rows" };
     Problem::in_column(
         "user_id",
         format!(

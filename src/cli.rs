@@ -305,6 +305,9 @@ pub struct InputArgs {
     /// Skip columns this tool does not know instead of refusing the file.
     #[arg(long)]
     pub ignore_unknown_columns: bool,
+    /// Send the values of workbook cells a person does not see (in a hidden row or column, or formatted ;;;) instead of refusing the file.
+    #[arg(long)]
+    pub send_hidden_cells: bool,
 }
 
 /// Where the results go and how much is said on the terminal.

@@ -52,6 +52,8 @@ pub struct InputSettings {
     pub ignore_unknown_columns: bool,
     /// The sheet of a workbook to read (the first visible one if `None`).
     pub sheet: Option<String>,
+    /// Send what hidden cells of a workbook hold, rather than refuse it.
+    pub send_hidden_cells: bool,
 }
 
 impl InputSettings {
@@ -82,6 +84,7 @@ impl InputSettings {
             null_token,
             ignore_unknown_columns: args.ignore_unknown_columns,
             sheet: args.sheet.clone(),
+            send_hidden_cells: args.send_hidden_cells,
         })
     }
 }

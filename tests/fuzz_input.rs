@@ -41,6 +41,7 @@ fn settings(path: std::path::PathBuf, delimiter: Option<u8>) -> InputSettings {
         encoding: None,
         null_token: "#null".into(),
         sheet: None,
+        send_hidden_cells: false,
         ignore_unknown_columns: true,
     }
 }

@@ -266,3 +266,115 @@ async fn a_results_file_opened_in_libreoffice_holds_no_formula() {
     .unwrap();
     drop(sandbox);
 }
+
+/// Opens `file` in LibreOffice and saves it as `format` into `out`, with
+/// the import filter LibreOffice picks for it.
+fn save_as(file: &Path, format: &str, out: &Path) -> PathBuf {
+    let profile = tempfile::tempdir().unwrap();
+    let output = Command::new(soffice())
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.path().display()
+        ))
+        .args(["--headless", "--norestore", "--convert-to", format])
+        .arg("--outdir")
+        .arg(out)
+        .arg(file)
+        .output()
+        .unwrap();
+    let stem = file.file_stem().unwrap().to_string_lossy();
+    let saved = out.join(format!("{stem}.{format}"));
+    assert!(
+        output.status.success() && saved.exists(),
+        "LibreOffice did not save {}: {}{}",
+        saved.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    saved
+}
+
+/// A merge whose covered cell keeps a value, and a hidden column, saved
+/// by LibreOffice as .ods and as .xlsx: the covered value is read as
+/// empty (and noted), and the hidden column's value is refused by cell.
+#[test]
+fn merged_and_hidden_cells_saved_by_libreoffice_are_read_as_seen() {
+    use rust_xlsxwriter::{Format, Workbook};
+    let dir = tempfile::tempdir().unwrap();
+    let made = dir.path().join("made");
+    std::fs::create_dir(&made).unwrap();
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "user_id").unwrap();
+    sheet.write_string(0, 1, "groups").unwrap();
+    sheet.write_string(0, 2, "company").unwrap();
+    for id in 1..=3u32 {
+        sheet.write_string(id, 0, id.to_string()).unwrap();
+    }
+    sheet
+        .merge_range(1, 1, 3, 1, "Users", &Format::new())
+        .unwrap();
+    // What "keep the contents of the hidden cells" keeps.
+    sheet.write_string(2, 1, "Administrators").unwrap();
+    sheet.write_string(1, 2, "ACME").unwrap();
+    sheet.set_column_hidden(2).unwrap();
+    let source = made.join("users.xlsx");
+    book.save(&source).unwrap();
+    let ods = save_as(&source, "ods", dir.path());
+    let xlsx = save_as(&ods, "xlsx", &made.join("again"));
+    for file in [&ods, &xlsx] {
+        let output = command_in(dir.path(), KEY)
+            .arg("validate")
+            .arg(file)
+            .args(["-o", "-"])
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{}: {err}", file.display());
+        assert!(
+            err.contains("C2 (in a hidden column)"),
+            "{}: {err}",
+            file.display()
+        );
+        let output = command_in(dir.path(), KEY)
+            .arg("validate")
+            .arg(file)
+            .args(["--send-hidden-cells", "-o", "-"])
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{}: {err}", file.display());
+        assert!(
+            err.contains("hold values nobody sees (B3)"),
+            "{}: {err}",
+            file.display()
+        );
+        let results = String::from_utf8_lossy(&output.stdout);
+        assert!(!results.contains("Administrators"), "{results}");
+    }
+}
+
+/// A name that starts with U+FEFF, saved by LibreOffice as .xls: calamine
+/// drops the mark, and the run says so; the same sheet as .ods keeps it.
+#[test]
+fn an_xls_that_holds_a_leading_feff_is_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("bom.csv");
+    std::fs::write(&csv, "user_id,name\n1,\u{feff}Ann\n").unwrap();
+    for (format, noted) in [("xls", true), ("ods", false)] {
+        let saved = convert(&csv, format, dir.path());
+        let output = command_in(dir.path(), KEY)
+            .arg("validate")
+            .arg(&saved)
+            .args(["-o", "-"])
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{format}: {err}");
+        assert_eq!(
+            err.contains("starts with the invisible mark U+FEFF"),
+            noted,
+            "{format}: {err}"
+        );
+    }
+}

@@ -59,6 +59,7 @@ fn assert_reads_back(path: std::path::PathBuf, users: &[User]) {
         encoding: None,
         null_token: "#null".into(),
         sheet: None,
+        send_hidden_cells: false,
         ignore_unknown_columns: false,
     };
     let input = Input::open(&settings).unwrap();

@@ -2,8 +2,9 @@
 //! injection"): a cell that a spreadsheet would take for a formula (it
 //! begins with `=`, `@`, a tab or a carriage return, or with `+` or `-`
 //! but is not a number or a phone number) is written with a leading `'`,
-//! which spreadsheets show as "text". A cell that itself begins with `'` gets
-//! one more, so that [`restore`] undoes exactly what [`neutralise`] did, and
+//! which spreadsheets show as "text". A cell that itself begins with `'`
+//! before such a mark (or another `'`) gets one more, so that [`restore`]
+//! undoes exactly what [`neutralise`] did (`'Ann` is written as it is), and
 //! the files this tool writes in its input format read back as they were.
 
 use std::borrow::Cow;
@@ -50,7 +51,10 @@ pub fn keep_through_restore(cell: &str) -> Cow<'_, str> {
 
 fn needs_quote(cell: &str) -> bool {
     match cell.as_bytes().first() {
-        Some(b'=' | b'@' | b'\t' | b'\r' | b'\'') => true,
+        Some(b'=' | b'@' | b'\t' | b'\r') => true,
+        // A name such as `'Ann` runs nothing and reads back as it is: only
+        // a `'` that [`restore`] would drop needs one more.
+        Some(b'\'') => starts_like_a_formula(&cell[1..]),
         Some(b'+' | b'-') => !looks_like_a_number(cell),
         _ => false,
     }
@@ -79,7 +83,9 @@ mod tests {
             ("-2+3+cmd|' /C calc'!A0", "'-2+3+cmd|' /C calc'!A0"),
             ("\tx", "'\tx"),
             ("\rx", "'\rx"),
-            ("'quoted", "''quoted"),
+            ("'quoted", "'quoted"),
+            ("'=1", "''=1"),
+            ("''x", "'''x"),
             ("+49 30 1234567", "+49 30 1234567"),
             ("+1 (555) 010-0199", "+1 (555) 010-0199"),
             ("-5", "-5"),

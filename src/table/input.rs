@@ -13,9 +13,20 @@ use csv::ByteRecord;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::sheet::{self, CellNote, SheetRead, Stored};
+use super::spool::Spool;
+use super::zipped;
 use crate::error::Fatal;
 use crate::model::patch::{Field, closest, show};
 use crate::settings::{InputSettings, InputSource};
+
+/// Whether the cells of `column` feed requests (name users or hold
+/// fields).
+fn feeds(header: &Header, column: usize) -> bool {
+    matches!(
+        header.columns.get(column),
+        Some(Column::UserId | Column::CurrentEmail | Column::Field(_))
+    )
+}
 
 /// What a header column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,7 +227,7 @@ fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
 /// (`<(cat users.csv)`) reads like a file. The copy is deleted with it.
 pub struct Input {
     config: InputSettings,
-    spool: tempfile::NamedTempFile,
+    spool: Spool,
     /// The file as it was when copied, to tell whether it changed since.
     original: Option<Fingerprint>,
     /// A workbook: the sheet read (the spool holds its cells as a CSV) and
@@ -257,7 +268,7 @@ impl Input {
             path: config.source.display_path(),
             source,
         };
-        let mut spool = tempfile::NamedTempFile::new().map_err(open_error)?;
+        let mut spool = Spool::new().map_err(open_error)?;
         let original = match &config.source {
             InputSource::File(path) => {
                 let mut file = File::open(path).map_err(open_error)?;
@@ -269,17 +280,17 @@ impl Input {
                     )));
                 }
                 let fingerprint = metadata.is_file().then(|| Fingerprint::of(&metadata));
-                io::copy(&mut file, spool.as_file_mut()).map_err(open_error)?;
+                io::copy(&mut file, &mut spool.writer()).map_err(open_error)?;
                 fingerprint
             }
             InputSource::Stdin => {
-                io::copy(&mut io::stdin().lock(), spool.as_file_mut()).map_err(open_error)?;
+                io::copy(&mut io::stdin().lock(), &mut spool.writer()).map_err(open_error)?;
                 None
             }
         };
         let mut config = config.clone();
         // The first bytes tell a workbook (the same peek as every pass's).
-        let (start, _) = peek(spool.reopen().map_err(open_error)?).map_err(open_error)?;
+        let (start, _) = peek(spool.reader()).map_err(open_error)?;
         let named_like_workbook = match &config.source {
             InputSource::File(path) => sheet::named_like_workbook(path),
             InputSource::Stdin => false,
@@ -299,18 +310,22 @@ impl Input {
                     )));
                 }
             }
-            let bytes =
-                sheet::in_memory(spool.reopen().map_err(open_error)?).map_err(open_error)?;
-            let mut converted = tempfile::NamedTempFile::new().map_err(open_error)?;
-            let sheet_read = sheet::convert(
-                bytes,
-                config.sheet.as_deref(),
-                io::BufWriter::new(converted.as_file_mut()),
-            )
-            .map_err(|message| Fatal::Workbook {
+            let refused = |message| Fatal::Workbook {
                 path: path.clone(),
                 message,
-            })?;
+            };
+            let file_len = spool.size().map_err(open_error)?;
+            zipped::check_parts(spool.reader(), file_len).map_err(refused)?;
+            let bytes = sheet::in_memory(spool.reader()).map_err(open_error)?;
+            let raw = Arc::clone(bytes.get_ref());
+            let mut converted = Spool::new().map_err(open_error)?;
+            let mut sheet_read = sheet::convert(
+                bytes,
+                config.sheet.as_deref(),
+                io::BufWriter::new(converted.writer()),
+            )
+            .map_err(refused)?;
+            sheet_read.may_drop_bom = sheet_read.format == "xls" && sheet::xls_may_hold_bom(&raw);
             spool = converted;
             config.delimiter = Some(b',');
             read = Some(Arc::new(sheet_read));
@@ -321,12 +336,54 @@ impl Input {
                 config.source.display_path().display()
             )));
         }
-        Ok(Input {
+        let input = Input {
             config,
             spool,
             original,
             sheet: read,
             csv_named_like_workbook: named_like_workbook && !workbook,
+        };
+        input.refuse_hidden_cells()?;
+        Ok(input)
+    }
+
+    /// The hidden cells of a workbook whose values would be sent: refused
+    /// unless `--send-hidden-cells` accepts them (a person checks what is
+    /// shown, not what the file keeps).
+    fn refuse_hidden_cells(&self) -> Result<(), Fatal> {
+        let Some(read) = &self.sheet else {
+            return Ok(());
+        };
+        if read.hidden.is_empty() || self.config.send_hidden_cells {
+            return Ok(());
+        }
+        // A header the run cannot use is reported by the run itself.
+        let Ok(rows) = self.rows() else {
+            return Ok(());
+        };
+        let header = rows.header();
+        let sent: Vec<String> = read
+            .hidden
+            .iter()
+            .filter(|cell| feeds(header, cell.column))
+            .map(|cell| format!("{} ({})", cell.reference(), cell.why))
+            .collect();
+        if sent.is_empty() {
+            return Ok(());
+        }
+        Err(Fatal::Workbook {
+            path: self.display_path(),
+            message: format!(
+                "{} of the sheet {:?} that a person does not see would be sent: {}; show the \
+                 rows and columns (and give the cells a format that shows them) and check \
+                 them, or clear them, or pass --send-hidden-cells to send them as they are",
+                match sent.len() {
+                    1 => "1 cell".to_string(),
+                    n => format!("{n} cells"),
+                },
+                read.sheet,
+                first_few(&sent)
+            ),
         })
     }
 
@@ -358,6 +415,36 @@ impl Input {
                 read.sheets.len()
             ));
         }
+        if read.may_drop_bom {
+            notes.push(format!(
+                "{} seems to hold text that starts with the invisible mark U+FEFF, which \
+                 cannot be read from an .xls file (it is dropped, so a value that starts with \
+                 it is sent without it); to keep it, save the sheet as .xlsx or .ods",
+                path.display()
+            ));
+        }
+        if !read.covered.is_empty() {
+            notes.push(format!(
+                "cells covered by merged cells hold values nobody sees ({}): they are read as \
+                 empty (\"leave unchanged\"); unmerge them and fill each cell to send values",
+                first_few(&read.covered)
+            ));
+        }
+        if !read.hidden.is_empty() {
+            let listed: Vec<String> = read
+                .hidden
+                .iter()
+                .map(|cell| format!("{} ({})", cell.reference(), cell.why))
+                .collect();
+            let what = match self.config.send_hidden_cells {
+                true => "sent as they are (--send-hidden-cells)",
+                false => "in columns that are not sent",
+            };
+            notes.push(format!(
+                "cells a person does not see hold values, {what}: {}",
+                first_few(&listed)
+            ));
+        }
         if !read.merged_down.is_empty() {
             notes.push(format!(
                 "cells merged down several rows ({}): only the top row holds the value, and the \
@@ -372,12 +459,7 @@ impl Input {
             return Ok(notes);
         };
         let header = rows.header();
-        let feeds = |column: usize| {
-            matches!(
-                header.columns.get(column),
-                Some(Column::UserId | Column::CurrentEmail | Column::Field(_))
-            )
-        };
+        let feeds = |column: usize| feeds(header, column);
         let formulas: Vec<String> = read
             .notes
             .iter()
@@ -421,7 +503,7 @@ impl Input {
             source,
         };
         // A file of its own for each pass: passes never share an offset.
-        let file = self.spool.reopen().map_err(open_error)?;
+        let file = self.spool.reader();
         // Peek at the start: a byte-order mark decides the decoding, the first
         // line the delimiter. Plain UTF-8 is read as it is, without a decoder.
         let (mut start, rest) = peek(file).map_err(open_error)?;
@@ -792,6 +874,7 @@ mod tests {
             null_token: "#null".into(),
             ignore_unknown_columns: false,
             sheet: None,
+            send_hidden_cells: false,
         };
         let input = Input::open(&config).unwrap();
         let mut reader = input.rows().unwrap();

@@ -6,8 +6,11 @@
 pub mod cells;
 pub mod input;
 pub mod input_format;
+pub mod layout;
 pub mod record;
 pub mod results;
 pub mod sheet;
+pub mod spool;
 pub mod undo;
 pub mod xlsx;
+pub mod zipped;

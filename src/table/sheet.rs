@@ -13,9 +13,10 @@
 use std::io::{self, Read, Seek, Write};
 
 use super::input::names_the_user;
+use super::layout::{self, Layout, Mark, MergeSweep, Region};
 pub use crate::settings::named_like_workbook;
 use calamine::{
-    Data, Ods, OdsError, Reader, SheetType, SheetVisible, Sheets, Xls, Xlsx,
+    Data, Ods, OdsError, Reader, SheetType, SheetVisible, Sheets, StyleRange, Xls, Xlsx,
     open_workbook_auto_from_rs, open_workbook_from_rs,
 };
 
@@ -61,6 +62,14 @@ pub struct CellNote {
     pub column: usize,
     pub stored: Stored,
     pub formula: bool,
+    /// How a number format shows the cell when it is not the plain number
+    /// (`a percentage`, `a currency`, `the format "000"`).
+    pub format: Option<String>,
+    /// The cell holds ruby (phonetic) text, which is read into its value.
+    pub ruby: bool,
+    /// The file stores the text with `_xHHHH_`, which Excel shows as the
+    /// character it codes and LibreOffice as it is.
+    pub escaped: bool,
 }
 
 impl CellNote {
@@ -97,6 +106,35 @@ pub struct SheetRead {
     /// Merged cells that span rows (`C2:C4`): the value is the top row's
     /// only, and the rows below read as empty.
     pub merged_down: Vec<String>,
+    /// Cells covered by a merge that hold a value nobody sees: read as
+    /// empty.
+    pub covered: Vec<String>,
+    /// An `.xls` file that seems to hold text starting with U+FEFF, which
+    /// calamine drops (it decodes each string as if the mark were a
+    /// byte-order mark).
+    pub may_drop_bom: bool,
+    /// Cells that hold something a person does not see: in a hidden row or
+    /// column, or formatted to show nothing. Sorted by row.
+    pub hidden: Vec<HiddenCell>,
+}
+
+/// A cell that holds something a person does not see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HiddenCell {
+    /// 1-based, as the sheet numbers them.
+    pub row: u64,
+    /// 0-based, as the header's columns.
+    pub column: usize,
+    /// `in a hidden row`, `in a hidden column`, `formatted to show nothing
+    /// (;;;)`.
+    pub why: &'static str,
+}
+
+impl HiddenCell {
+    /// The cell's name in a spreadsheet: `B7`.
+    pub fn reference(&self) -> String {
+        format!("{}{}", column_letters(self.column), self.row)
+    }
 }
 
 impl SheetRead {
@@ -116,6 +154,13 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
     wanted: Option<&str>,
     out: W,
 ) -> Result<SheetRead, String> {
+    let file_len = file.clone().seek(io::SeekFrom::End(0)).unwrap_or(0);
+    let budget = Budget {
+        text: super::zipped::inflate_limit(file_len),
+        file_len,
+    };
+    // An .ods file is scanned before calamine expands its repeated rows.
+    let mut ods_layouts = layout::ods_layouts(file.clone())?;
     let mut workbook = match open_workbook_auto_from_rs(file.clone()) {
         Ok(workbook) => workbook,
         Err(_) => return Err(why_unreadable(file)),
@@ -164,13 +209,31 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
                     ),
                 });
             }
-            sheet_of_users(&mut workbook, &visible)?
+            sheet_of_users(&mut workbook, &visible, &budget)?
         }
     };
     let merged = match &mut workbook {
         Sheets::Xlsx(xlsx) => xlsx.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
         Sheets::Xls(xls) => xls.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
         _ => Vec::new(),
+    };
+    let mut seen = match &workbook {
+        Sheets::Xlsx(_) => layout::xlsx_hidden(file.clone(), &sheet)?,
+        Sheets::Ods(_) => ods_layouts.remove(&sheet).unwrap_or_default(),
+        _ => Layout::default(),
+    };
+    seen.merges = merged
+        .iter()
+        .map(|region| Region {
+            top: region.start.0,
+            left: region.start.1,
+            bottom: region.end.0,
+            right: region.end.1,
+        })
+        .collect();
+    let styles = match &mut workbook {
+        Sheets::Xlsx(xlsx) => xlsx.worksheet_style(&sheet).ok(),
+        _ => None,
     };
     let merged_down = merged
         .iter()
@@ -185,9 +248,9 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
             )
         })
         .collect();
-    let cells = cells_of(&mut workbook, &sheet, false)?;
-    let copied = copy_cells(&cells, out)?;
-    let Some(copied) = copied else {
+    let cells = cells_of(&mut workbook, &sheet, false, &budget)?;
+    let copied = copy_cells(&cells, &seen, styles.as_ref(), out)?;
+    let Some((copied, covered, hidden)) = copied else {
         let others = match names.len() {
             1 => String::new(),
             _ => format!(
@@ -203,6 +266,9 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         sheets: names,
         notes: copied,
         merged_down,
+        covered,
+        hidden,
+        may_drop_bom: false,
     })
 }
 
@@ -258,13 +324,14 @@ fn why_unreadable<R: Read + Seek + Clone>(mut file: R) -> String {
 fn sheet_of_users<RS: Read + Seek>(
     workbook: &mut Sheets<RS>,
     visible: &[String],
+    budget: &Budget,
 ) -> Result<String, String> {
     if visible.len() == 1 {
         return Ok(visible[0].clone());
     }
     let mut with_users = Vec::new();
     for name in visible {
-        let cells = first_row(workbook, name)?;
+        let cells = first_row(workbook, name, budget)?;
         if cells
             .iter()
             .any(|cell| matches!(&cell.value, Data::String(text) if names_the_user(text)))
@@ -287,8 +354,9 @@ fn sheet_of_users<RS: Read + Seek>(
 fn first_row<RS: Read + Seek>(
     workbook: &mut Sheets<RS>,
     sheet: &str,
+    budget: &Budget,
 ) -> Result<Vec<SheetCell>, String> {
-    let mut cells = cells_of(workbook, sheet, true)?;
+    let mut cells = cells_of(workbook, sheet, true, budget)?;
     let Some(first) = cells.iter().find(|cell| !cell.blank()).map(|cell| cell.row) else {
         return Ok(Vec::new());
     };
@@ -364,10 +432,12 @@ fn cells_of<RS: Read + Seek>(
     workbook: &mut Sheets<RS>,
     sheet: &str,
     first_only: bool,
+    budget: &Budget,
 ) -> Result<Vec<SheetCell>, String> {
     let failed =
         |error: &dyn std::fmt::Display| format!("cannot read the sheet {sheet:?}: {error}");
     let mut cells = Vec::new();
+    let mut held = Held::default();
     if let Sheets::Xlsx(xlsx) = workbook {
         let mut reader = xlsx.worksheet_cells_reader(sheet).map_err(|e| failed(&e))?;
         let mut filled_row = None;
@@ -387,6 +457,7 @@ fn cells_of<RS: Read + Seek>(
                     u64::from(column) + 1
                 ));
             }
+            held.add(&value, formula.as_deref(), (row, column), sheet, budget)?;
             if first_only {
                 match filled_row {
                     Some(first) if row > first => break,
@@ -419,6 +490,13 @@ fn cells_of<RS: Read + Seek>(
         let (top, left) = range.start().unwrap_or((0, 0));
         for (row, column, value) in range.used_cells() {
             let at = (top + row as u32, left + column as u32);
+            held.add(
+                value,
+                formulas.get(&at).map(String::as_str),
+                at,
+                sheet,
+                budget,
+            )?;
             cells.push(SheetCell {
                 row: at.0,
                 column: at.1,
@@ -436,7 +514,8 @@ fn cells_of<RS: Read + Seek>(
             });
         }
     }
-    cells.sort_by_key(|cell| (cell.row, cell.column));
+    // In place: a stable sort would take half the cells again in memory.
+    cells.sort_unstable_by_key(|cell| (cell.row, cell.column));
     if let Some(twice) = cells
         .windows(2)
         .find(|pair| (pair[0].row, pair[0].column) == (pair[1].row, pair[1].column))
@@ -451,16 +530,82 @@ fn cells_of<RS: Read + Seek>(
     Ok(cells)
 }
 
-/// The most cells the CSV copy may hold when a value far right of the
-/// header widens every row: beyond it, a stray cell is refused rather than
-/// copied as millions of empty cells.
-const MAX_WIDENED_CELLS: u64 = 50_000_000;
+/// The most cells the CSV copy of a sheet may hold, empty ones included
+/// (each row that holds a cell is copied as wide as the widest row; a row
+/// with none is a blank line): a stray cell far right of the header, or a
+/// header that reaches column XFD, is refused rather than copied as
+/// millions of empty cells. The copy takes at most this many bytes of
+/// commas, plus the cells' text ([`Budget`]).
+pub const MAX_COPIED_CELLS: u64 = 50_000_000;
+
+/// The most cells that hold something a sheet is read with: about 70 bytes
+/// of memory each while the sheet is copied.
+pub const MAX_CELLS: u64 = 10_000_000;
+
+/// What reading one workbook may hold: the text of its cells together is
+/// at most [`super::zipped::inflate_limit`] of the file's size.
+struct Budget {
+    text: u64,
+    file_len: u64,
+}
+
+/// What the cells read so far hold.
+#[derive(Default)]
+struct Held {
+    cells: u64,
+    text: u64,
+}
+
+impl Held {
+    fn add(
+        &mut self,
+        value: &Data,
+        formula: Option<&str>,
+        (row, column): (u32, u32),
+        sheet: &str,
+        budget: &Budget,
+    ) -> Result<(), String> {
+        let text = match value {
+            Data::String(text) | Data::DateTimeIso(text) | Data::DurationIso(text) => text.len(),
+            _ => 0,
+        } + formula.map_or(0, str::len);
+        self.cells += 1;
+        self.text += text as u64;
+        let cell = format!("{}{}", column_letters(column as usize), u64::from(row) + 1);
+        if self.cells > MAX_CELLS {
+            return Err(format!(
+                "the sheet {sheet:?} holds more than {MAX_CELLS} cells (reached at {cell}), \
+                 the most a sheet is read with; split it into several files"
+            ));
+        }
+        if self.text > budget.text {
+            return Err(format!(
+                "the cells of the sheet {sheet:?} hold more than {} of text together (reached \
+                 at {cell}, which holds {}), the limit for a file of {} ({} times its size \
+                 plus {}, at most {}); a cell this long holds no user's field: delete it and \
+                 save the file",
+                super::zipped::show_size(budget.text),
+                super::zipped::show_size(text as u64),
+                super::zipped::show_size(budget.file_len),
+                super::zipped::INFLATE_MULTIPLE,
+                super::zipped::show_size(super::zipped::INFLATE_BASE),
+                super::zipped::show_size(super::zipped::INFLATE_CAP),
+            ));
+        }
+        Ok(())
+    }
+}
 
 /// Writes `cells` as CSV rows: row numbers and column letters are the
 /// sheet's (blank lines above the header, empty cells left of it), every
 /// row as wide as the rightmost cell that holds something. `None`: the
 /// sheet holds nothing.
-fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNote>>, String> {
+fn copy_cells<W: Write>(
+    cells: &[SheetCell],
+    seen: &Layout,
+    styles: Option<&StyleRange>,
+    out: W,
+) -> Result<Option<Copied>, String> {
     let filled: Vec<&SheetCell> = cells.iter().filter(|cell| !cell.blank()).collect();
     let Some(first) = filled.first() else {
         return Ok(None);
@@ -478,8 +623,19 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
         .expect("a filled cell");
     let width = widest.column + 1;
     let last_row = filled.last().expect("a filled cell").row;
-    let rows = u64::from(last_row - header_row + 1);
-    if width > header_end && u64::from(width) * rows > MAX_WIDENED_CELLS {
+    let mut filled_rows: u64 = 0;
+    let mut previous = None;
+    for cell in cells.iter().filter(|cell| cell.row >= header_row) {
+        if previous != Some(cell.row) {
+            filled_rows += 1;
+            previous = Some(cell.row);
+        }
+    }
+    let copied_cells = u64::from(width) * filled_rows;
+    // A stray cell far right of the header would widen every row of the
+    // table: refused by name, as a person would delete it.
+    let spanned = u64::from(width) * u64::from(last_row - header_row + 1);
+    if width > header_end && spanned > MAX_COPIED_CELLS {
         return Err(format!(
             "the cell {}{} holds {}, far right of the header (which ends at {}{}): every \
              row would be read {width} columns wide; delete that cell (and any others out \
@@ -491,6 +647,15 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
             header_row + 1
         ));
     }
+    if copied_cells > MAX_COPIED_CELLS {
+        return Err(format!(
+            "the header reaches column {} ({width} columns) and {filled_rows} rows hold \
+             cells: the sheet's copy would hold {copied_cells} cells, more than the \
+             {MAX_COPIED_CELLS} a sheet is read with; delete the columns the users do not \
+             need (right of the table too) and save the file",
+            column_letters(header_end.max(1) as usize - 1),
+        ));
+    }
     let copy_failed = |error: &dyn std::fmt::Display| format!("cannot copy the sheet: {error}");
     let mut out = out;
     // The rows above the header: blank lines, so that row numbers are the
@@ -500,9 +665,18 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
     }
     let mut csv = csv::WriterBuilder::new().flexible(true).from_writer(out);
     let mut notes = Vec::new();
+    let mut covered = Vec::new();
+    let mut hidden = Vec::new();
+    let mut merges = MergeSweep::new(seen.merges.clone());
     let mut record = vec![String::new(); width as usize];
     let mut at = 0;
     for row in header_row..=last_row {
+        if cells.get(at).is_none_or(|cell| cell.row > row) {
+            // No cell on the row: a blank line, whatever the width.
+            csv.write_record(std::iter::empty::<&[u8]>())
+                .map_err(|e| copy_failed(&e))?;
+            continue;
+        }
         record.iter_mut().for_each(String::clear);
         while let Some(cell) = cells.get(at).filter(|cell| cell.row <= row) {
             at += 1;
@@ -510,6 +684,44 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
                 // Above the header, or blank cells far right: nothing to read.
                 continue;
             }
+            let at = (cell.row, cell.column);
+            let reference = || format!("{}{}", column_letters(at.1 as usize), u64::from(at.0) + 1);
+            let mark = seen.marks.get(&at).cloned().or_else(|| {
+                let format = styles?.get(at)?.number_format.as_ref()?;
+                layout::xlsx_format_mark(&format.format_code)
+            });
+            if mark == Some(Mark::Covered) || merges.covering(at.0, at.1).is_some() {
+                // A merge shows its first cell only: the others are empty
+                // to a person, whatever the file keeps in them.
+                if !cell.blank() {
+                    covered.push(reference());
+                }
+                continue;
+            }
+            if !cell.blank() {
+                let why = if layout::in_ranges(&seen.hidden_rows, at.0) {
+                    Some("in a hidden row")
+                } else if layout::in_ranges(&seen.hidden_columns, at.1) {
+                    Some("in a hidden column")
+                } else if mark == Some(Mark::FormatHides) {
+                    Some("formatted to show nothing (;;;)")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    hidden.push(HiddenCell {
+                        row: u64::from(at.0) + 1,
+                        column: at.1 as usize,
+                        why,
+                    });
+                }
+            }
+            let ruby = mark == Some(Mark::Ruby);
+            let escaped = mark == Some(Mark::Escaped);
+            let format = match (&mark, &cell.value) {
+                (Some(Mark::Format(kind)), Data::Int(_) | Data::Float(_)) => Some(kind.clone()),
+                _ => None,
+            };
             let (text, stored) = match (&cell.value, &cell.formula) {
                 // A formula whose value was never saved (or is empty): its
                 // text stands in the cell, so that the row is not taken for a
@@ -528,12 +740,20 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
                     (text, stored)
                 }
             };
-            if cell.formula.is_some() || stored != Stored::Text {
+            if cell.formula.is_some()
+                || stored != Stored::Text
+                || ruby
+                || escaped
+                || format.is_some()
+            {
                 notes.push(CellNote {
                     row: u64::from(row) + 1,
                     column: cell.column as usize,
                     stored,
                     formula: cell.formula.is_some(),
+                    format,
+                    ruby,
+                    escaped,
                 });
             }
             record[cell.column as usize] = text;
@@ -542,8 +762,12 @@ fn copy_cells<W: Write>(cells: &[SheetCell], out: W) -> Result<Option<Vec<CellNo
         csv.write_record(&record).map_err(|e| copy_failed(&e))?;
     }
     csv.flush().map_err(|e| copy_failed(&e))?;
-    Ok(Some(notes))
+    Ok(Some((notes, covered, hidden)))
 }
+
+/// The notes of a sheet's copy, the covered cells that held values, and
+/// the hidden cells that hold something.
+type Copied = (Vec<CellNote>, Vec<String>, Vec<HiddenCell>);
 
 /// A formula as a person types it: `=A1+1` (OpenDocument keeps `of:=...`).
 fn formula_text(formula: &str) -> String {
@@ -651,6 +875,21 @@ fn text_of(cell: &Data) -> (String, Stored) {
             (shown.clone(), Stored::Error(shown))
         }
     }
+}
+
+/// Whether the bytes of an `.xls` file seem to hold a string that starts
+/// with U+FEFF: a BIFF8 string header whose flags say UTF-16, followed by
+/// the bytes FF FE. A guess (the bytes could be part of a number), made
+/// for a note only.
+pub fn xls_may_hold_bom(bytes: &[u8]) -> bool {
+    bytes.iter().enumerate().any(|(at, &flags)| {
+        // UTF-16 (bit 0), then the run count of rich text (bit 3, 2
+        // bytes) and the size of the phonetic block (bit 2, 4 bytes).
+        let skip = 1 + usize::from(flags & 0x08 != 0) * 2 + usize::from(flags & 0x04 != 0) * 4;
+        flags & 0xF2 == 0
+            && flags & 0x01 != 0
+            && bytes.get(at + skip..at + skip + 2) == Some(&[0xFF, 0xFE][..])
+    })
 }
 
 /// Reads all of `reader` into memory: calamine needs to seek, and the

@@ -18,6 +18,10 @@ use crate::model::api::User;
 /// header's included.
 pub const MAX_ROWS: u64 = 1_048_576;
 
+/// The most characters a cell holds (Excel's limit, which rust_xlsxwriter
+/// enforces).
+pub const MAX_CELL_CHARS: usize = 32_767;
+
 /// The widest a column is made, in characters; longer values wrap out of
 /// sight until the column is widened.
 const MAX_WIDTH: usize = 50;
@@ -68,7 +72,16 @@ pub fn write_users<W: Write + Send>(
             // Text cells run no formula; only what the reader's undoing of
             // a CSV's neutralising would change needs a mark.
             let cell = keep_through_restore(&cell);
-            widths[column] = widths[column].max(cell.chars().count());
+            let length = cell.chars().count();
+            if length > MAX_CELL_CHARS {
+                return Err(format!(
+                    "the user {} has a {} of {length} characters, more than the {MAX_CELL_CHARS} \
+                     a spreadsheet cell holds; export to a .csv file instead",
+                    if id.is_empty() { "without an ID" } else { &id },
+                    names[column],
+                ));
+            }
+            widths[column] = widths[column].max(length);
             sheet
                 .write_string_with_format(row, column as ColNum, cell, &text)
                 .map_err(failed)?;
@@ -92,4 +105,24 @@ pub fn is_xlsx_path(path: &std::path::Path) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
         .is_some_and(|ext| ext.eq_ignore_ascii_case("xlsx"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_too_long_for_a_cell_names_the_user_and_field() {
+        let user: User = serde_json::from_value(serde_json::json!({
+            "id": 17,
+            "name": "x".repeat(40_000),
+        }))
+        .unwrap();
+        let error = write_users(std::io::Cursor::new(Vec::new()), &[user], "#null").unwrap_err();
+        assert!(
+            error.contains("the user 17 has a name of 400")
+                && error.contains("more than the 32767"),
+            "{error}"
+        );
+    }
 }

@@ -1,0 +1,290 @@
+//! The bounds on reading a workbook stored as a ZIP archive (`.xlsx`,
+//! `.xlsm`, `.xlsb`, `.ods`): before any reader inflates a part, every part
+//! is inflated once here through a counting reader, so that a few
+//! kilobytes that inflate to gigabytes (a "ZIP bomb") are refused with the
+//! part named before memory or disk follow them.
+
+use std::io::{self, Read, Seek};
+
+use zip::ZipArchive;
+
+/// What the parts of a workbook may inflate to, together: this many times
+/// the file's size on disk, plus [`INFLATE_BASE`], and never more than
+/// [`INFLATE_CAP`]. Spreadsheets compress their XML 5 to 20 times; 100
+/// leaves room for sheets of one value repeated, and deflate's own limit
+/// is about 1,000.
+pub const INFLATE_MULTIPLE: u64 = 100;
+pub const INFLATE_BASE: u64 = 16 << 20;
+pub const INFLATE_CAP: u64 = 1 << 30;
+
+/// The most bytes an XML part may hold between two tags: a cell holds at
+/// most 32,767 characters (Excel's limit), 640 KB at most as escaped
+/// UTF-8; a longer run (whitespace, one giant text) would be buffered whole
+/// by the XML reader.
+pub const MAX_RUN: u64 = 4 << 20;
+
+/// The bytes the parts of a workbook of `file_len` bytes may inflate to;
+/// also the most text its cells may hold together.
+pub fn inflate_limit(file_len: u64) -> u64 {
+    file_len
+        .saturating_mul(INFLATE_MULTIPLE)
+        .saturating_add(INFLATE_BASE)
+        .min(INFLATE_CAP)
+}
+
+/// `123456789` as `118 MiB`, `2048` as `2.0 KiB`.
+pub fn show_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{bytes} bytes"),
+        _ if value < 10.0 => format!("{value:.1} {}", UNITS[unit]),
+        _ => format!("{value:.0} {}", UNITS[unit]),
+    }
+}
+
+/// Inflates every part of the archive in `file` (of `file_len` bytes) once,
+/// counting, and stops at the first that takes the total past
+/// [`inflate_limit`]: its declared size is checked first, and then the
+/// bytes actually inflated, which a forged header cannot hide. Memory
+/// stays at one buffer. The error is a sentence for the user; an archive
+/// the zip reader cannot open passes (the workbook reader says why).
+pub fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String> {
+    let Ok(mut archive) = ZipArchive::new(file) else {
+        return Ok(());
+    };
+    let limit = inflate_limit(file_len);
+    let over = |part: &str, size: String| {
+        format!(
+            "its part {part:?} inflates to {size}, past the limit for a file of {}: all its \
+             parts together may hold at most {} ({INFLATE_MULTIPLE} times the file's size \
+             plus {}, at most {}); a workbook compressed this far holds no table of users \
+             (it may be made to exhaust memory): save the sheet again as .xlsx or CSV UTF-8",
+            show_size(file_len),
+            show_size(limit),
+            show_size(INFLATE_BASE),
+            show_size(INFLATE_CAP),
+        )
+    };
+    let mut total: u64 = 0;
+    for index in 0..archive.len() {
+        let Ok(mut part) = archive.by_index(index) else {
+            // A part that cannot be read is the workbook reader's to report.
+            continue;
+        };
+        let name = part
+            .name()
+            .map(|name| name.into_owned())
+            .unwrap_or_default();
+        let room = limit - total;
+        if part.size() > room {
+            return Err(over(&name, show_size(part.size())));
+        }
+        let xml = name.ends_with(".xml") || name.ends_with(".rels");
+        let mut runs = RunWatch {
+            xml,
+            ..RunWatch::default()
+        };
+        let copied = io::copy(&mut (&mut part).take(room + 1), &mut runs);
+        if xml && runs.longest > MAX_RUN {
+            return Err(format!(
+                "its part {name:?} holds more than {} with no XML tag (from byte {}), more \
+                 than any cell's text can take: it may be made to exhaust memory; save the \
+                 sheet again as .xlsx or CSV UTF-8",
+                show_size(MAX_RUN),
+                runs.longest_at,
+            ));
+        }
+        let inflated = match copied {
+            Ok(inflated) => inflated,
+            // The zip reader stops at the declared size (so does calamine's):
+            // a part that goes on is forged or damaged.
+            Err(error) if error.to_string().contains("declared") => {
+                return Err(format!(
+                    "its part {name:?} inflates past the {} bytes its headers declare: the \
+                     file is damaged (or made to mislead readers); save the sheet again as \
+                     .xlsx or CSV UTF-8",
+                    part.size()
+                ));
+            }
+            // A damaged part: the workbook reader says so, if it reads it.
+            Err(_) => continue,
+        };
+        if inflated > room {
+            return Err(over(&name, format!("more than {}", show_size(room))));
+        }
+        total += inflated;
+    }
+    Ok(())
+}
+
+/// Counts the bytes written and the longest run between two XML tag
+/// marks (`<`, `>`).
+#[derive(Default)]
+struct RunWatch {
+    /// An XML part: stop at the first run past [`MAX_RUN`].
+    xml: bool,
+    at: u64,
+    run: u64,
+    run_at: u64,
+    longest: u64,
+    longest_at: u64,
+}
+
+impl io::Write for RunWatch {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut start = 0;
+        for mark in memchr::memchr2_iter(b'<', b'>', buf) {
+            self.end_run(mark - start);
+            start = mark + 1;
+            self.run_at = self.at + start as u64;
+        }
+        let rest = (buf.len() - start) as u64;
+        self.run += rest;
+        if self.run > self.longest {
+            self.longest = self.run;
+            self.longest_at = self.run_at;
+        }
+        self.at += buf.len() as u64;
+        if self.xml && self.longest > MAX_RUN {
+            return Err(io::Error::other("a run without a tag"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl RunWatch {
+    fn end_run(&mut self, tail: usize) {
+        self.run += tail as u64;
+        if self.run > self.longest {
+            self.longest = self.run;
+            self.longest_at = self.run_at;
+        }
+        self.run = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_a_person_says_them() {
+        let cases = [
+            (512, "512 bytes"),
+            (2048, "2.0 KiB"),
+            (116_000_000, "111 MiB"),
+            (1 << 30, "1.0 GiB"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(show_size(bytes), want);
+        }
+    }
+
+    #[test]
+    fn the_limit_grows_with_the_file_up_to_the_cap() {
+        assert_eq!(inflate_limit(0), INFLATE_BASE);
+        assert_eq!(inflate_limit(1_000_000), 100_000_000 + INFLATE_BASE);
+        assert_eq!(inflate_limit(1 << 40), INFLATE_CAP);
+    }
+
+    fn archive(parts: &[(&str, &[u8], usize)]) -> Vec<u8> {
+        let mut out = io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true);
+        for (name, chunk, times) in parts {
+            zip.start_file(*name, options).unwrap();
+            for _ in 0..*times {
+                std::io::Write::write_all(&mut zip, chunk).unwrap();
+            }
+        }
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    /// A part whose headers declare 1,000 bytes and that inflates to 40
+    /// MiB: the zip reader stops at the declared size, and the part is
+    /// refused by name.
+    #[test]
+    fn a_forged_declared_size_does_not_hide_a_bomb() {
+        let chunk = [b'a'; 1 << 16];
+        let forge = |bytes: &mut Vec<u8>, signature: &[u8], offset: usize| {
+            let at = bytes
+                .windows(4)
+                .position(|w| w == signature)
+                .expect("a header");
+            bytes[at + offset..at + offset + 4].copy_from_slice(&1000u32.to_le_bytes());
+        };
+        // Without large_file(true): the sizes are in the headers' own fields.
+        let mut plain = io::Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut plain);
+            let options = zip::write::SimpleFileOptions::default();
+            zip.start_file("xl/sharedStrings.xml", options).unwrap();
+            for _ in 0..640 {
+                std::io::Write::write_all(&mut zip, &chunk).unwrap();
+            }
+            zip.finish().unwrap();
+        }
+        let mut bytes = plain.into_inner();
+        forge(&mut bytes, b"PK\x03\x04", 22);
+        forge(&mut bytes, b"PK\x01\x02", 24);
+        let error = check_parts(io::Cursor::new(&bytes), bytes.len() as u64).unwrap_err();
+        assert!(
+            error.contains("\"xl/sharedStrings.xml\" inflates past the 1000 bytes its headers"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_long_run_without_a_tag_is_refused() {
+        let spaces = [b' '; 1 << 16];
+        let mut out = io::Cursor::new(Vec::new());
+        {
+            let mut zip = zip::ZipWriter::new(&mut out);
+            let options = zip::write::SimpleFileOptions::default();
+            zip.start_file("xl/worksheets/sheet1.xml", options).unwrap();
+            std::io::Write::write_all(&mut zip, b"<sheet><a>").unwrap();
+            for _ in 0..80 {
+                std::io::Write::write_all(&mut zip, &spaces).unwrap();
+            }
+            std::io::Write::write_all(&mut zip, b"</a></sheet>").unwrap();
+            zip.finish().unwrap();
+        }
+        let bytes = out.into_inner();
+        let error = check_parts(io::Cursor::new(&bytes), 100 << 20).unwrap_err();
+        assert!(
+            error.contains("holds more than 4.0 MiB with no XML tag (from byte 10)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_part_that_inflates_past_the_limit_is_named() {
+        let small = archive(&[("xl/workbook.xml", b"<workbook/>", 1)]);
+        assert_eq!(
+            check_parts(io::Cursor::new(&small), small.len() as u64),
+            Ok(())
+        );
+        let zeros = [b' '; 1 << 16];
+        let bomb = archive(&[
+            ("xl/workbook.xml", b"<workbook/>", 1),
+            ("xl/sharedStrings.xml", &zeros, 600),
+        ]);
+        assert!(bomb.len() < 100_000, "{}", bomb.len());
+        let error = check_parts(io::Cursor::new(&bomb), bomb.len() as u64).unwrap_err();
+        assert!(error.contains("\"xl/sharedStrings.xml\""), "{error}");
+        assert!(error.contains("100 times"), "{error}");
+    }
+}

@@ -1,0 +1,583 @@
+//! Workbooks made to exhaust the reader (ZIP bombs, a header to column
+//! XFD, one user on many rows), generated here with the zip crate and read
+//! by the built binary under a memory and file-size limit, so that a
+//! regression fails the test instead of the machine.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Output;
+
+const KEY: &str = "workbook-bounds-test-key-0123456789";
+
+/// The binary's memory (virtual, KiB) and file-size (KiB) limits.
+const MEMORY_KIB: u64 = 2_000_000;
+const FILE_KIB: u64 = 200_000;
+
+/// Runs the binary in `dir` under the limits.
+fn run_limited(dir: &Path, args: &[&str]) -> Output {
+    let script = format!("ulimit -v {MEMORY_KIB}; ulimit -f {FILE_KIB}; exec \"$0\" \"$@\"");
+    let mut command = common::command_in(dir, KEY);
+    let program = command.get_program().to_owned();
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .current_dir(dir)
+        .env("GCORE_API_KEY", KEY)
+        .env("TMPDIR", dir)
+        .args(["-c", &script])
+        .arg(program)
+        .args(args);
+    let _ = &mut command;
+    limited.output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// One part of a generated archive: its name, a chunk, how many times the
+/// chunk repeats, and what closes it.
+struct Part<'a> {
+    name: &'a str,
+    open: &'a [u8],
+    chunk: &'a [u8],
+    times: usize,
+    close: &'a [u8],
+}
+
+fn part<'a>(name: &'a str, text: &'a [u8]) -> Part<'a> {
+    Part {
+        name,
+        open: text,
+        chunk: b"",
+        times: 0,
+        close: b"",
+    }
+}
+
+fn archive(path: &Path, parts: &[Part]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(9))
+        .large_file(true);
+    for part in parts {
+        zip.start_file(part.name, options).unwrap();
+        zip.write_all(part.open).unwrap();
+        for _ in 0..part.times {
+            zip.write_all(part.chunk).unwrap();
+        }
+        zip.write_all(part.close).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+const CONTENT_TYPES: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>"#;
+const RELS: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
+const WORKBOOK: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="R&amp;D users" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
+const WORKBOOK_RELS: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" Target="sharedStrings.xml"/></Relationships>"#;
+const SHEET_OPEN: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>"#;
+const SHEET_CLOSE: &[u8] = b"</sheetData></worksheet>";
+
+/// An `.xlsx` of one sheet: `sheet` and `strings` are the parts as given
+/// (each a [`Part`] whose name is filled in here).
+fn xlsx(path: &Path, sheet: Part, strings: Part) {
+    let sheet = Part {
+        name: "xl/worksheets/sheet1.xml",
+        ..sheet
+    };
+    let strings = Part {
+        name: "xl/sharedStrings.xml",
+        ..strings
+    };
+    archive(
+        path,
+        &[
+            part("[Content_Types].xml", CONTENT_TYPES),
+            part("_rels/.rels", RELS),
+            part("xl/workbook.xml", WORKBOOK),
+            part("xl/_rels/workbook.xml.rels", WORKBOOK_RELS),
+            sheet,
+            strings,
+        ],
+    );
+}
+
+const USERS_SHEET: &[u8] = br#"<row r="1"><c r="A1" t="inlineStr"><is><t>user_id</t></is></c><c r="B1" t="inlineStr"><is><t>company</t></is></c></row><row r="2"><c r="A2"><v>5</v></c><c r="B2" t="s"><v>0</v></c></row>"#;
+const NO_STRINGS: &[u8] = br#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>ACME</t></si></sst>"#;
+
+fn file_kib(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len() / 1024
+}
+
+/// A shared string that inflates to 64 MB from a file of about 64 KB
+/// (the issue's was 1 GB from 1 MB: the same ratio).
+#[test]
+fn a_shared_string_that_inflates_past_the_limit_is_refused_by_its_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bomb.xlsx");
+    let chunk = vec![b'a'; 1 << 20];
+    xlsx(
+        &path,
+        Part {
+            open: SHEET_OPEN,
+            close: SHEET_CLOSE,
+            ..part("", USERS_SHEET)
+        },
+        Part {
+            open:
+                br#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>"#,
+            chunk: &chunk,
+            times: 64,
+            close: b"</t></si></sst>",
+            name: "",
+        },
+    );
+    assert!(file_kib(&path) < 1024, "{} KiB", file_kib(&path));
+    let output = run_limited(dir.path(), &["validate", "bomb.xlsx", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("\"xl/sharedStrings.xml\" inflates to"),
+        "{err}"
+    );
+    assert!(err.contains("100 times the file's size"), "{err}");
+}
+
+/// 64 MB of whitespace between the sheet's rows.
+#[test]
+fn whitespace_that_inflates_past_the_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spaces.xlsx");
+    let chunk = vec![b' '; 1 << 20];
+    let mut open = SHEET_OPEN.to_vec();
+    open.extend_from_slice(USERS_SHEET);
+    xlsx(
+        &path,
+        Part {
+            open: &open,
+            chunk: &chunk,
+            times: 64,
+            close: SHEET_CLOSE,
+            name: "",
+        },
+        part("", NO_STRINGS),
+    );
+    let output = run_limited(dir.path(), &["validate", "spaces.xlsx", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("\"xl/worksheets/sheet1.xml\" inflates to"),
+        "{err}"
+    );
+}
+
+/// A header that reaches column XFD and one cell on row 1,048,576: the
+/// sheet's copy holds two rows and blank lines, not 17 GB of commas.
+#[test]
+fn a_header_to_column_xfd_with_a_cell_on_the_last_row_is_copied_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wide.xlsx");
+    let mut sheet = SHEET_OPEN.to_vec();
+    sheet.extend_from_slice(br#"<row r="1"><c r="A1" t="inlineStr"><is><t>user_id</t></is></c>"#);
+    for column in 1..16_384usize {
+        let letters = column_letters(column);
+        write!(
+            sheet,
+            r#"<c r="{letters}1" t="inlineStr"><is><t>c{column}</t></is></c>"#
+        )
+        .unwrap();
+    }
+    sheet.extend_from_slice(br#"</row><row r="1048576"><c r="A1048576"><v>7</v></c></row>"#);
+    sheet.extend_from_slice(SHEET_CLOSE);
+    xlsx(&path, part("", &sheet), part("", NO_STRINGS));
+    let output = run_limited(
+        dir.path(),
+        &[
+            "validate",
+            "wide.xlsx",
+            "--ignore-unknown-columns",
+            "-o",
+            "-",
+        ],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    let rows = common::read_results(&output.stdout);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["row"], "1048576");
+    // The spool lived in the test's folder (TMPDIR) and is gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["wide.xlsx"], "{left:?}");
+}
+
+fn column_letters(mut column: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (column % 26) as u8);
+        if column < 26 {
+            break;
+        }
+        column = column / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).unwrap()
+}
+
+/// One user on 150,000 rows: each row's problem lists five of the others
+/// and counts the rest, in linear time.
+#[test]
+fn one_user_on_many_rows_is_checked_in_linear_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("user_id,lang\n");
+    for _ in 0..150_000 {
+        csv.push_str("42,en\n");
+    }
+    std::fs::write(dir.path().join("same.csv"), csv).unwrap();
+    let started = std::time::Instant::now();
+    let output = run_limited(dir.path(), &["validate", "same.csv", "-o", "-"]);
+    let took = started.elapsed();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let rows = common::read_results(&output.stdout);
+    assert_eq!(rows.len(), 150_000);
+    assert!(
+        rows[0]["error"].contains("42 is also on rows 3, 4, 5, 6, 7, and 149994 more"),
+        "{:?}",
+        rows[0]
+    );
+    // Quadratic took 30 s in a release build; linear takes well under 1 s.
+    assert!(took.as_secs() < 20, "{took:?}");
+}
+
+const STYLES: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
+<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><numFmts count="3"><numFmt numFmtId="164" formatCode=";;;"/><numFmt numFmtId="165" formatCode="0%"/><numFmt numFmtId="166" formatCode="#,##0.00\ [$€-407]"/></numFmts><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills><borders count="1"><border/></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="166" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs></styleSheet>"##;
+
+/// An `.xlsx` whose sheet is `rows` (the XML of `<row>`s) with `before`
+/// (`<cols>`) and `after` (`<mergeCells>`) around its data; its styles are
+/// [`STYLES`]: `s="1"` shows nothing, `s="2"` a percentage, `s="3"` euros.
+fn users_xlsx(path: &Path, before: &str, rows: &str, after: &str) {
+    let sheet = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{before}<sheetData>{rows}</sheetData>{after}</worksheet>"#
+    );
+    let rels = String::from_utf8(WORKBOOK_RELS.to_vec()).unwrap().replace(
+        "</Relationships>",
+        r#"<Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/></Relationships>"#,
+    );
+    archive(
+        path,
+        &[
+            part("[Content_Types].xml", CONTENT_TYPES),
+            part("_rels/.rels", RELS),
+            part("xl/workbook.xml", WORKBOOK),
+            part("xl/_rels/workbook.xml.rels", rels.as_bytes()),
+            part("xl/styles.xml", STYLES.as_bytes()),
+            part("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+            part("xl/sharedStrings.xml", NO_STRINGS),
+        ],
+    );
+}
+
+fn text(at: &str, value: &str) -> String {
+    format!(r#"<c r="{at}" t="inlineStr"><is><t>{value}</t></is></c>"#)
+}
+
+fn header_row() -> String {
+    format!(
+        r#"<row r="1">{}{}</row>"#,
+        text("A1", "user_id"),
+        text("B1", "groups")
+    )
+}
+
+/// LibreOffice's "keep the contents of the hidden cells": B3 under the
+/// merge B2:B4 holds Administrators, which nobody sees.
+#[test]
+fn covered_cells_of_a_merge_read_as_empty_and_the_note_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = format!(
+        r#"{}<row r="2"><c r="A2"><v>1</v></c>{}</row><row r="3"><c r="A3"><v>2</v></c>{}</row><row r="4"><c r="A4"><v>3</v></c></row>"#,
+        header_row(),
+        text("B2", "Users"),
+        text("B3", "Administrators"),
+    );
+    users_xlsx(
+        &dir.path().join("merged.xlsx"),
+        "",
+        &rows,
+        r#"<mergeCells count="1"><mergeCell ref="B2:B4"/></mergeCells>"#,
+    );
+    let output = run_limited(dir.path(), &["validate", "merged.xlsx", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "cells covered by merged cells hold values nobody sees (B3): they are read as empty"
+        ),
+        "{err}"
+    );
+    let results = String::from_utf8_lossy(&output.stdout);
+    assert!(!results.contains("Administrators"), "{results}");
+}
+
+/// A hidden column, a hidden row and a `;;;` cell that would be sent are
+/// refused by name; --send-hidden-cells sends them, and says so.
+#[test]
+fn hidden_cells_that_would_be_sent_are_refused_unless_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "column.xlsx",
+            r#"<cols><col min="2" max="2" width="0" hidden="1"/></cols>"#,
+            format!(r#"<row r="2"><c r="A2"><v>1</v></c>{}</row>"#, text("B2", "Administrators")),
+            "B2 (in a hidden column)",
+        ),
+        (
+            "row.xlsx",
+            "",
+            format!(r#"<row r="2" hidden="1"><c r="A2"><v>1</v></c>{}</row>"#, text("B2", "Administrators")),
+            "A2 (in a hidden row), B2 (in a hidden row)",
+        ),
+        (
+            "format.xlsx",
+            "",
+            r#"<row r="2"><c r="A2"><v>1</v></c><c r="B2" s="1" t="inlineStr"><is><t>Administrators</t></is></c></row>"#.to_string(),
+            "B2 (formatted to show nothing (;;;))",
+        ),
+    ];
+    for (name, before, row, want) in cases {
+        users_xlsx(
+            &dir.path().join(name),
+            before,
+            &format!("{}{row}", header_row()),
+            "",
+        );
+        let output = run_limited(dir.path(), &["validate", name, "-o", "-"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(err.contains("--send-hidden-cells"), "{name}: {err}");
+        let output = run_limited(
+            dir.path(),
+            &["validate", name, "--send-hidden-cells", "-o", "-"],
+        );
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{name}: {err}");
+        assert!(
+            err.contains("sent as they are (--send-hidden-cells)"),
+            "{name}: {err}"
+        );
+        assert!(err.contains(want), "{name}: {err}");
+    }
+}
+
+/// A user_id shown as 500% or 9,00 € is not the user 5 or 9.
+#[test]
+fn a_user_id_shown_as_a_percentage_or_a_currency_is_refused_by_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = format!(
+        r#"{}<row r="2"><c r="A2" s="2"><v>5</v></c>{}</row><row r="3"><c r="A3" s="3"><v>9</v></c>{}</row>"#,
+        header_row(),
+        text("B2", "Users"),
+        text("B3", "Users"),
+    );
+    users_xlsx(&dir.path().join("formats.xlsx"), "", &rows, "");
+    let output = run_limited(dir.path(), &["validate", "formats.xlsx", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let rows = common::read_results(&output.stdout);
+    assert!(
+        rows[0]["error"].contains("A2 shows the number 5 as a percentage"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1]["error"].contains("A3 shows the number 9 as a currency"),
+        "{rows:?}"
+    );
+}
+
+/// An `.ods` of one sheet whose `<table:table>` holds `body`.
+fn ods(path: &Path, body: &str) {
+    let content = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.3"><office:body><office:spreadsheet><table:table table:name="users">{body}</table:table></office:spreadsheet></office:body></office:document-content>"#
+    );
+    let file = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file("mimetype", stored).unwrap();
+    zip.write_all(b"application/vnd.oasis.opendocument.spreadsheet")
+        .unwrap();
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(9));
+    zip.start_file("META-INF/manifest.xml", deflated).unwrap();
+    zip.write_all(br#"<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>"#).unwrap();
+    zip.start_file("content.xml", deflated).unwrap();
+    zip.write_all(content.as_bytes()).unwrap();
+    zip.finish().unwrap();
+}
+
+fn ods_text(value: &str) -> String {
+    format!(
+        r#"<table:table-cell office:value-type="string"><text:p>{value}</text:p></table:table-cell>"#
+    )
+}
+
+fn ods_number(value: u64, kind: &str) -> String {
+    format!(
+        r#"<table:table-cell office:value-type="{kind}" office:value="{value}"><text:p>{value}</text:p></table:table-cell>"#
+    )
+}
+
+const ODS_HEADER: &str = r#"<table:table-row><table:table-cell office:value-type="string"><text:p>user_id</text:p></table:table-cell><table:table-cell office:value-type="string"><text:p>groups</text:p></table:table-cell></table:table-row>"#;
+
+#[test]
+fn ods_covered_hidden_formatted_and_ruby_cells_are_read_as_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    // B2 spans B2:B3; the covered B3 keeps Administrators.
+    let merged = format!(
+        r#"{ODS_HEADER}<table:table-row>{}<table:table-cell table:number-rows-spanned="2" office:value-type="string"><text:p>Users</text:p></table:table-cell></table:table-row><table:table-row>{}<table:covered-table-cell office:value-type="string"><text:p>Administrators</text:p></table:covered-table-cell></table:table-row>"#,
+        ods_number(1, "float"),
+        ods_number(2, "float"),
+    );
+    ods(&dir.path().join("merged.ods"), &merged);
+    let output = run_limited(dir.path(), &["validate", "merged.ods", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{err}");
+    assert!(err.contains("hold values nobody sees (B3)"), "{err}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("Administrators"));
+
+    let hidden = format!(
+        r#"<table:table-column/><table:table-column table:visibility="collapse"/>{ODS_HEADER}<table:table-row>{}{}</table:table-row>"#,
+        ods_number(1, "float"),
+        ods_text("Administrators"),
+    );
+    ods(&dir.path().join("hidden.ods"), &hidden);
+    let output = run_limited(dir.path(), &["validate", "hidden.ods", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("B2 (in a hidden column)"), "{err}");
+
+    let formats = format!(
+        r#"{ODS_HEADER}<table:table-row>{}{}</table:table-row><table:table-row>{}{}</table:table-row>"#,
+        ods_number(5, "percentage"),
+        ods_text("Users"),
+        ods_number(9, "currency"),
+        ods_text("Users"),
+    );
+    ods(&dir.path().join("formats.ods"), &formats);
+    let output = run_limited(dir.path(), &["validate", "formats.ods", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let rows = common::read_results(&output.stdout);
+    assert!(
+        rows[0]["error"].contains("A2 shows the number 5 as a percentage"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[1]["error"].contains("A3 shows the number 9 as a currency"),
+        "{rows:?}"
+    );
+
+    let ruby = format!(
+        r#"{ODS_HEADER}<table:table-row>{}<table:table-cell office:value-type="string"><text:p><text:ruby><text:ruby-base>Users</text:ruby-base><text:ruby-text>ユーザー</text:ruby-text></text:ruby></text:p></table:table-cell></table:table-row>"#,
+        ods_number(1, "float"),
+    );
+    ods(&dir.path().join("ruby.ods"), &ruby);
+    let output = run_limited(dir.path(), &["validate", "ruby.ods", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let rows = common::read_results(&output.stdout);
+    assert!(
+        rows[0]["error"].contains("B2 holds ruby (phonetic) text"),
+        "{rows:?}"
+    );
+}
+
+/// A 1 KB `.ods` that repeats a row a million times, and one with a stray
+/// cell far below and right: refused before calamine expands them.
+#[test]
+fn ods_repeats_and_stray_cells_are_refused_before_they_are_expanded() {
+    let dir = tempfile::tempdir().unwrap();
+    let repeated = format!(
+        r#"{ODS_HEADER}<table:table-row table:number-rows-repeated="1000000">{}{}</table:table-row>"#,
+        ods_number(42, "float"),
+        ods_text("Users"),
+    );
+    ods(&dir.path().join("repeated.ods"), &repeated);
+    let started = std::time::Instant::now();
+    let output = run_limited(dir.path(), &["validate", "repeated.ods", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("repeats row 2 1000000 times"), "{err}");
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+
+    let stray = format!(
+        r#"{ODS_HEADER}<table:table-row>{}{}</table:table-row><table:table-row table:number-rows-repeated="1048000"><table:table-cell table:number-columns-repeated="1024"/></table:table-row><table:table-row><table:table-cell table:number-columns-repeated="16000"/>{}</table:table-row>"#,
+        ods_number(1, "float"),
+        ods_text("Users"),
+        ods_text("x"),
+    );
+    ods(&dir.path().join("stray.ods"), &stray);
+    assert!(file_kib(&dir.path().join("stray.ods")) < 2);
+    let output = run_limited(dir.path(), &["validate", "stray.ods", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("more than the 5000000 an .ods sheet is read with"),
+        "{err}"
+    );
+}
+
+/// `_x0041_` in a shared string: Excel (and calamine) read `A`,
+/// LibreOffice shows `_x0041_`; a cell that is sent is refused by name.
+#[test]
+fn an_escape_that_excel_and_libreoffice_show_differently_is_refused_where_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let strings = br#"<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><si><t>Users</t></si><si><t>_x0041_CME</t></si></sst>"#;
+    let sheet = format!(
+        r#"{}<row r="1">{}{}{}</row><row r="2"><c r="A2"><v>1</v></c><c r="B2" t="s"><v>1</v></c><c r="C2" t="s"><v>1</v></c></row>{}"#,
+        String::from_utf8_lossy(SHEET_OPEN),
+        text("A1", "user_id"),
+        text("B1", "company"),
+        text("C1", "notes"),
+        String::from_utf8_lossy(SHEET_CLOSE),
+    );
+    xlsx(
+        &dir.path().join("escaped.xlsx"),
+        part("", sheet.as_bytes()),
+        part("", strings),
+    );
+    let output = run_limited(
+        dir.path(),
+        &[
+            "validate",
+            "escaped.xlsx",
+            "--ignore-unknown-columns",
+            "-o",
+            "-",
+        ],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let rows = common::read_results(&output.stdout);
+    assert!(
+        rows[0]["error"].contains("company: B2 is stored with an escape such as _x0041_"),
+        "{rows:?}"
+    );
+    assert!(!rows[0]["error"].contains("C2"), "{rows:?}");
+}
