@@ -362,7 +362,7 @@ fn without_values(message: &str) -> String {
 /// (it is read from the file, not typed in the current directory).
 fn beside(config: &Path, path: &Path) -> PathBuf {
     match path.is_relative() {
-        true => crate::settings::folder_of(config).join(path),
+        true => folder_of(config).join(path),
         false => path.to_path_buf(),
     }
 }
@@ -376,7 +376,7 @@ fn refuse_open_to_others(path: &Path) -> Result<(), String> {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         // SAFETY: getuid has no preconditions and cannot fail.
         let me = unsafe { libc::getuid() };
-        let folder = crate::settings::folder_of(path);
+        let folder = folder_of(path);
         for (place, what) in [(path, "file"), (folder, "folder")] {
             let Ok(metadata) = std::fs::metadata(place) else {
                 continue;
@@ -672,6 +672,14 @@ fn show_error_output(errors: &[u8], command: &str, printed: &[u8]) {
             line = Cow::Owned(blanker.blank(line).into_owned());
         }
         eprintln!("api_key_command: {}", crate::visible::visible(&line));
+    }
+}
+
+/// The folder a file named `path` goes in (`.` for a bare name).
+pub fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
     }
 }
 

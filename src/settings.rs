@@ -472,13 +472,7 @@ pub fn plain_io_error(error: std::io::Error) -> std::io::Error {
     }
 }
 
-/// The folder a file named `path` goes in (`.` for a bare name).
-pub fn folder_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
-}
+pub use crate::profile::folder_of;
 
 /// Whether the folder of `path` takes a new file (made and removed at once).
 fn probe_new_file(path: &Path) -> std::io::Result<()> {

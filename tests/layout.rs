@@ -105,8 +105,11 @@ fn the_pure_parts_import_only_what_they_are_allowed() {
             "settings",
             &["cli", "error", "model", "policy", "profile", "sandbox"],
         ),
-        // Profiles: a config file read, nothing else of the tool.
-        ("profile", &["error"]),
+        // Profiles: a config file read, nothing else of the tool (the
+        // leaves that blank the key, escape text and name an exit).
+        ("profile", &["error", "exit", "secret", "visible"]),
+        ("secret", &[]),
+        ("visible", &[]),
     ];
     for (module, may) in allowed {
         let uses = &graph[*module];
