@@ -204,7 +204,8 @@ pub struct ApplyArgs {
 #[command(next_help_heading = "API and network")]
 pub struct ApiArgs {
     /// Use this profile of the config file (base URL, key file or command, rate, burst,
-    /// concurrency; flags and the environment win over it). Default: GCORE_PROFILE.
+    /// concurrency): flags win over it, and it wins over GCORE_API_KEY and GCORE_BASE_URL. Default:
+    /// GCORE_PROFILE, below those two.
     #[arg(long, value_name = "NAME", value_hint = clap::ValueHint::Other)]
     pub profile: Option<String>,
     /// Read the API key from this file (a trailing newline is ignored). Default: the GCORE_API_KEY environment variable, else the profile's key.

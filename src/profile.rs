@@ -188,7 +188,15 @@ pub fn select(
     };
     let rate = match raw.rate {
         Some(RateValue::Number(rate)) => Some(rate.to_string()),
-        Some(RateValue::Text(text)) => Some(text),
+        // Any other text is refused here, unquoted: it may be a key pasted
+        // on the wrong line.
+        Some(RateValue::Text(text)) if text.trim().eq_ignore_ascii_case("auto") => Some(text),
+        Some(RateValue::Text(_)) => {
+            return Err(Fatal::Usage(at(
+                "rate must be a number of requests per second or \"auto\" (the value is not \
+                 shown)",
+            )));
+        }
         None => None,
     };
     let key_command_timeout = match raw.api_key_command_timeout {
@@ -430,7 +438,7 @@ pub fn key_path_shown(path: &Path) -> String {
 /// The command as `config` and messages show it: only when its first word
 /// (after `VAR=value` words) is a program found on `PATH`, a path to one,
 /// or a word of the shell; anything else may be a key pasted as the command.
-pub fn command_shown(command: &str) -> Option<&str> {
+pub fn command_shown(command: &str) -> Option<String> {
     let first = command
         .split_whitespace()
         .find(|word| !word.contains('=') || word.starts_with('='))?;
@@ -446,7 +454,12 @@ pub fn command_shown(command: &str) -> Option<&str> {
                 std::env::split_paths(&paths).any(|dir| dir.join(first).is_file())
             }),
         };
-    found.then_some(command)
+    // The program only: the rest may hold the key (`echo <KEY>`).
+    let more = command.split_whitespace().count() > 1 || first != command.trim();
+    found.then(|| match more {
+        true => format!("{first} …"),
+        false => first.to_string(),
+    })
 }
 
 /// The signal that came while a key command ran (0: none).
@@ -541,10 +554,9 @@ fn read_capped(
 /// trimmed. With `sh -c`, standard input closed, in a process group of its
 /// own, which is killed whole when the command takes longer than `timeout`,
 /// prints more than [`MAX_KEY_OUTPUT`] bytes, or this process gets SIGINT
-/// or SIGTERM. What it printed is never shown; its error output is shown
-/// after it ends, cut short, escaped, and with the command's own words and
-/// what it printed blanked (`sh: 1: <a key>: not found` would show a key
-/// pasted as the command).
+/// or SIGTERM. What it printed is never shown, nor its error output (which
+/// may hold the key: `sh: 1: <a key>: not found` for a key pasted as the
+/// command); only that there was some.
 pub fn run_key_command(profile: &str, command: &str, timeout: Duration) -> Result<String, Fatal> {
     use std::process::{Command, Stdio};
     let named = match command_shown(command) {
@@ -627,7 +639,7 @@ pub fn run_key_command(profile: &str, command: &str, timeout: Duration) -> Resul
         .recv_timeout(Duration::from_millis(200))
         .map(|(bytes, _)| bytes)
         .unwrap_or_default();
-    show_error_output(&errors, command, &printed);
+    show_error_output(&errors);
     if let Some(why) = stopped {
         return Err(fail(why));
     }
@@ -648,31 +660,19 @@ pub fn run_key_command(profile: &str, command: &str, timeout: Duration) -> Resul
     Ok(key.to_string())
 }
 
-/// The command's error output on stderr, each line prefixed, escaped, and
-/// blanked of the command's words of 8 characters or more and of what the
-/// command printed.
-fn show_error_output(errors: &[u8], command: &str, printed: &[u8]) {
-    use std::borrow::Cow;
-    let text = String::from_utf8_lossy(errors);
-    if text.trim().is_empty() {
+/// The command's error output on stderr is not shown: it may hold the key
+/// (a command that prints it there by mistake, or a shell that quotes a
+/// key pasted as the command), and nothing can tell. Only that there was
+/// some is said, and how to read it.
+fn show_error_output(errors: &[u8]) {
+    if String::from_utf8_lossy(errors).trim().is_empty() {
         return;
     }
-    let printed = String::from_utf8_lossy(printed);
-    let mut blankers = vec![crate::secret::Blanker::new(command)];
-    blankers.extend(
-        command
-            .split_whitespace()
-            .chain(printed.split_whitespace())
-            .filter(|word| word.len() >= 8)
-            .map(crate::secret::Blanker::new),
+    eprintln!(
+        "api_key_command: it wrote {} bytes to its error output, not shown here (they may hold \
+         the key); run the command yourself to read them",
+        errors.len()
     );
-    for line in text.lines().filter(|line| !line.trim().is_empty()) {
-        let mut line = Cow::Borrowed(line);
-        for blanker in &blankers {
-            line = Cow::Owned(blanker.blank(line).into_owned());
-        }
-        eprintln!("api_key_command: {}", crate::visible::visible(&line));
-    }
 }
 
 /// The folder a file named `path` goes in (`.` for a bare name).

@@ -999,9 +999,14 @@ impl ProxyRoute {
 /// `http://user:***@proxy:3128 (from HTTPS_PROXY)`: never the password.
 impl fmt::Display for ProxyRoute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The password as ***; a user name alone as *** too: it may be the
+        // password (user:pass with the user left out) or a key pasted
+        // before the @.
         let mut shown = self.url.clone();
         if shown.password().is_some() {
             let _ = shown.set_password(Some("***"));
+        } else if !shown.username().is_empty() {
+            let _ = shown.set_username("***");
         }
         let shown = shown.as_str().trim_end_matches('/').to_string();
         write!(f, "{shown} (from {})", self.source)
@@ -1233,34 +1238,48 @@ fn refuse_plain_http(url: &Url, proxy: Option<&ProxyRoute>, allowed: bool) -> Re
     Ok(())
 }
 
-/// A base URL as messages and `config` show it: a user name or password
-/// (a key pasted as `https://KEY@api.gcore.com`) is shown as `***`, whether
-/// the URL parses or not.
+/// A base URL as messages and `config` show it: its scheme, host and port
+/// only. A user name or password (a key pasted as
+/// `https://KEY@api.gcore.com`) is shown as `***`, a path, query or
+/// fragment as `…` (a key pasted there), and text that is no URL with a
+/// host (a key pasted as the URL) is not shown at all.
 pub fn url_shown(text: &str) -> String {
+    const NOT_SHOWN: &str =
+        "(not shown: not a URL with a host, it may be a key pasted in the wrong place)";
     // An `@` anywhere: what stands before the last one may be a key, even
     // where a `/` in it makes the rest read as a path.
-    if let Some((before, host)) = text.rsplit_once('@') {
-        return match before.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://***@{host}"),
-            None => format!("***@{host}"),
-        };
-    }
-    match Url::parse(text.trim()) {
-        Ok(mut url) if url.password().is_some() || !url.username().is_empty() => {
-            let _ = url.set_password(None);
-            let _ = url.set_username("***");
-            url.to_string()
-        }
-        Ok(_) => text.to_string(),
-        // Unparsed: whatever stands before an `@` may be a secret.
-        Err(_) => match text.rsplit_once('@') {
-            Some((before, host)) => match before.split_once("://") {
-                Some((scheme, _)) => format!("{scheme}://***@{host}"),
-                None => format!("***@{host}"),
-            },
-            None => text.to_string(),
+    let (userinfo, rest) = match text.trim().rsplit_once('@') {
+        Some((before, host)) => match before.split_once("://") {
+            Some((scheme, _)) => (true, format!("{scheme}://{host}")),
+            None => (true, format!("http://{host}")),
         },
-    }
+        None => (false, text.trim().to_string()),
+    };
+    let unparsed = || match (userinfo, rest.split_once("://")) {
+        (true, Some((scheme, _))) => format!("{scheme}://***@…"),
+        _ => NOT_SHOWN.to_string(),
+    };
+    let Ok(url) = Url::parse(&rest) else {
+        return unparsed();
+    };
+    let Some(host) = url.host_str().filter(|_| !url.cannot_be_a_base()) else {
+        return unparsed();
+    };
+    let port = url
+        .port()
+        .map(|port| format!(":{port}"))
+        .unwrap_or_default();
+    let user = if userinfo || !url.username().is_empty() || url.password().is_some() {
+        "***@"
+    } else {
+        ""
+    };
+    let more = url.path() != "/" || url.query().is_some() || url.fragment().is_some();
+    format!(
+        "{}://{user}{host}{port}{}",
+        url.scheme(),
+        if more { "/…" } else { "" }
+    )
 }
 
 /// `from` names where the URL came from (`--base-url`, `GCORE_BASE_URL`,

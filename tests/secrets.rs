@@ -101,11 +101,22 @@ async fn the_usual_config_slips_never_show_the_key() {
                 "[profiles.a]\nbase_url = \"https://{key}@api.gcore.com\"\napi_key_command = \"{key}\"\n"
             ),
             format!("[profiles.a]\nrate = 5\n{key}\n"),
+            // A command that prints the key where errors go, or is `echo KEY`.
+            format!("[profiles.a]\napi_key_command = \"echo {key} >&2; exit 3\"\n"),
+            format!("[profiles.a]\napi_key_command = \"echo {key} >&2\"\n"),
+            "[profiles.a]\napi_key_command = \"cat keyfile >&2; exit 1\"\n".to_string(),
+            // The key pasted as the base URL, in its query, or as the rate.
+            format!("[profiles.a]\nbase_url = \"{key}\"\napi_key_file = \"k\"\n"),
+            format!(
+                "[profiles.a]\nbase_url = \"https://api.example/?k={key}\"\napi_key_file = \"k\"\n"
+            ),
+            format!("[profiles.a]\nrate = \"{key}\"\napi_key_file = \"k\"\n"),
         ];
         for slip in slips {
             let dir = tempfile::tempdir().unwrap();
             let dir = dir.path();
             std::fs::write(dir.join("in.csv"), lang_rows(2)).unwrap();
+            std::fs::write(dir.join("keyfile"), key).unwrap();
             write_config(dir, &slip);
             let args = [
                 "apply",
@@ -123,6 +134,22 @@ async fn the_usual_config_slips_never_show_the_key() {
             let shown = run(dir, &["config", "--profile", "a"], &[]).await;
             assert_no_key(key, &everything(dir, &shown), &slip);
         }
+        // The key pasted as the proxy's user name.
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        std::fs::write(dir.join("in.csv"), lang_rows(1)).unwrap();
+        let proxy = format!("http://{key}@127.0.0.1:9");
+        let env = [("HTTPS_PROXY", proxy.as_str()), ("GCORE_API_KEY", "k")];
+        let args = [
+            "apply",
+            "in.csv",
+            "--base-url",
+            "https://api.example",
+            "-o",
+            "out.csv",
+        ];
+        let applied = run(dir, &args, &env).await;
+        assert_no_key(key, &everything(dir, &applied), "the proxy's user");
     }
 }
 
