@@ -159,7 +159,19 @@ pub fn select(
     }
     let mut config: ConfigFile = toml::from_str(&text).map_err(mistake)?;
     let Some(raw) = config.profiles.remove(&name) else {
-        let known: Vec<&str> = config.profiles.keys().map(String::as_str).collect();
+        // Names that read as names (lowercase letters, digits, `-`, `_`, at
+        // most 32); another may be a key pasted as a profile's name.
+        let hidden = config.profiles.keys().filter(|n| !profile_like(n)).count();
+        let mut known: Vec<&str> = config
+            .profiles
+            .keys()
+            .map(String::as_str)
+            .filter(|n| profile_like(n))
+            .collect();
+        let not_shown = format!("{hidden} more not shown (they may be keys)");
+        if hidden > 0 {
+            known.push(&not_shown);
+        }
         return Err(Fatal::Usage(format!(
             "{from} {name}: no such profile in {}; {}",
             path.display(),
@@ -264,6 +276,15 @@ fn names_a_key(name: &str) -> bool {
         "auth",
     ]
     .contains(&name.as_str())
+}
+
+/// Whether a profile's name reads as one (see its use).
+fn profile_like(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// A name from the file as a message shows it: a known one, or one that

@@ -111,6 +111,8 @@ async fn the_usual_config_slips_never_show_the_key() {
                 "[profiles.a]\nbase_url = \"https://api.example/?k={key}\"\napi_key_file = \"k\"\n"
             ),
             format!("[profiles.a]\nrate = \"{key}\"\napi_key_file = \"k\"\n"),
+            // The key pasted as a profile's name: the list of profiles.
+            format!("[profiles.\"{key}\"]\nrate = 5\n"),
         ];
         for slip in slips {
             let dir = tempfile::tempdir().unwrap();
