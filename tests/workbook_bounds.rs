@@ -261,11 +261,12 @@ fn one_user_on_many_rows_is_checked_in_linear_time() {
 }
 
 const STYLES: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
-<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><numFmts count="3"><numFmt numFmtId="164" formatCode=";;;"/><numFmt numFmtId="165" formatCode="0%"/><numFmt numFmtId="166" formatCode="#,##0.00\ [$€-407]"/></numFmts><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills><borders count="1"><border/></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="4"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="166" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs></styleSheet>"##;
+<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><numFmts count="4"><numFmt numFmtId="164" formatCode=";;;"/><numFmt numFmtId="165" formatCode="0%"/><numFmt numFmtId="166" formatCode="#,##0.00\ [$€-407]"/><numFmt numFmtId="167" formatCode="0;-0;0;&quot;Users&quot;"/></numFmts><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills><borders count="1"><border/></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="5"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="166" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="167" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs></styleSheet>"##;
 
 /// An `.xlsx` whose sheet is `rows` (the XML of `<row>`s) with `before`
 /// (`<cols>`) and `after` (`<mergeCells>`) around its data; its styles are
-/// [`STYLES`]: `s="1"` shows nothing, `s="2"` a percentage, `s="3"` euros.
+/// [`STYLES`]: `s="1"` shows nothing, `s="2"` a percentage, `s="3"` euros,
+/// `s="4"` shows a text cell as "Users" whatever it holds.
 fn users_xlsx(path: &Path, before: &str, rows: &str, after: &str) {
     let sheet = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -354,6 +355,12 @@ fn hidden_cells_that_would_be_sent_are_refused_unless_accepted() {
             "",
             r#"<row r="2"><c r="A2"><v>1</v></c><c r="B2" s="1" t="inlineStr"><is><t>Administrators</t></is></c></row>"#.to_string(),
             "B2 (formatted to show nothing (;;;))",
+        ),
+        (
+            "text-part.xlsx",
+            "",
+            r#"<row r="2"><c r="A2"><v>1</v></c><c r="B2" s="4" t="inlineStr"><is><t>Administrators</t></is></c></row>"#.to_string(),
+            "B2 (formatted to show other text than it holds (its format's text part))",
         ),
     ];
     for (name, before, row, want) in cases {
@@ -580,4 +587,102 @@ fn an_escape_that_excel_and_libreoffice_show_differently_is_refused_where_sent()
         "{rows:?}"
     );
     assert!(!rows[0]["error"].contains("C2"), "{rows:?}");
+}
+
+/// Numbers a reader sets memory aside by before it reads what they count
+/// (a shared strings count, a shared formula's index, an OpenDocument run
+/// of spaces), and references out of any sheet's range that trip the
+/// workbook reader: refused, naming the part, in a few megabytes.
+#[test]
+fn forged_counts_and_references_are_refused_not_crashed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let strings = br#"<?xml version="1.0" encoding="UTF-8"?>
+<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="100000000"><si><t>x</t></si></sst>"#;
+    users_xlsx(&dir.path().join("plain.xlsx"), "", &header_row(), "");
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![(
+        "unique.xlsx",
+        strings.to_vec(),
+        "declares 100000000 shared strings (uniqueCount)",
+    )];
+    for (name, sst, want) in cases {
+        let sheet = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{}</sheetData></worksheet>"#,
+            header_row()
+        );
+        xlsx(
+            &dir.path().join(name),
+            part("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+            part("xl/sharedStrings.xml", &sst),
+        );
+        let output = run_limited(dir.path(), &["validate", name, "-o", "-"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+    }
+    for (name, rows, after, want) in [
+        (
+            "shared.xlsx",
+            format!(
+                r#"{}<row r="2"><c r="A2"><f t="shared" ref="A2:A3" si="4000000000">1</f><v>1</v></c></row>"#,
+                header_row()
+            ),
+            "",
+            "numbers a shared formula 4000000000 (si)",
+        ),
+        (
+            "merge.xlsx",
+            format!(r#"{}<row r="2"><c r="A2"><v>1</v></c></row>"#, header_row()),
+            r#"<mergeCells count="1"><mergeCell ref="B3:B2"/></mergeCells>"#,
+            "the workbook reader stopped on it",
+        ),
+        (
+            "row.xlsx",
+            format!(
+                r#"{}<row r="99999999999"><c r="A2"><v>1</v></c></row>"#,
+                header_row()
+            ),
+            "",
+            "the workbook reader stopped on it",
+        ),
+    ] {
+        users_xlsx(&dir.path().join(name), "", &rows, after);
+        let output = run_limited(dir.path(), &["validate", name, "-o", "-"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+    ods(
+        &dir.path().join("spaces.ods"),
+        r#"<table:table-row><table:table-cell office:value-type="string"><text:p>user_id<text:s text:c="2000000000"/></text:p></table:table-cell></table:table-row>"#,
+    );
+    let output = run_limited(dir.path(), &["validate", "spaces.ods", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("runs of spaces (text:c)"), "{err}");
+}
+
+/// A CSV line longer than any row (a quote never closed, a file that is
+/// no table) is refused, naming the line, before the reader holds it.
+#[test]
+fn a_csv_line_past_the_bound_is_refused_by_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("user_id,name\n1,Ann\n2,");
+    text.push_str(&"x".repeat(5 << 20));
+    text.push('\n');
+    std::fs::write(dir.path().join("long.csv"), text).unwrap();
+    let output = run_limited(dir.path(), &["validate", "long.csv", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 3 is longer than 4 MiB"), "{err}");
+    let wide = format!("user_id{}\n", ",".repeat(20_000));
+    std::fs::write(dir.path().join("wide.csv"), wide).unwrap();
+    let output = run_limited(dir.path(), &["validate", "wide.csv", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("the header has 20001 columns; at most 16384"),
+        "{err}"
+    );
 }

@@ -86,6 +86,9 @@ pub fn names_the_user(name: &str) -> bool {
     ID_NAMES.contains(&lower.as_str()) || EMAIL_NAMES.contains(&lower.as_str())
 }
 
+/// The most columns a header may have: the width of a spreadsheet.
+pub const MAX_COLUMNS: usize = 16_384;
+
 /// The header, mapped to columns.
 #[derive(Debug, Clone)]
 pub struct Header {
@@ -115,6 +118,14 @@ impl Header {
     }
 
     fn parse(names: &[&str], ignore_unknown: bool) -> Result<Header, String> {
+        if names.len() > MAX_COLUMNS {
+            return Err(format!(
+                "the header has {} columns; at most {MAX_COLUMNS} are read (a spreadsheet's \
+                 width): the file is not a table of users, or its delimiter is not what it \
+                 seems",
+                names.len()
+            ));
+        }
         let mut columns = Vec::with_capacity(names.len());
         let mut unknown = Vec::new();
         for (i, raw) in names.iter().enumerate() {
@@ -319,7 +330,7 @@ impl Input {
             let bytes = sheet::in_memory(spool.reader()).map_err(open_error)?;
             let raw = Arc::clone(bytes.get_ref());
             let mut converted = Spool::new().map_err(open_error)?;
-            let mut sheet_read = sheet::convert(
+            let mut sheet_read = sheet::convert_guarded(
                 bytes,
                 config.sheet.as_deref(),
                 io::BufWriter::new(converted.writer()),
@@ -538,7 +549,11 @@ impl Input {
         };
         let end = EndWatch::default();
         let watched = WatchedRead {
-            inner: source,
+            inner: LineCap {
+                inner: source,
+                since_newline: 0,
+                line: 1,
+            },
             end: end.clone(),
         };
         let csv = csv::ReaderBuilder::new()
@@ -641,6 +656,44 @@ impl<R: Read> Read for WatchedRead<R> {
             self.end.0.store(last, Ordering::Relaxed);
         } else if !buf.is_empty() {
             self.end.0.fetch_or(EndWatch::EOF, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// The most bytes a line of the input may hold: a row of the widest
+/// sheet with every cell at its longest is far below it, and the CSV
+/// reader buffers a line whole (a 1 GB line would be held in memory).
+pub const MAX_LINE_BYTES: u64 = 4 << 20;
+
+/// Stops the reading at a line longer than [`MAX_LINE_BYTES`], with an
+/// error that names the line.
+struct LineCap<R> {
+    inner: R,
+    since_newline: u64,
+    line: u64,
+}
+
+impl<R: Read> Read for LineCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+            self.since_newline += chunk.len() as u64;
+            if self.since_newline > MAX_LINE_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "line {} is longer than {} MiB, more than any row of users holds (a \
+                         quote never closed, or not a table); check the file",
+                        self.line,
+                        MAX_LINE_BYTES >> 20
+                    ),
+                ));
+            }
+            if chunk.ends_with(b"\n") {
+                self.since_newline = 0;
+                self.line += 1;
+            }
         }
         Ok(n)
     }

@@ -37,6 +37,9 @@ pub enum Mark {
     Format(String),
     /// A number format that shows nothing (`;;;`).
     FormatHides,
+    /// A number format whose text part (its fourth) shows text other than
+    /// the cell holds (`0;-0;0;` shows none, `0;0;0;"Users"` another).
+    FormatText,
     /// Text that holds `_x0041_`, which Excel (and calamine) read as the
     /// character it codes (`A`) and LibreOffice shows as it is.
     Escaped,
@@ -551,6 +554,23 @@ pub fn xlsx_format_mark(code: &str) -> Option<Mark> {
     let sections: Vec<&str> = trimmed.split(';').collect();
     if sections.len() >= 3 && sections[..3].iter().all(|s| s.trim().is_empty()) {
         return Some(Mark::FormatHides);
+    }
+    // The text part, split outside quoted literals: anything but `@`
+    // alone shows a text cell otherwise than it is.
+    let mut parts = vec![String::new()];
+    let mut quoted = false;
+    for c in trimmed.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                parts.last_mut().expect("one part at least").push(c);
+            }
+            ';' if !quoted => parts.push(String::new()),
+            _ => parts.last_mut().expect("one part at least").push(c),
+        }
+    }
+    if parts.len() >= 4 && parts[3].trim() != "@" {
+        return Some(Mark::FormatText);
     }
     // Digits, padded or grouped (`000000`, `#,##0.00`), show the number
     // itself; a comma at the end would divide it by 1,000.

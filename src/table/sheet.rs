@@ -146,6 +146,29 @@ impl SheetRead {
     }
 }
 
+/// [`convert`], and a panic of the workbook reader (calamine trips on some
+/// forged references, `B3:B2`, a row number past any sheet) a refusal
+/// rather than a crash. The panic's own message is not printed.
+pub fn convert_guarded<R: Read + Seek + Clone, W: Write>(
+    file: R,
+    wanted: Option<&str>,
+    out: W,
+) -> Result<SheetRead, String> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let read =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| convert(file, wanted, out)));
+    std::panic::set_hook(hook);
+    read.unwrap_or_else(|_| {
+        Err(
+            "the workbook reader stopped on it: it holds a reference or a number out of any \
+             sheet's range (a damaged or forged file); open it in a spreadsheet and save it \
+             again as .xlsx, or as CSV UTF-8"
+                .to_string(),
+        )
+    })
+}
+
 /// Reads one sheet of the workbook in `file` (the first visible worksheet,
 /// or the one named `wanted`) and writes its cells' text to `out` as a
 /// UTF-8 CSV. The error is a sentence for the user.
@@ -705,6 +728,8 @@ fn copy_cells<W: Write>(
                     Some("in a hidden column")
                 } else if mark == Some(Mark::FormatHides) {
                     Some("formatted to show nothing (;;;)")
+                } else if mark == Some(Mark::FormatText) && matches!(cell.value, Data::String(_)) {
+                    Some("formatted to show other text than it holds (its format's text part)")
                 } else {
                     None
                 };

@@ -118,6 +118,13 @@ pub fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String>
         if inflated > room {
             return Err(over(&name, format!("more than {}", show_size(room))));
         }
+        if xml && let Some(why) = runs.counts.refusal() {
+            return Err(format!(
+                "its part {name:?} {why}: a reader would set aside memory for it that the file \
+                 does not hold (a damaged or forged file); save the sheet again as .xlsx or \
+                 CSV UTF-8"
+            ));
+        }
         total += inflated;
     }
     Ok(())
@@ -129,6 +136,8 @@ pub fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String>
 struct RunWatch {
     /// An XML part: stop at the first run past [`MAX_RUN`].
     xml: bool,
+    /// Numbers that readers size memory by, found in the part's XML.
+    counts: Counts,
     at: u64,
     run: u64,
     run_at: u64,
@@ -138,6 +147,9 @@ struct RunWatch {
 
 impl io::Write for RunWatch {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.xml {
+            self.counts.scan(buf);
+        }
         let mut start = 0;
         for mark in memchr::memchr2_iter(b'<', b'>', buf) {
             self.end_run(mark - start);
@@ -159,6 +171,115 @@ impl io::Write for RunWatch {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The numbers in a part's XML that a reader sets memory aside by, before
+/// it has read what they count: `uniqueCount` of the shared strings, a
+/// shared formula's `si`, an OpenDocument run of spaces (`text:c`); and
+/// how many shared strings (`<si`) the part holds.
+#[derive(Default)]
+struct Counts {
+    /// The last bytes of the previous buffer, so that a token split across
+    /// two buffers is seen.
+    tail: Vec<u8>,
+    unique_count: u64,
+    shared_index: u64,
+    spaces: u64,
+    strings: u64,
+    bytes: u64,
+}
+
+/// The most shared strings, and the largest shared formula index, a
+/// workbook may have: a sheet holds at most 10,000,000 cells here.
+pub const MAX_SHARED: u64 = 10_000_000;
+
+/// The most characters a cell holds (Excel's limit): one run of spaces of
+/// an OpenDocument cell can hold no more.
+const MAX_CELL_CHARS: u64 = 32_767;
+
+impl Counts {
+    fn scan(&mut self, buf: &[u8]) {
+        self.bytes += buf.len() as u64;
+        let mut window = std::mem::take(&mut self.tail);
+        let joined = window.len();
+        window.extend_from_slice(&buf[..buf.len().min(64)]);
+        self.scan_in(&window, joined);
+        self.scan_in(buf, 0);
+        let keep = buf.len().saturating_sub(32);
+        self.tail = buf[keep..].to_vec();
+    }
+
+    /// The tokens of `bytes`; with `joined` (the length of the previous
+    /// buffer's tail at its start) only those split across the two
+    /// buffers, for the sums (the maxima may see one twice).
+    fn scan_in(&mut self, bytes: &[u8], joined: usize) {
+        let number = |at: usize| -> u64 {
+            bytes[at..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .take(20)
+                .fold(0u64, |n, b| {
+                    n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+                })
+        };
+        let split = |at: usize, len: usize| joined == 0 || (at < joined && at + len > joined);
+        let maxed = |at: usize| joined == 0 || at < joined;
+        for at in memchr::memmem::find_iter(bytes, b"uniqueCount=\"") {
+            if maxed(at) {
+                self.unique_count = self.unique_count.max(number(at + 13));
+            }
+        }
+        for at in memchr::memmem::find_iter(bytes, b" si=\"") {
+            if maxed(at) {
+                self.shared_index = self.shared_index.max(number(at + 5));
+            }
+        }
+        for at in memchr::memmem::find_iter(bytes, b"text:c=\"") {
+            let run = number(at + 8);
+            if run > MAX_CELL_CHARS {
+                self.spaces = u64::MAX;
+            } else if split(at, 8) {
+                self.spaces = self.spaces.saturating_add(run.max(1));
+            }
+        }
+        for at in memchr::memmem::find_iter(bytes, b"<si") {
+            let next = bytes.get(at + 3);
+            if split(at, 4) && matches!(next, Some(b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r')) {
+                self.strings += 1;
+            }
+        }
+    }
+
+    fn refusal(&self) -> Option<String> {
+        // Each string needs at least `<si/>`: 5 bytes.
+        if self.unique_count > MAX_SHARED || self.unique_count > self.bytes / 5 + 1 {
+            return Some(format!(
+                "declares {} shared strings (uniqueCount), more than it holds or than the {} \
+                 a workbook may have here",
+                self.unique_count, MAX_SHARED
+            ));
+        }
+        if self.strings > MAX_SHARED {
+            return Some(format!(
+                "holds more than {MAX_SHARED} shared strings, more than a sheet of at most \
+                 {MAX_SHARED} cells needs"
+            ));
+        }
+        if self.shared_index > MAX_SHARED {
+            return Some(format!(
+                "numbers a shared formula {} (si), past the {MAX_SHARED} a sheet may have",
+                self.shared_index
+            ));
+        }
+        if self.spaces > MAX_SHARED.saturating_mul(10) {
+            return Some(format!(
+                "holds runs of spaces (text:c) of more than {MAX_CELL_CHARS} characters in a \
+                 cell, or more than {} in all",
+                MAX_SHARED * 10
+            ));
+        }
+        None
     }
 }
 
