@@ -188,6 +188,40 @@ struct Counts {
     spaces: u64,
     strings: u64,
     bytes: u64,
+    /// A cell reference or range out of any sheet (`B3:B2`, row 0 or past
+    /// 1,048,576, a column past XFD), as found.
+    bad_reference: Option<String>,
+}
+
+/// The rows and columns of the largest sheet (Excel's and LibreOffice's).
+const MAX_ROW: u64 = 1_048_576;
+const MAX_COLUMN: u64 = 16_384;
+
+/// A cell reference (`B7`, `$B$7`) as its column and row, both from 1;
+/// `None` when it is none, or out of any sheet.
+fn cell_at(text: &str) -> Option<(u64, u64)> {
+    let text = text.replace('$', "");
+    let split = text.find(|c: char| c.is_ascii_digit())?;
+    let (letters, digits) = text.split_at(split);
+    if letters.is_empty() || letters.len() > 3 || !letters.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let column = letters
+        .bytes()
+        .fold(0u64, |n, b| n * 26 + u64::from(b - b'A' + 1));
+    let row: u64 = digits.parse().ok()?;
+    ((1..=MAX_COLUMN).contains(&column) && (1..=MAX_ROW).contains(&row)).then_some((column, row))
+}
+
+/// Whether a `ref` (`A1`, `A1:C9`) names cells of a sheet, in order.
+fn range_ok(text: &str) -> bool {
+    match text.split_once(':') {
+        None => cell_at(text).is_some(),
+        Some((from, to)) => match (cell_at(from), cell_at(to)) {
+            (Some(from), Some(to)) => from.0 <= to.0 && from.1 <= to.1,
+            _ => false,
+        },
+    }
 }
 
 /// The most shared strings, and the largest shared formula index, a
@@ -243,6 +277,30 @@ impl Counts {
                 self.spaces = self.spaces.saturating_add(run.max(1));
             }
         }
+        if self.bad_reference.is_none() && joined == 0 {
+            let value = |at: usize| -> Option<&str> {
+                let rest = &bytes[at..bytes.len().min(at + 48)];
+                let end = rest.iter().position(|b| *b == b'"')?;
+                std::str::from_utf8(&rest[..end]).ok()
+            };
+            for at in memchr::memmem::find_iter(bytes, b" ref=\"") {
+                if let Some(text) = value(at + 6)
+                    && !text.contains(' ')
+                    && !range_ok(text)
+                {
+                    self.bad_reference = Some(format!("a range {text:?}"));
+                }
+            }
+            for at in memchr::memmem::find_iter(bytes, b"<row r=\"") {
+                if let Some(text) = value(at + 8)
+                    && !text
+                        .parse::<u64>()
+                        .is_ok_and(|row| (1..=MAX_ROW).contains(&row))
+                {
+                    self.bad_reference = Some(format!("a row {text:?}"));
+                }
+            }
+        }
         for at in memchr::memmem::find_iter(bytes, b"<si") {
             let next = bytes.get(at + 3);
             if split(at, 4) && matches!(next, Some(b'>' | b'/' | b' ' | b'\t' | b'\n' | b'\r')) {
@@ -252,6 +310,12 @@ impl Counts {
     }
 
     fn refusal(&self) -> Option<String> {
+        if let Some(reference) = &self.bad_reference {
+            return Some(format!(
+                "names {reference}, out of any sheet's {MAX_ROW} rows and {MAX_COLUMN} columns \
+                 (or backwards)"
+            ));
+        }
         // Each string needs at least `<si/>`: 5 bytes.
         if self.unique_count > MAX_SHARED || self.unique_count > self.bytes / 5 + 1 {
             return Some(format!(
