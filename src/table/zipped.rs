@@ -215,6 +215,8 @@ fn cell_at(text: &str) -> Option<(u64, u64)> {
 
 /// Whether a `ref` (`A1`, `A1:C9`) names cells of a sheet, in order.
 fn range_ok(text: &str) -> bool {
+    // A sheet's name before it (`users!B2:B3`) is not the range's.
+    let text = text.rsplit_once('!').map_or(text, |(_, range)| range);
     match text.split_once(':') {
         None => cell_at(text).is_some(),
         Some((from, to)) => match (cell_at(from), cell_at(to)) {
