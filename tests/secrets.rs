@@ -152,6 +152,20 @@ async fn the_usual_config_slips_never_show_the_key() {
         ];
         let applied = run(dir, &args, &env).await;
         assert_no_key(key, &everything(dir, &applied), "the proxy's user");
+        // The key pasted as the proxy itself, the key in use too.
+        let env = [("HTTPS_PROXY", key), ("GCORE_API_KEY", key)];
+        let args = [
+            "apply",
+            "in.csv",
+            "--base-url",
+            "https://api.example",
+            "-o",
+            "out.csv",
+            "--summary-json",
+            "summary.json",
+        ];
+        let applied = run(dir, &args, &env).await;
+        assert_no_key(key, &everything(dir, &applied), "the proxy");
     }
 }
 

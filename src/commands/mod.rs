@@ -112,6 +112,16 @@ fn connect(
     verb: &str,
 ) -> Result<(Client, Option<String>), Fatal> {
     let client = Client::new(api, concurrency)?;
+    // The key pasted where a host or a proxy goes is not shown either.
+    // (A URL's host is lowercased: the key's lowercase spelling too.)
+    let keys = [
+        crate::secret::Blanker::new(api.api_key.expose()),
+        crate::secret::Blanker::new(&api.api_key.expose().to_lowercase()),
+    ];
+    let blank = |text: String| {
+        keys.iter()
+            .fold(text, |text, key| key.blank(text.into()).into_owned())
+    };
     if !quiet {
         // Which account: the host and where the key came from, never the key.
         let host = api.base_url.host_str().unwrap_or_default();
@@ -119,6 +129,7 @@ fn connect(
             Some(port) => format!("{host}:{port}"),
             None => host.to_string(),
         };
+        let host = blank(host);
         eprintln!("account: {host}, key from {}", api.key_from);
         if !api.set_aside.is_empty() {
             eprintln!(
@@ -127,7 +138,7 @@ fn connect(
             );
         }
     }
-    let proxy = api.proxy.as_ref().map(ToString::to_string);
+    let proxy = api.proxy.as_ref().map(|proxy| blank(proxy.to_string()));
     if let Some(proxy) = &proxy
         && !quiet
     {

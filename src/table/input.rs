@@ -914,7 +914,10 @@ mod tests {
         assert!(error.len() < 600, "{} bytes", error.len());
         let wider: Vec<&str> = vec!["x"; MAX_COLUMNS + 1];
         let error = Header::parse(&wider, true).unwrap_err();
-        assert!(error.contains("the header has 16385 columns; at most 16384"), "{error}");
+        assert!(
+            error.contains("the header has 16385 columns; at most 16384"),
+            "{error}"
+        );
         let skipped = header("user_id,department", true).unwrap();
         assert_eq!(skipped.ignored(), ["department"]);
     }
