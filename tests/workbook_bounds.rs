@@ -676,6 +676,29 @@ fn a_csv_line_past_the_bound_is_refused_by_its_number() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert!(err.contains("line 3 is longer than 4 MiB"), "{err}");
+    // A quote never closed: refused at 4 MiB, not held to the end.
+    let mut text = String::from("user_id,name\n1,\"Ann\n");
+    for _ in 0..(6 << 20) / 32 {
+        text.push_str("2,a line that is not one  \"\"\n");
+    }
+    std::fs::write(dir.path().join("open.csv"), text).unwrap();
+    let output = run_limited(dir.path(), &["validate", "open.csv", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("a quote opened in line 2 is not closed within 4 MiB"),
+        "{err}"
+    );
+    // Quotes inside plain cells, and quoted cells over lines, are not it.
+    let mut text = String::from("user_id,name\n");
+    for id in 1..300_000 {
+        text.push_str(&format!("{id},Ann \"5\" Lee\n"));
+    }
+    text.push_str("300000,\"two\nlines\"\n");
+    std::fs::write(dir.path().join("quotes.csv"), text).unwrap();
+    let output = run_limited(dir.path(), &["validate", "quotes.csv", "-o", "q.csv"]);
+    let err = stderr(&output);
+    assert!(!err.contains("MiB"), "{err}");
     let wide = format!("user_id{}\n", ",".repeat(20_000));
     std::fs::write(dir.path().join("wide.csv"), wide).unwrap();
     let output = run_limited(dir.path(), &["validate", "wide.csv", "-o", "-"]);

@@ -549,11 +549,7 @@ impl Input {
         };
         let end = EndWatch::default();
         let watched = WatchedRead {
-            inner: LineCap {
-                inner: source,
-                since_newline: 0,
-                line: 1,
-            },
+            inner: LineCap::new(source, delimiter),
             end: end.clone(),
         };
         let csv = csv::ReaderBuilder::new()
@@ -666,33 +662,83 @@ impl<R: Read> Read for WatchedRead<R> {
 /// reader buffers a line whole (a 1 GB line would be held in memory).
 pub const MAX_LINE_BYTES: u64 = 4 << 20;
 
-/// Stops the reading at a line longer than [`MAX_LINE_BYTES`], with an
-/// error that names the line.
+/// Stops the reading at a record longer than [`MAX_LINE_BYTES`], with an
+/// error that names its line: a long line, or a quote opened and never
+/// closed (the CSV reader would hold the rest of the file as one cell).
+/// It follows the reader's quoting: a `"` opens a quoted cell only at the
+/// cell's start, `""` inside one is a quote, and only a line break outside
+/// one ends the record.
 struct LineCap<R> {
     inner: R,
-    since_newline: u64,
+    delimiter: u8,
+    since_end: u64,
     line: u64,
+    record_line: u64,
+    quote: Quote,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    CellStart,
+    Plain,
+    Quoted,
+    /// A `"` inside a quoted cell: its end, or the first of `""`.
+    QuoteInQuoted,
+}
+
+impl<R> LineCap<R> {
+    fn new(inner: R, delimiter: u8) -> LineCap<R> {
+        LineCap {
+            inner,
+            delimiter,
+            since_end: 0,
+            line: 1,
+            record_line: 1,
+            quote: Quote::CellStart,
+        }
+    }
 }
 
 impl<R: Read> Read for LineCap<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
-            self.since_newline += chunk.len() as u64;
-            if self.since_newline > MAX_LINE_BYTES {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "line {} is longer than {} MiB, more than any row of users holds (a \
-                         quote never closed, or not a table); check the file",
+        for &byte in &buf[..n] {
+            self.since_end += 1;
+            self.quote = match (self.quote, byte) {
+                (Quote::Quoted, b'\n') => {
+                    self.line += 1;
+                    Quote::Quoted
+                }
+                (_, b'\n') => {
+                    self.line += 1;
+                    self.record_line = self.line;
+                    self.since_end = 0;
+                    Quote::CellStart
+                }
+                (Quote::Quoted, b'"') => Quote::QuoteInQuoted,
+                (Quote::Quoted, _) => Quote::Quoted,
+                (Quote::QuoteInQuoted, b'"') => Quote::Quoted,
+                (_, byte) if byte == self.delimiter => Quote::CellStart,
+                (Quote::CellStart, b'"') => Quote::Quoted,
+                _ => Quote::Plain,
+            };
+            if self.since_end > MAX_LINE_BYTES {
+                let why = match self.quote {
+                    Quote::Quoted => format!(
+                        "a quote opened in line {} is not closed within {} MiB (the rest of the \
+                         file would be one cell); close the quote (or remove it) and check that \
+                         row",
+                        self.record_line,
+                        MAX_LINE_BYTES >> 20
+                    ),
+                    _ => format!(
+                        "line {} is longer than {} MiB, more than any row of users holds (not a \
+                         table?); check the file",
                         self.line,
                         MAX_LINE_BYTES >> 20
                     ),
-                ));
-            }
-            if chunk.ends_with(b"\n") {
-                self.since_newline = 0;
-                self.line += 1;
+                };
+                return Err(io::Error::new(io::ErrorKind::InvalidData, why));
             }
         }
         Ok(n)
