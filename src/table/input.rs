@@ -683,7 +683,7 @@ enum Quote {
     Plain,
     Quoted,
     /// A `"` inside a quoted cell: its end, or the first of `""`.
-    QuoteInQuoted,
+    ClosingOrDoubled,
 }
 
 impl<R> LineCap<R> {
@@ -715,9 +715,9 @@ impl<R: Read> Read for LineCap<R> {
                     self.since_end = 0;
                     Quote::CellStart
                 }
-                (Quote::Quoted, b'"') => Quote::QuoteInQuoted,
+                (Quote::Quoted, b'"') => Quote::ClosingOrDoubled,
                 (Quote::Quoted, _) => Quote::Quoted,
-                (Quote::QuoteInQuoted, b'"') => Quote::Quoted,
+                (Quote::ClosingOrDoubled, b'"') => Quote::Quoted,
                 (_, byte) if byte == self.delimiter => Quote::CellStart,
                 (Quote::CellStart, b'"') => Quote::Quoted,
                 _ => Quote::Plain,
