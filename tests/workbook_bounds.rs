@@ -357,6 +357,24 @@ fn hidden_cells_that_would_be_sent_are_refused_unless_accepted() {
             "B2 (formatted to show nothing (;;;))",
         ),
         (
+            "zero-height.xlsx",
+            r#"<sheetFormatPr defaultRowHeight="15" zeroHeight="1"/>"#,
+            format!(r#"<row r="2"><c r="A2"><v>1</v></c>{}</row>"#, text("B2", "Administrators")),
+            "B2 (in a hidden row)",
+        ),
+        (
+            "height-0.xlsx",
+            "",
+            format!(r#"<row r="2" ht="0" customHeight="1"><c r="A2"><v>1</v></c>{}</row>"#, text("B2", "Administrators")),
+            "B2 (in a hidden row)",
+        ),
+        (
+            "width-0.xlsx",
+            r#"<cols><col min="2" max="2" width="0" customWidth="1"/></cols>"#,
+            format!(r#"<row r="2"><c r="A2"><v>1</v></c>{}</row>"#, text("B2", "Administrators")),
+            "B2 (in a hidden column)",
+        ),
+        (
             "text-part.xlsx",
             "",
             r#"<row r="2"><c r="A2"><v>1</v></c><c r="B2" s="4" t="inlineStr"><is><t>Administrators</t></is></c></row>"#.to_string(),

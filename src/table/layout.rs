@@ -139,23 +139,33 @@ pub fn xlsx_hidden<R: Read + Seek>(file: R, sheet: &str) -> Result<Layout, Strin
     let mut cell: Option<((u32, u32), String)> = None;
     let mut column: u32 = 0;
     let mut in_value = false;
+    // `<sheetFormatPr zeroHeight="1">`: rows are hidden unless a row says
+    // a height of its own.
+    let mut zero_height = false;
+    let size = |e: &quick_xml::events::BytesStart, name: &str| {
+        attr(e, name).and_then(|value| value.trim().parse::<f64>().ok())
+    };
     loop {
         let event = xml
             .read_event_into(&mut buf)
             .map_err(|error| format!("cannot read the sheet {sheet:?}: {error}"))?;
         match &event {
             Event::Start(e) | Event::Empty(e) => match e.local_name().into_inner() {
+                "sheetFormatPr" => zero_height = truthy(e, "zeroHeight"),
                 "col" => {
                     let min = number(e, "min").unwrap_or(1).max(1);
                     let max = number(e, "max").unwrap_or(min).max(min);
-                    if truthy(e, "hidden") {
+                    // Width 0: Excel shows nothing of the column.
+                    if truthy(e, "hidden") || size(e, "width") == Some(0.0) {
                         columns.push((min - 1, max - 1));
                     }
                 }
                 "row" => {
                     row = number(e, "r").map_or(row + 1, |r| r.max(1));
                     column = 0;
-                    if truthy(e, "hidden") {
+                    let height = size(e, "ht");
+                    let own_height = truthy(e, "customHeight") && height.is_some_and(|h| h > 0.0);
+                    if truthy(e, "hidden") || height == Some(0.0) || (zero_height && !own_height) {
                         rows.push((row - 1, row - 1));
                     }
                 }
