@@ -376,5 +376,11 @@ fn an_xls_that_holds_a_leading_feff_is_noted() {
             noted,
             "{format}: {err}"
         );
+        // Hidden rows and columns of an .xls are not seen: said.
+        assert_eq!(
+            err.contains("whose hidden rows and columns and number formats this tool cannot see"),
+            noted,
+            "{format}: {err}"
+        );
     }
 }

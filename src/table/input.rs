@@ -426,6 +426,14 @@ impl Input {
                 read.sheets.len()
             ));
         }
+        if read.format == "xls" {
+            notes.push(format!(
+                "{} is an .xls file, whose hidden rows and columns and number formats this \
+                 tool cannot see: a value hidden there would be sent; save the sheet as .xlsx \
+                 (or .ods) to have hidden cells found",
+                path.display()
+            ));
+        }
         if read.may_drop_bom {
             notes.push(format!(
                 "{} seems to hold text that starts with the invisible mark U+FEFF, which \
