@@ -180,7 +180,7 @@ async fn profile_mistakes_are_clear_exits_2() {
     assert_eq!(failed.status.code(), Some(2));
     let text = stderr(&failed);
     assert!(
-        text.contains("api_key_command of profile fails (exit 4) exited with 4"),
+        text.contains("api_key_command of profile fails (exit …) exited with 4"),
         "{text}"
     );
     // A mistake anywhere in the file stops every profile: fix it first.
