@@ -727,3 +727,228 @@ fn a_csv_line_past_the_bound_is_refused_by_its_number() {
         "{err}"
     );
 }
+
+/// `tests/fixtures/spreadsheet.xls` (saved by LibreOffice) with `patch`
+/// applied to its bytes, written to `dir/name`.
+fn forged_xls(dir: &Path, name: &str, patch: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spreadsheet.xls"))
+            .unwrap();
+    patch(&mut bytes);
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+/// Where the first record of `typ` with `len` bytes of data starts (its
+/// data, past the 4-byte header): the fixture's workbook stream lies in
+/// the file in one piece.
+fn record_at(bytes: &[u8], typ: u16, len: u16) -> usize {
+    let mut header = typ.to_le_bytes().to_vec();
+    header.extend(len.to_le_bytes());
+    let at = bytes
+        .windows(4)
+        .position(|window| window == header.as_slice())
+        .unwrap_or_else(|| panic!("no record {typ:#x} of {len} bytes"));
+    at + 4
+}
+
+/// A forged `.xls` (a size record or a cell past the format's 65,536 rows
+/// and 256 columns, a sector chain that loops) made calamine ask for
+/// terabytes and the process abort; each is now refused, naming the sheet
+/// or the container, before calamine reads it.
+#[test]
+fn forged_xls_records_are_refused_before_the_reader_sets_memory_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    forged_xls(dir.path(), "plain.xls", |_| {});
+    forged_xls(dir.path(), "size.xls", |bytes| {
+        // DIMENSIONS (0x0200): rows from 0 to 0xFFFFFFFF.
+        let at = record_at(bytes, 0x0200, 14);
+        bytes[at + 4..at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    });
+    forged_xls(dir.path(), "corner.xls", |bytes| {
+        // A LabelSst (0x00FD) moved to the last row and column of a sheet.
+        let at = record_at(bytes, 0x00FD, 10);
+        bytes[at..at + 2].copy_from_slice(&0xFFFFu16.to_le_bytes());
+        bytes[at + 2..at + 4].copy_from_slice(&0x00FFu16.to_le_bytes());
+    });
+    forged_xls(dir.path(), "column.xls", |bytes| {
+        let at = record_at(bytes, 0x00FD, 10);
+        bytes[at..at + 4].copy_from_slice(&[0xFF; 4]);
+    });
+    forged_xls(dir.path(), "loop.xls", |bytes| {
+        // The directory's first sector points back to itself in the FAT.
+        let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let (directory, fat) = (word(48), word(76));
+        let entry = (fat as usize + 1) * 512 + directory as usize * 4;
+        bytes[entry..entry + 4].copy_from_slice(&directory.to_le_bytes());
+    });
+    let output = run_limited(dir.path(), &["validate", "plain.xls", "-o", "-"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    for (name, want) in [
+        (
+            "size.xls",
+            "declares a size (its DIMENSIONS record) of rows 1 to 4294967295",
+        ),
+        (
+            "corner.xls",
+            "spans 16777216 cells, from row 1 to row 65536 and from column A to column IV",
+        ),
+        ("column.xls", "spans 4294967296 cells"),
+        (
+            "loop.xls",
+            "its container (an OLE compound file) is damaged: a chain of sectors loops",
+        ),
+    ] {
+        let output = run_limited(dir.path(), &["validate", name, "-o", "-"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(
+            err.contains("sheet 1 (\"spreadsheet\")") || name == "loop.xls",
+            "{name}: {err}"
+        );
+    }
+}
+
+/// One `.xlsb` record: its type and length as calamine reads them (7 bits
+/// a byte), then its data.
+fn xlsb_record(typ: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (mut value, most) in [(typ as usize, 2), (data.len(), 4)] {
+        for _ in 0..most {
+            let byte = (value & 0x7F) as u8;
+            value >>= 7;
+            out.push(if value > 0 { byte | 0x80 } else { byte });
+            if value == 0 {
+                break;
+            }
+        }
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+fn wide(text: &str) -> Vec<u8> {
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let mut out = (units.len() as u32).to_le_bytes().to_vec();
+    out.extend(units.iter().flat_map(|unit| unit.to_le_bytes()));
+    out
+}
+
+/// A text cell (BrtCellSt) and a number cell (BrtCellReal) at `column`.
+fn xlsb_text(column: u32, text: &str) -> Vec<u8> {
+    let mut data = column.to_le_bytes().to_vec();
+    data.extend([0; 4]);
+    data.extend(wide(text));
+    xlsb_record(0x0006, &data)
+}
+
+fn xlsb_number(column: u32, value: f64) -> Vec<u8> {
+    let mut data = column.to_le_bytes().to_vec();
+    data.extend([0; 4]);
+    data.extend(value.to_le_bytes());
+    xlsb_record(0x0005, &data)
+}
+
+/// A row header (BrtRowHdr) for the cells after it.
+fn xlsb_row(row: u32) -> Vec<u8> {
+    let mut data = row.to_le_bytes().to_vec();
+    data.extend([0; 13]);
+    xlsb_record(0x0000, &data)
+}
+
+/// An `.xlsb` of one sheet "users" whose cell records are `cells`.
+fn xlsb(path: &Path, cells: &[u8]) {
+    let mut book = xlsb_record(0x0083, b"");
+    book.extend(xlsb_record(0x008F, b""));
+    let mut sheet = vec![0; 8];
+    sheet.extend(wide("rId1"));
+    sheet.extend(wide("users"));
+    book.extend(xlsb_record(0x009C, &sheet));
+    book.extend(xlsb_record(0x0090, b""));
+    book.extend(xlsb_record(0x0084, b""));
+    let mut dimension = Vec::new();
+    for value in [0u32, 2, 0, 2] {
+        dimension.extend(value.to_le_bytes());
+    }
+    let mut data = xlsb_record(0x0081, b"");
+    data.extend(xlsb_record(0x0094, &dimension));
+    data.extend(xlsb_record(0x0091, b""));
+    data.extend_from_slice(cells);
+    data.extend(xlsb_record(0x0092, b""));
+    data.extend(xlsb_record(0x0082, b""));
+    let types = br#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="bin" ContentType="application/vnd.ms-excel.sheet.binary.macroEnabled.main"/><Override PartName="/xl/worksheets/sheet1.bin" ContentType="application/vnd.ms-excel.worksheet"/></Types>"#;
+    let rels = br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.bin"/></Relationships>"#;
+    let book_rels = br#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.bin"/></Relationships>"#;
+    archive(
+        path,
+        &[
+            part("[Content_Types].xml", types),
+            part("_rels/.rels", rels),
+            part("xl/_rels/workbook.bin.rels", book_rels),
+            part("xl/workbook.bin", &book),
+            part("xl/worksheets/sheet1.bin", &data),
+        ],
+    );
+}
+
+/// A forged `.xlsb`: a cell far from the table (calamine holds the
+/// rectangle: 17 billion cells), a row header past the last row (calamine
+/// drops every row after it, silently), and short text cells that read
+/// their text from a longer record's bytes left in calamine's buffer (a
+/// file of 3 KB took 5.8 GB, then aborted). Each is refused; the same file
+/// without the forgery is read.
+#[test]
+fn forged_xlsb_records_are_refused_before_the_reader_sets_memory_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = xlsb_row(0);
+    table.extend(xlsb_text(0, "user_id"));
+    table.extend(xlsb_text(1, "company"));
+    table.extend(xlsb_row(1));
+    table.extend(xlsb_number(0, 2.0));
+    table.extend(xlsb_text(1, "ACME"));
+    xlsb(&dir.path().join("plain.xlsb"), &table);
+    let mut far = table.clone();
+    far.extend(xlsb_row(1_048_575));
+    far.extend(xlsb_text(16_383, "x"));
+    xlsb(&dir.path().join("far.xlsb"), &far);
+    let mut row = table.clone();
+    row.extend(xlsb_row(0x7FFF_FFFF));
+    row.extend(xlsb_text(1, "x"));
+    row.extend(xlsb_row(2));
+    row.extend(xlsb_number(0, 3.0));
+    xlsb(&dir.path().join("row.xlsb"), &row);
+    let mut stale = table.clone();
+    stale.extend(xlsb_row(2));
+    stale.extend(xlsb_text(1, &"A".repeat(500_000)));
+    let mut short = 1u32.to_le_bytes().to_vec();
+    short.extend([0; 4]);
+    for _ in 0..20_000 {
+        stale.extend(xlsb_record(0x0006, &short));
+    }
+    xlsb(&dir.path().join("stale.xlsb"), &stale);
+
+    let output = run_limited(dir.path(), &["validate", "plain.xlsb", "-o", "-"]);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(out.contains("would_update"), "{out}");
+    for (name, want) in [
+        (
+            "far.xlsb",
+            "spans 17179869184 cells, from row 1 to row 1048576",
+        ),
+        (
+            "row.xlsb",
+            "names row 2147483648, past any sheet's 1048576 rows",
+        ),
+        ("stale.xlsb", "repeats its text to more than 16 MiB in all"),
+    ] {
+        let output = run_limited(dir.path(), &["validate", name, "-o", "-"]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(
+            err.contains(r#"its part "xl/worksheets/sheet1.bin""#),
+            "{name}: {err}"
+        );
+    }
+}

@@ -14,7 +14,7 @@ use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::sheet::{self, CellNote, SheetRead, Stored};
 use super::spool::Spool;
-use super::zipped;
+use super::{binary, zipped};
 use crate::error::Fatal;
 use crate::model::patch::{Field, closest, show};
 use crate::settings::{InputSettings, InputSource};
@@ -329,6 +329,7 @@ impl Input {
             zipped::check_parts(spool.reader(), file_len).map_err(refused)?;
             let bytes = sheet::in_memory(spool.reader()).map_err(open_error)?;
             let raw = Arc::clone(bytes.get_ref());
+            binary::check(&raw).map_err(refused)?;
             let mut converted = Spool::new().map_err(open_error)?;
             let mut sheet_read = sheet::convert_guarded(
                 bytes,

@@ -318,9 +318,11 @@ fn truthy(e: &BytesStart, key: &str) -> bool {
 }
 
 /// The most cells an `.ods` sheet may span (from its first row that holds
-/// something to its last, from column A to its rightmost): calamine holds
-/// the whole rectangle, 32 bytes a cell, and more while it reads.
-pub const ODS_MAX_CELLS: u64 = 5_000_000;
+/// something to its last, from column A to its rightmost), and the sheets
+/// of an `.xls` file together, and each sheet of an `.xlsb` file (from its
+/// first cell to its last, both ways): calamine holds the whole rectangle,
+/// 32 bytes a cell, and more while it reads.
+pub const SPAN_MAX_CELLS: u64 = 5_000_000;
 
 /// The most times an `.ods` row that holds something may repeat
 /// (`table:number-rows-repeated`): a table of users has each user once.
@@ -328,7 +330,7 @@ pub const ODS_MAX_REPEATS: u64 = 1_000;
 
 /// Scans the `content.xml` of an `.ods` file in `file`: every sheet's
 /// layout, by name. Refuses a sheet that spans more than
-/// [`ODS_MAX_CELLS`], or repeats a row that holds something more than
+/// [`SPAN_MAX_CELLS`], or repeats a row that holds something more than
 /// [`ODS_MAX_REPEATS`] times, before anything expands it.
 pub fn ods_layouts<R: Read + Seek>(file: R) -> Result<HashMap<String, Layout>, String> {
     let mut layouts = HashMap::new();
@@ -504,10 +506,10 @@ impl OdsScan {
         });
         let (first, last, widest) = self.filled.expect("just set");
         let spanned = (last - first + 1).saturating_mul(u64::from(widest) + 1);
-        if spanned > ODS_MAX_CELLS || last >= 1 << 20 {
+        if spanned > SPAN_MAX_CELLS || last >= 1 << 20 {
             return Err(format!(
                 "its sheet {:?} spans {spanned} cells, from row {} to row {} and from column A to \
-                 column {} (reached at {}{}), more than the {ODS_MAX_CELLS} an .ods sheet is \
+                 column {} (reached at {}{}), more than the {SPAN_MAX_CELLS} an .ods sheet is \
                  read with: a stray cell far below or right of the table makes it so; delete it \
                  and save the file, or save the sheet as .xlsx, which is read cell by cell",
                 self.name,

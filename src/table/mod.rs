@@ -3,6 +3,7 @@
 //! (`input_format`), and the record of a run on disk: the results file and
 //! its journal (`record`). Spreadsheet files will join them here.
 
+pub mod binary;
 pub mod cells;
 pub mod input;
 pub mod input_format;

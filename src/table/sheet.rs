@@ -23,8 +23,8 @@ use calamine::{
 /// What a workbook file starts with: a ZIP archive (`.xlsx`, `.xlsm`,
 /// `.xlsb`, `.ods`) or an OLE compound file (`.xls`; also an encrypted
 /// `.xlsx`).
-const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
-const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
+pub(super) const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
+pub(super) const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 
 /// Whether `start` (the first bytes of a file) is a workbook's.
 pub fn looks_like_workbook(start: &[u8]) -> bool {
