@@ -261,12 +261,13 @@ fn one_user_on_many_rows_is_checked_in_linear_time() {
 }
 
 const STYLES: &str = r##"<?xml version="1.0" encoding="UTF-8"?>
-<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><numFmts count="4"><numFmt numFmtId="164" formatCode=";;;"/><numFmt numFmtId="165" formatCode="0%"/><numFmt numFmtId="166" formatCode="#,##0.00\ [$€-407]"/><numFmt numFmtId="167" formatCode="0;-0;0;&quot;Users&quot;"/></numFmts><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills><borders count="1"><border/></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="5"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="166" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="167" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs></styleSheet>"##;
+<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><numFmts count="4"><numFmt numFmtId="164" formatCode=";;;"/><numFmt numFmtId="165" formatCode="0%"/><numFmt numFmtId="166" formatCode="#,##0.00\ [$€-407]"/><numFmt numFmtId="167" formatCode="0;-0;0;&quot;Users&quot;"/></numFmts><fonts count="1"><font><sz val="11"/><name val="Calibri"/></font></fonts><fills count="1"><fill><patternFill patternType="none"/></fill></fills><borders count="1"><border/></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="6"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="166" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="167" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="7" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs></styleSheet>"##;
 
 /// An `.xlsx` whose sheet is `rows` (the XML of `<row>`s) with `before`
 /// (`<cols>`) and `after` (`<mergeCells>`) around its data; its styles are
 /// [`STYLES`]: `s="1"` shows nothing, `s="2"` a percentage, `s="3"` euros,
-/// `s="4"` shows a text cell as "Users" whatever it holds.
+/// `s="4"` shows a text cell as "Users" whatever it holds, `s="5"` the
+/// built-in currency format 7, whose code the file does not hold.
 fn users_xlsx(path: &Path, before: &str, rows: &str, after: &str) {
     let sheet = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -412,10 +413,11 @@ fn hidden_cells_that_would_be_sent_are_refused_unless_accepted() {
 fn a_user_id_shown_as_a_percentage_or_a_currency_is_refused_by_cell() {
     let dir = tempfile::tempdir().unwrap();
     let rows = format!(
-        r#"{}<row r="2"><c r="A2" s="2"><v>5</v></c>{}</row><row r="3"><c r="A3" s="3"><v>9</v></c>{}</row>"#,
+        r#"{}<row r="2"><c r="A2" s="2"><v>5</v></c>{}</row><row r="3"><c r="A3" s="3"><v>9</v></c>{}</row><row r="4"><c r="A4" s="5"><v>12</v></c>{}</row>"#,
         header_row(),
         text("B2", "Users"),
         text("B3", "Users"),
+        text("B4", "Users"),
     );
     users_xlsx(&dir.path().join("formats.xlsx"), "", &rows, "");
     let output = run_limited(dir.path(), &["validate", "formats.xlsx", "-o", "-"]);
@@ -428,6 +430,10 @@ fn a_user_id_shown_as_a_percentage_or_a_currency_is_refused_by_cell() {
     );
     assert!(
         rows[1]["error"].contains("A3 shows the number 9 as a currency"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[2]["error"].contains("A4 shows the number 12 as a currency"),
         "{rows:?}"
     );
 }
@@ -564,6 +570,26 @@ fn ods_repeats_and_stray_cells_are_refused_before_they_are_expanded() {
     assert_eq!(output.status.code(), Some(2), "{err}");
     assert!(
         err.contains("more than the 5000000 an .ods sheet is read with"),
+        "{err}"
+    );
+
+    // A cell pushed past column XFD by the repeats before it: calamine
+    // dropped it, and with it the row (user 7 into Administrators).
+    let pushed = format!(
+        r#"{ODS_HEADER}<table:table-row>{}{}</table:table-row><table:table-row><table:table-cell table:number-columns-repeated="4294967295"/>{}{}</table:table-row>"#,
+        ods_number(2, "float"),
+        ods_text("Users"),
+        ods_number(7, "float"),
+        ods_text("Administrators"),
+    );
+    ods(&dir.path().join("pushed.ods"), &pushed);
+    let output = run_limited(dir.path(), &["validate", "pushed.ods", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(
+            r#"its sheet "users" has a cell that holds something in row 3, past column XFD"#
+        ),
         "{err}"
     );
 }

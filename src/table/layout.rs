@@ -399,7 +399,7 @@ impl OdsScan {
                     }
                 }
                 Event::End(e) => match e.name().into_inner() {
-                    "table:table-cell" | "table:covered-table-cell" => self.end_cell(),
+                    "table:table-cell" | "table:covered-table-cell" => self.end_cell()?,
                     "table:table-row" => self.end_row()?,
                     "table:table" => {
                         let scan = std::mem::take(&mut self);
@@ -464,7 +464,7 @@ impl OdsScan {
                 self.column = self.column.saturating_add(count);
                 self.cell = Some((cell, holds));
                 if empty {
-                    self.end_cell();
+                    self.end_cell()?;
                 }
             }
             "text:ruby" => {
@@ -477,10 +477,25 @@ impl OdsScan {
         Ok(())
     }
 
-    fn end_cell(&mut self) {
+    /// Ends the current cell; one that holds something past column XFD
+    /// is refused: no spreadsheet shows it (LibreOffice drops it, with a
+    /// warning) and calamine drops it without one.
+    fn end_cell(&mut self) -> Result<(), String> {
         if let Some((cell, true)) = self.cell.take() {
+            if cell.0 >= 1 << 14 {
+                return Err(format!(
+                    "its sheet {:?} has a cell that holds something in row {}, past column XFD \
+                     (a sheet's last, the 16384th), where no spreadsheet shows it and the \
+                     reader would drop it: the repeats before it \
+                     (table:number-columns-repeated) put it there; open the file in a \
+                     spreadsheet, check the row and save it again",
+                    self.name,
+                    self.row + 1
+                ));
+            }
             self.row_cells.push(cell);
         }
+        Ok(())
     }
 
     fn end_row(&mut self) -> Result<(), String> {
@@ -538,6 +553,20 @@ impl OdsScan {
         self.layout.hidden_rows = tidy(self.hidden_rows);
         self.layout.hidden_columns = tidy(self.hidden_columns);
         Ok(self.layout)
+    }
+}
+
+/// How an `.xlsx` number format shows a number, by its code and its id:
+/// the built-in formats the standard leaves to the locale (5 to 8, a
+/// currency; 23 to 36 and 50 and above, dates and Asian formats) come
+/// with no code, and calamine gives them as `General`.
+pub fn xlsx_number_format_mark(code: &str, id: Option<u32>) -> Option<Mark> {
+    match id {
+        Some(5..=8) => Some(Mark::Format("a currency".into())),
+        Some(id @ (23..=36 | 50..=163)) if code.eq_ignore_ascii_case("general") => {
+            Some(Mark::Format(format!("the built-in format {id}")))
+        }
+        _ => xlsx_format_mark(code),
     }
 }
 
@@ -601,6 +630,23 @@ pub fn xlsx_format_mark(code: &str) -> Option<Mark> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn built_in_formats_without_a_code_are_told_by_their_id() {
+        let currency = Some(Mark::Format("a currency".into()));
+        for id in 5..=8 {
+            assert_eq!(xlsx_number_format_mark("General", Some(id)), currency);
+        }
+        assert_eq!(
+            xlsx_number_format_mark("General", Some(31)),
+            Some(Mark::Format("the built-in format 31".into()))
+        );
+        assert_eq!(xlsx_number_format_mark("General", Some(0)), None);
+        assert_eq!(xlsx_number_format_mark("General", None), None);
+        assert_eq!(xlsx_number_format_mark("0", Some(1)), None);
+        // A workbook's own format of such an id is read by its code.
+        assert_eq!(xlsx_number_format_mark("0", Some(164)), None);
+    }
 
     #[test]
     fn formats_are_told_by_their_code() {

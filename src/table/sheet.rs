@@ -711,7 +711,7 @@ fn copy_cells<W: Write>(
             let reference = || format!("{}{}", column_letters(at.1 as usize), u64::from(at.0) + 1);
             let mark = seen.marks.get(&at).cloned().or_else(|| {
                 let format = styles?.get(at)?.number_format.as_ref()?;
-                layout::xlsx_format_mark(&format.format_code)
+                layout::xlsx_number_format_mark(&format.format_code, format.format_id)
             });
             if mark == Some(Mark::Covered) || merges.covering(at.0, at.1).is_some() {
                 // A merge shows its first cell only: the others are empty
