@@ -509,6 +509,13 @@ fn ods_covered_hidden_formatted_and_ruby_cells_are_read_as_seen() {
         ods_text("Users"),
         ods_number(9, "currency"),
         ods_text("Users"),
+    ) + &format!(
+        // A number whose display is not its value, and a float shown as
+        // a currency by its data style: a person reads the text.
+        r#"<table:table-row><table:table-cell office:value-type="float" office:value="5"><text:p>7</text:p></table:table-cell>{}</table:table-row><table:table-row><table:table-cell office:value-type="float" office:value="9"><text:p>9,00 €</text:p></table:table-cell>{}</table:table-row><table:table-row><table:table-cell office:value-type="float" office:value="1234"><text:p>1.234</text:p></table:table-cell>{}</table:table-row>"#,
+        ods_text("Users"),
+        ods_text("Users"),
+        ods_text("Users"),
     );
     ods(&dir.path().join("formats.ods"), &formats);
     let output = run_limited(dir.path(), &["validate", "formats.ods", "-o", "-"]);
@@ -523,6 +530,15 @@ fn ods_covered_hidden_formatted_and_ruby_cells_are_read_as_seen() {
         rows[1]["error"].contains("A3 shows the number 9 as a currency"),
         "{rows:?}"
     );
+    assert!(
+        rows[2]["error"].contains(r#"A4 shows the number 5 as the text "7""#),
+        "{rows:?}"
+    );
+    assert!(
+        rows[3]["error"].contains(r#"A5 shows the number 9 as the text "9,00 €""#),
+        "{rows:?}"
+    );
+    assert_eq!(rows[4]["status"], "would_update", "{rows:?}");
 
     let ruby = format!(
         r#"{ODS_HEADER}<table:table-row>{}<table:table-cell office:value-type="string"><text:p><text:ruby><text:ruby-base>Users</text:ruby-base><text:ruby-text>ユーザー</text:ruby-text></text:ruby></text:p></table:table-cell></table:table-row>"#,

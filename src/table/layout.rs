@@ -365,7 +365,56 @@ struct OdsScan {
     /// The current cell, while its content is read, and whether it holds
     /// something (a value type, a formula, or text).
     cell: Option<(OdsCell, bool)>,
+    /// The current cell's number (`office:value` of a float), and the text
+    /// it shows (what LibreOffice saved as its display), up to 64 bytes.
+    cell_value: Option<String>,
+    cell_shown: String,
     filled: Option<(u64, u64, u32)>,
+}
+
+/// Whether `shown` (the text an `.ods` cell shows) is the number `value`
+/// (its `office:value`): as written (`5`, `5.0`), or its whole digits with
+/// grouping and decimal marks of any locale and decimal zeros (`1,234`,
+/// `1.234,00`, `0006`).
+fn shows_number(shown: &str, value: &str) -> bool {
+    let Ok(number) = value.trim().parse::<f64>() else {
+        return true;
+    };
+    let shown = shown.trim();
+    if shown.parse::<f64>() == Ok(number) {
+        return true;
+    }
+    if number.fract() != 0.0 || !(0.0..1e15).contains(&number) {
+        return false;
+    }
+    let marks = [',', '.', ' ', '\'', '\u{a0}', '\u{202f}'];
+    if !shown
+        .chars()
+        .all(|c| c.is_ascii_digit() || marks.contains(&c))
+    {
+        return false;
+    }
+    let whole = format!("{}", number as u64);
+    // Digits in groups of three after the first (`1,234,567`), or none.
+    let is_whole = |text: &str| {
+        let groups: Vec<&str> = text.split(|c| marks.contains(&c)).collect();
+        let grouped = groups.len() == 1
+            || (groups
+                .first()
+                .is_some_and(|first| (1..=3).contains(&first.len()))
+                && groups[1..].iter().all(|group| group.len() == 3));
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        grouped && digits.trim_start_matches('0') == whole.trim_start_matches('0')
+    };
+    // Grouped (`1,234`), or with decimal zeros after the last mark
+    // (`1.234,00`).
+    is_whole(shown)
+        || shown.rfind([',', '.']).is_some_and(|at| {
+            let decimals = &shown[at + 1..];
+            (1..=4).contains(&decimals.len())
+                && decimals.chars().all(|c| c == '0')
+                && is_whole(&shown[..at])
+        })
 }
 
 /// What LibreOffice calls a row or column hidden: collapsed, or filtered
@@ -396,6 +445,9 @@ impl OdsScan {
                 Event::Text(text) if !text.trim().is_empty() => {
                     if let Some((_, holds)) = &mut self.cell {
                         *holds = true;
+                        if self.cell_shown.len() < 64 {
+                            self.cell_shown.push_str(text.as_ref());
+                        }
                     }
                 }
                 Event::End(e) => match e.name().into_inner() {
@@ -463,6 +515,11 @@ impl OdsScan {
                 let cell = (self.column, count, mark);
                 self.column = self.column.saturating_add(count);
                 self.cell = Some((cell, holds));
+                self.cell_shown.clear();
+                self.cell_value = match attr(e, "office:value-type").as_deref() {
+                    Some("float") => attr(e, "office:value"),
+                    _ => None,
+                };
                 if empty {
                     self.end_cell()?;
                 }
@@ -481,7 +538,20 @@ impl OdsScan {
     /// is refused: no spreadsheet shows it (LibreOffice drops it, with a
     /// warning) and calamine drops it without one.
     fn end_cell(&mut self) -> Result<(), String> {
-        if let Some((cell, true)) = self.cell.take() {
+        if let Some((mut cell, true)) = self.cell.take() {
+            if let Some(value) = self.cell_value.take()
+                && cell.2.is_none()
+                && !self.cell_shown.is_empty()
+                && !shows_number(&self.cell_shown, &value)
+            {
+                // A number shown as other text (a currency by its data
+                // style, or a display that is not its value): a user ID
+                // in it is refused, as a person reads the text.
+                cell.2 = Some(Mark::Format(format!(
+                    "the text {:?}",
+                    crate::visible::visible(self.cell_shown.trim())
+                )));
+            }
             if cell.0 >= 1 << 14 {
                 return Err(format!(
                     "its sheet {:?} has a cell that holds something in row {}, past column XFD \
@@ -630,6 +700,35 @@ pub fn xlsx_format_mark(code: &str) -> Option<Mark> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ods_number_is_shown_as_itself_or_grouped() {
+        for (shown, value) in [
+            ("5", "5"),
+            ("5.00", "5"),
+            ("1,234", "1234"),
+            ("1.234,00", "1234"),
+            ("1\u{a0}234", "1234"),
+            ("000006", "6"),
+            ("0", "0"),
+            ("0.5", "0.5"),
+            ("5,000", "5"),
+            ("5,000", "5000"),
+        ] {
+            assert!(shows_number(shown, value), "{shown} {value}");
+        }
+        for (shown, value) in [
+            ("7", "5"),
+            ("5,00 €", "5"),
+            ("500%", "5"),
+            ("50", "5"),
+            ("12", "1"),
+            ("1.2", "12"),
+            ("5,000", "5000000"),
+        ] {
+            assert!(!shows_number(shown, value), "{shown} {value}");
+        }
+    }
 
     #[test]
     fn built_in_formats_without_a_code_are_told_by_their_id() {
