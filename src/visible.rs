@@ -9,19 +9,36 @@ use std::fmt::Write as _;
 
 /// Whether `c` acts on the terminal or the reader instead of showing:
 /// control characters (C0, DEL, C1), the marks that set the direction of
-/// text, and the characters that take no width.
+/// text, and the characters that take no width or show as nothing (the
+/// Hangul fillers, the Braille blank, variation selectors and tags, the
+/// object replacement character...).
+///
+/// Only for display: a variation selector after an emoji (U+FE0F) is
+/// written as `\u{fe0f}` too, which costs a message its colour, not its
+/// meaning.
 pub fn hidden(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{061c}'
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180e}'
                 | '\u{200b}'..='\u{200f}'
                 | '\u{2028}'..='\u{202e}'
                 | '\u{2060}'..='\u{2069}'
-                | '\u{180e}'
-                | '\u{00ad}'
+                | '\u{2800}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
                 | '\u{feff}'
-                | '\u{fff9}'..='\u{fffb}'
+                | '\u{ffa0}'
+                | '\u{fff9}'..='\u{fffc}'
+                | '\u{1d159}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e007f}'
+                | '\u{e0100}'..='\u{e01ef}'
         )
 }
 
@@ -63,5 +80,66 @@ mod tests {
             assert_eq!(visible(text), want, "{text:?}");
         }
         assert!(matches!(visible("clean"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn what_shows_as_nothing_is_shown_as_its_code() {
+        let blank = [
+            '\u{3164}',
+            '\u{115f}',
+            '\u{1160}',
+            '\u{ffa0}',
+            '\u{fe00}',
+            '\u{fe0f}',
+            '\u{e0100}',
+            '\u{e01ef}',
+            '\u{e0000}',
+            '\u{e0001}',
+            '\u{e0041}',
+            '\u{e007f}',
+            '\u{034f}',
+            '\u{2800}',
+            '\u{1d159}',
+            '\u{1d173}',
+            '\u{1d17a}',
+            '\u{17b4}',
+            '\u{17b5}',
+            '\u{fffc}',
+        ];
+        for c in blank {
+            assert!(hidden(c), "U+{:04X}", u32::from(c));
+            let text = format!("ok{c}ok");
+            assert_eq!(
+                visible(&text),
+                format!("ok\\u{{{:x}}}ok", u32::from(c)),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        // Their neighbours show, as does text around them.
+        for c in [
+            '\u{3163}',
+            '\u{3165}',
+            '\u{1161}',
+            '\u{ff9f}',
+            '\u{ffa1}',
+            '\u{fdff}',
+            '\u{fe10}',
+            '\u{e0080}',
+            '\u{e01f0}',
+            '\u{034e}',
+            '\u{2801}',
+            '\u{1d15a}',
+            '\u{1d172}',
+            '\u{1d17b}',
+            '\u{17b6}',
+            '\u{fffd}',
+            '😀',
+            '한',
+        ] {
+            assert!(!hidden(c), "U+{:04X}", u32::from(c));
+        }
+        // A heart with its emoji selector: the selector is written out.
+        assert_eq!(visible("I \u{2764}\u{fe0f} it"), "I \u{2764}\\u{fe0f} it");
     }
 }

@@ -180,10 +180,20 @@ async fn a_server_that_echoes_the_key_and_sends_escapes_shows_neither() {
         })
         .collect();
     let html = KEY.replace('&', "&amp;");
+    // The echoes a plain search misses: a run cut from the left, the key
+    // upper-cased, encoded twice, and in base64 as a Basic header.
+    let twice = url.replace('%', "%25");
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("user:{KEY}"))
+    };
     let message = format!(
         "key {url} or {html} or {}… refused \u{1b}[2J\u{1b}]0;owned\u{7} \u{202e}txt.exe \
-         zero\u{200b}width",
-        &KEY[..14]
+         zero\u{200b}width, hangul\u{3164}filler; also …{} and {} and {twice} from \
+         Authorization: Basic {basic}",
+        &KEY[..14],
+        &KEY[KEY.len() - 14..],
+        KEY.to_uppercase(),
     );
     Mock::given(method("PATCH"))
         .respond_with(
@@ -215,9 +225,24 @@ async fn a_server_that_echoes_the_key_and_sends_escapes_shows_neither() {
     )
     .await;
     assert_eq!(ran.status.code(), Some(1));
-    assert_no_key(KEY, &everything(dir, &ran), "an echoing server");
+    let seen = everything(dir, &ran);
+    assert_no_key(KEY, &seen, "an echoing server");
+    let basic_key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(KEY)
+    };
+    for form in [
+        &KEY[KEY.len() - 12..],
+        &KEY[8..20],
+        &KEY.to_uppercase()[..12],
+        "12345%2524",
+        &basic[..16],
+        &basic_key[..16],
+    ] {
+        assert!(!seen.contains(form), "{form:?} shows in\n{seen}");
+    }
     let stderr = String::from_utf8_lossy(&ran.stderr);
-    for raw in ['\u{1b}', '\u{7}', '\u{202e}', '\u{200b}'] {
+    for raw in ['\u{1b}', '\u{7}', '\u{202e}', '\u{200b}', '\u{3164}'] {
         assert!(
             !stderr.contains(raw),
             "{raw:?} reached the terminal:\n{stderr}"
