@@ -400,7 +400,7 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
 
 /// Keys shorter than this are not blanked out of the users an API answers
 /// with (real API keys are far longer).
-const MIN_KEY_IN_DATA: usize = 12;
+const MIN_KEY_IN_DATA: usize = crate::secret::MIN_RUN;
 
 /// Why a server's certificate was not trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]

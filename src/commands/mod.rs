@@ -112,16 +112,10 @@ fn connect(
     verb: &str,
 ) -> Result<(Client, Option<String>), Fatal> {
     let client = Client::new(api, concurrency)?;
-    // The key pasted where a host or a proxy goes is not shown either.
-    // (A URL's host is lowercased: the key's lowercase spelling too.)
-    let keys = [
-        crate::secret::Blanker::new(api.api_key.expose()),
-        crate::secret::Blanker::new(&api.api_key.expose().to_lowercase()),
-    ];
-    let blank = |text: String| {
-        keys.iter()
-            .fold(text, |text, key| key.blank(text.into()).into_owned())
-    };
+    // The key pasted where a host or a proxy goes is not shown either (a
+    // URL's host is lowercased: the blanker matches any ASCII case).
+    let key = crate::secret::Blanker::new(api.api_key.expose());
+    let blank = |text: String| key.blank(text.into()).into_owned();
     if !quiet {
         // Which account: the host and where the key came from, never the key.
         let host = api.base_url.host_str().unwrap_or_default();
