@@ -301,6 +301,15 @@ async fn each_row_is_one_exact_patch_and_the_results_show_the_answer() {
     assert_eq!(summary["command"], "apply");
     assert_eq!(summary["dry_run"], false);
     assert!(summary["input"].as_str().unwrap().ends_with("batch.csv"));
+    // The account, as the run's first line says it, for monitoring.
+    let account = summary["account"].as_str().unwrap();
+    assert!(account.starts_with("127.0.0.1:"), "{account}");
+    assert!(account.ends_with(", key from GCORE_API_KEY"), "{account}");
+    assert!(
+        run.stderr().contains(&format!("account: {account}")),
+        "{}",
+        run.stderr()
+    );
     assert!(run.stderr().contains("3 updated"), "{}", run.stderr());
 }
 

@@ -124,7 +124,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             )?,
             None => api.expect("a run that is not a rehearsal has its API settings"),
         };
-        let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
+        let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
         let account = Some((&client, &run.send));
         let first = first_pass(&settings, true, quiet, &interrupt, account).await?;
         let (input, mut preflight) = (first.input, first.preflight);
@@ -257,7 +257,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
             report: args.output.report.as_deref(),
-            proxy: proxy.as_deref(),
+            route: Some(&route),
             changes_exit: false,
         };
         let exit = finish(finished, &ending);
@@ -336,7 +336,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
-        let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
+        let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
         if !quiet {
             eprintln!(
                 "applying the plan {}: {} of its {} rows would change, each only if the user is \
@@ -370,7 +370,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
             report: args.output.report.as_deref(),
-            proxy: proxy.as_deref(),
+            route: Some(&route),
             changes_exit: false,
         };
         let exit = finish(finished, &ending);

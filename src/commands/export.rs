@@ -77,7 +77,7 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     let quiet = args.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
-        let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
+        let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
         let started = Instant::now();
         let mode = ProgressMode::detect(quiet, false, false);
         let how = Reading {
@@ -165,7 +165,7 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
             false => args.output.display().to_string(),
         };
         let mut text = String::new();
-        if let Some(proxy) = &proxy {
+        if let Some(proxy) = &route.proxy {
             text.push_str(&format!("through the proxy {proxy}\n"));
         }
         match written {
@@ -187,8 +187,10 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
         ));
         let _ = std::io::stderr().write_all(text.as_bytes());
         if let Some(path) = &run.summary_json {
+            let mut run_info = RunInfo::new("export", false, None, super::started());
+            run_info.account = Some(route.account.clone());
             let summary = ExportSummary {
-                run: RunInfo::new("export", false, None, super::started()),
+                run: run_info,
                 users: written,
                 pages: tally.pages,
                 retries: tally.retries,
@@ -197,7 +199,7 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
                 problem: problem.as_deref(),
                 exit_code: exit.code(),
                 results: &shown,
-                proxy: proxy.as_deref(),
+                proxy: route.proxy.as_deref(),
             };
             write_summary_json(path, &summary)?;
         }

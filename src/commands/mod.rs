@@ -102,29 +102,37 @@ enum Threads {
     PerCore,
 }
 
-/// The client of a run that talks to the API, and the proxy it goes
-/// through as shown (said at once unless `quiet`: `verb` is what the run
-/// does through it).
+/// Which account a run talks to and through what, as shown (never the
+/// key): for the summary JSON and the report.
+struct Route {
+    /// `api.gcore.com, key from profile b`.
+    account: String,
+    /// The proxy, password blanked, if one.
+    proxy: Option<String>,
+}
+
+/// The client of a run that talks to the API, and its [`Route`] (said at
+/// once unless `quiet`: `verb` is what the run does through the proxy).
 fn connect(
     api: &ApiSettings,
     concurrency: usize,
     quiet: bool,
     verb: &str,
-) -> Result<(Client, Option<String>), Fatal> {
+) -> Result<(Client, Route), Fatal> {
     let client = Client::new(api, concurrency)?;
     // The key pasted where a host or a proxy goes is not shown either (a
     // URL's host is lowercased: the blanker matches any ASCII case).
     let key = crate::secret::Blanker::new(api.api_key.expose());
     let blank = |text: String| key.blank(text.into()).into_owned();
+    // Which account: the host and where the key came from, never the key.
+    let host = api.base_url.host_str().unwrap_or_default();
+    let host = match api.base_url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    };
+    let account = format!("{}, key from {}", blank(host), api.key_from);
     if !quiet {
-        // Which account: the host and where the key came from, never the key.
-        let host = api.base_url.host_str().unwrap_or_default();
-        let host = match api.base_url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        let host = blank(host);
-        eprintln!("account: {host}, key from {}", api.key_from);
+        eprintln!("account: {account}");
         if !api.set_aside.is_empty() {
             eprintln!(
                 "note: {} not used: --profile wins over the environment",
@@ -148,7 +156,7 @@ fn connect(
              (ps) and stays in the shell's history; put the proxy URL in HTTPS_PROXY instead"
         );
     }
-    Ok((client, proxy))
+    Ok((client, Route { account, proxy }))
 }
 
 /// What the first pass hands on: the input, what it found, and the index
@@ -632,8 +640,8 @@ struct Ending<'a> {
     summary_json: Option<&'a Path>,
     /// `--report`: the run's page.
     report: Option<&'a Path>,
-    /// The proxy the run went through (as shown, without its password).
-    proxy: Option<&'a str>,
+    /// The account and proxy of a run that talked to the API.
+    route: Option<&'a Route>,
     /// `plan --exit-code`: a row that would change ends the run with 3.
     changes_exit: bool,
 }
@@ -668,16 +676,18 @@ fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Result<Exit, Fa
         signal,
         summary_json,
         report,
-        proxy,
+        route,
         changes_exit,
     } = *ending;
+    let proxy = route.and_then(|route| route.proxy.as_deref());
     let stopped_by = signal.filter(|_| matches!(ended, Ended::Stopped(StopReason::Interrupted)));
     let mut exit = Exit::of_run(stopped_by, summary.has_problems());
     if changes_exit && exit == Exit::Success && summary.count(Status::WouldUpdate) > 0 {
         exit = Exit::WouldChange;
     }
     let _ = std::io::stderr().write_all(summary.render(results_path, proxy).as_bytes());
-    let run = RunInfo::new(command, dry_run, input.clone(), started());
+    let mut run = RunInfo::new(command, dry_run, input.clone(), started());
+    run.account = route.map(|route| route.account.clone());
     if let Some(path) = summary_json {
         summary.write_json(path, &run, results_path, exit, proxy)?;
     }

@@ -63,7 +63,7 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
-        let (client, proxy) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
+        let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "reading")?;
         let account = Some((&client, &run.send));
         let first = first_pass(&settings, false, quiet, &interrupt, account).await?;
         let (input, preflight) = (first.input, first.preflight);
@@ -122,7 +122,7 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
             report: args.output.report.as_deref(),
-            proxy: proxy.as_deref(),
+            route: Some(&route),
             changes_exit: args.exit_code,
         };
         finish(finished, &ending)

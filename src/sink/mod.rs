@@ -506,6 +506,9 @@ pub struct RunInfo {
     /// in UTC to the second.
     pub started_at: String,
     pub finished_at: String,
+    /// The account a run talked to, as its first line said (`api.gcore.com,
+    /// key from profile b`); `null` for a run that sent nothing.
+    pub account: Option<String>,
 }
 
 impl RunInfo {
@@ -523,6 +526,7 @@ impl RunInfo {
             input,
             started_at: humantime::format_rfc3339_seconds(started).to_string(),
             finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            account: None,
         }
     }
 }

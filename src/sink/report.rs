@@ -230,6 +230,12 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
             value: summary.throttled.to_string(),
         });
     }
+    if let Some(account) = &context.run.account {
+        facts.push(Fact {
+            name: "account",
+            value: account.clone(),
+        });
+    }
     if let Some(proxy) = context.proxy {
         facts.push(Fact {
             name: "proxy",
