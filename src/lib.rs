@@ -4,6 +4,17 @@
 //! here so that tests can drive it in-process. Data flows one way: settings,
 //! input, check, engine, sink; `commands` wires them per subcommand.
 
+/// `eprintln!` that never panics: a line for a stderr that is gone (a
+/// pipe whose reader quit) is dropped, and the exit code still tells how
+/// the run ended (`eprintln!` would end it with a panic, exit 101).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod check;
 pub mod cli;
 mod commands;

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     match gcore_iam_bulk::run(cli) {
         Ok(exit) => exit.into(),
         Err(fatal) => {
-            eprintln!("error: {}", one_line(&error_chain(&fatal)));
+            gcore_iam_bulk::say!("error: {}", one_line(&error_chain(&fatal)));
             fatal.exit().into()
         }
     }

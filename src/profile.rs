@@ -633,7 +633,7 @@ pub fn run_key_command(profile: &str, command: &str, timeout: Duration) -> Resul
                 libc::SIGTERM => crate::exit::Signal::Terminate,
                 _ => crate::exit::Signal::Interrupt,
             };
-            eprintln!(
+            crate::say!(
                 "interrupted while the api_key_command of profile {profile} ran: it was \
                  stopped with the processes it started; nothing was sent"
             );
@@ -689,7 +689,7 @@ fn show_error_output(errors: &[u8]) {
     if String::from_utf8_lossy(errors).trim().is_empty() {
         return;
     }
-    eprintln!(
+    crate::say!(
         "api_key_command: it wrote {} bytes to its error output, not shown here (they may hold \
          the key); run the command yourself to read them",
         errors.len()

@@ -33,7 +33,7 @@ impl Interrupt {
                 tokio::spawn(async move {
                     let signal = handlers.first().await;
                     if reading.load(Ordering::SeqCst) {
-                        eprintln!(
+                        crate::say!(
                             "interrupted while the input was still being read: nothing was sent \
                              and no results file was written"
                         );
@@ -41,7 +41,7 @@ impl Interrupt {
                     }
                     let _ = tx.send(Some(signal));
                     handlers.second_interrupt().await;
-                    eprintln!(
+                    crate::say!(
                         "interrupted again: quitting; the results file is incomplete (no \
                          summary file or report is written)"
                     );

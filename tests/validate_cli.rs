@@ -666,3 +666,24 @@ fn the_missing_key_is_reported_before_the_files() {
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("in.results.csv already exists"), "{stderr}");
 }
+
+/// Standard output and error both a pipe whose reader is gone (`... 2>&1
+/// | head -c 10` after head quit): the run ends with its own exit code
+/// (2: the results could not be written), not with a panic (101) when the
+/// error line cannot be printed either.
+#[test]
+fn output_to_a_closed_pipe_ends_with_the_runs_exit_code_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,name\n1,Ann\n").unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let run = Command::new(BIN)
+        .args(["validate", "in.csv", "-o", "-"])
+        .current_dir(dir.path())
+        .env("GCORE_API_KEY", "a-key-for-the-test")
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(run.code(), Some(2));
+}

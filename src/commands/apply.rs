@@ -218,7 +218,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         if let Some((path, kept)) = resuming
             && !quiet
         {
-            eprintln!(
+            crate::say!(
                 "resuming from {path}: {kept} {} already updated, kept as recorded",
                 if kept == 1 { "row" } else { "rows" }
             );
@@ -273,7 +273,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
 fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<Exit, Fatal> {
     let mut plan = Plan::open(plan_path)?;
     if plan.invalid > 0 && !args.skip_invalid {
-        eprintln!(
+        crate::say!(
             "nothing sent: {} {} invalid in the plan; fix the input and plan again, or pass \
              --skip-invalid to apply the rest",
             plan.invalid,
@@ -292,7 +292,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
     {
         // Printed even with --quiet: the reviewer looked at an old state.
         let hours = age.as_secs() / 3600;
-        eprintln!(
+        crate::say!(
             "note: the plan {} was made {} ago; users it would change that changed since are \
              failed, nothing sent, but the account may have changed in other ways (a plan of \
              today shows the account as it is)",
@@ -338,7 +338,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
         let interrupt = Interrupt::install();
         let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
         if !quiet {
-            eprintln!(
+            crate::say!(
                 "applying the plan {}: {} of its {} rows would change, each only if the user is \
                  still as the plan read it",
                 plan_path.display(),
@@ -477,7 +477,7 @@ fn resumed_undo(
         (undo::Remembered::File(path), _) => path,
         (undo::Remembered::None, Some(given)) => {
             if !quiet {
-                eprintln!(
+                crate::say!(
                     "note: the run being resumed kept no undo file: {} holds the changes of this \
                      run only, not of the rows that run updated",
                     given.display()
@@ -487,7 +487,7 @@ fn resumed_undo(
         }
         (undo::Remembered::Unknown, None) => {
             // Printed even with --quiet: it may be a way back left behind.
-            eprintln!(
+            crate::say!(
                 "note: {} does not say whether the run being resumed kept an undo file ({} is \
                  missing), and this run keeps none: if that run kept one, resume with \
                  --undo-file FILE to go on with it",
@@ -517,7 +517,7 @@ fn resumed_undo(
         )));
     }
     if given.is_none() && !quiet {
-        eprintln!(
+        crate::say!(
             "going on with the undo file of the run being resumed: {}",
             remembered.display()
         );
@@ -528,13 +528,13 @@ fn resumed_undo(
 /// Where the way back is, and what it cannot put back. Printed even with
 /// `--quiet`: it is part of the run's record.
 fn note_undo(undo: &UndoLog) {
-    eprintln!(
+    crate::say!(
         "undo: {} (gcore-iam-bulk apply {} puts back the values this run changed)",
         undo.path().display(),
         undo.path().display()
     );
     if let Err(error) = undo.finish() {
-        eprintln!(
+        crate::say!(
             "error: the undo file {} could not be merged into one row per user ({error}); it \
              holds every value, but a user with two rows is refused when it is applied: run \
              the same command with --resume to merge it",
@@ -548,7 +548,7 @@ fn note_undo(undo: &UndoLog) {
             .take(5)
             .map(|(id, fields)| format!("user {id} ({})", fields.names()))
             .collect();
-        eprintln!(
+        crate::say!(
             "note: --accept-partial-undo: the undo file cannot put back {} {} whose value no \
              PATCH can send back (left out by the API, or null): {}{}",
             partial.len(),
@@ -568,7 +568,7 @@ const PLAN_AGE_NOTE: std::time::Duration = std::time::Duration::from_secs(24 * 3
 
 /// Printed even with `--quiet`: it explains why nothing was sent.
 fn refuse_note(invalid: u64) {
-    eprintln!(
+    crate::say!(
         "nothing sent: {invalid} {} invalid; fix {} (see the results file), or pass \
          --skip-invalid to send the valid rows anyway",
         if invalid == 1 { "row is" } else { "rows are" },

@@ -109,7 +109,7 @@ pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
         // one by one before anything is written.
         if problem.is_none() && !partial.is_empty() {
             if !quiet {
-                eprintln!(
+                crate::say!(
                     "the account's list leaves out {} of {}: reading each with a GET",
                     super::left_out_fields(&partial),
                     crate::sink::count(partial.len() as u64, "user", "users")
@@ -237,7 +237,7 @@ fn note_odd_values(users: &[User], null_token: &str) {
             )
         })
         .collect();
-    eprintln!(
+    crate::say!(
         "note: {} {} values the input rules would refuse or change ({}): {} rows hold the \
          API's own values as JSON, marked json in the verbatim column, and apply as they are \
          (changing nothing); to change such a user, edit the JSON, or empty the verbatim cell \

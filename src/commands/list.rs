@@ -160,7 +160,7 @@ pub(super) async fn list_users(
         match &listed.problem {
             Some(ListProblem::Moved(why)) if read < reads => {
                 if !quiet {
-                    eprintln!(
+                    crate::say!(
                         "note: the account changed while its list was read ({why}); reading it \
                          again ({} of {reads} reads)",
                         read + 1

@@ -132,9 +132,9 @@ fn connect(
     };
     let account = format!("{}, key from {}", blank(host), api.key_from);
     if !quiet {
-        eprintln!("account: {account}");
+        crate::say!("account: {account}");
         if !api.set_aside.is_empty() {
-            eprintln!(
+            crate::say!(
                 "note: {} not used: --profile wins over the environment",
                 api.set_aside.join(" and ")
             );
@@ -144,14 +144,14 @@ fn connect(
     if let Some(proxy) = &proxy
         && !quiet
     {
-        eprintln!("{verb} through the proxy {proxy}");
+        crate::say!("{verb} through the proxy {proxy}");
     }
     if api
         .proxy
         .as_ref()
         .is_some_and(|route| route.password_on_command_line())
     {
-        eprintln!(
+        crate::say!(
             "note: the proxy's password in --proxy can be read by other users of this machine \
              (ps) and stays in the shell's history; put the proxy URL in HTTPS_PROXY instead"
         );
@@ -201,14 +201,14 @@ async fn first_pass(
     if !quiet {
         for note in input.notes()? {
             // A note may quote a cell or a sheet's name.
-            eprintln!("note: {}", crate::visible::visible(&note));
+            crate::say!("note: {}", crate::visible::visible(&note));
         }
     }
     let by_email = input.rows()?.header().current_email.is_some();
     let users = match account {
         Some((client, policy)) if by_email => {
             if !quiet {
-                eprintln!("reading the account's users to resolve current_email");
+                crate::say!("reading the account's users to resolve current_email");
             }
             let why = "the rows name users by current_email";
             let mut list = whole_list(client, policy, interrupt, quiet, why).await?;
@@ -222,7 +222,7 @@ async fn first_pass(
                 .collect();
             if !unaddressed.is_empty() {
                 if !quiet {
-                    eprintln!(
+                    crate::say!(
                         "the account's list leaves out the address of {}: reading each with a GET",
                         crate::sink::count(unaddressed.len() as u64, "user", "users")
                     );
@@ -300,7 +300,7 @@ async fn whole_list(
         }
     }
     if listed.without_id > 0 && !quiet {
-        eprintln!(
+        crate::say!(
             "note: {} of the account's list {} no id; {} cannot be named by current_email",
             listed.without_id,
             if listed.without_id == 1 {
@@ -325,7 +325,7 @@ async fn whole_list(
 /// in the run's summary).
 fn say_list_read(listed: &list::Listed, started: std::time::Instant, quiet: bool) {
     if !quiet {
-        eprintln!(
+        crate::say!(
             "read the account's list: {}, {}, {} retries, {:.1} s",
             crate::sink::count(listed.users.len() as u64, "user", "users"),
             crate::sink::count(listed.tally.pages, "page", "pages"),
@@ -364,14 +364,14 @@ async fn live_snapshot(
                 match list::pages_for(count, per_page) {
                     Err(problem) => {
                         if !quiet {
-                            eprintln!("note: {problem}; {instead}");
+                            crate::say!("note: {problem}; {instead}");
                         }
                         None
                     }
                     // The first page is read: the count's request is the first of the pages.
                     Ok(pages) if pages < valid => {
                         if !quiet {
-                            eprintln!(
+                            crate::say!(
                                 "reading the account's {count} users by pages ({pages} requests \
                                  with the count) rather than one GET for each of {valid} rows"
                             );
@@ -408,7 +408,7 @@ async fn live_snapshot(
                             // GETs see each user as it is: the run goes on.
                             Some(problem) => {
                                 if !quiet {
-                                    eprintln!("note: {problem}; {instead}");
+                                    crate::say!("note: {problem}; {instead}");
                                 }
                                 None
                             }
@@ -421,7 +421,7 @@ async fn live_snapshot(
     };
     Ok(list.map(|AccountList { users, partial }| {
         if !partial.is_empty() && !quiet {
-            eprintln!(
+            crate::say!(
                 "note: the account's list leaves out {} of {}: a row naming one of them reads it \
                  with a GET",
                 left_out_fields(&partial),
@@ -467,7 +467,7 @@ async fn read_rows_users(
         return Ok(users);
     }
     if !quiet {
-        eprintln!(
+        crate::say!(
             "reading {} before anything is sent, to check every row against the live state",
             crate::sink::count(to_read.len() as u64, "user", "users")
         );
@@ -596,7 +596,7 @@ pub fn check_distinct(
 /// copy it took at the start (the rows checked are the rows sent).
 fn note_input_changed(input: &Input) {
     if input.changed() {
-        eprintln!(
+        crate::say!(
             "note: {} changed while the run went on; the run checked and sent the rows the file \
              held when it started, and the results are about those",
             input.display_path().display()
@@ -655,7 +655,7 @@ fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Result<Exit, Fa
             // The page needs the run's record; say so rather than leave an
             // old page (or none) to pass for this run's.
             if let Some(report) = ending.report {
-                eprintln!(
+                crate::say!(
                     "note: no report was written to {}: the run did not end with its record \
                      complete (see the error below)",
                     report.display()
@@ -708,7 +708,7 @@ fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Result<Exit, Fa
         // changes nothing of it.
         match summary.write_report(path, &context) {
             Ok(()) => {}
-            Err(fatal) => eprintln!(
+            Err(fatal) => crate::say!(
                 "error: {}; the run itself ended as the summary above says",
                 crate::error::error_chain(&fatal)
             ),

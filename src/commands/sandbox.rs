@@ -56,7 +56,7 @@ pub fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
         addr: listen,
         source,
     })?;
-    eprintln!("sandbox stopped");
+    crate::say!("sandbox stopped");
     Ok(Exit::Success)
 }
 
@@ -102,7 +102,7 @@ pub async fn rehearsal(users: u64, tls: bool, quiet: bool) -> Result<RunningSand
     };
     let running = started.map_err(|source| Fatal::Listen { addr, source })?;
     if !quiet {
-        eprintln!(
+        crate::say!(
             "rehearsal: sending to a local sandbox of the API with {users} users at {}; \
              nothing leaves this machine",
             running.base_url()

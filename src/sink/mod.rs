@@ -797,14 +797,14 @@ pub fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
         if unknown.len() > SHOWN {
             names.push_str(&format!(" and {} more", unknown.len() - SHOWN));
         }
-        eprintln!("note: ignoring the columns {names}");
+        crate::say!("note: ignoring the columns {names}");
     }
     if !read_only.is_empty() {
         let (columns, are) = match read_only.len() {
             1 => ("column", "is"),
             _ => ("columns", "are"),
         };
-        eprintln!(
+        crate::say!(
             "note: the {columns} {} {are} read-only (as export writes them); they are not sent",
             read_only.join(", ")
         );
@@ -814,7 +814,7 @@ pub fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
 /// The note for an input with a header and no rows (not an error: an empty
 /// batch is normal for a scheduled job).
 pub fn note_no_rows(input: &Path) {
-    eprintln!(
+    crate::say!(
         "note: {} has a header but no rows; nothing to do",
         input.display()
     );
