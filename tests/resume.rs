@@ -278,3 +278,67 @@ async fn resume_refuses_an_input_that_lost_an_updated_row() {
         );
     }
 }
+
+/// A resume with another account (another base URL, or the same URL with
+/// another key: another --profile) is refused before anything is sent: the
+/// kept rows are the first account's. The record keeps the key only as a
+/// salted HMAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_refuses_another_account_than_the_records() {
+    let first = start(Faults::default()).await;
+    let second = start_sandbox("another-accounts-key", 3, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n1001,de\n").unwrap();
+    let (code, stderr) = run(dir.path(), &first, &["--rate", "0"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let kept = std::fs::read_to_string(dir.path().join("in.results.csv.account")).unwrap();
+    assert!(
+        kept.contains(&first.base_url().trim_end_matches('/').to_string()),
+        "{kept}"
+    );
+    assert!(!kept.contains(first.api_key()), "{kept}");
+
+    let other_url = spawn_apply(
+        dir.path(),
+        "in.csv",
+        &second.base_url(),
+        second.api_key(),
+        &["--resume", "--rate", "0"],
+    );
+    let out = wait(other_url).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("records a run against http://127.0.0.1:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("give the same --profile or key"),
+        "{stderr}"
+    );
+
+    let other_key = spawn_apply(
+        dir.path(),
+        "in.csv",
+        &first.base_url(),
+        "another-accounts-key",
+        &["--resume", "--rate", "0"],
+    );
+    let out = wait(other_key).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("another API key than this run's (key from GCORE_API_KEY)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        second.stats().patches_per_user.len(),
+        0,
+        "nothing sent to the other"
+    );
+
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n2,de\n").unwrap();
+    let (code, stderr) = run(dir.path(), &first, &["--resume", "--rate", "0"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_done_rows(dir.path(), &["1", "2"]);
+}

@@ -19,7 +19,7 @@ use crate::settings::{
 };
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
-use crate::table::record::Previous;
+use crate::table::record::{self, Account, Previous, SameAccount};
 use crate::table::undo::{self, UndoLog};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,6 +86,10 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             .map(Arc::new),
         (_, false) => None,
     };
+    // A resume goes on with the account of the run it resumes.
+    if let (Some(_), Some(api), OutputTarget::File(results)) = (&previous, &api, &target) {
+        same_account(results, api)?;
+    }
     // A resume goes on with the undo file its record remembers.
     if let (Some(_), OutputTarget::File(results)) = (&previous, &target) {
         args.undo_file = resumed_undo(results, args.undo_file.take(), args.output.quiet)?;
@@ -150,6 +154,9 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             .for_report(args.output.report.is_some());
         // Opened once the results file is ours, so two runs never share it.
         let undo = open_undo(&args, previous.is_some(), &target)?;
+        if rehearsal.is_none() {
+            mark_account(&target, &api)?;
+        }
         let comparing = args.skip_unchanged || undo.is_some();
         // A comparing run reads every row's user before it sends anything,
         // so that a row the live state makes invalid stops the run as any
@@ -349,6 +356,7 @@ fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<E
         let results = ResultsWriter::create(&target, Keeping::Fresh, args.output.raw_output)?
             .for_report(args.output.report.is_some());
         let undo = open_undo(args, false, &target)?;
+        mark_account(&target, &api)?;
         let operation = ApplyRows::Planned(PatchAsPlanned { undo: undo.clone() });
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),
@@ -434,6 +442,58 @@ fn distinct_files(
             (args.output.report.as_deref(), "report", "--report"),
         ],
     )
+}
+
+/// The account of a run that sends, as its record keeps it.
+fn account_of(api: &ApiSettings) -> (String, &str) {
+    (
+        api.base_url.origin().ascii_serialization(),
+        api.api_key.expose(),
+    )
+}
+
+/// Keeps which account the run talks to beside its results file.
+fn mark_account(target: &OutputTarget, api: &ApiSettings) -> Result<(), Fatal> {
+    let OutputTarget::File(results) = target else {
+        return Ok(());
+    };
+    let (url, key) = account_of(api);
+    Account { url: &url, key }
+        .mark(results)
+        .map_err(|source| Fatal::Record {
+            path: record::account_path(results),
+            source,
+        })
+}
+
+/// Refuses to resume the record at `results` with another account than
+/// the run that wrote it: its kept rows are of that account.
+fn same_account(results: &Path, api: &ApiSettings) -> Result<(), Fatal> {
+    let (url, key) = account_of(api);
+    let found = Account { url: &url, key }
+        .compare(results)
+        .map_err(|source| Fatal::Record {
+            path: record::account_path(results),
+            source,
+        })?;
+    let other = match found {
+        SameAccount::Unknown | SameAccount::Same => return Ok(()),
+        SameAccount::OtherUrl(was) => format!(
+            "records a run against {was}, and this run talks to {url} (key from {})",
+            api.key_from
+        ),
+        SameAccount::OtherKey => format!(
+            "records a run with another API key than this run's (key from {}), at the same \
+             {url}: it may be another account",
+            api.key_from
+        ),
+    };
+    Err(Fatal::Usage(format!(
+        "the results file {} {other}; a resume goes on with the account of the run it resumes \
+         (its rows are that account's): give the same --profile or key, or write this run's \
+         results to another file with -o",
+        results.display()
+    )))
 }
 
 /// The undo file of `--undo-file`, if asked for (`resume`: going on), and

@@ -572,6 +572,11 @@ pub fn check_distinct(
             "file where the results remember their undo file".to_string(),
             "-o",
         ));
+        files.push((
+            crate::table::record::account_path(results),
+            "file where the results remember their account".to_string(),
+            "-o",
+        ));
     }
     for (path, what, flag) in others {
         if let Some(path) = path {

@@ -24,6 +24,103 @@ pub fn journal_path(results: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `<results>.account`: which account the run that wrote the results file
+/// talked to, so that a resume with another account is refused.
+pub fn account_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_os_string();
+    name.push(".account");
+    PathBuf::from(name)
+}
+
+/// The account of a run: its API's address (`https://api.gcore.com`) and
+/// its key. The key is kept only as an HMAC-SHA256 of it under a random
+/// salt written beside it: enough to tell the same key again, nothing to
+/// recover it from.
+pub struct Account<'a> {
+    pub url: &'a str,
+    pub key: &'a str,
+}
+
+/// How a resumed record's account compares with this run's.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SameAccount {
+    /// The record says nothing (written before this was kept, or by a
+    /// rehearsal).
+    Unknown,
+    Same,
+    /// Another address: the record's.
+    OtherUrl(String),
+    /// The same address, another key.
+    OtherKey,
+}
+
+fn mac(salt: &[u8], key: &str) -> String {
+    let salted = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, salt);
+    hex(ring::hmac::sign(&salted, key_bytes(key)).as_ref())
+}
+
+fn key_bytes(key: &str) -> &[u8] {
+    key.trim().as_bytes()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+impl Account<'_> {
+    /// Writes the record's account file (readable by its owner only).
+    pub fn mark(&self, results: &Path) -> io::Result<()> {
+        use ring::rand::SecureRandom;
+        use std::io::Write;
+        let mut salt = [0u8; 16];
+        ring::rand::SystemRandom::new()
+            .fill(&mut salt)
+            .map_err(|_| io::Error::other("no random numbers for the salt"))?;
+        let mut file = open_private(&account_path(results))?;
+        file.set_len(0)?;
+        writeln!(file, "url {}", self.url)?;
+        writeln!(file, "key {} {}", hex(&salt), mac(&salt, self.key))?;
+        file.sync_all()
+    }
+
+    /// Compares with the account the record at `results` keeps.
+    pub fn compare(&self, results: &Path) -> io::Result<SameAccount> {
+        use std::io::Read;
+        let file = match File::open(account_path(results)) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok(SameAccount::Unknown);
+            }
+            Err(error) => return Err(error),
+        };
+        let mut text = String::new();
+        file.take(64 << 10).read_to_string(&mut text)?;
+        let mut url = None;
+        let mut key = None;
+        for line in text.lines() {
+            match line.split_once(' ') {
+                Some(("url", value)) => url = Some(value.to_string()),
+                Some(("key", value)) => key = value.split_once(' '),
+                _ => {}
+            }
+        }
+        let (Some(url), Some((salt, kept))) = (url, key) else {
+            return Ok(SameAccount::Unknown);
+        };
+        if url != self.url {
+            return Ok(SameAccount::OtherUrl(url));
+        }
+        let salt: Option<Vec<u8>> = (0..salt.len())
+            .step_by(2)
+            .map(|at| u8::from_str_radix(salt.get(at..at + 2)?, 16).ok())
+            .collect();
+        Ok(match salt {
+            Some(salt) if mac(&salt, self.key) == kept => SameAccount::Same,
+            _ => SameAccount::OtherKey,
+        })
+    }
+}
+
 /// Opens a file for reading and writing, creating it readable by its owner
 /// only (the files of a run hold people's e-mail addresses and phone
 /// numbers); an existing file keeps its permissions. Never truncated here.
