@@ -99,7 +99,7 @@ fn the_adaptive_rate_settles_near_a_servers_limit() {
         ] {
             let outcome = run(&rate, rows, 100.0, 5.0, latency);
             let share = outcome.share_of(rows, 100.0);
-            crate::say!(
+            eprintln!(
                 "{rows} rows, {:?}: {:.1} s, {:.1}% of the limit, {} of {} requests 429, ended at {:?}",
                 rate.start(),
                 outcome.seconds,
@@ -124,7 +124,7 @@ fn the_adaptive_rate_settles_near_a_servers_limit() {
 fn a_limit_far_below_the_rate_is_found_in_seconds() {
     let rate = Rate::new(200.0, NonZeroU32::new(5).unwrap()).unwrap();
     let (outcome, per_second) = run_changing(&rate, 600, |_| 30.0, 5.0, Duration::from_millis(2));
-    crate::say!(
+    eprintln!(
         "{per_second:?}, {} of {} requests 429",
         outcome.throttled,
         outcome.requests
@@ -151,7 +151,7 @@ fn a_limit_that_falls_then_rises_is_followed() {
         _ => 150.0,
     };
     let (outcome, per_second) = run_changing(&rate, 7_000, limit, 5.0, Duration::from_millis(2));
-    crate::say!(
+    eprintln!(
         "{per_second:?}, {} of {} requests 429",
         outcome.throttled,
         outcome.requests

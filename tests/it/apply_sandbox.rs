@@ -1,0 +1,1016 @@
+//! `apply` end to end: the built binary against the sandbox over real HTTP on
+//! loopback, with the sandbox's faults switched on. Each test starts its own
+//! sandbox on port 0.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use gcore_iam_bulk::sandbox::{Faults, RunningSandbox, Stats};
+
+use crate::common;
+
+use common::{BIN, kill, lang_rows, read_results_file, spawn_apply, start_sandbox, wait};
+
+struct Run {
+    code: i32,
+    stderr: String,
+    results: Vec<HashMap<String, String>>,
+    summary: serde_json::Value,
+}
+
+async fn start(faults: Faults) -> RunningSandbox {
+    start_sandbox("test-key", 7, faults).await
+}
+
+/// Runs `apply` on `input` against `sandbox` (or with `--sandbox` when
+/// `sandbox` is `None`), without blocking the runtime the sandbox serves on.
+async fn apply(sandbox: Option<&RunningSandbox>, input: &str, flags: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "--summary-json", "summary.json"])
+        .args(flags)
+        .env_remove("GCORE_API_KEY")
+        .env_remove("GCORE_BASE_URL");
+    if let Some(sandbox) = sandbox {
+        command
+            .env("GCORE_API_KEY", sandbox.api_key())
+            .args(["--base-url", &sandbox.base_url()]);
+    }
+    let out: Output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    read_run(dir.path(), out)
+}
+
+fn read_run(dir: &Path, out: Output) -> Run {
+    let (results, _) = read_results_file(&dir.join("in.results.csv"));
+    let summary = std::fs::read_to_string(dir.join("summary.json"))
+        .map(|text| serde_json::from_str(&text).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        results,
+        summary,
+    }
+}
+
+fn patches_with(stats: &Stats, status: u16) -> u64 {
+    stats
+        .by_method_status
+        .get("PATCH")
+        .and_then(|by_status| by_status.get(&status))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn attempts(run: &Run) -> Vec<u32> {
+    run.results
+        .iter()
+        .map(|row| row["attempts"].parse().unwrap())
+        .collect()
+}
+
+fn assert_all_updated(run: &Run, rows: usize) {
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.results.len(), rows);
+    for (i, row) in run.results.iter().enumerate() {
+        assert_eq!(row["row"], (i + 2).to_string(), "results in input order");
+        assert_eq!(row["status"], "updated", "{row:?}");
+        assert_eq!(row["http_status"], "200");
+        assert_eq!(
+            row["id"], row["user_id"],
+            "the user columns hold the answer"
+        );
+    }
+}
+
+#[test]
+fn the_readme_rehearsal_updates_every_valid_sample_row() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/users.csv");
+    let dir = tempfile::tempdir().unwrap();
+    // The README's first command, run twice (a rehearsal replaces its own file).
+    let mut out = None;
+    for _ in 0..2 {
+        out = Some(
+            Command::new(BIN)
+                .current_dir(dir.path())
+                .args(["apply", sample.to_str().unwrap(), "--sandbox"])
+                .env_remove("GCORE_API_KEY")
+                .output()
+                .unwrap(),
+        );
+    }
+    assert!(
+        !dir.path().join("users.results.csv").exists(),
+        "a rehearsal never writes where a real run's record goes"
+    );
+    std::fs::rename(
+        dir.path().join("users.rehearsal.csv"),
+        dir.path().join("in.results.csv"),
+    )
+    .unwrap();
+    let run = read_run(dir.path(), out.unwrap());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("nothing leaves this machine"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("12 rows: 11 updated, 1 skipped"),
+        "{}",
+        run.stderr
+    );
+    let by_user: HashMap<&str, &HashMap<String, String>> = run
+        .results
+        .iter()
+        .map(|row| (row["user_id"].as_str(), row))
+        .collect();
+    // The new values are visible in the user columns, null included.
+    let anna = by_user["1"];
+    assert_eq!(anna["email"], "anna.schmidt@example.com");
+    assert_eq!(anna["name"], "Anna Schmidt");
+    assert_eq!(anna["groups"], "Users");
+    assert_eq!(anna["company"], "Example GmbH");
+    assert_eq!(by_user["3"]["phone"], "", "#null cleared the phone");
+    assert_eq!(by_user["3"]["auth_types"], "password;google-oauth2");
+    assert_eq!(by_user["2"]["lang"], "ru");
+    assert_eq!(by_user["2"]["groups"], "Engineers;Users");
+    assert_eq!(by_user["12"]["status"], "skipped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_are_retried_until_the_row_is_updated() {
+    let sandbox = start(Faults {
+        drop_rate: 0.3,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(30),
+        &["--rate", "0", "--concurrency", "4", "--max-retries", "12"],
+    )
+    .await;
+    assert_all_updated(&run, 30);
+    let stats = sandbox.stats();
+    let dropped = patches_with(&stats, 0);
+    assert!(dropped > 0, "the sandbox dropped nothing: {stats:?}");
+    let total: u32 = attempts(&run).iter().sum();
+    assert_eq!(u64::from(total), patches_with(&stats, 200) + dropped);
+    assert_eq!(run.summary["retries"], u64::from(total) - 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_until_the_row_is_updated() {
+    let sandbox = start(Faults {
+        error_rate: 0.3,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(30),
+        &["--rate", "0", "--concurrency", "4", "--max-retries", "12"],
+    )
+    .await;
+    assert_all_updated(&run, 30);
+    let stats = sandbox.stats();
+    let errors: u64 = [500, 502, 503]
+        .iter()
+        .map(|s| patches_with(&stats, *s))
+        .sum();
+    assert!(errors > 0, "{stats:?}");
+    assert!(attempts(&run).iter().any(|&a| a > 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_by_the_server_is_obeyed_and_every_row_lands() {
+    let sandbox = start(Faults {
+        rate: Some((5.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    // The tool is told to go as fast as it likes; the server answers 429 with
+    // Retry-After, and the run slows to what it allows.
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(15),
+        &["--rate", "0", "--concurrency", "8", "--max-retries", "10"],
+    )
+    .await;
+    assert_all_updated(&run, 15);
+    let stats = sandbox.stats();
+    assert!(patches_with(&stats, 429) > 0, "{stats:?}");
+    assert!(
+        run.summary["throttled"].as_u64().unwrap() > 0,
+        "{}",
+        run.summary
+    );
+    assert_eq!(patches_with(&stats, 200), 15);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_answer_beyond_the_timeout_is_retried() {
+    let sandbox = start(Faults {
+        slow_rate: 0.3,
+        slow_ms: 5_000,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(20),
+        &[
+            "--rate",
+            "0",
+            "--concurrency",
+            "8",
+            "--timeout",
+            "0.5",
+            "--max-retries",
+            "12",
+        ],
+    )
+    .await;
+    assert_all_updated(&run, 20);
+    assert!(attempts(&run).iter().any(|&a| a > 1), "no row timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_user_fails_with_404_without_retry() {
+    let sandbox = start(Faults::default()).await;
+    let run = apply(
+        Some(&sandbox),
+        "user_id,lang\n1,de\n5000,de\n2,en\n",
+        &["--rate", "0"],
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.results[0]["status"], "updated");
+    let missing = &run.results[1];
+    assert_eq!(missing["status"], "failed");
+    assert_eq!(missing["http_status"], "404");
+    assert_eq!(missing["attempts"], "1");
+    assert!(!missing["error"].is_empty());
+    assert_eq!(run.results[2]["status"], "updated");
+    assert_eq!(patches_with(&sandbox.stats(), 404), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_flag_refuses_a_bad_size_and_a_real_url() {
+    let run = apply(
+        None,
+        "user_id,lang\n1,de\n",
+        &["--sandbox", "--sandbox-users", "0"],
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("--sandbox-users 0 is out of range"),
+        "{}",
+        run.stderr
+    );
+    let run = apply(
+        None,
+        "user_id,lang\n1,de\n",
+        &["--sandbox", "--base-url", "https://api.gcore.com"],
+    )
+    .await;
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot be used with"), "{}", run.stderr);
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM stop the run: the requests in flight finish,
+/// and every row is in the results file once, with a true status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_stops_the_run_and_every_row_is_still_accounted_for() {
+    for signal in ["INT", "TERM"] {
+        let sandbox = start(Faults::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("in.csv"), lang_rows(40)).unwrap();
+        let mut child = Command::new(BIN)
+            .current_dir(dir.path())
+            .args([
+                "apply",
+                "in.csv",
+                "--rate",
+                "10",
+                "--base-url",
+                &sandbox.base_url(),
+            ])
+            .env("GCORE_API_KEY", sandbox.api_key())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        kill(child.id(), signal);
+        let out = tokio::task::spawn_blocking(move || {
+            let status = child.wait().unwrap();
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            (status, stderr)
+        })
+        .await
+        .unwrap();
+        let (status, stderr) = out;
+        let run = read_run(
+            dir.path(),
+            Output {
+                status,
+                stdout: Vec::new(),
+                stderr: stderr.into_bytes(),
+            },
+        );
+        let code = if signal == "INT" { 130 } else { 143 };
+        assert_eq!(run.code, code, "SIG{signal}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("interrupted"),
+            "SIG{signal}: {}",
+            run.stderr
+        );
+        assert_eq!(run.results.len(), 40, "SIG{signal}: every row, once");
+        let statuses: Vec<&str> = run.results.iter().map(|r| r["status"].as_str()).collect();
+        let updated = statuses.iter().filter(|s| **s == "updated").count();
+        let not_attempted = statuses.iter().filter(|s| **s == "not_attempted").count();
+        assert!(
+            updated >= 1 && not_attempted >= 1,
+            "SIG{signal}: {statuses:?}"
+        );
+        assert_eq!(updated + not_attempted, 40, "SIG{signal}: {statuses:?}");
+        // The file tells the truth: a row is updated if and only if the
+        // server received its PATCH.
+        let stats = sandbox.stats();
+        for row in &run.results {
+            let user_id: u64 = row["user_id"].parse().unwrap();
+            let patched = stats.patches_per_user.get(&user_id).copied().unwrap_or(0);
+            let expected = u64::from(row["status"] == "updated");
+            assert_eq!(patched, expected, "SIG{signal}: {row:?}");
+        }
+    }
+}
+
+/// `--concurrency N` caps the requests in flight, as the server sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_concurrency_cap_holds_at_the_server() {
+    let sandbox = start(Faults {
+        latency_ms: 100,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(30),
+        &["--concurrency", "3", "--rate", "0"],
+    )
+    .await;
+    assert_all_updated(&run, 30);
+    let seen = sandbox.stats().max_in_flight;
+    assert!((2..=3).contains(&seen), "max_in_flight {seen}");
+}
+
+/// Spawns `command` (apply or validate) on standard input, with the rows
+/// written and the pipe left open: the run is still reading the input
+/// until the test drops the pipe.
+fn run_on_open_stdin(
+    dir: &Path,
+    sandbox: &RunningSandbox,
+    command: &str,
+) -> (std::process::Child, std::process::ChildStdin) {
+    let mut args = vec![command.to_string(), "-".to_string()];
+    if command == "apply" {
+        args.extend(["--base-url".into(), sandbox.base_url()]);
+    }
+    let mut child = Command::new(BIN)
+        .current_dir(dir)
+        .args(&args)
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"user_id,lang\n1,de\n2,en\n3,xx\n").unwrap();
+    (child, stdin)
+}
+
+/// Ctrl-C while the input is still being read (a pipe whose writer has
+/// stalled): the run ends at once, says nothing was sent, and writes no
+/// results file, rather than waiting for a pipe that may never end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_the_input_is_still_read_ends_at_once() {
+    for command in ["apply", "validate"] {
+        let sandbox = start(Faults::default()).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (child, stdin) = run_on_open_stdin(dir.path(), &sandbox, command);
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        kill(child.id(), "INT");
+        let started = std::time::Instant::now();
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        drop(stdin);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{command}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(130), "{command}: {stderr}");
+        assert!(
+            stderr.contains("interrupted while the input was still being read: nothing was sent"),
+            "{command}: {stderr}"
+        );
+        assert!(!dir.path().join("stdin.results.csv").exists(), "{command}");
+        assert_eq!(sandbox.stats().requests, 0, "{command}: nothing sent");
+    }
+}
+
+/// Ctrl-C while a large file is being checked (apply's first pass checks
+/// every row before anything is sent) ends the run as it does while
+/// sending: nothing is sent, every row is in the results file with a true
+/// status, the summary is printed, exit 130. (A dry run's interruption is
+/// the engine's, tested in tests/it/engine.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_the_file_is_checked_ends_the_run_with_every_row() {
+    let rows = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("user_id,lang\n");
+    for id in 1..=rows {
+        text.push_str(&format!("{id},{}\n", if id == 7 { "xx" } else { "de" }));
+    }
+    std::fs::write(dir.path().join("in.csv"), text).unwrap();
+    for command in ["apply"] {
+        let sandbox = start(Faults::default()).await;
+        let mut args = vec![command.to_string(), "in.csv".to_string(), "-q".to_string()];
+        if command == "apply" {
+            args.extend([
+                "--skip-invalid".into(),
+                "--base-url".into(),
+                sandbox.base_url(),
+            ]);
+        }
+        let child = Command::new(BIN)
+            .current_dir(dir.path())
+            .args(&args)
+            .args(["--overwrite"])
+            .env("GCORE_API_KEY", sandbox.api_key())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The copy of the input takes milliseconds; checking 200,000 rows
+        // (a debug build) takes about a second: the signal comes during it.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        kill(child.id(), "INT");
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(130), "{command}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!(
+                "{rows} rows: 1 invalid, {} not_attempted",
+                rows - 1
+            )),
+            "{command}: {stderr}"
+        );
+        assert_eq!(sandbox.stats().requests, 0, "{command}: nothing sent");
+        let (results, _) = read_results_file(&dir.path().join("in.results.csv"));
+        assert_eq!(results.len(), rows as usize, "{command}");
+        assert_eq!(results[6]["status"], "invalid");
+        assert_eq!(results[0]["error"], "not sent: the run was interrupted");
+    }
+}
+
+/// A second Ctrl-C quits at once, without waiting for the requests in
+/// flight: exit 130, and a line that says the results file is incomplete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_at_once() {
+    let sandbox = start(Faults {
+        latency_ms: 20_000,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(10)).unwrap();
+    let child = spawn_apply(
+        dir.path(),
+        "in.csv",
+        &sandbox.base_url(),
+        sandbox.api_key(),
+        &["--rate", "0"],
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    kill(child.id(), "INT");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    kill(child.id(), "INT");
+    let started = std::time::Instant::now();
+    let out = wait(child).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "it waited for the answers"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: finishing the requests in flight"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("interrupted again: quitting; the results file is incomplete"),
+        "{stderr}"
+    );
+}
+
+/// One run per results file: a second run on a file in use exits 2, sends
+/// nothing and leaves the first run's record alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_on_the_same_results_file_is_refused() {
+    let sandbox = start(Faults {
+        latency_ms: 300,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(10)).unwrap();
+    let spawn = |extra: &[&str]| {
+        let mut args = vec!["--rate", "0", "--concurrency", "1"];
+        args.extend_from_slice(extra);
+        spawn_apply(
+            dir.path(),
+            "in.csv",
+            &sandbox.base_url(),
+            sandbox.api_key(),
+            &args,
+        )
+    };
+    let first = spawn(&[]);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let sent_before = sandbox.stats().requests;
+    let second = spawn(&["--overwrite"]);
+    let second = tokio::task::spawn_blocking(move || second.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is in use by another run"), "{stderr}");
+    let first = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let (results, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(results.len(), 10, "the first run's record is whole");
+    assert!(results.iter().all(|row| row["status"] == "updated"));
+    assert_eq!(sandbox.stats().requests, 10, "the second run sent nothing");
+    assert!(sent_before < 10, "the first run was still going");
+}
+
+/// The rows sent are the rows checked: the run reads a copy of the input
+/// taken at its start, so rewriting the file mid-run changes nothing that
+/// is sent, and the run says the file changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_rewritten_during_the_run_changes_nothing_that_is_sent() {
+    let sandbox = start(Faults {
+        latency_ms: 20,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let original = lang_rows(60);
+    std::fs::write(dir.path().join("in.csv"), &original).unwrap();
+    let child = spawn_apply(
+        dir.path(),
+        "in.csv",
+        &sandbox.base_url(),
+        sandbox.api_key(),
+        &["--rate", "30", "--concurrency", "2"],
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // Rewritten in place, with other values and more rows.
+    let mut other = String::from("user_id,lang\n");
+    for id in 1..=200 {
+        other.push_str(&format!("{id},zh\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), other).unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("in.csv changed while the run went on"),
+        "{stderr}"
+    );
+    let (results, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(results.len(), 60);
+    for (row, line) in results.iter().zip(original.lines().skip(1)) {
+        let lang = line.split(',').nth(1).unwrap();
+        assert_eq!(
+            row["request"],
+            format!("{{\"lang\":\"{lang}\"}}"),
+            "{row:?}"
+        );
+        assert_eq!(row["lang"], lang, "{row:?}");
+    }
+    assert_eq!(sandbox.stats().patches_per_user.len(), 60);
+}
+
+/// When the record cannot be written after requests went out (here the
+/// reader of `-o -` goes away; a full disk is the same), the run stops and
+/// says how many requests were sent, with its own exit code (74), not the
+/// "could not start" of 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_cannot_be_written_stops_the_run_and_says_what_was_sent() {
+    let sandbox = start(Faults {
+        latency_ms: 2,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(1000)).unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "-o", "-", "--rate", "0"])
+        .args(["--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let mut byte = [0u8; 1];
+        std::io::Read::read_exact(&mut stdout, &mut byte).unwrap();
+        // The reader goes away.
+    });
+    first.await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    let sent: u64 = stderr
+        .split("the run stopped after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in: {stderr}"));
+    let received = sandbox.stats().requests;
+    assert!(
+        sent >= 1 && sent <= received + 64,
+        "said {sent}, the sandbox got {received}"
+    );
+    assert!(received < 1000, "the run went on to the end");
+    assert!(
+        stderr.contains("the results went to standard output, so no record is left"),
+        "{stderr}"
+    );
+}
+
+/// With the results on the terminal (`-o -`), the progress bar, redrawn on
+/// the same screen, would erase result lines: plain lines instead. Run on a
+/// real pseudo-terminal with util-linux's `script`.
+#[cfg(unix)]
+#[test]
+fn results_on_a_terminal_are_not_erased_by_the_progress_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(50)).unwrap();
+    let on_pty = |output: &str| {
+        let command = format!("{BIN} apply in.csv --sandbox --rate 200 -o {output}");
+        let out = Command::new("script")
+            .current_dir(dir.path())
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .expect("util-linux's script runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let to_terminal = on_pty("-");
+    assert!(
+        !to_terminal.contains('\x1b'),
+        "a bar was drawn:\n{to_terminal}"
+    );
+    assert_eq!(
+        to_terminal.matches(",updated,").count(),
+        50,
+        "{to_terminal}"
+    );
+    // The same run with the results in a file draws the bar.
+    let to_file = on_pty("out.csv");
+    assert!(to_file.contains('\x1b'), "no bar on a terminal:\n{to_file}");
+}
+
+/// `--rate` above what the server allows: the run drops below its 429s and
+/// stays near the server's rate, instead of pausing again and again (it
+/// took 156 s for 2,000 rows at a fixed 150/s against 100/s). Wide
+/// tolerances; the exact figures are the benchmark's (README, Performance).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_above_the_servers_adapts_down_to_it() {
+    let sandbox = start(Faults {
+        rate: Some((100.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(800),
+        &["--rate", "150", "--burst", "5", "--max-retries", "10"],
+    )
+    .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_all_updated(&run, 800);
+    let throttled = run.summary["throttled"].as_u64().unwrap();
+    assert!(
+        throttled > 0,
+        "the server throttled nothing: {}",
+        run.summary
+    );
+    assert!(throttled < 40, "429s on 5% of the rows: {}", run.summary);
+    let drops = run.summary["rate_drops"].as_u64().unwrap();
+    assert!((1..=throttled).contains(&drops), "{}", run.summary);
+    let ended = run.summary["rate_ended_at"].as_f64().unwrap();
+    assert!((40.0..=150.0).contains(&ended), "{}", run.summary);
+    // 8 s at the server's rate; a fixed rate took over 60.
+    assert!(elapsed < 30.0, "{elapsed:.1} s: {}", run.stderr);
+    assert!(run.stderr.contains("rate: ended at"), "{}", run.stderr);
+}
+
+/// `--rate auto` finds a limit it was not told: from a slow start it
+/// doubles until the first 429, then keeps near the server's rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_auto_finds_the_servers_limit() {
+    let sandbox = start(Faults {
+        rate: Some((50.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(500),
+        &["--rate", "auto", "--burst", "5", "--max-retries", "10"],
+    )
+    .await;
+    assert_all_updated(&run, 500);
+    let throttled = run.summary["throttled"].as_u64().unwrap();
+    assert!((1..25).contains(&throttled), "{}", run.summary);
+    let ended = run.summary["rate_ended_at"].as_f64().unwrap();
+    assert!(
+        (20.0..=75.0).contains(&ended),
+        "settled near 50/s: {}",
+        run.summary
+    );
+    assert!(run.stderr.contains("--rate auto"), "{}", run.stderr);
+
+    // With --max-rate below the server's limit, no 429 at all (a sandbox
+    // of its own: the first run may have left the bucket empty).
+    let sandbox = start(Faults {
+        rate: Some((50.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    let capped = apply(
+        Some(&sandbox),
+        &lang_rows(60),
+        &["--rate", "auto", "--max-rate", "20", "--burst", "5"],
+    )
+    .await;
+    assert_all_updated(&capped, 60);
+    assert_eq!(capped.summary["throttled"], 0, "{}", capped.summary);
+    assert_eq!(capped.summary["rate_ended_at"], 20.0, "{}", capped.summary);
+}
+
+/// Under cron (stderr not a terminal) a run longer than 5 s prints a
+/// progress line; with `--no-progress` it prints none, and still its notes
+/// and summary.
+#[tokio::test]
+async fn no_progress_keeps_the_summary_and_drops_the_progress_lines() {
+    let input = lang_rows(70);
+    let with = apply(
+        None,
+        &input,
+        &["--sandbox", "--rate", "12", "-o", "out.csv"],
+    )
+    .await;
+    assert_eq!(with.code, 0, "{}", with.stderr);
+    assert!(with.stderr.contains("progress: "), "{}", with.stderr);
+    let without = apply(
+        None,
+        &input,
+        &[
+            "--sandbox",
+            "--rate",
+            "12",
+            "-o",
+            "out.csv",
+            "--no-progress",
+        ],
+    )
+    .await;
+    assert_eq!(without.code, 0, "{}", without.stderr);
+    assert!(!without.stderr.contains("progress: "), "{}", without.stderr);
+    assert!(
+        without.stderr.contains("70 rows: 70 updated"),
+        "{}",
+        without.stderr
+    );
+    assert_eq!(without.summary["counts"]["updated"], 70);
+}
+
+/// On a terminal the bar is coloured, except with `NO_COLOR`
+/// (<https://no-color.org>); a dumb terminal (`TERM=dumb`) cannot redraw,
+/// so it gets no bar at all.
+#[test]
+fn no_color_and_a_dumb_terminal_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(40)).unwrap();
+    let on_pty = |env: &[(&str, &str)]| {
+        let command = format!("{BIN} apply in.csv --sandbox --rate 20 -o out.csv --overwrite");
+        let out = Command::new("script")
+            .current_dir(dir.path())
+            .args(["-qec", &command, "/dev/null"])
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .envs(env.iter().copied())
+            .output()
+            .expect("util-linux's script runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    const CYAN: &str = "\x1b[36m";
+    let coloured = on_pty(&[]);
+    assert!(coloured.contains(CYAN), "no coloured bar:\n{coloured}");
+    let plain = on_pty(&[("NO_COLOR", "1")]);
+    assert!(!plain.contains(CYAN), "a coloured bar:\n{plain}");
+    assert!(plain.contains('\x1b'), "no bar at all:\n{plain}");
+    let dumb = on_pty(&[("TERM", "dumb")]);
+    assert!(!dumb.contains('\x1b'), "a bar on a dumb terminal:\n{dumb}");
+    assert!(dumb.contains("40 rows: 40 updated"), "{dumb}");
+}
+
+/// `-v`: one line per request, with its status and what happens next,
+/// through 429s and 5xx; never the key; even with `-q`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_prints_one_line_per_attempt_and_never_the_key() {
+    let sandbox = start(Faults {
+        rate: Some((40.0, 2)),
+        error_rate: 0.2,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(60),
+        &[
+            "--rate",
+            "80",
+            "--burst",
+            "2",
+            "-v",
+            "-q",
+            "--max-retries",
+            "10",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|line| line.contains(" PATCH /iam/users/"))
+        .collect();
+    let attempts: u32 = attempts(&run).iter().sum();
+    assert_eq!(lines.len() as u32, attempts, "{}", run.stderr);
+    let stats = sandbox.stats();
+    assert_eq!(
+        lines.len() as u64,
+        stats.requests,
+        "every request the sandbox saw"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("-> 429 ") && l.contains(": retry in ")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("-> 50") && l.contains(": retry in ")),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with(": row updated"))
+            .count(),
+        60
+    );
+    for line in &lines {
+        // 2026-11-30T14:17:42.062Z row 2 PATCH /iam/users/1 -> 200 in 5 ms: row updated
+        assert!(line.starts_with("20") && line.contains("Z row "), "{line}");
+        assert!(line.contains(" ms: "), "{line}");
+    }
+    assert!(!run.stderr.contains(sandbox.api_key()), "{}", run.stderr);
+    sandbox.stop().await;
+}
+
+/// The reader of `-o -` goes away after every request was sent (`| sleep
+/// 3`): the run sent requests, so it is exit 74 with how many, never exit 2
+/// ("nothing was sent").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_gone_after_the_last_request_is_exit_74() {
+    let sandbox = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(1000)).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "-o", "-", "--rate", "0", "-q"])
+        .args(["--base-url", &sandbox.base_url(), "--report", "run.html"])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nothing is read: the pipe fills and the writer blocks, while the
+    // requests go on until every row is sent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while patches_with(&sandbox.stats(), 200) < 1000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rows were not all sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(child.stdout.take());
+    let out = wait(child).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    assert!(stderr.contains("1000 requests"), "{stderr}");
+    // The page of a run without its record is not written, and that is said.
+    assert!(
+        stderr.contains("no report was written to run.html"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("run.html").exists());
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_quits_while_the_reader_of_dash_o_does_not_read() {
+    // 5,000 rows of results are far more than a pipe holds: with nobody
+    // reading, the results thread blocks in write. Ctrl-C twice still ends
+    // the run (the second at once), as with any other run. (Not a
+    // rehearsal: a run against the API has a runtime of one thread, which
+    // must stay free for the signal handler.)
+    let sandbox = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), lang_rows(5000)).unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .args(["-o", "-", "--rate", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Held, never read: the pipe stays open and full.
+    let _stdout = child.stdout.take();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    kill(child.id(), "INT");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    kill(child.id(), "INT");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = tokio::task::spawn_blocking(move || {
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("two Ctrl-C did not end a run whose reader does not read");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(130));
+    sandbox.stop().await;
+}

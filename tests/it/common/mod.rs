@@ -1,0 +1,124 @@
+//! Helpers shared by the black-box tests: the built binary, reading a
+//! results file, inputs, signals. Each test file uses a part of them.
+
+pub mod proxy;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The built binary.
+pub const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
+
+/// A results row as a map from column to cell.
+pub type Row = HashMap<String, String>;
+
+/// The rows of a results file's text; checks that it has the 25 columns
+/// (and a plan's `read_as`, `planned_at` and `plan_check`).
+pub fn read_results(bytes: &[u8]) -> Vec<Row> {
+    let mut reader = csv::Reader::from_reader(bytes);
+    let headers = reader.headers().unwrap().clone();
+    // A plan has three more: read_as, planned_at and plan_check.
+    let plan = headers.len() == 28
+        && &headers[25] == "read_as"
+        && &headers[26] == "planned_at"
+        && &headers[27] == "plan_check";
+    assert!(headers.len() == 25 || plan, "results columns: {headers:?}");
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .map(String::from)
+                .zip(record.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// The rows of the results file at `path` and its text; nothing when there
+/// is no file.
+pub fn read_results_file(path: &Path) -> (Vec<Row>, String) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => (read_results(text.as_bytes()), text),
+        Err(_) => (Vec::new(), String::new()),
+    }
+}
+
+/// `user_id,lang` rows for users 1..=rows.
+pub fn lang_rows(rows: u64) -> String {
+    let mut text = String::from("user_id,lang\n");
+    for id in 1..=rows {
+        let lang = ["de", "en", "ru", "zh", "az"][(id % 5) as usize];
+        text.push_str(&format!("{id},{lang}\n"));
+    }
+    text
+}
+
+/// The built binary run in `dir` with `key` in `GCORE_API_KEY` and no
+/// proxy or base URL from the environment of whoever runs the tests.
+pub fn command_in(dir: &Path, key: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .current_dir(dir)
+        .env("GCORE_API_KEY", key)
+        .env_remove("GCORE_BASE_URL")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY");
+    command
+}
+
+/// Sends `signal` (`INT`, `TERM`) to the process `pid`.
+pub fn kill(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Spawns `apply INPUT ARGS... --base-url URL` in `dir` with `key` in
+/// `GCORE_API_KEY`; stderr is captured.
+pub fn spawn_apply(
+    dir: &Path,
+    input: &str,
+    base_url: &str,
+    key: &str,
+    args: &[&str],
+) -> std::process::Child {
+    std::process::Command::new(BIN)
+        .current_dir(dir)
+        .args(["apply", input, "--base-url", base_url])
+        .args(args)
+        .env("GCORE_API_KEY", key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for a child process off the async runtime.
+pub async fn wait(child: std::process::Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A sandbox of 1,000 users on a free loopback port, with `key` and `seed`.
+pub async fn start_sandbox(
+    key: &str,
+    seed: u64,
+    faults: gcore_iam_bulk::sandbox::Faults,
+) -> gcore_iam_bulk::sandbox::RunningSandbox {
+    let config = gcore_iam_bulk::sandbox::SandboxConfig {
+        users: 1000,
+        api_key: key.to_string(),
+        seed,
+        faults,
+        given: None,
+    };
+    gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}

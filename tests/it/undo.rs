@@ -1,0 +1,819 @@
+//! The way back is exact (issue 20): against a sandbox started from given
+//! users (odd live values and all), with the built binary. An undo file
+//! puts every user back as they were, whatever the API held; what cannot
+//! be put back stops the change before anything is sent; a resume keeps
+//! the way back whole; plan and apply agree.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use common::{BIN, read_results_file};
+use gcore_iam_bulk::model::api::User;
+use gcore_iam_bulk::sandbox::{Faults, RunningSandbox, SandboxConfig};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde_json::{Value, json};
+
+const KEY: &str = "undo-test-key-0123456789";
+
+async fn start(users: Vec<Value>) -> RunningSandbox {
+    let users: Vec<User> = serde_json::from_value(Value::Array(users)).unwrap();
+    let config = SandboxConfig {
+        users: users.len() as u64,
+        api_key: KEY.to_string(),
+        seed: 1,
+        faults: Faults::default(),
+        given: Some(Arc::new(users)),
+    };
+    gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// `gcore-iam-bulk COMMAND ARGS --base-url ...` in `dir`, off the runtime.
+async fn run(sandbox: &RunningSandbox, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir)
+        .args(args)
+        .args(["--base-url", &sandbox.base_url(), "--rate", "0"])
+        .env("GCORE_API_KEY", KEY)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("GCORE_PROFILE");
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every user as the sandbox lists them, as JSON (what a person would
+/// compare: every field as the API gives it).
+async fn listed(sandbox: &RunningSandbox) -> Vec<Value> {
+    let page: Value = reqwest::Client::new()
+        .get(format!("{}/iam/users?limit=1000", sandbox.base_url()))
+        .header("Authorization", format!("apikey {KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["results"].as_array().unwrap().clone()
+}
+
+async fn patch(sandbox: &RunningSandbox, id: u64, body: Value) {
+    let status = reqwest::Client::new()
+        .patch(format!("{}/iam/users/{id}", sandbox.base_url()))
+        .header("Authorization", format!("apikey {KEY}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+}
+
+fn user(id: u64, fields: Value) -> Value {
+    let mut user = json!({
+        "id": id, "email": format!("user{id}@example.com"), "name": format!("User {id}"),
+        "lang": "en", "phone": null, "company": "Acme",
+        "groups": [{"id": 2, "name": "Users"}], "auth_types": ["password"],
+        "deleted": false, "activated": true, "is_active": true, "user_type": "common",
+    });
+    for (key, value) in fields.as_object().unwrap() {
+        user[key] = value.clone();
+    }
+    user
+}
+
+/// A value the API may hold for each input field, odd ones above all: what
+/// the input rules would refuse or change (an address without a dot, `EN`,
+/// `fr`, a tab, `""`, spaces at either end, `#null` as text, a group of the
+/// account outside the five or named in another language, an item twice,
+/// an empty list, an auth type this tool does not know).
+fn live_values(users_group_name: &'static str) -> impl Strategy<Value = Value> {
+    let email = prop::sample::select(vec![
+        json!("odd@localhost"),
+        json!("Mixed.Case@Example.COM"),
+        json!("plain@example.com"),
+    ]);
+    let name = prop::sample::select(vec![
+        json!(null),
+        json!(""),
+        json!("  spaced  "),
+        json!("Tab\there"),
+        json!("#null"),
+        json!("Ann Lee"),
+        json!("=1+2"),
+        json!("x".repeat(300)),
+    ]);
+    let lang = prop::sample::select(vec![json!("en"), json!("EN"), json!("fr"), json!("zh")]);
+    let phone = prop::sample::select(vec![
+        json!(null),
+        json!(""),
+        json!("+49 30 1234"),
+        json!("1e5"),
+        json!(" 007 "),
+    ]);
+    let company = prop::sample::select(vec![
+        json!("Acme"),
+        json!(""),
+        json!("#NULL"),
+        json!(" Acme "),
+    ]);
+    let group = prop::sample::select(vec![
+        json!({"id": 2, "name": users_group_name}),
+        json!({"id": 1, "name": "Administrators"}),
+        json!({"id": 777, "name": "Custom group"}),
+        json!({"id": 5, "name": "Engineers"}),
+    ]);
+    let groups = prop::collection::vec(group, 0..4).prop_map(Value::from);
+    let auth = prop::sample::select(vec![
+        json!("password"),
+        json!("sso"),
+        json!("saml"),
+        json!("SSO"),
+    ]);
+    let auth_types = prop::collection::vec(auth, 0..4).prop_map(Value::from);
+    (email, name, lang, phone, company, groups, auth_types).prop_map(
+        |(email, name, lang, phone, company, groups, auth_types)| {
+            json!({"email": email, "name": name, "lang": lang, "phone": phone,
+                   "company": company, "groups": groups, "auth_types": auth_types})
+        },
+    )
+}
+
+/// A change of some of a user's fields, as a person types it.
+fn changes() -> impl Strategy<Value = [Option<&'static str>; 7]> {
+    let pick = |values: Vec<&'static str>| prop::option::of(prop::sample::select(values));
+    (
+        pick(vec!["new@example.org"]),
+        pick(vec!["New Name", "#null"]),
+        pick(vec!["de", "az"]),
+        pick(vec!["+1 555 0100", "#null"]),
+        pick(vec!["NewCo"]),
+        pick(vec!["Engineers", "Users;Administrators"]),
+        pick(vec!["github", "password;google-oauth2"]),
+    )
+        .prop_map(|(a, b, c, d, e, f, g)| [a, b, c, d, e, f, g])
+}
+
+/// Any before-state, any change: apply with an undo file, apply the undo
+/// file (no flag), and every user is as before, field for field.
+#[test]
+fn an_undo_file_puts_back_any_before_state_exactly() {
+    let config = Config {
+        cases: 32,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let strategy = prop::sample::select(vec!["Users", "Пользователи"])
+        .prop_flat_map(|name| prop::collection::vec((live_values(name), changes()), 1..12));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runner
+        .run(&strategy, |cases| {
+            runtime.block_on(round_trip(cases));
+            Ok(())
+        })
+        .unwrap();
+}
+
+async fn round_trip(cases: Vec<(Value, [Option<&'static str>; 7])>) {
+    let users: Vec<Value> = cases
+        .iter()
+        .enumerate()
+        .map(|(at, (fields, _))| user(at as u64 + 10, fields.clone()))
+        .collect();
+    let sandbox = start(users).await;
+    let before = listed(&sandbox).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::from("user_id,email,name,lang,phone,company,groups,auth_types\n");
+    for (at, (_, change)) in cases.iter().enumerate() {
+        let id = at as u64 + 10;
+        let cells: Vec<String> = change
+            .iter()
+            .map(|cell| match cell {
+                Some("new@example.org") => format!("new{id}@example.org"),
+                Some(cell) => cell.to_string(),
+                None => String::new(),
+            })
+            .collect();
+        input.push_str(&format!("{id},{}\n", cells.join(",")));
+    }
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let forward = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "in.csv", "--undo-file", "undo.csv"],
+    )
+    .await;
+    assert_eq!(forward.status.code(), Some(0), "{}", stderr(&forward));
+    let undo = run(&sandbox, dir.path(), &["apply", "undo.csv", "-o", "u.csv"]).await;
+    let undo_text = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert_eq!(
+        undo.status.code(),
+        Some(0),
+        "{}\n{undo_text}",
+        stderr(&undo)
+    );
+    assert_eq!(
+        listed(&sandbox).await,
+        before,
+        "input:\n{input}\nundo file:\n{undo_text}"
+    );
+}
+
+/// A value no PATCH can send back (a null where PATCH takes none; a field
+/// the API's answer leaves out) stops the change before anything is sent,
+/// naming the user and the field; --accept-partial-undo sends it and says
+/// what the undo file cannot put back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_that_cannot_be_put_back_stops_the_run_unless_accepted() {
+    let mut no_lang = user(3, json!({}));
+    no_lang.as_object_mut().unwrap().remove("lang");
+    let sandbox = start(vec![
+        user(1, json!({"company": null})),
+        user(2, json!({})),
+        no_lang,
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "user_id,company,lang\n1,NewCo,\n2,NewCo,\n3,,de\n",
+    )
+    .unwrap();
+    let before = listed(&sandbox).await;
+    let refused = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "in.csv", "--undo-file", "undo.csv"],
+    )
+    .await;
+    let text = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{text}");
+    assert!(text.contains("nothing sent: 2 rows are invalid"), "{text}");
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["invalid", "not_attempted", "invalid"]);
+    assert!(
+        rows[0]["error"].contains("user 1's company (null, which PATCH does not take back)"),
+        "{:?}",
+        rows[0]
+    );
+    assert!(
+        rows[2]["error"].contains("user 3's lang (null, which PATCH does not take back)"),
+        "{:?}",
+        rows[2]
+    );
+    assert!(rows[0]["error"].contains("--accept-partial-undo"));
+    assert_eq!(listed(&sandbox).await, before, "nothing was sent");
+
+    let accepted = run(
+        &sandbox,
+        dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--undo-file",
+            "undo2.csv",
+            "--accept-partial-undo",
+            "-o",
+            "two.csv",
+        ],
+    )
+    .await;
+    let text = stderr(&accepted);
+    assert_eq!(accepted.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("cannot put back 2 users' fields") && text.contains("user 1 (company)"),
+        "{text}"
+    );
+    let undo = std::fs::read_to_string(dir.path().join("undo2.csv")).unwrap();
+    assert_eq!(
+        undo.lines().skip(1).collect::<Vec<_>>(),
+        [r#"2,,,,,"""Acme""",,,json"#],
+        "{undo}"
+    );
+}
+
+/// A resume keeps the way back whole: it goes on with the undo file its
+/// record remembers (and says so), and a row corrected to change one more
+/// field adds that field; the undo file then puts everything back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_goes_on_with_the_remembered_undo_file_and_adds_new_fields() {
+    let sandbox = start((1..=3).map(|id| user(id, json!({"lang": "EN"}))).collect()).await;
+    let before = listed(&sandbox).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Row 3 names a group the tool takes as the API's own value and the
+    // sandbox refuses: it fails, after its undo line was written.
+    let input = "user_id,name,groups,verbatim\n\
+                 1,One,,\n\
+                 2,Two,,\n\
+                 3,,\"[{\"\"id\"\": 4242, \"\"name\"\": \"\"Nope\"\"}]\",json\n";
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    // The undo file is reached through a link: its merge replaces the file
+    // the link leads to, and the link stays.
+    std::fs::create_dir(dir.path().join("kept")).unwrap();
+    std::os::unix::fs::symlink("kept/undo.csv", dir.path().join("undo.csv")).unwrap();
+    let first = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "in.csv", "--undo-file", "undo.csv"],
+    )
+    .await;
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[2]["status"], "failed", "{:?}", rows[2]);
+
+    // Corrected: a group of the five, and a language too.
+    let input = "user_id,name,groups,lang,verbatim\n1,One,,,\n2,Two,,,\n3,,Engineers,de,\n";
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let resumed = run(&sandbox, dir.path(), &["apply", "in.csv", "--resume"]).await;
+    let text = stderr(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("going on with the undo file of the run being resumed"),
+        "{text}"
+    );
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert_eq!(
+        undo.lines().filter(|line| line.starts_with("3,")).count(),
+        1,
+        "one row per user again: {undo}"
+    );
+    let link = std::fs::symlink_metadata(dir.path().join("undo.csv")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link stays a link");
+
+    // Another undo file for the same record is refused, before anything is sent.
+    let other = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "in.csv", "--resume", "--undo-file", "other.csv"],
+    )
+    .await;
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(stderr(&other).contains("kept its undo file at"));
+
+    let back = run(&sandbox, dir.path(), &["apply", "undo.csv", "-o", "b.csv"]).await;
+    assert_eq!(back.status.code(), Some(0), "{}\n{undo}", stderr(&back));
+    assert_eq!(listed(&sandbox).await, before, "{undo}");
+}
+
+/// Every output of a run is a file of its own: an undo file named like the
+/// results' journal (which the run deletes at its end) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_file_that_is_another_output_is_refused() {
+    let sandbox = start(vec![user(1, json!({}))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,name\n1,New\n").unwrap();
+    for (link, target) in [
+        ("to-journal.csv", "in.results.csv.journal"),
+        ("to-results.csv", "in.results.csv"),
+        ("to-summary.csv", "s.json"),
+        ("to-memory.csv", "in.results.csv.undo"),
+    ] {
+        std::os::unix::fs::symlink(target, dir.path().join(link)).unwrap();
+    }
+    for (undo, want) in [
+        (
+            "in.results.csv.journal",
+            "the undo file in.results.csv.journal is also the results file's journal",
+        ),
+        ("in.results.csv", "is also the results file"),
+        ("s.json", "is also the undo file"),
+        // Links to files not created yet lead to the same files.
+        (
+            "to-journal.csv",
+            "to-journal.csv is also the results file's journal",
+        ),
+        ("to-results.csv", "to-results.csv is also the results file;"),
+        (
+            "to-summary.csv",
+            "the summary file s.json is also the undo file",
+        ),
+        (
+            "to-memory.csv",
+            "is also the file where the results remember their undo file",
+        ),
+    ] {
+        let output = run(
+            &sandbox,
+            dir.path(),
+            &[
+                "apply",
+                "in.csv",
+                "--undo-file",
+                undo,
+                "--summary-json",
+                "s.json",
+            ],
+        )
+        .await;
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{undo}: {text}");
+        assert!(text.contains(want), "{undo}: {text}");
+    }
+    assert_eq!(sandbox.stats().patches_per_user.len(), 0);
+}
+
+/// Plan and apply use one comparison: `""` is not null, and a group the
+/// API names in another language is the same group by its ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_apply_agree_on_empty_text_and_localised_groups() {
+    let sandbox = start(vec![
+        user(
+            1,
+            json!({"phone": "", "groups": [{"id": 5, "name": "Engineers"}]}),
+        ),
+        user(2, json!({"groups": [{"id": 2, "name": "Пользователи"}]})),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "user_id,phone,groups,lang\n1,#null,,\n2,,Users,de\n",
+    )
+    .unwrap();
+    let plan = run(&sandbox, dir.path(), &["plan", "in.csv"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    let (rows, _) = read_results_file(&dir.path().join("in.plan.csv"));
+    assert_eq!(rows[0]["status"], "would_update");
+    assert_eq!(rows[0]["changes"], r#"phone: "" -> null"#);
+    assert_eq!(rows[1]["changes"], "lang: en -> de", "groups are the same");
+    let apply = run(&sandbox, dir.path(), &["apply", "--plan", "in.plan.csv"]).await;
+    assert_eq!(apply.status.code(), Some(0), "{}", stderr(&apply));
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[0]["status"], "updated", "{:?}", rows[0]);
+    assert_eq!(rows[1]["request"], r#"{"lang":"de"}"#);
+    let users = listed(&sandbox).await;
+    assert_eq!(users[0]["phone"], Value::Null);
+    assert_eq!(
+        users[1]["groups"],
+        json!([{"id": 2, "name": "Пользователи"}])
+    );
+}
+
+/// A row by current_email is applied only to the user the plan found by
+/// that address: moved to another user since, nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_plan_checks_the_users_identity_again() {
+    let sandbox = start(vec![user(1, json!({})), user(2, json!({}))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "current_email,company\nuser1@example.com,NewCo\n",
+    )
+    .unwrap();
+    let plan = run(&sandbox, dir.path(), &["plan", "in.csv"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    // The address moves from user 1 to user 2.
+    patch(&sandbox, 1, json!({"email": "left@example.com"})).await;
+    patch(&sandbox, 2, json!({"email": "user1@example.com"})).await;
+    let before = listed(&sandbox).await;
+    let apply = run(&sandbox, dir.path(), &["apply", "--plan", "in.plan.csv"]).await;
+    assert_eq!(apply.status.code(), Some(1), "{}", stderr(&apply));
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[0]["status"], "failed");
+    assert!(
+        rows[0]["error"]
+            .contains(r#"email: "user1@example.com" in the plan, "left@example.com" now"#),
+        "{:?}",
+        rows[0]
+    );
+    assert_eq!(listed(&sandbox).await, before, "nothing was sent");
+}
+
+/// The undo file says null as #null whatever --null-token the forward or
+/// the undo run is given: a name comes back as null, never as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_undo_files_null_is_its_own() {
+    let sandbox = start(vec![user(1, json!({"name": null}))]).await;
+    let before = listed(&sandbox).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,name\n1,Named\n").unwrap();
+    let forward = run(
+        &sandbox,
+        dir.path(),
+        &[
+            "apply",
+            "in.csv",
+            "--undo-file",
+            "undo.csv",
+            "--null-token",
+            "NULL",
+        ],
+    )
+    .await;
+    assert_eq!(forward.status.code(), Some(0), "{}", stderr(&forward));
+    let back = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "undo.csv", "--null-token", "NULL", "-o", "b.csv"],
+    )
+    .await;
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    assert_eq!(listed(&sandbox).await, before);
+}
+
+/// An export is a valid input as it stands, odd values and all: a user
+/// with values the input rules would refuse or change gets a row of the
+/// API's own values (JSON, marked verbatim), the note says which, and a
+/// plan of the file (CSV or workbook) changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_with_odd_values_plans_as_unchanged() {
+    let sandbox = start(vec![
+        user(1, json!({})),
+        user(
+            2,
+            json!({"lang": "EN", "name": "  spaced  ", "phone": "",
+                   "groups": [{"id": 2, "name": "Пользователи"}, {"id": 777, "name": "Custom"}],
+                   "auth_types": ["saml"], "email": "odd@localhost"}),
+        ),
+        user(3, json!({"name": null, "company": "#null"})),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["users.csv", "users.xlsx"] {
+        let export = run(&sandbox, dir.path(), &["export", "-o", file]).await;
+        let text = stderr(&export);
+        assert_eq!(export.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("note: 2 users hold values the input rules would refuse or change"),
+            "{text}"
+        );
+        assert!(text.contains("groups of 1 user (user 2)"), "{text}");
+        assert!(text.contains("company of 1 user (user 3)"), "{text}");
+        let plan = run(&sandbox, dir.path(), &["plan", file, "-o", "p.csv"]).await;
+        assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+        let (rows, _) = read_results_file(&dir.path().join("p.csv"));
+        let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+        assert_eq!(statuses, ["unchanged"; 3], "{file}: {rows:?}");
+    }
+    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    let line = csv.lines().find(|line| line.starts_with("2,")).unwrap();
+    assert!(line.contains(",json,"), "{line}");
+    let line = csv.lines().find(|line| line.starts_with("1,")).unwrap();
+    assert!(
+        line.contains("User 1,en,#null,Acme,Users,password,,"),
+        "{line}"
+    );
+}
+
+/// A resume keeps a row by current_email whose address the run itself
+/// changed: the address now names nobody (or another user), and the row
+/// is still the one the run recorded, not "a changed input".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_keeps_a_row_whose_address_the_run_changed() {
+    let sandbox = start(vec![user(1, json!({})), user(2, json!({}))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // Row 3 fails (a group the sandbox does not know), so the run can be resumed.
+    let input = "current_email,email,groups,verbatim\n\
+                 user1@example.com,moved@example.com,,\n\
+                 user2@example.com,,\"[{\"\"id\"\": 4242, \"\"name\"\": \"\"Nope\"\"}]\",json\n";
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let first = run(&sandbox, dir.path(), &["apply", "in.csv"]).await;
+    assert_eq!(first.status.code(), Some(1), "{}", stderr(&first));
+    let input = "current_email,email,groups,verbatim\n\
+                 user1@example.com,moved@example.com,,\n\
+                 user2@example.com,,Engineers,\n";
+    std::fs::write(dir.path().join("in.csv"), input).unwrap();
+    let resumed = run(&sandbox, dir.path(), &["apply", "in.csv", "--resume"]).await;
+    let text = stderr(&resumed);
+    assert_eq!(resumed.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("1 row already updated, kept as recorded"),
+        "{text}"
+    );
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    let statuses: Vec<&str> = rows.iter().map(|r| r["status"].as_str()).collect();
+    assert_eq!(statuses, ["updated", "updated"]);
+    assert_eq!(
+        sandbox.stats().patches_per_user.get(&1),
+        Some(&1),
+        "sent once"
+    );
+}
+
+/// A field the account's list leaves out is unknown, never null: a run
+/// that reads the list (many rows) reads those users by GET before it
+/// writes their undo lines, so the undo file is the same whatever the
+/// number of rows, and puts every phone back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_the_list_leaves_out_is_put_back_by_the_undo_file() {
+    let users: Vec<Value> = (1..=60)
+        .map(|id| user(id, json!({"phone": format!("+49 30 {id:04}")})))
+        .collect();
+    let users: Vec<User> = serde_json::from_value(Value::Array(users)).unwrap();
+    let config = SandboxConfig {
+        users: users.len() as u64,
+        api_key: KEY.to_string(),
+        seed: 1,
+        faults: Faults {
+            list_omit: vec!["phone".to_string()],
+            ..Faults::default()
+        },
+        given: Some(Arc::new(users)),
+    };
+    let sandbox = gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let before: Vec<Value> = {
+        let mut all = Vec::new();
+        for id in 1..=60 {
+            let user: Value = reqwest::Client::new()
+                .get(format!("{}/iam/users/{id}", sandbox.base_url()))
+                .header("Authorization", format!("apikey {KEY}"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            all.push(user);
+        }
+        all
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::from("user_id,phone\n");
+    for id in 1..=60 {
+        input.push_str(&format!("{id},+1 555 {id:04}\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let forward = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "in.csv", "--undo-file", "undo.csv"],
+    )
+    .await;
+    let text = stderr(&forward);
+    assert_eq!(forward.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("reading 60 users before anything is sent"),
+        "{text}"
+    );
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert!(undo.contains(r#"1,,,,"""+49 30 0001""",,,,json"#), "{undo}");
+    let back = run(&sandbox, dir.path(), &["apply", "undo.csv", "-o", "b.csv"]).await;
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    for (id, user) in (1..=60).zip(&before) {
+        let now: Value = reqwest::Client::new()
+            .get(format!("{}/iam/users/{id}", sandbox.base_url()))
+            .header("Authorization", format!("apikey {KEY}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(&now, user);
+    }
+}
+
+/// The undo file holds what each PATCH replaced: a user a colleague
+/// changes after the run read it (and before its PATCH) is read again just
+/// before the PATCH, so the undo puts back the colleague's value, and the
+/// `changes` column says what was replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_undo_file_holds_what_each_patch_replaced() {
+    let sandbox = start((1..=3).map(|id| user(id, json!({}))).collect()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "user_id,company\n1,C\n2,C\n3,C\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir.path())
+        .args([
+            "apply",
+            "in.csv",
+            "--undo-file",
+            "undo.csv",
+            "--concurrency",
+            "1",
+        ])
+        .args([
+            "--base-url",
+            &sandbox.base_url(),
+            "--rate",
+            "1",
+            "--burst",
+            "1",
+        ])
+        .env("GCORE_API_KEY", KEY)
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("GCORE_PROFILE");
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once user 1 is changed, a colleague changes user 3 (read at the
+    // start, sent last).
+    let mut polls = 0;
+    while !sandbox.stats().patches_per_user.contains_key(&1) {
+        polls += 1;
+        assert!(polls < 3000, "the run never sent its first PATCH");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    patch(&sandbox, 3, json!({"company": "Colleague"})).await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[2]["changes"], r#"company: "Colleague" -> "C""#);
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert!(undo.contains(r#"3,,,,,"""Colleague""",,,json"#), "{undo}");
+    let back = run(&sandbox, dir.path(), &["apply", "undo.csv", "-o", "b.csv"]).await;
+    assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
+    assert_eq!(listed(&sandbox).await[2]["company"], "Colleague");
+}
+
+/// An undo file cut down in a spreadsheet that lost its `verbatim` column
+/// is refused, not sent with quotes and the text "null".
+#[test]
+fn an_undo_file_without_its_verbatim_column_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("undo.csv"),
+        "user_id,name,phone,company\n10,null,null,\"\"\"Acme\"\"\"\n",
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["validate", "undo.csv"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, _) = read_results_file(&dir.path().join("undo.results.csv"));
+    assert_eq!(rows[0]["status"], "invalid");
+    assert!(
+        rows[0]["error"].contains(r#"company: "\"Acme\"" is a JSON value, as an undo file"#),
+        "{:?}",
+        rows[0]
+    );
+    assert!(rows[0]["error"].contains("name: \"null\" is a JSON value"));
+}
+
+/// A plan a day old or more is applied with a note of its age (the plan
+/// is made, then its `planned_at` set two days back and its chain of
+/// checks made again, as `plan` would have written it then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_plan_is_applied_with_a_note_of_its_age() {
+    use gcore_iam_bulk::table::results::plan_check;
+    let sandbox = start(vec![user(1, json!({}))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    let plan = run(&sandbox, dir.path(), &["plan", "in.csv"]).await;
+    assert_eq!(plan.status.code(), Some(0), "{}", stderr(&plan));
+    let text = std::fs::read_to_string(dir.path().join("in.plan.csv")).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let then = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 24 * 3600);
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(&header).unwrap();
+    let mut previous = plan_check("", header.iter().map(String::as_str));
+    for record in reader.records() {
+        let mut cells: Vec<String> = record.unwrap().iter().map(String::from).collect();
+        let at = cells.len() - 2;
+        let rows = cells[at].rsplit_once("; ").unwrap().1.to_string();
+        cells[at] = format!("{}; {rows}", httpdate::fmt_http_date(then));
+        let check = plan_check(
+            &previous,
+            cells[..cells.len() - 1].iter().map(String::as_str),
+        );
+        *cells.last_mut().unwrap() = check.clone();
+        previous = check;
+        writer.write_record(&cells).unwrap();
+    }
+    std::fs::write(dir.path().join("in.plan.csv"), writer.into_inner().unwrap()).unwrap();
+    let apply = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "--plan", "in.plan.csv", "--quiet"],
+    )
+    .await;
+    let text = stderr(&apply);
+    assert_eq!(apply.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("note: the plan in.plan.csv was made 2 days ago"),
+        "{text}"
+    );
+}
