@@ -1,12 +1,19 @@
-//! The failures the sandbox can put on: a token bucket over all requests,
+//! The failures the sandbox can put on: a fixed quota over all requests
+//! (governor's rate limiter, the server side of a rate limit),
 //! latency, 5xx answers, dropped connections and answers held too long.
 //! Every random choice is a pure function of the seed and the request's
 //! arrival number, so a run with the same `--seed` fails the same way.
 //! Besides, the list's own faults: fields left out, a count that lies, and
 //! an account that changes while its pages are read.
 
+use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 
 use super::Faults;
 
@@ -26,7 +33,7 @@ pub(crate) enum Verdict {
 pub(crate) struct FaultPlan {
     faults: Faults,
     seed: u64,
-    bucket: Option<Mutex<TokenBucket>>,
+    quota: Option<Limiter>,
     reads: Mutex<ListReads>,
 }
 
@@ -43,13 +50,13 @@ struct ListReads {
 
 impl FaultPlan {
     pub(crate) fn new(faults: Faults, seed: u64) -> FaultPlan {
-        let bucket = faults
+        let quota = faults
             .rate
-            .map(|(rate, burst)| Mutex::new(TokenBucket::new(rate, burst, Instant::now())));
+            .and_then(|(rate, burst)| limiter(rate, burst, DefaultClock::default()));
         FaultPlan {
             faults,
             seed,
-            bucket,
+            quota,
             reads: Mutex::new(ListReads::default()),
         }
     }
@@ -99,11 +106,10 @@ impl FaultPlan {
     /// Decides the fate of request number `request`, in the order a real
     /// front end would: the rate limit first, then the network, then the server.
     pub(crate) fn verdict(&self, request: u64) -> Verdict {
-        if let Some(bucket) = &self.bucket {
-            let mut bucket = bucket.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(wait) = bucket.take(Instant::now()) {
-                return Verdict::Throttle(retry_after_seconds(wait));
-            }
+        if let Some(quota) = &self.quota
+            && let Err(wait) = take(quota)
+        {
+            return Verdict::Throttle(retry_after_seconds(wait));
         }
         if self.unit(request, Salt::Drop) < self.faults.drop_rate {
             return Verdict::Drop;
@@ -150,36 +156,25 @@ fn retry_after_seconds(wait: Duration) -> u64 {
     wait.as_secs_f64().ceil().max(1.0) as u64
 }
 
-/// `rate` tokens a second, at most `burst` saved up; one per request.
-pub(crate) struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
+/// A fixed quota on `C`'s clock.
+type Limiter<C = DefaultClock> =
+    RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<<C as Clock>::Instant>>;
+
+/// `rate` requests a second, at most `burst` at once (governor's GCRA,
+/// which is a token bucket's arithmetic without its lock); `None` for a
+/// rate no quota can hold (zero, or one request in less than a
+/// nanosecond).
+fn limiter<C: Clock>(rate: f64, burst: u32, clock: C) -> Option<Limiter<C>> {
+    let period = Duration::try_from_secs_f64(1.0 / rate).ok()?;
+    let quota = Quota::with_period(period)?.allow_burst(NonZeroU32::new(burst.max(1))?);
+    Some(RateLimiter::direct_with_clock(quota, clock))
 }
 
-impl TokenBucket {
-    pub(crate) fn new(rate: f64, burst: u32, now: Instant) -> TokenBucket {
-        TokenBucket {
-            rate,
-            burst: f64::from(burst),
-            tokens: f64::from(burst),
-            last: now,
-        }
-    }
-
-    /// Takes a token, or says how long until the next one.
-    pub(crate) fn take(&mut self, now: Instant) -> Result<(), Duration> {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
-        }
-    }
+/// Admits one request, or says how long until the quota admits the next.
+fn take<C: Clock>(limiter: &Limiter<C>) -> Result<(), Duration> {
+    limiter
+        .check()
+        .map_err(|not_until| not_until.wait_time_from(limiter.clock().now()))
 }
 
 #[cfg(test)]
@@ -187,22 +182,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bucket_allows_a_burst_then_the_rate() {
-        let start = Instant::now();
-        let mut bucket = TokenBucket::new(2.0, 3, start);
+    fn the_quota_allows_a_burst_then_the_rate() {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let quota = limiter(2.0, 3, clock.clone()).unwrap();
         for _ in 0..3 {
-            assert!(bucket.take(start).is_ok());
+            assert!(take(&quota).is_ok());
         }
-        let wait = bucket.take(start).unwrap_err();
-        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-9, "{wait:?}");
-        assert!(bucket.take(start + Duration::from_millis(500)).is_ok());
-        assert!(bucket.take(start + Duration::from_millis(500)).is_err());
+        let wait = take(&quota).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.5).abs() < 1e-6, "{wait:?}");
+        clock.advance(Duration::from_millis(500));
+        assert!(take(&quota).is_ok());
+        assert!(take(&quota).is_err());
         // A long pause saves up no more than the burst.
-        let later = start + Duration::from_secs(60);
+        clock.advance(Duration::from_secs(60));
         for _ in 0..3 {
-            assert!(bucket.take(later).is_ok());
+            assert!(take(&quota).is_ok());
         }
-        assert!(bucket.take(later).is_err());
+        assert!(take(&quota).is_err());
+        assert!(limiter(0.0, 3, clock.clone()).is_none());
+        assert!(limiter(0.5, 0, clock).is_some(), "a burst of 0 is 1");
     }
 
     #[test]
