@@ -293,9 +293,24 @@ impl Client {
         } else {
             text
         };
+        // JSON escapes (`\u0025`) can spell an echo the raw text does not
+        // show: the strings are blanked again as they decode.
+        let text = match status.is_success() && inner.long_key && text.contains('\\') {
+            true => blank_decoded(&inner.blanker, text),
+            false => text,
+        };
         let mut answer = classify(status, retry_after, &text, expect);
-        // The message as decoded from JSON may spell the key plainly.
-        if let Answer::Failed { error, .. } | Answer::Retryable { error, .. } = &mut answer
+        // The message as decoded from JSON may spell the key plainly, and a
+        // note on a body that is not what was expected quotes it decoded
+        // (for a key of any length: a note is no user's data).
+        let error = match &mut answer {
+            Answer::Failed { error, .. } | Answer::Retryable { error, .. } => Some(error),
+            Answer::Success {
+                reply: Err(error), ..
+            } => Some(error),
+            _ => None,
+        };
+        if let Some(error) = error
             && inner.blanker.finds_in(error)
         {
             *error = inner
@@ -395,6 +410,47 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
             error: format!("{error} ({NOTE})"),
         },
         success => success,
+    }
+}
+
+/// `text` (a JSON answer) with every string and key that decodes to an
+/// echo of the key blanked, written again; as it was when nothing is, or
+/// when it is not JSON (the reader then says so).
+fn blank_decoded<'a>(blanker: &Blanker, text: Cow<'a, str>) -> Cow<'a, str> {
+    fn walk(blanker: &Blanker, value: &mut serde_json::Value) -> bool {
+        let blank = |text: &mut String| {
+            let found = blanker.finds_in(text);
+            if found {
+                *text = blanker.blank(Cow::Borrowed(text.as_str())).into_owned();
+            }
+            found
+        };
+        match value {
+            serde_json::Value::String(text) => blank(text),
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, item| walk(blanker, item) | changed),
+            serde_json::Value::Object(map) => {
+                let mut changed = false;
+                let keys: Vec<String> = map.keys().cloned().collect();
+                for key in keys {
+                    let mut value = map.remove(&key).expect("a key of the map");
+                    changed |= walk(blanker, &mut value);
+                    let mut key = key;
+                    changed |= blank(&mut key);
+                    map.insert(key, value);
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
+    let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return text;
+    };
+    match walk(blanker, &mut value) {
+        true => Cow::Owned(value.to_string()),
+        false => text,
     }
 }
 

@@ -1176,7 +1176,7 @@ const MAX_KEY_FILE: u64 = 4096;
 /// trailing line break (CRLF too) are dropped later by [`ApiKey::new`] or
 /// here. Only a regular file of at most [`MAX_KEY_FILE`] bytes is read, so
 /// `/dev/zero` or a pipe cannot make the tool read forever.
-fn read_key_file(path: &Path) -> std::io::Result<String> {
+pub(crate) fn read_key_file(path: &Path) -> std::io::Result<String> {
     use std::io::{Error, ErrorKind, Read};
     let not_regular = || {
         Error::new(
@@ -1220,9 +1220,10 @@ fn refuse_plain_http(url: &Url, proxy: Option<&ProxyRoute>, allowed: bool) -> Re
     }
     if !is_loopback(url.host_str().unwrap_or_default()) {
         return Err(Fatal::Usage(format!(
-            "the base URL {url} is plain http:// to another machine: the API key and the users' \
+            "the base URL {} is plain http:// to another machine: the API key and the users' \
              data would cross the network unencrypted; use https://, or pass \
-             --allow-insecure-http if the network is trusted"
+             --allow-insecure-http if the network is trusted",
+            url_shown(url.as_str())
         )));
     }
     if let Some(proxy) = proxy
@@ -1230,9 +1231,10 @@ fn refuse_plain_http(url: &Url, proxy: Option<&ProxyRoute>, allowed: bool) -> Re
         && !is_loopback(proxy.url.host_str().unwrap_or_default())
     {
         return Err(Fatal::Usage(format!(
-            "the base URL {url} is plain http:// and would go through the proxy {proxy}, \
+            "the base URL {} is plain http:// and would go through the proxy {proxy}, \
              another machine: the API key would cross the network unencrypted; set NO_PROXY to \
-             the base URL's host, use https://, or pass --allow-insecure-http"
+             the base URL's host, use https://, or pass --allow-insecure-http",
+            url_shown(url.as_str())
         )));
     }
     Ok(())
@@ -1255,8 +1257,13 @@ pub fn url_shown(text: &str) -> String {
         },
         None => (false, text.trim().to_string()),
     };
+    // A scheme other than http or https may be a key pasted there.
+    let scheme_shown = |scheme: &str| match scheme.to_ascii_lowercase().as_str() {
+        "http" | "https" => scheme.to_string(),
+        _ => "…".to_string(),
+    };
     let unparsed = || match (userinfo, rest.split_once("://")) {
-        (true, Some((scheme, _))) => format!("{scheme}://***@…"),
+        (true, Some((scheme, _))) => format!("{}://***@…", scheme_shown(scheme)),
         _ => NOT_SHOWN.to_string(),
     };
     let Ok(url) = Url::parse(&rest) else {
@@ -1277,7 +1284,7 @@ pub fn url_shown(text: &str) -> String {
     let more = url.path() != "/" || url.query().is_some() || url.fragment().is_some();
     format!(
         "{}://{user}{host}{port}{}",
-        url.scheme(),
+        scheme_shown(url.scheme()),
         if more { "/…" } else { "" }
     )
 }

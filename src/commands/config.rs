@@ -126,6 +126,24 @@ pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
     run.burst = burst.parse().ok();
     run.concurrency = concurrency.parse().ok();
     RunSettings::from_args(&run)?;
+    // The key at hand (the environment's, or a key file's: never a key
+    // command, which `config` does not run) is blanked out of every line,
+    // in any ASCII case: a key pasted as a host or a profile's name.
+    let at_hand = match &resolved.key {
+        KeyChoice::Environment => env(KEY_ENV),
+        KeyChoice::FlagFile(path)
+        | KeyChoice::Profile {
+            key: KeyFrom::File(path),
+            ..
+        } => settings::read_key_file(path).ok(),
+        _ => None,
+    };
+    let text = match at_hand {
+        Some(key) => crate::secret::Blanker::new(&key)
+            .blank(text.into())
+            .into_owned(),
+        None => text,
+    };
     print!("{text}");
     Ok(Exit::Success)
 }

@@ -130,7 +130,12 @@ fn connect(
         Some(port) => format!("{host}:{port}"),
         None => host.to_string(),
     };
-    let account = format!("{}, key from {}", blank(host), api.key_from);
+    // (A key pasted as a profile's name is blanked from where it came.)
+    let account = format!(
+        "{}, key from {}",
+        blank(host),
+        blank(api.key_from.to_string())
+    );
     if !quiet {
         crate::say!("account: {account}");
         if !api.set_aside.is_empty() {

@@ -126,8 +126,7 @@ fn a_limit_far_below_the_rate_is_found_in_seconds() {
     let (outcome, per_second) = run_changing(&rate, 600, |_| 30.0, 5.0, Duration::from_millis(2));
     eprintln!(
         "{per_second:?}, {} of {} requests 429",
-        outcome.throttled,
-        outcome.requests
+        outcome.throttled, outcome.requests
     );
     let from_5_s: u64 = per_second[5..15].iter().sum();
     assert!(
@@ -153,8 +152,7 @@ fn a_limit_that_falls_then_rises_is_followed() {
     let (outcome, per_second) = run_changing(&rate, 7_000, limit, 5.0, Duration::from_millis(2));
     eprintln!(
         "{per_second:?}, {} of {} requests 429",
-        outcome.throttled,
-        outcome.requests
+        outcome.throttled, outcome.requests
     );
     let low: u64 = per_second[13..20].iter().sum();
     assert!(low >= 7 * 12, "{per_second:?}: 30/s followed down");

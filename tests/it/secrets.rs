@@ -261,6 +261,144 @@ async fn a_server_that_echoes_the_key_and_sends_escapes_shows_neither() {
     );
 }
 
+/// The second hostile round's leaks: a 200 answer whose user fields spell
+/// the key through JSON escapes (`\u0025` for the `%` of its URL
+/// encoding, base64 letters as `\u00XX`), a short key quoted by the note
+/// on an answer that is not a user, the key as a profile's name, as a
+/// plain-http base URL's path, as a URL's scheme, and as the base URL's
+/// host in `config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_spelled_through_json_escapes_names_and_urls_never_show() {
+    let server = MockServer::start().await;
+    let escaped_url: String = KEY
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => char::from(b).to_string(),
+            _ => format!("\\u0025{b:02X}"),
+        })
+        .collect();
+    let base64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(KEY)
+    };
+    let escaped_base64: String = base64.bytes().map(|b| format!("\\u{b:04x}")).collect();
+    let body = format!(
+        r#"{{"id": 1, "email": "a@example.com", "name": "{escaped_url}", "company": "{escaped_base64}", "lang": "en", "groups": []}}"#
+    );
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("in.csv"), lang_rows(1)).unwrap();
+    let args = [
+        "apply",
+        "in.csv",
+        "--base-url",
+        &server.uri(),
+        "--rate",
+        "0",
+        "-o",
+        "out.csv",
+        "--summary-json",
+        "summary.json",
+        "--report",
+        "run.html",
+    ];
+    let ran = run(dir, &args, &[("GCORE_API_KEY", KEY)]).await;
+    let seen = everything(dir, &ran);
+    assert_eq!(ran.status.code(), Some(0), "{seen}");
+    assert_no_key(KEY, &seen, "JSON-escaped echoes");
+    let results = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    assert!(results.contains(",***,"), "the echoes were blanked: {results}");
+    assert!(!seen.contains(&base64[..16]), "base64 shows in\n{seen}");
+
+    // A short key, quoted by the note on an answer whose id is a string.
+    let short = "aB3$dE6/gH9";
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            format!(r#"{{"id": "{short}", "email": "a@example.com"}}"#),
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    let args = [
+        "apply",
+        "in.csv",
+        "--base-url",
+        &server.uri(),
+        "--rate",
+        "0",
+        "-o",
+        "out.csv",
+        "--summary-json",
+        "summary.json",
+        "--overwrite",
+    ];
+    let ran = run(dir, &args, &[("GCORE_API_KEY", short)]).await;
+    let seen = everything(dir, &ran);
+    assert!(seen.contains("not a user object"), "{seen}");
+    assert!(!seen.contains(short), "the short key shows in\n{seen}");
+
+    // The key as a profile's name, with a key file.
+    let config = write_config(
+        dir,
+        &format!("[profiles.\"{KEY}\"]\napi_key_file = \"k\"\n"),
+    );
+    std::fs::write(config.with_file_name("k"), KEY).unwrap();
+    let args = [
+        "apply",
+        "in.csv",
+        "--profile",
+        KEY,
+        "--base-url",
+        &server.uri(),
+        "--rate",
+        "0",
+        "-o",
+        "out.csv",
+        "--summary-json",
+        "summary.json",
+        "--overwrite",
+    ];
+    let ran = run(dir, &args, &[]).await;
+    let seen = everything(dir, &ran);
+    assert!(seen.contains("account: 127.0.0.1:"), "{seen}");
+    assert_no_key(KEY, &seen, "the key as a profile's name");
+    let shown = run(dir, &["config", "--profile", KEY], &[]).await;
+    assert_no_key(
+        KEY,
+        &everything(dir, &shown),
+        "config, the key as a profile's name",
+    );
+
+    // The key in a plain-http base URL's path, as its scheme, as its host.
+    let plain = "plainSecretKey0123456789";
+    for base in [
+        format!("http://example.com/{plain}"),
+        format!("{plain}://127.0.0.1/"),
+        format!("http://{plain}@example.com"),
+    ] {
+        let args = ["apply", "in.csv", "--base-url", &base, "-o", "o2.csv"];
+        let ran = run(dir, &args, &[("GCORE_API_KEY", plain)]).await;
+        assert_eq!(ran.status.code(), Some(2), "{base}");
+        let seen = everything(dir, &ran).to_lowercase();
+        assert!(!seen.contains(&plain.to_lowercase()), "{base}: {seen}");
+    }
+    let host = format!("https://{plain}");
+    let shown = run(
+        dir,
+        &["config"],
+        &[("GCORE_API_KEY", plain), ("GCORE_BASE_URL", &host)],
+    )
+    .await;
+    let seen = everything(dir, &shown).to_lowercase();
+    assert!(seen.contains("base url:"), "{seen}");
+    assert!(!seen.contains(&plain.to_lowercase()), "config: {seen}");
+}
+
 /// Whether the process `pid` is gone (or a zombie left for its reaper),
 /// polled for a few seconds at most.
 fn gone(pid: &str) -> bool {
