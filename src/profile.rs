@@ -122,6 +122,12 @@ pub fn select(
         }
         _ => return Ok(None),
     };
+    // The name as messages and the account line show it: one that does
+    // not read as a profile's name may be a key typed as one.
+    let (name, looked_up) = match profile_like(&name) {
+        true => (name.clone(), name),
+        false => ("(a name not shown: it may be a key)".to_string(), name),
+    };
     let Some(path) = path else {
         return Err(Fatal::Usage(format!(
             "{from} {name}: this system has no config folder (set XDG_CONFIG_HOME or HOME)"
@@ -158,7 +164,7 @@ pub fn select(
         }
     }
     let mut config: ConfigFile = toml::from_str(&text).map_err(mistake)?;
-    let Some(raw) = config.profiles.remove(&name) else {
+    let Some(raw) = config.profiles.remove(&looked_up) else {
         // Names that read as names (lowercase letters, digits, `-`, `_`, at
         // most 32); another may be a key pasted as a profile's name.
         let hidden = config.profiles.keys().filter(|n| !profile_like(n)).count();

@@ -311,7 +311,10 @@ async fn keys_spelled_through_json_escapes_names_and_urls_never_show() {
     assert_eq!(ran.status.code(), Some(0), "{seen}");
     assert_no_key(KEY, &seen, "JSON-escaped echoes");
     let results = std::fs::read_to_string(dir.join("out.csv")).unwrap();
-    assert!(results.contains(",***,"), "the echoes were blanked: {results}");
+    assert!(
+        results.contains(",***,"),
+        "the echoes were blanked: {results}"
+    );
     assert!(!seen.contains(&base64[..16]), "base64 shows in\n{seen}");
 
     // A short key, quoted by the note on an answer whose id is a string.
@@ -367,6 +370,17 @@ async fn keys_spelled_through_json_escapes_names_and_urls_never_show() {
     let seen = everything(dir, &ran);
     assert!(seen.contains("account: 127.0.0.1:"), "{seen}");
     assert_no_key(KEY, &seen, "the key as a profile's name");
+    // Its key file gone: the message names the profile, not the key.
+    std::fs::remove_file(config.with_file_name("k")).unwrap();
+    let ran = run(dir, &args, &[]).await;
+    let seen = everything(dir, &ran);
+    assert_eq!(ran.status.code(), Some(2), "{seen}");
+    assert!(
+        seen.contains("(a name not shown: it may be a key)"),
+        "{seen}"
+    );
+    assert_no_key(KEY, &seen, "the key as a profile's name, its file gone");
+    std::fs::write(config.with_file_name("k"), KEY).unwrap();
     let shown = run(dir, &["config", "--profile", KEY], &[]).await;
     assert_no_key(
         KEY,
