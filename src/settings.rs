@@ -573,6 +573,12 @@ pub struct Resolved {
     pub set_aside: Vec<&'static str>,
 }
 
+/// The process environment as a run and `config` read it: one reader, so
+/// that both see a variable alike (set but empty included).
+pub fn from_environment(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 /// The precedence: flags first; then a profile named by `--profile` (an
 /// explicit choice: its key and base URL, or the defaults, and never
 /// `GCORE_API_KEY` or `GCORE_BASE_URL`, which could send one account's key
@@ -585,7 +591,9 @@ pub fn resolve(
 ) -> Resolved {
     let explicit = profile.filter(|p| p.chosen_by == ChosenBy::Flag);
     let env_base = env(BASE_URL_ENV).filter(|url| !url.trim().is_empty());
-    let env_key = env(API_KEY_ENV);
+    // Set but empty (`GCORE_API_KEY=$(cat a-missing-file)`) is as unset: a
+    // profile's key is then used; with none, the run says it is empty.
+    let env_key = env(API_KEY_ENV).filter(|key| !key.trim().is_empty());
     let mut set_aside = Vec::new();
     let from_profile = |p: &Profile| format!("profile {}", p.name);
     let (base_url, base_from) = match (&args.base_url, explicit, env_base) {
@@ -756,7 +764,15 @@ impl ApiSettings {
                      profile, or pass --api-key-file PATH"
                 )));
             }
-            KeyChoice::Missing(None) => return Err(Fatal::MissingKey),
+            KeyChoice::Missing(None) => {
+                return Err(match env(API_KEY_ENV) {
+                    Some(_) => Fatal::Usage(format!(
+                        "the API key in {API_KEY_ENV} is empty; set it to the key, or give one \
+                         with --api-key-file or a profile"
+                    )),
+                    None => Fatal::MissingKey,
+                });
+            }
         };
         Ok(ApiSettings {
             base_url,

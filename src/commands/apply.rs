@@ -53,7 +53,7 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         false => Some(ApiSettings::with_profile(
             &args.api,
             profile.as_ref(),
-            |name| std::env::var(name).ok(),
+            crate::settings::from_environment,
         )?),
     };
     if let Some(plan) = args.plan.clone() {

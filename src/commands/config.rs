@@ -14,9 +14,25 @@ use crate::settings::{
 };
 
 pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let path = profile::config_path();
-    let chosen = profile::select(args.api.profile.as_deref(), env, path.as_deref())?;
+    let text = describe(
+        args,
+        settings::from_environment,
+        profile::config_path().as_deref(),
+    )?;
+    print!("{text}");
+    Ok(Exit::Success)
+}
+
+/// What `config` prints: the settings from `args`, the environment as
+/// `env` reads it and the config file at `path`, resolved as a run
+/// resolves them.
+fn describe(
+    args: &ConfigArgs,
+    env: impl Fn(&str) -> Option<String>,
+    path: Option<&std::path::Path>,
+) -> Result<String, Fatal> {
+    let path = path.map(std::path::Path::to_path_buf);
+    let chosen = profile::select(args.api.profile.as_deref(), &env, path.as_deref())?;
     let from_profile = |name: &str| format!("profile {name}");
     let mut text = String::new();
     let file = match &path {
@@ -71,6 +87,10 @@ pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
         KeyChoice::Missing(Some(name)) => format!(
             "none: profile {name} names none (add api_key_file or api_key_command), or pass \
              --api-key-file; a profile chosen with --profile does not take {KEY_ENV}"
+        ),
+        KeyChoice::Missing(None) if env(KEY_ENV).is_some() => format!(
+            "none: {KEY_ENV} is set but empty (a run stops); set it to the key, pass \
+             --api-key-file, or name a key in a profile"
         ),
         KeyChoice::Missing(None) => {
             format!("none: set {KEY_ENV}, pass --api-key-file, or name a key in a profile")
@@ -138,12 +158,150 @@ pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
         } => settings::read_key_file(path).ok(),
         _ => None,
     };
-    let text = match at_hand {
+    Ok(match at_hand {
         Some(key) => crate::secret::Blanker::new(&key)
             .blank(text.into())
             .into_owned(),
         None => text,
-    };
-    print!("{text}");
-    Ok(Exit::Success)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::settings::ApiSettings;
+    use clap::Parser;
+    use std::collections::HashMap;
+
+    fn config_args(flags: &[&str]) -> ConfigArgs {
+        let mut argv = vec!["gcore-iam-bulk", "config"];
+        argv.extend_from_slice(flags);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Config(args) => args,
+            _ => unreachable!("config"),
+        }
+    }
+
+    /// `config` and a run resolve the key and the base URL alike, over
+    /// flags, the environment (set, empty, unset) and profiles chosen by
+    /// `--profile` or `GCORE_PROFILE`: for each case, the source `config`
+    /// names is the one the run's settings came from, and the URL the same.
+    #[test]
+    fn config_and_a_run_agree_on_every_values_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            "[profiles.a]\napi_key_file = \"a.key\"\nbase_url = \"https://a.example\"\n\
+             [profiles.b]\nbase_url = \"https://b.example\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("a.key"), "key-of-profile-a-0123456789").unwrap();
+        let flag_key = dir.path().join("flag.key");
+        std::fs::write(&flag_key, "key-of-the-flag-0123456789").unwrap();
+        let flag_key = flag_key.to_string_lossy().into_owned();
+        // (flags, environment, the key's source, the base URL) or None:
+        // the run stops for want of a key.
+        type Case<'a> = (
+            Vec<&'a str>,
+            Vec<(&'a str, &'a str)>,
+            Option<(&'a str, &'a str)>,
+        );
+        let env_key = ("GCORE_API_KEY", "key-of-the-environment-0123456789");
+        let env_url = ("GCORE_BASE_URL", "https://env.example");
+        let cases: Vec<Case> = vec![
+            (
+                vec![],
+                vec![env_key],
+                Some(("GCORE_API_KEY", "https://api.gcore.com")),
+            ),
+            (
+                vec![],
+                vec![env_key, env_url],
+                Some(("GCORE_API_KEY", "https://env.example")),
+            ),
+            (
+                vec!["--profile", "a"],
+                vec![env_key, env_url],
+                Some(("profile a", "https://a.example")),
+            ),
+            (
+                vec!["--profile", "a"],
+                vec![],
+                Some(("profile a", "https://a.example")),
+            ),
+            (
+                vec![],
+                vec![("GCORE_PROFILE", "a")],
+                Some(("profile a", "https://a.example")),
+            ),
+            (
+                vec![],
+                vec![("GCORE_PROFILE", "a"), env_key],
+                Some(("GCORE_API_KEY", "https://a.example")),
+            ),
+            (
+                vec![],
+                vec![("GCORE_PROFILE", "a"), env_key, env_url],
+                Some(("GCORE_API_KEY", "https://env.example")),
+            ),
+            // Set but empty is as unset: the profile's key.
+            (
+                vec![],
+                vec![("GCORE_PROFILE", "a"), ("GCORE_API_KEY", "")],
+                Some(("profile a", "https://a.example")),
+            ),
+            (vec![], vec![("GCORE_API_KEY", "")], None),
+            (vec!["--profile", "b"], vec![env_key], None),
+            (
+                vec!["--api-key-file", &flag_key, "--profile", "a"],
+                vec![env_key],
+                Some(("--api-key-file", "https://a.example")),
+            ),
+            (
+                vec!["--base-url", "https://flag.example", "--profile", "a"],
+                vec![env_url],
+                Some(("profile a", "https://flag.example")),
+            ),
+            (vec![], vec![], None),
+        ];
+        for (flags, env, expected) in cases {
+            let env: HashMap<&str, &str> = env.into_iter().collect();
+            let read = |name: &str| env.get(name).map(|value| value.to_string());
+            let args = config_args(&flags);
+            let shown = describe(&args, read, Some(&config)).unwrap();
+            let line = |label: &str| {
+                shown
+                    .lines()
+                    .find(|line| line.starts_with(label))
+                    .unwrap_or_else(|| panic!("{label} in {shown}"))
+                    .to_string()
+            };
+            let chosen =
+                crate::profile::select(args.api.profile.as_deref(), read, Some(&config)).unwrap();
+            let run = ApiSettings::with_profile(&args.api, chosen.as_ref(), read);
+            let case = format!("{flags:?} {env:?}");
+            match expected {
+                Some((source, url)) => {
+                    let run = run.unwrap_or_else(|e| panic!("{case}: {e}"));
+                    assert!(
+                        run.key_from.starts_with(source),
+                        "{case}: run {}",
+                        run.key_from
+                    );
+                    assert!(
+                        line("API key:").contains(&format!("(from {source}")),
+                        "{case}: {shown}"
+                    );
+                    assert_eq!(run.base_url.origin().ascii_serialization(), url, "{case}");
+                    assert!(line("base URL:").contains(url), "{case}: {shown}");
+                }
+                None => {
+                    assert!(run.is_err(), "{case}: the run has a key");
+                    assert!(line("API key:").contains("none"), "{case}: {shown}");
+                }
+            }
+        }
+    }
 }

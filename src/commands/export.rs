@@ -33,8 +33,11 @@ const MAX_PAGE_SIZE: u64 = 10_000;
 pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     // The key and the base URL first (see `apply`).
     let profile = with_profile(&args.api, &mut args.run)?;
-    let api =
-        ApiSettings::with_profile(&args.api, profile.as_ref(), |name| std::env::var(name).ok())?;
+    let api = ApiSettings::with_profile(
+        &args.api,
+        profile.as_ref(),
+        crate::settings::from_environment,
+    )?;
     let to_stdout = args.output.as_os_str() == "-";
     if !to_stdout && args.output.exists() && !args.overwrite {
         return Err(Fatal::Usage(format!(

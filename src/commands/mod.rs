@@ -71,7 +71,7 @@ fn with_profile(api: &ApiArgs, run: &mut RunArgs) -> Result<Option<Profile>, Fat
     let path = crate::profile::config_path();
     let profile = crate::profile::select(
         api.profile.as_deref(),
-        |name| std::env::var(name).ok(),
+        crate::settings::from_environment,
         path.as_deref(),
     )?;
     if let Some(profile) = &profile {

@@ -26,8 +26,11 @@ use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     // The key and the base URL first (see `apply`).
     let profile = with_profile(&args.api, &mut args.run)?;
-    let api =
-        ApiSettings::with_profile(&args.api, profile.as_ref(), |name| std::env::var(name).ok())?;
+    let api = ApiSettings::with_profile(
+        &args.api,
+        profile.as_ref(),
+        crate::settings::from_environment,
+    )?;
     let settings = InputSettings::from_args(&args.input)?;
     let target = OutputTarget::from_args(&args.output, &settings.source, PLAN_SUFFIX)?;
     let mut run = RunSettings::from_args(&args.run)?;
