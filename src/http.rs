@@ -686,12 +686,7 @@ fn server_message(body: &str) -> String {
         });
     let message = from_json.unwrap_or_else(|| body.to_string());
     let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > MAX_MESSAGE_CHARS {
-        let cut: String = one_line.chars().take(MAX_MESSAGE_CHARS).collect();
-        format!("{cut}…")
-    } else {
-        one_line
-    }
+    crate::visible::cut(&one_line, MAX_MESSAGE_CHARS).into_owned()
 }
 
 /// The wait a server asks for: `retry-after-ms` (milliseconds, as the

@@ -25,8 +25,8 @@ fn main() -> ExitCode {
 fn one_line(text: &str) -> String {
     const MAX: usize = 2000;
     let line = gcore_iam_bulk::visible::visible(text).into_owned();
-    match line.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{}… (cut)", &line[..end]),
+    match gcore_iam_bulk::visible::prefix(&line, MAX) {
+        Some(prefix) => format!("{prefix}… (cut)"),
         None => line,
     }
 }

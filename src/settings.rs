@@ -1003,10 +1003,10 @@ impl ProxyRoute {
             return Vec::new();
         };
         let mut secrets = vec![password.to_string()];
-        if let Ok(decoded) = percent_decode(password)
+        if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8()
             && decoded != password
         {
-            secrets.push(decoded);
+            secrets.push(decoded.into_owned());
         }
         secrets
     }
@@ -1033,26 +1033,6 @@ impl fmt::Debug for ProxyRoute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
-}
-
-fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap() * 16 + hex(l).unwrap()) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out)
 }
 
 /// Reads an environment variable (a map in tests).

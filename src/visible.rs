@@ -42,6 +42,20 @@ pub fn hidden(c: char) -> bool {
         )
 }
 
+/// The first `max` characters of `text`, when it has more: the one place
+/// that cuts text short for a message.
+pub fn prefix(text: &str, max: usize) -> Option<&str> {
+    text.char_indices().nth(max).map(|(end, _)| &text[..end])
+}
+
+/// `text`, cut to `max` characters with an ellipsis.
+pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
+    match prefix(text, max) {
+        Some(prefix) => Cow::Owned(format!("{prefix}…")),
+        None => Cow::Borrowed(text),
+    }
+}
+
 /// `text` on one line with every [`hidden`] character written as
 /// `\u{1b}`; line breaks and tabs become spaces. Borrowed when nothing is
 /// hidden.

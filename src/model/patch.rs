@@ -546,8 +546,8 @@ pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -
 /// does not flood the terminal.
 pub fn show(text: &str) -> String {
     const MAX: usize = 40;
-    match text.char_indices().nth(MAX) {
-        Some((end, _)) => format!("{:?}…", &text[..end]),
+    match crate::visible::prefix(text, MAX) {
+        Some(prefix) => format!("{prefix:?}…"),
         None => format!("{text:?}"),
     }
 }

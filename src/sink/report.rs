@@ -78,10 +78,7 @@ impl ProblemRows {
 
 /// `text`, cut to `max` characters with an ellipsis.
 fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
-    }
+    crate::visible::cut(text, max).into_owned()
 }
 
 /// The one escaping of text from a server or a file (see

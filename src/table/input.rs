@@ -167,10 +167,7 @@ impl Header {
         let user_id = columns.iter().position(|c| *c == Column::UserId);
         let current_email = columns.iter().position(|c| *c == Column::CurrentEmail);
         if user_id.is_none() && current_email.is_none() {
-            let short = |name: &str| match name.char_indices().nth(40) {
-                Some((end, _)) => format!("{}…", &name[..end]),
-                None => name.to_string(),
-            };
+            let short = |name: &str| crate::visible::cut(name, 40).into_owned();
             let mut found: Vec<String> = names.iter().take(SHOWN).map(|n| short(n)).collect();
             if names.len() > SHOWN {
                 found.push(format!("and {} more", names.len() - SHOWN));

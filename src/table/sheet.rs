@@ -809,10 +809,9 @@ fn show_value(value: &Data, formula: Option<&str>) -> String {
         (Data::Empty, Some(formula)) => format!("the formula {}", formula_text(formula)),
         (value, _) => {
             let text = text_of(value).0;
-            let short: String = text.chars().take(40).collect();
-            match short.len() < text.len() {
-                true => format!("{short:?}…"),
-                false => format!("{short:?}"),
+            match crate::visible::prefix(&text, 40) {
+                Some(prefix) => format!("{prefix:?}…"),
+                None => format!("{text:?}"),
             }
         }
     }
