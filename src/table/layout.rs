@@ -104,14 +104,18 @@ impl MergeSweep {
             self.active.insert(region.left, *region);
             self.next += 1;
         }
-        let (_, region) = self.active.range(..=column).next_back()?;
-        let region = *region;
-        if region.bottom < row {
-            self.active.remove(&region.left);
-            return self.covering(row, column);
+        // Regions ended above this row are dropped as they are met (a loop:
+        // a file may hold tens of thousands of them in a row).
+        loop {
+            let (_, region) = self.active.range(..=column).next_back()?;
+            let region = *region;
+            if region.bottom < row {
+                self.active.remove(&region.left);
+                continue;
+            }
+            let covers = column <= region.right && (row, column) != (region.top, region.left);
+            return covers.then_some(region);
         }
-        let covers = column <= region.right && (row, column) != (region.top, region.left);
-        covers.then_some(region)
     }
 }
 
@@ -700,6 +704,23 @@ pub fn xlsx_format_mark(code: &str) -> Option<Mark> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_ended_merges_are_dropped_without_recursion() {
+        // 200,000 one-cell merges on row 0, then a look-up right of them
+        // on row 1: each is dropped in turn (the stack once overflowed).
+        let regions: Vec<Region> = (0..200_000)
+            .map(|column| Region {
+                top: 0,
+                left: column,
+                bottom: 0,
+                right: column,
+            })
+            .collect();
+        let mut sweep = MergeSweep::new(regions);
+        assert_eq!(sweep.covering(0, 5), None);
+        assert_eq!(sweep.covering(1, 300_000), None);
+    }
 
     #[test]
     fn an_ods_number_is_shown_as_itself_or_grouped() {
