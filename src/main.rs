@@ -10,6 +10,13 @@ use gcore_iam_bulk::error::error_chain;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Started as the workbook reader of a run: read it, and nothing else.
+    if let Some(code) = gcore_iam_bulk::table::isolated::child_main() {
+        return code;
+    }
+    if let Ok(program) = std::env::current_exe() {
+        gcore_iam_bulk::table::isolated::isolate_in(program);
+    }
     let cli = Cli::parse();
     match gcore_iam_bulk::run(cli) {
         Ok(exit) => exit.into(),

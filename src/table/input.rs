@@ -14,7 +14,7 @@ use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::sheet::{self, CellNote, SheetRead, Stored};
 use super::spool::Spool;
-use super::{binary, zipped};
+use super::{isolated, zipped};
 use crate::error::Fatal;
 use crate::model::patch::{Field, closest, show};
 use crate::settings::{InputSettings, InputSource};
@@ -326,12 +326,12 @@ impl Input {
             zipped::check_parts(spool.reader(), file_len).map_err(refused)?;
             let bytes = sheet::in_memory(spool.reader()).map_err(open_error)?;
             let raw = Arc::clone(bytes.get_ref());
-            binary::check(&raw).map_err(refused)?;
             let mut converted = Spool::new().map_err(open_error)?;
-            let mut sheet_read = sheet::convert_guarded(
-                bytes,
+            let mut sheet_read = isolated::convert(
+                &spool,
+                Arc::clone(&raw),
                 config.sheet.as_deref(),
-                io::BufWriter::new(converted.writer()),
+                &mut converted,
             )
             .map_err(refused)?;
             sheet_read.may_drop_bom = sheet_read.format == "xls" && sheet::xls_may_hold_bom(&raw);

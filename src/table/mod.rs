@@ -7,6 +7,7 @@ pub mod binary;
 pub mod cells;
 pub mod input;
 pub mod input_format;
+pub mod isolated;
 pub mod layout;
 pub mod record;
 pub mod results;

@@ -12,6 +12,8 @@
 
 use std::io::{self, Read, Seek, Write};
 
+use serde::{Deserialize, Serialize};
+
 use super::input::names_the_user;
 use super::layout::{self, Layout, Mark, MergeSweep, Region};
 pub use crate::settings::named_like_workbook;
@@ -32,7 +34,7 @@ pub fn looks_like_workbook(start: &[u8]) -> bool {
 }
 
 /// How a cell was stored, when it was not text.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Stored {
     /// Text: only noted when the cell holds a formula, whose value may be
     /// stale.
@@ -54,7 +56,7 @@ pub enum Stored {
 }
 
 /// A cell that was not plain text, or held a formula.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellNote {
     /// 1-based, as the sheet numbers them.
     pub row: u64,
@@ -93,11 +95,12 @@ pub fn column_letters(mut column: usize) -> String {
     String::from_utf8(letters).expect("ASCII letters")
 }
 
-/// What was read from the workbook, besides the cells' text.
-#[derive(Debug, Clone)]
+/// What was read from the workbook, besides the cells' text (written as
+/// JSON by the reader's child process, see [`super::isolated`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SheetRead {
     /// `xlsx`, `xls`, `xlsb` or `ods`.
-    pub format: &'static str,
+    pub format: String,
     /// The sheet read, and every worksheet's name in order.
     pub sheet: String,
     pub sheets: Vec<String>,
@@ -119,7 +122,7 @@ pub struct SheetRead {
 }
 
 /// A cell that holds something a person does not see.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HiddenCell {
     /// 1-based, as the sheet numbers them.
     pub row: u64,
@@ -127,7 +130,7 @@ pub struct HiddenCell {
     pub column: usize,
     /// `in a hidden row`, `in a hidden column`, `formatted to show nothing
     /// (;;;)`.
-    pub why: &'static str,
+    pub why: String,
 }
 
 impl HiddenCell {
@@ -284,7 +287,7 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         return Err(format!("the sheet {sheet:?} is empty{others}"));
     };
     Ok(SheetRead {
-        format,
+        format: format.to_string(),
         sheet,
         sheets: names,
         notes: copied,
@@ -737,7 +740,7 @@ fn copy_cells<W: Write>(
                     hidden.push(HiddenCell {
                         row: u64::from(at.0) + 1,
                         column: at.1 as usize,
-                        why,
+                        why: why.to_string(),
                     });
                 }
             }

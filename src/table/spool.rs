@@ -34,6 +34,11 @@ impl Spool {
         }
     }
 
+    /// The file itself, for a child process to read or write.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The spool's size in bytes.
     pub fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())

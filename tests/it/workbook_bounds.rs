@@ -900,13 +900,20 @@ fn xlsb_row(row: u32) -> Vec<u8> {
 
 /// An `.xlsb` of one sheet "users" whose cell records are `cells`.
 fn xlsb(path: &Path, cells: &[u8]) {
+    xlsb_with(path, cells, "users", b"");
+}
+
+/// [`xlsb`], its sheet named `name`, with `book_extra` among the
+/// workbook's records.
+fn xlsb_with(path: &Path, cells: &[u8], name: &str, book_extra: &[u8]) {
     let mut book = xlsb_record(0x0083, b"");
     book.extend(xlsb_record(0x008F, b""));
     let mut sheet = vec![0; 8];
     sheet.extend(wide("rId1"));
-    sheet.extend(wide("users"));
+    sheet.extend(wide(name));
     book.extend(xlsb_record(0x009C, &sheet));
     book.extend(xlsb_record(0x0090, b""));
+    book.extend_from_slice(book_extra);
     book.extend(xlsb_record(0x0084, b""));
     let mut dimension = Vec::new();
     for value in [0u32, 2, 0, 2] {
@@ -993,4 +1000,38 @@ fn forged_xlsb_records_are_refused_before_the_reader_sets_memory_aside() {
             "{name}: {err}"
         );
     }
+}
+
+/// A workbook whose reading no check in front of calamine foresees (here:
+/// a sheet named by a million characters that a BrtExternSheet record
+/// copies 2,000 times, 6 GB from 30 KB) is read in a child process under a
+/// bound of memory and processor time: the child stops, and the run
+/// refuses the file with the bound named, instead of aborting.
+#[test]
+fn a_reader_that_runs_out_of_its_bound_stops_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut table = xlsb_row(0);
+    table.extend(xlsb_text(0, "user_id"));
+    table.extend(xlsb_text(1, "company"));
+    table.extend(xlsb_row(1));
+    table.extend(xlsb_number(0, 2.0));
+    table.extend(xlsb_text(1, "ACME"));
+    let mut copies = 2000u32.to_le_bytes().to_vec();
+    for _ in 0..2000 {
+        copies.extend([0u8; 12]);
+    }
+    let name = "\u{4e00}".repeat(1_000_000);
+    xlsb_with(
+        &dir.path().join("copies.xlsb"),
+        &table,
+        &name,
+        &xlsb_record(0x016A, &copies),
+    );
+    assert!(file_kib(&dir.path().join("copies.xlsb")) < 100);
+    let output = run_limited(dir.path(), &["validate", "copies.xlsb", "-o", "-"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("the workbook reader stopped on it"), "{err}");
+    assert!(err.contains("of memory or 40 s of processor time"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
