@@ -940,6 +940,17 @@ fn xlsb_with(path: &Path, cells: &[u8], name: &str, book_extra: &[u8]) {
     );
 }
 
+/// The cell records of a sheet of one user: `user_id,company` / `2,ACME`.
+fn xlsb_users() -> Vec<u8> {
+    let mut table = xlsb_row(0);
+    table.extend(xlsb_text(0, "user_id"));
+    table.extend(xlsb_text(1, "company"));
+    table.extend(xlsb_row(1));
+    table.extend(xlsb_number(0, 2.0));
+    table.extend(xlsb_text(1, "ACME"));
+    table
+}
+
 /// A forged `.xlsb`: a cell far from the table (calamine holds the
 /// rectangle: 17 billion cells), a row header past the last row (calamine
 /// drops every row after it, silently), and short text cells that read
@@ -949,12 +960,7 @@ fn xlsb_with(path: &Path, cells: &[u8], name: &str, book_extra: &[u8]) {
 #[test]
 fn forged_xlsb_records_are_refused_before_the_reader_sets_memory_aside() {
     let dir = tempfile::tempdir().unwrap();
-    let mut table = xlsb_row(0);
-    table.extend(xlsb_text(0, "user_id"));
-    table.extend(xlsb_text(1, "company"));
-    table.extend(xlsb_row(1));
-    table.extend(xlsb_number(0, 2.0));
-    table.extend(xlsb_text(1, "ACME"));
+    let table = xlsb_users();
     xlsb(&dir.path().join("plain.xlsb"), &table);
     let mut far = table.clone();
     far.extend(xlsb_row(1_048_575));
@@ -1010,12 +1016,7 @@ fn forged_xlsb_records_are_refused_before_the_reader_sets_memory_aside() {
 #[test]
 fn a_reader_that_runs_out_of_its_bound_stops_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let mut table = xlsb_row(0);
-    table.extend(xlsb_text(0, "user_id"));
-    table.extend(xlsb_text(1, "company"));
-    table.extend(xlsb_row(1));
-    table.extend(xlsb_number(0, 2.0));
-    table.extend(xlsb_text(1, "ACME"));
+    let table = xlsb_users();
     let mut copies = 2000u32.to_le_bytes().to_vec();
     for _ in 0..2000 {
         copies.extend([0u8; 12]);
