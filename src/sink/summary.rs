@@ -1,0 +1,534 @@
+//! The summary of a run: its figures as rows are written (counts, problems
+//! grouped by kind, fields changed, the rate), printed at the end, and as
+//! JSON for `--summary-json`.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::error::Fatal;
+use crate::exit::Exit;
+use crate::model::patch::Field;
+use crate::table::record::open_private;
+use crate::table::results::{ResultRecord, Status};
+
+use super::{Outcome, ProblemRows, ReportContext, Timeline, count, report};
+
+/// Rows that share a status and an error, quoted once.
+#[derive(Debug, Clone)]
+pub(super) struct Problem {
+    pub(super) status: Status,
+    /// The first rows (up to [`Summary::QUOTED`]).
+    pub(super) rows: Vec<u64>,
+    pub(super) count: u64,
+    /// The first row's message; the kind once rows with other values join.
+    pub(super) error: String,
+    /// The message with its quoted values taken out ([`kind_of`]): rows
+    /// are grouped by it, so one kind of problem is one line whatever the
+    /// values.
+    pub(super) kind: String,
+}
+
+/// `lang: "xx" is not a language` -> `lang: "…" is not a language`: a
+/// message without the values it quotes (as `{:?}` quotes them).
+pub(super) fn kind_of(error: &str) -> String {
+    let mut kind = String::with_capacity(error.len());
+    let mut chars = error.chars();
+    while let Some(c) = chars.next() {
+        kind.push(c);
+        if c != '"' {
+            continue;
+        }
+        // Up to the closing quote, skipping escaped ones.
+        let mut closed = false;
+        while let Some(inner) = chars.next() {
+            match inner {
+                '\\' => {
+                    chars.next();
+                }
+                '"' => {
+                    closed = true;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        kind.push('…');
+        if closed {
+            kind.push('"');
+        }
+    }
+    kind
+}
+
+impl Problem {
+    /// `row 7`, or `rows 7, 9, 12 and 4988 more`.
+    pub(super) fn rows_text(&self) -> String {
+        if self.count == 1 {
+            return format!("row {}", self.rows[0]);
+        }
+        let list: Vec<String> = self.rows.iter().map(u64::to_string).collect();
+        let more = self.count - self.rows.len() as u64;
+        if more > 0 {
+            format!("rows {} and {more} more", list.join(", "))
+        } else {
+            format!("rows {}", list.join(", "))
+        }
+    }
+}
+
+/// Counts per status and the first problems, for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub(super) counts: [u64; Status::ALL.len()],
+    /// The first few problems of each kind; rows with the same error are one.
+    pub(super) first_problems: Vec<Problem>,
+    /// Attempts that repeated an earlier one, over all rows.
+    pub(super) retries: u64,
+    /// HTTP 429 answers seen.
+    pub(super) throttled: u64,
+    /// Set by runs that send: how long sending took.
+    pub(super) elapsed: Option<Duration>,
+    /// Rows that change (or would change) each field, in [`Field::ALL`]'s order.
+    pub(super) fields: [u64; Field::ALL.len()],
+    /// The first few rows a plan would change, with their changes.
+    pub(super) examples: Vec<(u64, String)>,
+    /// Rows that sent at least one request.
+    pub(super) sent: u64,
+    /// Rows stopped because their change looks like a spreadsheet's damage.
+    pub(super) number_damage: u64,
+    /// The rate the run ended at and the drops for 429s, when it adapted
+    /// (a 429 came, or `--rate auto`).
+    pub(super) rate: Option<RateReport>,
+    /// What the engine saw second by second (`--report`, runs that send).
+    pub(super) timeline: Option<Box<Timeline>>,
+    /// The rows with a problem, for `--report`'s table (`None`: no report).
+    pub(super) problem_rows: Option<ProblemRows>,
+}
+
+/// The rate a run settled at (`None`: no limit) and how often a 429 made it
+/// drop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateReport {
+    pub rate: Option<f64>,
+    pub drops: u64,
+    pub auto: bool,
+}
+
+impl RateReport {
+    /// `12.5 requests/s`, or `no limit`.
+    pub(super) fn rate_text(&self) -> String {
+        self.rate.map_or("no limit".to_string(), |rate| {
+            format!("{rate:.1} requests/s")
+        })
+    }
+
+    /// Why the rate is what it is, when it adapted (`None`: it stayed as
+    /// asked).
+    pub(super) fn why(&self) -> Option<String> {
+        match (self.auto, self.drops) {
+            (true, 0) => Some("--rate auto, no 429 met".to_string()),
+            (false, 0) => None,
+            (auto, drops) => Some(format!(
+                "lowered {} for 429s{}",
+                count(drops, "time", "times"),
+                if auto { ", --rate auto" } else { "" }
+            )),
+        }
+    }
+}
+
+impl Summary {
+    /// How many problems the summary quotes.
+    const QUOTED: usize = 5;
+    /// How many rows a plan's summary shows as examples.
+    const EXAMPLES: usize = 3;
+
+    /// Counts the fields a row changes (or would change).
+    pub(super) fn changed(&mut self, outcome: &Outcome) {
+        // A row that failed changed nothing it could vouch for.
+        let counts = matches!(outcome.record.status, Status::Updated | Status::WouldUpdate);
+        if outcome.changed.is_empty() || !counts {
+            return;
+        }
+        for (count, field) in self.fields.iter_mut().zip(Field::ALL) {
+            if outcome.changed.contains(field) {
+                *count += 1;
+            }
+        }
+        if outcome.record.status == Status::WouldUpdate && self.examples.len() < Self::EXAMPLES {
+            self.examples
+                .push((outcome.record.row, outcome.record.changes.clone()));
+        }
+    }
+
+    /// `lang 5, groups 2`: how many rows change each field, or `None`.
+    pub(super) fn fields_text(&self) -> Option<String> {
+        let parts: Vec<String> = Field::ALL
+            .iter()
+            .zip(self.fields)
+            .filter(|(_, count)| *count > 0)
+            .map(|(field, count)| format!("{} {count}", field.name()))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    pub fn count(&self, status: Status) -> u64 {
+        self.counts[status.index()]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.retries
+    }
+
+    pub fn throttled(&self) -> u64 {
+        self.throttled
+    }
+
+    /// What the engine saw second by second, when `--report` asked for it.
+    pub fn timeline(&self) -> Option<&Timeline> {
+        self.timeline.as_deref()
+    }
+
+    /// Rows sent (at least one request) per second of the run, for runs
+    /// that send. Rows decided without a request (skipped, invalid, not
+    /// attempted) would flatter the figure, so they are left out.
+    pub fn rows_per_second(&self) -> Option<f64> {
+        let elapsed = self.elapsed?.as_secs_f64();
+        (elapsed > 0.0).then(|| self.sent as f64 / elapsed)
+    }
+
+    pub(super) fn record(&mut self, row: &ResultRecord) {
+        if row.attempts > 0 {
+            self.sent += 1;
+        }
+        if let Some(rows) = &mut self.problem_rows {
+            rows.note(row);
+        }
+        if row.status == Status::Invalid && row.error.contains("--allow-number-changes") {
+            self.number_damage += 1;
+        }
+        self.counts[row.status.index()] += 1;
+        if row.status.is_problem() && !row.error.is_empty() {
+            let kind = kind_of(&row.error);
+            let same = self
+                .first_problems
+                .iter_mut()
+                .find(|p| p.status == row.status && p.kind == kind);
+            match same {
+                Some(problem) => {
+                    problem.count += 1;
+                    if problem.error != row.error {
+                        problem.error.clone_from(&problem.kind);
+                    }
+                    if problem.rows.len() < Self::QUOTED {
+                        problem.rows.push(row.row);
+                    }
+                }
+                None => {
+                    let kept = self
+                        .first_problems
+                        .iter()
+                        .filter(|p| p.status == row.status)
+                        .count();
+                    if kept < Self::QUOTED {
+                        self.first_problems.push(Problem {
+                            status: row.status,
+                            rows: vec![row.row],
+                            count: 1,
+                            error: row.error.clone(),
+                            kind,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The problems the summary quotes: what needs fixing first. Invalid rows
+    /// come before failed ones, and both before rows not attempted, which
+    /// are only the consequence of the others (or of a stop).
+    pub(super) fn quoted(&self) -> Vec<&Problem> {
+        let order = [Status::Invalid, Status::Failed, Status::NotAttempted];
+        let mut quoted: Vec<&Problem> = self.first_problems.iter().collect();
+        quoted.sort_by_key(|p| (order.iter().position(|s| *s == p.status), p.rows[0]));
+        quoted.truncate(Self::QUOTED);
+        quoted
+    }
+
+    /// Rows that are invalid, failed or not attempted.
+    pub(super) fn problems(&self) -> u64 {
+        Status::ALL
+            .iter()
+            .filter(|status| status.is_problem())
+            .map(|status| self.count(*status))
+            .sum()
+    }
+
+    /// Whether some row is invalid, failed or not attempted.
+    pub fn has_problems(&self) -> bool {
+        self.problems() > 0
+    }
+
+    /// The lines printed on stderr at the end of a run; the first says
+    /// which proxy the run went through, if one.
+    pub fn render(&self, results: &str, proxy: Option<&str>) -> String {
+        let mut text = String::new();
+        if let Some(proxy) = proxy {
+            let _ = writeln!(text, "through the proxy {proxy}");
+        }
+        let counts: Vec<String> = Status::ALL
+            .iter()
+            .filter(|status| self.count(**status) > 0)
+            .map(|status| format!("{} {}", self.count(*status), status.as_str()))
+            .collect();
+        let rows = if self.total() == 1 { "row" } else { "rows" };
+        let _ = write!(text, "{} {rows}", self.total());
+        if !counts.is_empty() {
+            let _ = write!(text, ": {}", counts.join(", "));
+        }
+        text.push('\n');
+        if let Some(fields) = self.fields_text() {
+            let verb = match self.count(Status::WouldUpdate) > 0 {
+                true => "would change",
+                false => "changed",
+            };
+            let _ = writeln!(text, "fields that {verb}: {fields}");
+        }
+        if self.number_damage > 0 {
+            let rows = if self.number_damage == 1 {
+                "row"
+            } else {
+                "rows"
+            };
+            let _ = writeln!(
+                text,
+                "{} {rows} stopped: the change looks like a spreadsheet's damage to a number (a \
+                 phone's + or leading 0 lost); see their error, or pass --allow-number-changes \
+                 (an export to .xlsx keeps numbers as text through a spreadsheet)",
+                self.number_damage
+            );
+        }
+        if !self.examples.is_empty() {
+            let _ = writeln!(text, "for example:");
+            for (row, changes) in &self.examples {
+                let _ = writeln!(text, "  row {row}: {changes}");
+            }
+        }
+        let problems = self.problems();
+        let quoted = self.quoted();
+        if !quoted.is_empty() {
+            let covered: u64 = quoted.iter().map(|p| p.count).sum();
+            let heading = if problems > covered {
+                format!("first {} problems:", quoted.len())
+            } else {
+                "problems:".to_string()
+            };
+            let _ = writeln!(text, "{heading}");
+            for problem in &quoted {
+                let _ = writeln!(
+                    text,
+                    "  {}: {}",
+                    problem.rows_text(),
+                    crate::visible::visible(&problem.error)
+                );
+            }
+        }
+        if let Some(report) = self.rate
+            && let Some(why) = report.why()
+        {
+            let _ = writeln!(text, "rate: ended at {} ({why})", report.rate_text());
+        }
+        if let Some(elapsed) = self.elapsed {
+            let _ = write!(
+                text,
+                "retries: {}, throttled (429): {}, elapsed: {:.1} s",
+                self.retries,
+                self.throttled,
+                elapsed.as_secs_f64(),
+            );
+            // A run whose rows sent nothing (a plan read from the list, a
+            // closed port) has no rate to speak of.
+            // Nor does a run of a moment (a few rows, a stop at once).
+            let long_enough = elapsed >= Duration::from_millis(500);
+            match self
+                .rows_per_second()
+                .filter(|_| self.sent > 0 && long_enough)
+            {
+                Some(rate) => {
+                    let _ = writeln!(text, ", {rate:.1} rows sent/s");
+                }
+                None => text.push('\n'),
+            }
+        }
+        let _ = writeln!(text, "results: {results}");
+        text
+    }
+
+    /// The same figures as [`Summary::render`], for `--summary-json`, with
+    /// the exit code the run ends with.
+    pub fn to_json<'a>(
+        &'a self,
+        run: &'a RunInfo,
+        results: &'a str,
+        exit: Exit,
+        proxy: Option<&'a str>,
+    ) -> impl Serialize + 'a {
+        /// Every status, in the order of [`Status::ALL`].
+        struct Counts<'a>(&'a Summary);
+        impl Serialize for Counts<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(Status::ALL.len()))?;
+                for status in Status::ALL {
+                    map.serialize_entry(status.as_str(), &self.0.count(status))?;
+                }
+                map.end()
+            }
+        }
+        #[derive(Serialize)]
+        struct Quoted<'a> {
+            /// The first row with this error.
+            row: u64,
+            error: &'a str,
+            /// Up to five rows with this error, and how many there are.
+            rows: &'a [u64],
+            count: u64,
+        }
+        #[derive(Serialize)]
+        struct Json<'a> {
+            #[serde(flatten)]
+            run: &'a RunInfo,
+            rows: u64,
+            counts: Counts<'a>,
+            retries: u64,
+            throttled: u64,
+            elapsed_seconds: Option<f64>,
+            rows_per_second: Option<f64>,
+            exit_code: u8,
+            first_problems: Vec<Quoted<'a>>,
+            results: &'a str,
+            /// The proxy the run went through (password blanked), if one.
+            proxy: Option<&'a str>,
+            /// Rows that change (or would change) each field.
+            fields: std::collections::BTreeMap<&'static str, u64>,
+            /// The rate (requests/s) the run ended at, when it adapted;
+            /// `null` also for no limit.
+            rate_ended_at: Option<f64>,
+            /// How many times a 429 lowered the rate.
+            rate_drops: u64,
+        }
+        Json {
+            run,
+            rows: self.total(),
+            counts: Counts(self),
+            retries: self.retries,
+            throttled: self.throttled,
+            elapsed_seconds: self.elapsed.map(|e| e.as_secs_f64()),
+            rows_per_second: self.rows_per_second(),
+            exit_code: exit.code(),
+            first_problems: self
+                .quoted()
+                .into_iter()
+                .map(|p| Quoted {
+                    row: p.rows[0],
+                    error: &p.error,
+                    rows: &p.rows,
+                    count: p.count,
+                })
+                .collect(),
+            results,
+            proxy,
+            rate_ended_at: self.rate.and_then(|r| r.rate),
+            rate_drops: self.rate.map_or(0, |r| r.drops),
+            fields: Field::ALL
+                .iter()
+                .zip(self.fields)
+                .filter(|(_, count)| *count > 0)
+                .map(|(field, count)| (field.name(), count))
+                .collect(),
+        }
+    }
+
+    /// Writes the run's page (`--report`) to `path`.
+    pub fn write_report(&self, path: &Path, context: &ReportContext) -> Result<(), Fatal> {
+        report::write(path, self, context)
+    }
+
+    /// Writes [`Summary::to_json`] to `path`.
+    pub fn write_json(
+        &self,
+        path: &Path,
+        run: &RunInfo,
+        results: &str,
+        exit: Exit,
+        proxy: Option<&str>,
+    ) -> Result<(), Fatal> {
+        write_summary_json(path, &self.to_json(run, results, exit, proxy))
+    }
+}
+
+/// What run a `--summary-json` describes: the first fields of every
+/// command's JSON, so that monitoring can tell runs apart.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunInfo {
+    /// This tool's version.
+    pub version: &'static str,
+    /// `validate`, `apply`, `plan` or `export`.
+    pub command: &'static str,
+    /// Nothing was sent (`validate`, `apply --dry-run`).
+    pub dry_run: bool,
+    /// The input as given (`-` for standard input); `null` for `export`.
+    pub input: Option<String>,
+    /// When the command started and when the summary was written, RFC 3339
+    /// in UTC to the second.
+    pub started_at: String,
+    pub finished_at: String,
+    /// The account a run talked to, as its first line said (`api.gcore.com,
+    /// key from profile b`); `null` for a run that sent nothing.
+    pub account: Option<String>,
+}
+
+impl RunInfo {
+    /// A run of `command` that started at `started`, finished now.
+    pub fn new(
+        command: &'static str,
+        dry_run: bool,
+        input: Option<String>,
+        started: SystemTime,
+    ) -> RunInfo {
+        RunInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            command,
+            dry_run,
+            input,
+            started_at: humantime::format_rfc3339_seconds(started).to_string(),
+            finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            account: None,
+        }
+    }
+}
+
+/// Writes a summary as pretty JSON to `path` (`--summary-json`), readable by
+/// its owner only, replacing what a regular file held.
+pub fn write_summary_json(path: &Path, summary: &impl Serialize) -> Result<(), Fatal> {
+    let mut text = serde_json::to_string_pretty(summary).expect("the summary serialises");
+    text.push('\n');
+    let written = open_private(path).and_then(|mut file| {
+        if file.metadata()?.is_file() {
+            file.set_len(0)?;
+        }
+        file.write_all(text.as_bytes())
+    });
+    written.map_err(|source| Fatal::SummaryJson {
+        path: path.to_path_buf(),
+        source,
+    })
+}
