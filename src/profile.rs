@@ -362,35 +362,155 @@ fn describe_mistake(text: &str, error: &toml::de::Error) -> String {
     }
 }
 
-/// toml's message with quoted values taken out and names shown only as
-/// [`shown_name`] allows, on one line.
+/// toml's message with nothing in it that may be a value or a name from the
+/// file, on one line.
+///
+/// toml and serde quote a value (`string "…"`, with its own escapes;
+/// `integer \`5\``) and a name (`unknown field \`…\``), but no quoting can
+/// be trusted to end where the value does: the value may hold the quote
+/// characters, escaped or not. So the message is read from its start only
+/// as long as it reads as toml's own phrasing ([`phrasing`]); at the first
+/// `"` or `'` (where a value starts), or anything else the phrasing has
+/// not, the rest is left out, but for its last `, expected …` when that
+/// reads as phrasing to its end: what the value should have been.
 fn without_values(message: &str) -> String {
-    let mut out = String::new();
-    let mut rest = message;
-    while let Some(at) = rest.find(['"', '\'', '`']) {
-        out.push_str(&rest[..at]);
-        let quote = rest[at..].chars().next().unwrap_or('"');
-        let after = &rest[at + 1..];
-        let Some(end) = after.find(quote) else {
-            rest = "";
-            break;
-        };
-        let inner = &after[..end];
-        match quote {
-            '`' if FIELDS.contains(&inner) || inner.len() <= 2 => {
-                out.push_str(&format!("`{inner}`"));
-            }
-            '`' => out.push_str(&shown_name(inner)),
-            _ => out.push_str("(a value)"),
-        }
-        rest = &after[end + 1..];
+    if let Some(named) = without_name(message) {
+        return named;
     }
-    out.push_str(rest);
+    let (mut out, cut) = phrasing(message);
+    if let Some(rest) = cut {
+        out.push_str("(not shown)");
+        let expected = rest.rfind(", expected ").map(|at| phrasing(&rest[at..]));
+        if let Some((expected, None)) = expected {
+            out.push_str(&expected);
+        }
+    }
     out.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// serde's messages about a name (`unknown field \`…\`, expected one of
+/// \`rate\`, …`), with the name shown as [`backticked`] allows, else left
+/// out. The name runs to the last place where serde's own words take
+/// over, so a backtick inside it cannot end it early; `None` for another
+/// message.
+fn without_name(message: &str) -> Option<String> {
+    let (about, name) = [
+        "unknown field",
+        "unknown variant",
+        "missing field",
+        "duplicate field",
+    ]
+    .into_iter()
+    .find_map(|about| Some((about, message.strip_prefix(about)?.strip_prefix(" `")?)))?;
+    let (name, after) = match ["`, expected ", "`, there are no "]
+        .into_iter()
+        .filter_map(|after| name.rfind(after))
+        .max()
+    {
+        Some(end) => (&name[..end], &name[end + 1..]),
+        None => (name.strip_suffix('`')?, ""),
+    };
+    let name = backticked(name).map_or("(not shown)".to_string(), |name| format!("`{name}`"));
+    let after = match phrasing(after) {
+        (after, None) => after,
+        (_, Some(_)) => String::new(),
+    };
+    Some(format!("{about} {name}{after}"))
+}
+
+/// The start of `text` that reads as toml's phrasing, and the rest of
+/// `text`, from where it stops reading so, if it does.
+///
+/// The phrasing is words ([`phrasing_word`]), spaces and a little
+/// punctuation (`,:;().-`), and tokens in backticks that [`backticked`]
+/// shows, each followed by a space, a comma, `;`, `)` or the end. Whatever
+/// is shown is made of these pieces only, so a value that confuses the
+/// reading (a backtick or a quote inside it) shows no more than they allow.
+fn phrasing(text: &str) -> (String, Option<&str>) {
+    let mut out = String::new();
+    let mut at = 0;
+    while let Some(c) = text[at..].chars().next() {
+        let rest = &text[at..];
+        if c == '`' {
+            let token = rest[1..].find('`').and_then(|end| {
+                let ends_well = rest[end + 2..]
+                    .chars()
+                    .next()
+                    .is_none_or(|next| " \n,;)".contains(next));
+                backticked(&rest[1..1 + end])
+                    .filter(|_| ends_well)
+                    .map(|inner| (inner, end + 2))
+            });
+            let Some((inner, len)) = token else {
+                return (out, Some(rest));
+            };
+            out.push_str(&format!("`{inner}`"));
+            at += len;
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            if !phrasing_word(&rest[..len]) {
+                return (out, Some(rest));
+            }
+            out.push_str(&rest[..len]);
+            at += len;
+        } else if " \n,:;().-".contains(c) {
+            out.push(c);
+            at += 1;
+        } else {
+            return (out, Some(rest));
+        }
+    }
+    (out, None)
+}
+
+/// A word toml's and serde's messages are made of: lowercase (`invalid`,
+/// `usize`), a small number (a length), a Rust number type (`u32`), or a
+/// type of this file's (`untagged enum RateValue`).
+fn phrasing_word(word: &str) -> bool {
+    let lowercase = word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    let number = word.bytes().all(|b| b.is_ascii_digit());
+    (lowercase && word.len() <= 24)
+        || (number && word.len() <= 4)
+        || [
+            "u8",
+            "u16",
+            "u32",
+            "u64",
+            "u128",
+            "i8",
+            "i16",
+            "i32",
+            "i64",
+            "i128",
+            "f32",
+            "f64",
+            "RateValue",
+            "RawProfile",
+            "ConfigFile",
+            "Option",
+        ]
+        .contains(&word)
+}
+
+/// What toml's message puts in backticks, when it is shown: a field of a
+/// profile, a name as [`shown_name`] shows one, a short literal (`]]`,
+/// `"`, `0x`), a short number (`integer \`5\``); `None` for anything else.
+fn backticked(inner: &str) -> Option<&str> {
+    let literal = inner.len() <= 3 && !inner.bytes().any(|b| b.is_ascii_alphanumeric());
+    let number = inner.len() <= 11
+        && inner.bytes().any(|b| b.is_ascii_digit())
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b"+-._eE".contains(&b));
+    let name = shown_name(inner).starts_with('`');
+    (literal || number || name || ["0x", "0o", "0b", "inf", "nan"].contains(&inner))
+        .then_some(inner)
 }
 
 /// A profile's path, relative to the config file's folder when relative
@@ -912,5 +1032,198 @@ mod tests {
             !shown.contains("Secret") && shown.contains("not shown"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_value_with_quotes_or_escapes_in_it_is_never_shown() {
+        let secret = r#"W\e<R%t&Y+u=I/o$P7a8S9d0F1g2H3j4K5"#;
+        let escaped = secret.replace('\\', "\\\\");
+        for line in [
+            format!(r#"burst = "q\"{escaped}""#),
+            format!("burst = 'q\"{secret}'"),
+            format!(r#"api_key_command_timeout = "a\"{escaped}""#),
+            format!(r#"concurrency = "a\"{escaped}""#),
+            format!(r#"burst = """x"{escaped}""""#),
+            format!("burst = '''x'{secret}'''"),
+            format!("burst = \"\"\"x\n\"{escaped}\"\"\""),
+            format!(r#"burst = "x`{escaped}`""#),
+            format!(r#"burst = "x\u0022{escaped}""#),
+            format!(r#""x`\"{escaped}" = 1"#),
+        ] {
+            let text = format!("[profiles.p]\napi_key_file = \"k\"\n{line}\n");
+            let error = pick(&text, "p").unwrap_err();
+            for piece in ["W\\", "e<R", "I/o", "P7a8", "4K5"] {
+                assert!(!error.contains(piece), "{line}: {error}");
+            }
+            assert!(error.contains("line 3"), "{line}: {error}");
+            assert!(!error.contains('\n'), "{line}: {error}");
+        }
+        let text = format!("[profiles.p]\nburst = \"q\\\"{escaped}\"\n");
+        let error = pick(&text, "p").unwrap_err();
+        assert!(
+            error.ends_with("(`burst`): invalid type: string (not shown), expected u32"),
+            "{error}"
+        );
+        // What toml says is kept where it says nothing of a value.
+        let cases = [
+            (
+                "invalid type: integer `12`, expected a string",
+                "invalid type: integer `12`, expected a string",
+            ),
+            (
+                "invalid basic string, expected `\"`",
+                "invalid basic string, expected `\"`",
+            ),
+            (
+                "unknown field `base_ulr`, expected one of `base_url`, `rate`",
+                "unknown field `base_ulr`, expected one of `base_url`, `rate`",
+            ),
+            (
+                "unknown field `Ab$12345678901`, there are no fields",
+                "unknown field (not shown), there are no fields",
+            ),
+            (
+                "data did not match any variant of untagged enum RateValue",
+                "data did not match any variant of untagged enum RateValue",
+            ),
+            (
+                "invalid value: string \"x\\\"y",
+                "invalid value: string (not shown)",
+            ),
+            (
+                "invalid type: string \"a, expected x`Y`\"",
+                "invalid type: string (not shown)",
+            ),
+            (
+                "invalid value: integer `123456789012`, expected u32",
+                "invalid value: integer (not shown), expected u32",
+            ),
+            (
+                "unclosed array\nexpected `]`",
+                "unclosed array; expected `]`",
+            ),
+        ];
+        for (message, shown) in cases {
+            assert_eq!(without_values(message), shown, "{message}");
+        }
+    }
+
+    /// A value as a TOML basic string spells it, escapes and all; the
+    /// multi-line one (`"""`) keeps its line ends.
+    fn basic(value: &str, multi_line: bool) -> String {
+        value
+            .chars()
+            .map(|c| match c {
+                '"' | '\\' => format!("\\{c}"),
+                '\n' if multi_line => "\n".to_string(),
+                '\n' => "\\n".to_string(),
+                c if c.is_control() => format!("\\u{:04X}", u32::from(c)),
+                c => c.to_string(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_run_of_a_value_is_in_any_message_whatever_it_holds() {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+        let mut runner = TestRunner::new_with_rng(
+            Config {
+                cases: 300,
+                failure_persistence: None,
+                ..Config::default()
+            },
+            TestRng::deterministic_rng(RngAlgorithm::ChaCha),
+        );
+        // Every class of character, the quotes and escapes TOML and serde
+        // use among them; a piece that is not a lowercase word every few
+        // characters, so that no run of 12 reads as a name, which a
+        // message may show (`shown_name`).
+        let other = prop_oneof![
+            "[A-Z]{1,3}",
+            "[0-9]{1,3}",
+            "[!-,./:-@\\[-^`{-~]",
+            Just("\"\"\"".to_string()),
+            Just("'''".to_string()),
+            Just("\\\"".to_string()),
+            Just("\\u0022".to_string()),
+            Just("\n".to_string()),
+            Just("\\n".to_string()),
+            Just("\t".to_string()),
+            "[éü€𝄞\u{200b}ß]",
+        ];
+        let value = prop::collection::vec(("[a-z_-]{0,5}", other), 4..14)
+            .prop_map(|pieces| pieces.into_iter().map(|(a, b)| a + &b).collect::<String>());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        runner
+            .run(&value, |value| {
+                // Each run of 12 characters, as written and as Rust's
+                // `{:?}` (serde's) escapes it.
+                let debug = format!("{value:?}");
+                let runs: Vec<String> = [value.as_str(), &debug[1..debug.len() - 1]]
+                    .iter()
+                    .flat_map(|text| {
+                        let chars: Vec<char> = text.chars().collect();
+                        chars.windows(12).map(String::from_iter).collect::<Vec<_>>()
+                    })
+                    .collect();
+                let leaks = |shown: &str| runs.iter().any(|run| shown.contains(run.as_str()));
+                // As toml's and serde's messages quote a value: escaped or
+                // not, at the end, in single quotes, as a name.
+                for message in [
+                    format!("invalid type: string {value:?}, expected u32"),
+                    format!("invalid type: string {value:?}"),
+                    format!("invalid value: string \"{value}\", expected u32"),
+                    format!("invalid value: '{value}'"),
+                    format!("unknown field `{value}`, expected one of `rate`, `burst`"),
+                    format!("unknown field `{value}`, there are no fields"),
+                    format!("unknown variant `{value}`, expected `auto`"),
+                ] {
+                    let shown = without_values(&message);
+                    prop_assert!(!leaks(&shown), "{message:?} shown as {shown:?}");
+                }
+                // In a config file, where a type is wrong or the file does
+                // not parse.
+                let escaped = basic(&value, false);
+                let mut quoted = vec![
+                    format!("\"{escaped}\""),
+                    format!("\"\"\"{}\"\"\"", basic(&value, true)),
+                    // Not escaped: where it breaks the string, the file
+                    // does not parse.
+                    format!("\"{value}\""),
+                    value.clone(),
+                ];
+                if !value.contains(['\'', '\n', '\t']) {
+                    quoted.push(format!("'{value}'"));
+                }
+                if !value.contains("'''") && !value.ends_with('\'') && !value.contains('\t') {
+                    quoted.push(format!("'''{value}'''"));
+                }
+                let mut lines = vec![format!("\"{escaped}\" = 1"), format!("{value} = 1")];
+                for quoted in &quoted {
+                    lines.extend([
+                        format!("burst = {quoted}"),
+                        format!("concurrency = {quoted}"),
+                        format!("api_key_command_timeout = {quoted}"),
+                        format!("rate = {quoted}"),
+                        format!("burst = [1, {quoted}]"),
+                        format!("burst = {{ a = {quoted} }}"),
+                        format!("burst = {quoted} 5"),
+                        format!("base_url = {quoted}\nburst = x"),
+                    ]);
+                }
+                for line in lines {
+                    let text = format!("[profiles.p]\napi_key_file = \"k\"\n{line}\n");
+                    std::fs::write(&path, &text).unwrap();
+                    let Err(error) = select(Some("p"), |_| None, Some(&path)) else {
+                        continue;
+                    };
+                    let error = error.to_string();
+                    prop_assert!(!leaks(&error), "{text:?} said {error:?}");
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 }
