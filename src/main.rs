@@ -14,7 +14,13 @@ fn main() -> ExitCode {
     if let Some(code) = gcore_iam_bulk::table::isolated::child_main() {
         return code;
     }
-    if let Ok(program) = std::env::current_exe() {
+    // This very program, even if its file was replaced while it runs.
+    let this = std::path::PathBuf::from("/proc/self/exe");
+    let program = match cfg!(target_os = "linux") && this.exists() {
+        true => Some(this),
+        false => std::env::current_exe().ok(),
+    };
+    if let Some(program) = program {
         gcore_iam_bulk::table::isolated::isolate_in(program);
     }
     let cli = Cli::parse();

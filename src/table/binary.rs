@@ -553,9 +553,20 @@ fn check_xls(file: &[u8]) -> Walk<()> {
                 }
                 0x0207 => reach.add(formula_at.0, formula_at.1),
                 0x00FD => {
-                    if let (Some(row), Some(column), Some(index)) = (row, column, u32_at(data, 6))
-                        && let Some(cch) = shared.get(index as usize)
-                    {
+                    if let (Some(row), Some(column), Some(index)) = (row, column, u32_at(data, 6)) {
+                        // calamine reads a cell that names no shared string
+                        // as empty, without a word.
+                        let Some(cch) = shared.get(index as usize) else {
+                            return refused(format!(
+                                "{} has a cell, {}{}, that names shared string {index} of {} (a \
+                                 damaged or forged file: it would read as empty); open it in a \
+                                 spreadsheet and save it again as .xlsx, or as CSV UTF-8",
+                                what(),
+                                column_letters(column as usize),
+                                u64::from(row) + 1,
+                                shared.len()
+                            ));
+                        };
                         reach.add(row, column);
                         held.add_text(cch * 3, what)?;
                     }

@@ -816,6 +816,11 @@ fn forged_xls_records_are_refused_before_the_reader_sets_memory_aside() {
         let at = record_at(bytes, 0x00FD, 10);
         bytes[at..at + 4].copy_from_slice(&[0xFF; 4]);
     });
+    forged_xls(dir.path(), "index.xls", |bytes| {
+        // A LabelSst naming a shared string the table does not hold.
+        let at = record_at(bytes, 0x00FD, 10);
+        bytes[at + 6..at + 10].copy_from_slice(&60_000u32.to_le_bytes());
+    });
     forged_xls(dir.path(), "loop.xls", |bytes| {
         // The directory's first sector points back to itself in the FAT.
         let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
@@ -835,6 +840,7 @@ fn forged_xls_records_are_refused_before_the_reader_sets_memory_aside() {
             "spans 16777216 cells, from row 1 to row 65536 and from column A to column IV",
         ),
         ("column.xls", "spans 4294967296 cells"),
+        ("index.xls", "that names shared string 60000 of"),
         (
             "loop.xls",
             "its container (an OLE compound file) is damaged: a chain of sectors loops",
