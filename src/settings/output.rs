@@ -1,0 +1,367 @@
+//! Where a run's files go (results, undo file, summary, report), each
+//! checked before anything is sent: distinct from the input and from each
+//! other, not a named pipe, in a folder that takes a new file.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::cli::OutputArgs;
+use crate::error::Fatal;
+
+use super::*;
+
+/// Where the results file goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+impl OutputTarget {
+    /// `suffix` names the default file after the input's stem:
+    /// [`RESULTS_SUFFIX`], or the own file of a plan or a rehearsal, never a
+    /// real run's.
+    pub fn from_args(args: &OutputArgs, input: &InputSource, suffix: &str) -> Result<Self, Fatal> {
+        let target = match &args.output {
+            Some(path) if path.as_os_str() == "-" => OutputTarget::Stdout,
+            Some(path) => OutputTarget::File(path.clone()),
+            None => OutputTarget::File(default_output(input, suffix)),
+        };
+        if let OutputTarget::File(out) = &target
+            && named_like_workbook(out)
+        {
+            return Err(Fatal::Usage(format!(
+                "{} is named like a workbook, but results are a CSV file: each row's record is \
+                 written as the run goes, so that a crash loses none of it, and a workbook can \
+                 only be written whole at the end; name it .csv (every spreadsheet opens it)",
+                out.display()
+            )));
+        }
+        if let (OutputTarget::File(out), InputSource::File(inp)) = (&target, input)
+            && same_file(out, inp)
+        {
+            return Err(Fatal::Usage(format!(
+                "the results file {} is the input file; choose another with -o",
+                out.display()
+            )));
+        }
+        Ok(target)
+    }
+
+    /// The results of a run that sent changes are its only record of what was
+    /// done; a later run does not replace them unless asked to.
+    pub fn refuse_to_replace(&self) -> Result<(), Fatal> {
+        match self {
+            OutputTarget::File(path) if path.exists() => Err(Fatal::Usage(format!(
+                "the results file {} already exists and may be the record of an earlier run; \
+                 go on from it with --resume, move it away, choose another file with -o, or \
+                 pass --overwrite",
+                path.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the results go to a terminal (`-o -` without a redirection).
+    pub fn on_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        matches!(self, OutputTarget::Stdout) && std::io::stdout().is_terminal()
+    }
+
+    pub fn display_path(&self) -> PathBuf {
+        match self {
+            OutputTarget::Stdout => PathBuf::from("<stdout>"),
+            OutputTarget::File(path) => path.clone(),
+        }
+    }
+}
+
+/// The default results file of `validate` and `apply`, after the input's stem.
+pub const RESULTS_SUFFIX: &str = ".results.csv";
+/// The default results file of `apply --sandbox`.
+pub const REHEARSAL_SUFFIX: &str = ".rehearsal.csv";
+/// The default results file of `plan`.
+pub const PLAN_SUFFIX: &str = ".plan.csv";
+
+/// `<input stem><suffix>` in the current directory (`stdin` as the stem
+/// when the input is standard input).
+pub(super) fn default_output(input: &InputSource, suffix: &str) -> PathBuf {
+    let stem = match input {
+        InputSource::Stdin => OsStr::new("stdin"),
+        InputSource::File(path) => path.file_stem().unwrap_or(OsStr::new("input")),
+    };
+    let mut name = stem.to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Whether two paths name one file: by device and inode when both exist
+/// (so a hard link or a symbolic link to the input is caught), else by
+/// where they lead once every symbolic link is followed, even a link to a
+/// file not created yet (two outputs, one a link to the other's name).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    if let Ok(same) = same_file::is_same_file(a, b) {
+        return same;
+    }
+    leads_to(a) == leads_to(b)
+}
+
+/// The absolute path `path` leads to: its folder made canonical, and a
+/// symbolic link followed (to at most 40 links, as the kernel does), also
+/// when what it names does not exist yet.
+pub fn leads_to(path: &Path) -> PathBuf {
+    let absolute = |path: &Path| {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        parent
+            .canonicalize()
+            .unwrap_or(parent)
+            .join(path.file_name().unwrap_or_default())
+    };
+    let mut current = absolute(path);
+    for _ in 0..40 {
+        match std::fs::read_link(&current) {
+            Ok(target) => {
+                let folder = current.parent().map(Path::to_path_buf).unwrap_or_default();
+                current = absolute(&folder.join(target));
+            }
+            Err(_) => break,
+        }
+    }
+    current
+}
+
+/// Refuses a file named by `flag` that is the input or the results file:
+/// writing it would destroy them.
+pub(super) fn not_input_or_results(
+    path: &Path,
+    what: &str,
+    flag: &str,
+    input: &InputSource,
+    output: &OutputTarget,
+) -> Result<(), Fatal> {
+    let clash = |other: &str| {
+        Fatal::Usage(format!(
+            "the {what} {} is the {other}; choose another {flag}",
+            path.display()
+        ))
+    };
+    if let InputSource::File(input) = input
+        && same_file(path, input)
+    {
+        return Err(clash("input file"));
+    }
+    if let OutputTarget::File(results) = output
+        && same_file(path, results)
+    {
+        return Err(clash("results file"));
+    }
+    Ok(())
+}
+
+/// Checks `--undo-file` before anything is sent: it is not the input, the
+/// results or the summary file, and an existing one (the way back from an
+/// earlier run) is only gone on with by `--resume` of that run's record
+/// (`continuing`). `--overwrite` does not replace it: it is the results
+/// file's flag, and an undo file lost cannot be made again.
+pub fn check_undo_path(
+    undo: &Path,
+    (input, output, summary): (&InputSource, &OutputTarget, Option<&Path>),
+    continuing: bool,
+) -> Result<(), Fatal> {
+    if named_like_workbook(undo) {
+        return Err(Fatal::Usage(format!(
+            "the undo file {} is named like a workbook, but it is a CSV file: each user's line \
+             is written before the change is sent, so that a crash loses none of it, and a \
+             workbook can only be written whole at the end; name it .csv (a spreadsheet opens \
+             it, and apply reads it as it is)",
+            undo.display()
+        )));
+    }
+    refuse_named_pipe(undo, "--undo-file")?;
+    not_input_or_results(undo, "undo file", "--undo-file", input, output)?;
+    if let Some(summary) = summary
+        && same_file(undo, summary)
+    {
+        return Err(Fatal::Usage(format!(
+            "the undo file {} is the summary file; choose another --undo-file",
+            undo.display()
+        )));
+    }
+    let exists = std::fs::metadata(undo).is_ok_and(|m| m.len() > 0);
+    if exists && !continuing {
+        return Err(Fatal::Usage(format!(
+            "the undo file {} already exists and may be the only way back from an earlier run \
+             (--overwrite does not replace it); move it away or choose another --undo-file \
+             (--resume goes on with it only together with that run's results file)",
+            undo.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks `--summary-json` before anything is sent: it is neither the input
+/// nor the results file, and it can be written (its folder exists and takes
+/// a new file, or the file exists and can be written).
+/// A named pipe given for a file the run writes: opening it waits for a
+/// reader, out of reach of Ctrl-C, so it is refused before that.
+pub(super) fn refuse_named_pipe(path: &Path, flag: &str) -> Result<(), Fatal> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo()) {
+            return Err(Fatal::Usage(format!(
+                "{flag} {} is a named pipe; the run would wait for a reader before it could \
+                 start; give a regular file",
+                path.display()
+            )));
+        }
+    }
+    let _ = (path, flag);
+    Ok(())
+}
+
+pub fn check_summary_path(
+    summary: &Path,
+    input: &InputSource,
+    output: &OutputTarget,
+) -> Result<(), Fatal> {
+    refuse_named_pipe(summary, "--summary-json")?;
+    not_input_or_results(summary, "summary file", "--summary-json", input, output)?;
+    let probe = if summary.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(summary)
+            .map(drop)
+    } else {
+        probe_new_file(summary)
+    };
+    probe.map_err(|source| Fatal::SummaryJson {
+        path: summary.to_path_buf(),
+        source: plain_io_error(source),
+    })
+}
+
+/// The mark a page of this tool carries, near its top: a file without it is
+/// not replaced without `--overwrite`.
+pub const REPORT_MARK: &str = r#"<meta name="generator" content="gcore-iam-bulk">"#;
+
+/// What `--report` is checked against besides the input and the results:
+/// the other files the run reads or writes (`None`: not given).
+pub type OtherFiles<'a> = &'a [(Option<&'a Path>, &'a str)];
+
+/// Checks `--report` before anything is sent: an `.html` file name (a
+/// browser opens it by its name), not a file the run reads or writes
+/// otherwise (the key's file, a certificate, the summary...), a regular file
+/// if it exists, and a page of this tool unless `overwrite`; a new one must
+/// be creatable under that very name (made and removed at once). The page
+/// itself is written at the end, beside its place, then renamed there.
+pub fn check_report_path(
+    report: &Path,
+    (input, output, others): (&InputSource, &OutputTarget, OtherFiles),
+    overwrite: bool,
+) -> Result<(), Fatal> {
+    let usage = |why: String| Fatal::Usage(format!("the report {} {why}", report.display()));
+    let text = report.as_os_str().to_string_lossy();
+    if text.ends_with('/') || text.ends_with("/.") || report.file_name().is_none() {
+        return Err(usage(
+            "is not a file name; give one that ends in .html (--report run.html)".to_string(),
+        ));
+    }
+    let html = report
+        .extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("html") || ext.eq_ignore_ascii_case("htm"));
+    if !html {
+        return Err(usage(
+            "is a web page; give it a name that ends in .html, so that a browser opens it \
+             (--report run.html)"
+                .to_string(),
+        ));
+    }
+    refuse_named_pipe(report, "--report")?;
+    not_input_or_results(report, "report", "--report", input, output)?;
+    for (other, what) in others {
+        if let Some(other) = other
+            && same_file(report, other)
+        {
+            return Err(usage(format!("is the {what}; choose another --report")));
+        }
+    }
+    let cannot = |source: std::io::Error| Fatal::Report {
+        path: report.to_path_buf(),
+        source: plain_io_error(source),
+    };
+    let dangling = std::fs::symlink_metadata(report).is_ok() && std::fs::metadata(report).is_err();
+    if dangling {
+        return Err(usage(
+            "is a link to a file that does not exist; give the file's own name".to_string(),
+        ));
+    }
+    match std::fs::metadata(report) {
+        Ok(meta) if meta.is_dir() => Err(usage(format!(
+            "is a folder; give a file name (--report {}/run.html)",
+            report.display()
+        ))),
+        Ok(meta) if !meta.is_file() => Err(usage(
+            "is not a regular file (a socket or a device?); give a file name".to_string(),
+        )),
+        Ok(meta) => {
+            if !overwrite && meta.len() > 0 && !is_our_page(report) {
+                return Err(usage(
+                    "exists and is not a page of gcore-iam-bulk; choose another --report, or \
+                     pass --overwrite to replace it"
+                        .to_string(),
+                ));
+            }
+            // Replaced by a rename at the end, or written over where the
+            // folder does not allow that (a sticky folder): either way, it
+            // must take writing.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(report)
+                .map(drop)
+                .map_err(cannot)?;
+            probe_new_file(report).map_err(cannot)
+        }
+        Err(_) => {
+            // Made under its very name and removed: a name too long, a
+            // folder that does not exist or takes no file, are seen now.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(report)
+                .map_err(cannot)?;
+            std::fs::remove_file(report).map_err(cannot)
+        }
+    }
+}
+
+/// Whether `path` starts like a page this tool wrote.
+pub(super) fn is_our_page(path: &Path) -> bool {
+    let mut start = vec![0u8; 2048];
+    let read =
+        std::fs::File::open(path).and_then(|mut file| std::io::Read::read(&mut file, &mut start));
+    read.is_ok_and(|n| String::from_utf8_lossy(&start[..n]).contains(REPORT_MARK))
+}
+
+/// An error as the operating system says it, without the path of a
+/// temporary file that the crate adds (the message names the real file).
+pub fn plain_io_error(error: std::io::Error) -> std::io::Error {
+    match error.raw_os_error() {
+        Some(code) => std::io::Error::from_raw_os_error(code),
+        None => error,
+    }
+}
+
+pub use crate::profile::folder_of;
+
+/// Whether the folder of `path` takes a new file (made and removed at once).
+pub(super) fn probe_new_file(path: &Path) -> std::io::Result<()> {
+    tempfile::Builder::new()
+        .prefix(".gcore-iam-bulk-probe")
+        .tempfile_in(folder_of(path))
+        .map(drop)
+}

@@ -1,0 +1,198 @@
+//! The `sandbox` command's settings, checked.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use rand::RngExt;
+
+use crate::cli::SandboxArgs;
+use crate::error::Fatal;
+use crate::sandbox::{Faults, SandboxConfig};
+
+/// The `sandbox` command's settings, checked.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    pub listen: SocketAddr,
+    pub config: SandboxConfig,
+    pub key_source: KeySource,
+}
+
+/// Where the sandbox's key came from, which decides whether it is printed:
+/// a key taken from the environment may be a real one and is not shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    Flag,
+    Environment,
+    Generated,
+}
+
+impl SandboxSettings {
+    /// `env_key` is the value of `GCORE_API_KEY`, passed in so tests need no
+    /// environment.
+    pub fn from_args(args: &SandboxArgs, env_key: Option<String>) -> Result<Self, Fatal> {
+        let listen = parse_listen(&args.listen)?;
+        let (api_key, key_source) = match (&args.api_key, env_key) {
+            (Some(key), _) => (key.clone(), KeySource::Flag),
+            (None, Some(key)) if !key.trim().is_empty() => {
+                (key.trim().to_string(), KeySource::Environment)
+            }
+            (None, _) => (random_key(), KeySource::Generated),
+        };
+        let rate = args.rate.map(|rate| {
+            let burst = args
+                .burst
+                .unwrap_or_else(|| rate.ceil().clamp(1.0, u32::MAX as f64) as u32);
+            (rate, burst)
+        });
+        let given = match &args.users_file {
+            None => None,
+            Some(path) => Some(std::sync::Arc::new(
+                crate::sandbox::given::read(path).map_err(|why| {
+                    Fatal::Usage(format!("--users-file {}: {why}", path.display()))
+                })?,
+            )),
+        };
+        let config = SandboxConfig {
+            users: given
+                .as_ref()
+                .map_or(args.users, |given| given.len() as u64),
+            given,
+            api_key,
+            seed: args.seed,
+            faults: Faults {
+                rate,
+                latency_ms: args.latency_ms,
+                jitter_ms: args.jitter_ms,
+                error_rate: args.error_rate,
+                drop_rate: args.drop_rate,
+                slow_rate: args.slow_rate,
+                slow_ms: args.slow_ms,
+                list_omit: args.list_omit.clone(),
+                list_churn: args.list_churn,
+                list_count: args.list_count,
+            },
+        };
+        config.check().map_err(Fatal::Usage)?;
+        Ok(SandboxSettings {
+            listen,
+            config,
+            key_source,
+        })
+    }
+}
+
+pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, Fatal> {
+    let usage = || {
+        Fatal::Usage(format!(
+            "--listen {text:?} is not an address to listen on; use HOST:PORT such as 127.0.0.1:8080 \
+             (port 0 picks a free port)"
+        ))
+    };
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    // `localhost:8080` and the like; resolved from the hosts file.
+    text.to_socket_addrs()
+        .map_err(|_| usage())?
+        .next()
+        .ok_or_else(usage)
+}
+
+pub(crate) fn random_key() -> String {
+    let suffix: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("sandbox-{suffix}")
+}
+
+#[cfg(test)]
+mod sandbox_tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings(args: &[&str], env_key: Option<&str>) -> Result<SandboxSettings, String> {
+        let mut argv = vec!["gcore-iam-bulk", "sandbox"];
+        argv.extend_from_slice(args);
+        let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let crate::cli::Command::Sandbox(args) = cli.command else {
+            unreachable!()
+        };
+        SandboxSettings::from_args(&args, env_key.map(str::to_string)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings(&[], None).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.config.users, 1000);
+        assert_eq!(s.config.seed, 1);
+        assert_eq!(s.key_source, KeySource::Generated);
+        assert!(s.config.api_key.starts_with("sandbox-"));
+        assert_ne!(
+            settings(&[], None).unwrap().config.api_key,
+            s.config.api_key
+        );
+        assert!(s.config.faults.rate.is_none());
+    }
+
+    #[test]
+    fn the_key_comes_from_the_flag_then_the_environment() {
+        let s = settings(&["--api-key", "flag"], Some("env")).unwrap();
+        assert_eq!(
+            (s.config.api_key.as_str(), s.key_source),
+            ("flag", KeySource::Flag)
+        );
+        let s = settings(&[], Some("env")).unwrap();
+        assert_eq!(
+            (s.config.api_key.as_str(), s.key_source),
+            ("env", KeySource::Environment)
+        );
+        let s = settings(&[], Some("  ")).unwrap();
+        assert_eq!(s.key_source, KeySource::Generated);
+        assert!(!format!("{s:?}").contains("flag"));
+    }
+
+    #[test]
+    fn faults_are_checked() {
+        let s = settings(
+            &[
+                "--rate",
+                "2.5",
+                "--error-rate",
+                "1",
+                "--listen",
+                "localhost:0",
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(s.config.faults.rate, Some((2.5, 3)));
+        assert_eq!(s.config.faults.error_rate, 1.0);
+        assert_eq!(s.listen.port(), 0);
+        let s = settings(&["--rate", "5", "--burst", "1"], None).unwrap();
+        assert_eq!(s.config.faults.rate, Some((5.0, 1)));
+        let cases: &[(&[&str], &str)] = &[
+            (&["--error-rate", "1.5"], "--error-rate 1.5 is not a share"),
+            (&["--drop-rate=-0.1"], "--drop-rate -0.1 is not a share"),
+            (&["--slow-rate", "NaN"], "--slow-rate NaN is not a share"),
+            (&["--rate", "0"], "--rate 0 must be"),
+            (&["--rate", "inf"], "--rate inf must be"),
+            (
+                &["--rate", "5", "--burst", "0"],
+                "--burst must be at least 1",
+            ),
+            (&["--burst", "5"], "--rate"),
+            (&["--users", "0"], "--users 0 is out of range"),
+            (
+                &["--listen", "nowhere"],
+                "--listen \"nowhere\" is not an address",
+            ),
+            (&["--api-key", "a b"], "no spaces"),
+        ];
+        for (args, want) in cases {
+            let error = settings(args, None).unwrap_err();
+            assert!(error.contains(want), "{args:?}: {error}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! How a run sends: the rate, the burst, the concurrency, the retries,
+//! checked once from flags (and a profile, through them).
+
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::RunArgs;
+use crate::error::Fatal;
+use crate::policy::{MAX_CONCURRENCY, MAX_WINDOW, Rate, RetryPolicy, SendPolicy};
+
+pub(super) fn seconds(flag: &str, value: f64) -> Result<Duration, Fatal> {
+    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(Fatal::Usage(format!(
+            "{flag} {value:?} must be a number of seconds above 0 and at most 86400"
+        )))
+    }
+}
+
+/// `--concurrency` and `--rate` when neither a flag nor a profile sets them.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+pub const DEFAULT_RATE: &str = "10";
+pub const DEFAULT_BURST: u32 = 1;
+
+/// How `apply` sends, and what it does around sending.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub send: SendPolicy,
+    pub summary_json: Option<PathBuf>,
+}
+
+impl RunSettings {
+    pub fn from_args(args: &RunArgs) -> Result<RunSettings, Fatal> {
+        let requested = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        let concurrency = NonZeroUsize::new(requested)
+            .filter(|n| n.get() <= MAX_CONCURRENCY)
+            .ok_or_else(|| {
+                Fatal::Usage(format!(
+                    "--concurrency {requested} must be between 1 and {MAX_CONCURRENCY}"
+                ))
+            })?;
+        let burst = NonZeroU32::new(args.burst.unwrap_or(DEFAULT_BURST))
+            .ok_or_else(|| Fatal::Usage("--burst must be at least 1".to_string()))?;
+        let rate = match args.rate.as_deref().unwrap_or(DEFAULT_RATE).trim() {
+            auto if auto.eq_ignore_ascii_case("auto") => Rate::auto(args.max_rate, burst),
+            number => {
+                if args.max_rate.is_some() {
+                    return Err(Fatal::Usage(
+                        "--max-rate goes with --rate auto; with --rate R, R is the ceiling"
+                            .to_string(),
+                    ));
+                }
+                let per_second: f64 = number.parse().map_err(|_| {
+                    Fatal::Usage(format!(
+                        "--rate {number:?} is not a number of requests per second, nor auto"
+                    ))
+                })?;
+                Rate::new(per_second, burst)
+            }
+        }
+        .map_err(Fatal::Usage)?;
+        let max_wait = seconds("--max-wait", args.max_wait)?;
+        let retry = RetryPolicy {
+            max_retries: args.max_retries,
+            max_wait,
+            ..RetryPolicy::default()
+        };
+        let window = args
+            .window
+            .map(|rows| {
+                NonZeroUsize::new(rows)
+                    .filter(|n| n.get() <= MAX_WINDOW)
+                    .ok_or_else(|| {
+                        Fatal::Usage(format!(
+                            "--window {rows} must be between 1 and {MAX_WINDOW}"
+                        ))
+                    })
+            })
+            .transpose()?;
+        let mut send = SendPolicy::new(concurrency, rate, retry, window);
+        send.verbose = args.verbose;
+        Ok(RunSettings {
+            send,
+            summary_json: args.summary_json.clone(),
+        })
+    }
+}
