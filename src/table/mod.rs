@@ -4,7 +4,9 @@
 //! its journal (`record`). Spreadsheet files will join them here.
 
 pub mod binary;
+mod bytes;
 pub mod cells;
+pub mod header;
 pub mod input;
 pub mod input_format;
 pub mod isolated;

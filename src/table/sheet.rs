@@ -14,7 +14,7 @@ use std::io::{self, Read, Seek, Write};
 
 use serde::{Deserialize, Serialize};
 
-use super::input::names_the_user;
+use super::header::names_the_user;
 use super::layout::{self, Layout, Mark, MergeSweep, Region};
 pub use crate::settings::named_like_workbook;
 use calamine::{
