@@ -7,7 +7,9 @@
 //! dry run: every valid row is decided at once. Outcomes go, unordered, to
 //! the one results writer; the loop returns why it ended.
 
+pub mod events;
 pub mod operations;
+pub mod timeline;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -26,8 +28,9 @@ use crate::model::api::User;
 use crate::model::change::{Change, FieldSet, describe};
 use crate::model::patch::PatchBody;
 use crate::policy::{Decision, Pacer, SendPolicy, StopReason, later};
-use crate::sink::{AnswerKind, Outcome, RateReport, Report, Timeline};
 use crate::table::results::{ResultRecord, Status};
+use events::{Outcome, RateReport, Report};
+use timeline::{AnswerKind, Timeline};
 
 /// A valid row on its way through the operation's requests.
 #[derive(Debug, Clone)]

@@ -7,50 +7,18 @@
 mod progress;
 mod report;
 mod summary;
-mod timeline;
 mod writer;
 
 use std::path::Path;
 
+pub use crate::engine::events::{Outcome, RateReport, Report};
+pub use crate::engine::timeline::{AnswerKind, Timeline};
 pub use progress::{Progress, ProgressMode, set_no_progress};
 pub use report::{ProblemRows, ReportContext};
 pub use summary::*;
-pub use timeline::{AnswerKind, Timeline};
 pub use writer::*;
 
-use crate::model::change::FieldSet;
 use crate::table::input::is_read_only_column;
-use crate::table::results::ResultRecord;
-
-/// What happened to a row: its record, with where it goes in the file;
-/// owned, so it can cross to the writer's thread.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    /// 0-based position among the input's records: the order of the file.
-    pub seq: u64,
-    /// How many of the attempts were answered 429.
-    pub throttled: u32,
-    /// How many of the attempts were retries.
-    pub retries: u32,
-    /// The fields the row changes (or would change), for the summary.
-    pub changed: FieldSet,
-    pub record: ResultRecord,
-}
-
-/// What the writer receives.
-#[derive(Debug)]
-pub enum Report {
-    Row(Outcome),
-    /// A line for the user (printed through the progress display).
-    Note(String),
-    /// `-v`: one attempt, printed even with `-q` (it was asked for).
-    Attempt(String),
-    /// The rate the engine ended at (sent once, at the end).
-    Rate(RateReport),
-    /// What the engine saw, second by second (sent once, at the end, with
-    /// `--report`).
-    Timeline(Box<Timeline>),
-}
 
 /// `1 page`, `2 pages`.
 pub fn count(n: u64, one: &str, many: &str) -> String {
@@ -95,7 +63,7 @@ pub fn note_no_rows(input: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::results::Status;
+    use crate::table::results::{ResultRecord, Status};
 
     #[test]
     fn problems_are_grouped_by_their_kind_not_their_values() {

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use askama::Template;
 
-use super::timeline::{Bucket, Timeline};
 use super::{RunInfo, Summary, count};
+use crate::engine::timeline::{Bucket, Timeline};
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::settings::{REPORT_MARK, folder_of, plain_io_error};
@@ -846,7 +846,7 @@ mod tests {
 
     #[test]
     fn a_single_answer_is_a_dot_and_the_wait_after_it_is_on_the_chart() {
-        use super::super::timeline::AnswerKind;
+        use crate::engine::timeline::AnswerKind;
         let start = std::time::Instant::now();
         let mut timeline = Timeline::new(start);
         let at = start + Duration::from_millis(300);
@@ -866,7 +866,7 @@ mod tests {
 
     #[test]
     fn a_rate_far_above_the_answers_does_not_flatten_them() {
-        use super::super::timeline::AnswerKind;
+        use crate::engine::timeline::AnswerKind;
         let start = std::time::Instant::now();
         let mut timeline = Timeline::new(start);
         for i in 0..80 {

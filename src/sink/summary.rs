@@ -15,7 +15,7 @@ use crate::model::patch::Field;
 use crate::table::record::open_private;
 use crate::table::results::{ResultRecord, Status};
 
-use super::{Outcome, ProblemRows, ReportContext, Timeline, count, report};
+use super::{Outcome, ProblemRows, RateReport, ReportContext, Timeline, count, report};
 
 /// Rows that share a status and an error, quoted once.
 #[derive(Debug, Clone)]
@@ -107,15 +107,6 @@ pub struct Summary {
     pub(super) timeline: Option<Box<Timeline>>,
     /// The rows with a problem, for `--report`'s table (`None`: no report).
     pub(super) problem_rows: Option<ProblemRows>,
-}
-
-/// The rate a run settled at (`None`: no limit) and how often a 429 made it
-/// drop.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateReport {
-    pub rate: Option<f64>,
-    pub drops: u64,
-    pub auto: bool,
 }
 
 impl RateReport {

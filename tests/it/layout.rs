@@ -90,6 +90,13 @@ fn module_dependencies_point_one_way() {
     }
 }
 
+/// The engine owns its events; the sink reads them, never the reverse.
+#[test]
+fn the_engine_never_imports_the_sink() {
+    let graph = imports();
+    assert!(!graph["engine"].contains("sink"), "{:?}", graph["engine"]);
+}
+
 #[test]
 fn the_pure_parts_import_only_what_they_are_allowed() {
     let graph = imports();

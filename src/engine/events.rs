@@ -1,0 +1,48 @@
+//! What the engine tells the sink: the outcome of each row, notes, the
+//! attempts of `-v`, the rate it ended at and its timeline. The engine owns
+//! these types; the sink reads them (as nextest's reporter reads its
+//! runner's events).
+
+use crate::model::change::FieldSet;
+use crate::table::results::ResultRecord;
+
+use super::timeline::Timeline;
+
+/// What happened to a row: its record, with where it goes in the file;
+/// owned, so it can cross to the writer's thread.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// 0-based position among the input's records: the order of the file.
+    pub seq: u64,
+    /// How many of the attempts were answered 429.
+    pub throttled: u32,
+    /// How many of the attempts were retries.
+    pub retries: u32,
+    /// The fields the row changes (or would change), for the summary.
+    pub changed: FieldSet,
+    pub record: ResultRecord,
+}
+
+/// What the writer receives.
+#[derive(Debug)]
+pub enum Report {
+    Row(Outcome),
+    /// A line for the user (printed through the progress display).
+    Note(String),
+    /// `-v`: one attempt, printed even with `-q` (it was asked for).
+    Attempt(String),
+    /// The rate the engine ended at (sent once, at the end).
+    Rate(RateReport),
+    /// What the engine saw, second by second (sent once, at the end, with
+    /// `--report`).
+    Timeline(Box<Timeline>),
+}
+
+/// The rate a run settled at (`None`: no limit) and how often a 429 made it
+/// drop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateReport {
+    pub rate: Option<f64>,
+    pub drops: u64,
+    pub auto: bool,
+}
