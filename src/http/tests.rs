@@ -1,0 +1,210 @@
+use super::*;
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.insert(*name, HeaderValue::from_str(value).unwrap());
+    }
+    map
+}
+
+#[test]
+fn a_page_notes_the_fields_its_entries_leave_out_and_not_the_null_ones() {
+    let body = r#"{"count": 3, "results": [
+        {"id": 1, "email": "a@x.io", "name": null, "lang": "en", "phone": null,
+         "company": "", "groups": [], "auth_types": []},
+        {"id": 2, "email": "b@x.io", "name": "B", "lang": "en",
+         "company": "", "groups": [], "auth_types": []},
+        {"id": 3}
+    ]}"#;
+    let page = parse_page(body).unwrap();
+    assert_eq!(page.count, 3);
+    assert_eq!(page.results.len(), 3);
+    assert_eq!(page.results[0].phone, None);
+    assert_eq!(page.results[1].phone, None);
+    assert_eq!(
+        page.left_out,
+        [
+            (1, vec!["phone"]),
+            (
+                2,
+                vec![
+                    "email",
+                    "name",
+                    "lang",
+                    "phone",
+                    "company",
+                    "groups",
+                    "auth_types"
+                ]
+            )
+        ]
+    );
+    assert!(parse_page(r#"{"count": 1}"#).is_err());
+    assert!(parse_page("[]").is_err());
+}
+
+#[test]
+fn certificate_problems_are_found_inside_the_wrapped_errors_they_come_in() {
+    use rustls::CertificateError as C;
+    use std::io::{Error, ErrorKind};
+    // As reqwest's connector hands them over: io::Error in io::Error.
+    let wrapped = |tls: rustls::Error| Error::other(Error::new(ErrorKind::InvalidData, tls));
+    let cases = [
+        (C::UnknownIssuer, CertProblem::UnknownIssuer),
+        (C::Expired, CertProblem::Expired),
+        (C::NotValidYet, CertProblem::NotValidYet),
+        (C::NotValidForName, CertProblem::WrongName),
+        (C::Revoked, CertProblem::Revoked),
+        (
+            C::BadSignature,
+            CertProblem::Other("BadSignature".to_string()),
+        ),
+    ];
+    for (error, want) in cases {
+        let error = wrapped(rustls::Error::InvalidCertificate(error));
+        assert_eq!(certificate_problem(&error), Some(want));
+    }
+    let none = wrapped(rustls::Error::NoCertificatesPresented);
+    assert_eq!(certificate_problem(&none), Some(CertProblem::Missing));
+    // Not about a certificate: retried like any connection error.
+    let protocol = wrapped(rustls::Error::General("x".to_string()));
+    assert_eq!(certificate_problem(&protocol), None);
+    let refused = Error::new(ErrorKind::ConnectionRefused, "refused");
+    assert_eq!(certificate_problem(&refused), None);
+}
+
+#[test]
+fn an_untrusted_certificate_names_the_server_the_problem_and_the_fix() {
+    let cases = [
+        (CertProblem::UnknownIssuer, "--ca-cert"),
+        (CertProblem::Expired, "date and time"),
+        (CertProblem::WrongName, "--base-url"),
+    ];
+    for (problem, fix) in cases {
+        let text = untrusted_message("api.gcore.com", &problem, false);
+        assert!(
+            text.starts_with("the certificate of api.gcore.com is not trusted: "),
+            "{text}"
+        );
+        assert!(text.contains(fix), "{text}");
+        assert!(!text.contains('\n'), "{text}");
+    }
+}
+
+#[test]
+fn retry_after_forms() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let date = httpdate::fmt_http_date(now + Duration::from_secs(42));
+    let past = httpdate::fmt_http_date(now - Duration::from_secs(42));
+    type Case<'a> = (&'a [(&'static str, &'a str)], Option<Duration>);
+    let cases: [Case; 13] = [
+        (&[("retry-after", "1e30")], Some(Duration::MAX)),
+        (&[("retry-after", "inf")], Some(Duration::MAX)),
+        (&[("retry-after", "NaN")], None),
+        (&[("retry-after-ms", "1e30")], Some(Duration::MAX)),
+        (
+            &[("retry-after-ms", "-1"), ("retry-after", "2")],
+            Some(Duration::from_secs(2)),
+        ),
+        (&[], None),
+        (&[("retry-after", "3")], Some(Duration::from_secs(3))),
+        (
+            &[("retry-after", " 1.5 ")],
+            Some(Duration::from_millis(1500)),
+        ),
+        (&[("retry-after", &date)], Some(Duration::from_secs(42))),
+        (&[("retry-after", &past)], Some(Duration::ZERO)),
+        (&[("retry-after", "soon")], None),
+        (&[("retry-after", "-5")], None),
+        (
+            &[("retry-after-ms", "250"), ("retry-after", "9")],
+            Some(Duration::from_millis(250)),
+        ),
+    ];
+    for (pairs, want) in cases {
+        assert_eq!(retry_after(&headers(pairs), now), want, "{pairs:?}");
+    }
+}
+
+#[test]
+fn statuses_are_sorted() {
+    let user = r#"{"id":7,"name":"Ann"}"#;
+    assert!(matches!(
+        classify(StatusCode::OK, None, user, Expect::User),
+        Answer::Success { status: 200, reply: Ok(Reply::User(user)) } if user.id == Some(7)
+    ));
+    assert!(matches!(
+        classify(StatusCode::OK, None, "<html>", Expect::User),
+        Answer::Success { reply: Err(_), .. }
+    ));
+    let page = r#"{"count":3,"results":[{"id":1},{"id":2}]}"#;
+    assert!(matches!(
+        classify(StatusCode::OK, None, page, Expect::Page),
+        Answer::Success { reply: Ok(Reply::Page(page)), .. } if page.count == 3 && page.results.len() == 2
+    ));
+    assert!(matches!(
+        classify(StatusCode::OK, None, "[]", Expect::Page),
+        Answer::Success { reply: Err(e), .. } if e.contains("not a page of users")
+    ));
+    for code in [408, 409, 429, 500, 502, 503, 504] {
+        let status = StatusCode::from_u16(code).unwrap();
+        assert!(
+            matches!(classify(status, None, "", Expect::User), Answer::Retryable { status: Some(c), .. } if c == code),
+            "{code}"
+        );
+    }
+    for code in [301, 400, 401, 403, 404, 422] {
+        let status = StatusCode::from_u16(code).unwrap();
+        assert!(
+            matches!(classify(status, None, "", Expect::User), Answer::Failed { status: c, .. } if c == code),
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn an_answer_too_large_to_read_is_classified_by_its_status() {
+    assert!(matches!(
+        too_large_answer(StatusCode::OK, None),
+        Answer::Success { status: 200, reply: Err(e) } if e.contains("over 1 MiB")
+    ));
+    assert!(matches!(
+        too_large_answer(StatusCode::SERVICE_UNAVAILABLE, None),
+        Answer::Retryable { status: Some(503), error, .. } if error.ends_with("(the answer was over 1 MiB and was not read)")
+    ));
+    assert!(matches!(
+        too_large_answer(StatusCode::NOT_FOUND, None),
+        Answer::Failed { status: 404, .. }
+    ));
+}
+
+#[test]
+fn server_messages_are_trimmed() {
+    assert_eq!(
+        describe_status(
+            StatusCode::NOT_FOUND,
+            "  {\"message\": \"User not found\"}\n"
+        ),
+        "HTTP 404 Not Found: User not found"
+    );
+    assert_eq!(
+        describe_status(StatusCode::BAD_REQUEST, "bad\n  lang\n"),
+        "HTTP 400 Bad Request: bad lang"
+    );
+    assert_eq!(
+        describe_status(StatusCode::BAD_REQUEST, r#"{"errors":{"lang":["bad"]}}"#),
+        r#"HTTP 400 Bad Request: {"lang":["bad"]}"#
+    );
+    assert_eq!(
+        describe_status(StatusCode::FORBIDDEN, ""),
+        "HTTP 403 Forbidden"
+    );
+    let long = "x".repeat(5000);
+    let text = describe_status(StatusCode::BAD_REQUEST, &long);
+    assert!(
+        text.chars().count() < MAX_MESSAGE_CHARS + 40,
+        "{}",
+        text.len()
+    );
+}
