@@ -1,0 +1,103 @@
+//! The check against the account as it is ([`LiveCheck`]): values no PATCH
+//! can put back, and numbers a spreadsheet damaged, counted as invalid
+//! before anything is sent.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::Fatal;
+use crate::model::api::User;
+use crate::model::change::{FieldSet, diff, number_damage};
+use crate::model::patch::PatchBody;
+use crate::table::input::Input;
+use crate::table::undo::UndoLog;
+
+use super::*;
+
+/// The check of a valid row against its user's live state, for a run that
+/// compares (`--skip-unchanged`, `--undo-file`): what it would send must
+/// not look like a spreadsheet's damage to a number, and with an undo file
+/// every value it replaces must be one a PATCH can put back. Made before
+/// anything is sent, for every row, so that such a row stops the run as
+/// any invalid row does.
+pub struct LiveCheck {
+    /// The users of the rows, as read before the run (the account's list,
+    /// and a GET for each user it did not give whole).
+    pub users: Arc<HashMap<u64, User>>,
+    pub allow_number_changes: bool,
+    /// `--skip-unchanged`: only the fields that differ are sent.
+    pub skip_unchanged: bool,
+    pub undo: Option<Arc<UndoLog>>,
+}
+
+impl LiveCheck {
+    /// Why the row must not be sent, if it must not: `None` also when the
+    /// user was not read (its row reads it, and fails if it cannot).
+    pub fn problem(&self, user_id: u64, body: &PatchBody) -> Option<String> {
+        let user = self.users.get(&user_id)?;
+        if !self.allow_number_changes {
+            let damage = number_damage(body, user);
+            if !damage.is_empty() {
+                let problems: Vec<String> = damage
+                    .into_iter()
+                    .map(|(field, message)| format!("{}: {message}", field.name()))
+                    .collect();
+                return Some(problems.join("; "));
+            }
+        }
+        let sent = match self.skip_unchanged {
+            true => FieldSet::of(&diff(body, user)),
+            false => body.fields(),
+        };
+        self.undo.as_ref()?.refuses(user_id, user, sent)
+    }
+
+    /// The users of the valid rows of `input` that are not read whole for
+    /// the fields their rows change: each once, to be read by GET.
+    pub fn to_read(
+        input: &Input,
+        null_token: &str,
+        emails: Option<&EmailIndex>,
+        users: &HashMap<u64, User>,
+    ) -> Result<Vec<u64>, Fatal> {
+        let mut ids = Vec::new();
+        each_checked(
+            input,
+            null_token,
+            &Duplicates::default(),
+            emails,
+            |checked| {
+                if let (Verdict::Send(body), Some(id)) = (&checked.verdict, checked.user_id) {
+                    let whole = users
+                        .get(&id)
+                        .is_some_and(|user| user.absent.and(body.fields()).is_empty());
+                    if !whole {
+                        ids.push(id);
+                    }
+                }
+            },
+        )?;
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// How many valid rows of `input` [`LiveCheck::problem`] refuses.
+    pub fn count(
+        &self,
+        input: &Input,
+        null_token: &str,
+        duplicates: &Duplicates,
+        emails: Option<&EmailIndex>,
+    ) -> Result<u64, Fatal> {
+        let mut refused = 0;
+        each_checked(input, null_token, duplicates, emails, |checked| {
+            if let (Verdict::Send(body), Some(id)) = (&checked.verdict, checked.user_id)
+                && self.problem(id, body).is_some()
+            {
+                refused += 1;
+            }
+        })?;
+        Ok(refused)
+    }
+}
