@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Output;
 
+use gcore_iam_bulk::table::sheet::column_letters;
+
 const KEY: &str = "workbook-bounds-test-key-0123456789";
 
 /// The binary's memory (virtual, KiB) and file-size (KiB) limits.
@@ -219,19 +221,6 @@ fn a_header_to_column_xfd_with_a_cell_on_the_last_row_is_copied_small() {
         .map(|entry| entry.unwrap().file_name())
         .collect();
     assert_eq!(left, ["wide.xlsx"], "{left:?}");
-}
-
-fn column_letters(mut column: usize) -> String {
-    let mut letters = Vec::new();
-    loop {
-        letters.push(b'A' + (column % 26) as u8);
-        if column < 26 {
-            break;
-        }
-        column = column / 26 - 1;
-    }
-    letters.reverse();
-    String::from_utf8(letters).unwrap()
 }
 
 /// One user on 150,000 rows: each row's problem lists five of the others
