@@ -34,6 +34,7 @@ async fn sandbox(faults: Faults) -> RunningSandbox {
 /// pages without end, fails instead of taking the machine down.
 fn command(sandbox: &RunningSandbox, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("sh");
+    common::clean(&mut cmd);
     cmd.current_dir(dir)
         .arg("-c")
         .arg("ulimit -v 1048576 && ulimit -t 60 && exec \"$0\" \"$@\"")
@@ -407,7 +408,7 @@ async fn list_entries_without_an_id_fail_the_export() {
 
 #[test]
 fn the_list_faults_are_flags_of_the_sandbox_command() {
-    let output = Command::new(BIN)
+    let output = common::bin()
         .args([
             "sandbox",
             "--listen",

@@ -1,7 +1,7 @@
 //! `apply` end to end: the built binary against wiremock on port 0. Timing
 //! assertions are one-sided and wide; speed is measured in benchmarks.
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::common;
 
-use common::{BIN, Row, read_results_file};
+use common::{Row, read_results_file};
 
 const KEY: &str = "test-key-5f1c9a7e";
 
@@ -70,7 +70,7 @@ async fn apply_with_key(
     let input = dir.path().join("batch.csv");
     std::fs::write(&input, csv).unwrap();
     let results = dir.path().join("batch.results.csv");
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .arg("apply")
         .arg(&input)
@@ -601,7 +601,7 @@ async fn the_results_of_an_earlier_run_are_not_replaced_unless_asked() {
     let earlier = "row,user_id,status\n2,1,updated\n";
     std::fs::write(dir.path().join("batch.results.csv"), earlier).unwrap();
     let run = |extra: &'static [&'static str]| {
-        let mut command = Command::new(BIN);
+        let mut command = common::bin();
         command
             .current_dir(dir.path())
             .args([
@@ -950,7 +950,7 @@ async fn outputs_that_would_overwrite_the_input_or_each_other_are_refused() {
         ),
     ];
     for (flags, want) in cases {
-        let out = Command::new(BIN)
+        let out = common::bin()
             .current_dir(dir.path())
             .args(["apply", inp, "--base-url", &server.uri()])
             .args(*flags)
@@ -1039,7 +1039,7 @@ async fn no_command_replaces_the_record_of_a_run_that_sent_requests() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("batch.csv"), "user_id,lang\n1,de\n").unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(BIN)
+        let out = common::bin()
             .current_dir(dir.path())
             .args(args)
             .args(if args[0] == "apply" {
@@ -1136,7 +1136,7 @@ async fn resume_reads_back_a_group_this_tool_does_not_know() {
     assert_eq!(run.row(2)["groups"], "Support;Users");
     let record = run.results_text.clone();
     let dir = run.dir;
-    let out = Command::new(BIN)
+    let out = common::bin()
         .current_dir(dir.path())
         .args(["apply", "batch.csv", "-o", "batch.results.csv", "--resume"])
         .args(["--base-url", &server.uri()])

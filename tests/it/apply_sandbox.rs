@@ -28,7 +28,7 @@ async fn start(faults: Faults) -> RunningSandbox {
 async fn apply(sandbox: Option<&RunningSandbox>, input: &str, flags: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), input).unwrap();
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .current_dir(dir.path())
         .args(["apply", "in.csv", "--summary-json", "summary.json"])
@@ -97,7 +97,7 @@ fn the_readme_rehearsal_updates_every_valid_sample_row() {
     let mut out = None;
     for _ in 0..2 {
         out = Some(
-            Command::new(BIN)
+            common::bin()
                 .current_dir(dir.path())
                 .args(["apply", sample.to_str().unwrap(), "--sandbox"])
                 .env_remove("GCORE_API_KEY")
@@ -294,7 +294,7 @@ async fn a_signal_stops_the_run_and_every_row_is_still_accounted_for() {
         let sandbox = start(Faults::default()).await;
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("in.csv"), lang_rows(40)).unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = common::bin()
             .current_dir(dir.path())
             .args([
                 "apply",
@@ -386,7 +386,7 @@ fn run_on_open_stdin(
     if command == "apply" {
         args.extend(["--base-url".into(), sandbox.base_url()]);
     }
-    let mut child = Command::new(BIN)
+    let mut child = common::bin()
         .current_dir(dir)
         .args(&args)
         .env("GCORE_API_KEY", sandbox.api_key())
@@ -454,7 +454,7 @@ async fn ctrl_c_while_the_file_is_checked_ends_the_run_with_every_row() {
                 sandbox.base_url(),
             ]);
         }
-        let child = Command::new(BIN)
+        let child = common::bin()
             .current_dir(dir.path())
             .args(&args)
             .args(["--overwrite"])
@@ -637,7 +637,7 @@ async fn a_record_that_cannot_be_written_stops_the_run_and_says_what_was_sent() 
     .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), lang_rows(1000)).unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = common::bin()
         .current_dir(dir.path())
         .args(["apply", "in.csv", "-o", "-", "--rate", "0"])
         .args(["--base-url", &sandbox.base_url()])
@@ -686,7 +686,9 @@ fn results_on_a_terminal_are_not_erased_by_the_progress_bar() {
     std::fs::write(dir.path().join("in.csv"), lang_rows(50)).unwrap();
     let on_pty = |output: &str| {
         let command = format!("{BIN} apply in.csv --sandbox --rate 200 -o {output}");
-        let out = Command::new("script")
+        let mut script = Command::new("script");
+        common::clean(&mut script);
+        let out = script
             .current_dir(dir.path())
             .args(["-qec", &command, "/dev/null"])
             .output()
@@ -839,7 +841,9 @@ fn no_color_and_a_dumb_terminal_are_honoured() {
     std::fs::write(dir.path().join("in.csv"), lang_rows(40)).unwrap();
     let on_pty = |env: &[(&str, &str)]| {
         let command = format!("{BIN} apply in.csv --sandbox --rate 20 -o out.csv --overwrite");
-        let out = Command::new("script")
+        let mut script = Command::new("script");
+        common::clean(&mut script);
+        let out = script
             .current_dir(dir.path())
             .args(["-qec", &command, "/dev/null"])
             .env("TERM", "xterm-256color")
@@ -938,7 +942,7 @@ async fn a_reader_gone_after_the_last_request_is_exit_74() {
     let sandbox = start(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), lang_rows(1000)).unwrap();
-    let mut child = std::process::Command::new(BIN)
+    let mut child = common::bin()
         .current_dir(dir.path())
         .args(["apply", "in.csv", "-o", "-", "--rate", "0", "-q"])
         .args(["--base-url", &sandbox.base_url(), "--report", "run.html"])
@@ -981,7 +985,7 @@ async fn a_second_ctrl_c_quits_while_the_reader_of_dash_o_does_not_read() {
     let sandbox = start(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), lang_rows(5000)).unwrap();
-    let mut child = Command::new(BIN)
+    let mut child = common::bin()
         .current_dir(dir.path())
         .args(["apply", "in.csv", "--base-url", &sandbox.base_url()])
         .env("GCORE_API_KEY", sandbox.api_key())

@@ -5,9 +5,9 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{BIN, read_results_file, start_sandbox};
+use common::{read_results_file, start_sandbox};
 use gcore_iam_bulk::model::api::User;
 use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
 
@@ -15,7 +15,7 @@ const KEY: &str = "live-test-key-0123456789";
 
 /// `gcore-iam-bulk COMMAND INPUT --base-url ... ARGS` in `dir`, off the runtime.
 async fn run(sandbox: &RunningSandbox, dir: &Path, command: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::bin();
     cmd.current_dir(dir)
         .args([command])
         .args(args)
@@ -858,7 +858,7 @@ async fn the_undo_file_is_kept_from_every_other_run_and_holds_odd_values_exactly
         std::fs::read_to_string(dir.path().join("undo.csv")).unwrap(),
         undo
     );
-    let output = Command::new(BIN)
+    let output = common::bin()
         .current_dir(dir.path())
         .args(["apply", "in.csv", "--sandbox", "--undo-file", "u2.csv"])
         .output()
@@ -946,7 +946,7 @@ async fn a_plan_killed_or_with_invalid_rows_sends_nothing() {
     // Killed while it reads: no plan passes for a whole one.
     // Two rows: a GET each, the second 2 s after the first.
     std::fs::write(dir.path().join("in.csv"), common::lang_rows(2)).unwrap();
-    let mut planning = Command::new(BIN)
+    let mut planning = common::bin()
         .current_dir(dir.path())
         .args([
             "plan",

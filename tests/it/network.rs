@@ -8,10 +8,10 @@ use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use common::proxy::{ConnectProxy, basic};
-use common::{BIN, kill, lang_rows, read_results_file};
+use common::{kill, lang_rows, read_results_file};
 use gcore_iam_bulk::sandbox::{RunningSandbox, SandboxConfig, start_tls};
 
 const KEY: &str = "network-test-key-0123456789";
@@ -52,7 +52,7 @@ async fn tls_sandbox(dir: &Path) -> (RunningSandbox, PathBuf) {
 /// `apply in.csv --base-url BASE ARGS...` in `dir` with `vars` set and no
 /// other network variable; run off the runtime, which serves the sandbox.
 async fn apply(dir: &Path, base: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .current_dir(dir)
         .args(["apply", "in.csv", "--base-url", base, "--overwrite"])
@@ -308,7 +308,7 @@ async fn a_proxy_that_refuses_or_cannot_be_reached_never_shows_the_password() {
 async fn rehearsal_over_tls_trusts_its_own_sandbox_and_takes_only_the_proxy_flag() {
     let dir = setup(12);
     let proxy = ConnectProxy::start(None).await;
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .current_dir(dir.path())
         .args([
@@ -347,7 +347,7 @@ async fn rehearsal_over_tls_trusts_its_own_sandbox_and_takes_only_the_proxy_flag
 #[test]
 fn sandbox_tls_prints_its_authoritys_file_and_removes_it_at_the_end() {
     let dir = setup(8);
-    let mut sandbox = Command::new(BIN)
+    let mut sandbox = common::bin()
         .args([
             "sandbox",
             "--tls",
@@ -380,7 +380,7 @@ fn sandbox_tls_prints_its_authoritys_file_and_removes_it_at_the_end() {
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
     assert!(!pem.contains("PRIVATE KEY"));
 
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .current_dir(dir.path())
         .args(["apply", "in.csv", "--base-url", &base])
@@ -417,7 +417,7 @@ fn certificate_files_that_cannot_serve_are_refused_before_anything_is_sent() {
         ("der.cer", "openssl x509 -inform der"),
     ];
     for (name, want) in cases {
-        let output = Command::new(BIN)
+        let output = common::bin()
             .current_dir(dir.path())
             .args([
                 "apply",
@@ -539,7 +539,7 @@ async fn no_proxy_flag_and_star_bypass_the_environments_proxy() {
 fn tls_and_sandbox_users_go_only_with_sandbox() {
     let dir = setup(1);
     for flag in [["--tls", ""], ["--sandbox-users", "5"]] {
-        let output = Command::new(BIN)
+        let output = common::bin()
             .current_dir(dir.path())
             .args(["apply", "in.csv", "--dry-run"])
             .args(flag.iter().filter(|a| !a.is_empty()))

@@ -2,20 +2,20 @@
 //! config file under a private `XDG_CONFIG_HOME`, the sandbox on loopback.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
 
 use crate::common;
 
-use common::{BIN, lang_rows, read_results_file, start_sandbox};
+use common::{lang_rows, read_results_file, start_sandbox};
 
 const KEY: &str = "profile-test-key";
 
 /// Runs the binary in `dir` with `dir/config` as the config folder and no
 /// key or base URL in the environment.
 async fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .current_dir(dir)
         .args(args)

@@ -18,12 +18,12 @@ use tokio::net::TcpListener;
 
 use crate::common;
 
-use common::{BIN, read_results_file, start_sandbox};
+use common::{read_results_file, start_sandbox};
 
 /// Runs `args` with the sandbox's key and base URL in `dir`, off the runtime
 /// the sandbox serves on.
 async fn run(dir: &Path, sandbox: Option<&RunningSandbox>, args: &[&str]) -> Output {
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .current_dir(dir)
         .args(args)
@@ -484,7 +484,7 @@ async fn a_run_stopped_early_says_why_and_lists_the_rows_not_sent() {
     let sandbox = start_sandbox("report-key", 1, Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), common::lang_rows(30)).unwrap();
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .current_dir(dir.path())
         .args(["apply", "in.csv", "--report", "run.html"])
@@ -660,7 +660,7 @@ async fn the_page_never_replaces_a_file_the_settings_came_from() {
         ),
     ];
     for (env, flags, report, expected) in cases {
-        let mut command = Command::new(BIN);
+        let mut command = common::bin();
         command
             .current_dir(dir.path())
             .args(["apply", "in.csv", "--overwrite", "--report", report])

@@ -12,7 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common;
 
-use common::{BIN, kill, lang_rows};
+use common::{kill, lang_rows};
 
 /// A key with the characters each encoding escapes.
 const KEY: &str = "12345$SecretKey/abc+def=ghi&jkl";
@@ -20,7 +20,7 @@ const KEY: &str = "12345$SecretKey/abc+def=ghi&jkl";
 /// The binary in `dir`, `dir/config` as the config folder, and nothing of
 /// the developer's environment.
 fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = common::bin();
     command
         .current_dir(dir)
         .args(args)

@@ -7,10 +7,10 @@
 use crate::common;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::Arc;
 
-use common::{BIN, read_results_file};
+use common::read_results_file;
 use gcore_iam_bulk::model::api::User;
 use gcore_iam_bulk::sandbox::{Faults, RunningSandbox, SandboxConfig};
 use proptest::prelude::*;
@@ -35,7 +35,7 @@ async fn start(users: Vec<Value>) -> RunningSandbox {
 
 /// `gcore-iam-bulk COMMAND ARGS --base-url ...` in `dir`, off the runtime.
 async fn run(sandbox: &RunningSandbox, dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::bin();
     cmd.current_dir(dir)
         .args(args)
         .args(["--base-url", &sandbox.base_url(), "--rate", "0"])
@@ -696,7 +696,7 @@ async fn the_undo_file_holds_what_each_patch_replaced() {
         "user_id,company\n1,C\n2,C\n3,C\n",
     )
     .unwrap();
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::bin();
     cmd.current_dir(dir.path())
         .args([
             "apply",
@@ -756,7 +756,7 @@ fn an_undo_file_without_its_verbatim_column_is_refused() {
         "user_id,name,phone,company\n10,null,null,\"\"\"Acme\"\"\"\n",
     )
     .unwrap();
-    let output = Command::new(BIN)
+    let output = common::bin()
         .current_dir(dir.path())
         .args(["validate", "undo.csv"])
         .output()

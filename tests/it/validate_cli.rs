@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use crate::common;
 
-use common::{BIN, read_results};
+use common::read_results;
 
 const HEADER: &str = "user_id,email,name,lang,phone,company,groups,auth_types";
 
@@ -36,7 +36,7 @@ fn run_on(input: &[u8], args: &[&str]) -> Run {
 }
 
 fn run_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let mut child = Command::new(BIN)
+    let mut child = common::bin()
         .args(args)
         .current_dir(dir)
         .env_remove("GCORE_API_KEY")
@@ -642,7 +642,7 @@ fn the_missing_key_is_reported_before_the_files() {
         &["export"][..],
         &["apply", "--plan", "in.plan.csv"][..],
     ] {
-        let run = Command::new(BIN)
+        let run = common::bin()
             .args(args)
             .current_dir(dir.path())
             .env_remove("GCORE_API_KEY")
@@ -656,7 +656,7 @@ fn the_missing_key_is_reported_before_the_files() {
         );
     }
     // With the key, the file is the problem.
-    let run = Command::new(BIN)
+    let run = common::bin()
         .args(["apply", "in.csv"])
         .current_dir(dir.path())
         .env("GCORE_API_KEY", "a-key-for-the-test")
@@ -677,7 +677,7 @@ fn output_to_a_closed_pipe_ends_with_the_runs_exit_code_not_a_panic() {
     std::fs::write(dir.path().join("in.csv"), "user_id,name\n1,Ann\n").unwrap();
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let run = Command::new(BIN)
+    let run = common::bin()
         .args(["validate", "in.csv", "-o", "-"])
         .current_dir(dir.path())
         .env("GCORE_API_KEY", "a-key-for-the-test")

@@ -23,6 +23,7 @@ fn run_limited(dir: &Path, args: &[&str]) -> Output {
     let mut command = common::command_in(dir, KEY);
     let program = command.get_program().to_owned();
     let mut limited = std::process::Command::new("sh");
+    common::clean(&mut limited);
     limited
         .current_dir(dir)
         .env("GCORE_API_KEY", KEY)

@@ -58,15 +58,46 @@ pub fn lang_rows(rows: u64) -> String {
 /// The built binary run in `dir` with `key` in `GCORE_API_KEY` and no
 /// proxy or base URL from the environment of whoever runs the tests.
 pub fn command_in(dir: &Path, key: &str) -> std::process::Command {
+    let mut command = bin();
+    command.current_dir(dir).env("GCORE_API_KEY", key);
+    command
+}
+
+/// The one way the tests start the binary: nothing of the developer's
+/// environment reaches it: no `GCORE_*` variable, no proxy or trust-store
+/// variable, and an empty config folder (a test that needs a config file
+/// sets `XDG_CONFIG_HOME` again).
+pub fn bin() -> std::process::Command {
     let mut command = std::process::Command::new(BIN);
+    clean(&mut command);
     command
-        .current_dir(dir)
-        .env("GCORE_API_KEY", key)
-        .env_remove("GCORE_BASE_URL")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("HTTP_PROXY")
-        .env_remove("ALL_PROXY");
-    command
+}
+
+/// What [`bin`] leaves out of the environment, for a command that starts
+/// the binary another way (through `sh` under limits).
+pub fn clean(command: &mut std::process::Command) {
+    static EMPTY_CONFIG: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let config = EMPTY_CONFIG.get_or_init(|| tempfile::tempdir().unwrap());
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("GCORE_") {
+            command.env_remove(name);
+        }
+    }
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    ] {
+        command.env_remove(name);
+    }
+    command.env("XDG_CONFIG_HOME", config.path());
 }
 
 /// Sends `signal` (`INT`, `TERM`) to the process `pid`.
@@ -87,7 +118,7 @@ pub fn spawn_apply(
     key: &str,
     args: &[&str],
 ) -> std::process::Child {
-    std::process::Command::new(BIN)
+    bin()
         .current_dir(dir)
         .args(["apply", input, "--base-url", base_url])
         .args(args)
