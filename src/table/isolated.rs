@@ -186,10 +186,12 @@ fn bound_this_process(bounds: Limits) -> io::Result<()> {
         if unsafe { libc::getrlimit(resource, &mut current) } != 0 {
             return Err(io::Error::last_os_error());
         }
-        let cap = |value: u64| (value as libc::rlim_t).min(current.rlim_max);
+        // Never above what the run was given (a `ulimit` of the user's).
         let wanted = libc::rlimit {
-            rlim_cur: cap(soft),
-            rlim_max: cap(hard),
+            rlim_cur: (soft as libc::rlim_t)
+                .min(current.rlim_cur)
+                .min(current.rlim_max),
+            rlim_max: (hard as libc::rlim_t).min(current.rlim_max),
         };
         // SAFETY: a plain system call on a local value.
         if unsafe { libc::setrlimit(resource, &wanted) } != 0 {
