@@ -531,31 +531,45 @@ enum Spelled {
     Invisible,
 }
 
-/// Characters that show nothing, which a server may put between the key's
-/// characters (on purpose or by a template): zero-width space, non-joiner
-/// and joiner, word joiner, soft hyphen, the left-to-right and
-/// right-to-left marks, and the zero-width no-break space (BOM).
+/// Some of the characters that show nothing, which a server may put
+/// between the key's characters (on purpose or by a template): zero-width
+/// space, non-joiner and joiner, word joiner, soft hyphen, the
+/// left-to-right and right-to-left marks, and the zero-width no-break space
+/// (BOM). Every other one the terminal's escaping hides too
+/// ([`is_invisible`]) is skipped as well.
 pub const INVISIBLE: [char; 8] = [
     '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{ad}', '\u{200e}', '\u{200f}', '\u{feff}',
 ];
 
-/// The first bytes of the UTF-8 of the [`INVISIBLE`] characters.
-const INVISIBLE_STARTS: [u8; 3] = [0xc2, 0xe2, 0xef];
+/// Whether `c` shows nothing and may stand between two key characters: a
+/// character other than ASCII that [`crate::visible::hidden`] writes as
+/// `\u{..}` on the terminal (invisible operators, fillers, bidi marks,
+/// variation selectors, tags...), one list for both.
+pub fn is_invisible(c: char) -> bool {
+    !c.is_ascii() && crate::visible::hidden(c)
+}
 
-/// The length of the UTF-8 of an [`INVISIBLE`] character at the start of
-/// `text`, if one is there.
+/// The first bytes of the UTF-8 of the [`is_invisible`] characters (a test
+/// holds the list to the function).
+const INVISIBLE_STARTS: [u8; 9] = [0xc2, 0xcd, 0xd8, 0xe1, 0xe2, 0xe3, 0xef, 0xf0, 0xf3];
+
+/// The length of the UTF-8 of an [`is_invisible`] character at the start
+/// of `text`, if one is there.
 fn invisible(text: &[u8]) -> Option<usize> {
-    match text {
-        [0xc2, 0xad, ..] => Some(2),
-        [0xe2, 0x80, 0x8b..=0x8f, ..] | [0xe2, 0x81, 0xa0, ..] | [0xef, 0xbb, 0xbf, ..] => Some(3),
-        _ => None,
-    }
+    let len = match text.first()? {
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return None,
+    };
+    let c = std::str::from_utf8(text.get(..len)?).ok()?.chars().next()?;
+    is_invisible(c).then_some(len)
 }
 
 /// The length of an [`INVISIBLE`] character percent-encoded (once) at the
 /// start of `text`, each of its bytes an escape: `%E2%80%8B`.
 fn percent_invisible(text: &[u8]) -> Option<usize> {
-    let mut bytes = [0; 3];
+    let mut bytes = [0; 4];
     let mut read = 0;
     while let (Some(byte), Some([b'%', high, low])) =
         (bytes.get_mut(read), text.get(3 * read..3 * read + 3))
@@ -579,7 +593,7 @@ fn stands_for(value: u32) -> Option<Spelled> {
         '\u{a0}' => Some(Spelled::Byte(b' ')),
         '\u{2010}' => Some(Spelled::Byte(b'-')),
         '\u{2dc}' => Some(Spelled::Byte(b'~')),
-        c if INVISIBLE.contains(&c) => Some(Spelled::Invisible),
+        c if is_invisible(c) => Some(Spelled::Invisible),
         c => u8::try_from(c).ok().filter(u8::is_ascii).map(Spelled::Byte),
     }
 }
@@ -731,10 +745,13 @@ fn named_reference(text: &[u8]) -> Option<(Spelled, usize)> {
 /// (two characters, `fj`) is not read.
 const NAMED_REFERENCES: &[(&str, Spelled)] = &[
     ("AMP", Spelled::Byte(b'&')),
+    ("ApplyFunction", Spelled::Invisible),
     ("DiacriticalGrave", Spelled::Byte(b'`')),
     ("DiacriticalTilde", Spelled::Byte(b'~')),
     ("GT", Spelled::Byte(b'>')),
     ("Hat", Spelled::Byte(b'^')),
+    ("InvisibleComma", Spelled::Invisible),
+    ("InvisibleTimes", Spelled::Invisible),
     ("LT", Spelled::Byte(b'<')),
     ("NegativeMediumSpace", Spelled::Invisible),
     ("NegativeThickSpace", Spelled::Invisible),
@@ -746,6 +763,7 @@ const NAMED_REFERENCES: &[(&str, Spelled)] = &[
     ("UnderBar", Spelled::Byte(b'_')),
     ("VerticalLine", Spelled::Byte(b'|')),
     ("ZeroWidthSpace", Spelled::Invisible),
+    ("af", Spelled::Invisible),
     ("amp", Spelled::Byte(b'&')),
     ("apos", Spelled::Byte(b'\'')),
     ("ast", Spelled::Byte(b'*')),
@@ -760,6 +778,8 @@ const NAMED_REFERENCES: &[(&str, Spelled)] = &[
     ("grave", Spelled::Byte(b'`')),
     ("gt", Spelled::Byte(b'>')),
     ("hyphen", Spelled::Byte(b'-')),
+    ("ic", Spelled::Invisible),
+    ("it", Spelled::Invisible),
     ("lbrace", Spelled::Byte(b'{')),
     ("lbrack", Spelled::Byte(b'[')),
     ("lcub", Spelled::Byte(b'{')),

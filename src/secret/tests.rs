@@ -254,6 +254,43 @@ fn every_html_reference_a_browser_reads_is_blanked() {
     assert_eq!(blank("12345$abcdefgh", "12345&#36abcdefgh"), "***");
 }
 
+/// Every character the terminal's escaping hides (not ASCII) is skipped
+/// between key characters: its first byte is among those the search
+/// stops at, and it reads as invisible.
+#[test]
+fn every_hidden_character_is_invisible_to_the_search() {
+    let mut utf8 = [0; 4];
+    for c in (0x80..=0x10_FFFF).filter_map(char::from_u32) {
+        if crate::visible::hidden(c) {
+            let bytes = c.encode_utf8(&mut utf8).as_bytes();
+            assert!(INVISIBLE_STARTS.contains(&bytes[0]), "{c:?}");
+            assert_eq!(super::invisible(bytes), Some(bytes.len()), "{c:?}");
+        }
+    }
+    let key = "q7Wm2Zx9Lp4Rt8Yu3Io6Pa1Sd5Fg0HjKcVbNmE";
+    for between in [
+        '\u{2063}',
+        '\u{3164}',
+        '\u{e0020}',
+        '\u{1d173}',
+        '\u{2800}',
+        '\u{180e}',
+    ] {
+        let echo: String = key.chars().flat_map(|c| [c, between]).collect();
+        let text = format!("HTTP 400: {echo}!");
+        let blanked = Blanker::new(key).blank(text.as_str().into()).into_owned();
+        assert!(!blanked.contains("q7Wm"), "{between:?}: {blanked}");
+    }
+    for name in ["&InvisibleTimes;", "&ic;", "&af;"] {
+        let echo: String = key
+            .chars()
+            .flat_map(|c| [c.to_string(), name.to_string()])
+            .collect();
+        let blanked = Blanker::new(key).blank(echo.as_str().into()).into_owned();
+        assert!(!blanked.contains("q7Wm"), "{name}: {blanked}");
+    }
+}
+
 #[test]
 fn invisible_characters_between_the_key_characters_are_read_through() {
     let key = "kS9d-2fLq_7ZxP0vRt3Wm8YhN4cJ6bGe";
