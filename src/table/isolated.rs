@@ -136,25 +136,66 @@ fn in_child(
         command.pre_exec(move || bound_this_process(bounds));
     }
     let mut child = command.spawn().map_err(failed)?;
-    let mut answer = Vec::new();
+    // The answer is read by a thread of its own, at most half the child's
+    // memory bound; the child is killed when the answer is longer, cannot
+    // be held, or does not end within twice the processor time (a child
+    // blocked on a full pipe uses none).
     let mut stderr = child.stderr.take().expect("piped");
-    let read = stderr.read_to_end(&mut answer);
+    let cap = bounds.memory / 2;
+    let (sender, answered) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answer = Vec::new();
+        let read = (&mut stderr).take(cap + 1).read_to_end(&mut answer);
+        let _ = sender.send(read.map(|_| answer));
+    });
+    let wall = std::time::Duration::from_secs(bounds.seconds.saturating_mul(2) + 30);
+    let (answer, cut) = match answered.recv_timeout(wall) {
+        Ok(Ok(answer)) if answer.len() as u64 <= cap => (Some(answer), None),
+        Ok(Ok(_)) => (
+            None,
+            Some(format!("its answer took more than {}", show_size(cap))),
+        ),
+        Ok(Err(_)) => (None, Some("this run could not hold its answer".to_string())),
+        Err(_) => (
+            None,
+            Some(format!("it did not end within {} s", wall.as_secs())),
+        ),
+    };
+    if cut.is_some() {
+        let _ = child.kill();
+    }
     let status = child.wait().map_err(failed)?;
-    let parsed = match (read, status.success()) {
-        (Ok(_), true) => serde_json::from_slice::<Result<SheetRead, String>>(&answer).ok(),
+    let parsed = match (answer, status.success()) {
+        (Some(answer), true) => serde_json::from_slice::<Result<SheetRead, String>>(&answer).ok(),
         _ => None,
     };
     parsed.unwrap_or_else(|| {
+        let memory = bounds.memory.min(current_memory_limit());
         Err(format!(
             "the workbook reader stopped on it ({}): reading it took more than its bound of {} \
              of memory or {} s of processor time, or met a structure it cannot read (a damaged \
              or forged file, or a sheet too large to read this way); open it in a spreadsheet \
              and save it again as .xlsx, or as CSV UTF-8",
-            describe(status),
-            show_size(bounds.memory),
+            cut.unwrap_or_else(|| describe(status)),
+            show_size(memory),
             bounds.seconds
         ))
     })
+}
+
+/// This process's own soft bound on its address space (a `ulimit -v`),
+/// which the child inherits when it is below the reader's.
+#[cfg(unix)]
+fn current_memory_limit() -> u64 {
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a plain system call on a local value.
+    match unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut current) } {
+        0 => current.rlim_cur,
+        _ => u64::MAX,
+    }
 }
 
 /// How the child ended, in words.

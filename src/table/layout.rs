@@ -698,7 +698,11 @@ pub fn xlsx_format_mark(code: &str) -> Option<Mark> {
     if bare.contains(['$', '€', '£', '¥']) || bare.contains("[$") {
         return Some(Mark::Format("a currency".into()));
     }
-    Some(Mark::Format(format!("the format {trimmed:?}")))
+    // A code can be long (a forged one, 100 KB): a message shows its start.
+    Some(Mark::Format(match crate::visible::prefix(trimmed, 40) {
+        Some(start) => format!("the format {start:?}…"),
+        None => format!("the format {trimmed:?}"),
+    }))
 }
 
 #[cfg(test)]

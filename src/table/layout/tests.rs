@@ -64,6 +64,16 @@ fn built_in_formats_without_a_code_are_told_by_their_id() {
 }
 
 #[test]
+fn a_long_format_code_is_named_by_its_start() {
+    let code = format!("0{}", "\"x\"".repeat(50_000));
+    let Some(Mark::Format(named)) = xlsx_format_mark(&code) else {
+        panic!("a format")
+    };
+    assert!(named.len() < 120, "{named}");
+    assert!(named.ends_with('…'), "{named}");
+}
+
+#[test]
 fn formats_are_told_by_their_code() {
     let cases = [
         ("General", None),
