@@ -182,7 +182,7 @@ impl Blanker {
         // an escape: one way of reading, followed without the bookkeeping.
         let (mut at, mut state, mut count) = (start, ROOT, 0);
         while let Some(&byte) = text.get(at) {
-            if starts_escape(byte) || INVISIBLE_STARTS.contains(&byte) {
+            if starts_escape(byte) || starts_invisible(byte) {
                 break;
             }
             let Some(next) = runs.step(state, byte.to_ascii_lowercase()) else {
@@ -471,7 +471,10 @@ impl Runs {
             if starts_escape(first) || in_key && needed == 1 {
                 (0..=u8::MAX).for_each(|second| open(first, second));
             } else if in_key {
-                for second in ESCAPES.into_iter().chain(INVISIBLE_STARTS) {
+                for second in ESCAPES
+                    .into_iter()
+                    .chain((0..=u8::MAX).filter(|byte| starts_invisible(*byte)))
+                {
                     open(first, second);
                 }
             }
@@ -542,21 +545,28 @@ pub const INVISIBLE: [char; 8] = [
 ];
 
 /// Whether `c` shows nothing and may stand between two key characters: a
-/// character other than ASCII that [`crate::visible::hidden`] writes as
+/// character (ASCII controls and DEL included) that [`crate::visible::hidden`] writes as
 /// `\u{..}` on the terminal (invisible operators, fillers, bidi marks,
 /// variation selectors, tags...), one list for both.
 pub fn is_invisible(c: char) -> bool {
-    !c.is_ascii() && crate::visible::hidden(c)
+    crate::visible::hidden(c)
 }
 
-/// The first bytes of the UTF-8 of the [`is_invisible`] characters (a test
+/// Whether `byte` may start the UTF-8 of an [`is_invisible`] character: an
+/// ASCII control or DEL, or the first byte of one of the others (a test
 /// holds the list to the function).
-const INVISIBLE_STARTS: [u8; 9] = [0xc2, 0xcd, 0xd8, 0xe1, 0xe2, 0xe3, 0xef, 0xf0, 0xf3];
+fn starts_invisible(byte: u8) -> bool {
+    matches!(
+        byte,
+        0x00..=0x1f | 0x7f | 0xc2 | 0xcd | 0xd8 | 0xe1 | 0xe2 | 0xe3 | 0xef | 0xf0 | 0xf3
+    )
+}
 
 /// The length of the UTF-8 of an [`is_invisible`] character at the start
 /// of `text`, if one is there.
 fn invisible(text: &[u8]) -> Option<usize> {
     let len = match text.first()? {
+        0x00..=0x7f => 1,
         0xc2..=0xdf => 2,
         0xe0..=0xef => 3,
         0xf0..=0xf4 => 4,

@@ -9,9 +9,10 @@ use std::fmt::Write as _;
 
 /// Whether `c` acts on the terminal or the reader instead of showing:
 /// control characters (C0, DEL, C1), the marks that set the direction of
-/// text, and the characters that take no width or show as nothing (the
-/// Hangul fillers, the Braille blank, variation selectors and tags, the
-/// object replacement character...).
+/// text, and the characters that take no width or show as nothing: every
+/// Default_Ignorable_Code_Point of Unicode (the Hangul fillers, variation
+/// selectors, tags and the reserved ignorable ranges...), the Braille
+/// blank and the object replacement character.
 ///
 /// Only for display: a variation selector after an emoji (U+FE0F) is
 /// written as `\u{fe0f}` too, which costs a message its colour, not its
@@ -25,20 +26,21 @@ pub fn hidden(c: char) -> bool {
                 | '\u{061c}'
                 | '\u{115f}'..='\u{1160}'
                 | '\u{17b4}'..='\u{17b5}'
-                | '\u{180e}'
+                | '\u{180b}'..='\u{180f}'
                 | '\u{200b}'..='\u{200f}'
                 | '\u{2028}'..='\u{202e}'
-                | '\u{2060}'..='\u{2069}'
+                | '\u{2060}'..='\u{206f}'
                 | '\u{2800}'
                 | '\u{3164}'
                 | '\u{fe00}'..='\u{fe0f}'
                 | '\u{feff}'
                 | '\u{ffa0}'
-                | '\u{fff9}'..='\u{fffc}'
+                | '\u{fff0}'..='\u{fffc}'
+                | '\u{16fe4}'
+                | '\u{1bca0}'..='\u{1bca3}'
                 | '\u{1d159}'
                 | '\u{1d173}'..='\u{1d17a}'
-                | '\u{e0000}'..='\u{e007f}'
-                | '\u{e0100}'..='\u{e01ef}'
+                | '\u{e0000}'..='\u{e0fff}'
         )
 }
 
@@ -139,8 +141,7 @@ mod tests {
             '\u{ffa1}',
             '\u{fdff}',
             '\u{fe10}',
-            '\u{e0080}',
-            '\u{e01f0}',
+            '\u{e1000}',
             '\u{034e}',
             '\u{2801}',
             '\u{1d15a}',

@@ -551,10 +551,11 @@ impl OdsScan {
                 // A number shown as other text (a currency by its data
                 // style, or a display that is not its value): a user ID
                 // in it is refused, as a person reads the text.
-                cell.2 = Some(Mark::Format(format!(
-                    "the text {:?}",
-                    crate::visible::visible(self.cell_shown.trim())
-                )));
+                let shown = crate::visible::visible(self.cell_shown.trim());
+                cell.2 = Some(Mark::Format(match crate::visible::prefix(&shown, 40) {
+                    Some(start) => format!("the text {start:?}…"),
+                    None => format!("the text {shown:?}"),
+                }));
             }
             if cell.0 >= 1 << 14 {
                 return Err(format!(
