@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 /// control characters (C0, DEL, C1), the marks that set the direction of
 /// text, and the characters that take no width or show as nothing: every
 /// Default_Ignorable_Code_Point of Unicode (the Hangul fillers, variation
-/// selectors, tags and the reserved ignorable ranges...), the Braille
+/// selectors, tags and the reserved ignorable ranges...), the Egyptian
+/// hieroglyph format controls (no width without their font), the Braille
 /// blank and the object replacement character.
 ///
 /// Only for display: a variation selector after an emoji (U+FE0F) is
@@ -36,6 +37,7 @@ pub fn hidden(c: char) -> bool {
                 | '\u{feff}'
                 | '\u{ffa0}'
                 | '\u{fff0}'..='\u{fffc}'
+                | '\u{13430}'..='\u{1343f}'
                 | '\u{16fe4}'
                 | '\u{1bca0}'..='\u{1bca3}'
                 | '\u{1d159}'

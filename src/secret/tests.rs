@@ -284,6 +284,7 @@ fn every_hidden_character_is_invisible_to_the_search() {
         '\u{16fe4}',
         '\u{fff3}',
         '\u{e0fff}',
+        '\u{13430}',
     ] {
         let echo: String = key.chars().flat_map(|c| [c, between]).collect();
         let text = format!("HTTP 400: {echo}!");
