@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Instant;
 
 const T: Duration = Duration::from_secs(30);
 
