@@ -423,27 +423,34 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
 /// echo of the key blanked, written again; as it was when nothing is, or
 /// when it is not JSON (the reader then says so).
 fn blank_decoded<'a>(blanker: &Blanker, text: Cow<'a, str>) -> Cow<'a, str> {
+    /// Blanks `text` in place; whether it held an echo.
+    fn blank(blanker: &Blanker, text: &mut String) -> bool {
+        let found = blanker.finds_in(text);
+        if found {
+            *text = blanker.blank(Cow::Borrowed(text.as_str())).into_owned();
+        }
+        found
+    }
     fn walk(blanker: &Blanker, value: &mut serde_json::Value) -> bool {
-        let blank = |text: &mut String| {
-            let found = blanker.finds_in(text);
-            if found {
-                *text = blanker.blank(Cow::Borrowed(text.as_str())).into_owned();
-            }
-            found
-        };
         match value {
-            serde_json::Value::String(text) => blank(text),
+            serde_json::Value::String(text) => blank(blanker, text),
             serde_json::Value::Array(items) => items
                 .iter_mut()
                 .fold(false, |changed, item| walk(blanker, item) | changed),
             serde_json::Value::Object(map) => {
-                let mut changed = false;
-                let keys: Vec<String> = map.keys().cloned().collect();
-                for key in keys {
-                    let mut value = map.remove(&key).expect("a key of the map");
-                    changed |= walk(blanker, &mut value);
+                let mut changed = map
+                    .values_mut()
+                    .fold(false, |changed, item| walk(blanker, item) | changed);
+                // A key is rarely an echo: only those are taken out and put back.
+                let echoed: Vec<String> = map
+                    .keys()
+                    .filter(|key| blanker.finds_in(key))
+                    .cloned()
+                    .collect();
+                for key in echoed {
+                    let value = map.remove(&key).expect("a key of the map");
                     let mut key = key;
-                    changed |= blank(&mut key);
+                    changed |= blank(blanker, &mut key);
                     map.insert(key, value);
                 }
                 changed

@@ -70,15 +70,7 @@ pub fn child_main() -> Option<ExitCode> {
     if io::stdin().lock().read_to_end(&mut bytes).is_err() {
         return Some(ExitCode::from(3));
     }
-    let bytes: Arc<[u8]> = Arc::from(bytes);
-    let read = super::binary::check(&bytes).and_then(|()| {
-        let stdout = io::stdout();
-        sheet::convert_guarded(
-            io::Cursor::new(Arc::clone(&bytes)),
-            wanted.as_deref(),
-            io::BufWriter::new(stdout.lock()),
-        )
-    });
+    let read = in_this_process(Arc::from(bytes), wanted.as_deref(), io::stdout().lock());
     let json = serde_json::to_vec(&read).unwrap_or_default();
     let written = io::stderr().lock().write_all(&json);
     Some(ExitCode::from(if written.is_ok() { 0 } else { 3 }))
@@ -99,12 +91,18 @@ pub fn convert(
         return in_child(program, input, bytes.len() as u64, wanted, out);
     }
     let _ = input;
+    in_this_process(bytes, wanted, out.writer())
+}
+
+/// The reading itself, in the process that calls it (the child, or a run
+/// without isolation): the record checks, then calamine.
+fn in_this_process(
+    bytes: Arc<[u8]>,
+    wanted: Option<&str>,
+    out: impl Write,
+) -> Result<SheetRead, String> {
     super::binary::check(&bytes)?;
-    sheet::convert_guarded(
-        io::Cursor::new(bytes),
-        wanted,
-        io::BufWriter::new(out.writer()),
-    )
+    sheet::convert_guarded(io::Cursor::new(bytes), wanted, io::BufWriter::new(out))
 }
 
 #[cfg(unix)]

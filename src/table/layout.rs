@@ -14,6 +14,7 @@ use quick_xml::events::{BytesStart, Event};
 use zip::ZipArchive;
 
 use super::sheet::column_letters;
+use crate::model::patch::show;
 
 /// A rectangle of cells, 0-based, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -552,10 +553,7 @@ impl OdsScan {
                 // style, or a display that is not its value): a user ID
                 // in it is refused, as a person reads the text.
                 let shown = crate::visible::visible(self.cell_shown.trim());
-                cell.2 = Some(Mark::Format(match crate::visible::prefix(&shown, 40) {
-                    Some(start) => format!("the text {start:?}…"),
-                    None => format!("the text {shown:?}"),
-                }));
+                cell.2 = Some(Mark::Format(format!("the text {}", show(&shown))));
             }
             if cell.0 >= 1 << 14 {
                 return Err(format!(
@@ -700,10 +698,7 @@ pub fn xlsx_format_mark(code: &str) -> Option<Mark> {
         return Some(Mark::Format("a currency".into()));
     }
     // A code can be long (a forged one, 100 KB): a message shows its start.
-    Some(Mark::Format(match crate::visible::prefix(trimmed, 40) {
-        Some(start) => format!("the format {start:?}…"),
-        None => format!("the format {trimmed:?}"),
-    }))
+    Some(Mark::Format(format!("the format {}", show(trimmed))))
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ use xlsb::*;
 pub const MAX_CONTINUES: usize = 20_000;
 
 /// Why the walk ended early.
-pub(super) enum Halt {
+enum Halt {
     /// calamine stops here too, with its own error (or a panic, which is
     /// caught): nothing to guard past this point.
     Unread,
@@ -42,26 +42,26 @@ pub(super) enum Halt {
     Refused(String),
 }
 
-pub(super) type Walk<T> = Result<T, Halt>;
+type Walk<T> = Result<T, Halt>;
 
-pub(super) fn refused<T>(message: String) -> Walk<T> {
+fn refused<T>(message: String) -> Walk<T> {
     Err(Halt::Refused(message))
 }
 
-pub(super) fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
+fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
 }
 
-pub(super) fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
-pub(super) fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
 /// What calamine would hold for the sheets walked so far.
-pub(super) struct Held {
+struct Held {
     /// The text budget: [`inflate_limit`] of the file's size, as for the
     /// cells of every workbook.
     text_limit: u64,
@@ -101,7 +101,7 @@ impl Held {
 
 /// The rows and columns a sheet's cells reach, 0-based.
 #[derive(Default)]
-pub(super) struct Reach {
+struct Reach {
     rows: Option<(u32, u32)>,
     columns: Option<(u32, u32)>,
 }

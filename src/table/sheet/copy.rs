@@ -8,6 +8,8 @@ use std::io::{Read, Seek, Write};
 use super::super::layout::{self, Layout, Mark, MergeSweep};
 use calamine::{Data, Reader, Sheets, StyleRange};
 
+use crate::model::patch::show;
+
 use super::*;
 
 /// A cell that holds something, or a formula: 0-based position, its
@@ -404,10 +406,7 @@ pub(super) fn show_value(value: &Data, formula: Option<&str>) -> String {
         (Data::Empty, Some(formula)) => format!("the formula {}", formula_text(formula)),
         (value, _) => {
             let text = text_of(value).0;
-            match crate::visible::prefix(&text, 40) {
-                Some(prefix) => format!("{prefix:?}…"),
-                None => format!("{text:?}"),
-            }
+            show(&text)
         }
     }
 }
