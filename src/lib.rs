@@ -23,6 +23,7 @@ pub mod error;
 pub mod exit;
 pub mod http;
 pub mod model;
+pub mod operations;
 pub mod pipeline;
 pub mod policy;
 pub mod profile;

@@ -121,22 +121,23 @@ impl Plan {
             let record = record.map_err(refuse)?;
             rows += 1;
             match record.status {
-                Status::NotAttempted => {
+                Status::NOT_ATTEMPTED => {
                     return Err(refuse(format!(
                         "row {} was not read by the plan (it was cut short); run plan again",
                         record.row
                     )));
                 }
-                Status::WouldUpdate => {
+                Status::WOULD_UPDATE => {
                     planned_job(0, &record).map_err(refuse)?;
                     changes += 1;
                 }
-                Status::Invalid => invalid += 1,
-                Status::Unchanged | Status::Skipped | Status::Failed => {}
-                Status::Updated => {
+                Status::INVALID => invalid += 1,
+                Status::UNCHANGED | Status::SKIPPED | Status::FAILED => {}
+                other => {
                     return Err(refuse(format!(
-                        "row {} is updated, which no plan writes; was the file edited?",
-                        record.row
+                        "row {} is {}, which no plan writes; was the file edited?",
+                        record.row,
+                        other.as_str()
                     )));
                 }
             }
@@ -182,8 +183,8 @@ impl Plan {
                 Work::decided(seq, done)
             };
             batch.push(match record.status {
-                Status::WouldUpdate if self.refuse => decided(
-                    Status::NotAttempted,
+                Status::WOULD_UPDATE if self.refuse => decided(
+                    Status::NOT_ATTEMPTED,
                     format!(
                         "not sent: {} {} invalid in the plan",
                         self.invalid,
@@ -194,9 +195,9 @@ impl Plan {
                         }
                     ),
                 ),
-                Status::WouldUpdate => Work::Send(planned_job(seq, &record).map_err(failed)?),
-                Status::Failed => decided(
-                    Status::NotAttempted,
+                Status::WOULD_UPDATE => Work::Send(planned_job(seq, &record).map_err(failed)?),
+                Status::FAILED => decided(
+                    Status::NOT_ATTEMPTED,
                     format!(
                         "not sent: the plan could not read this user ({})",
                         record.error
@@ -434,7 +435,7 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
             Some((cursor, previous)) => cursor
                 .take(raw.row)
                 .map_err(record_error(previous))?
-                .filter(|record| record.status == Status::Updated),
+                .filter(|record| record.status == Status::UPDATED),
             None => None,
         };
         batch.push(match kept {
@@ -499,7 +500,7 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         _ => None,
     };
     if let Some(problem) = live_problem {
-        let mut record = ResultRecord::decided(row, user_id_text, Status::Invalid, problem);
+        let mut record = ResultRecord::decided(row, user_id_text, Status::INVALID, problem);
         if let Verdict::Send(body) = &verdict {
             record.request = serde_json::to_string(body).expect("a body always serialises");
         }
@@ -525,7 +526,7 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
                         if invalid == 1 { "row is" } else { "rows are" }
                     );
                     let mut record =
-                        ResultRecord::decided(row, user_id_text, Status::NotAttempted, error);
+                        ResultRecord::decided(row, user_id_text, Status::NOT_ATTEMPTED, error);
                     record.request = request;
                     done(record)
                 }
@@ -534,13 +535,13 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         Verdict::Skip(reason) => done(ResultRecord::decided(
             row,
             user_id_text,
-            Status::Skipped,
+            Status::SKIPPED,
             reason.to_string(),
         )),
         Verdict::Invalid(problems) => done(ResultRecord::decided(
             row,
             user_id_text,
-            Status::Invalid,
+            Status::INVALID,
             describe(&problems),
         )),
     }

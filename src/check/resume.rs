@@ -6,7 +6,7 @@ use crate::model::change::{diff, only_fields};
 use crate::model::patch::{PatchBody, describe, show};
 use crate::table::input::Input;
 use crate::table::record::Previous;
-use crate::table::results::{ResultRecord, Status};
+use crate::table::results::{Kind, ResultRecord};
 
 use super::*;
 
@@ -58,7 +58,7 @@ pub fn verify_kept(
         let Some(record) = cursor.take(raw.row).map_err(record_error)? else {
             continue;
         };
-        if record.status != Status::Updated {
+        if record.status.kind() != Kind::Changed {
             continue;
         }
         let checked = checker.check(&raw);

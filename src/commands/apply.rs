@@ -9,9 +9,10 @@ use super::{
 use super::{Next, check_distinct, read_by, read_rows_users, with_profile};
 use crate::check::{LiveCheck, verify_kept};
 use crate::cli::ApplyArgs;
-use crate::engine::operations::{ApplyRows, PatchAsPlanned, PatchChanged, PatchRows};
 use crate::error::Fatal;
 use crate::exit::Exit;
+use crate::operations::patch::{ApplyRows, PatchChanged, PatchRows};
+use crate::operations::planned::PatchAsPlanned;
 use crate::pipeline::{self, Checks, Disposition, Plan, Source};
 use crate::settings::{
     ApiSettings, InputSettings, InputSource, OutputTarget, REHEARSAL_SUFFIX, RESULTS_SUFFIX,

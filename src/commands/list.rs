@@ -20,11 +20,11 @@ use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::operations::ListPages;
-use crate::engine::{self, Channels, Ended, Job, Operation, Step, Work};
+use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
-use crate::http::{Call, Client, Reply};
+use crate::http::Client;
 use crate::model::api::{User, UserPage};
+use crate::operations::list::{ListPages, ReadUsers};
 use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
 use crate::sink::{Progress, ProgressMode, Report};
@@ -425,7 +425,7 @@ async fn read_users(
     ids: Vec<u64>,
     interrupt: &Interrupt,
     mode: ProgressMode,
-) -> Result<(Vec<(u64, User)>, Tally, Ended), Fatal> {
+) -> Result<(Vec<(u64, Box<User>)>, Tally, Ended), Fatal> {
     let (users_tx, users_rx) = std_mpsc::channel();
     let mut progress = Progress::counting(mode, ids.len() as u64, "users");
     let jobs = ids.into_iter().map(|id| (id, id)).collect();
@@ -464,12 +464,12 @@ pub(super) async fn fill_in(
     ids: Vec<u64>,
 ) -> Result<Result<Tally, String>, Fatal> {
     let (read, mut tally, ended) = read_users(client, policy, ids, interrupt, mode).await?;
-    let mut read: std::collections::HashMap<u64, User> = read.into_iter().collect();
+    let mut read: std::collections::HashMap<u64, Box<User>> = read.into_iter().collect();
     for user in users.iter_mut() {
         if let Some(id) = user.id
             && let Some(whole) = read.remove(&id)
         {
-            *user = whole;
+            *user = *whole;
             partial.remove(&id);
         }
     }
@@ -482,49 +482,6 @@ pub(super) async fn fill_in(
         )),
         _ => Ok(tally),
     })
-}
-
-/// `GET /iam/users/{id}` per job; each user goes to `users` before the job
-/// is reported done.
-struct ReadUsers {
-    users: std_mpsc::Sender<(u64, User)>,
-}
-
-impl Operation for ReadUsers {
-    fn call(&self, job: &Job) -> Call {
-        Call::GetUser {
-            user_id: job.user_id,
-        }
-    }
-
-    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
-        let done = |status, error: String| Step::Done {
-            status,
-            error,
-            changes: Vec::new(),
-            user: None,
-        };
-        match reply {
-            Ok(Reply::User(user)) => {
-                // The receiver is gone only when the run is over.
-                let _ = self.users.send((job.user_id, *user));
-                done(Status::Updated, String::new())
-            }
-            Ok(Reply::Page(_)) => done(Status::Failed, "the answer is a page of users".into()),
-            Err(error) => done(Status::Failed, error),
-        }
-    }
-
-    fn noun(&self) -> &'static str {
-        "user"
-    }
-
-    fn ended_as(&self, status: Status) -> &'static str {
-        match status {
-            Status::Updated => "read",
-            other => other.as_str(),
-        }
-    }
 }
 
 /// Runs `jobs` (`user_id` and the number `-v` shows) through the engine
@@ -601,7 +558,7 @@ where
                     let _ = written_tx.send(done);
                     fetched.retries += u64::from(outcome.retries);
                     fetched.throttled += u64::from(outcome.throttled);
-                    if outcome.record.status != Status::Updated {
+                    if outcome.record.status != Status::UPDATED {
                         fetched.failed.push((
                             outcome.record.user_id.parse().unwrap_or_default(),
                             outcome.record.error,

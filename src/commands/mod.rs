@@ -35,7 +35,6 @@ use crate::sink;
 use crate::sink::{ProgressMode, ReportContext, RunInfo};
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
-use crate::table::results::Status;
 
 /// Runs one command; `Err` is a fatal error (the run could not start).
 pub fn run(cli: Cli) -> Result<Exit, Fatal> {
@@ -692,7 +691,7 @@ fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Result<Exit, Fa
     let proxy = route.and_then(|route| route.proxy.as_deref());
     let stopped_by = signal.filter(|_| matches!(ended, Ended::Stopped(StopReason::Interrupted)));
     let mut exit = Exit::of_run(stopped_by, summary.has_problems());
-    if changes_exit && exit == Exit::Success && summary.count(Status::WouldUpdate) > 0 {
+    if changes_exit && exit == Exit::Success && summary.planned() > 0 {
         exit = Exit::WouldChange;
     }
     let _ = std::io::stderr().write_all(summary.render(results_path, proxy).as_bytes());

@@ -12,9 +12,9 @@ use super::{
 };
 use super::{read_by, with_profile};
 use crate::cli::PlanArgs;
-use crate::engine::operations::PlanRows;
 use crate::error::Fatal;
 use crate::exit::Exit;
+use crate::operations::plan::PlanRows;
 use crate::pipeline::{self, Checks, Disposition, Source};
 use crate::settings::{
     ApiSettings, InputSettings, OutputTarget, PLAN_SUFFIX, RunSettings, check_report_path,

@@ -7,10 +7,10 @@ use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::operations::ReadUsers;
 use crate::engine::{self, Channels, Ended, Job, Work};
 use crate::http::Client;
 use crate::model::api::User;
+use crate::operations::list::ReadUsers;
 use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
 use crate::sink::{Progress, ProgressMode, Report};
@@ -86,7 +86,7 @@ pub(super) async fn read_users(
     let read = collecting
         .await
         .expect("collecting the users does not panic");
-    for user in read {
+    for (_, user) in read {
         if let Some(id) = user.id {
             users.insert(id, *user);
         }

@@ -8,7 +8,6 @@
 //! the one results writer; the loop returns why it ended.
 
 pub mod events;
-pub mod operations;
 pub mod timeline;
 
 use std::cmp::Reverse;
@@ -737,11 +736,11 @@ fn finish(
 ) -> Outcome {
     let attempts = job.attempts.saturating_sub(job.unsent);
     let status = match status {
-        Status::Failed if attempts == 0 => Status::NotAttempted,
+        Status::FAILED if attempts == 0 => Status::NOT_ATTEMPTED,
         status => status,
     };
     let error = match status {
-        Status::NotAttempted if !error.starts_with("not sent") => format!("not sent: {error}"),
+        Status::NOT_ATTEMPTED if !error.starts_with("not sent") => format!("not sent: {error}"),
         _ => error,
     };
     Outcome {
@@ -764,7 +763,7 @@ fn finish(
 }
 
 fn failed(job: Job, status: Option<u16>, error: String) -> Outcome {
-    finish(job, Status::Failed, status, error, &[], None)
+    finish(job, Status::FAILED, status, error, &[], None)
 }
 
 /// A job waiting when the run stopped: `failed` when its last request
@@ -781,9 +780,9 @@ fn interrupted(mut job: Job, why: &StopReason) -> Outcome {
 
 fn not_attempted(job: Job, why: &StopReason) -> Outcome {
     let error = format!("not sent: {why}");
-    finish(job, Status::NotAttempted, None, error, &[], None)
+    finish(job, Status::NOT_ATTEMPTED, None, error, &[], None)
 }
 
 fn would_update(job: Job) -> Outcome {
-    finish(job, Status::WouldUpdate, None, String::new(), &[], None)
+    finish(job, Status::WOULD_UPDATE, None, String::new(), &[], None)
 }

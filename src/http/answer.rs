@@ -6,38 +6,16 @@ use std::time::{Duration, SystemTime};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use crate::model::api::{User, UserPage};
-
 use super::*;
 
-/// What a successful answer's body should be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    User,
-    Page,
-}
-
 /// Sorts an answer by its status. Pure, so it is tested without a server.
-pub fn classify(
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: &str,
-    expect: Expect,
-) -> Answer {
+/// A success's body is the operation's to read; this one is handed the
+/// body for the message of a refusal.
+pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answer {
     if status.is_success() {
-        let reply = match expect {
-            Expect::User => serde_json::from_str::<Box<User>>(body)
-                .map(Reply::User)
-                .map_err(|error| {
-                    format!("the change was accepted but the answer is not a user object: {error}")
-                }),
-            Expect::Page => parse_page(body)
-                .map(Reply::Page)
-                .map_err(|error| format!("the answer is not a page of users: {error}")),
-        };
         return Answer::Success {
             status: status.as_u16(),
-            reply,
+            reply: Ok(Reply::new(status.as_u16(), body)),
         };
     }
     let error = describe_status(status, body);
@@ -55,31 +33,6 @@ pub fn classify(
             error,
         }
     }
-}
-
-/// A page of the list, noting which entries leave out a field a row can
-/// set (`UserPage::left_out`): after parsing, a missing field and a null
-/// one are both `None`, and a list that leaves out `phone` must not pass
-/// for one that says the phone is empty.
-pub(super) fn parse_page(body: &str) -> Result<UserPage, serde_json::Error> {
-    use serde::Deserialize;
-    let json: serde_json::Value = serde_json::from_str(body)?;
-    let mut page = UserPage::deserialize(&json)?;
-    let entries = json.get("results").and_then(serde_json::Value::as_array);
-    for (index, entry) in entries.into_iter().flatten().enumerate() {
-        let Some(fields) = entry.as_object() else {
-            continue;
-        };
-        let missing: Vec<&'static str> = crate::model::patch::Field::ALL
-            .iter()
-            .map(|field| field.name())
-            .filter(|name| !fields.contains_key(*name))
-            .collect();
-        if !missing.is_empty() {
-            page.left_out.push((index, missing));
-        }
-    }
-    Ok(page)
 }
 
 /// `HTTP 404 Not Found: user not found`: the status and the server's own

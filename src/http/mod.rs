@@ -9,11 +9,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+pub use reqwest::Method;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 
 use crate::error::{Fatal, error_chain};
-use crate::model::api::{User, UserPage};
 use crate::secret::Blanker;
 use crate::settings::ApiSettings;
 
@@ -26,43 +26,121 @@ pub use tls::*;
 /// The most of a server's message kept in the results file.
 pub const MAX_MESSAGE_CHARS: usize = 300;
 
-/// One request of the API.
+/// One request of the API, as data: the method, the path below the base
+/// URL, the query and the JSON body. Operations build them; the client
+/// only sends them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Call {
-    /// `PATCH /iam/users/{user_id}` with a JSON body; answers the whole user.
-    Patch { user_id: u64, body: String },
-    /// `GET /iam/users/{user_id}`; answers the user.
-    GetUser { user_id: u64 },
-    /// `GET /iam/users?limit=L&offset=O`; answers a [`UserPage`].
-    ListPage { limit: u64, offset: u64 },
+pub struct Call {
+    pub method: Method,
+    /// Below the base URL, without a leading slash: `iam/users/7`. Each
+    /// `/`-separated segment is percent-encoded as it is sent.
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    /// The JSON text sent as the body, if any.
+    pub body: Option<String>,
 }
 
 impl Call {
-    fn method(&self) -> Method {
-        match self {
-            Call::Patch { .. } => Method::PATCH,
-            Call::GetUser { .. } | Call::ListPage { .. } => Method::GET,
+    /// A `GET` of `path`.
+    pub fn get(path: impl Into<String>) -> Call {
+        Call::new(Method::GET, path, None)
+    }
+
+    /// A `PATCH` of `path` with the JSON text `body`.
+    pub fn patch(path: impl Into<String>, body: String) -> Call {
+        Call::new(Method::PATCH, path, Some(body))
+    }
+
+    /// A `POST` to `path` with the JSON text `body`.
+    pub fn post(path: impl Into<String>, body: String) -> Call {
+        Call::new(Method::POST, path, Some(body))
+    }
+
+    /// A `DELETE` of `path`.
+    pub fn delete(path: impl Into<String>) -> Call {
+        Call::new(Method::DELETE, path, None)
+    }
+
+    pub fn new(method: Method, path: impl Into<String>, body: Option<String>) -> Call {
+        Call {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body,
         }
+    }
+
+    /// The call with `name=value` added to its query.
+    pub fn with_query(mut self, name: &'static str, value: impl ToString) -> Call {
+        self.query.push((name, value.to_string()));
+        self
     }
 
     /// `PATCH /iam/users/7`: the method and the path below the base URL,
     /// as `-v` shows an attempt (never a header, a body or the key).
     pub fn describe(&self) -> String {
-        match self {
-            Call::Patch { user_id, .. } => format!("PATCH /iam/users/{user_id}"),
-            Call::GetUser { user_id } => format!("GET /iam/users/{user_id}"),
-            Call::ListPage { limit, offset } => {
-                format!("GET /iam/users?limit={limit}&offset={offset}")
-            }
+        let mut text = format!("{} /{}", self.method, self.path);
+        for (at, (name, value)) in self.query.iter().enumerate() {
+            text.push(if at == 0 { '?' } else { '&' });
+            text.push_str(name);
+            text.push('=');
+            text.push_str(value);
         }
+        text
     }
 }
 
-/// What a successful answer holds.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
-    User(Box<User>),
-    Page(UserPage),
+/// A successful answer as it came: its status, its headers and its body
+/// (as text; blanked of any echo of the key). The operation that sent the
+/// call reads what it needs of it ([`Reply::json`]).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    body: String,
+    /// Blanks the key out of what a parse error quotes of the body.
+    blanker: Option<Arc<Blanker>>,
+}
+
+impl Reply {
+    /// An answer with `status` and `body` and no header (the engine's
+    /// tests give these).
+    pub fn new(status: u16, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            headers: HeaderMap::new(),
+            body: body.into(),
+            blanker: None,
+        }
+    }
+
+    /// The body, as text.
+    pub fn text(&self) -> &str {
+        &self.body
+    }
+
+    /// The body as JSON of type `T`; `Err` says why it is not, without
+    /// the key if the body echoed it.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        self.read(|text| serde_json::from_str(text))
+    }
+
+    /// The body as `parse` reads it; `Err` says why it could not, without
+    /// the key if the body echoed it.
+    pub fn read<T, E: std::fmt::Display>(
+        &self,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, String> {
+        parse(&self.body).map_err(|error| {
+            let text = error.to_string();
+            match &self.blanker {
+                Some(blanker) if blanker.finds_in(&text) => {
+                    blanker.blank(Cow::Borrowed(text.as_str())).into_owned()
+                }
+                _ => text,
+            }
+        })
+    }
 }
 
 /// What one attempt came to.
@@ -112,7 +190,7 @@ struct Inner {
     timeout: Duration,
     /// Blanks the key out of server text that echoes it back, in every
     /// spelling (see [`crate::secret`]).
-    blanker: Blanker,
+    blanker: Arc<Blanker>,
     /// Whether the key is long enough to be blanked out of user objects too.
     long_key: bool,
     /// The proxy's password, to blank it out of connection errors.
@@ -176,7 +254,7 @@ impl Client {
                 http,
                 base_url: api.base_url.clone(),
                 timeout: api.timeout,
-                blanker: Blanker::new(api.api_key.expose()),
+                blanker: Arc::new(Blanker::new(api.api_key.expose())),
                 long_key: api.api_key.expose().len() >= MIN_KEY_IN_DATA,
                 extra_roots: !api.extra_roots.is_empty(),
                 connect_timeout: api.connect_timeout,
@@ -190,64 +268,31 @@ impl Client {
         })
     }
 
-    /// `{base}/iam/users[/{id}]`, keeping any path the base URL has.
-    pub fn users_url(&self, user_id: Option<u64>) -> Url {
+    /// `{base}/{call.path}?{call.query}`, keeping any path the base URL has.
+    pub fn url(&self, call: &Call) -> Url {
         let mut url = self.inner.base_url.clone();
         {
             let mut segments = url
                 .path_segments_mut()
                 .expect("the base URL was checked to be a base");
-            segments.pop_if_empty().extend(["iam", "users"]);
-            if let Some(id) = user_id {
-                segments.push(itoa::Buffer::new().format(id));
+            segments.pop_if_empty().extend(call.path.split('/'));
+        }
+        if !call.query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in &call.query {
+                pairs.append_pair(name, value);
             }
         }
         url
     }
 
-    fn url(&self, call: &Call) -> Url {
-        match call {
-            Call::Patch { user_id, .. } | Call::GetUser { user_id } => {
-                self.users_url(Some(*user_id))
-            }
-            Call::ListPage { limit, offset } => {
-                let mut url = self.users_url(None);
-                url.query_pairs_mut()
-                    .append_pair("limit", itoa::Buffer::new().format(*limit))
-                    .append_pair("offset", itoa::Buffer::new().format(*offset));
-                url
-            }
-        }
-    }
-
-    /// One attempt of `PATCH /iam/users/{user_id}`; `body` is the JSON text
-    /// of the row's `PatchBody`.
-    pub async fn patch(&self, user_id: u64, body: String) -> Answer {
-        self.call(Call::Patch { user_id, body }).await
-    }
-
-    /// One attempt of `GET /iam/users/{user_id}`.
-    pub async fn get_user(&self, user_id: u64) -> Answer {
-        self.call(Call::GetUser { user_id }).await
-    }
-
-    /// One attempt of `GET /iam/users?limit=L&offset=O`.
-    pub async fn list_page(&self, limit: u64, offset: u64) -> Answer {
-        self.call(Call::ListPage { limit, offset }).await
-    }
-
     /// One attempt of any call.
     pub async fn call(&self, call: Call) -> Answer {
         let inner = &self.inner;
-        let mut request = inner.http.request(call.method(), self.url(&call));
-        let expect = match call {
-            Call::Patch { body, .. } => {
-                request = request.body(body);
-                Expect::User
-            }
-            Call::GetUser { .. } => Expect::User,
-            Call::ListPage { .. } => Expect::Page,
-        };
+        let mut request = inner.http.request(call.method.clone(), self.url(&call));
+        if let Some(body) = call.body {
+            request = request.body(body);
+        }
         let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => return self.transport_error(error),
@@ -255,49 +300,41 @@ impl Client {
         let status = response.status();
         let retry_after = retry_after(response.headers(), SystemTime::now());
         // Read up to MAX_BODY: a server that answers 50 MB must not cost
-        // 50 MB a request. One chunk (the usual answer) is kept without a copy.
-        let mut single = None;
-        let mut joined = Vec::new();
+        // 50 MB a request.
         let mut too_large = response
             .content_length()
             .is_some_and(|length| length > MAX_BODY as u64);
-        let mut length = 0;
+        let mut bytes = Vec::with_capacity(
+            response
+                .content_length()
+                .map_or(0, |length| length.min(MAX_BODY as u64) as usize),
+        );
         while !too_large {
             let chunk = match response.chunk().await {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(error) => return self.transport_error(error),
             };
-            length += chunk.len();
-            too_large = length > MAX_BODY;
-            if single.is_none() && joined.is_empty() {
-                single = Some(chunk);
-            } else {
-                if let Some(first) = single.take() {
-                    joined.extend_from_slice(&first);
-                }
-                joined.extend_from_slice(&chunk);
+            too_large = bytes.len() + chunk.len() > MAX_BODY;
+            if !too_large {
+                bytes.extend_from_slice(&chunk);
             }
         }
         if too_large {
             return too_large_answer(status, retry_after);
         }
-        let bytes = single.as_deref().unwrap_or(&joined);
-        // Borrowed, without a copy, unless the body is not UTF-8 or echoes the key.
-        // (`from_utf8` first: it checks a valid body several times faster
-        // than `from_utf8_lossy`, which walks it in chunks.)
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(bytes),
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
         };
         // An error message is always searched for the key. A user object is
         // only for a key long enough not to be a piece of a name or an
         // address: blanking `demo` would turn "demo user" into "*** user",
         // and the record would lie about the user.
         let text = if !status.is_success() || inner.long_key {
-            inner.blanker.blank(text)
+            inner.blanker.blank(Cow::Owned(text))
         } else {
-            text
+            Cow::Owned(text)
         };
         // JSON escapes (`\u0025`) can spell an echo the raw text does not
         // show: the strings are blanked again as they decode.
@@ -305,18 +342,20 @@ impl Client {
             true => blank_decoded(&inner.blanker, text),
             false => text,
         };
-        let mut answer = classify(status, retry_after, &text, expect);
-        // The message as decoded from JSON may spell the key plainly, and a
-        // note on a body that is not what was expected quotes it decoded
-        // (for a key of any length: a note is no user's data).
-        let error = match &mut answer {
-            Answer::Failed { error, .. } | Answer::Retryable { error, .. } => Some(error),
-            Answer::Success {
-                reply: Err(error), ..
-            } => Some(error),
-            _ => None,
-        };
-        if let Some(error) = error
+        if status.is_success() {
+            return Answer::Success {
+                status: status.as_u16(),
+                reply: Ok(Reply {
+                    status: status.as_u16(),
+                    headers: std::mem::take(response.headers_mut()),
+                    body: text.into_owned(),
+                    blanker: Some(Arc::clone(&inner.blanker)),
+                }),
+            };
+        }
+        let mut answer = classify(status, retry_after, &text);
+        // The message as decoded from JSON may spell the key plainly.
+        if let Answer::Failed { error, .. } | Answer::Retryable { error, .. } = &mut answer
             && inner.blanker.finds_in(error)
         {
             *error = inner
@@ -399,7 +438,7 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
             reply: Err(NOTE.to_string()),
         };
     }
-    match classify(status, retry_after, "", Expect::User) {
+    match classify(status, retry_after, "") {
         Answer::Retryable {
             status,
             retry_after,

@@ -358,6 +358,33 @@ pub struct UserPage {
     pub left_out: Vec<(usize, Vec<&'static str>)>,
 }
 
+impl UserPage {
+    /// A page of the list, noting which entries leave out a field a row can
+    /// set (`UserPage::left_out`): after parsing, a missing field and a null
+    /// one are both `None`, and a list that leaves out `phone` must not pass
+    /// for one that says the phone is empty.
+    pub fn parse(body: &str) -> Result<UserPage, serde_json::Error> {
+        use serde::Deserialize;
+        let json: serde_json::Value = serde_json::from_str(body)?;
+        let mut page = UserPage::deserialize(&json)?;
+        let entries = json.get("results").and_then(serde_json::Value::as_array);
+        for (index, entry) in entries.into_iter().flatten().enumerate() {
+            let Some(fields) = entry.as_object() else {
+                continue;
+            };
+            let missing: Vec<&'static str> = crate::model::patch::Field::ALL
+                .iter()
+                .map(|field| field.name())
+                .filter(|name| !fields.contains_key(*name))
+                .collect();
+            if !missing.is_empty() {
+                page.left_out.push((index, missing));
+            }
+        }
+        Ok(page)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +431,41 @@ mod tests {
             "Purge and Prefetch only (API)"
         );
         assert_eq!(IamGroup::by_id(4), None);
+    }
+
+    #[test]
+    fn a_page_notes_the_fields_its_entries_leave_out_and_not_the_null_ones() {
+        let body = r#"{"count": 3, "results": [
+            {"id": 1, "email": "a@x.io", "name": null, "lang": "en", "phone": null,
+             "company": "", "groups": [], "auth_types": []},
+            {"id": 2, "email": "b@x.io", "name": "B", "lang": "en",
+             "company": "", "groups": [], "auth_types": []},
+            {"id": 3}
+        ]}"#;
+        let page = UserPage::parse(body).unwrap();
+        assert_eq!(page.count, 3);
+        assert_eq!(page.results.len(), 3);
+        assert_eq!(page.results[0].phone, None);
+        assert_eq!(page.results[1].phone, None);
+        assert_eq!(
+            page.left_out,
+            [
+                (1, vec!["phone"]),
+                (
+                    2,
+                    vec![
+                        "email",
+                        "name",
+                        "lang",
+                        "phone",
+                        "company",
+                        "groups",
+                        "auth_types"
+                    ]
+                )
+            ]
+        );
+        assert!(UserPage::parse(r#"{"count": 1}"#).is_err());
+        assert!(UserPage::parse("[]").is_err());
     }
 }

@@ -88,7 +88,7 @@ mod tests {
             summary.record(&ResultRecord {
                 row,
                 user_id: row.to_string(),
-                status: Status::Invalid,
+                status: Status::INVALID,
                 http_status: None,
                 attempts: 0,
                 error: format!("lang: {value:?} is not a language"),

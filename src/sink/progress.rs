@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::table::results::Status;
+use crate::table::results::{Kind, Status};
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +84,8 @@ pub struct Progress {
     total: u64,
     done: u64,
     updated: u64,
+    /// The word of the rows counted in `updated`.
+    changed_word: &'static str,
     failed: u64,
     started: Instant,
     last_line: Instant,
@@ -155,6 +157,7 @@ impl Progress {
             total,
             done: 0,
             updated: 0,
+            changed_word: "updated",
             failed: 0,
             started: now,
             last_line: now,
@@ -174,15 +177,27 @@ impl Progress {
     /// A row was written.
     pub fn row(&mut self, status: Status) {
         self.done += 1;
-        match status {
-            Status::Updated => self.updated += 1,
-            Status::Failed => self.failed += 1,
+        match status.kind() {
+            Kind::Changed => {
+                // The operation's word (`updated`), or `done` when a run
+                // has several.
+                self.changed_word = match (self.updated, self.changed_word) {
+                    (0, _) => status.as_str(),
+                    (_, word) if word == status.as_str() => word,
+                    _ => "done",
+                };
+                self.updated += 1;
+            }
+            Kind::Failed => self.failed += 1,
             _ => {}
         }
         if let Some(bar) = &self.bar {
             bar.set_position(self.done);
-            if matches!(status, Status::Updated | Status::Failed) {
-                bar.set_message(format!("{} updated, {} failed", self.updated, self.failed));
+            if matches!(status.kind(), Kind::Changed | Kind::Failed) {
+                bar.set_message(format!(
+                    "{} {}, {} failed",
+                    self.updated, self.changed_word, self.failed
+                ));
             }
         }
         self.tick();
@@ -217,8 +232,8 @@ impl Progress {
         );
         if unit == "rows" {
             line.push_str(&format!(
-                ", {} updated, {} failed",
-                self.updated, self.failed
+                ", {} {}, {} failed",
+                self.updated, self.changed_word, self.failed
             ));
         }
         if rate > 0.0 && self.done < self.total {
@@ -313,8 +328,8 @@ mod tests {
     #[test]
     fn the_plain_line_counts_rows() {
         let mut progress = Progress::new(ProgressMode::Quiet, 4);
-        progress.row(Status::Updated);
-        progress.row(Status::Failed);
+        progress.row(Status::UPDATED);
+        progress.row(Status::FAILED);
         let line = progress.line();
         assert!(line.starts_with("progress: 2 of 4 rows (50%)"), "{line}");
         assert!(line.contains("1 updated, 1 failed"), "{line}");

@@ -14,7 +14,7 @@ use super::{RunInfo, Summary, count};
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::settings::{REPORT_MARK, folder_of, plain_io_error};
-use crate::table::results::{ResultRecord, Status};
+use crate::table::results::{Counts, ResultRecord, Status};
 
 use super::chart::{chart, chart_notes};
 
@@ -38,8 +38,8 @@ pub struct ProblemRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProblemRows {
     rows: Vec<ProblemRow>,
-    /// Rows listed, per status (in [`Status::ALL`]'s order).
-    listed: [u64; Status::ALL.len()],
+    /// Rows listed, per status.
+    listed: Counts,
     left_out: u64,
 }
 
@@ -53,7 +53,7 @@ impl ProblemRows {
         if !record.status.is_problem() {
             return;
         }
-        let listed = &mut self.listed[record.status.index()];
+        let listed = self.listed.entry(record.status);
         if *listed >= Self::PER_STATUS {
             self.left_out += 1;
             return;
@@ -71,7 +71,7 @@ impl ProblemRows {
     }
 
     fn listed(&self, status: Status) -> u64 {
-        self.listed[status.index()]
+        self.listed.get(status)
     }
 }
 
@@ -185,7 +185,7 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
         },
     ];
     if let Some(fields) = summary.fields_text() {
-        let done = summary.count(Status::WouldUpdate) > 0;
+        let done = summary.count(Status::WOULD_UPDATE) > 0;
         facts.push(Fact {
             name: if done {
                 "fields that would change"
@@ -247,12 +247,13 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
         value: run.version.to_string(),
     });
 
-    let counts = Status::ALL
+    let counts = summary
+        .counts
         .iter()
-        .filter(|status| summary.count(**status) > 0)
-        .map(|status| StatusCount {
+        .filter(|(_, count)| *count > 0)
+        .map(|(status, count)| StatusCount {
             status: status.as_str(),
-            count: summary.count(*status),
+            count,
         })
         .collect();
     let (chart, chart_notes) = match &summary.timeline {
@@ -291,16 +292,13 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
         true => format!("{name} ({all})"),
         false => format!("{name} ({listed} of {all})"),
     };
-    let filters = Status::ALL
+    let filters = summary
+        .counts
         .iter()
-        .filter(|status| status.is_problem() && summary.count(**status) > 0)
-        .map(|status| Filter {
+        .filter(|(status, count)| status.is_problem() && *count > 0)
+        .map(|(status, _)| Filter {
             status: status.as_str(),
-            label: label(
-                status.as_str(),
-                table.listed(*status),
-                summary.count(*status),
-            ),
+            label: label(status.as_str(), table.listed(status), summary.count(status)),
         })
         .collect();
     let all_label = label("all", table.rows.len() as u64, problems);
@@ -314,7 +312,7 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
     });
     let none_text = if run.dry_run {
         "None: every row is valid."
-    } else if summary.count(Status::WouldUpdate) + summary.count(Status::Unchanged) > 0 {
+    } else if summary.count(Status::WOULD_UPDATE) + summary.count(Status::UNCHANGED) > 0 {
         "None: every row was read."
     } else {
         "None: every row went through."
@@ -410,8 +408,8 @@ fn verdict(summary: &Summary, context: &ReportContext) -> (&'static str, String)
         1 => ("The one row".to_string(), "is", "was"),
         _ => (format!("All {total} rows"), "are", "were"),
     };
-    let would = summary.count(Status::WouldUpdate);
-    let unchanged = summary.count(Status::Unchanged);
+    let would = summary.count(Status::WOULD_UPDATE);
+    let unchanged = summary.count(Status::UNCHANGED);
     let (them, are) = match (problems, listed) {
         (_, true) => ("the first of each status are", "are"),
         (1, false) => ("it is", "is"),
@@ -477,14 +475,14 @@ mod tests {
         let mut rows = ProblemRows::default();
         let per = ProblemRows::PER_STATUS;
         for row in 0..per + 1000 {
-            rows.note(&record(row, Status::Invalid, "lang"));
+            rows.note(&record(row, Status::INVALID, "lang"));
         }
         for row in 0..3 {
-            rows.note(&record(row, Status::Failed, "HTTP 400"));
+            rows.note(&record(row, Status::FAILED, "HTTP 400"));
         }
-        rows.note(&record(9, Status::Updated, ""));
-        assert_eq!(rows.listed(Status::Invalid), per);
-        assert_eq!(rows.listed(Status::Failed), 3);
+        rows.note(&record(9, Status::UPDATED, ""));
+        assert_eq!(rows.listed(Status::INVALID), per);
+        assert_eq!(rows.listed(Status::FAILED), 3);
         assert_eq!(rows.left_out, 1000);
         assert_eq!(rows.rows.len() as u64, per + 3);
     }

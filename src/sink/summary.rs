@@ -13,7 +13,7 @@ use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::model::patch::Field;
 use crate::table::record::open_private;
-use crate::table::results::{ResultRecord, Status};
+use crate::table::results::{Counts, Kind, ResultRecord, Status};
 
 use super::{Outcome, ProblemRows, RateReport, ReportContext, Timeline, count, report};
 
@@ -83,7 +83,7 @@ impl Problem {
 /// Counts per status and the first problems, for the summary.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
-    pub(super) counts: [u64; Status::ALL.len()],
+    pub(super) counts: Counts,
     /// The first few problems of each kind; rows with the same error are one.
     pub(super) first_problems: Vec<Problem>,
     /// Attempts that repeated an earlier one, over all rows.
@@ -141,7 +141,7 @@ impl Summary {
     /// Counts the fields a row changes (or would change).
     pub(super) fn changed(&mut self, outcome: &Outcome) {
         // A row that failed changed nothing it could vouch for.
-        let counts = matches!(outcome.record.status, Status::Updated | Status::WouldUpdate);
+        let counts = matches!(outcome.record.status.kind(), Kind::Changed | Kind::Planned);
         if outcome.changed.is_empty() || !counts {
             return;
         }
@@ -150,7 +150,7 @@ impl Summary {
                 *count += 1;
             }
         }
-        if outcome.record.status == Status::WouldUpdate && self.examples.len() < Self::EXAMPLES {
+        if outcome.record.status.kind() == Kind::Planned && self.examples.len() < Self::EXAMPLES {
             self.examples
                 .push((outcome.record.row, outcome.record.changes.clone()));
         }
@@ -168,11 +168,11 @@ impl Summary {
     }
 
     pub fn count(&self, status: Status) -> u64 {
-        self.counts[status.index()]
+        self.counts.get(status)
     }
 
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.iter().map(|(_, count)| count).sum()
     }
 
     pub fn retries(&self) -> u64 {
@@ -203,10 +203,10 @@ impl Summary {
         if let Some(rows) = &mut self.problem_rows {
             rows.note(row);
         }
-        if row.status == Status::Invalid && row.error.contains("--allow-number-changes") {
+        if row.status == Status::INVALID && row.error.contains("--allow-number-changes") {
             self.number_damage += 1;
         }
-        self.counts[row.status.index()] += 1;
+        *self.counts.entry(row.status) += 1;
         if row.status.is_problem() && !row.error.is_empty() {
             let kind = kind_of(&row.error);
             let same = self
@@ -247,19 +247,24 @@ impl Summary {
     /// come before failed ones, and both before rows not attempted, which
     /// are only the consequence of the others (or of a stop).
     pub(super) fn quoted(&self) -> Vec<&Problem> {
-        let order = [Status::Invalid, Status::Failed, Status::NotAttempted];
+        let order = [Status::INVALID, Status::FAILED, Status::NOT_ATTEMPTED];
         let mut quoted: Vec<&Problem> = self.first_problems.iter().collect();
         quoted.sort_by_key(|p| (order.iter().position(|s| *s == p.status), p.rows[0]));
         quoted.truncate(Self::QUOTED);
         quoted
     }
 
+    /// Rows a dry run or a plan would change.
+    pub fn planned(&self) -> u64 {
+        self.counts.of_kind(Kind::Planned)
+    }
+
     /// Rows that are invalid, failed or not attempted.
     pub(super) fn problems(&self) -> u64 {
-        Status::ALL
+        self.counts
             .iter()
-            .filter(|status| status.is_problem())
-            .map(|status| self.count(*status))
+            .filter(|(status, _)| status.is_problem())
+            .map(|(_, count)| count)
             .sum()
     }
 
@@ -275,10 +280,11 @@ impl Summary {
         if let Some(proxy) = proxy {
             let _ = writeln!(text, "through the proxy {proxy}");
         }
-        let counts: Vec<String> = Status::ALL
+        let counts: Vec<String> = self
+            .counts
             .iter()
-            .filter(|status| self.count(**status) > 0)
-            .map(|status| format!("{} {}", self.count(*status), status.as_str()))
+            .filter(|(_, count)| *count > 0)
+            .map(|(status, count)| format!("{count} {}", status.as_str()))
             .collect();
         let rows = if self.total() == 1 { "row" } else { "rows" };
         let _ = write!(text, "{} {rows}", self.total());
@@ -287,7 +293,7 @@ impl Summary {
         }
         text.push('\n');
         if let Some(fields) = self.fields_text() {
-            let verb = match self.count(Status::WouldUpdate) > 0 {
+            let verb = match self.counts.of_kind(Kind::Planned) > 0 {
                 true => "would change",
                 false => "changed",
             };
@@ -372,14 +378,15 @@ impl Summary {
         exit: Exit,
         proxy: Option<&'a str>,
     ) -> impl Serialize + 'a {
-        /// Every status, in the order of [`Status::ALL`].
+        /// Every status of every run, in the order of [`Status::ALL`],
+        /// then the operation's own words counted.
         struct Counts<'a>(&'a Summary);
         impl Serialize for Counts<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 use serde::ser::SerializeMap;
-                let mut map = serializer.serialize_map(Some(Status::ALL.len()))?;
-                for status in Status::ALL {
-                    map.serialize_entry(status.as_str(), &self.0.count(status))?;
+                let mut map = serializer.serialize_map(None)?;
+                for (status, count) in self.0.counts.iter() {
+                    map.serialize_entry(status.as_str(), &count)?;
                 }
                 map.end()
             }

@@ -15,6 +15,7 @@ pub mod record;
 pub mod results;
 pub mod sheet;
 pub mod spool;
+pub mod status;
 pub mod undo;
 pub mod xlsx;
 pub mod zipped;

@@ -14,7 +14,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::results::{
-    Columns, RecordReader, RecordWriter, ResultRecord, Status, ends_with_newline, read_at,
+    Columns, Kind, RecordReader, RecordWriter, ResultRecord, ends_with_newline, read_at,
 };
 
 /// The journal's path: the results file's, with `.journal` added.
@@ -344,7 +344,7 @@ impl Cursor<'_> {
             self.journal_at += 1;
             if self
                 .journal_entry(passed)?
-                .is_some_and(|r| r.status == Status::Updated)
+                .is_some_and(|r| r.status.kind() == Kind::Changed)
             {
                 self.missing.get_or_insert(passed);
             }
@@ -388,7 +388,7 @@ impl Cursor<'_> {
                 Some(record) if record.row > row => return Ok(None),
                 Some(record) if record.row == row => return Ok(self.ahead.take()),
                 // Passed over: the input no longer has this row.
-                Some(record) if record.status == Status::Updated => {
+                Some(record) if record.status.kind() == Kind::Changed => {
                     self.missing.get_or_insert(record.row);
                 }
                 _ => {}

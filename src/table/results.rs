@@ -43,66 +43,7 @@ pub const COLUMNS: [&str; 25] = [
 /// The first of the user columns, from `id` to `client_and_roles`.
 const FIRST_USER_COLUMN: usize = 8;
 
-/// What happened to a row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Valid; a dry run would send `request`.
-    WouldUpdate,
-    /// Sent, and the API answered with the user's new state.
-    Updated,
-    /// The user already had these values (filled by the plan against live data).
-    Unchanged,
-    /// Valid, but there was nothing to do (`error` says why).
-    Skipped,
-    /// The row has problems (`error` lists them); nothing was sent.
-    Invalid,
-    /// Sent, and the API refused it or never answered (`error`, `http_status`).
-    Failed,
-    /// Valid, but not sent (another row was invalid, or the run stopped).
-    NotAttempted,
-}
-
-impl Status {
-    pub const ALL: [Status; 7] = [
-        Status::WouldUpdate,
-        Status::Updated,
-        Status::Unchanged,
-        Status::Skipped,
-        Status::Invalid,
-        Status::Failed,
-        Status::NotAttempted,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::WouldUpdate => "would_update",
-            Status::Updated => "updated",
-            Status::Unchanged => "unchanged",
-            Status::Skipped => "skipped",
-            Status::Invalid => "invalid",
-            Status::Failed => "failed",
-            Status::NotAttempted => "not_attempted",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Status> {
-        Status::ALL
-            .into_iter()
-            .find(|status| status.as_str() == text)
-    }
-
-    /// Rows with these statuses make the run exit 1.
-    pub fn is_problem(self) -> bool {
-        matches!(
-            self,
-            Status::Invalid | Status::Failed | Status::NotAttempted
-        )
-    }
-
-    pub fn index(self) -> usize {
-        Status::ALL.iter().position(|s| *s == self).unwrap_or(0)
-    }
-}
+pub use super::status::{Counts, Kind, Status};
 
 /// One row of the results file.
 #[derive(Debug, Clone, PartialEq)]
@@ -382,9 +323,10 @@ fn user_cells(user: &User) -> [Cow<'_, str>; COLUMNS.len() - FIRST_USER_COLUMN] 
     ]
 }
 
-/// Where each of [`COLUMNS`] is in a file, found by name.
+/// Where each of [`COLUMNS`] is in a file, found by name, and the status
+/// words its rows may have besides [`Status::ALL`] (an operation's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Columns([usize; COLUMNS.len()], Option<usize>);
+pub struct Columns([usize; COLUMNS.len()], Option<usize>, &'static [Status]);
 
 impl Columns {
     /// [`COLUMNS`], each required, and a plan's [`READ_AS`] if there.
@@ -399,7 +341,7 @@ impl Columns {
             })?;
         }
         let read_as = header.iter().position(|h| h == READ_AS);
-        Ok(Columns(index, read_as))
+        Ok(Columns(index, read_as, &[]))
     }
 }
 
@@ -465,6 +407,13 @@ impl<R: Read> RecordReader<R> {
 
     pub fn columns(&self) -> Columns {
         self.columns
+    }
+
+    /// The reader, reading the status words `more` (an operation's own)
+    /// besides those of every run.
+    pub fn with_statuses(mut self, more: &'static [Status]) -> RecordReader<R> {
+        self.columns.2 = more;
+        self
     }
 
     /// Whether the file is a plan's results.
@@ -562,7 +511,7 @@ fn parse(record: &csv::StringRecord, columns: &Columns) -> Result<ResultRecord, 
         }
     };
     let row = number(0)?.ok_or_else(|| bad(0, "is empty"))?;
-    let status = Status::parse(cell(2)).ok_or_else(|| bad(2, "is not a status"))?;
+    let status = Status::parse(cell(2), columns.2).ok_or_else(|| bad(2, "is not a status"))?;
     let http_status = number(3)?
         .map(|status| u16::try_from(status).map_err(|_| bad(3, "is not an HTTP status")))
         .transpose()?;

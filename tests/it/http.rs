@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use gcore_iam_bulk::http::{Answer, Client, Reply};
-use gcore_iam_bulk::model::api::User;
+use gcore_iam_bulk::http::{Answer, Client};
+use gcore_iam_bulk::model::api::{User, UserPage};
+use gcore_iam_bulk::operations::{get_user, list_page, patch_user, user_in};
 use gcore_iam_bulk::sandbox::{self, RunningSandbox, SandboxConfig};
 use gcore_iam_bulk::settings::{ApiKey, ApiSettings};
 
@@ -38,8 +39,8 @@ fn user(answer: Answer) -> Box<User> {
     match answer {
         Answer::Success {
             status: 200,
-            reply: Ok(Reply::User(user)),
-        } => user,
+            reply: Ok(reply),
+        } => user_in(Ok(reply)).unwrap(),
         other => panic!("not a user: {other:?}"),
     }
 }
@@ -48,7 +49,7 @@ fn user(answer: Answer) -> Box<User> {
 async fn a_patch_then_a_get_show_the_change() {
     let sandbox = start(20).await;
     let client = client(&sandbox, sandbox.api_key());
-    let before = user(client.get_user(7).await);
+    let before = user(client.call(get_user(7)).await);
     assert_eq!(before.id, Some(7));
     assert!(
         before.client_and_roles.is_none(),
@@ -59,13 +60,17 @@ async fn a_patch_then_a_get_show_the_change() {
     } else {
         "az"
     };
-    let patched = user(client.patch(7, format!(r#"{{"lang":"{lang}"}}"#)).await);
+    let patched = user(
+        client
+            .call(patch_user(7, format!(r#"{{"lang":"{lang}"}}"#)))
+            .await,
+    );
     assert_eq!(patched.lang.as_deref(), Some(lang));
     assert!(
         patched.client_and_roles.is_some(),
         "PATCH answers the whole user"
     );
-    let after = user(client.get_user(7).await);
+    let after = user(client.call(get_user(7)).await);
     assert_eq!(after.lang.as_deref(), Some(lang));
     assert_eq!(after.email, before.email);
 }
@@ -77,11 +82,10 @@ async fn the_pages_of_the_list_hold_every_user_once() {
     let mut ids = Vec::new();
     let mut offset = 0;
     loop {
-        let page = match client.list_page(5, offset).await {
+        let page = match client.call(list_page(5, offset)).await {
             Answer::Success {
-                reply: Ok(Reply::Page(page)),
-                ..
-            } => page,
+                reply: Ok(reply), ..
+            } => reply.read(UserPage::parse).unwrap(),
             other => panic!("not a page: {other:?}"),
         };
         assert_eq!(page.count, 23);
@@ -100,8 +104,9 @@ async fn refusals_are_classified_the_same_for_every_call() {
     let sandbox = start(5).await;
     let good = client(&sandbox, sandbox.api_key());
     for answer in [
-        good.get_user(6).await,
-        good.patch(6, r#"{"lang":"de"}"#.to_string()).await,
+        good.call(get_user(6)).await,
+        good.call(patch_user(6, r#"{"lang":"de"}"#.to_string()))
+            .await,
     ] {
         assert!(
             matches!(&answer, Answer::Failed { status: 404, error } if error.starts_with("HTTP 404 Not Found")),
@@ -110,9 +115,10 @@ async fn refusals_are_classified_the_same_for_every_call() {
     }
     let bad = client(&sandbox, "wrong-key");
     for answer in [
-        bad.get_user(1).await,
-        bad.list_page(2, 0).await,
-        bad.patch(1, r#"{"lang":"de"}"#.to_string()).await,
+        bad.call(get_user(1)).await,
+        bad.call(list_page(2, 0)).await,
+        bad.call(patch_user(1, r#"{"lang":"de"}"#.to_string()))
+            .await,
     ] {
         assert!(
             matches!(answer, Answer::Failed { status: 401, .. }),

@@ -42,7 +42,7 @@ fn records() -> Vec<ResultRecord> {
         ResultRecord {
             row: 2,
             user_id: "7".into(),
-            status: Status::Updated,
+            status: Status::UPDATED,
             http_status: Some(200),
             attempts: 3,
             error: String::new(),
@@ -53,13 +53,13 @@ fn records() -> Vec<ResultRecord> {
         ResultRecord::decided(
             4,
             "x7".into(),
-            Status::Invalid,
+            Status::INVALID,
             "user_id: \"x7\" is not a positive whole number".into(),
         ),
         ResultRecord {
             row: 5,
             user_id: " 9".into(),
-            status: Status::Failed,
+            status: Status::FAILED,
             http_status: Some(503),
             attempts: 6,
             error: "HTTP 503 Service Unavailable; gave up after 6 attempts".into(),
@@ -158,7 +158,7 @@ fn columns_are_found_by_name_and_bad_cells_named() {
     let text = format!("{text}{}\n", row.join(","));
     let (read, _) = read_back(text.as_bytes());
     let record = read[0].clone().unwrap();
-    assert_eq!((record.row, record.status), (12, Status::Skipped));
+    assert_eq!((record.row, record.status), (12, Status::SKIPPED));
 
     row[COLUMNS.len() - 3] = "done";
     let text = format!(

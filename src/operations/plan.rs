@@ -1,0 +1,62 @@
+//! `plan`: the row against the user's live state, nothing written.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::{damaged, get_user, read_user};
+use crate::engine::{Job, Operation, Step};
+use crate::http::{Call, Reply};
+use crate::model::api::User;
+use crate::model::change::diff;
+use crate::table::results::Status;
+
+/// `plan`: one GET per row, or the user from the account's list read at
+/// the start (`snapshot`, when that took fewer requests); the row's change
+/// against the user's state: `would_update` with the changes, or
+/// `unchanged`. Nothing is written.
+#[derive(Debug, Clone, Default)]
+pub struct PlanRows {
+    pub snapshot: Option<Arc<HashMap<u64, User>>>,
+    /// `--allow-number-changes`: send what looks like a spreadsheet's damage.
+    pub allow_number_changes: bool,
+}
+
+impl PlanRows {
+    fn compare(&self, job: &mut Job, user: Box<User>) -> Step {
+        let body = job.body.as_deref().expect("a plan keeps each row's body");
+        let user = match damaged(body, user, self.allow_number_changes) {
+            Ok(user) => user,
+            Err(step) => return step,
+        };
+        let changes = diff(body, &user);
+        let status = match changes.is_empty() {
+            true => Status::UNCHANGED,
+            false => Status::WOULD_UPDATE,
+        };
+        Step::Done {
+            status,
+            error: String::new(),
+            changes,
+            user: Some(user),
+        }
+    }
+}
+
+impl Operation for PlanRows {
+    fn decide(&self, job: &mut Job) -> Option<Step> {
+        // A user not in the list (added since) is read on its own.
+        let user = self.snapshot.as_ref()?.get(&job.user_id)?;
+        Some(self.compare(job, Box::new(user.clone())))
+    }
+
+    fn call(&self, job: &Job) -> Call {
+        get_user(job.user_id)
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        match read_user(job, reply) {
+            Ok(user) => self.compare(job, user),
+            Err(step) => step,
+        }
+    }
+}

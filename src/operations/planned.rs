@@ -1,0 +1,122 @@
+//! `apply --plan`: the changes a reviewed plan showed, each only while the
+//! user is still as the plan read them.
+
+use std::sync::Arc;
+
+use super::{get_then_patch, patched, read_user, undo_first};
+use crate::engine::{Job, Operation, Step};
+use crate::http::{Call, Reply};
+use crate::model::change::{Change, FieldSet, diff};
+use crate::model::patch::Field;
+use crate::table::results::Status;
+use crate::table::undo::UndoLog;
+
+/// `apply --plan`: a GET, then the PATCH of the changes the plan showed,
+/// only while the user still has every value the plan read; a user
+/// changed since is `failed`, nothing sent. With an undo log, the values
+/// about to change are written to it before the PATCH goes.
+#[derive(Clone, Default)]
+pub struct PatchAsPlanned {
+    pub undo: Option<Arc<UndoLog>>,
+}
+
+impl Operation for PatchAsPlanned {
+    fn call(&self, job: &Job) -> Call {
+        get_then_patch(job)
+    }
+
+    fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        if job.step > 0 {
+            return patched(job, reply);
+        }
+        let user = match read_user(job, reply) {
+            Ok(user) => user,
+            Err(step) => return step,
+        };
+        let body = job.body.take().expect("a planned row keeps its body");
+        // The user the plan read is still the one its row names: a row by
+        // current_email found this user by an address that has moved on.
+        let planned_email = job.before.as_ref().and_then(|before| before.email.clone());
+        if body.email.is_none() && planned_email.is_some() && planned_email != user.email {
+            return Step::Done {
+                status: Status::FAILED,
+                error: format!(
+                    "changed since the plan, nothing sent: email: {} in the plan, {} now (a row \
+                     that names the user by current_email may name another user now); plan again",
+                    show_text(planned_email.as_deref()),
+                    show_text(user.email.as_deref())
+                ),
+                changes: std::mem::take(&mut job.changes),
+                user: Some(user),
+            };
+        }
+        let now = diff(&body, &user);
+        // Already as the plan would make it (the plan applied before, by a
+        // run cut short, say): nothing to send, nothing overwritten.
+        if now.is_empty() {
+            return Step::Done {
+                status: Status::UNCHANGED,
+                error: "already as the plan would make it".to_string(),
+                changes: Vec::new(),
+                user: Some(user),
+            };
+        }
+        if now != job.changes {
+            return Step::Done {
+                status: Status::FAILED,
+                error: format!(
+                    "changed since the plan, nothing sent: {}; plan again",
+                    drift(&job.changes, &now)
+                ),
+                changes: std::mem::take(&mut job.changes),
+                user: Some(user),
+            };
+        }
+        let sent = FieldSet::of(&job.changes);
+        if let Err(halt) = undo_first(&self.undo, job.user_id, &user, sent, &job.changes) {
+            return halt;
+        }
+        job.before = Some(user);
+        job.step = 1;
+        Step::Next
+    }
+}
+
+fn show_text(text: Option<&str>) -> String {
+    text.map_or_else(|| "null".to_string(), |text| format!("{text:?}"))
+}
+
+/// How the user differs from what the plan read, field by field:
+/// `lang: en in the plan, de now`.
+fn drift(planned: &[Change], now: &[Change]) -> String {
+    let mut parts = Vec::new();
+    for field in Field::ALL {
+        let was = planned.iter().find(|c| c.field == field);
+        let is = now.iter().find(|c| c.field == field);
+        let text = match (was, is) {
+            (Some(was), Some(is)) if was.from != is.from => {
+                format!(
+                    "{}: {} in the plan, {} now",
+                    field.name(),
+                    was.from,
+                    is.from
+                )
+            }
+            (Some(was), None) => format!(
+                "{}: {} in the plan, {} (the planned value) now",
+                field.name(),
+                was.from,
+                was.to
+            ),
+            (None, Some(is)) => format!(
+                "{}: {} in the plan (no change planned), {} now",
+                field.name(),
+                is.to,
+                is.from
+            ),
+            _ => continue,
+        };
+        parts.push(text);
+    }
+    parts.join("; ")
+}

@@ -1,0 +1,168 @@
+//! What happened to a row: a word in the results file (`updated`,
+//! `would_update`, ...) and the kind of outcome it is, which decides how it
+//! is counted, shown and what exit code it makes. The words are open: an
+//! operation names its own (`invited`, say) as a constant of its file,
+//! with one of the kinds; nothing here lists them.
+
+/// The kind of outcome a status word is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// Valid; a dry run or a plan would send it.
+    Planned,
+    /// Sent, and the API did it (the user's new state is in the row).
+    Changed,
+    /// The user already was as the row says.
+    Unchanged,
+    /// Valid, but there was nothing to do (`error` says why).
+    Skipped,
+    /// The row has problems (`error` lists them); nothing was sent.
+    Invalid,
+    /// Sent, and the API refused it or never answered.
+    Failed,
+    /// Valid, but not sent (another row was invalid, or the run stopped).
+    NotAttempted,
+}
+
+/// What happened to a row: its word and its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Status {
+    word: &'static str,
+    kind: Kind,
+}
+
+impl Status {
+    /// Valid; a dry run would send `request`.
+    pub const WOULD_UPDATE: Status = Status::new("would_update", Kind::Planned);
+    /// Sent, and the API answered with the user's new state.
+    pub const UPDATED: Status = Status::new("updated", Kind::Changed);
+    /// The user already had these values (filled by the plan against live data).
+    pub const UNCHANGED: Status = Status::new("unchanged", Kind::Unchanged);
+    /// Valid, but there was nothing to do (`error` says why).
+    pub const SKIPPED: Status = Status::new("skipped", Kind::Skipped);
+    /// The row has problems (`error` lists them); nothing was sent.
+    pub const INVALID: Status = Status::new("invalid", Kind::Invalid);
+    /// Sent, and the API refused it or never answered (`error`, `http_status`).
+    pub const FAILED: Status = Status::new("failed", Kind::Failed);
+    /// Valid, but not sent (another row was invalid, or the run stopped).
+    pub const NOT_ATTEMPTED: Status = Status::new("not_attempted", Kind::NotAttempted);
+
+    /// The statuses of every run, whatever its operation, in the order
+    /// summaries list them.
+    pub const ALL: [Status; 7] = [
+        Status::WOULD_UPDATE,
+        Status::UPDATED,
+        Status::UNCHANGED,
+        Status::SKIPPED,
+        Status::INVALID,
+        Status::FAILED,
+        Status::NOT_ATTEMPTED,
+    ];
+
+    /// A status with the word `word` (lower case, `_` between words, as
+    /// the results file writes it) of the kind `kind`.
+    pub const fn new(word: &'static str, kind: Kind) -> Status {
+        Status { word, kind }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.word
+    }
+
+    pub fn kind(self) -> Kind {
+        self.kind
+    }
+
+    /// The status whose word is `text`, among [`Status::ALL`] and `more`
+    /// (an operation's own).
+    pub fn parse(text: &str, more: &[Status]) -> Option<Status> {
+        Status::ALL
+            .iter()
+            .chain(more)
+            .copied()
+            .find(|status| status.word == text)
+    }
+
+    /// Rows with these statuses make the run exit 1.
+    pub fn is_problem(self) -> bool {
+        matches!(self.kind, Kind::Invalid | Kind::Failed | Kind::NotAttempted)
+    }
+}
+
+/// A count per status, in the order of [`Status::ALL`] and then of the
+/// other words as they were first counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counts {
+    counts: Vec<(Status, u64)>,
+}
+
+impl Default for Counts {
+    fn default() -> Counts {
+        Counts {
+            counts: Status::ALL.iter().map(|status| (*status, 0)).collect(),
+        }
+    }
+}
+
+impl Counts {
+    /// The count of `status`, 0 if never counted.
+    pub fn get(&self, status: Status) -> u64 {
+        self.counts
+            .iter()
+            .find(|(counted, _)| *counted == status)
+            .map_or(0, |(_, count)| *count)
+    }
+
+    /// The count of `status`, to change.
+    pub fn entry(&mut self, status: Status) -> &mut u64 {
+        let at = match self
+            .counts
+            .iter()
+            .position(|(counted, _)| *counted == status)
+        {
+            Some(at) => at,
+            None => {
+                self.counts.push((status, 0));
+                self.counts.len() - 1
+            }
+        };
+        &mut self.counts[at].1
+    }
+
+    /// The statuses of a kind, counted together.
+    pub fn of_kind(&self, kind: Kind) -> u64 {
+        self.counts
+            .iter()
+            .filter(|(status, _)| status.kind == kind)
+            .map(|(_, count)| count)
+            .sum()
+    }
+
+    /// Every status with its count: those of every run (counted or not)
+    /// first, then the others counted.
+    pub fn iter(&self) -> impl Iterator<Item = (Status, u64)> + '_ {
+        self.counts.iter().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operations_own_word_is_parsed_counted_and_kept_apart() {
+        const INVITED: Status = Status::new("invited", Kind::Changed);
+        assert_eq!(Status::parse("updated", &[]), Some(Status::UPDATED));
+        assert_eq!(Status::parse("invited", &[]), None);
+        assert_eq!(Status::parse("invited", &[INVITED]), Some(INVITED));
+        let mut counts = Counts::default();
+        *counts.entry(INVITED) += 2;
+        *counts.entry(Status::UPDATED) += 1;
+        assert_eq!(counts.get(INVITED), 2);
+        assert_eq!(counts.of_kind(Kind::Changed), 3);
+        let words: Vec<&str> = counts.iter().map(|(status, _)| status.as_str()).collect();
+        assert_eq!(words.last(), Some(&"invited"));
+        assert_eq!(words.len(), 8);
+        assert!(!INVITED.is_problem());
+        assert!(Status::NOT_ATTEMPTED.is_problem());
+    }
+}
