@@ -1,72 +1,11 @@
-//! What the user types: clap's types and nothing else. `config` turns these
-//! raw values into checked settings; the rest of the crate never sees them.
+//! What the user types: clap's types of the arguments and nothing else.
+//! The list of commands is in `commands` (each runs from its own file);
+//! `settings` turns these raw values into checked settings; the rest of
+//! the crate never sees them.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "gcore-iam-bulk",
-    version,
-    about = "Apply bulk changes from a CSV file to the users of a Gcore account",
-    after_help = "Exit codes: 0 every row is fine, 1 some row is invalid or failed, 2 the run could not \
-                  start (nothing was sent), 3 plan --exit-code: some row would change, 130 Ctrl-C, 143 SIGTERM (every row is still in the results \
-                  file), 74 the results could not be written after requests were sent."
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Check every row of INPUT and write the results file; sends nothing.
-    #[command(after_help = "Examples:
-  gcore-iam-bulk validate users.csv                # writes users.results.csv: what would be sent
-  gcore-iam-bulk validate users.xlsx --sheet Changes
-  cat users.csv | gcore-iam-bulk validate - -o -   # from a pipe, results to the terminal")]
-    Validate(ValidateArgs),
-    /// Write every user of the account to a CSV in the input format: a file to edit and apply.
-    #[command(after_help = "Examples:
-  gcore-iam-bulk export -o users.xlsx              # a workbook to edit, every cell text
-  gcore-iam-bulk export                            # users.csv
-  gcore-iam-bulk export -o - | grep example.com")]
-    Export(ExportArgs),
-    /// Compare every valid row of INPUT with the user's live state and write what would change;
-    /// sends no change (only reads).
-    #[command(after_help = "Examples:
-  gcore-iam-bulk plan users.csv                    # writes users.plan.csv: what would change
-  gcore-iam-bulk plan users.csv --exit-code        # exit 3 when something would change
-  gcore-iam-bulk apply --plan users.plan.csv       # then apply exactly what it showed")]
-    Plan(PlanArgs),
-    /// Send the changes of INPUT to the API (with --dry-run: the same as validate).
-    #[command(after_help = "Examples:
-  gcore-iam-bulk apply users.csv --sandbox         # rehearse against a local stand-in of the API
-  GCORE_API_KEY=... gcore-iam-bulk apply users.csv --rate auto
-  gcore-iam-bulk apply users.csv --skip-unchanged --undo-file undo.csv
-  gcore-iam-bulk apply users.csv --resume          # go on after Ctrl-C, a crash or kill -9
-  gcore-iam-bulk apply users.csv --report run.html # and the run on one page, to hand over")]
-    Apply(ApplyArgs),
-    /// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
-    #[command(after_help = "Examples:
-  gcore-iam-bulk sandbox                           # 1000 users on a free loopback port
-  gcore-iam-bulk sandbox --users 5000 --rate 100 --burst 5 --error-rate 0.05")]
-    Sandbox(SandboxArgs),
-    /// Print the completion script for SHELL to standard output (see the README for where it goes).
-    #[command(after_help = "Examples:
-  gcore-iam-bulk completions bash > ~/.local/share/bash-completion/completions/gcore-iam-bulk
-  gcore-iam-bulk completions zsh > ~/.zfunc/_gcore-iam-bulk")]
-    Completions(CompletionsArgs),
-    /// Print the manual page (roff) to standard output: `gcore-iam-bulk man > gcore-iam-bulk.1`.
-    Man,
-    /// Show the settings a run would use (base URL, key, rate, burst, concurrency) and where
-    /// each comes from: a flag, the environment, the profile, or the default. The key is never shown.
-    #[command(after_help = "Examples:
-  gcore-iam-bulk config                            # what a run with no flags would use
-  gcore-iam-bulk config --profile reseller-b --rate 5")]
-    Config(ConfigArgs),
-}
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
@@ -400,3 +339,7 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub tls: bool,
 }
+
+/// `man` takes no argument.
+#[derive(Debug, Args)]
+pub struct ManArgs {}

@@ -35,7 +35,7 @@ pub mod sink;
 pub mod table;
 pub mod visible;
 
-use cli::Cli;
+pub use commands::{Cli, Command};
 use error::Fatal;
 use exit::Exit;
 

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gcore_iam_bulk::cli::Cli;
+use gcore_iam_bulk::Cli;
 use gcore_iam_bulk::error::error_chain;
 
 /// Requests are built on one thread and their buffers freed on another;

@@ -636,3 +636,13 @@ fn refuse_note(invalid: u64) {
         if invalid == 1 { "it" } else { "them" },
     );
 }
+
+impl super::Run for ApplyArgs {
+    fn no_progress(&self) -> bool {
+        self.output.no_progress
+    }
+
+    fn run(self) -> Result<Exit, Fatal> {
+        run(self)
+    }
+}

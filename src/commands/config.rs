@@ -166,11 +166,17 @@ fn describe(
     })
 }
 
+impl super::Run for ConfigArgs {
+    fn run(self) -> Result<Exit, Fatal> {
+        show(&self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
     use crate::settings::ApiSettings;
+    use crate::{Cli, Command};
     use clap::Parser;
     use std::collections::HashMap;
 

@@ -6,7 +6,8 @@ use std::io::{self, Write};
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, CompletionsArgs};
+use super::Cli;
+use crate::cli::CompletionsArgs;
 use crate::error::Fatal;
 use crate::exit::Exit;
 
@@ -127,5 +128,17 @@ fn print(bytes: &[u8]) -> Result<Exit, Fatal> {
         Ok(()) => Ok(Exit::Success),
         Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Success),
         Err(error) => Err(Fatal::Stdout(error)),
+    }
+}
+
+impl super::Run for CompletionsArgs {
+    fn run(self) -> Result<Exit, Fatal> {
+        completions(&self)
+    }
+}
+
+impl super::Run for crate::cli::ManArgs {
+    fn run(self) -> Result<Exit, Fatal> {
+        man()
     }
 }

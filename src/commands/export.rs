@@ -320,3 +320,13 @@ struct ExportSummary<'a> {
     results: &'a str,
     proxy: Option<&'a str>,
 }
+
+impl super::Run for ExportArgs {
+    fn no_progress(&self) -> bool {
+        self.no_progress
+    }
+
+    fn run(self) -> Result<Exit, Fatal> {
+        run(self)
+    }
+}

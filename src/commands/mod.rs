@@ -19,7 +19,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::check::{EmailIndex, Preflight};
-use crate::cli::{ApiArgs, Cli, Command, RunArgs};
+use crate::cli::{
+    ApiArgs, ApplyArgs, CompletionsArgs, ConfigArgs, ExportArgs, ManArgs, PlanArgs, RunArgs,
+    SandboxArgs, ValidateArgs,
+};
 use crate::engine::Ended;
 use crate::error::Fatal;
 use crate::exit::{Exit, Signal};
@@ -36,32 +39,100 @@ use crate::sink::{ProgressMode, ReportContext, RunInfo};
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
 
-/// Runs one command; `Err` is a fatal error (the run could not start).
-pub fn run(cli: Cli) -> Result<Exit, Fatal> {
-    started();
-    sink::set_no_progress(match &cli.command {
-        Command::Validate(args) => args.output.no_progress,
-        Command::Plan(args) => args.output.no_progress,
-        Command::Apply(args) => args.output.no_progress,
-        Command::Export(args) => args.no_progress,
-        Command::Sandbox(_) | Command::Completions(_) | Command::Man | Command::Config(_) => false,
-    });
-    match cli.command {
-        Command::Validate(args) => validate::run(
-            &args.input,
-            &args.output,
-            args.summary_json.as_deref(),
-            "validate",
-        ),
-        Command::Export(args) => export::run(args),
-        Command::Plan(args) => plan::run(args),
-        Command::Apply(args) => apply::run(args),
-        Command::Sandbox(args) => sandbox::run(&args),
-        Command::Completions(args) => docs::completions(&args),
-        Command::Man => docs::man(),
-        Command::Config(args) => config::show(&args),
+/// What runs a command: each command's arguments implement it in the
+/// command's own file (`validate.rs` for [`ValidateArgs`], ...).
+pub trait Run {
+    /// Whether the command was asked to print no progress (`--no-progress`).
+    fn no_progress(&self) -> bool {
+        false
     }
+    /// Runs the command; `Err` is a fatal error (the run could not start).
+    fn run(self) -> Result<Exit, Fatal>;
 }
+
+/// The commands, each once: the variant of [`Command`] clap parses, with
+/// its help, and the arguments whose [`Run`] runs it. A new command is one
+/// line here (and its file).
+macro_rules! commands {
+    ($($(#[$meta:meta])* $name:ident($args:ty),)*) => {
+        #[derive(Debug, clap::Subcommand)]
+        pub enum Command {
+            $($(#[$meta])* $name($args),)*
+        }
+
+        /// Runs one command; `Err` is a fatal error (the run could not start).
+        pub fn run(cli: Cli) -> Result<Exit, Fatal> {
+            started();
+            match cli.command {
+                $(Command::$name(args) => {
+                    sink::set_no_progress(args.no_progress());
+                    args.run()
+                })*
+            }
+        }
+    };
+}
+
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "gcore-iam-bulk",
+    version,
+    about = "Apply bulk changes from a CSV file to the users of a Gcore account",
+    after_help = "Exit codes: 0 every row is fine, 1 some row is invalid or failed, 2 the run could not \
+                  start (nothing was sent), 3 plan --exit-code: some row would change, 130 Ctrl-C, 143 SIGTERM (every row is still in the results \
+                  file), 74 the results could not be written after requests were sent."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+commands! {
+/// Check every row of INPUT and write the results file; sends nothing.
+#[command(after_help = "Examples:
+  gcore-iam-bulk validate users.csv                # writes users.results.csv: what would be sent
+  gcore-iam-bulk validate users.xlsx --sheet Changes
+  cat users.csv | gcore-iam-bulk validate - -o -   # from a pipe, results to the terminal")]
+Validate(ValidateArgs),
+/// Write every user of the account to a CSV in the input format: a file to edit and apply.
+#[command(after_help = "Examples:
+  gcore-iam-bulk export -o users.xlsx              # a workbook to edit, every cell text
+  gcore-iam-bulk export                            # users.csv
+  gcore-iam-bulk export -o - | grep example.com")]
+Export(ExportArgs),
+/// Compare every valid row of INPUT with the user's live state and write what would change;
+/// sends no change (only reads).
+#[command(after_help = "Examples:
+  gcore-iam-bulk plan users.csv                    # writes users.plan.csv: what would change
+  gcore-iam-bulk plan users.csv --exit-code        # exit 3 when something would change
+  gcore-iam-bulk apply --plan users.plan.csv       # then apply exactly what it showed")]
+Plan(PlanArgs),
+/// Send the changes of INPUT to the API (with --dry-run: the same as validate).
+#[command(after_help = "Examples:
+  gcore-iam-bulk apply users.csv --sandbox         # rehearse against a local stand-in of the API
+  GCORE_API_KEY=... gcore-iam-bulk apply users.csv --rate auto
+  gcore-iam-bulk apply users.csv --skip-unchanged --undo-file undo.csv
+  gcore-iam-bulk apply users.csv --resume          # go on after Ctrl-C, a crash or kill -9
+  gcore-iam-bulk apply users.csv --report run.html # and the run on one page, to hand over")]
+Apply(ApplyArgs),
+/// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
+#[command(after_help = "Examples:
+  gcore-iam-bulk sandbox                           # 1000 users on a free loopback port
+  gcore-iam-bulk sandbox --users 5000 --rate 100 --burst 5 --error-rate 0.05")]
+Sandbox(SandboxArgs),
+/// Print the completion script for SHELL to standard output (see the README for where it goes).
+#[command(after_help = "Examples:
+  gcore-iam-bulk completions bash > ~/.local/share/bash-completion/completions/gcore-iam-bulk
+  gcore-iam-bulk completions zsh > ~/.zfunc/_gcore-iam-bulk")]
+Completions(CompletionsArgs),
+/// Print the manual page (roff) to standard output: `gcore-iam-bulk man > gcore-iam-bulk.1`.
+Man(ManArgs),
+/// Show the settings a run would use (base URL, key, rate, burst, concurrency) and where
+/// each comes from: a flag, the environment, the profile, or the default. The key is never shown.
+#[command(after_help = "Examples:
+  gcore-iam-bulk config                            # what a run with no flags would use
+  gcore-iam-bulk config --profile reseller-b --rate 5")]
+Config(ConfigArgs),}
 
 /// Reads the profile `--profile` or `GCORE_PROFILE` names, if any, and
 /// fills the sending flags left unset with its values; the API settings

@@ -131,3 +131,13 @@ pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
         finish(finished, &ending)
     })
 }
+
+impl super::Run for PlanArgs {
+    fn no_progress(&self) -> bool {
+        self.output.no_progress
+    }
+
+    fn run(self) -> Result<Exit, Fatal> {
+        run(self)
+    }
+}

@@ -110,3 +110,9 @@ pub async fn rehearsal(users: u64, tls: bool, quiet: bool) -> Result<RunningSand
     }
     Ok(running)
 }
+
+impl super::Run for SandboxArgs {
+    fn run(self) -> Result<Exit, Fatal> {
+        run(&self)
+    }
+}

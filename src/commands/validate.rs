@@ -93,3 +93,18 @@ pub fn run(
         finish(finished, &ending)
     })
 }
+
+impl super::Run for crate::cli::ValidateArgs {
+    fn no_progress(&self) -> bool {
+        self.output.no_progress
+    }
+
+    fn run(self) -> Result<Exit, Fatal> {
+        run(
+            &self.input,
+            &self.output,
+            self.summary_json.as_deref(),
+            "validate",
+        )
+    }
+}

@@ -112,12 +112,17 @@ mod sandbox_tests {
     use clap::Parser;
 
     fn settings(args: &[&str], env_key: Option<&str>) -> Result<SandboxSettings, String> {
-        let mut argv = vec!["gcore-iam-bulk", "sandbox"];
+        /// The sandbox's flags alone, as clap reads them.
+        #[derive(clap::Parser)]
+        struct Sandbox {
+            #[command(flatten)]
+            args: SandboxArgs,
+        }
+        let mut argv = vec!["sandbox"];
         argv.extend_from_slice(args);
-        let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        let crate::cli::Command::Sandbox(args) = cli.command else {
-            unreachable!()
-        };
+        let args = Sandbox::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .args;
         SandboxSettings::from_args(&args, env_key.map(str::to_string)).map_err(|e| e.to_string())
     }
 

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 
 use clap::CommandFactory;
-use gcore_iam_bulk::cli::Cli;
+use gcore_iam_bulk::Cli;
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"))
