@@ -1,4 +1,5 @@
 use super::*;
+use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
 fn blank(key: &str, text: &str) -> String {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::api::{ClientAndRoles, Group};
 
 fn user(id: u64) -> User {
     User {
