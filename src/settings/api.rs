@@ -17,8 +17,9 @@ use crate::profile::{
 
 use super::*;
 
-/// The environment variable that holds the API key.
-pub const API_KEY_ENV: &str = "GCORE_API_KEY";
+/// The environment variable that holds the API key (named in a leaf: the
+/// workbook reader's child process is started without it).
+pub use crate::environment::API_KEY_ENV;
 /// The environment variable that may hold the base URL.
 pub const BASE_URL_ENV: &str = "GCORE_BASE_URL";
 pub const DEFAULT_BASE_URL: &str = "https://api.gcore.com";
