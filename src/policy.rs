@@ -88,6 +88,11 @@ impl Rate {
         self.auto
     }
 
+    /// Requests that may go at once after a pause.
+    pub fn burst(&self) -> NonZeroU32 {
+        self.burst
+    }
+
     fn start(&self) -> Start {
         match (self.auto, self.per_second) {
             (true, max) => Start::Auto { max },

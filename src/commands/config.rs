@@ -9,8 +9,7 @@ use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::profile::{self, KeyFrom, PROFILE_ENV, key_path_shown};
 use crate::settings::{
-    self, API_KEY_ENV as KEY_ENV, DEFAULT_BURST, DEFAULT_CONCURRENCY, DEFAULT_RATE, KeyChoice,
-    RunSettings, url_shown,
+    self, API_KEY_ENV as KEY_ENV, KeyChoice, RunSettings, SendingChoice, url_shown,
 };
 
 pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
@@ -105,30 +104,12 @@ fn describe(
         );
     }
 
-    // Sending: flag, else profile, else default; then checked as a run would.
-    let pick = |flag: Option<String>, profile: Option<String>, default: &str| match (flag, profile)
-    {
-        (Some(value), _) => (value, "flag".to_string()),
-        (None, Some(value)) => (value, from_profile(profile_name)),
-        (None, None) => (default.to_string(), "default".to_string()),
-    };
-    let (rate, rate_from) = pick(
-        args.run.rate.clone(),
-        chosen.as_ref().and_then(|p| p.rate.clone()),
-        DEFAULT_RATE,
-    );
-    let (burst, burst_from) = pick(
-        args.run.burst.map(|b| b.to_string()),
-        chosen.as_ref().and_then(|p| p.burst.map(|b| b.to_string())),
-        &DEFAULT_BURST.to_string(),
-    );
-    let (concurrency, concurrency_from) = pick(
-        args.run.concurrency.map(|c| c.to_string()),
-        chosen
-            .as_ref()
-            .and_then(|p| p.concurrency.map(|c| c.to_string())),
-        &DEFAULT_CONCURRENCY.to_string(),
-    );
+    // Sending: flag, else profile, else default (the run's own choice);
+    // then checked as a run would.
+    let choice = SendingChoice::new(&args.run, chosen.as_ref());
+    let (rate, rate_from) = choice.rate.clone();
+    let (burst, burst_from) = choice.burst.clone();
+    let (concurrency, concurrency_from) = choice.concurrency.clone();
     let rate_shown = match rate.trim().eq_ignore_ascii_case("auto") {
         true => "auto (finds the account's limit)".to_string(),
         false => format!("{rate} requests/s"),
@@ -142,9 +123,7 @@ fn describe(
     // The values as a run would check them.
     let mut run = args.run.clone();
     run.summary_json = None;
-    run.rate = Some(rate);
-    run.burst = burst.parse().ok();
-    run.concurrency = concurrency.parse().ok();
+    choice.fill(&mut run);
     RunSettings::from_args(&run)?;
     // The key at hand (the environment's, or a key file's: never a key
     // command, which `config` does not run) is blanked out of every line,
@@ -308,6 +287,138 @@ mod tests {
                     assert!(line("API key:").contains("none"), "{case}: {shown}");
                 }
             }
+        }
+    }
+
+    /// `config` and a run take the rate, the burst and the concurrency
+    /// alike, over flags and a profile chosen by `--profile` or
+    /// `GCORE_PROFILE`: the value and the source `config` prints are the
+    /// run's, as checked.
+    #[test]
+    fn config_and_a_run_agree_on_the_sending_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            "[profiles.s]\nrate = 25\nburst = 4\nconcurrency = 3\n\
+             [profiles.auto]\nrate = \"auto\"\n[profiles.none]\n",
+        )
+        .unwrap();
+        // (flags, environment, (rate, its source), (burst, ...), (concurrency, ...))
+        type Case<'a> = (
+            Vec<&'a str>,
+            Vec<(&'a str, &'a str)>,
+            (&'a str, &'a str),
+            (u32, &'a str),
+            (usize, &'a str),
+        );
+        let cases: Vec<Case> = vec![
+            (
+                vec![],
+                vec![],
+                ("10", "default"),
+                (1, "default"),
+                (8, "default"),
+            ),
+            (
+                vec!["--rate", "5", "--burst", "2", "--concurrency", "6"],
+                vec![],
+                ("5", "flag"),
+                (2, "flag"),
+                (6, "flag"),
+            ),
+            (
+                vec!["--profile", "s"],
+                vec![],
+                ("25", "profile s"),
+                (4, "profile s"),
+                (3, "profile s"),
+            ),
+            (
+                vec![],
+                vec![("GCORE_PROFILE", "s")],
+                ("25", "profile s"),
+                (4, "profile s"),
+                (3, "profile s"),
+            ),
+            (
+                vec!["--profile", "s", "--rate", "7"],
+                vec![],
+                ("7", "flag"),
+                (4, "profile s"),
+                (3, "profile s"),
+            ),
+            (
+                vec!["--concurrency", "2"],
+                vec![("GCORE_PROFILE", "s")],
+                ("25", "profile s"),
+                (4, "profile s"),
+                (2, "flag"),
+            ),
+            (
+                vec!["--profile", "auto"],
+                vec![],
+                ("auto", "profile auto"),
+                (1, "default"),
+                (8, "default"),
+            ),
+            (
+                vec!["--profile", "none"],
+                vec![],
+                ("10", "default"),
+                (1, "default"),
+                (8, "default"),
+            ),
+        ];
+        for (flags, env, rate, burst, concurrency) in cases {
+            let env: HashMap<&str, &str> = env.into_iter().collect();
+            let read = |name: &str| env.get(name).map(|value| value.to_string());
+            let args = config_args(&flags);
+            let case = format!("{flags:?} {env:?}");
+            let shown = describe(&args, read, Some(&config)).unwrap();
+            let line = |label: &str| {
+                shown
+                    .lines()
+                    .find(|line| line.starts_with(label))
+                    .unwrap_or_else(|| panic!("{label} in {shown}"))
+                    .to_string()
+            };
+            // The run: the profile chosen as a run chooses it, the flags
+            // filled from the one choice, then checked.
+            let chosen =
+                crate::profile::select(args.api.profile.as_deref(), read, Some(&config)).unwrap();
+            let mut run_args = args.run.clone();
+            SendingChoice::new(&args.run, chosen.as_ref()).fill(&mut run_args);
+            let run = RunSettings::from_args(&run_args).unwrap();
+            let send = &run.send;
+            match rate.0 {
+                "auto" => assert!(send.rate.is_auto(), "{case}"),
+                number => assert_eq!(
+                    send.rate.per_second(),
+                    Some(number.parse().unwrap()),
+                    "{case}"
+                ),
+            }
+            assert!(
+                line("rate:").starts_with(&format!("rate:         {}", rate.0)),
+                "{case}: {shown}"
+            );
+            assert!(
+                line("rate:").ends_with(&format!("(from {})", rate.1)),
+                "{case}: {shown}"
+            );
+            assert_eq!(send.rate.burst().get(), burst.0, "{case}");
+            assert_eq!(
+                line("burst:"),
+                format!("burst:        {} (from {})", burst.0, burst.1),
+                "{case}"
+            );
+            assert_eq!(send.concurrency.get(), concurrency.0, "{case}");
+            assert_eq!(
+                line("concurrency:"),
+                format!("concurrency:  {} (from {})", concurrency.0, concurrency.1),
+                "{case}"
+            );
         }
     }
 }

@@ -8,6 +8,7 @@ mod docs;
 mod export;
 mod list;
 mod plan;
+mod rows;
 mod sandbox;
 mod users;
 mod validate;
@@ -144,11 +145,7 @@ fn with_profile(api: &ApiArgs, run: &mut RunArgs) -> Result<Option<Profile>, Fat
         crate::settings::from_environment,
         path.as_deref(),
     )?;
-    if let Some(profile) = &profile {
-        run.rate = run.rate.take().or_else(|| profile.rate.clone());
-        run.burst = run.burst.or(profile.burst);
-        run.concurrency = run.concurrency.or(profile.concurrency);
-    }
+    crate::settings::SendingChoice::new(run, profile.as_ref()).fill(run);
     Ok(profile)
 }
 
@@ -189,7 +186,7 @@ fn connect(
     quiet: bool,
     verb: &str,
 ) -> Result<(Client, Route), Fatal> {
-    let client = Client::new(api, concurrency)?;
+    let client = Client::new(&api.client(), concurrency)?;
     // The key pasted where a host or a proxy goes is not shown either (a
     // URL's host is lowercased: the blanker matches any ASCII case).
     let key = crate::secret::Blanker::new(api.api_key.expose());
@@ -237,7 +234,7 @@ fn connect(
 /// What the first pass hands on: the input, what it found, and the index
 /// that resolves `current_email` (when the input has that column and the
 /// run reads the account).
-struct FirstPass {
+pub(crate) struct FirstPass {
     input: Arc<Input>,
     preflight: Preflight,
     emails: Option<Arc<EmailIndex>>,

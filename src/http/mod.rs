@@ -15,7 +15,6 @@ use reqwest::{StatusCode, Url};
 
 use crate::error::{Fatal, error_chain};
 use crate::secret::Blanker;
-use crate::settings::ApiSettings;
 
 mod answer;
 mod tls;
@@ -177,6 +176,32 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, call: Call) -> impl Future<Output = Answer> + Send + 'static;
 }
 
+/// What the client needs to reach the API, made once per command by
+/// `settings` from flags, environment and profile.
+#[derive(Debug, Clone)]
+pub struct ClientConfig<'a> {
+    pub base_url: &'a Url,
+    /// The key itself, for the `Authorization` header and to blank its echoes.
+    pub api_key: &'a str,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Trusted besides the system's store and the bundled roots.
+    pub extra_roots: &'a [rustls::pki_types::CertificateDer<'static>],
+    /// `None`: straight to the API.
+    pub proxy: Option<ProxyConfig>,
+}
+
+/// The proxy a client goes through.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// With any user name and password.
+    pub url: Url,
+    /// How messages name it: `http://user:***@proxy:3128 (from HTTPS_PROXY)`.
+    pub shown: String,
+    /// Its password, as written and decoded: blanked out of messages.
+    pub secrets: Vec<String>,
+}
+
 /// The API over HTTP. Cheap to clone: clones share the connection pool.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -206,9 +231,9 @@ struct Inner {
 impl Client {
     /// `pool` is the number of idle connections kept open; keep it at least
     /// the concurrency, or connections churn.
-    pub fn new(api: &ApiSettings, pool: usize) -> Result<Client, Fatal> {
+    pub fn new(api: &ClientConfig<'_>, pool: usize) -> Result<Client, Fatal> {
         let mut headers = HeaderMap::new();
-        let mut auth = HeaderValue::from_str(&format!("apikey {}", api.api_key.expose()))
+        let mut auth = HeaderValue::from_str(&format!("apikey {}", api.api_key))
             .map_err(|_| Fatal::Usage("the API key cannot go in an HTTP header".to_string()))?;
         auth.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, auth);
@@ -220,21 +245,21 @@ impl Client {
         let mut builder = reqwest::Client::builder();
         // The system's trust store (SSL_CERT_FILE, SSL_CERT_DIR) and the
         // bundled roots are trusted by reqwest's features; these are more.
-        for root in &api.extra_roots {
+        for root in api.extra_roots {
             let root = reqwest::Certificate::from_der(root).map_err(Fatal::Client)?;
             builder = builder.add_root_certificate(root);
         }
         // The settings chose the proxy (flag, environment, NO_PROXY): no other.
         builder = match &api.proxy {
             Some(route) => {
-                let proxy = reqwest::Proxy::all(route.url().as_str()).map_err(Fatal::Client)?;
+                let proxy = reqwest::Proxy::all(route.url.as_str()).map_err(Fatal::Client)?;
                 builder.proxy(proxy)
             }
             None => builder.no_proxy(),
         };
         let host = api.base_url.host_str().unwrap_or_default().to_string();
         let server = match &api.proxy {
-            Some(route) => format!("{host} (through the proxy {route})"),
+            Some(route) => format!("{host} (through the proxy {})", route.shown),
             None => host,
         };
         let http = builder
@@ -254,14 +279,14 @@ impl Client {
                 http,
                 base_url: api.base_url.clone(),
                 timeout: api.timeout,
-                blanker: Arc::new(Blanker::new(api.api_key.expose())),
-                long_key: api.api_key.expose().len() >= MIN_KEY_IN_DATA,
+                blanker: Arc::new(Blanker::new(api.api_key)),
+                long_key: api.api_key.len() >= MIN_KEY_IN_DATA,
                 extra_roots: !api.extra_roots.is_empty(),
                 connect_timeout: api.connect_timeout,
                 proxy_secrets: api
                     .proxy
                     .as_ref()
-                    .map(|route| route.secrets())
+                    .map(|route| route.secrets.clone())
                     .unwrap_or_default(),
                 server,
             }),

@@ -372,7 +372,7 @@ impl UserPage {
             let Some(fields) = entry.as_object() else {
                 continue;
             };
-            let missing: Vec<&'static str> = crate::model::patch::Field::ALL
+            let missing: Vec<&'static str> = Field::ALL
                 .iter()
                 .map(|field| field.name())
                 .filter(|name| !fields.contains_key(*name))

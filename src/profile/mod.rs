@@ -31,6 +31,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::Fatal;
+use crate::files::folder_of;
 
 mod command;
 mod mistakes;
@@ -437,14 +438,6 @@ pub fn command_shown(command: &str) -> Option<String> {
         true => format!("{first} …"),
         false => first.to_string(),
     })
-}
-
-/// The folder a file named `path` goes in (`.` for a bare name).
-pub fn folder_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ use crate::profile::{
 
 use super::*;
 
-/// The environment variable that holds the API key.
-pub const API_KEY_ENV: &str = "GCORE_API_KEY";
+/// The environment variable that holds the API key (named in a leaf: the
+/// workbook reader's child process is started without it).
+pub use crate::environment::API_KEY_ENV;
 /// The environment variable that may hold the base URL.
 pub const BASE_URL_ENV: &str = "GCORE_BASE_URL";
 pub const DEFAULT_BASE_URL: &str = "https://api.gcore.com";
@@ -194,6 +195,24 @@ pub struct ApiSettings {
     /// certificate files), whichever flag, variable or profile named them,
     /// with what each is: no output of the run may be one of them.
     pub files_read: Vec<(PathBuf, &'static str)>,
+}
+
+impl ApiSettings {
+    /// What the HTTP client takes of these settings.
+    pub fn client(&self) -> crate::http::ClientConfig<'_> {
+        crate::http::ClientConfig {
+            base_url: &self.base_url,
+            api_key: self.api_key.expose(),
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            extra_roots: &self.extra_roots,
+            proxy: self.proxy.as_ref().map(|route| crate::http::ProxyConfig {
+                url: route.url().clone(),
+                shown: route.to_string(),
+                secrets: route.secrets(),
+            }),
+        }
+    }
 }
 
 /// A key file that cannot be read, named as [`key_path_shown`] allows.

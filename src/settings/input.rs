@@ -1,44 +1,14 @@
-//! Where the rows come from and how they are read: the input's source,
-//! delimiter and encoding, checked.
-
-use std::path::{Path, PathBuf};
+//! Where the rows come from and how they are read, from the flags: the
+//! input's source, delimiter and encoding, checked. The options themselves
+//! are the table's ([`InputSettings`], [`InputSource`]).
 
 use encoding_rs::Encoding;
 
 use crate::cli::InputArgs;
 use crate::error::Fatal;
 
-/// Where the rows come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum InputSource {
-    Stdin,
-    File(PathBuf),
-}
-
-impl InputSource {
-    /// How messages name the input.
-    pub fn display_path(&self) -> PathBuf {
-        match self {
-            InputSource::Stdin => PathBuf::from("<stdin>"),
-            InputSource::File(path) => path.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct InputSettings {
-    pub source: InputSource,
-    /// `None`: guess from the header line (comma, else semicolon or tab).
-    pub delimiter: Option<u8>,
-    /// `None`: UTF-8, checked row by row (a UTF-16 byte-order mark is honoured).
-    pub encoding: Option<&'static Encoding>,
-    pub null_token: String,
-    pub ignore_unknown_columns: bool,
-    /// The sheet of a workbook to read (the first visible one if `None`).
-    pub sheet: Option<String>,
-    /// Send what hidden cells of a workbook hold, rather than refuse it.
-    pub send_hidden_cells: bool,
-}
+pub use crate::table::input::{InputSettings, InputSource};
+pub use crate::table::sheet::named_like_workbook;
 
 impl InputSettings {
     pub fn from_args(args: &InputArgs) -> Result<Self, Fatal> {
@@ -95,17 +65,4 @@ pub(super) fn parse_encoding(label: &str) -> Result<Option<&'static Encoding>, F
              Windows), windows-1251 (Cyrillic) or utf-16"
         ))),
     }
-}
-
-/// Whether the file name says workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
-/// `.ods`, any case): results and undo files, which are written as the run
-/// goes, cannot be one; a CSV named `.xlsx` is read as a CSV, with a note.
-pub fn named_like_workbook(path: &Path) -> bool {
-    path.extension()
-        .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| {
-            ["xlsx", "xlsm", "xlsb", "xls", "ods"]
-                .iter()
-                .any(|known| known.eq_ignore_ascii_case(ext))
-        })
 }

@@ -10,12 +10,11 @@ use crate::error::Fatal;
 
 use super::*;
 
-/// Where the results file goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OutputTarget {
-    Stdout,
-    File(PathBuf),
-}
+// The results target is the results file's (`table::record`), the page's
+// mark and the file helpers a leaf's (`files`): settings build and check
+// them, and re-export them for the commands.
+pub use crate::files::{REPORT_MARK, folder_of, plain_io_error};
+pub use crate::table::record::OutputTarget;
 
 impl OutputTarget {
     /// `suffix` names the default file after the input's stem:
@@ -59,19 +58,6 @@ impl OutputTarget {
                 path.display()
             ))),
             _ => Ok(()),
-        }
-    }
-
-    /// Whether the results go to a terminal (`-o -` without a redirection).
-    pub fn on_terminal(&self) -> bool {
-        use std::io::IsTerminal;
-        matches!(self, OutputTarget::Stdout) && std::io::stdout().is_terminal()
-    }
-
-    pub fn display_path(&self) -> PathBuf {
-        match self {
-            OutputTarget::Stdout => PathBuf::from("<stdout>"),
-            OutputTarget::File(path) => path.clone(),
         }
     }
 }
@@ -244,10 +230,6 @@ pub fn check_summary_path(
     })
 }
 
-/// The mark a page of this tool carries, near its top: a file without it is
-/// not replaced without `--overwrite`.
-pub const REPORT_MARK: &str = r#"<meta name="generator" content="gcore-iam-bulk">"#;
-
 /// What `--report` is checked against besides the input and the results:
 /// the other files the run reads or writes (`None`: not given).
 pub type OtherFiles<'a> = &'a [(Option<&'a Path>, &'a str)];
@@ -346,17 +328,6 @@ pub(super) fn is_our_page(path: &Path) -> bool {
         std::fs::File::open(path).and_then(|mut file| std::io::Read::read(&mut file, &mut start));
     read.is_ok_and(|n| String::from_utf8_lossy(&start[..n]).contains(REPORT_MARK))
 }
-
-/// An error as the operating system says it, without the path of a
-/// temporary file that the crate adds (the message names the real file).
-pub fn plain_io_error(error: std::io::Error) -> std::io::Error {
-    match error.raw_os_error() {
-        Some(code) => std::io::Error::from_raw_os_error(code),
-        None => error,
-    }
-}
-
-pub use crate::profile::folder_of;
 
 /// Whether the folder of `path` takes a new file (made and removed at once).
 pub(super) fn probe_new_file(path: &Path) -> std::io::Result<()> {

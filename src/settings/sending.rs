@@ -24,6 +24,73 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 pub const DEFAULT_RATE: &str = "10";
 pub const DEFAULT_BURST: u32 = 1;
 
+/// Where a sending value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueFrom {
+    Flag,
+    /// The profile of this name.
+    Profile(String),
+    Default,
+}
+
+impl std::fmt::Display for ValueFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueFrom::Flag => f.write_str("flag"),
+            ValueFrom::Profile(name) => write!(f, "profile {name}"),
+            ValueFrom::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// The rate, burst and concurrency a run uses, before they are checked:
+/// each from its flag, else the profile, else the default, with where it
+/// came from. The one precedence of these values: a run fills its flags
+/// from it ([`SendingChoice::fill`]) and `config` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendingChoice {
+    /// As `--rate` takes it: a number or `auto`.
+    pub rate: (String, ValueFrom),
+    pub burst: (u32, ValueFrom),
+    pub concurrency: (usize, ValueFrom),
+}
+
+impl SendingChoice {
+    pub fn new(run: &RunArgs, profile: Option<&crate::profile::Profile>) -> SendingChoice {
+        fn pick<T>(flag: Option<T>, profile: Option<(T, &str)>, default: T) -> (T, ValueFrom) {
+            match (flag, profile) {
+                (Some(value), _) => (value, ValueFrom::Flag),
+                (None, Some((value, name))) => (value, ValueFrom::Profile(name.to_string())),
+                (None, None) => (default, ValueFrom::Default),
+            }
+        }
+        SendingChoice {
+            rate: pick(
+                run.rate.clone(),
+                profile.and_then(|p| p.rate.clone().map(|rate| (rate, p.name.as_str()))),
+                DEFAULT_RATE.to_string(),
+            ),
+            burst: pick(
+                run.burst,
+                profile.and_then(|p| p.burst.map(|burst| (burst, p.name.as_str()))),
+                DEFAULT_BURST,
+            ),
+            concurrency: pick(
+                run.concurrency,
+                profile.and_then(|p| p.concurrency.map(|n| (n, p.name.as_str()))),
+                DEFAULT_CONCURRENCY,
+            ),
+        }
+    }
+
+    /// `run` with these values in its flags, as the run checks them.
+    pub fn fill(&self, run: &mut RunArgs) {
+        run.rate = Some(self.rate.0.clone());
+        run.burst = Some(self.burst.0);
+        run.concurrency = Some(self.concurrency.0);
+    }
+}
+
 /// How `apply` sends, and what it does around sending.
 #[derive(Debug, Clone)]
 pub struct RunSettings {

@@ -5,6 +5,7 @@
 //! back in order.
 
 mod chart;
+mod problems;
 mod progress;
 mod report;
 mod summary;
@@ -14,8 +15,9 @@ use std::path::Path;
 
 pub use crate::engine::events::{Outcome, RateReport, Report};
 pub use crate::engine::timeline::{AnswerKind, Timeline};
+pub use problems::ProblemRows;
 pub use progress::{Progress, ProgressMode, set_no_progress};
-pub use report::{ProblemRows, ReportContext};
+pub use report::ReportContext;
 pub use summary::*;
 pub use writer::*;
 

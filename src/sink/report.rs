@@ -13,78 +13,11 @@ use askama::Template;
 use super::{RunInfo, Summary, count};
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::settings::{REPORT_MARK, folder_of, plain_io_error};
-use crate::table::results::{Counts, ResultRecord, Status};
+use crate::files::{REPORT_MARK, folder_of, plain_io_error};
+use crate::table::results::Status;
 
 use super::chart::{chart, chart_notes};
-
-/// A row of the page's table: a row that is invalid, failed or not attempted.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProblemRow {
-    row: u64,
-    user_id: String,
-    status: &'static str,
-    /// Empty when nothing was answered.
-    http_status: String,
-    attempts: u32,
-    error: String,
-    request: String,
-}
-
-/// The rows the page's table lists: the first [`ProblemRows::PER_STATUS`]
-/// of each problem status (a page of a million rows opens in no browser;
-/// and ten thousand invalid rows must not hide the three that failed), and
-/// how many more there are.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProblemRows {
-    rows: Vec<ProblemRow>,
-    /// Rows listed, per status.
-    listed: Counts,
-    left_out: u64,
-}
-
-impl ProblemRows {
-    pub const PER_STATUS: u64 = 5_000;
-    /// Longer errors and requests are cut (the results file has them whole).
-    const ERROR: usize = 400;
-    const REQUEST: usize = 300;
-
-    pub fn note(&mut self, record: &ResultRecord) {
-        if !record.status.is_problem() {
-            return;
-        }
-        let listed = self.listed.entry(record.status);
-        if *listed >= Self::PER_STATUS {
-            self.left_out += 1;
-            return;
-        }
-        *listed += 1;
-        self.rows.push(ProblemRow {
-            row: record.row,
-            user_id: visible(&cut(&record.user_id, 80)),
-            status: record.status.as_str(),
-            http_status: record.http_status.map_or(String::new(), |s| s.to_string()),
-            attempts: record.attempts,
-            error: visible(&cut(&record.error, Self::ERROR)),
-            request: visible(&cut(&record.request, Self::REQUEST)),
-        });
-    }
-
-    fn listed(&self, status: Status) -> u64 {
-        self.listed.get(status)
-    }
-}
-
-/// `text`, cut to `max` characters with an ellipsis.
-fn cut(text: &str, max: usize) -> String {
-    crate::visible::cut(text, max).into_owned()
-}
-
-/// The one escaping of text from a server or a file (see
-/// [`crate::visible`]), owned for the page's fields.
-fn visible(text: &str) -> String {
-    crate::visible::visible(text).into_owned()
-}
+use super::problems::{ProblemRow, ProblemRows, cut, visible};
 
 /// What the page says besides the summary's figures.
 pub struct ReportContext<'a> {
@@ -339,6 +272,13 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
     .expect("the report's template renders")
 }
 
+impl Summary {
+    /// Writes the run's page (`--report`) to `path`.
+    pub fn write_report(&self, path: &Path, context: &ReportContext) -> Result<(), Fatal> {
+        write(path, self, context)
+    }
+}
+
 /// Writes the page to `path`, whole or not at all: it is written beside its
 /// place and renamed there, readable by its owner only (it names users).
 pub fn write(path: &Path, summary: &Summary, context: &ReportContext) -> Result<(), Fatal> {
@@ -439,6 +379,7 @@ mod tests {
     use super::*;
     use crate::engine::timeline::Timeline;
     use crate::sink::chart::*;
+    use crate::table::results::ResultRecord;
     use std::time::Duration;
 
     #[test]

@@ -15,7 +15,8 @@ use crate::model::patch::Field;
 use crate::table::record::open_private;
 use crate::table::results::{Counts, Kind, ResultRecord, Status};
 
-use super::{Outcome, ProblemRows, RateReport, ReportContext, Timeline, count, report};
+use super::problems::ProblemRows;
+use super::{Outcome, RateReport, Timeline, count};
 
 /// Rows that share a status and an error, quoted once.
 #[derive(Debug, Clone)]
@@ -453,11 +454,6 @@ impl Summary {
                 .map(|(field, count)| (field.name(), count))
                 .collect(),
         }
-    }
-
-    /// Writes the run's page (`--report`) to `path`.
-    pub fn write_report(&self, path: &Path, context: &ReportContext) -> Result<(), Fatal> {
-        report::write(path, self, context)
     }
 
     /// Writes [`Summary::to_json`] to `path`.

@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::error::Fatal;
-use crate::settings::OutputTarget;
-use crate::table::record::{Journal, Replacement, open_private};
+use crate::table::record::{Journal, OutputTarget, Replacement, open_private};
 use crate::table::results::{RecordWriter, ResultRecord};
 
 use super::*;

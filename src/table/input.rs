@@ -9,17 +9,51 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use csv::ByteRecord;
+use encoding_rs::Encoding;
 use encoding_rs_io::DecodeReaderBytesBuilder;
 
 use super::sheet::{self, CellNote, SheetRead, Stored};
 use super::spool::Spool;
 use super::{isolated, zipped};
 use crate::error::Fatal;
-use crate::settings::{InputSettings, InputSource};
 
 pub use super::bytes::MAX_LINE_BYTES;
 use super::bytes::*;
 pub use super::header::*;
+
+/// Where the rows come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputSource {
+    Stdin,
+    File(PathBuf),
+}
+
+impl InputSource {
+    /// How messages name the input.
+    pub fn display_path(&self) -> PathBuf {
+        match self {
+            InputSource::Stdin => PathBuf::from("<stdin>"),
+            InputSource::File(path) => path.clone(),
+        }
+    }
+}
+
+/// How the input is read: its source, delimiter and encoding, checked
+/// (`settings` builds them from the flags).
+#[derive(Debug, Clone)]
+pub struct InputSettings {
+    pub source: InputSource,
+    /// `None`: guess from the header line (comma, else semicolon or tab).
+    pub delimiter: Option<u8>,
+    /// `None`: UTF-8, checked row by row (a UTF-16 byte-order mark is honoured).
+    pub encoding: Option<&'static Encoding>,
+    pub null_token: String,
+    pub ignore_unknown_columns: bool,
+    /// The sheet of a workbook to read (the first visible one if `None`).
+    pub sheet: Option<String>,
+    /// Send what hidden cells of a workbook hold, rather than refuse it.
+    pub send_hidden_cells: bool,
+}
 
 /// The input, ready to be read from the start as often as needed: a private
 /// copy taken when the run starts, so that every pass (the first pass, the

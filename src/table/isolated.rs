@@ -124,7 +124,7 @@ fn in_child(
     command
         .arg(CHILD_ARG)
         .args(wanted)
-        .env_remove(crate::settings::API_KEY_ENV)
+        .env_remove(crate::environment::API_KEY_ENV)
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(stdout))
         .stderr(Stdio::piped());

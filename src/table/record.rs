@@ -6,7 +6,7 @@
 //! system, so a crash (`kill -9`) loses at most the answers of that last
 //! tenth of a second. A resumed run writes its new results file beside the
 //! old one until the end, so it journals every answer as it arrives.
-//! `apply --resume` reads both.
+//! `apply --resume` reads both. [`OutputTarget`] says where the results go.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -16,6 +16,29 @@ use std::path::{Path, PathBuf};
 use super::results::{
     Columns, Kind, RecordReader, RecordWriter, ResultRecord, ends_with_newline, read_at,
 };
+
+/// Where the results file goes: standard output or a file (`settings`
+/// builds it from `-o`; the sink writes there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputTarget {
+    Stdout,
+    File(PathBuf),
+}
+
+impl OutputTarget {
+    /// Whether the results go to a terminal (`-o -` without a redirection).
+    pub fn on_terminal(&self) -> bool {
+        use std::io::IsTerminal;
+        matches!(self, OutputTarget::Stdout) && std::io::stdout().is_terminal()
+    }
+
+    pub fn display_path(&self) -> PathBuf {
+        match self {
+            OutputTarget::Stdout => PathBuf::from("<stdout>"),
+            OutputTarget::File(path) => path.clone(),
+        }
+    }
+}
 
 /// The journal's path: the results file's, with `.journal` added.
 pub fn journal_path(results: &Path) -> PathBuf {

@@ -7,8 +7,7 @@
 //! `PROPTEST_CASES=1000000 cargo test --release --test it fuzz_input::`.
 
 use gcore_iam_bulk::check::{Checker, Preflight};
-use gcore_iam_bulk::settings::{InputSettings, InputSource};
-use gcore_iam_bulk::table::input::Input;
+use gcore_iam_bulk::table::input::{Input, InputSettings, InputSource};
 use proptest::prelude::*;
 
 /// Bytes that make CSV interesting, mixed with any byte at all.

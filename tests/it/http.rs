@@ -32,7 +32,7 @@ fn client(sandbox: &RunningSandbox, key: &str) -> Client {
         proxy: None,
         files_read: Vec::new(),
     };
-    Client::new(&api, 4).unwrap()
+    Client::new(&api.client(), 4).unwrap()
 }
 
 fn user(answer: Answer) -> Box<User> {

@@ -5,8 +5,7 @@
 use gcore_iam_bulk::check::{Checker, Duplicates, Verdict};
 use gcore_iam_bulk::model::api::{Group, User};
 use gcore_iam_bulk::model::change::{apply, diff};
-use gcore_iam_bulk::settings::{InputSettings, InputSource};
-use gcore_iam_bulk::table::input::Input;
+use gcore_iam_bulk::table::input::{Input, InputSettings, InputSource};
 use gcore_iam_bulk::table::input_format::InputWriter;
 use gcore_iam_bulk::table::xlsx;
 

@@ -11,12 +11,12 @@
 //! empty cells, so row 7 of the sheet is row 7 of every message.
 
 use std::io::{self, Read, Seek, Write};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::header::names_the_user;
 use super::layout::{self, Layout, Region};
-pub use crate::settings::named_like_workbook;
 mod copy;
 
 use calamine::{
@@ -35,6 +35,19 @@ pub(super) const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 /// Whether `start` (the first bytes of a file) is a workbook's.
 pub fn looks_like_workbook(start: &[u8]) -> bool {
     start.starts_with(ZIP_MAGIC) || start.starts_with(OLE_MAGIC)
+}
+
+/// Whether the file name says workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
+/// `.ods`, any case): results and undo files, which are written as the run
+/// goes, cannot be one; a CSV named `.xlsx` is read as a CSV, with a note.
+pub fn named_like_workbook(path: &Path) -> bool {
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| {
+            ["xlsx", "xlsm", "xlsb", "xls", "ods"]
+                .iter()
+                .any(|known| known.eq_ignore_ascii_case(ext))
+        })
 }
 
 /// How a cell was stored, when it was not text.
