@@ -1,0 +1,294 @@
+//! The answer to an attempt: what it does to the rate, to the run (a reason
+//! to stop) and to its job (ended, retried, or on to its next request).
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::http::{Answer, Reply};
+use crate::policy::{Decision, StopReason, later};
+
+use super::super::events::{Outcome, Report};
+use super::super::outcome::{failed, finish, not_attempted};
+use super::super::timeline::AnswerKind;
+use super::{Delayed, Dispatcher, Gone, Job, Operation, Step};
+
+/// How long a pause must be before the user hears of it, and how often.
+const PAUSE_NOTE_MIN: Duration = Duration::from_secs(1);
+const PAUSE_NOTE_EVERY: Duration = Duration::from_secs(10);
+
+/// What was sent (for `-v`, else empty) and when.
+pub(super) type Traced = (String, Instant);
+
+/// An attempt come back: its job, when its request went, and the answer
+/// (`Err`: this tool panicked while sending it).
+pub(super) struct Answered {
+    pub job: Job,
+    pub traced: Option<Traced>,
+    pub answer: std::thread::Result<Answer>,
+}
+
+/// What an answer made of its job.
+enum After {
+    /// It ended, as this.
+    Ended(Outcome),
+    /// It waits: for a retry, or to send its next request (`-v` says which).
+    Waits(String),
+}
+
+impl<O: Operation> Dispatcher<'_, O> {
+    /// The answer to an attempt, come at `now`. Every answer from the server
+    /// steers the rate; a 2xx goes to the operation, which ends the job or
+    /// moves it to its next request; a refusal fails it; a retryable answer
+    /// is retried after the policy's delay, unless the run stopped or the
+    /// policy gives up, and after a 429 the whole run pauses. Some answers
+    /// stop the run (a 401, an untrusted certificate, no connection ever
+    /// made, 429s without end).
+    pub(super) fn on_answer(&mut self, now: Instant, answered: Answered) -> Result<(), Gone> {
+        let Answered {
+            mut job,
+            traced,
+            answer,
+        } = answered;
+        self.in_flight -= 1;
+        let kind = answer_kind(&answer);
+        let took = traced.as_ref().map(|(_, sent)| now.duration_since(*sent));
+        if let (Some(timeline), Some(took)) = (&mut self.timeline, took) {
+            timeline.answered(now.into_std(), took, kind, self.pacer.rate().0);
+        }
+        // `-v`: what was sent and what came back; what happens next is
+        // added below, once it is decided. Made for `-v` only: no text is
+        // made per answer otherwise.
+        let attempt = traced.filter(|_| self.policy.verbose).map(|(what, _)| {
+            let took = took.unwrap_or_default();
+            (self.at(&job), what, took, answer_text(&answer))
+        });
+        job.attempts += 1;
+        job.step_attempts += 1;
+        self.steer(now, kind)?;
+        let after = match answer {
+            Err(_panic) => {
+                let error = "this tool failed while sending the request (a panic); the change \
+                             may or may not have been made"
+                    .to_string();
+                After::Ended(failed(job, None, error))
+            }
+            Ok(Answer::Success { status, reply }) => self.on_success(now, job, status, reply)?,
+            Ok(Answer::Failed { status, error }) => {
+                self.reached = true;
+                let key_from = self.policy.key_from.as_deref();
+                if let Some(why) = StopReason::for_refusal(status, || self.at(&job), key_from) {
+                    self.stop(why)?;
+                }
+                After::Ended(failed(job, Some(status), error))
+            }
+            Ok(Answer::Untrusted { error }) => {
+                job.unsent += 1;
+                // The request never left: the connection was refused first.
+                self.stop(StopReason::Untrusted {
+                    message: error.clone(),
+                })?;
+                After::Ended(failed(job, None, error))
+            }
+            Ok(Answer::Retryable {
+                status,
+                retry_after,
+                error,
+                unreachable,
+            }) => self.on_retryable(now, job, status, retry_after, error, unreachable)?,
+        };
+        if let Some((at, what, took, status)) = attempt {
+            let next = match &after {
+                After::Ended(outcome) => {
+                    let operation = self.operation.expect("a dry run sends nothing");
+                    format!(
+                        "{} {}",
+                        self.noun,
+                        operation.ended_as(outcome.record.status)
+                    )
+                }
+                After::Waits(step) => step.clone(),
+            };
+            let when = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+            self.report(Report::Attempt(format!(
+                "{when} {at} {what} -> {status} in {} ms: {next}",
+                took.as_millis()
+            )))?;
+        }
+        if let After::Ended(outcome) = after {
+            self.report(Report::Row(outcome))?;
+        }
+        Ok(())
+    }
+
+    /// Every answer from the server steers the rate: a 429 lowers it, the
+    /// others let it climb back. Bursts of 429s without end stop the run.
+    fn steer(&mut self, now: Instant, kind: AnswerKind) -> Result<(), Gone> {
+        let throttled = match kind {
+            AnswerKind::Success | AnswerKind::Error => false,
+            AnswerKind::Throttled => true,
+            AnswerKind::NoAnswer => return Ok(()),
+        };
+        self.pacer.answered(now, throttled);
+        let bursts = self.pacer.bursts_in_a_row();
+        if bursts >= StopReason::THROTTLED_ALWAYS_AFTER {
+            let rate = self.pacer.rate().0;
+            self.stop(StopReason::ThrottledAlways { bursts, rate })?;
+        }
+        Ok(())
+    }
+
+    /// A 2xx: the operation says what it means for the job.
+    fn on_success(
+        &mut self,
+        now: Instant,
+        mut job: Job,
+        status: u16,
+        reply: Result<Reply, String>,
+    ) -> Result<After, Gone> {
+        self.reached = true;
+        let operation = self.operation.expect("a dry run sends nothing");
+        Ok(match operation.answered(&mut job, reply) {
+            Step::Done {
+                status: row_status,
+                error,
+                changes,
+                user,
+            } => After::Ended(finish(job, row_status, Some(status), error, &changes, user)),
+            Step::Halt { error } => {
+                self.stop(StopReason::Halted { message: error })?;
+                let why = self.stopped.as_ref().expect("the run has stopped");
+                After::Ended(not_attempted(job, why))
+            }
+            Step::Next => {
+                job.step_attempts = 0;
+                job.last_failure = None;
+                self.retries.push(Reverse(Delayed { due: now, job }));
+                After::Waits("the next request of the row".to_string())
+            }
+        })
+    }
+
+    /// An answer worth another try (408, 409, 429, 5xx, a timeout, no
+    /// connection): the job waits the retry policy's delay, or fails.
+    fn on_retryable(
+        &mut self,
+        now: Instant,
+        mut job: Job,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        error: String,
+        unreachable: bool,
+    ) -> Result<After, Gone> {
+        if unreachable {
+            job.unsent += 1;
+        }
+        self.reached |= !unreachable;
+        if unreachable && !self.reached {
+            self.unreachable_attempts += 1;
+            let attempts = self.unreachable_attempts;
+            if attempts >= StopReason::UNREACHABLE_AFTER {
+                self.stop(StopReason::Unreachable { attempts })?;
+            }
+        }
+        let throttled = status == Some(429);
+        if throttled {
+            job.throttled += 1;
+        }
+        let decision = match &self.stopped {
+            Some(why) => Decision::GiveUp(format!("not retried: {why}")),
+            None => self.policy.retry.decide(job.step_attempts, retry_after),
+        };
+        if throttled {
+            self.pause(now, &job, retry_after, &decision)?;
+        }
+        Ok(match decision {
+            Decision::RetryIn(wait) => {
+                let waits = format!("retry in {:.1} s", wait.as_secs_f64());
+                job.retries += 1;
+                job.last_failure = Some((status, error));
+                let due = later(now, wait);
+                self.retries.push(Reverse(Delayed { due, job }));
+                After::Waits(waits)
+            }
+            Decision::GiveUp(why) => After::Ended(failed(job, status, format!("{error}; {why}"))),
+        })
+    }
+
+    /// After a 429 the whole run waits, not just this row: as long as the
+    /// job will (not at all when it is not retried). A wait asked beyond
+    /// --max-wait stops the run.
+    fn pause(
+        &mut self,
+        now: Instant,
+        job: &Job,
+        retry_after: Option<Duration>,
+        decision: &Decision,
+    ) -> Result<(), Gone> {
+        let wait = match decision {
+            Decision::RetryIn(wait) => *wait,
+            Decision::GiveUp(_) => Duration::ZERO,
+        };
+        let max_wait = self.policy.retry.max_wait;
+        if let Some(asked) = retry_after.filter(|asked| *asked > max_wait) {
+            let at = self.at(job);
+            self.stop(StopReason::ThrottledTooLong {
+                at,
+                asked,
+                max_wait,
+            })?;
+        }
+        let started = self.pacer.pause(later(now, wait));
+        if let Some(timeline) = &mut self.timeline {
+            timeline.paused(now.into_std(), wait);
+        }
+        let quiet_since = self
+            .last_pause_note
+            .is_none_or(|at| now.duration_since(at) >= PAUSE_NOTE_EVERY);
+        if started && wait >= PAUSE_NOTE_MIN && quiet_since {
+            self.last_pause_note = Some(now);
+            let note = format!(
+                "throttled (HTTP 429 on {}): pausing all requests for {:.1} s",
+                self.at(job),
+                wait.as_secs_f64()
+            );
+            self.report(Report::Note(note))?;
+        }
+        Ok(())
+    }
+}
+
+/// What kind of answer it is: what steers the rate, and what the report's
+/// timeline counts.
+fn answer_kind<E>(answer: &Result<Answer, E>) -> AnswerKind {
+    match answer {
+        Ok(Answer::Success { .. }) => AnswerKind::Success,
+        Ok(Answer::Retryable {
+            status: Some(429), ..
+        }) => AnswerKind::Throttled,
+        Ok(
+            Answer::Failed { .. }
+            | Answer::Retryable {
+                status: Some(_), ..
+            },
+        ) => AnswerKind::Error,
+        Ok(Answer::Retryable { status: None, .. } | Answer::Untrusted { .. }) | Err(_) => {
+            AnswerKind::NoAnswer
+        }
+    }
+}
+
+/// How `-v` tells an answer: its status, or what came instead.
+fn answer_text<E>(answer: &Result<Answer, E>) -> String {
+    match answer {
+        Ok(Answer::Success { status, .. } | Answer::Failed { status, .. }) => status.to_string(),
+        Ok(Answer::Retryable {
+            status: Some(status),
+            ..
+        }) => status.to_string(),
+        Ok(Answer::Retryable { error, .. }) => format!("no answer ({error})"),
+        Ok(Answer::Untrusted { .. }) => "certificate not trusted".to_string(),
+        Err(_) => "a panic in this tool".to_string(),
+    }
+}

@@ -1,0 +1,116 @@
+//! A job: a valid row on its way through the operation's requests; the
+//! work the check stage hands the engine; and what an answer means for a
+//! job (its [`Step`]).
+
+use crate::model::api::User;
+use crate::model::change::{Change, FieldSet};
+use crate::model::patch::PatchBody;
+use crate::table::results::{ResultRecord, Status};
+
+use super::events::Outcome;
+
+/// A valid row on its way through the operation's requests.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// 0-based position among the input's records: the writer's order.
+    pub seq: u64,
+    pub row: u64,
+    pub user_id: u64,
+    pub user_id_text: String,
+    /// The JSON body of the row's change, as the results show it.
+    pub request: String,
+    /// Which of the operation's requests comes next (0: the first).
+    pub step: u32,
+    /// Requests sent for this job, every step together (the results' `attempts`).
+    pub attempts: u32,
+    /// Attempts of the current step: what the retry policy counts.
+    pub step_attempts: u32,
+    pub throttled: u32,
+    /// Attempts that were retries of an earlier one (of any step).
+    pub retries: u32,
+    /// Attempts that never left this machine: no connection could be made,
+    /// or the server's certificate was refused before the request went.
+    pub unsent: u32,
+    /// The status and error of the last retryable attempt, for the results
+    /// when the job is not retried after all.
+    pub last_failure: Option<(Option<u16>, String)>,
+    /// The user's state as an earlier step read it.
+    pub before: Option<Box<User>>,
+    /// The row's change, for operations that compare it with the live
+    /// state (kept only for them: see `Checks::keep_body`).
+    pub body: Option<Box<PatchBody>>,
+    /// What an earlier step found the row changes.
+    pub changes: Vec<Change>,
+    /// Whether [`Operation::decide`](super::Operation::decide) has seen the job.
+    pub decided: bool,
+}
+
+impl Job {
+    pub fn new(seq: u64, row: u64, user_id: u64, user_id_text: String, request: String) -> Job {
+        Job {
+            seq,
+            row,
+            user_id,
+            user_id_text,
+            request,
+            step: 0,
+            attempts: 0,
+            step_attempts: 0,
+            throttled: 0,
+            retries: 0,
+            unsent: 0,
+            last_failure: None,
+            before: None,
+            body: None,
+            changes: Vec::new(),
+            decided: false,
+        }
+    }
+}
+
+/// What the check stage hands the engine, in input order.
+#[derive(Debug)]
+pub enum Work {
+    Send(Job),
+    /// Already decided (skipped, invalid, not attempted): only written.
+    Done(Outcome),
+}
+
+impl Work {
+    /// A row decided without a request: only written.
+    pub fn decided(seq: u64, record: ResultRecord) -> Work {
+        Work::Done(Outcome {
+            seq,
+            throttled: 0,
+            retries: 0,
+            changed: FieldSet::default(),
+            record,
+        })
+    }
+
+    pub(super) fn seq(&self) -> u64 {
+        match self {
+            Work::Send(job) => job.seq,
+            Work::Done(outcome) => outcome.seq,
+        }
+    }
+}
+
+/// What a successful answer means for a job.
+#[derive(Debug)]
+pub enum Step {
+    /// The job is finished.
+    Done {
+        status: Status,
+        error: String,
+        /// What the row changes (or would change) in the user's state.
+        changes: Vec<Change>,
+        user: Option<Box<User>>,
+    },
+    /// Send the operation's next request for this job; the operation has
+    /// advanced `job.step` (and kept what it needs, as `job.before`).
+    Next,
+    /// Something every row needs is broken (the undo file cannot be
+    /// written): this row is not sent, and the run stops as after Ctrl-C.
+    Halt { error: String },
+}

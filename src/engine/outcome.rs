@@ -1,0 +1,73 @@
+//! The outcome of a job: its record in the results, however it ended.
+
+use crate::model::api::User;
+use crate::model::change::{Change, FieldSet, describe};
+use crate::policy::StopReason;
+use crate::table::results::{ResultRecord, Status};
+
+use super::Job;
+use super::events::Outcome;
+
+/// The row's outcome. `attempts` counts the requests that left this
+/// machine; a row none of whose requests did is `not_attempted`, whatever
+/// went wrong on the way.
+pub(super) fn finish(
+    job: Job,
+    status: Status,
+    http_status: Option<u16>,
+    error: String,
+    changes: &[Change],
+    user: Option<Box<User>>,
+) -> Outcome {
+    let attempts = job.attempts.saturating_sub(job.unsent);
+    let status = match status {
+        Status::FAILED if attempts == 0 => Status::NOT_ATTEMPTED,
+        status => status,
+    };
+    let error = match status {
+        Status::NOT_ATTEMPTED if !error.starts_with("not sent") => format!("not sent: {error}"),
+        _ => error,
+    };
+    Outcome {
+        seq: job.seq,
+        throttled: job.throttled,
+        retries: job.retries,
+        changed: FieldSet::of(changes),
+        record: ResultRecord {
+            row: job.row,
+            user_id: job.user_id_text,
+            status,
+            http_status,
+            attempts,
+            error,
+            request: job.request,
+            changes: describe(changes),
+            user,
+        },
+    }
+}
+
+pub(super) fn failed(job: Job, status: Option<u16>, error: String) -> Outcome {
+    finish(job, Status::FAILED, status, error, &[], None)
+}
+
+/// A job waiting when the run stopped: `failed` when its last request
+/// failed, `not_attempted` when its next step was never sent.
+pub(super) fn interrupted(mut job: Job, why: &StopReason) -> Outcome {
+    // The retry it waited for was counted when it was planned, and never
+    // sent.
+    job.retries = job.retries.saturating_sub(1);
+    match job.last_failure.take() {
+        Some((status, error)) => failed(job, status, format!("{error}; not retried: {why}")),
+        None => not_attempted(job, why),
+    }
+}
+
+pub(super) fn not_attempted(job: Job, why: &StopReason) -> Outcome {
+    let error = format!("not sent: {why}");
+    finish(job, Status::NOT_ATTEMPTED, None, error, &[], None)
+}
+
+pub(super) fn would_update(job: Job) -> Outcome {
+    finish(job, Status::WOULD_UPDATE, None, String::new(), &[], None)
+}
