@@ -493,3 +493,21 @@ fn paths_are_read_through_groups_and_super() {
     .collect();
     assert_eq!(defined, ["a", "B", "e", "H"]);
 }
+
+/// Files are cut by what they do before they grow into rooms: no source
+/// file is over 600 lines (tests beside the code included).
+#[test]
+fn no_source_file_is_over_600_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    collect(&src, &mut files);
+    assert!(files.len() > 20, "the sources were not found: {files:?}");
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).unwrap().lines().count();
+            (lines > 600).then(|| format!("{} ({lines} lines)", file.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "cut by what they do: {long:?}");
+}

@@ -2,6 +2,9 @@
 //! invalid, unless `--skip-invalid`), then send one PATCH per valid row
 //! through the engine, to the API or to an in-process sandbox (`--sandbox`).
 
+mod files;
+mod planned;
+
 use super::{
     Ending, Threads, connect, finish, first_pass, guard_results, input_name, live_snapshot,
     note_input_changed, runtime, sandbox,
@@ -22,6 +25,8 @@ use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use crate::table::record::{self, Account, Previous, SameAccount};
 use crate::table::undo::{self, UndoLog};
+use files::*;
+use planned::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -276,120 +281,6 @@ pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
     })
 }
 
-/// `apply --plan PLAN`: the changes a reviewed plan showed, for the users
-/// still as it read them.
-fn run_planned(args: &ApplyArgs, plan_path: &Path, api: ApiSettings) -> Result<Exit, Fatal> {
-    let mut plan = Plan::open(plan_path)?;
-    if plan.invalid > 0 && !args.skip_invalid {
-        crate::say!(
-            "nothing sent: {} {} invalid in the plan; fix the input and plan again, or pass \
-             --skip-invalid to apply the rest",
-            plan.invalid,
-            if plan.invalid == 1 {
-                "row is"
-            } else {
-                "rows are"
-            }
-        );
-        plan = plan.refuse();
-    }
-    if let Some(age) = plan
-        .planned_at
-        .and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
-        .filter(|age| *age >= PLAN_AGE_NOTE)
-    {
-        // Printed even with --quiet: the reviewer looked at an old state.
-        let hours = age.as_secs() / 3600;
-        crate::say!(
-            "note: the plan {} was made {} ago; users it would change that changed since are \
-             failed, nothing sent, but the account may have changed in other ways (a plan of \
-             today shows the account as it is)",
-            plan_path.display(),
-            match hours {
-                0..48 => format!("{hours} hours"),
-                _ => format!("{} days", hours / 24),
-            }
-        );
-    }
-    let source = InputSource::File(plan_path.to_path_buf());
-    // users.plan.csv -> users.results.csv
-    let target = match &args.output.output {
-        None => {
-            let stem = plan_path.file_stem().unwrap_or_default().to_string_lossy();
-            let stem = stem.strip_suffix(".plan").unwrap_or(&stem);
-            OutputTarget::File(PathBuf::from(format!("{stem}{RESULTS_SUFFIX}")))
-        }
-        Some(_) => OutputTarget::from_args(&args.output, &source, RESULTS_SUFFIX)?,
-    };
-    let mut run = RunSettings::from_args(&args.run)?;
-    run.send.key_from = Some(api.key_from.clone());
-    if let Some(summary) = &run.summary_json {
-        check_summary_path(summary, &source, &target)?;
-    }
-    distinct_files(args, &source, &target, &run)?;
-    if let Some(undo) = &args.undo_file {
-        if std::fs::metadata(undo).is_ok_and(|m| m.len() > 0) {
-            return Err(Fatal::Usage(format!(
-                "the undo file {} already exists and may be the only way back from an earlier \
-                 run; a plan is not resumed: to go on after an apply --plan that stopped, apply \
-                 the plan again with another --undo-file and -o (the rows it changed already are \
-                 unchanged, and write no undo line), and keep both undo files",
-                undo.display()
-            )));
-        }
-        check_undo_path(undo, (&source, &target, run.summary_json.as_deref()), false)?;
-    }
-    check_report(args, (&source, &target), Some(&api), &mut run)?;
-    guard_results(&target, args.output.overwrite, Next::PlanAgain)?;
-    let quiet = args.output.quiet;
-    runtime(Threads::One)?.block_on(async {
-        let interrupt = Interrupt::install();
-        let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
-        if !quiet {
-            crate::say!(
-                "applying the plan {}: {} of its {} rows would change, each only if the user is \
-                 still as the plan read it",
-                plan_path.display(),
-                plan.changes,
-                plan.rows
-            );
-        }
-        let results = ResultsWriter::create(&target, Keeping::Fresh, args.output.raw_output)?
-            .for_report(args.output.report.is_some());
-        let undo = open_undo(args, false, &target)?;
-        mark_account(&target, &api)?;
-        let operation = ApplyRows::Planned(PatchAsPlanned { undo: undo.clone() });
-        let progress = (
-            ProgressMode::detect(quiet, false, target.on_terminal()),
-            plan.rows,
-        );
-        let finished = pipeline::run(
-            Source::Plan(plan),
-            results,
-            progress,
-            &run.send,
-            Some((operation, client)),
-            interrupt.clone(),
-        )
-        .await;
-        let ending = Ending {
-            command: "apply",
-            dry_run: false,
-            input: Some(plan_path.display().to_string()),
-            signal: interrupt.signal(),
-            summary_json: run.summary_json.as_deref(),
-            report: args.output.report.as_deref(),
-            route: Some(&route),
-            changes_exit: false,
-        };
-        let exit = finish(finished, &ending);
-        if let Some(undo) = &undo {
-            note_undo(undo);
-        }
-        exit
-    })
-}
-
 /// Checks `--report` against the other files of the run, and has the
 /// engine count what the page's timeline shows.
 /// `api`: the settings of a run against the API (`None` for a rehearsal),
@@ -444,188 +335,6 @@ fn distinct_files(
         ],
     )
 }
-
-/// The account of a run that sends, as its record keeps it.
-fn account_of(api: &ApiSettings) -> (String, &str) {
-    (
-        api.base_url.origin().ascii_serialization(),
-        api.api_key.expose(),
-    )
-}
-
-/// Keeps which account the run talks to beside its results file.
-fn mark_account(target: &OutputTarget, api: &ApiSettings) -> Result<(), Fatal> {
-    let OutputTarget::File(results) = target else {
-        return Ok(());
-    };
-    let (url, key) = account_of(api);
-    Account { url: &url, key }
-        .mark(results)
-        .map_err(|source| Fatal::Record {
-            path: record::account_path(results),
-            source,
-        })
-}
-
-/// Refuses to resume the record at `results` with another account than
-/// the run that wrote it: its kept rows are of that account.
-fn same_account(results: &Path, api: &ApiSettings) -> Result<(), Fatal> {
-    let (url, key) = account_of(api);
-    let found = Account { url: &url, key }
-        .compare(results)
-        .map_err(|source| Fatal::Record {
-            path: record::account_path(results),
-            source,
-        })?;
-    let other = match found {
-        SameAccount::Unknown | SameAccount::Same => return Ok(()),
-        SameAccount::OtherUrl(was) => format!(
-            "records a run against {was}, and this run talks to {url} (key from {})",
-            api.key_from
-        ),
-        SameAccount::OtherKey => format!(
-            "records a run with another API key than this run's (key from {}), at the same \
-             {url}: it may be another account",
-            api.key_from
-        ),
-    };
-    Err(Fatal::Usage(format!(
-        "the results file {} {other}; a resume goes on with the account of the run it resumes \
-         (its rows are that account's): give the same --profile or key, or write this run's \
-         results to another file with -o",
-        results.display()
-    )))
-}
-
-/// The undo file of `--undo-file`, if asked for (`resume`: going on), and
-/// remembered by the results file (a run without one forgets an earlier
-/// run's), before anything is sent.
-fn open_undo(
-    args: &ApplyArgs,
-    resume: bool,
-    target: &OutputTarget,
-) -> Result<Option<Arc<UndoLog>>, Fatal> {
-    if let OutputTarget::File(results) = target {
-        undo::remember(results, args.undo_file.as_deref()).map_err(|source| Fatal::Record {
-            path: undo::remembered_path(results),
-            source,
-        })?;
-    }
-    let Some(path) = &args.undo_file else {
-        return Ok(None);
-    };
-    UndoLog::open(path, resume, args.accept_partial_undo)
-        .map(|log| Some(Arc::new(log)))
-        .map_err(|source| Fatal::UndoFile {
-            path: path.clone(),
-            source,
-        })
-}
-
-/// The undo file a resume goes on with: the one the record at `results`
-/// remembers (said, unless `quiet`), which `given` must be if given; or
-/// `given` for a record that remembers none.
-fn resumed_undo(
-    results: &Path,
-    given: Option<PathBuf>,
-    quiet: bool,
-) -> Result<Option<PathBuf>, Fatal> {
-    let remembered = undo::remembered(results).map_err(|source| Fatal::Record {
-        path: undo::remembered_path(results),
-        source,
-    })?;
-    let remembered = match (remembered, &given) {
-        (undo::Remembered::File(path), _) => path,
-        (undo::Remembered::None, Some(given)) => {
-            if !quiet {
-                crate::say!(
-                    "note: the run being resumed kept no undo file: {} holds the changes of this \
-                     run only, not of the rows that run updated",
-                    given.display()
-                );
-            }
-            return Ok(Some(given.clone()));
-        }
-        (undo::Remembered::Unknown, None) => {
-            // Printed even with --quiet: it may be a way back left behind.
-            crate::say!(
-                "note: {} does not say whether the run being resumed kept an undo file ({} is \
-                 missing), and this run keeps none: if that run kept one, resume with \
-                 --undo-file FILE to go on with it",
-                results.display(),
-                undo::remembered_path(results).display()
-            );
-            return Ok(None);
-        }
-        (_, given) => return Ok(given.clone()),
-    };
-    if let Some(given) = &given
-        && !crate::settings::same_file(given, &remembered)
-    {
-        return Err(Fatal::Usage(format!(
-            "the run being resumed kept its undo file at {}, and --undo-file names {}; resume \
-             with --undo-file {} (or without --undo-file), so that one file holds the way back",
-            remembered.display(),
-            given.display(),
-            remembered.display()
-        )));
-    }
-    if !remembered.exists() {
-        return Err(Fatal::Usage(format!(
-            "the run being resumed kept its undo file at {}, which is gone: put it back before \
-             resuming (without it, the changes of that run have no way back)",
-            remembered.display()
-        )));
-    }
-    if given.is_none() && !quiet {
-        crate::say!(
-            "going on with the undo file of the run being resumed: {}",
-            remembered.display()
-        );
-    }
-    Ok(Some(remembered))
-}
-
-/// Where the way back is, and what it cannot put back. Printed even with
-/// `--quiet`: it is part of the run's record.
-fn note_undo(undo: &UndoLog) {
-    crate::say!(
-        "undo: {} (gcore-iam-bulk apply {} puts back the values this run changed)",
-        undo.path().display(),
-        undo.path().display()
-    );
-    if let Err(error) = undo.finish() {
-        crate::say!(
-            "error: the undo file {} could not be merged into one row per user ({error}); it \
-             holds every value, but a user with two rows is refused when it is applied: run \
-             the same command with --resume to merge it",
-            undo.path().display()
-        );
-    }
-    let partial = undo.partial();
-    if !partial.is_empty() {
-        let shown: Vec<String> = partial
-            .iter()
-            .take(5)
-            .map(|(id, fields)| format!("user {id} ({})", fields.names()))
-            .collect();
-        crate::say!(
-            "note: --accept-partial-undo: the undo file cannot put back {} {} whose value no \
-             PATCH can send back (left out by the API, or null): {}{}",
-            partial.len(),
-            if partial.len() == 1 {
-                "user's field"
-            } else {
-                "users' fields"
-            },
-            shown.join(", "),
-            if partial.len() > 5 { ", ..." } else { "" }
-        );
-    }
-}
-
-/// A plan at least this old is applied with a note of its age.
-const PLAN_AGE_NOTE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Printed even with `--quiet`: it explains why nothing was sent.
 fn refuse_note(invalid: u64) {

@@ -1,0 +1,125 @@
+//! `apply --plan PLAN`: the changes a reviewed plan showed, for the users
+//! still as it read them.
+
+use super::*;
+
+/// `apply --plan PLAN`: the changes a reviewed plan showed, for the users
+/// still as it read them.
+pub(super) fn run_planned(
+    args: &ApplyArgs,
+    plan_path: &Path,
+    api: ApiSettings,
+) -> Result<Exit, Fatal> {
+    let mut plan = Plan::open(plan_path)?;
+    if plan.invalid > 0 && !args.skip_invalid {
+        crate::say!(
+            "nothing sent: {} {} invalid in the plan; fix the input and plan again, or pass \
+             --skip-invalid to apply the rest",
+            plan.invalid,
+            if plan.invalid == 1 {
+                "row is"
+            } else {
+                "rows are"
+            }
+        );
+        plan = plan.refuse();
+    }
+    if let Some(age) = plan
+        .planned_at
+        .and_then(|at| std::time::SystemTime::now().duration_since(at).ok())
+        .filter(|age| *age >= PLAN_AGE_NOTE)
+    {
+        // Printed even with --quiet: the reviewer looked at an old state.
+        let hours = age.as_secs() / 3600;
+        crate::say!(
+            "note: the plan {} was made {} ago; users it would change that changed since are \
+             failed, nothing sent, but the account may have changed in other ways (a plan of \
+             today shows the account as it is)",
+            plan_path.display(),
+            match hours {
+                0..48 => format!("{hours} hours"),
+                _ => format!("{} days", hours / 24),
+            }
+        );
+    }
+    let source = InputSource::File(plan_path.to_path_buf());
+    // users.plan.csv -> users.results.csv
+    let target = match &args.output.output {
+        None => {
+            let stem = plan_path.file_stem().unwrap_or_default().to_string_lossy();
+            let stem = stem.strip_suffix(".plan").unwrap_or(&stem);
+            OutputTarget::File(PathBuf::from(format!("{stem}{RESULTS_SUFFIX}")))
+        }
+        Some(_) => OutputTarget::from_args(&args.output, &source, RESULTS_SUFFIX)?,
+    };
+    let mut run = RunSettings::from_args(&args.run)?;
+    run.send.key_from = Some(api.key_from.clone());
+    if let Some(summary) = &run.summary_json {
+        check_summary_path(summary, &source, &target)?;
+    }
+    distinct_files(args, &source, &target, &run)?;
+    if let Some(undo) = &args.undo_file {
+        if std::fs::metadata(undo).is_ok_and(|m| m.len() > 0) {
+            return Err(Fatal::Usage(format!(
+                "the undo file {} already exists and may be the only way back from an earlier \
+                 run; a plan is not resumed: to go on after an apply --plan that stopped, apply \
+                 the plan again with another --undo-file and -o (the rows it changed already are \
+                 unchanged, and write no undo line), and keep both undo files",
+                undo.display()
+            )));
+        }
+        check_undo_path(undo, (&source, &target, run.summary_json.as_deref()), false)?;
+    }
+    check_report(args, (&source, &target), Some(&api), &mut run)?;
+    guard_results(&target, args.output.overwrite, Next::PlanAgain)?;
+    let quiet = args.output.quiet;
+    runtime(Threads::One)?.block_on(async {
+        let interrupt = Interrupt::install();
+        let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
+        if !quiet {
+            crate::say!(
+                "applying the plan {}: {} of its {} rows would change, each only if the user is \
+                 still as the plan read it",
+                plan_path.display(),
+                plan.changes,
+                plan.rows
+            );
+        }
+        let results = ResultsWriter::create(&target, Keeping::Fresh, args.output.raw_output)?
+            .for_report(args.output.report.is_some());
+        let undo = open_undo(args, false, &target)?;
+        mark_account(&target, &api)?;
+        let operation = ApplyRows::Planned(PatchAsPlanned { undo: undo.clone() });
+        let progress = (
+            ProgressMode::detect(quiet, false, target.on_terminal()),
+            plan.rows,
+        );
+        let finished = pipeline::run(
+            Source::Plan(plan),
+            results,
+            progress,
+            &run.send,
+            Some((operation, client)),
+            interrupt.clone(),
+        )
+        .await;
+        let ending = Ending {
+            command: "apply",
+            dry_run: false,
+            input: Some(plan_path.display().to_string()),
+            signal: interrupt.signal(),
+            summary_json: run.summary_json.as_deref(),
+            report: args.output.report.as_deref(),
+            route: Some(&route),
+            changes_exit: false,
+        };
+        let exit = finish(finished, &ending);
+        if let Some(undo) = &undo {
+            note_undo(undo);
+        }
+        exit
+    })
+}
+
+/// A plan at least this old is applied with a note of its age.
+pub(super) const PLAN_AGE_NOTE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
