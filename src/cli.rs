@@ -47,13 +47,13 @@ pub struct ExportArgs {
     pub quiet: bool,
     /// No progress bar and no progress lines; notes and the summary are still printed.
     #[arg(long)]
-    pub no_progress: bool,
+    pub(crate) no_progress: bool,
     /// The cell text written for a null name or phone (as the input reads it).
     #[arg(long, value_name = "TEXT", default_value = "#null")]
     pub null_token: String,
     /// Users asked for per page of GET /iam/users (the API may answer fewer).
     #[arg(long, value_name = "N", default_value_t = 500)]
-    pub page_size: u64,
+    pub(crate) page_size: u64,
     #[command(flatten)]
     pub api: ApiArgs,
     #[command(flatten)]
@@ -69,7 +69,7 @@ pub struct PlanArgs {
     /// Compare as usual, but let a change that looks like a spreadsheet's damage to a number
     /// (a phone's leading + or 0 dropped, 007 -> 7, 1000 -> 1.00E+03) through.
     #[arg(long)]
-    pub allow_number_changes: bool,
+    pub(crate) allow_number_changes: bool,
     /// Exit with 3 when some row would change (and no row has a problem), 0 when every row is
     /// already right: for a job that watches the account for changes made elsewhere.
     #[arg(long)]
@@ -105,7 +105,7 @@ pub struct ApplyArgs {
     pub resume: bool,
     /// Send the valid rows even when some rows are invalid (by default nothing is sent then).
     #[arg(long)]
-    pub skip_invalid: bool,
+    pub(crate) skip_invalid: bool,
     /// Apply exactly what a reviewed plan (the results file of `plan`) would change, only for
     /// users still as the plan read them; instead of INPUT.
     #[arg(long, value_name = "PLAN", conflicts_with_all = ["path", "dry_run", "resume", "sandbox", "skip_unchanged"])]
@@ -113,24 +113,24 @@ pub struct ApplyArgs {
     /// Read each user first and send only the fields that differ; a row already right is
     /// `unchanged` and sends nothing. The `changes` column says what changed.
     #[arg(long)]
-    pub skip_unchanged: bool,
+    pub(crate) skip_unchanged: bool,
     /// With --skip-unchanged or --undo-file: send a change that looks like a spreadsheet's damage
     /// to a number (a phone's leading + or 0 dropped, 007 -> 7); by default such a row is invalid.
     #[arg(long)]
-    pub allow_number_changes: bool,
+    pub(crate) allow_number_changes: bool,
     /// Before each PATCH, write the user's current values of the fields it changes to this file,
     /// in the input format: `apply UNDO` puts them back exactly. Reads each user first.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["dry_run", "sandbox"])]
-    pub undo_file: Option<PathBuf>,
+    pub(crate) undo_file: Option<PathBuf>,
     /// With --undo-file: change a field even when its current value cannot be put back (the API
     /// left it out of the user, or holds a null that PATCH does not take); by default such a row
     /// is invalid and nothing is sent.
     #[arg(long, requires = "undo_file")]
-    pub accept_partial_undo: bool,
+    pub(crate) accept_partial_undo: bool,
     /// Users seeded in the --sandbox, with IDs 1..N (default 1000); rows naming other IDs fail
     /// with 404.
     #[arg(long, value_name = "N")]
-    pub sandbox_users: Option<u64>,
+    pub(crate) sandbox_users: Option<u64>,
     /// With --sandbox: the sandbox speaks HTTPS, with a certificate from a throwaway
     /// certificate authority that this run trusts (the whole TLS path, rehearsed).
     #[arg(long)]
@@ -164,12 +164,12 @@ pub struct ApiArgs {
     /// Allow a plain http:// base URL to a host that is not this machine (the key and the
     /// users' data then cross the network unencrypted).
     #[arg(long)]
-    pub allow_insecure_http: bool,
+    pub(crate) allow_insecure_http: bool,
     /// Also trust the certificate authorities in this PEM file (a company root that inspects
     /// TLS, say), besides the system's trust store and the bundled roots. May be repeated.
     /// Default: the GCORE_CA_CERT environment variable.
     #[arg(long, value_name = "FILE")]
-    pub ca_cert: Vec<PathBuf>,
+    pub(crate) ca_cert: Vec<PathBuf>,
     /// Send through this HTTP proxy (http://[USER:PASSWORD@]HOST:PORT) for this run. Default:
     /// HTTPS_PROXY (HTTP_PROXY for an http:// base URL), else ALL_PROXY, unless NO_PROXY
     /// names the API's host.
@@ -192,7 +192,7 @@ pub struct RunArgs {
     pub rate: Option<String>,
     /// With --rate auto: never above this many requests per second.
     #[arg(long, value_name = "R", allow_negative_numbers = true)]
-    pub max_rate: Option<f64>,
+    pub(crate) max_rate: Option<f64>,
     /// Requests that may start back to back after an idle moment (the limiter's burst; default: the profile's, else 1).
     #[arg(long, value_name = "B", allow_negative_numbers = true)]
     pub burst: Option<u32>,
@@ -262,7 +262,7 @@ pub struct OutputArgs {
     pub quiet: bool,
     /// No progress bar and no progress lines; notes and the summary are still printed.
     #[arg(long)]
-    pub no_progress: bool,
+    pub(crate) no_progress: bool,
     /// Replace a results file that records a run that sent requests, or a file that is not a
     /// results file of this tool. A dry run's results file is replaced without it.
     #[arg(long)]
@@ -275,7 +275,7 @@ pub struct OutputArgs {
     /// Write cells as they are, even those a spreadsheet would run as a formula (=, +, -, @);
     /// by default such a cell gets a leading ' (see the README).
     #[arg(long)]
-    pub raw_output: bool,
+    pub(crate) raw_output: bool,
 }
 
 /// Settings of the local API stand-in.
@@ -290,7 +290,7 @@ pub struct SandboxArgs {
     /// Serve these users instead of seeded ones: a file that `export` wrote (CSV), or JSON (a
     /// list of user objects, or a page {"count": N, "results": [...]}), odd values and all.
     #[arg(long, value_name = "FILE", conflicts_with = "users")]
-    pub users_file: Option<PathBuf>,
+    pub(crate) users_file: Option<PathBuf>,
     /// The key clients must send (Authorization: apikey KEY). Default: $GCORE_API_KEY (not printed), else a random key (printed at start).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,

@@ -4,4 +4,4 @@
 //! the key).
 
 /// The environment variable that holds the API key.
-pub const API_KEY_ENV: &str = "GCORE_API_KEY";
+pub(crate) const API_KEY_ENV: &str = "GCORE_API_KEY";

@@ -52,7 +52,7 @@ impl Exit {
 
     /// How a run that went to its end ended: `stopped_by` the signal that
     /// stopped it, `problems` when some row is invalid, failed or not attempted.
-    pub fn of_run(stopped_by: Option<Signal>, problems: bool) -> Exit {
+    pub(crate) fn of_run(stopped_by: Option<Signal>, problems: bool) -> Exit {
         match (stopped_by, problems) {
             (Some(Signal::Interrupt), _) => Exit::Interrupted,
             (Some(Signal::Terminate), _) => Exit::Terminated,

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// The folder a file named `path` goes in (`.` for a bare name).
-pub fn folder_of(path: &Path) -> &Path {
+pub(crate) fn folder_of(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -15,11 +15,11 @@ pub fn folder_of(path: &Path) -> &Path {
 /// The mark a page of this tool carries, near its top (the report writes
 /// it): a file without it is not replaced without `--overwrite` (the
 /// settings look for it).
-pub const REPORT_MARK: &str = r#"<meta name="generator" content="gcore-iam-bulk">"#;
+pub(crate) const REPORT_MARK: &str = r#"<meta name="generator" content="gcore-iam-bulk">"#;
 
 /// An error as the operating system says it, without the path of a
 /// temporary file that the crate adds (the message names the real file).
-pub fn plain_io_error(error: std::io::Error) -> std::io::Error {
+pub(crate) fn plain_io_error(error: std::io::Error) -> std::io::Error {
     match error.raw_os_error() {
         Some(code) => std::io::Error::from_raw_os_error(code),
         None => error,

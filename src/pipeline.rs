@@ -34,7 +34,7 @@ const READ_AHEAD: usize = 4;
 
 /// What becomes of the valid rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     /// Handed to the engine (sent, or decided by a dry run).
     Go,
     /// Not sent, because this many rows are invalid (no `--skip-invalid`).
@@ -46,15 +46,15 @@ pub struct Checks {
     pub input: Arc<Input>,
     pub null_token: String,
     pub duplicates: Arc<Duplicates>,
-    pub disposition: Disposition,
+    pub(crate) disposition: Disposition,
     /// The record of the run being resumed: its `updated` rows are kept
     /// as they are (checked to match the input beforehand).
     pub previous: Option<Arc<Previous>>,
     /// Hand each job its row's body as well as its JSON text, for an
     /// operation that compares it with the live state.
-    pub keep_body: bool,
+    pub(crate) keep_body: bool,
     /// Resolves rows that name users by `current_email`.
-    pub emails: Option<Arc<EmailIndex>>,
+    pub(crate) emails: Option<Arc<EmailIndex>>,
     /// A comparing run's check of each valid row against its user's live
     /// state (a row it refuses is invalid).
     pub live: Option<Arc<LiveCheck>>,

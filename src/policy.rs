@@ -13,7 +13,6 @@ mod adaptive;
 #[cfg(test)]
 mod simulated;
 
-pub use adaptive::AUTO_START;
 use adaptive::{Adaptive, Start};
 
 /// Requests per second for the whole run, retries included, and the burst:
@@ -80,11 +79,11 @@ impl Rate {
     }
 
     /// The ceiling: `--rate R`, or `--max-rate` with `auto`.
-    pub fn per_second(&self) -> Option<f64> {
+    pub(crate) fn per_second(&self) -> Option<f64> {
         self.per_second
     }
 
-    pub fn is_auto(&self) -> bool {
+    pub(crate) fn is_auto(&self) -> bool {
         self.auto
     }
 
@@ -142,7 +141,7 @@ impl Default for RetryPolicy {
 
 /// What to do after a retryable answer.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     RetryIn(Duration),
     /// Why not: appended to the row's error.
     GiveUp(String),
@@ -150,14 +149,14 @@ pub enum Decision {
 
 impl RetryPolicy {
     /// The backoff ceiling after `failures` failed attempts (1 = the first).
-    pub fn ceiling(&self, failures: u32) -> Duration {
+    pub(crate) fn ceiling(&self, failures: u32) -> Duration {
         let factor = 2u32.saturating_pow(failures.saturating_sub(1));
         self.base.saturating_mul(factor).min(self.cap)
     }
 
     /// After `attempts` attempts, the last of them retryable; `retry_after` is
     /// what the server asked for, obeyed even above the cap (up to `max_wait`).
-    pub fn decide(&self, attempts: u32, retry_after: Option<Duration>) -> Decision {
+    pub(crate) fn decide(&self, attempts: u32, retry_after: Option<Duration>) -> Decision {
         if attempts > self.max_retries {
             let tries = if attempts == 1 { "attempt" } else { "attempts" };
             return Decision::GiveUp(format!("gave up after {attempts} {tries}"));
@@ -183,7 +182,7 @@ impl RetryPolicy {
 /// and the pause a 429 imposes. Owned by the dispatcher alone, so no
 /// request waits on it by itself. (The bucket is this tool's own, not
 /// governor's: governor's rate cannot change once the limiter is made.)
-pub struct Pacer {
+pub(crate) struct Pacer {
     adaptive: Adaptive,
     capacity: f64,
     tokens: f64,
@@ -192,7 +191,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    pub fn new(rate: &Rate) -> Pacer {
+    pub(crate) fn new(rate: &Rate) -> Pacer {
         Pacer::starting(rate, Instant::now())
     }
 
@@ -209,7 +208,7 @@ impl Pacer {
     }
 
     /// `Ok` takes a slot to send now; `Err` says when to ask again.
-    pub fn try_admit(&mut self, now: Instant) -> Result<(), Instant> {
+    pub(crate) fn try_admit(&mut self, now: Instant) -> Result<(), Instant> {
         if let Some(until) = self.paused_until {
             if until > now {
                 return Err(until);
@@ -236,7 +235,7 @@ impl Pacer {
 
     /// An answer from the server (not a connection that failed): a 429
     /// lowers the rate, other answers let it climb back.
-    pub fn answered(&mut self, now: Instant, throttled: bool) {
+    pub(crate) fn answered(&mut self, now: Instant, throttled: bool) {
         let before = self.adaptive.rate();
         self.adaptive.answered(now, throttled);
         // Tokens gathered at an unlimited rate are not kept.
@@ -248,19 +247,19 @@ impl Pacer {
 
     /// Bursts of 429s in a row with no other answer (see
     /// [`StopReason::THROTTLED_ALWAYS_AFTER`]).
-    pub fn bursts_in_a_row(&self) -> u32 {
+    pub(crate) fn bursts_in_a_row(&self) -> u32 {
         self.adaptive.bursts_in_a_row()
     }
 
     /// The rate admitted now (`None`: no limit), and how many times a 429
     /// lowered it.
-    pub fn rate(&self) -> (Option<f64>, u64) {
+    pub(crate) fn rate(&self) -> (Option<f64>, u64) {
         (self.adaptive.rate(), self.adaptive.drops())
     }
 
     /// Holds every admission until `until`; returns true when this starts or
     /// extends a pause.
-    pub fn pause(&mut self, until: Instant) -> bool {
+    pub(crate) fn pause(&mut self, until: Instant) -> bool {
         if self.paused_until.is_some_and(|current| current >= until) {
             return false;
         }
@@ -271,11 +270,11 @@ impl Pacer {
 }
 
 /// More in flight than this only adds sockets: the API is one host.
-pub const MAX_CONCURRENCY: usize = 1024;
+pub(crate) const MAX_CONCURRENCY: usize = 1024;
 /// The reorder window's bounds. Each waiting outcome holds a row's answer
 /// (about 1 KB), so 16384 rows keep the results stage under ~16 MiB.
-pub const MIN_WINDOW: usize = 64;
-pub const MAX_WINDOW: usize = 16_384;
+pub(crate) const MIN_WINDOW: usize = 64;
+pub(crate) const MAX_WINDOW: usize = 16_384;
 
 /// How a run sends: in flight at most, the rate, the retries, and the
 /// reorder window (rows that may finish ahead of the oldest unwritten one).
@@ -329,7 +328,11 @@ impl SendPolicy {
 /// Enough rows to keep sending at the full rate while one row waits out the
 /// longest backoff (the cap), within [`MIN_WINDOW`, `MAX_WINDOW`] and never
 /// below 4 x the concurrency. Without a rate limit: the maximum.
-pub fn default_window(rate: &Rate, concurrency: NonZeroUsize, retry: &RetryPolicy) -> NonZeroUsize {
+pub(crate) fn default_window(
+    rate: &Rate,
+    concurrency: NonZeroUsize,
+    retry: &RetryPolicy,
+) -> NonZeroUsize {
     let by_rate = match rate.per_second() {
         Some(per_second) => (per_second * retry.cap.as_secs_f64()).ceil() as usize,
         None => MAX_WINDOW,
@@ -352,7 +355,7 @@ fn wait_text(wait: Duration) -> String {
 
 /// A moment `wait` after `now`, at most a year after it: the clock cannot
 /// overflow, whatever a server or a setting asks for.
-pub fn later(now: Instant, wait: Duration) -> Instant {
+pub(crate) fn later(now: Instant, wait: Duration) -> Instant {
     const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
     now + wait.min(YEAR)
 }
@@ -393,17 +396,17 @@ pub enum StopReason {
 impl StopReason {
     /// Failed connections, with no answer at all before them, that stop the
     /// run: a few seconds of retries rather than hours for a large file.
-    pub const UNREACHABLE_AFTER: u32 = 5;
+    pub(crate) const UNREACHABLE_AFTER: u32 = 5;
 
     /// Bursts of 429s (a second or more apart) with no other answer, that
     /// stop the run.
-    pub const THROTTLED_ALWAYS_AFTER: u32 = 10;
+    pub(crate) const THROTTLED_ALWAYS_AFTER: u32 = 10;
 
     /// A refusal that every other row would meet too. A 401 means the key
     /// itself is refused: sending the rest of a million rows would only fail
     /// them one by one (and hammer the API), so the run stops as after Ctrl-C.
     /// A 403 does not stop it: it may concern one user only.
-    pub fn for_refusal(
+    pub(crate) fn for_refusal(
         status: u16,
         at: impl FnOnce() -> String,
         key_from: Option<&str>,

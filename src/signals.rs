@@ -54,7 +54,7 @@ impl Interrupt {
     }
 
     /// Says whether the input is being read (see [`Interrupt`]).
-    pub fn reading_input(&self, reading: bool) {
+    pub(crate) fn reading_input(&self, reading: bool) {
         self.reading.store(reading, Ordering::SeqCst);
     }
 

@@ -24,9 +24,9 @@ pub struct LiveCheck {
     /// The users of the rows, as read before the run (the account's list,
     /// and a GET for each user it did not give whole).
     pub users: Arc<HashMap<u64, User>>,
-    pub allow_number_changes: bool,
+    pub(crate) allow_number_changes: bool,
     /// `--skip-unchanged`: only the fields that differ are sent.
-    pub skip_unchanged: bool,
+    pub(crate) skip_unchanged: bool,
     pub undo: Option<Arc<UndoLog>>,
 }
 
@@ -54,7 +54,7 @@ impl LiveCheck {
 
     /// The users of the valid rows of `input` that are not read whole for
     /// the fields their rows change: each once, to be read by GET.
-    pub fn to_read(
+    pub(crate) fn to_read(
         input: &Input,
         null_token: &str,
         emails: Option<&EmailIndex>,

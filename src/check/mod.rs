@@ -16,7 +16,7 @@ mod resume;
 
 use cells::*;
 pub use live::*;
-pub use resume::*;
+pub(crate) use resume::*;
 
 /// What to do with a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,7 +34,7 @@ pub struct CheckedRow {
     /// The user ID when it is valid.
     pub user_id: Option<u64>,
     /// The `user_id` cell as written (trimmed), for the results file.
-    pub user_id_text: String,
+    pub(crate) user_id_text: String,
     pub verdict: Verdict,
 }
 
@@ -57,7 +57,7 @@ impl EmailIndex {
     }
 
     /// The users with this address.
-    pub fn lookup(&self, email: &str) -> &[u64] {
+    pub(crate) fn lookup(&self, email: &str) -> &[u64] {
         self.ids
             .get(&email.trim().to_lowercase())
             .map_or(&[], Vec::as_slice)
@@ -109,7 +109,7 @@ impl Preflight {
     }
 
     /// [`Preflight::scan`], resolving `current_email` with `emails`.
-    pub fn scan_with(
+    pub(crate) fn scan_with(
         input: &Input,
         null_token: &str,
         count_invalid: bool,
@@ -183,7 +183,7 @@ pub struct Duplicates {
 impl Duplicates {
     /// From the user IDs that a pass over `input` already collected (see
     /// [`user_of`]); reads the file again only when some ID repeats.
-    pub fn from_ids(
+    pub(crate) fn from_ids(
         input: &Input,
         mut ids: Vec<u64>,
         emails: Option<&EmailIndex>,
@@ -254,7 +254,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub fn with_emails(mut self, emails: Option<&'a EmailIndex>) -> Self {
+    pub(crate) fn with_emails(mut self, emails: Option<&'a EmailIndex>) -> Self {
         self.emails = emails;
         self
     }

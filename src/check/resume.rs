@@ -36,7 +36,7 @@ pub(super) fn sent_part_of(body: &PatchBody, record: &ResultRecord) -> bool {
 /// A run with `--skip-unchanged` recorded only the fields it sent: such a
 /// row is the same when the input asks for those values still and the user,
 /// as the API answered after the change, has every value the row asks for.
-pub fn verify_kept(
+pub(crate) fn verify_kept(
     input: &Input,
     null_token: &str,
     duplicates: &Duplicates,
@@ -115,9 +115,9 @@ pub fn verify_kept(
 /// them the first pass counted invalid only because their address moved
 /// with the run's own change (not invalid: kept).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Kept {
+pub(crate) struct Kept {
     pub rows: u64,
-    pub refused_now: u64,
+    pub(crate) refused_now: u64,
 }
 
 /// Whether `checked` (the row read without resolving its `current_email`)

@@ -12,7 +12,7 @@ use crate::settings::{
     self, API_KEY_ENV as KEY_ENV, KeyChoice, RunSettings, SendingChoice, url_shown,
 };
 
-pub fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
+pub(super) fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
     let text = describe(
         args,
         settings::from_environment,
@@ -159,6 +159,15 @@ mod tests {
     use clap::Parser;
     use std::collections::HashMap;
 
+    /// The line of `config`'s text that starts with `label`.
+    fn line_of(shown: &str, label: &str) -> String {
+        shown
+            .lines()
+            .find(|line| line.starts_with(label))
+            .unwrap_or_else(|| panic!("{label} in {shown}"))
+            .to_string()
+    }
+
     fn config_args(flags: &[&str]) -> ConfigArgs {
         let mut argv = vec!["gcore-iam-bulk", "config"];
         argv.extend_from_slice(flags);
@@ -256,13 +265,7 @@ mod tests {
             let read = |name: &str| env.get(name).map(|value| value.to_string());
             let args = config_args(&flags);
             let shown = describe(&args, read, Some(&config)).unwrap();
-            let line = |label: &str| {
-                shown
-                    .lines()
-                    .find(|line| line.starts_with(label))
-                    .unwrap_or_else(|| panic!("{label} in {shown}"))
-                    .to_string()
-            };
+            let line = |label: &str| line_of(&shown, label);
             let chosen =
                 crate::profile::select(args.api.profile.as_deref(), read, Some(&config)).unwrap();
             let run = ApiSettings::with_profile(&args.api, chosen.as_ref(), read);
@@ -376,13 +379,7 @@ mod tests {
             let args = config_args(&flags);
             let case = format!("{flags:?} {env:?}");
             let shown = describe(&args, read, Some(&config)).unwrap();
-            let line = |label: &str| {
-                shown
-                    .lines()
-                    .find(|line| line.starts_with(label))
-                    .unwrap_or_else(|| panic!("{label} in {shown}"))
-                    .to_string()
-            };
+            let line = |label: &str| line_of(&shown, label);
             // The run: the profile chosen as a run chooses it, the flags
             // filled from the one choice, then checked.
             let chosen =

@@ -14,7 +14,7 @@ use crate::exit::Exit;
 /// The name the completions are registered for: the binary's.
 const BIN: &str = "gcore-iam-bulk";
 
-pub fn completions(args: &CompletionsArgs) -> Result<Exit, Fatal> {
+pub(super) fn completions(args: &CompletionsArgs) -> Result<Exit, Fatal> {
     let mut script = Vec::new();
     if args.shell == clap_complete::Shell::Bash {
         // clap_complete's bash script names its cases after the binary with
@@ -45,7 +45,7 @@ pub fn completions(args: &CompletionsArgs) -> Result<Exit, Fatal> {
 /// (`gcore-iam-bulk-apply(1)`, ...), but one file is what people install,
 /// so each subcommand's synopsis, description and options follow the
 /// tool's own as a section of their own (their headings one level down).
-pub fn man() -> Result<Exit, Fatal> {
+pub(super) fn man() -> Result<Exit, Fatal> {
     render_man()
         .map_err(Fatal::Stdout)
         .and_then(|page| print(&page))

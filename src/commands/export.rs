@@ -30,7 +30,7 @@ use crate::table::xlsx::{self, is_xlsx_path};
 /// The most users one page may ask for.
 const MAX_PAGE_SIZE: u64 = 10_000;
 
-pub fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
+pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     // The key and the base URL first (see `apply`).
     let profile = with_profile(&args.api, &mut args.run)?;
     let api = ApiSettings::with_profile(

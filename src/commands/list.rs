@@ -53,8 +53,8 @@ pub(super) struct Listed {
     /// and the fields. Their values for those fields are unknown (not null).
     pub partial: BTreeMap<u64, Vec<&'static str>>,
     /// Entries without an ID (they are in `users` too).
-    pub without_id: u64,
-    pub tally: Tally,
+    pub(crate) without_id: u64,
+    pub(crate) tally: Tally,
     /// Why the list is not whole, if it is not.
     pub problem: Option<ListProblem>,
     pub ended: Ended,
@@ -125,7 +125,7 @@ pub(super) fn pages_for(count: u64, per_page: u64) -> Result<u64, ListProblem> {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reading {
     /// Users asked for per page.
-    pub page_size: u64,
+    pub(crate) page_size: u64,
     /// The progress display (counting users).
     pub mode: ProgressMode,
     /// Reads made in all while the account changes during the read.

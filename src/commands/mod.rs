@@ -45,7 +45,7 @@ use ending::*;
 
 /// What runs a command: each command's arguments implement it in the
 /// command's own file (`validate.rs` for [`ValidateArgs`], ...).
-pub trait Run {
+pub(crate) trait Run {
     /// Whether the command was asked to print no progress (`--no-progress`).
     fn no_progress(&self) -> bool {
         false
@@ -65,7 +65,7 @@ macro_rules! commands {
         }
 
         /// Runs one command; `Err` is a fatal error (the run could not start).
-        pub fn run(cli: Cli) -> Result<Exit, Fatal> {
+        pub(crate) fn run(cli: Cli) -> Result<Exit, Fatal> {
             started();
             match cli.command {
                 $(Command::$name(args) => {
@@ -287,7 +287,7 @@ fn guard_results(target: &OutputTarget, overwrite: bool, next: Next) -> Result<(
 /// and their journal, the undo file and the file that remembers it, the
 /// plan, the summary, the report. `others`: the run's other files as
 /// `(path, what it is, the flag that names it)`, `None` when not given.
-pub fn check_distinct(
+pub(crate) fn check_distinct(
     input: &InputSource,
     output: &OutputTarget,
     others: &[(Option<&Path>, &str, &str)],

@@ -14,7 +14,7 @@ use crate::operations::plan::PlanRows;
 use crate::settings::PLAN_SUFFIX;
 use crate::sink::Keeping;
 
-pub fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
+pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     // A plan or a dry run is replaced; the record of a run that sent
     // changes only with --overwrite, even under the plan's default name.
     let mut run = RowsRun::new(RowsFlags {

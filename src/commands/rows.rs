@@ -31,7 +31,7 @@ use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 /// The settings of a command over rows, each made once from the flags,
 /// the environment and the profile, and every file of the run checked
 /// distinct before anything is read.
-pub struct RowsRun {
+pub(crate) struct RowsRun {
     /// What the user ran (`validate`, `plan`, ...), for the summary JSON.
     pub command: &'static str,
     /// The API and the sending settings; `None`: a dry run, which reads no
@@ -43,13 +43,13 @@ pub struct RowsRun {
     /// `--report`: the run's page.
     pub report: Option<PathBuf>,
     pub quiet: bool,
-    pub raw_output: bool,
+    pub(crate) raw_output: bool,
     /// `--exit-code`: a row that would change ends the run with 3.
-    pub changes_exit: bool,
+    pub(crate) changes_exit: bool,
 }
 
 /// The flags a command over rows is made from.
-pub struct RowsFlags<'a> {
+pub(crate) struct RowsFlags<'a> {
     pub command: &'static str,
     pub input: &'a InputArgs,
     pub output: &'a OutputArgs,
@@ -58,13 +58,13 @@ pub struct RowsFlags<'a> {
     /// `--summary-json` of a dry run (a sending run has it in its `RunArgs`).
     pub summary_json: Option<&'a Path>,
     /// The results file's default name: `<stem><suffix>`.
-    pub suffix: &'a str,
+    pub(crate) suffix: &'a str,
     /// What a results file in the way says to do instead.
     pub next: Next,
 }
 
 impl RowsRun {
-    pub fn new(flags: RowsFlags<'_>) -> Result<RowsRun, Fatal> {
+    pub(super) fn new(flags: RowsFlags<'_>) -> Result<RowsRun, Fatal> {
         // The key and the base URL first: without them nothing else
         // matters, and a user who fixes one problem should not meet a more
         // basic one next.
@@ -137,7 +137,7 @@ impl RowsRun {
     /// the account first: [`Started`]), through the engine; for a dry run,
     /// every valid row decided at once. Then the summary, the report and
     /// the exit code.
-    pub fn send_rows<O, F>(self, start: F) -> Result<Exit, Fatal>
+    pub(crate) fn send_rows<O, F>(self, start: F) -> Result<Exit, Fatal>
     where
         O: Operation + 'static,
         F: AsyncFnOnce(&mut Started<'_>) -> Result<Sending<O>, Fatal>,
@@ -219,20 +219,20 @@ impl RowsRun {
 
 /// A run over rows once the account is reached and the first pass done:
 /// what its operation may use (and take) to start.
-pub struct Started<'a> {
+pub(super) struct Started<'a> {
     pub client: Option<&'a Client>,
     pub send: &'a SendPolicy,
-    pub interrupt: &'a Interrupt,
+    pub(crate) interrupt: &'a Interrupt,
     pub quiet: bool,
     pub first: FirstPass,
 }
 
 /// What a run over rows sends with.
-pub struct Sending<O> {
+pub(crate) struct Sending<O> {
     pub operation: O,
     /// How the results file is kept (a plan's, a run that sent).
-    pub keeping: Keeping,
+    pub(crate) keeping: Keeping,
     /// Hand each job its row's body, for an operation that compares it
     /// with the live state.
-    pub keep_body: bool,
+    pub(crate) keep_body: bool,
 }

@@ -12,7 +12,7 @@ use crate::sandbox::{self, RunningSandbox, SandboxConfig};
 use crate::settings::{KeySource, SandboxSettings, random_key};
 
 /// Serves until Ctrl-C or SIGTERM, then exits 0.
-pub fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
+pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
     let env_key = std::env::var("GCORE_API_KEY").ok();
     let SandboxSettings {
         listen,
@@ -82,7 +82,7 @@ fn write_ca_file(pem: &str) -> std::io::Result<tempfile::NamedTempFile> {
 
 /// Starts the in-process sandbox of `apply --sandbox` on a free loopback
 /// port, speaking HTTPS when `tls`.
-pub async fn rehearsal(users: u64, tls: bool, quiet: bool) -> Result<RunningSandbox, Fatal> {
+pub(super) async fn rehearsal(users: u64, tls: bool, quiet: bool) -> Result<RunningSandbox, Fatal> {
     if !(1..=sandbox::MAX_USERS).contains(&users) {
         return Err(Fatal::Usage(format!(
             "--sandbox-users {users} is out of range; use 1 to {}",

@@ -14,7 +14,7 @@ use crate::sink::Keeping;
 
 /// `summary_json`: also write the summary there; `command`: what the
 /// user ran (`validate`, or `apply` for `apply --dry-run`).
-pub fn run(
+pub(super) fn run(
     input: &InputArgs,
     output: &OutputArgs,
     summary_json: Option<&Path>,

@@ -62,7 +62,7 @@ where
 /// [`dispatch`], also saying in `sent_out` how many requests it sent, however
 /// it ends: a results writer that fails after the last request (a reader
 /// of `-o -` gone late) must not pass for a run that sent nothing.
-pub async fn dispatch_counting<O, T>(
+pub(crate) async fn dispatch_counting<O, T>(
     policy: &SendPolicy,
     sender: Option<(O, T)>,
     channels: Channels,

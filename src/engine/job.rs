@@ -16,7 +16,7 @@ pub struct Job {
     pub seq: u64,
     pub row: u64,
     pub user_id: u64,
-    pub user_id_text: String,
+    pub(crate) user_id_text: String,
     /// The JSON body of the row's change, as the results show it.
     pub request: String,
     /// Which of the operation's requests comes next (0: the first).
@@ -24,16 +24,16 @@ pub struct Job {
     /// Requests sent for this job, every step together (the results' `attempts`).
     pub attempts: u32,
     /// Attempts of the current step: what the retry policy counts.
-    pub step_attempts: u32,
+    pub(crate) step_attempts: u32,
     pub throttled: u32,
     /// Attempts that were retries of an earlier one (of any step).
     pub retries: u32,
     /// Attempts that never left this machine: no connection could be made,
     /// or the server's certificate was refused before the request went.
-    pub unsent: u32,
+    pub(crate) unsent: u32,
     /// The status and error of the last retryable attempt, for the results
     /// when the job is not retried after all.
-    pub last_failure: Option<(Option<u16>, String)>,
+    pub(crate) last_failure: Option<(Option<u16>, String)>,
     /// The user's state as an earlier step read it.
     pub before: Option<Box<User>>,
     /// The row's change, for operations that compare it with the live
@@ -42,7 +42,7 @@ pub struct Job {
     /// What an earlier step found the row changes.
     pub changes: Vec<Change>,
     /// Whether [`Operation::decide`](super::Operation::decide) has seen the job.
-    pub decided: bool,
+    pub(crate) decided: bool,
 }
 
 impl Job {
@@ -78,7 +78,7 @@ pub enum Work {
 
 impl Work {
     /// A row decided without a request: only written.
-    pub fn decided(seq: u64, record: ResultRecord) -> Work {
+    pub(crate) fn decided(seq: u64, record: ResultRecord) -> Work {
         Work::Done(Outcome {
             seq,
             throttled: 0,

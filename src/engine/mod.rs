@@ -28,7 +28,8 @@ use crate::policy::StopReason;
 use crate::table::results::Status;
 use events::Report;
 
-pub use dispatch::{dispatch, dispatch_counting};
+pub use dispatch::dispatch;
+pub(crate) use dispatch::dispatch_counting;
 pub use job::{Job, Step, Work};
 
 /// What a job sends, step by step, and what each successful answer means.

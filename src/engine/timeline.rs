@@ -42,7 +42,7 @@ impl Bucket {
     }
 
     /// The mean answer time, if any request was answered.
-    pub fn mean_took(&self) -> Option<Duration> {
+    pub(crate) fn mean_took(&self) -> Option<Duration> {
         (self.took_count > 0)
             .then(|| Duration::from_micros(self.took_sum_us / u64::from(self.took_count)))
     }
@@ -89,9 +89,9 @@ pub struct Timeline {
 
 impl Timeline {
     /// At most this many buckets: half an hour at one second each.
-    pub const MAX_BUCKETS: usize = 1800;
+    pub(crate) const MAX_BUCKETS: usize = 1800;
     /// At most this many pauses are kept for the chart.
-    pub const MAX_PAUSES: usize = 2000;
+    pub(crate) const MAX_PAUSES: usize = 2000;
 
     pub fn new(started: Instant) -> Timeline {
         Timeline {
@@ -109,7 +109,7 @@ impl Timeline {
         self.width
     }
 
-    pub fn buckets(&self) -> &[Bucket] {
+    pub(crate) fn buckets(&self) -> &[Bucket] {
         &self.buckets
     }
 
@@ -117,7 +117,7 @@ impl Timeline {
         &self.pauses
     }
 
-    pub fn pauses_left_out(&self) -> u64 {
+    pub(crate) fn pauses_left_out(&self) -> u64 {
         self.pauses_left_out
     }
 

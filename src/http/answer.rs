@@ -11,7 +11,7 @@ use super::*;
 /// Sorts an answer by its status. Pure, so it is tested without a server.
 /// A success's body is the operation's to read; this one is handed the
 /// body for the message of a refusal.
-pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answer {
+pub(crate) fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Answer {
     if status.is_success() {
         return Answer::Success {
             status: status.as_u16(),
@@ -38,7 +38,7 @@ pub fn classify(status: StatusCode, retry_after: Option<Duration>, body: &str) -
 /// `HTTP 404 Not Found: user not found`: the status and the server's own
 /// message, taken from a JSON error body when there is one, on one line and
 /// cut to [`MAX_MESSAGE_CHARS`].
-pub fn describe_status(status: StatusCode, body: &str) -> String {
+pub(crate) fn describe_status(status: StatusCode, body: &str) -> String {
     let mut text = format!("HTTP {}", status.as_u16());
     if let Some(reason) = status.canonical_reason() {
         text.push(' ');

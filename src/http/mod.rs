@@ -20,10 +20,10 @@ mod answer;
 mod tls;
 
 pub use answer::*;
-pub use tls::*;
+pub(crate) use tls::*;
 
 /// The most of a server's message kept in the results file.
-pub const MAX_MESSAGE_CHARS: usize = 300;
+pub(crate) const MAX_MESSAGE_CHARS: usize = 300;
 
 /// One request of the API, as data: the method, the path below the base
 /// URL, the query and the JSON body. Operations build them; the client
@@ -50,16 +50,6 @@ impl Call {
         Call::new(Method::PATCH, path, Some(body))
     }
 
-    /// A `POST` to `path` with the JSON text `body`.
-    pub fn post(path: impl Into<String>, body: String) -> Call {
-        Call::new(Method::POST, path, Some(body))
-    }
-
-    /// A `DELETE` of `path`.
-    pub fn delete(path: impl Into<String>) -> Call {
-        Call::new(Method::DELETE, path, None)
-    }
-
     pub fn new(method: Method, path: impl Into<String>, body: Option<String>) -> Call {
         Call {
             method,
@@ -70,7 +60,7 @@ impl Call {
     }
 
     /// The call with `name=value` added to its query.
-    pub fn with_query(mut self, name: &'static str, value: impl ToString) -> Call {
+    pub(crate) fn with_query(mut self, name: &'static str, value: impl ToString) -> Call {
         self.query.push((name, value.to_string()));
         self
     }
@@ -452,7 +442,7 @@ impl Transport for Client {
 
 /// The most of an answer's body that is read: far above a user object
 /// (about 1 KB) or a page of them.
-pub const MAX_BODY: usize = 1 << 20;
+pub(crate) const MAX_BODY: usize = 1 << 20;
 
 /// An answer whose body is over [`MAX_BODY`]: classified by its status alone.
 fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer {

@@ -3,7 +3,7 @@
 
 /// Why a server's certificate was not trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CertProblem {
+pub(crate) enum CertProblem {
     UnknownIssuer,
     Expired,
     NotValidYet,
@@ -21,7 +21,9 @@ pub enum CertProblem {
 }
 
 /// The certificate problem somewhere in an error's chain, if it is one.
-pub fn certificate_problem(error: &(dyn std::error::Error + 'static)) -> Option<CertProblem> {
+pub(crate) fn certificate_problem(
+    error: &(dyn std::error::Error + 'static),
+) -> Option<CertProblem> {
     use rustls::CertificateError as C;
     match tls_error(error)? {
         rustls::Error::InvalidCertificate(problem) => Some(match problem {
@@ -72,7 +74,7 @@ pub(super) fn tls_error<'a>(
 /// The one line a certificate error stops a run with: the server, the
 /// problem, and what to do.
 /// `extra_roots`: `--ca-cert` (or `GCORE_CA_CERT`) gave authorities.
-pub fn untrusted_message(server: &str, problem: &CertProblem, extra_roots: bool) -> String {
+pub(crate) fn untrusted_message(server: &str, problem: &CertProblem, extra_roots: bool) -> String {
     let (what, fix) = match problem {
         CertProblem::UnknownIssuer if extra_roots => (
             "it is signed by a certificate authority that neither the system's trust store nor \

@@ -18,7 +18,7 @@ pub enum Lang {
 }
 
 impl Lang {
-    pub const ALL: [Lang; 5] = [Lang::De, Lang::En, Lang::Ru, Lang::Zh, Lang::Az];
+    pub(crate) const ALL: [Lang; 5] = [Lang::De, Lang::En, Lang::Ru, Lang::Zh, Lang::Az];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,7 +40,7 @@ impl Lang {
 
 /// The ways a user may log in (`auth_types`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AuthType {
+pub(crate) enum AuthType {
     #[serde(rename = "password")]
     Password,
     #[serde(rename = "sso")]
@@ -52,14 +52,14 @@ pub enum AuthType {
 }
 
 impl AuthType {
-    pub const ALL: [AuthType; 4] = [
+    pub(crate) const ALL: [AuthType; 4] = [
         AuthType::Password,
         AuthType::Sso,
         AuthType::Github,
         AuthType::GoogleOauth2,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthType::Password => "password",
             AuthType::Sso => "sso",
@@ -68,7 +68,7 @@ impl AuthType {
         }
     }
 
-    pub fn parse(text: &str) -> Option<AuthType> {
+    pub(crate) fn parse(text: &str) -> Option<AuthType> {
         AuthType::ALL
             .into_iter()
             .find(|auth| auth.as_str().eq_ignore_ascii_case(text))
@@ -78,7 +78,7 @@ impl AuthType {
 /// `user_type` of the user object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum UserType {
+pub(crate) enum UserType {
     Common,
     Reseller,
     Seller,
@@ -86,12 +86,12 @@ pub enum UserType {
 
 /// One of the five IAM groups, whose IDs are fixed across Gcore.
 #[derive(Debug, PartialEq, Eq, Serialize)]
-pub struct IamGroup {
+pub(crate) struct IamGroup {
     pub id: u64,
     pub name: &'static str,
 }
 
-pub const IAM_GROUPS: [IamGroup; 5] = [
+pub(crate) const IAM_GROUPS: [IamGroup; 5] = [
     IamGroup {
         id: 1,
         name: "Administrators",
@@ -115,12 +115,12 @@ pub const IAM_GROUPS: [IamGroup; 5] = [
 ];
 
 impl IamGroup {
-    pub fn by_id(id: u64) -> Option<&'static IamGroup> {
+    pub(crate) fn by_id(id: u64) -> Option<&'static IamGroup> {
         IAM_GROUPS.iter().find(|group| group.id == id)
     }
 
     /// The group as the API lists it.
-    pub fn to_group(&self) -> Group {
+    pub(crate) fn to_group(&self) -> Group {
         Group {
             id: self.id,
             name: self.name.to_string(),
@@ -128,7 +128,7 @@ impl IamGroup {
     }
 
     /// Names match in any case, as people type them.
-    pub fn by_name(name: &str) -> Option<&'static IamGroup> {
+    pub(crate) fn by_name(name: &str) -> Option<&'static IamGroup> {
         IAM_GROUPS
             .iter()
             .find(|group| group.name.eq_ignore_ascii_case(name))
@@ -211,7 +211,7 @@ impl User {
     /// the answer left out is left out): an exact record of the user's
     /// values, which the results file's cells cannot be (`""` and null
     /// read alike there, and groups by name).
-    pub fn fields_json(&self) -> String {
+    pub(crate) fn fields_json(&self) -> String {
         let object: serde_json::Map<String, serde_json::Value> = Field::ALL
             .into_iter()
             .filter_map(|field| Some((field.name().to_string(), self.value(field)?)))
@@ -221,7 +221,7 @@ impl User {
 
     /// Takes the input fields from [`User::fields_json`]'s object: a field
     /// it lacks is absent.
-    pub fn set_fields_json(&mut self, json: &str) -> Result<(), String> {
+    pub(crate) fn set_fields_json(&mut self, json: &str) -> Result<(), String> {
         use serde_json::Value;
         let Ok(Value::Object(object)) = serde_json::from_str::<Value>(json) else {
             return Err("is not a JSON object".to_string());
@@ -355,7 +355,7 @@ pub struct UserPage {
     /// cannot tell missing from null, so the client notes it where it
     /// parses the page; never sent, never read from JSON.
     #[serde(skip)]
-    pub left_out: Vec<(usize, Vec<&'static str>)>,
+    pub(crate) left_out: Vec<(usize, Vec<&'static str>)>,
 }
 
 impl UserPage {

@@ -56,7 +56,7 @@ impl fmt::Display for Change {
     }
 }
 
-pub use super::field::FieldSet;
+pub(crate) use super::field::FieldSet;
 
 impl FieldSet {
     pub fn of(changes: &[Change]) -> FieldSet {
@@ -71,7 +71,7 @@ pub fn only(body: &PatchBody, changes: &[Change]) -> PatchBody {
 }
 
 /// The part of `body` in `set`.
-pub fn only_fields(body: &PatchBody, set: FieldSet) -> PatchBody {
+pub(crate) fn only_fields(body: &PatchBody, set: FieldSet) -> PatchBody {
     PatchBody {
         email: body.email.clone().filter(|_| set.contains(Field::Email)),
         name: body.name.clone().filter(|_| set.contains(Field::Name)),
@@ -93,7 +93,7 @@ pub fn only_fields(body: &PatchBody, set: FieldSet) -> PatchBody {
 /// is the old one as a number (`+49301234567` -> `49301234567`, `0301` ->
 /// `301`, `007` -> `7`, `1000` -> `1.00E+03`, a long number rounded to 15
 /// digits). One message per field, naming the likely cause and the fix.
-pub fn number_damage(body: &PatchBody, user: &User) -> Vec<(Field, String)> {
+pub(crate) fn number_damage(body: &PatchBody, user: &User) -> Vec<(Field, String)> {
     let fields = [
         (
             Field::Name,

@@ -15,7 +15,7 @@ pub enum Field {
 }
 
 impl Field {
-    pub const ALL: [Field; 7] = [
+    pub(crate) const ALL: [Field; 7] = [
         Field::Email,
         Field::Name,
         Field::Lang,
@@ -37,12 +37,12 @@ impl Field {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Field> {
+    pub(crate) fn from_name(name: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|field| field.name() == name)
     }
 
     /// Only these may be set to JSON null.
-    pub fn nullable(self) -> bool {
+    pub(crate) fn nullable(self) -> bool {
         matches!(self, Field::Name | Field::Phone)
     }
 }
@@ -52,7 +52,7 @@ impl Field {
 pub struct FieldSet(u8);
 
 impl FieldSet {
-    pub const ALL: FieldSet = FieldSet(0b111_1111);
+    pub(crate) const ALL: FieldSet = FieldSet(0b111_1111);
 
     pub fn with(self, field: Field) -> FieldSet {
         FieldSet(self.0 | bit(field))
@@ -67,7 +67,7 @@ impl FieldSet {
     }
 
     /// The fields in either set.
-    pub fn with_all(self, other: FieldSet) -> FieldSet {
+    pub(crate) fn with_all(self, other: FieldSet) -> FieldSet {
         FieldSet(self.0 | other.0)
     }
 

@@ -13,17 +13,18 @@ use super::api::{AuthType, Group, IAM_GROUPS, IamGroup, Lang};
 /// Longest `name` and `company` accepted, in characters. The API publishes no
 /// limit; 255 is the common column size behind such fields, far above any real
 /// name, and it stops a pasted paragraph or a stray 1 MB cell from being sent.
-pub const MAX_TEXT_CHARS: usize = 255;
+pub(crate) const MAX_TEXT_CHARS: usize = 255;
 /// Longest `phone`: E.164 numbers have at most 15 digits; 32 leaves room for
 /// spaces, dashes, parentheses and a short extension.
-pub const MAX_PHONE_CHARS: usize = 32;
+pub(crate) const MAX_PHONE_CHARS: usize = 32;
 /// Longest `email`: the 254-character limit of an SMTP path (RFC 5321).
-pub const MAX_EMAIL_CHARS: usize = 254;
+pub(crate) const MAX_EMAIL_CHARS: usize = 254;
 /// Largest user ID accepted: the largest integer that JSON servers commonly
 /// parse without loss (a signed 64-bit integer).
-pub const MAX_USER_ID: u64 = i64::MAX as u64;
+pub(crate) const MAX_USER_ID: u64 = i64::MAX as u64;
 
-pub use super::field::{Field, FieldSet};
+pub use super::field::Field;
+pub(crate) use super::field::FieldSet;
 
 /// One thing wrong with a row or a request body. `column` is `None` for
 /// problems of the whole row (say, a wrong number of cells).
@@ -34,14 +35,17 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn in_column(column: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+    pub(crate) fn in_column(
+        column: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
         Problem {
             column: Some(column.into()),
             message: message.into(),
         }
     }
 
-    pub fn in_row(message: impl Into<String>) -> Self {
+    pub(crate) fn in_row(message: impl Into<String>) -> Self {
         Problem {
             column: None,
             message: message.into(),
@@ -120,7 +124,12 @@ impl PatchBody {
 
     /// Sets `field` from a spreadsheet cell that is already trimmed and not
     /// empty. `null_token` (any case) clears a nullable field.
-    pub fn set_cell(&mut self, field: Field, cell: &str, null_token: &str) -> Result<(), String> {
+    pub(crate) fn set_cell(
+        &mut self,
+        field: Field,
+        cell: &str,
+        null_token: &str,
+    ) -> Result<(), String> {
         if cell.eq_ignore_ascii_case(null_token) {
             return if field.nullable() {
                 self.set_null(field);
@@ -177,7 +186,7 @@ impl PatchBody {
     /// or null where the field is nullable; a list of texts; a list of
     /// groups, each with a whole-number `id` and a text `name`), never the
     /// input rules, which the API's own values need not meet.
-    pub fn set_verbatim(&mut self, field: Field, value: &Value) -> Result<(), String> {
+    pub(crate) fn set_verbatim(&mut self, field: Field, value: &Value) -> Result<(), String> {
         let text = || match value {
             Value::String(text) => Ok(text.clone()),
             other => Err(format!("must be a JSON text, not {}", json_kind(other))),
@@ -215,14 +224,14 @@ impl PatchBody {
 
     /// Checks a request body as the API would: every problem, each naming its
     /// field. Text is checked as sent, without trimming.
-    pub fn from_json(body: &Value) -> Result<PatchBody, Vec<Problem>> {
+    pub(crate) fn from_json(body: &Value) -> Result<PatchBody, Vec<Problem>> {
         PatchBody::from_json_accepting(body, |_, _| false)
     }
 
     /// As [`PatchBody::from_json`], and a value that breaks the rules is
     /// still taken when `accept` says so (the sandbox takes back the values
     /// its account holds, as the API takes back its own).
-    pub fn from_json_accepting(
+    pub(crate) fn from_json_accepting(
         body: &Value,
         accept: impl Fn(Field, &Value) -> bool,
     ) -> Result<PatchBody, Vec<Problem>> {
@@ -391,7 +400,7 @@ pub fn scientific(text: &str) -> bool {
     mantissa_ok && digits(exponent)
 }
 
-pub fn parse_user_id(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_user_id(text: &str) -> Result<u64, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("is empty; every row needs the ID of the user to change".to_string());
@@ -409,7 +418,7 @@ pub fn parse_user_id(text: &str) -> Result<u64, String> {
     }
 }
 
-pub fn check_email(text: &str) -> Result<String, String> {
+pub(crate) fn check_email(text: &str) -> Result<String, String> {
     if text.chars().count() > MAX_EMAIL_CHARS {
         return Err(too_long(text, MAX_EMAIL_CHARS));
     }
@@ -434,7 +443,7 @@ pub fn check_email(text: &str) -> Result<String, String> {
 }
 
 /// Free text (name, phone, company): no control characters, at most `max` characters.
-pub fn check_text(text: &str, max: usize) -> Result<String, String> {
+pub(crate) fn check_text(text: &str, max: usize) -> Result<String, String> {
     if let Some(c) = text.chars().find(|c| c.is_control()) {
         return Err(format!(
             "contains a control character (U+{:04X}); remove it, or the line break inside the cell",
@@ -454,7 +463,7 @@ fn too_long(text: &str, max: usize) -> String {
     )
 }
 
-pub fn parse_lang(text: &str) -> Result<Lang, String> {
+pub(crate) fn parse_lang(text: &str) -> Result<Lang, String> {
     Lang::parse(text.trim()).ok_or_else(|| {
         let all: Vec<_> = Lang::ALL.iter().map(|lang| lang.as_str()).collect();
         format!("{} is not one of {}", show(text), all.join(", "))
@@ -527,7 +536,10 @@ fn parse_list<T: PartialEq>(
 }
 
 /// The candidate closest to `input`, when it is close enough to be a typo.
-pub fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    input: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let input = input.to_lowercase();
     candidates
         .into_iter()

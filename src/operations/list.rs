@@ -10,7 +10,7 @@ use crate::table::results::Status;
 /// `export`: one `GET /iam/users?limit=L&offset=O` per job, whose
 /// `user_id` holds the offset. Each page goes to `pages` (with its offset)
 /// before the job is reported done.
-pub struct ListPages {
+pub(crate) struct ListPages {
     pub limit: u64,
     pub pages: std::sync::mpsc::Sender<(u64, UserPage)>,
 }
@@ -52,7 +52,7 @@ impl Operation for ListPages {
 /// give whole: one GET per user, each answer to `users` before the job is
 /// reported done (`read`), so that every row is checked against the live
 /// state before anything is sent.
-pub struct ReadUsers {
+pub(crate) struct ReadUsers {
     /// Each user read, with the id the job asked for.
     pub users: std::sync::mpsc::Sender<(u64, Box<User>)>,
 }

@@ -98,7 +98,7 @@ pub fn patched(job: &mut Job, reply: Result<Reply, String>) -> Step {
 }
 
 /// A GET of the row's user, then the PATCH (the operations that compare).
-pub fn get_then_patch(job: &Job) -> Call {
+pub(crate) fn get_then_patch(job: &Job) -> Call {
     match job.step {
         0 => get_user(job.user_id),
         _ => patch_user(job.user_id, job.request.clone()),
@@ -111,7 +111,7 @@ pub fn get_then_patch(job: &Job) -> Call {
 /// same set, and still replaced). `Err`: the step that ends the row (a
 /// value no PATCH can put back: invalid) or stops the run (the file cannot
 /// be written), since no change is sent without its way back.
-pub fn undo_first(
+pub(crate) fn undo_first(
     undo: &Option<Arc<UndoLog>>,
     user_id: u64,
     before: &User,
@@ -140,7 +140,11 @@ pub fn undo_first(
 
 /// An answer about another user than the row's: `failed`, naming both,
 /// since calling it anything else would hide it.
-pub fn another_user(job: &Job, user: &Result<Box<User>, String>, what: &str) -> Option<Step> {
+pub(crate) fn another_user(
+    job: &Job,
+    user: &Result<Box<User>, String>,
+    what: &str,
+) -> Option<Step> {
     let Ok(user) = user else {
         return None;
     };
@@ -155,7 +159,7 @@ pub fn another_user(job: &Job, user: &Result<Box<User>, String>, what: &str) -> 
 }
 
 /// The user a GET answered with, or the step that ends the job instead.
-pub fn read_user(job: &Job, reply: Result<Reply, String>) -> Result<Box<User>, Step> {
+pub(crate) fn read_user(job: &Job, reply: Result<Reply, String>) -> Result<Box<User>, Step> {
     let user = user_in(reply);
     if let Some(step) = another_user(job, &user, "nothing was changed; the API may confuse") {
         return Err(step);

@@ -33,14 +33,14 @@ impl Operation for PatchRows {
 /// row already right sends none. With an undo log, the values about to
 /// change are written to it before the PATCH goes.
 #[derive(Clone, Default)]
-pub struct PatchChanged {
-    pub skip_unchanged: bool,
+pub(crate) struct PatchChanged {
+    pub(crate) skip_unchanged: bool,
     pub undo: Option<Arc<UndoLog>>,
     /// The account's users as listed at the start, when reading the list
     /// took fewer requests than a GET per row.
-    pub snapshot: Option<Arc<HashMap<u64, User>>>,
+    pub(crate) snapshot: Option<Arc<HashMap<u64, User>>>,
     /// `--allow-number-changes`: send what looks like a spreadsheet's damage.
-    pub allow_number_changes: bool,
+    pub(crate) allow_number_changes: bool,
 }
 
 impl Operation for PatchChanged {
@@ -136,7 +136,7 @@ impl PatchChanged {
 /// What `apply` runs: a PATCH per row, or a GET first when the run compares
 /// (`--skip-unchanged`) or keeps an undo file.
 #[derive(Clone)]
-pub enum ApplyRows {
+pub(crate) enum ApplyRows {
     Patch(PatchRows),
     Changed(PatchChanged),
     Planned(PatchAsPlanned),

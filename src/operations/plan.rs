@@ -15,10 +15,10 @@ use crate::table::results::Status;
 /// against the user's state: `would_update` with the changes, or
 /// `unchanged`. Nothing is written.
 #[derive(Debug, Clone, Default)]
-pub struct PlanRows {
-    pub snapshot: Option<Arc<HashMap<u64, User>>>,
+pub(crate) struct PlanRows {
+    pub(crate) snapshot: Option<Arc<HashMap<u64, User>>>,
     /// `--allow-number-changes`: send what looks like a spreadsheet's damage.
-    pub allow_number_changes: bool,
+    pub(crate) allow_number_changes: bool,
 }
 
 impl PlanRows {

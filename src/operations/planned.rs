@@ -16,7 +16,7 @@ use crate::table::undo::UndoLog;
 /// changed since is `failed`, nothing sent. With an undo log, the values
 /// about to change are written to it before the PATCH goes.
 #[derive(Clone, Default)]
-pub struct PatchAsPlanned {
+pub(crate) struct PatchAsPlanned {
     pub undo: Option<Arc<UndoLog>>,
 }
 

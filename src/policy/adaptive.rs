@@ -66,11 +66,11 @@ const BUCKET: Duration = Duration::from_millis(500);
 const SAME_BURST: Duration = Duration::from_secs(1);
 /// Where `--rate auto` starts: slow enough for any account, and 10 s of
 /// doubling from there passes 5,000 requests a second.
-pub const AUTO_START: f64 = 5.0;
+pub(crate) const AUTO_START: f64 = 5.0;
 
 /// How the rate was set: the starting point of the adaptation.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Start {
+pub(crate) enum Start {
     /// `--rate R`: R until the first 429, and never above it.
     Ceiling(f64),
     /// `--rate 0`: no limit until the first 429.
@@ -81,7 +81,7 @@ pub enum Start {
 }
 
 #[derive(Debug, Clone)]
-pub struct Adaptive {
+pub(crate) struct Adaptive {
     ceiling: Option<f64>,
     /// The rate now; `None`: no limit.
     rate: Option<f64>,
@@ -112,7 +112,7 @@ pub struct Adaptive {
 }
 
 impl Adaptive {
-    pub fn new(start: Start, now: Instant) -> Adaptive {
+    pub(super) fn new(start: Start, now: Instant) -> Adaptive {
         let (ceiling, rate, slow_start) = match start {
             Start::Ceiling(rate) => (Some(rate), Some(rate), false),
             Start::Unlimited => (None, None, false),
@@ -147,23 +147,23 @@ impl Adaptive {
     }
 
     /// The rate to send at now; `None`: no limit.
-    pub fn rate(&self) -> Option<f64> {
+    pub(super) fn rate(&self) -> Option<f64> {
         self.rate
     }
 
     /// How many times a 429 made the rate drop.
-    pub fn drops(&self) -> u64 {
+    pub(super) fn drops(&self) -> u64 {
         self.drops
     }
 
     /// Bursts of 429s (each a second or more after the last) with no other
     /// answer since: the server throttles whatever the rate.
-    pub fn bursts_in_a_row(&self) -> u32 {
+    pub(crate) fn bursts_in_a_row(&self) -> u32 {
         self.bursts_in_a_row
     }
 
     /// An answer from the server at `now`: `throttled` for a 429.
-    pub fn answered(&mut self, now: Instant, throttled: bool) {
+    pub(super) fn answered(&mut self, now: Instant, throttled: bool) {
         self.count(now);
         if !throttled {
             if self.successes.len() == SUCCESSES_KEPT {
@@ -306,7 +306,7 @@ impl Adaptive {
     /// Every request is held until `until` (a 429's `Retry-After`): the
     /// bucket being counted starts again then, so that the pause is not
     /// measured as a slow rate.
-    pub fn hold_until(&mut self, until: Instant) {
+    pub(crate) fn hold_until(&mut self, until: Instant) {
         self.bucket_start = until;
         self.bucket_count = 0;
         self.counting_since = until;

@@ -12,15 +12,15 @@ use tokio::time::Instant;
 
 use super::{Pacer, Rate};
 
-pub struct Outcome {
+pub(super) struct Outcome {
     pub seconds: f64,
     pub requests: u64,
     pub throttled: u64,
-    pub rate_ended: Option<f64>,
+    pub(crate) rate_ended: Option<f64>,
 }
 
 impl Outcome {
-    pub fn share_of(&self, rows: u64, limit: f64) -> f64 {
+    pub(crate) fn share_of(&self, rows: u64, limit: f64) -> f64 {
         rows as f64 / self.seconds / limit
     }
 }
@@ -28,13 +28,13 @@ impl Outcome {
 /// `rows` rows through `rate` against a server of `limit`/s and `burst`;
 /// each answer takes `latency`, and a request reaches the server between
 /// 0 and 1 ms late (a pseudo-random, repeatable jitter).
-pub fn run(rate: &Rate, rows: u64, limit: f64, burst: f64, latency: Duration) -> Outcome {
+pub(super) fn run(rate: &Rate, rows: u64, limit: f64, burst: f64, latency: Duration) -> Outcome {
     run_changing(rate, rows, |_| limit, burst, latency).0
 }
 
 /// [`run`] against a limit that changes over time (`limit_at(seconds)`);
 /// also the rows done in each second.
-pub fn run_changing(
+pub(crate) fn run_changing(
     rate: &Rate,
     rows: u64,
     limit_at: impl Fn(f64) -> f64,

@@ -104,7 +104,11 @@ pub(super) fn read_capped(
 /// or SIGTERM. What it printed is never shown, nor its error output (which
 /// may hold the key: `sh: 1: <a key>: not found` for a key pasted as the
 /// command); only that there was some.
-pub fn run_key_command(profile: &str, command: &str, timeout: Duration) -> Result<String, Fatal> {
+pub(crate) fn run_key_command(
+    profile: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<String, Fatal> {
     use std::process::{Command, Stdio};
     let named = match command_shown(command) {
         Some(shown) => format!("the api_key_command of profile {profile} ({shown})"),

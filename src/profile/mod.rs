@@ -36,11 +36,11 @@ use crate::files::folder_of;
 mod command;
 mod mistakes;
 
-pub use command::*;
+pub(crate) use command::*;
 use mistakes::*;
 
 /// The environment variable that names the profile when `--profile` does not.
-pub const PROFILE_ENV: &str = "GCORE_PROFILE";
+pub(crate) const PROFILE_ENV: &str = "GCORE_PROFILE";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,7 +78,7 @@ pub enum KeyFrom {
 /// How the profile was named: an explicit `--profile` wins over the
 /// environment's key and base URL, `GCORE_PROFILE` does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChosenBy {
+pub(crate) enum ChosenBy {
     Flag,
     Environment,
 }
@@ -87,7 +87,7 @@ pub enum ChosenBy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub name: String,
-    pub chosen_by: ChosenBy,
+    pub(crate) chosen_by: ChosenBy,
     pub file: PathBuf,
     pub base_url: Option<String>,
     pub key: Option<KeyFrom>,
@@ -96,21 +96,21 @@ pub struct Profile {
     pub burst: Option<u32>,
     pub concurrency: Option<usize>,
     /// How long `api_key_command` may take.
-    pub key_command_timeout: Duration,
+    pub(crate) key_command_timeout: Duration,
 }
 
 /// How long an `api_key_command` may run by default: a password manager
 /// that asks for a passphrase needs a moment, one that hangs is stopped.
-pub const DEFAULT_KEY_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_KEY_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The longest `api_key_command_timeout` taken.
-pub const MAX_KEY_COMMAND_TIMEOUT: f64 = 600.0;
+pub(crate) const MAX_KEY_COMMAND_TIMEOUT: f64 = 600.0;
 /// The most of a config file that is read: profiles take a few hundred bytes.
 const MAX_CONFIG_FILE: u64 = 1 << 20;
 /// The most an `api_key_command` may print, as a key file may hold.
-pub const MAX_KEY_OUTPUT: usize = 4096;
+pub(crate) const MAX_KEY_OUTPUT: usize = 4096;
 
 /// The config file's place: `<config folder>/gcore-iam-bulk/config.toml`.
-pub fn config_path() -> Option<PathBuf> {
+pub(crate) fn config_path() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "gcore-iam-bulk")
         .map(|dirs| dirs.config_dir().join("config.toml"))
 }
@@ -396,7 +396,7 @@ fn refuse_open_to_others(path: &Path) -> Result<(), String> {
 /// How messages and `config` name a key file: a path that names no file
 /// may be the key itself, pasted as `api_key_file`, so only its folder is
 /// shown then.
-pub fn key_path_shown(path: &Path) -> String {
+pub(crate) fn key_path_shown(path: &Path) -> String {
     if std::fs::symlink_metadata(path).is_ok() {
         return path.display().to_string();
     }
@@ -416,7 +416,7 @@ pub fn key_path_shown(path: &Path) -> String {
 /// The command as `config` and messages show it: only when its first word
 /// (after `VAR=value` words) is a program found on `PATH`, a path to one,
 /// or a word of the shell; anything else may be a key pasted as the command.
-pub fn command_shown(command: &str) -> Option<String> {
+pub(crate) fn command_shown(command: &str) -> Option<String> {
     let first = command
         .split_whitespace()
         .find(|word| !word.contains('=') || word.starts_with('='))?;

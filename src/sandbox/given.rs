@@ -10,7 +10,7 @@ use crate::model::field::Field;
 use crate::model::patch::PatchBody;
 
 /// The largest users file read: a million users of about 1 KiB each.
-pub const MAX_FILE_BYTES: u64 = 1 << 30;
+pub(crate) const MAX_FILE_BYTES: u64 = 1 << 30;
 
 /// Reads `path`: a JSON list of user objects, a JSON page of the list
 /// (`{"count": N, "results": [...]}`), or a CSV file that `export` wrote

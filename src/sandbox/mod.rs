@@ -33,7 +33,7 @@ use state::Users;
 use crate::model::api::User;
 
 /// The most users a sandbox holds: about 1 KiB each, so at most ~1 GiB.
-pub const MAX_USERS: u64 = 1_000_000;
+pub(crate) const MAX_USERS: u64 = 1_000_000;
 
 /// How long [`RunningSandbox::stop`] lets requests in flight finish.
 const STOP_GRACE: Duration = Duration::from_secs(1);
@@ -128,7 +128,7 @@ pub struct Faults {
 }
 
 /// The fields of the user object, as `--list-omit` may name them.
-pub const USER_FIELDS: [&str; 16] = [
+pub(crate) const USER_FIELDS: [&str; 16] = [
     "id",
     "email",
     "name",
@@ -397,7 +397,7 @@ where
 /// The `sandbox` command: serve (HTTPS when `tls`) until Ctrl-C or SIGTERM.
 /// `on_start` is told the running sandbox once it listens (the command
 /// prints its address); an error from it stops the sandbox.
-pub async fn serve_until_signal(
+pub(crate) async fn serve_until_signal(
     config: SandboxConfig,
     addr: SocketAddr,
     tls: bool,

@@ -14,18 +14,18 @@ mod walk;
 
 use html::*;
 use runs::*;
-pub use spelling::*;
+pub(crate) use spelling::*;
 use walk::*;
 
 /// What a blanked key reads as.
-pub const BLANK: &str = "***";
+pub(crate) const BLANK: &str = "***";
 
 /// Fewer consecutive key characters than this, echoed from anywhere in the
 /// key (its start, its end, its middle), are not blanked: a short run is
 /// not the key (a key is dozens of characters), and blanking it would
 /// change names and addresses that merely share it. A key shorter than
 /// this is blanked only whole.
-pub const MIN_RUN: usize = 12;
+pub(crate) const MIN_RUN: usize = 12;
 
 /// Blanks one secret (the API key): any run of at least [`MIN_RUN`] of its
 /// consecutive characters (the whole key when it is shorter), in ASCII
@@ -35,7 +35,7 @@ pub const MIN_RUN: usize = 12;
 /// sit between the key's characters, as themselves or escaped: a reader
 /// sees the key whole.
 #[derive(Clone)]
-pub struct Blanker {
+pub(crate) struct Blanker {
     /// The key's runs; `None` for an empty key, which blanks nothing.
     runs: Option<Runs>,
     /// How many key characters an echo must spell to be blanked.
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Blanker {
 
 impl Blanker {
     /// `secret` is trimmed; an empty one blanks nothing.
-    pub fn new(secret: &str) -> Blanker {
+    pub(crate) fn new(secret: &str) -> Blanker {
         let secret = secret.trim().as_bytes();
         let needed = secret.len().min(MIN_RUN);
         Blanker {
@@ -61,7 +61,7 @@ impl Blanker {
 
     /// `text` with every echo of the key replaced by [`BLANK`]; borrowed,
     /// without a copy, when there is none.
-    pub fn blank<'a>(&self, text: Cow<'a, str>) -> Cow<'a, str> {
+    pub(crate) fn blank<'a>(&self, text: Cow<'a, str>) -> Cow<'a, str> {
         let echoes = self.echoes(&text);
         if echoes.is_empty() {
             return text;
@@ -78,7 +78,7 @@ impl Blanker {
     }
 
     /// Whether `text` holds an echo of the key.
-    pub fn finds_in(&self, text: &str) -> bool {
+    pub(crate) fn finds_in(&self, text: &str) -> bool {
         !self.echoes(text).is_empty()
     }
 

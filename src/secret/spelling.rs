@@ -54,7 +54,8 @@ pub(super) enum Spelled {
 /// left-to-right and right-to-left marks, and the zero-width no-break space
 /// (BOM). Every other one the terminal's escaping hides too
 /// ([`is_invisible`]) is skipped as well.
-pub const INVISIBLE: [char; 8] = [
+#[cfg(test)]
+pub(crate) const INVISIBLE: [char; 8] = [
     '\u{200b}', '\u{200c}', '\u{200d}', '\u{2060}', '\u{ad}', '\u{200e}', '\u{200f}', '\u{feff}',
 ];
 
@@ -62,7 +63,7 @@ pub const INVISIBLE: [char; 8] = [
 /// character (ASCII controls and DEL included) that [`crate::visible::hidden`] writes as
 /// `\u{..}` on the terminal (invisible operators, fillers, bidi marks,
 /// variation selectors, tags...), one list for both.
-pub fn is_invisible(c: char) -> bool {
+pub(crate) fn is_invisible(c: char) -> bool {
     crate::visible::hidden(c)
 }
 

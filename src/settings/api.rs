@@ -19,14 +19,14 @@ use super::*;
 
 /// The environment variable that holds the API key (named in a leaf: the
 /// workbook reader's child process is started without it).
-pub use crate::environment::API_KEY_ENV;
+pub(crate) use crate::environment::API_KEY_ENV;
 /// The environment variable that may hold the base URL.
-pub const BASE_URL_ENV: &str = "GCORE_BASE_URL";
-pub const DEFAULT_BASE_URL: &str = "https://api.gcore.com";
+pub(crate) const BASE_URL_ENV: &str = "GCORE_BASE_URL";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.gcore.com";
 /// Connecting should take milliseconds; a host that does not accept within
 /// this is down or unreachable, and waiting the full `--timeout` would only
 /// slow the retries.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The API key. `Debug` and `Display` print `***`, so the key cannot reach a
 /// message, a log line or the results file by accident; [`ApiKey::expose`] is
@@ -47,7 +47,7 @@ impl ApiKey {
         Ok(ApiKey(key.to_string()))
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -66,7 +66,7 @@ impl fmt::Display for ApiKey {
 
 /// Where the key comes from, as [`resolve`] chose it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum KeyChoice {
+pub(crate) enum KeyChoice {
     /// `--api-key-file`.
     FlagFile(PathBuf),
     /// `GCORE_API_KEY`.
@@ -80,7 +80,7 @@ pub enum KeyChoice {
 impl KeyChoice {
     /// Where the key came from in a few words, never the key: said at the
     /// start of a run, in a refusal (401) and by `config`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             KeyChoice::FlagFile(_) => "--api-key-file".to_string(),
             KeyChoice::Environment => API_KEY_ENV.to_string(),
@@ -100,10 +100,10 @@ impl KeyChoice {
 /// Where the base URL and the key come from: the one precedence, used by
 /// a run and by `config` alike.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub base_url: String,
     /// `--base-url`, `GCORE_BASE_URL`, `profile NAME` or `default`.
-    pub base_from: String,
+    pub(crate) base_from: String,
     pub key: KeyChoice,
     /// The environment's variables an explicit `--profile` set aside.
     pub set_aside: Vec<&'static str>,
@@ -111,7 +111,7 @@ pub struct Resolved {
 
 /// The process environment as a run and `config` read it: one reader, so
 /// that both see a variable alike (set but empty included).
-pub fn from_environment(name: &str) -> Option<String> {
+pub(crate) fn from_environment(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
@@ -120,7 +120,7 @@ pub fn from_environment(name: &str) -> Option<String> {
 /// `GCORE_API_KEY` or `GCORE_BASE_URL`, which could send one account's key
 /// to another's host); then the environment; then a profile named by
 /// `GCORE_PROFILE`; then the defaults.
-pub fn resolve(
+pub(crate) fn resolve(
     args: &ApiArgs,
     profile: Option<&Profile>,
     env: &impl Fn(&str) -> Option<String>,
@@ -243,7 +243,8 @@ pub(super) fn key_from_file(path: &Path, named_by: &str) -> Result<ApiKey, Fatal
 impl ApiSettings {
     /// `env` reads an environment variable; tests pass a map instead of
     /// changing the process environment.
-    pub fn from_args(
+    #[cfg(test)]
+    pub(crate) fn from_args(
         args: &ApiArgs,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ApiSettings, Fatal> {
@@ -252,7 +253,7 @@ impl ApiSettings {
 
     /// [`ApiSettings::from_args`], with a profile: the base URL and the key
     /// come as [`resolve`] says.
-    pub fn with_profile(
+    pub(crate) fn with_profile(
         args: &ApiArgs,
         profile: Option<&Profile>,
         env: impl Fn(&str) -> Option<String>,
@@ -348,7 +349,7 @@ impl ApiSettings {
     /// certificate authority (`ca_pem`, for a TLS sandbox) and any
     /// `--ca-cert`. The environment's proxy is not used: the sandbox is in
     /// this process, and a company proxy could not reach it; `--proxy` is.
-    pub fn for_sandbox(
+    pub(crate) fn for_sandbox(
         args: &ApiArgs,
         base_url: &str,
         key: &str,

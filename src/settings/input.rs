@@ -8,10 +8,10 @@ use crate::cli::InputArgs;
 use crate::error::Fatal;
 
 pub use crate::table::input::{InputSettings, InputSource};
-pub use crate::table::sheet::named_like_workbook;
+pub(crate) use crate::table::sheet::named_like_workbook;
 
 impl InputSettings {
-    pub fn from_args(args: &InputArgs) -> Result<Self, Fatal> {
+    pub(crate) fn from_args(args: &InputArgs) -> Result<Self, Fatal> {
         let Some(path) = &args.path else {
             return Err(Fatal::Usage(
                 "give the INPUT file of changes (or - for standard input)".to_string(),

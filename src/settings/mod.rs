@@ -15,8 +15,8 @@ pub use api::*;
 pub use input::*;
 pub use network::*;
 pub use output::*;
-pub use sandbox::*;
-pub use sending::*;
+pub(crate) use sandbox::*;
+pub(crate) use sending::*;
 
 #[cfg(test)]
 mod tests {

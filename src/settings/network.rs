@@ -14,7 +14,7 @@ use super::*;
 
 /// The environment variable that may name a PEM file of extra certificate
 /// authorities (as `--ca-cert` does).
-pub const CA_CERT_ENV: &str = "GCORE_CA_CERT";
+pub(crate) const CA_CERT_ENV: &str = "GCORE_CA_CERT";
 
 /// The most a CA file may hold: a system bundle of every public root is
 /// about 200 KiB.
@@ -175,7 +175,7 @@ impl ProxyRoute {
 
     /// Whether a password came on the command line (`--proxy`), where
     /// `ps` and the shell's history show it.
-    pub fn password_on_command_line(&self) -> bool {
+    pub(crate) fn password_on_command_line(&self) -> bool {
         self.source == "--proxy" && self.url.password().is_some()
     }
 
@@ -387,7 +387,7 @@ pub(super) fn refuse_plain_http(
 /// `https://KEY@api.gcore.com`) is shown as `***`, a path, query or
 /// fragment as `…` (a key pasted there), and text that is no URL with a
 /// host (a key pasted as the URL) is not shown at all.
-pub fn url_shown(text: &str) -> String {
+pub(crate) fn url_shown(text: &str) -> String {
     const NOT_SHOWN: &str =
         "(not shown: not a URL with a host, it may be a key pasted in the wrong place)";
     // An `@` anywhere: what stands before the last one may be a key, even

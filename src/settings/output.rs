@@ -13,14 +13,18 @@ use super::*;
 // The results target is the results file's (`table::record`), the page's
 // mark and the file helpers a leaf's (`files`): settings build and check
 // them, and re-export them for the commands.
-pub use crate::files::{REPORT_MARK, folder_of, plain_io_error};
+pub(crate) use crate::files::{REPORT_MARK, folder_of, plain_io_error};
 pub use crate::table::record::OutputTarget;
 
 impl OutputTarget {
     /// `suffix` names the default file after the input's stem:
     /// [`RESULTS_SUFFIX`], or the own file of a plan or a rehearsal, never a
     /// real run's.
-    pub fn from_args(args: &OutputArgs, input: &InputSource, suffix: &str) -> Result<Self, Fatal> {
+    pub(crate) fn from_args(
+        args: &OutputArgs,
+        input: &InputSource,
+        suffix: &str,
+    ) -> Result<Self, Fatal> {
         let target = match &args.output {
             Some(path) if path.as_os_str() == "-" => OutputTarget::Stdout,
             Some(path) => OutputTarget::File(path.clone()),
@@ -46,28 +50,14 @@ impl OutputTarget {
         }
         Ok(target)
     }
-
-    /// The results of a run that sent changes are its only record of what was
-    /// done; a later run does not replace them unless asked to.
-    pub fn refuse_to_replace(&self) -> Result<(), Fatal> {
-        match self {
-            OutputTarget::File(path) if path.exists() => Err(Fatal::Usage(format!(
-                "the results file {} already exists and may be the record of an earlier run; \
-                 go on from it with --resume, move it away, choose another file with -o, or \
-                 pass --overwrite",
-                path.display()
-            ))),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// The default results file of `validate` and `apply`, after the input's stem.
-pub const RESULTS_SUFFIX: &str = ".results.csv";
+pub(crate) const RESULTS_SUFFIX: &str = ".results.csv";
 /// The default results file of `apply --sandbox`.
-pub const REHEARSAL_SUFFIX: &str = ".rehearsal.csv";
+pub(crate) const REHEARSAL_SUFFIX: &str = ".rehearsal.csv";
 /// The default results file of `plan`.
-pub const PLAN_SUFFIX: &str = ".plan.csv";
+pub(crate) const PLAN_SUFFIX: &str = ".plan.csv";
 
 /// `<input stem><suffix>` in the current directory (`stdin` as the stem
 /// when the input is standard input).
@@ -85,7 +75,7 @@ pub(super) fn default_output(input: &InputSource, suffix: &str) -> PathBuf {
 /// (so a hard link or a symbolic link to the input is caught), else by
 /// where they lead once every symbolic link is followed, even a link to a
 /// file not created yet (two outputs, one a link to the other's name).
-pub fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     if let Ok(same) = same_file::is_same_file(a, b) {
         return same;
     }
@@ -95,7 +85,7 @@ pub fn same_file(a: &Path, b: &Path) -> bool {
 /// The absolute path `path` leads to: its folder made canonical, and a
 /// symbolic link followed (to at most 40 links, as the kernel does), also
 /// when what it names does not exist yet.
-pub fn leads_to(path: &Path) -> PathBuf {
+pub(crate) fn leads_to(path: &Path) -> PathBuf {
     let absolute = |path: &Path| {
         let parent = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -152,7 +142,7 @@ pub(super) fn not_input_or_results(
 /// earlier run) is only gone on with by `--resume` of that run's record
 /// (`continuing`). `--overwrite` does not replace it: it is the results
 /// file's flag, and an undo file lost cannot be made again.
-pub fn check_undo_path(
+pub(crate) fn check_undo_path(
     undo: &Path,
     (input, output, summary): (&InputSource, &OutputTarget, Option<&Path>),
     continuing: bool,
@@ -209,7 +199,7 @@ pub(super) fn refuse_named_pipe(path: &Path, flag: &str) -> Result<(), Fatal> {
     Ok(())
 }
 
-pub fn check_summary_path(
+pub(crate) fn check_summary_path(
     summary: &Path,
     input: &InputSource,
     output: &OutputTarget,
@@ -232,7 +222,7 @@ pub fn check_summary_path(
 
 /// What `--report` is checked against besides the input and the results:
 /// the other files the run reads or writes (`None`: not given).
-pub type OtherFiles<'a> = &'a [(Option<&'a Path>, &'a str)];
+pub(crate) type OtherFiles<'a> = &'a [(Option<&'a Path>, &'a str)];
 
 /// Checks `--report` before anything is sent: an `.html` file name (a
 /// browser opens it by its name), not a file the run reads or writes
@@ -240,7 +230,7 @@ pub type OtherFiles<'a> = &'a [(Option<&'a Path>, &'a str)];
 /// if it exists, and a page of this tool unless `overwrite`; a new one must
 /// be creatable under that very name (made and removed at once). The page
 /// itself is written at the end, beside its place, then renamed there.
-pub fn check_report_path(
+pub(crate) fn check_report_path(
     report: &Path,
     (input, output, others): (&InputSource, &OutputTarget, OtherFiles),
     overwrite: bool,

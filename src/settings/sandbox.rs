@@ -10,16 +10,16 @@ use crate::sandbox::{Faults, SandboxConfig};
 
 /// The `sandbox` command's settings, checked.
 #[derive(Debug, Clone)]
-pub struct SandboxSettings {
+pub(crate) struct SandboxSettings {
     pub listen: SocketAddr,
     pub config: SandboxConfig,
-    pub key_source: KeySource,
+    pub(crate) key_source: KeySource,
 }
 
 /// Where the sandbox's key came from, which decides whether it is printed:
 /// a key taken from the environment may be a real one and is not shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeySource {
+pub(crate) enum KeySource {
     Flag,
     Environment,
     Generated,
@@ -28,7 +28,7 @@ pub enum KeySource {
 impl SandboxSettings {
     /// `env_key` is the value of `GCORE_API_KEY`, passed in so tests need no
     /// environment.
-    pub fn from_args(args: &SandboxArgs, env_key: Option<String>) -> Result<Self, Fatal> {
+    pub(crate) fn from_args(args: &SandboxArgs, env_key: Option<String>) -> Result<Self, Fatal> {
         let listen = parse_listen(&args.listen)?;
         let (api_key, key_source) = match (&args.api_key, env_key) {
             (Some(key), _) => (key.clone(), KeySource::Flag),

@@ -20,13 +20,13 @@ pub(super) fn seconds(flag: &str, value: f64) -> Result<Duration, Fatal> {
 }
 
 /// `--concurrency` and `--rate` when neither a flag nor a profile sets them.
-pub const DEFAULT_CONCURRENCY: usize = 8;
-pub const DEFAULT_RATE: &str = "10";
-pub const DEFAULT_BURST: u32 = 1;
+pub(crate) const DEFAULT_CONCURRENCY: usize = 8;
+pub(crate) const DEFAULT_RATE: &str = "10";
+pub(crate) const DEFAULT_BURST: u32 = 1;
 
 /// Where a sending value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValueFrom {
+pub(crate) enum ValueFrom {
     Flag,
     /// The profile of this name.
     Profile(String),
@@ -48,7 +48,7 @@ impl std::fmt::Display for ValueFrom {
 /// came from. The one precedence of these values: a run fills its flags
 /// from it ([`SendingChoice::fill`]) and `config` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendingChoice {
+pub(crate) struct SendingChoice {
     /// As `--rate` takes it: a number or `auto`.
     pub rate: (String, ValueFrom),
     pub burst: (u32, ValueFrom),
@@ -56,7 +56,7 @@ pub struct SendingChoice {
 }
 
 impl SendingChoice {
-    pub fn new(run: &RunArgs, profile: Option<&crate::profile::Profile>) -> SendingChoice {
+    pub(crate) fn new(run: &RunArgs, profile: Option<&crate::profile::Profile>) -> SendingChoice {
         fn pick<T>(flag: Option<T>, profile: Option<(T, &str)>, default: T) -> (T, ValueFrom) {
             match (flag, profile) {
                 (Some(value), _) => (value, ValueFrom::Flag),
@@ -84,7 +84,7 @@ impl SendingChoice {
     }
 
     /// `run` with these values in its flags, as the run checks them.
-    pub fn fill(&self, run: &mut RunArgs) {
+    pub(crate) fn fill(&self, run: &mut RunArgs) {
         run.rate = Some(self.rate.0.clone());
         run.burst = Some(self.burst.0);
         run.concurrency = Some(self.concurrency.0);
@@ -93,13 +93,13 @@ impl SendingChoice {
 
 /// How `apply` sends, and what it does around sending.
 #[derive(Debug, Clone)]
-pub struct RunSettings {
+pub(crate) struct RunSettings {
     pub send: SendPolicy,
     pub summary_json: Option<PathBuf>,
 }
 
 impl RunSettings {
-    pub fn from_args(args: &RunArgs) -> Result<RunSettings, Fatal> {
+    pub(crate) fn from_args(args: &RunArgs) -> Result<RunSettings, Fatal> {
         let requested = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         let concurrency = NonZeroUsize::new(requested)
             .filter(|n| n.get() <= MAX_CONCURRENCY)

@@ -13,11 +13,12 @@ mod writer;
 
 use std::path::Path;
 
-pub use crate::engine::events::{Outcome, RateReport, Report};
-pub use crate::engine::timeline::{AnswerKind, Timeline};
-pub use problems::ProblemRows;
-pub use progress::{Progress, ProgressMode, set_no_progress};
-pub use report::ReportContext;
+pub(crate) use crate::engine::events::{Outcome, RateReport, Report};
+pub(crate) use crate::engine::timeline::Timeline;
+pub(crate) use problems::ProblemRows;
+pub(crate) use progress::set_no_progress;
+pub use progress::{Progress, ProgressMode};
+pub(crate) use report::ReportContext;
 pub use summary::*;
 pub use writer::*;
 
@@ -29,7 +30,7 @@ pub fn count(n: u64, one: &str, many: &str) -> String {
 }
 
 /// The note about columns skipped by `--ignore-unknown-columns`.
-pub fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
+pub(crate) fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
     let (read_only, unknown): (Vec<&str>, Vec<&str>) = ignored
         .iter()
         .map(AsRef::as_ref)
@@ -57,7 +58,7 @@ pub fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
 
 /// The note for an input with a header and no rows (not an error: an empty
 /// batch is normal for a scheduled job).
-pub fn note_no_rows(input: &Path) {
+pub(crate) fn note_no_rows(input: &Path) {
     crate::say!(
         "note: {} has a header but no rows; nothing to do",
         input.display()

@@ -5,7 +5,7 @@ use crate::table::results::{Counts, ResultRecord, Status};
 
 /// A row of the page's table: a row that is invalid, failed or not attempted.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ProblemRow {
+pub(crate) struct ProblemRow {
     pub(super) row: u64,
     pub(super) user_id: String,
     pub(super) status: &'static str,
@@ -21,7 +21,7 @@ pub struct ProblemRow {
 /// and ten thousand invalid rows must not hide the three that failed), and
 /// how many more there are.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProblemRows {
+pub(crate) struct ProblemRows {
     pub(super) rows: Vec<ProblemRow>,
     /// Rows listed, per status.
     listed: Counts,
@@ -29,12 +29,12 @@ pub struct ProblemRows {
 }
 
 impl ProblemRows {
-    pub const PER_STATUS: u64 = 5_000;
+    pub(crate) const PER_STATUS: u64 = 5_000;
     /// Longer errors and requests are cut (the results file has them whole).
     pub(super) const ERROR: usize = 400;
     const REQUEST: usize = 300;
 
-    pub fn note(&mut self, record: &ResultRecord) {
+    pub(crate) fn note(&mut self, record: &ResultRecord) {
         if !record.status.is_problem() {
             return;
         }

@@ -24,7 +24,7 @@ pub enum ProgressMode {
 static NO_PROGRESS: AtomicBool = AtomicBool::new(false);
 
 /// `--no-progress`: no bar and no progress lines (notes and the summary stay).
-pub fn set_no_progress(no_progress: bool) {
+pub(crate) fn set_no_progress(no_progress: bool) {
     NO_PROGRESS.store(no_progress, Ordering::Relaxed);
 }
 
@@ -33,7 +33,7 @@ impl ProgressMode {
     /// lines when it is not. `results_on_terminal`: the results go to a
     /// terminal too (`-o -`), where a bar redrawn on the same screen would
     /// erase result lines: plain lines then.
-    pub fn detect(quiet: bool, dry_run: bool, results_on_terminal: bool) -> ProgressMode {
+    pub(crate) fn detect(quiet: bool, dry_run: bool, results_on_terminal: bool) -> ProgressMode {
         ProgressMode::choose(&Display {
             quiet,
             no_progress: NO_PROGRESS.load(Ordering::Relaxed),
@@ -95,9 +95,9 @@ pub struct Progress {
 
 impl Progress {
     /// How often the writer wakes when no outcome comes, to keep lines going.
-    pub const TICK: Duration = Duration::from_millis(500);
+    pub(crate) const TICK: Duration = Duration::from_millis(500);
     /// Plain lines at most this often.
-    pub const LINE_EVERY: Duration = Duration::from_secs(5);
+    pub(crate) const LINE_EVERY: Duration = Duration::from_secs(5);
 
     pub fn new(mode: ProgressMode, total: u64) -> Progress {
         Progress::counting(mode, total, "rows")
@@ -166,7 +166,7 @@ impl Progress {
     }
 
     /// `count` more units done (export's users, a page at a time).
-    pub fn advance(&mut self, count: u64) {
+    pub(crate) fn advance(&mut self, count: u64) {
         self.done += count;
         if let Some(bar) = &self.bar {
             bar.set_position(self.done);
@@ -204,7 +204,7 @@ impl Progress {
     }
 
     /// Prints a plain line when one is due.
-    pub fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         if self.mode != ProgressMode::Lines || self.last_line.elapsed() < Self::LINE_EVERY {
             return;
         }

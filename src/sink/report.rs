@@ -20,7 +20,7 @@ use super::chart::{chart, chart_notes};
 use super::problems::{ProblemRow, ProblemRows, cut, visible};
 
 /// What the page says besides the summary's figures.
-pub struct ReportContext<'a> {
+pub(crate) struct ReportContext<'a> {
     pub run: &'a RunInfo,
     pub results: &'a str,
     pub exit: Exit,
@@ -85,7 +85,7 @@ struct Filter {
 }
 
 /// The page for a finished run.
-pub fn render(summary: &Summary, context: &ReportContext) -> String {
+pub(crate) fn render(summary: &Summary, context: &ReportContext) -> String {
     let run = context.run;
     let input = visible(run.input.as_deref().unwrap_or("-"));
     let title = format!("gcore-iam-bulk {}: {input}", run.command);
@@ -274,14 +274,14 @@ pub fn render(summary: &Summary, context: &ReportContext) -> String {
 
 impl Summary {
     /// Writes the run's page (`--report`) to `path`.
-    pub fn write_report(&self, path: &Path, context: &ReportContext) -> Result<(), Fatal> {
+    pub(crate) fn write_report(&self, path: &Path, context: &ReportContext) -> Result<(), Fatal> {
         write(path, self, context)
     }
 }
 
 /// Writes the page to `path`, whole or not at all: it is written beside its
 /// place and renamed there, readable by its owner only (it names users).
-pub fn write(path: &Path, summary: &Summary, context: &ReportContext) -> Result<(), Fatal> {
+pub(super) fn write(path: &Path, summary: &Summary, context: &ReportContext) -> Result<(), Fatal> {
     let page = render(summary, context);
     let report_error = |source| Fatal::Report {
         path: path.to_path_buf(),

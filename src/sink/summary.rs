@@ -192,7 +192,7 @@ impl Summary {
     /// Rows sent (at least one request) per second of the run, for runs
     /// that send. Rows decided without a request (skipped, invalid, not
     /// attempted) would flatter the figure, so they are left out.
-    pub fn rows_per_second(&self) -> Option<f64> {
+    pub(crate) fn rows_per_second(&self) -> Option<f64> {
         let elapsed = self.elapsed?.as_secs_f64();
         (elapsed > 0.0).then(|| self.sent as f64 / elapsed)
     }
@@ -276,7 +276,7 @@ impl Summary {
 
     /// The lines printed on stderr at the end of a run; the first says
     /// which proxy the run went through, if one.
-    pub fn render(&self, results: &str, proxy: Option<&str>) -> String {
+    pub(crate) fn render(&self, results: &str, proxy: Option<&str>) -> String {
         let mut text = String::new();
         if let Some(proxy) = proxy {
             let _ = writeln!(text, "through the proxy {proxy}");
@@ -372,7 +372,7 @@ impl Summary {
 
     /// The same figures as [`Summary::render`], for `--summary-json`, with
     /// the exit code the run ends with.
-    pub fn to_json<'a>(
+    pub(crate) fn to_json<'a>(
         &'a self,
         run: &'a RunInfo,
         results: &'a str,
@@ -457,7 +457,7 @@ impl Summary {
     }
 
     /// Writes [`Summary::to_json`] to `path`.
-    pub fn write_json(
+    pub(crate) fn write_json(
         &self,
         path: &Path,
         run: &RunInfo,
@@ -472,7 +472,7 @@ impl Summary {
 /// What run a `--summary-json` describes: the first fields of every
 /// command's JSON, so that monitoring can tell runs apart.
 #[derive(Debug, Clone, Serialize)]
-pub struct RunInfo {
+pub(crate) struct RunInfo {
     /// This tool's version.
     pub version: &'static str,
     /// `validate`, `apply`, `plan` or `export`.
@@ -492,7 +492,7 @@ pub struct RunInfo {
 
 impl RunInfo {
     /// A run of `command` that started at `started`, finished now.
-    pub fn new(
+    pub(crate) fn new(
         command: &'static str,
         dry_run: bool,
         input: Option<String>,
@@ -512,7 +512,7 @@ impl RunInfo {
 
 /// Writes a summary as pretty JSON to `path` (`--summary-json`), readable by
 /// its owner only, replacing what a regular file held.
-pub fn write_summary_json(path: &Path, summary: &impl Serialize) -> Result<(), Fatal> {
+pub(crate) fn write_summary_json(path: &Path, summary: &impl Serialize) -> Result<(), Fatal> {
     let mut text = serde_json::to_string_pretty(summary).expect("the summary serialises");
     text.push('\n');
     let written = open_private(path).and_then(|mut file| {

@@ -125,7 +125,7 @@ impl ResultsWriter {
 
     /// With `--report` (`report`), keeps the rows with a problem for the
     /// page's table.
-    pub fn for_report(mut self, report: bool) -> ResultsWriter {
+    pub(crate) fn for_report(mut self, report: bool) -> ResultsWriter {
         if report {
             self.summary.problem_rows = Some(ProblemRows::default());
         }
@@ -133,7 +133,7 @@ impl ResultsWriter {
     }
 
     /// Whether the results go to standard output (no file, no record).
-    pub fn to_stdout(&self) -> bool {
+    pub(crate) fn to_stdout(&self) -> bool {
         self.locked.is_none()
     }
 

@@ -87,7 +87,7 @@ impl<R: Read> Read for WatchedRead<R> {
 /// The most bytes a line of the input may hold: a row of the widest
 /// sheet with every cell at its longest is far below it, and the CSV
 /// reader buffers a line whole (a 1 GB line would be held in memory).
-pub const MAX_LINE_BYTES: u64 = 4 << 20;
+pub(crate) const MAX_LINE_BYTES: u64 = 4 << 20;
 
 /// Stops the reading at a record longer than [`MAX_LINE_BYTES`], with an
 /// error that names its line: a long line, or a quote opened and never

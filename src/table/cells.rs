@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 /// The cell as written to a file a spreadsheet may open.
-pub fn neutralise(cell: &str) -> Cow<'_, str> {
+pub(crate) fn neutralise(cell: &str) -> Cow<'_, str> {
     if needs_quote(cell) {
         Cow::Owned(format!("'{cell}"))
     } else {
@@ -22,7 +22,7 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 /// before `=`, `+`, `-`, `@`, a tab, a carriage return or another `'` (what
 /// neutralising adds, and what a person types to keep `+49...` as text).
 /// Any other cell is left alone (a name such as `'Ann` stays as typed).
-pub fn restore(cell: &str) -> &str {
+pub(crate) fn restore(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if starts_like_a_formula(rest) => rest,
         _ => cell,
@@ -41,7 +41,7 @@ fn starts_like_a_formula(cell: &str) -> bool {
 /// The cell as written where formulas are no danger (a workbook's text
 /// cell) but is read back through [`restore`]: only a cell that `restore`
 /// would change gets its leading `'`, so that it reads back as it was.
-pub fn keep_through_restore(cell: &str) -> Cow<'_, str> {
+pub(crate) fn keep_through_restore(cell: &str) -> Cow<'_, str> {
     if restore(cell).len() != cell.len() {
         Cow::Owned(format!("'{cell}"))
     } else {

@@ -36,7 +36,7 @@ pub enum Column {
 /// Fields of a user that this endpoint cannot change, which `export` writes
 /// after the input columns to sort and filter by: the input reader always
 /// passes over them (and says so), so an export is a valid input as it is.
-pub const READ_ONLY_COLUMNS: [&str; 6] = [
+pub(crate) const READ_ONLY_COLUMNS: [&str; 6] = [
     "activated",
     "deleted",
     "is_active",
@@ -46,7 +46,7 @@ pub const READ_ONLY_COLUMNS: [&str; 6] = [
 ];
 
 /// Whether `name` is one of [`READ_ONLY_COLUMNS`] (any case).
-pub fn is_read_only_column(name: &str) -> bool {
+pub(crate) fn is_read_only_column(name: &str) -> bool {
     READ_ONLY_COLUMNS
         .iter()
         .any(|known| known.eq_ignore_ascii_case(name.trim()))
@@ -57,13 +57,13 @@ pub fn is_read_only_column(name: &str) -> bool {
 pub(super) const ID_NAMES: [&str; 3] = ["user_id", "id", "userid"];
 pub(super) const EMAIL_NAMES: [&str; 2] = ["current_email", "currentemail"];
 /// The header name of the [`Column::Verbatim`] column.
-pub const VERBATIM: &str = "verbatim";
+pub(crate) const VERBATIM: &str = "verbatim";
 /// What a row says in [`VERBATIM`] when its field cells are JSON.
-pub const VERBATIM_JSON: &str = "json";
+pub(crate) const VERBATIM_JSON: &str = "json";
 
 /// Whether a header cell names the users' column (`user_id` or
 /// `current_email`, as [`Header`] reads them): a sheet with one holds users.
-pub fn names_the_user(name: &str) -> bool {
+pub(crate) fn names_the_user(name: &str) -> bool {
     let lower = name
         .trim_start_matches('\u{feff}')
         .trim()
@@ -72,7 +72,7 @@ pub fn names_the_user(name: &str) -> bool {
 }
 
 /// The most columns a header may have: the width of a spreadsheet.
-pub const MAX_COLUMNS: usize = 16_384;
+pub(crate) const MAX_COLUMNS: usize = 16_384;
 
 /// The header, mapped to columns.
 #[derive(Debug, Clone)]

@@ -17,7 +17,6 @@ use super::spool::Spool;
 use super::{isolated, zipped};
 use crate::error::Fatal;
 
-pub use super::bytes::MAX_LINE_BYTES;
 use super::bytes::*;
 pub use super::header::*;
 
@@ -30,7 +29,7 @@ pub enum InputSource {
 
 impl InputSource {
     /// How messages name the input.
-    pub fn display_path(&self) -> PathBuf {
+    pub(crate) fn display_path(&self) -> PathBuf {
         match self {
             InputSource::Stdin => PathBuf::from("<stdin>"),
             InputSource::File(path) => path.clone(),
@@ -335,7 +334,7 @@ impl Input {
         }
     }
 
-    pub fn display_path(&self) -> PathBuf {
+    pub(crate) fn display_path(&self) -> PathBuf {
         self.config.source.display_path()
     }
 

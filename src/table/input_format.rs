@@ -17,7 +17,7 @@ use crate::model::patch::{Field, PatchBody};
 /// the API's value (tried, as the input reader reads it with
 /// `null_token`), else every cell of the row is the value as JSON, for a
 /// row marked `verbatim`. A field the user's answer left out stays empty.
-pub fn exact_cells(user: &User, fields: FieldSet, null_token: &str) -> (Vec<String>, bool) {
+pub(crate) fn exact_cells(user: &User, fields: FieldSet, null_token: &str) -> (Vec<String>, bool) {
     let plain: Option<Vec<(Field, String)>> = fields
         .iter()
         .filter_map(|field| Some((field, sayable_value(user, field)?)))
@@ -37,7 +37,7 @@ pub fn exact_cells(user: &User, fields: FieldSet, null_token: &str) -> (Vec<Stri
 
 /// `user`'s values of `fields` as JSON cells (the others, and a field the
 /// answer left out, empty): what a `verbatim` row holds.
-pub fn json_cells(user: &User, fields: FieldSet) -> Vec<String> {
+pub(crate) fn json_cells(user: &User, fields: FieldSet) -> Vec<String> {
     let mut cells = vec![String::new(); Field::ALL.len()];
     for field in fields.iter() {
         if let Some(value) = sayable_value(user, field) {
@@ -58,7 +58,7 @@ fn sayable_value(user: &User, field: Field) -> Option<Value> {
 /// The fields of `user` whose values no plain cell can say (the input
 /// rules would refuse or change them): `export` writes such a user's row
 /// as JSON, and says so.
-pub fn odd_fields(user: &User, null_token: &str) -> FieldSet {
+pub(crate) fn odd_fields(user: &User, null_token: &str) -> FieldSet {
     FieldSet::ALL
         .iter()
         .filter(|field| {
@@ -99,7 +99,7 @@ fn plain_cell(field: Field, value: &Value, null_token: &str) -> Option<String> {
 
 /// The header of the input format: `user_id`, the field columns and
 /// [`VERBATIM`], then (`read_only`, as `export` writes) [`READ_ONLY_COLUMNS`].
-pub fn header_names(read_only: bool) -> Vec<&'static str> {
+pub(crate) fn header_names(read_only: bool) -> Vec<&'static str> {
     let read_only_columns = if read_only {
         &READ_ONLY_COLUMNS[..]
     } else {
@@ -116,7 +116,7 @@ pub fn header_names(read_only: bool) -> Vec<&'static str> {
 /// CSV writer neutralises them; a workbook's text cells need not): every
 /// field exactly ([`exact_cells`]), the `verbatim` cell, then (`read_only`)
 /// the read-only fields.
-pub fn user_cells(id: &str, user: &User, null_token: &str, read_only: bool) -> Vec<String> {
+pub(crate) fn user_cells(id: &str, user: &User, null_token: &str, read_only: bool) -> Vec<String> {
     let (fields, json) = exact_cells(user, FieldSet::ALL, null_token);
     let verbatim = match json {
         true => VERBATIM_JSON.to_string(),

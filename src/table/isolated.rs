@@ -27,7 +27,7 @@ use super::spool::Spool;
 use super::zipped::show_size;
 
 /// The first argument that makes this program the reader.
-pub const CHILD_ARG: &str = "__read-workbook";
+pub(crate) const CHILD_ARG: &str = "__read-workbook";
 
 /// The program to start as the reader, once `main` has said.
 static PROGRAM: OnceLock<PathBuf> = OnceLock::new();

@@ -18,4 +18,4 @@ pub mod spool;
 pub mod status;
 pub mod undo;
 pub mod xlsx;
-pub mod zipped;
+pub(crate) mod zipped;

@@ -27,12 +27,12 @@ pub enum OutputTarget {
 
 impl OutputTarget {
     /// Whether the results go to a terminal (`-o -` without a redirection).
-    pub fn on_terminal(&self) -> bool {
+    pub(crate) fn on_terminal(&self) -> bool {
         use std::io::IsTerminal;
         matches!(self, OutputTarget::Stdout) && std::io::stdout().is_terminal()
     }
 
-    pub fn display_path(&self) -> PathBuf {
+    pub(crate) fn display_path(&self) -> PathBuf {
         match self {
             OutputTarget::Stdout => PathBuf::from("<stdout>"),
             OutputTarget::File(path) => path.clone(),
@@ -41,7 +41,7 @@ impl OutputTarget {
 }
 
 /// The journal's path: the results file's, with `.journal` added.
-pub fn journal_path(results: &Path) -> PathBuf {
+pub(crate) fn journal_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_os_string();
     name.push(".journal");
     PathBuf::from(name)
@@ -49,7 +49,7 @@ pub fn journal_path(results: &Path) -> PathBuf {
 
 /// `<results>.account`: which account the run that wrote the results file
 /// talked to, so that a resume with another account is refused.
-pub fn account_path(results: &Path) -> PathBuf {
+pub(crate) fn account_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_os_string();
     name.push(".account");
     PathBuf::from(name)
@@ -59,14 +59,14 @@ pub fn account_path(results: &Path) -> PathBuf {
 /// its key. The key is kept only as an HMAC-SHA256 of it under a random
 /// salt written beside it: enough to tell the same key again, nothing to
 /// recover it from.
-pub struct Account<'a> {
+pub(crate) struct Account<'a> {
     pub url: &'a str,
     pub key: &'a str,
 }
 
 /// How a resumed record's account compares with this run's.
 #[derive(Debug, PartialEq, Eq)]
-pub enum SameAccount {
+pub(crate) enum SameAccount {
     /// The record says nothing (written before this was kept, or by a
     /// rehearsal).
     Unknown,
@@ -92,7 +92,7 @@ fn hex(bytes: &[u8]) -> String {
 
 impl Account<'_> {
     /// Writes the record's account file (readable by its owner only).
-    pub fn mark(&self, results: &Path) -> io::Result<()> {
+    pub(crate) fn mark(&self, results: &Path) -> io::Result<()> {
         use ring::rand::SecureRandom;
         use std::io::Write;
         let mut salt = [0u8; 16];
@@ -107,7 +107,7 @@ impl Account<'_> {
     }
 
     /// Compares with the account the record at `results` keeps.
-    pub fn compare(&self, results: &Path) -> io::Result<SameAccount> {
+    pub(crate) fn compare(&self, results: &Path) -> io::Result<SameAccount> {
         use std::io::Read;
         let file = match File::open(account_path(results)) {
             Ok(file) => file,
@@ -147,7 +147,7 @@ impl Account<'_> {
 /// Opens a file for reading and writing, creating it readable by its owner
 /// only (the files of a run hold people's e-mail addresses and phone
 /// numbers); an existing file keeps its permissions. Never truncated here.
-pub fn open_private(path: &Path) -> io::Result<File> {
+pub(crate) fn open_private(path: &Path) -> io::Result<File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
@@ -156,7 +156,7 @@ pub fn open_private(path: &Path) -> io::Result<File> {
 }
 
 /// The journal of a run that sends.
-pub struct Journal {
+pub(crate) struct Journal {
     writer: RecordWriter<File>,
     path: PathBuf,
 }
@@ -165,7 +165,7 @@ impl Journal {
     /// Opens the journal beside `results`: `append` goes on after what an
     /// earlier run wrote (cutting off a last line that a crash left half
     /// written); otherwise the journal starts empty.
-    pub fn open(results: &Path, append: bool) -> io::Result<Journal> {
+    pub(crate) fn open(results: &Path, append: bool) -> io::Result<Journal> {
         let path = journal_path(results);
         let mut file = open_private(&path)?;
         if !append {
@@ -184,18 +184,18 @@ impl Journal {
         Ok(Journal { writer, path })
     }
 
-    pub fn append(&mut self, record: &ResultRecord) -> io::Result<()> {
+    pub(crate) fn append(&mut self, record: &ResultRecord) -> io::Result<()> {
         self.writer.write(record)
     }
 
     /// Hands what is buffered to the operating system (the results writer
     /// does so every tenth of a second, with the results file).
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.writer.flush()
     }
 
     /// Once the results file holds every row for good: the journal is done.
-    pub fn remove(mut self) -> io::Result<()> {
+    pub(crate) fn remove(mut self) -> io::Result<()> {
         self.writer.flush()?;
         std::fs::remove_file(&self.path)
     }
@@ -314,7 +314,7 @@ impl Previous {
     }
 
     /// A pass over the record, for rows asked in increasing order.
-    pub fn cursor(&self) -> io::Result<Cursor<'_>> {
+    pub(crate) fn cursor(&self) -> io::Result<Cursor<'_>> {
         let results = if std::fs::metadata(&self.results).is_ok_and(|m| m.len() > 0) {
             Some(RecordReader::open(&self.results)?)
         } else {
@@ -383,7 +383,7 @@ impl Cursor<'_> {
 
     /// After the last row of the input: the first row the earlier run
     /// updated that the input no longer has (removed, or now blank).
-    pub fn missing_updated(&mut self) -> io::Result<Option<u64>> {
+    pub(crate) fn missing_updated(&mut self) -> io::Result<Option<u64>> {
         self.take(u64::MAX)?;
         Ok(self.missing)
     }
@@ -431,7 +431,7 @@ impl Cursor<'_> {
 /// Writes a whole results file in place of another only at the end: the
 /// rows go to a temporary file beside it, renamed over it once complete, so
 /// the file on disk is never half replaced.
-pub struct Replacement {
+pub(crate) struct Replacement {
     file: tempfile::NamedTempFile,
     path: PathBuf,
 }
@@ -440,7 +440,7 @@ impl Replacement {
     /// `path` may be a symbolic link: the file it points to is replaced.
     /// Copies left beside it by a resumed run that was killed are removed
     /// (the caller holds the lock on `path`, so no run is writing them).
-    pub fn new(path: &Path) -> io::Result<Replacement> {
+    pub(crate) fn new(path: &Path) -> io::Result<Replacement> {
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let folder = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
@@ -467,12 +467,12 @@ impl Replacement {
         Ok(Replacement { file, path })
     }
 
-    pub fn file(&self) -> io::Result<File> {
+    pub(crate) fn file(&self) -> io::Result<File> {
         self.file.as_file().try_clone()
     }
 
     /// Puts the finished file in place (after it reached the disk).
-    pub fn commit(self) -> io::Result<()> {
+    pub(crate) fn commit(self) -> io::Result<()> {
         self.file.as_file().sync_all()?;
         self.file.persist(&self.path).map_err(|error| error.error)?;
         Ok(())

@@ -38,17 +38,17 @@ impl Status {
     /// The user already had these values (filled by the plan against live data).
     pub const UNCHANGED: Status = Status::new("unchanged", Kind::Unchanged);
     /// Valid, but there was nothing to do (`error` says why).
-    pub const SKIPPED: Status = Status::new("skipped", Kind::Skipped);
+    pub(crate) const SKIPPED: Status = Status::new("skipped", Kind::Skipped);
     /// The row has problems (`error` lists them); nothing was sent.
-    pub const INVALID: Status = Status::new("invalid", Kind::Invalid);
+    pub(crate) const INVALID: Status = Status::new("invalid", Kind::Invalid);
     /// Sent, and the API refused it or never answered (`error`, `http_status`).
-    pub const FAILED: Status = Status::new("failed", Kind::Failed);
+    pub(crate) const FAILED: Status = Status::new("failed", Kind::Failed);
     /// Valid, but not sent (another row was invalid, or the run stopped).
-    pub const NOT_ATTEMPTED: Status = Status::new("not_attempted", Kind::NotAttempted);
+    pub(crate) const NOT_ATTEMPTED: Status = Status::new("not_attempted", Kind::NotAttempted);
 
     /// The statuses of every run, whatever its operation, in the order
     /// summaries list them.
-    pub const ALL: [Status; 7] = [
+    pub(crate) const ALL: [Status; 7] = [
         Status::WOULD_UPDATE,
         Status::UPDATED,
         Status::UNCHANGED,
@@ -83,7 +83,7 @@ impl Status {
     }
 
     /// Rows with these statuses make the run exit 1.
-    pub fn is_problem(self) -> bool {
+    pub(crate) fn is_problem(self) -> bool {
         matches!(self.kind, Kind::Invalid | Kind::Failed | Kind::NotAttempted)
     }
 }
@@ -91,7 +91,7 @@ impl Status {
 /// A count per status, in the order of [`Status::ALL`] and then of the
 /// other words as they were first counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counts {
+pub(crate) struct Counts {
     counts: Vec<(Status, u64)>,
 }
 
@@ -105,7 +105,7 @@ impl Default for Counts {
 
 impl Counts {
     /// The count of `status`, 0 if never counted.
-    pub fn get(&self, status: Status) -> u64 {
+    pub(crate) fn get(&self, status: Status) -> u64 {
         self.counts
             .iter()
             .find(|(counted, _)| *counted == status)
@@ -113,7 +113,7 @@ impl Counts {
     }
 
     /// The count of `status`, to change.
-    pub fn entry(&mut self, status: Status) -> &mut u64 {
+    pub(crate) fn entry(&mut self, status: Status) -> &mut u64 {
         let at = match self
             .counts
             .iter()
@@ -129,7 +129,7 @@ impl Counts {
     }
 
     /// The statuses of a kind, counted together.
-    pub fn of_kind(&self, kind: Kind) -> u64 {
+    pub(crate) fn of_kind(&self, kind: Kind) -> u64 {
         self.counts
             .iter()
             .filter(|(status, _)| status.kind == kind)
@@ -139,7 +139,7 @@ impl Counts {
 
     /// Every status with its count: those of every run (counted or not)
     /// first, then the others counted.
-    pub fn iter(&self) -> impl Iterator<Item = (Status, u64)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (Status, u64)> + '_ {
         self.counts.iter().copied()
     }
 }

@@ -34,12 +34,12 @@ use crate::model::patch::PatchBody;
 
 /// The null token of every undo file, whatever the run's `--null-token`
 /// (a file with a `verbatim` column is always read with it).
-pub const NULL_TOKEN: &str = "#null";
+pub(crate) const NULL_TOKEN: &str = "#null";
 
 /// Where a results file remembers the undo file of its run: beside it,
 /// `<results>.undo`, holding the undo file's path, so that a resume goes
 /// on with the same undo file.
-pub fn remembered_path(results: &Path) -> PathBuf {
+pub(crate) fn remembered_path(results: &Path) -> PathBuf {
     let mut name = results.as_os_str().to_os_string();
     name.push(".undo");
     PathBuf::from(name)
@@ -47,7 +47,7 @@ pub fn remembered_path(results: &Path) -> PathBuf {
 
 /// What the record at `results` remembers of its run's undo file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Remembered {
+pub(crate) enum Remembered {
     /// No `<results>.undo` (a record of an older version, or removed).
     Unknown,
     /// The run kept no undo file.
@@ -57,7 +57,7 @@ pub enum Remembered {
 }
 
 /// What the record at `results` remembers of its run's undo file.
-pub fn remembered(results: &Path) -> io::Result<Remembered> {
+pub(crate) fn remembered(results: &Path) -> io::Result<Remembered> {
     use std::io::Read;
     let file = match File::open(remembered_path(results)) {
         Ok(file) => file,
@@ -151,7 +151,7 @@ impl UndoLog {
 /// a field the API's answer left out (its value is unknown), or a null
 /// in a field that PATCH does not let be null (email, lang, company,
 /// groups, auth_types).
-pub fn cannot_restore(before: &User, fields: FieldSet) -> FieldSet {
+pub(crate) fn cannot_restore(before: &User, fields: FieldSet) -> FieldSet {
     fields
         .iter()
         .filter(|field| match before.value(*field) {
@@ -163,7 +163,7 @@ pub fn cannot_restore(before: &User, fields: FieldSet) -> FieldSet {
 }
 
 /// Why [`cannot_restore`] found `lost` in `before`, for a message.
-pub fn why_not_restorable(before: &User, lost: FieldSet) -> String {
+pub(crate) fn why_not_restorable(before: &User, lost: FieldSet) -> String {
     lost.iter()
         .map(|field| match before.value(field) {
             None => format!("{} (the API's answer left it out)", field.name()),

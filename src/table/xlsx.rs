@@ -16,18 +16,18 @@ use crate::model::api::User;
 
 /// The most rows a sheet holds (Excel's and LibreOffice's limit), the
 /// header's included.
-pub const MAX_ROWS: u64 = 1_048_576;
+pub(crate) const MAX_ROWS: u64 = 1_048_576;
 
 /// The most characters a cell holds (Excel's limit, which rust_xlsxwriter
 /// enforces).
-pub const MAX_CELL_CHARS: usize = 32_767;
+pub(crate) const MAX_CELL_CHARS: usize = 32_767;
 
 /// The widest a column is made, in characters; longer values wrap out of
 /// sight until the column is widened.
 const MAX_WIDTH: usize = 50;
 
 /// The name of the one sheet.
-pub const SHEET_NAME: &str = "users";
+pub(crate) const SHEET_NAME: &str = "users";
 
 /// Writes `users` to `sink` as an `.xlsx` workbook with one sheet. The
 /// error is a sentence for the user.
@@ -101,7 +101,7 @@ pub fn write_users<W: Write + Send>(
 }
 
 /// Whether `path` names an `.xlsx` file (any case).
-pub fn is_xlsx_path(path: &std::path::Path) -> bool {
+pub(crate) fn is_xlsx_path(path: &std::path::Path) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
         .is_some_and(|ext| ext.eq_ignore_ascii_case("xlsx"))

@@ -13,19 +13,19 @@ use zip::ZipArchive;
 /// [`INFLATE_CAP`]. Spreadsheets compress their XML 5 to 20 times; 100
 /// leaves room for sheets of one value repeated, and deflate's own limit
 /// is about 1,000.
-pub const INFLATE_MULTIPLE: u64 = 100;
-pub const INFLATE_BASE: u64 = 16 << 20;
-pub const INFLATE_CAP: u64 = 1 << 30;
+pub(crate) const INFLATE_MULTIPLE: u64 = 100;
+pub(crate) const INFLATE_BASE: u64 = 16 << 20;
+pub(crate) const INFLATE_CAP: u64 = 1 << 30;
 
 /// The most bytes an XML part may hold between two tags: a cell holds at
 /// most 32,767 characters (Excel's limit), 640 KB at most as escaped
 /// UTF-8; a longer run (whitespace, one giant text) would be buffered whole
 /// by the XML reader.
-pub const MAX_RUN: u64 = 4 << 20;
+pub(crate) const MAX_RUN: u64 = 4 << 20;
 
 /// The bytes the parts of a workbook of `file_len` bytes may inflate to;
 /// also the most text its cells may hold together.
-pub fn inflate_limit(file_len: u64) -> u64 {
+pub(crate) fn inflate_limit(file_len: u64) -> u64 {
     file_len
         .saturating_mul(INFLATE_MULTIPLE)
         .saturating_add(INFLATE_BASE)
@@ -33,7 +33,7 @@ pub fn inflate_limit(file_len: u64) -> u64 {
 }
 
 /// `123456789` as `118 MiB`, `2048` as `2.0 KiB`.
-pub fn show_size(bytes: u64) -> String {
+pub(crate) fn show_size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["bytes", "KiB", "MiB", "GiB"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -54,7 +54,7 @@ pub fn show_size(bytes: u64) -> String {
 /// bytes actually inflated, which a forged header cannot hide. Memory
 /// stays at one buffer. The error is a sentence for the user; an archive
 /// the zip reader cannot open passes (the workbook reader says why).
-pub fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String> {
+pub(crate) fn check_parts<R: Read + Seek>(file: R, file_len: u64) -> Result<(), String> {
     let Ok(mut archive) = ZipArchive::new(file) else {
         return Ok(());
     };
@@ -228,7 +228,7 @@ fn range_ok(text: &str) -> bool {
 
 /// The most shared strings, and the largest shared formula index, a
 /// workbook may have: a sheet holds at most 10,000,000 cells here.
-pub const MAX_SHARED: u64 = 10_000_000;
+pub(crate) const MAX_SHARED: u64 = 10_000_000;
 
 /// The most characters a cell holds (Excel's limit): one run of spaces of
 /// an OpenDocument cell can hold no more.

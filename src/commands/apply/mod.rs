@@ -30,7 +30,7 @@ use planned::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
+pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
     // clap's `requires` takes a flag's default for "given", so these are checked here.
     for (given, flag) in [
         (args.tls, "--tls"),

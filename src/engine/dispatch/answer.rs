@@ -25,7 +25,7 @@ pub(super) type Traced = (String, Instant);
 /// (`Err`: this tool panicked while sending it).
 pub(super) struct Answered {
     pub job: Job,
-    pub traced: Option<Traced>,
+    pub(crate) traced: Option<Traced>,
     pub answer: std::thread::Result<Answer>,
 }
 

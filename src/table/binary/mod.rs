@@ -31,7 +31,7 @@ use xlsb::*;
 /// calamine takes them from the front of a list one by one (quadratic in
 /// their number); Excel writes one for each 8,224 bytes of a record, so
 /// this is 160 MB of one record (the shared strings).
-pub const MAX_CONTINUES: usize = 20_000;
+pub(crate) const MAX_CONTINUES: usize = 20_000;
 
 /// Why the walk ended early.
 enum Halt {

@@ -15,16 +15,16 @@ mod number_format;
 mod ods;
 mod xlsx;
 
-pub use number_format::*;
-pub use ods::*;
-pub use xlsx::*;
+pub(crate) use number_format::*;
+pub(crate) use ods::*;
+pub(crate) use xlsx::*;
 
 /// A rectangle of cells, 0-based, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Region {
     pub top: u32,
     pub left: u32,
-    pub bottom: u32,
+    pub(crate) bottom: u32,
     pub right: u32,
 }
 
@@ -54,17 +54,17 @@ pub enum Mark {
 pub struct Layout {
     /// Merged regions (from `<mergeCells>`; an `.ods` marks covered cells
     /// itself).
-    pub merges: Vec<Region>,
+    pub(crate) merges: Vec<Region>,
     /// Sorted ranges, both ends included.
-    pub hidden_rows: Vec<(u32, u32)>,
-    pub hidden_columns: Vec<(u32, u32)>,
+    pub(crate) hidden_rows: Vec<(u32, u32)>,
+    pub(crate) hidden_columns: Vec<(u32, u32)>,
     /// Marks of single cells (an `.ods` file's, each a cell that holds
     /// something).
     pub marks: HashMap<(u32, u32), Mark>,
 }
 
 /// Whether `at` falls in one of the sorted `ranges`.
-pub fn in_ranges(ranges: &[(u32, u32)], at: u32) -> bool {
+pub(crate) fn in_ranges(ranges: &[(u32, u32)], at: u32) -> bool {
     let after = ranges.partition_point(|&(start, _)| start <= at);
     after > 0 && ranges[after - 1].1 >= at
 }
@@ -86,14 +86,14 @@ fn tidy(mut ranges: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
 /// order: regions are taken in as their top row is reached and dropped
 /// after their bottom one, and the active ones are kept by left column
 /// (merges never overlap), so each look-up is a logarithm.
-pub struct MergeSweep {
+pub(crate) struct MergeSweep {
     pending: Vec<Region>,
     next: usize,
     active: BTreeMap<u32, Region>,
 }
 
 impl MergeSweep {
-    pub fn new(mut regions: Vec<Region>) -> MergeSweep {
+    pub(crate) fn new(mut regions: Vec<Region>) -> MergeSweep {
         regions.sort_unstable_by_key(|region| (region.top, region.left));
         MergeSweep {
             pending: regions,
@@ -103,7 +103,7 @@ impl MergeSweep {
     }
 
     /// The region that covers `(row, column)` and does not start there.
-    pub fn covering(&mut self, row: u32, column: u32) -> Option<Region> {
+    pub(crate) fn covering(&mut self, row: u32, column: u32) -> Option<Region> {
         while let Some(region) = self.pending.get(self.next).filter(|r| r.top <= row) {
             self.active.insert(region.left, *region);
             self.next += 1;

@@ -8,7 +8,7 @@ use crate::model::patch::show;
 /// the built-in formats the standard leaves to the locale (5 to 8, a
 /// currency; 23 to 36 and 50 and above, dates and Asian formats) come
 /// with no code, and calamine gives them as `General`.
-pub fn xlsx_number_format_mark(code: &str, id: Option<u32>) -> Option<Mark> {
+pub(crate) fn xlsx_number_format_mark(code: &str, id: Option<u32>) -> Option<Mark> {
     match id {
         Some(5..=8) => Some(Mark::Format("a currency".into())),
         Some(id @ (23..=36 | 50..=163)) if code.eq_ignore_ascii_case("general") => {
@@ -21,7 +21,7 @@ pub fn xlsx_number_format_mark(code: &str, id: Option<u32>) -> Option<Mark> {
 /// How an `.xlsx` number format shows a number, when it is not as the
 /// plain number: `Some(Mark::FormatHides)` for `;;;`, a percentage, a
 /// currency, or another format by its code.
-pub fn xlsx_format_mark(code: &str) -> Option<Mark> {
+pub(crate) fn xlsx_format_mark(code: &str) -> Option<Mark> {
     let plain = ["general", "0", "@", "0.00", "#,##0", "#,##0.00"];
     let trimmed = code.trim();
     if plain.contains(&trimmed.to_ascii_lowercase().as_str()) {

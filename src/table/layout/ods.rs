@@ -17,17 +17,17 @@ use crate::table::sheet::column_letters;
 /// of an `.xls` file together, and each sheet of an `.xlsb` file (from its
 /// first cell to its last, both ways): calamine holds the whole rectangle,
 /// 32 bytes a cell, and more while it reads.
-pub const SPAN_MAX_CELLS: u64 = 5_000_000;
+pub(crate) const SPAN_MAX_CELLS: u64 = 5_000_000;
 
 /// The most times an `.ods` row that holds something may repeat
 /// (`table:number-rows-repeated`): a table of users has each user once.
-pub const ODS_MAX_REPEATS: u64 = 1_000;
+pub(crate) const ODS_MAX_REPEATS: u64 = 1_000;
 
 /// Scans the `content.xml` of an `.ods` file in `file`: every sheet's
 /// layout, by name. Refuses a sheet that spans more than
 /// [`SPAN_MAX_CELLS`], or repeats a row that holds something more than
 /// [`ODS_MAX_REPEATS`] times, before anything expands it.
-pub fn ods_layouts<R: Read + Seek>(file: R) -> Result<HashMap<String, Layout>, String> {
+pub(crate) fn ods_layouts<R: Read + Seek>(file: R) -> Result<HashMap<String, Layout>, String> {
     let mut layouts = HashMap::new();
     let Ok(mut zip) = ZipArchive::new(file) else {
         return Ok(layouts);

@@ -11,7 +11,7 @@ use super::*;
 
 /// The parts an `.xlsx` names its sheets with, read to find the part of
 /// `sheet`, and its hidden rows and columns.
-pub fn xlsx_hidden<R: Read + Seek>(file: R, sheet: &str) -> Result<Layout, String> {
+pub(crate) fn xlsx_hidden<R: Read + Seek>(file: R, sheet: &str) -> Result<Layout, String> {
     let mut layout = Layout::default();
     let Ok(mut zip) = ZipArchive::new(file) else {
         return Ok(layout);

@@ -13,10 +13,10 @@ mod writer;
 
 pub use plan::*;
 pub use reader::*;
-pub use writer::*;
+pub(crate) use writer::*;
 
 /// The columns of the results file, in order.
-pub const COLUMNS: [&str; 25] = [
+pub(crate) const COLUMNS: [&str; 25] = [
     "row",
     "user_id",
     "status",
@@ -47,7 +47,8 @@ pub const COLUMNS: [&str; 25] = [
 /// The first of the user columns, from `id` to `client_and_roles`.
 const FIRST_USER_COLUMN: usize = 8;
 
-pub use super::status::{Counts, Kind, Status};
+pub use super::status::Status;
+pub(crate) use super::status::{Counts, Kind};
 
 /// One row of the results file.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +73,12 @@ pub struct ResultRecord {
 
 impl ResultRecord {
     /// A row decided without a request.
-    pub fn decided(row: u64, user_id: String, status: Status, error: String) -> ResultRecord {
+    pub(crate) fn decided(
+        row: u64,
+        user_id: String,
+        status: Status,
+        error: String,
+    ) -> ResultRecord {
         ResultRecord {
             row,
             user_id,

@@ -3,7 +3,7 @@
 
 /// The last column of a plan: a check of the row's cells and the check of
 /// the row before (see [`plan_check`]).
-pub const PLAN_CHECK: &str = "plan_check";
+pub(crate) const PLAN_CHECK: &str = "plan_check";
 
 /// The check of one row of a plan: the first 16 bytes, in hex, of the
 /// SHA-256 of the previous row's check and the row's cells as written
@@ -29,8 +29,8 @@ pub fn plan_check<'a>(previous: &str, cells: impl Iterator<Item = &'a str>) -> S
 /// `""` from null, or say a group's ID).
 ///
 /// [`User::fields_json`]: crate::model::api::User::fields_json
-pub const READ_AS: &str = "read_as";
+pub(crate) const READ_AS: &str = "read_as";
 
 /// The column a plan's results file has after the others: when the plan
 /// read the live state (an HTTP date). It tells a plan from a run's record.
-pub const PLANNED_AT: &str = "planned_at";
+pub(crate) const PLANNED_AT: &str = "planned_at";

@@ -9,10 +9,9 @@ use super::*;
 use crate::model::api::{ClientAndRoles, Group, IamGroup, User};
 use crate::table::cells::restore;
 
-/// Where each of [`COLUMNS`] is in a file, found by name, and the status
-/// words its rows may have besides [`Status::ALL`] (an operation's own).
+/// Where each of [`COLUMNS`] is in a file, found by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Columns([usize; COLUMNS.len()], Option<usize>, &'static [Status]);
+pub struct Columns([usize; COLUMNS.len()], Option<usize>);
 
 impl Columns {
     /// [`COLUMNS`], each required, and a plan's [`READ_AS`] if there.
@@ -27,7 +26,7 @@ impl Columns {
             })?;
         }
         let read_as = header.iter().position(|h| h == READ_AS);
-        Ok(Columns(index, read_as, &[]))
+        Ok(Columns(index, read_as))
     }
 }
 
@@ -39,7 +38,7 @@ impl Columns {
 /// returned: [`RecordReader::torn`] says so. What a cell cannot say comes
 /// back as absent: an empty text or an empty list of the user reads as
 /// `None`.
-pub struct RecordReader<R: Read> {
+pub(crate) struct RecordReader<R: Read> {
     csv: csv::Reader<R>,
     columns: Columns,
     ends_with_newline: bool,
@@ -51,7 +50,7 @@ pub struct RecordReader<R: Read> {
 }
 
 /// Whether a file's last byte is a line break (an empty file: yes).
-pub fn ends_with_newline(file: &mut File) -> io::Result<bool> {
+pub(crate) fn ends_with_newline(file: &mut File) -> io::Result<bool> {
     let whole = match file.seek(SeekFrom::End(-1)) {
         Ok(_) => {
             let mut last = [0u8; 1];
@@ -66,7 +65,7 @@ pub fn ends_with_newline(file: &mut File) -> io::Result<bool> {
 }
 
 impl RecordReader<BufReader<File>> {
-    pub fn open(path: &Path) -> io::Result<RecordReader<BufReader<File>>> {
+    pub(crate) fn open(path: &Path) -> io::Result<RecordReader<BufReader<File>>> {
         let mut file = File::open(path)?;
         let ends = ends_with_newline(&mut file)?;
         RecordReader::new(BufReader::new(file), ends)
@@ -75,7 +74,7 @@ impl RecordReader<BufReader<File>> {
 
 impl<R: Read> RecordReader<R> {
     /// `ends_with_newline`: whether the input's last byte is a line break.
-    pub fn new(reader: R, ends_with_newline: bool) -> io::Result<RecordReader<R>> {
+    pub(crate) fn new(reader: R, ends_with_newline: bool) -> io::Result<RecordReader<R>> {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
             .flexible(true)
@@ -91,36 +90,29 @@ impl<R: Read> RecordReader<R> {
         })
     }
 
-    pub fn columns(&self) -> Columns {
+    pub(crate) fn columns(&self) -> Columns {
         self.columns
     }
 
-    /// The reader, reading the status words `more` (an operation's own)
-    /// besides those of every run.
-    pub fn with_statuses(mut self, more: &'static [Status]) -> RecordReader<R> {
-        self.columns.2 = more;
-        self
-    }
-
     /// Whether the file is a plan's results.
-    pub fn is_plan(&self) -> bool {
+    pub(crate) fn is_plan(&self) -> bool {
         self.planned
     }
 
     /// Whether the last line was cut short (and left out). Known once
     /// [`RecordReader::next_record`] has returned `None`.
-    pub fn torn(&self) -> bool {
+    pub(crate) fn torn(&self) -> bool {
         self.torn
     }
 
     /// The next whole record; `Err` names the line and the cell that cannot
     /// be read.
-    pub fn next_record(&mut self) -> Option<Result<ResultRecord, String>> {
+    pub(crate) fn next_record(&mut self) -> Option<Result<ResultRecord, String>> {
         self.next_entry().map(|(_, record)| record)
     }
 
     /// The next whole record with the byte offset where its line starts.
-    pub fn next_entry(&mut self) -> Option<(u64, Result<ResultRecord, String>)> {
+    pub(crate) fn next_entry(&mut self) -> Option<(u64, Result<ResultRecord, String>)> {
         let (offset, current) = match self.ahead.take() {
             Some(entry) => entry,
             None => match self.read()? {
@@ -153,7 +145,7 @@ impl<R: Read> RecordReader<R> {
 
 /// The record whose line starts at `offset` of `file` (from
 /// [`RecordReader::next_entry`]), read with `columns`.
-pub fn read_at(file: &mut File, offset: u64, columns: &Columns) -> io::Result<ResultRecord> {
+pub(crate) fn read_at(file: &mut File, offset: u64, columns: &Columns) -> io::Result<ResultRecord> {
     file.seek(SeekFrom::Start(offset))?;
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -197,7 +189,7 @@ fn parse(record: &csv::StringRecord, columns: &Columns) -> Result<ResultRecord, 
         }
     };
     let row = number(0)?.ok_or_else(|| bad(0, "is empty"))?;
-    let status = Status::parse(cell(2), columns.2).ok_or_else(|| bad(2, "is not a status"))?;
+    let status = Status::parse(cell(2), &[]).ok_or_else(|| bad(2, "is not a status"))?;
     let http_status = number(3)?
         .map(|status| u16::try_from(status).map_err(|_| bad(3, "is not an HTTP status")))
         .transpose()?;

@@ -9,7 +9,7 @@ use crate::table::cells::neutralise;
 
 /// Writes records as CSV, the header first. Text cells are made safe to
 /// open in a spreadsheet ([`neutralise`]) unless [`RecordWriter::raw`].
-pub struct RecordWriter<W: Write> {
+pub(crate) struct RecordWriter<W: Write> {
     pub(super) csv: csv::Writer<W>,
     safe: bool,
     /// The value of [`PLANNED_AT`] in every row of a plan.
@@ -19,12 +19,12 @@ pub struct RecordWriter<W: Write> {
 }
 
 impl<W: Write> RecordWriter<W> {
-    pub fn new(sink: W) -> io::Result<RecordWriter<W>> {
+    pub(crate) fn new(sink: W) -> io::Result<RecordWriter<W>> {
         RecordWriter::with_plan(sink, None)
     }
 
     /// A plan's results (`planned_at`: when it started), or a run's (`None`).
-    pub fn with_plan(sink: W, planned_at: Option<String>) -> io::Result<RecordWriter<W>> {
+    pub(crate) fn with_plan(sink: W, planned_at: Option<String>) -> io::Result<RecordWriter<W>> {
         let mut writer = RecordWriter {
             csv: csv::WriterBuilder::new()
                 .buffer_capacity(1 << 16)
@@ -52,7 +52,7 @@ impl<W: Write> RecordWriter<W> {
     }
 
     /// Goes on writing records after those already in `sink` (no header).
-    pub fn continuing(sink: W) -> RecordWriter<W> {
+    pub(crate) fn continuing(sink: W) -> RecordWriter<W> {
         RecordWriter {
             csv: csv::WriterBuilder::new()
                 .buffer_capacity(1 << 16)
@@ -64,12 +64,12 @@ impl<W: Write> RecordWriter<W> {
     }
 
     /// Cells as they are, formulas included (`--raw-output`).
-    pub fn raw(mut self) -> RecordWriter<W> {
+    pub(crate) fn raw(mut self) -> RecordWriter<W> {
         self.safe = false;
         self
     }
 
-    pub fn write<'a>(&mut self, record: &'a ResultRecord) -> io::Result<()> {
+    pub(crate) fn write<'a>(&mut self, record: &'a ResultRecord) -> io::Result<()> {
         let (mut row_number, mut http_status, mut attempts) = (
             itoa::Buffer::new(),
             itoa::Buffer::new(),
@@ -151,7 +151,7 @@ impl<W: Write> RecordWriter<W> {
     }
 
     /// Hands what is buffered to the operating system.
-    pub fn flush(&mut self) -> io::Result<()> {
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
         self.csv.flush()
     }
 }

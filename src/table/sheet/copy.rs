@@ -156,11 +156,11 @@ pub(super) fn cells_of<RS: Read + Seek>(
 /// header that reaches column XFD, is refused rather than copied as
 /// millions of empty cells. The copy takes at most this many bytes of
 /// commas, plus the cells' text ([`Budget`]).
-pub const MAX_COPIED_CELLS: u64 = 50_000_000;
+pub(crate) const MAX_COPIED_CELLS: u64 = 50_000_000;
 
 /// The most cells that hold something a sheet is read with: about 70 bytes
 /// of memory each while the sheet is copied.
-pub const MAX_CELLS: u64 = 10_000_000;
+pub(crate) const MAX_CELLS: u64 = 10_000_000;
 
 /// What reading one workbook may hold: the text of its cells together is
 /// at most [`crate::table::zipped::inflate_limit`] of the file's size.

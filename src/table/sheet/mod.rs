@@ -24,7 +24,6 @@ use calamine::{
     open_workbook_auto_from_rs, open_workbook_from_rs,
 };
 use copy::*;
-pub use copy::{MAX_CELLS, MAX_COPIED_CELLS};
 
 /// What a workbook file starts with: a ZIP archive (`.xlsx`, `.xlsm`,
 /// `.xlsb`, `.ods`) or an OLE compound file (`.xls`; also an encrypted
@@ -33,14 +32,14 @@ pub(super) const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 pub(super) const OLE_MAGIC: &[u8] = b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1";
 
 /// Whether `start` (the first bytes of a file) is a workbook's.
-pub fn looks_like_workbook(start: &[u8]) -> bool {
+pub(crate) fn looks_like_workbook(start: &[u8]) -> bool {
     start.starts_with(ZIP_MAGIC) || start.starts_with(OLE_MAGIC)
 }
 
 /// Whether the file name says workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
 /// `.ods`, any case): results and undo files, which are written as the run
 /// goes, cannot be one; a CSV named `.xlsx` is read as a CSV, with a note.
-pub fn named_like_workbook(path: &Path) -> bool {
+pub(crate) fn named_like_workbook(path: &Path) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
         .is_some_and(|ext| {
@@ -125,14 +124,14 @@ pub struct SheetRead {
     pub notes: Vec<CellNote>,
     /// Merged cells that span rows (`C2:C4`): the value is the top row's
     /// only, and the rows below read as empty.
-    pub merged_down: Vec<String>,
+    pub(crate) merged_down: Vec<String>,
     /// Cells covered by a merge that hold a value nobody sees: read as
     /// empty.
     pub covered: Vec<String>,
     /// An `.xls` file that seems to hold text starting with U+FEFF, which
     /// calamine drops (it decodes each string as if the mark were a
     /// byte-order mark).
-    pub may_drop_bom: bool,
+    pub(crate) may_drop_bom: bool,
     /// Cells that hold something a person does not see: in a hidden row or
     /// column, or formatted to show nothing. Sorted by row.
     pub hidden: Vec<HiddenCell>,
@@ -159,7 +158,7 @@ impl HiddenCell {
 
 impl SheetRead {
     /// The notes of one row.
-    pub fn notes_of(&self, row: u64) -> &[CellNote] {
+    pub(crate) fn notes_of(&self, row: u64) -> &[CellNote] {
         let start = self.notes.partition_point(|note| note.row < row);
         let end = start + self.notes[start..].partition_point(|note| note.row == row);
         &self.notes[start..end]
@@ -169,7 +168,7 @@ impl SheetRead {
 /// [`convert`], and a panic of the workbook reader (calamine trips on some
 /// forged references, `B3:B2`, a row number past any sheet) a refusal
 /// rather than a crash. The panic's own message is not printed.
-pub fn convert_guarded<R: Read + Seek + Clone, W: Write>(
+pub(crate) fn convert_guarded<R: Read + Seek + Clone, W: Write>(
     file: R,
     wanted: Option<&str>,
     out: W,
@@ -455,7 +454,7 @@ fn quoted_list(names: &[String]) -> String {
 /// with U+FEFF: a BIFF8 string header whose flags say UTF-16, followed by
 /// the bytes FF FE. A guess (the bytes could be part of a number), made
 /// for a note only.
-pub fn xls_may_hold_bom(bytes: &[u8]) -> bool {
+pub(crate) fn xls_may_hold_bom(bytes: &[u8]) -> bool {
     bytes.iter().enumerate().any(|(at, &flags)| {
         // UTF-16 (bit 0), then the run count of rich text (bit 3, 2
         // bytes) and the size of the phonetic block (bit 2, 4 bytes).
@@ -468,7 +467,7 @@ pub fn xls_may_hold_bom(bytes: &[u8]) -> bool {
 
 /// Reads all of `reader` into memory: calamine needs to seek, and the
 /// reader it is given must be clonable.
-pub fn in_memory(mut reader: impl Read) -> io::Result<io::Cursor<std::sync::Arc<[u8]>>> {
+pub(crate) fn in_memory(mut reader: impl Read) -> io::Result<io::Cursor<std::sync::Arc<[u8]>>> {
     let mut bytes = Vec::new();
     reader.read_to_end(&mut bytes)?;
     Ok(io::Cursor::new(std::sync::Arc::from(bytes)))

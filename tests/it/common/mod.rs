@@ -1,20 +1,20 @@
 //! Helpers shared by the black-box tests: the built binary, reading a
 //! results file, inputs, signals. Each test file uses a part of them.
 
-pub mod proxy;
+pub(crate) mod proxy;
 
 use std::collections::HashMap;
 use std::path::Path;
 
 /// The built binary.
-pub const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_gcore-iam-bulk");
 
 /// A results row as a map from column to cell.
-pub type Row = HashMap<String, String>;
+pub(crate) type Row = HashMap<String, String>;
 
 /// The rows of a results file's text; checks that it has the 25 columns
 /// (and a plan's `read_as`, `planned_at` and `plan_check`).
-pub fn read_results(bytes: &[u8]) -> Vec<Row> {
+pub(crate) fn read_results(bytes: &[u8]) -> Vec<Row> {
     let mut reader = csv::Reader::from_reader(bytes);
     let headers = reader.headers().unwrap().clone();
     // A plan has three more: read_as, planned_at and plan_check.
@@ -38,7 +38,7 @@ pub fn read_results(bytes: &[u8]) -> Vec<Row> {
 
 /// The rows of the results file at `path` and its text; nothing when there
 /// is no file.
-pub fn read_results_file(path: &Path) -> (Vec<Row>, String) {
+pub(crate) fn read_results_file(path: &Path) -> (Vec<Row>, String) {
     match std::fs::read_to_string(path) {
         Ok(text) => (read_results(text.as_bytes()), text),
         Err(_) => (Vec::new(), String::new()),
@@ -46,7 +46,7 @@ pub fn read_results_file(path: &Path) -> (Vec<Row>, String) {
 }
 
 /// `user_id,lang` rows for users 1..=rows.
-pub fn lang_rows(rows: u64) -> String {
+pub(crate) fn lang_rows(rows: u64) -> String {
     let mut text = String::from("user_id,lang\n");
     for id in 1..=rows {
         let lang = ["de", "en", "ru", "zh", "az"][(id % 5) as usize];
@@ -57,7 +57,7 @@ pub fn lang_rows(rows: u64) -> String {
 
 /// The built binary run in `dir` with `key` in `GCORE_API_KEY` and no
 /// proxy or base URL from the environment of whoever runs the tests.
-pub fn command_in(dir: &Path, key: &str) -> std::process::Command {
+pub(crate) fn command_in(dir: &Path, key: &str) -> std::process::Command {
     let mut command = bin();
     command.current_dir(dir).env("GCORE_API_KEY", key);
     command
@@ -67,7 +67,7 @@ pub fn command_in(dir: &Path, key: &str) -> std::process::Command {
 /// environment reaches it: no `GCORE_*` variable, no proxy or trust-store
 /// variable, and an empty config folder (a test that needs a config file
 /// sets `XDG_CONFIG_HOME` again).
-pub fn bin() -> std::process::Command {
+pub(crate) fn bin() -> std::process::Command {
     let mut command = std::process::Command::new(BIN);
     clean(&mut command);
     command
@@ -75,7 +75,7 @@ pub fn bin() -> std::process::Command {
 
 /// What [`bin`] leaves out of the environment, for a command that starts
 /// the binary another way (through `sh` under limits).
-pub fn clean(command: &mut std::process::Command) {
+pub(crate) fn clean(command: &mut std::process::Command) {
     static EMPTY_CONFIG: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     let config = EMPTY_CONFIG.get_or_init(|| tempfile::tempdir().unwrap());
     for (name, _) in std::env::vars_os() {
@@ -101,7 +101,7 @@ pub fn clean(command: &mut std::process::Command) {
 }
 
 /// Sends `signal` (`INT`, `TERM`) to the process `pid`.
-pub fn kill(pid: u32, signal: &str) {
+pub(crate) fn kill(pid: u32, signal: &str) {
     let sent = std::process::Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
         .status()
@@ -111,7 +111,7 @@ pub fn kill(pid: u32, signal: &str) {
 
 /// Spawns `apply INPUT ARGS... --base-url URL` in `dir` with `key` in
 /// `GCORE_API_KEY`; stderr is captured.
-pub fn spawn_apply(
+pub(crate) fn spawn_apply(
     dir: &Path,
     input: &str,
     base_url: &str,
@@ -130,14 +130,14 @@ pub fn spawn_apply(
 }
 
 /// Waits for a child process off the async runtime.
-pub async fn wait(child: std::process::Child) -> std::process::Output {
+pub(crate) async fn wait(child: std::process::Child) -> std::process::Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap()
 }
 
 /// A sandbox of 1,000 users on a free loopback port, with `key` and `seed`.
-pub async fn start_sandbox(
+pub(crate) async fn start_sandbox(
     key: &str,
     seed: u64,
     faults: gcore_iam_bulk::sandbox::Faults,

@@ -11,14 +11,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// What the proxy saw of one request.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// `CONNECT 127.0.0.1:1234 HTTP/1.1`.
     pub line: String,
     /// The `Proxy-Authorization` header, if any.
     pub authorization: Option<String>,
 }
 
-pub struct ConnectProxy {
+pub(crate) struct ConnectProxy {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
@@ -26,7 +26,7 @@ pub struct ConnectProxy {
 
 impl ConnectProxy {
     /// `credentials`: `Some(("user", "password"))` to demand them.
-    pub async fn start(credentials: Option<(&str, &str)>) -> ConnectProxy {
+    pub(crate) async fn start(credentials: Option<(&str, &str)>) -> ConnectProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -46,14 +46,14 @@ impl ConnectProxy {
     }
 
     /// `http://127.0.0.1:PORT`, with `user:password@` when given.
-    pub fn url(&self, credentials: Option<(&str, &str)>) -> String {
+    pub(crate) fn url(&self, credentials: Option<(&str, &str)>) -> String {
         match credentials {
             Some((user, password)) => format!("http://{user}:{password}@{}", self.addr),
             None => format!("http://{}", self.addr),
         }
     }
 
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -65,7 +65,7 @@ impl Drop for ConnectProxy {
 }
 
 /// `Basic base64(user:password)`.
-pub fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
     format!("Basic {encoded}")
