@@ -2,20 +2,23 @@
 //! (settings, the first pass, the pipeline, the summary) and says how the
 //! run ended.
 
+// A module per command (registered in `commands!` below), and what they
+// share.
 mod account;
 mod apply;
+mod completions;
 mod config;
-mod docs;
 mod ending;
 mod export;
 mod list;
+mod man;
 mod plan;
 mod rows;
 mod sandbox;
 mod users;
 mod validate;
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -43,6 +46,19 @@ use crate::table::record::{Existing, existing};
 use account::*;
 use ending::*;
 
+/// The name the completions are registered for: the binary's.
+const BIN: &str = "gcore-iam-bulk";
+
+/// To standard output; a reader that stops early (`| head`) is no error.
+pub(super) fn print(bytes: &[u8]) -> Result<Exit, Fatal> {
+    let mut stdout = io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(Exit::Success),
+        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Success),
+        Err(error) => Err(Fatal::Stdout(error)),
+    }
+}
+
 /// What runs a command: each command's arguments implement it in the
 /// command's own file (`validate.rs` for [`ValidateArgs`], ...).
 pub(crate) trait Run {
@@ -56,7 +72,7 @@ pub(crate) trait Run {
 
 /// The commands, each once: the variant of [`Command`] clap parses, with
 /// its help, and the arguments whose [`Run`] runs it. A new command is one
-/// line here (and its file).
+/// line here (and its file, declared with `mod` above).
 macro_rules! commands {
     ($($(#[$meta:meta])* $name:ident($args:ty),)*) => {
         #[derive(Debug, clap::Subcommand)]

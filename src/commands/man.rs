@@ -1,45 +1,13 @@
-//! `completions SHELL` and `man`: the command line described for the
-//! shell and for `man`, generated from the same clap definition the
-//! program parses with, so they never fall behind a flag.
+//! `man`: the manual page, generated from the same clap definition the
+//! program parses with, so it never falls behind a flag.
 
 use std::io::{self, Write};
 
 use clap::CommandFactory;
 
-use super::Cli;
-use crate::cli::CompletionsArgs;
+use super::{BIN, Cli, print};
 use crate::error::Fatal;
 use crate::exit::Exit;
-
-/// The name the completions are registered for: the binary's.
-const BIN: &str = "gcore-iam-bulk";
-
-pub(super) fn completions(args: &CompletionsArgs) -> Result<Exit, Fatal> {
-    let mut script = Vec::new();
-    if args.shell == clap_complete::Shell::Bash {
-        // clap_complete's bash script names its cases after the binary with
-        // each `-` replaced one way in one place and another way in the
-        // other, so no subcommand of a hyphenated name ever completed
-        // (clap_complete 4.6.12). Generated for a name without hyphens,
-        // then registered for the real one.
-        let plain = BIN.replace('-', "");
-        clap_complete::generate(args.shell, &mut Cli::command(), &plain, &mut script);
-        let text = String::from_utf8_lossy(&script).into_owned();
-        let registered = text
-            .lines()
-            .map(|line| match line.trim_start().starts_with("complete -F") {
-                true => format!(
-                    "{}{BIN}\n",
-                    line.strip_suffix(plain.as_str()).unwrap_or(line)
-                ),
-                false => format!("{line}\n"),
-            })
-            .collect::<String>();
-        return print(registered.as_bytes());
-    }
-    clap_complete::generate(args.shell, &mut Cli::command(), BIN, &mut script);
-    print(&script)
-}
 
 /// One page for the whole tool: clap_mangen renders a page per command
 /// (`gcore-iam-bulk-apply(1)`, ...), but one file is what people install,
@@ -118,22 +86,6 @@ fn roff_text(text: &str) -> String {
     match escaped.starts_with(['.', '\'']) {
         true => format!("\\&{escaped}"),
         false => escaped,
-    }
-}
-
-/// To standard output; a reader that stops early (`| head`) is no error.
-fn print(bytes: &[u8]) -> Result<Exit, Fatal> {
-    let mut stdout = io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(Exit::Success),
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Success),
-        Err(error) => Err(Fatal::Stdout(error)),
-    }
-}
-
-impl super::Run for CompletionsArgs {
-    fn run(self) -> Result<Exit, Fatal> {
-        completions(&self)
     }
 }
 
