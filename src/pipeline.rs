@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 
 use std::path::{Path, PathBuf};
 
-use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, LiveCheck, Verdict};
+use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, LiveCheck, Rows, Verdict};
 use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
 use crate::http::Transport;
@@ -58,6 +58,9 @@ pub struct Checks {
     /// A comparing run's check of each valid row against its user's live
     /// state (a row it refuses is invalid).
     pub live: Option<Arc<LiveCheck>>,
+    /// What the operation makes of a checked row: sent, or decided at once
+    /// (and what a dry run says of it).
+    pub operation: Arc<dyn Rows>,
 }
 
 /// Where the rows come from: the input, checked; or a reviewed plan.
@@ -506,43 +509,62 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         }
         return done(record);
     }
-    match verdict {
-        Verdict::Send(body) => {
-            let request = serde_json::to_string(&body).expect("a body always serialises");
-            match (checks.disposition, user_id) {
-                // No user only for a row by address in a dry run, which does
-                // not read the account: it sends nothing, so no ID is needed.
-                (Disposition::Go, user_id) => {
-                    let user_id = user_id.unwrap_or(0);
-                    let mut job = Job::new(seq, row, user_id, user_id_text, request);
-                    if checks.keep_body {
-                        job.body = Some(Box::new(body));
-                    }
-                    Work::Send(job)
-                }
-                (Disposition::Refuse { invalid }, _) => {
-                    let error = format!(
-                        "not sent: {invalid} {} invalid",
-                        if invalid == 1 { "row is" } else { "rows are" }
-                    );
-                    let mut record =
-                        ResultRecord::decided(row, user_id_text, Status::NOT_ATTEMPTED, error);
-                    record.request = request;
-                    done(record)
-                }
-            }
-        }
-        Verdict::Skip(reason) => done(ResultRecord::decided(
-            row,
-            user_id_text,
-            Status::SKIPPED,
-            reason.to_string(),
-        )),
-        Verdict::Invalid(problems) => done(ResultRecord::decided(
+    if let Verdict::Invalid(problems) = &verdict {
+        return done(ResultRecord::decided(
             row,
             user_id_text,
             Status::INVALID,
-            describe(&problems),
-        )),
+            describe(problems),
+        ));
+    }
+    // A valid row: the operation's to send, or to decide at once.
+    let checked = CheckedRow {
+        row,
+        user_id,
+        user_id_text,
+        verdict,
+    };
+    if let Some((status, why)) = checks.operation.decided(&checked) {
+        return done(ResultRecord::decided(
+            row,
+            checked.user_id_text,
+            status,
+            why,
+        ));
+    }
+    let request = checks.operation.request(&checked);
+    let CheckedRow {
+        user_id_text,
+        verdict,
+        ..
+    } = checked;
+    let body = match verdict {
+        Verdict::Send(body) => Some(body),
+        _ => None,
+    };
+    match (checks.disposition, user_id) {
+        // No user only for a row by address in a dry run, which does
+        // not read the account: it sends nothing, so no ID is needed.
+        (Disposition::Go, user_id) => {
+            let user_id = user_id.unwrap_or(0);
+            let mut job = Job::new(seq, row, user_id, user_id_text, request);
+            if checks.keep_body {
+                job.body = body.map(Box::new);
+            }
+            job.planned = checks.operation.planned();
+            Work::Send(job)
+        }
+        (Disposition::Refuse { invalid }, _) => {
+            let error = format!(
+                "not sent: {invalid} {} invalid",
+                if invalid == 1 { "row is" } else { "rows are" }
+            );
+            let mut record = ResultRecord::decided(row, user_id_text, Status::NOT_ATTEMPTED, error);
+            record.request = request;
+            done(record)
+        }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -53,6 +53,16 @@ impl Interrupt {
         Interrupt { stopped, reading }
     }
 
+    /// An interrupt that never comes: no handler is installed (tests).
+    #[cfg(test)]
+    pub(crate) fn never() -> Interrupt {
+        let (_, stopped) = watch::channel(None);
+        Interrupt {
+            stopped,
+            reading: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
     /// Says whether the input is being read (see [`Interrupt`]).
     pub(crate) fn reading_input(&self, reading: bool) {
         self.reading.store(reading, Ordering::SeqCst);

@@ -13,10 +13,12 @@ use crate::table::input::{Column, Header, Input, RawRow, VERBATIM, VERBATIM_JSON
 mod cells;
 mod live;
 mod resume;
+mod rows;
 
 use cells::*;
 pub use live::*;
 pub(crate) use resume::*;
+pub use rows::Rows;
 
 /// What to do with a row.
 #[derive(Debug, Clone, PartialEq)]

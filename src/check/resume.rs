@@ -42,6 +42,7 @@ pub(crate) fn verify_kept(
     duplicates: &Duplicates,
     emails: Option<&EmailIndex>,
     previous: &Previous,
+    operation: &dyn Rows,
 ) -> Result<Kept, Fatal> {
     let record_error = |source| Fatal::Record {
         path: previous.path().to_path_buf(),
@@ -62,13 +63,18 @@ pub(crate) fn verify_kept(
             continue;
         }
         let checked = checker.check(&raw);
+        // The operation knows its rows: the same request, or the part of
+        // it sent, for a PATCH.
         let request = match &checked.verdict {
-            Verdict::Send(body) => serde_json::to_string(body).expect("a body always serialises"),
-            Verdict::Skip(_) => "no change to send".to_string(),
             Verdict::Invalid(problems) => format!("problems: {}", describe(problems)),
+            Verdict::Skip(_) if operation.decided(&checked).is_some() => {
+                "no change to send".to_string()
+            }
+            _ => operation.request(&checked),
         };
-        let same_row = request == record.request
-            || matches!(&checked.verdict, Verdict::Send(body) if sent_part_of(body, &record));
+        let same_row = !matches!(checked.verdict, Verdict::Invalid(_))
+            && operation.decided(&checked).is_none()
+            && operation.same_row(&record, &checked);
         if (checked.user_id_text != record.user_id || !same_row)
             && header.current_email.is_some()
             && moved_by_the_run(&unresolved.check(&raw), &record)

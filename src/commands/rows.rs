@@ -15,6 +15,7 @@ use super::{
     Ending, FirstPass, Next, Route, Threads, check_distinct, connect, finish, first_pass,
     guard_results, input_name, note_input_changed, read_by, runtime, with_profile,
 };
+use crate::check::Rows;
 use crate::cli::{ApiArgs, InputArgs, OutputArgs, RunArgs};
 use crate::engine::{Never, Operation};
 use crate::error::Fatal;
@@ -132,12 +133,13 @@ impl RowsRun {
         })
     }
 
-    /// Runs every row: the first pass, then, for a run that sends, the
-    /// operation `start` makes once the account is reached (it may read
-    /// the account first: [`Started`]), through the engine; for a dry run,
-    /// every valid row decided at once. Then the summary, the report and
-    /// the exit code.
-    pub(crate) fn send_rows<O, F>(self, start: F) -> Result<Exit, Fatal>
+    /// Runs every row: the first pass; then what `rules` (the operation's
+    /// rules for its rows, the same with or without a sender) makes of each
+    /// valid row; then, for a run that sends, the operation `start` makes
+    /// once the account is reached (it may read the account first:
+    /// [`Started`]), through the engine; for a dry run, every row it would
+    /// send decided at once. Then the summary, the report and the exit code.
+    pub(crate) fn send_rows<O, F>(self, rules: impl Rows + 'static, start: F) -> Result<Exit, Fatal>
     where
         O: Operation + 'static,
         F: AsyncFnOnce(&mut Started<'_>) -> Result<Sending<O>, Fatal>,
@@ -183,6 +185,7 @@ impl RowsRun {
                 keep_body: sending.as_ref().is_some_and(|sending| sending.keep_body),
                 emails: sending.as_ref().and(first.emails),
                 live: None,
+                operation: Arc::new(rules),
             };
             let dry_run = sending.is_none();
             let progress = (

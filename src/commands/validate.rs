@@ -31,7 +31,7 @@ pub(super) fn run(
     })?;
     // The dry run of apply's operation: without a sender it is never
     // started, and every valid row is decided at once.
-    run.send_rows(async |_: &mut Started<'_>| {
+    run.send_rows(PatchRows, async |_: &mut Started<'_>| {
         Ok(Sending {
             operation: PatchRows,
             keeping: Keeping::Fresh,

@@ -43,6 +43,9 @@ pub struct Job {
     pub changes: Vec<Change>,
     /// Whether [`Operation::decide`](super::Operation::decide) has seen the job.
     pub(crate) decided: bool,
+    /// What a dry run says of the job (the operation's word: see
+    /// [`crate::check::Rows::planned`]).
+    pub planned: Status,
 }
 
 impl Job {
@@ -64,6 +67,7 @@ impl Job {
             body: None,
             changes: Vec::new(),
             decided: false,
+            planned: Status::WOULD_UPDATE,
         }
     }
 }

@@ -69,5 +69,6 @@ pub(super) fn not_attempted(job: Job, why: &StopReason) -> Outcome {
 }
 
 pub(super) fn would_update(job: Job) -> Outcome {
-    finish(job, Status::WOULD_UPDATE, None, String::new(), &[], None)
+    let planned = job.planned;
+    finish(job, planned, None, String::new(), &[], None)
 }

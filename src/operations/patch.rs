@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::planned::PatchAsPlanned;
 use super::{damaged, get_then_patch, patch_user, patched, read_user, undo_first};
+use crate::check::Rows;
 use crate::engine::{Job, Operation, Step};
 use crate::http::{Call, Reply};
 use crate::model::api::User;
@@ -17,6 +18,13 @@ use crate::table::undo::UndoLog;
 /// new state.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PatchRows;
+
+/// A row sends its changes; one without any is skipped (the defaults).
+impl Rows for PatchRows {}
+
+impl Rows for PatchChanged {}
+
+impl Rows for ApplyRows {}
 
 impl Operation for PatchRows {
     fn call(&self, job: &Job) -> Call {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{damaged, get_user, read_user};
+use crate::check::Rows;
 use crate::engine::{Job, Operation, Step};
 use crate::http::{Call, Reply};
 use crate::model::api::User;
@@ -41,6 +42,9 @@ impl PlanRows {
         }
     }
 }
+
+/// A plan reads the rows `apply` would send (the defaults).
+impl Rows for PlanRows {}
 
 impl Operation for PlanRows {
     fn decide(&self, job: &mut Job) -> Option<Step> {

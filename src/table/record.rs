@@ -14,7 +14,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::results::{
-    Columns, Kind, RecordReader, RecordWriter, ResultRecord, ends_with_newline, read_at,
+    Columns, Kind, RecordReader, RecordWriter, ResultRecord, Status, ends_with_newline, read_at,
 };
 
 /// Where the results file goes: standard output or a file (`settings`
@@ -272,12 +272,15 @@ pub struct Previous {
     journal: Option<(PathBuf, Columns, HashMap<u64, u64>)>,
     /// The rows the journal holds, in order.
     journal_rows: Vec<u64>,
+    /// The status words of the run's operation besides every run's.
+    statuses: &'static [Status],
 }
 
 impl Previous {
     /// The record at `results` and its journal; `None` when there is
     /// neither (a resume with nothing to resume is a fresh run).
-    pub fn open(results: &Path) -> io::Result<Option<Previous>> {
+    /// `statuses`: the words of the run's operation besides every run's.
+    pub fn open(results: &Path, statuses: &'static [Status]) -> io::Result<Option<Previous>> {
         let journal_path = journal_path(results);
         // A file a killed run created but wrote nothing to says nothing.
         let holds_records = |path: &Path| std::fs::metadata(path).is_ok_and(|m| m.len() > 0);
@@ -285,7 +288,7 @@ impl Previous {
             return Ok(None);
         }
         let journal = if holds_records(&journal_path) {
-            let mut reader = RecordReader::open(&journal_path)?;
+            let mut reader = RecordReader::open(&journal_path)?.with_statuses(statuses);
             let mut index = HashMap::new();
             while let Some((offset, record)) = reader.next_entry() {
                 let record = record.map_err(|error| invalid(&journal_path, error))?;
@@ -305,6 +308,7 @@ impl Previous {
             results: results.to_path_buf(),
             journal,
             journal_rows,
+            statuses,
         }))
     }
 
@@ -316,7 +320,7 @@ impl Previous {
     /// A pass over the record, for rows asked in increasing order.
     pub(crate) fn cursor(&self) -> io::Result<Cursor<'_>> {
         let results = if std::fs::metadata(&self.results).is_ok_and(|m| m.len() > 0) {
-            Some(RecordReader::open(&self.results)?)
+            Some(RecordReader::open(&self.results)?.with_statuses(self.statuses))
         } else {
             None
         };

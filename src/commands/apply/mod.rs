@@ -10,7 +10,7 @@ use super::{
     note_input_changed, runtime, sandbox,
 };
 use super::{Next, check_distinct, read_by, read_rows_users, with_profile};
-use crate::check::{LiveCheck, verify_kept};
+use crate::check::{LiveCheck, Rows, verify_kept};
 use crate::cli::ApplyArgs;
 use crate::error::Fatal;
 use crate::exit::Exit;
@@ -84,7 +84,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 "--resume needs the results file of the earlier run; -o - writes none".to_string(),
             ));
         }
-        (OutputTarget::File(path), true) => Previous::open(path)
+        (OutputTarget::File(path), true) => Previous::open(path, PatchRows.statuses())
             .map_err(|source| Fatal::Record {
                 path: path.clone(),
                 source,
@@ -146,6 +146,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 &preflight.duplicates,
                 first.emails.as_deref(),
                 previous,
+                &PatchRows,
             )?;
             // A kept row by an address the run itself changed is not invalid.
             preflight.invalid -= kept.refused_now.min(preflight.invalid);
@@ -245,6 +246,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             keep_body: matches!(operation, ApplyRows::Changed(_)),
             emails: first.emails,
             live,
+            operation: Arc::new(PatchRows),
         };
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),

@@ -9,9 +9,10 @@ use super::*;
 use crate::model::api::{ClientAndRoles, Group, IamGroup, User};
 use crate::table::cells::restore;
 
-/// Where each of [`COLUMNS`] is in a file, found by name.
+/// Where each of [`COLUMNS`] is in a file, found by name, and the status
+/// words its rows may have besides [`Status::ALL`] (an operation's own).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Columns([usize; COLUMNS.len()], Option<usize>);
+pub struct Columns([usize; COLUMNS.len()], Option<usize>, &'static [Status]);
 
 impl Columns {
     /// [`COLUMNS`], each required, and a plan's [`READ_AS`] if there.
@@ -26,7 +27,7 @@ impl Columns {
             })?;
         }
         let read_as = header.iter().position(|h| h == READ_AS);
-        Ok(Columns(index, read_as))
+        Ok(Columns(index, read_as, &[]))
     }
 }
 
@@ -92,6 +93,13 @@ impl<R: Read> RecordReader<R> {
 
     pub(crate) fn columns(&self) -> Columns {
         self.columns
+    }
+
+    /// The reader, reading the status words `more` (an operation's own)
+    /// besides those of every run.
+    pub(crate) fn with_statuses(mut self, more: &'static [Status]) -> RecordReader<R> {
+        self.columns.2 = more;
+        self
     }
 
     /// Whether the file is a plan's results.
@@ -189,7 +197,7 @@ fn parse(record: &csv::StringRecord, columns: &Columns) -> Result<ResultRecord, 
         }
     };
     let row = number(0)?.ok_or_else(|| bad(0, "is empty"))?;
-    let status = Status::parse(cell(2), &[]).ok_or_else(|| bad(2, "is not a status"))?;
+    let status = Status::parse(cell(2), columns.2).ok_or_else(|| bad(2, "is not a status"))?;
     let http_status = number(3)?
         .map(|status| u16::try_from(status).map_err(|_| bad(3, "is not an HTTP status")))
         .transpose()?;
