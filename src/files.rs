@@ -20,8 +20,14 @@ pub(crate) const REPORT_MARK: &str = r#"<meta name="generator" content="gcore-ia
 /// An error as the operating system says it, without the path of a
 /// temporary file that the crate adds (the message names the real file).
 pub(crate) fn plain_io_error(error: std::io::Error) -> std::io::Error {
-    match error.raw_os_error() {
-        Some(code) => std::io::Error::from_raw_os_error(code),
-        None => error,
+    if let Some(code) = error.raw_os_error() {
+        return std::io::Error::from_raw_os_error(code);
     }
+    // tempfile's errors read `<the system's error> at path "<a temporary
+    // name>"`, a name the user never gave: the system's error alone.
+    let text = error.to_string();
+    if let Some((cause, _)) = text.split_once(" at path \"") {
+        return std::io::Error::new(error.kind(), cause.to_string());
+    }
+    error
 }

@@ -20,7 +20,7 @@ use crate::exit::Exit;
 use crate::model::api::User;
 use crate::model::field::{Field, FieldSet};
 use crate::policy::StopReason;
-use crate::settings::{ApiSettings, RunSettings};
+use crate::settings::{ApiSettings, InputSource, OutputTarget, RunSettings, check_summary_path};
 use crate::signals::Interrupt;
 use crate::sink::{ProgressMode, RunInfo, write_summary_json};
 use crate::table::input_format::{InputWriter, odd_fields};
@@ -77,6 +77,37 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     }
     let mut run = RunSettings::from_args(&args.run)?;
     run.send.key_from = Some(api.key_from.clone());
+    // Every file of the run its own, checked before anything is read: the
+    // export is not the key's file or a certificate, the summary is not
+    // the export (and can be written).
+    let target = match to_stdout {
+        true => OutputTarget::Stdout,
+        false => OutputTarget::File(args.output.clone()),
+    };
+    if !to_stdout
+        && let Some((_, what)) = api
+            .files_read
+            .iter()
+            .find(|(path, _)| crate::settings::same_file(&args.output, path))
+    {
+        return Err(Fatal::Usage(format!(
+            "the export {} is the {what} this run reads; choose another -o",
+            args.output.display()
+        )));
+    }
+    if let Some(summary) = &run.summary_json {
+        check_summary_path(summary, &InputSource::Stdin, &target)?;
+        if let Some((_, what)) = api
+            .files_read
+            .iter()
+            .find(|(path, _)| crate::settings::same_file(summary, path))
+        {
+            return Err(Fatal::Usage(format!(
+                "the summary file {} is the {what} this run reads; choose another --summary-json",
+                summary.display()
+            )));
+        }
+    }
     let quiet = args.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();

@@ -37,6 +37,9 @@ pub struct Call {
     pub query: Vec<(&'static str, String)>,
     /// The JSON text sent as the body, if any.
     pub body: Option<String>,
+    /// The most of the answer's body that is read ([`MAX_BODY`] unless
+    /// the call expects more: a page of many users).
+    pub max_body: usize,
 }
 
 impl Call {
@@ -56,7 +59,14 @@ impl Call {
             path: path.into(),
             query: Vec::new(),
             body,
+            max_body: MAX_BODY,
         }
+    }
+
+    /// The call, reading up to `bytes` of its answer.
+    pub fn with_max_body(mut self, bytes: usize) -> Call {
+        self.max_body = bytes;
+        self
     }
 
     /// The call with `name=value` added to its query.
@@ -304,6 +314,7 @@ impl Client {
     /// One attempt of any call.
     pub async fn call(&self, call: Call) -> Answer {
         let inner = &self.inner;
+        let call_max_body = call.max_body;
         let mut request = inner.http.request(call.method.clone(), self.url(&call));
         if let Some(body) = call.body {
             request = request.body(body);
@@ -314,15 +325,16 @@ impl Client {
         };
         let status = response.status();
         let retry_after = retry_after(response.headers(), SystemTime::now());
-        // Read up to MAX_BODY: a server that answers 50 MB must not cost
-        // 50 MB a request.
+        // Read up to the call's bound: a server that answers 50 MB must
+        // not cost 50 MB a request.
+        let max_body = call_max_body;
         let mut too_large = response
             .content_length()
-            .is_some_and(|length| length > MAX_BODY as u64);
+            .is_some_and(|length| length > max_body as u64);
         let mut bytes = Vec::with_capacity(
             response
                 .content_length()
-                .map_or(0, |length| length.min(MAX_BODY as u64) as usize),
+                .map_or(0, |length| length.min(max_body as u64) as usize),
         );
         while !too_large {
             let chunk = match response.chunk().await {
@@ -330,13 +342,13 @@ impl Client {
                 Ok(None) => break,
                 Err(error) => return self.transport_error(error),
             };
-            too_large = bytes.len() + chunk.len() > MAX_BODY;
+            too_large = bytes.len() + chunk.len() > max_body;
             if !too_large {
                 bytes.extend_from_slice(&chunk);
             }
         }
         if too_large {
-            return too_large_answer(status, retry_after);
+            return too_large_answer(status, retry_after, max_body);
         }
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
@@ -444,13 +456,13 @@ impl Transport for Client {
 /// (about 1 KB) or a page of them.
 pub(crate) const MAX_BODY: usize = 1 << 20;
 
-/// An answer whose body is over [`MAX_BODY`]: classified by its status alone.
-fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer {
-    const NOTE: &str = "the answer was over 1 MiB and was not read";
+/// An answer whose body is over `max` bytes: classified by its status alone.
+fn too_large_answer(status: StatusCode, retry_after: Option<Duration>, max: usize) -> Answer {
+    let note = format!("the answer was over {} MiB and was not read", max >> 20);
     if status.is_success() {
         return Answer::Success {
             status: status.as_u16(),
-            reply: Err(NOTE.to_string()),
+            reply: Err(note),
         };
     }
     match classify(status, retry_after, "") {
@@ -462,12 +474,12 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>) -> Answer
         } => Answer::Retryable {
             status,
             retry_after,
-            error: format!("{error} ({NOTE})"),
+            error: format!("{error} ({note})"),
             unreachable,
         },
         Answer::Failed { status, error } => Answer::Failed {
             status,
-            error: format!("{error} ({NOTE})"),
+            error: format!("{error} ({note})"),
         },
         success => success,
     }

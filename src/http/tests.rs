@@ -147,15 +147,15 @@ fn a_call_is_described_and_addressed_below_the_base_url() {
 #[test]
 fn an_answer_too_large_to_read_is_classified_by_its_status() {
     assert!(matches!(
-        too_large_answer(StatusCode::OK, None),
+        too_large_answer(StatusCode::OK, None, MAX_BODY),
         Answer::Success { status: 200, reply: Err(e) } if e.contains("over 1 MiB")
     ));
     assert!(matches!(
-        too_large_answer(StatusCode::SERVICE_UNAVAILABLE, None),
+        too_large_answer(StatusCode::SERVICE_UNAVAILABLE, None, MAX_BODY),
         Answer::Retryable { status: Some(503), error, .. } if error.ends_with("(the answer was over 1 MiB and was not read)")
     ));
     assert!(matches!(
-        too_large_answer(StatusCode::NOT_FOUND, None),
+        too_large_answer(StatusCode::NOT_FOUND, None, MAX_BODY),
         Answer::Failed { status: 404, .. }
     ));
 }

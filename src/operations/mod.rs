@@ -35,12 +35,22 @@ pub fn patch_user(user_id: u64, body: String) -> Call {
     Call::patch(format!("iam/users/{user_id}"), body)
 }
 
-/// `GET /iam/users?limit=L&offset=O`: answers a page of the list.
+/// `GET /iam/users?limit=L&offset=O`: answers a page of the list, read up
+/// to 1 MiB and 2 KiB a user more (a user object is about 500 bytes; a
+/// page of the 10,000 users `--page-size` allows at the most, up to 21 MiB).
 pub fn list_page(limit: u64, offset: u64) -> Call {
+    let bound = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(PAGE_BYTES_PER_USER)
+        .saturating_add(crate::http::MAX_BODY);
     Call::get("iam/users")
         .with_query("limit", limit)
         .with_query("offset", offset)
+        .with_max_body(bound)
 }
+
+/// What a page of the list may take for each user it asks for.
+const PAGE_BYTES_PER_USER: usize = 2048;
 
 /// The user a 2xx answer holds; `Err` says why it holds none.
 pub fn user_in(reply: Result<Reply, String>) -> Result<Box<User>, String> {

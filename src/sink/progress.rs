@@ -178,7 +178,8 @@ impl Progress {
     pub fn row(&mut self, status: Status) {
         self.done += 1;
         match status.kind() {
-            Kind::Changed => {
+            // What the run did, or a plan would do, under its word.
+            Kind::Changed | Kind::Planned => {
                 // The operation's word (`updated`), or `done` when a run
                 // has several.
                 self.changed_word = match (self.updated, self.changed_word) {
@@ -193,7 +194,7 @@ impl Progress {
         }
         if let Some(bar) = &self.bar {
             bar.set_position(self.done);
-            if matches!(status.kind(), Kind::Changed | Kind::Failed) {
+            if matches!(status.kind(), Kind::Changed | Kind::Planned | Kind::Failed) {
                 bar.set_message(format!(
                     "{} {}, {} failed",
                     self.updated, self.changed_word, self.failed

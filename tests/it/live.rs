@@ -1111,3 +1111,49 @@ async fn a_spreadsheets_damage_to_numbers_is_stopped_unless_allowed() {
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
+
+/// The files of an export are checked before anything is read: a summary
+/// that is the export, or that cannot be written, stops it at once, with
+/// nothing written and no temporary name in the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exports_files_are_checked_before_anything_is_read() {
+    let sandbox = start_sandbox_of(20, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let same = export(
+        &sandbox,
+        dir.path(),
+        &["-o", "u.csv", "--summary-json", "u.csv"],
+    )
+    .await;
+    let text = stderr(&same);
+    assert_eq!(same.status.code(), Some(2), "{text}");
+    assert!(text.contains("u.csv is the results file"), "{text}");
+    assert!(!dir.path().join("u.csv").exists());
+    let missing = dir.path().join("no-such-folder").join("s.json");
+    let missing = missing.to_str().unwrap();
+    let unwritable = export(&sandbox, dir.path(), &["--summary-json", missing]).await;
+    let text = stderr(&unwritable);
+    assert_eq!(unwritable.status.code(), Some(2), "{text}");
+    assert!(text.contains("s.json"), "{text}");
+    assert!(!text.contains("probe"), "a temporary name: {text}");
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A page of the largest size `--page-size` allows is read whole: the
+/// bound on an answer grows with the users it asks for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_thousands_of_users_is_read() {
+    let sandbox = start_sandbox_of(5000, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        &sandbox,
+        dir.path(),
+        "export",
+        &["--page-size", "10000", "-o", "all.csv"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = std::fs::read_to_string(dir.path().join("all.csv")).unwrap();
+    assert_eq!(text.lines().count(), 5001);
+}

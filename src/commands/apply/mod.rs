@@ -44,6 +44,12 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         }
     }
     if args.dry_run {
+        if !args.output.quiet && (args.skip_unchanged || args.undo_file.is_some()) {
+            crate::say!(
+                "note: a dry run reads no account, so --skip-unchanged and --undo-file change \
+                 nothing here; `plan` shows what differs from the live account"
+            );
+        }
         return super::validate::run(
             &args.input,
             &args.output,
