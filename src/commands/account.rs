@@ -220,8 +220,9 @@ pub(super) async fn live_snapshot(
                     Ok(pages) if pages < valid => {
                         if !quiet {
                             crate::say!(
-                                "reading the account's {count} users by pages ({pages} requests \
-                                 with the count) rather than one GET for each of {valid} rows"
+                                "reading the account's {count} users by pages ({} with the \
+                                 count) rather than one GET for each of {valid} rows",
+                                crate::sink::count(pages, "request", "requests")
                             );
                         }
                         let mode = ProgressMode::detect(quiet, false, false);

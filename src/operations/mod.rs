@@ -54,9 +54,9 @@ const PAGE_BYTES_PER_USER: usize = 2048;
 
 /// The user a 2xx answer holds; `Err` says why it holds none.
 pub fn user_in(reply: Result<Reply, String>) -> Result<Box<User>, String> {
-    reply?.json::<Box<User>>().map_err(|error| {
-        format!("the change was accepted but the answer is not a user object: {error}")
-    })
+    reply?
+        .json::<Box<User>>()
+        .map_err(|error| format!("the answer is not a user object: {error}"))
 }
 
 /// A job that ends with `status` and `error`, with nothing else to say.
@@ -72,7 +72,12 @@ pub fn done(status: Status, error: String) -> Step {
 /// What a 2xx to a PATCH means: `updated`, whatever its body says, unless it
 /// describes another user.
 pub fn patched(job: &mut Job, reply: Result<Reply, String>) -> Step {
-    let user = user_in(reply);
+    let user = match reply {
+        Ok(reply) => reply.json::<Box<User>>().map_err(|error| {
+            format!("the change was accepted but the answer is not a user object: {error}")
+        }),
+        Err(error) => Err(error),
+    };
     if let Some(step) = another_user(job, &user, "the change may have landed on") {
         return step;
     }
