@@ -3,6 +3,7 @@
 //! Notes go through here too, so they never tear the bar.
 
 use std::io::{IsTerminal, Write};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -96,8 +97,21 @@ pub struct Progress {
 impl Progress {
     /// How often the writer wakes when no outcome comes, to keep lines going.
     pub(crate) const TICK: Duration = Duration::from_millis(500);
-    /// Plain lines at most this often.
+    /// Plain lines at most this often...
     pub(crate) const LINE_EVERY: Duration = Duration::from_secs(5);
+
+    /// ...or as `GCORE_IAM_BULK_PROGRESS_EVERY_MS` says: a hidden setting,
+    /// for the tests only (not in `--help` nor in the README), so that a
+    /// test of the lines need not run for 5 s. Read here alone, once.
+    fn line_every() -> Duration {
+        static EVERY: OnceLock<Duration> = OnceLock::new();
+        *EVERY.get_or_init(|| {
+            std::env::var("GCORE_IAM_BULK_PROGRESS_EVERY_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map_or(Self::LINE_EVERY, Duration::from_millis)
+        })
+    }
 
     pub fn new(mode: ProgressMode, total: u64) -> Progress {
         Progress::counting(mode, total, "rows")
@@ -206,7 +220,7 @@ impl Progress {
 
     /// Prints a plain line when one is due.
     pub(crate) fn tick(&mut self) {
-        if self.mode != ProgressMode::Lines || self.last_line.elapsed() < Self::LINE_EVERY {
+        if self.mode != ProgressMode::Lines || self.last_line.elapsed() < Self::line_every() {
             return;
         }
         self.last_line = Instant::now();

@@ -63,7 +63,7 @@ fn stderr(output: &Output) -> String {
 
 /// The user as `GET /iam/users/{id}` shows it (the list may leave fields out).
 async fn get_user(sandbox: &RunningSandbox, id: u64) -> User {
-    reqwest::Client::new()
+    common::http()
         .get(format!("{}/iam/users/{id}", sandbox.base_url()))
         .header("Authorization", format!("apikey {KEY}"))
         .send()

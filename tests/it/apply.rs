@@ -158,7 +158,16 @@ impl Respond for Echo {
             .push((Instant::now(), request.url.path().to_string()));
         let mut template = ResponseTemplate::new(200).set_body_json(user_for(request));
         if self.max_delay_ms > 0 {
-            let ms = rand::random_range(0..=self.max_delay_ms);
+            // Spread as if at random, and the same at every run: a
+            // multiplicative hash of the user's id.
+            let id: u64 = request
+                .url
+                .path()
+                .rsplit('/')
+                .next()
+                .and_then(|id| id.parse().ok())
+                .unwrap_or(0);
+            let ms = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % (self.max_delay_ms + 1);
             template = template.set_delay(Duration::from_millis(ms));
         }
         template
@@ -359,6 +368,8 @@ async fn a_429_pauses_the_whole_run_for_its_retry_after() {
     assert_eq!(summary["counts"]["updated"], 4);
 }
 
+/// A 5xx is retried until the row is updated: the smoke test over the
+/// binary (every kind of failure, at concurrency, is tests/it/engine.rs's).
 #[tokio::test]
 async fn server_errors_are_retried_then_succeed() {
     let server = MockServer::start().await;
@@ -373,6 +384,9 @@ async fn server_errors_are_retried_then_succeed() {
     assert_eq!(run.summary_json()["retries"], 2);
 }
 
+/// An answer slower than `--timeout` is given up on and the row sent
+/// again: the smoke test over the binary (the retries are
+/// tests/it/engine.rs's).
 #[tokio::test]
 async fn a_slow_answer_beyond_the_timeout_is_retried() {
     let server = MockServer::start().await;
@@ -1202,12 +1216,22 @@ async fn a_server_that_only_throttles_stops_the_run() {
     for id in 1..=40 {
         csv.push_str(&format!("{id},,,de,,,,\n"));
     }
+    // Every burst halves the rate: from 1,000/s it stays above 1/s, and the
+    // bursts come a second apart, each after its pause (from 20/s the
+    // last ones came 2 s apart).
     let started = std::time::Instant::now();
     let run = apply(
         &csv,
         Some(&server),
         true,
-        &["--rate", "20", "--concurrency", "2", "--max-retries", "100"],
+        &[
+            "--rate",
+            "1000",
+            "--concurrency",
+            "2",
+            "--max-retries",
+            "100",
+        ],
     )
     .await;
     let elapsed = started.elapsed();

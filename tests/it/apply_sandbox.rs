@@ -10,7 +10,10 @@ use gcore_iam_bulk::sandbox::{Faults, RunningSandbox, Stats};
 
 use crate::common;
 
-use common::{BIN, kill, lang_rows, read_results_file, spawn_apply, start_sandbox, wait};
+use common::{
+    BIN, Pipe, WITHIN, kill, lang_rows, read_results_file, read_until_line, spawn_apply,
+    start_sandbox, until, wait, waits_on_pipe,
+};
 
 struct Run {
     code: i32,
@@ -26,6 +29,16 @@ async fn start(faults: Faults) -> RunningSandbox {
 /// Runs `apply` on `input` against `sandbox` (or with `--sandbox` when
 /// `sandbox` is `None`), without blocking the runtime the sandbox serves on.
 async fn apply(sandbox: Option<&RunningSandbox>, input: &str, flags: &[&str]) -> Run {
+    apply_with(sandbox, input, flags, &[]).await
+}
+
+/// [`apply`] with `vars` set in its environment.
+async fn apply_with(
+    sandbox: Option<&RunningSandbox>,
+    input: &str,
+    flags: &[&str],
+    vars: &[(&str, &str)],
+) -> Run {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), input).unwrap();
     let mut command = common::bin();
@@ -33,6 +46,7 @@ async fn apply(sandbox: Option<&RunningSandbox>, input: &str, flags: &[&str]) ->
         .current_dir(dir.path())
         .args(["apply", "in.csv", "--summary-json", "summary.json"])
         .args(flags)
+        .envs(vars.iter().copied())
         .env_remove("GCORE_API_KEY")
         .env_remove("GCORE_BASE_URL");
     if let Some(sandbox) = sandbox {
@@ -144,6 +158,9 @@ fn the_readme_rehearsal_updates_every_valid_sample_row() {
     assert_eq!(by_user["12"]["status"], "skipped");
 }
 
+/// Connections closed without an answer are retried: the smoke test over
+/// the binary; the retries themselves, of every kind of failure, are
+/// tests/it/engine.rs's. 20 rows meet 6 dropped connections.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connections_are_retried_until_the_row_is_updated() {
     let sandbox = start(Faults {
@@ -153,40 +170,17 @@ async fn dropped_connections_are_retried_until_the_row_is_updated() {
     .await;
     let run = apply(
         Some(&sandbox),
-        &lang_rows(30),
+        &lang_rows(20),
         &["--rate", "0", "--concurrency", "4", "--max-retries", "12"],
     )
     .await;
-    assert_all_updated(&run, 30);
+    assert_all_updated(&run, 20);
     let stats = sandbox.stats();
     let dropped = patches_with(&stats, 0);
     assert!(dropped > 0, "the sandbox dropped nothing: {stats:?}");
     let total: u32 = attempts(&run).iter().sum();
     assert_eq!(u64::from(total), patches_with(&stats, 200) + dropped);
-    assert_eq!(run.summary["retries"], u64::from(total) - 30);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_errors_are_retried_until_the_row_is_updated() {
-    let sandbox = start(Faults {
-        error_rate: 0.3,
-        ..Faults::default()
-    })
-    .await;
-    let run = apply(
-        Some(&sandbox),
-        &lang_rows(30),
-        &["--rate", "0", "--concurrency", "4", "--max-retries", "12"],
-    )
-    .await;
-    assert_all_updated(&run, 30);
-    let stats = sandbox.stats();
-    let errors: u64 = [500, 502, 503]
-        .iter()
-        .map(|s| patches_with(&stats, *s))
-        .sum();
-    assert!(errors > 0, "{stats:?}");
-    assert!(attempts(&run).iter().any(|&a| a > 1));
+    assert_eq!(run.summary["retries"], u64::from(total) - 20);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -213,33 +207,6 @@ async fn throttling_by_the_server_is_obeyed_and_every_row_lands() {
         run.summary
     );
     assert_eq!(patches_with(&stats, 200), 15);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_slow_answer_beyond_the_timeout_is_retried() {
-    let sandbox = start(Faults {
-        slow_rate: 0.3,
-        slow_ms: 5_000,
-        ..Faults::default()
-    })
-    .await;
-    let run = apply(
-        Some(&sandbox),
-        &lang_rows(20),
-        &[
-            "--rate",
-            "0",
-            "--concurrency",
-            "8",
-            "--timeout",
-            "0.5",
-            "--max-retries",
-            "12",
-        ],
-    )
-    .await;
-    assert_all_updated(&run, 20);
-    assert!(attempts(&run).iter().any(|&a| a > 1), "no row timed out");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,7 +275,12 @@ async fn a_signal_stops_the_run_and_every_row_is_still_accounted_for() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        // The signal comes once a row is updated; at 10 rows a second,
+        // the run has 4 s to go.
+        until("the first row updated", WITHIN, || {
+            patches_with(&sandbox.stats(), 200) >= 1
+        })
+        .await;
         kill(child.id(), signal);
         let out = tokio::task::spawn_blocking(move || {
             let status = child.wait().unwrap();
@@ -408,7 +380,12 @@ async fn ctrl_c_while_the_input_is_still_read_ends_at_once() {
         let sandbox = start(Faults::default()).await;
         let dir = tempfile::tempdir().unwrap();
         let (child, stdin) = run_on_open_stdin(dir.path(), &sandbox, command);
-        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        // The rows are read, and the run waits for more on the pipe.
+        let pid = child.id();
+        until("the run waiting on its input", WITHIN, || {
+            waits_on_pipe(pid, Pipe::Read)
+        })
+        .await;
         kill(child.id(), "INT");
         let started = std::time::Instant::now();
         let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
@@ -437,53 +414,46 @@ async fn ctrl_c_while_the_input_is_still_read_ends_at_once() {
 /// the engine's, tested in tests/it/engine.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_the_file_is_checked_ends_the_run_with_every_row() {
-    let rows = 200_000;
+    let rows = 100_000;
     let dir = tempfile::tempdir().unwrap();
     let mut text = String::from("user_id,lang\n");
     for id in 1..=rows {
         text.push_str(&format!("{id},{}\n", if id == 7 { "xx" } else { "de" }));
     }
-    std::fs::write(dir.path().join("in.csv"), text).unwrap();
-    for command in ["apply"] {
-        let sandbox = start(Faults::default()).await;
-        let mut args = vec![command.to_string(), "in.csv".to_string(), "-q".to_string()];
-        if command == "apply" {
-            args.extend([
-                "--skip-invalid".into(),
-                "--base-url".into(),
-                sandbox.base_url(),
-            ]);
-        }
-        let child = common::bin()
-            .current_dir(dir.path())
-            .args(&args)
-            .args(["--overwrite"])
-            .env("GCORE_API_KEY", sandbox.api_key())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The copy of the input takes milliseconds; checking 200,000 rows
-        // (a debug build) takes about a second: the signal comes during it.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        kill(child.id(), "INT");
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-            .await
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(130), "{command}: {stderr}");
-        assert!(
-            stderr.starts_with(&format!(
-                "{rows} rows: 1 invalid, {} not_attempted",
-                rows - 1
-            )),
-            "{command}: {stderr}"
-        );
-        assert_eq!(sandbox.stats().requests, 0, "{command}: nothing sent");
-        let (results, _) = read_results_file(&dir.path().join("in.results.csv"));
-        assert_eq!(results.len(), rows as usize, "{command}");
-        assert_eq!(results[6]["status"], "invalid");
-        assert_eq!(results[0]["error"], "not sent: the run was interrupted");
-    }
+    // Named like a workbook: the note that says it is read as CSV comes
+    // once the input is read, just before its rows are checked. The signal
+    // is sent on that line; checking 100,000 rows (a debug build) takes
+    // half a second and more.
+    std::fs::write(dir.path().join("in.xlsx"), text).unwrap();
+    let sandbox = start(Faults::default()).await;
+    let mut child = common::bin()
+        .current_dir(dir.path())
+        .args(["apply", "in.xlsx", "--skip-invalid", "--overwrite"])
+        .args(["--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", sandbox.api_key())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let stderr = tokio::task::spawn_blocking(move || {
+        let mut text = read_until_line(&mut stderr, "it is read as a CSV file");
+        kill(pid, "INT");
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap();
+    let status = wait(child).await.status;
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let summary = format!("\n{rows} rows: 1 invalid, {} not_attempted", rows - 1);
+    assert!(stderr.contains(&summary), "{stderr}");
+    assert_eq!(sandbox.stats().requests, 0, "nothing sent");
+    let written = std::fs::read(dir.path().join("in.results.csv")).unwrap();
+    let (count, results) = common::count_results(&written, 7);
+    assert_eq!(count, rows as usize);
+    assert_eq!(results[6]["status"], "invalid");
+    assert_eq!(results[0]["error"], "not sent: the run was interrupted");
 }
 
 /// A second Ctrl-C quits at once, without waiting for the requests in
@@ -497,24 +467,36 @@ async fn a_second_ctrl_c_quits_at_once() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), lang_rows(10)).unwrap();
-    let child = spawn_apply(
+    let mut child = spawn_apply(
         dir.path(),
         "in.csv",
         &sandbox.base_url(),
         sandbox.api_key(),
         &["--rate", "0"],
     );
-    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    // The first Ctrl-C once requests are in flight (their answers take
+    // 20 s); the second once the run has said it heard the first.
+    until("a request in flight", WITHIN, || {
+        sandbox.stats().requests >= 1
+    })
+    .await;
     kill(child.id(), "INT");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    kill(child.id(), "INT");
-    let started = std::time::Instant::now();
+    let pid = child.id();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (stderr, started) = tokio::task::spawn_blocking(move || {
+        let mut text = read_until_line(&mut stderr, "interrupted: finishing the requests");
+        kill(pid, "INT");
+        let started = std::time::Instant::now();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        (text, started)
+    })
+    .await
+    .unwrap();
     let out = wait(child).await;
     assert!(
         started.elapsed() < std::time::Duration::from_secs(10),
         "it waited for the answers"
     );
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
         stderr.contains("interrupted: finishing the requests in flight"),
@@ -531,7 +513,7 @@ async fn a_second_ctrl_c_quits_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_the_same_results_file_is_refused() {
     let sandbox = start(Faults {
-        latency_ms: 300,
+        latency_ms: 150,
         ..Faults::default()
     })
     .await;
@@ -549,7 +531,11 @@ async fn a_second_run_on_the_same_results_file_is_refused() {
         )
     };
     let first = spawn(&[]);
-    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    // Going: it holds its results file, and has 1.3 s of rows to send.
+    until("the first run's first request", WITHIN, || {
+        sandbox.stats().requests >= 1
+    })
+    .await;
     let sent_before = sandbox.stats().requests;
     let second = spawn(&["--overwrite"]);
     let second = tokio::task::spawn_blocking(move || second.wait_with_output().unwrap())
@@ -585,7 +571,7 @@ async fn an_input_rewritten_during_the_run_changes_nothing_that_is_sent() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let original = lang_rows(60);
+    let original = lang_rows(30);
     std::fs::write(dir.path().join("in.csv"), &original).unwrap();
     let child = spawn_apply(
         dir.path(),
@@ -594,7 +580,11 @@ async fn an_input_rewritten_during_the_run_changes_nothing_that_is_sent() {
         sandbox.api_key(),
         &["--rate", "30", "--concurrency", "2"],
     );
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    // Once the run is sending (its copy was taken before), with 1 s to go.
+    until("the first request", WITHIN, || {
+        sandbox.stats().requests >= 1
+    })
+    .await;
     // Rewritten in place, with other values and more rows.
     let mut other = String::from("user_id,lang\n");
     for id in 1..=200 {
@@ -611,7 +601,7 @@ async fn an_input_rewritten_during_the_run_changes_nothing_that_is_sent() {
         "{stderr}"
     );
     let (results, _) = read_results_file(&dir.path().join("in.results.csv"));
-    assert_eq!(results.len(), 60);
+    assert_eq!(results.len(), 30);
     for (row, line) in results.iter().zip(original.lines().skip(1)) {
         let lang = line.split(',').nth(1).unwrap();
         assert_eq!(
@@ -621,7 +611,7 @@ async fn an_input_rewritten_during_the_run_changes_nothing_that_is_sent() {
         );
         assert_eq!(row["lang"], lang, "{row:?}");
     }
-    assert_eq!(sandbox.stats().patches_per_user.len(), 60);
+    assert_eq!(sandbox.stats().patches_per_user.len(), 30);
 }
 
 /// When the record cannot be written after requests went out (here the
@@ -718,7 +708,9 @@ fn results_on_a_terminal_are_not_erased_by_the_progress_bar() {
 /// `--rate` above what the server allows: the run drops below its 429s and
 /// stays near the server's rate, instead of pausing again and again (it
 /// took 156 s for 2,000 rows at a fixed 150/s against 100/s). Wide
-/// tolerances; the exact figures are the benchmark's (README, Performance).
+/// tolerances; the exact figures are the benchmark's (README, Performance),
+/// and the adaptation's in simulated time are `policy::simulated`'s. 300
+/// rows: the drops come in the first two seconds (3 of them, measured).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_above_the_servers_adapts_down_to_it() {
     let sandbox = start(Faults {
@@ -729,25 +721,25 @@ async fn a_rate_above_the_servers_adapts_down_to_it() {
     let started = std::time::Instant::now();
     let run = apply(
         Some(&sandbox),
-        &lang_rows(800),
+        &lang_rows(300),
         &["--rate", "150", "--burst", "5", "--max-retries", "10"],
     )
     .await;
     let elapsed = started.elapsed().as_secs_f64();
-    assert_all_updated(&run, 800);
+    assert_all_updated(&run, 300);
     let throttled = run.summary["throttled"].as_u64().unwrap();
     assert!(
         throttled > 0,
         "the server throttled nothing: {}",
         run.summary
     );
-    assert!(throttled < 40, "429s on 5% of the rows: {}", run.summary);
+    assert!(throttled < 15, "429s on 5% of the rows: {}", run.summary);
     let drops = run.summary["rate_drops"].as_u64().unwrap();
     assert!((1..=throttled).contains(&drops), "{}", run.summary);
     let ended = run.summary["rate_ended_at"].as_f64().unwrap();
     assert!((40.0..=150.0).contains(&ended), "{}", run.summary);
-    // 8 s at the server's rate; a fixed rate took over 60.
-    assert!(elapsed < 30.0, "{elapsed:.1} s: {}", run.stderr);
+    // 6.5 s measured; a fixed rate, at its 12.8 rows/s, takes 23.
+    assert!(elapsed < 15.0, "{elapsed:.1} s: {}", run.stderr);
     assert!(run.stderr.contains("rate: ended at"), "{}", run.stderr);
 }
 
@@ -760,13 +752,15 @@ async fn rate_auto_finds_the_servers_limit() {
         ..Faults::default()
     })
     .await;
+    // From 5/s, the first 429 comes after 4 s (75 rows); 175 rows more
+    // show where the rate settles.
     let run = apply(
         Some(&sandbox),
-        &lang_rows(500),
+        &lang_rows(250),
         &["--rate", "auto", "--burst", "5", "--max-retries", "10"],
     )
     .await;
-    assert_all_updated(&run, 500);
+    assert_all_updated(&run, 250);
     let throttled = run.summary["throttled"].as_u64().unwrap();
     assert!((1..25).contains(&throttled), "{}", run.summary);
     let ended = run.summary["rate_ended_at"].as_f64().unwrap();
@@ -784,52 +778,45 @@ async fn rate_auto_finds_the_servers_limit() {
         ..Faults::default()
     })
     .await;
+    // 5/s, 10/s, then 20/s from the third second: 15 rows at the cap.
     let capped = apply(
         Some(&sandbox),
-        &lang_rows(60),
+        &lang_rows(30),
         &["--rate", "auto", "--max-rate", "20", "--burst", "5"],
     )
     .await;
-    assert_all_updated(&capped, 60);
+    assert_all_updated(&capped, 30);
     assert_eq!(capped.summary["throttled"], 0, "{}", capped.summary);
     assert_eq!(capped.summary["rate_ended_at"], 20.0, "{}", capped.summary);
 }
 
-/// Under cron (stderr not a terminal) a run longer than 5 s prints a
-/// progress line; with `--no-progress` it prints none, and still its notes
-/// and summary.
+/// Under cron (stderr not a terminal) a run prints a progress line every
+/// 5 s; with `--no-progress` it prints none, and still its notes and
+/// summary. The lines come every 100 ms here (the tests' own setting,
+/// `GCORE_IAM_BULK_PROGRESS_EVERY_MS`): a run of half a second has them.
 #[tokio::test]
 async fn no_progress_keeps_the_summary_and_drops_the_progress_lines() {
-    let input = lang_rows(70);
-    let with = apply(
-        None,
-        &input,
-        &["--sandbox", "--rate", "12", "-o", "out.csv"],
-    )
-    .await;
+    let input = lang_rows(20);
+    let every = [("GCORE_IAM_BULK_PROGRESS_EVERY_MS", "100")];
+    let flags = ["--sandbox", "--rate", "40", "-o", "out.csv"];
+    let with = apply_with(None, &input, &flags, &every).await;
     assert_eq!(with.code, 0, "{}", with.stderr);
     assert!(with.stderr.contains("progress: "), "{}", with.stderr);
-    let without = apply(
+    let without = apply_with(
         None,
         &input,
-        &[
-            "--sandbox",
-            "--rate",
-            "12",
-            "-o",
-            "out.csv",
-            "--no-progress",
-        ],
+        &[&flags[..], &["--no-progress"]].concat(),
+        &every,
     )
     .await;
     assert_eq!(without.code, 0, "{}", without.stderr);
     assert!(!without.stderr.contains("progress: "), "{}", without.stderr);
     assert!(
-        without.stderr.contains("70 rows: 70 updated"),
+        without.stderr.contains("20 rows: 20 updated"),
         "{}",
         without.stderr
     );
-    assert_eq!(without.summary["counts"]["updated"], 70);
+    assert_eq!(without.summary["counts"]["updated"], 20);
 }
 
 /// On a terminal the bar is coloured, except with `NO_COLOR`
@@ -840,7 +827,7 @@ fn no_color_and_a_dumb_terminal_are_honoured() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.csv"), lang_rows(40)).unwrap();
     let on_pty = |env: &[(&str, &str)]| {
-        let command = format!("{BIN} apply in.csv --sandbox --rate 20 -o out.csv --overwrite");
+        let command = format!("{BIN} apply in.csv --sandbox --rate 200 -o out.csv --overwrite");
         let mut script = Command::new("script");
         common::clean(&mut script);
         let out = script
@@ -875,9 +862,10 @@ async fn verbose_prints_one_line_per_attempt_and_never_the_key() {
         ..Faults::default()
     })
     .await;
+    // 20 rows: two 429s and eight 5xx (the sandbox's seed decides them).
     let run = apply(
         Some(&sandbox),
-        &lang_rows(60),
+        &lang_rows(20),
         &[
             "--rate",
             "80",
@@ -923,7 +911,7 @@ async fn verbose_prints_one_line_per_attempt_and_never_the_key() {
             .iter()
             .filter(|l| l.ends_with(": row updated"))
             .count(),
-        60
+        20
     );
     for line in &lines {
         // 2026-11-30T14:17:42.062Z row 2 PATCH /iam/users/1 -> 200 in 5 ms: row updated
@@ -996,25 +984,36 @@ async fn a_second_ctrl_c_quits_while_the_reader_of_dash_o_does_not_read() {
         .unwrap();
     // Held, never read: the pipe stays open and full.
     let _stdout = child.stdout.take();
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    kill(child.id(), "INT");
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    kill(child.id(), "INT");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = tokio::task::spawn_blocking(move || {
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
+    let pid = child.id();
+    until("the results blocked on the full pipe", WITHIN, || {
+        waits_on_pipe(pid, Pipe::Write)
+    })
+    .await;
+    // One Ctrl-C cannot end it (the rows not sent must still be written);
+    // a second does. Two signals that come before the run has taken the
+    // first count as one, so it is sent again until the run ends, a
+    // bounded number of times.
+    let (status, signals) = tokio::task::spawn_blocking(move || {
+        for signals in 1..=20 {
+            kill(pid, "INT");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            while std::time::Instant::now() < deadline {
+                if let Some(status) = child.try_wait().unwrap() {
+                    return (status, signals);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("two Ctrl-C did not end a run whose reader does not read");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("20 Ctrl-C did not end a run whose reader does not read");
     })
     .await
     .unwrap();
     assert_eq!(status.code(), Some(130));
+    assert!(
+        signals >= 2,
+        "one Ctrl-C ended a run with rows left to write"
+    );
     sandbox.stop().await;
 }

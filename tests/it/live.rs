@@ -7,7 +7,7 @@ use crate::common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{read_results_file, start_sandbox};
+use common::{WITHIN, read_results_file, start_sandbox};
 use gcore_iam_bulk::model::api::User;
 use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
 
@@ -45,7 +45,7 @@ async fn users(sandbox: &RunningSandbox) -> Vec<User> {
         count: u64,
         results: Vec<User>,
     }
-    let client = reqwest::Client::new();
+    let client = common::http();
     let mut all = Vec::new();
     loop {
         let url = format!(
@@ -248,9 +248,9 @@ async fn the_undo_file_puts_every_user_back_as_it_was() {
     .await;
     let dir = tempfile::tempdir().unwrap();
     let before = users(&sandbox).await;
-    // Every field, cleared, set, grown and shrunk, over 200 users.
+    // Every field, cleared, set, grown and shrunk, over 100 users.
     let mut input = String::from("user_id,email,name,lang,phone,company,groups,auth_types\n");
-    for id in 1..=200u64 {
+    for id in 1..=100u64 {
         let row = match id % 5 {
             0 => format!("{id},new{id}@example.com,#null,,,,,"),
             1 => format!("{id},,Renamed {id},ru,#null,,Engineers;Users,github"),
@@ -716,7 +716,7 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
 
 /// PATCHes `body` to user `id` of the sandbox, until it is accepted.
 async fn set(sandbox: &RunningSandbox, id: u64, body: serde_json::Value) {
-    let client = reqwest::Client::new();
+    let client = common::http();
     loop {
         let sent = client
             .patch(format!("{}/iam/users/{id}", sandbox.base_url()))
@@ -944,7 +944,8 @@ async fn a_plan_killed_or_with_invalid_rows_sends_nothing() {
     let sandbox = sandbox(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     // Killed while it reads: no plan passes for a whole one.
-    // Two rows: a GET each, the second 2 s after the first.
+    // Two rows: a GET each, the second 2 s after the first; killed once
+    // the first has come.
     std::fs::write(dir.path().join("in.csv"), common::lang_rows(2)).unwrap();
     let mut planning = common::bin()
         .current_dir(dir.path())
@@ -960,7 +961,10 @@ async fn a_plan_killed_or_with_invalid_rows_sends_nothing() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    common::until("the plan's first GET", WITHIN, || {
+        sandbox.stats().requests >= 1
+    })
+    .await;
     common::kill(planning.id(), "KILL");
     let _ = planning.wait();
     let output = run(&sandbox, dir.path(), "apply", &["--plan", "in.plan.csv"]).await;
@@ -1001,9 +1005,9 @@ async fn a_user_changed_after_the_list_was_read_is_named_in_its_row() {
     let sandbox = sandbox(Faults::default()).await;
     let dir = tempfile::tempdir().unwrap();
     let before = users(&sandbox).await;
-    // 40 rows: the language each user has (not sent), a new company (sent).
+    // 20 rows: the language each user has (not sent), a new company (sent).
     let mut input = String::from("user_id,lang,company\n");
-    for user in &before[..40] {
+    for user in &before[..20] {
         let lang = user.lang.as_deref().unwrap();
         input.push_str(&format!("{},{lang},Drift Co\n", user.id.unwrap()));
     }
@@ -1015,22 +1019,26 @@ async fn a_user_changed_after_the_list_was_read_is_named_in_its_row() {
         &["in.csv", "--skip-unchanged", "--rate", "10"],
     );
     // The run reads the list at once, then sends a PATCH every 0.1 s: user
-    // 38's language changes well before its turn.
+    // 18's language changes once the first PATCH has come, 1.6 s before
+    // its turn.
     let change = async {
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        let lang = other_lang(before[37].lang.as_deref().unwrap());
-        set(&sandbox, 38, serde_json::json!({ "lang": lang })).await;
+        common::until("the first PATCH", WITHIN, || {
+            sandbox.stats().by_method_status.contains_key("PATCH")
+        })
+        .await;
+        let lang = other_lang(before[17].lang.as_deref().unwrap());
+        set(&sandbox, 18, serde_json::json!({ "lang": lang })).await;
     };
     let (output, ()) = tokio::join!(running, change);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
-    assert_eq!(rows[37]["status"], "updated");
+    assert_eq!(rows[17]["status"], "updated");
     assert!(
-        rows[37]["error"].starts_with("updated, but the user now differs from the row: lang: "),
+        rows[17]["error"].starts_with("updated, but the user now differs from the row: lang: "),
         "{:?}",
-        rows[37]
+        rows[17]
     );
-    assert!(rows[..37].iter().all(|r| r["error"].is_empty()), "{rows:?}");
+    assert!(rows[..17].iter().all(|r| r["error"].is_empty()), "{rows:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,6 +99,8 @@ async fn a_second_account_is_one_profile_away_and_flags_win() {
             "b.csv",
             "--base-url",
             &sandbox.base_url(),
+            "--rate",
+            "0",
         ],
         &[("GCORE_PROFILE", "b")],
     )
@@ -121,7 +123,7 @@ async fn a_second_account_is_one_profile_away_and_flags_win() {
     // GCORE_PROFILE...
     let env = run(
         dir,
-        &["apply", "in.csv", "-o", "d.csv"],
+        &["apply", "in.csv", "-o", "d.csv", "--rate", "0"],
         &[
             ("GCORE_BASE_URL", &sandbox.base_url()),
             ("GCORE_PROFILE", "b"),

@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::Child;
 use std::time::Duration;
 
-use common::{kill, lang_rows, read_results_file, spawn_apply, start_sandbox, wait};
+use common::{WITHIN, kill, lang_rows, read_results_file, spawn_apply, start_sandbox, until, wait};
 use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
+use rand::{RngExt, SeedableRng};
 
 async fn start(faults: Faults) -> RunningSandbox {
     start_sandbox("resume-key", 3, faults).await
@@ -65,7 +66,11 @@ async fn an_interrupted_run_resumes_without_sending_a_row_twice() {
         &sandbox,
         &["--rate", "40", "--concurrency", "4"],
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Stopped once a user is patched: 1.5 s of rows at 40 a second to go.
+    until("the first PATCH", WITHIN, || {
+        !sandbox.stats().patches_per_user.is_empty()
+    })
+    .await;
     kill(child.id(), "INT");
     let out = wait(child).await;
     assert_eq!(out.status.code(), Some(130));
@@ -108,6 +113,8 @@ async fn kill_9_at_random_moments_then_resume_until_done() {
     let flags = ["--rate", "200", "--concurrency", "8", "--timeout", "5"];
     let mut kills = 0;
     let mut first = true;
+    // The moments are random, and the same at every run of the test.
+    let mut moments = rand_chacha::ChaCha8Rng::seed_from_u64(22);
     for attempt in 0..40 {
         let mut args = flags.to_vec();
         if !first {
@@ -116,7 +123,7 @@ async fn kill_9_at_random_moments_then_resume_until_done() {
         first = false;
         let child = spawn(dir.path(), &sandbox, &args);
         if attempt < 4 {
-            let ms = 150 + rand::random_range(0..900);
+            let ms = 150 + moments.random_range(0..900);
             tokio::time::sleep(Duration::from_millis(ms)).await;
             if child_running(&child) {
                 kill(child.id(), "KILL");

@@ -136,10 +136,16 @@ async fn the_usual_config_slips_never_show_the_key() {
             let shown = run(dir, &["config", "--profile", "a"], &[]).await;
             assert_no_key(key, &everything(dir, &shown), &slip);
         }
-        // The key pasted as the proxy's user name.
+        // The key pasted as the proxy's user name. The proxy cannot be
+        // reached: each row fails at its first attempt (no backoff to wait
+        // through), and as many rows as it takes to stop the run put its
+        // stopping note in the output too.
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path();
-        std::fs::write(dir.join("in.csv"), lang_rows(1)).unwrap();
+        // Five failed connections, none answered, stop a run
+        // (`StopReason::UNREACHABLE_AFTER`).
+        let rows = 5;
+        std::fs::write(dir.join("in.csv"), lang_rows(rows)).unwrap();
         let proxy = format!("http://{key}@127.0.0.1:9");
         let env = [("HTTPS_PROXY", proxy.as_str()), ("GCORE_API_KEY", "k")];
         let args = [
@@ -149,9 +155,18 @@ async fn the_usual_config_slips_never_show_the_key() {
             "https://api.example",
             "-o",
             "out.csv",
+            "--rate",
+            "0",
+            "--max-retries",
+            "0",
         ];
         let applied = run(dir, &args, &env).await;
-        assert_no_key(key, &everything(dir, &applied), "the proxy's user");
+        let shown = everything(dir, &applied);
+        assert!(
+            shown.contains("stopping: the API cannot be reached"),
+            "{shown}"
+        );
+        assert_no_key(key, &shown, "the proxy's user");
         // The key pasted as the proxy itself, the key in use too.
         let env = [("HTTPS_PROXY", key), ("GCORE_API_KEY", key)];
         let args = [
@@ -163,6 +178,10 @@ async fn the_usual_config_slips_never_show_the_key() {
             "out.csv",
             "--summary-json",
             "summary.json",
+            "--rate",
+            "0",
+            "--max-retries",
+            "0",
         ];
         let applied = run(dir, &args, &env).await;
         assert_no_key(key, &everything(dir, &applied), "the proxy");

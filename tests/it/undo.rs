@@ -56,7 +56,7 @@ fn stderr(output: &Output) -> String {
 /// Every user as the sandbox lists them, as JSON (what a person would
 /// compare: every field as the API gives it).
 async fn listed(sandbox: &RunningSandbox) -> Vec<Value> {
-    let page: Value = reqwest::Client::new()
+    let page: Value = common::http()
         .get(format!("{}/iam/users?limit=1000", sandbox.base_url()))
         .header("Authorization", format!("apikey {KEY}"))
         .send()
@@ -69,7 +69,7 @@ async fn listed(sandbox: &RunningSandbox) -> Vec<Value> {
 }
 
 async fn patch(sandbox: &RunningSandbox, id: u64, body: Value) {
-    let status = reqwest::Client::new()
+    let status = common::http()
         .patch(format!("{}/iam/users/{id}", sandbox.base_url()))
         .header("Authorization", format!("apikey {KEY}"))
         .json(&body)
@@ -634,7 +634,7 @@ async fn a_field_the_list_leaves_out_is_put_back_by_the_undo_file() {
     let before: Vec<Value> = {
         let mut all = Vec::new();
         for id in 1..=60 {
-            let user: Value = reqwest::Client::new()
+            let user: Value = common::http()
                 .get(format!("{}/iam/users/{id}", sandbox.base_url()))
                 .header("Authorization", format!("apikey {KEY}"))
                 .send()
@@ -670,7 +670,7 @@ async fn a_field_the_list_leaves_out_is_put_back_by_the_undo_file() {
     let back = run(&sandbox, dir.path(), &["apply", "undo.csv", "-o", "b.csv"]).await;
     assert_eq!(back.status.code(), Some(0), "{}", stderr(&back));
     for (id, user) in (1..=60).zip(&before) {
-        let now: Value = reqwest::Client::new()
+        let now: Value = common::http()
             .get(format!("{}/iam/users/{id}", sandbox.base_url()))
             .header("Authorization", format!("apikey {KEY}"))
             .send()
@@ -710,7 +710,7 @@ async fn the_undo_file_holds_what_each_patch_replaced() {
             "--base-url",
             &sandbox.base_url(),
             "--rate",
-            "1",
+            "2",
             "--burst",
             "1",
         ])
@@ -725,7 +725,7 @@ async fn the_undo_file_holds_what_each_patch_replaced() {
         .spawn()
         .unwrap();
     // Once user 1 is changed, a colleague changes user 3 (read at the
-    // start, sent last).
+    // start, sent last: a second later at least, at 2 requests a second).
     let mut polls = 0;
     while !sandbox.stats().patches_per_user.contains_key(&1) {
         polls += 1;

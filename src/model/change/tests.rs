@@ -220,11 +220,27 @@ mod properties {
                 .into_iter()
                 .filter_map(|(field, cell)| Some((field, cell?.trim().to_string())))
                 .filter(|(_, cell)| !cell.is_empty())
-                .collect()
+                .collect::<Vec<_>>()
+            })
+            // Only cells the input takes make a body: a phone such as
+            // "0E0" reads as a number a spreadsheet wrote in scientific
+            // notation and is refused (issue 11). Drawn at random, one
+            // made the test fail now and then.
+            .prop_filter("a cell the input refuses", |cells| {
+                let mut body = PatchBody::default();
+                cells
+                    .iter()
+                    .all(|(field, cell)| body.set_cell(*field, cell, "#null").is_ok())
             })
     }
 
     proptest! {
+        // The same cases at every run: a failure is found again by anyone.
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(22),
+            ..ProptestConfig::default()
+        })]
+
         #[test]
         fn the_diff_of_a_body_against_the_user_it_made_is_empty(
             cells in cells(),
