@@ -138,5 +138,19 @@ fn truthy(e: &BytesStart, key: &str) -> bool {
     matches!(attr(e, key).as_deref(), Some("1" | "true"))
 }
 
+/// `0` is `A`, `25` is `Z`, `26` is `AA`.
+pub fn column_letters(mut column: usize) -> String {
+    let mut letters = Vec::new();
+    loop {
+        letters.push(b'A' + (column % 26) as u8);
+        if column < 26 {
+            break;
+        }
+        column = column / 26 - 1;
+    }
+    letters.reverse();
+    String::from_utf8(letters).expect("ASCII letters")
+}
+
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,9 @@ use std::io::{BufRead, BufReader, Read, Seek};
 use quick_xml::events::{BytesStart, Event};
 use zip::ZipArchive;
 
+use super::column_letters;
 use super::*;
 use crate::model::patch::show;
-use crate::table::sheet::column_letters;
 
 /// The most cells an `.ods` sheet may span (from its first row that holds
 /// something to its last, from column A to its rightmost), and the sheets

@@ -16,6 +16,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::header::names_the_user;
+pub use super::layout::column_letters;
 use super::layout::{self, Layout, Region};
 mod copy;
 
@@ -95,20 +96,6 @@ impl CellNote {
     pub fn reference(&self) -> String {
         format!("{}{}", column_letters(self.column), self.row)
     }
-}
-
-/// `0` is `A`, `25` is `Z`, `26` is `AA`.
-pub fn column_letters(mut column: usize) -> String {
-    let mut letters = Vec::new();
-    loop {
-        letters.push(b'A' + (column % 26) as u8);
-        if column < 26 {
-            break;
-        }
-        column = column / 26 - 1;
-    }
-    letters.reverse();
-    String::from_utf8(letters).expect("ASCII letters")
 }
 
 /// What was read from the workbook, besides the cells' text (written as
