@@ -14,13 +14,16 @@
 //! user added or removed meanwhile may be in it or not. A read that fails
 //! the check says why, and the caller reads again or does without.
 
+mod fetch;
+
+use fetch::*;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::mpsc as std_mpsc;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::engine::{self, Channels, Ended, Job, Operation, Work};
+use crate::engine::{self, Channels, Ended, Job, Operation, Subject, Work};
 use crate::error::Fatal;
 use crate::http::Client;
 use crate::model::api::{User, UserPage};
@@ -386,14 +389,6 @@ impl Tally {
     }
 }
 
-struct Fetched<T> {
-    items: Vec<(u64, T)>,
-    failed: Vec<(u64, String)>,
-    retries: u64,
-    throttled: u64,
-    ended: Ended,
-}
-
 /// Reads the pages at `offsets` (each with its number in the list, for
 /// the notes and `-v`) through the engine, one job per page.
 async fn fetch_pages(
@@ -409,7 +404,10 @@ async fn fetch_pages(
         limit,
         pages: pages_tx,
     };
-    let jobs = offsets;
+    let jobs = offsets
+        .into_iter()
+        .map(|(offset, number)| Subject::Page { number, offset })
+        .collect();
     let weight = |page: &UserPage| page.results.len() as u64;
     fetch(
         client, policy, operation, jobs, pages_rx, weight, interrupt, progress,
@@ -428,7 +426,13 @@ async fn read_users(
 ) -> Result<(Vec<(u64, Box<User>)>, Tally, Ended), Fatal> {
     let (users_tx, users_rx) = std_mpsc::channel();
     let mut progress = Progress::counting(mode, ids.len() as u64, "users");
-    let jobs = ids.into_iter().map(|id| (id, id)).collect();
+    let jobs = ids
+        .into_iter()
+        .map(|id| Subject::Row {
+            row: id,
+            user_id: id,
+        })
+        .collect();
     let operation = ReadUsers { users: users_tx };
     let fetched = fetch(
         client,
@@ -482,103 +486,6 @@ pub(super) async fn fill_in(
         )),
         _ => Ok(tally),
     })
-}
-
-/// Runs `jobs` (`user_id` and the number `-v` shows) through the engine
-/// with `operation`, which hands what each answer holds to `items`.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one private helper; its callers name each"
-)]
-async fn fetch<O, T>(
-    client: &Client,
-    policy: &SendPolicy,
-    operation: O,
-    jobs: Vec<(u64, u64)>,
-    items: std_mpsc::Receiver<(u64, T)>,
-    weight: fn(&T) -> u64,
-    interrupt: &Interrupt,
-    progress: &mut Progress,
-) -> Result<Fetched<T>, Fatal>
-where
-    O: Operation + 'static,
-    T: Send + 'static,
-{
-    let (work_tx, work_rx) = mpsc::channel(1);
-    let (report_tx, report_rx) = std_mpsc::channel();
-    let (written_tx, written_rx) = watch::channel(0u64);
-    let jobs: Vec<Work> = jobs
-        .into_iter()
-        .enumerate()
-        .map(|(seq, (user_id, number))| {
-            Work::Send(Job::new(
-                seq as u64,
-                number,
-                user_id,
-                user_id.to_string(),
-                String::new(),
-            ))
-        })
-        .collect();
-    let _ = work_tx.send(jobs).await;
-    drop(work_tx);
-    let channels = Channels {
-        work: work_rx,
-        reports: report_tx,
-        written: written_rx,
-    };
-    let policy = policy.clone();
-    let client = client.clone();
-    let cancel = interrupt.clone().wait();
-    let engine = tokio::spawn(async move {
-        engine::dispatch(&policy, Some((operation, client)), channels, cancel).await
-    });
-    // The outcomes, in any order: each item went to `items` first.
-    let mut fetched = Fetched {
-        items: Vec::new(),
-        failed: Vec::new(),
-        retries: 0,
-        throttled: 0,
-        ended: Ended::Finished,
-    };
-    // The reports are read on a thread of their own: the run's runtime has
-    // one thread, and the engine needs it. The progress display goes along.
-    let mut shown = std::mem::replace(progress, Progress::counting(ProgressMode::Quiet, 0, ""));
-    let collecting = tokio::task::spawn_blocking(move || {
-        let mut done = 0;
-        let progress = &mut shown;
-        for report in report_rx {
-            match report {
-                Report::Note(text) => progress.note(&text),
-                Report::Attempt(text) => progress.attempt(&text),
-                // The list's rate is not reported: its summary is one line.
-                Report::Rate(_) | Report::Timeline(_) => {}
-                Report::Row(outcome) => {
-                    done += 1;
-                    let _ = written_tx.send(done);
-                    fetched.retries += u64::from(outcome.retries);
-                    fetched.throttled += u64::from(outcome.throttled);
-                    if outcome.record.status != Status::UPDATED {
-                        fetched.failed.push((
-                            outcome.record.user_id.parse().unwrap_or_default(),
-                            outcome.record.error,
-                        ));
-                    }
-                    for (key, item) in items.try_iter() {
-                        progress.advance(weight(&item));
-                        fetched.items.push((key, item));
-                    }
-                }
-            }
-        }
-        (fetched, shown)
-    });
-    let (mut fetched, shown) = collecting
-        .await
-        .expect("collecting the answers does not panic");
-    *progress = shown;
-    fetched.ended = engine.await.expect("the engine does not panic");
-    Ok(fetched)
 }
 
 /// The list's first page (how many users the account counts, and how many

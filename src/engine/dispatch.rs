@@ -233,7 +233,7 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
 
     /// `row 7`, or `page 3` for a list: where a note says a thing happened.
     fn at(&self, job: &Job) -> String {
-        format!("{} {}", self.noun, job.row)
+        format!("{} {}", self.noun, job.row())
     }
 
     /// Stops the sending for `why`, unless it stopped already (the first

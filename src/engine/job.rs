@@ -14,8 +14,9 @@ use super::events::Outcome;
 pub struct Job {
     /// 0-based position among the input's records: the writer's order.
     pub seq: u64,
-    pub row: u64,
-    pub user_id: u64,
+    /// What the job is about: a row and its user, or a page of a list.
+    pub subject: Subject,
+    /// The `user_id` cell as written (a page's: its offset), for the results.
     pub(crate) user_id_text: String,
     /// The JSON body of the row's change, as the results show it.
     pub request: String,
@@ -52,8 +53,7 @@ impl Job {
     pub fn new(seq: u64, row: u64, user_id: u64, user_id_text: String, request: String) -> Job {
         Job {
             seq,
-            row,
-            user_id,
+            subject: Subject::Row { row, user_id },
             user_id_text,
             request,
             step: 0,
@@ -70,6 +70,51 @@ impl Job {
             planned: Status::WOULD_UPDATE,
         }
     }
+}
+
+impl Job {
+    /// The job of the page at `offset` of a list, `number` in its order
+    /// (the first is 1).
+    pub(crate) fn page(seq: u64, number: u64, offset: u64) -> Job {
+        let mut job = Job::new(seq, number, 0, offset.to_string(), String::new());
+        job.subject = Subject::Page { number, offset };
+        job
+    }
+
+    /// The number messages give the job: its row, or its page's.
+    pub fn row(&self) -> u64 {
+        match self.subject {
+            Subject::Row { row, .. } => row,
+            Subject::Page { number, .. } => number,
+        }
+    }
+
+    /// The row's user (0 for a page).
+    pub fn user_id(&self) -> u64 {
+        match self.subject {
+            Subject::Row { user_id, .. } => user_id,
+            Subject::Page { .. } => 0,
+        }
+    }
+
+    /// The page's first user in the list (0 for a row).
+    pub fn offset(&self) -> u64 {
+        match self.subject {
+            Subject::Page { offset, .. } => offset,
+            Subject::Row { .. } => 0,
+        }
+    }
+}
+
+/// What a job is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// A row of the input (`row`: its number as a spreadsheet shows it)
+    /// and the user it names.
+    Row { row: u64, user_id: u64 },
+    /// A page of a list: `number` in the list's order (1 first), and the
+    /// `offset` of its first user.
+    Page { number: u64, offset: u64 },
 }
 
 /// What the check stage hands the engine, in input order.

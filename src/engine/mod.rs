@@ -30,7 +30,7 @@ use events::Report;
 
 pub use dispatch::dispatch;
 pub(crate) use dispatch::dispatch_counting;
-pub use job::{Job, Step, Work};
+pub use job::{Job, Step, Subject, Work};
 
 /// What a job sends, step by step, and what each successful answer means.
 /// Failures, retries, the rate and the pause after a 429 are the engine's,

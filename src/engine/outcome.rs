@@ -34,7 +34,7 @@ pub(super) fn finish(
         retries: job.retries,
         changed: FieldSet::of(changes),
         record: ResultRecord {
-            row: job.row,
+            row: job.row(),
             user_id: job.user_id_text,
             status,
             http_status,

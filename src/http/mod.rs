@@ -458,7 +458,11 @@ pub(crate) const MAX_BODY: usize = 1 << 20;
 
 /// An answer whose body is over `max` bytes: classified by its status alone.
 fn too_large_answer(status: StatusCode, retry_after: Option<Duration>, max: usize) -> Answer {
-    let note = format!("the answer was over {} MiB and was not read", max >> 20);
+    let bound = match max % (1 << 20) {
+        0 => format!("{} MiB", max >> 20),
+        _ => format!("{} KiB", max.div_ceil(1024)),
+    };
+    let note = format!("the answer was over {bound} and was not read");
     if status.is_success() {
         return Answer::Success {
             status: status.as_u16(),

@@ -8,7 +8,7 @@ use crate::model::api::{User, UserPage};
 use crate::table::results::Status;
 
 /// `export`: one `GET /iam/users?limit=L&offset=O` per job, whose
-/// `user_id` holds the offset. Each page goes to `pages` (with its offset)
+/// subject is the page. Each page goes to `pages` (with its offset)
 /// before the job is reported done.
 pub(crate) struct ListPages {
     pub limit: u64,
@@ -28,7 +28,7 @@ impl Operation for ListPages {
     }
 
     fn call(&self, job: &Job) -> Call {
-        list_page(self.limit, job.user_id)
+        list_page(self.limit, job.offset())
     }
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
@@ -40,7 +40,7 @@ impl Operation for ListPages {
         match page {
             Ok(page) => {
                 // The receiver is gone only when the export is over.
-                let _ = self.pages.send((job.user_id, page));
+                let _ = self.pages.send((job.offset(), page));
                 done(Status::UPDATED, String::new())
             }
             Err(error) => done(Status::FAILED, error),
@@ -70,14 +70,14 @@ impl Operation for ReadUsers {
     }
 
     fn call(&self, job: &Job) -> Call {
-        get_user(job.user_id)
+        get_user(job.user_id())
     }
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
         match read_user(job, reply) {
             Ok(user) => {
                 // The receiver is gone only when the reading is over.
-                let _ = self.users.send((job.user_id, user));
+                let _ = self.users.send((job.user_id(), user));
                 done(Status::UPDATED, String::new())
             }
             Err(step) => step,

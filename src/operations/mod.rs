@@ -115,8 +115,8 @@ pub fn patched(job: &mut Job, reply: Result<Reply, String>) -> Step {
 /// A GET of the row's user, then the PATCH (the operations that compare).
 pub(crate) fn get_then_patch(job: &Job) -> Call {
     match job.step {
-        0 => get_user(job.user_id),
-        _ => patch_user(job.user_id, job.request.clone()),
+        0 => get_user(job.user_id()),
+        _ => patch_user(job.user_id(), job.request.clone()),
     }
 }
 
@@ -163,12 +163,12 @@ pub(crate) fn another_user(
     let Ok(user) = user else {
         return None;
     };
-    let other = user.id.filter(|id| *id != job.user_id)?;
+    let other = user.id.filter(|id| *id != job.user_id())?;
     Some(done(
         Status::FAILED,
         format!(
             "the API answered with user {other}, not user {}: {what} user {other}; check both users",
-            job.user_id
+            job.user_id()
         ),
     ))
 }
@@ -187,7 +187,7 @@ fn unreadable(job: &Job, why: &str) -> Step {
         Status::FAILED,
         format!(
             "the user's current state could not be read ({why}); nothing was sent for user {}",
-            job.user_id
+            job.user_id()
         ),
     )
 }

@@ -28,7 +28,7 @@ impl Rows for ApplyRows {}
 
 impl Operation for PatchRows {
     fn call(&self, job: &Job) -> Call {
-        patch_user(job.user_id, job.request.clone())
+        patch_user(job.user_id(), job.request.clone())
     }
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
@@ -88,7 +88,7 @@ impl Operation for PatchChanged {
 
     fn decide(&self, job: &mut Job) -> Option<Step> {
         // A user not in the list (added since) is read on its own.
-        let user = self.snapshot.as_ref()?.get(&job.user_id)?;
+        let user = self.snapshot.as_ref()?.get(&job.user_id())?;
         if self.undo.is_some() {
             // The undo file holds the values a PATCH replaces, read just
             // before it (a colleague's change since the start is what it
@@ -131,7 +131,7 @@ impl PatchChanged {
             }
             false => body.fields(),
         };
-        if let Err(halt) = undo_first(&self.undo, job.user_id, &user, sent, &changes) {
+        if let Err(halt) = undo_first(&self.undo, job.user_id(), &user, sent, &changes) {
             return halt;
         }
         job.changes = changes;

@@ -49,12 +49,12 @@ impl Rows for PlanRows {}
 impl Operation for PlanRows {
     fn decide(&self, job: &mut Job) -> Option<Step> {
         // A user not in the list (added since) is read on its own.
-        let user = self.snapshot.as_ref()?.get(&job.user_id)?;
+        let user = self.snapshot.as_ref()?.get(&job.user_id())?;
         Some(self.compare(job, Box::new(user.clone())))
     }
 
     fn call(&self, job: &Job) -> Call {
-        get_user(job.user_id)
+        get_user(job.user_id())
     }
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {

@@ -73,7 +73,7 @@ impl Operation for PatchAsPlanned {
             };
         }
         let sent = FieldSet::of(&job.changes);
-        if let Err(halt) = undo_first(&self.undo, job.user_id, &user, sent, &job.changes) {
+        if let Err(halt) = undo_first(&self.undo, job.user_id(), &user, sent, &job.changes) {
             return halt;
         }
         job.before = Some(user);

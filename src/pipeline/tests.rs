@@ -39,7 +39,7 @@ impl Rows for Touch {
 
 impl Operation for Touch {
     fn call(&self, job: &Job) -> Call {
-        get_user(job.user_id)
+        get_user(job.user_id())
     }
 
     fn answered(&self, _: &mut Job, _: Result<Reply, String>) -> Step {

@@ -459,8 +459,8 @@ struct GetThenPatch;
 impl Operation for GetThenPatch {
     fn call(&self, job: &Job) -> Call {
         match job.step {
-            0 => get_user(job.user_id),
-            _ => patch_user(job.user_id, job.request.clone()),
+            0 => get_user(job.user_id()),
+            _ => patch_user(job.user_id(), job.request.clone()),
         }
     }
 

@@ -23,7 +23,7 @@ struct Get;
 
 impl Operation for Get {
     fn call(&self, job: &Job) -> Call {
-        Call::get(format!("iam/users/{}", job.user_id))
+        Call::get(format!("iam/users/{}", job.user_id()))
     }
     fn answered(&self, _: &mut Job, _: Result<Reply, String>) -> Step {
         Step::Done {
@@ -114,7 +114,7 @@ fn send(d: &mut Dispatcher<'_, Get>, now: Instant) -> Job {
 fn wait(d: &mut Dispatcher<'_, Get>, now: Instant) -> Option<Instant> {
     match d.admit(now).unwrap() {
         Admission::Wait(until) => until,
-        Admission::Send(job) => panic!("expected to wait, got row {} to send", job.row),
+        Admission::Send(job) => panic!("expected to wait, got row {} to send", job.row()),
     }
 }
 
