@@ -97,7 +97,8 @@ macro_rules! commands {
 #[command(
     name = "gcore-iam-bulk",
     version,
-    about = "Apply bulk changes from a CSV file to the users of a Gcore account",
+    about = "Apply bulk changes from a CSV file or a spreadsheet (.xlsx, .ods, .xls) to the users \
+             of a Gcore account",
     after_help = "Exit codes: 0 every row is fine, 1 some row is invalid or failed, 2 the run could not \
                   start (nothing was sent), 3 plan --exit-code: some row would change, 130 Ctrl-C, 143 SIGTERM (every row is still in the results \
                   file), 74 the results could not be written after requests were sent."
@@ -137,7 +138,8 @@ Plan(PlanArgs),
 Apply(ApplyArgs),
 /// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
 #[command(after_help = "Examples:
-  gcore-iam-bulk sandbox                           # 1000 users on a free loopback port
+  gcore-iam-bulk sandbox                           # 1000 users on 127.0.0.1:8080
+  gcore-iam-bulk sandbox --listen 127.0.0.1:0      # on a free loopback port (printed)
   gcore-iam-bulk sandbox --users 5000 --rate 100 --burst 5 --error-rate 0.05")]
 Sandbox(SandboxArgs),
 /// Print the completion script for SHELL to standard output (see the README for where it goes).

@@ -52,9 +52,17 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
         },
     ));
     drop(ca_file);
-    served.map_err(|source| Fatal::Listen {
-        addr: listen,
-        source,
+    served.map_err(|source| match source.kind() {
+        // Another sandbox (or anything else) has the port: say how to get
+        // a free one.
+        std::io::ErrorKind::AddrInUse => Fatal::Usage(format!(
+            "cannot serve the sandbox on {listen}: the port is in use (another sandbox?); \
+             pass --listen 127.0.0.1:0 for a free port (the one taken is printed)"
+        )),
+        _ => Fatal::Listen {
+            addr: listen,
+            source,
+        },
     })?;
     crate::say!("sandbox stopped");
     Ok(Exit::Success)

@@ -204,6 +204,13 @@ pub(crate) fn check_summary_path(
     input: &InputSource,
     output: &OutputTarget,
 ) -> Result<(), Fatal> {
+    if summary.as_os_str() == "-" {
+        return Err(Fatal::Usage(
+            "--summary-json - would write a file named -; the summary goes to a file: name one \
+             (--summary-json summary.json)"
+                .to_string(),
+        ));
+    }
     refuse_named_pipe(summary, "--summary-json")?;
     not_input_or_results(summary, "summary file", "--summary-json", input, output)?;
     let probe = if summary.exists() {

@@ -687,3 +687,41 @@ fn output_to_a_closed_pipe_ends_with_the_runs_exit_code_not_a_panic() {
         .unwrap();
     assert_eq!(run.code(), Some(2));
 }
+
+/// `--summary-json -` is no standard output (that carries the results with
+/// `-o -`): it is refused, rather than writing a file named `-`.
+#[test]
+fn a_summary_to_a_dash_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    let run = run_in(
+        dir.path(),
+        &["validate", "in.csv", "--summary-json", "-"],
+        None,
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--summary-json summary.json"),
+        "{}",
+        run.stderr
+    );
+    assert!(!dir.path().join("-").exists());
+    assert!(!dir.path().join("in.results.csv").exists());
+}
+
+/// A sandbox whose port is taken says how to get a free one.
+#[test]
+fn a_sandbox_on_a_port_in_use_says_how_to_get_a_free_one() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = common::bin()
+        .args(["sandbox", "--listen", &addr])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the port is in use"), "{stderr}");
+    assert!(stderr.contains("--listen 127.0.0.1:0"), "{stderr}");
+    drop(taken);
+}
