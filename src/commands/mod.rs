@@ -115,7 +115,8 @@ commands! {
   gcore-iam-bulk validate users.xlsx --sheet Changes
   cat users.csv | gcore-iam-bulk validate - -o -   # from a pipe, results to the terminal")]
 Validate(ValidateArgs),
-/// Write every user of the account to a CSV in the input format: a file to edit and apply.
+/// Write every user of the account to an .xlsx workbook or a CSV in the input format: a file to
+/// edit and apply.
 #[command(after_help = "Examples:
   gcore-iam-bulk export -o users.xlsx              # a workbook to edit, every cell text
   gcore-iam-bulk export                            # users.csv
@@ -131,6 +132,8 @@ Plan(PlanArgs),
 /// Send the changes of INPUT to the API (with --dry-run: the same as validate).
 #[command(after_help = "Examples:
   gcore-iam-bulk apply users.csv --sandbox         # rehearse against a local stand-in of the API
+  gcore-iam-bulk plan users.xlsx                   # the recommended order: see what would change,
+  gcore-iam-bulk apply --plan users.plan.csv --undo-file undo.csv  # apply what it showed, with a way back
   GCORE_API_KEY=... gcore-iam-bulk apply users.csv --rate auto
   gcore-iam-bulk apply users.csv --skip-unchanged --undo-file undo.csv
   gcore-iam-bulk apply users.csv --resume          # go on after Ctrl-C, a crash or kill -9
