@@ -10,6 +10,15 @@ use gcore_iam_bulk::error::error_chain;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Under a file-size limit (`ulimit -f`), a write past it must fail as
+    // an error the run reports (the file named, exit 2 or 74), not kill
+    // the process with SIGXFSZ halfway through a file.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" before any thread
+    // starts; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     // Started as the workbook reader of a run: read it, and nothing else.
     if let Some(code) = gcore_iam_bulk::table::isolated::child_main() {
         return code;

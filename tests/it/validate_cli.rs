@@ -725,3 +725,29 @@ fn a_sandbox_on_a_port_in_use_says_how_to_get_a_free_one() {
     assert!(stderr.contains("--listen 127.0.0.1:0"), "{stderr}");
     drop(taken);
 }
+
+/// Under a file-size limit (`ulimit -f`) the run's copy of its input stops
+/// with an error that names the file, not with SIGXFSZ killing it.
+#[test]
+fn a_file_size_limit_is_an_error_not_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("user_id,lang\n");
+    for id in 1..=40_000 {
+        csv.push_str(&format!("{id},de\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), &csv).unwrap();
+    // 200 blocks of 1 KiB: below the input (about 330 KB).
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("ulimit -f 200 && exec \"$0\" validate in.csv")
+        .arg(env!("CARGO_BIN_EXE_gcore-iam-bulk"))
+        .current_dir(dir.path())
+        .stdin(Stdio::null());
+    common::clean(&mut command);
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot read in.csv"), "{stderr}");
+    assert!(stderr.contains("File too large"), "{stderr}");
+}
