@@ -65,15 +65,14 @@ pub(crate) fn verify_kept(
         let checked = checker.check(&raw);
         // The operation knows its rows: the same request, or the part of
         // it sent, for a PATCH.
+        let decided = operation.decided(&checked).is_some();
         let request = match &checked.verdict {
             Verdict::Invalid(problems) => format!("problems: {}", describe(problems)),
-            Verdict::Skip(_) if operation.decided(&checked).is_some() => {
-                "no change to send".to_string()
-            }
+            Verdict::Skip(_) if decided => "no change to send".to_string(),
             _ => operation.request(&checked),
         };
         let same_row = !matches!(checked.verdict, Verdict::Invalid(_))
-            && operation.decided(&checked).is_none()
+            && !decided
             && operation.same_row(&record, &checked);
         if (checked.user_id_text != record.user_id || !same_row)
             && header.current_email.is_some()

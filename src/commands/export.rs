@@ -84,27 +84,22 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
         true => OutputTarget::Stdout,
         false => OutputTarget::File(args.output.clone()),
     };
-    if !to_stdout
-        && let Some((_, what)) = api
-            .files_read
-            .iter()
-            .find(|(path, _)| crate::settings::same_file(&args.output, path))
-    {
-        return Err(Fatal::Usage(format!(
-            "the export {} is the {what} this run reads; choose another -o",
-            args.output.display()
-        )));
-    }
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &InputSource::Stdin, &target)?;
-        if let Some((_, what)) = api
+    }
+    let written = [
+        (!to_stdout).then_some((args.output.as_path(), "export", "-o")),
+        (run.summary_json.as_deref()).map(|path| (path, "summary file", "--summary-json")),
+    ];
+    for (path, what, flag) in written.into_iter().flatten() {
+        if let Some((_, read)) = api
             .files_read
             .iter()
-            .find(|(path, _)| crate::settings::same_file(summary, path))
+            .find(|(file, _)| crate::settings::same_file(path, file))
         {
             return Err(Fatal::Usage(format!(
-                "the summary file {} is the {what} this run reads; choose another --summary-json",
-                summary.display()
+                "the {what} {} is the {read} this run reads; choose another {flag}",
+                path.display()
             )));
         }
     }

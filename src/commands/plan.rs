@@ -29,11 +29,10 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     run.changes_exit = args.exit_code;
     let allow_number_changes = args.allow_number_changes;
     run.send_rows(PlanRows::default(), async |started: &mut Started<'_>| {
-        let client = started.client.expect("a plan reads the account");
         let snapshot = live_snapshot(
             started.first.users.take(),
             &started.first.preflight,
-            client,
+            started.client,
             started.send,
             started.interrupt,
             started.quiet,

@@ -159,23 +159,25 @@ impl RowsRun {
             let first = first_pass(&self.input, false, quiet, &interrupt, account).await?;
             let input = Arc::clone(&first.input);
             let rows = first.preflight.rows;
-            let mut started = Started {
-                client: connected.as_ref().map(|(client, _)| client),
-                send: &send,
-                interrupt: &interrupt,
-                quiet,
-                first,
-            };
-            let sending = match connected.is_some() {
-                true => Some(start(&mut started).await?),
-                false => None,
+            // The operation starts only where there is an account to send to.
+            let (sending, first) = match &connected {
+                Some((client, _)) => {
+                    let mut started = Started {
+                        client,
+                        send: &send,
+                        interrupt: &interrupt,
+                        quiet,
+                        first,
+                    };
+                    (Some(start(&mut started).await?), started.first)
+                }
+                None => (None, first),
             };
             let keeping = sending
                 .as_ref()
                 .map_or(Keeping::DryRun, |sending| sending.keeping.clone());
             let results = ResultsWriter::create(&self.target, keeping, self.raw_output)?
                 .for_report(self.report.is_some());
-            let first = started.first;
             let checks = Checks {
                 input: Arc::clone(&input),
                 null_token: self.input.null_token.clone(),
@@ -223,7 +225,7 @@ impl RowsRun {
 /// A run over rows once the account is reached and the first pass done:
 /// what its operation may use (and take) to start.
 pub(super) struct Started<'a> {
-    pub client: Option<&'a Client>,
+    pub client: &'a Client,
     pub send: &'a SendPolicy,
     pub(crate) interrupt: &'a Interrupt,
     pub quiet: bool,

@@ -84,8 +84,9 @@ pub struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
     done: u64,
-    updated: u64,
-    /// The word of the rows counted in `updated`.
+    /// Rows the operation did (or, a plan, would do), under `changed_word`.
+    changed: u64,
+    /// The word of the rows counted in `changed`.
     changed_word: &'static str,
     failed: u64,
     started: Instant,
@@ -170,7 +171,7 @@ impl Progress {
             bar,
             total,
             done: 0,
-            updated: 0,
+            changed: 0,
             changed_word: "updated",
             failed: 0,
             started: now,
@@ -196,12 +197,12 @@ impl Progress {
             Kind::Changed | Kind::Planned => {
                 // The operation's word (`updated`), or `done` when a run
                 // has several.
-                self.changed_word = match (self.updated, self.changed_word) {
+                self.changed_word = match (self.changed, self.changed_word) {
                     (0, _) => status.as_str(),
                     (_, word) if word == status.as_str() => word,
                     _ => "done",
                 };
-                self.updated += 1;
+                self.changed += 1;
             }
             Kind::Failed => self.failed += 1,
             _ => {}
@@ -211,7 +212,7 @@ impl Progress {
             if matches!(status.kind(), Kind::Changed | Kind::Planned | Kind::Failed) {
                 bar.set_message(format!(
                     "{} {}, {} failed",
-                    self.updated, self.changed_word, self.failed
+                    self.changed, self.changed_word, self.failed
                 ));
             }
         }
@@ -248,7 +249,7 @@ impl Progress {
         if unit == "rows" {
             line.push_str(&format!(
                 ", {} {}, {} failed",
-                self.updated, self.changed_word, self.failed
+                self.changed, self.changed_word, self.failed
             ));
         }
         if rate > 0.0 && self.done < self.total {

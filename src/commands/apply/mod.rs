@@ -30,6 +30,10 @@ use planned::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// What `apply` makes of its rows, the same for each of its operations
+/// (a PATCH of each row's changes: the defaults of [`Rows`]).
+const RULES: PatchRows = PatchRows;
+
 pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
     // clap's `requires` takes a flag's default for "given", so these are checked here.
     for (given, flag) in [
@@ -90,7 +94,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 "--resume needs the results file of the earlier run; -o - writes none".to_string(),
             ));
         }
-        (OutputTarget::File(path), true) => Previous::open(path, PatchRows.statuses())
+        (OutputTarget::File(path), true) => Previous::open(path, RULES.statuses())
             .map_err(|source| Fatal::Record {
                 path: path.clone(),
                 source,
@@ -152,7 +156,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 &preflight.duplicates,
                 first.emails.as_deref(),
                 previous,
-                &PatchRows,
+                &RULES,
             )?;
             // A kept row by an address the run itself changed is not invalid.
             preflight.invalid -= kept.refused_now.min(preflight.invalid);
@@ -252,7 +256,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             keep_body: matches!(operation, ApplyRows::Changed(_)),
             emails: first.emails,
             live,
-            operation: Arc::new(PatchRows),
+            operation: Arc::new(RULES),
         };
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),
