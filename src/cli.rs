@@ -139,7 +139,7 @@ pub struct ApplyArgs {
 
 /// Where the API is and how to reach it. The key is never a flag value: it
 /// would show in `ps` and in shell history.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "API and network")]
 pub struct ApiArgs {
     /// Use this profile of the config file (base URL, key file or command, rate, burst,

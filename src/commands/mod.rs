@@ -13,6 +13,7 @@ mod export;
 mod list;
 mod man;
 mod plan;
+mod record;
 mod rows;
 mod sandbox;
 mod users;

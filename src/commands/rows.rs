@@ -1,21 +1,24 @@
 //! A command over the rows of an input, from its flags to its exit code:
 //! the settings made once and checked ([`RowsRun::new`]), then one path
 //! ([`RowsRun::send_rows`]): the first pass (nothing is sent while a row
-//! is invalid), the operation, the engine, the results file, the summary,
-//! the report and the exit code. The dry run is the same path without a
-//! sender, so every command over rows has one. `validate` and `plan` run
-//! through it, and so does any new command whose operation sends a request
-//! (or a few) per row; `apply` has its own, for resume, the undo file and
-//! the rehearsal.
+//! is invalid), the record of a run that changes the account (`--resume`,
+//! the undo file, the account it belongs to), the operation, the engine,
+//! the results file, the summary, the report and the exit code. The dry
+//! run is the same path without a sender, so every command over rows has
+//! one. `validate`, `plan` and `apply` (but `apply --plan`, whose rows are
+//! a plan's) run through it, and so does any new command whose operation
+//! sends a request (or a few) per row.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use super::record::{mark_account, note_undo, open_undo, resumed_undo, same_account};
 use super::{
     Ending, FirstPass, Next, Route, Threads, check_distinct, connect, finish, first_pass,
-    guard_results, input_name, note_input_changed, read_by, runtime, with_profile,
+    guard_results, input_name, note_input_changed, read_by, runtime, sandbox, with_profile,
 };
-use crate::check::Rows;
+use crate::check::{LiveCheck, Rows, verify_kept};
 use crate::cli::{ApiArgs, InputArgs, OutputArgs, RunArgs};
 use crate::engine::{Never, Operation};
 use crate::error::Fatal;
@@ -25,9 +28,12 @@ use crate::pipeline::{self, Checks, Disposition, Source};
 use crate::policy::SendPolicy;
 use crate::settings::{
     ApiSettings, InputSettings, OutputTarget, RunSettings, check_report_path, check_summary_path,
+    check_undo_path,
 };
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
+use crate::table::record::Previous;
+use crate::table::undo::UndoLog;
 
 /// The settings of a command over rows, each made once from the flags,
 /// the environment and the profile, and every file of the run checked
@@ -35,18 +41,68 @@ use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 pub(crate) struct RowsRun {
     /// What the user ran (`validate`, `plan`, ...), for the summary JSON.
     pub command: &'static str,
-    /// The API and the sending settings; `None`: a dry run, which reads no
+    /// The operation's rules for its rows (the same with or without a
+    /// sender; `--resume` reads its words back).
+    rules: Arc<dyn Rows>,
+    /// Where the run sends, and how; `None`: a dry run, which reads no
     /// account and needs no key.
-    pub api: Option<(ApiSettings, RunSettings)>,
+    sending: Option<(Account, RunSettings)>,
     pub input: InputSettings,
     pub target: OutputTarget,
     pub summary_json: Option<PathBuf>,
     /// `--report`: the run's page.
     pub report: Option<PathBuf>,
     pub quiet: bool,
-    pub(crate) raw_output: bool,
+    raw_output: bool,
     /// `--exit-code`: a row that would change ends the run with 3.
     pub(crate) changes_exit: bool,
+    keeps: Kept,
+}
+
+/// The account a run sends to.
+enum Account {
+    Api(Box<ApiSettings>),
+    /// An in-process sandbox of `users` users, started when the run starts
+    /// (`--sandbox`): its address and key are known only then.
+    Rehearsal {
+        api: ApiArgs,
+        users: u64,
+        tls: bool,
+    },
+}
+
+/// What the results file of a run that sends is.
+pub(crate) enum Keeps {
+    /// A plan: what the rows would do, replaced whole at the end; the run
+    /// only reads.
+    Plan,
+    /// The record of a run that changes the account: it can be resumed,
+    /// it remembers its account and its undo file.
+    Record(RecordFlags),
+}
+
+/// The flags of a record (`apply`'s; a new command takes the default).
+#[derive(Default)]
+pub(crate) struct RecordFlags {
+    /// `--resume`: go on from the results file.
+    pub resume: bool,
+    /// `--undo-file`.
+    pub undo_file: Option<PathBuf>,
+    /// `--accept-partial-undo`.
+    pub accept_partial_undo: bool,
+    /// `--skip-invalid`: send the valid rows even when some row is invalid.
+    pub skip_invalid: bool,
+}
+
+/// [`Keeps`], checked: a record's earlier run opened, its undo file found.
+enum Kept {
+    Plan,
+    Record {
+        previous: Option<Arc<Previous>>,
+        undo_file: Option<PathBuf>,
+        accept_partial_undo: bool,
+        skip_invalid: bool,
+    },
 }
 
 /// The flags a command over rows is made from.
@@ -62,48 +118,83 @@ pub(crate) struct RowsFlags<'a> {
     pub(crate) suffix: &'a str,
     /// What a results file in the way says to do instead.
     pub next: Next,
+    /// A plan or a record (a dry run keeps neither).
+    pub keeps: Keeps,
+    /// `--sandbox` (`--sandbox-users`, `--tls`): send to an in-process
+    /// sandbox instead of the API.
+    pub(crate) rehearsal: Option<(u64, bool)>,
 }
 
 impl RowsRun {
-    pub(super) fn new(flags: RowsFlags<'_>) -> Result<RowsRun, Fatal> {
+    /// `rules`: the operation's rules for its rows.
+    pub(super) fn new(flags: RowsFlags<'_>, rules: impl Rows + 'static) -> Result<RowsRun, Fatal> {
         // The key and the base URL first: without them nothing else
         // matters, and a user who fixes one problem should not meet a more
         // basic one next.
-        let api = match flags.sending {
+        let sending = match flags.sending {
             Some((api, run)) => {
                 let profile = with_profile(api, run)?;
-                let api = ApiSettings::with_profile(
-                    api,
-                    profile.as_ref(),
-                    crate::settings::from_environment,
-                )?;
-                Some((api, run))
+                let account = match flags.rehearsal {
+                    Some((users, tls)) => Account::Rehearsal {
+                        api: api.clone(),
+                        users,
+                        tls,
+                    },
+                    None => Account::Api(Box::new(ApiSettings::with_profile(
+                        api,
+                        profile.as_ref(),
+                        crate::settings::from_environment,
+                    )?)),
+                };
+                Some((account, run))
             }
             None => None,
         };
         let input = InputSettings::from_args(flags.input)?;
         let target = OutputTarget::from_args(flags.output, &input.source, flags.suffix)?;
-        let api = match api {
-            Some((api, run)) => {
+        let sending = match sending {
+            Some((account, run)) => {
                 let mut run = RunSettings::from_args(run)?;
-                run.send.key_from = Some(api.key_from.clone());
+                if let Account::Api(api) = &account {
+                    run.send.key_from = Some(api.key_from.clone());
+                }
                 run.send.timeline = flags.output.report.is_some();
-                Some((api, run))
+                Some((account, run))
             }
             None => None,
         };
-        let summary_json = match &api {
+        let summary_json = match &sending {
             Some((_, run)) => run.summary_json.clone(),
             None => flags.summary_json.map(Path::to_path_buf),
         };
         if let Some(summary) = &summary_json {
             check_summary_path(summary, &input.source, &target)?;
         }
+        let resume = matches!(&flags.keeps, Keeps::Record(record) if record.resume);
+        let mut keeps = match flags.keeps {
+            Keeps::Plan => Kept::Plan,
+            Keeps::Record(record) => Kept::Record {
+                previous: None,
+                undo_file: record.undo_file,
+                accept_partial_undo: record.accept_partial_undo,
+                skip_invalid: record.skip_invalid,
+            },
+        };
         let report = flags.output.report.clone();
         if let Some(report) = &report {
             let mut others = vec![(summary_json.as_deref(), "summary file")];
-            if let Some((api, _)) = &api {
-                others.extend(read_by(api));
+            if let Kept::Record { undo_file, .. } = &keeps {
+                others.push((undo_file.as_deref(), "undo file"));
+            }
+            match &sending {
+                Some((Account::Api(api), _)) => others.extend(read_by(api)),
+                // A rehearsal's only files are the certificates it is told to trust.
+                Some((Account::Rehearsal { api, .. }, _)) => others.extend(
+                    api.ca_cert
+                        .iter()
+                        .map(|ca| (Some(ca.as_path()), "certificate file")),
+                ),
+                None => {}
             }
             check_report_path(
                 report,
@@ -111,18 +202,55 @@ impl RowsRun {
                 flags.output.overwrite,
             )?;
         }
+        if let Kept::Record {
+            previous,
+            undo_file,
+            ..
+        } = &mut keeps
+            && resume
+        {
+            // (No results file: nothing to go on from, the run starts afresh.)
+            *previous = open_previous(&target, rules.statuses())?.map(Arc::new);
+            // A resume goes on with the account of the run it resumes, and
+            // with the undo file its record remembers.
+            if let (Some(_), OutputTarget::File(results)) = (&previous, &target) {
+                if let Some((Account::Api(api), _)) = &sending {
+                    same_account(results, api)?;
+                }
+                *undo_file = resumed_undo(results, undo_file.take(), flags.output.quiet)?;
+            }
+        }
+        let (undo_file, continuing) = match &keeps {
+            Kept::Record {
+                undo_file,
+                previous,
+                ..
+            } => (undo_file.clone(), previous.is_some()),
+            Kept::Plan => (None, false),
+        };
         check_distinct(
             &input.source,
             &target,
             &[
+                (undo_file.as_deref(), "undo file", "--undo-file"),
                 (summary_json.as_deref(), "summary file", "--summary-json"),
                 (report.as_deref(), "report", "--report"),
             ],
         )?;
-        guard_results(&target, flags.output.overwrite, flags.next)?;
+        if let Some(undo) = &undo_file {
+            // Only the run whose record is resumed goes on with its undo file.
+            let paths = (&input.source, &target, summary_json.as_deref());
+            check_undo_path(undo, paths, continuing)?;
+        }
+        // A rehearsal's own file (<stem>.rehearsal.csv) is replaced at every rehearsal.
+        let own_rehearsal_file = flags.rehearsal.is_some() && flags.output.output.is_none();
+        if !resume && !own_rehearsal_file {
+            guard_results(&target, flags.output.overwrite, flags.next)?;
+        }
         Ok(RowsRun {
             command: flags.command,
-            api,
+            rules: Arc::new(rules),
+            sending,
             input,
             target,
             summary_json,
@@ -130,35 +258,119 @@ impl RowsRun {
             quiet: flags.output.quiet,
             raw_output: flags.output.raw_output,
             changes_exit: false,
+            keeps,
         })
     }
 
-    /// Runs every row: the first pass; then what `rules` (the operation's
-    /// rules for its rows, the same with or without a sender) makes of each
+    /// Runs every row: the first pass; then what the rules make of each
     /// valid row; then, for a run that sends, the operation `start` makes
     /// once the account is reached (it may read the account first:
     /// [`Started`]), through the engine; for a dry run, every row it would
     /// send decided at once. Then the summary, the report and the exit code.
-    pub(crate) fn send_rows<O, F>(self, rules: impl Rows + 'static, start: F) -> Result<Exit, Fatal>
+    pub(crate) fn send_rows<O, F>(self, start: F) -> Result<Exit, Fatal>
     where
         O: Operation + 'static,
         F: AsyncFnOnce(&mut Started<'_>) -> Result<Sending<O>, Fatal>,
     {
         let quiet = self.quiet;
-        runtime(Threads::One)?.block_on(async {
+        let rehearsal = match &self.sending {
+            Some((Account::Rehearsal { users, tls, .. }, _)) => Some((*users, *tls)),
+            _ => None,
+        };
+        let threads = match rehearsal {
+            Some(_) => Threads::PerCore,
+            None => Threads::One,
+        };
+        runtime(threads)?.block_on(async {
             let interrupt = Interrupt::install();
-            let (api, send) = match &self.api {
-                Some((api, run)) => (Some(api), run.send.clone()),
-                None => (None, SendPolicy::dry_run()),
+            let running = match rehearsal {
+                Some((users, tls)) => Some(sandbox::rehearsal(users, tls, quiet).await?),
+                None => None,
+            };
+            let for_sandbox = match (&self.sending, &running) {
+                (Some((Account::Rehearsal { api, .. }, _)), Some(running)) => {
+                    Some(ApiSettings::for_sandbox(
+                        api,
+                        &running.base_url(),
+                        running.api_key(),
+                        running.ca_pem(),
+                    )?)
+                }
+                _ => None,
+            };
+            let api = match &self.sending {
+                Some((Account::Api(api), _)) => Some(&**api),
+                _ => for_sandbox.as_ref(),
+            };
+            let send = match &self.sending {
+                Some((_, run)) => run.send.clone(),
+                None => SendPolicy::dry_run(),
+            };
+            let verb = match self.keeps {
+                Kept::Plan => "reading",
+                Kept::Record { .. } => "sending",
             };
             let connected = match api {
-                Some(api) => Some(connect(api, send.concurrency.get(), quiet, "reading")?),
+                Some(api) => Some(connect(api, send.concurrency.get(), quiet, verb)?),
                 None => None,
             };
             let account = connected.as_ref().map(|(client, _)| (client, &send));
-            let first = first_pass(&self.input, false, quiet, &interrupt, account).await?;
+            // A run that may change the account needs to know before it starts.
+            let count_invalid = connected.is_some() && matches!(self.keeps, Kept::Record { .. });
+            let mut first =
+                first_pass(&self.input, count_invalid, quiet, &interrupt, account).await?;
             let input = Arc::clone(&first.input);
             let rows = first.preflight.rows;
+            let (previous, resuming) = match &self.keeps {
+                Kept::Record {
+                    previous: Some(previous),
+                    ..
+                } => {
+                    let kept = verify_kept(
+                        &input,
+                        &self.input.null_token,
+                        &first.preflight.duplicates,
+                        first.emails.as_deref(),
+                        previous,
+                        &*self.rules,
+                    )?;
+                    // A kept row by an address the run itself changed is not invalid.
+                    first.preflight.invalid -= kept.refused_now.min(first.preflight.invalid);
+                    let resuming = (previous.path().display().to_string(), kept.rows);
+                    (Some(Arc::clone(previous)), Some(resuming))
+                }
+                _ => (None, None),
+            };
+            // A record's results file is made (and locked) before the undo
+            // file is opened and the account read; a plan's once the
+            // account is read (a plan that could not read it leaves none).
+            let mut results = None;
+            let mut undo = None;
+            if let (
+                Some((client_api, _)),
+                Kept::Record {
+                    undo_file,
+                    accept_partial_undo,
+                    ..
+                },
+            ) = (api.zip(connected.as_ref()), &self.keeps)
+            {
+                let keeping = match previous {
+                    Some(_) => Keeping::Resume,
+                    None => Keeping::Fresh,
+                };
+                results = Some(self.results_writer(keeping)?);
+                // Opened once the results file is ours, so two runs never share it.
+                undo = open_undo(
+                    undo_file.as_deref(),
+                    *accept_partial_undo,
+                    previous.is_some(),
+                    &self.target,
+                )?;
+                if running.is_none() {
+                    mark_account(&self.target, client_api)?;
+                }
+            }
             // The operation starts only where there is an account to send to.
             let (sending, first) = match &connected {
                 Some((client, _)) => {
@@ -167,27 +379,76 @@ impl RowsRun {
                         send: &send,
                         interrupt: &interrupt,
                         quiet,
+                        null_token: &self.input.null_token,
+                        undo: undo.clone(),
                         first,
                     };
                     (Some(start(&mut started).await?), started.first)
                 }
                 None => (None, first),
             };
-            let keeping = sending
-                .as_ref()
-                .map_or(Keeping::DryRun, |sending| sending.keeping.clone());
-            let results = ResultsWriter::create(&self.target, keeping, self.raw_output)?
-                .for_report(self.report.is_some());
+            let results = match results {
+                Some(results) => results,
+                None => {
+                    let keeping = match (&sending, &self.keeps) {
+                        (None, _) => Keeping::DryRun,
+                        // When, and how many rows: a plan cut at its end is seen.
+                        (Some(_), Kept::Plan) => Keeping::Plan(format!(
+                            "{}; {} rows",
+                            httpdate::fmt_http_date(SystemTime::now()),
+                            rows
+                        )),
+                        (Some(_), Kept::Record { .. }) => Keeping::Fresh,
+                    };
+                    self.results_writer(keeping)?
+                }
+            };
+            let mut preflight = first.preflight;
+            let live = sending.as_ref().and_then(|sending| sending.live.clone());
+            let mut invalid = preflight.invalid;
+            if let Some(live) = &live {
+                let (live, input) = (Arc::clone(live), Arc::clone(&input));
+                let (null_token, emails) = (self.input.null_token.clone(), first.emails.clone());
+                let duplicates = std::mem::take(&mut preflight.duplicates);
+                let (refused, duplicates) = tokio::task::spawn_blocking(move || {
+                    let refused = live.count(&input, &null_token, &duplicates, emails.as_deref());
+                    (refused, duplicates)
+                })
+                .await
+                .expect("checking the rows does not panic");
+                preflight.duplicates = duplicates;
+                invalid += refused?;
+            }
+            let refuse = match self.keeps {
+                Kept::Record { skip_invalid, .. } => sending.is_some() && !skip_invalid,
+                Kept::Plan => false,
+            };
+            let disposition = match invalid {
+                invalid if invalid > 0 && refuse => {
+                    refuse_note(invalid);
+                    Disposition::Refuse { invalid }
+                }
+                _ => Disposition::Go,
+            };
+            // Said once the results file is ours (locked).
+            if let Some((path, kept)) = resuming
+                && !quiet
+            {
+                crate::say!(
+                    "resuming from {path}: {kept} {} already updated, kept as recorded",
+                    if kept == 1 { "row" } else { "rows" }
+                );
+            }
             let checks = Checks {
                 input: Arc::clone(&input),
                 null_token: self.input.null_token.clone(),
-                duplicates: first.preflight.duplicates.into(),
-                disposition: Disposition::Go,
-                previous: None,
+                duplicates: preflight.duplicates.into(),
+                disposition,
+                previous,
                 keep_body: sending.as_ref().is_some_and(|sending| sending.keep_body),
                 emails: sending.as_ref().and(first.emails),
-                live: None,
-                operation: Arc::new(rules),
+                live,
+                operation: Arc::clone(&self.rules),
             };
             let dry_run = sending.is_none();
             let progress = (
@@ -205,6 +466,9 @@ impl RowsRun {
                     pipeline::run(source, results, progress, &send, sender, interrupt.clone()).await
                 }
             };
+            if let Some(running) = running {
+                running.stop().await;
+            }
             note_input_changed(&input);
             let route: Option<&Route> = connected.as_ref().map(|(_, route)| route);
             let ending = Ending {
@@ -217,9 +481,49 @@ impl RowsRun {
                 route,
                 changes_exit: self.changes_exit,
             };
-            finish(finished, &ending)
+            let exit = finish(finished, &ending);
+            if let Some(undo) = &undo {
+                note_undo(undo);
+            }
+            exit
         })
     }
+
+    fn results_writer(&self, keeping: Keeping) -> Result<ResultsWriter, Fatal> {
+        Ok(
+            ResultsWriter::create(&self.target, keeping, self.raw_output)?
+                .for_report(self.report.is_some()),
+        )
+    }
+}
+
+/// The record of the earlier run a `--resume` goes on from, if there is one.
+fn open_previous(
+    target: &OutputTarget,
+    statuses: &'static [crate::table::results::Status],
+) -> Result<Option<Previous>, Fatal> {
+    let path = match target {
+        OutputTarget::Stdout => {
+            return Err(Fatal::Usage(
+                "--resume needs the results file of the earlier run; -o - writes none".to_string(),
+            ));
+        }
+        OutputTarget::File(path) => path,
+    };
+    Previous::open(path, statuses).map_err(|source| Fatal::Record {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// Printed even with `--quiet`: it explains why nothing was sent.
+fn refuse_note(invalid: u64) {
+    crate::say!(
+        "nothing sent: {invalid} {} invalid; fix {} (see the results file), or pass \
+         --skip-invalid to send the valid rows anyway",
+        if invalid == 1 { "row is" } else { "rows are" },
+        if invalid == 1 { "it" } else { "them" },
+    );
 }
 
 /// A run over rows once the account is reached and the first pass done:
@@ -229,15 +533,20 @@ pub(super) struct Started<'a> {
     pub send: &'a SendPolicy,
     pub(crate) interrupt: &'a Interrupt,
     pub quiet: bool,
+    /// `--null-token`: the cell that sets a field to null.
+    pub(crate) null_token: &'a str,
+    /// The undo file of a record, opened (`--undo-file`).
+    pub(crate) undo: Option<Arc<UndoLog>>,
     pub first: FirstPass,
 }
 
 /// What a run over rows sends with.
 pub(crate) struct Sending<O> {
     pub operation: O,
-    /// How the results file is kept (a plan's, a run that sent).
-    pub(crate) keeping: Keeping,
     /// Hand each job its row's body, for an operation that compares it
     /// with the live state.
     pub(crate) keep_body: bool,
+    /// The rows' users as read before anything is sent: a row the live
+    /// state makes invalid stops the run as any invalid row does.
+    pub(crate) live: Option<Arc<LiveCheck>>,
 }

@@ -4,13 +4,12 @@
 use std::path::Path;
 
 use super::Next;
-use super::rows::{RowsFlags, RowsRun, Sending, Started};
+use super::rows::{Keeps, RowsFlags, RowsRun, Sending, Started};
 use crate::cli::{InputArgs, OutputArgs};
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::operations::patch::PatchRows;
 use crate::settings::RESULTS_SUFFIX;
-use crate::sink::Keeping;
 
 /// `summary_json`: also write the summary there; `command`: what the
 /// user ran (`validate`, or `apply` for `apply --dry-run`).
@@ -20,22 +19,27 @@ pub(super) fn run(
     summary_json: Option<&Path>,
     command: &'static str,
 ) -> Result<Exit, Fatal> {
-    let run = RowsRun::new(RowsFlags {
-        command,
-        input,
-        output,
-        sending: None,
-        summary_json,
-        suffix: RESULTS_SUFFIX,
-        next: Next::Nothing,
-    })?;
+    let run = RowsRun::new(
+        RowsFlags {
+            command,
+            input,
+            output,
+            sending: None,
+            summary_json,
+            suffix: RESULTS_SUFFIX,
+            next: Next::Nothing,
+            keeps: Keeps::Record(Default::default()),
+            rehearsal: None,
+        },
+        PatchRows,
+    )?;
     // The dry run of apply's operation: without a sender it is never
     // started, and every valid row is decided at once.
-    run.send_rows(PatchRows, async |_: &mut Started<'_>| {
+    run.send_rows(async |_: &mut Started<'_>| {
         Ok(Sending {
             operation: PatchRows,
-            keeping: Keeping::Fresh,
             keep_body: false,
+            live: None,
         })
     })
 }

@@ -87,7 +87,12 @@ pub(super) fn run_planned(
         }
         let results = ResultsWriter::create(&target, Keeping::Fresh, args.output.raw_output)?
             .for_report(args.output.report.is_some());
-        let undo = open_undo(args, false, &target)?;
+        let undo = open_undo(
+            args.undo_file.as_deref(),
+            args.accept_partial_undo,
+            false,
+            &target,
+        )?;
         mark_account(&target, &api)?;
         let operation = ApplyRows::Planned(PatchAsPlanned { undo: undo.clone() });
         let progress = (
@@ -123,3 +128,58 @@ pub(super) fn run_planned(
 
 /// A plan at least this old is applied with a note of its age.
 pub(super) const PLAN_AGE_NOTE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Checks `--report` against the other files of the run, and has the
+/// engine count what the page's timeline shows.
+/// `api`: the settings of a run against the API (`None` for a rehearsal),
+/// whose key and certificate files the page must not replace.
+fn check_report(
+    args: &ApplyArgs,
+    (input, target): (&InputSource, &OutputTarget),
+    api: Option<&ApiSettings>,
+    run: &mut RunSettings,
+) -> Result<(), Fatal> {
+    let Some(report) = &args.output.report else {
+        return Ok(());
+    };
+    let mut others = vec![
+        (run.summary_json.as_deref(), "summary file"),
+        (args.undo_file.as_deref(), "undo file"),
+        (args.plan.as_deref(), "plan"),
+    ];
+    match api {
+        Some(api) => others.extend(read_by(api)),
+        // A rehearsal's only files are the certificates it is told to trust.
+        None => others.extend(
+            args.api
+                .ca_cert
+                .iter()
+                .map(|ca| (Some(ca.as_path()), "certificate file")),
+        ),
+    }
+    check_report_path(report, (input, target, &others), args.output.overwrite)?;
+    run.send.timeline = true;
+    Ok(())
+}
+
+/// The files of the run are files of their own (see [`check_distinct`]).
+fn distinct_files(
+    args: &ApplyArgs,
+    input: &InputSource,
+    target: &OutputTarget,
+    run: &RunSettings,
+) -> Result<(), Fatal> {
+    check_distinct(
+        input,
+        target,
+        &[
+            (args.undo_file.as_deref(), "undo file", "--undo-file"),
+            (
+                run.summary_json.as_deref(),
+                "summary file",
+                "--summary-json",
+            ),
+            (args.output.report.as_deref(), "report", "--report"),
+        ],
+    )
+}

@@ -1,8 +1,14 @@
-//! The files around a run that sends: the account its results belong to
-//! (a resume goes on with the same one), and the undo file (opened, found
-//! again on a resume, and said at the end).
+//! The files around the record of a run that changes the account: the
+//! account its results belong to (a resume goes on with the same one), and
+//! the undo file (opened, found again on a resume, and said at the end).
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::Fatal;
+use crate::settings::{ApiSettings, OutputTarget};
+use crate::table::record::{self, Account, SameAccount};
+use crate::table::undo::{self, UndoLog};
 
 /// The account of a run that sends, as its record keeps it.
 pub(super) fn account_of(api: &ApiSettings) -> (String, &str) {
@@ -59,24 +65,26 @@ pub(super) fn same_account(results: &Path, api: &ApiSettings) -> Result<(), Fata
 /// The undo file of `--undo-file`, if asked for (`resume`: going on), and
 /// remembered by the results file (a run without one forgets an earlier
 /// run's), before anything is sent.
+/// `accept_partial`: `--accept-partial-undo`.
 pub(super) fn open_undo(
-    args: &ApplyArgs,
+    undo_file: Option<&Path>,
+    accept_partial: bool,
     resume: bool,
     target: &OutputTarget,
 ) -> Result<Option<Arc<UndoLog>>, Fatal> {
     if let OutputTarget::File(results) = target {
-        undo::remember(results, args.undo_file.as_deref()).map_err(|source| Fatal::Record {
+        undo::remember(results, undo_file).map_err(|source| Fatal::Record {
             path: undo::remembered_path(results),
             source,
         })?;
     }
-    let Some(path) = &args.undo_file else {
+    let Some(path) = undo_file else {
         return Ok(None);
     };
-    UndoLog::open(path, resume, args.accept_partial_undo)
+    UndoLog::open(path, resume, accept_partial)
         .map(|log| Some(Arc::new(log)))
         .map_err(|source| Fatal::UndoFile {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         })
 }
