@@ -7,7 +7,15 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// Show the settings a run would use (base URL, key, rate, burst, concurrency) and where
+/// each comes from: a flag, the environment, the profile, or the default. The key is never shown.
 #[derive(Debug, Args)]
+#[command(
+    display_order = 7,
+    after_help = "Examples:
+  gcore-iam-bulk config                            # what a run with no flags would use
+  gcore-iam-bulk config --profile reseller-b --rate 5"
+)]
 pub struct ConfigArgs {
     #[command(flatten)]
     pub api: ApiArgs,
@@ -15,14 +23,29 @@ pub struct ConfigArgs {
     pub run: RunArgs,
 }
 
+/// Print the completion script for SHELL to standard output (see the README for where it goes).
 #[derive(Debug, Args)]
+#[command(
+    display_order = 5,
+    after_help = "Examples:
+  gcore-iam-bulk completions bash > ~/.local/share/bash-completion/completions/gcore-iam-bulk
+  gcore-iam-bulk completions zsh > ~/.zfunc/_gcore-iam-bulk"
+)]
 pub struct CompletionsArgs {
     /// The shell: bash, zsh, fish, powershell or elvish.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
 
+/// Check every row of INPUT and write the results file; sends nothing.
 #[derive(Debug, Args)]
+#[command(
+    display_order = 0,
+    after_help = "Examples:
+  gcore-iam-bulk validate users.csv                # writes users.results.csv: what would be sent
+  gcore-iam-bulk validate users.xlsx --sheet Changes
+  cat users.csv | gcore-iam-bulk validate - -o -   # from a pipe, results to the terminal"
+)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -33,7 +56,16 @@ pub struct ValidateArgs {
     pub summary_json: Option<PathBuf>,
 }
 
+/// Write every user of the account to an .xlsx workbook or a CSV in the input format: a file to
+/// edit and apply.
 #[derive(Debug, Args)]
+#[command(
+    display_order = 1,
+    after_help = "Examples:
+  gcore-iam-bulk export -o users.xlsx              # a workbook to edit, every cell text
+  gcore-iam-bulk export                            # users.csv
+  gcore-iam-bulk export -o - | grep example.com"
+)]
 pub struct ExportArgs {
     /// The file to write, or - for standard output. An existing file is never replaced without
     /// --overwrite.
@@ -60,7 +92,16 @@ pub struct ExportArgs {
     pub run: RunArgs,
 }
 
+/// Compare every valid row of INPUT with the user's live state and write what would change;
+/// sends no change (only reads).
 #[derive(Debug, Args)]
+#[command(
+    display_order = 2,
+    after_help = "Examples:
+  gcore-iam-bulk plan users.csv                    # writes users.plan.csv: what would change
+  gcore-iam-bulk plan users.csv --exit-code        # exit 3 when something would change
+  gcore-iam-bulk apply --plan users.plan.csv       # then apply exactly what it showed"
+)]
 pub struct PlanArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -80,8 +121,20 @@ pub struct PlanArgs {
     pub run: RunArgs,
 }
 
+/// Send the changes of INPUT to the API (with --dry-run: the same as validate).
 #[derive(Debug, Args)]
 #[command(mut_arg("path", |arg| arg.required(false).required_unless_present("plan")))]
+#[command(
+    display_order = 3,
+    after_help = "Examples:
+  gcore-iam-bulk apply users.csv --sandbox         # rehearse against a local stand-in of the API
+  gcore-iam-bulk plan users.xlsx                   # the recommended order: see what would change,
+  gcore-iam-bulk apply --plan users.plan.csv --undo-file undo.csv  # apply what it showed, with a way back
+  GCORE_API_KEY=... gcore-iam-bulk apply users.csv --rate auto
+  gcore-iam-bulk apply users.csv --skip-unchanged --undo-file undo.csv
+  gcore-iam-bulk apply users.csv --resume          # go on after Ctrl-C, a crash or kill -9
+  gcore-iam-bulk apply users.csv --report run.html # and the run on one page, to hand over"
+)]
 pub struct ApplyArgs {
     #[command(flatten)]
     pub input: InputArgs,
@@ -278,8 +331,15 @@ pub struct OutputArgs {
     pub(crate) raw_output: bool,
 }
 
-/// Settings of the local API stand-in.
+/// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
 #[derive(Debug, Args)]
+#[command(
+    display_order = 4,
+    after_help = "Examples:
+  gcore-iam-bulk sandbox                           # 1000 users on 127.0.0.1:8080
+  gcore-iam-bulk sandbox --listen 127.0.0.1:0      # on a free loopback port (printed)
+  gcore-iam-bulk sandbox --users 5000 --rate 100 --burst 5 --error-rate 0.05"
+)]
 pub struct SandboxArgs {
     /// Address to listen on; port 0 picks a free port (the real one is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
@@ -340,6 +400,7 @@ pub struct SandboxArgs {
     pub tls: bool,
 }
 
-/// `man` takes no argument.
+/// Print the manual page (roff) to standard output: `gcore-iam-bulk man > gcore-iam-bulk.1`.
 #[derive(Debug, Args)]
+#[command(display_order = 6)]
 pub struct ManArgs {}

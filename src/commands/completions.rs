@@ -36,7 +36,10 @@ pub(super) fn completions(args: &CompletionsArgs) -> Result<Exit, Fatal> {
     print(&script)
 }
 
-impl super::Run for CompletionsArgs {
+/// The arguments of `completions`, with its help (the command's, in `--help`).
+pub(crate) type Args = crate::cli::CompletionsArgs;
+
+impl super::Run for Args {
     fn run(self) -> Result<Exit, Fatal> {
         completions(&self)
     }

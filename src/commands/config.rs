@@ -145,7 +145,10 @@ fn describe(
     })
 }
 
-impl super::Run for ConfigArgs {
+/// The arguments of `config`, with its help (the command's, in `--help`).
+pub(crate) type Args = crate::cli::ConfigArgs;
+
+impl super::Run for Args {
     fn run(self) -> Result<Exit, Fatal> {
         show(&self)
     }

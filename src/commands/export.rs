@@ -347,7 +347,10 @@ struct ExportSummary<'a> {
     proxy: Option<&'a str>,
 }
 
-impl super::Run for ExportArgs {
+/// The arguments of `export`, with its help (the command's, in `--help`).
+pub(crate) type Args = crate::cli::ExportArgs;
+
+impl super::Run for Args {
     fn no_progress(&self) -> bool {
         self.no_progress
     }

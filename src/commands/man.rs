@@ -30,10 +30,12 @@ fn render_man() -> io::Result<Vec<u8>> {
     top.render_description_section(&mut page)?;
     top.render_options_section(&mut page)?;
     // clap's `help` subcommand is left out: `-h`/`--help` are on every command.
-    let subcommands: Vec<_> = command
+    // In the order of `--help`.
+    let mut subcommands: Vec<_> = command
         .get_subcommands()
         .filter(|sub| !sub.is_hide_set() && sub.get_name() != "help")
         .collect();
+    subcommands.sort_by_key(|sub| sub.get_display_order());
     writeln!(page, ".SH COMMANDS")?;
     writeln!(page, "Each command has a section of its own below.")?;
     for sub in &subcommands {
@@ -89,7 +91,10 @@ fn roff_text(text: &str) -> String {
     }
 }
 
-impl super::Run for crate::cli::ManArgs {
+/// The arguments of `man`, with its help (the command's, in `--help`).
+pub(crate) type Args = crate::cli::ManArgs;
+
+impl super::Run for Args {
     fn run(self) -> Result<Exit, Fatal> {
         man()
     }

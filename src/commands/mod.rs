@@ -2,21 +2,26 @@
 //! (settings, the first pass, the pipeline, the summary) and says how the
 //! run ended.
 
-// A module per command (registered in `commands!` below), and what they
-// share.
+// What the commands share.
 mod account;
+mod ending;
+mod list;
+mod record;
+mod rows;
+mod users;
+
+// The commands, one module each: a command is its file and its `mod` line
+// here. build.rs reads these lines, up to the blank line after them, and
+// makes clap's `Command` and the dispatch (`commands!` below) of them: the
+// module `plan` is the variant `Plan(plan::Args)`, whose help and place in
+// the list of commands are its `Args`'s (doc comment, `display_order`).
 mod apply;
 mod completions;
 mod config;
-mod ending;
 mod export;
-mod list;
 mod man;
 mod plan;
-mod record;
-mod rows;
 mod sandbox;
-mod users;
 mod validate;
 
 use std::io::{self, Write};
@@ -24,10 +29,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::check::{EmailIndex, Preflight};
-use crate::cli::{
-    ApiArgs, ApplyArgs, CompletionsArgs, ConfigArgs, ExportArgs, ManArgs, PlanArgs, RunArgs,
-    SandboxArgs, ValidateArgs,
-};
+use crate::cli::{ApiArgs, RunArgs};
 use crate::engine::Ended;
 use crate::error::Fatal;
 use crate::exit::{Exit, Signal};
@@ -61,7 +63,7 @@ pub(super) fn print(bytes: &[u8]) -> Result<Exit, Fatal> {
 }
 
 /// What runs a command: each command's arguments implement it in the
-/// command's own file (`validate.rs` for [`ValidateArgs`], ...).
+/// command's own file (`validate.rs` for its `Args`, ...).
 pub(crate) trait Run {
     /// Whether the command was asked to print no progress (`--no-progress`).
     fn no_progress(&self) -> bool {
@@ -71,14 +73,14 @@ pub(crate) trait Run {
     fn run(self) -> Result<Exit, Fatal>;
 }
 
-/// The commands, each once: the variant of [`Command`] clap parses, with
-/// its help, and the arguments whose [`Run`] runs it. A new command is one
-/// line here (and its file, declared with `mod` above).
+/// The commands, each once (build.rs lists the command modules): the
+/// variant of [`Command`] clap parses and the arguments whose [`Run`] runs
+/// it (each module's `Args`, with the command's help).
 macro_rules! commands {
-    ($($(#[$meta:meta])* $name:ident($args:ty),)*) => {
+    ($($name:ident($args:ty),)*) => {
         #[derive(Debug, clap::Subcommand)]
         pub enum Command {
-            $($(#[$meta])* $name($args),)*
+            $($name($args),)*
         }
 
         /// Runs one command; `Err` is a fatal error (the run could not start).
@@ -109,56 +111,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-commands! {
-/// Check every row of INPUT and write the results file; sends nothing.
-#[command(after_help = "Examples:
-  gcore-iam-bulk validate users.csv                # writes users.results.csv: what would be sent
-  gcore-iam-bulk validate users.xlsx --sheet Changes
-  cat users.csv | gcore-iam-bulk validate - -o -   # from a pipe, results to the terminal")]
-Validate(ValidateArgs),
-/// Write every user of the account to an .xlsx workbook or a CSV in the input format: a file to
-/// edit and apply.
-#[command(after_help = "Examples:
-  gcore-iam-bulk export -o users.xlsx              # a workbook to edit, every cell text
-  gcore-iam-bulk export                            # users.csv
-  gcore-iam-bulk export -o - | grep example.com")]
-Export(ExportArgs),
-/// Compare every valid row of INPUT with the user's live state and write what would change;
-/// sends no change (only reads).
-#[command(after_help = "Examples:
-  gcore-iam-bulk plan users.csv                    # writes users.plan.csv: what would change
-  gcore-iam-bulk plan users.csv --exit-code        # exit 3 when something would change
-  gcore-iam-bulk apply --plan users.plan.csv       # then apply exactly what it showed")]
-Plan(PlanArgs),
-/// Send the changes of INPUT to the API (with --dry-run: the same as validate).
-#[command(after_help = "Examples:
-  gcore-iam-bulk apply users.csv --sandbox         # rehearse against a local stand-in of the API
-  gcore-iam-bulk plan users.xlsx                   # the recommended order: see what would change,
-  gcore-iam-bulk apply --plan users.plan.csv --undo-file undo.csv  # apply what it showed, with a way back
-  GCORE_API_KEY=... gcore-iam-bulk apply users.csv --rate auto
-  gcore-iam-bulk apply users.csv --skip-unchanged --undo-file undo.csv
-  gcore-iam-bulk apply users.csv --resume          # go on after Ctrl-C, a crash or kill -9
-  gcore-iam-bulk apply users.csv --report run.html # and the run on one page, to hand over")]
-Apply(ApplyArgs),
-/// Serve a local stand-in of the Gcore IAM users API, for rehearsals and tests.
-#[command(after_help = "Examples:
-  gcore-iam-bulk sandbox                           # 1000 users on 127.0.0.1:8080
-  gcore-iam-bulk sandbox --listen 127.0.0.1:0      # on a free loopback port (printed)
-  gcore-iam-bulk sandbox --users 5000 --rate 100 --burst 5 --error-rate 0.05")]
-Sandbox(SandboxArgs),
-/// Print the completion script for SHELL to standard output (see the README for where it goes).
-#[command(after_help = "Examples:
-  gcore-iam-bulk completions bash > ~/.local/share/bash-completion/completions/gcore-iam-bulk
-  gcore-iam-bulk completions zsh > ~/.zfunc/_gcore-iam-bulk")]
-Completions(CompletionsArgs),
-/// Print the manual page (roff) to standard output: `gcore-iam-bulk man > gcore-iam-bulk.1`.
-Man(ManArgs),
-/// Show the settings a run would use (base URL, key, rate, burst, concurrency) and where
-/// each comes from: a flag, the environment, the profile, or the default. The key is never shown.
-#[command(after_help = "Examples:
-  gcore-iam-bulk config                            # what a run with no flags would use
-  gcore-iam-bulk config --profile reseller-b --rate 5")]
-Config(ConfigArgs),}
+// clap's `Command` and the dispatch, from the command modules above
+// (build.rs reads them).
+include!(concat!(env!("OUT_DIR"), "/commands.rs"));
 
 /// Reads the profile `--profile` or `GCORE_PROFILE` names, if any, and
 /// fills the sending flags left unset with its values; the API settings

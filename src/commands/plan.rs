@@ -51,7 +51,10 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     })
 }
 
-impl super::Run for PlanArgs {
+/// The arguments of `plan`, with its help (the command's, in `--help`).
+pub(crate) type Args = crate::cli::PlanArgs;
+
+impl super::Run for Args {
     fn no_progress(&self) -> bool {
         self.output.no_progress
     }

@@ -119,7 +119,10 @@ pub(super) async fn rehearsal(users: u64, tls: bool, quiet: bool) -> Result<Runn
     Ok(running)
 }
 
-impl super::Run for SandboxArgs {
+/// The arguments of `sandbox`, with its help (the command's, in `--help`).
+pub(crate) type Args = crate::cli::SandboxArgs;
+
+impl super::Run for Args {
     fn run(self) -> Result<Exit, Fatal> {
         run(&self)
     }

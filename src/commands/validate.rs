@@ -44,7 +44,10 @@ pub(super) fn run(
     })
 }
 
-impl super::Run for crate::cli::ValidateArgs {
+/// The arguments of `validate`, with its help (the command's, in `--help`).
+pub(crate) type Args = crate::cli::ValidateArgs;
+
+impl super::Run for Args {
     fn no_progress(&self) -> bool {
         self.output.no_progress
     }

@@ -146,7 +146,10 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
     })
 }
 
-impl super::Run for ApplyArgs {
+/// The arguments of `apply`, with its help (the command's, in `--help`).
+pub(crate) type Args = crate::cli::ApplyArgs;
+
+impl super::Run for Args {
     fn no_progress(&self) -> bool {
         self.output.no_progress
     }
