@@ -45,6 +45,7 @@ use crate::sink;
 use crate::sink::{ProgressMode, ReportContext, RunInfo};
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
+use crate::table::results::Status;
 
 use account::*;
 use ending::*;
@@ -226,8 +227,14 @@ enum Next {
 /// of what that run changed, and a file that is not a results file may be
 /// anything: neither is replaced unless `overwrite`. A dry run's results are
 /// replaced freely (so `validate` then `apply` needs no flag). `next`: how
-/// the command goes on from the record.
-fn guard_results(target: &OutputTarget, overwrite: bool, next: Next) -> Result<(), Fatal> {
+/// the command goes on from the record; `statuses`: the words of the
+/// command's operation besides every run's.
+fn guard_results(
+    target: &OutputTarget,
+    overwrite: bool,
+    next: Next,
+    statuses: &'static [Status],
+) -> Result<(), Fatal> {
     let OutputTarget::File(path) = target else {
         return Ok(());
     };
@@ -242,7 +249,7 @@ fn guard_results(target: &OutputTarget, overwrite: bool, next: Next) -> Result<(
         }
         Next::Nothing => "",
     };
-    match existing(path) {
+    match existing(path, statuses) {
         Existing::Nothing | Existing::DryRun | Existing::Plan => Ok(()),
         Existing::Sent => Err(Fatal::Usage(format!(
             "the results file {} already exists and records a run that sent requests, the only \

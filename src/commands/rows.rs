@@ -33,6 +33,7 @@ use crate::settings::{
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use crate::table::record::Previous;
+use crate::table::results::{Kind, Status};
 use crate::table::undo::UndoLog;
 
 /// The settings of a command over rows, each made once from the flags,
@@ -245,7 +246,12 @@ impl RowsRun {
         // A rehearsal's own file (<stem>.rehearsal.csv) is replaced at every rehearsal.
         let own_rehearsal_file = flags.rehearsal.is_some() && flags.output.output.is_none();
         if !resume && !own_rehearsal_file {
-            guard_results(&target, flags.output.overwrite, flags.next)?;
+            guard_results(
+                &target,
+                flags.output.overwrite,
+                flags.next,
+                rules.statuses(),
+            )?;
         }
         Ok(RowsRun {
             command: flags.command,
@@ -434,8 +440,13 @@ impl RowsRun {
             if let Some((path, kept)) = resuming
                 && !quiet
             {
+                // In the operation's word for a changed row (`updated`).
+                let changed = (self.rules.statuses().iter())
+                    .find(|status| status.kind() == Kind::Changed)
+                    .unwrap_or(&Status::UPDATED)
+                    .as_str();
                 crate::say!(
-                    "resuming from {path}: {kept} {} already updated, kept as recorded",
+                    "resuming from {path}: {kept} {} already {changed}, kept as recorded",
                     if kept == 1 { "row" } else { "rows" }
                 );
             }
@@ -500,7 +511,7 @@ impl RowsRun {
 /// The record of the earlier run a `--resume` goes on from, if there is one.
 fn open_previous(
     target: &OutputTarget,
-    statuses: &'static [crate::table::results::Status],
+    statuses: &'static [Status],
 ) -> Result<Option<Previous>, Fatal> {
     let path = match target {
         OutputTarget::Stdout => {

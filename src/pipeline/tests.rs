@@ -138,3 +138,19 @@ fn an_operation_sends_the_rows_it_takes_and_writes_its_own_words() {
     let (patch, _) = statuses(dir.path(), rows, PatchRows, None::<(Never, Fake)>);
     assert_eq!(patch, ["skipped", "would_update", "invalid"]);
 }
+
+#[test]
+fn a_results_file_with_an_operations_words_is_this_tools_record() {
+    use crate::table::record::{Existing, existing};
+    let dir = tempfile::tempdir().unwrap();
+    statuses(dir.path(), "1,de\n", Touch, Some((Touch, Fake)));
+    let out = dir.path().join("out.csv");
+    // Read with the operation's words: the record of a run that sent,
+    // which a new run does not replace without --overwrite.
+    assert!(matches!(
+        existing(&out, &[TOUCHED, WOULD_TOUCH]),
+        Existing::Sent
+    ));
+    // Without them, its words are unknown: not a results file of this tool.
+    assert!(matches!(existing(&out, &[]), Existing::Foreign(_)));
+}

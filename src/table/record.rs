@@ -235,13 +235,15 @@ pub enum Existing {
 }
 
 /// Reads enough of `path` to say what it holds.
-pub fn existing(path: &Path) -> Existing {
+/// `statuses`: the words of the command's operation besides every run's
+/// (a results file with them is this tool's).
+pub fn existing(path: &Path, statuses: &'static [Status]) -> Existing {
     // A journal with rows is the record of a run that sent requests (one
     // killed before its results file caught up), whatever the file says.
     let journal = journal_path(path);
     if std::fs::metadata(&journal).is_ok_and(|m| m.len() > 0)
-        && let Ok(mut reader) = RecordReader::open(&journal)
-        && reader.next_record().is_some()
+        && let Ok(reader) = RecordReader::open(&journal)
+        && reader.with_statuses(statuses).next_record().is_some()
     {
         return Existing::Sent;
     }
@@ -249,7 +251,7 @@ pub fn existing(path: &Path) -> Existing {
         return Existing::Nothing;
     }
     let mut reader = match RecordReader::open(path) {
-        Ok(reader) => reader,
+        Ok(reader) => reader.with_statuses(statuses),
         Err(error) => return Existing::Foreign(error.to_string()),
     };
     if reader.is_plan() {

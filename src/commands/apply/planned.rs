@@ -71,7 +71,7 @@ pub(super) fn run_planned(
         check_undo_path(undo, (&source, &target, run.summary_json.as_deref()), false)?;
     }
     check_report(args, (&source, &target), Some(&api), &mut run)?;
-    guard_results(&target, args.output.overwrite, Next::PlanAgain)?;
+    guard_results(&target, args.output.overwrite, Next::PlanAgain, &[])?;
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
