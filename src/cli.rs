@@ -338,6 +338,7 @@ pub struct OutputArgs {
     after_help = "Examples:
   gcore-iam-bulk sandbox                           # 1000 users on 127.0.0.1:8080
   gcore-iam-bulk sandbox --listen 127.0.0.1:0      # on a free loopback port (printed)
+  gcore-iam-bulk sandbox --users-file users.xlsx --state copy.json  # a copy of an export, kept
   gcore-iam-bulk sandbox --users 5000 --rate 100 --burst 5 --error-rate 0.05"
 )]
 pub struct SandboxArgs {
@@ -347,10 +348,16 @@ pub struct SandboxArgs {
     /// Number of seeded users, with IDs 1..N.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub users: u64,
-    /// Serve these users instead of seeded ones: a file that `export` wrote (CSV), or JSON (a
-    /// list of user objects, or a page {"count": N, "results": [...]}), odd values and all.
+    /// Serve these users instead of seeded ones: a file that `export` wrote (.xlsx or CSV), or
+    /// JSON (a list of user objects, or a page {"count": N, "results": [...]}), odd values and
+    /// all.
     #[arg(long, value_name = "FILE", conflicts_with = "users")]
     pub(crate) users_file: Option<PathBuf>,
+    /// Keep the users in FILE (JSON) across restarts: written within 2 s of a change and when
+    /// the sandbox stops; served instead of --users/--users-file when it exists (remove it to
+    /// start afresh).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: Option<PathBuf>,
     /// The key clients must send (Authorization: apikey KEY). Default: $GCORE_API_KEY (not printed), else a random key (printed at start).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,

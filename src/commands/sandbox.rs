@@ -8,7 +8,7 @@ use super::{Threads, runtime};
 use crate::cli::SandboxArgs;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::sandbox::{self, RunningSandbox, SandboxConfig};
+use crate::sandbox::{self, Keeper, RunningSandbox, SandboxConfig};
 use crate::settings::{KeySource, SandboxSettings, random_key};
 
 /// Serves until Ctrl-C or SIGTERM, then exits 0.
@@ -18,10 +18,32 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
         listen,
         config,
         key_source,
+        state,
+        resumed,
     } = SandboxSettings::from_args(args, env_key)?;
     let (users, seed) = (config.users, config.seed);
     // The authority's certificate, for clients to trust; removed at the end.
     let mut ca_file = None;
+    // `--state`: the users written again within 2 s of a change, and when
+    // the sandbox stops.
+    let mut kept = None;
+    let keep = state.as_ref().map(|path| {
+        let path = path.clone();
+        let tick = move |keeper: &Keeper| {
+            let changes = keeper.changes();
+            if kept == Some(changes) {
+                return;
+            }
+            match write_state(&path, &keeper.users_json()) {
+                Ok(()) => kept = Some(changes),
+                Err(error) => crate::say!(
+                    "error: cannot keep the sandbox's users in {}: {error}",
+                    path.display()
+                ),
+            }
+        };
+        (STATE_EVERY, tick)
+    });
     let served = runtime(Threads::PerCore)?.block_on(sandbox::serve_until_signal(
         config,
         listen,
@@ -34,7 +56,14 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
                 KeySource::Generated | KeySource::Flag => sandbox.api_key().to_string(),
                 KeySource::Environment => "(the value of GCORE_API_KEY)".to_string(),
             };
-            println!("Sandbox of the Gcore IAM users API: {users} users (seed {seed})");
+            match (&state, resumed) {
+                (Some(path), true) => println!(
+                    "Sandbox of the Gcore IAM users API: {users} users, as kept in {} (remove \
+                     it to start afresh)",
+                    path.display()
+                ),
+                _ => println!("Sandbox of the Gcore IAM users API: {users} users (seed {seed})"),
+            }
             println!("  base URL: {}", sandbox.base_url());
             println!("  API key:  {key}");
             if let Some(file) = &ca_file {
@@ -43,6 +72,22 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
                     file.path().display()
                 );
             }
+            if let Some(path) = &state {
+                println!("  users kept in: {}", path.display());
+            }
+            // What a shell needs to point the tool at it (a key from the
+            // environment is not shown: it is set already).
+            println!("To use it from another shell:");
+            println!("  export GCORE_BASE_URL={}", sandbox.base_url());
+            match key_source {
+                KeySource::Environment => {
+                    println!("  (GCORE_API_KEY: the one this sandbox was started with)")
+                }
+                _ => println!("  export GCORE_API_KEY={key}"),
+            }
+            if let Some(file) = &ca_file {
+                println!("  export GCORE_CA_CERT={}", file.path().display());
+            }
             println!(
                 "Stats at {}/sandbox/stats. Stop with Ctrl-C.",
                 sandbox.base_url()
@@ -50,6 +95,7 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
             let _ = std::io::stdout().flush();
             Ok(())
         },
+        keep,
     ));
     drop(ca_file);
     served.map_err(|source| match source.kind() {
@@ -66,6 +112,25 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
     })?;
     crate::say!("sandbox stopped");
     Ok(Exit::Success)
+}
+
+/// How often `--state` looks for changes to write.
+const STATE_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Writes `json` to `path` whole: a new file beside it, then renamed over
+/// it, so that a sandbox killed meanwhile leaves the last state whole.
+fn write_state(path: &std::path::Path, json: &str) -> std::io::Result<()> {
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".gcore-iam-bulk-state-")
+        .tempfile_in(folder)?;
+    file.write_all(json.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|error| error.error)?;
+    Ok(())
 }
 
 /// The sandbox's CA certificate in a file of its own in the temporary

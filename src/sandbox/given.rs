@@ -40,8 +40,9 @@ pub fn read(path: &Path) -> Result<Vec<User>, String> {
     }
 }
 
-/// The users of an `export` CSV file.
-fn from_export(text: &str) -> Result<Vec<User>, String> {
+/// The users of an `export` CSV file (or of a workbook's sheet that
+/// `export` wrote, as CSV text).
+pub(crate) fn from_export(text: &str) -> Result<Vec<User>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_reader(text.as_bytes());

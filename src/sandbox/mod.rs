@@ -251,6 +251,11 @@ impl RunningSandbox {
         self.app.counters.snapshot(&self.app.users)
     }
 
+    /// What keeps the users beyond the server's life (`sandbox --state`).
+    pub(crate) fn keeper(&self) -> Keeper {
+        Keeper(Arc::clone(&self.app))
+    }
+
     /// Stops accepting, lets requests in flight finish for up to a second,
     /// then closes what is left.
     pub async fn stop(self) {
@@ -394,22 +399,58 @@ where
     let _ = graceful.watch(connection).await;
 }
 
+/// The users of a sandbox, read while it serves and after it stopped.
+pub(crate) struct Keeper(Arc<App>);
+
+impl Keeper {
+    /// Changes made so far: the users need keeping again when it moved.
+    pub(crate) fn changes(&self) -> u64 {
+        self.0.users.changes()
+    }
+
+    /// Every user, whole, as a JSON list (what `--users-file` reads back).
+    pub(crate) fn users_json(&self) -> String {
+        serde_json::to_string(&self.0.users.all()).expect("a user always serialises")
+    }
+}
+
 /// The `sandbox` command: serve (HTTPS when `tls`) until Ctrl-C or SIGTERM.
 /// `on_start` is told the running sandbox once it listens (the command
-/// prints its address); an error from it stops the sandbox.
+/// prints its address); an error from it stops the sandbox. `every`: a
+/// period and what to do at each while serving (keep the users), done once
+/// more after the sandbox stopped.
 pub(crate) async fn serve_until_signal(
     config: SandboxConfig,
     addr: SocketAddr,
     tls: bool,
     on_start: impl FnOnce(&RunningSandbox) -> io::Result<()>,
+    mut every: Option<(Duration, impl FnMut(&Keeper))>,
 ) -> io::Result<()> {
     let sandbox = match tls {
         true => start_tls(config, addr).await?,
         false => start(config, addr).await?,
     };
     on_start(&sandbox)?;
-    shutdown_signal().await?;
+    let keeper = sandbox.keeper();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    match &mut every {
+        None => signal.await?,
+        Some((period, tick)) => {
+            let mut ticks = tokio::time::interval(*period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    stopped = &mut signal => { stopped?; break; }
+                    _ = ticks.tick() => tick(&keeper),
+                }
+            }
+        }
+    }
     sandbox.stop().await;
+    if let Some((_, tick)) = &mut every {
+        tick(&keeper);
+    }
     Ok(())
 }
 

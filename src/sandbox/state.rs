@@ -34,6 +34,8 @@ pub(crate) struct Users {
     /// again though the input rules would refuse them (the API takes back
     /// its own values); and each group's name in the account.
     known: Known,
+    /// Changes made so far (PATCHes that found their user).
+    changes: AtomicU64,
 }
 
 /// See [`Users::known`].
@@ -104,6 +106,7 @@ impl Users {
             slots,
             index: None,
             known: Known::default(),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -126,6 +129,7 @@ impl Users {
             slots,
             index: Some(index),
             known,
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -181,7 +185,21 @@ impl Users {
             }
         }
         slot.patches += 1;
+        self.changes.fetch_add(1, Ordering::Relaxed);
         Some(slot.user.clone())
+    }
+
+    /// How many changes were made so far.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
+    }
+
+    /// Every user, whole (`client_and_roles` too), in the order of their IDs.
+    pub(crate) fn all(&self) -> Vec<User> {
+        self.slots
+            .iter()
+            .map(|slot| lock(slot).user.clone())
+            .collect()
     }
 
     fn patches_per_user(&self) -> BTreeMap<u64, u64> {

@@ -1,6 +1,7 @@
 //! The `sandbox` command's settings, checked.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 
 use rand::RngExt;
 
@@ -14,6 +15,10 @@ pub(crate) struct SandboxSettings {
     pub listen: SocketAddr,
     pub config: SandboxConfig,
     pub(crate) key_source: KeySource,
+    /// `--state FILE`: where the users are kept across restarts.
+    pub(crate) state: Option<PathBuf>,
+    /// Whether the users come from the state an earlier sandbox kept.
+    pub(crate) resumed: bool,
 }
 
 /// Where the sandbox's key came from, which decides whether it is printed:
@@ -43,13 +48,24 @@ impl SandboxSettings {
                 .unwrap_or_else(|| rate.ceil().clamp(1.0, u32::MAX as f64) as u32);
             (rate, burst)
         });
-        let given = match &args.users_file {
-            None => None,
-            Some(path) => Some(std::sync::Arc::new(
+        // A state kept by an earlier run wins: its users are the account
+        // as that run left it.
+        let state = match &args.state {
+            Some(path) if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) => Some(path),
+            _ => None,
+        };
+        let given = match (state, &args.users_file) {
+            (Some(path), _) => Some(std::sync::Arc::new(
                 crate::sandbox::given::read(path).map_err(|why| {
-                    Fatal::Usage(format!("--users-file {}: {why}", path.display()))
+                    Fatal::Usage(format!(
+                        "--state {}: {why}; it is the file an earlier sandbox kept its users in: \
+                         remove it to start afresh",
+                        path.display()
+                    ))
                 })?,
             )),
+            (None, Some(path)) => Some(std::sync::Arc::new(read_users_file(path)?)),
+            (None, None) => None,
         };
         let config = SandboxConfig {
             users: given
@@ -76,8 +92,44 @@ impl SandboxSettings {
             listen,
             config,
             key_source,
+            state: args.state.clone(),
+            resumed: state.is_some(),
         })
     }
+}
+
+/// `--users-file`: JSON or an `export` CSV ([`crate::sandbox::given::read`]),
+/// or a workbook that `export` wrote, read as any input workbook is (in a
+/// child process, under the same bounds) and then as its CSV.
+fn read_users_file(path: &Path) -> Result<Vec<crate::model::api::User>, Fatal> {
+    let fail = |why: String| Fatal::Usage(format!("--users-file {}: {why}", path.display()));
+    let start = {
+        use std::io::Read;
+        let mut start = [0u8; 8];
+        let read = std::fs::File::open(path).and_then(|mut file| file.read(&mut start));
+        start[..read.unwrap_or(0)].to_vec()
+    };
+    if !crate::table::sheet::looks_like_workbook(&start) {
+        return crate::sandbox::given::read(path).map_err(fail);
+    }
+    let input = crate::table::input::Input::open(&crate::table::input::InputSettings {
+        source: crate::table::input::InputSource::File(path.to_path_buf()),
+        delimiter: None,
+        encoding: None,
+        null_token: "#null".to_string(),
+        ignore_unknown_columns: true,
+        sheet: None,
+        send_hidden_cells: true,
+    })?;
+    let text = input
+        .text(crate::sandbox::given::MAX_FILE_BYTES)?
+        .ok_or_else(|| {
+            fail(format!(
+                "its sheet is over {} bytes as CSV (a million users)",
+                crate::sandbox::given::MAX_FILE_BYTES
+            ))
+        })?;
+    crate::sandbox::given::from_export(&text).map_err(fail)
 }
 
 pub(super) fn parse_listen(text: &str) -> Result<SocketAddr, Fatal> {

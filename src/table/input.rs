@@ -338,6 +338,22 @@ impl Input {
         self.config.source.display_path()
     }
 
+    /// The whole input as the CSV text the passes read (a workbook's sheet
+    /// as its reader wrote it), up to `max` bytes: `None` past them.
+    pub(crate) fn text(&self, max: u64) -> Result<Option<String>, Fatal> {
+        let mut text = String::new();
+        let read = self
+            .spool
+            .reader()
+            .take(max.saturating_add(1))
+            .read_to_string(&mut text);
+        read.map_err(|source| Fatal::InputOpen {
+            path: self.display_path(),
+            source,
+        })?;
+        Ok((text.len() as u64 <= max).then_some(text))
+    }
+
     /// Starts a pass over the rows: reads and checks the header.
     pub fn rows(&self) -> Result<RowReader, Fatal> {
         let path = self.display_path();

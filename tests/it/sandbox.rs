@@ -908,6 +908,132 @@ fn the_command_serves_until_sigterm_then_exits_0() {
     assert_eq!(exit.code(), Some(0), "{exit:?}");
 }
 
+/// Starts `sandbox ARGS` (on a free port, key `cli-key`) and reads what it
+/// prints up to its "Stats at" line. The caller stops it and waits.
+#[allow(clippy::zombie_processes, reason = "the child is handed to the caller, who waits")]
+fn spawn_sandbox(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let mut child = common::bin()
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--api-key", "cli-key"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    loop {
+        let mut line = String::new();
+        if !matches!(stdout.read_line(&mut line), Ok(read) if read > 0) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the sandbox ended before it was ready: {printed}");
+        }
+        printed.push_str(&line);
+        if line.starts_with("Stats at") {
+            return (child, printed);
+        }
+    }
+}
+
+/// The value of `export NAME=...` in what the sandbox printed.
+fn exported(printed: &str, name: &str) -> String {
+    let prefix = format!("export {name}=");
+    printed
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no {prefix} line in: {printed}"))
+        .to_string()
+}
+
+#[test]
+fn the_command_prints_the_export_lines_and_keeps_its_users_in_its_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let state_arg = state.to_str().unwrap();
+    let (mut child, printed) = spawn_sandbox(&["--users", "5", "--state", state_arg]);
+    let base_url = exported(&printed, "GCORE_BASE_URL");
+    assert!(
+        printed.contains(&format!("base URL: {base_url}")),
+        "{printed}"
+    );
+    assert_eq!(exported(&printed, "GCORE_API_KEY"), "cli-key");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let patch = |base_url: &str, company: &str| {
+        runtime.block_on(async {
+            let response = client()
+                .patch(format!("{base_url}/iam/users/3"))
+                .header("Authorization", "apikey cli-key")
+                .json(&json!({ "company": company }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        })
+    };
+    patch(&base_url, "KeptCo");
+    // Written within 2 s of the change, while it serves: a sandbox killed
+    // with -9 afterwards keeps it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&state).is_ok_and(|text| text.contains("KeptCo")) {
+        assert!(Instant::now() < deadline, "the state was not written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    common::kill(child.id(), "KILL");
+    child.wait().unwrap();
+
+    // Started again with other flags: the state wins, and says so.
+    let (mut child, printed) = spawn_sandbox(&["--users", "50", "--state", state_arg]);
+    assert!(printed.contains("5 users, as kept in"), "{printed}");
+    let base_url = exported(&printed, "GCORE_BASE_URL");
+    let user: Value = runtime.block_on(async {
+        client()
+            .get(format!("{base_url}/iam/users/3"))
+            .header("Authorization", "apikey cli-key")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(user["company"], "KeptCo");
+    // A change just before SIGTERM is written as the sandbox stops.
+    patch(&base_url, "LastCo");
+    common::kill(child.id(), "TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(kept.as_array().unwrap().len(), 5);
+    assert_eq!(kept[2]["company"], "LastCo");
+}
+
+#[test]
+fn a_workbook_that_export_wrote_seeds_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut first, printed) = spawn_sandbox(&["--users", "12"]);
+    let base_url = exported(&printed, "GCORE_BASE_URL");
+    let export = |to: &str, base_url: &str| {
+        let output = common::command_in(dir.path(), "cli-key")
+            .args(["export", "-o", to, "--base-url", base_url])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+    };
+    export("users.xlsx", &base_url);
+    export("users.csv", &base_url);
+    common::kill(first.id(), "TERM");
+    first.wait().unwrap();
+    let workbook = dir.path().join("users.xlsx");
+    let (mut second, printed) = spawn_sandbox(&["--users-file", workbook.to_str().unwrap()]);
+    export("again.csv", &exported(&printed, "GCORE_BASE_URL"));
+    common::kill(second.id(), "TERM");
+    second.wait().unwrap();
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    assert_eq!(read("again.csv"), read("users.csv"));
+}
+
 #[test]
 fn the_command_refuses_bad_flags_with_exit_2() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"))
