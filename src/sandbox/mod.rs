@@ -6,6 +6,7 @@
 mod faults;
 pub mod given;
 mod routes;
+mod seed;
 mod state;
 mod tls;
 
