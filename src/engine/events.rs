@@ -3,7 +3,7 @@
 //! these types; the sink reads them (as nextest's reporter reads its
 //! runner's events).
 
-use crate::model::change::FieldSet;
+use crate::model::change::Change;
 use crate::table::results::ResultRecord;
 
 use super::timeline::Timeline;
@@ -18,8 +18,10 @@ pub struct Outcome {
     pub throttled: u32,
     /// How many of the attempts were retries.
     pub retries: u32,
-    /// The fields the row changes (or would change), for the summary.
-    pub changed: FieldSet,
+    /// What the row changes (or would change), field by field, from what
+    /// to what: for the summary and the report (empty for a row that was
+    /// not compared with its user).
+    pub changes: Vec<Change>,
     pub record: ResultRecord,
 }
 

@@ -3,7 +3,7 @@
 //! job (its [`Step`]).
 
 use crate::model::api::User;
-use crate::model::change::{Change, FieldSet};
+use crate::model::change::Change;
 use crate::model::patch::PatchBody;
 use crate::table::results::{ResultRecord, Status};
 
@@ -132,7 +132,7 @@ impl Work {
             seq,
             throttled: 0,
             retries: 0,
-            changed: FieldSet::default(),
+            changes: Vec::new(),
             record,
         })
     }

@@ -1,7 +1,7 @@
 //! The outcome of a job: its record in the results, however it ended.
 
 use crate::model::api::User;
-use crate::model::change::{Change, FieldSet, describe};
+use crate::model::change::{Change, describe};
 use crate::policy::StopReason;
 use crate::table::results::{ResultRecord, Status};
 
@@ -16,7 +16,7 @@ pub(super) fn finish(
     status: Status,
     http_status: Option<u16>,
     error: String,
-    changes: &[Change],
+    changes: Vec<Change>,
     user: Option<Box<User>>,
 ) -> Outcome {
     let attempts = job.attempts.saturating_sub(job.unsent);
@@ -32,7 +32,6 @@ pub(super) fn finish(
         seq: job.seq,
         throttled: job.throttled,
         retries: job.retries,
-        changed: FieldSet::of(changes),
         record: ResultRecord {
             row: job.row(),
             user_id: job.user_id_text,
@@ -41,14 +40,15 @@ pub(super) fn finish(
             attempts,
             error,
             request: job.request,
-            changes: describe(changes),
+            changes: describe(&changes),
             user,
         },
+        changes,
     }
 }
 
 pub(super) fn failed(job: Job, status: Option<u16>, error: String) -> Outcome {
-    finish(job, Status::FAILED, status, error, &[], None)
+    finish(job, Status::FAILED, status, error, Vec::new(), None)
 }
 
 /// A job waiting when the run stopped: `failed` when its last request
@@ -65,10 +65,10 @@ pub(super) fn interrupted(mut job: Job, why: &StopReason) -> Outcome {
 
 pub(super) fn not_attempted(job: Job, why: &StopReason) -> Outcome {
     let error = format!("not sent: {why}");
-    finish(job, Status::NOT_ATTEMPTED, None, error, &[], None)
+    finish(job, Status::NOT_ATTEMPTED, None, error, Vec::new(), None)
 }
 
 pub(super) fn would_update(job: Job) -> Outcome {
     let planned = job.planned;
-    finish(job, planned, None, String::new(), &[], None)
+    finish(job, planned, None, String::new(), Vec::new(), None)
 }

@@ -4,6 +4,7 @@
 //! engine hands outcomes over unordered and [`write_in_order`] puts them
 //! back in order.
 
+mod changed;
 mod chart;
 mod problems;
 mod progress;

@@ -16,6 +16,7 @@ use crate::exit::Exit;
 use crate::files::{REPORT_MARK, folder_of, plain_io_error};
 use crate::table::results::Status;
 
+use super::changed::{ChangedUser, ChangedUsers};
 use super::chart::{chart, chart_notes};
 use super::problems::{ProblemRow, ProblemRows, cut, visible};
 
@@ -75,6 +76,20 @@ struct Page<'a> {
     rows_note: Option<String>,
     /// What the section says when no row has a problem.
     none_text: &'static str,
+    /// Who changed: the fields, rarest first, each with its users.
+    changed_fields: Vec<ChangedField<'a>>,
+    changes_heading: &'static str,
+    changes_note: String,
+    /// Said instead when rows changed but were not compared with their users.
+    changes_unknown: Option<&'static str>,
+}
+
+/// A field of "Who changed": its name (a column's, safe in an ID), its
+/// filter's label and the users listed.
+struct ChangedField<'a> {
+    name: &'static str,
+    label: String,
+    users: &'a [ChangedUser],
 }
 
 /// A filter button: the status and its label (`failed (3)`, or
@@ -250,6 +265,39 @@ pub(crate) fn render(summary: &Summary, context: &ReportContext) -> String {
     } else {
         "None: every row went through."
     };
+    let planned = summary.planned() > 0;
+    let changed_fields: Vec<ChangedField> = summary
+        .changed_users
+        .rarest_first(&summary.fields)
+        .into_iter()
+        .map(|(field, count, users)| ChangedField {
+            name: field.name(),
+            label: label(field.name(), users.len() as u64, count),
+            users,
+        })
+        .collect();
+    let cut_fields: Vec<&str> = changed_fields
+        .iter()
+        .filter(|field| field.label.contains(" of "))
+        .map(|field| field.name)
+        .collect();
+    let changes_note = format!(
+        "Per field, the rarest first; a row that changes two fields is under each. Each field \
+         lists up to {} users{}; the results file has every row, its changes column says what \
+         changed.",
+        ChangedUsers::PAGE,
+        match cut_fields.is_empty() {
+            true => String::new(),
+            false => format!(" ({} cut there)", cut_fields.join(", ")),
+        }
+    );
+    let changed_rows = summary.counts.of_kind(crate::table::results::Kind::Changed);
+    let changes_unknown = (changed_fields.is_empty() && changed_rows > 0 && !run.dry_run)
+        .then_some(
+            "This run did not compare its rows with the users before sending (apply without \
+         --skip-unchanged or --undo-file): what each row sent is in the results file's request \
+         column. plan, then apply --plan, names who changed and from what.",
+        );
     Page {
         mark: REPORT_MARK,
         title,
@@ -267,6 +315,14 @@ pub(crate) fn render(summary: &Summary, context: &ReportContext) -> String {
         all_label,
         rows_note,
         none_text,
+        changed_fields,
+        changes_heading: if planned {
+            "Who would change"
+        } else {
+            "Who changed"
+        },
+        changes_note,
+        changes_unknown,
     }
     .render()
     .expect("the report's template renders")

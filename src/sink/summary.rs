@@ -9,9 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use super::changed::ChangedUsers;
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::model::patch::Field;
+use crate::model::patch::{Field, FieldSet};
 use crate::table::record::open_private;
 use crate::table::results::{Counts, Kind, ResultRecord, Status};
 
@@ -95,8 +96,9 @@ pub struct Summary {
     pub(super) elapsed: Option<Duration>,
     /// Rows that change (or would change) each field, in [`Field::ALL`]'s order.
     pub(super) fields: [u64; Field::ALL.len()],
-    /// The first few rows a plan would change, with their changes.
-    pub(super) examples: Vec<(u64, String)>,
+    /// Who changed (or would change), per field: a few for the terminal,
+    /// more for `--report`.
+    pub(super) changed_users: ChangedUsers,
     /// Rows that sent at least one request.
     pub(super) sent: u64,
     /// Rows stopped because their change looks like a spreadsheet's damage.
@@ -136,25 +138,21 @@ impl RateReport {
 impl Summary {
     /// How many problems the summary quotes.
     const QUOTED: usize = 5;
-    /// How many rows a plan's summary shows as examples.
-    const EXAMPLES: usize = 3;
 
     /// Counts the fields a row changes (or would change).
     pub(super) fn changed(&mut self, outcome: &Outcome) {
         // A row that failed changed nothing it could vouch for.
         let counts = matches!(outcome.record.status.kind(), Kind::Changed | Kind::Planned);
-        if outcome.changed.is_empty() || !counts {
+        if outcome.changes.is_empty() || !counts {
             return;
         }
+        let changed = FieldSet::of(&outcome.changes);
         for (count, field) in self.fields.iter_mut().zip(Field::ALL) {
-            if outcome.changed.contains(field) {
+            if changed.contains(field) {
                 *count += 1;
             }
         }
-        if outcome.record.status.kind() == Kind::Planned && self.examples.len() < Self::EXAMPLES {
-            self.examples
-                .push((outcome.record.row, outcome.record.changes.clone()));
-        }
+        self.changed_users.note(outcome);
     }
 
     /// `lang 5, groups 2`: how many rows change each field, or `None`.
@@ -314,12 +312,11 @@ impl Summary {
                 self.number_damage
             );
         }
-        if !self.examples.is_empty() {
-            let _ = writeln!(text, "for example:");
-            for (row, changes) in &self.examples {
-                let _ = writeln!(text, "  row {row}: {changes}");
-            }
-        }
+        let verb = match self.counts.of_kind(Kind::Planned) > 0 {
+            true => "would change",
+            false => "changed",
+        };
+        text.push_str(&self.changed_users.render(&self.fields, verb));
         let problems = self.problems();
         let quoted = self.quoted();
         if !quoted.is_empty() {

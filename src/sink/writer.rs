@@ -128,6 +128,8 @@ impl ResultsWriter {
     pub(crate) fn for_report(mut self, report: bool) -> ResultsWriter {
         if report {
             self.summary.problem_rows = Some(ProblemRows::default());
+            self.summary.changed_users =
+                super::changed::ChangedUsers::keeping(super::changed::ChangedUsers::PAGE);
         }
         self
     }

@@ -134,7 +134,12 @@ async fn plan_marks_exactly_the_rows_that_differ_and_changes_nothing() {
     assert_eq!(rows[40]["status"], "failed");
     assert!(rows[40]["error"].contains("404"), "{:?}", rows[40]);
     assert!(text.contains("fields that would change: lang 20"), "{text}");
-    assert!(text.contains("for example:\n  row 3: lang: "), "{text}");
+    // Who would change, by ID and e-mail: the first users of the field.
+    assert!(
+        text.contains("who would change, rarest field first")
+            && text.contains("  lang (20 users):\n    user 2 "),
+        "{text}"
+    );
 
     // In sync: exit 0; some row would change: exit 3.
     let in_sync: String = input

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
 use serde_json::Value;
@@ -212,6 +212,19 @@ document.getElementById('report').addEventListener('load', () => {
       statuses: [...new Set(shown.map(r => r.querySelector('.status').textContent))].sort(),
     };
   }
+  // "Who changed": each field's filter, the rows it shows and their e-mails.
+  const changes = () => [...d.querySelectorAll('table.changes tbody tr')].filter(r => r.getClientRects().length > 0);
+  found.changes = { shown: changes().length, fields: {}, order: [...d.querySelectorAll('.field-filters input')].map(i => i.id) };
+  for (const input of d.querySelectorAll('.field-filters input')) {
+    const label = d.querySelector('label[for="' + input.id + '"]');
+    label.click();
+    const shown = changes();
+    found.changes.fields[input.id] = {
+      label: label.textContent,
+      shown: shown.length,
+      first: shown.slice(0, 5).map(r => [...r.querySelectorAll('td')].map(c => c.textContent)),
+    };
+  }
   const svg = d.querySelector('#timeline svg');
   found.chart = null;
   if (svg) {
@@ -270,16 +283,21 @@ async fn open_in_browser(report: &[u8]) -> Opened {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let out = tokio::task::spawn_blocking(move || {
-        let mut child = command.spawn().expect("chromium starts");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
+        let child = command.spawn().expect("chromium starts");
+        let pid = child.id();
+        // Its output is read while it runs: a page's DOM is more than a
+        // pipe holds, and a browser blocked on a full pipe never exits.
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        match finished.recv_timeout(Duration::from_secs(120)) {
+            Ok(out) => out.unwrap(),
+            Err(_) => {
+                common::kill(pid, "KILL");
                 panic!("chromium did not finish within 120 s");
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        child.wait_with_output().unwrap()
     })
     .await
     .unwrap();
@@ -503,6 +521,117 @@ async fn a_run_stopped_early_says_why_and_lists_the_rows_not_sent() {
     assert!(page.contains(r#"<label for="show-failed">failed (1)</label>"#));
     assert!(!page.contains("not-the-key"), "the key is in the report");
     sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_names_who_changed_by_field_rarest_first() {
+    // The newcomer's job: a company rename for all 1,000 users, and three
+    // people out of Administrators, planned and then applied as planned.
+    let sandbox = start_sandbox("report-key", 1000, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("user_id,company,groups\n");
+    let mut moved = Vec::new();
+    for id in 1..=1000u64 {
+        let user = sandbox_user(&sandbox, id).await;
+        let admin = user["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|group| group["id"] == 1);
+        let groups = if admin && moved.len() < 3 {
+            moved.push(user["email"].as_str().unwrap().to_string());
+            "Users".to_string()
+        } else {
+            let names: Vec<&str> = user["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|group| group["name"].as_str().unwrap())
+                .collect();
+            names.join(";")
+        };
+        csv.push_str(&format!("{id},Renamed GmbH,{groups}\n"));
+    }
+    assert_eq!(moved.len(), 3, "the sandbox has three administrators");
+    std::fs::write(dir.path().join("in.csv"), csv).unwrap();
+    let out = run(
+        dir.path(),
+        Some(&sandbox),
+        &["plan", "in.csv", "--rate", "0", "--report", "plan.html"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The terminal names them too, rarest field first.
+    let said = stderr(&out);
+    let groups_at = said.find("  groups (3 users):").expect(&said);
+    let company_at = said.find("  company (1000 users):").expect(&said);
+    assert!(groups_at < company_at, "{said}");
+    for email in &moved {
+        assert!(said.contains(email.as_str()), "{email}: {said}");
+    }
+    let out = run(
+        dir.path(),
+        Some(&sandbox),
+        &[
+            "apply",
+            "--plan",
+            "in.plan.csv",
+            "--rate",
+            "0",
+            "--report",
+            "run.html",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for page in ["plan.html", "run.html"] {
+        let html = std::fs::read(dir.path().join(page)).unwrap();
+        let found = open_in_browser(&html).await.found;
+        let changes = &found["changes"];
+        let fields = &changes["fields"];
+        // Every changed user is on the page, under each field it changed.
+        assert_eq!(fields["field-all"]["shown"], 1003, "{page}: {changes}");
+        assert_eq!(fields["field-company"]["label"], "company (1000)", "{page}");
+        assert_eq!(fields["field-company"]["shown"], 1000, "{page}");
+        let groups = &fields["field-groups"];
+        assert_eq!(groups["label"], "groups (3)", "{page}: {groups}");
+        assert_eq!(groups["shown"], 3, "{page}: {groups}");
+        let emails: Vec<&str> = groups["first"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|cells| cells[3].as_str().unwrap())
+            .collect();
+        assert_eq!(emails, moved, "{page}: {groups}");
+        for cells in groups["first"].as_array().unwrap() {
+            assert_eq!(cells[0], "groups");
+            assert!(
+                cells[5].as_str().unwrap().contains("Administrators"),
+                "{cells}"
+            );
+            assert_eq!(cells[6], "Users", "{cells}");
+        }
+        // The rare field's filter comes first.
+        assert_eq!(
+            changes["order"],
+            serde_json::json!(["field-all", "field-groups", "field-company"]),
+            "{page}"
+        );
+    }
+    sandbox.stop().await;
+}
+
+/// The user `id` as the sandbox serves it.
+async fn sandbox_user(sandbox: &RunningSandbox, id: u64) -> Value {
+    common::http()
+        .get(format!("{}/iam/users/{id}", sandbox.base_url()))
+        .header("Authorization", format!("APIKey {}", sandbox.api_key()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

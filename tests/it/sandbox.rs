@@ -910,7 +910,10 @@ fn the_command_serves_until_sigterm_then_exits_0() {
 
 /// Starts `sandbox ARGS` (on a free port, key `cli-key`) and reads what it
 /// prints up to its "Stats at" line. The caller stops it and waits.
-#[allow(clippy::zombie_processes, reason = "the child is handed to the caller, who waits")]
+#[allow(
+    clippy::zombie_processes,
+    reason = "the child is handed to the caller, who waits"
+)]
 fn spawn_sandbox(args: &[&str]) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;

@@ -123,7 +123,7 @@ impl<O: Operation> Dispatcher<'_, O> {
                         changes,
                         user,
                     }) => {
-                        let outcome = finish(job, status, None, error, &changes, user);
+                        let outcome = finish(job, status, None, error, changes, user);
                         self.report(Report::Row(outcome))?;
                     }
                     Some(Step::Halt { error }) => {

@@ -155,7 +155,7 @@ impl<O: Operation> Dispatcher<'_, O> {
                 error,
                 changes,
                 user,
-            } => After::Ended(finish(job, row_status, Some(status), error, &changes, user)),
+            } => After::Ended(finish(job, row_status, Some(status), error, changes, user)),
             Step::Halt { error } => {
                 self.stop(StopReason::Halted { message: error })?;
                 let why = self.stopped.as_ref().expect("the run has stopped");
