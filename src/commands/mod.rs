@@ -103,7 +103,11 @@ macro_rules! commands {
     version,
     about = "Apply bulk changes from a CSV file or a spreadsheet (.xlsx, .ods, .xls) to the users \
              of a Gcore account",
-    after_help = "Exit codes: 0 every row is fine, 1 some row is invalid or failed, 2 the run could not \
+    after_help = "The recommended order: export -o users.xlsx, edit it in a spreadsheet, plan \
+                  users.xlsx (what would change), apply --plan users.plan.csv --undo-file undo.csv \
+                  (exactly that, with a way back), plan users.xlsx --exit-code (0: done). Rehearse \
+                  it first against `sandbox --users-file users.xlsx`.\n\n\
+                  Exit codes: 0 every row is fine, 1 some row is invalid or failed, 2 the run could not \
                   start (nothing was sent), 3 plan --exit-code: some row would change, 130 Ctrl-C, 143 SIGTERM (every row is still in the results \
                   file), 74 the results could not be written after requests were sent."
 )]
