@@ -268,6 +268,11 @@ pub struct RunArgs {
     /// Also write the summary as JSON to this file, for monitoring.
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
+    /// Also write the summary in the Prometheus text format to this file (FILE.prom, for
+    /// node_exporter's textfile collector): rows by status, requests, 429s, duration, exit
+    /// code, and the last run that ended well. Replaced whole at the end of each run.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
     /// One line per request on stderr: time, row, method and path, status, duration, what happens next (never a header, a body or the key).
     #[arg(short, long)]
     pub verbose: bool,

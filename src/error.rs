@@ -77,6 +77,12 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write the metrics file {path}")]
+    Metrics {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error(
         "the run stopped after {sent} requests had been sent, because its record could not be \
          written (the changes those requests made are in effect); {next}"

@@ -14,6 +14,8 @@ pub(super) struct Ending<'a> {
     /// The signal that came, if any.
     pub(super) signal: Option<Signal>,
     pub(super) summary_json: Option<&'a Path>,
+    /// `--metrics-file`: the summary for Prometheus.
+    pub(super) metrics: Option<&'a Path>,
     /// `--report`: the run's page.
     pub(super) report: Option<&'a Path>,
     /// The account and proxy of a run that talked to the API.
@@ -51,6 +53,7 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
         ref input,
         signal,
         summary_json,
+        metrics,
         report,
         route,
         changes_exit,
@@ -66,6 +69,16 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
     run.account = route.map(|route| route.account.clone());
     if let Some(path) = summary_json {
         summary.write_json(path, &run, results_path, exit, proxy)?;
+    }
+    if let Some(path) = metrics {
+        let run = MetricsRun {
+            command,
+            input: input.as_deref().unwrap_or("-"),
+            exit,
+            duration: started().elapsed().unwrap_or_default(),
+            now: SystemTime::now(),
+        };
+        summary.figures().write_metrics(path, &run)?;
     }
     if let Some(path) = report {
         let stopped = match ended {

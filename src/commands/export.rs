@@ -22,7 +22,7 @@ use crate::model::field::{Field, FieldSet};
 use crate::policy::StopReason;
 use crate::settings::{ApiSettings, InputSource, OutputTarget, RunSettings, check_summary_path};
 use crate::signals::Interrupt;
-use crate::sink::{ProgressMode, RunInfo, write_summary_json};
+use crate::sink::{Figures, MetricsRun, ProgressMode, RunInfo, write_summary_json};
 use crate::table::input_format::{InputWriter, odd_fields};
 use crate::table::sheet::named_like_workbook;
 use crate::table::xlsx::{self, is_xlsx_path};
@@ -87,9 +87,20 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &InputSource::Stdin, &target)?;
     }
+    if let Some(metrics) = &run.metrics_file {
+        crate::settings::check_metrics_path(metrics, &InputSource::Stdin, &target)?;
+        if run.summary_json.as_deref() == Some(metrics.as_path()) {
+            return Err(Fatal::Usage(format!(
+                "--metrics-file {} is also the --summary-json file; each file of a run must be a \
+                 file of its own",
+                metrics.display()
+            )));
+        }
+    }
     let written = [
         (!to_stdout).then_some((args.output.as_path(), "export", "-o")),
         (run.summary_json.as_deref()).map(|path| (path, "summary file", "--summary-json")),
+        (run.metrics_file.as_deref()).map(|path| (path, "metrics file", "--metrics-file")),
     ];
     for (path, what, flag) in written.into_iter().flatten() {
         if let Some((_, read)) = api
@@ -231,6 +242,22 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
                 proxy: route.proxy.as_deref(),
             };
             write_summary_json(path, &summary)?;
+        }
+        if let Some(path) = &run.metrics_file {
+            let figures = Figures {
+                rows: vec![("exported", written.unwrap_or(0))],
+                requests: tally.pages + tally.retries,
+                retries: tally.retries,
+                throttled: tally.throttled,
+            };
+            let run = MetricsRun {
+                command: "export",
+                input: &shown,
+                exit,
+                duration: super::started().elapsed().unwrap_or_default(),
+                now: std::time::SystemTime::now(),
+            };
+            figures.write_metrics(path, &run)?;
         }
         Ok(exit)
     })

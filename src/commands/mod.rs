@@ -42,7 +42,7 @@ use crate::profile::Profile;
 use crate::settings::{ApiSettings, InputSettings, InputSource, OutputTarget};
 use crate::signals::Interrupt;
 use crate::sink;
-use crate::sink::{ProgressMode, ReportContext, RunInfo};
+use crate::sink::{MetricsRun, ProgressMode, ReportContext, RunInfo};
 use crate::table::input::Input;
 use crate::table::record::{Existing, existing};
 use crate::table::results::Status;

@@ -27,8 +27,8 @@ use crate::http::Client;
 use crate::pipeline::{self, Checks, Disposition, Source};
 use crate::policy::SendPolicy;
 use crate::settings::{
-    ApiSettings, InputSettings, OutputTarget, RunSettings, check_report_path, check_summary_path,
-    check_undo_path,
+    ApiSettings, InputSettings, OutputTarget, RunSettings, check_metrics_path, check_report_path,
+    check_summary_path, check_undo_path,
 };
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
@@ -51,6 +51,8 @@ pub(crate) struct RowsRun {
     pub input: InputSettings,
     pub target: OutputTarget,
     pub summary_json: Option<PathBuf>,
+    /// `--metrics-file`: the summary for Prometheus (runs that send).
+    metrics: Option<PathBuf>,
     /// `--report`: the run's page.
     pub report: Option<PathBuf>,
     pub quiet: bool,
@@ -171,6 +173,12 @@ impl RowsRun {
         if let Some(summary) = &summary_json {
             check_summary_path(summary, &input.source, &target)?;
         }
+        let metrics = sending
+            .as_ref()
+            .and_then(|(_, run)| run.metrics_file.clone());
+        if let Some(metrics) = &metrics {
+            check_metrics_path(metrics, &input.source, &target)?;
+        }
         let resume = matches!(&flags.keeps, Keeps::Record(record) if record.resume);
         let mut keeps = match flags.keeps {
             Keeps::Plan => Kept::Plan,
@@ -183,7 +191,10 @@ impl RowsRun {
         };
         let report = flags.output.report.clone();
         if let Some(report) = &report {
-            let mut others = vec![(summary_json.as_deref(), "summary file")];
+            let mut others = vec![
+                (summary_json.as_deref(), "summary file"),
+                (metrics.as_deref(), "metrics file"),
+            ];
             if let Kept::Record { undo_file, .. } = &keeps {
                 others.push((undo_file.as_deref(), "undo file"));
             }
@@ -235,6 +246,7 @@ impl RowsRun {
             &[
                 (undo_file.as_deref(), "undo file", "--undo-file"),
                 (summary_json.as_deref(), "summary file", "--summary-json"),
+                (metrics.as_deref(), "metrics file", "--metrics-file"),
                 (report.as_deref(), "report", "--report"),
             ],
         )?;
@@ -260,6 +272,7 @@ impl RowsRun {
             input,
             target,
             summary_json,
+            metrics,
             report,
             quiet: flags.output.quiet,
             raw_output: flags.output.raw_output,
@@ -488,6 +501,7 @@ impl RowsRun {
                 input: Some(input_name(&self.input.source)),
                 signal: interrupt.signal(),
                 summary_json: self.summary_json.as_deref(),
+                metrics: self.metrics.as_deref(),
                 report: self.report.as_deref(),
                 route,
                 changes_exit: self.changes_exit,

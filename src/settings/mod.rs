@@ -502,6 +502,7 @@ mod tests {
             max_retries: 5,
             max_wait: 300.0,
             summary_json: None,
+            metrics_file: None,
             verbose: false,
             window: None,
         }

@@ -227,6 +227,23 @@ pub(crate) fn check_summary_path(
     })
 }
 
+/// `--metrics-file`: as [`check_summary_path`], for the summary in the
+/// Prometheus text format.
+pub(crate) fn check_metrics_path(
+    metrics: &Path,
+    input: &InputSource,
+    output: &OutputTarget,
+) -> Result<(), Fatal> {
+    refuse_named_pipe(metrics, "--metrics-file")?;
+    not_input_or_results(metrics, "metrics file", "--metrics-file", input, output)?;
+    // Written beside itself and renamed over: its folder must take a file.
+    let probe = probe_new_file(metrics);
+    probe.map_err(|source| Fatal::Metrics {
+        path: metrics.to_path_buf(),
+        source: plain_io_error(source),
+    })
+}
+
 /// What `--report` is checked against besides the input and the results:
 /// the other files the run reads or writes (`None`: not given).
 pub(crate) type OtherFiles<'a> = &'a [(Option<&'a Path>, &'a str)];

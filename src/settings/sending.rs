@@ -96,6 +96,8 @@ impl SendingChoice {
 pub(crate) struct RunSettings {
     pub send: SendPolicy,
     pub summary_json: Option<PathBuf>,
+    /// `--metrics-file`: the summary in the Prometheus text format.
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl RunSettings {
@@ -151,6 +153,7 @@ impl RunSettings {
         Ok(RunSettings {
             send,
             summary_json: args.summary_json.clone(),
+            metrics_file: args.metrics_file.clone(),
         })
     }
 }

@@ -6,6 +6,7 @@
 
 mod changed;
 mod chart;
+mod metrics;
 mod problems;
 mod progress;
 mod report;
@@ -16,6 +17,7 @@ use std::path::Path;
 
 pub(crate) use crate::engine::events::{Outcome, RateReport, Report};
 pub(crate) use crate::engine::timeline::Timeline;
+pub(crate) use metrics::{Figures, MetricsRun};
 pub(crate) use problems::ProblemRows;
 pub(crate) use progress::set_no_progress;
 pub use progress::{Progress, ProgressMode};

@@ -101,6 +101,8 @@ pub struct Summary {
     pub(super) changed_users: ChangedUsers,
     /// Rows that sent at least one request.
     pub(super) sent: u64,
+    /// Requests that left this machine, over all rows (every attempt).
+    pub(super) requests: u64,
     /// Rows stopped because their change looks like a spreadsheet's damage.
     pub(super) number_damage: u64,
     /// The rate the run ended at and the drops for 429s, when it adapted
@@ -199,6 +201,7 @@ impl Summary {
         if row.attempts > 0 {
             self.sent += 1;
         }
+        self.requests += u64::from(row.attempts);
         if let Some(rows) = &mut self.problem_rows {
             rows.note(row);
         }

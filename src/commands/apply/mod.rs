@@ -45,6 +45,12 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         }
     }
     if args.dry_run {
+        if args.run.metrics_file.is_some() {
+            crate::say!(
+                "note: --metrics-file is for runs that read the account; a dry run writes none \
+                 (--summary-json has its figures)"
+            );
+        }
         if !args.output.quiet && (args.skip_unchanged || args.undo_file.is_some()) {
             crate::say!(
                 "note: a dry run reads no account, so --skip-unchanged and --undo-file change \

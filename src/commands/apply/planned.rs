@@ -57,6 +57,9 @@ pub(super) fn run_planned(
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &source, &target)?;
     }
+    if let Some(metrics) = &run.metrics_file {
+        crate::settings::check_metrics_path(metrics, &source, &target)?;
+    }
     distinct_files(args, &source, &target, &run)?;
     if let Some(undo) = &args.undo_file {
         if std::fs::metadata(undo).is_ok_and(|m| m.len() > 0) {
@@ -114,6 +117,7 @@ pub(super) fn run_planned(
             input: Some(plan_path.display().to_string()),
             signal: interrupt.signal(),
             summary_json: run.summary_json.as_deref(),
+            metrics: run.metrics_file.as_deref(),
             report: args.output.report.as_deref(),
             route: Some(&route),
             changes_exit: false,
@@ -144,6 +148,7 @@ fn check_report(
     };
     let mut others = vec![
         (run.summary_json.as_deref(), "summary file"),
+        (run.metrics_file.as_deref(), "metrics file"),
         (args.undo_file.as_deref(), "undo file"),
         (args.plan.as_deref(), "plan"),
     ];
@@ -178,6 +183,11 @@ fn distinct_files(
                 run.summary_json.as_deref(),
                 "summary file",
                 "--summary-json",
+            ),
+            (
+                run.metrics_file.as_deref(),
+                "metrics file",
+                "--metrics-file",
             ),
             (args.output.report.as_deref(), "report", "--report"),
         ],

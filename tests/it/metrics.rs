@@ -1,0 +1,174 @@
+//! `--metrics-file`: the summary in the Prometheus text format, read back
+//! by a parser of that format (the `prometheus-parse` crate), over the
+//! binary against the sandbox.
+
+use std::path::Path;
+use std::process::Output;
+
+use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
+use prometheus_parse::{Scrape, Value};
+
+use crate::common::{self, start_sandbox};
+
+async fn run(dir: &Path, sandbox: &RunningSandbox, args: &[&str]) -> Output {
+    let mut command = common::command_in(dir, sandbox.api_key());
+    command.args(args).args(["--base-url", &sandbox.base_url()]);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The file parsed: every sample, by metric name and its `status` label.
+fn parse(path: &Path) -> Scrape {
+    let text = std::fs::read_to_string(path).unwrap();
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    Scrape::parse(lines).unwrap_or_else(|e| panic!("not the text format ({e}):\n{text}"))
+}
+
+fn value(scrape: &Scrape, name: &str, status: Option<&str>) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .find(|sample| {
+            sample.metric == name
+                && status.is_none_or(|status| sample.labels.get("status") == Some(status))
+        })
+        .map(|sample| match sample.value {
+            Value::Gauge(value) | Value::Counter(value) | Value::Untyped(value) => value,
+            _ => panic!("{name} is not a plain value"),
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_parse_and_keep_the_last_success() {
+    let sandbox = start_sandbox("metrics-key", 5, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("job.prom");
+    let prom_arg = prom.to_str().unwrap();
+
+    // A good run: every figure, and its time as the last success.
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "user_id,lang\n1,de\n2,en\n3,ru\n",
+    )
+    .unwrap();
+    let out = run(
+        dir.path(),
+        &sandbox,
+        &["apply", "in.csv", "--metrics-file", prom_arg],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let good = parse(&prom);
+    assert_eq!(
+        value(&good, "gcore_iam_bulk_rows", Some("updated")),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&good, "gcore_iam_bulk_rows", Some("failed")),
+        Some(0.0)
+    );
+    assert_eq!(value(&good, "gcore_iam_bulk_requests", None), Some(3.0));
+    assert_eq!(value(&good, "gcore_iam_bulk_throttled", None), Some(0.0));
+    assert_eq!(value(&good, "gcore_iam_bulk_exit_code", None), Some(0.0));
+    assert!(value(&good, "gcore_iam_bulk_duration_seconds", None).unwrap() > 0.0);
+    let success = value(&good, "gcore_iam_bulk_last_success_timestamp_seconds", None).unwrap();
+    let last_run = value(&good, "gcore_iam_bulk_last_run_timestamp_seconds", None).unwrap();
+    assert_eq!(success, last_run);
+    let sample = &good.samples[0];
+    assert_eq!(sample.labels.get("command"), Some("apply"));
+    assert_eq!(sample.labels.get("input"), Some("in.csv"));
+    // Every metric has its help and type, as the collector wants them.
+    let text = std::fs::read_to_string(&prom).unwrap();
+    for name in [
+        "rows",
+        "requests",
+        "retries",
+        "throttled",
+        "duration_seconds",
+        "exit_code",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE gcore_iam_bulk_{name} gauge\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("# HELP gcore_iam_bulk_{name} ")),
+            "{text}"
+        );
+    }
+
+    // The same job goes wrong (a row with a problem): exit 1, and the last
+    // success is still the good run's, so an alert on its age fires.
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n2,xx\n").unwrap();
+    let out = run(
+        dir.path(),
+        &sandbox,
+        &["apply", "in.csv", "--overwrite", "--metrics-file", prom_arg],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let bad = parse(&prom);
+    assert_eq!(value(&bad, "gcore_iam_bulk_exit_code", None), Some(1.0));
+    assert_eq!(
+        value(&bad, "gcore_iam_bulk_rows", Some("invalid")),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&bad, "gcore_iam_bulk_last_success_timestamp_seconds", None),
+        Some(success)
+    );
+
+    // plan --exit-code finding drift (3) is a run that worked.
+    let out = run(
+        dir.path(),
+        &sandbox,
+        &[
+            "plan",
+            "in.csv",
+            "--exit-code",
+            "--metrics-file",
+            "plan.prom",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    std::fs::write(dir.path().join("drift.csv"), "user_id,lang\n4,zh\n").unwrap();
+    let out = run(
+        dir.path(),
+        &sandbox,
+        &[
+            "plan",
+            "drift.csv",
+            "--exit-code",
+            "--metrics-file",
+            "plan.prom",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let plan = parse(&dir.path().join("plan.prom"));
+    assert_eq!(value(&plan, "gcore_iam_bulk_exit_code", None), Some(3.0));
+    assert_eq!(
+        value(&plan, "gcore_iam_bulk_rows", Some("would_update")),
+        Some(1.0)
+    );
+    assert!(value(&plan, "gcore_iam_bulk_last_success_timestamp_seconds", None).is_some());
+
+    // The metrics file is a file of its own.
+    let out = run(
+        dir.path(),
+        &sandbox,
+        &[
+            "apply",
+            "in.csv",
+            "-o",
+            "same.csv",
+            "--metrics-file",
+            "same.csv",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    sandbox.stop().await;
+}
