@@ -87,9 +87,14 @@ fn show_text(text: Option<&str>) -> String {
 }
 
 /// How the user differs from what the plan read, field by field:
-/// `lang: en in the plan, de now`.
+/// `lang: en in the plan, de now`. A field already at its planned value
+/// (the plan applied before) is said so; then the fields still as the plan
+/// read them are named too, since they were changed back since: a user
+/// half as planned is what a reviewer needs to see whole.
 fn drift(planned: &[Change], now: &[Change]) -> String {
     let mut parts = Vec::new();
+    let mut pending = Vec::new();
+    let mut applied = false;
     for field in Field::ALL {
         let was = planned.iter().find(|c| c.field == field);
         let is = now.iter().find(|c| c.field == field);
@@ -102,12 +107,23 @@ fn drift(planned: &[Change], now: &[Change]) -> String {
                     is.from
                 )
             }
-            (Some(was), None) => format!(
-                "{}: {} in the plan, {} (the planned value) now",
-                field.name(),
-                was.from,
-                was.to
-            ),
+            (Some(was), Some(_)) => {
+                pending.push(format!(
+                    "{}: {} again, as the plan read it (changed back since?), still to become {}",
+                    field.name(),
+                    was.from,
+                    was.to
+                ));
+                continue;
+            }
+            (Some(was), None) => {
+                applied = true;
+                format!(
+                    "{}: already {}, the planned value (an earlier apply of this plan?)",
+                    field.name(),
+                    was.to
+                )
+            }
             (None, Some(is)) => format!(
                 "{}: {} in the plan (no change planned), {} now",
                 field.name(),
@@ -118,5 +134,48 @@ fn drift(planned: &[Change], now: &[Change]) -> String {
         };
         parts.push(text);
     }
+    if applied {
+        parts.extend(pending);
+    }
     parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(field: Field, from: &str, to: &str) -> Change {
+        Change {
+            field,
+            from: from.to_string(),
+            to: to.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_plan_applied_then_partly_undone_names_both_fields() {
+        // Planned: company and groups. Applied; then someone put the
+        // groups back. Now only the groups differ from the plan's values.
+        let planned = [
+            change(Field::Company, "\"A\"", "\"B\""),
+            change(Field::Groups, "Administrators", "Users"),
+        ];
+        let now = [change(Field::Groups, "Administrators", "Users")];
+        let text = drift(&planned, &now);
+        assert_eq!(
+            text,
+            "company: already \"B\", the planned value (an earlier apply of this plan?); groups: \
+             Administrators again, as the plan read it (changed back since?), still to become \
+             Users"
+        );
+        // A field changed by someone else is named as before, alone.
+        let now = [
+            change(Field::Company, "\"C\"", "\"B\""),
+            change(Field::Groups, "Administrators", "Users"),
+        ];
+        assert_eq!(
+            drift(&planned, &now),
+            "company: \"A\" in the plan, \"C\" now"
+        );
+    }
 }

@@ -143,7 +143,7 @@ pub(crate) fn render(summary: &Summary, context: &ReportContext) -> String {
             value: format!("{fields} (rows)"),
         });
     }
-    if let Some(elapsed) = summary.elapsed {
+    if let Some(elapsed) = summary.elapsed.filter(|_| summary.requests > 0) {
         facts.push(Fact {
             name: "sending took",
             value: format!("{:.1} s", elapsed.as_secs_f64()),
@@ -210,6 +210,16 @@ pub(crate) fn render(summary: &Summary, context: &ReportContext) -> String {
             notes.extend(chart_notes(timeline));
             (Some(svg), notes)
         }
+        // Every row decided without a request of its own: a plan that
+        // compared them all with the account's list, read before.
+        Some(_) if summary.requests == 0 => (
+            None,
+            vec![
+                "No request was sent for the rows: each was decided without one (a plan \
+                 compares them with the account's list, read before)."
+                    .to_string(),
+            ],
+        ),
         Some(_) => (
             None,
             vec!["No request was answered during the run.".to_string()],

@@ -584,6 +584,15 @@ async fn the_page_names_who_changed_by_field_rarest_first() {
     )
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The plan compared every row with the account's list: no request of
+    // its own, which its page says instead of "no request was answered".
+    let plan_page = std::fs::read_to_string(dir.path().join("plan.html")).unwrap();
+    assert!(
+        plan_page.contains("No request was sent for the rows"),
+        "{plan_page}"
+    );
+    assert!(!plan_page.contains("sending took"));
+    assert!(!plan_page.contains("No request was answered"));
     for page in ["plan.html", "run.html"] {
         let html = std::fs::read(dir.path().join(page)).unwrap();
         let found = open_in_browser(&html).await.found;
