@@ -23,7 +23,7 @@ pub struct ConfigArgs {
     pub run: RunArgs,
 }
 
-/// Print the completion script for SHELL to standard output (see the README for where it goes).
+/// Print the completion script for SHELL to standard output (see docs/REFERENCE.md for where it goes).
 #[derive(Debug, Args)]
 #[command(
     display_order = 5,
@@ -276,7 +276,7 @@ pub struct RunArgs {
     /// One line per request on stderr: time, row, method and path, status, duration, what happens next (never a header, a body or the key).
     #[arg(short, long)]
     pub verbose: bool,
-    /// Rows that may finish ahead of the oldest unfinished row (the reorder window). Default: from the rate, see the README.
+    /// Rows that may finish ahead of the oldest unfinished row (the reorder window). Default: from the rate, see docs/REFERENCE.md.
     #[arg(long, value_name = "ROWS", hide_short_help = true)]
     pub window: Option<usize>,
 }
@@ -331,7 +331,7 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
     /// Write cells as they are, even those a spreadsheet would run as a formula (=, +, -, @);
-    /// by default such a cell gets a leading ' (see the README).
+    /// by default such a cell gets a leading ' (see docs/REFERENCE.md).
     #[arg(long)]
     pub(crate) raw_output: bool,
 }

@@ -142,7 +142,7 @@ pub fn select(
     };
     let text = read_config(path).map_err(|why| {
         Fatal::Usage(format!(
-            "{from} {name}: the config file {} {why}; profiles live there (see the README, \
+            "{from} {name}: the config file {} {why}; profiles live there (see docs/REFERENCE.md, \
              Profiles)",
             path.display()
         ))
