@@ -200,6 +200,30 @@ pub(super) async fn live_snapshot(
 ) -> Result<Option<Arc<HashMap<u64, User>>>, Fatal> {
     // Rows known to be invalid are never compared (a plan does not count them).
     let valid = preflight.rows - preflight.invalid;
+    let list = live_list(users, valid, client, policy, interrupt, quiet).await?;
+    Ok(list.map(|AccountList { users, partial }| {
+        Arc::new(
+            users
+                .into_iter()
+                .filter_map(|user| Some((user.id?, user)))
+                .filter(|(id, _)| !partial.contains_key(id))
+                .collect(),
+        )
+    }))
+}
+
+/// The account's users as listed, in the list's order, when reading the
+/// list takes fewer requests than a GET for each of `valid` rows (see
+/// [`live_snapshot`]); `None`: a GET per row. Says which users the list
+/// leaves a field out of.
+pub(super) async fn live_list(
+    users: Option<AccountList>,
+    valid: u64,
+    client: &Client,
+    policy: &SendPolicy,
+    interrupt: &Interrupt,
+    quiet: bool,
+) -> Result<Option<AccountList>, Fatal> {
     let instead = "reading each row's user with one GET for each row instead";
     let list = match users {
         Some(list) => Some(list),
@@ -268,23 +292,18 @@ pub(super) async fn live_snapshot(
             }
         },
     };
-    Ok(list.map(|AccountList { users, partial }| {
-        if !partial.is_empty() && !quiet {
-            crate::say!(
-                "note: the account's list leaves out {} of {}: a row naming one of them reads it \
-                 with a GET",
-                left_out_fields(&partial),
-                crate::sink::count(partial.len() as u64, "user", "users"),
-            );
-        }
-        Arc::new(
-            users
-                .into_iter()
-                .filter_map(|user| Some((user.id?, user)))
-                .filter(|(id, _)| !partial.contains_key(id))
-                .collect(),
-        )
-    }))
+    if let Some(AccountList { partial, .. }) = &list
+        && !partial.is_empty()
+        && !quiet
+    {
+        crate::say!(
+            "note: the account's list leaves out {} of {}: a row naming one of them reads it \
+             with a GET",
+            left_out_fields(partial),
+            crate::sink::count(partial.len() as u64, "user", "users"),
+        );
+    }
+    Ok(list)
 }
 
 /// The users of the input's valid rows, for a run that compares them with

@@ -28,6 +28,21 @@ pub(super) fn finish(
         Status::NOT_ATTEMPTED if !error.starts_with("not sent") => format!("not sent: {error}"),
         _ => error,
     };
+    decided(job, status, http_status, error, changes, user)
+}
+
+/// The row's outcome as its operation decided it, word for word: a row
+/// decided before any request ([`super::Operation::decide`]) that failed
+/// its operation's check is `failed`, not `not_attempted`.
+pub(super) fn decided(
+    job: Job,
+    status: Status,
+    http_status: Option<u16>,
+    error: String,
+    changes: Vec<Change>,
+    user: Option<Box<User>>,
+) -> Outcome {
+    let attempts = job.attempts.saturating_sub(job.unsent);
     Outcome {
         seq: job.seq,
         throttled: job.throttled,

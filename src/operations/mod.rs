@@ -10,6 +10,7 @@
 //! [`crate::engine::Operation`], and `pub mod NAME;` below.
 
 pub mod list;
+pub(crate) mod pages;
 pub mod patch;
 pub mod plan;
 pub mod planned;

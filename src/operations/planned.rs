@@ -3,36 +3,104 @@
 
 use std::sync::Arc;
 
+use std::time::Instant;
+
+use super::pages::{LivePages, Lookup};
 use super::{get_then_patch, patched, read_user, undo_first};
 use crate::engine::{Job, Operation, Step};
 use crate::http::{Call, Reply};
+use crate::model::api::{User, UserPage};
 use crate::model::change::{Change, FieldSet, diff};
 use crate::model::patch::Field;
 use crate::table::results::Status;
 use crate::table::undo::UndoLog;
 
-/// `apply --plan`: a GET, then the PATCH of the changes the plan showed,
-/// only while the user still has every value the plan read; a user
-/// changed since is `failed`, nothing sent. With an undo log, the values
-/// about to change are written to it before the PATCH goes.
+/// `apply --plan`: the user read just before (its page of the account's
+/// list when that was read less than [`LivePages::fresh`] ago, else a GET),
+/// then the PATCH of the changes the plan showed, only while the user
+/// still has every value the plan read; a user changed since is `failed`,
+/// nothing sent. With an undo log, the values about to change are written
+/// to it before the PATCH goes.
 #[derive(Clone, Default)]
 pub(crate) struct PatchAsPlanned {
     pub undo: Option<Arc<UndoLog>>,
+    /// The account's list by pages, when reading it took fewer requests
+    /// than a GET per row.
+    pub pages: Option<Arc<LivePages>>,
 }
+
+/// The steps: the user's GET (0), the PATCH (1), its page read again (2).
+const GET: u32 = 0;
+const PATCH: u32 = 1;
+const PAGE: u32 = 2;
 
 impl Operation for PatchAsPlanned {
     fn call(&self, job: &Job) -> Call {
-        get_then_patch(job)
+        match (job.step, &self.pages) {
+            (PAGE, Some(pages)) => pages.call(job.user_id()),
+            _ => get_then_patch(job),
+        }
+    }
+
+    /// A user its page shows, read less than a window ago, is compared at
+    /// once; an older page is read again by this row.
+    fn decide(&self, job: &mut Job) -> Option<Step> {
+        match self.pages.as_ref()?.lookup(job.user_id()) {
+            Lookup::Fresh(user) => Some(self.compare(job, user)),
+            Lookup::Refresh => {
+                job.step = PAGE;
+                None
+            }
+            Lookup::Get => None,
+        }
     }
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
-        if job.step > 0 {
-            return patched(job, reply);
+        match job.step {
+            PATCH => return patched(job, reply),
+            PAGE => return self.page_read(job, reply),
+            _ => {}
         }
         let user = match read_user(job, reply) {
             Ok(user) => user,
             Err(step) => return step,
         };
+        self.compare(job, user)
+    }
+}
+
+impl PatchAsPlanned {
+    /// The page of the row's user, read again: the user compared, or read
+    /// with a GET when the page no longer shows it whole.
+    fn page_read(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        let pages = self.pages.as_ref().expect("a page is read only with pages");
+        let page = reply.and_then(|reply| reply.read(UserPage::parse));
+        let found = match page {
+            // As of when it was sent, at the latest: a tenth of the window
+            // earlier than its answer.
+            Ok(page) => {
+                let now = Instant::now();
+                let read_at = now.checked_sub(pages.fresh() / 10).unwrap_or(now);
+                pages.refreshed(job.user_id(), page, read_at)
+            }
+            Err(_) => {
+                pages.unread(job.user_id());
+                None
+            }
+        };
+        match found {
+            Some(user) => self.compare(job, user),
+            None => {
+                job.step = GET;
+                Step::Next
+            }
+        }
+    }
+
+    /// The user as read just now against what the plan read and would
+    /// change: the PATCH next, or the row ended (already done, or changed
+    /// since the plan).
+    fn compare(&self, job: &mut Job, user: Box<User>) -> Step {
         let body = job.body.take().expect("a planned row keeps its body");
         // The user the plan read is still the one its row names: a row by
         // current_email found this user by an address that has moved on.
@@ -77,7 +145,7 @@ impl Operation for PatchAsPlanned {
             return halt;
         }
         job.before = Some(user);
-        job.step = 1;
+        job.step = PATCH;
         Step::Next
     }
 }
@@ -88,9 +156,10 @@ fn show_text(text: Option<&str>) -> String {
 
 /// How the user differs from what the plan read, field by field:
 /// `lang: en in the plan, de now`. A field already at its planned value
-/// (the plan applied before) is said so; then the fields still as the plan
-/// read them are named too, since they were changed back since: a user
-/// half as planned is what a reviewer needs to see whole.
+/// (the plan applied before, or someone else) is said so; then the fields
+/// still as the plan read them are named too (changed back since, when an
+/// earlier run applied the plan): a user half as planned is what a
+/// reviewer needs to see whole.
 fn drift(planned: &[Change], now: &[Change]) -> String {
     let mut parts = Vec::new();
     let mut pending = Vec::new();
@@ -109,7 +178,7 @@ fn drift(planned: &[Change], now: &[Change]) -> String {
             }
             (Some(was), Some(_)) => {
                 pending.push(format!(
-                    "{}: {} again, as the plan read it (changed back since?), still to become {}",
+                    "{}: still {}, as the plan read it (to become {})",
                     field.name(),
                     was.from,
                     was.to
@@ -119,7 +188,8 @@ fn drift(planned: &[Change], now: &[Change]) -> String {
             (Some(was), None) => {
                 applied = true;
                 format!(
-                    "{}: already {}, the planned value (an earlier apply of this plan?)",
+                    "{}: already {}, the planned value (set by an earlier run of this plan, or by \
+                     someone else)",
                     field.name(),
                     was.to
                 )
@@ -164,9 +234,8 @@ mod tests {
         let text = drift(&planned, &now);
         assert_eq!(
             text,
-            "company: already \"B\", the planned value (an earlier apply of this plan?); groups: \
-             Administrators again, as the plan read it (changed back since?), still to become \
-             Users"
+            "company: already \"B\", the planned value (set by an earlier run of this plan, or \
+             by someone else); groups: still Administrators, as the plan read it (to become Users)"
         );
         // A field changed by someone else is named as before, alone.
         let now = [

@@ -627,7 +627,7 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
     );
     assert!(rows[1]["error"].contains(" now"), "{:?}", rows[1]);
     assert!(
-        rows[2]["error"].contains("(the planned value) now"),
+        rows[2]["error"].contains("already \"Planned Co\", the planned value"),
         "{:?}",
         rows[2]
     );
@@ -1169,4 +1169,61 @@ async fn a_page_of_thousands_of_users_is_read() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = std::fs::read_to_string(dir.path().join("all.csv")).unwrap();
     assert_eq!(text.lines().count(), 5001);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_plan_reads_the_list_by_pages_not_each_user() {
+    // 1,200 users, every one planned: the account's list in three pages,
+    // then a PATCH per row, where a GET per row doubled the requests.
+    let sandbox = start_sandbox_of(1200, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let before = users(&sandbox).await;
+    let mut input = String::from("user_id,lang\n");
+    for user in &before {
+        let lang = other_lang(user.lang.as_deref().unwrap());
+        input.push_str(&format!("{},{lang}\n", user.id.unwrap()));
+    }
+    std::fs::write(dir.path().join("in.csv"), &input).unwrap();
+    let output = run(&sandbox, dir.path(), "plan", &["in.csv"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Behind the plan's back, before apply reads the list: seen, not sent.
+    set(&sandbox, 7, serde_json::json!({"lang": "az"})).await;
+    let gets_before = sandbox.stats().by_method_status["GET"]
+        .values()
+        .sum::<u64>();
+    let output = run(&sandbox, dir.path(), "apply", &["--plan", "in.plan.csv"]).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    let stats = sandbox.stats();
+    let gets = stats.by_method_status["GET"].values().sum::<u64>() - gets_before;
+    let patches = stats.by_method_status["PATCH"].values().sum::<u64>();
+    let (rows, _) = read_results_file(&dir.path().join("in.results.csv"));
+    let attempts: u64 = rows
+        .iter()
+        .map(|row| row["attempts"].parse::<u64>().unwrap())
+        .sum();
+    // The list's three pages (500 users each), then the rows' own requests:
+    // a PATCH each (user 7's none), and a page read again by a row when its
+    // page got older than 5 s on a slow machine (its attempts say so).
+    assert_eq!(gets + patches - 1, 3 + attempts, "{text}");
+    assert!(
+        attempts < 1200 + 20,
+        "about one request per row: {attempts}"
+    );
+    for row in &rows {
+        let status = match row["user_id"].as_str() {
+            "7" => "failed",
+            _ => "updated",
+        };
+        assert_eq!(row["status"], status, "{row:?}");
+    }
+    let seven = rows.iter().find(|row| row["user_id"] == "7").unwrap();
+    assert!(
+        seven["error"].contains("changed since the plan, nothing sent: lang: "),
+        "{seven:?}"
+    );
+    assert!(
+        text.contains("reading the account's 1200 users by pages"),
+        "{text}"
+    );
 }

@@ -2,6 +2,8 @@
 //! still as it read them.
 
 use super::*;
+use crate::commands::{LIST_PAGE_SIZE, live_list};
+use crate::operations::pages::LivePages;
 
 /// `apply --plan PLAN`: the changes a reviewed plan showed, for the users
 /// still as it read them.
@@ -97,7 +99,24 @@ pub(super) fn run_planned(
             &target,
         )?;
         mark_account(&target, &api)?;
-        let operation = ApplyRows::Planned(PatchAsPlanned { undo: undo.clone() });
+        // The users by pages of the account's list, when that takes fewer
+        // requests than a GET per row; each page read again when a row
+        // needs it after PAGE_FRESH.
+        let read_at = std::time::Instant::now();
+        let listed = live_list(None, plan.changes, &client, &run.send, &interrupt, quiet).await?;
+        let pages = listed.map(|list| {
+            Arc::new(LivePages::new(
+                list.users,
+                &list.partial,
+                LIST_PAGE_SIZE,
+                read_at,
+                PAGE_FRESH,
+            ))
+        });
+        let operation = ApplyRows::Planned(PatchAsPlanned {
+            undo: undo.clone(),
+            pages,
+        });
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),
             plan.rows,
@@ -129,6 +148,11 @@ pub(super) fn run_planned(
         exit
     })
 }
+
+/// How old a page of the account's list may be for `apply --plan` to
+/// compare a row with it rather than read the user again: the window in
+/// which a change made by someone else to a planned user goes unseen.
+pub(super) const PAGE_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A plan at least this old is applied with a note of its age.
 pub(super) const PLAN_AGE_NOTE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);

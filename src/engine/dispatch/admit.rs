@@ -11,7 +11,7 @@ use crate::http::Call;
 use crate::policy::StopReason;
 
 use super::super::events::Report;
-use super::super::outcome::{finish, interrupted, not_attempted, would_update};
+use super::super::outcome::{decided, interrupted, not_attempted, would_update};
 use super::{Admission, Dispatcher, Gone, Job, Operation, Step, Traced, Work};
 
 impl<O: Operation> Dispatcher<'_, O> {
@@ -123,7 +123,7 @@ impl<O: Operation> Dispatcher<'_, O> {
                         changes,
                         user,
                     }) => {
-                        let outcome = finish(job, status, None, error, changes, user);
+                        let outcome = decided(job, status, None, error, changes, user);
                         self.report(Report::Row(outcome))?;
                     }
                     Some(Step::Halt { error }) => {
