@@ -84,6 +84,14 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
         true => OutputTarget::Stdout,
         false => OutputTarget::File(args.output.clone()),
     };
+    if !to_stdout {
+        crate::settings::refuse_special(
+            &args.output,
+            "-o",
+            "the export is written beside the file and renamed over it: name a file, or give \
+             -o - for standard output",
+        )?;
+    }
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &InputSource::Stdin, &target)?;
     }

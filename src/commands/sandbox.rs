@@ -22,6 +22,9 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
         resumed,
     } = SandboxSettings::from_args(args, env_key)?;
     let (users, seed) = (config.users, config.seed);
+    // One sandbox keeps its users in a state file at a time: a second one
+    // would write over the first's changes.
+    let lock = state.as_deref().map(lock_state).transpose()?;
     // The authority's certificate, for clients to trust; removed at the end.
     let mut ca_file = None;
     // `--state`: the users written again within 2 s of a change, and when
@@ -62,7 +65,15 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
                      it to start afresh)",
                     path.display()
                 ),
-                _ => println!("Sandbox of the Gcore IAM users API: {users} users (seed {seed})"),
+                _ => match &args.users_file {
+                    Some(file) => println!(
+                        "Sandbox of the Gcore IAM users API: {users} users from {}",
+                        file.display()
+                    ),
+                    None => {
+                        println!("Sandbox of the Gcore IAM users API: {users} users (seed {seed})")
+                    }
+                },
             }
             println!("  base URL: {}", sandbox.base_url());
             println!("  API key:  {key}");
@@ -98,6 +109,9 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
         keep,
     ));
     drop(ca_file);
+    if let (Some(path), Some(_)) = (&state, lock) {
+        let _ = std::fs::remove_file(lock_path(path));
+    }
     served.map_err(|source| match source.kind() {
         // Another sandbox (or anything else) has the port: say how to get
         // a free one.
@@ -110,8 +124,48 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
             source,
         },
     })?;
-    crate::say!("sandbox stopped");
+    match &state {
+        Some(path) => crate::say!("sandbox stopped; its users are kept in {}", path.display()),
+        None => crate::say!("sandbox stopped"),
+    }
     Ok(Exit::Success)
+}
+
+/// Where a sandbox that keeps its users in `state` holds its lock.
+fn lock_path(state: &std::path::Path) -> std::path::PathBuf {
+    let mut name = state.as_os_str().to_owned();
+    name.push(".lock");
+    name.into()
+}
+
+/// Takes the lock of the state file, or says which sandbox holds it.
+fn lock_state(state: &std::path::Path) -> Result<std::fs::File, Fatal> {
+    let path = lock_path(state);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| {
+            Fatal::Usage(format!(
+                "--state {}: cannot take its lock {} ({error})",
+                state.display(),
+                path.display()
+            ))
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Fatal::Usage(format!(
+            "--state {}: another sandbox keeps its users there; stop it first, or give \
+             --state another file",
+            state.display()
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => Err(Fatal::Usage(format!(
+            "--state {}: cannot take its lock {} ({error})",
+            state.display(),
+            path.display()
+        ))),
+    }
 }
 
 /// How often `--state` looks for changes to write.

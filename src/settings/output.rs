@@ -30,6 +30,9 @@ impl OutputTarget {
             Some(path) => OutputTarget::File(path.clone()),
             None => OutputTarget::File(default_output(input, suffix)),
         };
+        if let OutputTarget::File(out) = &target {
+            refuse_special(out, "-o", RESULTS_INSTEAD)?;
+        }
         if let OutputTarget::File(out) = &target
             && named_like_workbook(out)
         {
@@ -156,7 +159,11 @@ pub(crate) fn check_undo_path(
             undo.display()
         )));
     }
-    refuse_named_pipe(undo, "--undo-file")?;
+    refuse_special(
+        undo,
+        "--undo-file",
+        "the undo file is a file of its own: name one",
+    )?;
     not_input_or_results(undo, "undo file", "--undo-file", input, output)?;
     if let Some(summary) = summary
         && same_file(undo, summary)
@@ -183,6 +190,31 @@ pub(crate) fn check_undo_path(
 /// a new file, or the file exists and can be written).
 /// A named pipe given for a file the run writes: opening it waits for a
 /// reader, out of reach of Ctrl-C, so it is refused before that.
+/// Refuses `path` when it exists and is not a regular file (a device such
+/// as /dev/null, a directory, a socket): a file of the run is written
+/// beside itself and renamed over, or locked and synced, and run as root a
+/// rename would put a plain file in a device's place. `what`: the file's
+/// part in the run, `instead`: what to give instead.
+pub(crate) fn refuse_special(path: &Path, flag: &str, instead: &str) -> Result<(), Fatal> {
+    refuse_named_pipe(path, flag)?;
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    let kind = metadata.file_type();
+    if kind.is_file() {
+        return Ok(());
+    }
+    let what = if kind.is_dir() {
+        "a directory"
+    } else {
+        "a device or another special file"
+    };
+    Err(Fatal::Usage(format!(
+        "{flag} {} is {what}, not a regular file; {instead}",
+        path.display()
+    )))
+}
+
 pub(super) fn refuse_named_pipe(path: &Path, flag: &str) -> Result<(), Fatal> {
     #[cfg(unix)]
     {
@@ -234,7 +266,11 @@ pub(crate) fn check_metrics_path(
     input: &InputSource,
     output: &OutputTarget,
 ) -> Result<(), Fatal> {
-    refuse_named_pipe(metrics, "--metrics-file")?;
+    refuse_special(
+        metrics,
+        "--metrics-file",
+        "the metrics are written beside the file and renamed over it: name a file (FILE.prom)",
+    )?;
     not_input_or_results(metrics, "metrics file", "--metrics-file", input, output)?;
     // Written beside itself and renamed over: its folder must take a file.
     let probe = probe_new_file(metrics);
@@ -277,7 +313,11 @@ pub(crate) fn check_report_path(
                 .to_string(),
         ));
     }
-    refuse_named_pipe(report, "--report")?;
+    refuse_special(
+        report,
+        "--report",
+        "the report is a file of its own: name one (run.html)",
+    )?;
     not_input_or_results(report, "report", "--report", input, output)?;
     for (other, what) in others {
         if let Some(other) = other
@@ -344,9 +384,48 @@ pub(super) fn is_our_page(path: &Path) -> bool {
 }
 
 /// Whether the folder of `path` takes a new file (made and removed at once).
+/// Whether the folder of `path` takes a new file.
+pub(crate) fn probe_folder(path: &Path) -> std::io::Result<()> {
+    probe_new_file(path).map_err(plain_io_error)
+}
+
 pub(super) fn probe_new_file(path: &Path) -> std::io::Result<()> {
     tempfile::Builder::new()
         .prefix(".gcore-iam-bulk-probe")
         .tempfile_in(folder_of(path))
         .map(drop)
+}
+
+/// What a results file that is not a regular file is refused with.
+pub(crate) const RESULTS_INSTEAD: &str = "the results are the record of the run, a file of its own: name one, or give -o - for \
+     standard output";
+
+#[cfg(test)]
+mod special_tests {
+    use super::*;
+
+    #[test]
+    fn a_device_or_a_folder_is_no_file_of_the_run() {
+        // Only looked at, never written: /dev/null stays what it is.
+        let refused = refuse_special(Path::new("/dev/null"), "-o", RESULTS_INSTEAD).unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("-o /dev/null is a device or another special file"),
+            "{refused}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let refused = refuse_special(dir.path(), "--report", "name one").unwrap_err();
+        assert!(refused.to_string().contains("is a directory"), "{refused}");
+        let file = dir.path().join("run.csv");
+        assert!(
+            refuse_special(&file, "-o", RESULTS_INSTEAD).is_ok(),
+            "a new file"
+        );
+        std::fs::write(&file, "x").unwrap();
+        assert!(
+            refuse_special(&file, "-o", RESULTS_INSTEAD).is_ok(),
+            "a regular file"
+        );
+    }
 }

@@ -48,6 +48,9 @@ impl SandboxSettings {
                 .unwrap_or_else(|| rate.ceil().clamp(1.0, u32::MAX as f64) as u32);
             (rate, burst)
         });
+        if let Some(path) = &args.state {
+            check_state_path(path, args.users_file.as_deref())?;
+        }
         // A state kept by an earlier run wins: its users are the account
         // as that run left it.
         let state = match &args.state {
@@ -58,8 +61,8 @@ impl SandboxSettings {
             (Some(path), _) => Some(std::sync::Arc::new(
                 crate::sandbox::given::read(path).map_err(|why| {
                     Fatal::Usage(format!(
-                        "--state {}: {why}; it is the file an earlier sandbox kept its users in: \
-                         remove it to start afresh",
+                        "--state {}: {why}; if an earlier sandbox kept its users there and you \
+                         want to start afresh, remove it; else give --state another file",
                         path.display()
                     ))
                 })?,
@@ -96,6 +99,48 @@ impl SandboxSettings {
             resumed: state.is_some(),
         })
     }
+}
+
+/// `--state FILE` is a file of its own that only a sandbox wrote: not the
+/// users file, no device or folder, in a folder that takes a new file, and,
+/// when it holds something, a JSON list (a CSV there is someone's export,
+/// plan or undo file, which the sandbox would replace with its users).
+fn check_state_path(path: &Path, users_file: Option<&Path>) -> Result<(), Fatal> {
+    let usage = |why: String| Fatal::Usage(format!("--state {} {why}", path.display()));
+    crate::settings::refuse_special(
+        path,
+        "--state",
+        "the users are kept in a file of their own: name one (state.json)",
+    )?;
+    if let Some(users_file) = users_file
+        && crate::settings::same_file(path, users_file)
+    {
+        return Err(usage(
+            "is also the --users-file; the state is the sandbox's own file, written over as \
+             the users change: give it another name (state.json)"
+                .to_string(),
+        ));
+    }
+    if let Ok(file) = std::fs::File::open(path) {
+        use std::io::Read;
+        let mut start = Vec::new();
+        let read = file.take(4096).read_to_end(&mut start);
+        let first = start.iter().find(|byte| !byte.is_ascii_whitespace());
+        if read.is_ok() && first.is_some_and(|byte| *byte != b'[') {
+            return Err(usage(
+                "holds something other than the users a sandbox kept (a JSON list): it may \
+                 be an export, a plan or an undo file, which the sandbox would replace; give \
+                 --state a new file (state.json)"
+                    .to_string(),
+            ));
+        }
+    }
+    crate::settings::probe_folder(path).map_err(|error| {
+        usage(format!(
+            "cannot be written: its folder takes no new file ({error}); the users would be \
+             kept nowhere"
+        ))
+    })
 }
 
 /// `--users-file`: JSON or an `export` CSV ([`crate::sandbox::given::read`]),

@@ -18,6 +18,8 @@ use crate::files::{folder_of, plain_io_error};
 
 /// The name every metric starts with.
 const PREFIX: &str = "gcore_iam_bulk";
+/// The most of an earlier metrics file that is read (for its last success).
+const PREVIOUS_MAX: u64 = 64 * 1024;
 /// The metric that keeps its value across runs.
 const LAST_SUCCESS: &str = "gcore_iam_bulk_last_success_timestamp_seconds";
 
@@ -136,7 +138,14 @@ impl Figures {
             path: path.to_path_buf(),
             source: plain_io_error(source),
         };
-        let previous = std::fs::read_to_string(path).ok();
+        // The last success, from the file an earlier run wrote: a page of
+        // metrics is a few kilobytes, and more is not this tool's.
+        let previous = std::fs::File::open(path).ok().and_then(|file| {
+            use std::io::Read;
+            let mut text = String::new();
+            file.take(PREVIOUS_MAX).read_to_string(&mut text).ok()?;
+            Some(text)
+        });
         let page = self.metrics(run, previous.as_deref());
         let mut file = tempfile::Builder::new()
             .prefix(".gcore-iam-bulk-metrics")

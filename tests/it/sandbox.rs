@@ -1061,3 +1061,68 @@ where
     }
     outputs
 }
+
+#[test]
+fn the_state_file_is_the_sandboxs_own_and_one_sandbox_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = common::bin()
+            .current_dir(dir.path())
+            .args(["sandbox", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    // An export, a plan or an undo file is never taken for a state.
+    std::fs::write(
+        dir.path().join("undo.csv"),
+        "user_id,lang\n1,\"\"\"en\"\"\"\n",
+    )
+    .unwrap();
+    let (code, said) = run(&["--state", "undo.csv"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("holds something other than the users a sandbox kept"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("undo.csv")).unwrap(),
+        "user_id,lang\n1,\"\"\"en\"\"\"\n",
+        "untouched"
+    );
+    // Nor is the users file, a folder, or a state kept nowhere.
+    std::fs::write(dir.path().join("users.json"), "[]").unwrap();
+    let (code, said) = run(&["--users-file", "users.json", "--state", "users.json"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("is also the --users-file"), "{said}");
+    let (code, said) = run(&["--state", "."]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("is a directory, not a regular file"),
+        "{said}"
+    );
+    let (code, said) = run(&["--state", "no/such/folder/state.json"]);
+    assert_eq!(code, Some(2), "{said}");
+    assert!(said.contains("the users would be kept nowhere"), "{said}");
+
+    // A second sandbox on the same state would write over the first's.
+    let state = dir.path().join("state.json");
+    let (mut first, _) = spawn_sandbox(&["--users", "3", "--state", state.to_str().unwrap()]);
+    let (code, said) = run(&["--users", "3", "--state", state.to_str().unwrap()]);
+    common::kill(first.id(), "TERM");
+    assert_eq!(first.wait().unwrap().code(), Some(0));
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("another sandbox keeps its users there"),
+        "{said}"
+    );
+    // Its lock goes with it: the next sandbox on that state starts.
+    let (mut next, printed) = spawn_sandbox(&["--users", "3", "--state", state.to_str().unwrap()]);
+    common::kill(next.id(), "TERM");
+    assert_eq!(next.wait().unwrap().code(), Some(0));
+    assert!(printed.contains("3 users, as kept in"), "{printed}");
+}

@@ -54,6 +54,9 @@ pub(super) fn run_planned(
         }
         Some(_) => OutputTarget::from_args(&args.output, &source, RESULTS_SUFFIX)?,
     };
+    if let OutputTarget::File(out) = &target {
+        crate::settings::refuse_special(out, "-o", crate::settings::RESULTS_INSTEAD)?;
+    }
     let mut run = RunSettings::from_args(&args.run)?;
     run.send.key_from = Some(api.key_from.clone());
     if let Some(summary) = &run.summary_json {
