@@ -296,7 +296,10 @@ fn planned_job(seq: u64, record: &ResultRecord) -> Result<Job, String> {
     let user_id: u64 = record.user_id.parse().map_err(|_| bad("has no user ID"))?;
     let json: serde_json::Value =
         serde_json::from_str(&record.request).map_err(|_| bad("has a request that is not JSON"))?;
-    let body = PatchBody::from_json(&json).map_err(|problems| {
+    // The API's own values (a row `verbatim` at plan time: `EN`, a custom
+    // group) are taken back as the check took them: the plan's chain of
+    // checks has already shown the row is as plan wrote it.
+    let body = PatchBody::from_json_accepting(&json, |_, _| true).map_err(|problems| {
         bad(&format!(
             "has a request that is not valid ({})",
             describe(&problems)

@@ -817,3 +817,40 @@ async fn an_old_plan_is_applied_with_a_note_of_its_age() {
         "{text}"
     );
 }
+
+/// A plan of rows the export wrote as the API's own values (`EN`, a group
+/// of the account outside the five), with only the company edited, is
+/// applied as planned: its requests hold those values back, as plan took
+/// them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_of_rows_with_the_apis_own_values_applies() {
+    let sandbox = start(
+        (1..=4)
+            .map(|id| {
+                user(
+                    id,
+                    json!({"lang": "EN", "groups": [{"id": 77, "name": "Auditors"}]}),
+                )
+            })
+            .collect(),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&sandbox, dir.path(), &["export", "-o", "users.csv"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Find & Replace on the company column, the verbatim rows left as they are.
+    let text = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    assert!(text.contains(",json"), "written verbatim: {text}");
+    let edited = text.replace("\"\"\"Acme\"\"\"", "\"\"\"Renamed Co\"\"\"");
+    assert_ne!(edited, text, "{text}");
+    std::fs::write(dir.path().join("users.csv"), edited).unwrap();
+    let out = run(&sandbox, dir.path(), &["plan", "users.csv"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&sandbox, dir.path(), &["apply", "--plan", "users.plan.csv"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for user in listed(&sandbox).await {
+        assert_eq!(user["company"], "Renamed Co", "{user}");
+        assert_eq!(user["lang"], "EN", "{user}");
+        assert_eq!(user["groups"][0]["id"], 77, "{user}");
+    }
+}
