@@ -172,6 +172,11 @@ pub(super) async fn whole_list(
 /// The line that says what a read of the list took (its requests are not
 /// in the run's summary).
 pub(super) fn say_list_read(listed: &list::Listed, started: std::time::Instant, quiet: bool) {
+    note_reads(
+        listed.tally.pages + listed.tally.retries,
+        listed.tally.retries,
+        listed.tally.throttled,
+    );
     if !quiet {
         crate::say!(
             "read the account's list: {}, {}, {} retries, {:.1} s",
@@ -232,9 +237,13 @@ pub(super) async fn live_list(
         None => match list::first_page(client, policy, LIST_PAGE_SIZE, interrupt).await? {
             None => None,
             Some(first) => {
+                // The count's request: the list's read counts it with its
+                // pages when the list is read; here when it is not.
+                let count_only = || note_reads(1, 0, 0);
                 let (count, per_page) = (first.count, first.results.len() as u64);
                 match list::pages_for(count, per_page) {
                     Err(problem) => {
+                        count_only();
                         if !quiet {
                             crate::say!("note: {problem}; {instead}");
                         }
@@ -287,7 +296,10 @@ pub(super) async fn live_list(
                             }
                         }
                     }
-                    Ok(_) => None,
+                    Ok(_) => {
+                        count_only();
+                        None
+                    }
                 }
             }
         },
@@ -365,3 +377,26 @@ pub(super) fn left_out_fields(partial: &BTreeMap<u64, Vec<&'static str>>) -> Str
 
 /// Users asked for per page when a run reads the account's list.
 pub(super) const LIST_PAGE_SIZE: u64 = 500;
+
+/// What the reads of the account before the rows took (its list, the
+/// count): the run's summary counts them with its rows' own requests, so
+/// that the 429s of a plan's list read reach `--metrics-file` too.
+static READS: std::sync::Mutex<[u64; 3]> = std::sync::Mutex::new([0; 3]);
+
+/// Counts `requests` (retries included), `retries` and `throttled` of a
+/// read before the rows.
+pub(super) fn note_reads(requests: u64, retries: u64, throttled: u64) {
+    let mut reads = READS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    reads[0] += requests;
+    reads[1] += retries;
+    reads[2] += throttled;
+}
+
+/// What the reads before the rows took: requests, retries, 429s.
+pub(super) fn reads() -> [u64; 3] {
+    *READS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -42,6 +42,10 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
             return Err(fatal);
         }
     };
+    let mut finished = finished;
+    // The reads of the account before the rows are requests of the run.
+    let [requests, retries, throttled] = reads();
+    finished.summary.add_reads(requests, retries, throttled);
     let Finished {
         summary,
         ended,

@@ -205,7 +205,7 @@ pub(crate) fn refuse_special(path: &Path, flag: &str, instead: &str) -> Result<(
         return Ok(());
     }
     let what = if kind.is_dir() {
-        "a directory"
+        "a directory (a folder)"
     } else {
         "a device or another special file"
     };

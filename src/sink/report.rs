@@ -143,7 +143,7 @@ pub(crate) fn render(summary: &Summary, context: &ReportContext) -> String {
             value: format!("{fields} (rows)"),
         });
     }
-    if let Some(elapsed) = summary.elapsed.filter(|_| summary.requests > 0) {
+    if let Some(elapsed) = summary.elapsed.filter(|_| summary.sent > 0) {
         facts.push(Fact {
             name: "sending took",
             value: format!("{:.1} s", elapsed.as_secs_f64()),
@@ -212,7 +212,7 @@ pub(crate) fn render(summary: &Summary, context: &ReportContext) -> String {
         }
         // Every row decided without a request of its own: a plan that
         // compared them all with the account's list, read before.
-        Some(_) if summary.requests == 0 => (
+        Some(_) if summary.sent == 0 => (
             None,
             vec![
                 "No request was sent for the rows: each was decided without one (a plan \

@@ -180,6 +180,14 @@ impl Summary {
         self.retries
     }
 
+    /// Counts the requests of reads made before the rows (the account's
+    /// list), which the rows' outcomes do not hold.
+    pub(crate) fn add_reads(&mut self, requests: u64, retries: u64, throttled: u64) {
+        self.requests += requests;
+        self.retries += retries;
+        self.throttled += throttled;
+    }
+
     pub fn throttled(&self) -> u64 {
         self.throttled
     }

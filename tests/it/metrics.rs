@@ -155,6 +155,33 @@ async fn the_metrics_parse_and_keep_the_last_success() {
     );
     assert!(value(&plan, "gcore_iam_bulk_last_success_timestamp_seconds", None).is_some());
 
+    // A plan that reads the account's list for its rows counts that read,
+    // though no row sent a request of its own: the metric is what the
+    // server saw.
+    std::fs::write(
+        dir.path().join("five.csv"),
+        "user_id,lang\n1,de\n2,de\n3,de\n4,de\n5,de\n",
+    )
+    .unwrap();
+    let seen = sandbox.stats().requests;
+    let out = run(
+        dir.path(),
+        &sandbox,
+        &["plan", "five.csv", "--metrics-file", "five.prom"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let seen = sandbox.stats().requests - seen;
+    let five = parse(&dir.path().join("five.prom"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("by pages"),
+        "{out:?}"
+    );
+    assert_eq!(
+        value(&five, "gcore_iam_bulk_requests", None),
+        Some(seen as f64)
+    );
+
     // The metrics file is a file of its own.
     let out = run(
         dir.path(),

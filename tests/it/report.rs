@@ -443,7 +443,11 @@ async fn a_report_that_cannot_be_written_is_refused_before_anything_is_sent() {
             &[],
             "cannot write the report missing/run.html",
         ),
-        ("reports.html", &[], "is a folder"),
+        (
+            "reports.html",
+            &[],
+            "is a directory (a folder), not a regular file",
+        ),
         ("x.html/", &[], "is not a file name"),
         (&long, &[], "File name too long"),
         (

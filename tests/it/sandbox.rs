@@ -1102,7 +1102,7 @@ fn the_state_file_is_the_sandboxs_own_and_one_sandbox_keeps_it() {
     let (code, said) = run(&["--state", "."]);
     assert_eq!(code, Some(2), "{said}");
     assert!(
-        said.contains("is a directory, not a regular file"),
+        said.contains("is a directory (a folder), not a regular file"),
         "{said}"
     );
     let (code, said) = run(&["--state", "no/such/folder/state.json"]);

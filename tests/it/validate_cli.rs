@@ -467,7 +467,7 @@ fn an_unwritable_results_file_or_an_unreadable_input_exits_2() {
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
-            .contains("cannot write the results file /dev/full"),
+            .contains("-o /dev/full is a device or another special file, not a regular file"),
         "{}",
         run.stderr
     );
