@@ -67,9 +67,15 @@ pub(super) fn chart(timeline: &Timeline) -> (String, Vec<String>) {
     let buckets = timeline.buckets();
     // The chart ends where the sending ended. The bucket it ends in
     // covers only the part the run lasted (half of it at least: a bucket
-    // of one answer in its first millisecond is no spike).
+    // of one answer in its first millisecond is no spike); a run shorter
+    // than one bucket is drawn over the whole bucket (two requests are not
+    // four a second).
     let end = timeline.span().as_secs_f64();
-    let covers = |i: usize| (end - i as f64 * width).clamp(width / 2.0, width);
+    let single = buckets.len() <= 1;
+    let covers = |i: usize| match single {
+        true => width,
+        false => (end - i as f64 * width).clamp(width / 2.0, width),
+    };
     let last = buckets.len().saturating_sub(1);
     let span = end.max(last as f64 * width + covers(last)).max(1.0);
     let x = |seconds: f64| LEFT + (RIGHT - LEFT) * seconds / span;
@@ -353,5 +359,35 @@ pub(super) fn clock(seconds: f64) -> String {
         format!("{h}:{m:02}:{s:02}")
     } else {
         format!("{m}:{s:02}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::engine::timeline::AnswerKind;
+
+    /// The highest tick of the requests axis the chart drew.
+    fn top_tick(svg: &str) -> f64 {
+        svg.split(r#"text-anchor="end">"#)
+            .skip(1)
+            .filter_map(|rest| rest.split('<').next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn two_requests_in_a_moment_are_not_four_a_second() {
+        let started = Instant::now();
+        let mut timeline = Timeline::new(started);
+        for ms in [1, 5] {
+            let at = started + Duration::from_millis(ms);
+            timeline.answered(at, Duration::from_millis(1), AnswerKind::Success, None);
+        }
+        timeline.ended(started + Duration::from_millis(10));
+        let (svg, _) = chart(&timeline);
+        let top = top_tick(&svg);
+        assert!((2.0..4.0).contains(&top), "the scale tops at {top}: {svg}");
     }
 }
