@@ -5,6 +5,7 @@
 
 mod faults;
 pub mod given;
+mod membership;
 mod routes;
 mod seed;
 mod state;
@@ -296,7 +297,7 @@ async fn launch(
     };
     let plan = FaultPlan::new(config.faults, config.seed);
     let app = Arc::new(App::new(users, config.api_key, plan));
-    let router = routes::router(app.clone());
+    let router = routes::router(app.clone(), membership::router());
     let (stop, stopped) = oneshot::channel();
     let (acceptor, ca_pem) = match tls {
         Some(tls) => (Some(tls.acceptor), Some(tls.ca_pem)),
@@ -431,10 +432,10 @@ pub(crate) async fn serve_until_signal(
         true => start_tls(config, addr).await?,
         false => start(config, addr).await?,
     };
+    let signal = shutdown_signal()?;
+    tokio::pin!(signal);
     on_start(&sandbox)?;
     let keeper = sandbox.keeper();
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
     match &mut every {
         None => signal.await?,
         Some((period, tick)) => {
@@ -455,20 +456,26 @@ pub(crate) async fn serve_until_signal(
     Ok(())
 }
 
+/// Ctrl-C, SIGTERM or SIGHUP, listened for from the moment this returns:
+/// a signal that comes as soon as the sandbox says it is ready stops it
+/// cleanly too (its state written, its lock let go).
 #[cfg(unix)]
-async fn shutdown_signal() -> io::Result<()> {
+fn shutdown_signal() -> io::Result<impl std::future::Future<Output = io::Result<()>>> {
     use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
     // A closed terminal or a dropped ssh session: stop cleanly too.
     let mut hangup = signal(SignalKind::hangup())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
-        _ = hangup.recv() => Ok(()),
-    }
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => Ok(()),
+            _ = terminate.recv() => Ok(()),
+            _ = hangup.recv() => Ok(()),
+        }
+    })
 }
 
 #[cfg(not(unix))]
-async fn shutdown_signal() -> io::Result<()> {
-    tokio::signal::ctrl_c().await
+fn shutdown_signal() -> io::Result<impl std::future::Future<Output = io::Result<()>>> {
+    Ok(async { tokio::signal::ctrl_c().await })
 }

@@ -64,7 +64,9 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-pub(crate) fn router(app: Arc<App>) -> Router {
+/// The API's routes (the users', and `more`: the account's membership),
+/// behind the key and the faults, and the sandbox's stats beside them.
+pub(crate) fn router(app: Arc<App>, more: Router<Arc<App>>) -> Router {
     let users_api = Router::new()
         .route(
             "/iam/users",
@@ -85,6 +87,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
                 .patch(patch_user)
                 .fallback(|| async { method_not_allowed("GET, PATCH") }),
         )
+        .merge(more)
         .route_layer(middleware::from_fn_with_state(app.clone(), authenticate))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -138,7 +141,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     ApiError::new(status, message).into_response()
 }
 
@@ -167,7 +170,7 @@ fn invalid(problems: &[Problem]) -> Response {
     error_with(StatusCode::BAD_REQUEST, patch::describe(problems), errors)
 }
 
-fn method_not_allowed(allow: &'static str) -> Response {
+pub(super) fn method_not_allowed(allow: &'static str) -> Response {
     let message = format!("method not allowed here; allowed: {allow}");
     let api_error = ApiError::new(StatusCode::METHOD_NOT_ALLOWED, message);
     ([(header::ALLOW, allow)], api_error).into_response()

@@ -8,7 +8,7 @@ use crate::model::api::{AuthType, ClientAndRoles, Group, IAM_GROUPS, Lang, User,
 
 /// What every user of one account shares.
 pub(super) struct Account {
-    client: u64,
+    pub(super) client: u64,
     reseller: i64,
     company: &'static str,
     domain: &'static str,

@@ -3,8 +3,8 @@
 //! behind `GET /sandbox/stats`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -18,19 +18,30 @@ use serde_json::{Value, json};
 use super::Stats;
 use super::seed::{Account, seeded_user};
 
-/// One seeded user and the number of PATCHes it has taken.
+/// One user, the number of PATCHes it has taken, and whether it was
+/// removed from the account (it answers 404 and leaves the list).
 struct Slot {
     user: User,
     patches: u64,
+    removed: bool,
+}
+
+/// The users, in the order they joined the account.
+struct Table {
+    slots: Vec<Mutex<Slot>>,
+    /// Given users: ID -> index in `slots`. `None`: IDs 1..=N at `id - 1`.
+    index: Option<HashMap<u64, usize>>,
 }
 
 /// The account's users in the order of their IDs: 1..=N stored at index
 /// `id - 1` when seeded at random, or given users (any IDs) found by an
-/// index.
+/// index; an invited user joins at the end, with the next ID.
 pub(crate) struct Users {
-    slots: Vec<Mutex<Slot>>,
-    /// Given users: ID -> index in `slots`. `None`: IDs 1..=N.
-    index: Option<HashMap<u64, usize>>,
+    /// Read-locked for every request, write-locked to invite a user.
+    table: RwLock<Table>,
+    /// The account's ID (`client`): what `GET /iam/clients/me` answers,
+    /// and the `client_id` of invitations and removals.
+    client_id: u64,
     /// Values the account's users held when given, which a PATCH may set
     /// again though the input rules would refuse them (the API takes back
     /// its own values); and each group's name in the account.
@@ -49,6 +60,11 @@ pub(crate) struct Known {
 }
 
 impl Known {
+    /// The name the account gives group `id`, if one of its users holds it.
+    pub(crate) fn group_name(&self, id: u64) -> Option<String> {
+        self.group_names.get(&id).cloned()
+    }
+
     fn of(users: &[User]) -> Known {
         let mut known = Known::default();
         for user in users {
@@ -100,12 +116,13 @@ impl Users {
                 Mutex::new(Slot {
                     user: seeded_user(&mut rng, &account, id),
                     patches: 0,
+                    removed: false,
                 })
             })
             .collect();
         Users {
-            slots,
-            index: None,
+            table: RwLock::new(Table { slots, index: None }),
+            client_id: account.client,
             known: Known::default(),
             changes: AtomicU64::new(0),
         }
@@ -122,13 +139,27 @@ impl Users {
             .enumerate()
             .filter_map(|(at, user)| Some((user.id?, at)))
             .collect();
+        // The account is the one its users name (the first that does).
+        let client_id = users
+            .iter()
+            .find_map(|user| user.client.as_ref()?.as_u64())
+            .unwrap_or(DEFAULT_CLIENT);
         let slots = users
             .into_iter()
-            .map(|user| Mutex::new(Slot { user, patches: 0 }))
+            .map(|user| {
+                Mutex::new(Slot {
+                    user,
+                    patches: 0,
+                    removed: false,
+                })
+            })
             .collect();
         Users {
-            slots,
-            index: Some(index),
+            table: RwLock::new(Table {
+                slots,
+                index: Some(index),
+            }),
+            client_id,
             known,
             changes: AtomicU64::new(0),
         }
@@ -138,26 +169,45 @@ impl Users {
         &self.known
     }
 
+    /// The account's ID.
+    pub(crate) fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    /// The users of the account now (the removed ones left out).
     pub(crate) fn count(&self) -> u64 {
-        self.slots.len() as u64
+        let table = self.read();
+        table
+            .slots
+            .iter()
+            .filter(|slot| !lock(slot).removed)
+            .count() as u64
     }
 
     pub(crate) fn contains(&self, id: u64) -> bool {
-        self.slot(id).is_some()
+        self.with_slot(id, |_| ()).is_some()
     }
 
-    fn slot(&self, id: u64) -> Option<&Mutex<Slot>> {
-        let index = match &self.index {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Table> {
+        self.table
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `f` of the slot of user `id`, if the account has that user.
+    fn with_slot<R>(&self, id: u64, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+        let table = self.read();
+        let index = match &table.index {
             None => usize::try_from(id.checked_sub(1)?).ok()?,
             Some(index) => *index.get(&id)?,
         };
-        self.slots.get(index)
+        let mut slot = lock(table.slots.get(index)?);
+        (!slot.removed).then(|| f(&mut slot))
     }
 
     /// The user as `GET /iam/users/{id}` shows it: without `client_and_roles`.
     pub(crate) fn get(&self, id: u64) -> Option<User> {
-        let slot = lock(self.slot(id)?);
-        Some(without_roles(&slot.user))
+        self.with_slot(id, |slot| without_roles(&slot.user))
     }
 
     /// Users `offset..offset + limit` (all when `limit` is `None`), as the list shows them.
@@ -166,28 +216,80 @@ impl Users {
         let take = limit.map_or(usize::MAX, |limit| {
             usize::try_from(limit).unwrap_or(usize::MAX)
         });
-        self.slots
+        let table = self.read();
+        table
+            .slots
             .iter()
+            .map(|slot| lock(slot))
+            .filter(|slot| !slot.removed)
             .skip(start)
             .take(take)
-            .map(|slot| without_roles(&lock(slot).user))
+            .map(|slot| without_roles(&slot.user))
             .collect()
     }
 
     /// Applies a checked body and answers the whole user, as PATCH does. A
     /// group is named as the account names it.
     pub(crate) fn patch(&self, id: u64, body: &PatchBody) -> Option<User> {
-        let mut slot = lock(self.slot(id)?);
-        apply(&mut slot.user, body);
-        let groups = slot.user.groups.iter_mut().flatten();
-        for group in groups.filter(|_| body.groups.is_some()) {
-            if let Some(name) = self.known.group_names.get(&group.id) {
-                group.name.clone_from(name);
+        let user = self.with_slot(id, |slot| {
+            apply(&mut slot.user, body);
+            let groups = slot.user.groups.iter_mut().flatten();
+            for group in groups.filter(|_| body.groups.is_some()) {
+                if let Some(name) = self.known.group_names.get(&group.id) {
+                    group.name.clone_from(name);
+                }
             }
-        }
-        slot.patches += 1;
+            slot.patches += 1;
+            slot.user.clone()
+        })?;
         self.changes.fetch_add(1, Ordering::Relaxed);
-        Some(slot.user.clone())
+        Some(user)
+    }
+
+    /// Whether the account has a user with the address `email` (the API
+    /// compares addresses without regard to case).
+    pub(crate) fn has_email(&self, email: &str) -> bool {
+        let table = self.read();
+        table.slots.iter().any(|slot| {
+            let slot = lock(slot);
+            !slot.removed
+                && (slot.user.email.as_deref()).is_some_and(|own| own.eq_ignore_ascii_case(email))
+        })
+    }
+
+    /// Adds `user` to the account with the next ID (after every ID it ever
+    /// had), and gives the ID.
+    pub(crate) fn invite(&self, mut user: User) -> u64 {
+        let mut table = self
+            .table
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = match &table.index {
+            None => table.slots.len() as u64 + 1,
+            Some(index) => index.keys().max().map_or(1, |max| max + 1),
+        };
+        user.id = Some(id);
+        user.client = Some(self.client_id.into());
+        let at = table.slots.len();
+        if let Some(index) = &mut table.index {
+            index.insert(id, at);
+        }
+        table.slots.push(Mutex::new(Slot {
+            user,
+            patches: 0,
+            removed: false,
+        }));
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        id
+    }
+
+    /// Removes user `id` from the account; whether it had that user.
+    pub(crate) fn remove(&self, id: u64) -> bool {
+        let removed = self.with_slot(id, |slot| slot.removed = true).is_some();
+        if removed {
+            self.changes.fetch_add(1, Ordering::Relaxed);
+        }
+        removed
     }
 
     /// How many changes were made so far.
@@ -197,14 +299,20 @@ impl Users {
 
     /// Every user, whole (`client_and_roles` too), in the order of their IDs.
     pub(crate) fn all(&self) -> Vec<User> {
-        self.slots
+        let table = self.read();
+        table
+            .slots
             .iter()
-            .map(|slot| lock(slot).user.clone())
+            .map(|slot| lock(slot))
+            .filter(|slot| !slot.removed)
+            .map(|slot| slot.user.clone())
             .collect()
     }
 
     fn patches_per_user(&self) -> BTreeMap<u64, u64> {
-        self.slots
+        let table = self.read();
+        table
+            .slots
             .iter()
             .enumerate()
             .filter_map(|(index, slot)| {
@@ -223,6 +331,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// The account's ID when its given users name none.
+const DEFAULT_CLIENT: u64 = 1;
 
 fn without_roles(user: &User) -> User {
     User {
@@ -342,7 +453,7 @@ mod tests {
         assert_eq!(a.page(0, None), b.page(0, None));
         assert_ne!(a.page(0, None), c.page(0, None));
         for id in 1..=50 {
-            let user = lock(a.slot(id).unwrap()).user.clone();
+            let user = a.with_slot(id, |slot| slot.user.clone()).unwrap();
             let value = serde_json::to_value(&user).unwrap();
             let object = value.as_object().unwrap();
             assert_eq!(object.len(), 17, "{value}");
@@ -367,7 +478,7 @@ mod tests {
     #[test]
     fn patches_change_only_the_given_fields() {
         let users = Users::seeded(3, 1);
-        let before = lock(users.slot(2).unwrap()).user.clone();
+        let before = users.with_slot(2, |slot| slot.user.clone()).unwrap();
         let body = PatchBody::from_json(&json!({"name": null, "lang": "zh",
             "groups": [{"id": 5}, {"id": 1}]}))
         .unwrap();

@@ -1126,3 +1126,142 @@ fn the_state_file_is_the_sandboxs_own_and_one_sandbox_keeps_it() {
     assert_eq!(next.wait().unwrap().code(), Some(0));
     assert!(printed.contains("3 users, as kept in"), "{printed}");
 }
+
+/// The account's membership, as the SDK's `get_account_overview`,
+/// `users.invite` and `users.delete` change it: an invited user exists at
+/// once, not activated, with the role as its group; a removed one answers
+/// 404 and leaves the list (issue 24's routes).
+#[tokio::test]
+async fn invite_and_remove_change_who_is_in_the_account() {
+    let sandbox = start(3, Faults::default()).await;
+    let (status, account) = json_of(
+        call(&sandbox, Method::GET, "/iam/clients/me")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let client_id = account["id"].as_u64().unwrap();
+    let (_, first) = json_of(
+        call(&sandbox, Method::GET, "/iam/users/1")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(first["client"], client_id, "the account of its users");
+
+    // The SDK's body: client_id, email, user_role {id, name}, lang, name.
+    let invitation = json!({
+        "client_id": client_id, "email": "new.person@example.com",
+        "user_role": {"id": 5, "name": "Engineers"}, "lang": "de", "name": "New Person",
+    });
+    let invite = |body: Value| {
+        call(&sandbox, Method::POST, "/iam/clients/invite_user")
+            .json(&body)
+            .send()
+    };
+    let (status, answer) = json_of(invite(invitation.clone()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["status"], "success");
+    let new_id = answer["user_id"].as_u64().unwrap();
+    assert_eq!(new_id, 4, "the next ID");
+    let (status, user) = json_of(
+        call(&sandbox, Method::GET, "/iam/users/4")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user["email"], "new.person@example.com");
+    assert_eq!(user["name"], "New Person");
+    assert_eq!(user["lang"], "de");
+    assert_eq!(user["activated"], false);
+    assert_eq!(user["groups"], json!([{"id": 5, "name": "Engineers"}]));
+    assert_eq!(user["client"], client_id);
+    let (_, page) = json_of(
+        call(&sandbox, Method::GET, "/iam/users?limit=10&offset=0")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["count"], 4);
+    // The same address again, another account, a role that is no group,
+    // an address the rules refuse: 4xx, nobody added.
+    let mut refused = Vec::new();
+    for (body, want) in [
+        (invitation.clone(), StatusCode::BAD_REQUEST),
+        (
+            json!({"client_id": client_id + 1, "email": "a@example.com", "user_role": {"id": 2}}),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            json!({"client_id": client_id, "email": "b@example.com", "user_role": {"id": 424242}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"client_id": client_id, "email": "not an address", "user_role": {"id": 2}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (json!({"email": "c@example.com"}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, answer) = json_of(invite(body).await.unwrap()).await;
+        refused.push((status, want, answer));
+    }
+    for (status, want, answer) in refused {
+        assert_eq!(status, want, "{answer}");
+        assert!(answer["message"].is_string(), "{answer}");
+    }
+
+    // Removed: 404 from then on, out of the list, its ID never given again.
+    let path = format!("/iam/clients/{client_id}/client-users/2");
+    let removed = call(&sandbox, Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    assert!(removed.bytes().await.unwrap().is_empty());
+    let gone = call(&sandbox, Method::GET, "/iam/users/2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let again = call(&sandbox, Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let other = format!("/iam/clients/{}/client-users/3", client_id + 1);
+    assert_eq!(
+        call(&sandbox, Method::DELETE, &other)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let (_, page) = json_of(
+        call(&sandbox, Method::GET, "/iam/users?limit=10&offset=0")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["count"], 3);
+    let ids: Vec<u64> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 3, 4]);
+    let invitation =
+        json!({"client_id": client_id, "email": "later@example.com", "user_role": {"id": 2}});
+    let (_, answer) = json_of(invite(invitation).await.unwrap()).await;
+    assert_eq!(answer["user_id"], 5);
+    // Without the key: 401, as every route.
+    let anonymous = client()
+        .get(format!("{}/iam/clients/me", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    sandbox.stop().await;
+}
