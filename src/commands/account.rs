@@ -177,6 +177,7 @@ pub(super) fn say_list_read(listed: &list::Listed, started: std::time::Instant, 
         listed.tally.retries,
         listed.tally.throttled,
     );
+    note_read_time(started.elapsed());
     if !quiet {
         crate::say!(
             "read the account's list: {}, {}, {} retries, {:.1} s",
@@ -397,6 +398,22 @@ pub(super) fn note_reads(requests: u64, retries: u64, throttled: u64) {
 /// What the reads before the rows took: requests, retries, 429s.
 pub(super) fn reads() -> [u64; 3] {
     *READS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How long the reads of the account's list before the rows took.
+static READ_TIME: std::sync::Mutex<std::time::Duration> =
+    std::sync::Mutex::new(std::time::Duration::ZERO);
+
+pub(super) fn note_read_time(took: std::time::Duration) {
+    *READ_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) += took;
+}
+
+pub(super) fn read_time() -> std::time::Duration {
+    *READ_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

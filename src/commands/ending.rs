@@ -45,7 +45,9 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
     let mut finished = finished;
     // The reads of the account before the rows are requests of the run.
     let [requests, retries, throttled] = reads();
-    finished.summary.add_reads(requests, retries, throttled);
+    finished
+        .summary
+        .add_reads(requests, retries, throttled, read_time());
     let Finished {
         summary,
         ended,

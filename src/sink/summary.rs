@@ -94,6 +94,8 @@ pub struct Summary {
     pub(super) throttled: u64,
     /// Set by runs that send: how long sending took.
     pub(super) elapsed: Option<Duration>,
+    /// How long reading the account's list took before the rows.
+    pub(super) reading: Duration,
     /// Rows that change (or would change) each field, in [`Field::ALL`]'s order.
     pub(super) fields: [u64; Field::ALL.len()],
     /// Who changed (or would change), per field: a few for the terminal,
@@ -182,10 +184,17 @@ impl Summary {
 
     /// Counts the requests of reads made before the rows (the account's
     /// list), which the rows' outcomes do not hold.
-    pub(crate) fn add_reads(&mut self, requests: u64, retries: u64, throttled: u64) {
+    pub(crate) fn add_reads(
+        &mut self,
+        requests: u64,
+        retries: u64,
+        throttled: u64,
+        took: Duration,
+    ) {
         self.requests += requests;
         self.retries += retries;
         self.throttled += throttled;
+        self.reading += took;
     }
 
     pub fn throttled(&self) -> u64 {
@@ -358,8 +367,17 @@ impl Summary {
                 "retries: {}, throttled (429): {}, elapsed: {:.1} s",
                 self.retries,
                 self.throttled,
-                elapsed.as_secs_f64(),
+                (elapsed + self.reading).as_secs_f64(),
             );
+            // The account's list read first: said apart, so the rate of
+            // the rows is read against the time they took.
+            if self.reading >= Duration::from_millis(100) {
+                let _ = write!(
+                    text,
+                    " ({:.1} s reading the account's list)",
+                    self.reading.as_secs_f64()
+                );
+            }
             // A run whose rows sent nothing (a plan read from the list, a
             // closed port) has no rate to speak of.
             // Nor does a run of a moment (a few rows, a stop at once).
@@ -533,4 +551,26 @@ pub(crate) fn write_summary_json(path: &Path, summary: &impl Serialize) -> Resul
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod reading_tests {
+    use super::*;
+
+    #[test]
+    fn the_time_spent_reading_the_account_is_in_the_elapsed_time_and_said_apart() {
+        let mut summary = Summary {
+            elapsed: Some(Duration::from_millis(500)),
+            ..Summary::default()
+        };
+        summary.add_reads(5, 4, 2, Duration::from_secs(10));
+        let text = summary.render("plan.csv", None);
+        assert!(
+            text.contains(
+                "retries: 4, throttled (429): 2, elapsed: 10.5 s (10.0 s reading the account's list)"
+            ),
+            "{text}"
+        );
+        assert_eq!(summary.figures().requests, 5);
+    }
 }
