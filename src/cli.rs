@@ -115,6 +115,12 @@ pub struct PlanArgs {
     /// already right: for a job that watches the account for changes made elsewhere.
     #[arg(long)]
     pub exit_code: bool,
+    /// The sheet is the whole account (as `export` writes it): every user of the account that no
+    /// row names is planned for removal (`would_remove`), within --max-removals.
+    #[arg(long)]
+    pub remove_missing: bool,
+    #[command(flatten)]
+    pub members: MembersArgs,
     #[command(flatten)]
     pub api: ApiArgs,
     #[command(flatten)]
@@ -188,6 +194,22 @@ pub struct ApplyArgs {
     /// certificate authority that this run trusts (the whole TLS path, rehearsed).
     #[arg(long)]
     pub tls: bool,
+    #[command(flatten)]
+    pub members: MembersArgs,
+}
+
+/// Rows that invite and remove users (an `action` column).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Invitations and removals")]
+pub struct MembersArgs {
+    /// The most users a run (or a plan applied) may remove: more, and nothing is sent (exit 2),
+    /// so that a sheet cut short never empties the account.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_removals: u64,
+    /// The account's id, checked against the one the API gives (GET /iam/clients/me) before
+    /// anything is sent: a key of another account stops the run. Default: the API's answer.
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<u64>,
 }
 
 /// Where the API is and how to reach it. The key is never a flag value: it

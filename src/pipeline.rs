@@ -14,6 +14,7 @@ use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, LiveCheck, Rows,
 use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
 use crate::http::Transport;
+use crate::model::action::Action;
 use crate::model::change::{diff, only};
 use crate::model::patch::PatchBody;
 use crate::model::patch::describe;
@@ -22,8 +23,8 @@ use crate::signals::Interrupt;
 use crate::sink::{self, Progress, ProgressMode, ResultsWriter, Summary};
 use crate::table::input::Input;
 use crate::table::record::Previous;
+use crate::table::results::{Kind, ResultRecord, Status};
 use crate::table::results::{PLAN_CHECK, RecordReader, plan_check};
-use crate::table::results::{ResultRecord, Status};
 
 /// Rows are handed to the engine in batches of this many, so that the check
 /// thread and the engine wake each other once per batch.
@@ -55,6 +56,9 @@ pub struct Checks {
     pub(crate) keep_body: bool,
     /// Resolves rows that name users by `current_email`.
     pub(crate) emails: Option<Arc<EmailIndex>>,
+    /// A resumed run (an invitation's address in the account now may be
+    /// the run's own).
+    pub(crate) resumed: bool,
     /// A comparing run's check of each valid row against its user's live
     /// state (a row it refuses is invalid).
     pub live: Option<Arc<LiveCheck>>,
@@ -423,7 +427,8 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
     let mut rows = checks.input.rows()?;
     let header = rows.header().clone();
     let checker = Checker::new(&header, &checks.null_token, &checks.duplicates)
-        .with_emails(checks.emails.as_deref());
+        .with_emails(checks.emails.as_deref())
+        .resumed(checks.resumed);
     let record_error = |previous: &Previous| {
         let path = previous.path().to_path_buf();
         move |source| Fatal::Record { path, source }
@@ -441,7 +446,7 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
             Some((cursor, previous)) => cursor
                 .take(raw.row)
                 .map_err(record_error(previous))?
-                .filter(|record| record.status == Status::UPDATED),
+                .filter(|record| record.status.kind() == Kind::Changed),
             None => None,
         };
         batch.push(match kept {
@@ -536,14 +541,17 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         ));
     }
     let request = checks.operation.request(&checked);
+    let planned = checks.operation.planned(&checked);
     let CheckedRow {
         user_id_text,
         verdict,
         ..
     } = checked;
-    let body = match verdict {
-        Verdict::Send(body) => Some(body),
-        _ => None,
+    let (body, action) = match verdict {
+        Verdict::Send(body) => (Some(body), Action::Update),
+        Verdict::Invite(body) => (Some(body), Action::Invite),
+        Verdict::Remove => (None, Action::Remove),
+        _ => (None, Action::Update),
     };
     match (checks.disposition, user_id) {
         // No user only for a row by address in a dry run, which does
@@ -551,10 +559,12 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         (Disposition::Go, user_id) => {
             let user_id = user_id.unwrap_or(0);
             let mut job = Job::new(seq, row, user_id, user_id_text, request);
-            if checks.keep_body {
+            // An invitation is made of its row's fields.
+            if checks.keep_body || action == Action::Invite {
                 job.body = body.map(Box::new);
             }
-            job.planned = checks.operation.planned();
+            job.planned = planned;
+            job.action = action;
             Work::Send(job)
         }
         (Disposition::Refuse { invalid }, _) => {

@@ -2,9 +2,9 @@
 //! spreadsheet stored as a number, a date or a formula, a user on several
 //! rows, bytes that are not UTF-8.
 
-use crate::model::patch::Field;
 use crate::model::patch::Problem;
-use crate::table::input::{Column, VERBATIM};
+use crate::model::patch::{Field, PatchBody};
+use crate::table::input::{ACTION, Column, VERBATIM};
 use crate::table::sheet::{CellNote, Stored};
 
 /// Whether a plain cell is a JSON text or null as the undo file writes
@@ -27,6 +27,7 @@ pub(super) fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Op
         Column::CurrentEmail => "current_email",
         Column::Field(field) => field.name(),
         Column::Verbatim => VERBATIM,
+        Column::Action => ACTION,
         Column::Unnamed | Column::Ignored(_) => return None,
     };
     let at = note.reference();
@@ -130,7 +131,9 @@ pub(super) fn stored_problem(column: &Column, note: &CellNote, cell: &str) -> Op
                 "{at} holds a number of 16 or more digits, which a spreadsheet cannot keep \
                  exactly; format the column as text and type the value again"
             ),
-            Column::Verbatim | Column::Unnamed | Column::Ignored(_) => return None,
+            Column::Verbatim | Column::Action | Column::Unnamed | Column::Ignored(_) => {
+                return None;
+            }
         },
     };
     Some(Problem::in_column(name, message))
@@ -168,8 +171,38 @@ pub(super) fn not_utf8(column: &Column, index: usize, bytes: &[u8]) -> Problem {
         Column::CurrentEmail => Problem::in_column("current_email", message),
         Column::Field(field) => Problem::in_column(field.name(), message),
         Column::Verbatim => Problem::in_column(VERBATIM, message),
+        Column::Action => Problem::in_column(ACTION, message),
         Column::Unnamed | Column::Ignored(_) => {
             Problem::in_row(format!("column {}: {message}", index + 1))
         }
+    }
+}
+
+/// What an invitation lacks: an address (`email`) and a group (`groups`,
+/// whose first is the invitation's role).
+pub(super) fn invitation_problems(body: &PatchBody) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if body.email.is_none() {
+        problems.push(Problem::in_column(
+            "email",
+            "is empty: an invite row needs the new user's address".to_string(),
+        ));
+    }
+    if body.groups.as_ref().is_none_or(Vec::is_empty) {
+        problems.push(Problem::in_column(
+            "groups",
+            "is empty: an invite row needs the new user's group (the first one listed is the \
+             invitation's role, e.g. Users)"
+                .to_string(),
+        ));
+    }
+    problems
+}
+
+/// The name messages give a column of the user's.
+pub(super) fn column_name(column: &Column) -> &'static str {
+    match column {
+        Column::CurrentEmail => "current_email",
+        _ => "user_id",
     }
 }

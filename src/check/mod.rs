@@ -5,17 +5,20 @@
 use std::collections::HashMap;
 
 use crate::error::Fatal;
+use crate::model::action::Action;
 use crate::model::api::User;
 use crate::model::patch::{PatchBody, Problem, check_email, parse_user_id, scientific, show};
 use crate::table::cells::restore;
-use crate::table::input::{Column, Header, Input, RawRow, VERBATIM, VERBATIM_JSON};
+use crate::table::input::{ACTION, Column, Header, Input, RawRow, VERBATIM, VERBATIM_JSON};
 
 mod cells;
+mod duplicates;
 mod live;
 mod resume;
 mod rows;
 
 use cells::*;
+pub use duplicates::Duplicates;
 pub use live::*;
 pub(crate) use resume::*;
 pub use rows::Rows;
@@ -27,6 +30,11 @@ pub enum Verdict {
     /// Valid, but nothing to do; the text is the reason.
     Skip(&'static str),
     Invalid(Vec<Problem>),
+    /// `action` `invite`: a new user with these fields (`email` and
+    /// `groups` at least; the first group is the invitation's role).
+    Invite(PatchBody),
+    /// `action` `remove`: the row's user leaves the account.
+    Remove,
 }
 
 /// A row after checking.
@@ -96,7 +104,16 @@ pub struct Preflight {
     pub duplicates: Duplicates,
     /// Columns skipped by `--ignore-unknown-columns`.
     pub ignored: Vec<String>,
+    /// Rows whose `action` is `invite`.
+    pub invites: u64,
+    /// Rows whose `action` is `remove`, and the first few of them (their
+    /// row and how they name the user), for the guard's message.
+    pub removals: u64,
+    pub(crate) removed: Vec<(u64, String)>,
 }
+
+/// How many removals the guard's message names.
+pub(crate) const REMOVALS_NAMED: usize = 5;
 
 impl Preflight {
     /// One pass that counts the rows and collects the user IDs to find
@@ -107,7 +124,7 @@ impl Preflight {
     /// per row for the IDs (8 MB for a million rows), then only the
     /// repeated ones are kept.
     pub fn scan(input: &Input, null_token: &str, count_invalid: bool) -> Result<Preflight, Fatal> {
-        Preflight::scan_with(input, null_token, count_invalid, None)
+        Preflight::scan_with(input, null_token, count_invalid, None, false)
     }
 
     /// [`Preflight::scan`], resolving `current_email` with `emails`.
@@ -116,12 +133,21 @@ impl Preflight {
         null_token: &str,
         count_invalid: bool,
         emails: Option<&EmailIndex>,
+        resumed: bool,
     ) -> Result<Preflight, Fatal> {
         let mut rows = input.rows()?;
         let header = rows.header().clone();
         let ignored = header.ignored().into_iter().map(str::to_string).collect();
         let no_duplicates = Duplicates::default();
-        let checker = Checker::new(&header, null_token, &no_duplicates).with_emails(emails);
+        let checker = Checker::new(&header, null_token, &no_duplicates)
+            .with_emails(emails)
+            .resumed(resumed);
+        let cell = |raw: &RawRow, column: Option<usize>| -> String {
+            column
+                .and_then(|column| raw.cells.get(column))
+                .map(|cell| String::from_utf8_lossy(cell).trim().to_string())
+                .unwrap_or_default()
+        };
         let mut found = Preflight {
             ignored,
             ..Preflight::default()
@@ -131,6 +157,20 @@ impl Preflight {
             found.rows += 1;
             if let Some(id) = user_of(&raw, &header, emails) {
                 ids.push(id);
+            }
+            match Action::parse(&cell(&raw, header.action)) {
+                Ok(Action::Invite) => found.invites += 1,
+                Ok(Action::Remove) => {
+                    found.removals += 1;
+                    if found.removed.len() < REMOVALS_NAMED {
+                        let named = match cell(&raw, header.user_id) {
+                            id if !id.is_empty() => format!("user {id}"),
+                            _ => cell(&raw, header.current_email),
+                        };
+                        found.removed.push((raw.row, named));
+                    }
+                }
+                _ => {}
             }
             if count_invalid && matches!(checker.check(&raw).verdict, Verdict::Invalid(_)) {
                 found.invalid += 1;
@@ -176,66 +216,6 @@ fn each_checked(
     Ok(())
 }
 
-/// User IDs that appear on more than one row, with those rows.
-#[derive(Debug, Default)]
-pub struct Duplicates {
-    rows: HashMap<u64, Vec<u64>>,
-}
-
-impl Duplicates {
-    /// From the user IDs that a pass over `input` already collected (see
-    /// [`user_of`]); reads the file again only when some ID repeats.
-    pub(crate) fn from_ids(
-        input: &Input,
-        mut ids: Vec<u64>,
-        emails: Option<&EmailIndex>,
-    ) -> Result<Duplicates, Fatal> {
-        ids.sort_unstable();
-        let repeated: Vec<u64> = ids
-            .windows(2)
-            .filter(|pair| pair[0] == pair[1])
-            .map(|pair| pair[0])
-            .collect();
-        drop(ids);
-        let mut rows_of: HashMap<u64, Vec<u64>> =
-            repeated.into_iter().map(|id| (id, Vec::new())).collect();
-        if !rows_of.is_empty() {
-            let mut rows = input.rows()?;
-            let header = rows.header().clone();
-            while let Some(raw) = rows.next_row()? {
-                if let Some(list) =
-                    user_of(&raw, &header, emails).and_then(|id| rows_of.get_mut(&id))
-                {
-                    list.push(raw.row);
-                }
-            }
-        }
-        Ok(Duplicates { rows: rows_of })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// The first few other rows that hold `user_id` (at most
-    /// [`OTHERS_SHOWN`]) and how many there are: constant work per row, so
-    /// that one user on 150,000 rows is checked in linear time.
-    fn others(&self, user_id: u64, row: u64) -> (Vec<u64>, usize) {
-        let Some(rows) = self.rows.get(&user_id) else {
-            return (Vec::new(), 0);
-        };
-        let shown = rows
-            .iter()
-            .copied()
-            .filter(|&other| other != row)
-            .take(OTHERS_SHOWN)
-            .collect();
-        // The rows are in order and each is listed once.
-        let this_one = usize::from(rows.binary_search(&row).is_ok());
-        (shown, rows.len() - this_one)
-    }
-}
-
 /// Checks rows against the header, the null token and the duplicates found.
 pub struct Checker<'a> {
     header: &'a Header,
@@ -244,6 +224,9 @@ pub struct Checker<'a> {
     /// Resolves `current_email`; without it (a dry run) an address is only
     /// checked to be one.
     emails: Option<&'a EmailIndex>,
+    /// A resumed run: an invitation whose address is in the account now
+    /// may be the run's own (see `operations::invite`), not invalid.
+    resumed: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -253,7 +236,13 @@ impl<'a> Checker<'a> {
             null_token,
             duplicates,
             emails: None,
+            resumed: false,
         }
+    }
+
+    pub(crate) fn resumed(mut self, resumed: bool) -> Self {
+        self.resumed = resumed;
+        self
     }
 
     pub(crate) fn with_emails(mut self, emails: Option<&'a EmailIndex>) -> Self {
@@ -274,6 +263,7 @@ impl<'a> Checker<'a> {
         let mut current_email = None;
         // A user_id or current_email cell with a problem already reported.
         let mut named_badly = false;
+        let mut action = Action::Update;
 
         if raw.cells.len() != self.header.width() {
             problems.push(Problem::in_row(format!(
@@ -307,6 +297,15 @@ impl<'a> Checker<'a> {
                     }
                 },
             };
+            if let Some(cell) = self.header.action.and_then(|c| raw.cells.get(c)) {
+                match Action::parse(&String::from_utf8_lossy(cell)) {
+                    Ok(parsed) => action = parsed,
+                    Err(message) => {
+                        named_badly = true;
+                        problems.push(Problem::in_column(ACTION, message));
+                    }
+                }
+            }
             let mut end = 0;
             for (i, (column, bytes)) in self.header.columns.iter().zip(raw.cells).enumerate() {
                 let start = end;
@@ -336,8 +335,27 @@ impl<'a> Checker<'a> {
                     continue;
                 }
                 match column {
+                    // A new user has no ID yet, nor a current address.
+                    Column::UserId | Column::CurrentEmail if action == Action::Invite => {
+                        if !cell.is_empty() {
+                            named_badly = true;
+                            problems.push(Problem::in_column(
+                                column_name(column),
+                                format!(
+                                    "is {}, but an invite row names no user yet (the new \
+                                     user's ID comes back from the invitation): empty it, and \
+                                     give the new user's address in email; to change a user \
+                                     of the account, make the row an update",
+                                    show(cell)
+                                ),
+                            ));
+                        }
+                    }
+                    Column::Action => {}
                     // Without a user_id column, the address alone names the user.
                     Column::UserId if cell.is_empty() && self.header.current_email.is_some() => {}
+                    // A sheet of invitations may have no user_id column.
+                    Column::UserId if cell.is_empty() && action == Action::Invite => {}
                     Column::UserId if scientific(cell) => {
                         named_badly = true;
                         problems.push(Problem::in_column(
@@ -416,6 +434,29 @@ impl<'a> Checker<'a> {
             }
         }
 
+        if action == Action::Invite {
+            named_badly = true;
+            problems.extend(invitation_problems(&body));
+            if let (Some(emails), Some(email), false) = (self.emails, &body.email, self.resumed)
+                && let [id, ..] = emails.lookup(email)
+            {
+                problems.push(Problem::in_column(
+                    "email",
+                    format!(
+                        "{} already belongs to user {id} of the account: make the row an \
+                         update (action empty, user_id {id}), or remove the row",
+                        show(email)
+                    ),
+                ));
+            }
+        }
+        if action == Action::Remove && !body.is_empty() {
+            problems.push(Problem::in_row(format!(
+                "is a remove row, and it sets {}: a user who leaves the account keeps no \
+                 field; empty those cells, or make the row an update",
+                body.fields().names()
+            )));
+        }
         if raw.cells.len() == self.header.width() && !named_badly {
             match self.resolve(user_id, current_email.as_deref()) {
                 Ok(Some(id)) => {
@@ -438,6 +479,10 @@ impl<'a> Checker<'a> {
 
         let verdict = if !problems.is_empty() {
             Verdict::Invalid(problems)
+        } else if action == Action::Invite {
+            Verdict::Invite(body)
+        } else if action == Action::Remove {
+            Verdict::Remove
         } else if body.is_empty() {
             Verdict::Skip("no changes")
         } else {

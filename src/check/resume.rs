@@ -51,7 +51,9 @@ pub(crate) fn verify_kept(
     let mut cursor = previous.cursor().map_err(record_error)?;
     let mut rows = input.rows()?;
     let header = rows.header().clone();
-    let checker = Checker::new(&header, null_token, duplicates).with_emails(emails);
+    let checker = Checker::new(&header, null_token, duplicates)
+        .with_emails(emails)
+        .resumed(true);
     // The row as it reads without resolving its address.
     let unresolved = Checker::new(&header, null_token, duplicates);
     let (mut kept, mut refused_now) = (0, 0);
@@ -74,7 +76,10 @@ pub(crate) fn verify_kept(
         let same_row = !matches!(checked.verdict, Verdict::Invalid(_))
             && !decided
             && operation.same_row(&record, &checked);
-        if (checked.user_id_text != record.user_id || !same_row)
+        // An invitation's row names no user; its record, the new one.
+        let same_user =
+            checked.user_id_text == record.user_id || matches!(checked.verdict, Verdict::Invite(_));
+        if (!same_user || !same_row)
             && header.current_email.is_some()
             && moved_by_the_run(&unresolved.check(&raw), &record)
         {
@@ -85,7 +90,7 @@ pub(crate) fn verify_kept(
             refused_now += u64::from(matches!(checked.verdict, Verdict::Invalid(_)));
             continue;
         }
-        if checked.user_id_text != record.user_id || !same_row {
+        if !same_user || !same_row {
             return Err(Fatal::Usage(format!(
                 "row {} of {} is not the row the run recorded in {} sent (user_id {} with {}; the \
                  input now has user_id {} with {}); --resume goes on only with the same input: \

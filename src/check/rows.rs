@@ -28,9 +28,14 @@ pub trait Rows: Send + Sync {
         &[]
     }
 
-    /// What a dry run says of a row it would send.
-    fn planned(&self) -> Status {
-        Status::WOULD_UPDATE
+    /// What a dry run says of a row it would send: by default its action's
+    /// word (`would_update`, `would_invite`, `would_remove`).
+    fn planned(&self, row: &CheckedRow) -> Status {
+        match row.verdict {
+            Verdict::Invite(_) => Status::WOULD_INVITE,
+            Verdict::Remove => Status::WOULD_REMOVE,
+            _ => Status::WOULD_UPDATE,
+        }
     }
 
     /// Whether `recorded`, a row an earlier run changed, is `row` of the
@@ -44,6 +49,12 @@ pub trait Rows: Send + Sync {
                 recorded.request == serde_json::to_string(body).expect("a body always serialises")
                     || sent_part_of(body, recorded)
             }
+            Verdict::Invite(body) => {
+                recorded.status == Status::INVITED
+                    && recorded.request
+                        == serde_json::to_string(body).expect("a body always serialises")
+            }
+            Verdict::Remove => recorded.status == Status::REMOVED,
             _ => false,
         }
     }
@@ -52,7 +63,9 @@ pub trait Rows: Send + Sync {
     /// for a row without a body).
     fn request(&self, row: &CheckedRow) -> String {
         match &row.verdict {
-            Verdict::Send(body) => serde_json::to_string(body).expect("a body always serialises"),
+            Verdict::Send(body) | Verdict::Invite(body) => {
+                serde_json::to_string(body).expect("a body always serialises")
+            }
             _ => String::new(),
         }
     }

@@ -37,6 +37,7 @@ pub(super) async fn first_pass(
     quiet: bool,
     interrupt: &Interrupt,
     account: Option<(&Client, &SendPolicy)>,
+    resumed: bool,
 ) -> Result<FirstPass, Fatal> {
     // A pipe may never end: a signal while it is read ends the process.
     interrupt.reading_input(true);
@@ -52,13 +53,17 @@ pub(super) async fn first_pass(
             crate::say!("note: {}", crate::visible::visible(&note));
         }
     }
-    let by_email = input.rows()?.header().current_email.is_some();
+    let header = input.rows()?.header().clone();
+    let by_email = header.current_email.is_some() || header.action.is_some();
     let users = match account {
         Some((client, policy)) if by_email => {
+            let why = match header.current_email {
+                Some(_) => "the rows name users by current_email",
+                None => "the rows invite users, whose addresses must be new to the account",
+            };
             if !quiet {
-                crate::say!("reading the account's users to resolve current_email");
+                crate::say!("reading the account's users: {why}");
             }
-            let why = "the rows name users by current_email";
             let mut list = whole_list(client, policy, interrupt, quiet, why).await?;
             // An address the list leaves out is read on its own: the index
             // must hold every user's.
@@ -95,7 +100,13 @@ pub(super) async fn first_pass(
     let null_token = settings.null_token.clone();
     let index = emails.clone();
     let (input, preflight) = tokio::task::spawn_blocking(move || {
-        let preflight = Preflight::scan_with(&input, &null_token, count_invalid, index.as_deref())?;
+        let preflight = Preflight::scan_with(
+            &input,
+            &null_token,
+            count_invalid,
+            index.as_deref(),
+            resumed,
+        )?;
         Ok::<_, Fatal>((input, preflight))
     })
     .await

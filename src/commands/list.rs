@@ -503,5 +503,41 @@ pub(super) async fn first_page(
     Ok(first.items.into_iter().next().map(|(_, page)| page))
 }
 
+/// The account's id (`GET /iam/clients/me`), from one job through the
+/// engine (its rate, retries and pause); `Ok(Err)`: why it is unknown.
+/// Counted with the reads before the rows.
+pub(super) async fn account_id(
+    client: &Client,
+    policy: &SendPolicy,
+    interrupt: &Interrupt,
+) -> Result<Result<u64, String>, Fatal> {
+    let mut progress = Progress::counting(ProgressMode::Quiet, 0, "accounts");
+    let (id, ids) = std_mpsc::channel();
+    let operation = crate::operations::members::AccountId { id };
+    let job = vec![Subject::Row { row: 1, user_id: 0 }];
+    let fetched = fetch(
+        client,
+        policy,
+        operation,
+        job,
+        ids,
+        |_| 0,
+        interrupt,
+        &mut progress,
+    )
+    .await?;
+    let retries = fetched.retries;
+    super::note_reads(1 + retries, retries, fetched.throttled);
+    Ok(match (fetched.items.first(), &fetched.ended) {
+        (Some((_, id)), _) => Ok(*id),
+        (None, Ended::Stopped(why)) => Err(format!("the reading stopped: {why}")),
+        (None, _) => Err(fetched
+            .failed
+            .first()
+            .map(|(_, error)| error.clone())
+            .unwrap_or_else(|| "no answer".to_string())),
+    })
+}
+
 #[cfg(test)]
 mod tests;

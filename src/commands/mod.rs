@@ -6,6 +6,7 @@
 mod account;
 mod ending;
 mod list;
+mod members;
 mod record;
 mod rows;
 mod users;

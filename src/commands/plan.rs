@@ -25,6 +25,7 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             next: Next::Nothing,
             keeps: Keeps::Plan,
             rehearsal: None,
+            members: (&args.members).into(),
         },
         PlanRows::default(),
     )?;

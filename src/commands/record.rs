@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::error::Fatal;
 use crate::settings::{ApiSettings, OutputTarget};
-use crate::table::record::{self, Account, SameAccount};
+use crate::table::record::{self, Account, Previous, SameAccount};
+use crate::table::results::Status;
 use crate::table::undo::{self, UndoLog};
 
 /// The account of a run that sends, as its record keeps it.
@@ -189,4 +190,33 @@ pub(super) fn note_undo(undo: &UndoLog) {
             if partial.len() > 5 { ", ..." } else { "" }
         );
     }
+}
+
+/// The record of the earlier run a `--resume` goes on from, if there is one.
+pub(super) fn open_previous(
+    target: &OutputTarget,
+    statuses: &'static [Status],
+) -> Result<Option<Previous>, Fatal> {
+    let path = match target {
+        OutputTarget::Stdout => {
+            return Err(Fatal::Usage(
+                "--resume needs the results file of the earlier run; -o - writes none".to_string(),
+            ));
+        }
+        OutputTarget::File(path) => path,
+    };
+    Previous::open(path, statuses).map_err(|source| Fatal::Record {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// Printed even with `--quiet`: it explains why nothing was sent.
+pub(super) fn refuse_note(invalid: u64) {
+    crate::say!(
+        "nothing sent: {invalid} {} invalid; fix {} (see the results file), or pass \
+         --skip-invalid to send the valid rows anyway",
+        if invalid == 1 { "row is" } else { "rows are" },
+        if invalid == 1 { "it" } else { "them" },
+    );
 }

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::record::{mark_account, note_undo, open_undo, resumed_undo, same_account};
+use super::members::Members;
+use super::record::{
+    mark_account, note_undo, open_previous, open_undo, refuse_note, resumed_undo, same_account,
+};
 use super::{
     Ending, FirstPass, Next, Route, Threads, check_distinct, connect, finish, first_pass,
     guard_results, input_name, note_input_changed, read_by, runtime, sandbox, with_profile,
@@ -60,6 +63,8 @@ pub(crate) struct RowsRun {
     /// `--exit-code`: a row that would change ends the run with 3.
     pub(crate) changes_exit: bool,
     keeps: Kept,
+    /// `--max-removals`, `--account-id`.
+    members: Members,
 }
 
 /// The account a run sends to.
@@ -126,6 +131,8 @@ pub(crate) struct RowsFlags<'a> {
     /// `--sandbox` (`--sandbox-users`, `--tls`): send to an in-process
     /// sandbox instead of the API.
     pub(crate) rehearsal: Option<(u64, bool)>,
+    /// Invitations and removals: `--max-removals`, `--account-id`.
+    pub(crate) members: Members,
 }
 
 impl RowsRun {
@@ -278,6 +285,7 @@ impl RowsRun {
             raw_output: flags.output.raw_output,
             changes_exit: false,
             keeps,
+            members: flags.members,
         })
     }
 
@@ -336,8 +344,27 @@ impl RowsRun {
             let account = connected.as_ref().map(|(client, _)| (client, &send));
             // A run that may change the account needs to know before it starts.
             let count_invalid = connected.is_some() && matches!(self.keeps, Kept::Record { .. });
-            let mut first =
-                first_pass(&self.input, count_invalid, quiet, &interrupt, account).await?;
+            let resumed = matches!(
+                self.keeps,
+                Kept::Record {
+                    previous: Some(_),
+                    ..
+                }
+            );
+            let mut first = first_pass(
+                &self.input,
+                count_invalid,
+                quiet,
+                &interrupt,
+                account,
+                resumed,
+            )
+            .await?;
+            // A sheet cut short must not empty the account: refused before
+            // anything is sent (a dry run only says what it would do).
+            if connected.is_some() {
+                self.members.guard(&first.preflight, &[], "the file")?;
+            }
             let input = Arc::clone(&first.input);
             let rows = first.preflight.rows;
             let (previous, resuming) = match &self.keeps {
@@ -393,7 +420,15 @@ impl RowsRun {
             // The operation starts only where there is an account to send to.
             let (sending, first) = match &connected {
                 Some((client, _)) => {
+                    // Invitations and removals name the account.
+                    let membership = first.preflight.invites + first.preflight.removals > 0;
+                    let account_id = match membership {
+                        true => Some(self.members.account_id(client, &send, &interrupt).await?),
+                        false => None,
+                    };
                     let mut started = Started {
+                        account_id,
+                        resumed,
                         client,
                         send: &send,
                         interrupt: &interrupt,
@@ -455,6 +490,7 @@ impl RowsRun {
             {
                 // In the operation's word for a changed row (`updated`).
                 let changed = (self.rules.statuses().iter())
+                    .filter(|status| !Status::MEMBERSHIP.contains(status))
                     .find(|status| status.kind() == Kind::Changed)
                     .unwrap_or(&Status::UPDATED)
                     .as_str();
@@ -468,6 +504,7 @@ impl RowsRun {
                 null_token: self.input.null_token.clone(),
                 duplicates: preflight.duplicates.into(),
                 disposition,
+                resumed,
                 previous,
                 keep_body: sending.as_ref().is_some_and(|sending| sending.keep_body),
                 emails: sending.as_ref().and(first.emails),
@@ -522,35 +559,6 @@ impl RowsRun {
     }
 }
 
-/// The record of the earlier run a `--resume` goes on from, if there is one.
-fn open_previous(
-    target: &OutputTarget,
-    statuses: &'static [Status],
-) -> Result<Option<Previous>, Fatal> {
-    let path = match target {
-        OutputTarget::Stdout => {
-            return Err(Fatal::Usage(
-                "--resume needs the results file of the earlier run; -o - writes none".to_string(),
-            ));
-        }
-        OutputTarget::File(path) => path,
-    };
-    Previous::open(path, statuses).map_err(|source| Fatal::Record {
-        path: path.clone(),
-        source,
-    })
-}
-
-/// Printed even with `--quiet`: it explains why nothing was sent.
-fn refuse_note(invalid: u64) {
-    crate::say!(
-        "nothing sent: {invalid} {} invalid; fix {} (see the results file), or pass \
-         --skip-invalid to send the valid rows anyway",
-        if invalid == 1 { "row is" } else { "rows are" },
-        if invalid == 1 { "it" } else { "them" },
-    );
-}
-
 /// A run over rows once the account is reached and the first pass done:
 /// what its operation may use (and take) to start.
 pub(super) struct Started<'a> {
@@ -563,6 +571,10 @@ pub(super) struct Started<'a> {
     /// The undo file of a record, opened (`--undo-file`).
     pub(crate) undo: Option<Arc<UndoLog>>,
     pub first: FirstPass,
+    /// The account's id, read when some row invites or removes a user.
+    pub(crate) account_id: Option<u64>,
+    /// A resumed run (`--resume` with a record to go on from).
+    pub(crate) resumed: bool,
 }
 
 /// What a run over rows sends with.

@@ -30,6 +30,7 @@ pub(super) fn run(
             next: Next::Nothing,
             keeps: Keeps::Record(Default::default()),
             rehearsal: None,
+            members: Default::default(),
         },
         PatchRows,
     )?;

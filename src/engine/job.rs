@@ -2,6 +2,7 @@
 //! work the check stage hands the engine; and what an answer means for a
 //! job (its [`Step`]).
 
+use crate::model::action::Action;
 use crate::model::api::User;
 use crate::model::change::Change;
 use crate::model::patch::PatchBody;
@@ -47,6 +48,9 @@ pub struct Job {
     /// What a dry run says of the job (the operation's word: see
     /// [`crate::check::Rows::planned`]).
     pub planned: Status,
+    /// What the row does to the account: its `action` (update, invite,
+    /// remove).
+    pub action: Action,
 }
 
 impl Job {
@@ -68,6 +72,7 @@ impl Job {
             changes: Vec::new(),
             decided: false,
             planned: Status::WOULD_UPDATE,
+            action: Action::Update,
         }
     }
 }
@@ -86,6 +91,15 @@ impl Job {
         match self.subject {
             Subject::Row { row, .. } => row,
             Subject::Page { number, .. } => number,
+        }
+    }
+
+    /// The user is known now (an invitation's answer named them): the
+    /// results row and the next requests name them.
+    pub fn set_user(&mut self, user_id: u64) {
+        if let Subject::Row { row, .. } = self.subject {
+            self.subject = Subject::Row { row, user_id };
+            self.user_id_text = user_id.to_string();
         }
     }
 
@@ -162,4 +176,8 @@ pub enum Step {
     /// Something every row needs is broken (the undo file cannot be
     /// written): this row is not sent, and the run stops as after Ctrl-C.
     Halt { error: String },
+    /// The job is finished with `status` and `error`, and the run stops
+    /// as after [`Step::Halt`]: what the request did is recorded (a user
+    /// invited whose way back the undo file could not take).
+    DoneThenHalt { status: Status, error: String },
 }

@@ -8,6 +8,20 @@ use std::fmt;
 use super::api::{Group, User};
 use super::patch::{Field, PatchBody};
 
+/// What differs between two states of a user in the fields a row can
+/// set (a field `before` leaves out is not compared): a plan's removal is
+/// sent only for a user still as the plan read them.
+pub fn same_user(before: &User, now: &User) -> Vec<Change> {
+    let mut body = PatchBody::default();
+    for field in Field::ALL {
+        if let Some(value) = before.value(field) {
+            // A value no PATCH takes (a null address) is compared as absent.
+            let _ = body.set_verbatim(field, &value);
+        }
+    }
+    diff(&body, now)
+}
+
 /// Changes exactly the fields the body carries, like the API.
 pub fn apply(user: &mut User, body: &PatchBody) {
     if let Some(email) = &body.email {

@@ -3,6 +3,7 @@
 //! PATCH body (`patch`), and what a body does to a user (`change`). The tool
 //! and the sandbox share all of it, so they cannot disagree.
 
+pub mod action;
 pub mod api;
 pub mod change;
 pub mod field;

@@ -9,11 +9,14 @@
 //! To add one: a file here with a type implementing
 //! [`crate::engine::Operation`], and `pub mod NAME;` below.
 
+pub(crate) mod invite;
 pub mod list;
+pub(crate) mod members;
 pub(crate) mod pages;
 pub mod patch;
 pub mod plan;
 pub mod planned;
+pub(crate) mod remove;
 
 use std::sync::Arc;
 

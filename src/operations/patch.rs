@@ -19,8 +19,13 @@ use crate::table::undo::UndoLog;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PatchRows;
 
-/// A row sends its changes; one without any is skipped (the defaults).
-impl Rows for PatchRows {}
+/// A row sends its changes; one without any is skipped (the defaults);
+/// a row may invite or remove a user instead (its `action`).
+impl Rows for PatchRows {
+    fn statuses(&self) -> &'static [Status] {
+        &Status::MEMBERSHIP
+    }
+}
 
 impl Rows for PatchChanged {}
 

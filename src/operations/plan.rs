@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::invite::invited_user;
+use super::remove::planned_removal;
 use super::{damaged, get_user, read_user};
 use crate::check::Rows;
 use crate::engine::{Job, Operation, Step};
 use crate::http::{Call, Reply};
+use crate::model::action::Action;
 use crate::model::api::User;
 use crate::model::change::diff;
 use crate::table::results::Status;
@@ -43,13 +46,31 @@ impl PlanRows {
     }
 }
 
-/// A plan reads the rows `apply` would send (the defaults).
-impl Rows for PlanRows {}
+/// A plan reads the rows `apply` would send (the defaults), invitations
+/// and removals too.
+impl Rows for PlanRows {
+    fn statuses(&self) -> &'static [Status] {
+        &Status::MEMBERSHIP
+    }
+}
 
 impl Operation for PlanRows {
     fn decide(&self, job: &mut Job) -> Option<Step> {
+        if job.action == Action::Invite {
+            // Its address was checked new to the account with the rows.
+            let body = job.body.as_deref().expect("an invitation keeps its body");
+            return Some(Step::Done {
+                status: Status::WOULD_INVITE,
+                error: String::new(),
+                changes: Vec::new(),
+                user: Some(Box::new(invited_user(body))),
+            });
+        }
         // A user not in the list (added since) is read on its own.
         let user = self.snapshot.as_ref()?.get(&job.user_id())?;
+        if job.action == Action::Remove {
+            return Some(planned_removal(Box::new(user.clone())));
+        }
         Some(self.compare(job, Box::new(user.clone())))
     }
 
@@ -59,6 +80,7 @@ impl Operation for PlanRows {
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
         match read_user(job, reply) {
+            Ok(user) if job.action == Action::Remove => planned_removal(user),
             Ok(user) => self.compare(job, user),
             Err(step) => step,
         }

@@ -28,7 +28,7 @@ impl Rows for Touch {
         None
     }
 
-    fn planned(&self) -> Status {
+    fn planned(&self, _: &CheckedRow) -> Status {
         WOULD_TOUCH
     }
 
@@ -87,6 +87,7 @@ fn statuses<O: Operation + 'static>(
     };
     let results = ResultsWriter::create(&OutputTarget::File(out.clone()), keeping, false).unwrap();
     let checks = Checks {
+        resumed: false,
         input,
         null_token: "NULL".to_string(),
         duplicates: preflight.duplicates.into(),

@@ -9,7 +9,7 @@ use crate::model::patch::{Field, closest, show};
 pub(super) fn feeds(header: &Header, column: usize) -> bool {
     matches!(
         header.columns.get(column),
-        Some(Column::UserId | Column::CurrentEmail | Column::Field(_))
+        Some(Column::UserId | Column::CurrentEmail | Column::Field(_) | Column::Action)
     )
 }
 
@@ -25,6 +25,10 @@ pub enum Column {
     /// JSON values the API itself gave (the undo file's rows whose values
     /// the input rules would refuse), sent as they are.
     Verbatim,
+    /// `action`: what a row does to the account's membership: `update`
+    /// (or empty: change the user's fields), `invite` (a new user) or
+    /// `remove` (the user leaves the account).
+    Action,
     /// A column with an empty name (Excel leaves these after the last column);
     /// its cells must be empty.
     Unnamed,
@@ -58,6 +62,8 @@ pub(super) const ID_NAMES: [&str; 3] = ["user_id", "id", "userid"];
 pub(super) const EMAIL_NAMES: [&str; 2] = ["current_email", "currentemail"];
 /// The header name of the [`Column::Verbatim`] column.
 pub(crate) const VERBATIM: &str = "verbatim";
+/// The header name of the [`Column::Action`] column.
+pub(crate) const ACTION: &str = "action";
 /// What a row says in [`VERBATIM`] when its field cells are JSON.
 pub(crate) const VERBATIM_JSON: &str = "json";
 
@@ -84,6 +90,8 @@ pub struct Header {
     /// The [`Column::Verbatim`] column, in a file that has one (an undo
     /// file, an export).
     pub verbatim: Option<usize>,
+    /// The [`Column::Action`] column: rows that invite or remove users.
+    pub action: Option<usize>,
 }
 
 impl Header {
@@ -126,6 +134,8 @@ impl Header {
                 Column::Field(field)
             } else if lower == VERBATIM {
                 Column::Verbatim
+            } else if lower == ACTION {
+                Column::Action
             } else {
                 if !ignore_unknown && !is_read_only_column(name) {
                     unknown.push((i, name));
@@ -134,7 +144,11 @@ impl Header {
             };
             if matches!(
                 column,
-                Column::UserId | Column::CurrentEmail | Column::Field(_) | Column::Verbatim
+                Column::UserId
+                    | Column::CurrentEmail
+                    | Column::Field(_)
+                    | Column::Verbatim
+                    | Column::Action
             ) && let Some(first) = columns.iter().position(|seen| *seen == column)
             {
                 return Err(format!(
@@ -151,7 +165,9 @@ impl Header {
         }
         let user_id = columns.iter().position(|c| *c == Column::UserId);
         let current_email = columns.iter().position(|c| *c == Column::CurrentEmail);
-        if user_id.is_none() && current_email.is_none() {
+        let action = columns.iter().position(|c| *c == Column::Action);
+        // A sheet of invitations names no user yet.
+        if user_id.is_none() && current_email.is_none() && action.is_none() {
             let short = |name: &str| crate::visible::cut(name, 40).into_owned();
             let mut found: Vec<String> = names.iter().take(SHOWN).map(|n| short(n)).collect();
             if names.len() > SHOWN {
@@ -160,7 +176,7 @@ impl Header {
             return Err(format!(
                 "the header has no user_id column (found: {}); name the column of user IDs \
                  user_id (or id, userId), or name users by their address in a current_email \
-                 column",
+                 column (a sheet of new users to invite has an action column instead)",
                 found.join(", ")
             ));
         }
@@ -170,6 +186,7 @@ impl Header {
             user_id,
             current_email,
             verbatim,
+            action,
         })
     }
 }
@@ -180,6 +197,7 @@ pub(super) fn column_label(column: &Column) -> &str {
         Column::CurrentEmail => "current_email",
         Column::Field(field) => field.name(),
         Column::Verbatim => VERBATIM,
+        Column::Action => ACTION,
         Column::Unnamed => "an unnamed column",
         Column::Ignored(name) => name,
     }
@@ -192,6 +210,7 @@ pub(super) const SHOWN: usize = 8;
 pub(super) fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
     let known: Vec<&str> = std::iter::once("user_id")
         .chain(Field::ALL.iter().map(|field| field.name()))
+        .chain([ACTION])
         .collect();
     let mut parts = Vec::new();
     for (i, name) in unknown.iter().take(SHOWN) {

@@ -468,6 +468,7 @@ impl RowReader {
                 user_id: None,
                 current_email: None,
                 verbatim: None,
+                action: None,
             },
             record: ByteRecord::new(),
             row: 0,

@@ -46,6 +46,25 @@ impl Status {
     /// Valid, but not sent (another row was invalid, or the run stopped).
     pub(crate) const NOT_ATTEMPTED: Status = Status::new("not_attempted", Kind::NotAttempted);
 
+    /// A new user was invited (an `invite` row): the results row holds the
+    /// new user's ID.
+    pub const INVITED: Status = Status::new("invited", Kind::Changed);
+    /// The user left the account (a `remove` row): the results row holds
+    /// the user as they were.
+    pub const REMOVED: Status = Status::new("removed", Kind::Changed);
+    /// Valid; a dry run or a plan would invite the new user.
+    pub const WOULD_INVITE: Status = Status::new("would_invite", Kind::Planned);
+    /// Valid; a dry run or a plan would remove the user.
+    pub const WOULD_REMOVE: Status = Status::new("would_remove", Kind::Planned);
+    /// The words of the rows that invite and remove users: an operation
+    /// over an input with an `action` column lists them among its own.
+    pub(crate) const MEMBERSHIP: [Status; 4] = [
+        Status::WOULD_INVITE,
+        Status::INVITED,
+        Status::WOULD_REMOVE,
+        Status::REMOVED,
+    ];
+
     /// The statuses of every run, whatever its operation, in the order
     /// summaries list them.
     pub(crate) const ALL: [Status; 7] = [
@@ -150,17 +169,17 @@ mod tests {
 
     #[test]
     fn an_operations_own_word_is_parsed_counted_and_kept_apart() {
-        const INVITED: Status = Status::new("invited", Kind::Changed);
+        const INVITED: Status = Status::new("resent", Kind::Changed);
         assert_eq!(Status::parse("updated", &[]), Some(Status::UPDATED));
-        assert_eq!(Status::parse("invited", &[]), None);
-        assert_eq!(Status::parse("invited", &[INVITED]), Some(INVITED));
+        assert_eq!(Status::parse("resent", &[]), None);
+        assert_eq!(Status::parse("resent", &[INVITED]), Some(INVITED));
         let mut counts = Counts::default();
         *counts.entry(INVITED) += 2;
         *counts.entry(Status::UPDATED) += 1;
         assert_eq!(counts.get(INVITED), 2);
         assert_eq!(counts.of_kind(Kind::Changed), 3);
         let words: Vec<&str> = counts.iter().map(|(status, _)| status.as_str()).collect();
-        assert_eq!(words.last(), Some(&"invited"));
+        assert_eq!(words.last(), Some(&"resent"));
         assert_eq!(words.len(), 8);
         assert!(!INVITED.is_problem());
         assert!(Status::NOT_ATTEMPTED.is_problem());

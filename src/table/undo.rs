@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 
 use super::cells::restore;
-use super::input::VERBATIM_JSON;
+use super::input::{ACTION, VERBATIM_JSON};
 use super::input_format::{header_names, json_cells};
 use super::record::{last_line_break, open_private};
 use super::results::ends_with_newline;
@@ -191,7 +191,10 @@ impl UndoLog {
             }
             file.rewind()?;
             let rows = read_rows(&mut file)?;
-            for (id, fields, _) in &rows {
+            for row in &rows {
+                let UndoRow::Update(id, fields, _) = row else {
+                    continue;
+                };
                 let entry = held.entry(*id).or_insert_with(FieldSet::default);
                 split |= !entry.is_empty();
                 *entry = entry.with_all(*fields);
@@ -201,7 +204,7 @@ impl UndoLog {
         let mut writer = csv::Writer::from_writer(file);
         if fresh {
             writer
-                .write_record(header_names(false))
+                .write_record(undo_header())
                 .map_err(io::Error::other)?;
         }
         writer.flush()?;
@@ -283,9 +286,16 @@ impl UndoLog {
         let rows = read_rows(&mut file)?;
         let mut order = Vec::new();
         let mut merged: HashMap<u64, (FieldSet, Vec<Value>, bool)> = HashMap::new();
-        for (id, fields, cells) in rows {
+        for row in rows {
+            let (id, fields, cells) = match row {
+                UndoRow::Update(id, fields, cells) => (id, fields, cells),
+                UndoRow::Membership(cells) => {
+                    order.push(Err(cells));
+                    continue;
+                }
+            };
             let entry = merged.entry(id).or_insert_with(|| {
-                order.push(id);
+                order.push(Ok(id));
                 (
                     FieldSet::default(),
                     vec![Value::Null; Field::ALL.len()],
@@ -307,17 +317,21 @@ impl UndoLog {
         {
             let mut writer = csv::Writer::from_writer(temporary.as_file());
             writer
-                .write_record(header_names(false))
+                .write_record(undo_header())
                 .map_err(io::Error::other)?;
-            for id in &order {
-                let (fields, values, _) = &merged[id];
-                let mut user = User::default();
-                for field in fields.iter() {
-                    set_value(&mut user, field, &values[field as usize]);
-                }
-                writer
-                    .write_record(row_cells(*id, &user, *fields))
-                    .map_err(io::Error::other)?;
+            for entry in &order {
+                let cells = match entry {
+                    Ok(id) => {
+                        let (fields, values, _) = &merged[id];
+                        let mut user = User::default();
+                        for field in fields.iter() {
+                            set_value(&mut user, field, &values[field as usize]);
+                        }
+                        row_cells(*id, &user, *fields)
+                    }
+                    Err(cells) => cells.clone(),
+                };
+                writer.write_record(&cells).map_err(io::Error::other)?;
             }
             writer.flush()?;
         }
@@ -338,7 +352,7 @@ impl UndoLog {
 fn row_cells(id: u64, before: &User, fields: FieldSet) -> Vec<String> {
     std::iter::once(id.to_string())
         .chain(json_cells(before, fields))
-        .chain([VERBATIM_JSON.to_string()])
+        .chain([VERBATIM_JSON.to_string(), String::new()])
         .collect()
 }
 
@@ -351,8 +365,63 @@ fn set_value(user: &mut User, field: Field, value: &Value) {
 }
 
 /// Each row of an undo file: the user, the fields it holds, and their
-/// values (JSON, by [`Field`] index).
-type UndoRow = (u64, FieldSet, Vec<Value>);
+/// values (JSON, by [`Field`] index); or a row that invites or removes a
+/// user, kept as it is.
+enum UndoRow {
+    Update(u64, FieldSet, Vec<Value>),
+    Membership(Vec<String>),
+}
+
+/// The undo file's header: the input's columns, `verbatim`, then `action`.
+fn undo_header() -> Vec<&'static str> {
+    let mut names = header_names(false);
+    names.push(ACTION);
+    names
+}
+
+/// Where a row's `action` is, in an undo file.
+const ACTION_AT: usize = Field::ALL.len() + 2;
+
+impl UndoLog {
+    /// The way back from the invitation of user `user_id`: a row that
+    /// removes them, handed to the operating system before the run goes
+    /// on with the row.
+    pub fn record_invited(&self, user_id: u64) -> io::Result<()> {
+        let mut cells = vec![String::new(); ACTION_AT + 1];
+        cells[0] = user_id.to_string();
+        cells[ACTION_AT] = "remove".to_string();
+        self.write_membership(&cells)
+    }
+
+    /// The way back from the removal of `before`: a row that invites them
+    /// again with everything read of them (address, name, language,
+    /// groups, phone, company, auth types), as the API gave it; their
+    /// password and activation cannot come back. Written before the
+    /// removal is sent. `Err` of kind `InvalidData`: no invitation can
+    /// bring them back (the answer left out the address or the groups).
+    pub fn record_removed(&self, before: &User) -> io::Result<()> {
+        if before.email.is_none() || before.groups.as_ref().is_none_or(Vec::is_empty) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the API's answer leaves out the user's address or groups, which an \
+                 invitation needs",
+            ));
+        }
+        let fields = FieldSet::ALL.without(cannot_restore(before, FieldSet::ALL));
+        let mut cells: Vec<String> = std::iter::once(String::new())
+            .chain(json_cells(before, fields))
+            .chain([VERBATIM_JSON.to_string()])
+            .collect();
+        cells.push("invite".to_string());
+        self.write_membership(&cells)
+    }
+
+    fn write_membership(&self, cells: &[String]) -> io::Result<()> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.writer.write_record(cells).map_err(io::Error::other)?;
+        inner.writer.flush()
+    }
+}
 
 fn read_rows(file: &mut File) -> io::Result<Vec<UndoRow>> {
     file.rewind()?;
@@ -362,6 +431,15 @@ fn read_rows(file: &mut File) -> io::Result<Vec<UndoRow>> {
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(io::Error::other)?;
+        if record
+            .get(ACTION_AT)
+            .is_some_and(|cell| !cell.trim().is_empty())
+        {
+            rows.push(UndoRow::Membership(
+                record.iter().map(str::to_string).collect(),
+            ));
+            continue;
+        }
         let Some(Ok(id)) = record.get(0).map(|id| id.trim().parse::<u64>()) else {
             continue;
         };
@@ -393,7 +471,7 @@ fn read_rows(file: &mut File) -> io::Result<Vec<UndoRow>> {
                 values[field as usize] = value;
             }
         }
-        rows.push((id, fields, values));
+        rows.push(UndoRow::Update(id, fields, values));
     }
     Ok(rows)
 }

@@ -152,7 +152,7 @@ fn bash_completes_subcommands_and_their_flags_for_real() {
     assert_eq!(complete("gcore-iam-bulk ap"), "apply");
     assert_eq!(
         complete("gcore-iam-bulk apply --max-r"),
-        "--max-rate --max-retries"
+        "--max-rate --max-retries --max-removals"
     );
     assert_eq!(complete("gcore-iam-bulk export --page-s"), "--page-size");
     let shells = complete("gcore-iam-bulk completions ");

@@ -19,6 +19,7 @@ mod profiles;
 mod report;
 mod resume;
 mod sandbox;
+mod sdk;
 mod secrets;
 mod spreadsheet;
 mod table;

@@ -305,7 +305,7 @@ async fn a_value_that_cannot_be_put_back_stops_the_run_unless_accepted() {
     let undo = std::fs::read_to_string(dir.path().join("undo2.csv")).unwrap();
     assert_eq!(
         undo.lines().skip(1).collect::<Vec<_>>(),
-        [r#"2,,,,,"""Acme""",,,json"#],
+        [r#"2,,,,,"""Acme""",,,json,"#],
         "{undo}"
     );
 }

@@ -14,6 +14,7 @@ use crate::check::LiveCheck;
 use crate::cli::ApplyArgs;
 use crate::error::Fatal;
 use crate::exit::Exit;
+use crate::operations::members::ByAction;
 use crate::operations::patch::{ApplyRows, PatchChanged, PatchRows};
 use crate::operations::planned::PatchAsPlanned;
 use crate::pipeline::{self, Plan, Source};
@@ -77,6 +78,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         return run_planned(&args, &plan, api);
     }
     let (skip_unchanged, allow_number_changes) = (args.skip_unchanged, args.allow_number_changes);
+    let accept_partial_undo = args.accept_partial_undo;
     let run = RowsRun::new(
         RowsFlags {
             command: "apply",
@@ -98,6 +100,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
             rehearsal: args
                 .sandbox
                 .then(|| (args.sandbox_users.unwrap_or(1000), args.tls)),
+            members: (&args.members).into(),
         },
         RULES,
     )?;
@@ -106,9 +109,18 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         // so that a row the live state makes invalid stops the run as any
         // invalid row does.
         let undo = started.undo.clone();
+        // Each row goes to its action's operation (an update's, an
+        // invitation's, a removal's).
+        let resumed = match started.resumed {
+            true => started.first.emails.clone(),
+            false => None,
+        };
+        let (account_id, undo_log) = (started.account_id, undo.clone());
+        let by_action =
+            move |update| ByAction::new(update, account_id, undo_log, accept_partial_undo, resumed);
         if !skip_unchanged && undo.is_none() {
             return Ok(Sending {
-                operation: ApplyRows::Patch(PatchRows),
+                operation: by_action(ApplyRows::Patch(PatchRows)),
                 keep_body: false,
                 live: None,
             });
@@ -135,12 +147,12 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         .await?;
         let users = Arc::new(users);
         Ok(Sending {
-            operation: ApplyRows::Changed(PatchChanged {
+            operation: by_action(ApplyRows::Changed(PatchChanged {
                 skip_unchanged,
                 undo: undo.clone(),
                 allow_number_changes,
                 snapshot: Some(Arc::clone(&users)),
-            }),
+            })),
             keep_body: true,
             live: Some(Arc::new(LiveCheck {
                 users,

@@ -131,6 +131,13 @@ impl<O: Operation> Dispatcher<'_, O> {
                         let why = self.stopped.as_ref().expect("the run stopped");
                         self.report(Report::Row(not_attempted(job, why)))?;
                     }
+                    Some(Step::DoneThenHalt { status, error }) => {
+                        self.stop(StopReason::Halted {
+                            message: error.clone(),
+                        })?;
+                        let outcome = decided(job, status, None, error, Vec::new(), None);
+                        self.report(Report::Row(outcome))?;
+                    }
                     Some(Step::Next) | None => {
                         self.next = Some(Work::Send(job));
                         return Ok(false);

@@ -161,6 +161,16 @@ impl<O: Operation> Dispatcher<'_, O> {
                 let why = self.stopped.as_ref().expect("the run has stopped");
                 After::Ended(not_attempted(job, why))
             }
+            Step::DoneThenHalt {
+                status: row_status,
+                error,
+            } => {
+                self.stop(StopReason::Halted {
+                    message: error.clone(),
+                })?;
+                let changes = Vec::new();
+                After::Ended(finish(job, row_status, Some(status), error, changes, None))
+            }
             Step::Next => {
                 job.step_attempts = 0;
                 job.last_failure = None;

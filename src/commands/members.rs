@@ -1,0 +1,98 @@
+//! What a run over rows that invite and remove users needs before it
+//! sends: the guard against a sheet cut short (`--max-removals`), and the
+//! account's id that invitations and removals name (read once, checked
+//! against `--account-id`).
+
+use super::list;
+use crate::check::{Preflight, REMOVALS_NAMED};
+use crate::cli::MembersArgs;
+use crate::error::Fatal;
+use crate::http::Client;
+use crate::policy::SendPolicy;
+use crate::signals::Interrupt;
+
+/// The settings of invitations and removals (`validate` takes the defaults).
+#[derive(Debug, Clone)]
+pub(crate) struct Members {
+    pub(crate) max_removals: u64,
+    pub(crate) account_id: Option<u64>,
+}
+
+impl Default for Members {
+    fn default() -> Members {
+        Members {
+            max_removals: 10,
+            account_id: None,
+        }
+    }
+}
+
+impl From<&MembersArgs> for Members {
+    fn from(args: &MembersArgs) -> Members {
+        Members {
+            max_removals: args.max_removals,
+            account_id: args.account_id,
+        }
+    }
+}
+
+impl Members {
+    /// Refuses a run that would remove more users than `--max-removals`
+    /// (`more`: removals besides the rows', a plan's `--remove-missing`),
+    /// naming the first few; nothing is sent then.
+    pub(crate) fn guard(
+        &self,
+        preflight: &Preflight,
+        more: &[(u64, String)],
+        what: &str,
+    ) -> Result<(), Fatal> {
+        let count = preflight.removals + more.len() as u64;
+        if count <= self.max_removals {
+            return Ok(());
+        }
+        let named: Vec<String> = (preflight.removed.iter())
+            .chain(more)
+            .take(REMOVALS_NAMED)
+            .map(|(row, user)| match *row {
+                0 => user.clone(),
+                row => format!("row {row} ({user})"),
+            })
+            .collect();
+        let others = count - named.len() as u64;
+        Err(Fatal::Usage(format!(
+            "{what} would remove {count} users, more than --max-removals {} allows: {}{}; \
+             nothing was sent. A sheet cut short (rows lost in a copy, a filter left on) looks \
+             like this; if every removal is meant, pass --max-removals {count}",
+            self.max_removals,
+            named.join(", "),
+            match others {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            }
+        )))
+    }
+
+    /// The account's id, read once (`GET /iam/clients/me`) and checked
+    /// against `--account-id`.
+    pub(crate) async fn account_id(
+        &self,
+        client: &Client,
+        policy: &SendPolicy,
+        interrupt: &Interrupt,
+    ) -> Result<u64, Fatal> {
+        let read = list::account_id(client, policy, interrupt).await?;
+        let id = read.map_err(|why| {
+            Fatal::Usage(format!(
+                "the account's id could not be read (GET /iam/clients/me: {why}); invitations \
+                 and removals name it, so nothing was sent"
+            ))
+        })?;
+        match self.account_id {
+            Some(given) if given != id => Err(Fatal::Usage(format!(
+                "--account-id {given} is not the account of this key (the API says {id}): \
+                 nothing was sent; check the key or the profile"
+            ))),
+            _ => Ok(id),
+        }
+    }
+}

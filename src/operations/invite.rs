@@ -1,0 +1,215 @@
+//! An `invite` row: `POST /iam/clients/invite_user` with the account's id,
+//! the address, the first group as the role, the language and the name
+//! (the official SDK's `users.invite`); then the new user's other fields
+//! (phone, company, auth types, further groups) by a PATCH, or, with none,
+//! a GET of the new user: the results row holds the user as the API has
+//! them, with the new ID. Both steps go through the engine's rate, retries
+//! and pause.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::{done, get_user, patch_user};
+use crate::check::EmailIndex;
+use crate::engine::{Job, Step};
+use crate::http::{Call, Reply};
+use crate::model::api::User;
+use crate::model::patch::PatchBody;
+use crate::table::results::Status;
+use crate::table::undo::UndoLog;
+
+/// `POST /iam/clients/invite_user`: answers `{"status", "user_id"}`.
+pub(crate) fn invite_user(body: String) -> Call {
+    Call::new(reqwest::Method::POST, "iam/clients/invite_user", Some(body))
+}
+
+/// The invitation of a row's new user to account `client_id`.
+pub(crate) fn invitation(client_id: u64, body: &PatchBody) -> Value {
+    let role = body.groups.as_ref().and_then(|groups| groups.first());
+    let mut invitation = json!({
+        "client_id": client_id,
+        "email": body.email,
+        "user_role": role.map(|group| json!({"id": group.id, "name": group.name})),
+    });
+    if let Some(lang) = &body.lang {
+        invitation["lang"] = Value::String(lang.clone());
+    }
+    if let Some(Some(name)) = &body.name {
+        invitation["name"] = Value::String(name.clone());
+    }
+    invitation
+}
+
+/// What the invitation cannot carry, set by a PATCH of the new user:
+/// phone, company, auth types, and the groups when there are more than
+/// the role.
+pub(crate) fn after_invitation(body: &PatchBody) -> PatchBody {
+    PatchBody {
+        phone: body.phone.clone().filter(Option::is_some),
+        company: body.company.clone(),
+        auth_types: body.auth_types.clone(),
+        groups: body.groups.clone().filter(|groups| groups.len() > 1),
+        ..PatchBody::default()
+    }
+}
+
+/// The steps of an invitation.
+const INVITE: u32 = 0;
+/// The PATCH of the fields the invitation does not carry (or the GET of
+/// the new user, when there are none).
+const SET_THE_REST: u32 = 1;
+/// A resumed run's row whose user the run it resumes already invited:
+/// only the PATCH of the other fields (or the GET).
+const ALREADY_INVITED: u32 = 2;
+
+/// See the module's documentation.
+#[derive(Clone, Default)]
+pub(crate) struct Invite {
+    /// The account's id (`GET /iam/clients/me`, or `--account-id`).
+    pub(crate) client_id: u64,
+    pub(crate) undo: Option<Arc<UndoLog>>,
+    /// A resumed run: the account's users by address, as read at its
+    /// start. A row whose address is there was invited by the run cut
+    /// short (before its answer was recorded): not invited again.
+    pub(crate) resumed: Option<Arc<EmailIndex>>,
+}
+
+impl Invite {
+    fn body(job: &Job) -> &PatchBody {
+        job.body
+            .as_deref()
+            .expect("an invitation keeps its row's body")
+    }
+
+    /// The request of the job's step.
+    pub(crate) fn call(&self, job: &Job) -> Call {
+        let body = Invite::body(job);
+        match job.step {
+            INVITE => invite_user(invitation(self.client_id, body).to_string()),
+            _ => {
+                let rest = after_invitation(body);
+                match rest.is_empty() {
+                    true => get_user(job.user_id()),
+                    false => patch_user(
+                        job.user_id(),
+                        serde_json::to_string(&rest).expect("a body always serialises"),
+                    ),
+                }
+            }
+        }
+    }
+
+    /// A resumed run: the address already belongs to a user of the
+    /// account, who is not invited again.
+    pub(crate) fn decide(&self, job: &mut Job) -> Option<Step> {
+        let email = Invite::body(job).email.clone()?;
+        let id = match self.resumed.as_deref()?.lookup(&email) {
+            [id] => *id,
+            [] => return None,
+            several => {
+                return Some(done(
+                    Status::FAILED,
+                    format!(
+                        "{} users of the account have the address {email} now: nothing was sent",
+                        several.len()
+                    ),
+                ));
+            }
+        };
+        job.set_user(id);
+        job.step = ALREADY_INVITED;
+        Some(Step::Next)
+    }
+
+    pub(crate) fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        if job.step == INVITE {
+            return self.invited(job, reply);
+        }
+        let user = super::user_in(reply);
+        if let Some(step) = super::another_user(job, &user, "the new user's fields went to") {
+            return step;
+        }
+        let (status, note) = match job.step {
+            ALREADY_INVITED => (
+                Status::UNCHANGED,
+                format!(
+                    "already in the account as user {} when the run was resumed (invited by the \
+                     run cut short, whose answer was not recorded, or added meanwhile): not \
+                     invited again{}",
+                    job.user_id(),
+                    match after_invitation(Invite::body(job)).is_empty() {
+                        true => "",
+                        false => "; the row's other fields were set",
+                    }
+                ),
+            ),
+            _ => (Status::INVITED, String::new()),
+        };
+        match user {
+            Ok(user) => Step::Done {
+                status,
+                error: note,
+                changes: Vec::new(),
+                user: Some(user),
+            },
+            // The invitation stands: the row says so, and why the rest is unknown.
+            Err(error) => done(
+                Status::INVITED,
+                format!(
+                    "invited as user {}, but the answer after it is unreadable ({error}); \
+                     check the user's fields",
+                    job.user_id()
+                ),
+            ),
+        }
+    }
+
+    /// The invitation's answer: the new user's ID, then its way back in
+    /// the undo file, then the next step.
+    fn invited(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        let id = reply.and_then(|reply| reply.json::<Value>()).map(|answer| {
+            answer
+                .get("user_id")
+                .and_then(Value::as_u64)
+                .filter(|id| *id > 0)
+        });
+        let id = match id {
+            Ok(Some(id)) => id,
+            Ok(None) | Err(_) => {
+                let email = Invite::body(job).email.clone().unwrap_or_default();
+                return done(
+                    Status::FAILED,
+                    format!(
+                        "the invitation was accepted, but its answer names no user_id: look \
+                         for {email} in the account before sending this row again"
+                    ),
+                );
+            }
+        };
+        job.set_user(id);
+        if let Some(undo) = &self.undo
+            && let Err(error) = undo.record_invited(id)
+        {
+            return Step::DoneThenHalt {
+                status: Status::INVITED,
+                error: format!(
+                    "invited as user {id}, but the undo file {} cannot be written ({error}): \
+                     the run stops, since nothing is sent without its way back; remove user \
+                     {id} by hand to undo this row",
+                    undo.path().display()
+                ),
+            };
+        }
+        job.step = SET_THE_REST;
+        Step::Next
+    }
+}
+
+/// A user as an invitation would make them, for a plan's row: the row's
+/// fields, not yet activated.
+pub(crate) fn invited_user(body: &PatchBody) -> User {
+    let mut user = User::default();
+    crate::model::change::apply(&mut user, body);
+    user
+}

@@ -1,0 +1,121 @@
+//! A `remove` row: a GET of the user (the results row and the undo file
+//! hold them as they were), then `DELETE
+//! /iam/clients/{clientId}/client-users/{userId}` (the official SDK's
+//! `users.delete`): the user leaves the account (one with no other account
+//! is deleted). A plan's removal is sent only if the user is still as the
+//! plan read them.
+
+use std::sync::Arc;
+
+use super::{get_user, read_user};
+use crate::engine::{Job, Step};
+use crate::http::{Call, Reply};
+use crate::model::change::{describe, same_user};
+use crate::table::results::Status;
+use crate::table::undo::UndoLog;
+
+/// `DELETE /iam/clients/{client_id}/client-users/{user_id}`: an empty answer.
+pub(crate) fn remove_user(client_id: u64, user_id: u64) -> Call {
+    Call::new(
+        reqwest::Method::DELETE,
+        format!("iam/clients/{client_id}/client-users/{user_id}"),
+        None,
+    )
+}
+
+/// See the module's documentation.
+#[derive(Clone, Default)]
+pub(crate) struct Remove {
+    /// The account's id (`GET /iam/clients/me`, or `--account-id`).
+    pub(crate) client_id: u64,
+    pub(crate) undo: Option<Arc<UndoLog>>,
+    /// `--accept-partial-undo`: remove a user whom the undo file cannot
+    /// invite back (the answer left out their address or groups).
+    pub(crate) accept_partial_undo: bool,
+    /// `apply --plan`: each job holds the user as the plan read them
+    /// (`job.before`), and is sent only if they are still so.
+    pub(crate) as_planned: bool,
+}
+
+impl Remove {
+    pub(crate) fn call(&self, job: &Job) -> Call {
+        match job.step {
+            0 => get_user(job.user_id()),
+            _ => remove_user(self.client_id, job.user_id()),
+        }
+    }
+
+    pub(crate) fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
+        if job.step > 0 {
+            // The answer is empty; the user as they were is the row's.
+            return Step::Done {
+                status: Status::REMOVED,
+                error: String::new(),
+                changes: Vec::new(),
+                user: job.before.take(),
+            };
+        }
+        let user = match read_user(job, reply) {
+            Ok(user) => user,
+            Err(step) => return step,
+        };
+        if self.as_planned
+            && let Some(planned) = job.before.as_deref()
+        {
+            let changed = same_user(planned, &user);
+            if !changed.is_empty() {
+                return Step::Done {
+                    status: Status::FAILED,
+                    error: format!(
+                        "not removed: the user changed since the plan read them ({}); plan again",
+                        describe(&changed)
+                    ),
+                    changes: Vec::new(),
+                    user: Some(user),
+                };
+            }
+        }
+        if let Some(undo) = &self.undo {
+            match undo.record_removed(&user) {
+                Ok(()) => {}
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::InvalidData
+                        && self.accept_partial_undo => {}
+                Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                    return Step::Done {
+                        status: Status::INVALID,
+                        error: format!(
+                            "nothing sent: the undo file could not invite user {} back ({error}); \
+                             pass --accept-partial-undo to remove them without a way back",
+                            job.user_id()
+                        ),
+                        changes: Vec::new(),
+                        user: Some(user),
+                    };
+                }
+                Err(error) => {
+                    return Step::Halt {
+                        error: format!(
+                            "the undo file {} cannot be written ({error}); no user is removed \
+                             without it",
+                            undo.path().display()
+                        ),
+                    };
+                }
+            }
+        }
+        job.before = Some(user);
+        job.step = 1;
+        Step::Next
+    }
+}
+
+/// What a plan says of a removal: the user as read now.
+pub(crate) fn planned_removal(user: Box<crate::model::api::User>) -> Step {
+    Step::Done {
+        status: Status::WOULD_REMOVE,
+        error: String::new(),
+        changes: Vec::new(),
+        user: Some(user),
+    }
+}
