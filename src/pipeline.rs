@@ -8,15 +8,11 @@ use std::sync::{Arc, mpsc as std_mpsc};
 
 use tokio::sync::{mpsc, watch};
 
-use std::path::{Path, PathBuf};
-
 use crate::check::{CheckedRow, Checker, Duplicates, EmailIndex, LiveCheck, Rows, Verdict};
 use crate::engine::{self, Channels, Ended, Job, Operation, Work};
 use crate::error::Fatal;
 use crate::http::Transport;
 use crate::model::action::Action;
-use crate::model::change::{diff, only};
-use crate::model::patch::PatchBody;
 use crate::model::patch::describe;
 use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
@@ -24,7 +20,6 @@ use crate::sink::{self, Progress, ProgressMode, ResultsWriter, Summary};
 use crate::table::input::Input;
 use crate::table::record::Previous;
 use crate::table::results::{Kind, ResultRecord, Status};
-use crate::table::results::{PLAN_CHECK, RecordReader, plan_check};
 
 /// Rows are handed to the engine in batches of this many, so that the check
 /// thread and the engine wake each other once per batch.
@@ -59,6 +54,9 @@ pub struct Checks {
     /// A resumed run (an invitation's address in the account now may be
     /// the run's own).
     pub(crate) resumed: bool,
+    /// Rows after the input's, already decided (a plan's removals of the
+    /// users no row names), numbered on from the input's last row.
+    pub(crate) extra: Vec<ResultRecord>,
     /// A comparing run's check of each valid row against its user's live
     /// state (a row it refuses is invalid).
     pub live: Option<Arc<LiveCheck>>,
@@ -71,258 +69,6 @@ pub struct Checks {
 pub enum Source {
     Rows(Checks),
     Plan(Plan),
-}
-
-/// A plan's results file, as `apply --plan` takes it: checked whole before
-/// anything is sent, then read again row by row.
-pub struct Plan {
-    path: PathBuf,
-    /// Rows in the plan.
-    pub rows: u64,
-    /// Rows it would change.
-    pub changes: u64,
-    /// Rows the plan found invalid.
-    pub invalid: u64,
-    /// When the plan read the account (its `planned_at`).
-    pub planned_at: Option<std::time::SystemTime>,
-    refuse: bool,
-}
-
-impl Plan {
-    /// Opens the plan at `path` and checks every row: it must be the whole
-    /// results file of a plan, every row read (none `not_attempted`), and
-    /// every row it would change readable (its request and the user it
-    /// compared with). Anything else is refused, naming the row.
-    pub fn open(path: &Path) -> Result<Plan, Fatal> {
-        let refuse = |why: String| {
-            Fatal::Usage(format!(
-                "{} cannot be applied as a plan: {why}",
-                path.display()
-            ))
-        };
-        let mut start = [0u8; 8];
-        let read = std::fs::File::open(path)
-            .and_then(|mut file| std::io::Read::read(&mut file, &mut start));
-        if let Ok(read) = read
-            && crate::table::sheet::looks_like_workbook(&start[..read])
-        {
-            return Err(refuse(
-                "it is a workbook; a plan is the CSV file that plan wrote (saved by a \
-                 spreadsheet, it is no longer the plan that was reviewed): give that file, or \
-                 make a plan again with: gcore-iam-bulk plan INPUT"
-                    .to_string(),
-            ));
-        }
-        let planned_at = verify_chain(path).map_err(refuse)?;
-        let mut reader = RecordReader::open(path)
-            .map_err(|e| refuse(format!("{e}; make a plan with: gcore-iam-bulk plan INPUT")))?;
-        if !reader.is_plan() {
-            return Err(refuse(
-                "it is not the results file of `plan` (it has no planned_at column); make one \
-                 with: gcore-iam-bulk plan INPUT"
-                    .to_string(),
-            ));
-        }
-        let (mut rows, mut changes, mut invalid) = (0, 0, 0);
-        while let Some(record) = reader.next_record() {
-            let record = record.map_err(refuse)?;
-            rows += 1;
-            match record.status {
-                Status::NOT_ATTEMPTED => {
-                    return Err(refuse(format!(
-                        "row {} was not read by the plan (it was cut short); run plan again",
-                        record.row
-                    )));
-                }
-                Status::WOULD_UPDATE => {
-                    planned_job(0, &record).map_err(refuse)?;
-                    changes += 1;
-                }
-                Status::INVALID => invalid += 1,
-                Status::UNCHANGED | Status::SKIPPED | Status::FAILED => {}
-                other => {
-                    return Err(refuse(format!(
-                        "row {} is {}, which no plan writes; was the file edited?",
-                        record.row,
-                        other.as_str()
-                    )));
-                }
-            }
-        }
-        if reader.torn() {
-            return Err(refuse(
-                "its last line is cut short (the plan did not finish); run plan again".to_string(),
-            ));
-        }
-        Ok(Plan {
-            path: path.to_path_buf(),
-            rows,
-            changes,
-            invalid,
-            planned_at,
-            refuse: false,
-        })
-    }
-
-    /// Sends nothing when the plan has invalid rows: its would_update rows
-    /// become not_attempted (as `apply` does without `--skip-invalid`).
-    pub fn refuse(mut self) -> Plan {
-        self.refuse = true;
-        self
-    }
-
-    /// Hands every row on, in order: the rows it would change as jobs, the
-    /// others as the plan decided them.
-    fn feed(self, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
-        let failed = |e: String| Fatal::Record {
-            path: self.path.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        };
-        let mut reader = RecordReader::open(&self.path).map_err(|e| failed(e.to_string()))?;
-        let mut seq = 0;
-        let mut batch = Batches::new(work);
-        while let Some(record) = reader.next_record() {
-            let record = record.map_err(failed)?;
-            let decided = |status, error: String| {
-                let mut done =
-                    ResultRecord::decided(record.row, record.user_id.clone(), status, error);
-                done.request = record.request.clone();
-                Work::decided(seq, done)
-            };
-            batch.push(match record.status {
-                Status::WOULD_UPDATE if self.refuse => decided(
-                    Status::NOT_ATTEMPTED,
-                    format!(
-                        "not sent: {} {} invalid in the plan",
-                        self.invalid,
-                        if self.invalid == 1 {
-                            "row is"
-                        } else {
-                            "rows are"
-                        }
-                    ),
-                ),
-                Status::WOULD_UPDATE => Work::Send(planned_job(seq, &record).map_err(failed)?),
-                Status::FAILED => decided(
-                    Status::NOT_ATTEMPTED,
-                    format!(
-                        "not sent: the plan could not read this user ({})",
-                        record.error
-                    ),
-                ),
-                status => decided(status, record.error.clone()),
-            });
-            seq += 1;
-            if !batch.flush_if_full() {
-                return Ok(());
-            }
-        }
-        batch.finish();
-        Ok(())
-    }
-}
-
-/// Checks that the plan is as `plan` wrote it: every row's `plan_check`
-/// matches its cells and the row before, so an edit, a row added, removed
-/// or moved is refused. `Ok`: when the plan read the account, as its
-/// `planned_at` says.
-fn verify_chain(path: &Path) -> Result<Option<std::time::SystemTime>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(std::io::BufReader::new(file));
-    let header = reader.headers().map_err(|e| e.to_string())?.clone();
-    let names: Vec<&str> = header.iter().collect();
-    if names.len() == 1 && names[0].contains(';') {
-        return Err(
-            "it was saved again with semicolons (by a spreadsheet?); apply the plan \
-                    file as plan wrote it, or plan again"
-                .to_string(),
-        );
-    }
-    if names.last() != Some(&PLAN_CHECK) {
-        return Err(
-            "it is not the results file of `plan` (it has no plan_check column at \
-                    the end); make one with: gcore-iam-bulk plan INPUT"
-                .to_string(),
-        );
-    }
-    // The header starts the chain; every row's planned_at says how many
-    // rows the plan has, so rows removed at the end are seen too.
-    let mut previous = plan_check("", header.iter());
-    let mut rows = 0u64;
-    let mut planned_rows = None;
-    let mut planned_at = None;
-    for record in reader.records() {
-        let record = record.map_err(|e| e.to_string())?;
-        let line = record.position().map_or(0, |p| p.line());
-        let cells: Vec<&str> = record.iter().collect();
-        let Some((check, row)) = cells.split_last() else {
-            continue;
-        };
-        let expected = plan_check(&previous, row.iter().copied());
-        if *check != expected {
-            return Err(format!(
-                "line {line} (row {}) is not as plan wrote it (its plan_check does not \
-                 match: a cell was edited, or a row added, removed or moved); a plan is applied \
-                 as plan wrote it: plan again",
-                row.first().filter(|cell| !cell.is_empty()).unwrap_or(&"?")
-            ));
-        }
-        previous = expected;
-        rows += 1;
-        if planned_rows.is_none() {
-            let at_and_count = row.last().and_then(|at| at.rsplit_once("; "));
-            planned_at = at_and_count.and_then(|(at, _)| httpdate::parse_http_date(at).ok());
-            planned_rows = at_and_count
-                .and_then(|(_, count)| count.strip_suffix(" rows"))
-                .and_then(|count| count.parse::<u64>().ok());
-        }
-    }
-    match planned_rows {
-        Some(planned) if planned != rows => Err(format!(
-            "it holds {rows} rows, and plan wrote {planned}: rows were removed; a plan is \
-             applied as plan wrote it: plan again"
-        )),
-        None if rows > 0 => {
-            Err("its planned_at does not say how many rows the plan has; plan again".to_string())
-        }
-        _ => Ok(planned_at),
-    }
-}
-
-/// The job of a row the plan would change: its body, the user as the plan
-/// read it, the changes it showed, and a request of those changes alone.
-fn planned_job(seq: u64, record: &ResultRecord) -> Result<Job, String> {
-    let row = record.row;
-    let bad = |why: &str| format!("row {row} {why}; was the file edited?");
-    let user_id: u64 = record.user_id.parse().map_err(|_| bad("has no user ID"))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&record.request).map_err(|_| bad("has a request that is not JSON"))?;
-    // The API's own values (a row `verbatim` at plan time: `EN`, a custom
-    // group) are taken back as the check took them: the plan's chain of
-    // checks has already shown the row is as plan wrote it.
-    let body = PatchBody::from_json_accepting(&json, |_, _| true).map_err(|problems| {
-        bad(&format!(
-            "has a request that is not valid ({})",
-            describe(&problems)
-        ))
-    })?;
-    let before = record
-        .user
-        .clone()
-        .ok_or_else(|| bad("does not hold the user the plan read"))?;
-    let planned = diff(&body, &before);
-    if planned.is_empty() {
-        return Err(bad("would change nothing in the user the plan read"));
-    }
-    let request = serde_json::to_string(&only(&body, &planned)).expect("a body always serialises");
-    let mut job = Job::new(seq, row, user_id, record.user_id.clone(), request);
-    job.body = Some(Box::new(body));
-    job.before = Some(before);
-    job.changes = planned;
-    Ok(job)
 }
 
 /// What the run said and how it ended.
@@ -438,8 +184,10 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
         None => None,
     };
     let mut seq = 0;
+    let mut last_row = 1;
     let mut batch = Batches::new(work);
     while let Some(raw) = rows.next_row()? {
+        last_row = raw.row;
         // A row the resumed run updated is kept as recorded (checked to be
         // the same row beforehand); every other row is checked again.
         let kept = match &mut previous {
@@ -453,6 +201,15 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
             Some(record) => Work::decided(seq, record),
             None => to_work(seq, checker.check(&raw), checks),
         });
+        seq += 1;
+        if !batch.flush_if_full() {
+            return Ok(());
+        }
+    }
+    for mut record in checks.extra.iter().cloned() {
+        last_row += 1;
+        record.row = last_row;
+        batch.push(Work::decided(seq, record));
         seq += 1;
         if !batch.flush_if_full() {
             return Ok(());
@@ -578,6 +335,9 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
         }
     }
 }
+
+mod plan;
+pub use plan::Plan;
 
 #[cfg(test)]
 mod tests;

@@ -94,6 +94,21 @@ pub fn user_of(raw: &RawRow, header: &Header, emails: Option<&EmailIndex>) -> Op
     }
 }
 
+/// The users the rows of `input` name (by `user_id`, or by
+/// `current_email` with `emails`), valid rows or not.
+pub(crate) fn named_users(
+    input: &Input,
+    emails: Option<&EmailIndex>,
+) -> Result<std::collections::HashSet<u64>, Fatal> {
+    let mut rows = input.rows()?;
+    let header = rows.header().clone();
+    let mut named = std::collections::HashSet::new();
+    while let Some(raw) = rows.next_row()? {
+        named.extend(user_of(&raw, &header, emails));
+    }
+    Ok(named)
+}
+
 /// What a first pass over the input found, before any row is sent.
 #[derive(Debug, Default)]
 pub struct Preflight {

@@ -37,21 +37,57 @@ impl From<&MembersArgs> for Members {
 }
 
 impl Members {
-    /// Refuses a run that would remove more users than `--max-removals`
-    /// (`more`: removals besides the rows', a plan's `--remove-missing`),
-    /// naming the first few; nothing is sent then.
+    /// Refuses a run (`plan`: a plan) whose rows would remove more users
+    /// than `--max-removals`.
+    pub(crate) fn guard_rows(&self, preflight: &Preflight, plan: bool) -> Result<(), Fatal> {
+        let unsent = match plan {
+            true => "no plan was written",
+            false => "nothing was sent",
+        };
+        self.guard(preflight, &[], ("the file", unsent))
+    }
+
+    /// The account's id when some row invites or removes a user (they
+    /// name it); `None` when none does.
+    pub(crate) async fn account_for(
+        &self,
+        preflight: &Preflight,
+        client: &Client,
+        policy: &SendPolicy,
+        interrupt: &Interrupt,
+    ) -> Result<Option<u64>, Fatal> {
+        if preflight.invites + preflight.removals == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.account_id(client, policy, interrupt).await?))
+    }
+
+    /// Refuses a run that would remove more users than `--max-removals`:
+    /// the rows' removals (`preflight`) and `more` (a plan's
+    /// `--remove-missing`), naming the first few; nothing is sent then.
     pub(crate) fn guard(
         &self,
         preflight: &Preflight,
         more: &[(u64, String)],
-        what: &str,
+        what: (&str, &str),
     ) -> Result<(), Fatal> {
         let count = preflight.removals + more.len() as u64;
+        let named: Vec<(u64, String)> = (preflight.removed.iter()).chain(more).cloned().collect();
+        self.guard_count(count, &named, what)
+    }
+
+    /// Refuses `count` removals (the first few `named`: row and user) when
+    /// they are more than `--max-removals`.
+    pub(crate) fn guard_count(
+        &self,
+        count: u64,
+        named: &[(u64, String)],
+        (what, unsent): (&str, &str),
+    ) -> Result<(), Fatal> {
         if count <= self.max_removals {
             return Ok(());
         }
-        let named: Vec<String> = (preflight.removed.iter())
-            .chain(more)
+        let named: Vec<String> = (named.iter())
             .take(REMOVALS_NAMED)
             .map(|(row, user)| match *row {
                 0 => user.clone(),
@@ -61,7 +97,7 @@ impl Members {
         let others = count - named.len() as u64;
         Err(Fatal::Usage(format!(
             "{what} would remove {count} users, more than --max-removals {} allows: {}{}; \
-             nothing was sent. A sheet cut short (rows lost in a copy, a filter left on) looks \
+             {unsent}. A sheet cut short (rows lost in a copy, a filter left on) looks \
              like this; if every removal is meant, pass --max-removals {count}",
             self.max_removals,
             named.join(", "),

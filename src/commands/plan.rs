@@ -3,13 +3,18 @@
 //! `changes` column) or that the user already has every value
 //! (`unchanged`). Only GETs are sent.
 
+use std::collections::HashSet;
+
+use super::members::Members;
 use super::rows::{Keeps, RowsFlags, RowsRun, Sending, Started};
-use super::{Next, live_snapshot};
+use super::{AccountList, Next, live_snapshot, whole_list};
+use crate::check::named_users;
 use crate::cli::PlanArgs;
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::operations::plan::PlanRows;
 use crate::settings::PLAN_SUFFIX;
+use crate::table::results::{ResultRecord, Status};
 
 pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     // A plan or a dry run is replaced; the record of a run that sent
@@ -31,9 +36,30 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     )?;
     run.changes_exit = args.exit_code;
     let allow_number_changes = args.allow_number_changes;
+    let remove_missing = args.remove_missing;
+    let members = Members::from(&args.members);
     run.send_rows(async |started: &mut Started<'_>| {
+        let mut users = started.first.users.take();
+        let mut extra = Vec::new();
+        if remove_missing {
+            let list = match users.take() {
+                Some(list) => list,
+                None => {
+                    let why = "--remove-missing plans the removal of every user no row names";
+                    let (client, send) = (started.client, started.send);
+                    whole_list(client, send, started.interrupt, started.quiet, why).await?
+                }
+            };
+            extra = missing(started, &list).await?;
+            let named: Vec<(u64, String)> = (extra.iter())
+                .map(|record| (0, format!("user {}", record.user_id)))
+                .collect();
+            let what = ("the plan (with --remove-missing)", "no plan was written");
+            members.guard(&started.first.preflight, &named, what)?;
+            users = Some(list);
+        }
         let snapshot = live_snapshot(
-            started.first.users.take(),
+            users,
             &started.first.preflight,
             started.client,
             started.send,
@@ -48,8 +74,34 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             },
             keep_body: true,
             live: None,
+            extra,
         })
     })
+}
+
+/// The plan's removals of the users of `list` that no row of the input
+/// names (`--remove-missing`), in the list's order.
+async fn missing(started: &Started<'_>, list: &AccountList) -> Result<Vec<ResultRecord>, Fatal> {
+    let input = std::sync::Arc::clone(&started.first.input);
+    let emails = started.first.emails.clone();
+    let named: HashSet<u64> =
+        tokio::task::spawn_blocking(move || named_users(&input, emails.as_deref()))
+            .await
+            .expect("reading the rows does not panic")?;
+    Ok((list.users.iter())
+        .filter_map(|user| Some((user.id?, user)))
+        .filter(|(id, _)| !named.contains(id))
+        .map(|(id, user)| {
+            let mut record = ResultRecord::decided(
+                0,
+                id.to_string(),
+                Status::WOULD_REMOVE,
+                "no row names this user of the account (--remove-missing)".to_string(),
+            );
+            record.user = Some(Box::new(user.clone()));
+            record
+        })
+        .collect())
 }
 
 /// The arguments of `plan`, with its help (the command's, in `--help`).

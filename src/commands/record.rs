@@ -162,6 +162,15 @@ pub(super) fn note_undo(undo: &UndoLog) {
         undo.path().display(),
         undo.path().display()
     );
+    let [invited, removed] = undo.members();
+    if invited + removed > 0 {
+        crate::say!(
+            "note: the undo file removes the {invited} invited and invites the {removed} removed \
+             again (their fields as they were); a user invited again sets a new password and is \
+             not activated until then, and gets a new ID: passwords and activation cannot come \
+             back. Applying it removes users: pass --max-removals {invited} if that is more than 10"
+        );
+    }
     if let Err(error) = undo.finish() {
         crate::say!(
             "error: the undo file {} could not be merged into one row per user ({error}); it \

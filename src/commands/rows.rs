@@ -36,7 +36,7 @@ use crate::settings::{
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use crate::table::record::Previous;
-use crate::table::results::{Kind, Status};
+use crate::table::results::{Kind, ResultRecord, Status};
 use crate::table::undo::UndoLog;
 
 /// The settings of a command over rows, each made once from the flags,
@@ -363,7 +363,8 @@ impl RowsRun {
             // A sheet cut short must not empty the account: refused before
             // anything is sent (a dry run only says what it would do).
             if connected.is_some() {
-                self.members.guard(&first.preflight, &[], "the file")?;
+                let plan = matches!(self.keeps, Kept::Plan);
+                self.members.guard_rows(&first.preflight, plan)?;
             }
             let input = Arc::clone(&first.input);
             let rows = first.preflight.rows;
@@ -418,14 +419,11 @@ impl RowsRun {
                 }
             }
             // The operation starts only where there is an account to send to.
-            let (sending, first) = match &connected {
+            let (mut sending, first) = match &connected {
                 Some((client, _)) => {
-                    // Invitations and removals name the account.
-                    let membership = first.preflight.invites + first.preflight.removals > 0;
-                    let account_id = match membership {
-                        true => Some(self.members.account_id(client, &send, &interrupt).await?),
-                        false => None,
-                    };
+                    let account_id = (self.members)
+                        .account_for(&first.preflight, client, &send, &interrupt)
+                        .await?;
                     let mut started = Started {
                         account_id,
                         resumed,
@@ -441,6 +439,13 @@ impl RowsRun {
                 }
                 None => (None, first),
             };
+            // A plan's removals of users no row names (`--remove-missing`)
+            // come after the input's rows.
+            let extra = sending
+                .as_mut()
+                .map(|sending| std::mem::take(&mut sending.extra))
+                .unwrap_or_default();
+            let rows = rows + extra.len() as u64;
             let results = match results {
                 Some(results) => results,
                 None => {
@@ -505,6 +510,7 @@ impl RowsRun {
                 duplicates: preflight.duplicates.into(),
                 disposition,
                 resumed,
+                extra,
                 previous,
                 keep_body: sending.as_ref().is_some_and(|sending| sending.keep_body),
                 emails: sending.as_ref().and(first.emails),
@@ -586,4 +592,7 @@ pub(crate) struct Sending<O> {
     /// The rows' users as read before anything is sent: a row the live
     /// state makes invalid stops the run as any invalid row does.
     pub(crate) live: Option<Arc<LiveCheck>>,
+    /// Rows after the input's, already decided (a plan's removals of the
+    /// users no row names: `--remove-missing`).
+    pub(crate) extra: Vec<ResultRecord>,
 }

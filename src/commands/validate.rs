@@ -41,6 +41,7 @@ pub(super) fn run(
             operation: PatchRows,
             keep_body: false,
             live: None,
+            extra: Vec::new(),
         })
     })
 }

@@ -41,11 +41,27 @@ use crate::model::patch::PatchBody;
 
 /// `GET /iam/clients/me`: the account.
 pub(crate) async fn account(State(app): State<Arc<App>>) -> Response {
+    // The fields the official SDK's AccountOverview requires.
+    let first = app.users.first_user().unwrap_or_default();
+    let company = (first.client_and_roles.iter().flatten())
+        .map(|entry| entry.client_company_name.clone())
+        .next()
+        .unwrap_or_default();
     Json(json!({
         "id": app.users.client_id(),
         "name": "Sandbox account",
         "status": "active",
-        "users_count": app.users.count(),
+        "bill_type": "postpay",
+        "capabilities": ["CDN", "CLOUD"],
+        "companyName": company,
+        "currentUser": first.id.unwrap_or_default(),
+        "deleted": false,
+        "email": first.email.unwrap_or_default(),
+        "freeFeatures": {},
+        "paidFeatures": {},
+        "serviceStatuses": {},
+        "has_active_admin": true,
+        "is_test": true,
     }))
     .into_response()
 }

@@ -174,6 +174,16 @@ impl Users {
         self.client_id
     }
 
+    /// Its first user (the key's, here), as `GET /iam/clients/me`
+    /// names the account's `currentUser`, `email` and `companyName`.
+    pub(crate) fn first_user(&self) -> Option<User> {
+        let table = self.read();
+        table.slots.iter().find_map(|slot| {
+            let slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            (!slot.removed).then(|| slot.user.clone())
+        })
+    }
+
     /// The users of the account now (the removed ones left out).
     pub(crate) fn count(&self) -> u64 {
         let table = self.read();
@@ -270,6 +280,26 @@ impl Users {
         };
         user.id = Some(id);
         user.client = Some(self.client_id.into());
+        // The account's reseller and company name, as its users show them.
+        let account = table.slots.first().map(|slot| {
+            let slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let company = (slot.user.client_and_roles.as_ref())
+                .and_then(|roles| roles.first())
+                .map(|entry| entry.client_company_name.clone());
+            (slot.user.reseller, company)
+        });
+        let (reseller, company) = account.unwrap_or_default();
+        user.reseller = reseller.or(Some(0));
+        user.company.get_or_insert_with(String::new);
+        let roles = (user.groups.iter().flatten())
+            .map(|group| group.id.to_string())
+            .collect();
+        user.client_and_roles = Some(vec![crate::model::api::ClientAndRoles {
+            client_id: self.client_id,
+            client_company_name: company.unwrap_or_default(),
+            user_roles: roles,
+            user_id: id,
+        }]);
         let at = table.slots.len();
         if let Some(index) = &mut table.index {
             index.insert(id, at);

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::engine::events::Outcome;
 use crate::model::patch::Field;
-use crate::table::results::Kind;
+use crate::table::results::{Kind, Status};
 
 use super::problems::{cut, visible};
 
@@ -32,7 +32,14 @@ pub(crate) struct ChangedUsers {
     users: Vec<Vec<ChangedUser>>,
     /// How many are kept per field.
     keep: usize,
+    /// The users invited and removed (or a plan would), kept as for a
+    /// field, and how many there are.
+    members: [Vec<ChangedUser>; 2],
+    member_counts: [u64; 2],
 }
+
+/// The names invitations and removals go by, beside the fields.
+const MEMBERSHIP: [&str; 2] = ["invited", "removed"];
 
 impl Default for ChangedUsers {
     fn default() -> ChangedUsers {
@@ -53,13 +60,64 @@ impl ChangedUsers {
         ChangedUsers {
             users: vec![Vec::new(); Field::ALL.len()],
             keep,
+            members: [Vec::new(), Vec::new()],
+            member_counts: [0; 2],
         }
+    }
+
+    /// Invitations and removals on the terminal: every one up to this
+    /// many (removals are bounded by `--max-removals` anyway).
+    const MEMBERS_TERMINAL: usize = 25;
+
+    /// Notes a user invited or removed (or whom a plan would).
+    fn note_member(&mut self, outcome: &Outcome) -> bool {
+        let status = outcome.record.status;
+        let at = match status {
+            Status::INVITED | Status::WOULD_INVITE => 0,
+            Status::REMOVED | Status::WOULD_REMOVE => 1,
+            _ => return false,
+        };
+        self.member_counts[at] += 1;
+        let keep = self.keep.max(Self::MEMBERS_TERMINAL);
+        if self.members[at].len() >= keep {
+            return true;
+        }
+        // A dry run read no user: an invitation's row says who.
+        let asked = match (&outcome.record.user, at) {
+            (None, 0) => serde_json::from_str::<crate::model::api::User>(&outcome.record.request)
+                .ok()
+                .map(Box::new),
+            _ => None,
+        };
+        let user = outcome.record.user.as_deref().or(asked.as_deref());
+        let text = |value: Option<&str>| visible(&cut(value.unwrap_or_default(), 120));
+        let groups = user
+            .and_then(|user| user.groups.as_ref())
+            .map(|groups| {
+                let names: Vec<&str> = groups.iter().map(|group| group.name.as_str()).collect();
+                names.join(";")
+            })
+            .unwrap_or_default();
+        let groups = visible(&cut(&groups, Self::VALUE));
+        let (from, to) = match at {
+            0 => (String::new(), groups),
+            _ => (groups, String::new()),
+        };
+        self.members[at].push(ChangedUser {
+            row: outcome.record.row,
+            user_id: visible(&cut(&outcome.record.user_id, 40)),
+            email: text(user.and_then(|user| user.email.as_deref())),
+            name: text(user.and_then(|user| user.name.as_deref())),
+            from,
+            to,
+        });
+        true
     }
 
     /// Notes what a row changed (or would change), if it did.
     pub(crate) fn note(&mut self, outcome: &Outcome) {
         let kind = outcome.record.status.kind();
-        if !matches!(kind, Kind::Changed | Kind::Planned) {
+        if !matches!(kind, Kind::Changed | Kind::Planned) || self.note_member(outcome) {
             return;
         }
         let user = outcome.record.user.as_deref();
@@ -83,22 +141,26 @@ impl ChangedUsers {
         }
     }
 
-    /// The fields changed, rarest first (`counts`: rows per field, in
+    /// The users invited and removed (`invited`, `removed`), then the
+    /// fields changed, rarest first (`counts`: rows per field, in
     /// [`Field::ALL`]'s order), each with how many rows and the users kept.
     pub(crate) fn rarest_first<'a>(
         &'a self,
         counts: &[u64],
-    ) -> Vec<(Field, u64, &'a [ChangedUser])> {
-        let mut fields: Vec<(Field, u64, &[ChangedUser])> = Field::ALL
+    ) -> Vec<(&'static str, u64, &'a [ChangedUser])> {
+        let mut fields: Vec<(&'static str, u64, &[ChangedUser])> = Field::ALL
             .iter()
             .zip(counts)
             .zip(&self.users)
             .filter(|((_, count), _)| **count > 0)
-            .map(|((field, count), users)| (*field, *count, users.as_slice()))
+            .map(|((field, count), users)| (field.name(), *count, users.as_slice()))
             .collect();
         // Stable: equal counts keep the order of the columns.
         fields.sort_by_key(|(_, count, _)| *count);
-        fields
+        let members = (MEMBERSHIP.iter().zip(self.member_counts).zip(&self.members))
+            .filter(|((_, count), _)| *count > 0)
+            .map(|((name, count), users)| (*name, count, users.as_slice()));
+        members.chain(fields).collect()
     }
 
     /// The terminal's lines: per field, rarest first, up to
@@ -116,19 +178,33 @@ impl ChangedUsers {
         for (field, count, users) in fields {
             let _ = writeln!(
                 text,
-                "  {} ({count} {}):",
-                field.name(),
+                "  {field} ({count} {}):",
                 if count == 1 { "user" } else { "users" }
             );
-            let shown = users.iter().take(Self::TERMINAL);
-            for user in shown {
-                let _ = write!(text, "    user {}", user.user_id);
+            let member = MEMBERSHIP.contains(&field);
+            let shown = match member {
+                true => Self::MEMBERS_TERMINAL,
+                false => Self::TERMINAL,
+            };
+            for user in users.iter().take(shown) {
+                let _ = match user.user_id.is_empty() {
+                    true => write!(text, "    row {}", user.row),
+                    false => write!(text, "    user {}", user.user_id),
+                };
                 if !user.email.is_empty() {
                     let _ = write!(text, " {}", user.email);
                 }
-                let _ = writeln!(text, ": {} -> {}", cut(&user.from, 60), cut(&user.to, 60));
+                let _ = match member {
+                    true => match format!("{}{}", user.from, user.to) {
+                        groups if groups.is_empty() => writeln!(text),
+                        groups => writeln!(text, " ({})", cut(&groups, 60)),
+                    },
+                    false => {
+                        writeln!(text, ": {} -> {}", cut(&user.from, 60), cut(&user.to, 60))
+                    }
+                };
             }
-            let more = count.saturating_sub(users.len().min(Self::TERMINAL) as u64);
+            let more = count.saturating_sub(users.len().min(shown) as u64);
             if more > 0 {
                 let _ = writeln!(text, "    and {more} more");
             }
@@ -183,7 +259,7 @@ mod tests {
         counts[at(Field::Company)] = 5;
         counts[at(Field::Groups)] = 1;
         let fields = users.rarest_first(&counts);
-        let names: Vec<&str> = fields.iter().map(|(field, _, _)| field.name()).collect();
+        let names: Vec<&str> = fields.iter().map(|(field, _, _)| *field).collect();
         assert_eq!(names, ["groups", "company"]);
         assert_eq!(fields[0].2[0].email, "u4@example.com");
         assert_eq!(fields[1].2.len(), 2, "two kept of five");

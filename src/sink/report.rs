@@ -281,8 +281,8 @@ pub(crate) fn render(summary: &Summary, context: &ReportContext) -> String {
         .rarest_first(&summary.fields)
         .into_iter()
         .map(|(field, count, users)| ChangedField {
-            name: field.name(),
-            label: label(field.name(), users.len() as u64, count),
+            name: field,
+            label: label(field, users.len() as u64, count),
             users,
         })
         .collect();

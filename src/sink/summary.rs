@@ -147,7 +147,12 @@ impl Summary {
     pub(super) fn changed(&mut self, outcome: &Outcome) {
         // A row that failed changed nothing it could vouch for.
         let counts = matches!(outcome.record.status.kind(), Kind::Changed | Kind::Planned);
-        if outcome.changes.is_empty() || !counts {
+        if !counts {
+            return;
+        }
+        if outcome.changes.is_empty() {
+            // Invitations and removals change who is in the account.
+            self.changed_users.note(outcome);
             return;
         }
         let changed = FieldSet::of(&outcome.changes);

@@ -124,6 +124,9 @@ struct Inner {
     /// Users whose row leaves out a field the run changed, because no
     /// PATCH can send its value back (`--accept-partial-undo`).
     partial: Vec<(u64, FieldSet)>,
+    /// Rows this run wrote that remove an invited user, and that invite a
+    /// removed one.
+    members: [u64; 2],
 }
 
 impl UndoLog {
@@ -216,6 +219,7 @@ impl UndoLog {
                 held,
                 split: false,
                 partial: Vec::new(),
+                members: [0; 2],
             }),
         };
         if split {
@@ -390,7 +394,13 @@ impl UndoLog {
         let mut cells = vec![String::new(); ACTION_AT + 1];
         cells[0] = user_id.to_string();
         cells[ACTION_AT] = "remove".to_string();
-        self.write_membership(&cells)
+        self.write_membership(&cells, 0)
+    }
+
+    /// How many rows this run wrote that remove an invited user, and that
+    /// invite a removed one.
+    pub fn members(&self) -> [u64; 2] {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).members
     }
 
     /// The way back from the removal of `before`: a row that invites them
@@ -413,13 +423,15 @@ impl UndoLog {
             .chain([VERBATIM_JSON.to_string()])
             .collect();
         cells.push("invite".to_string());
-        self.write_membership(&cells)
+        self.write_membership(&cells, 1)
     }
 
-    fn write_membership(&self, cells: &[String]) -> io::Result<()> {
+    fn write_membership(&self, cells: &[String], kind: usize) -> io::Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.writer.write_record(cells).map_err(io::Error::other)?;
-        inner.writer.flush()
+        inner.writer.flush()?;
+        inner.members[kind] += 1;
+        Ok(())
     }
 }
 

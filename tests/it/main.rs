@@ -13,6 +13,7 @@ mod http;
 mod layout;
 mod libreoffice;
 mod live;
+mod members;
 mod metrics;
 mod network;
 mod profiles;

@@ -123,6 +123,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 operation: by_action(ApplyRows::Patch(PatchRows)),
                 keep_body: false,
                 live: None,
+                extra: Vec::new(),
             });
         }
         let first = &mut started.first;
@@ -160,6 +161,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 skip_unchanged,
                 undo,
             })),
+            extra: Vec::new(),
         })
     })
 }

@@ -2,8 +2,10 @@
 //! still as it read them.
 
 use super::*;
+use crate::commands::members::Members;
 use crate::commands::{LIST_PAGE_SIZE, live_list};
 use crate::operations::pages::LivePages;
+use crate::table::results::Status;
 
 /// `apply --plan PLAN`: the changes a reviewed plan showed, for the users
 /// still as it read them.
@@ -79,7 +81,18 @@ pub(super) fn run_planned(
         check_undo_path(undo, (&source, &target, run.summary_json.as_deref()), false)?;
     }
     check_report(args, (&source, &target), Some(&api), &mut run)?;
-    guard_results(&target, args.output.overwrite, Next::PlanAgain, &[])?;
+    guard_results(
+        &target,
+        args.output.overwrite,
+        Next::PlanAgain,
+        &Status::MEMBERSHIP,
+    )?;
+    let members = Members::from(&args.members);
+    members.guard_count(
+        plan.removals,
+        &plan.removed,
+        ("the plan", "nothing was sent"),
+    )?;
     let quiet = args.output.quiet;
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
@@ -116,10 +129,19 @@ pub(super) fn run_planned(
                 PAGE_FRESH,
             ))
         });
-        let operation = ApplyRows::Planned(PatchAsPlanned {
+        // Invitations and removals name the account.
+        let account_id = match plan.invites + plan.removals {
+            0 => None,
+            _ => Some(members.account_id(&client, &run.send, &interrupt).await?),
+        };
+        let update = ApplyRows::Planned(PatchAsPlanned {
             undo: undo.clone(),
             pages,
         });
+        let accept_partial = args.accept_partial_undo;
+        let mut operation = ByAction::new(update, account_id, undo.clone(), accept_partial, None);
+        // A removal is sent only for a user still as the plan read them.
+        operation.remove.as_planned = true;
         let progress = (
             ProgressMode::detect(quiet, false, target.on_terminal()),
             plan.rows,

@@ -1,0 +1,544 @@
+//! The account's membership from the sheet, end to end with the built
+//! binary: invitations and removals (the `action` column) with the official
+//! SDK's request bodies, `plan --remove-missing` and its guard against a
+//! sheet cut short, the undo file's way back, and a resume after `kill -9`
+//! that invites nobody twice.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{WITHIN, bin, kill, read_results_file, until, wait};
+use gcore_iam_bulk::sandbox::{Faults, RunningSandbox};
+use serde_json::{Value, json};
+use wiremock::matchers::{body_json, method, path, query_param};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "members-key";
+
+/// The binary in `dir` against `base_url`, its exit code and stderr.
+async fn run_in(dir: &Path, base_url: &str, args: &[&str]) -> (i32, String) {
+    let child = bin()
+        .current_dir(dir)
+        .args(args)
+        .args(["--base-url", base_url])
+        .env("GCORE_API_KEY", KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(child).await;
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn user(id: u64, email: &str) -> Value {
+    json!({
+        "id": id, "email": email, "name": format!("User {id}"), "lang": "en", "phone": null,
+        "company": "Acme", "reseller": 1, "client": 4242, "deleted": false,
+        "groups": [{"id": 2, "name": "Users"}], "activated": true, "sso_auth": false,
+        "two_fa": false, "auth_types": ["password"], "user_type": "common", "is_active": true
+    })
+}
+
+#[tokio::test]
+async fn invitations_and_removals_send_the_sdks_requests_exactly_once() {
+    let server = MockServer::start().await;
+    // The account's list (the sheet has an action column), then its id.
+    Mock::given(method("GET"))
+        .and(path("/iam/users"))
+        .and(query_param("offset", "0"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "count": 2,
+            "results": [user(9, "leaver@example.com"), user(10, "stays@example.com")]
+        })))
+        .mount(&server)
+        .await;
+    // Each call once, with exactly this body (`None`: no body).
+    let once = |verb: &str, at: &str, body: Option<Value>, answer: ResponseTemplate| {
+        let mock = Mock::given(method(verb)).and(path(at));
+        let mock = match body {
+            Some(body) => mock.and(body_json(body)),
+            None => mock,
+        };
+        mock.respond_with(answer).expect(1)
+    };
+    let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
+    let invited = |id: u64| ok(json!({"status": "ok", "user_id": id}));
+    let calls = [
+        once("GET", "/iam/clients/me", None, ok(json!({"id": 4242}))),
+        // The SDK's shape: client_id, email, user_role {id, name}, lang, name.
+        once(
+            "POST",
+            "/iam/clients/invite_user",
+            Some(json!({
+                "client_id": 4242, "email": "new.one@example.com",
+                "user_role": {"id": 2, "name": "Users"}, "lang": "de", "name": "New One"
+            })),
+            invited(501),
+        ),
+        once(
+            "POST",
+            "/iam/clients/invite_user",
+            Some(json!({
+                "client_id": 4242, "email": "bare@example.com",
+                "user_role": {"id": 1, "name": "Administrators"}
+            })),
+            invited(502),
+        ),
+        // The fields an invitation cannot carry, by a PATCH of the new user.
+        once(
+            "PATCH",
+            "/iam/users/501",
+            Some(json!({
+                "phone": "+49 30 1", "company": "Contoso",
+                "groups": [{"id": 2, "name": "Users"}, {"id": 5, "name": "Engineers"}]
+            })),
+            ok(user(501, "new.one@example.com")),
+        ),
+        once(
+            "GET",
+            "/iam/users/502",
+            None,
+            ok(user(502, "bare@example.com")),
+        ),
+        // A removal by address: the user read, then the DELETE.
+        once(
+            "GET",
+            "/iam/users/9",
+            None,
+            ok(user(9, "leaver@example.com")),
+        ),
+        once(
+            "DELETE",
+            "/iam/clients/4242/client-users/9",
+            None,
+            ResponseTemplate::new(204),
+        ),
+    ];
+    for call in calls {
+        call.mount(&server).await;
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("team.csv"),
+        "Action,user_id,current_email,email,name,lang,phone,company,groups\n\
+         invite,,,new.one@example.com,New One,de,+49 30 1,Contoso,Users;Engineers\n\
+         INVITE,,,bare@example.com,,,,,Administrators\n\
+         remove,,leaver@example.com,,,,,,\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &["apply", "team.csv"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("3 rows: 2 invited, 1 removed"), "{stderr}");
+    assert!(
+        stderr.contains("  invited (2 users):\n    user 501 new.one@example.com")
+            && stderr.contains("  removed (1 user):\n    user 9 leaver@example.com (Users)"),
+        "the summary names who joined and who left: {stderr}"
+    );
+    let (rows, text) = read_results_file(&dir.path().join("team.results.csv"));
+    let got: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|row| (row["status"].as_str(), row["user_id"].as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [("invited", "501"), ("invited", "502"), ("removed", "9")],
+        "{text}"
+    );
+    // Each mock's `expect(1)` is checked when the server goes.
+    server.verify().await;
+}
+
+/// The sandbox's users by address: the fields a row can set, and whether
+/// activated.
+async fn members(sandbox: &RunningSandbox) -> BTreeMap<String, (Value, bool)> {
+    let url = format!("{}/iam/users?limit=1000&offset=0", sandbox.base_url());
+    let page: Value = common::http()
+        .get(url)
+        .header("Authorization", format!("apikey {KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| {
+            let fields = json!([
+                user["name"],
+                user["lang"],
+                user["phone"],
+                user["company"],
+                user["groups"],
+                user["auth_types"]
+            ]);
+            let activated = user["activated"].as_bool().unwrap_or(false);
+            (
+                user["email"].as_str().unwrap().to_string(),
+                (fields, activated),
+            )
+        })
+        .collect()
+}
+
+async fn started(users: u64, faults: Faults) -> RunningSandbox {
+    let config = gcore_iam_bulk::sandbox::SandboxConfig {
+        users,
+        api_key: KEY.to_string(),
+        seed: 24,
+        faults,
+        given: None,
+    };
+    gcore_iam_bulk::sandbox::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The address of user `id`.
+async fn email_of(sandbox: &RunningSandbox, id: u64) -> String {
+    let url = format!("{}/iam/users/{id}", sandbox.base_url());
+    let user: Value = common::http()
+        .get(url)
+        .header("Authorization", format!("apikey {KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    user["email"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_then_undo_gives_the_same_membership_and_fields() {
+    let sandbox = started(30, Faults::default()).await;
+    let before = members(&sandbox).await;
+    let dir = tempfile::tempdir().unwrap();
+    let email_of_7 = email_of(&sandbox, 7).await;
+    std::fs::write(
+        dir.path().join("team.csv"),
+        format!(
+            "action,user_id,current_email,email,name,lang,phone,company,groups,auth_types\n\
+             invite,,,ann@example.com,Ann,de,+49 1,Contoso,Engineers;Users,password;sso\n\
+             invite,,,bob@example.com,,,,,Users,\n\
+             invite,,,cy@example.com,Cy,zh,,,Administrators,\n\
+             remove,3,,,,,,,,\n\
+             remove,,{email_of_7},,,,,,,\n\
+             ,12,,,,,,Renamed,,\n"
+        ),
+    )
+    .unwrap();
+    let url = sandbox.base_url();
+    let args = ["apply", "team.csv", "--undo-file", "undo.csv"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("6 rows: 1 updated, 3 invited, 2 removed"),
+        "{stderr}"
+    );
+    let during = members(&sandbox).await;
+    assert_eq!(during.len(), before.len() + 1, "three in, two out");
+    assert_eq!(
+        during["ann@example.com"].0,
+        json!(["Ann", "de", "+49 1", "Contoso",
+               [{"id": 5, "name": "Engineers"}, {"id": 2, "name": "Users"}],
+               ["password", "sso"]]),
+        "the invitation and the PATCH after it"
+    );
+    assert!(!during["ann@example.com"].1, "not activated yet");
+    assert!(!during.contains_key(&email_of_7));
+    assert!(
+        stderr.contains("passwords and activation cannot come back"),
+        "{stderr}"
+    );
+
+    let args = ["apply", "undo.csv", "-o", "undo.results.csv"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("6 rows: 1 updated, 3 removed, 2 invited")
+            || stderr.contains("6 rows: 1 updated, 2 invited, 3 removed"),
+        "{stderr}"
+    );
+    let after = members(&sandbox).await;
+    let fields = |map: &BTreeMap<String, (Value, bool)>| -> BTreeMap<String, Value> {
+        map.iter()
+            .map(|(email, (fields, _))| (email.clone(), fields.clone()))
+            .collect()
+    };
+    assert_eq!(
+        fields(&after),
+        fields(&before),
+        "the same people, with the same fields"
+    );
+    // Invited again: they set a password before they are active.
+    assert!(!after[&email_of_7].1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_remove_missing_plans_the_rows_cut_and_refuses_a_sheet_cut_short() {
+    let sandbox = started(30, Faults::default()).await;
+    let url = sandbox.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stderr) = run_in(dir.path(), &url, &["export", "-o", "all.csv"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let all = std::fs::read_to_string(dir.path().join("all.csv")).unwrap();
+    let lines: Vec<&str> = all.lines().collect();
+    // Users 4, 5 and 6 (lines 5..=7) deleted from the sheet.
+    let three: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(at, _)| !(4..=6).contains(at))
+        .map(|(_, line)| *line)
+        .collect();
+    std::fs::write(dir.path().join("three.csv"), three.join("\n") + "\n").unwrap();
+    let args = ["plan", "three.csv", "--remove-missing"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("30 rows: 27 unchanged, 3 would_remove"),
+        "{stderr}"
+    );
+    let (rows, text) = read_results_file(&dir.path().join("three.plan.csv"));
+    let removed: Vec<&str> = rows
+        .iter()
+        .filter(|row| row["status"] == "would_remove")
+        .map(|row| row["user_id"].as_str())
+        .collect();
+    assert_eq!(removed, ["4", "5", "6"], "{text}");
+
+    // Twelve rows gone: refused, no plan, nothing but reads sent.
+    let twelve: Vec<&str> = lines
+        .iter()
+        .enumerate()
+        .filter(|(at, _)| !(10..22).contains(at))
+        .map(|(_, line)| *line)
+        .collect();
+    std::fs::write(dir.path().join("twelve.csv"), twelve.join("\n") + "\n").unwrap();
+    let args = ["plan", "twelve.csv", "--remove-missing"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("would remove 12 users, more than --max-removals 10 allows: user 10,")
+            && stderr.contains("and 7 more; no plan was written")
+            && stderr.contains("pass --max-removals 12"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("twelve.plan.csv").exists());
+    let writes = |sandbox: &RunningSandbox| {
+        let stats = sandbox.stats();
+        ["PATCH", "POST", "DELETE"]
+            .iter()
+            .map(|verb| {
+                stats
+                    .by_method_status
+                    .get(*verb)
+                    .map_or(0, |s| s.values().sum::<u64>())
+            })
+            .sum::<u64>()
+    };
+    assert_eq!(writes(&sandbox), 0);
+
+    // The reviewed plan of three, applied: those three leave.
+    let args = ["apply", "--plan", "three.plan.csv"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("30 rows: 27 unchanged, 3 removed"),
+        "{stderr}"
+    );
+    assert_eq!(members(&sandbox).await.len(), 27);
+    let deletes = &sandbox.stats().by_method_status["DELETE"];
+    assert_eq!(deletes.get(&204), Some(&3), "{deletes:?}");
+    // An input that removes more than allowed is refused before anything is sent.
+    let mut sheet = String::from("action,user_id\n");
+    for id in 10..=21 {
+        sheet.push_str(&format!("remove,{id}\n"));
+    }
+    std::fs::write(dir.path().join("leavers.csv"), sheet).unwrap();
+    let (code, stderr) = run_in(dir.path(), &url, &["apply", "leavers.csv"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("the file would remove 12 users")
+            && stderr.contains("row 2 (user 10), row 3 (user 11)")
+            && stderr.contains("nothing was sent"),
+        "{stderr}"
+    );
+    assert_eq!(members(&sandbox).await.len(), 27);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_invitations_then_resume_invites_nobody_twice() {
+    let sandbox = started(
+        30,
+        Faults {
+            latency_ms: 20,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sheet = String::from("action,email,groups,company\n");
+    for n in 1..=40 {
+        sheet.push_str(&format!("invite,new.{n}@example.com,Users,Team {n}\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), sheet).unwrap();
+    let url = sandbox.base_url();
+    let child = common::spawn_apply(
+        dir.path(),
+        "in.csv",
+        &url,
+        KEY,
+        &["--rate", "40", "--concurrency", "4"],
+    );
+    let posts = |sandbox: &RunningSandbox| {
+        let stats = sandbox.stats();
+        stats
+            .by_method_status
+            .get("POST")
+            .map_or(0, |s| s.values().sum::<u64>())
+    };
+    until("five invitations", WITHIN, || posts(&sandbox) >= 5).await;
+    kill(child.id(), "KILL");
+    let _ = wait(child).await;
+    // What the killed run had on the wire has landed (or never will).
+    let mut last = sandbox.stats().requests;
+    until("the sandbox to settle", WITHIN, || {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = sandbox.stats().requests;
+        std::mem::replace(&mut last, now) == now
+    })
+    .await;
+    let (code, stderr) = run_in(
+        dir.path(),
+        &url,
+        &["apply", "in.csv", "--resume", "--rate", "0"],
+    )
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows.len(), 40, "{text}");
+    for row in &rows {
+        assert!(
+            ["invited", "unchanged"].contains(&row["status"].as_str()),
+            "{row:?}"
+        );
+        assert_eq!(
+            row["company"],
+            format!("Team {}", row["row"].parse::<u64>().unwrap() - 1)
+        );
+    }
+    let stats = sandbox.stats();
+    let post = &stats.by_method_status["POST"];
+    assert_eq!(post.get(&200), Some(&40), "each invited once: {post:?}");
+    assert_eq!(post.get(&400), None, "nobody invited twice: {post:?}");
+    let everyone = members(&sandbox).await;
+    for n in 1..=40 {
+        assert!(
+            everyone.contains_key(&format!("new.{n}@example.com")),
+            "{n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_membership_row_gone_wrong_names_its_column_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("team.csv"),
+        "action,user_id,email,company,groups\n\
+         invite,5,a@example.com,,Users\n\
+         invite,,b@example.com,,\n\
+         invite,,,,Users\n\
+         remove,6,,Acme,\n\
+         delete,7,,,\n\
+         Invite,,ok@example.com,Acme,Engineers\n\
+         REMOVE,8,,,\n",
+    )
+    .unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["validate", "team.csv"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("7 rows: 5 invalid, 1 would_invite, 1 would_remove")
+            && stderr.contains("  invited (1 user):\n    row 7 ok@example.com (Engineers)\n")
+            && stderr.contains("  removed (1 user):\n    user 8\n"),
+        "{stderr}"
+    );
+    let (rows, text) = read_results_file(&dir.path().join("team.results.csv"));
+    let error = |row: usize| rows[row]["error"].as_str();
+    assert!(
+        error(0).starts_with("user_id: is \"5\", but an invite row names no user yet"),
+        "{text}"
+    );
+    assert!(
+        error(1).contains("groups: is empty: an invite row needs the new user's group"),
+        "{text}"
+    );
+    assert!(
+        error(2).contains("email: is empty: an invite row needs the new user's address"),
+        "{text}"
+    );
+    assert!(
+        error(3).contains("is a remove row, and it sets company"),
+        "{text}"
+    );
+    assert!(
+        error(4).contains("action: \"delete\" is not an action: write update"),
+        "{text}"
+    );
+    // A sheet of newcomers needs no user_id column.
+    std::fs::write(
+        dir.path().join("new.csv"),
+        "action,email,groups\ninvite,c@example.com,Users\n",
+    )
+    .unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["validate", "new.csv"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("1 row: 1 would_invite"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_of_an_address_in_the_account_is_invalid_before_anything_is_sent() {
+    let sandbox = started(10, Faults::default()).await;
+    let url = sandbox.base_url();
+    let taken = email_of(&sandbox, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("team.csv"),
+        format!("action,email,groups\ninvite,new@example.com,Users\ninvite,{taken},Users\n"),
+    )
+    .unwrap();
+    for command in ["plan", "apply"] {
+        let (code, stderr) = run_in(dir.path(), &url, &[command, "team.csv"]).await;
+        assert_eq!(code, 1, "{stderr}");
+        let suffix = if command == "plan" { "plan" } else { "results" };
+        let (rows, text) = read_results_file(&dir.path().join(format!("team.{suffix}.csv")));
+        assert_eq!(rows[1]["status"], "invalid", "{text}");
+        assert!(
+            rows[1]["error"]
+                .contains("already belongs to user 4 of the account: make the row an update"),
+            "{text}"
+        );
+    }
+    assert_eq!(sandbox.stats().by_method_status.get("POST"), None);
+    assert_eq!(members(&sandbox).await.len(), 10);
+}
