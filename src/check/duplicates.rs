@@ -8,10 +8,12 @@ use super::{EmailIndex, user_of};
 use crate::error::Fatal;
 use crate::table::input::Input;
 
-/// User IDs that appear on more than one row, with those rows.
+/// User IDs that appear on more than one row, with those rows; and the
+/// addresses invited on more than one row (lower case), with those rows.
 #[derive(Debug, Default)]
 pub struct Duplicates {
     rows: HashMap<u64, Vec<u64>>,
+    invited: HashMap<String, Vec<u64>>,
 }
 
 impl Duplicates {
@@ -42,11 +44,43 @@ impl Duplicates {
                 }
             }
         }
-        Ok(Duplicates { rows: rows_of })
+        Ok(Duplicates {
+            rows: rows_of,
+            invited: HashMap::new(),
+        })
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.is_empty() && self.invited.is_empty()
+    }
+
+    /// Keeps the addresses of `invitations` (address, row) that more than
+    /// one row invites.
+    pub(crate) fn with_invitations(mut self, mut invitations: Vec<(String, u64)>) -> Duplicates {
+        invitations.sort_unstable();
+        for pair in invitations.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                let rows = self.invited.entry(pair[0].0.clone()).or_default();
+                if rows.is_empty() {
+                    rows.push(pair[0].1);
+                }
+                rows.push(pair[1].1);
+            }
+        }
+        self
+    }
+
+    /// The other rows that invite `email` (the first few).
+    pub(crate) fn invited_elsewhere(&self, email: &str, row: u64) -> Vec<u64> {
+        (self
+            .invited
+            .get(&email.trim().to_lowercase())
+            .into_iter()
+            .flatten())
+        .copied()
+        .filter(|other| *other != row)
+        .take(OTHERS_SHOWN)
+        .collect()
     }
 
     /// The first few other rows that hold `user_id` (at most

@@ -168,13 +168,24 @@ impl Preflight {
             ..Preflight::default()
         };
         let mut ids = Vec::new();
+        // Addresses of invite rows: one invited twice is refused.
+        let mut invitations = Vec::new();
         while let Some(raw) = rows.next_row()? {
             found.rows += 1;
             if let Some(id) = user_of(&raw, &header, emails) {
                 ids.push(id);
             }
             match Action::parse(&cell(&raw, header.action)) {
-                Ok(Action::Invite) => found.invites += 1,
+                Ok(Action::Invite) => {
+                    found.invites += 1;
+                    let email = header.columns.iter().position(|column| {
+                        *column == Column::Field(crate::model::field::Field::Email)
+                    });
+                    let address = cell(&raw, email).to_lowercase();
+                    if !address.is_empty() {
+                        invitations.push((address, raw.row));
+                    }
+                }
                 Ok(Action::Remove) => {
                     found.removals += 1;
                     if found.removed.len() < REMOVALS_NAMED {
@@ -191,7 +202,7 @@ impl Preflight {
                 found.invalid += 1;
             }
         }
-        found.duplicates = Duplicates::from_ids(input, ids, emails)?;
+        found.duplicates = Duplicates::from_ids(input, ids, emails)?.with_invitations(invitations);
         if count_invalid && !found.duplicates.is_empty() {
             found.invalid = count_invalid_rows(input, null_token, &found.duplicates, emails)?;
         }
@@ -452,6 +463,20 @@ impl<'a> Checker<'a> {
         if action == Action::Invite {
             named_badly = true;
             problems.extend(invitation_problems(&body));
+            if let Some(email) = &body.email {
+                let others = self.duplicates.invited_elsewhere(email, raw.row);
+                if !others.is_empty() {
+                    let rows: Vec<String> = others.iter().map(u64::to_string).collect();
+                    problems.push(Problem::in_column(
+                        "email",
+                        format!(
+                            "{} is also invited on row {}; invite each new user on one row",
+                            show(email),
+                            rows.join(", ")
+                        ),
+                    ));
+                }
+            }
             if let (Some(emails), Some(email), false) = (self.emails, &body.email, self.resumed)
                 && let [id, ..] = emails.lookup(email)
             {

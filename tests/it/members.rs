@@ -462,7 +462,9 @@ async fn a_membership_row_gone_wrong_names_its_column_and_the_fix() {
          remove,6,,Acme,\n\
          delete,7,,,\n\
          Invite,,ok@example.com,Acme,Engineers\n\
-         REMOVE,8,,,\n",
+         REMOVE,8,,,\n\
+         invite,,twice@example.com,,Users\n\
+         invite,,Twice@Example.com,,Users\n",
     )
     .unwrap();
     let out = bin()
@@ -473,7 +475,7 @@ async fn a_membership_row_gone_wrong_names_its_column_and_the_fix() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("7 rows: 5 invalid, 1 would_invite, 1 would_remove")
+        stderr.contains("9 rows: 7 invalid, 1 would_invite, 1 would_remove")
             && stderr.contains("  invited (1 user):\n    row 7 ok@example.com (Engineers)\n")
             && stderr.contains("  removed (1 user):\n    user 8\n"),
         "{stderr}"
@@ -498,6 +500,11 @@ async fn a_membership_row_gone_wrong_names_its_column_and_the_fix() {
     );
     assert!(
         error(4).contains("action: \"delete\" is not an action: write update"),
+        "{text}"
+    );
+    assert!(
+        error(7).contains("email: \"twice@example.com\" is also invited on row 10; invite each")
+            && error(8).contains("is also invited on row 9"),
         "{text}"
     );
     // A sheet of newcomers needs no user_id column.
@@ -539,6 +546,19 @@ async fn an_invitation_of_an_address_in_the_account_is_invalid_before_anything_i
             "{text}"
         );
     }
+    // A key of another account: --account-id says which account is meant.
+    std::fs::write(
+        dir.path().join("one.csv"),
+        "action,email,groups\ninvite,new@example.com,Users\n",
+    )
+    .unwrap();
+    let args = ["apply", "one.csv", "--account-id", "1"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--account-id 1 is not the account of this key (the API says"),
+        "{stderr}"
+    );
     assert_eq!(sandbox.stats().by_method_status.get("POST"), None);
     assert_eq!(members(&sandbox).await.len(), 10);
 }
