@@ -166,9 +166,12 @@ pub(super) fn note_undo(undo: &UndoLog) {
     if invited + removed > 0 {
         crate::say!(
             "note: the undo file removes the {invited} invited and invites the {removed} removed \
-             again (their fields as they were); a user invited again sets a new password and is \
-             not activated until then, and gets a new ID: passwords and activation cannot come \
-             back. Applying it removes users: pass --max-removals {invited} if that is more than 10"
+             again (their fields as they were); a user invited again gets a new ID, and sets a \
+             password before they are active again: passwords and activation cannot come back{}",
+            match invited > 10 {
+                true => format!("; apply it with --max-removals {invited}"),
+                false => String::new(),
+            }
         );
     }
     if let Err(error) = undo.finish() {
