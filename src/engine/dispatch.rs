@@ -149,6 +149,10 @@ struct Gone;
 
 /// What admission decided.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the job moves once per request; a box would cost an allocation per request"
+)]
 enum Admission {
     /// Send the job's current request now; it counts as in flight.
     Send(Job),

@@ -51,6 +51,10 @@ pub struct Job {
     /// What the row does to the account: its `action` (update, invite,
     /// remove).
     pub action: Action,
+    /// When the state the row was compared with was read, when it came
+    /// from a page of the account's list (an operation that checks, just
+    /// before it sends, that it is still recent: `apply --plan`).
+    pub(crate) page_read_at: Option<std::time::Instant>,
 }
 
 impl Job {
@@ -73,6 +77,7 @@ impl Job {
             decided: false,
             planned: Status::WOULD_UPDATE,
             action: Action::Update,
+            page_read_at: None,
         }
     }
 }

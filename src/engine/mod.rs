@@ -46,6 +46,15 @@ pub trait Operation: Send + Sync {
     fn decide(&self, _job: &mut Job) -> Option<Step> {
         None
     }
+    /// The job's request is about to leave (the rate and a free slot
+    /// admitted it): the last moment to decide on what it read, and to
+    /// write what must be written before a change is sent (the undo file),
+    /// so that a row stopped before its turn leaves nothing behind.
+    /// `None` (or `Some(Next)`, with `job.step` moved) sends the current
+    /// step's request; `Done` and `Halt` end the job without it.
+    fn at_send(&self, _job: &mut Job) -> Option<Step> {
+        None
+    }
     /// What a job is, in messages: `row` (`page` for a list's pages).
     fn noun(&self) -> &'static str {
         "row"

@@ -72,6 +72,9 @@ pub(super) fn server_message(body: &str) -> String {
 
 /// The wait a server asks for: `retry-after-ms` (milliseconds, as the
 /// official SDK reads it), else `Retry-After` in seconds or as an HTTP date.
+/// A date is read against the answer's own `Date` when it has one (a
+/// server whose clock is ten minutes ahead that asks for one second means
+/// one second), else against `now`.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let text = |name: &str| headers.get(name)?.to_str().ok().map(str::trim);
     if let Some(ms) = text("retry-after-ms").and_then(|t| t.parse::<f64>().ok())
@@ -84,7 +87,10 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         return (seconds >= 0.0).then(|| saturating_seconds(seconds));
     }
     let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+    let server_now = text("date")
+        .and_then(|date| httpdate::parse_http_date(date).ok())
+        .unwrap_or(now);
+    Some(date.duration_since(server_now).unwrap_or(Duration::ZERO))
 }
 
 /// A server's number of seconds as a wait: an absurd one (`1e30`, `inf`)

@@ -62,8 +62,20 @@ fn retry_after_forms() {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
     let date = httpdate::fmt_http_date(now + Duration::from_secs(42));
     let past = httpdate::fmt_http_date(now - Duration::from_secs(42));
+    // A server whose clock is 600 s ahead of this machine's, asking for 1 s.
+    let ahead = httpdate::fmt_http_date(now + Duration::from_secs(600));
+    let ahead_and_one = httpdate::fmt_http_date(now + Duration::from_secs(601));
     type Case<'a> = (&'a [(&'static str, &'a str)], Option<Duration>);
-    let cases: [Case; 13] = [
+    let cases: [Case; 15] = [
+        (
+            &[("date", &ahead), ("retry-after", &ahead_and_one)],
+            Some(Duration::from_secs(1)),
+        ),
+        // A Date that is no date: the local clock.
+        (
+            &[("date", "yesterday"), ("retry-after", &date)],
+            Some(Duration::from_secs(42)),
+        ),
         (&[("retry-after", "1e30")], Some(Duration::MAX)),
         (&[("retry-after", "inf")], Some(Duration::MAX)),
         (&[("retry-after", "NaN")], None),

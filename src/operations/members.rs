@@ -77,6 +77,14 @@ impl<O: Operation> Operation for ByAction<O> {
             Action::Remove => None,
         }
     }
+
+    fn at_send(&self, job: &mut Job) -> Option<Step> {
+        match job.action {
+            Action::Update => self.update.at_send(job),
+            Action::Invite => None,
+            Action::Remove => self.remove.at_send(job),
+        }
+    }
 }
 
 /// `GET /iam/clients/me`: the account.

@@ -31,12 +31,15 @@ struct Inner {
     /// When each page was read, and whether a row is reading it again
     /// (since when).
     pages: Vec<(Instant, Option<Instant>)>,
+    /// The users each page holds (their entries in `users`).
+    held: Vec<Vec<u64>>,
 }
 
 /// What a row's user is, as far as the pages know.
 pub(crate) enum Lookup {
-    /// Read less than [`LivePages::fresh`] ago: compare with it.
-    Fresh(Box<User>),
+    /// Read less than [`LivePages::fresh`] ago (at the instant given):
+    /// compare with it.
+    Fresh(Box<User>, Instant),
     /// Its page is old: this row reads it again ([`LivePages::call`]).
     Refresh,
     /// Read it with a GET (not in the list whole, or its page is being
@@ -56,18 +59,23 @@ impl LivePages {
     ) -> LivePages {
         let size = usize::try_from(page_size.max(1)).unwrap_or(usize::MAX);
         let pages = users.len().div_ceil(size);
-        let users = users
+        let users: HashMap<u64, (usize, Box<User>)> = users
             .into_iter()
             .enumerate()
             .filter_map(|(at, user)| Some((user.id?, (at / size, Box::new(user)))))
             .filter(|(id, _)| !partial.contains_key(id))
             .collect();
+        let mut held = vec![Vec::new(); pages];
+        for (id, (page, _)) in &users {
+            held[*page].push(*id);
+        }
         LivePages {
             page_size: page_size.max(1),
             fresh,
             inner: Mutex::new(Inner {
                 users,
                 pages: vec![(read_at, None); pages],
+                held,
             }),
         }
     }
@@ -88,7 +96,7 @@ impl LivePages {
         let now = Instant::now();
         let (read_at, reading) = &mut inner.pages[page];
         if now.duration_since(*read_at) < self.fresh {
-            return Lookup::Fresh(user);
+            return Lookup::Fresh(user, *read_at);
         }
         // A read that has not come back within two windows is given up on
         // (its row failed, say): the next row reads the page again.
@@ -107,8 +115,9 @@ impl LivePages {
 
     /// Takes in the page of `user_id` as read again (`read_at`: when its
     /// request was sent, or later), and gives the user's entry if the page
-    /// still shows it whole. Users the page no longer shows keep their old
-    /// entry, which is old now: their rows read them with a GET.
+    /// still shows it whole. Users the page held and no longer shows (the
+    /// list moved, or the page came back shorter) lose their entry: their
+    /// rows read them with a GET.
     pub(crate) fn refreshed(
         &self,
         user_id: u64,
@@ -120,6 +129,7 @@ impl LivePages {
         inner.pages[index] = (read_at, None);
         let left_out: Vec<usize> = page.left_out.iter().map(|(at, _)| *at).collect();
         let mut found = None;
+        let mut shown = Vec::new();
         for (at, user) in page.results.into_iter().enumerate() {
             let Some(id) = user.id else { continue };
             let whole = !left_out.contains(&at);
@@ -128,6 +138,7 @@ impl LivePages {
                 // another page is as fresh as that page says.
                 Some((held_by, entry)) if *held_by == index && whole => {
                     **entry = user;
+                    shown.push(id);
                     if id == user_id {
                         found = Some(entry.clone());
                     }
@@ -138,10 +149,15 @@ impl LivePages {
                 _ => {}
             }
         }
-        if found.is_none() {
-            // Not on its page any more (the list moved), or not whole: a GET.
-            inner.users.remove(&user_id);
+        // Not on their page any more (the list moved), or not whole: a GET.
+        let gone: Vec<u64> = (inner.held[index].iter())
+            .filter(|id| !shown.contains(id))
+            .copied()
+            .collect();
+        for id in gone {
+            inner.users.remove(&id);
         }
+        inner.held[index] = shown;
         found
     }
 
@@ -197,7 +213,7 @@ mod tests {
         assert_eq!(found.lang.as_deref(), Some("de"));
         // Now fresh: user 4 answers from it, with the value read again.
         match pages.lookup(4) {
-            Lookup::Fresh(user) => assert_eq!(user.lang.as_deref(), Some("ru")),
+            Lookup::Fresh(user, _) => assert_eq!(user.lang.as_deref(), Some("ru")),
             _ => panic!("page 1 was just read"),
         }
         // A user the page no longer shows is read with a GET.
@@ -211,5 +227,25 @@ mod tests {
         assert!(matches!(pages.lookup(5), Lookup::Get));
         // Not in the list whole: a GET.
         assert!(matches!(pages.lookup(99), Lookup::Get));
+        // A page read again without one of its users (one before it left
+        // the account, and the list moved up): that user is read with a
+        // GET, not compared with the entry of the first read.
+        let users = (1..=4).map(|id| user(id, "en")).collect();
+        let pages = LivePages::new(
+            users,
+            &BTreeMap::new(),
+            2,
+            long_ago,
+            Duration::from_secs(10),
+        );
+        assert!(matches!(pages.lookup(3), Lookup::Refresh));
+        let shifted = UserPage {
+            count: 3,
+            results: vec![user(4, "de")],
+            left_out: Vec::new(),
+        };
+        assert!(pages.refreshed(3, shifted, Instant::now()).is_none());
+        assert!(matches!(pages.lookup(3), Lookup::Get));
+        assert!(matches!(pages.lookup(4), Lookup::Fresh(..)));
     }
 }

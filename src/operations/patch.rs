@@ -91,6 +91,21 @@ impl Operation for PatchChanged {
         }
     }
 
+    /// The undo line, written when the PATCH is about to leave: a row
+    /// stopped before its turn leaves none.
+    fn at_send(&self, job: &mut Job) -> Option<Step> {
+        if job.step == 0 || self.undo.is_none() {
+            return None;
+        }
+        let body = job.body.as_deref()?;
+        let sent = match self.skip_unchanged {
+            true => only(body, &job.changes).fields(),
+            false => body.fields(),
+        };
+        let before = job.before.as_deref()?;
+        undo_first(&self.undo, job.user_id(), before, sent, &job.changes).err()
+    }
+
     fn decide(&self, job: &mut Job) -> Option<Step> {
         // A user not in the list (added since) is read on its own.
         let user = self.snapshot.as_ref()?.get(&job.user_id())?;
@@ -128,16 +143,9 @@ impl PatchChanged {
                 user: Some(user),
             };
         }
-        let sent = match self.skip_unchanged {
-            true => {
-                let sent = only(&body, &changes);
-                job.request = serde_json::to_string(&sent).expect("a body always serialises");
-                sent.fields()
-            }
-            false => body.fields(),
-        };
-        if let Err(halt) = undo_first(&self.undo, job.user_id(), &user, sent, &changes) {
-            return halt;
+        if self.skip_unchanged {
+            let sent = only(&body, &changes);
+            job.request = serde_json::to_string(&sent).expect("a body always serialises");
         }
         job.changes = changes;
         job.before = Some(user);
@@ -177,6 +185,14 @@ impl Operation for ApplyRows {
             ApplyRows::Patch(operation) => operation.decide(job),
             ApplyRows::Changed(operation) => operation.decide(job),
             ApplyRows::Planned(operation) => operation.decide(job),
+        }
+    }
+
+    fn at_send(&self, job: &mut Job) -> Option<Step> {
+        match self {
+            ApplyRows::Patch(operation) => operation.at_send(job),
+            ApplyRows::Changed(operation) => operation.at_send(job),
+            ApplyRows::Planned(operation) => operation.at_send(job),
         }
     }
 }

@@ -46,7 +46,10 @@ impl Operation for PatchAsPlanned {
     /// once; an older page is read again by this row.
     fn decide(&self, job: &mut Job) -> Option<Step> {
         match self.pages.as_ref()?.lookup(job.user_id()) {
-            Lookup::Fresh(user) => Some(self.compare(job, user)),
+            Lookup::Fresh(user, read_at) => {
+                job.page_read_at = Some(read_at);
+                Some(self.compare(job, user))
+            }
             Lookup::Refresh => {
                 job.step = PAGE;
                 None
@@ -55,12 +58,21 @@ impl Operation for PatchAsPlanned {
         }
     }
 
+    fn at_send(&self, job: &mut Job) -> Option<Step> {
+        self.patch_now(job)
+    }
+
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
         match job.step {
-            PATCH => return patched(job, reply),
+            PATCH => {
+                // The answer is checked against the plan's changes alone.
+                job.body = None;
+                return patched(job, reply);
+            }
             PAGE => return self.page_read(job, reply),
             _ => {}
         }
+        job.page_read_at = None;
         let user = match read_user(job, reply) {
             Ok(user) => user,
             Err(step) => return step,
@@ -81,6 +93,7 @@ impl PatchAsPlanned {
             Ok(page) => {
                 let now = Instant::now();
                 let read_at = now.checked_sub(pages.fresh() / 10).unwrap_or(now);
+                job.page_read_at = Some(read_at);
                 pages.refreshed(job.user_id(), page, read_at)
             }
             Err(_) => {
@@ -101,7 +114,7 @@ impl PatchAsPlanned {
     /// change: the PATCH next, or the row ended (already done, or changed
     /// since the plan).
     fn compare(&self, job: &mut Job, user: Box<User>) -> Step {
-        let body = job.body.take().expect("a planned row keeps its body");
+        let body = job.body.clone().expect("a planned row keeps its body");
         // The user the plan read is still the one its row names: a row by
         // current_email found this user by an address that has moved on.
         let planned_email = job.before.as_ref().and_then(|before| before.email.clone());
@@ -140,13 +153,32 @@ impl PatchAsPlanned {
                 user: Some(user),
             };
         }
-        let sent = FieldSet::of(&job.changes);
-        if let Err(halt) = undo_first(&self.undo, job.user_id(), &user, sent, &job.changes) {
-            return halt;
-        }
         job.before = Some(user);
         job.step = PATCH;
         Step::Next
+    }
+
+    /// Just before the PATCH leaves: a row compared with a page of the
+    /// list that is no longer recent (it waited for its turn under the
+    /// rate) reads its user again with a GET, in this turn; then the
+    /// values about to change go to the undo file. A row compared with a
+    /// GET's answer is sent as it is: the GET was its own, as recent as
+    /// the rate lets a PATCH follow it.
+    fn patch_now(&self, job: &mut Job) -> Option<Step> {
+        if job.step != PATCH {
+            return None;
+        }
+        let fresh = self.pages.as_ref().map(|pages| pages.fresh());
+        if let (Some(read_at), Some(fresh)) = (job.page_read_at, fresh)
+            && read_at.elapsed() >= fresh
+        {
+            job.page_read_at = None;
+            job.step = GET;
+            return Some(Step::Next);
+        }
+        let sent = FieldSet::of(&job.changes);
+        let before = job.before.as_deref()?;
+        undo_first(&self.undo, job.user_id(), before, sent, &job.changes).err()
     }
 }
 
@@ -220,6 +252,36 @@ mod tests {
             from: from.to_string(),
             to: to.to_string(),
         }
+    }
+
+    /// A row compared with a page of the list waits for its turn under
+    /// the rate; if the page is no longer recent when the PATCH would
+    /// leave, the turn reads the user with a GET instead (and writes no
+    /// undo line); a row compared with its own GET is sent.
+    #[test]
+    fn a_page_gone_old_while_the_row_waited_is_read_again_first() {
+        use std::collections::BTreeMap;
+        use std::time::Duration;
+        let fresh = Duration::from_secs(5);
+        let pages = LivePages::new(Vec::new(), &BTreeMap::new(), 10, Instant::now(), fresh);
+        let operation = PatchAsPlanned {
+            undo: None,
+            pages: Some(Arc::new(pages)),
+        };
+        let mut job = Job::new(0, 2, 7, "7".to_string(), String::new());
+        job.step = PATCH;
+        job.before = Some(Box::new(User::default()));
+        job.page_read_at = Some(Instant::now() - Duration::from_secs(6));
+        assert!(matches!(operation.at_send(&mut job), Some(Step::Next)));
+        assert_eq!(job.step, GET);
+        assert_eq!(operation.call(&job).describe(), "GET /iam/users/7");
+        // Compared again with the GET's answer: sent at its turn.
+        job.step = PATCH;
+        assert!(operation.at_send(&mut job).is_none());
+        // A page still recent: sent.
+        job.page_read_at = Some(Instant::now());
+        assert!(operation.at_send(&mut job).is_none());
+        assert_eq!(job.step, PATCH);
     }
 
     #[test]

@@ -75,38 +75,44 @@ impl Remove {
                 };
             }
         }
-        if let Some(undo) = &self.undo {
-            match undo.record_removed(&user) {
-                Ok(()) => {}
-                Err(error)
-                    if error.kind() == std::io::ErrorKind::InvalidData
-                        && self.accept_partial_undo => {}
-                Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
-                    return Step::Done {
-                        status: Status::INVALID,
-                        error: format!(
-                            "nothing sent: the undo file could not invite user {} back ({error}); \
-                             pass --accept-partial-undo to remove them without a way back",
-                            job.user_id()
-                        ),
-                        changes: Vec::new(),
-                        user: Some(user),
-                    };
-                }
-                Err(error) => {
-                    return Step::Halt {
-                        error: format!(
-                            "the undo file {} cannot be written ({error}); no user is removed \
-                             without it",
-                            undo.path().display()
-                        ),
-                    };
-                }
-            }
-        }
         job.before = Some(user);
         job.step = 1;
         Step::Next
+    }
+
+    /// The undo line, written when the DELETE is about to leave: a row
+    /// stopped before its turn leaves none.
+    pub(crate) fn at_send(&self, job: &mut Job) -> Option<Step> {
+        if job.step == 0 {
+            return None;
+        }
+        let (Some(undo), Some(user)) = (&self.undo, job.before.as_deref()) else {
+            return None;
+        };
+        match undo.record_removed(user) {
+            Ok(()) => None,
+            Err(error)
+                if error.kind() == std::io::ErrorKind::InvalidData && self.accept_partial_undo =>
+            {
+                None
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => Some(Step::Done {
+                status: Status::INVALID,
+                error: format!(
+                    "nothing sent: the undo file could not invite user {} back ({error}); pass \
+                     --accept-partial-undo to remove them without a way back",
+                    job.user_id()
+                ),
+                changes: Vec::new(),
+                user: job.before.take(),
+            }),
+            Err(error) => Some(Step::Halt {
+                error: format!(
+                    "the undo file {} cannot be written ({error}); no user is removed without it",
+                    undo.path().display()
+                ),
+            }),
+        }
     }
 }
 

@@ -368,6 +368,28 @@ async fn a_429_pauses_the_whole_run_for_its_retry_after() {
     assert_eq!(summary["counts"]["updated"], 4);
 }
 
+/// A `Retry-After` date is read against the answer's own `Date`: a server
+/// whose clock runs ten minutes ahead, asking for one second, is waited
+/// one second, not ten minutes (beyond `--max-wait`, which stopped the run).
+#[tokio::test]
+async fn a_retry_after_date_is_read_by_the_servers_clock() {
+    let server = MockServer::start().await;
+    let ahead = std::time::SystemTime::now() + Duration::from_secs(600);
+    let throttle = ResponseTemplate::new(429)
+        .insert_header("Date", httpdate::fmt_http_date(ahead).as_str())
+        .insert_header(
+            "Retry-After",
+            httpdate::fmt_http_date(ahead + Duration::from_secs(1)).as_str(),
+        )
+        .set_body_string("slow down");
+    first_then_echo(&server, "/iam/users/1", throttle, 1).await;
+    let csv = format!("{HEADER}1,,,de,,,,\n2,,,de,,,,\n");
+    let run = apply(&csv, Some(&server), true, &["--rate", "0"]).await;
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.row(2)["status"], "updated");
+    assert_eq!(run.summary_json()["throttled"], 1);
+}
+
 /// A 5xx is retried until the row is updated: the smoke test over the
 /// binary (every kind of failure, at concurrency, is tests/it/engine.rs's).
 #[tokio::test]

@@ -854,3 +854,60 @@ async fn a_plan_of_rows_with_the_apis_own_values_applies() {
         assert_eq!(user["groups"][0]["id"], 77, "{user}");
     }
 }
+
+/// A row stopped before its turn under the rate leaves no undo line (the
+/// line is written as its PATCH leaves): after Ctrl-C, the undo file holds
+/// exactly the users the run changed, so applying it cannot overwrite a
+/// later change to a user the run never touched. (A page gone old while
+/// its row waited: `operations::planned`'s unit test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_rows_that_sent_have_undo_lines_after_ctrl_c() {
+    let users: Vec<Value> = (1..=6)
+        .map(|id| user(id, json!({"company": "Old"})))
+        .collect();
+    let sandbox = start(users).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sheet = String::from("user_id,company\n");
+    for id in 1..=6 {
+        sheet.push_str(&format!("{id},New\n"));
+    }
+    std::fs::write(dir.path().join("in.csv"), sheet).unwrap();
+    let out = run(&sandbox, dir.path(), &["plan", "in.csv"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    // One request a second: row 1 is compared with the page read first;
+    // its PATCH goes at once, the next ones a second apart.
+    let mut cmd = common::bin();
+    cmd.current_dir(dir.path())
+        .args(["apply", "--plan", "in.plan.csv", "--undo-file", "undo.csv"])
+        .args(["--base-url", &sandbox.base_url(), "--rate", "1"])
+        .env("GCORE_API_KEY", KEY)
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let patched = |sandbox: &RunningSandbox| sandbox.stats().patches_per_user.len();
+    common::until("the first PATCH", common::WITHIN, || patched(&sandbox) >= 1).await;
+    common::kill(child.id(), "INT");
+    let out = common::wait(child).await;
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    let updated: Vec<&str> = rows
+        .iter()
+        .filter(|row| row["status"] == "updated")
+        .map(|row| row["user_id"].as_str())
+        .collect();
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    let undone: Vec<&str> = undo
+        .lines()
+        .skip(1)
+        .map(|line| line.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        undone, updated,
+        "undo lines for the rows sent only: {undo}\n{text}"
+    );
+    assert_eq!(
+        sandbox.stats().patches_per_user.len(),
+        updated.len(),
+        "{text}"
+    );
+}

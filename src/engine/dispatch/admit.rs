@@ -35,7 +35,7 @@ impl<O: Operation> Dispatcher<'_, O> {
             if let Err(at) = self.pacer.try_admit(now) {
                 return Ok(Admission::Wait(Some(at)));
             }
-            let job = if retry_due {
+            let mut job = if retry_due {
                 self.retries.pop().expect("a retry is due").0.job
             } else {
                 match self.next.take() {
@@ -43,6 +43,34 @@ impl<O: Operation> Dispatcher<'_, O> {
                     _ => unreachable!("the candidate is a row to send"),
                 }
             };
+            let operation = self.operation.expect("a run that sends has an operation");
+            match operation.at_send(&mut job) {
+                None | Some(Step::Next) => {}
+                Some(Step::Done {
+                    status,
+                    error,
+                    changes,
+                    user,
+                }) => {
+                    let outcome = decided(job, status, None, error, changes, user);
+                    self.report(Report::Row(outcome))?;
+                    continue;
+                }
+                Some(Step::Halt { error }) => {
+                    self.stop(StopReason::Halted { message: error })?;
+                    let why = self.stopped.as_ref().expect("the run stopped");
+                    self.report(Report::Row(not_attempted(job, why)))?;
+                    continue;
+                }
+                Some(Step::DoneThenHalt { status, error }) => {
+                    self.stop(StopReason::Halted {
+                        message: error.clone(),
+                    })?;
+                    let outcome = decided(job, status, None, error, Vec::new(), None);
+                    self.report(Report::Row(outcome))?;
+                    continue;
+                }
+            }
             self.in_flight += 1;
             return Ok(Admission::Send(job));
         }
