@@ -500,7 +500,14 @@ pub(super) async fn first_page(
     let mut progress = Progress::counting(ProgressMode::Quiet, 0, "users");
     let first = vec![(0, 1)];
     let first = fetch_pages(client, policy, page_size, first, interrupt, &mut progress).await?;
-    Ok(first.items.into_iter().next().map(|(_, page)| page))
+    // Its retries (and 429s) are the run's requests: the page itself is
+    // counted with the list's pages, or as the count's request.
+    super::note_reads(first.retries, first.retries, first.throttled);
+    let page = first.items.into_iter().next().map(|(_, page)| page);
+    if page.is_none() {
+        super::note_reads(1, 0, 0);
+    }
+    Ok(page)
 }
 
 /// The account's id (`GET /iam/clients/me`), from one job through the

@@ -461,7 +461,9 @@ impl Summary {
             counts: Counts(self),
             retries: self.retries,
             throttled: self.throttled,
-            elapsed_seconds: self.elapsed.map(|e| e.as_secs_f64()),
+            // As the summary says it: the reading of the account's list
+            // before the rows included.
+            elapsed_seconds: self.elapsed.map(|e| (e + self.reading).as_secs_f64()),
             rows_per_second: self.rows_per_second(),
             exit_code: exit.code(),
             first_problems: self

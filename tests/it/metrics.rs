@@ -199,3 +199,77 @@ async fn the_metrics_parse_and_keep_the_last_success() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     sandbox.stop().await;
 }
+
+/// The reads before the rows are the run's requests, their 429s too: a
+/// plan whose first request (the list's count) meets a 429 counts it and
+/// its retry, as the sandbox saw them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_on_the_lists_first_page_is_counted() {
+    let sandbox = start_sandbox(
+        "metrics-key",
+        5,
+        Faults {
+            // One request, then one a second.
+            rate: Some((1.0, 1)),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "user_id,lang\n1,de\n2,en\n3,ru\n4,zh\n",
+    )
+    .unwrap();
+    // The sandbox's one request of the second spent just before.
+    let url = format!("{}/iam/users/1", sandbox.base_url());
+    let answer = common::http()
+        .get(url)
+        .header("Authorization", "apikey metrics-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let before = sandbox.stats();
+    let args = [
+        "plan",
+        "in.csv",
+        "--metrics-file",
+        "plan.prom",
+        "--summary-json",
+        "plan.json",
+        "--rate",
+        "0",
+    ];
+    let out = run(dir.path(), &sandbox, &args).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let after = sandbox.stats();
+    let throttled = |stats: &gcore_iam_bulk::sandbox::Stats| {
+        (stats.by_method_status.values())
+            .map(|by| by.get(&429).copied().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let seen_429 = throttled(&after) - throttled(&before);
+    assert!(
+        seen_429 >= 1,
+        "the list's first request met a 429: {after:?}"
+    );
+    let scrape = parse(&dir.path().join("plan.prom"));
+    assert_eq!(
+        value(&scrape, "gcore_iam_bulk_requests", None),
+        Some((after.requests - before.requests) as f64),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        value(&scrape, "gcore_iam_bulk_throttled", None),
+        Some(seen_429 as f64)
+    );
+    // The summary JSON's time is the summary's: the list's read (its
+    // pause after the 429, about a second) included.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("plan.json")).unwrap()).unwrap();
+    let elapsed = json["elapsed_seconds"].as_f64().unwrap();
+    assert!(elapsed >= 0.5, "{json}");
+    assert_eq!(json["throttled"].as_u64(), Some(seen_429));
+}
