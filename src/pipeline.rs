@@ -18,6 +18,7 @@ use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
 use crate::sink::{self, Progress, ProgressMode, ResultsWriter, Summary};
 use crate::table::input::Input;
+use crate::table::members_log::Earlier;
 use crate::table::record::Previous;
 use crate::table::results::{Kind, ResultRecord, Status};
 
@@ -51,9 +52,9 @@ pub struct Checks {
     pub(crate) keep_body: bool,
     /// Resolves rows that name users by `current_email`.
     pub(crate) emails: Option<Arc<EmailIndex>>,
-    /// A resumed run (an invitation's address in the account now may be
-    /// the run's own).
-    pub(crate) resumed: bool,
+    /// A resumed run: what the runs of its record invited (an address in
+    /// the account now may be the run's own).
+    pub(crate) earlier: Option<Arc<Earlier>>,
     /// Rows after the input's, already decided (a plan's removals of the
     /// users no row names), numbered on from the input's last row.
     pub(crate) extra: Vec<ResultRecord>,
@@ -174,7 +175,7 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
     let header = rows.header().clone();
     let checker = Checker::new(&header, &checks.null_token, &checks.duplicates)
         .with_emails(checks.emails.as_deref())
-        .resumed(checks.resumed);
+        .with_earlier(checks.earlier.as_deref());
     let record_error = |previous: &Previous| {
         let path = previous.path().to_path_buf();
         move |source| Fatal::Record { path, source }

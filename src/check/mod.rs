@@ -2,24 +2,24 @@
 //! to skip, or the list of its problems. Duplicated user IDs are found in a
 //! first pass over the file, so that both rows can name each other.
 
-use std::collections::HashMap;
-
 use crate::error::Fatal;
 use crate::model::action::Action;
-use crate::model::api::User;
 use crate::model::patch::{PatchBody, Problem, check_email, parse_user_id, scientific, show};
 use crate::table::cells::restore;
 use crate::table::input::{ACTION, Column, Header, Input, RawRow, VERBATIM, VERBATIM_JSON};
+use crate::table::members_log::Earlier;
 
 mod cells;
 mod duplicates;
 mod live;
+mod named;
 mod resume;
 mod rows;
 
 use cells::*;
 pub use duplicates::Duplicates;
 pub use live::*;
+pub use named::*;
 pub(crate) use resume::*;
 pub use rows::Rows;
 
@@ -46,67 +46,6 @@ pub struct CheckedRow {
     /// The `user_id` cell as written (trimmed), for the results file.
     pub(crate) user_id_text: String,
     pub verdict: Verdict,
-}
-
-/// The account's users by address, to resolve rows that name a user by
-/// `current_email` (any case).
-#[derive(Debug, Default)]
-pub struct EmailIndex {
-    ids: HashMap<String, Vec<u64>>,
-}
-
-impl EmailIndex {
-    pub fn new(users: &[User]) -> EmailIndex {
-        let mut ids: HashMap<String, Vec<u64>> = HashMap::new();
-        for user in users {
-            if let (Some(id), Some(email)) = (user.id, &user.email) {
-                ids.entry(email.trim().to_lowercase()).or_default().push(id);
-            }
-        }
-        EmailIndex { ids }
-    }
-
-    /// The users with this address.
-    pub(crate) fn lookup(&self, email: &str) -> &[u64] {
-        self.ids
-            .get(&email.trim().to_lowercase())
-            .map_or(&[], Vec::as_slice)
-    }
-}
-
-/// A row's user: its `user_id` cell when that holds an ID, else the one
-/// user its `current_email` resolves to (with an index).
-pub fn user_of(raw: &RawRow, header: &Header, emails: Option<&EmailIndex>) -> Option<u64> {
-    let cell = |column: Option<usize>| {
-        std::str::from_utf8(raw.cells.get(column?)?)
-            .ok()
-            .map(str::trim)
-    };
-    if let Some(id) = cell(header.user_id).and_then(|text| parse_user_id(text).ok()) {
-        return Some(id);
-    }
-    match (cell(header.current_email), emails) {
-        (Some(address), Some(emails)) if !address.is_empty() => match emails.lookup(address) {
-            [id] => Some(*id),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// The users the rows of `input` name (by `user_id`, or by
-/// `current_email` with `emails`), valid rows or not.
-pub(crate) fn named_users(
-    input: &Input,
-    emails: Option<&EmailIndex>,
-) -> Result<std::collections::HashSet<u64>, Fatal> {
-    let mut rows = input.rows()?;
-    let header = rows.header().clone();
-    let mut named = std::collections::HashSet::new();
-    while let Some(raw) = rows.next_row()? {
-        named.extend(user_of(&raw, &header, emails));
-    }
-    Ok(named)
 }
 
 /// What a first pass over the input found, before any row is sent.
@@ -139,7 +78,7 @@ impl Preflight {
     /// per row for the IDs (8 MB for a million rows), then only the
     /// repeated ones are kept.
     pub fn scan(input: &Input, null_token: &str, count_invalid: bool) -> Result<Preflight, Fatal> {
-        Preflight::scan_with(input, null_token, count_invalid, None, false)
+        Preflight::scan_with(input, null_token, count_invalid, None, None)
     }
 
     /// [`Preflight::scan`], resolving `current_email` with `emails`.
@@ -148,7 +87,7 @@ impl Preflight {
         null_token: &str,
         count_invalid: bool,
         emails: Option<&EmailIndex>,
-        resumed: bool,
+        earlier: Option<&Earlier>,
     ) -> Result<Preflight, Fatal> {
         let mut rows = input.rows()?;
         let header = rows.header().clone();
@@ -156,7 +95,7 @@ impl Preflight {
         let no_duplicates = Duplicates::default();
         let checker = Checker::new(&header, null_token, &no_duplicates)
             .with_emails(emails)
-            .resumed(resumed);
+            .with_earlier(earlier);
         let cell = |raw: &RawRow, column: Option<usize>| -> String {
             column
                 .and_then(|column| raw.cells.get(column))
@@ -250,9 +189,10 @@ pub struct Checker<'a> {
     /// Resolves `current_email`; without it (a dry run) an address is only
     /// checked to be one.
     emails: Option<&'a EmailIndex>,
-    /// A resumed run: an invitation whose address is in the account now
-    /// may be the run's own (see `operations::invite`), not invalid.
-    resumed: bool,
+    /// A resumed run: what the runs of its record invited. An invitation
+    /// of an address in the account now that one of them sent is the
+    /// run's own (see `operations::invite`), not invalid.
+    earlier: Option<&'a Earlier>,
 }
 
 impl<'a> Checker<'a> {
@@ -262,12 +202,12 @@ impl<'a> Checker<'a> {
             null_token,
             duplicates,
             emails: None,
-            resumed: false,
+            earlier: None,
         }
     }
 
-    pub(crate) fn resumed(mut self, resumed: bool) -> Self {
-        self.resumed = resumed;
+    pub(crate) fn with_earlier(mut self, earlier: Option<&'a Earlier>) -> Self {
+        self.earlier = earlier;
         self
     }
 
@@ -477,7 +417,9 @@ impl<'a> Checker<'a> {
                     ));
                 }
             }
-            if let (Some(emails), Some(email), false) = (self.emails, &body.email, self.resumed)
+            let ours = |email: &str| self.earlier.is_some_and(|earlier| earlier.invited(email));
+            if let (Some(emails), Some(email)) = (self.emails, &body.email)
+                && !ours(email)
                 && let [id, ..] = emails.lookup(email)
             {
                 problems.push(Problem::in_column(

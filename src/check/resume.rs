@@ -5,6 +5,7 @@ use crate::error::Fatal;
 use crate::model::change::{diff, only_fields};
 use crate::model::patch::{PatchBody, describe, show};
 use crate::table::input::Input;
+use crate::table::members_log::Earlier;
 use crate::table::record::Previous;
 use crate::table::results::{Kind, ResultRecord};
 
@@ -43,6 +44,7 @@ pub(crate) fn verify_kept(
     emails: Option<&EmailIndex>,
     previous: &Previous,
     operation: &dyn Rows,
+    earlier: Option<&Earlier>,
 ) -> Result<Kept, Fatal> {
     let record_error = |source| Fatal::Record {
         path: previous.path().to_path_buf(),
@@ -53,7 +55,7 @@ pub(crate) fn verify_kept(
     let header = rows.header().clone();
     let checker = Checker::new(&header, null_token, duplicates)
         .with_emails(emails)
-        .resumed(true);
+        .with_earlier(earlier);
     // The row as it reads without resolving its address.
     let unresolved = Checker::new(&header, null_token, duplicates);
     let (mut kept, mut refused_now) = (0, 0);

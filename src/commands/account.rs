@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::*;
+use crate::table::members_log::Earlier;
 
 /// What the first pass hands on: the input, what it found, and the index
 /// that resolves `current_email` (when the input has that column and the
@@ -37,7 +38,7 @@ pub(super) async fn first_pass(
     quiet: bool,
     interrupt: &Interrupt,
     account: Option<(&Client, &SendPolicy)>,
-    resumed: bool,
+    earlier: Option<Arc<Earlier>>,
 ) -> Result<FirstPass, Fatal> {
     // A pipe may never end: a signal while it is read ends the process.
     interrupt.reading_input(true);
@@ -105,7 +106,7 @@ pub(super) async fn first_pass(
             &null_token,
             count_invalid,
             index.as_deref(),
-            resumed,
+            earlier.as_deref(),
         )?;
         Ok::<_, Fatal>((input, preflight))
     })

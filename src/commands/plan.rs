@@ -84,10 +84,27 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
 async fn missing(started: &Started<'_>, list: &AccountList) -> Result<Vec<ResultRecord>, Fatal> {
     let input = std::sync::Arc::clone(&started.first.input);
     let emails = started.first.emails.clone();
-    let named: HashSet<u64> =
-        tokio::task::spawn_blocking(move || named_users(&input, emails.as_deref()))
-            .await
-            .expect("reading the rows does not panic")?;
+    let named = tokio::task::spawn_blocking(move || named_users(&input, emails.as_deref()))
+        .await
+        .expect("reading the rows does not panic")?;
+    // A row whose user cannot be told would have its user removed.
+    let named: HashSet<u64> = named.map_err(|(rows, count)| {
+        let rows: Vec<String> = rows.iter().map(u64::to_string).collect();
+        Fatal::Usage(format!(
+            "with --remove-missing every row must name its user, and {count} {} no user of the \
+             account that can be told (row {}{}: a user_id that is no ID, an address that no \
+             user or several users have, or neither); their users would be planned for \
+             removal: fix those rows (see plan without --remove-missing), then plan again; no \
+             plan was written",
+            if count == 1 { "names" } else { "name" },
+            rows.join(", "),
+            if count as usize > rows.len() {
+                " and more"
+            } else {
+                ""
+            }
+        ))
+    })?;
     Ok((list.users.iter())
         .filter_map(|user| Some((user.id?, user)))
         .filter(|(id, _)| !named.contains(id))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::error::Fatal;
 use crate::settings::{ApiSettings, OutputTarget};
+use crate::table::members_log::{Earlier, MembersLog, members_path};
 use crate::table::record::{self, Account, Previous, SameAccount};
 use crate::table::results::Status;
 use crate::table::undo::{self, UndoLog};
@@ -231,4 +232,34 @@ pub(super) fn refuse_note(invalid: u64) {
         if invalid == 1 { "row is" } else { "rows are" },
         if invalid == 1 { "it" } else { "them" },
     );
+}
+
+/// What the runs of the record at `results` invited and removed (a
+/// resumed run's invitations of addresses in the account now are its own).
+pub(super) fn read_earlier(results: &Path) -> Result<Earlier, Fatal> {
+    Earlier::read(results).map_err(|source| Fatal::Record {
+        path: members_path(results),
+        source,
+    })
+}
+
+/// The record of the invitations and removals a run sends, when some row
+/// invites or removes and the results go to a file.
+pub(super) fn open_members(
+    target: &OutputTarget,
+    preflight: &crate::check::Preflight,
+    continuing: bool,
+) -> Result<Option<Arc<MembersLog>>, Fatal> {
+    let OutputTarget::File(results) = target else {
+        return Ok(None);
+    };
+    if preflight.invites + preflight.removals == 0 {
+        return Ok(None);
+    }
+    MembersLog::open(results, continuing)
+        .map(|log| Some(Arc::new(log)))
+        .map_err(|source| Fatal::Record {
+            path: members_path(results),
+            source,
+        })
 }

@@ -9,24 +9,27 @@
 //! a plan's) run through it, and so does any new command whose operation
 //! sends a request (or a few) per row.
 
+mod started;
+pub(crate) use started::{Sending, Started};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::members::Members;
 use super::record::{
-    mark_account, note_undo, open_previous, open_undo, refuse_note, resumed_undo, same_account,
+    mark_account, note_undo, open_members, open_previous, open_undo, read_earlier, refuse_note,
+    resumed_undo, same_account,
 };
 use super::{
-    Ending, FirstPass, Next, Route, Threads, check_distinct, connect, finish, first_pass,
-    guard_results, input_name, note_input_changed, read_by, runtime, sandbox, with_profile,
+    Ending, Next, Route, Threads, check_distinct, connect, finish, first_pass, guard_results,
+    input_name, note_input_changed, read_by, runtime, sandbox, with_profile,
 };
-use crate::check::{LiveCheck, Rows, verify_kept};
+use crate::check::{Rows, verify_kept};
 use crate::cli::{ApiArgs, InputArgs, OutputArgs, RunArgs};
 use crate::engine::{Never, Operation};
 use crate::error::Fatal;
 use crate::exit::Exit;
-use crate::http::Client;
 use crate::pipeline::{self, Checks, Disposition, Source};
 use crate::policy::SendPolicy;
 use crate::settings::{
@@ -35,9 +38,9 @@ use crate::settings::{
 };
 use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
+use crate::table::members_log::Earlier;
 use crate::table::record::Previous;
-use crate::table::results::{Kind, ResultRecord, Status};
-use crate::table::undo::UndoLog;
+use crate::table::results::{Kind, Status};
 
 /// The settings of a command over rows, each made once from the flags,
 /// the environment and the profile, and every file of the run checked
@@ -107,6 +110,8 @@ enum Kept {
     Plan,
     Record {
         previous: Option<Arc<Previous>>,
+        /// What the runs of the record being resumed invited and removed.
+        earlier: Option<Arc<Earlier>>,
         undo_file: Option<PathBuf>,
         accept_partial_undo: bool,
         skip_invalid: bool,
@@ -191,6 +196,7 @@ impl RowsRun {
             Keeps::Plan => Kept::Plan,
             Keeps::Record(record) => Kept::Record {
                 previous: None,
+                earlier: None,
                 undo_file: record.undo_file,
                 accept_partial_undo: record.accept_partial_undo,
                 skip_invalid: record.skip_invalid,
@@ -224,6 +230,7 @@ impl RowsRun {
         if let Kept::Record {
             previous,
             undo_file,
+            earlier,
             ..
         } = &mut keeps
             && resume
@@ -237,6 +244,7 @@ impl RowsRun {
                     same_account(results, api)?;
                 }
                 *undo_file = resumed_undo(results, undo_file.take(), flags.output.quiet)?;
+                *earlier = Some(Arc::new(read_earlier(results)?));
             }
         }
         let (undo_file, continuing) = match &keeps {
@@ -344,20 +352,17 @@ impl RowsRun {
             let account = connected.as_ref().map(|(client, _)| (client, &send));
             // A run that may change the account needs to know before it starts.
             let count_invalid = connected.is_some() && matches!(self.keeps, Kept::Record { .. });
-            let resumed = matches!(
-                self.keeps,
-                Kept::Record {
-                    previous: Some(_),
-                    ..
-                }
-            );
+            let earlier = match &self.keeps {
+                Kept::Record { earlier, .. } => earlier.clone(),
+                Kept::Plan => None,
+            };
             let mut first = first_pass(
                 &self.input,
                 count_invalid,
                 quiet,
                 &interrupt,
                 account,
-                resumed,
+                earlier.clone(),
             )
             .await?;
             // A sheet cut short must not empty the account: refused before
@@ -380,6 +385,7 @@ impl RowsRun {
                         first.emails.as_deref(),
                         previous,
                         &*self.rules,
+                        earlier.as_deref(),
                     )?;
                     // A kept row by an address the run itself changed is not invalid.
                     first.preflight.invalid -= kept.refused_now.min(first.preflight.invalid);
@@ -393,6 +399,7 @@ impl RowsRun {
             // account is read (a plan that could not read it leaves none).
             let mut results = None;
             let mut undo = None;
+            let mut members = None;
             if let (
                 Some((client_api, _)),
                 Kept::Record {
@@ -417,6 +424,8 @@ impl RowsRun {
                 if running.is_none() {
                     mark_account(&self.target, client_api)?;
                 }
+                let continuing = previous.is_some();
+                members = open_members(&self.target, &first.preflight, continuing)?;
             }
             // The operation starts only where there is an account to send to.
             let (mut sending, first) = match &connected {
@@ -426,7 +435,8 @@ impl RowsRun {
                         .await?;
                     let mut started = Started {
                         account_id,
-                        resumed,
+                        earlier: earlier.clone(),
+                        members: members.clone(),
                         client,
                         send: &send,
                         interrupt: &interrupt,
@@ -509,7 +519,7 @@ impl RowsRun {
                 null_token: self.input.null_token.clone(),
                 duplicates: preflight.duplicates.into(),
                 disposition,
-                resumed,
+                earlier,
                 extra,
                 previous,
                 keep_body: sending.as_ref().is_some_and(|sending| sending.keep_body),
@@ -563,36 +573,4 @@ impl RowsRun {
                 .for_report(self.report.is_some()),
         )
     }
-}
-
-/// A run over rows once the account is reached and the first pass done:
-/// what its operation may use (and take) to start.
-pub(super) struct Started<'a> {
-    pub client: &'a Client,
-    pub send: &'a SendPolicy,
-    pub(crate) interrupt: &'a Interrupt,
-    pub quiet: bool,
-    /// `--null-token`: the cell that sets a field to null.
-    pub(crate) null_token: &'a str,
-    /// The undo file of a record, opened (`--undo-file`).
-    pub(crate) undo: Option<Arc<UndoLog>>,
-    pub first: FirstPass,
-    /// The account's id, read when some row invites or removes a user.
-    pub(crate) account_id: Option<u64>,
-    /// A resumed run (`--resume` with a record to go on from).
-    pub(crate) resumed: bool,
-}
-
-/// What a run over rows sends with.
-pub(crate) struct Sending<O> {
-    pub operation: O,
-    /// Hand each job its row's body, for an operation that compares it
-    /// with the live state.
-    pub(crate) keep_body: bool,
-    /// The rows' users as read before anything is sent: a row the live
-    /// state makes invalid stops the run as any invalid row does.
-    pub(crate) live: Option<Arc<LiveCheck>>,
-    /// Rows after the input's, already decided (a plan's removals of the
-    /// users no row names: `--remove-missing`).
-    pub(crate) extra: Vec<ResultRecord>,
 }

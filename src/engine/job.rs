@@ -55,6 +55,10 @@ pub struct Job {
     /// from a page of the account's list (an operation that checks, just
     /// before it sends, that it is still recent: `apply --plan`).
     pub(crate) page_read_at: Option<std::time::Instant>,
+    /// What an earlier step of the job already did to the account (an
+    /// invitation answered: `invited`): the row says so whatever becomes
+    /// of the steps after it (a stop, a failure).
+    pub landed: Option<Status>,
 }
 
 impl Job {
@@ -78,6 +82,7 @@ impl Job {
             planned: Status::WOULD_UPDATE,
             action: Action::Update,
             page_read_at: None,
+            landed: None,
         }
     }
 }

@@ -55,6 +55,21 @@ pub trait Operation: Send + Sync {
     fn at_send(&self, _job: &mut Job) -> Option<Step> {
         None
     }
+    /// A refusal (a 4xx not retried) of the job's current step: `Some`
+    /// says what it means instead of `failed` (a DELETE retried after an
+    /// answer that was lost, answered 404: the first attempt removed the
+    /// user).
+    fn refused(&self, _job: &mut Job, _status: u16) -> Option<Step> {
+        None
+    }
+    /// Whether the job's current request is sent again after a failure
+    /// that leaves unsure whether it was carried out (a timeout, a dropped
+    /// connection, a 5xx); a 429 or a request that never left is always
+    /// retried. An invitation is not: a second one would be refused (the
+    /// address is in the account by then), and `--resume` finds out.
+    fn retry_unsure(&self, _job: &Job) -> bool {
+        true
+    }
     /// What a job is, in messages: `row` (`page` for a list's pages).
     fn noun(&self) -> &'static str {
         "row"

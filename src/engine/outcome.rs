@@ -20,6 +20,16 @@ pub(super) fn finish(
     user: Option<Box<User>>,
 ) -> Outcome {
     let attempts = job.attempts.saturating_sub(job.unsent);
+    // A step that already changed the account is what the row did; what
+    // became of the rest is said after it.
+    if let (Some(landed), Status::FAILED | Status::NOT_ATTEMPTED) = (job.landed, status) {
+        let error = format!(
+            "{} as user {}, but the rest of the row was not done: {error}",
+            landed.as_str(),
+            job.user_id()
+        );
+        return decided(job, landed, http_status, error, changes, user);
+    }
     let status = match status {
         Status::FAILED if attempts == 0 => Status::NOT_ATTEMPTED,
         status => status,

@@ -16,6 +16,7 @@ use crate::engine::{Job, Step};
 use crate::http::{Call, Reply};
 use crate::model::api::User;
 use crate::model::patch::PatchBody;
+use crate::table::members_log::{Earlier, MembersLog};
 use crate::table::results::Status;
 use crate::table::undo::UndoLog;
 
@@ -69,10 +70,15 @@ pub(crate) struct Invite {
     /// The account's id (`GET /iam/clients/me`, or `--account-id`).
     pub(crate) client_id: u64,
     pub(crate) undo: Option<Arc<UndoLog>>,
-    /// A resumed run: the account's users by address, as read at its
-    /// start. A row whose address is there was invited by the run cut
-    /// short (before its answer was recorded): not invited again.
-    pub(crate) resumed: Option<Arc<EmailIndex>>,
+    /// The account's users by address, as read at the start: an answer
+    /// that names one of them is not a new user.
+    pub(crate) existing: Option<Arc<EmailIndex>>,
+    /// Where each invitation is noted before it is sent.
+    pub(crate) log: Option<Arc<MembersLog>>,
+    /// A resumed run: the addresses the runs of its record invited. Such an
+    /// address in the account now was invited by the run cut short (before
+    /// its answer was recorded): not invited again.
+    pub(crate) earlier: Option<Arc<Earlier>>,
 }
 
 impl Invite {
@@ -104,7 +110,10 @@ impl Invite {
     /// account, who is not invited again.
     pub(crate) fn decide(&self, job: &mut Job) -> Option<Step> {
         let email = Invite::body(job).email.clone()?;
-        let id = match self.resumed.as_deref()?.lookup(&email) {
+        if !self.earlier.as_ref()?.invited(&email) {
+            return None;
+        }
+        let id = match self.existing.as_deref()?.lookup(&email) {
             [id] => *id,
             [] => return None,
             several => {
@@ -118,8 +127,51 @@ impl Invite {
             }
         };
         job.set_user(id);
+        job.landed = Some(Status::INVITED);
+        // Its way back, if the run cut short could not write it.
+        if let Some(step) = self.undo_line(job, id) {
+            return Some(step);
+        }
         job.step = ALREADY_INVITED;
         Some(Step::Next)
+    }
+
+    /// Notes the invitation before it is sent, so that a resumed run
+    /// knows it went.
+    pub(crate) fn at_send(&self, job: &mut Job) -> Option<Step> {
+        let (INVITE, Some(log)) = (job.step, &self.log) else {
+            return None;
+        };
+        let email = Invite::body(job).email.clone().unwrap_or_default();
+        log.invite(&email).err().map(|error| Step::Halt {
+            error: format!(
+                "{} cannot be written ({error}); no invitation is sent without its note",
+                log.path().display()
+            ),
+        })
+    }
+
+    /// An invitation is sent once: one whose answer was lost is not sent
+    /// again (`--resume` finds the user).
+    pub(crate) fn retry_unsure(&self, job: &Job) -> bool {
+        job.step != INVITE
+    }
+
+    /// The undo file's way back from user `id`'s invitation; `Some`: the
+    /// run stops (the file cannot be written).
+    fn undo_line(&self, job: &Job, id: u64) -> Option<Step> {
+        let undo = self.undo.as_ref()?;
+        let error = undo.record_invited(id).err()?;
+        Some(Step::DoneThenHalt {
+            status: Status::INVITED,
+            error: format!(
+                "invited as user {id}, but the undo file {} cannot be written ({error}): the run \
+                 stops, since nothing is sent without its way back; remove user {id} by hand to \
+                 undo row {}",
+                undo.path().display(),
+                job.row()
+            ),
+        })
     }
 
     pub(crate) fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
@@ -132,15 +184,14 @@ impl Invite {
         }
         let (status, note) = match job.step {
             ALREADY_INVITED => (
-                Status::UNCHANGED,
+                Status::INVITED,
                 format!(
-                    "already in the account as user {} when the run was resumed (invited by the \
-                     run cut short, whose answer was not recorded, or added meanwhile): not \
+                    "invited as user {} by the run cut short (its answer was not recorded): not \
                      invited again{}",
                     job.user_id(),
                     match after_invitation(Invite::body(job)).is_empty() {
                         true => "",
-                        false => "; the row's other fields were set",
+                        false => "; the row's other fields are set now",
                     }
                 ),
             ),
@@ -181,25 +232,33 @@ impl Invite {
                 return done(
                     Status::FAILED,
                     format!(
-                        "the invitation was accepted, but its answer names no user_id: look \
-                         for {email} in the account before sending this row again"
+                        "the invitation was accepted, but its answer names no user_id that can \
+                         be read: {email} is likely in the account now; --resume finds the user \
+                         and finishes the row without inviting again"
                     ),
                 );
             }
         };
-        job.set_user(id);
-        if let Some(undo) = &self.undo
-            && let Err(error) = undo.record_invited(id)
+        // An answer naming a user who was in the account already is no
+        // new user: nothing more is sent for the row.
+        if self
+            .existing
+            .as_ref()
+            .is_some_and(|existing| existing.has_id(id))
         {
-            return Step::DoneThenHalt {
-                status: Status::INVITED,
-                error: format!(
-                    "invited as user {id}, but the undo file {} cannot be written ({error}): \
-                     the run stops, since nothing is sent without its way back; remove user \
-                     {id} by hand to undo this row",
-                    undo.path().display()
+            return done(
+                Status::FAILED,
+                format!(
+                    "the invitation was answered with user {id}, who was in the account before \
+                     it: nothing more was sent for this row (no field set, no undo line); check \
+                     user {id} and the address"
                 ),
-            };
+            );
+        }
+        job.set_user(id);
+        job.landed = Some(Status::INVITED);
+        if let Some(step) = self.undo_line(job, id) {
+            return step;
         }
         job.step = SET_THE_REST;
         Step::Next

@@ -12,6 +12,7 @@ use crate::check::EmailIndex;
 use crate::engine::{Job, Operation, Step};
 use crate::http::{Call, Reply};
 use crate::model::action::Action;
+use crate::table::members_log::{Earlier, MembersLog};
 use crate::table::results::Status;
 use crate::table::undo::UndoLog;
 
@@ -24,30 +25,52 @@ pub(crate) struct ByAction<O> {
     pub(crate) remove: Remove,
 }
 
+/// What invitations and removals are sent with.
+#[derive(Clone, Default)]
+pub(crate) struct Membership {
+    /// The account's id (`GET /iam/clients/me`); `None` when no row
+    /// invites or removes.
+    pub(crate) client_id: Option<u64>,
+    pub(crate) undo: Option<Arc<UndoLog>>,
+    /// `--accept-partial-undo`.
+    pub(crate) accept_partial_undo: bool,
+    /// The account's users by address, as read at the start.
+    pub(crate) existing: Option<Arc<EmailIndex>>,
+    /// Where each invitation and removal is noted before it is sent.
+    pub(crate) log: Option<Arc<MembersLog>>,
+    /// A resumed run: what the runs of its record invited and removed.
+    pub(crate) earlier: Option<Arc<Earlier>>,
+}
+
 impl<O> ByAction<O> {
-    /// `update` for the update rows; invitations and removals in account
-    /// `client_id` (0 when no row needs it), their ways back in `undo`.
-    /// `resumed`: the account's users by address in a resumed run.
-    pub(crate) fn new(
-        update: O,
-        client_id: Option<u64>,
-        undo: Option<Arc<UndoLog>>,
-        accept_partial_undo: bool,
-        resumed: Option<Arc<EmailIndex>>,
-    ) -> ByAction<O> {
+    /// `update` for the update rows; invitations and removals as
+    /// `membership` says.
+    pub(crate) fn new(update: O, membership: Membership) -> ByAction<O> {
+        let Membership {
+            client_id,
+            undo,
+            accept_partial_undo,
+            existing,
+            log,
+            earlier,
+        } = membership;
         let client_id = client_id.unwrap_or_default();
         ByAction {
             update,
             invite: Invite {
                 client_id,
                 undo: undo.clone(),
-                resumed,
+                existing,
+                log: log.clone(),
+                earlier: earlier.clone(),
             },
             remove: Remove {
                 client_id,
                 undo,
                 accept_partial_undo,
                 as_planned: false,
+                log,
+                earlier,
             },
         }
     }
@@ -81,8 +104,24 @@ impl<O: Operation> Operation for ByAction<O> {
     fn at_send(&self, job: &mut Job) -> Option<Step> {
         match job.action {
             Action::Update => self.update.at_send(job),
-            Action::Invite => None,
+            Action::Invite => self.invite.at_send(job),
             Action::Remove => self.remove.at_send(job),
+        }
+    }
+
+    fn refused(&self, job: &mut Job, status: u16) -> Option<Step> {
+        match job.action {
+            Action::Update => self.update.refused(job, status),
+            Action::Invite => None,
+            Action::Remove => self.remove.refused(job, status),
+        }
+    }
+
+    fn retry_unsure(&self, job: &Job) -> bool {
+        match job.action {
+            Action::Update => self.update.retry_unsure(job),
+            Action::Invite => self.invite.retry_unsure(job),
+            Action::Remove => true,
         }
     }
 }

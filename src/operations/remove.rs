@@ -11,6 +11,7 @@ use super::{get_user, read_user};
 use crate::engine::{Job, Step};
 use crate::http::{Call, Reply};
 use crate::model::change::{describe, same_user};
+use crate::table::members_log::{Earlier, MembersLog};
 use crate::table::results::Status;
 use crate::table::undo::UndoLog;
 
@@ -35,6 +36,10 @@ pub(crate) struct Remove {
     /// `apply --plan`: each job holds the user as the plan read them
     /// (`job.before`), and is sent only if they are still so.
     pub(crate) as_planned: bool,
+    /// Where each removal is noted before it is sent.
+    pub(crate) log: Option<Arc<MembersLog>>,
+    /// A resumed run: the users the runs of its record removed.
+    pub(crate) earlier: Option<Arc<Earlier>>,
 }
 
 impl Remove {
@@ -86,6 +91,46 @@ impl Remove {
         if job.step == 0 {
             return None;
         }
+        if let Some(step) = self.undo_line(job) {
+            return Some(step);
+        }
+        let log = self.log.as_ref()?;
+        log.remove(job.user_id()).err().map(|error| Step::Halt {
+            error: format!(
+                "{} cannot be written ({error}); no user is removed without its note",
+                log.path().display()
+            ),
+        })
+    }
+
+    /// A 404: to the GET of a user a run of this record removed, or to a
+    /// DELETE sent again after an answer that was lost, the user is gone
+    /// because of this run.
+    pub(crate) fn refused(&self, job: &mut Job, status: u16) -> Option<Step> {
+        if status != 404 {
+            return None;
+        }
+        let why = match job.step {
+            0 if self.earlier.as_ref()?.removed(job.user_id()) => {
+                "removed by the run cut short (its answer was not recorded)"
+            }
+            1 if job.step_attempts > 1 => {
+                "its DELETE was sent again after an answer that was lost, and the user was gone: \
+                 the first one removed them"
+            }
+            _ => return None,
+        };
+        Some(Step::Done {
+            status: Status::REMOVED,
+            error: why.to_string(),
+            changes: Vec::new(),
+            user: job.before.take(),
+        })
+    }
+
+    /// The undo file's way back from the removal: `Some` ends the row (no
+    /// way back: not sent) or the run (the file cannot be written).
+    fn undo_line(&self, job: &mut Job) -> Option<Step> {
         let (Some(undo), Some(user)) = (&self.undo, job.before.as_deref()) else {
             return None;
         };

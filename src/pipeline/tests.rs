@@ -87,7 +87,7 @@ fn statuses<O: Operation + 'static>(
     };
     let results = ResultsWriter::create(&OutputTarget::File(out.clone()), keeping, false).unwrap();
     let checks = Checks {
-        resumed: false,
+        earlier: None,
         extra: Vec::new(),
         input,
         null_token: "NULL".to_string(),

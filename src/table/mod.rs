@@ -11,6 +11,7 @@ pub mod input;
 pub mod input_format;
 pub mod isolated;
 pub mod layout;
+pub mod members_log;
 pub mod record;
 pub mod results;
 pub mod sheet;

@@ -15,7 +15,7 @@
 //! a null where the field takes none) is refused before the change is
 //! sent ([`cannot_restore`]), unless the run accepts it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -127,6 +127,10 @@ struct Inner {
     /// Rows this run wrote that remove an invited user, and that invite a
     /// removed one.
     members: [u64; 2],
+    /// The membership rows the file holds (`remove 21`, `invite
+    /// a@example.com`): one is never written twice (a DELETE sent again,
+    /// a resumed run).
+    membership: HashSet<String>,
 }
 
 impl UndoLog {
@@ -183,6 +187,7 @@ impl UndoLog {
     pub fn open(path: &Path, continuing: bool, accept_partial: bool) -> io::Result<UndoLog> {
         let mut file = open_private(path)?;
         let mut held = HashMap::new();
+        let mut membership = HashSet::new();
         let fresh = !continuing || file.metadata()?.len() == 0;
         let mut split = false;
         if fresh {
@@ -196,6 +201,9 @@ impl UndoLog {
             let rows = read_rows(&mut file)?;
             for row in &rows {
                 let UndoRow::Update(id, fields, _) = row else {
+                    if let UndoRow::Membership(cells) = row {
+                        membership.extend(membership_key(cells));
+                    }
                     continue;
                 };
                 let entry = held.entry(*id).or_insert_with(FieldSet::default);
@@ -220,6 +228,7 @@ impl UndoLog {
                 split: false,
                 partial: Vec::new(),
                 members: [0; 2],
+                membership,
             }),
         };
         if split {
@@ -383,6 +392,21 @@ fn undo_header() -> Vec<&'static str> {
     names
 }
 
+/// What makes a membership row of an undo file the same as another: its
+/// action and its user (an ID to remove, an address to invite).
+fn membership_key(cells: &[String]) -> Option<String> {
+    let cell = |at: usize| cells.get(at).map(|cell| cell.trim()).unwrap_or_default();
+    match cell(ACTION_AT) {
+        "remove" => Some(format!("remove {}", cell(0))),
+        "invite" => {
+            let email = cell(1 + Field::Email as usize);
+            let email = serde_json::from_str::<String>(email).unwrap_or_else(|_| email.to_string());
+            Some(format!("invite {}", email.trim().to_lowercase()))
+        }
+        _ => None,
+    }
+}
+
 /// Where a row's `action` is, in an undo file.
 const ACTION_AT: usize = Field::ALL.len() + 2;
 
@@ -391,10 +415,20 @@ impl UndoLog {
     /// removes them, handed to the operating system before the run goes
     /// on with the row.
     pub fn record_invited(&self, user_id: u64) -> io::Result<()> {
+        if self.holds(format!("remove {user_id}")) {
+            return Ok(());
+        }
         let mut cells = vec![String::new(); ACTION_AT + 1];
         cells[0] = user_id.to_string();
         cells[ACTION_AT] = "remove".to_string();
         self.write_membership(&cells, 0)
+    }
+
+    /// Whether the file holds the membership row of `key` already (and
+    /// notes it when not).
+    fn holds(&self, key: String) -> bool {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        !inner.membership.insert(key)
     }
 
     /// How many rows this run wrote that remove an invited user, and that
@@ -416,6 +450,10 @@ impl UndoLog {
                 "the API's answer leaves out the user's address or groups, which an \
                  invitation needs",
             ));
+        }
+        let email = before.email.as_deref().unwrap_or_default();
+        if self.holds(format!("invite {}", email.trim().to_lowercase())) {
+            return Ok(());
         }
         let fields = FieldSet::ALL.without(cannot_restore(before, FieldSet::ALL));
         let mut cells: Vec<String> = std::iter::once(String::new())

@@ -111,13 +111,8 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         let undo = started.undo.clone();
         // Each row goes to its action's operation (an update's, an
         // invitation's, a removal's).
-        let resumed = match started.resumed {
-            true => started.first.emails.clone(),
-            false => None,
-        };
-        let (account_id, undo_log) = (started.account_id, undo.clone());
-        let by_action =
-            move |update| ByAction::new(update, account_id, undo_log, accept_partial_undo, resumed);
+        let membership = started.membership(accept_partial_undo);
+        let by_action = move |update| ByAction::new(update, membership);
         if !skip_unchanged && undo.is_none() {
             return Ok(Sending {
                 operation: by_action(ApplyRows::Patch(PatchRows)),

@@ -4,7 +4,9 @@
 use super::*;
 use crate::commands::members::Members;
 use crate::commands::{LIST_PAGE_SIZE, live_list};
+use crate::operations::members::Membership;
 use crate::operations::pages::LivePages;
+use crate::table::members_log::MembersLog;
 use crate::table::results::Status;
 
 /// `apply --plan PLAN`: the changes a reviewed plan showed, for the users
@@ -138,8 +140,23 @@ pub(super) fn run_planned(
             undo: undo.clone(),
             pages,
         });
-        let accept_partial = args.accept_partial_undo;
-        let mut operation = ByAction::new(update, account_id, undo.clone(), accept_partial, None);
+        let log = match (plan.invites + plan.removals, &target) {
+            (0, _) | (_, OutputTarget::Stdout) => None,
+            (_, OutputTarget::File(results)) => Some(Arc::new(
+                MembersLog::open(results, false).map_err(|source| Fatal::Record {
+                    path: results.clone(),
+                    source,
+                })?,
+            )),
+        };
+        let membership = Membership {
+            client_id: account_id,
+            undo: undo.clone(),
+            accept_partial_undo: args.accept_partial_undo,
+            log,
+            ..Membership::default()
+        };
+        let mut operation = ByAction::new(update, membership);
         // A removal is sent only for a user still as the plan read them.
         operation.remove.as_planned = true;
         let progress = (

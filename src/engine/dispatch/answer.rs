@@ -81,7 +81,16 @@ impl<O: Operation> Dispatcher<'_, O> {
                 if let Some(why) = StopReason::for_refusal(status, || self.at(&job), key_from) {
                     self.stop(why)?;
                 }
-                After::Ended(failed(job, Some(status), error))
+                let operation = self.operation.expect("a dry run sends nothing");
+                match operation.refused(&mut job, status) {
+                    Some(Step::Done {
+                        status: row_status,
+                        error: why,
+                        changes,
+                        user,
+                    }) => After::Ended(finish(job, row_status, Some(status), why, changes, user)),
+                    _ => After::Ended(failed(job, Some(status), error)),
+                }
             }
             Ok(Answer::Untrusted { error }) => {
                 job.unsent += 1;
@@ -206,8 +215,15 @@ impl<O: Operation> Dispatcher<'_, O> {
         if throttled {
             job.throttled += 1;
         }
+        let operation = self.operation.expect("a dry run sends nothing");
+        let unsure = !unreachable && !throttled;
         let decision = match &self.stopped {
             Some(why) => Decision::GiveUp(format!("not retried: {why}")),
+            None if unsure && !operation.retry_unsure(&job) => Decision::GiveUp(
+                "not retried: it may have been carried out, and a second one would not be the \
+                 same; --resume finds out"
+                    .to_string(),
+            ),
             None => self.policy.retry.decide(job.step_attempts, retry_after),
         };
         if throttled {

@@ -1,0 +1,171 @@
+//! The invitations and removals a run is about to send, beside its results
+//! file (`<results>.members`): a line each, handed to the operating system
+//! before its request leaves, so that after a crash (even `kill -9`) a
+//! resumed run knows which addresses in the account its own invitations
+//! put there (and finishes those rows instead of inviting again), and
+//! which users its own removals took out. An address in the account that
+//! this file does not name is someone else's: its row stays `invalid`.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::record::open_private;
+
+/// Where the record at `results` keeps its invitations and removals.
+pub(crate) fn members_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_os_string();
+    name.push(".members");
+    PathBuf::from(name)
+}
+
+/// The longest line read back: an address is at most 254 bytes.
+const MAX_LINE: usize = 1024;
+
+/// What the earlier runs of a record sent: the addresses invited (lower
+/// case) and the users removed.
+#[derive(Debug, Default)]
+pub struct Earlier {
+    invited: HashSet<String>,
+    removed: HashSet<u64>,
+}
+
+impl Earlier {
+    /// What the record at `results` says its runs sent (nothing when it
+    /// has no such file).
+    pub fn read(results: &Path) -> io::Result<Earlier> {
+        let file = match File::open(members_path(results)) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                return Ok(Earlier::default());
+            }
+            Err(error) => return Err(error),
+        };
+        let mut earlier = Earlier::default();
+        let mut reader = BufReader::new(file);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            // A line longer than any this tool writes is passed over whole.
+            let read =
+                io::Read::take(&mut reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+            if read == 0 {
+                break;
+            }
+            if line.len() > MAX_LINE {
+                reader.skip_until(b'\n')?;
+                continue;
+            }
+            // A last line without its end was cut by a crash: its request
+            // may have gone, so it counts.
+            let text = String::from_utf8_lossy(&line);
+            match text.trim_end().split_once(' ') {
+                Some(("invite", address)) => {
+                    earlier.invited.insert(address.to_string());
+                }
+                Some(("remove", id)) => {
+                    if let Ok(id) = id.parse() {
+                        earlier.removed.insert(id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(earlier)
+    }
+
+    /// Whether an earlier run sent the invitation of `email`.
+    pub fn invited(&self, email: &str) -> bool {
+        self.invited.contains(&email.trim().to_lowercase())
+    }
+
+    /// Whether an earlier run sent the removal of user `id`.
+    pub fn removed(&self, id: u64) -> bool {
+        self.removed.contains(&id)
+    }
+}
+
+/// See the module's documentation.
+pub struct MembersLog {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl MembersLog {
+    /// Opens the file of the record at `results`: emptied for a fresh run,
+    /// gone on from for a resumed one (`continuing`).
+    pub fn open(results: &Path, continuing: bool) -> io::Result<MembersLog> {
+        let path = members_path(results);
+        let mut file = open_private(&path)?;
+        if !continuing {
+            file.set_len(0)?;
+        }
+        let end = std::io::Seek::seek(&mut file, io::SeekFrom::End(0))?;
+        // A line a crash cut stays (its request may have gone), ended.
+        if end > 0 {
+            let mut last = [0u8];
+            std::io::Seek::seek(&mut file, io::SeekFrom::End(-1))?;
+            io::Read::read_exact(&mut file, &mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
+            }
+        }
+        Ok(MembersLog {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Notes the invitation of `email`, before it is sent.
+    pub fn invite(&self, email: &str) -> io::Result<()> {
+        self.line(&format!("invite {}\n", email.trim().to_lowercase()))
+    }
+
+    /// Notes the removal of user `id`, before it is sent.
+    pub fn remove(&self, id: u64) -> io::Result<()> {
+        self.line(&format!("remove {id}\n"))
+    }
+
+    fn line(&self, line: &str) -> io::Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(line.as_bytes())?;
+        file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_run_noted_is_read_back_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("in.results.csv");
+        assert!(!Earlier::read(&results).unwrap().invited("a@example.com"));
+        let log = MembersLog::open(&results, false).unwrap();
+        log.invite(" A@Example.com").unwrap();
+        log.remove(7).unwrap();
+        drop(log);
+        // A line cut by a crash, and one no run writes.
+        let path = members_path(&results);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&format!("{}\ninvite b@exa", "x".repeat(5000)));
+        std::fs::write(&path, text).unwrap();
+        let earlier = Earlier::read(&results).unwrap();
+        assert!(earlier.invited("a@example.com"));
+        assert!(earlier.invited("b@exa"));
+        assert!(earlier.removed(7));
+        assert!(!earlier.removed(8));
+        // Gone on from by a resume; emptied by a fresh run.
+        MembersLog::open(&results, true).unwrap().remove(8).unwrap();
+        assert!(Earlier::read(&results).unwrap().removed(8));
+        MembersLog::open(&results, false).unwrap();
+        assert!(!Earlier::read(&results).unwrap().removed(7));
+    }
+}
