@@ -402,7 +402,12 @@ impl<'a> Checker<'a> {
 
         if action == Action::Invite {
             named_badly = true;
-            problems.extend(invitation_problems(&body));
+            // A column whose cell has a problem already is not said empty.
+            let named: Vec<Problem> = invitation_problems(&body)
+                .into_iter()
+                .filter(|problem| !problems.iter().any(|p| p.column == problem.column))
+                .collect();
+            problems.extend(named);
             if let Some(email) = &body.email {
                 let others = self.duplicates.invited_elsewhere(email, raw.row);
                 if !others.is_empty() {

@@ -123,6 +123,13 @@ impl Members {
                  and removals name it, so nothing was sent"
             ))
         })?;
+        if id == 0 {
+            return Err(Fatal::Usage(
+                "the API gave the account's id as 0 (GET /iam/clients/me), which names no \
+                 account: nothing was sent"
+                    .to_string(),
+            ));
+        }
         match self.account_id {
             Some(given) if given != id => Err(Fatal::Usage(format!(
                 "--account-id {given} is not the account of this key (the API says {id}): \

@@ -67,7 +67,8 @@ impl Remove {
         if self.as_planned
             && let Some(planned) = job.before.as_deref()
         {
-            let changed = same_user(planned, &user);
+            // From the plan's values to the values now.
+            let changed = same_user(&user, planned);
             if !changed.is_empty() {
                 return Step::Done {
                     status: Status::FAILED,
@@ -107,7 +108,14 @@ impl Remove {
     /// DELETE sent again after an answer that was lost, the user is gone
     /// because of this run.
     pub(crate) fn refused(&self, job: &mut Job, status: u16) -> Option<Step> {
+        let retract = |job: &Job| {
+            if let (1, Some(undo), Some(user)) = (job.step, &self.undo, job.before.as_deref()) {
+                undo.retract_removal(user);
+            }
+        };
         if status != 404 {
+            // Not removed: the undo file's row that would invite them back goes.
+            retract(job);
             return None;
         }
         let why = match job.step {
@@ -118,7 +126,10 @@ impl Remove {
                 "its DELETE was sent again after an answer that was lost, and the user was gone: \
                  the first one removed them"
             }
-            _ => return None,
+            _ => {
+                retract(job);
+                return None;
+            }
         };
         Some(Step::Done {
             status: Status::REMOVED,

@@ -131,6 +131,8 @@ struct Inner {
     /// a@example.com`): one is never written twice (a DELETE sent again,
     /// a resumed run).
     membership: HashSet<String>,
+    /// Membership rows to take out when the run ends (a removal refused).
+    retracted: HashSet<String>,
 }
 
 impl UndoLog {
@@ -229,6 +231,7 @@ impl UndoLog {
                 partial: Vec::new(),
                 members: [0; 2],
                 membership,
+                retracted: HashSet::new(),
             }),
         };
         if split {
@@ -285,8 +288,24 @@ impl UndoLog {
     /// more of a user already in it) gets one row again, so the file
     /// applies as it is.
     pub fn finish(&self) -> io::Result<()> {
-        let split = self.inner.lock().unwrap_or_else(|e| e.into_inner()).split;
-        if split { self.merge() } else { Ok(()) }
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let rewrite = inner.split || !inner.retracted.is_empty();
+        drop(inner);
+        if rewrite { self.merge() } else { Ok(()) }
+    }
+
+    /// The removal of the user `before` was refused (the DELETE answered
+    /// 403 or 404): the row that would invite them back is taken out of the
+    /// file when the run ends (applying it would be refused: the address
+    /// is in the account).
+    pub fn retract_removal(&self, before: &User) {
+        let email = before.email.as_deref().unwrap_or_default();
+        let key = format!("invite {}", email.trim().to_lowercase());
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if inner.membership.remove(&key) {
+            inner.members[1] = inner.members[1].saturating_sub(1);
+            inner.retracted.insert(key);
+        }
     }
 
     /// Rewrites the file with one row per user (the first value of each
@@ -303,7 +322,11 @@ impl UndoLog {
             let (id, fields, cells) = match row {
                 UndoRow::Update(id, fields, cells) => (id, fields, cells),
                 UndoRow::Membership(cells) => {
-                    order.push(Err(cells));
+                    let retracted =
+                        membership_key(&cells).is_some_and(|key| inner.retracted.contains(&key));
+                    if !retracted {
+                        order.push(Err(cells));
+                    }
                     continue;
                 }
             };

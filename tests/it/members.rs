@@ -661,14 +661,30 @@ async fn an_answer_naming_an_old_user_changes_nobody_and_a_retried_delete_that_m
         .and(path("/iam/users"))
         .and(query_param("offset", "0"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "count": 2,
-            "results": [user(9, "old@example.com"), user(10, "leaver@example.com")]
+            "count": 3,
+            "results": [
+                user(9, "old@example.com"),
+                user(10, "leaver@example.com"),
+                user(11, "gone@example.com")
+            ]
         })))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path("/iam/clients/me"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 4242})))
+        .mount(&server)
+        .await;
+    // User 11 leaves between the GET and the DELETE (someone else's doing).
+    Mock::given(method("GET"))
+        .and(path("/iam/users/11"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(user(11, "gone@example.com")))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/iam/clients/4242/client-users/11"))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "no user"})))
+        .expect(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
@@ -707,7 +723,8 @@ async fn an_answer_naming_an_old_user_changes_nobody_and_a_retried_delete_that_m
         dir.path().join("in.csv"),
         "action,user_id,email,groups,company\n\
          invite,,new@example.com,Users,NewCo\n\
-         remove,10,,,\n",
+         remove,10,,,\n\
+         remove,11,,,\n",
     )
     .unwrap();
     let args = ["apply", "in.csv", "--rate", "0", "--undo-file", "undo.csv"];
@@ -727,6 +744,9 @@ async fn an_answer_naming_an_old_user_changes_nobody_and_a_retried_delete_that_m
     let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
     assert!(!undo.contains("9,,,,,,,,,remove"), "{undo}");
     assert_eq!(undo.matches("leaver@example.com").count(), 1, "{undo}");
+    // Not removed by this run: no row invites them back.
+    assert_eq!(rows[2]["status"], "failed", "{text}");
+    assert!(!undo.contains("gone@example.com"), "{undo}");
     server.verify().await;
 }
 
