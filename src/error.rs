@@ -101,6 +101,13 @@ pub enum Fatal {
     Runtime(#[source] io::Error),
     #[error("{0}")]
     Usage(String),
+    /// Ctrl-C or SIGTERM before the rows were sent (while the account's
+    /// list was read): nothing was sent.
+    #[error("stopped {what}, before any row was sent; run the same command again")]
+    Stopped {
+        signal: crate::exit::Signal,
+        what: &'static str,
+    },
     #[error("cannot serve the sandbox on {addr}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -116,6 +123,11 @@ impl Fatal {
     pub fn exit(&self) -> Exit {
         match self {
             Fatal::RecordLost { .. } => Exit::RecordLost,
+            Fatal::Stopped {
+                signal: crate::exit::Signal::Interrupt,
+                ..
+            } => Exit::Interrupted,
+            Fatal::Stopped { .. } => Exit::Terminated,
             _ => Exit::CannotStart,
         }
     }

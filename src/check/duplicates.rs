@@ -54,17 +54,18 @@ impl Duplicates {
         self.rows.is_empty() && self.invited.is_empty()
     }
 
-    /// Keeps the addresses of `invitations` (address, row) that more than
-    /// one row invites.
-    pub(crate) fn with_invitations(mut self, mut invitations: Vec<(String, u64)>) -> Duplicates {
+    /// Keeps the addresses of `invitations` (address, row, whether the
+    /// row invites: else an update row gives the address) that more than
+    /// one row has, one of them an invitation.
+    pub(crate) fn with_invitations(
+        mut self,
+        mut invitations: Vec<(String, u64, bool)>,
+    ) -> Duplicates {
         invitations.sort_unstable();
-        for pair in invitations.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                let rows = self.invited.entry(pair[0].0.clone()).or_default();
-                if rows.is_empty() {
-                    rows.push(pair[0].1);
-                }
-                rows.push(pair[1].1);
+        for same in invitations.chunk_by(|a, b| a.0 == b.0) {
+            if same.len() > 1 && same.iter().any(|(_, _, invite)| *invite) {
+                let rows = same.iter().map(|(_, row, _)| *row).collect();
+                self.invited.insert(same[0].0.clone(), rows);
             }
         }
         self

@@ -107,24 +107,28 @@ impl Preflight {
             ..Preflight::default()
         };
         let mut ids = Vec::new();
-        // Addresses of invite rows: one invited twice is refused.
+        // Addresses of invite rows (and of update rows, in a sheet with
+        // invitations): one invited twice, or invited and given to a user,
+        // is refused.
         let mut invitations = Vec::new();
+        let email_column = (header.columns.iter())
+            .position(|column| *column == Column::Field(crate::model::field::Field::Email));
         while let Some(raw) = rows.next_row()? {
             found.rows += 1;
             if let Some(id) = user_of(&raw, &header, emails) {
                 ids.push(id);
             }
-            match Action::parse(&cell(&raw, header.action)) {
-                Ok(Action::Invite) => {
-                    found.invites += 1;
-                    let email = header.columns.iter().position(|column| {
-                        *column == Column::Field(crate::model::field::Field::Email)
-                    });
-                    let address = cell(&raw, email).to_lowercase();
-                    if !address.is_empty() {
-                        invitations.push((address, raw.row));
-                    }
+            let action = Action::parse(&cell(&raw, header.action));
+            // In a sheet that invites, an address given to a user by an
+            // update row may not be invited too.
+            if header.action.is_some() && matches!(action, Ok(Action::Invite | Action::Update)) {
+                let address = cell(&raw, email_column).to_lowercase();
+                if !address.is_empty() {
+                    invitations.push((address, raw.row, action == Ok(Action::Invite)));
                 }
+            }
+            match action {
+                Ok(Action::Invite) => found.invites += 1,
                 Ok(Action::Remove) => {
                     found.removals += 1;
                     if found.removed.len() < REMOVALS_NAMED {
@@ -415,7 +419,8 @@ impl<'a> Checker<'a> {
                     problems.push(Problem::in_column(
                         "email",
                         format!(
-                            "{} is also invited on row {}; invite each new user on one row",
+                            "{} is also on row {} (invited, or an update's new address); give each \
+                             address one row",
                             show(email),
                             rows.join(", ")
                         ),

@@ -148,6 +148,7 @@ pub(super) async fn whole_list(
     };
     let listed = list::list_users(client, policy, interrupt, how, None).await?;
     say_list_read(&listed, started, quiet);
+    stopped_by_a_signal(interrupt)?;
     match (&listed.ended, &listed.problem) {
         (Ended::Finished, None) => {}
         (_, problem) => {
@@ -179,6 +180,18 @@ pub(super) async fn whole_list(
         users: listed.users,
         partial: listed.partial,
     })
+}
+
+/// A Ctrl-C or SIGTERM while the account's list was read stops the run
+/// with its exit code (130, 143), nothing sent.
+pub(super) fn stopped_by_a_signal(interrupt: &Interrupt) -> Result<(), Fatal> {
+    match interrupt.signal() {
+        Some(signal) => Err(Fatal::Stopped {
+            signal,
+            what: "while the account's list was read",
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The line that says what a read of the list took (its requests are not
@@ -282,6 +295,7 @@ pub(super) async fn live_list(
                         let listed =
                             list::list_users(client, policy, interrupt, how, Some(first)).await?;
                         say_list_read(&listed, started, quiet);
+                        stopped_by_a_signal(interrupt)?;
                         match listed.problem {
                             None if listed.ended == Ended::Finished => Some(AccountList {
                                 users: listed.users,

@@ -504,11 +504,14 @@ impl RowsRun {
                 && !quiet
             {
                 // In the operation's word for a changed row (`updated`).
-                let changed = (self.rules.statuses().iter())
-                    .filter(|status| !Status::MEMBERSHIP.contains(status))
-                    .find(|status| status.kind() == Kind::Changed)
-                    .unwrap_or(&Status::UPDATED)
-                    .as_str();
+                let changed = match preflight.invites + preflight.removals {
+                    0 => (self.rules.statuses().iter())
+                        .filter(|status| !Status::MEMBERSHIP.contains(status))
+                        .find(|status| status.kind() == Kind::Changed)
+                        .unwrap_or(&Status::UPDATED)
+                        .as_str(),
+                    _ => "done (updated, invited or removed)",
+                };
                 crate::say!(
                     "resuming from {path}: {kept} {} already {changed}, kept as recorded",
                     if kept == 1 { "row" } else { "rows" }

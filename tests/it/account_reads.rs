@@ -425,3 +425,51 @@ fn the_list_faults_are_flags_of_the_sandbox_command() {
         "{text}"
     );
 }
+
+/// Ctrl-C while the account's list is read stops the run as a signal
+/// does (exit 130, nothing sent), not as a list that cannot be read (2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_the_list_is_read_exits_130() {
+    let sandbox = sandbox(Faults {
+        latency_ms: 600,
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), common::lang_rows(40)).unwrap();
+    let mut child = common::bin()
+        .current_dir(dir.path())
+        .args([
+            "plan",
+            "in.csv",
+            "--rate",
+            "0",
+            "--base-url",
+            &sandbox.base_url(),
+        ])
+        .env("GCORE_API_KEY", KEY)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    // The count came back; the list's second page is on its way.
+    let said = tokio::task::spawn_blocking(move || {
+        let said =
+            common::read_until_line(&mut stderr, "reading the account's 1000 users by pages");
+        (said, stderr)
+    })
+    .await
+    .unwrap();
+    common::kill(child.id(), "INT");
+    let (said, mut stderr) = said;
+    let out = common::wait(child).await;
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert_eq!(out.status.code(), Some(130), "{said}{rest}");
+    assert!(
+        rest.contains("stopped while the account's list was read, before any row was sent"),
+        "{said}{rest}"
+    );
+    let stats = sandbox.stats();
+    assert_eq!(stats.by_method_status.get("PATCH"), None);
+}

@@ -461,7 +461,9 @@ async fn a_membership_row_gone_wrong_names_its_column_and_the_fix() {
          Invite,,ok@example.com,Acme,Engineers\n\
          REMOVE,8,,,\n\
          invite,,twice@example.com,,Users\n\
-         invite,,Twice@Example.com,,Users\n",
+         invite,,Twice@Example.com,,Users\n\
+         invite,,brand@new.com,,Users\n\
+         ,3,Brand@New.com,,\n",
     )
     .unwrap();
     let out = bin()
@@ -472,7 +474,7 @@ async fn a_membership_row_gone_wrong_names_its_column_and_the_fix() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("9 rows: 7 invalid, 1 would_invite, 1 would_remove")
+        stderr.contains("11 rows: 1 would_update, 8 invalid, 1 would_invite, 1 would_remove")
             && stderr.contains("  invited (1 user):\n    row 7 ok@example.com (Engineers)\n")
             && stderr.contains("  removed (1 user):\n    user 8\n"),
         "{stderr}"
@@ -500,10 +502,13 @@ async fn a_membership_row_gone_wrong_names_its_column_and_the_fix() {
         "{text}"
     );
     assert!(
-        error(7).contains("email: \"twice@example.com\" is also invited on row 10; invite each")
-            && error(8).contains("is also invited on row 9"),
+        error(7).contains("email: \"twice@example.com\" is also on row 10 (invited, or an")
+            && error(8).contains("is also on row 9"),
         "{text}"
     );
+    // An address an update row gives to user 3 is not invited too.
+    assert!(error(9).contains("is also on row 12"), "{text}");
+    assert_eq!(rows[10]["status"], "would_update", "{text}");
     // A sheet of newcomers needs no user_id column.
     std::fs::write(
         dir.path().join("new.csv"),
