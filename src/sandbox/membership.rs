@@ -66,8 +66,10 @@ pub(crate) async fn account(State(app): State<Arc<App>>) -> Response {
     .into_response()
 }
 
-/// The body of an invitation, as the SDK sends it.
+/// The body of an invitation, as the SDK sends it (nothing else: a field
+/// the API does not know is refused, as a PATCH's is).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Invitation {
     client_id: u64,
     email: String,
@@ -83,6 +85,8 @@ struct Invitation {
 #[derive(Deserialize)]
 struct Role {
     id: u64,
+    #[serde(default, rename = "name")]
+    _name: Option<String>,
 }
 
 /// `POST /iam/clients/invite_user`: a new user of the account, with the
@@ -110,10 +114,13 @@ pub(crate) async fn invite(State(app): State<Arc<App>>, body: Bytes) -> Response
             ),
         );
     }
-    // The address and the language by the same rules as a PATCH.
+    // The address, the language and the name by the same rules as a PATCH.
     let mut checked = json!({ "email": invitation.email });
     if let Some(lang) = &invitation.lang {
         checked["lang"] = Value::String(lang.clone());
+    }
+    if let Some(name) = &invitation.name {
+        checked["name"] = Value::String(name.clone());
     }
     if let Err(problems) = PatchBody::from_json(&checked) {
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -177,11 +184,18 @@ pub(crate) async fn remove(
     State(app): State<Arc<App>>,
     Path((client_text, user_text)): Path<(String, String)>,
 ) -> Response {
-    let (Ok(client), Ok(user)) = (client_text.parse::<u64>(), user_text.parse::<u64>()) else {
+    let digits = !client_text.is_empty() && client_text.bytes().all(|b| b.is_ascii_digit());
+    let Some(client) = client_text.parse::<u64>().ok().filter(|_| digits) else {
         return error(
             StatusCode::NOT_FOUND,
             "the client and the user are whole numbers: /iam/clients/{clientId}/client-users/{userId}",
         );
+    };
+    // The user by the rules of /iam/users/{userId}: digits only, a user of
+    // the account (400, 404 otherwise).
+    let user = match super::routes::user_id(&user_text, &app.users) {
+        Ok(user) => user,
+        Err(api_error) => return api_error.into_response(),
     };
     if client != app.users.client_id() {
         return error(

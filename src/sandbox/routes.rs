@@ -110,7 +110,7 @@ struct ErrorBody {
 }
 
 /// An error answer not yet turned into a response.
-struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     body: ErrorBody,
 }
@@ -181,7 +181,9 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
         StatusCode::NOT_FOUND,
         format!(
             "no such endpoint: {method} {}; the sandbox serves GET /iam/users, \
-             GET and PATCH /iam/users/{{userId}}, GET /sandbox/stats",
+             GET and PATCH /iam/users/{{userId}}, GET /iam/clients/me, POST \
+             /iam/clients/invite_user, DELETE /iam/clients/{{clientId}}/client-users/{{userId}}, \
+             GET /sandbox/stats",
             uri.path()
         ),
     )
@@ -259,7 +261,7 @@ fn check_key(headers: &HeaderMap, api_key: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn user_id(text: &str, users: &Users) -> Result<u64, ApiError> {
+pub(crate) fn user_id(text: &str, users: &Users) -> Result<u64, ApiError> {
     // The path has no room for spaces or signs: digits only, then the
     // crate's own rules (not zero, not past the largest ID).
     let checked = if text.bytes().all(|b| b.is_ascii_digit()) {

@@ -263,7 +263,8 @@ impl Users {
         table.slots.iter().any(|slot| {
             let slot = lock(slot);
             !slot.removed
-                && (slot.user.email.as_deref()).is_some_and(|own| own.eq_ignore_ascii_case(email))
+                && (slot.user.email.as_deref())
+                    .is_some_and(|own| own.trim().to_lowercase() == email.trim().to_lowercase())
         })
     }
 

@@ -1207,6 +1207,23 @@ async fn invite_and_remove_change_who_is_in_the_account() {
             StatusCode::BAD_REQUEST,
         ),
         (json!({"email": "c@example.com"}), StatusCode::BAD_REQUEST),
+        // A field the API does not know, a name PATCH refuses, the same
+        // address in other letters' case.
+        (
+            json!({"client_id": client_id, "email": "d@example.com", "user_role": {"id": 2},
+                   "colour": "red"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"client_id": client_id, "email": "e@example.com", "user_role": {"id": 2},
+                   "name": "bell\u{7}"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"client_id": client_id, "email": "NEW.PERSON@EXAMPLE.COM",
+                   "user_role": {"id": 2}}),
+            StatusCode::BAD_REQUEST,
+        ),
     ] {
         let (status, answer) = json_of(invite(body).await.unwrap()).await;
         refused.push((status, want, answer));
@@ -1228,6 +1245,12 @@ async fn invite_and_remove_change_who_is_in_the_account() {
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
     let again = call(&sandbox, Method::DELETE, &path).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    // The user as /iam/users/{userId} reads it: digits only.
+    for odd in ["+3", "3.0", "-3"] {
+        let path = format!("/iam/clients/{client_id}/client-users/{odd}");
+        let answer = call(&sandbox, Method::DELETE, &path).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{odd}");
+    }
     let other = format!("/iam/clients/{}/client-users/3", client_id + 1);
     assert_eq!(
         call(&sandbox, Method::DELETE, &other)
