@@ -381,6 +381,9 @@ pub enum StopReason {
     Untrusted { message: String },
     /// Something every row needs is broken (the undo file cannot be written).
     Halted { message: String },
+    /// Attempt after attempt got no answer at all (timeouts, dropped or
+    /// failed connections) for a long while: the API stopped answering.
+    Silent { attempts: u32, seconds: u64 },
     /// Bursts of 429s one after the other, with no other answer between
     /// them, however low the rate went: the account is blocked, or its
     /// limit is spent by another client.
@@ -397,6 +400,13 @@ impl StopReason {
     /// Failed connections, with no answer at all before them, that stop the
     /// run: a few seconds of retries rather than hours for a large file.
     pub(crate) const UNREACHABLE_AFTER: u32 = 5;
+
+    /// Attempts in a row with no answer at all, over at least
+    /// [`StopReason::SILENT_FOR`], that stop the run: a server that takes
+    /// connections and never answers (or a network gone) fails the rest of
+    /// the file in a minute rather than in days of retries.
+    pub(crate) const SILENT_AFTER: u32 = 20;
+    pub(crate) const SILENT_FOR: Duration = Duration::from_secs(30);
 
     /// Bursts of 429s (a second or more apart) with no other answer, that
     /// stop the run.
@@ -422,6 +432,12 @@ impl fmt::Display for StopReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StopReason::Interrupted => f.write_str("the run was interrupted"),
+            StopReason::Silent { attempts, seconds } => write!(
+                f,
+                "the API stopped answering ({attempts} attempts in a row over {seconds} s got no \
+                 answer: timeouts or lost connections); check the API's status and the network, \
+                 then go on with --resume"
+            ),
             StopReason::Unreachable { attempts } => write!(
                 f,
                 "the API cannot be reached ({attempts} attempts failed to connect, none got an \

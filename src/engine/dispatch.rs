@@ -193,6 +193,10 @@ struct Dispatcher<'a, O> {
     /// one did.
     reached: bool,
     unreachable_attempts: u32,
+    /// Attempts in a row that got no answer at all (timeouts, dropped or
+    /// failed connections), and since when: a server that never answers
+    /// stops the run ([`StopReason::Silent`]).
+    silent: Option<(Instant, u32)>,
     /// Requests sent, for the message when the record cannot be written.
     sent: u64,
     /// `--report`: answers second by second, handed to the writer at the end.
@@ -224,6 +228,7 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
             last_pause_note: None,
             reached: false,
             unreachable_attempts: 0,
+            silent: None,
             sent: 0,
             timeline: policy
                 .timeline

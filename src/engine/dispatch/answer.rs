@@ -137,8 +137,9 @@ impl<O: Operation> Dispatcher<'_, O> {
         let throttled = match kind {
             AnswerKind::Success | AnswerKind::Error => false,
             AnswerKind::Throttled => true,
-            AnswerKind::NoAnswer => return Ok(()),
+            AnswerKind::NoAnswer => return self.silence(now),
         };
+        self.silent = None;
         self.pacer.answered(now, throttled);
         let bursts = self.pacer.bursts_in_a_row();
         if bursts >= StopReason::THROTTLED_ALWAYS_AFTER {
@@ -240,6 +241,22 @@ impl<O: Operation> Dispatcher<'_, O> {
             }
             Decision::GiveUp(why) => After::Ended(failed(job, status, format!("{error}; {why}"))),
         })
+    }
+
+    /// One more attempt without an answer: [`StopReason::SILENT_AFTER`] in
+    /// a row over at least [`StopReason::SILENT_FOR`] stop the run (a
+    /// server that accepts connections and never answers would otherwise
+    /// take every row's retries: days for a large file).
+    fn silence(&mut self, now: Instant) -> Result<(), Gone> {
+        let (since, attempts) = self.silent.get_or_insert((now, 0));
+        *attempts += 1;
+        let (since, attempts) = (*since, *attempts);
+        let long = now.duration_since(since) >= StopReason::SILENT_FOR;
+        if attempts >= StopReason::SILENT_AFTER && long && self.stopped.is_none() {
+            let seconds = now.duration_since(since).as_secs();
+            self.stop(StopReason::Silent { attempts, seconds })?;
+        }
+        Ok(())
     }
 
     /// After a 429 the whole run waits, not just this row: as long as the

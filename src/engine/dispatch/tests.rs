@@ -276,3 +276,67 @@ fn a_dry_run_decides_rows_at_once_within_the_window() {
     assert_eq!(rows(&ends.reports()), [would_update(2)]);
     assert!(!d.window_full);
 }
+
+/// Answers `job` at `now` with no answer at all (a timeout).
+fn timed_out(d: &mut Dispatcher<'_, Get>, now: Instant, job: Job) {
+    let answer = Answer::Retryable {
+        status: None,
+        retry_after: None,
+        error: "no answer within 2 s".to_string(),
+        unreachable: false,
+    };
+    let answered = Answered {
+        job,
+        traced: None,
+        answer: Ok(answer),
+    };
+    d.on_answer(now, answered).unwrap();
+}
+
+#[test]
+fn a_server_that_never_answers_stops_the_run_after_a_while() {
+    let policy = policy(1, 64);
+    let (mut d, ends, t0) = dispatcher(&policy, Some(&Get), 0..200);
+    let step = Duration::from_secs(2);
+    let mut now = t0;
+    // Attempts without an answer, one fewer than stops, over longer than
+    // the time: the run goes on.
+    for _ in 1..StopReason::SILENT_AFTER {
+        let job = send(&mut d, now);
+        now += step;
+        timed_out(&mut d, now, job);
+        if let Some(due) = d.wake(now, None) {
+            now = now.max(due);
+        }
+    }
+    assert!(d.stopped.is_none(), "{:?}", d.stopped);
+    assert!(now - t0 >= StopReason::SILENT_FOR);
+    // An answer (any status) starts the count again.
+    let job = send(&mut d, now);
+    retryable(&mut d, now, job, 503, Some(Duration::ZERO));
+    assert!(d.silent.is_none());
+    // Then attempt after attempt without an answer for long enough: stopped.
+    let since = now;
+    while d.stopped.is_none() {
+        assert!(now - since < Duration::from_secs(600), "never stopped");
+        let job = send(&mut d, now);
+        now += step;
+        timed_out(&mut d, now, job);
+        if let Some(due) = d.wake(now, None) {
+            now = now.max(due);
+        }
+    }
+    assert!(
+        matches!(d.stopped, Some(StopReason::Silent { attempts, .. }) if attempts >= StopReason::SILENT_AFTER),
+        "{:?}",
+        d.stopped
+    );
+    assert!(now - since >= StopReason::SILENT_FOR);
+    // The rows not sent yet end at once, saying why.
+    assert_eq!(wait(&mut d, now), None);
+    let reports = ends.reports();
+    let ended = rows(&reports);
+    let (_, status, _, error) = ended.last().unwrap();
+    assert_eq!(*status, Status::NOT_ATTEMPTED);
+    assert!(error.contains("the API stopped answering"), "{error}");
+}
