@@ -199,7 +199,7 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
             None => None,
         };
         batch.push(match kept {
-            Some(record) => Work::decided(seq, record),
+            Some(record) => Work::kept(seq, record),
             None => to_work(seq, checker.check(&raw), checks),
         });
         seq += 1;

@@ -197,6 +197,11 @@ struct Dispatcher<'a, O> {
     /// failed connections), and since when: a server that never answers
     /// stops the run ([`StopReason::Silent`]).
     silent: Option<(Instant, u32)>,
+    /// The 2xx answers of the last second, and the most there were in any
+    /// second: the rate the server let through, which the rate reported
+    /// at the end never exceeds.
+    recent_ok: std::collections::VecDeque<Instant>,
+    most_ok: usize,
     /// Requests sent, for the message when the record cannot be written.
     sent: u64,
     /// `--report`: answers second by second, handed to the writer at the end.
@@ -229,6 +234,8 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
             reached: false,
             unreachable_attempts: 0,
             silent: None,
+            recent_ok: std::collections::VecDeque::new(),
+            most_ok: 0,
             sent: 0,
             timeline: policy
                 .timeline
@@ -281,6 +288,12 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
         }
         if self.operation.is_some() {
             let (rate, drops) = self.pacer.rate();
+            // Never above what the server was seen to let through (a rate
+            // that climbed with no 429 yet is no limit the account has).
+            let rate = rate.map(|rate| match self.most_ok {
+                0 => rate,
+                most => rate.min(most as f64),
+            });
             self.report(Report::Rate(RateReport {
                 rate,
                 drops,

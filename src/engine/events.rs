@@ -23,6 +23,9 @@ pub struct Outcome {
     /// not compared with its user).
     pub changes: Vec<Change>,
     pub record: ResultRecord,
+    /// A row an earlier run did, kept as recorded (`--resume`): written,
+    /// but none of its requests are this run's.
+    pub kept: bool,
 }
 
 /// What the writer receives.

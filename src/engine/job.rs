@@ -158,7 +158,17 @@ impl Work {
             retries: 0,
             changes: Vec::new(),
             record,
+            kept: false,
         })
+    }
+
+    /// A row an earlier run did, kept as recorded (`--resume`).
+    pub(crate) fn kept(seq: u64, record: ResultRecord) -> Work {
+        let mut work = Work::decided(seq, record);
+        if let Work::Done(outcome) = &mut work {
+            outcome.kept = true;
+        }
+        work
     }
 
     pub(super) fn seq(&self) -> u64 {

@@ -69,6 +69,7 @@ pub(super) fn decided(
             user,
         },
         changes,
+        kept: false,
     }
 }
 

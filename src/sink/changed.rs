@@ -239,6 +239,7 @@ mod tests {
                 })
                 .collect(),
             record,
+            kept: false,
         }
     }
 

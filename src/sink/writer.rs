@@ -238,6 +238,9 @@ pub(super) fn write_one(
     results.summary.throttled += u64::from(outcome.throttled);
     results.summary.retries += u64::from(outcome.retries);
     results.summary.changed(outcome);
+    // A kept row's requests were an earlier run's: this run's figures
+    // (rows sent, requests, rows/s) leave them out.
+    results.summary.kept += u64::from(outcome.kept);
     results.write(&outcome.record)?;
     progress.row(outcome.record.status);
     Ok(())

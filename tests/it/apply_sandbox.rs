@@ -787,7 +787,10 @@ async fn rate_auto_finds_the_servers_limit() {
     .await;
     assert_all_updated(&capped, 30);
     assert_eq!(capped.summary["throttled"], 0, "{}", capped.summary);
-    assert_eq!(capped.summary["rate_ended_at"], 20.0, "{}", capped.summary);
+    // At the cap, and never above what the server let through in a second
+    // (the run is over before a whole second at 20/s).
+    let ended = capped.summary["rate_ended_at"].as_f64().unwrap();
+    assert!((10.0..=20.0).contains(&ended), "{}", capped.summary);
 }
 
 /// Under cron (stderr not a terminal) a run prints a progress line every

@@ -78,11 +78,23 @@ async fn an_interrupted_run_resumes_without_sending_a_row_twice() {
     let updated = first.iter().filter(|r| r["status"] == "updated").count();
     assert!((1..60).contains(&updated), "{updated}");
 
-    let (code, stderr) = run(dir.path(), &sandbox, &["--rate", "0", "--resume"]).await;
+    let before = sandbox.stats().requests;
+    let flags = ["--rate", "0", "--resume", "--metrics-file", "resume.prom"];
+    let (code, stderr) = run(dir.path(), &sandbox, &flags).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains(&format!("{updated} rows already updated")),
         "{stderr}"
+    );
+    // The resumed run's figures are its own: the kept rows' requests were
+    // the first run's.
+    let prom = std::fs::read_to_string(dir.path().join("resume.prom")).unwrap();
+    let sent = sandbox.stats().requests - before;
+    assert!(
+        prom.contains(&format!(
+            "gcore_iam_bulk_requests{{command=\"apply\",input=\"in.csv\"}} {sent}\n"
+        )),
+        "{sent} requests: {prom}"
     );
     assert_done(dir.path(), &sandbox, 60);
     let stats = sandbox.stats();

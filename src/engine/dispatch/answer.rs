@@ -158,6 +158,15 @@ impl<O: Operation> Dispatcher<'_, O> {
         reply: Result<Reply, String>,
     ) -> Result<After, Gone> {
         self.reached = true;
+        self.recent_ok.push_back(now);
+        while self
+            .recent_ok
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            self.recent_ok.pop_front();
+        }
+        self.most_ok = self.most_ok.max(self.recent_ok.len());
         let operation = self.operation.expect("a dry run sends nothing");
         Ok(match operation.answered(&mut job, reply) {
             Step::Done {
