@@ -397,6 +397,10 @@ pub struct SandboxArgs {
     /// Requests allowed at once above --rate (token bucket size). Default: --rate rounded up.
     #[arg(long, value_name = "B", requires = "rate")]
     pub burst: Option<u32>,
+    /// The status of an answer beyond --rate: 429, or 503 as some front ends throttle (with
+    /// Retry-After either way).
+    #[arg(long, value_name = "STATUS", requires = "rate", value_parser = ["429", "503"])]
+    pub rate_status: Option<String>,
     /// Delay before every answer, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,

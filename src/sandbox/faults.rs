@@ -20,8 +20,9 @@ use super::Faults;
 /// What the fault layer decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Answer 429 with `Retry-After` of this many seconds.
-    Throttle(u64),
+    /// Answer the throttling status (429, or `rate_status`) with
+    /// `Retry-After` of this many seconds.
+    Throttle(u64, u16),
     /// Close the connection without an answer.
     Drop,
     /// Answer this 5xx status without touching any user.
@@ -109,7 +110,8 @@ impl FaultPlan {
         if let Some(quota) = &self.quota
             && let Err(wait) = take(quota)
         {
-            return Verdict::Throttle(retry_after_seconds(wait));
+            let status = self.faults.rate_status.unwrap_or(429);
+            return Verdict::Throttle(retry_after_seconds(wait), status);
         }
         if self.unit(request, Salt::Drop) < self.faults.drop_rate {
             return Verdict::Drop;

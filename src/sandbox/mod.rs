@@ -104,6 +104,10 @@ pub struct Faults {
     /// Requests per second and burst: a token bucket over all requests;
     /// beyond it 429 with `Retry-After` (whole seconds, at least 1).
     pub rate: Option<(f64, u32)>,
+    /// The status of an answer beyond `rate`: 429 (`None`), or another,
+    /// such as 503, as front ends that throttle with it do (`Retry-After`
+    /// either way).
+    pub rate_status: Option<u16>,
     /// Every answer waits `latency_ms` plus up to `jitter_ms` more.
     pub latency_ms: u64,
     pub jitter_ms: u64,

@@ -200,9 +200,10 @@ async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         tokio::time::sleep(latency).await;
     }
     let response = match app.plan.verdict(number) {
-        Verdict::Throttle(seconds) => {
+        Verdict::Throttle(seconds, status) => {
             let message = format!("too many requests; retry after {seconds} s");
-            let api_error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message);
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            let api_error = ApiError::new(status, message);
             ([(header::RETRY_AFTER, seconds.to_string())], api_error).into_response()
         }
         Verdict::Drop => {

@@ -79,6 +79,7 @@ impl SandboxSettings {
             seed: args.seed,
             faults: Faults {
                 rate,
+                rate_status: args.rate_status.as_deref().and_then(|s| s.parse().ok()),
                 latency_ms: args.latency_ms,
                 jitter_ms: args.jitter_ms,
                 error_rate: args.error_rate,

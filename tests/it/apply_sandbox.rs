@@ -793,6 +793,49 @@ async fn rate_auto_finds_the_servers_limit() {
     assert!((10.0..=20.0).contains(&ended), "{}", capped.summary);
 }
 
+/// A front end that throttles with 503 and `Retry-After` (not 429) is read
+/// as throttling: `--rate auto` settles under it instead of doubling into
+/// it, and no row fails (issue 25, case 3: 94% of the answers were 503 and
+/// 1,385 of 2,000 rows failed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_503_with_retry_after_is_throttling_too() {
+    let sandbox = start(Faults {
+        rate: Some((50.0, 5)),
+        rate_status: Some(503),
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(250),
+        &["--rate", "auto", "--burst", "5", "--max-retries", "10"],
+    )
+    .await;
+    assert_all_updated(&run, 250);
+    let stats = sandbox.stats();
+    let answered_503 = stats.by_method_status["PATCH"]
+        .get(&503)
+        .copied()
+        .unwrap_or(0);
+    assert!(answered_503 >= 1, "the limit was met: {stats:?}");
+    assert!(
+        answered_503 * 10 < stats.requests,
+        "under 10% answered 503: {answered_503} of {}",
+        stats.requests
+    );
+    assert!(
+        run.stderr.contains("throttled (HTTP 503 on row"),
+        "{}",
+        run.stderr
+    );
+    let ended = run.summary["rate_ended_at"].as_f64().unwrap();
+    assert!(
+        (20.0..=75.0).contains(&ended),
+        "settled near 50/s: {}",
+        run.summary
+    );
+}
+
 /// Under cron (stderr not a terminal) a run prints a progress line every
 /// 5 s; with `--no-progress` it prints none, and still its notes and
 /// summary. The lines come every 100 ms here (the tests' own setting,

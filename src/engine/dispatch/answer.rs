@@ -221,7 +221,7 @@ impl<O: Operation> Dispatcher<'_, O> {
                 self.stop(StopReason::Unreachable { attempts })?;
             }
         }
-        let throttled = status == Some(429);
+        let throttled = throttles(status, retry_after);
         if throttled {
             job.throttled += 1;
         }
@@ -237,7 +237,7 @@ impl<O: Operation> Dispatcher<'_, O> {
             None => self.policy.retry.decide(job.step_attempts, retry_after),
         };
         if throttled {
-            self.pause(now, &job, retry_after, &decision)?;
+            self.pause(now, &job, (status, retry_after), &decision)?;
         }
         Ok(match decision {
             Decision::RetryIn(wait) => {
@@ -275,7 +275,7 @@ impl<O: Operation> Dispatcher<'_, O> {
         &mut self,
         now: Instant,
         job: &Job,
-        retry_after: Option<Duration>,
+        (status, retry_after): (Option<u16>, Option<Duration>),
         decision: &Decision,
     ) -> Result<(), Gone> {
         let wait = match decision {
@@ -301,7 +301,8 @@ impl<O: Operation> Dispatcher<'_, O> {
         if started && wait >= PAUSE_NOTE_MIN && quiet_since {
             self.last_pause_note = Some(now);
             let note = format!(
-                "throttled (HTTP 429 on {}): pausing all requests for {:.1} s",
+                "throttled (HTTP {} on {}): pausing all requests for {:.1} s",
+                status.unwrap_or(429),
                 self.at(job),
                 wait.as_secs_f64()
             );
@@ -313,12 +314,25 @@ impl<O: Operation> Dispatcher<'_, O> {
 
 /// What kind of answer it is: what steers the rate, and what the report's
 /// timeline counts.
+/// Whether an answer says "slow down": a 429, or a 502, 503 or 504 that
+/// asks for a wait (`Retry-After`), as front ends that throttle with them
+/// do. Such an answer pauses the run and lowers its rate like a 429.
+pub(super) fn throttles(status: Option<u16>, retry_after: Option<Duration>) -> bool {
+    match status {
+        Some(429) => true,
+        Some(502..=504) => retry_after.is_some(),
+        _ => false,
+    }
+}
+
 fn answer_kind<E>(answer: &Result<Answer, E>) -> AnswerKind {
     match answer {
         Ok(Answer::Success { .. }) => AnswerKind::Success,
         Ok(Answer::Retryable {
-            status: Some(429), ..
-        }) => AnswerKind::Throttled,
+            status,
+            retry_after,
+            ..
+        }) if throttles(*status, *retry_after) => AnswerKind::Throttled,
         Ok(
             Answer::Failed { .. }
             | Answer::Retryable {

@@ -171,7 +171,7 @@ fn a_retryable_answer_waits_the_delay_asked_then_goes_before_new_rows() {
     let (mut d, ends, t0) = dispatcher(&policy, Some(&Get), 0..1);
     let first = send(&mut d, t0);
     let asked = Duration::from_secs(2);
-    retryable(&mut d, t0, first, 503, Some(asked));
+    retryable(&mut d, t0, first, 500, Some(asked));
     assert!(ends.reports().is_empty(), "the row is not done");
 
     let t1 = t0 + Duration::from_secs(1);
@@ -183,7 +183,7 @@ fn a_retryable_answer_waits_the_delay_asked_then_goes_before_new_rows() {
     assert_eq!((again.seq, again.attempts, again.retries), (0, 1, 1));
     assert_eq!(
         again.last_failure,
-        Some((Some(503), "HTTP 503".to_string()))
+        Some((Some(500), "HTTP 500".to_string()))
     );
     assert_eq!(wait(&mut d, t0 + asked), None, "one in flight");
     assert_eq!(d.next.as_ref().map(|work| work.seq()), Some(1));
@@ -232,7 +232,7 @@ fn a_stop_ends_the_jobs_waiting_and_the_rows_not_sent() {
     let second = send(&mut d, t0);
     assert_eq!(wait(&mut d, t0), None, "two in flight at most");
     let in_a_second = Some(Duration::from_secs(1));
-    retryable(&mut d, t0, first, 503, in_a_second);
+    retryable(&mut d, t0, first, 500, in_a_second);
 
     d.stop(StopReason::Interrupted).unwrap();
     let halted = StopReason::Halted {
@@ -242,10 +242,10 @@ fn a_stop_ends_the_jobs_waiting_and_the_rows_not_sent() {
     assert_eq!(notes(&ends.reports()), [INTERRUPTED_NOTE], "the first told");
 
     // In flight: it finishes, and is not retried.
-    retryable(&mut d, t0, second, 503, in_a_second);
+    retryable(&mut d, t0, second, 500, in_a_second);
     // Waiting, and not sent yet: they end at the next admission.
     assert_eq!(wait(&mut d, t0), None);
-    let not_retried = "HTTP 503; not retried: the run was interrupted".to_string();
+    let not_retried = "HTTP 500; not retried: the run was interrupted".to_string();
     let not_sent = "not sent: the run was interrupted".to_string();
     assert_eq!(
         rows(&ends.reports()),
@@ -313,7 +313,7 @@ fn a_server_that_never_answers_stops_the_run_after_a_while() {
     assert!(now - t0 >= StopReason::SILENT_FOR);
     // An answer (any status) starts the count again.
     let job = send(&mut d, now);
-    retryable(&mut d, now, job, 503, Some(Duration::ZERO));
+    retryable(&mut d, now, job, 500, Some(Duration::ZERO));
     assert!(d.silent.is_none());
     // Then attempt after attempt without an answer for long enough: stopped.
     let since = now;
