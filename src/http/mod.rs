@@ -164,8 +164,9 @@ pub enum Answer {
     /// Any other status: the server refused the request; retrying won't help.
     Failed { status: u16, error: String },
     /// The server's certificate is not trusted (unknown authority, expired,
-    /// another name): no request was sent, and none will pass until the
-    /// trust is fixed. `error` names the host, the problem and the fix.
+    /// another name), or the proxy refused its credentials (407): no
+    /// request was sent, and none will pass until that is fixed. `error`
+    /// names the host, the problem and the fix.
     Untrusted { error: String },
 }
 
@@ -224,7 +225,7 @@ struct Inner {
     extra_roots: bool,
     connect_timeout: Duration,
     /// How certificate errors name the server: `api.gcore.com` or
-    /// `api.gcore.com (through the proxy http://proxy:3128 (from HTTPS_PROXY))`.
+    /// `api.gcore.com, through the proxy http://proxy:3128 (from HTTPS_PROXY)`.
     server: String,
 }
 
@@ -259,7 +260,7 @@ impl Client {
         };
         let host = api.base_url.host_str().unwrap_or_default().to_string();
         let server = match &api.proxy {
-            Some(route) => format!("{host} (through the proxy {})", route.shown),
+            Some(route) => format!("{host}, through the proxy {}", route.shown),
             None => host,
         };
         let http = builder
@@ -422,6 +423,17 @@ impl Client {
             let chain = chain.trim_start_matches("error sending request: ");
             let chain = chain.trim_start_matches("client error (Connect): ");
             match chain.strip_prefix("tunnel error: ") {
+                // No request passes until the credentials are fixed.
+                Some(why) if why.contains("proxy authorization required") => {
+                    return Answer::Untrusted {
+                        error: format!(
+                            "the proxy refused the user and password (407 Proxy Authentication \
+                             Required) for {}: check the credentials in --proxy or HTTPS_PROXY \
+                             (USER:PASSWORD@HOST:PORT); nothing was sent through it",
+                            self.inner.server
+                        ),
+                    };
+                }
                 Some(why) => format!("cannot connect through the proxy: {why}"),
                 None => format!("cannot connect: {chain}"),
             }

@@ -21,9 +21,12 @@ fn certificate_problems_are_found_inside_the_wrapped_errors_they_come_in() {
         (C::NotValidYet, CertProblem::NotValidYet),
         (C::NotValidForName, CertProblem::WrongName),
         (C::Revoked, CertProblem::Revoked),
+        (C::BadSignature, CertProblem::BadSignature),
         (
-            C::BadSignature,
-            CertProblem::Other("BadSignature".to_string()),
+            C::Other(rustls::OtherError(std::sync::Arc::new(
+                webpki::Error::EndEntityUsedAsCa,
+            ))),
+            CertProblem::ServerAsCa,
         ),
     ];
     for (error, want) in cases {

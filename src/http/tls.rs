@@ -16,6 +16,11 @@ pub(crate) enum CertProblem {
     CaAsServer,
     /// The certificate cannot be read.
     Unreadable,
+    /// Its signature does not check out against the authority's key.
+    BadSignature,
+    /// A server's own certificate stands where an authority's should (a
+    /// --ca-cert file with the server's certificate, a chain out of order).
+    ServerAsCa,
     /// Anything else rustls refuses a certificate for, as it says it.
     Other(String),
 }
@@ -33,14 +38,13 @@ pub(crate) fn certificate_problem(
             C::NotValidForName | C::NotValidForNameContext { .. } => CertProblem::WrongName,
             C::Revoked => CertProblem::Revoked,
             C::BadEncoding => CertProblem::Unreadable,
-            C::Other(other)
-                if matches!(
-                    other.0.downcast_ref::<webpki::Error>(),
-                    Some(webpki::Error::CaUsedAsEndEntity)
-                ) =>
-            {
-                CertProblem::CaAsServer
-            }
+            C::BadSignature => CertProblem::BadSignature,
+            C::Other(other) => match other.0.downcast_ref::<webpki::Error>() {
+                Some(webpki::Error::CaUsedAsEndEntity) => CertProblem::CaAsServer,
+                Some(webpki::Error::EndEntityUsedAsCa) => CertProblem::ServerAsCa,
+                Some(webpki::Error::InvalidSignatureForPublicKey) => CertProblem::BadSignature,
+                _ => CertProblem::Other(other.to_string()),
+            },
             other => CertProblem::Other(other.to_string()),
         }),
         rustls::Error::NoCertificatesPresented => Some(CertProblem::Missing),
@@ -120,6 +124,19 @@ pub(crate) fn untrusted_message(server: &str, problem: &CertProblem, extra_roots
         CertProblem::Unreadable => (
             "it cannot be read (damaged encoding)".to_string(),
             "check --base-url and any proxy; the server's certificate is broken",
+        ),
+        CertProblem::BadSignature => (
+            "its signature does not match the key of the authority said to have signed it"
+                .to_string(),
+            "check that --ca-cert holds the authority that really issued the server's \
+             certificate (not another with the same name), and any proxy on the way",
+        ),
+        CertProblem::ServerAsCa => (
+            "a server's own certificate stands where an authority's should (in the server's \
+             chain, or in a --ca-cert file)"
+                .to_string(),
+            "give --ca-cert the certificate of the authority (the root), not a server's \
+             certificate; the server must send its chain in order",
         ),
         CertProblem::Other(why) => (
             format!("it was refused ({why})"),

@@ -266,7 +266,7 @@ async fn a_proxy_that_refuses_or_cannot_be_reached_never_shows_the_password() {
             listener.local_addr().unwrap()
         )
     };
-    for url in [wrong, closed] {
+    for (url, refused) in [(wrong, true), (closed, false)] {
         let output = apply(
             dir.path(),
             &sandbox.base_url(),
@@ -284,6 +284,15 @@ async fn a_proxy_that_refuses_or_cannot_be_reached_never_shows_the_password() {
         );
         for place in [&text, &results] {
             assert!(!place.contains("wr0ng-p4ssword"), "{place}");
+        }
+        // A refused password stops the run at once and says so (not "the
+        // API cannot be reached ... check --base-url").
+        if refused {
+            assert!(
+                text.contains("the proxy refused the user and password (407")
+                    && !text.contains("check --base-url"),
+                "{text}"
+            );
         }
     }
     assert_eq!(sandbox.stats().requests, 0);
