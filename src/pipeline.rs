@@ -176,6 +176,10 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
     let checker = Checker::new(&header, &checks.null_token, &checks.duplicates)
         .with_emails(checks.emails.as_deref())
         .with_earlier(checks.earlier.as_deref());
+    // A row the earlier run found invalid sent nothing: an address of it
+    // in the account now is not that run's doing.
+    let sent_nothing = Checker::new(&header, &checks.null_token, &checks.duplicates)
+        .with_emails(checks.emails.as_deref());
     let record_error = |previous: &Previous| {
         let path = previous.path().to_path_buf();
         move |source| Fatal::Record { path, source }
@@ -191,16 +195,16 @@ fn feed(checks: &Checks, work: mpsc::Sender<Vec<Work>>) -> Result<(), Fatal> {
         last_row = raw.row;
         // A row the resumed run updated is kept as recorded (checked to be
         // the same row beforehand); every other row is checked again.
-        let kept = match &mut previous {
-            Some((cursor, previous)) => cursor
-                .take(raw.row)
-                .map_err(record_error(previous))?
-                .filter(|record| record.status.kind() == Kind::Changed),
+        let recorded = match &mut previous {
+            Some((cursor, previous)) => cursor.take(raw.row).map_err(record_error(previous))?,
             None => None,
         };
-        batch.push(match kept {
-            Some(record) => Work::kept(seq, record),
-            None => to_work(seq, checker.check(&raw), checks),
+        batch.push(match recorded {
+            Some(record) if record.status.kind() == Kind::Changed => Work::kept(seq, record),
+            Some(record) if record.status == Status::INVALID => {
+                to_work(seq, sent_nothing.check(&raw), checks)
+            }
+            _ => to_work(seq, checker.check(&raw), checks),
         });
         seq += 1;
         if !batch.flush_if_full() {

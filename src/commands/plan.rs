@@ -105,6 +105,24 @@ async fn missing(started: &Started<'_>, list: &AccountList) -> Result<Vec<Result
             }
         ))
     })?;
+    // A user_id that is no user of the account (a typo) would leave the
+    // user it was meant for unnamed, and planned for removal.
+    let listed: HashSet<u64> = list.users.iter().filter_map(|user| user.id).collect();
+    let mut unknown: Vec<u64> = named.difference(&listed).copied().collect();
+    if !unknown.is_empty() {
+        unknown.sort_unstable();
+        let shown: Vec<String> = unknown.iter().take(5).map(u64::to_string).collect();
+        return Err(Fatal::Usage(format!(
+            "with --remove-missing every row must name a user of the account, and user_id {}{} \
+             is none (a typo leaves the user it meant planned for removal): fix those rows, \
+             then plan again; no plan was written",
+            shown.join(", "),
+            match unknown.len() > shown.len() {
+                true => format!(" and {} more", unknown.len() - shown.len()),
+                false => String::new(),
+            }
+        )));
+    }
     Ok((list.users.iter())
         .filter_map(|user| Some((user.id?, user)))
         .filter(|(id, _)| !named.contains(id))

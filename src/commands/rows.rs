@@ -421,6 +421,13 @@ impl RowsRun {
                     previous.is_some(),
                     &self.target,
                 )?;
+                // Removals an earlier run heard refused left no user to invite back.
+                if let (Some(undo), Some(earlier)) = (&undo, &earlier) {
+                    earlier
+                        .kept()
+                        .iter()
+                        .for_each(|email| undo.retract_invitation_of(email));
+                }
                 if running.is_none() {
                     mark_account(&self.target, client_api)?;
                 }

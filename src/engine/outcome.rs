@@ -22,13 +22,14 @@ pub(super) fn finish(
     let attempts = job.attempts.saturating_sub(job.unsent);
     // A step that already changed the account is what the row did; what
     // became of the rest is said after it.
+    // The row is not done (`--resume` finishes it), and says what was.
     if let (Some(landed), Status::FAILED | Status::NOT_ATTEMPTED) = (job.landed, status) {
         let error = format!(
-            "{} as user {}, but the rest of the row was not done: {error}",
+            "{} as user {}, but the rest of the row was not done ({error}); --resume finishes it",
             landed.as_str(),
             job.user_id()
         );
-        return decided(job, landed, http_status, error, changes, user);
+        return decided(job, Status::FAILED, http_status, error, changes, user);
     }
     let status = match status {
         Status::FAILED if attempts == 0 => Status::NOT_ATTEMPTED,

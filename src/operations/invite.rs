@@ -151,6 +151,20 @@ impl Invite {
         })
     }
 
+    /// A refusal of the invitation (a 4xx) is noted: it made no user, and
+    /// a resumed run must not take one with that address for its own.
+    pub(crate) fn refused(&self, job: &mut Job) -> Option<Step> {
+        if let (INVITE, Some(log)) = (job.step, &self.log) {
+            let email = Invite::body(job).email.clone().unwrap_or_default();
+            if let Err(error) = log.invite_refused(&email) {
+                return Some(Step::Halt {
+                    error: format!("{} cannot be written ({error})", log.path().display()),
+                });
+            }
+        }
+        None
+    }
+
     /// An invitation is sent once: one whose answer was lost is not sent
     /// again (`--resume` finds the user).
     pub(crate) fn retry_unsure(&self, job: &Job) -> bool {

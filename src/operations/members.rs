@@ -112,7 +112,7 @@ impl<O: Operation> Operation for ByAction<O> {
     fn refused(&self, job: &mut Job, status: u16) -> Option<Step> {
         match job.action {
             Action::Update => self.update.refused(job, status),
-            Action::Invite => None,
+            Action::Invite => self.invite.refused(job),
             Action::Remove => self.remove.refused(job, status),
         }
     }

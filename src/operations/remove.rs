@@ -108,9 +108,18 @@ impl Remove {
     /// DELETE sent again after an answer that was lost, the user is gone
     /// because of this run.
     pub(crate) fn refused(&self, job: &mut Job, status: u16) -> Option<Step> {
+        // Not removed: the undo file's row that would invite them back goes,
+        // and a resumed run must not take the user's absence for this run's.
         let retract = |job: &Job| {
-            if let (1, Some(undo), Some(user)) = (job.step, &self.undo, job.before.as_deref()) {
+            let Some(user) = job.before.as_deref().filter(|_| job.step == 1) else {
+                return;
+            };
+            if let Some(undo) = &self.undo {
                 undo.retract_removal(user);
+            }
+            if let Some(log) = &self.log {
+                let email = user.email.as_deref().unwrap_or_default();
+                let _ = log.remove_refused(job.user_id(), email);
             }
         };
         if status != 404 {

@@ -146,6 +146,24 @@ impl Adaptive {
         }
     }
 
+    /// As [`Adaptive::new`], starting from `limit`, a limit this account's
+    /// runs met before: as just after a 429 at that limit (a little below
+    /// it, the curve back up to it, then probing beyond, gently), instead
+    /// of doubling from the start or sending above it.
+    pub(super) fn below(start: Start, limit: f64, now: Instant) -> Adaptive {
+        let mut adaptive = Adaptive::new(start, now);
+        let base = adaptive.capped(limit.max(MIN_RATE));
+        let lowered = adaptive.capped((base * BETA_KNOWN).max(MIN_RATE));
+        adaptive.w_max = base;
+        adaptive.target = (base * PLATEAU).max(lowered);
+        adaptive.c = base * (1.0 - BETA_KNOWN) / K_KNOWN.powi(3);
+        adaptive.k = ((adaptive.target - lowered) / adaptive.c).cbrt();
+        adaptive.curve_from = Some(now);
+        adaptive.slow_start = false;
+        adaptive.rate = Some(lowered);
+        adaptive
+    }
+
     /// The rate to send at now; `None`: no limit.
     pub(super) fn rate(&self) -> Option<f64> {
         self.rate

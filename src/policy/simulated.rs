@@ -162,3 +162,44 @@ fn a_limit_that_falls_then_rises_is_followed() {
     assert!(risen >= 10 * 110, "{per_second:?}: 150/s found within 20 s");
     assert!(outcome.throttled * 20 < outcome.requests, "under 5% 429s");
 }
+
+/// A run that starts from the limit an earlier run of the account met
+/// (issue 25: a second run of 2,000 rows against 100/s at >= 90 rows/s
+/// overall; from nothing, `--rate auto` reached 87% and `--rate 150` 76%).
+#[test]
+fn a_remembered_limit_is_the_start_of_the_next_run() {
+    let burst = NonZeroU32::new(5).unwrap();
+    let latency = Duration::from_millis(2);
+    for rate in [
+        Rate::auto(None, burst).unwrap(),
+        Rate::new(150.0, burst).unwrap(),
+    ] {
+        let fresh = run(&rate, 2_000, 100.0, 5.0, latency);
+        let learned = fresh.rate_ended.unwrap();
+        let next = run(
+            &rate.clone().starting_from(learned),
+            2_000,
+            100.0,
+            5.0,
+            latency,
+        );
+        eprintln!(
+            "{:?}: fresh {:.1}% of the limit (ended at {learned:.1}), next {:.1}%, {} of {} \
+             requests 429",
+            rate.start(),
+            100.0 * fresh.share_of(2_000, 100.0),
+            100.0 * next.share_of(2_000, 100.0),
+            next.throttled,
+            next.requests
+        );
+        assert!(next.share_of(2_000, 100.0) >= 0.9, "{:?}", rate.start());
+        assert!(next.throttled * 20 < next.requests, "under 5% 429s");
+    }
+    // A limit that rose since is found from there: probing goes on.
+    let rate = Rate::auto(None, burst).unwrap().starting_from(50.0);
+    let (_, per_second) = run_changing(&rate, 4_000, |_| 100.0, 5.0, latency);
+    let late: u64 = per_second[per_second.len() - 11..per_second.len() - 1]
+        .iter()
+        .sum();
+    assert!(late >= 800, "{per_second:?}: up to 100/s again");
+}

@@ -30,13 +30,30 @@ const MAX_LINE: usize = 1024;
 pub struct Earlier {
     invited: HashSet<String>,
     removed: HashSet<u64>,
+    /// Invitations and removals that got a definite refusal (a 4xx): they
+    /// did nothing, whatever the account holds now.
+    refused_invites: HashSet<String>,
+    refused_removals: HashSet<u64>,
+    /// The addresses of the users whose removal was refused.
+    kept: Vec<String>,
 }
 
 impl Earlier {
     /// What the record at `results` says its runs sent (nothing when it
     /// has no such file).
     pub fn read(results: &Path) -> io::Result<Earlier> {
-        let file = match File::open(members_path(results)) {
+        let path = members_path(results);
+        // Only a plain file is read (a FIFO would block the run for ever).
+        match std::fs::metadata(&path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it is not a plain file",
+                ));
+            }
+            _ => {}
+        }
+        let file = match File::open(&path) {
             Ok(file) => file,
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 return Ok(Earlier::default());
@@ -70,20 +87,41 @@ impl Earlier {
                         earlier.removed.insert(id);
                     }
                 }
+                Some(("refused-invite", address)) => {
+                    earlier.refused_invites.insert(address.to_string());
+                }
+                Some(("refused-remove", rest)) => {
+                    let (id, email) = rest.split_once(' ').unwrap_or((rest, ""));
+                    if let Ok(id) = id.parse() {
+                        earlier.refused_removals.insert(id);
+                    }
+                    if !email.is_empty() {
+                        earlier.kept.push(email.to_string());
+                    }
+                }
                 _ => {}
             }
         }
         Ok(earlier)
     }
 
-    /// Whether an earlier run sent the invitation of `email`.
+    /// Whether an earlier run sent the invitation of `email` and did not
+    /// hear it refused: it may have made the user.
     pub fn invited(&self, email: &str) -> bool {
-        self.invited.contains(&email.trim().to_lowercase())
+        let email = email.trim().to_lowercase();
+        self.invited.contains(&email) && !self.refused_invites.contains(&email)
     }
 
-    /// Whether an earlier run sent the removal of user `id`.
+    /// Whether an earlier run sent the removal of user `id` and did not
+    /// hear it refused.
     pub fn removed(&self, id: u64) -> bool {
-        self.removed.contains(&id)
+        self.removed.contains(&id) && !self.refused_removals.contains(&id)
+    }
+
+    /// The addresses of users whose removal an earlier run heard refused:
+    /// the undo file's rows that would invite them back go.
+    pub fn kept(&self) -> &[String] {
+        &self.kept
     }
 }
 
@@ -130,6 +168,20 @@ impl MembersLog {
     /// Notes the removal of user `id`, before it is sent.
     pub fn remove(&self, id: u64) -> io::Result<()> {
         self.line(&format!("remove {id}\n"))
+    }
+
+    /// Notes that the invitation of `email` was refused (a 4xx): it made
+    /// no user, and a resumed run must not take one with that address.
+    pub fn invite_refused(&self, email: &str) -> io::Result<()> {
+        self.line(&format!("refused-invite {}\n", email.trim().to_lowercase()))
+    }
+
+    /// Notes that the removal of user `id` (address `email`) was refused.
+    pub fn remove_refused(&self, id: u64, email: &str) -> io::Result<()> {
+        self.line(&format!(
+            "refused-remove {id} {}\n",
+            email.trim().to_lowercase()
+        ))
     }
 
     fn line(&self, line: &str) -> io::Result<()> {

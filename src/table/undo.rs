@@ -299,7 +299,12 @@ impl UndoLog {
     /// file when the run ends (applying it would be refused: the address
     /// is in the account).
     pub fn retract_removal(&self, before: &User) {
-        let email = before.email.as_deref().unwrap_or_default();
+        self.retract_invitation_of(before.email.as_deref().unwrap_or_default());
+    }
+
+    /// Takes the row that would invite `email` back out of the file when
+    /// the run ends (its removal was refused, as an earlier run heard).
+    pub fn retract_invitation_of(&self, email: &str) {
         let key = format!("invite {}", email.trim().to_lowercase());
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.membership.remove(&key) {

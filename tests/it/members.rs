@@ -775,3 +775,212 @@ async fn remove_missing_refuses_a_sheet_whose_rows_do_not_all_name_their_user() 
     );
     assert!(!dir.path().join("sheet.plan.csv").exists());
 }
+
+/// The answers of a fake account for [`a_refusal_is_never_taken_for_this_runs_doing_on_resume`].
+async fn mount(server: &MockServer, users: Vec<Value>, calls: Vec<Mock>) {
+    server.reset().await;
+    let count = users.len();
+    Mock::given(method("GET"))
+        .and(path("/iam/users"))
+        .and(query_param("offset", "0"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"count": count, "results": users})),
+        )
+        .mount(server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/iam/clients/me"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 4242})))
+        .mount(server)
+        .await;
+    for call in calls {
+        call.mount(server).await;
+    }
+}
+
+/// What a resumed run takes for its own doing, and what it never does: an
+/// invitation whose next step failed is finished (its fields set, not
+/// invited again); a removal the API refused (404) is not "removed" on
+/// resume, and its undo row goes.
+#[tokio::test]
+async fn a_refusal_is_never_taken_for_this_runs_doing_on_resume() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "action,user_id,email,groups,company\n\
+         invite,,new@example.com,Users,NewCo\n\
+         remove,5,,,\n",
+    )
+    .unwrap();
+    let patch = |answer: ResponseTemplate| {
+        Mock::given(method("PATCH"))
+            .and(path("/iam/users/501"))
+            .and(body_json(json!({"company": "NewCo"})))
+            .respond_with(answer)
+            .expect(1)
+    };
+    // The first run: the invitation goes, its PATCH fails; user 5 is gone
+    // between the GET and the DELETE (someone else's doing).
+    mount(
+        &server,
+        vec![user(5, "five@example.com")],
+        vec![
+            Mock::given(method("POST"))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .set_body_json(json!({"status": "ok", "user_id": 501})),
+                )
+                .expect(1),
+            patch(ResponseTemplate::new(400).set_body_json(json!({"message": "not now"}))),
+            Mock::given(method("GET"))
+                .and(path("/iam/users/5"))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(user(5, "five@example.com")),
+                ),
+            Mock::given(method("DELETE"))
+                .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "no"})))
+                .expect(1),
+        ],
+    )
+    .await;
+    let args = ["apply", "in.csv", "--rate", "0", "--undo-file", "undo.csv"];
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[0]["status"], "failed", "{text}");
+    assert!(
+        rows[0]["error"].contains("invited as user 501, but the rest of the row was not done"),
+        "{text}"
+    );
+    assert_eq!(rows[1]["status"], "failed", "{text}");
+    server.verify().await;
+
+    // The resume: user 501 is in the account, user 5 is not.
+    mount(
+        &server,
+        vec![user(501, "new@example.com")],
+        vec![
+            Mock::given(method("POST"))
+                .respond_with(ResponseTemplate::new(500))
+                .expect(0),
+            patch(ResponseTemplate::new(200).set_body_json(user(501, "new@example.com"))),
+            Mock::given(method("GET"))
+                .and(path("/iam/users/5"))
+                .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "no"}))),
+        ],
+    )
+    .await;
+    let args = ["apply", "in.csv", "--rate", "0", "--resume"];
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(
+        rows[0]["status"], "invited",
+        "finished, not invited again: {text}"
+    );
+    assert_eq!(rows[1]["status"], "failed", "not this run's doing: {text}");
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert!(undo.contains("501,,,,,,,,,remove"), "{undo}");
+    assert!(!undo.contains("five@example.com"), "{undo}");
+    server.verify().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_does_not_take_over_an_address_whose_invitation_was_refused() {
+    let sandbox = started(10, Faults::default()).await;
+    let url = sandbox.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "action,email,groups,company\ninvite,first@example.com,Users,Acme\n\
+         invite,victim@example.com,Users;Engineers,Acme\n",
+    )
+    .unwrap();
+    let child = bin()
+        .current_dir(dir.path())
+        .args(["apply", "in.csv", "--rate", "1", "--base-url", &url])
+        .env("GCORE_API_KEY", KEY)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let posts = |sandbox: &RunningSandbox| {
+        (sandbox.stats().by_method_status.get("POST")).map_or(0, |s| s.values().sum::<u64>())
+    };
+    until("the first invitation", WITHIN, || posts(&sandbox) >= 1).await;
+    // Someone else invites the second address before the run does.
+    let client_id: Value = common::http()
+        .get(format!("{url}/iam/clients/me"))
+        .header("Authorization", format!("apikey {KEY}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let invited = common::http()
+        .post(format!("{url}/iam/clients/invite_user"))
+        .header("Authorization", format!("apikey {KEY}"))
+        .json(
+            &json!({"client_id": client_id["id"], "email": "victim@example.com",
+                      "user_role": {"id": 2, "name": "Users"}, "name": "Someone Else"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invited.status(), 200);
+    let out = wait(child).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = members(&sandbox).await["victim@example.com"].clone();
+    let (code, stderr) = run_in(dir.path(), &url, &["apply", "in.csv", "--resume"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[1]["status"], "invalid", "{text}");
+    assert!(
+        rows[1]["error"].contains("already belongs to user"),
+        "{text}"
+    );
+    assert_eq!(
+        members(&sandbox).await["victim@example.com"],
+        before,
+        "untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_missing_refuses_a_user_id_that_is_no_user_and_a_members_file_that_is_no_file() {
+    let sandbox = started(6, Faults::default()).await;
+    let url = sandbox.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sheet.csv"),
+        "user_id,company\n1,A\n2,A\n999,A\n4,A\n5,A\n6,A\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_in(dir.path(), &url, &["plan", "sheet.csv", "--remove-missing"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("user_id 999 is none"), "{stderr}");
+    // A FIFO where a resumed run reads its members file: refused, not a hang.
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "action,email,groups\ninvite,x@example.com,Users\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_in(dir.path(), &url, &["apply", "in.csv"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let members_file = dir.path().join("in.results.csv.members");
+    std::fs::remove_file(&members_file).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&members_file)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (code, stderr) = run_in(dir.path(), &url, &["apply", "in.csv", "--resume"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a plain file"), "{stderr}");
+}
