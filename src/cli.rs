@@ -301,6 +301,10 @@ pub struct RunArgs {
     /// Rows that may finish ahead of the oldest unfinished row (the reorder window). Default: from the rate, see docs/REFERENCE.md.
     #[arg(long, value_name = "ROWS", hide_short_help = true)]
     pub window: Option<usize>,
+    /// Start afresh: forget the rate limit this account's runs met before (remembered for 7 days
+    /// in the state folder, see docs/REFERENCE.md).
+    #[arg(long)]
+    pub forget_rate: bool,
 }
 
 /// How to read the input file.

@@ -96,7 +96,6 @@ impl Rate {
 
     /// This rate, starting from `limit`, the limit this account's runs met
     /// before, when that is below where it would start (or climb to).
-    #[cfg_attr(not(test), expect(dead_code, reason = "wired by the next commit"))]
     pub(crate) fn starting_from(mut self, limit: f64) -> Rate {
         let below = match (self.auto, self.per_second) {
             (_, None) => true,
@@ -108,6 +107,10 @@ impl Rate {
         self
     }
 
+    /// The remembered limit the run starts from, if any.
+    pub(crate) fn remembered(&self) -> Option<f64> {
+        self.from
+    }
 
     /// Requests that may go at once after a pause.
     pub fn burst(&self) -> NonZeroU32 {

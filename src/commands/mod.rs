@@ -5,6 +5,7 @@
 // What the commands share.
 mod account;
 mod ending;
+mod limits;
 mod list;
 mod members;
 mod record;

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::limits::{Remembered, recall_limit};
 use super::members::Members;
 use super::record::{
     mark_account, note_undo, open_members, open_previous, open_undo, read_earlier, refuse_note,
@@ -68,6 +69,8 @@ pub(crate) struct RowsRun {
     keeps: Kept,
     /// `--max-removals`, `--account-id`.
     members: Members,
+    /// The account's rate limit as its runs met it (not for a rehearsal).
+    limit: Option<Remembered>,
 }
 
 /// The account a run sends to.
@@ -167,11 +170,14 @@ impl RowsRun {
         };
         let input = InputSettings::from_args(flags.input)?;
         let target = OutputTarget::from_args(flags.output, &input.source, flags.suffix)?;
+        let mut limit = None;
         let sending = match sending {
             Some((account, run)) => {
+                let forget = run.forget_rate;
                 let mut run = RunSettings::from_args(run)?;
                 if let Account::Api(api) = &account {
                     run.send.key_from = Some(api.key_from.clone());
+                    limit = recall_limit(api, &mut run.send.rate, forget, flags.output.quiet);
                 }
                 run.send.timeline = flags.output.report.is_some();
                 Some((account, run))
@@ -294,6 +300,7 @@ impl RowsRun {
             changes_exit: false,
             keeps,
             members: flags.members,
+            limit,
         })
     }
 
@@ -569,7 +576,11 @@ impl RowsRun {
                 route,
                 changes_exit: self.changes_exit,
             };
+            let learned = (finished.as_ref().ok()).and_then(|f| f.summary.learned_limit());
             let exit = finish(finished, &ending);
+            if let (Some(memory), Some(learned)) = (&self.limit, learned) {
+                memory.remember(Some(learned));
+            }
             if let Some(undo) = &undo {
                 note_undo(undo);
             }

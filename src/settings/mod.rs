@@ -505,6 +505,7 @@ mod tests {
             metrics_file: None,
             verbose: false,
             window: None,
+            forget_rate: false,
         }
     }
 

@@ -218,6 +218,14 @@ impl Summary {
     /// Rows sent (at least one request) per second of the run, for runs
     /// that send. Rows decided without a request (skipped, invalid, not
     /// attempted) would flatter the figure, so they are left out.
+    /// The rate limit this run met: where its rate ended, when a 429 (or
+    /// a throttling 5xx) lowered it; `None` when nothing did (a rate that
+    /// was never refused is no limit).
+    pub(crate) fn learned_limit(&self) -> Option<f64> {
+        let report = self.rate.as_ref()?;
+        (report.drops > 0).then_some(report.rate).flatten()
+    }
+
     /// Rows this run sent a second: none over too short a time to say
     /// (under half a second: 6 rows in 0.01 s are no rate).
     pub(crate) fn rows_per_second(&self) -> Option<f64> {

@@ -1063,3 +1063,54 @@ async fn a_second_ctrl_c_quits_while_the_reader_of_dash_o_does_not_read() {
     );
     sandbox.stop().await;
 }
+
+/// The account's limit, remembered: a run that met it (`--rate auto`
+/// against 50/s) keeps where it ended in the state folder, keyed by host
+/// and a hash of the key (the key itself is not in the file); the next
+/// run starts just below it (says so, and meets fewer 429s than the first);
+/// `--forget-rate` starts afresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accounts_limit_is_remembered_for_the_next_run() {
+    let sandbox = start(Faults {
+        rate: Some((50.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let home = [("XDG_STATE_HOME", state.path().to_str().unwrap())];
+    let flags = ["--rate", "auto", "--burst", "5", "--max-retries", "10"];
+    let first = apply_with(Some(&sandbox), &lang_rows(250), &flags, &home).await;
+    assert_all_updated(&first, 250);
+    let file = std::fs::read_to_string(state.path().join("gcore-iam-bulk/limits.json")).unwrap();
+    assert!(file.contains("\"host\": \"127.0.0.1\""), "{file}");
+    assert!(!file.contains("test-key"), "never the key: {file}");
+    let learned = first.summary["rate_ended_at"].as_f64().unwrap();
+
+    let second = apply_with(Some(&sandbox), &lang_rows(250), &flags, &home).await;
+    assert_all_updated(&second, 250);
+    assert!(
+        second.stderr.contains(&format!(
+            "rate: starting just below {learned:.1} requests/s"
+        )),
+        "{}",
+        second.stderr
+    );
+    let throttled = |run: &Run| run.summary["throttled"].as_u64().unwrap();
+    assert!(
+        throttled(&second) <= throttled(&first),
+        "{} then {}",
+        first.summary,
+        second.summary
+    );
+
+    let mut forget = flags.to_vec();
+    forget.push("--forget-rate");
+    let third = apply_with(Some(&sandbox), &lang_rows(20), &forget, &home).await;
+    assert!(
+        !third.stderr.contains("starting just below"),
+        "{}",
+        third.stderr
+    );
+    let file = std::fs::read_to_string(state.path().join("gcore-iam-bulk/limits.json")).unwrap();
+    assert!(!file.contains("127.0.0.1"), "forgotten: {file}");
+}

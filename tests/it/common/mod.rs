@@ -116,6 +116,12 @@ pub(crate) fn clean(command: &mut std::process::Command) {
         command.env_remove(name);
     }
     command.env("XDG_CONFIG_HOME", config.path());
+    // No remembered rate limit reaches a run, and none is kept: the state
+    // folder is a plain file, where no folder can be made (a test of the
+    // memory sets XDG_STATE_HOME again).
+    static NO_STATE: std::sync::OnceLock<tempfile::NamedTempFile> = std::sync::OnceLock::new();
+    let no_state = NO_STATE.get_or_init(|| tempfile::NamedTempFile::new().unwrap());
+    command.env("XDG_STATE_HOME", no_state.path());
 }
 
 /// Sends `signal` (`INT`, `TERM`, `KILL`) to the process `pid`, at once:
