@@ -197,6 +197,9 @@ struct Dispatcher<'a, O> {
     /// failed connections), and since when: a server that never answers
     /// stops the run ([`StopReason::Silent`]).
     silent: Option<(Instant, u32)>,
+    /// Since when no connection can be made to the API that answered
+    /// before, and the attempts since (a proxy or network outage).
+    outage: Option<(Instant, u32)>,
     /// The 2xx answers of the last second, and the most there were in any
     /// second: the rate the server let through, which the rate reported
     /// at the end never exceeds.
@@ -234,6 +237,7 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
             reached: false,
             unreachable_attempts: 0,
             silent: None,
+            outage: None,
             recent_ok: std::collections::VecDeque::new(),
             most_ok: 0,
             sent: 0,

@@ -66,7 +66,19 @@ impl<O: Operation> Dispatcher<'_, O> {
         });
         job.attempts += 1;
         job.step_attempts += 1;
-        self.steer(now, kind)?;
+        // No connection where there was one (a proxy or network outage):
+        // the run waits for it (see `outage`), which is no silence.
+        let outage = self.reached
+            && matches!(
+                answer,
+                Ok(Answer::Retryable {
+                    unreachable: true,
+                    ..
+                })
+            );
+        if !outage {
+            self.steer(now, kind)?;
+        }
         let after = match answer {
             Err(_panic) => {
                 let error = "this tool failed while sending the request (a panic); the change \
@@ -140,6 +152,7 @@ impl<O: Operation> Dispatcher<'_, O> {
             AnswerKind::NoAnswer => return self.silence(now),
         };
         self.silent = None;
+        self.outage = None;
         self.pacer.answered(now, throttled);
         let bursts = self.pacer.bursts_in_a_row();
         if bursts >= StopReason::THROTTLED_ALWAYS_AFTER {
@@ -221,6 +234,9 @@ impl<O: Operation> Dispatcher<'_, O> {
                 self.stop(StopReason::Unreachable { attempts })?;
             }
         }
+        if unreachable && self.reached && self.stopped.is_none() {
+            return self.outage(now, job, error);
+        }
         let throttled = throttles(status, retry_after);
         if throttled {
             job.throttled += 1;
@@ -250,6 +266,51 @@ impl<O: Operation> Dispatcher<'_, O> {
             }
             Decision::GiveUp(why) => After::Ended(failed(job, status, format!("{error}; {why}"))),
         })
+    }
+
+    /// No connection can be made to an API that answered before (a proxy
+    /// or the network is down): the whole run waits, as after a 429, with
+    /// a backoff that grows to 30 s, rather than each row spending its
+    /// retries and failing; the row's attempt is not one of its retries.
+    /// An outage longer than `--max-wait` stops the run.
+    fn outage(&mut self, now: Instant, mut job: Job, error: String) -> Result<After, Gone> {
+        let (since, attempts) = self.outage.get_or_insert((now, 0));
+        *attempts += 1;
+        let (since, attempts) = (*since, *attempts);
+        let lasted = now.duration_since(since);
+        if lasted > self.policy.retry.max_wait {
+            self.stop(StopReason::Outage {
+                seconds: lasted.as_secs(),
+            })?;
+            let why = self.stopped.as_ref().expect("the run stopped");
+            return Ok(After::Ended(failed(
+                job,
+                None,
+                format!("{error}; not retried: {why}"),
+            )));
+        }
+        let wait = self
+            .policy
+            .retry
+            .ceiling(attempts)
+            .max(Duration::from_millis(500));
+        job.step_attempts = job.step_attempts.saturating_sub(1);
+        job.retries += 1;
+        job.last_failure = Some((None, error.clone()));
+        if self.pacer.pause(later(now, wait)) && wait >= PAUSE_NOTE_MIN {
+            let note = format!(
+                "no connection to the API for {:.0} s ({error}): pausing all requests for {:.1} s",
+                lasted.as_secs_f64(),
+                wait.as_secs_f64()
+            );
+            self.report(Report::Note(note))?;
+        }
+        let due = later(now, wait);
+        self.retries.push(Reverse(Delayed { due, job }));
+        Ok(After::Waits(format!(
+            "retry in {:.1} s",
+            wait.as_secs_f64()
+        )))
     }
 
     /// One more attempt without an answer: [`StopReason::SILENT_AFTER`] in

@@ -340,3 +340,81 @@ fn a_server_that_never_answers_stops_the_run_after_a_while() {
     assert_eq!(*status, Status::NOT_ATTEMPTED);
     assert!(error.contains("the API stopped answering"), "{error}");
 }
+
+/// Answers `job` at `now` as the transport does when no connection could
+/// be made (`success`: a 200 instead).
+fn connect(d: &mut Dispatcher<'_, Get>, now: Instant, job: Job, success: bool) {
+    let answer = match success {
+        true => Answer::Success {
+            status: 200,
+            reply: Ok(Reply::new(200, "{}")),
+        },
+        false => Answer::Retryable {
+            status: None,
+            retry_after: None,
+            error: "cannot connect through the proxy: connection refused".to_string(),
+            unreachable: true,
+        },
+    };
+    let answered = Answered {
+        job,
+        traced: None,
+        answer: Ok(answer),
+    };
+    d.on_answer(now, answered).unwrap();
+}
+
+#[test]
+fn an_outage_after_the_api_answered_pauses_the_run_instead_of_failing_rows() {
+    let policy = policy(1, 64);
+    let (mut d, ends, t0) = dispatcher(&policy, Some(&Get), 0..2);
+    let first = send(&mut d, t0);
+    connect(&mut d, t0, first, true);
+    // Then the proxy goes: far more failures than --max-retries, over 40 s.
+    let mut now = t0;
+    let mut failures = 0;
+    while now - t0 < Duration::from_secs(40) {
+        let job = send(&mut d, now);
+        connect(&mut d, now, job, false);
+        failures += 1;
+        let due = d.wake(now, None).expect("the row waits for its retry");
+        assert!(due > now, "the run pauses");
+        now = due;
+    }
+    assert!(failures > policy.retry.max_retries, "{failures}");
+    assert!(d.stopped.is_none(), "{:?}", d.stopped);
+    // Back: the row goes through.
+    let job = send(&mut d, now);
+    connect(&mut d, now, job, true);
+    let reports = ends.reports();
+    let ended = rows(&reports);
+    assert_eq!(ended.len(), 2, "{ended:?}");
+    assert!(
+        ended
+            .iter()
+            .all(|(_, status, _, _)| *status == Status::UPDATED),
+        "{ended:?}"
+    );
+    assert!(
+        notes(&reports)
+            .iter()
+            .any(|note| note.contains("pausing all requests"))
+    );
+
+    // An outage longer than --max-wait stops the run.
+    let (mut d, _ends, t0) = dispatcher(&policy, Some(&Get), 0..2);
+    let first = send(&mut d, t0);
+    connect(&mut d, t0, first, true);
+    let mut now = t0;
+    while d.stopped.is_none() {
+        assert!(now - t0 < policy.retry.max_wait * 2, "never stopped");
+        let job = send(&mut d, now);
+        connect(&mut d, now, job, false);
+        now = d.wake(now, None).unwrap_or(now);
+    }
+    assert!(
+        matches!(d.stopped, Some(StopReason::Outage { .. })),
+        "{:?}",
+        d.stopped
+    );
+}
