@@ -82,6 +82,16 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
 /// The plan's removals of the users of `list` that no row of the input
 /// names (`--remove-missing`), in the list's order.
 async fn missing(started: &Started<'_>, list: &AccountList) -> Result<Vec<ResultRecord>, Fatal> {
+    // A user on two rows (a typo of another's ID) leaves that other unnamed.
+    if !started.first.preflight.duplicates.is_empty() {
+        return Err(Fatal::Usage(
+            "with --remove-missing every row must name its own user, and some user is named on \
+             more than one row (a typo of another user's ID leaves that user planned for \
+             removal): see plan without --remove-missing for the rows, fix them, then plan \
+             again; no plan was written"
+                .to_string(),
+        ));
+    }
     let input = std::sync::Arc::clone(&started.first.input);
     let emails = started.first.emails.clone();
     let named = tokio::task::spawn_blocking(move || named_users(&input, emails.as_deref()))

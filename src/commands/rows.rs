@@ -432,7 +432,6 @@ impl RowsRun {
                 if let (Some(undo), Some(earlier)) = (&undo, &earlier) {
                     earlier
                         .kept()
-                        .iter()
                         .for_each(|email| undo.retract_invitation_of(email));
                 }
                 if running.is_none() {

@@ -59,6 +59,10 @@ pub struct Job {
     /// invitation answered: `invited`): the row says so whatever becomes
     /// of the steps after it (a stop, a failure).
     pub landed: Option<Status>,
+    /// Whether an earlier attempt of the current step may have been
+    /// carried out (a timeout, a dropped connection, a 5xx), not only
+    /// refused before it arrived (a 429, no connection).
+    pub maybe_arrived: bool,
 }
 
 impl Job {
@@ -83,6 +87,7 @@ impl Job {
             action: Action::Update,
             page_read_at: None,
             landed: None,
+            maybe_arrived: false,
         }
     }
 }

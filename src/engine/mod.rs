@@ -62,6 +62,10 @@ pub trait Operation: Send + Sync {
     fn refused(&self, _job: &mut Job, _status: u16) -> Option<Step> {
         None
     }
+    /// The job's current request did not arrive (no connection could be
+    /// made; a 429 said so): an operation that noted it as sent says it
+    /// did nothing.
+    fn not_arrived(&self, _job: &Job) {}
     /// Whether the job's current request is sent again after a failure
     /// that leaves unsure whether it was carried out (a timeout, a dropped
     /// connection, a 5xx); a 429 or a request that never left is always

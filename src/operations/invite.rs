@@ -165,6 +165,16 @@ impl Invite {
         None
     }
 
+    /// An invitation that did not arrive (no connection, a 429) made no
+    /// user: noted, so that a resumed run does not take one with its
+    /// address for its own.
+    pub(crate) fn not_arrived(&self, job: &Job) {
+        if let (INVITE, Some(log)) = (job.step, &self.log) {
+            let email = Invite::body(job).email.clone().unwrap_or_default();
+            let _ = log.invite_refused(&email);
+        }
+    }
+
     /// An invitation is sent once: one whose answer was lost is not sent
     /// again (`--resume` finds the user).
     pub(crate) fn retry_unsure(&self, job: &Job) -> bool {
@@ -200,8 +210,7 @@ impl Invite {
             ALREADY_INVITED => (
                 Status::INVITED,
                 format!(
-                    "invited as user {} by the run cut short (its answer was not recorded): not \
-                     invited again{}",
+                    "invited as user {} by an earlier run of this record: not invited again{}",
                     job.user_id(),
                     match after_invitation(Invite::body(job)).is_empty() {
                         true => "",

@@ -117,6 +117,14 @@ impl<O: Operation> Operation for ByAction<O> {
         }
     }
 
+    fn not_arrived(&self, job: &Job) {
+        match job.action {
+            Action::Update => self.update.not_arrived(job),
+            Action::Invite => self.invite.not_arrived(job),
+            Action::Remove => self.remove.not_arrived(job),
+        }
+    }
+
     fn retry_unsure(&self, job: &Job) -> bool {
         match job.action {
             Action::Update => self.update.retry_unsure(job),

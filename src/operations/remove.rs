@@ -131,7 +131,8 @@ impl Remove {
             0 if self.earlier.as_ref()?.removed(job.user_id()) => {
                 "removed by the run cut short (its answer was not recorded)"
             }
-            1 if job.step_attempts > 1 => {
+            // An earlier attempt may have arrived (a timeout, a 5xx): it did it.
+            1 if job.maybe_arrived => {
                 "its DELETE was sent again after an answer that was lost, and the user was gone: \
                  the first one removed them"
             }
@@ -146,6 +147,16 @@ impl Remove {
             changes: Vec::new(),
             user: job.before.take(),
         })
+    }
+
+    /// A DELETE that did not arrive (no connection, a 429) removed nobody:
+    /// noted, so that a resumed run does not take the user's absence for
+    /// this run's doing.
+    pub(crate) fn not_arrived(&self, job: &Job) {
+        if let (1, Some(log), Some(user)) = (job.step, &self.log, job.before.as_deref()) {
+            let email = user.email.as_deref().unwrap_or_default();
+            let _ = log.remove_refused(job.user_id(), email);
+        }
     }
 
     /// The undo file's way back from the removal: `Some` ends the row (no

@@ -30,12 +30,13 @@ const MAX_LINE: usize = 1024;
 pub struct Earlier {
     invited: HashSet<String>,
     removed: HashSet<u64>,
-    /// Invitations and removals that got a definite refusal (a 4xx): they
-    /// did nothing, whatever the account holds now.
+    /// Invitations and removals whose last attempt did nothing (refused
+    /// with a 4xx, or never arrived: no connection, a 429), whatever the
+    /// account holds now.
     refused_invites: HashSet<String>,
     refused_removals: HashSet<u64>,
-    /// The addresses of the users whose removal was refused.
-    kept: Vec<String>,
+    /// The addresses of the users whose last removal did nothing.
+    kept: std::collections::HashMap<u64, String>,
 }
 
 impl Earlier {
@@ -78,12 +79,18 @@ impl Earlier {
             // A last line without its end was cut by a crash: its request
             // may have gone, so it counts.
             let text = String::from_utf8_lossy(&line);
+            // The last line of an address (a user) says what its last
+            // attempt may have done: a retry that went after a refusal, or
+            // a refusal after an attempt that may have gone.
             match text.trim_end().split_once(' ') {
                 Some(("invite", address)) => {
+                    earlier.refused_invites.remove(address);
                     earlier.invited.insert(address.to_string());
                 }
                 Some(("remove", id)) => {
                     if let Ok(id) = id.parse() {
+                        earlier.refused_removals.remove(&id);
+                        earlier.kept.remove(&id);
                         earlier.removed.insert(id);
                     }
                 }
@@ -94,9 +101,9 @@ impl Earlier {
                     let (id, email) = rest.split_once(' ').unwrap_or((rest, ""));
                     if let Ok(id) = id.parse() {
                         earlier.refused_removals.insert(id);
-                    }
-                    if !email.is_empty() {
-                        earlier.kept.push(email.to_string());
+                        if !email.is_empty() {
+                            earlier.kept.insert(id, email.to_string());
+                        }
                     }
                 }
                 _ => {}
@@ -120,8 +127,8 @@ impl Earlier {
 
     /// The addresses of users whose removal an earlier run heard refused:
     /// the undo file's rows that would invite them back go.
-    pub fn kept(&self) -> &[String] {
-        &self.kept
+    pub fn kept(&self) -> impl Iterator<Item = &String> {
+        self.kept.values()
     }
 }
 
@@ -170,8 +177,9 @@ impl MembersLog {
         self.line(&format!("remove {id}\n"))
     }
 
-    /// Notes that the invitation of `email` was refused (a 4xx): it made
-    /// no user, and a resumed run must not take one with that address.
+    /// Notes that the invitation of `email` did nothing (refused with a
+    /// 4xx, or it never arrived): a resumed run must not take a user with
+    /// that address for its own.
     pub fn invite_refused(&self, email: &str) -> io::Result<()> {
         self.line(&format!("refused-invite {}\n", email.trim().to_lowercase()))
     }
@@ -219,5 +227,32 @@ mod tests {
         assert!(Earlier::read(&results).unwrap().removed(8));
         MembersLog::open(&results, false).unwrap();
         assert!(!Earlier::read(&results).unwrap().removed(7));
+    }
+
+    #[test]
+    fn the_last_line_of_an_address_or_a_user_says_what_its_last_attempt_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("in.results.csv");
+        let log = MembersLog::open(&results, false).unwrap();
+        // Refused, then sent again: it may have made the user.
+        log.invite("a@example.com").unwrap();
+        log.invite_refused("a@example.com").unwrap();
+        log.invite("a@example.com").unwrap();
+        // Sent, then did not arrive: it made nobody.
+        log.invite("b@example.com").unwrap();
+        log.invite_refused("b@example.com").unwrap();
+        log.remove(5).unwrap();
+        log.remove_refused(5, "five@example.com").unwrap();
+        log.remove(5).unwrap();
+        log.remove(6).unwrap();
+        log.remove_refused(6, "six@example.com").unwrap();
+        drop(log);
+        let earlier = Earlier::read(&results).unwrap();
+        assert!(earlier.invited("a@example.com"));
+        assert!(!earlier.invited("b@example.com"));
+        assert!(earlier.removed(5));
+        assert!(!earlier.removed(6));
+        let kept: Vec<&String> = earlier.kept().collect();
+        assert_eq!(kept, ["six@example.com"]);
     }
 }

@@ -132,7 +132,9 @@ struct Inner {
     /// a resumed run).
     membership: HashSet<String>,
     /// Membership rows to take out when the run ends (a removal refused).
-    retracted: HashSet<String>,
+    /// (How many of the first rows with a key go: a row written for the
+    /// same address later, for another user, stays.)
+    retracted: HashMap<String, usize>,
 }
 
 impl UndoLog {
@@ -231,7 +233,7 @@ impl UndoLog {
                 partial: Vec::new(),
                 members: [0; 2],
                 membership,
-                retracted: HashSet::new(),
+                retracted: HashMap::new(),
             }),
         };
         if split {
@@ -309,7 +311,7 @@ impl UndoLog {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.membership.remove(&key) {
             inner.members[1] = inner.members[1].saturating_sub(1);
-            inner.retracted.insert(key);
+            *inner.retracted.entry(key).or_default() += 1;
         }
     }
 
@@ -327,8 +329,11 @@ impl UndoLog {
             let (id, fields, cells) = match row {
                 UndoRow::Update(id, fields, cells) => (id, fields, cells),
                 UndoRow::Membership(cells) => {
-                    let retracted =
-                        membership_key(&cells).is_some_and(|key| inner.retracted.contains(&key));
+                    let retracted = membership_key(&cells)
+                        .and_then(|key| inner.retracted.get_mut(&key))
+                        .filter(|left| **left > 0)
+                        .map(|left| *left -= 1)
+                        .is_some();
                     if !retracted {
                         order.push(Err(cells));
                     }
@@ -552,4 +557,38 @@ fn read_rows(file: &mut File) -> io::Result<Vec<UndoRow>> {
         rows.push(UndoRow::Update(id, fields, values));
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: u64, email: &str) -> User {
+        let mut user: User = serde_json::from_value(serde_json::json!({
+            "id": id, "email": email, "name": "N", "lang": "en", "phone": null,
+            "company": "C", "groups": [{"id": 2, "name": "Users"}], "auth_types": ["password"]
+        }))
+        .unwrap();
+        user.id = Some(id);
+        user
+    }
+
+    /// A removal refused takes its row out when the run ends; a row written
+    /// after it for the same address (another user, removed since) stays.
+    #[test]
+    fn a_retracted_row_goes_and_a_later_one_for_the_address_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("undo.csv");
+        let log = UndoLog::open(&path, false, false).unwrap();
+        log.record_removed(&user(5, "e@example.com")).unwrap();
+        // A DELETE sent again: no second row.
+        log.record_removed(&user(5, "e@example.com")).unwrap();
+        log.retract_invitation_of("E@example.com");
+        log.record_removed(&user(11, "e@example.com")).unwrap();
+        log.finish().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let invites: Vec<&str> = text.lines().filter(|l| l.ends_with(",invite")).collect();
+        assert_eq!(invites.len(), 1, "{text}");
+        assert_eq!(log.members(), [0, 1]);
+    }
 }

@@ -639,7 +639,7 @@ async fn an_invitation_whose_answer_is_lost_is_finished_by_resume_not_sent_twice
     assert!(rows.iter().all(|row| row["status"] == "invited"), "{text}");
     assert!(
         rows.iter()
-            .any(|row| row["error"].contains("by the run cut short")),
+            .any(|row| row["error"].contains("by an earlier run of this record")),
         "{text}"
     );
     let post = &sandbox.stats().by_method_status["POST"];
@@ -983,4 +983,88 @@ async fn remove_missing_refuses_a_user_id_that_is_no_user_and_a_members_file_tha
     let (code, stderr) = run_in(dir.path(), &url, &["apply", "in.csv", "--resume"]).await;
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("not a plain file"), "{stderr}");
+}
+
+/// Requests that did not arrive (a 429) did nothing: an invitation
+/// answered 429 to the end is not taken for this run's when someone else
+/// invites the address; a DELETE answered 429 then 404 (someone else
+/// removed the user meanwhile) is failed, not removed, and its undo row
+/// goes.
+#[tokio::test]
+async fn a_request_that_did_not_arrive_is_never_taken_for_this_runs_doing() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "action,user_id,email,groups\ninvite,,x@example.com,Users\nremove,5,,\n",
+    )
+    .unwrap();
+    let throttled = || ResponseTemplate::new(429).insert_header("Retry-After", "0");
+    mount(
+        &server,
+        vec![user(5, "five@example.com")],
+        vec![
+            Mock::given(method("POST")).respond_with(throttled()),
+            Mock::given(method("GET"))
+                .and(path("/iam/users/5"))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_json(user(5, "five@example.com")),
+                ),
+            Mock::given(method("DELETE"))
+                .respond_with(throttled())
+                .up_to_n_times(1)
+                .with_priority(1),
+            Mock::given(method("DELETE"))
+                .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "no"})))
+                .with_priority(2),
+        ],
+    )
+    .await;
+    let args = [
+        "apply",
+        "in.csv",
+        "--rate",
+        "0",
+        "--max-retries",
+        "1",
+        "--undo-file",
+        "undo.csv",
+    ];
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[0]["status"], "failed", "{text}");
+    assert_eq!(rows[1]["status"], "failed", "{text}");
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert!(!undo.contains("five@example.com"), "{undo}");
+
+    // Someone else invites x@example.com; the resume leaves them alone.
+    mount(
+        &server,
+        vec![user(77, "x@example.com")],
+        vec![
+            Mock::given(method("POST"))
+                .respond_with(throttled())
+                .expect(0),
+            Mock::given(method("PATCH"))
+                .respond_with(throttled())
+                .expect(0),
+            Mock::given(method("GET"))
+                .and(path("/iam/users/5"))
+                .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "no"}))),
+        ],
+    )
+    .await;
+    let args = ["apply", "in.csv", "--resume", "--skip-invalid"];
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[0]["status"], "invalid", "{text}");
+    assert!(
+        rows[0]["error"].contains("already belongs to user 77"),
+        "{text}"
+    );
+    // Gone now, but not by this run: failed, not removed.
+    assert_eq!(rows[1]["status"], "failed", "{text}");
+    server.verify().await;
 }

@@ -206,6 +206,7 @@ impl<O: Operation> Dispatcher<'_, O> {
             Step::Next => {
                 job.step_attempts = 0;
                 job.last_failure = None;
+                job.maybe_arrived = false;
                 self.retries.push(Reverse(Delayed { due: now, job }));
                 After::Waits("the next request of the row".to_string())
             }
@@ -234,15 +235,19 @@ impl<O: Operation> Dispatcher<'_, O> {
                 self.stop(StopReason::Unreachable { attempts })?;
             }
         }
+        let operation = self.operation.expect("a dry run sends nothing");
+        let throttled = throttles(status, retry_after);
+        let unsure = !unreachable && !throttled;
+        match unsure {
+            true => job.maybe_arrived = true,
+            false => operation.not_arrived(&job),
+        }
         if unreachable && self.reached && self.stopped.is_none() {
             return self.outage(now, job, error);
         }
-        let throttled = throttles(status, retry_after);
         if throttled {
             job.throttled += 1;
         }
-        let operation = self.operation.expect("a dry run sends nothing");
-        let unsure = !unreachable && !throttled;
         let decision = match &self.stopped {
             Some(why) => Decision::GiveUp(format!("not retried: {why}")),
             None if unsure && !operation.retry_unsure(&job) => Decision::GiveUp(
