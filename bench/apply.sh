@@ -38,7 +38,8 @@
 #
 # The tool's rows/s is its --summary-json `rows_per_second`: rows sent per
 # second from the moment the results writer starts (after the whole-file check)
-# to the last row written. The "wall" figure divides by the process's whole
+# to the last row written (a run under half a second has none: its rows over
+# its `elapsed_seconds` then). The "wall" figure divides by the process's whole
 # elapsed time instead (start-up and the check passes included). The bare
 # loop times itself from its first request to its last answer.
 #
@@ -178,6 +179,13 @@ run_tool() {
   rows=$(json_num rows "$work/$name.summary.json")
   tool_cpu_us=$(calc %.2f "1000000 * ($user + $sys) / $rows")
   tool_rps=$(json_num rows_per_second "$work/$name.summary.json")
+  # A run under half a second says no rows/s (null): rows over its time.
+  if [[ -z $tool_rps ]]; then
+    local rows elapsed
+    rows=$(json_num rows "$work/$name.summary.json")
+    elapsed=$(json_num elapsed_seconds "$work/$name.summary.json")
+    tool_rps=$(calc %.1f "$rows / $elapsed")
+  fi
   tool_wall_rps=$(calc %.1f "$rows / $wall")
   rm -f "$work/$name.results.csv"
 }
