@@ -2,6 +2,7 @@
 //! still as it read them.
 
 use super::*;
+use crate::commands::limits::recall_limit;
 use crate::commands::members::Members;
 use crate::commands::{LIST_PAGE_SIZE, live_list};
 use crate::operations::members::Membership;
@@ -63,6 +64,8 @@ pub(super) fn run_planned(
     }
     let mut run = RunSettings::from_args(&args.run)?;
     run.send.key_from = Some(api.key_from.clone());
+    let quiet = args.output.quiet;
+    let limit = recall_limit(&api, &mut run.send.rate, args.run.forget_rate, quiet);
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &source, &target)?;
     }
@@ -183,7 +186,11 @@ pub(super) fn run_planned(
             route: Some(&route),
             changes_exit: false,
         };
+        let learned = (finished.as_ref().ok()).and_then(|f| f.summary.learned_limit());
         let exit = finish(finished, &ending);
+        if let (Some(memory), Some(learned)) = (&limit, learned) {
+            memory.remember(Some(learned));
+        }
         if let Some(undo) = &undo {
             note_undo(undo);
         }
