@@ -13,7 +13,7 @@ use crate::table::results::{Kind, Status};
 use super::problems::{cut, visible};
 
 /// One user a field changed for.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub(crate) struct ChangedUser {
     /// The row of the input.
     pub(super) row: u64,
@@ -139,6 +139,16 @@ impl ChangedUsers {
                 to: visible(&cut(&change.to, Self::VALUE)),
             });
         }
+    }
+
+    /// The users invited and removed (or that would be), as kept: for each,
+    /// its name (`invited`, `removed`), how many there are, and the first
+    /// ones (the summary JSON's `members`).
+    pub(crate) fn members(&self) -> Vec<(&'static str, u64, &[ChangedUser])> {
+        (MEMBERSHIP.iter().zip(self.member_counts).zip(&self.members))
+            .filter(|((_, count), _)| *count > 0)
+            .map(|((name, count), users)| (*name, count, users.as_slice()))
+            .collect()
     }
 
     /// The users invited and removed (`invited`, `removed`), then the

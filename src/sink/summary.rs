@@ -443,6 +443,11 @@ impl Summary {
             }
         }
         #[derive(Serialize)]
+        struct Members<'a> {
+            count: u64,
+            users: &'a [super::changed::ChangedUser],
+        }
+        #[derive(Serialize)]
         struct Quoted<'a> {
             /// The first row with this error.
             row: u64,
@@ -473,6 +478,9 @@ impl Summary {
             rate_ended_at: Option<f64>,
             /// How many times a 429 lowered the rate.
             rate_drops: u64,
+            /// Who was invited and removed (or would be): how many, and the
+            /// first of them (all with `--report`, up to 1,000).
+            members: std::collections::BTreeMap<&'static str, Members<'a>>,
         }
         Json {
             run,
@@ -499,6 +507,9 @@ impl Summary {
             proxy,
             rate_ended_at: self.rate.and_then(|r| r.rate),
             rate_drops: self.rate.map_or(0, |r| r.drops),
+            members: (self.changed_users.members().into_iter())
+                .map(|(name, count, users)| (name, Members { count, users }))
+                .collect(),
             fields: Field::ALL
                 .iter()
                 .zip(self.fields)

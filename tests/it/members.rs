@@ -133,9 +133,23 @@ async fn invitations_and_removals_send_the_sdks_requests_exactly_once() {
          remove,,leaver@example.com,,,,,,\n",
     )
     .unwrap();
-    let (code, stderr) = run_in(dir.path(), &server.uri(), &["apply", "team.csv"]).await;
+    let args = ["apply", "team.csv", "--summary-json", "s.json"];
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("3 rows: 2 invited, 1 removed"), "{stderr}");
+    // The summary JSON names them too.
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(summary["counts"]["invited"], 2, "{summary}");
+    assert_eq!(summary["members"]["invited"]["count"], 2, "{summary}");
+    assert_eq!(
+        summary["members"]["invited"]["users"][0]["email"], "new.one@example.com",
+        "{summary}"
+    );
+    assert_eq!(
+        summary["members"]["removed"]["users"][0]["user_id"], "9",
+        "{summary}"
+    );
     assert!(
         stderr.contains("  invited (2 users):\n    user 501 new.one@example.com")
             && stderr.contains("  removed (1 user):\n    user 9 leaver@example.com (Users)"),
