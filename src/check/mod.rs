@@ -197,6 +197,9 @@ pub struct Checker<'a> {
     /// of an address in the account now that one of them sent is the
     /// run's own (see `operations::invite`), not invalid.
     earlier: Option<&'a Earlier>,
+    /// Rows a record says were done (`--resume`'s check of them): an
+    /// invitation's address in the account is the run's own.
+    recorded: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -207,11 +210,18 @@ impl<'a> Checker<'a> {
             duplicates,
             emails: None,
             earlier: None,
+            recorded: false,
         }
     }
 
     pub(crate) fn with_earlier(mut self, earlier: Option<&'a Earlier>) -> Self {
         self.earlier = earlier;
+        self
+    }
+
+    /// For rows a record says were done (see [`Checker::recorded`]).
+    pub(crate) fn of_recorded_rows(mut self) -> Self {
+        self.recorded = true;
         self
     }
 
@@ -427,7 +437,9 @@ impl<'a> Checker<'a> {
                     ));
                 }
             }
-            let ours = |email: &str| self.earlier.is_some_and(|earlier| earlier.invited(email));
+            let ours = |email: &str| {
+                self.recorded || self.earlier.is_some_and(|earlier| earlier.invited(email))
+            };
             if let (Some(emails), Some(email)) = (self.emails, &body.email)
                 && !ours(email)
                 && let [id, ..] = emails.lookup(email)

@@ -1082,3 +1082,27 @@ async fn a_request_that_did_not_arrive_is_never_taken_for_this_runs_doing() {
     assert_eq!(rows[1]["status"], "failed", "{text}");
     server.verify().await;
 }
+
+/// Rows the record says were invited are kept on --resume even when the
+/// members file is gone (their addresses in the account are the record's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_invitations_are_kept_without_the_members_file() {
+    let sandbox = started(10, Faults::default()).await;
+    let url = sandbox.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "action,email,groups\ninvite,one@example.com,Users\ninvite,two@example.com,Users\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_in(dir.path(), &url, &["apply", "in.csv"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::remove_file(dir.path().join("in.results.csv.members")).unwrap();
+    let (code, stderr) = run_in(dir.path(), &url, &["apply", "in.csv", "--resume"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("2 rows already done (updated, invited or removed)"),
+        "{stderr}"
+    );
+    assert_eq!(sandbox.stats().by_method_status["POST"].get(&200), Some(&2));
+}
