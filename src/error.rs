@@ -59,6 +59,16 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    /// The file where a run notes its invitations and removals before it
+    /// sends them (`<results>.members`).
+    #[error(
+        "cannot write {path}, where the run notes each invitation and removal before it sends it"
+    )]
+    MembersFile {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error("cannot write the undo file {path}")]
     UndoFile {
         path: PathBuf,

@@ -258,7 +258,7 @@ pub(super) fn open_members(
     }
     MembersLog::open(results, continuing)
         .map(|log| Some(Arc::new(log)))
-        .map_err(|source| Fatal::Record {
+        .map_err(|source| Fatal::MembersFile {
             path: members_path(results),
             source,
         })
