@@ -435,6 +435,14 @@ pub struct SandboxArgs {
     /// List answers say the account has N users, whatever it holds.
     #[arg(long, value_name = "N")]
     pub list_count: Option<u64>,
+    /// Share of requests answered 429 (Retry-After: 1) whatever the rate: a server that throttles
+    /// by something else than this client's rate (0 to 1).
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub throttle_share: f64,
+    /// Answer 429 (Retry-After: 1) to every request about a user whose ID N divides: throttles
+    /// that concern some users only.
+    #[arg(long, value_name = "N")]
+    pub throttle_every: Option<u64>,
     /// Speak HTTPS, with a certificate for localhost, 127.0.0.1 and ::1 from a certificate
     /// authority made at start; its certificate is written to a file whose path is printed
     /// (give it to apply with --ca-cert). The authority's key never leaves this process.

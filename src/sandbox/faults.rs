@@ -106,7 +106,20 @@ impl FaultPlan {
 
     /// Decides the fate of request number `request`, in the order a real
     /// front end would: the rate limit first, then the network, then the server.
-    pub(crate) fn verdict(&self, request: u64) -> Verdict {
+    /// `user`: the user the request is about (its path's), if any.
+    pub(crate) fn verdict(&self, request: u64, user: Option<u64>) -> Verdict {
+        if self
+            .faults
+            .throttle_every
+            .is_some_and(|n| user.is_some_and(|id| id % n == 0))
+        {
+            return Verdict::Throttle(1, 429);
+        }
+        if self.faults.throttle_share > 0.0
+            && self.unit(request, Salt::Throttle) < self.faults.throttle_share
+        {
+            return Verdict::Throttle(1, 429);
+        }
         if let Some(quota) = &self.quota
             && let Err(wait) = take(quota)
         {
@@ -142,6 +155,7 @@ enum Salt {
     Error = 3,
     ErrorStatus = 4,
     Slow = 5,
+    Throttle = 6,
 }
 
 /// SplitMix64's finaliser: a good scramble of a counter, with no state to lock.
@@ -220,7 +234,7 @@ mod tests {
             ..Faults::default()
         };
         let plan = FaultPlan::new(faults.clone(), 42);
-        let verdicts: Vec<_> = (0..10_000).map(|n| plan.verdict(n)).collect();
+        let verdicts: Vec<_> = (0..10_000).map(|n| plan.verdict(n, None)).collect();
         let drops = verdicts.iter().filter(|v| **v == Verdict::Drop).count();
         let fails = verdicts
             .iter()
@@ -233,9 +247,9 @@ mod tests {
             assert!(verdicts.contains(&Verdict::Fail(status)));
         }
         let again = FaultPlan::new(faults.clone(), 42);
-        assert!((0..10_000).all(|n| again.verdict(n) == verdicts[n as usize]));
+        assert!((0..10_000).all(|n| again.verdict(n, None) == verdicts[n as usize]));
         let other = FaultPlan::new(faults, 43);
-        assert!((0..10_000).any(|n| other.verdict(n) != verdicts[n as usize]));
+        assert!((0..10_000).any(|n| other.verdict(n, None) != verdicts[n as usize]));
     }
 
     #[test]
@@ -249,8 +263,8 @@ mod tests {
         );
         let never = FaultPlan::new(Faults::default(), 1);
         for n in 0..1000 {
-            assert!(matches!(always.verdict(n), Verdict::Fail(_)));
-            assert_eq!(never.verdict(n), Verdict::Serve(Duration::ZERO));
+            assert!(matches!(always.verdict(n, None), Verdict::Fail(_)));
+            assert_eq!(never.verdict(n, None), Verdict::Serve(Duration::ZERO));
             assert_eq!(never.latency(n), Duration::ZERO);
         }
     }

@@ -131,6 +131,12 @@ pub struct Faults {
     pub list_churn: u64,
     /// List answers say the account has this many users, whatever it holds.
     pub list_count: Option<u64>,
+    /// Share of requests answered 429 (`Retry-After: 1`) whatever the rate:
+    /// a server that throttles by something else than this client's rate.
+    pub throttle_share: f64,
+    /// Every request about a user whose ID this divides is answered 429
+    /// (`Retry-After: 1`): throttles that concern some users only.
+    pub throttle_every: Option<u64>,
 }
 
 /// The fields of the user object, as `--list-omit` may name them.
@@ -155,6 +161,15 @@ pub(crate) const USER_FIELDS: [&str; 16] = [
 
 impl Faults {
     pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.throttle_share) {
+            return Err(format!(
+                "--throttle-share {} must be a share between 0 and 1",
+                self.throttle_share
+            ));
+        }
+        if self.throttle_every == Some(0) {
+            return Err("--throttle-every 0 names no user; give N of 1 or more".to_string());
+        }
         if let Some((rate, burst)) = self.rate {
             if !(rate.is_finite() && rate > 0.0) {
                 return Err(format!(

@@ -189,6 +189,15 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
     )
 }
 
+/// The user a request's path is about: `/iam/users/{id}` or
+/// `/iam/clients/{client}/client-users/{id}`.
+fn user_of_path(path: &str) -> Option<u64> {
+    let id = path
+        .strip_prefix("/iam/users/")
+        .or_else(|| path.split_once("/client-users/").map(|(_, id)| id))?;
+    id.parse().ok()
+}
+
 /// Counts the request, then applies the faults: latency, rate limit, drop,
 /// 5xx, slow answer. Outside everything else so that faults hit 401s and
 /// 404s too, as a real front end's would.
@@ -199,7 +208,7 @@ async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let response = match app.plan.verdict(number) {
+    let response = match app.plan.verdict(number, user_of_path(request.uri().path())) {
         Verdict::Throttle(seconds, status) => {
             let message = format!("too many requests; retry after {seconds} s");
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);

@@ -89,6 +89,8 @@ impl SandboxSettings {
                 list_omit: args.list_omit.clone(),
                 list_churn: args.list_churn,
                 list_count: args.list_count,
+                throttle_share: args.throttle_share,
+                throttle_every: args.throttle_every,
             },
         };
         config.check().map_err(Fatal::Usage)?;

@@ -1288,3 +1288,50 @@ async fn invite_and_remove_change_who_is_in_the_account() {
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     sandbox.stop().await;
 }
+
+/// The throttles that are not about the client's rate, for the tool's
+/// adaptive rate to be tried against (issue 25): every request about some
+/// users, or a share of all requests, answered 429 with `Retry-After: 1`.
+#[tokio::test]
+async fn throttles_by_user_and_by_share() {
+    let by_user = start(
+        10,
+        Faults {
+            throttle_every: Some(5),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let answer = call(&by_user, Method::GET, "/iam/users/5")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(answer.headers()["retry-after"], "1");
+    let answer = call(&by_user, Method::GET, "/iam/users/3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    by_user.stop().await;
+
+    let always = start(
+        10,
+        Faults {
+            throttle_share: 1.0,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let answer = call(&always, Method::GET, "/iam/users")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    always.stop().await;
+    let never = Faults {
+        throttle_share: 1.5,
+        ..Faults::default()
+    };
+    assert!(never.check().unwrap_err().contains("--throttle-share 1.5"));
+}
