@@ -91,17 +91,20 @@ mod tests {
         }
         let mut summary = Summary::default();
         for (row, value) in (2..22).zip(["xx", "yy", "zz", "ww", "vv"].iter().cycle()) {
-            summary.record(&ResultRecord {
-                row,
-                user_id: row.to_string(),
-                status: Status::INVALID,
-                http_status: None,
-                attempts: 0,
-                error: format!("lang: {value:?} is not a language"),
-                request: String::new(),
-                changes: String::new(),
-                user: None,
-            });
+            summary.record(
+                &ResultRecord {
+                    row,
+                    user_id: row.to_string(),
+                    status: Status::INVALID,
+                    http_status: None,
+                    attempts: 0,
+                    error: format!("lang: {value:?} is not a language"),
+                    request: String::new(),
+                    changes: String::new(),
+                    user: None,
+                },
+                true,
+            );
         }
         let quoted = summary.quoted();
         assert_eq!(quoted.len(), 1);

@@ -103,10 +103,6 @@ pub struct Summary {
     pub(super) changed_users: ChangedUsers,
     /// Rows that sent at least one request (in this run).
     pub(super) sent: u64,
-    /// Rows kept as an earlier run recorded them (`--resume`), and how
-    /// many of them [`Summary::record`] has passed over.
-    pub(super) kept: u64,
-    kept_counted: u64,
     /// Requests that left this machine, over all rows (every attempt).
     pub(super) requests: u64,
     /// Rows stopped because their change looks like a spreadsheet's damage.
@@ -233,11 +229,10 @@ impl Summary {
         (elapsed >= 0.5).then(|| self.sent as f64 / elapsed)
     }
 
-    pub(super) fn record(&mut self, row: &ResultRecord) {
-        // A kept row (counted just before) is an earlier run's.
-        if self.kept > self.kept_counted {
-            self.kept_counted = self.kept;
-        } else {
+    /// Counts a row written. `own`: its requests are this run's (not a
+    /// row kept as an earlier run recorded it, on `--resume`).
+    pub(super) fn record(&mut self, row: &ResultRecord, own: bool) {
+        if own {
             if row.attempts > 0 {
                 self.sent += 1;
             }

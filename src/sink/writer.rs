@@ -140,7 +140,14 @@ impl ResultsWriter {
     }
 
     pub fn write(&mut self, record: &ResultRecord) -> Result<(), Fatal> {
-        self.summary.record(record);
+        self.write_counted(record, true)
+    }
+
+    /// [`ResultsWriter::write`]; `own`: the row's requests are this run's
+    /// (a kept row's, on `--resume`, were an earlier run's: this run's
+    /// figures, rows sent, requests, rows/s, leave them out).
+    fn write_counted(&mut self, record: &ResultRecord, own: bool) -> Result<(), Fatal> {
+        self.summary.record(record, own);
         let written = self.records.write(record);
         written.map_err(|source| self.output_error(source))
     }
@@ -238,10 +245,7 @@ pub(super) fn write_one(
     results.summary.throttled += u64::from(outcome.throttled);
     results.summary.retries += u64::from(outcome.retries);
     results.summary.changed(outcome);
-    // A kept row's requests were an earlier run's: this run's figures
-    // (rows sent, requests, rows/s) leave them out.
-    results.summary.kept += u64::from(outcome.kept);
-    results.write(&outcome.record)?;
+    results.write_counted(&outcome.record, !outcome.kept)?;
     progress.row(outcome.record.status);
     Ok(())
 }

@@ -169,19 +169,29 @@ async fn invitations_and_removals_send_the_sdks_requests_exactly_once() {
     server.verify().await;
 }
 
-/// The sandbox's users by address: the fields a row can set, and whether
-/// activated.
-async fn members(sandbox: &RunningSandbox) -> BTreeMap<String, (Value, bool)> {
-    let url = format!("{}/iam/users?limit=1000&offset=0", sandbox.base_url());
-    let page: Value = common::http()
-        .get(url)
+/// `GET path` of the sandbox, with its key: the JSON answer.
+async fn get(sandbox: &RunningSandbox, path: &str) -> Value {
+    common::http()
+        .get(format!("{}{path}", sandbox.base_url()))
         .header("Authorization", format!("apikey {KEY}"))
         .send()
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Requests of `method` the sandbox answered, whatever their status.
+fn answered(sandbox: &RunningSandbox, method: &str) -> u64 {
+    let stats = sandbox.stats();
+    (stats.by_method_status.get(method)).map_or(0, |by| by.values().sum::<u64>())
+}
+
+/// The sandbox's users by address: the fields a row can set, and whether
+/// activated.
+async fn members(sandbox: &RunningSandbox) -> BTreeMap<String, (Value, bool)> {
+    let page = get(sandbox, "/iam/users?limit=1000&offset=0").await;
     page["results"]
         .as_array()
         .unwrap()
@@ -219,16 +229,7 @@ async fn started(users: u64, faults: Faults) -> RunningSandbox {
 
 /// The address of user `id`.
 async fn email_of(sandbox: &RunningSandbox, id: u64) -> String {
-    let url = format!("{}/iam/users/{id}", sandbox.base_url());
-    let user: Value = common::http()
-        .get(url)
-        .header("Authorization", format!("apikey {KEY}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let user = get(sandbox, &format!("/iam/users/{id}")).await;
     user["email"].as_str().unwrap().to_string()
 }
 
@@ -349,15 +350,9 @@ async fn plan_remove_missing_plans_the_rows_cut_and_refuses_a_sheet_cut_short() 
     );
     assert!(!dir.path().join("twelve.plan.csv").exists());
     let writes = |sandbox: &RunningSandbox| {
-        let stats = sandbox.stats();
         ["PATCH", "POST", "DELETE"]
             .iter()
-            .map(|verb| {
-                stats
-                    .by_method_status
-                    .get(*verb)
-                    .map_or(0, |s| s.values().sum::<u64>())
-            })
+            .map(|verb| answered(sandbox, verb))
             .sum::<u64>()
     };
     assert_eq!(writes(&sandbox), 0);
@@ -414,13 +409,7 @@ async fn a_kill_during_invitations_then_resume_invites_nobody_twice() {
         KEY,
         &["--rate", "40", "--concurrency", "4"],
     );
-    let posts = |sandbox: &RunningSandbox| {
-        let stats = sandbox.stats();
-        stats
-            .by_method_status
-            .get("POST")
-            .map_or(0, |s| s.values().sum::<u64>())
-    };
+    let posts = |sandbox: &RunningSandbox| answered(sandbox, "POST");
     until("five invitations", WITHIN, || posts(&sandbox) >= 5).await;
     kill(child.id(), "KILL");
     let _ = wait(child).await;
@@ -918,20 +907,10 @@ async fn a_resume_does_not_take_over_an_address_whose_invitation_was_refused() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let posts = |sandbox: &RunningSandbox| {
-        (sandbox.stats().by_method_status.get("POST")).map_or(0, |s| s.values().sum::<u64>())
-    };
+    let posts = |sandbox: &RunningSandbox| answered(sandbox, "POST");
     until("the first invitation", WITHIN, || posts(&sandbox) >= 1).await;
     // Someone else invites the second address before the run does.
-    let client_id: Value = common::http()
-        .get(format!("{url}/iam/clients/me"))
-        .header("Authorization", format!("apikey {KEY}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let client_id = get(&sandbox, "/iam/clients/me").await;
     let invited = common::http()
         .post(format!("{url}/iam/clients/invite_user"))
         .header("Authorization", format!("apikey {KEY}"))

@@ -44,33 +44,10 @@ impl<O: Operation> Dispatcher<'_, O> {
                 }
             };
             let operation = self.operation.expect("a run that sends has an operation");
-            match operation.at_send(&mut job) {
-                None | Some(Step::Next) => {}
-                Some(Step::Done {
-                    status,
-                    error,
-                    changes,
-                    user,
-                }) => {
-                    let outcome = decided(job, status, None, error, changes, user);
-                    self.report(Report::Row(outcome))?;
-                    continue;
-                }
-                Some(Step::Halt { error }) => {
-                    self.stop(StopReason::Halted { message: error })?;
-                    let why = self.stopped.as_ref().expect("the run stopped");
-                    self.report(Report::Row(not_attempted(job, why)))?;
-                    continue;
-                }
-                Some(Step::DoneThenHalt { status, error }) => {
-                    self.stop(StopReason::Halted {
-                        message: error.clone(),
-                    })?;
-                    let outcome = decided(job, status, None, error, Vec::new(), None);
-                    self.report(Report::Row(outcome))?;
-                    continue;
-                }
-            }
+            let step = operation.at_send(&mut job);
+            let Some(job) = self.settle(job, step)? else {
+                continue;
+            };
             self.in_flight += 1;
             return Ok(Admission::Send(job));
         }
@@ -144,32 +121,10 @@ impl<O: Operation> Dispatcher<'_, O> {
             Some(Work::Send(mut job)) if !job.decided => {
                 job.decided = true;
                 let operation = self.operation.expect("a run that sends has an operation");
-                match operation.decide(&mut job) {
-                    Some(Step::Done {
-                        status,
-                        error,
-                        changes,
-                        user,
-                    }) => {
-                        let outcome = decided(job, status, None, error, changes, user);
-                        self.report(Report::Row(outcome))?;
-                    }
-                    Some(Step::Halt { error }) => {
-                        self.stop(StopReason::Halted { message: error })?;
-                        let why = self.stopped.as_ref().expect("the run stopped");
-                        self.report(Report::Row(not_attempted(job, why)))?;
-                    }
-                    Some(Step::DoneThenHalt { status, error }) => {
-                        self.stop(StopReason::Halted {
-                            message: error.clone(),
-                        })?;
-                        let outcome = decided(job, status, None, error, Vec::new(), None);
-                        self.report(Report::Row(outcome))?;
-                    }
-                    Some(Step::Next) | None => {
-                        self.next = Some(Work::Send(job));
-                        return Ok(false);
-                    }
+                let step = operation.decide(&mut job);
+                if let Some(job) = self.settle(job, step)? {
+                    self.next = Some(Work::Send(job));
+                    return Ok(false);
                 }
             }
             other => {
@@ -178,6 +133,34 @@ impl<O: Operation> Dispatcher<'_, O> {
             }
         }
         Ok(true)
+    }
+
+    /// What the operation decided of a job before its request (`decide`,
+    /// `at_send`): the job back when it is to be sent (`Next`, `None`);
+    /// else its row is reported here, and the run stops if it said so.
+    fn settle(&mut self, job: Job, step: Option<Step>) -> Result<Option<Job>, Gone> {
+        let outcome = match step {
+            None | Some(Step::Next) => return Ok(Some(job)),
+            Some(Step::Done {
+                status,
+                error,
+                changes,
+                user,
+            }) => decided(job, status, None, error, changes, user),
+            Some(Step::Halt { error }) => {
+                self.stop(StopReason::Halted { message: error })?;
+                let why = self.stopped.as_ref().expect("the run stopped");
+                not_attempted(job, why)
+            }
+            Some(Step::DoneThenHalt { status, error }) => {
+                self.stop(StopReason::Halted {
+                    message: error.clone(),
+                })?;
+                decided(job, status, None, error, Vec::new(), None)
+            }
+        };
+        self.report(Report::Row(outcome))?;
+        Ok(None)
     }
 
     /// The request for a job just admitted, and when it went (for `-v` and

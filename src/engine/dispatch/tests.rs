@@ -277,13 +277,18 @@ fn a_dry_run_decides_rows_at_once_within_the_window() {
     assert!(!d.window_full);
 }
 
-/// Answers `job` at `now` with no answer at all (a timeout).
-fn timed_out(d: &mut Dispatcher<'_, Get>, now: Instant, job: Job) {
+/// Answers `job` at `now` with no answer at all: a timeout, or
+/// (`unreachable`) no connection could be made.
+fn no_answer(d: &mut Dispatcher<'_, Get>, now: Instant, job: Job, unreachable: bool) {
+    let error = match unreachable {
+        true => "cannot connect through the proxy: connection refused",
+        false => "no answer within 2 s",
+    };
     let answer = Answer::Retryable {
         status: None,
         retry_after: None,
-        error: "no answer within 2 s".to_string(),
-        unreachable: false,
+        error: error.to_string(),
+        unreachable,
     };
     let answered = Answered {
         job,
@@ -304,7 +309,7 @@ fn a_server_that_never_answers_stops_the_run_after_a_while() {
     for _ in 1..StopReason::SILENT_AFTER {
         let job = send(&mut d, now);
         now += step;
-        timed_out(&mut d, now, job);
+        no_answer(&mut d, now, job, false);
         if let Some(due) = d.wake(now, None) {
             now = now.max(due);
         }
@@ -321,7 +326,7 @@ fn a_server_that_never_answers_stops_the_run_after_a_while() {
         assert!(now - since < Duration::from_secs(600), "never stopped");
         let job = send(&mut d, now);
         now += step;
-        timed_out(&mut d, now, job);
+        no_answer(&mut d, now, job, false);
         if let Some(due) = d.wake(now, None) {
             now = now.max(due);
         }
@@ -341,20 +346,14 @@ fn a_server_that_never_answers_stops_the_run_after_a_while() {
     assert!(error.contains("the API stopped answering"), "{error}");
 }
 
-/// Answers `job` at `now` as the transport does when no connection could
-/// be made (`success`: a 200 instead).
+/// Answers `job` at `now`: a 200 (`success`), else no connection.
 fn connect(d: &mut Dispatcher<'_, Get>, now: Instant, job: Job, success: bool) {
-    let answer = match success {
-        true => Answer::Success {
-            status: 200,
-            reply: Ok(Reply::new(200, "{}")),
-        },
-        false => Answer::Retryable {
-            status: None,
-            retry_after: None,
-            error: "cannot connect through the proxy: connection refused".to_string(),
-            unreachable: true,
-        },
+    if !success {
+        return no_answer(d, now, job, true);
+    }
+    let answer = Answer::Success {
+        status: 200,
+        reply: Ok(Reply::new(200, "{}")),
     };
     let answered = Answered {
         job,
