@@ -124,9 +124,6 @@ struct Inner {
     /// Users whose row leaves out a field the run changed, because no
     /// PATCH can send its value back (`--accept-partial-undo`).
     partial: Vec<(u64, FieldSet)>,
-    /// Rows this run wrote that remove an invited user, and that invite a
-    /// removed one.
-    members: [u64; 2],
     /// The membership rows the file holds (`remove 21`, `invite
     /// a@example.com`): one is never written twice (a DELETE sent again,
     /// a resumed run).
@@ -231,7 +228,6 @@ impl UndoLog {
                 held,
                 split: false,
                 partial: Vec::new(),
-                members: [0; 2],
                 membership,
                 retracted: HashMap::new(),
             }),
@@ -310,7 +306,6 @@ impl UndoLog {
         let key = format!("invite {}", email.trim().to_lowercase());
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.membership.remove(&key) {
-            inner.members[1] = inner.members[1].saturating_sub(1);
             *inner.retracted.entry(key).or_default() += 1;
         }
     }
@@ -454,7 +449,7 @@ impl UndoLog {
         let mut cells = vec![String::new(); ACTION_AT + 1];
         cells[0] = user_id.to_string();
         cells[ACTION_AT] = "remove".to_string();
-        self.write_membership(&cells, 0)
+        self.write_membership(&cells)
     }
 
     /// Whether the file holds the membership row of `key` already (and
@@ -464,10 +459,16 @@ impl UndoLog {
         !inner.membership.insert(key)
     }
 
-    /// How many rows this run wrote that remove an invited user, and that
-    /// invite a removed one.
+    /// How many rows the file holds that remove an invited user, and that
+    /// invite a removed one (an earlier run's of the record too).
     pub fn members(&self) -> [u64; 2] {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).members
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let count = |action: &str| {
+            (inner.membership.iter())
+                .filter(|key| key.starts_with(action))
+                .count() as u64
+        };
+        [count("remove "), count("invite ")]
     }
 
     /// The way back from the removal of `before`: a row that invites them
@@ -494,15 +495,13 @@ impl UndoLog {
             .chain([VERBATIM_JSON.to_string()])
             .collect();
         cells.push("invite".to_string());
-        self.write_membership(&cells, 1)
+        self.write_membership(&cells)
     }
 
-    fn write_membership(&self, cells: &[String], kind: usize) -> io::Result<()> {
+    fn write_membership(&self, cells: &[String]) -> io::Result<()> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.writer.write_record(cells).map_err(io::Error::other)?;
-        inner.writer.flush()?;
-        inner.members[kind] += 1;
-        Ok(())
+        inner.writer.flush()
     }
 }
 
