@@ -9,12 +9,15 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod adaptive;
+mod slowdown;
 mod stop;
+pub(crate) use slowdown::{Mark, Slowdown};
 pub use stop::StopReason;
 #[cfg(test)]
 mod simulated;
 
 use adaptive::{Adaptive, Start};
+use slowdown::Recent;
 
 /// Requests per second for the whole run, retries included, and the burst:
 /// a ceiling the run adapts below after a 429 (see [`adaptive`]), or
@@ -210,6 +213,7 @@ impl RetryPolicy {
 /// governor's: governor's rate cannot change once the limiter is made.)
 pub(crate) struct Pacer {
     adaptive: Adaptive,
+    recent: Recent,
     capacity: f64,
     tokens: f64,
     refilled: Instant,
@@ -229,6 +233,7 @@ impl Pacer {
                 Some(limit) => Adaptive::below(rate.start(), limit, now),
                 None => Adaptive::new(rate.start(), now),
             },
+            recent: Recent::default(),
             capacity,
             tokens: capacity,
             refilled: now,
@@ -263,15 +268,31 @@ impl Pacer {
     }
 
     /// An answer from the server (not a connection that failed): a 429
-    /// lowers the rate, other answers let it climb back.
-    pub(crate) fn answered(&mut self, now: Instant, throttled: bool) {
+    /// about the run's rate lowers it (see [`slowdown`] for which are),
+    /// other answers let it climb back. For a 429, what it is about.
+    pub(crate) fn answered(
+        &mut self,
+        now: Instant,
+        throttled: bool,
+        mark: &mut Mark,
+    ) -> Option<Slowdown> {
+        let slowdown = self.recent.answered(now, throttled, mark);
         let before = self.adaptive.rate();
-        self.adaptive.answered(now, throttled);
+        match slowdown {
+            Some(Slowdown::Row) => self.adaptive.background(now),
+            rate => self.adaptive.answered(now, rate.is_some()),
+        }
         // Tokens gathered at an unlimited rate are not kept.
         if before.is_none() && self.adaptive.rate().is_some() {
             self.tokens = self.tokens.min(1.0);
             self.refilled = now;
         }
+        slowdown
+    }
+
+    /// How long only 429s about the run's rate have come, if they have.
+    pub(crate) fn throttled_for(&self, now: Instant) -> Option<Duration> {
+        self.adaptive.throttled_for(now)
     }
 
     /// Bursts of 429s in a row with no other answer (see

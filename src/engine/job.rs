@@ -6,6 +6,7 @@ use crate::model::action::Action;
 use crate::model::api::User;
 use crate::model::change::Change;
 use crate::model::patch::PatchBody;
+use crate::policy::Mark;
 use crate::table::results::{ResultRecord, Status};
 
 use super::events::Outcome;
@@ -28,6 +29,9 @@ pub struct Job {
     /// Attempts of the current step: what the retry policy counts.
     pub(crate) step_attempts: u32,
     pub throttled: u32,
+    /// The row's last throttle, for telling one about the row alone from
+    /// one about the run's rate (see `policy::slowdown`).
+    pub(crate) mark: Mark,
     /// Attempts that were retries of an earlier one (of any step).
     pub retries: u32,
     /// Attempts that never left this machine: no connection could be made,
@@ -76,6 +80,7 @@ impl Job {
             attempts: 0,
             step_attempts: 0,
             throttled: 0,
+            mark: Mark::default(),
             retries: 0,
             unsent: 0,
             last_failure: None,

@@ -29,6 +29,17 @@
 //!   30 s or so.
 //! - A 429 that ends `--rate auto`'s doubling lowers the rate no further
 //!   than the rate before the last doubling, which went a second without.
+//! - Only a 429 about the run's rate counts here (`policy/slowdown.rs`
+//!   tells them apart); one about a request alone is an answer counted in
+//!   the rate achieved, nothing more, except that one while the rate is
+//!   above the last limit met keeps that limit from being taken for gone.
+//! - A 429 with no successful answer since the last drop (a quota window
+//!   closed: everything is throttled until it opens) lowers the rate no
+//!   further: a minute of them took the rate to the floor, and the run
+//!   crawled when the window opened.
+//! - 10% above the last limit met with no 429 at all, that limit is gone
+//!   (raised, or another client stopped): the rate doubles each second
+//!   from there, as `--rate auto` starts, until the next 429.
 //! - Never above the ceiling (`--rate R`, or `--max-rate` with `--rate
 //!   auto`), never above twice the rate achieved, never below 0.5/s.
 //! - `--rate auto` starts at [`AUTO_START`] and doubles every second until
@@ -109,6 +120,16 @@ pub(crate) struct Adaptive {
     /// Bursts of 429s since the last other answer, and when the last began.
     bursts_in_a_row: u32,
     last_burst: Option<Instant>,
+    /// The first 429 since the last other answer.
+    throttled_since: Option<Instant>,
+    /// A successful answer came since the last drop: a 429 without one
+    /// between (a quota window closed, every request throttled) lowers the
+    /// rate no further, or a minute of them would take it to the floor.
+    through_since_drop: bool,
+    /// A 429 about one request only came while the rate was above the
+    /// last limit met, since the last drop: that limit may still be there,
+    /// so it is not taken for gone.
+    throttled_above: bool,
 }
 
 impl Adaptive {
@@ -143,6 +164,9 @@ impl Adaptive {
             drops: 0,
             bursts_in_a_row: 0,
             last_burst: None,
+            throttled_since: None,
+            through_since_drop: true,
+            throttled_above: false,
         }
     }
 
@@ -180,10 +204,29 @@ impl Adaptive {
         self.bursts_in_a_row
     }
 
-    /// An answer from the server at `now`: `throttled` for a 429.
+    /// How long only 429s have come (since the first after the last other
+    /// answer), if they have.
+    pub(crate) fn throttled_for(&self, now: Instant) -> Option<Duration> {
+        self.throttled_since
+            .map(|since| now.saturating_duration_since(since))
+    }
+
+    /// A 429 about one request only (see `slowdown`): an answer counted in
+    /// the rate achieved, but no signal either way.
+    pub(super) fn background(&mut self, now: Instant) {
+        self.count(now);
+        if self.w_max > 0.0 && self.rate.is_some_and(|rate| rate > self.w_max) {
+            self.throttled_above = true;
+        }
+    }
+
+    /// An answer from the server at `now`: `throttled` for a 429 about the
+    /// run's rate.
     pub(super) fn answered(&mut self, now: Instant, throttled: bool) {
         self.count(now);
         if !throttled {
+            self.through_since_drop = true;
+            self.throttled_since = None;
             if self.successes.len() == SUCCESSES_KEPT {
                 self.successes.pop_front();
             }
@@ -197,7 +240,10 @@ impl Adaptive {
                 self.last_burst = Some(now);
                 self.bursts_in_a_row += 1;
             }
-            self.drop_rate(now);
+            self.throttled_since.get_or_insert(now);
+            if self.through_since_drop {
+                self.drop_rate(now);
+            }
         } else {
             self.bursts_in_a_row = 0;
             self.grow(now);
@@ -250,7 +296,10 @@ impl Adaptive {
             _ => from,
         };
         let span = now.saturating_duration_since(from);
-        (span >= BUCKET).then(|| self.successes.len() as f64 / span.as_secs_f64())
+        // None through at all says nothing of the limit (the last rows of
+        // a run may all be users throttled on their own account).
+        let through = !self.successes.is_empty();
+        (span >= BUCKET && through).then(|| self.successes.len() as f64 / span.as_secs_f64())
     }
 
     fn drop_rate(&mut self, now: Instant) {
@@ -273,6 +322,7 @@ impl Adaptive {
             self.last_doubling = now;
             self.dropped_at = Some(now);
             self.curve_from = Some(now);
+            self.through_since_drop = false;
             self.drops += 1;
             return;
         }
@@ -315,6 +365,8 @@ impl Adaptive {
         self.dropped_at = Some(now);
         self.curve_from = Some(now);
         self.slow_start = false;
+        self.through_since_drop = false;
+        self.throttled_above = false;
         if self.rate.is_none_or(|rate| lowered < rate) {
             self.drops += 1;
         }
@@ -348,18 +400,16 @@ impl Adaptive {
             return;
         };
         let t = now.saturating_duration_since(curve_from).as_secs_f64();
-        let mut curve = self.c * (t - self.k).powi(3) + self.target;
+        let curve = self.c * (t - self.k).powi(3) + self.target;
         // Well above the rate of the last 429 with no new one: that limit
-        // is gone (raised, or another client stopped). Probe from here as
-        // for an unknown limit, rather than creep on the slow curve of a
-        // known one.
-        if self.w_max > 0.0 && curve > self.w_max * LIMIT_GONE {
+        // is gone (raised, or another client stopped). Probe from here by
+        // doubling each second, as `--rate auto` starts, rather than creep
+        // on the curve (from 20/s, 1.1 times every 3 s took a minute to
+        // reach 100/s).
+        if self.w_max > 0.0 && curve > self.w_max * LIMIT_GONE && !self.throttled_above {
             self.w_max = 0.0;
-            self.target = curve;
-            self.k = 0.0;
-            self.c = curve * (1.0 - BETA) / K.powi(3);
-            self.curve_from = Some(now);
-            curve = self.target;
+            self.slow_start = true;
+            self.last_doubling = now;
         }
         // Twice the rate achieved stops the climb (a run that sends less
         // than it may, near its end, say, learns nothing by going higher),
@@ -378,197 +428,4 @@ impl Adaptive {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(start: Instant, seconds: f64) -> Instant {
-        start + Duration::from_secs_f64(seconds)
-    }
-
-    /// Answers at `per_second` from `from` to `to` s, none throttled.
-    fn steady(adaptive: &mut Adaptive, start: Instant, from: f64, to: f64, per_second: f64) {
-        let mut t = from;
-        while t < to {
-            adaptive.answered(at(start, t), false);
-            t += 1.0 / per_second;
-        }
-    }
-
-    #[test]
-    fn a_ceiling_holds_until_a_429_then_drops_and_climbs_back_by_the_curve() {
-        let start = Instant::now();
-        let mut adaptive = Adaptive::new(Start::Ceiling(150.0), start);
-        assert_eq!(adaptive.rate(), Some(150.0));
-        // The server allows 100/s: the run achieves 100/s, then a 429.
-        steady(&mut adaptive, start, 0.0, 5.0, 100.0);
-        assert_eq!(adaptive.rate(), Some(150.0), "no 429, no change");
-        adaptive.answered(at(start, 5.0), true);
-        let dropped = adaptive.rate().unwrap();
-        assert!(
-            (79.0..=81.0).contains(&dropped),
-            "0.8 x the 100/s achieved: {dropped}"
-        );
-        // The other 429s of the same burst do not drop it again.
-        adaptive.answered(at(start, 5.2), true);
-        adaptive.answered(at(start, 5.9), true);
-        assert_eq!(adaptive.rate(), Some(dropped));
-        assert_eq!(adaptive.drops(), 1);
-        // Most of the way back after 1.5 s (the curve is steep at first).
-        steady(&mut adaptive, start, 5.0, 6.5, 80.0);
-        let climbing = adaptive.rate().unwrap();
-        assert!((88.0..=96.0).contains(&climbing), "{climbing}");
-        // At the plateau, 0.97 x the rate of the 429, about 4 s after it.
-        steady(&mut adaptive, start, 6.5, 9.0, 95.0);
-        let plateau = adaptive.rate().unwrap();
-        assert!((96.0..=98.0).contains(&plateau), "{plateau}");
-        // The limit is not known yet: the probe above it comes soon.
-        steady(&mut adaptive, start, 9.0, 11.5, 101.0);
-        let probing = adaptive.rate().unwrap();
-        assert!((100.5..110.0).contains(&probing), "{probing}");
-        // A second 429 near the first: the limit is known, the drop is
-        // smaller (0.9) and the plateau lasts.
-        adaptive.answered(at(start, 11.5), true);
-        assert_eq!(adaptive.drops(), 2);
-        let known = adaptive.rate().unwrap();
-        assert!((89.0..=92.0).contains(&known), "0.9 x 101: {known}");
-        for until in [31.0, 38.0] {
-            steady(&mut adaptive, start, until - 7.0, until, 97.0);
-            let flat = adaptive.rate().unwrap();
-            assert!((97.0..=99.5).contains(&flat), "at {until} s: {flat}");
-        }
-        // Probing above it later, but never above the ceiling.
-        steady(&mut adaptive, start, 38.0, 100.0, 100.0);
-        assert_eq!(adaptive.rate(), Some(150.0));
-        // A later 429 is a new burst.
-        adaptive.answered(at(start, 100.0), true);
-        assert_eq!(adaptive.drops(), 3);
-    }
-
-    #[test]
-    fn auto_doubles_each_second_until_the_first_429_and_respects_max_rate() {
-        let start = Instant::now();
-        let mut adaptive = Adaptive::new(Start::Auto { max: None }, start);
-        assert_eq!(adaptive.rate(), Some(AUTO_START));
-        let mut t = 0.0;
-        let mut rates = Vec::new();
-        for second in 1..=4 {
-            // Answers at the rate allowed.
-            let rate = adaptive.rate().unwrap();
-            steady(&mut adaptive, start, t, f64::from(second), rate);
-            t = f64::from(second);
-            adaptive.answered(at(start, t), false);
-            rates.push(adaptive.rate().unwrap());
-        }
-        assert_eq!(rates, [10.0, 20.0, 40.0, 80.0]);
-        adaptive.answered(at(start, 4.5), true);
-        let dropped = adaptive.rate().unwrap();
-        assert!(dropped <= 80.0 * 0.8 + 0.5, "{dropped}");
-        // After the first 429, no more doubling: the curve.
-        steady(&mut adaptive, start, 4.5, 6.5, dropped);
-        assert!(adaptive.rate().unwrap() < 80.0, "{:?}", adaptive.rate());
-
-        let mut capped = Adaptive::new(Start::Auto { max: Some(12.0) }, start);
-        steady(&mut capped, start, 0.0, 5.0, 12.0);
-        assert_eq!(capped.rate(), Some(12.0));
-        let mut slow = Adaptive::new(Start::Auto { max: Some(2.0) }, start);
-        assert_eq!(slow.rate(), Some(2.0), "--max-rate below the start");
-        slow.answered(at(start, 3.0), false);
-        assert_eq!(slow.rate(), Some(2.0));
-    }
-
-    #[test]
-    fn no_limit_until_a_429_then_the_rate_achieved_is_the_base() {
-        let start = Instant::now();
-        let mut adaptive = Adaptive::new(Start::Unlimited, start);
-        steady(&mut adaptive, start, 0.0, 2.0, 400.0);
-        assert_eq!(adaptive.rate(), None);
-        adaptive.answered(at(start, 2.0), true);
-        let dropped = adaptive.rate().unwrap();
-        assert!((310.0..=330.0).contains(&dropped), "0.8 x 400: {dropped}");
-        // A 429 on the very first answer: the base is what was achieved.
-        let mut first = Adaptive::new(Start::Unlimited, start);
-        first.answered(at(start, 0.01), true);
-        assert!(first.rate().unwrap() >= MIN_RATE);
-    }
-
-    #[test]
-    fn a_run_that_sends_less_stops_the_climb_without_losing_its_rate() {
-        let start = Instant::now();
-        let mut adaptive = Adaptive::new(Start::Ceiling(1000.0), start);
-        steady(&mut adaptive, start, 0.0, 2.0, 100.0);
-        adaptive.answered(at(start, 2.0), true);
-        // The run only achieves 10/s from here (few rows left, say): the
-        // rate does not climb towards 1000, and is not lowered either
-        // (only a 429 lowers it, so the summary tells the rate reached).
-        steady(&mut adaptive, start, 2.0, 60.0, 10.0);
-        let rate = adaptive.rate().unwrap();
-        assert!((80.0..=90.0).contains(&rate), "{rate}");
-        let mut low = Adaptive::new(Start::Ceiling(1.0), start);
-        for i in 0..20 {
-            low.answered(at(start, f64::from(i) * 1.5), true);
-        }
-        assert!(low.rate().unwrap() >= MIN_RATE);
-    }
-}
-
-#[cfg(test)]
-mod more_tests {
-    use super::*;
-
-    #[test]
-    fn a_429_in_the_first_milliseconds_of_an_unlimited_run_starts_a_slow_start() {
-        let start = Instant::now();
-        let mut adaptive = Adaptive::new(Start::Unlimited, start);
-        // 12 answers in 2 ms, the last a 429: no bucket has closed.
-        for i in 0..11 {
-            adaptive.answered(start + Duration::from_micros(150 * i), false);
-        }
-        adaptive.answered(start + Duration::from_millis(2), true);
-        let restart = adaptive.rate().unwrap();
-        assert!((AUTO_START..=30.0).contains(&restart), "{restart}");
-        // Then it doubles each second while the answers keep up.
-        let mut t = 0.002;
-        for _ in 0..4 {
-            let rate = adaptive.rate().unwrap();
-            let mut s = t;
-            while s < t + 1.0 {
-                adaptive.answered(start + Duration::from_secs_f64(s), false);
-                s += 1.0 / rate;
-            }
-            t += 1.0;
-            adaptive.answered(start + Duration::from_secs_f64(t), false);
-        }
-        assert!(
-            adaptive.rate().unwrap() >= restart * 8.0,
-            "{:?}",
-            adaptive.rate()
-        );
-    }
-
-    #[test]
-    fn a_pause_is_not_measured_as_a_slow_rate() {
-        let start = Instant::now();
-        let mut adaptive = Adaptive::new(Start::Ceiling(300.0), start);
-        let mut t = 0.0;
-        while t < 2.0 {
-            adaptive.answered(start + Duration::from_secs_f64(t), false);
-            t += 0.005;
-        }
-        adaptive.answered(start + Duration::from_secs_f64(2.0), true);
-        let dropped = adaptive.rate().unwrap();
-        // The run is held for a second; one answer comes in the pause.
-        adaptive.hold_until(start + Duration::from_secs_f64(3.0));
-        adaptive.answered(start + Duration::from_secs_f64(2.5), false);
-        let mut t = 3.0;
-        while t < 5.0 {
-            adaptive.answered(start + Duration::from_secs_f64(t), false);
-            t += 1.0 / dropped;
-        }
-        assert!(adaptive.rate().unwrap() >= dropped, "{:?}", adaptive.rate());
-        // The drops counted are only the ones that lowered the rate.
-        let mut floor = Adaptive::new(Start::Ceiling(0.5), start);
-        floor.answered(start + Duration::from_secs(1), true);
-        floor.answered(start + Duration::from_secs(3), true);
-        assert_eq!(floor.drops(), 0, "at the floor, nothing is lowered");
-    }
-}
+mod tests;

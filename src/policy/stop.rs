@@ -32,10 +32,11 @@ pub enum StopReason {
     /// No connection could be made, for longer than `--max-wait`, to an API
     /// that answered before (a proxy or the network down).
     Outage { seconds: u64 },
-    /// Bursts of 429s one after the other, with no other answer between
-    /// them, however low the rate went: the account is blocked, or its
-    /// limit is spent by another client.
-    ThrottledAlways { bursts: u32, rate: Option<f64> },
+    /// Nothing but 429s about the run's rate for longer than `--max-wait`,
+    /// however low the rate went, and with the run waiting between them:
+    /// the account is blocked, or its limit is spent by another client.
+    /// (A quota window shorter than that is waited out.)
+    ThrottledAlways { seconds: u64, rate: Option<f64> },
     /// A 429 asking for a wait beyond `--max-wait`.
     ThrottledTooLong {
         at: String,
@@ -55,10 +56,6 @@ impl StopReason {
     /// the file in a minute rather than in days of retries.
     pub(crate) const SILENT_AFTER: u32 = 20;
     pub(crate) const SILENT_FOR: Duration = Duration::from_secs(30);
-
-    /// Bursts of 429s (a second or more apart) with no other answer, that
-    /// stop the run.
-    pub(crate) const THROTTLED_ALWAYS_AFTER: u32 = 10;
 
     /// A refusal that every other row would meet too. A 401 means the key
     /// itself is refused: sending the rest of a million rows would only fail
@@ -112,11 +109,12 @@ impl fmt::Display for StopReason {
             StopReason::Untrusted { message } | StopReason::Halted { message } => {
                 f.write_str(message)
             }
-            StopReason::ThrottledAlways { bursts, rate } => write!(
+            StopReason::ThrottledAlways { seconds, rate } => write!(
                 f,
-                "the server answered only 429 (throttled) {bursts} times in a row, a second or \
-                 more apart, although the rate was lowered to {}; the account may be blocked \
-                 or its limit spent by another client: try again later, or with a lower --rate",
+                "the server answered only 429 (throttled) for {seconds} s, more than \
+                 --max-wait, although the run waited between them and the rate was lowered to \
+                 {}; the account may be blocked or its limit spent by another client: try again \
+                 later (--resume), or with a lower --rate or a longer --max-wait",
                 rate.map_or("no limit".to_string(), |rate| format!(
                     "{rate:.1} requests/s"
                 ))

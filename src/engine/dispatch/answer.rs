@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::http::{Answer, Reply};
-use crate::policy::{Decision, StopReason, later};
+use crate::policy::{Decision, Slowdown, StopReason, later};
 
 use super::super::events::{Outcome, Report};
 use super::super::outcome::{failed, finish, not_attempted};
@@ -76,9 +76,10 @@ impl<O: Operation> Dispatcher<'_, O> {
                     ..
                 })
             );
-        if !outage {
-            self.steer(now, kind)?;
-        }
+        let slowdown = match outage {
+            true => None,
+            false => self.steer(now, kind, &mut job)?,
+        };
         let after = match answer {
             Err(_panic) => {
                 let error = "this tool failed while sending the request (a panic); the change \
@@ -117,7 +118,10 @@ impl<O: Operation> Dispatcher<'_, O> {
                 retry_after,
                 error,
                 unreachable,
-            }) => self.on_retryable(now, job, status, retry_after, error, unreachable)?,
+            }) => {
+                let why = (status, retry_after, slowdown);
+                self.on_retryable(now, job, why, error, unreachable)?
+            }
         };
         if let Some((at, what, took, status)) = attempt {
             let next = match &after {
@@ -143,23 +147,32 @@ impl<O: Operation> Dispatcher<'_, O> {
         Ok(())
     }
 
-    /// Every answer from the server steers the rate: a 429 lowers it, the
-    /// others let it climb back. Bursts of 429s without end stop the run.
-    fn steer(&mut self, now: Instant, kind: AnswerKind) -> Result<(), Gone> {
+    /// Every answer from the server steers the rate: a 429 about the run's
+    /// rate lowers it, the others let it climb back. For a 429, what it is
+    /// about. Nothing but 429s for longer than `--max-wait` stops the run.
+    fn steer(
+        &mut self,
+        now: Instant,
+        kind: AnswerKind,
+        job: &mut Job,
+    ) -> Result<Option<Slowdown>, Gone> {
         let throttled = match kind {
             AnswerKind::Success | AnswerKind::Error => false,
             AnswerKind::Throttled => true,
-            AnswerKind::NoAnswer => return self.silence(now),
+            AnswerKind::NoAnswer => return self.silence(now).map(|()| None),
         };
         self.silent = None;
         self.outage = None;
-        self.pacer.answered(now, throttled);
-        let bursts = self.pacer.bursts_in_a_row();
-        if bursts >= StopReason::THROTTLED_ALWAYS_AFTER {
+        let slowdown = self.pacer.answered(now, throttled, &mut job.mark);
+        if let Some(lasted) = self.pacer.throttled_for(now)
+            && lasted > self.policy.retry.max_wait
+            && self.stopped.is_none()
+        {
             let rate = self.pacer.rate().0;
-            self.stop(StopReason::ThrottledAlways { bursts, rate })?;
+            let seconds = lasted.as_secs();
+            self.stop(StopReason::ThrottledAlways { seconds, rate })?;
         }
-        Ok(())
+        Ok(slowdown)
     }
 
     /// A 2xx: the operation says what it means for the job.
@@ -214,13 +227,17 @@ impl<O: Operation> Dispatcher<'_, O> {
     }
 
     /// An answer worth another try (408, 409, 429, 5xx, a timeout, no
-    /// connection): the job waits the retry policy's delay, or fails.
+    /// connection): the job waits the retry policy's delay, or fails. A
+    /// throttle about the run's rate (`slowdown`) pauses the whole run, and
+    /// the job waits with it: that attempt is not one of its retries (a
+    /// quota window is waited out; nothing but 429s for longer than
+    /// `--max-wait` stops the run instead). A throttle about the row alone
+    /// is retried on the row's own backoff, as an error is.
     fn on_retryable(
         &mut self,
         now: Instant,
         mut job: Job,
-        status: Option<u16>,
-        retry_after: Option<Duration>,
+        (status, retry_after, slowdown): (Option<u16>, Option<Duration>, Option<Slowdown>),
         error: String,
         unreachable: bool,
     ) -> Result<After, Gone> {
@@ -248,6 +265,9 @@ impl<O: Operation> Dispatcher<'_, O> {
         if throttled {
             job.throttled += 1;
         }
+        let the_runs = throttled && matches!(slowdown, Some(Slowdown::Rate { .. }));
+        let shared = throttled && slowdown == Some(Slowdown::Rate { shared: true });
+        let max_wait = self.policy.retry.max_wait;
         let decision = match &self.stopped {
             Some(why) => Decision::GiveUp(format!("not retried: {why}")),
             None if unsure && !operation.retry_unsure(&job) => Decision::GiveUp(
@@ -255,9 +275,23 @@ impl<O: Operation> Dispatcher<'_, O> {
                  same; --resume finds out"
                     .to_string(),
             ),
-            None => self.policy.retry.decide(job.step_attempts, retry_after),
+            None if shared && retry_after.is_none_or(|asked| asked <= max_wait) => {
+                job.step_attempts -= 1;
+                let backoff = self.policy.retry.ceiling(self.pacer.bursts_in_a_row());
+                let asked = retry_after.filter(|asked| !asked.is_zero());
+                Decision::RetryIn(asked.unwrap_or(backoff))
+            }
+            None => match self.policy.retry.decide(job.step_attempts, retry_after) {
+                Decision::GiveUp(why) if throttled && job.throttled >= job.step_attempts => {
+                    Decision::GiveUp(format!(
+                        "{why}, throttled each time while other rows went through: the API \
+                         throttles this one; try it again later"
+                    ))
+                }
+                decision => decision,
+            },
         };
-        if throttled {
+        if the_runs {
             self.pause(now, &job, (status, retry_after), &decision)?;
         }
         Ok(match decision {
