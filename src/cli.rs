@@ -443,6 +443,11 @@ pub struct SandboxArgs {
     /// that concern some users only.
     #[arg(long, value_name = "N")]
     pub throttle_every: Option<u64>,
+    /// At most N requests in each window of S seconds (counted from the start), beyond it 429
+    /// without Retry-After, as a per-minute quota that does not say when it opens: N/S, such as
+    /// 600/60.
+    #[arg(long, value_name = "N/S", value_parser = parse_quota)]
+    pub quota: Option<(u64, f64)>,
     /// Speak HTTPS, with a certificate for localhost, 127.0.0.1 and ::1 from a certificate
     /// authority made at start; its certificate is written to a file whose path is printed
     /// (give it to apply with --ca-cert). The authority's key never leaves this process.
@@ -454,3 +459,13 @@ pub struct SandboxArgs {
 #[derive(Debug, Args)]
 #[command(display_order = 6)]
 pub struct ManArgs {}
+
+/// `--quota N/S`: N requests in each window of S seconds.
+fn parse_quota(text: &str) -> Result<(u64, f64), String> {
+    let usage =
+        || format!("{text:?} is not N/S: give requests per window and its seconds, such as 600/60");
+    let (most, seconds) = text.split_once('/').ok_or_else(usage)?;
+    let most: u64 = most.trim().parse().map_err(|_| usage())?;
+    let seconds: f64 = seconds.trim().parse().map_err(|_| usage())?;
+    Ok((most, seconds))
+}

@@ -23,6 +23,8 @@ pub(crate) enum Verdict {
     /// Answer the throttling status (429, or `rate_status`) with
     /// `Retry-After` of this many seconds.
     Throttle(u64, u16),
+    /// Answer 429 without `Retry-After`: the quota window is spent.
+    QuotaSpent,
     /// Close the connection without an answer.
     Drop,
     /// Answer this 5xx status without touching any user.
@@ -35,6 +37,10 @@ pub(crate) struct FaultPlan {
     faults: Faults,
     seed: u64,
     quota: Option<Limiter>,
+    /// `window`: when the sandbox started, and the window counted now
+    /// (its number and the requests it admitted).
+    started: std::time::Instant,
+    window: Mutex<(u64, u64)>,
     reads: Mutex<ListReads>,
 }
 
@@ -58,6 +64,8 @@ impl FaultPlan {
             faults,
             seed,
             quota,
+            started: std::time::Instant::now(),
+            window: Mutex::new((0, 0)),
             reads: Mutex::new(ListReads::default()),
         }
     }
@@ -119,6 +127,17 @@ impl FaultPlan {
             && self.unit(request, Salt::Throttle) < self.faults.throttle_share
         {
             return Verdict::Throttle(1, 429);
+        }
+        if let Some((most, seconds)) = self.faults.window {
+            let number = (self.started.elapsed().as_secs_f64() / seconds) as u64;
+            let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            if window.0 != number {
+                *window = (number, 0);
+            }
+            if window.1 >= most {
+                return Verdict::QuotaSpent;
+            }
+            window.1 += 1;
         }
         if let Some(quota) = &self.quota
             && let Err(wait) = take(quota)

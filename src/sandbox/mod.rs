@@ -137,6 +137,10 @@ pub struct Faults {
     /// Every request about a user whose ID this divides is answered 429
     /// (`Retry-After: 1`): throttles that concern some users only.
     pub throttle_every: Option<u64>,
+    /// At most this many requests in each window of so many seconds (from
+    /// the sandbox's start); beyond it 429 without `Retry-After`, as a
+    /// per-minute quota that does not say when it opens again.
+    pub window: Option<(u64, f64)>,
 }
 
 /// The fields of the user object, as `--list-omit` may name them.
@@ -169,6 +173,13 @@ impl Faults {
         }
         if self.throttle_every == Some(0) {
             return Err("--throttle-every 0 names no user; give N of 1 or more".to_string());
+        }
+        if let Some((_, seconds)) = self.window
+            && !(seconds.is_finite() && (0.001..=86_400.0).contains(&seconds))
+        {
+            return Err(format!(
+                "--quota's window of {seconds} s is out of range; give 0.001 to 86400 seconds"
+            ));
         }
         if let Some((rate, burst)) = self.rate {
             if !(rate.is_finite() && rate > 0.0) {

@@ -215,6 +215,10 @@ async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
             let api_error = ApiError::new(status, message);
             ([(header::RETRY_AFTER, seconds.to_string())], api_error).into_response()
         }
+        Verdict::QuotaSpent => {
+            let message = "too many requests: the quota of this window is spent";
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, message.to_string()).into_response()
+        }
         Verdict::Drop => {
             let mut response = Response::new(Body::empty());
             response.extensions_mut().insert(DropConnection);

@@ -91,6 +91,7 @@ impl SandboxSettings {
                 list_count: args.list_count,
                 throttle_share: args.throttle_share,
                 throttle_every: args.throttle_every,
+                window: args.quota,
             },
         };
         config.check().map_err(Fatal::Usage)?;

@@ -15,20 +15,20 @@ use common::{
     start_sandbox, until, wait, waits_on_pipe,
 };
 
-struct Run {
-    code: i32,
-    stderr: String,
-    results: Vec<HashMap<String, String>>,
-    summary: serde_json::Value,
+pub(crate) struct Run {
+    pub code: i32,
+    pub stderr: String,
+    pub results: Vec<HashMap<String, String>>,
+    pub summary: serde_json::Value,
 }
 
-async fn start(faults: Faults) -> RunningSandbox {
+pub(crate) async fn start(faults: Faults) -> RunningSandbox {
     start_sandbox("test-key", 7, faults).await
 }
 
 /// Runs `apply` on `input` against `sandbox` (or with `--sandbox` when
 /// `sandbox` is `None`), without blocking the runtime the sandbox serves on.
-async fn apply(sandbox: Option<&RunningSandbox>, input: &str, flags: &[&str]) -> Run {
+pub(crate) async fn apply(sandbox: Option<&RunningSandbox>, input: &str, flags: &[&str]) -> Run {
     apply_with(sandbox, input, flags, &[]).await
 }
 
@@ -73,7 +73,7 @@ fn read_run(dir: &Path, out: Output) -> Run {
     }
 }
 
-fn patches_with(stats: &Stats, status: u16) -> u64 {
+pub(crate) fn patches_with(stats: &Stats, status: u16) -> u64 {
     stats
         .by_method_status
         .get("PATCH")

@@ -24,6 +24,7 @@ mod sdk;
 mod secrets;
 mod spreadsheet;
 mod table;
+mod throttles;
 mod undo;
 mod validate_cli;
 mod workbook_bounds;
