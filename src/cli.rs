@@ -305,6 +305,10 @@ pub struct RunArgs {
     /// in the state folder, see docs/REFERENCE.md).
     #[arg(long)]
     pub forget_rate: bool,
+    /// Do not split the account's rate limit with its other runs on this machine (found through
+    /// the state folder, see docs/REFERENCE.md): this run neither counts nor is counted.
+    #[arg(long)]
+    pub no_share: bool,
 }
 
 /// How to read the input file.

@@ -9,8 +9,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod adaptive;
+mod share;
 mod slowdown;
 mod stop;
+pub(crate) use share::Split;
+pub use share::{Reckoning, Shared, Told};
 pub(crate) use slowdown::{Mark, Slowdown};
 pub use stop::StopReason;
 #[cfg(test)]
@@ -213,7 +216,12 @@ impl RetryPolicy {
 /// governor's: governor's rate cannot change once the limiter is made.)
 pub(crate) struct Pacer {
     adaptive: Adaptive,
+    start: Start,
     recent: Recent,
+    /// This run's part of the account's limit, shared with its other runs
+    /// (see `share`), and the split it came from.
+    cap: Option<f64>,
+    split: Option<Split>,
     capacity: f64,
     tokens: f64,
     refilled: Instant,
@@ -233,7 +241,10 @@ impl Pacer {
                 Some(limit) => Adaptive::below(rate.start(), limit, now),
                 None => Adaptive::new(rate.start(), now),
             },
+            start: rate.start(),
             recent: Recent::default(),
+            cap: None,
+            split: None,
             capacity,
             tokens: capacity,
             refilled: now,
@@ -249,7 +260,7 @@ impl Pacer {
             }
             self.paused_until = None;
         }
-        let Some(rate) = self.adaptive.rate() else {
+        let Some(rate) = self.rate().0 else {
             self.refilled = now;
             return Ok(());
         };
@@ -304,7 +315,36 @@ impl Pacer {
     /// The rate admitted now (`None`: no limit), and how many times a 429
     /// lowered it.
     pub(crate) fn rate(&self) -> (Option<f64>, u64) {
-        (self.adaptive.rate(), self.adaptive.drops())
+        let rate = match (self.adaptive.rate(), self.cap) {
+            (Some(rate), Some(cap)) => Some(rate.min(cap)),
+            (rate, cap) => rate.or(cap),
+        };
+        (rate, self.adaptive.drops())
+    }
+
+    /// The rate the server let through when the rate last dropped, and how
+    /// many drops there were (for the account's other runs).
+    pub(crate) fn met(&self) -> Option<(f64, u64)> {
+        self.adaptive.met()
+    }
+
+    /// The account's limit and the runs alive that share it: with others,
+    /// this run sends at most its part, starting just below it; alone
+    /// again, it starts just below the whole limit. (Alone from the start,
+    /// nothing changes: it started from the remembered limit already.)
+    pub(crate) fn share(&mut self, now: Instant, split: Option<Split>) {
+        let before = std::mem::replace(&mut self.split, split);
+        match split {
+            Some(split) if split.runs >= 2 => {
+                self.cap = Some(split.part());
+                self.adaptive = Adaptive::below(self.start, split.part(), now);
+            }
+            Some(split) if before.is_some() => {
+                self.cap = None;
+                self.adaptive = Adaptive::below(self.start, split.limit, now);
+            }
+            _ => self.cap = None,
+        }
     }
 
     /// Holds every admission until `until`; returns true when this starts or
@@ -341,6 +381,9 @@ pub struct SendPolicy {
     /// Where the key came from (`GCORE_API_KEY`, `profile b (api_key_file)`),
     /// for the message that stops the run on a 401; `None`: said generally.
     pub key_from: Option<String>,
+    /// What this run shares with the account's other runs (their part of
+    /// the limit), when it does.
+    pub share: Option<std::sync::Arc<Shared>>,
 }
 
 impl SendPolicy {
@@ -360,6 +403,7 @@ impl SendPolicy {
             verbose: false,
             timeline: false,
             key_from: None,
+            share: None,
         }
     }
 

@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::settings::ApiSettings;
 
+use super::share::Sharing;
+
 /// How long a remembered limit is trusted: an account's limit may change.
 pub(super) const STALE_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -45,6 +47,8 @@ pub(super) struct Remembered {
     folder: PathBuf,
     key: String,
     host: String,
+    /// This run's part in the account's runs (see `share`).
+    sharing: std::sync::Mutex<Option<Sharing>>,
 }
 
 impl Remembered {
@@ -61,6 +65,7 @@ impl Remembered {
             folder,
             key: api.api_key.expose().trim().to_string(),
             host: api.base_url.host_str().unwrap_or_default().to_string(),
+            sharing: std::sync::Mutex::new(None),
         })
     }
 
@@ -101,10 +106,39 @@ impl Remembered {
 
     /// Remembers `rate` as the account's limit (`None`: forgets it).
     pub(super) fn remember(&self, rate: Option<f64>) {
-        let _ = self.write(rate);
+        let _ = self.write(Some(rate));
     }
 
-    fn write(&self, rate: Option<f64>) -> std::io::Result<()> {
+    /// At the end of a run: stops sharing, and remembers the limit it
+    /// learned, `own` (where its rate ended, if a 429 lowered it); when it
+    /// shared the account with other runs, the account's limit they split
+    /// instead (its own rate was only its part).
+    pub(super) fn learned(&self, own: Option<f64>) {
+        let sharing = self
+            .sharing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let shared = sharing.and_then(|mut sharing| sharing.end());
+        if let Some(limit) = shared.or(own) {
+            self.remember(Some(limit));
+        }
+    }
+
+    /// Shares the account's limit with its other runs alive (see `share`),
+    /// from `remembered`, through `shared`.
+    fn share(&self, remembered: Option<f64>, shared: std::sync::Arc<crate::policy::Shared>) {
+        let Ok(salt) = self.write(None) else {
+            return;
+        };
+        let account = format!("{}-{}", self.account(&salt), host_name(&self.host));
+        let sharing = Sharing::start(&self.folder, &account, remembered, shared);
+        *self.sharing.lock().unwrap_or_else(|e| e.into_inner()) = sharing;
+    }
+
+    /// Writes the account's entry: `Some(rate)` sets it (`None` in it
+    /// forgets it), `None` leaves it; the salt, made when there is none.
+    fn write(&self, rate: Option<Option<f64>>) -> std::io::Result<String> {
         std::fs::create_dir_all(&self.folder)?;
         // One run at a time reads and writes the file.
         let lock = std::fs::OpenOptions::new()
@@ -114,23 +148,31 @@ impl Remembered {
             .open(self.folder.join("limits.lock"))?;
         lock.lock()?;
         let mut file = self.read().unwrap_or_default();
-        if file.salt.is_empty() {
+        let made = file.salt.is_empty();
+        if made {
             let mut salt = [0u8; 16];
             ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
                 .map_err(|_| std::io::Error::other("no random numbers"))?;
             file.salt = salt.iter().map(|b| format!("{b:02x}")).collect();
             file.limits.clear();
         }
-        let account = self.account(&file.salt);
-        file.limits
-            .retain(|e| !(e.account == account && e.host == self.host));
-        if let Some(rate) = rate {
-            file.limits.push(Entry {
-                account,
-                host: self.host.clone(),
-                rate,
-                at: seconds(SystemTime::now()),
-            });
+        match rate {
+            Some(rate) => {
+                let account = self.account(&file.salt);
+                file.limits
+                    .retain(|e| !(e.account == account && e.host == self.host));
+                if let Some(rate) = rate {
+                    file.limits.push(Entry {
+                        account,
+                        host: self.host.clone(),
+                        rate,
+                        at: seconds(SystemTime::now()),
+                    });
+                }
+            }
+            // Only the salt is wanted, and it was there.
+            None if !made => return Ok(file.salt),
+            None => {}
         }
         file.limits.sort_by_key(|e| std::cmp::Reverse(e.at));
         file.limits.truncate(KEPT);
@@ -138,8 +180,19 @@ impl Remembered {
         let temporary = tempfile::NamedTempFile::new_in(&self.folder)?;
         std::fs::write(temporary.path(), text)?;
         temporary.persist(self.path()).map_err(|e| e.error)?;
-        Ok(())
+        Ok(file.salt)
     }
+}
+
+/// A host as a file name may hold it (letters, digits, dots and dashes).
+fn host_name(host: &str) -> String {
+    host.chars()
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' => c,
+            _ => '_',
+        })
+        .take(64)
+        .collect()
 }
 
 fn seconds(at: SystemTime) -> u64 {
@@ -147,20 +200,30 @@ fn seconds(at: SystemTime) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The memory of `api`'s account's limit, and the run's `rate` started
-/// from it when it holds one (and says so); `forget`: `--forget-rate`.
+/// The memory of `api`'s account's limit, and the run's rate started from
+/// it when it holds one (and says so); `forget`: `--forget-rate`; `share`:
+/// not `--no-share` (the run splits the limit with the account's other
+/// runs alive).
 pub(super) fn recall_limit(
     api: &ApiSettings,
-    rate: &mut crate::policy::Rate,
-    forget: bool,
+    send: &mut crate::policy::SendPolicy,
+    (forget, share): (bool, bool),
     quiet: bool,
 ) -> Option<Remembered> {
     let memory = Remembered::of(api)?;
-    if forget {
+    let rate = &mut send.rate;
+    let recalled = if forget {
         memory.remember(None);
-        return Some(memory);
+        None
+    } else {
+        memory.recall()
+    };
+    if share {
+        let shared = std::sync::Arc::new(crate::policy::Shared::default());
+        memory.share(recalled.map(|(limit, _)| limit), shared.clone());
+        send.share = Some(shared);
     }
-    if let Some((limit, age)) = memory.recall() {
+    if let Some((limit, age)) = recalled {
         *rate = rate.clone().starting_from(limit);
         if rate.remembered().is_some() && !quiet {
             let hours = age.as_secs() / 3600;

@@ -10,6 +10,7 @@ mod list;
 mod members;
 mod record;
 mod rows;
+mod share;
 mod users;
 
 // The commands, one module each: a command is its file and its `mod` line

@@ -173,11 +173,11 @@ impl RowsRun {
         let mut limit = None;
         let sending = match sending {
             Some((account, run)) => {
-                let forget = run.forget_rate;
+                let memory = (run.forget_rate, !run.no_share);
                 let mut run = RunSettings::from_args(run)?;
                 if let Account::Api(api) = &account {
                     run.send.key_from = Some(api.key_from.clone());
-                    limit = recall_limit(api, &mut run.send.rate, forget, flags.output.quiet);
+                    limit = recall_limit(api, &mut run.send, memory, flags.output.quiet);
                 }
                 run.send.timeline = flags.output.report.is_some();
                 Some((account, run))
@@ -577,8 +577,8 @@ impl RowsRun {
             };
             let learned = (finished.as_ref().ok()).and_then(|f| f.summary.learned_limit());
             let exit = finish(finished, &ending);
-            if let (Some(memory), Some(learned)) = (&self.limit, learned) {
-                memory.remember(Some(learned));
+            if let Some(memory) = &self.limit {
+                memory.learned(learned);
             }
             if let Some(undo) = &undo {
                 note_undo(undo);

@@ -207,6 +207,12 @@ struct Dispatcher<'a, O> {
     most_ok: usize,
     /// Requests sent, for the message when the record cannot be written.
     sent: u64,
+    /// The account's other runs (`SendPolicy::share`): the version of the
+    /// split last applied, and when this run last told its part.
+    shared_seen: u64,
+    shared_told: Option<Instant>,
+    /// The runs of the account the split last counted (1: alone).
+    shared_runs: usize,
     /// `--report`: answers second by second, handed to the writer at the end.
     timeline: Option<Box<Timeline>>,
 }
@@ -241,10 +247,55 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
             recent_ok: std::collections::VecDeque::new(),
             most_ok: 0,
             sent: 0,
+            shared_seen: 0,
+            shared_told: None,
+            shared_runs: 1,
             timeline: policy
                 .timeline
                 .then(|| Box::new(Timeline::new(Instant::now().into_std()))),
         }
+    }
+
+    /// Every quarter of a second, tells the account's other runs what this
+    /// one gets through and met, and takes its part of the limit when it
+    /// changed (see `policy::share`).
+    fn share(&mut self, now: Instant) {
+        let Some(shared) = &self.policy.share else {
+            return;
+        };
+        if self
+            .shared_told
+            .is_some_and(|at| now.duration_since(at) < SHARE_EVERY)
+        {
+            return;
+        }
+        self.shared_told = Some(now);
+        let ok = self.recent_ok.len() as f64;
+        let Some((split, version)) = shared.report(ok, self.pacer.met(), self.shared_seen) else {
+            return;
+        };
+        self.shared_seen = version;
+        let before = self.shared_runs;
+        self.shared_runs = split.map_or(1, |split| split.runs);
+        self.pacer.share(now, split);
+        let note = match split {
+            Some(split) if split.runs >= 2 && before != split.runs => format!(
+                "rate: {} other run{} of this account {} running: this run takes {:.1} of its \
+                 {:.1} requests/s",
+                split.runs - 1,
+                if split.runs == 2 { "" } else { "s" },
+                if split.runs == 2 { "is" } else { "are" },
+                split.part(),
+                split.limit
+            ),
+            Some(split) if before >= 2 => format!(
+                "rate: the other runs of this account ended: this run takes its whole {:.1} \
+                 requests/s",
+                split.limit
+            ),
+            _ => return,
+        };
+        let _ = self.report(Report::Note(note));
     }
 
     fn report(&self, report: Report) -> Result<(), Gone> {
@@ -310,6 +361,9 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
         })
     }
 }
+
+/// How often a run tells the account's other runs how it does.
+const SHARE_EVERY: Duration = Duration::from_millis(250);
 
 /// A job waiting for a retry or its next step.
 struct Delayed {

@@ -130,6 +130,8 @@ pub(crate) struct Adaptive {
     /// last limit met, since the last drop: that limit may still be there,
     /// so it is not taken for gone.
     throttled_above: bool,
+    /// The base of the last drop: about what the server let through then.
+    met: Option<f64>,
 }
 
 impl Adaptive {
@@ -167,6 +169,7 @@ impl Adaptive {
             throttled_since: None,
             through_since_drop: true,
             throttled_above: false,
+            met: None,
         }
     }
 
@@ -196,6 +199,12 @@ impl Adaptive {
     /// How many times a 429 made the rate drop.
     pub(super) fn drops(&self) -> u64 {
         self.drops
+    }
+
+    /// The rate the server let through when the rate last dropped, and how
+    /// many drops there were.
+    pub(super) fn met(&self) -> Option<(f64, u64)> {
+        self.met.map(|met| (met, self.drops))
     }
 
     /// Bursts of 429s (each a second or more after the last) with no other
@@ -359,6 +368,7 @@ impl Adaptive {
         }
         let lowered = self.capped(lowered.max(MIN_RATE));
         self.w_max = base;
+        self.met = Some(base);
         self.target = (base * PLATEAU).max(lowered);
         self.c = base * (1.0 - beta) / k.powi(3);
         self.k = ((self.target - lowered) / self.c).cbrt();

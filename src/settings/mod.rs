@@ -506,6 +506,7 @@ mod tests {
             verbose: false,
             window: None,
             forget_rate: false,
+            no_share: false,
         }
     }
 

@@ -36,6 +36,7 @@ fn policy(concurrency: usize, window: usize) -> SendPolicy {
         verbose: false,
         timeline: false,
         key_from: None,
+        share: None,
     }
 }
 

@@ -107,3 +107,80 @@ async fn a_quota_window_without_retry_after_is_waited_out() {
     // The rate lowered once for the quota, not once a burst.
     assert!(count(&run, "rate_drops") <= 3, "{}", run.summary);
 }
+
+/// Two runs of one account at once (one state folder, one key): the second
+/// finds the first through its lease and both take half of the limit the
+/// first met; when the second ends, the first takes the whole limit again
+/// (issue 25, item 7). Waits on events: the first's lease holding a limit,
+/// the processes' ends. The rows/s figures are the simulation's
+/// (`policy::simulated::two_runs_of_one_account_split_its_limit`) and the
+/// benchmark's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_of_one_account_split_its_limit() {
+    let sandbox = start(Faults {
+        rate: Some((100.0, 5)),
+        ..Faults::default()
+    })
+    .await;
+    let state = tempfile::tempdir().unwrap();
+    let runs = state.path().join("gcore-iam-bulk/runs");
+    let spawn = |rows: u64, name: &str| {
+        let dir = state.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("in.csv"), lang_rows(rows)).unwrap();
+        crate::common::command_in(&dir, sandbox.api_key())
+            .args(["apply", "in.csv", "--base-url", &sandbox.base_url()])
+            .args(["--rate", "150", "--burst", "5", "--max-retries", "10"])
+            .env("XDG_STATE_HOME", state.path())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn(600, "first");
+    // The first's lease says the limit it met (its first 429s).
+    let met = std::time::Instant::now();
+    loop {
+        let leases: Vec<String> = std::fs::read_dir(&runs)
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if leases
+            .iter()
+            .any(|lease| lease.contains("\"limit\":") && !lease.contains("\"limit\":null"))
+        {
+            break;
+        }
+        assert!(
+            met.elapsed() < crate::common::WITHIN,
+            "no limit met: {leases:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = spawn(150, "second");
+    let wait = |child: std::process::Child| {
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+    };
+    let second = wait(second).await.unwrap();
+    let first = wait(first).await.unwrap();
+    let (first_err, second_err) = (
+        String::from_utf8_lossy(&first.stderr),
+        String::from_utf8_lossy(&second.stderr),
+    );
+    assert_eq!(second.status.code(), Some(0), "{second_err}");
+    assert_eq!(first.status.code(), Some(0), "{first_err}");
+    for stderr in [&first_err, &second_err] {
+        assert!(
+            stderr.contains("rate: 1 other run of this account is running: this run takes"),
+            "{stderr}"
+        );
+    }
+    assert!(
+        first_err.contains("rate: the other runs of this account ended: this run takes its whole"),
+        "{first_err}"
+    );
+    // Both gone: no lease is left behind.
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0);
+}

@@ -65,7 +65,8 @@ pub(super) fn run_planned(
     let mut run = RunSettings::from_args(&args.run)?;
     run.send.key_from = Some(api.key_from.clone());
     let quiet = args.output.quiet;
-    let limit = recall_limit(&api, &mut run.send.rate, args.run.forget_rate, quiet);
+    let memory = (args.run.forget_rate, !args.run.no_share);
+    let limit = recall_limit(&api, &mut run.send, memory, quiet);
     if let Some(summary) = &run.summary_json {
         check_summary_path(summary, &source, &target)?;
     }
@@ -188,8 +189,8 @@ pub(super) fn run_planned(
         };
         let learned = (finished.as_ref().ok()).and_then(|f| f.summary.learned_limit());
         let exit = finish(finished, &ending);
-        if let (Some(memory), Some(learned)) = (&limit, learned) {
-            memory.remember(Some(learned));
+        if let Some(memory) = &limit {
+            memory.learned(learned);
         }
         if let Some(undo) = &undo {
             note_undo(undo);

@@ -80,6 +80,7 @@ impl<O: Operation> Dispatcher<'_, O> {
             true => None,
             false => self.steer(now, kind, &mut job)?,
         };
+        self.share(now);
         let after = match answer {
             Err(_panic) => {
                 let error = "this tool failed while sending the request (a panic); the change \

@@ -44,6 +44,7 @@ fn policy(concurrency: usize, window: usize) -> SendPolicy {
         verbose: false,
         timeline: false,
         key_from: None,
+        share: None,
     }
 }
 

@@ -1,0 +1,269 @@
+//! Runs of one account find each other through the state folder and split
+//! its limit (the rule: `policy/share.rs`). Each run keeps a lease,
+//! `runs/<account>-<pid>-<nonce>.json` beside `limits.json` (the account
+//! is the same keyed hash of the API key, never the key), locked for as
+//! long as the run lives, and rewritten every [`BEAT`] with what the run
+//! gets through and the account's limit it met. Every beat a run reads the
+//! others' leases: one it can lock belongs to a run that is gone (ended,
+//! or killed: the lock goes with the process) and is removed; one not
+//! rewritten for [`STALE`] is not counted (a run stopped with Ctrl-Z).
+//! Best effort, as the memory is: a folder that cannot be written only
+//! means not sharing. `--no-share` opts out: the run neither counts nor is
+//! counted.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{Reckoning, Shared, Told};
+
+/// How often a run rewrites its lease and reads the others'.
+pub(super) const BEAT: Duration = Duration::from_millis(500);
+/// A lease not rewritten for this long is not counted.
+const STALE: Duration = Duration::from_secs(5);
+/// The largest lease read back.
+const MAX_LEASE: u64 = 4096;
+/// Leases read at most in a beat (a folder filled by something else).
+const MAX_LEASES: usize = 256;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Lease {
+    pid: u32,
+    /// Successful answers a second, lately.
+    ok: f64,
+    /// The account's limit this run met, and when (ms since the epoch).
+    limit: Option<f64>,
+    limit_at: u64,
+    /// When the lease was last rewritten (ms since the epoch).
+    beat_at: u64,
+}
+
+/// A run's part in the sharing: stops it (and removes its lease) when
+/// dropped.
+pub(super) struct Sharing {
+    stop: Option<Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Option<f64>>>,
+    /// The account's limit as the split last had it with other runs.
+    shared_limit: Option<f64>,
+}
+
+impl Sharing {
+    /// Starts sharing in `folder` for `account`, from the `remembered`
+    /// limit if any; `None` when the folder cannot hold a lease.
+    pub(super) fn start(
+        folder: &Path,
+        account: &str,
+        remembered: Option<f64>,
+        shared: Arc<Shared>,
+    ) -> Option<Sharing> {
+        let runs = folder.join("runs");
+        std::fs::create_dir_all(&runs).ok()?;
+        let nonce: u32 = rand::random();
+        let prefix = format!("{account}-");
+        let path = runs.join(format!("{prefix}{}-{nonce:08x}.json", std::process::id()));
+        let file = File::options()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .ok()?;
+        file.try_lock().ok()?;
+        let (stop, stopped) = std::sync::mpsc::channel();
+        let mut beat = Beat {
+            runs,
+            prefix,
+            path,
+            file,
+            shared,
+            reckoning: Reckoning::new(remembered),
+        };
+        let thread = std::thread::Builder::new()
+            .name("share".to_string())
+            .spawn(move || beat.run(stopped))
+            .ok()?;
+        Some(Sharing {
+            stop: Some(stop),
+            thread: Some(thread),
+            shared_limit: None,
+        })
+    }
+
+    /// Stops sharing; the account's limit as split with other runs, if it
+    /// was (what the run should remember rather than its own part).
+    pub(super) fn end(&mut self) -> Option<f64> {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            self.shared_limit = thread.join().ok().flatten();
+        }
+        self.shared_limit
+    }
+}
+
+impl Drop for Sharing {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+struct Beat {
+    runs: PathBuf,
+    prefix: String,
+    path: PathBuf,
+    file: File,
+    shared: Arc<Shared>,
+    reckoning: Reckoning,
+}
+
+impl Beat {
+    fn run(&mut self, stopped: Receiver<()>) -> Option<f64> {
+        loop {
+            self.beat();
+            match stopped.recv_timeout(BEAT) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => break,
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+        self.reckoning.with_others
+    }
+
+    fn beat(&mut self) {
+        let now = millis(SystemTime::now());
+        let told = self.reckoning.tell(now, &self.shared);
+        let lease = Lease {
+            pid: std::process::id(),
+            ok: told.ok,
+            limit: told.limit,
+            limit_at: told.limit_at,
+            beat_at: now,
+        };
+        let _ = self.write(&lease);
+        let others: Vec<Told> = (self.others(now).iter())
+            .map(|lease| Told {
+                ok: lease.ok,
+                limit: lease.limit,
+                limit_at: lease.limit_at,
+            })
+            .collect();
+        self.reckoning.heard(&others, &self.shared);
+    }
+
+    fn write(&mut self, lease: &Lease) -> std::io::Result<()> {
+        let text = serde_json::to_vec(lease).map_err(std::io::Error::other)?;
+        self.file.set_len(0)?;
+        self.file.rewind()?;
+        self.file.write_all(&text)
+    }
+
+    /// The leases of the account's other runs alive; the leases of runs
+    /// gone are removed.
+    fn others(&self, now: u64) -> Vec<Lease> {
+        let Ok(entries) = std::fs::read_dir(&self.runs) else {
+            return Vec::new();
+        };
+        let mut alive = Vec::new();
+        for entry in entries.flatten().take(MAX_LEASES) {
+            let path = entry.path();
+            let name = entry.file_name();
+            let ours = name.to_string_lossy().starts_with(&self.prefix);
+            if !ours || path == self.path {
+                continue;
+            }
+            let Ok(mut file) = File::options().read(true).write(true).open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_ok() {
+                // Nobody holds it: its run is gone.
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            let mut text = String::new();
+            let read = (&mut file).take(MAX_LEASE).read_to_string(&mut text);
+            // A lease being rewritten reads empty or cut: alive, silent.
+            let lease = read
+                .ok()
+                .and_then(|_| serde_json::from_str::<Lease>(&text).ok())
+                .unwrap_or(Lease {
+                    beat_at: now,
+                    ..Lease::default()
+                });
+            let fresh = now.saturating_sub(lease.beat_at) <= STALE.as_millis() as u64;
+            if fresh && lease.ok.is_finite() && lease.ok >= 0.0 {
+                alive.push(lease);
+            }
+        }
+        alive
+    }
+}
+
+fn millis(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two runs of one account see each other within a beat, split the
+    /// limit one of them met, and the one left takes it whole when the
+    /// other ends; a lease whose run died (its lock gone) is removed.
+    #[test]
+    fn runs_of_one_account_find_each_other_and_split_the_limit() {
+        let folder = tempfile::tempdir().unwrap();
+        let (a, b) = (Arc::new(Shared::default()), Arc::new(Shared::default()));
+        let mut first = Sharing::start(folder.path(), "acc", Some(100.0), a.clone()).unwrap();
+        let split = |shared: &Shared| shared.split();
+        let until = |shared: &Shared, runs: usize| {
+            for _ in 0..100 {
+                if split(shared).is_some_and(|s| s.runs == runs) {
+                    return split(shared).unwrap();
+                }
+                std::thread::sleep(BEAT / 5);
+            }
+            panic!("never {runs} runs: {:?}", split(shared));
+        };
+        assert_eq!(until(&a, 1).part(), 100.0);
+        let other = Sharing::start(folder.path(), "acc", None, b.clone()).unwrap();
+        let _stranger = Sharing::start(folder.path(), "another", None, Arc::default()).unwrap();
+        assert_eq!(until(&a, 2).part(), 50.0);
+        assert_eq!(until(&b, 2).part(), 50.0);
+        // b meets the limit: 40 through for it, and a's 45 meanwhile.
+        a.report(45.0, None, 0);
+        std::thread::sleep(BEAT * 2);
+        b.report(40.0, Some((40.0, 1)), 0);
+        for _ in 0..100 {
+            if split(&a).is_some_and(|s| s.limit != 100.0) {
+                break;
+            }
+            std::thread::sleep(BEAT / 5);
+        }
+        let limit = split(&a).unwrap().limit;
+        assert!((84.0..=86.0).contains(&limit), "{limit}");
+        drop(other);
+        assert!((84.0..=86.0).contains(&until(&a, 1).limit));
+        assert_eq!(first.end(), Some(limit), "the account's, not its part");
+        // A lease nobody holds (its run killed) is removed and not counted.
+        let dead = folder.path().join("runs/acc-1-dead.json");
+        std::fs::write(
+            &dead,
+            r#"{"pid":1,"ok":5.0,"limit":null,"limit_at":0,"beat_at":0}"#,
+        )
+        .unwrap();
+        let c = Arc::new(Shared::default());
+        let _alone = Sharing::start(folder.path(), "acc", Some(60.0), c.clone()).unwrap();
+        assert_eq!(until(&c, 1).part(), 60.0);
+        for _ in 0..50 {
+            if !dead.exists() {
+                break;
+            }
+            std::thread::sleep(BEAT / 5);
+        }
+        assert!(!dead.exists());
+    }
+}

@@ -1,0 +1,197 @@
+//! What the runs of one account share: each run's dispatcher says what it
+//! gets through and the limit it met; a coordinator (`commands/share.rs`,
+//! through the state folder) counts the account's live runs, works out the
+//! account's limit, and hands each run its part. Pure: no files here.
+//!
+//! The split: with `n` runs alive and the account's limit `L` known (met
+//! by a run of it: the rate that run let through when throttled, plus what
+//! the others got through then; or remembered), each run sends at most
+//! `L / n`, starting just below it; alone again (the others ended or died),
+//! a run starts just below `L` itself. Two runs that each found the limit
+//! on their own split it 72 to 27 rows/s for 40 s (issue 25), and the one
+//! left over stayed at 27 long after the other ended.
+
+use std::sync::Mutex;
+
+/// The state one run shares with its coordinator.
+#[derive(Debug, Default)]
+pub struct Shared {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Inner {
+    /// The run's: successful answers a second, lately.
+    pub ok_per_second: f64,
+    /// The run's: the rate it let through when its rate last dropped, and
+    /// how many drops there were.
+    pub met: Option<(f64, u64)>,
+    /// The coordinator's: the account's limit and how many runs share it,
+    /// and a number that changes with them.
+    pub split: Option<Split>,
+    pub version: u64,
+}
+
+/// The account's limit, and the runs alive that share it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Split {
+    pub limit: f64,
+    pub runs: usize,
+}
+
+impl Split {
+    /// This run's part: the limit over the runs.
+    pub(crate) fn part(&self) -> f64 {
+        self.limit / self.runs.max(1) as f64
+    }
+}
+
+impl Shared {
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The dispatcher's side: what this run gets through and met; back,
+    /// the split when it changed since `seen` (a version).
+    pub(crate) fn report(
+        &self,
+        ok_per_second: f64,
+        met: Option<(f64, u64)>,
+        seen: u64,
+    ) -> Option<(Option<Split>, u64)> {
+        self.with(|inner| {
+            inner.ok_per_second = ok_per_second;
+            inner.met = met;
+            (inner.version != seen).then_some((inner.split, inner.version))
+        })
+    }
+
+    /// The split as it stands.
+    #[cfg(test)]
+    pub(crate) fn split(&self) -> Option<Split> {
+        self.with(|inner| inner.split)
+    }
+
+    /// The coordinator's side: what the run said.
+    pub fn run_said(&self) -> (f64, Option<(f64, u64)>) {
+        self.with(|inner| (inner.ok_per_second, inner.met))
+    }
+
+    /// The coordinator's side: the account's limit and its runs (a change
+    /// of less than 2% in the limit is no change).
+    pub fn set_split(&self, limit: Option<f64>, runs: usize) {
+        let split = limit.map(|limit| Split { limit, runs });
+        self.with(|inner| {
+            let same = match (inner.split, split) {
+                (Some(a), Some(b)) => {
+                    a.runs == b.runs && (a.limit - b.limit).abs() <= 0.02 * a.limit
+                }
+                (a, b) => a == b,
+            };
+            if !same {
+                inner.split = split;
+                inner.version += 1;
+            }
+        });
+    }
+}
+
+/// What one run knows of its account's runs, beat after beat: the
+/// coordinator's reckoning, apart from how it reads and writes the others'
+/// leases (`commands/share.rs`; the simulation does it in memory).
+#[derive(Debug, Default, Clone)]
+pub struct Reckoning {
+    /// The account's limit this run met, and when (ms).
+    own: Option<(f64, u64)>,
+    /// The drops of the run's rate seen so far.
+    drops: u64,
+    /// What the other runs got through, at the last beat.
+    others_ok: f64,
+    /// The newest limit any run met (when, ms), or the remembered one (0).
+    known: Option<(u64, f64)>,
+    /// The account's limit while other runs shared it.
+    pub with_others: Option<f64>,
+}
+
+/// What a run tells the others at a beat: what it gets through, and the
+/// limit it knows (met, at a time in ms; or remembered, at 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Told {
+    pub ok: f64,
+    pub limit: Option<f64>,
+    pub limit_at: u64,
+}
+
+impl Reckoning {
+    pub fn new(remembered: Option<f64>) -> Reckoning {
+        Reckoning {
+            known: remembered.map(|limit| (0, limit)),
+            ..Reckoning::default()
+        }
+    }
+
+    /// What this run tells the others now (`now` in ms), from what the
+    /// run said (`shared`).
+    pub fn tell(&mut self, now: u64, shared: &Shared) -> Told {
+        let (ok, met) = shared.run_said();
+        if let Some((met, drops)) = met
+            && drops > self.drops
+        {
+            // Throttled just now: the account's limit is what this run let
+            // through and what the others got through meanwhile.
+            self.drops = drops;
+            self.own = Some((met + self.others_ok, now));
+        }
+        Told {
+            ok,
+            limit: self.own.map(|(limit, _)| limit).or(self.remembered()),
+            limit_at: self.own.map_or(0, |(_, at)| at),
+        }
+    }
+
+    fn remembered(&self) -> Option<f64> {
+        self.known
+            .filter(|(at, _)| *at == 0)
+            .map(|(_, limit)| limit)
+    }
+
+    /// The others alive told `others`: the split this run takes, handed to
+    /// it through `shared`.
+    pub fn heard(&mut self, others: &[Told], shared: &Shared) {
+        self.others_ok = others.iter().map(|other| other.ok).sum();
+        // The newest limit met by any run, kept when its run ends.
+        self.known = (others.iter())
+            .filter_map(|other| other.limit.map(|limit| (other.limit_at, limit)))
+            .chain(self.own.map(|(limit, at)| (at, limit)))
+            .chain(self.known)
+            .filter(|(_, limit)| limit.is_finite() && *limit > 0.0)
+            .max_by_key(|(at, _)| *at);
+        let newest = self.known.map(|(_, limit)| limit);
+        let runs = 1 + others.len();
+        if runs >= 2 && newest.is_some() {
+            self.with_others = newest;
+        }
+        shared.set_split(newest, runs);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_reaches_the_run_once_and_small_changes_are_none() {
+        let shared = Shared::default();
+        assert_eq!(shared.report(10.0, None, 0), None);
+        shared.set_split(Some(100.0), 2);
+        let (split, version) = shared.report(12.0, Some((50.0, 1)), 0).unwrap();
+        assert_eq!(split.unwrap().part(), 50.0);
+        assert_eq!(shared.run_said(), (12.0, Some((50.0, 1))));
+        assert_eq!(shared.report(12.0, None, version), None);
+        shared.set_split(Some(101.0), 2);
+        assert_eq!(shared.report(12.0, None, version), None, "1% is no change");
+        shared.set_split(Some(101.0), 1);
+        let (split, _) = shared.report(12.0, None, version).unwrap();
+        assert_eq!(split.unwrap().part(), 101.0);
+    }
+}
