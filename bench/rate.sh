@@ -6,8 +6,15 @@
 # ended at.
 # Usage: bench/rate.sh   (ROWS=10000 SERVER_RATE=100 by default; about 6 minutes;
 # ROWS=2000 for a quick look)
+#        bench/rate.sh servers   (issue 25's servers, one line each, with its
+# target; about 6 minutes): random 429s, throttled users, 503s, a quota
+# window without Retry-After, a second run after a first learned the limit,
+# two runs of one account at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = servers ]; then
+  exec bench/throttles.sh
+fi
 rows=${ROWS:-10000}
 server_rate=${SERVER_RATE:-100}
 work=$(mktemp -d)

@@ -150,7 +150,7 @@ impl Beat {
                 limit_at: lease.limit_at,
             })
             .collect();
-        self.reckoning.heard(&others, &self.shared);
+        self.reckoning.heard(now, &others, &self.shared);
     }
 
     fn write(&mut self, lease: &Lease) -> std::io::Result<()> {

@@ -288,7 +288,7 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
                 split.part(),
                 split.limit
             ),
-            Some(split) if before >= 2 => format!(
+            Some(split) if split.runs == 1 && before >= 2 => format!(
                 "rate: the other runs of this account ended: this run takes its whole {:.1} \
                  requests/s",
                 split.limit

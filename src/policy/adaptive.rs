@@ -130,8 +130,9 @@ pub(crate) struct Adaptive {
     /// last limit met, since the last drop: that limit may still be there,
     /// so it is not taken for gone.
     throttled_above: bool,
-    /// The base of the last drop: about what the server let through then.
-    met: Option<f64>,
+    /// What the server let through at the last drop that measured it, and
+    /// how many such drops there were.
+    met: Option<(f64, u64)>,
 }
 
 impl Adaptive {
@@ -201,10 +202,10 @@ impl Adaptive {
         self.drops
     }
 
-    /// The rate the server let through when the rate last dropped, and how
-    /// many drops there were.
+    /// What the server let through when the rate last dropped (measured
+    /// over a second), and how many such drops there were.
     pub(super) fn met(&self) -> Option<(f64, u64)> {
-        self.met.map(|met| (met, self.drops))
+        self.met
     }
 
     /// Bursts of 429s (each a second or more after the last) with no other
@@ -368,7 +369,11 @@ impl Adaptive {
         }
         let lowered = self.capped(lowered.max(MIN_RATE));
         self.w_max = base;
-        self.met = Some(base);
+        if let Some(through) = through {
+            // Measured: what the server let through, for the account's
+            // other runs (numbered, so that each is told once).
+            self.met = Some((through, self.met.map_or(1, |(_, n)| n + 1)));
+        }
         self.target = (base * PLATEAU).max(lowered);
         self.c = base * (1.0 - beta) / k.powi(3);
         self.k = ((self.target - lowered) / self.c).cbrt();

@@ -111,7 +111,24 @@ pub struct Reckoning {
     known: Option<(u64, f64)>,
     /// The account's limit while other runs shared it.
     pub with_others: Option<f64>,
+    /// The split heard last, and since when (ms) its limit is the same;
+    /// how long until the next probe.
+    split: Option<Split>,
+    since: u64,
+    probe_in: u64,
 }
+
+/// While runs share a limit at their parts with no 429, the account's
+/// limit is raised by [`PROBE`]: a limit met low (or raised since) is
+/// found again, as one run alone probes above its rate, and the first 429s
+/// measure it anew. The first probe comes [`PROBE_AFTER`] ms after the
+/// limit was met; each probe that met no 429 brings the next one sooner
+/// (half as long, down to [`PROBE_SOONEST`]): a limit far above is found
+/// in seconds, one just met is probed rarely (each probe above it costs a
+/// pause of every run).
+const PROBE: f64 = 1.1;
+const PROBE_AFTER: u64 = 20_000;
+const PROBE_SOONEST: u64 = 2_000;
 
 /// What a run tells the others at a beat: what it gets through, and the
 /// limit it knows (met, at a time in ms; or remembered, at 0).
@@ -126,6 +143,7 @@ impl Reckoning {
     pub fn new(remembered: Option<f64>) -> Reckoning {
         Reckoning {
             known: remembered.map(|limit| (0, limit)),
+            probe_in: PROBE_AFTER,
             ..Reckoning::default()
         }
     }
@@ -141,6 +159,15 @@ impl Reckoning {
             // through and what the others got through meanwhile.
             self.drops = drops;
             self.own = Some((met + self.others_ok, now));
+            self.probe_in = PROBE_AFTER;
+        } else if let Some(split) = self.split
+            && split.runs >= 2
+            && ok >= 0.9 * split.part()
+            && now.saturating_sub(self.since) >= self.probe_in.max(PROBE_SOONEST)
+        {
+            // At its part for a while, nobody throttled: probe above.
+            self.own = Some((split.limit * PROBE, now));
+            self.probe_in = (self.probe_in / 2).max(PROBE_SOONEST);
         }
         Told {
             ok,
@@ -157,7 +184,7 @@ impl Reckoning {
 
     /// The others alive told `others`: the split this run takes, handed to
     /// it through `shared`.
-    pub fn heard(&mut self, others: &[Told], shared: &Shared) {
+    pub fn heard(&mut self, now: u64, others: &[Told], shared: &Shared) {
         self.others_ok = others.iter().map(|other| other.ok).sum();
         // The newest limit met by any run, kept when its run ends.
         self.known = (others.iter())
@@ -171,6 +198,11 @@ impl Reckoning {
         if runs >= 2 && newest.is_some() {
             self.with_others = newest;
         }
+        let split = newest.map(|limit| Split { limit, runs });
+        if split.map(|s| s.limit) != self.split.map(|s| s.limit) {
+            self.since = now;
+        }
+        self.split = split;
         shared.set_split(newest, runs);
     }
 }

@@ -220,7 +220,7 @@ fn beat(clients: &mut [Client], now: Instant, start: Instant) {
             .filter(|(j, _)| *j != i)
             .filter_map(|(_, told)| *told)
             .collect();
-        client.reckoning.heard(&others, &shared);
+        client.reckoning.heard(ms, &others, &shared);
     }
 }
 

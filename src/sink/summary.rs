@@ -128,7 +128,7 @@ impl RateReport {
     /// asked).
     pub(super) fn why(&self) -> Option<String> {
         match (self.auto, self.drops) {
-            (true, 0) => Some("--rate auto, no 429 met".to_string()),
+            (true, 0) => Some("--rate auto, never lowered for a 429".to_string()),
             (false, 0) => None,
             (auto, drops) => Some(format!(
                 "lowered {} for 429s{}",
@@ -219,7 +219,14 @@ impl Summary {
     /// was never refused is no limit).
     pub(crate) fn learned_limit(&self) -> Option<f64> {
         let report = self.rate.as_ref()?;
-        (report.drops > 0).then_some(report.rate).flatten()
+        // With `--rate auto`, any 429 says the run found a limit: one about
+        // a row alone too (a run at the limit may meet only those, too few
+        // to be a share), and the rate ended is never above what the
+        // server let through. (Below a ceiling that was never lowered, the
+        // run did not look for one.)
+        (report.drops > 0 || (report.auto && self.throttled > 0))
+            .then_some(report.rate)
+            .flatten()
     }
 
     /// Rows this run sent a second: none over too short a time to say
