@@ -409,6 +409,10 @@ pub struct SandboxArgs {
     /// Retry-After either way).
     #[arg(long, value_name = "STATUS", requires = "rate", value_parser = ["429", "503"])]
     pub rate_status: Option<String>,
+    /// Answers beyond --rate also give the exact wait in a retry-after-ms header (milliseconds),
+    /// besides Retry-After in whole seconds.
+    #[arg(long, requires = "rate")]
+    pub retry_after_ms: bool,
     /// Delay before every answer, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,

@@ -222,6 +222,10 @@ pub(crate) struct Pacer {
     /// (see `share`), and the split it came from.
     cap: Option<f64>,
     split: Option<Split>,
+    /// Drops of the rate, and drops that measured the limit, before the
+    /// adaptation restarted at a new part (they go on counting).
+    dropped: u64,
+    measured: u64,
     capacity: f64,
     tokens: f64,
     refilled: Instant,
@@ -245,6 +249,8 @@ impl Pacer {
             recent: Recent::default(),
             cap: None,
             split: None,
+            dropped: 0,
+            measured: 0,
             capacity,
             tokens: capacity,
             refilled: now,
@@ -319,13 +325,13 @@ impl Pacer {
             (Some(rate), Some(cap)) => Some(rate.min(cap)),
             (rate, cap) => rate.or(cap),
         };
-        (rate, self.adaptive.drops())
+        (rate, self.dropped + self.adaptive.drops())
     }
 
     /// The rate the server let through when the rate last dropped, and how
     /// many drops there were (for the account's other runs).
     pub(crate) fn met(&self) -> Option<(f64, u64)> {
-        self.adaptive.met()
+        (self.adaptive.met()).map(|(met, n)| (met, self.measured + n))
     }
 
     /// The account's limit and the runs alive that share it: with others,
@@ -334,16 +340,27 @@ impl Pacer {
     /// nothing changes: it started from the remembered limit already.)
     pub(crate) fn share(&mut self, now: Instant, split: Option<Split>) {
         let before = std::mem::replace(&mut self.split, split);
-        match split {
+        let shared_before = before.is_some_and(|before| before.runs >= 2);
+        let restart = match split {
             Some(split) if split.runs >= 2 => {
                 self.cap = Some(split.part());
-                self.adaptive = Adaptive::below(self.start, split.part(), now);
+                Some(split.part())
             }
-            Some(split) if before.is_some() => {
+            // Alone again: the whole limit. (Alone all along, the run's
+            // own adaptation goes on: the limit it met is its own.)
+            Some(split) if shared_before => {
                 self.cap = None;
-                self.adaptive = Adaptive::below(self.start, split.limit, now);
+                Some(split.limit)
             }
-            _ => self.cap = None,
+            _ => {
+                self.cap = None;
+                None
+            }
+        };
+        if let Some(limit) = restart {
+            self.dropped += self.adaptive.drops();
+            self.measured += self.adaptive.met().map_or(0, |(_, n)| n);
+            self.adaptive = Adaptive::below(self.start, limit, now);
         }
     }
 
@@ -455,88 +472,4 @@ pub(crate) fn later(now: Instant, wait: Duration) -> Instant {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_full_jitter() {
-        let policy = RetryPolicy::default();
-        let ceilings: Vec<f64> = (1..=9).map(|n| policy.ceiling(n).as_secs_f64()).collect();
-        assert_eq!(ceilings, [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]);
-        assert_eq!(policy.ceiling(1000), policy.cap);
-        for attempts in 1..=5 {
-            match policy.decide(attempts, None) {
-                Decision::RetryIn(wait) => assert!(wait <= policy.ceiling(attempts)),
-                other => panic!("{other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn retry_after_is_obeyed_above_the_cap_up_to_max_wait() {
-        let policy = RetryPolicy::default();
-        assert_eq!(
-            policy.decide(1, Some(Duration::from_secs(120))),
-            Decision::RetryIn(Duration::from_secs(120))
-        );
-        let Decision::GiveUp(why) = policy.decide(1, Some(Duration::from_secs(301))) else {
-            panic!("a wait over --max-wait fails the row");
-        };
-        assert!(why.contains("--max-wait 300 s"), "{why}");
-        let Decision::GiveUp(why) = policy.decide(1, Some(Duration::MAX)) else {
-            panic!("an absurd wait fails the row");
-        };
-        assert!(
-            why.starts_with("the server asked to wait more than a year"),
-            "{why}"
-        );
-        let Decision::GiveUp(why) = policy.decide(6, Some(Duration::from_secs(1))) else {
-            panic!("the sixth attempt is the last of 1 + 5 retries");
-        };
-        assert_eq!(why, "gave up after 6 attempts");
-        // "Retry at once" from a throttling server: the backoff instead.
-        match policy.decide(3, Some(Duration::ZERO)) {
-            Decision::RetryIn(wait) => assert!(wait <= policy.ceiling(3)),
-            other => panic!("{other:?}"),
-        }
-        let none = RetryPolicy {
-            max_retries: 0,
-            ..RetryPolicy::default()
-        };
-        assert!(matches!(none.decide(1, None), Decision::GiveUp(_)));
-    }
-
-    #[test]
-    fn rates_are_checked_and_the_burst_is_explicit() {
-        let one = NonZeroU32::MIN;
-        assert_eq!(Rate::new(0.0, one).unwrap().per_second(), None);
-        assert!(Rate::new(-1.0, one).is_err());
-        assert!(Rate::new(f64::INFINITY, one).is_err());
-        assert!(Rate::new(f64::NAN, one).is_err());
-        let tiny = Rate::new(1e-18, one).unwrap_err();
-        assert!(tiny.contains("between 0.001 and 1000000"), "{tiny}");
-        assert!(Rate::new(0.001, one).is_ok());
-        let three = Rate::new(10.0, NonZeroU32::new(3).unwrap()).unwrap();
-        assert_eq!(three.capacity(), 2.0, "one request in reserve");
-        assert_eq!(Rate::new(0.5, one).unwrap().capacity(), 1.0);
-        assert!(Rate::auto(Some(0.0), one).is_err());
-        let auto = Rate::auto(None, one).unwrap();
-        assert!(auto.is_auto() && auto.per_second().is_none());
-    }
-
-    #[tokio::test]
-    async fn the_pacer_holds_the_burst_then_paces_and_pauses() {
-        let mut pacer = Pacer::new(&Rate::new(10.0, NonZeroU32::new(3).unwrap()).unwrap());
-        let now = Instant::now();
-        assert!(pacer.try_admit(now).is_ok());
-        assert!(pacer.try_admit(now).is_ok());
-        let again = pacer.try_admit(now).unwrap_err();
-        assert!(again > now && again <= now + Duration::from_millis(110));
-        let mut unlimited = Pacer::new(&Rate::unlimited());
-        assert!((0..1000).all(|_| unlimited.try_admit(now).is_ok()));
-        assert!(unlimited.pause(now + Duration::from_secs(2)));
-        assert!(!unlimited.pause(now + Duration::from_secs(1)));
-        assert_eq!(unlimited.try_admit(now), Err(now + Duration::from_secs(2)));
-        assert!(unlimited.try_admit(now + Duration::from_secs(2)).is_ok());
-    }
-}
+mod tests;

@@ -73,8 +73,10 @@ const SUCCESSES_KEPT: usize = 4096;
 const SMOOTH: f64 = 0.8;
 const MIN_RATE: f64 = 0.5;
 const BUCKET: Duration = Duration::from_millis(500);
-/// 429s within this of the last drop are the same burst.
+/// 429s within this of the last drop are the same burst...
 const SAME_BURST: Duration = Duration::from_secs(1);
+/// ...unless they come this long after the pause that followed it ended.
+const AFTER_PAUSE: Duration = Duration::from_millis(100);
 /// Where `--rate auto` starts: slow enough for any account, and 10 s of
 /// doubling from there passes 5,000 requests a second.
 pub(crate) const AUTO_START: f64 = 5.0;
@@ -130,6 +132,9 @@ pub(crate) struct Adaptive {
     /// last limit met, since the last drop: that limit may still be there,
     /// so it is not taken for gone.
     throttled_above: bool,
+    /// The end of the first pause after the last drop: 429s to requests
+    /// sent after it are no longer that drop's burst.
+    burst_paused: Option<Instant>,
     /// What the server let through at the last drop that measured it, and
     /// how many such drops there were.
     met: Option<(f64, u64)>,
@@ -170,6 +175,7 @@ impl Adaptive {
             throttled_since: None,
             through_since_drop: true,
             throttled_above: false,
+            burst_paused: None,
             met: None,
         }
     }
@@ -313,12 +319,17 @@ impl Adaptive {
     }
 
     fn drop_rate(&mut self, now: Instant) {
-        if self
-            .dropped_at
-            .is_some_and(|at| now.saturating_duration_since(at) < SAME_BURST)
-        {
+        // The 429s of one burst: within a second of the drop, and before
+        // the requests sent after the pause could come back. (A server
+        // that asks for a few milliseconds, `retry-after-ms`, ends the
+        // pause at once: the 429s after it are the lowered rate's.)
+        let pause_over = self.burst_paused.map(|until| until + AFTER_PAUSE);
+        if self.dropped_at.is_some_and(|at| {
+            now.saturating_duration_since(at) < SAME_BURST && pause_over.is_none_or(|t| now < t)
+        }) {
             return;
         }
+        self.burst_paused = None;
         let previous_drop = self.dropped_at;
         // Before a bucket has closed the rate achieved is a guess (a burst
         // of the first milliseconds): the rate set is the better base, and
@@ -392,6 +403,9 @@ impl Adaptive {
     /// bucket being counted starts again then, so that the pause is not
     /// measured as a slow rate.
     pub(crate) fn hold_until(&mut self, until: Instant) {
+        if self.dropped_at.is_some() && self.burst_paused.is_none() {
+            self.burst_paused = Some(until);
+        }
         self.bucket_start = until;
         self.bucket_count = 0;
         self.counting_since = until;

@@ -127,7 +127,7 @@ pub struct Reckoning {
 /// in seconds, one just met is probed rarely (each probe above it costs a
 /// pause of every run).
 const PROBE: f64 = 1.1;
-const PROBE_AFTER: u64 = 20_000;
+const PROBE_AFTER: u64 = 10_000;
 const PROBE_SOONEST: u64 = 2_000;
 
 /// What a run tells the others at a beat: what it gets through, and the
@@ -162,10 +162,12 @@ impl Reckoning {
             self.probe_in = PROBE_AFTER;
         } else if let Some(split) = self.split
             && split.runs >= 2
-            && ok >= 0.9 * split.part()
+            && ok + self.others_ok >= 0.9 * split.limit
             && now.saturating_sub(self.since) >= self.probe_in.max(PROBE_SOONEST)
         {
-            // At its part for a while, nobody throttled: probe above.
+            // The runs get nearly all of the limit through, and nobody was
+            // throttled for a while: probe above. (One run getting more
+            // than its part while another gets less is no sign of more.)
             self.own = Some((split.limit * PROBE, now));
             self.probe_in = (self.probe_in / 2).max(PROBE_SOONEST);
         }

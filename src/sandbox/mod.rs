@@ -104,6 +104,9 @@ pub struct Faults {
     /// Requests per second and burst: a token bucket over all requests;
     /// beyond it 429 with `Retry-After` (whole seconds, at least 1).
     pub rate: Option<(f64, u32)>,
+    /// Answers beyond `rate` also say the exact wait in `retry-after-ms`
+    /// (as Azure's and OpenAI's APIs do), besides whole seconds.
+    pub retry_after_ms: bool,
     /// The status of an answer beyond `rate`: 429 (`None`), or another,
     /// such as 503, as front ends that throttle with it do (`Retry-After`
     /// either way).

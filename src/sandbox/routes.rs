@@ -209,11 +209,18 @@ async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
         tokio::time::sleep(latency).await;
     }
     let response = match app.plan.verdict(number, user_of_path(request.uri().path())) {
-        Verdict::Throttle(seconds, status) => {
+        Verdict::Throttle(seconds, status, ms) => {
             let message = format!("too many requests; retry after {seconds} s");
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
             let api_error = ApiError::new(status, message);
-            ([(header::RETRY_AFTER, seconds.to_string())], api_error).into_response()
+            let mut response =
+                ([(header::RETRY_AFTER, seconds.to_string())], api_error).into_response();
+            if let Some(ms) = ms {
+                response
+                    .headers_mut()
+                    .insert("retry-after-ms", header::HeaderValue::from(ms));
+            }
+            response
         }
         Verdict::QuotaSpent => {
             let message = "too many requests: the quota of this window is spent";

@@ -80,6 +80,7 @@ impl SandboxSettings {
             faults: Faults {
                 rate,
                 rate_status: args.rate_status.as_deref().and_then(|s| s.parse().ok()),
+                retry_after_ms: args.retry_after_ms,
                 latency_ms: args.latency_ms,
                 jitter_ms: args.jitter_ms,
                 error_rate: args.error_rate,

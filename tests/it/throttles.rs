@@ -184,3 +184,35 @@ async fn two_runs_of_one_account_split_its_limit() {
     // Both gone: no lease is left behind.
     assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 0);
 }
+
+/// A server that says the exact wait in `retry-after-ms` (a few
+/// milliseconds): the run's pause ends at once, so the 429s after it are
+/// the lowered rate's, not the same burst, and lower it again: under 5% of
+/// the requests of the first 150 rows are answered 429 (issue 25, item 11:
+/// 6.7% in the first seconds; 16% of them when every 429 of the second
+/// after a drop counted as that drop's burst).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_ms_keeps_429s_under_five_percent() {
+    let sandbox = start(Faults {
+        rate: Some((100.0, 5)),
+        retry_after_ms: true,
+        ..Faults::default()
+    })
+    .await;
+    let run = apply(
+        Some(&sandbox),
+        &lang_rows(150),
+        &["--rate", "150", "--burst", "5", "--max-retries", "10"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stats = sandbox.stats();
+    let throttled = patches_with(&stats, 429);
+    assert!(throttled >= 1, "the limit was met: {stats:?}");
+    eprintln!("{throttled} of {} answered 429", stats.requests);
+    assert!(
+        throttled * 20 < stats.requests,
+        "{throttled} of {} answered 429",
+        stats.requests
+    );
+}
