@@ -77,6 +77,11 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     }
     let mut run = RunSettings::from_args(&args.run)?;
     run.send.key_from = Some(api.key_from.clone());
+    // The account's limit, remembered and shared with its other runs: the
+    // pages are read from just below it. (An export keeps only a limit
+    // split with other runs: what its own reading met is not reported.)
+    let memory = (args.run.forget_rate, !args.run.no_share);
+    let limit = super::limits::recall_limit(&api, &mut run.send, memory, args.quiet);
     // Every file of the run its own, checked before anything is read: the
     // export is not the key's file or a certificate, the summary is not
     // the export (and can be written).
@@ -266,6 +271,9 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
                 now: std::time::SystemTime::now(),
             };
             figures.write_metrics(path, &run)?;
+        }
+        if let Some(memory) = &limit {
+            memory.learned(None);
         }
         Ok(exit)
     })
