@@ -100,7 +100,9 @@ impl Remembered {
         let now = seconds(SystemTime::now());
         let entry = (file.limits.iter()).find(|e| e.account == account && e.host == self.host)?;
         let age = Duration::from_secs(now.saturating_sub(entry.at));
-        (age < STALE_AFTER && entry.rate.is_finite() && entry.rate > 0.0)
+        // Under 0.5/s (the adaptive rate's floor) a figure is no limit to
+        // start from: a run that crawled should not make the next one crawl.
+        (age < STALE_AFTER && entry.rate.is_finite() && entry.rate >= 0.5)
             .then_some((entry.rate, age))
     }
 

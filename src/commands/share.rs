@@ -163,20 +163,41 @@ impl Beat {
     /// The leases of the account's other runs alive; the leases of runs
     /// gone are removed.
     fn others(&self, now: u64) -> Vec<Lease> {
+        use std::os::unix::fs::MetadataExt;
         let Ok(entries) = std::fs::read_dir(&self.runs) else {
             return Vec::new();
         };
+        let own = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let stale = STALE.as_millis() as u64;
         let mut alive = Vec::new();
-        for entry in entries.flatten().take(MAX_LEASES) {
+        let ours = entries
+            .flatten()
+            .filter(|entry| {
+                entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(&self.prefix)
+            })
+            .take(MAX_LEASES);
+        for entry in ours {
             let path = entry.path();
-            let name = entry.file_name();
-            let ours = name.to_string_lossy().starts_with(&self.prefix);
-            if !ours || path == self.path {
+            // Regular files only, never through a link: a FIFO would block
+            // the reading, a link to this run's own lease count it twice.
+            let regular = entry.file_type().is_ok_and(|kind| kind.is_file());
+            if !regular || path == self.path {
                 continue;
             }
             let Ok(mut file) = File::options().read(true).write(true).open(&path) else {
                 continue;
             };
+            let Ok(meta) = file.metadata() else {
+                continue;
+            };
+            if !meta.is_file() || own == Some((meta.dev(), meta.ino())) {
+                continue;
+            }
             if file.try_lock().is_ok() {
                 // Nobody holds it: its run is gone.
                 let _ = std::fs::remove_file(&path);
@@ -184,15 +205,22 @@ impl Beat {
             }
             let mut text = String::new();
             let read = (&mut file).take(MAX_LEASE).read_to_string(&mut text);
-            // A lease being rewritten reads empty or cut: alive, silent.
-            let lease = read
+            // A lease being rewritten reads empty or cut: alive if the file
+            // changed lately, silent.
+            let changed = meta.modified().map_or(0, millis);
+            let mut lease = read
                 .ok()
                 .and_then(|_| serde_json::from_str::<Lease>(&text).ok())
                 .unwrap_or(Lease {
-                    beat_at: now,
+                    beat_at: changed,
                     ..Lease::default()
                 });
-            let fresh = now.saturating_sub(lease.beat_at) <= STALE.as_millis() as u64;
+            // Times from the future (a clock or a file that lies) are not
+            // believed: such a lease would count, or its limit win, for ever.
+            if lease.limit_at > now + stale {
+                lease.limit = None;
+            }
+            let fresh = now.abs_diff(lease.beat_at) <= stale;
             if fresh && lease.ok.is_finite() && lease.ok >= 0.0 {
                 alive.push(lease);
             }
@@ -265,5 +293,57 @@ mod tests {
             std::thread::sleep(BEAT / 5);
         }
         assert!(!dead.exists());
+    }
+
+    /// What a hostile folder holds is not counted and stops nothing: a FIFO
+    /// named like a lease (reading it would block the beat for ever), a
+    /// link to this run's own lease (it would count twice), a lease whose
+    /// limit is tiny (a part under the floor stalled a run) or claims a
+    /// time in the future (it would win for ever).
+    #[test]
+    fn a_hostile_runs_folder_counts_for_nothing() {
+        let folder = tempfile::tempdir().unwrap();
+        let runs = folder.path().join("runs");
+        std::fs::create_dir_all(&runs).unwrap();
+        let fifo = runs.join("acc-1-fifo.json");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // Held open for writing and locked by someone alive (this test).
+        let held = File::options().read(true).write(true).open(&fifo).unwrap();
+        held.try_lock().unwrap();
+        let liar = runs.join("acc-2-liar.json");
+        let lie = format!(
+            r#"{{"pid":2,"ok":1.0,"limit":1e-300,"limit_at":{},"beat_at":{}}}"#,
+            u64::MAX / 2,
+            millis(SystemTime::now())
+        );
+        std::fs::write(&liar, lie).unwrap();
+        let liar_file = File::options().read(true).write(true).open(&liar).unwrap();
+        liar_file.try_lock().unwrap();
+        let shared = Arc::new(Shared::default());
+        let mut sharing = Sharing::start(folder.path(), "acc", Some(80.0), shared.clone()).unwrap();
+        let own = std::fs::read_dir(&runs)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p != &fifo && p != &liar)
+            .unwrap();
+        std::os::unix::fs::symlink(&own, runs.join("acc-3-link.json")).unwrap();
+        std::fs::hard_link(&own, runs.join("acc-4-hard.json")).unwrap();
+        for _ in 0..6 {
+            std::thread::sleep(BEAT);
+            let split = shared.split().unwrap();
+            // The liar is alive (locked, fresh) but its limit is not believed.
+            assert_eq!(split.runs, 2, "{split:?}");
+            assert_eq!(split.limit, 80.0);
+            assert!(split.part() >= 0.5);
+        }
+        assert_eq!(sharing.end(), Some(80.0), "the beat was never blocked");
+        drop((held, liar_file));
     }
 }

@@ -352,6 +352,7 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
             self.report(Report::Rate(RateReport {
                 rate,
                 drops,
+                most_ok: self.most_ok as u64,
                 auto: self.policy.rate.is_auto(),
             }))?;
         }

@@ -50,4 +50,6 @@ pub struct RateReport {
     pub rate: Option<f64>,
     pub drops: u64,
     pub auto: bool,
+    /// The most 2xx answers in any one second of the run.
+    pub most_ok: u64,
 }

@@ -32,6 +32,8 @@ pub struct Job {
     /// The row's last throttle, for telling one about the row alone from
     /// one about the run's rate (see `policy::slowdown`).
     pub(crate) mark: Mark,
+    /// Throttles the row waited out with the run (not among its retries).
+    pub(crate) waited: u32,
     /// Attempts that were retries of an earlier one (of any step).
     pub retries: u32,
     /// Attempts that never left this machine: no connection could be made,
@@ -81,6 +83,7 @@ impl Job {
             step_attempts: 0,
             throttled: 0,
             mark: Mark::default(),
+            waited: 0,
             retries: 0,
             unsent: 0,
             last_failure: None,

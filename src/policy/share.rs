@@ -42,7 +42,7 @@ pub(crate) struct Split {
 impl Split {
     /// This run's part: the limit over the runs.
     pub(crate) fn part(&self) -> f64 {
-        self.limit / self.runs.max(1) as f64
+        (self.limit / self.runs.max(1) as f64).max(MIN_LIMIT)
     }
 }
 
@@ -127,6 +127,10 @@ pub struct Reckoning {
 /// in seconds, one just met is probed rarely (each probe above it costs a
 /// pause of every run).
 const PROBE: f64 = 1.1;
+/// Limits outside these are not believed (a lease that lies): below, a
+/// part under the rate's floor would stall a run; above, no limit at all.
+const MIN_LIMIT: f64 = 0.5;
+const MAX_LIMIT: f64 = 1_000_000.0;
 const PROBE_AFTER: u64 = 10_000;
 const PROBE_SOONEST: u64 = 2_000;
 
@@ -193,7 +197,7 @@ impl Reckoning {
             .filter_map(|other| other.limit.map(|limit| (other.limit_at, limit)))
             .chain(self.own.map(|(limit, at)| (at, limit)))
             .chain(self.known)
-            .filter(|(_, limit)| limit.is_finite() && *limit > 0.0)
+            .filter(|(_, limit)| (MIN_LIMIT..=MAX_LIMIT).contains(limit))
             .max_by_key(|(at, _)| *at);
         let newest = self.known.map(|(_, limit)| limit);
         let runs = 1 + others.len();

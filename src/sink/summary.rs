@@ -224,9 +224,12 @@ impl Summary {
         // to be a share), and the rate ended is never above what the
         // server let through. (Below a ceiling that was never lowered, the
         // run did not look for one.)
-        (report.drops > 0 || (report.auto && self.throttled > 0))
+        // Nothing through: nothing learned; far below its best: half the best.
+        let learned = (report.drops > 0 || (report.auto && self.throttled > 0))
             .then_some(report.rate)
             .flatten()
+            .filter(|_| report.most_ok > 0)?;
+        Some(learned.max(report.most_ok as f64 / 2.0))
     }
 
     /// Rows this run sent a second: none over too short a time to say

@@ -14,6 +14,10 @@ use super::super::outcome::{failed, finish, not_attempted};
 use super::super::timeline::AnswerKind;
 use super::{Delayed, Dispatcher, Gone, Job, Operation, Step};
 
+/// Throttles a row may wait out with the run, beyond its retries: with the
+/// pause growing 0.5, 1, 2 ... 30 s, about a minute (a per-minute quota).
+const WAITS_WITH_THE_RUN: u32 = 8;
+
 /// How long a pause must be before the user hears of it, and how often.
 const PAUSE_NOTE_MIN: Duration = Duration::from_secs(1);
 const PAUSE_NOTE_EVERY: Duration = Duration::from_secs(10);
@@ -267,7 +271,12 @@ impl<O: Operation> Dispatcher<'_, O> {
             job.throttled += 1;
         }
         let the_runs = throttled && matches!(slowdown, Some(Slowdown::Rate { .. }));
-        let shared = throttled && slowdown == Some(Slowdown::Rate { shared: true });
+        // At most WAITS_WITH_THE_RUN such waits a row: the last rows of a
+        // file, all users throttled on their own account, look like a
+        // quota spent (nothing goes through), and would never end.
+        let shared = throttled
+            && slowdown == Some(Slowdown::Rate { shared: true })
+            && job.waited < WAITS_WITH_THE_RUN;
         let max_wait = self.policy.retry.max_wait;
         let decision = match &self.stopped {
             Some(why) => Decision::GiveUp(format!("not retried: {why}")),
@@ -278,12 +287,15 @@ impl<O: Operation> Dispatcher<'_, O> {
             ),
             None if shared && retry_after.is_none_or(|asked| asked <= max_wait) => {
                 job.step_attempts -= 1;
+                job.waited += 1;
                 let backoff = self.policy.retry.ceiling(self.pacer.bursts_in_a_row());
                 let asked = retry_after.filter(|asked| !asked.is_zero());
                 Decision::RetryIn(asked.unwrap_or(backoff))
             }
             None => match self.policy.retry.decide(job.step_attempts, retry_after) {
-                Decision::GiveUp(why) if throttled && job.throttled >= job.step_attempts => {
+                Decision::GiveUp(why)
+                    if slowdown == Some(Slowdown::Row) && job.throttled >= job.step_attempts =>
+                {
                     Decision::GiveUp(format!(
                         "{why}, throttled each time while other rows went through: the API \
                          throttles this one; try it again later"
