@@ -30,3 +30,30 @@ fn the_time_spent_reading_the_account_is_in_the_elapsed_time_and_said_apart() {
     );
     assert_eq!(summary.figures().requests, 5);
 }
+
+/// What a run keeps as the account's limit: nothing when nothing went
+/// through (a run that met only 429s once kept 120/s), never less than
+/// half the most it got through in a second (users throttled on their own
+/// account at the end of a file once left 0.95/s for the next run), and
+/// with `--rate auto` also when no 429 lowered the rate.
+#[test]
+fn the_limit_learned_is_bounded_by_what_went_through() {
+    let summary = |rate: f64, drops, auto, most_ok, throttled| Summary {
+        rate: Some(RateReport {
+            rate: Some(rate),
+            drops,
+            auto,
+            most_ok,
+        }),
+        throttled,
+        ..Summary::default()
+    };
+    assert_eq!(summary(95.0, 3, false, 104, 9).learned_limit(), Some(95.0));
+    assert_eq!(summary(120.0, 3, false, 0, 40).learned_limit(), None);
+    assert_eq!(
+        summary(0.95, 28, false, 100, 90).learned_limit(),
+        Some(50.0)
+    );
+    assert_eq!(summary(96.0, 0, true, 100, 6).learned_limit(), Some(96.0));
+    assert_eq!(summary(96.0, 0, false, 100, 6).learned_limit(), None);
+}
