@@ -334,6 +334,11 @@ impl Pacer {
         (self.adaptive.met()).map(|(met, n)| (met, self.measured + n))
     }
 
+    /// The runs of the account the split last counted (1: alone).
+    pub(crate) fn runs(&self) -> usize {
+        self.split.map_or(1, |split| split.runs)
+    }
+
     /// The account's limit and the runs alive that share it: with others,
     /// this run sends at most its part, starting just below it; alone
     /// again, it starts just below the whole limit. (Alone from the start,

@@ -211,8 +211,6 @@ struct Dispatcher<'a, O> {
     /// split last applied, and when this run last told its part.
     shared_seen: u64,
     shared_told: Option<Instant>,
-    /// The runs of the account the split last counted (1: alone).
-    shared_runs: usize,
     /// `--report`: answers second by second, handed to the writer at the end.
     timeline: Option<Box<Timeline>>,
 }
@@ -249,7 +247,6 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
             sent: 0,
             shared_seen: 0,
             shared_told: None,
-            shared_runs: 1,
             timeline: policy
                 .timeline
                 .then(|| Box::new(Timeline::new(Instant::now().into_std()))),
@@ -275,8 +272,7 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
             return;
         };
         self.shared_seen = version;
-        let before = self.shared_runs;
-        self.shared_runs = split.map_or(1, |split| split.runs);
+        let before = self.pacer.runs();
         self.pacer.share(now, split);
         let note = match split {
             Some(split) if split.runs >= 2 && before != split.runs => format!(
