@@ -369,14 +369,14 @@ impl Pacer {
         }
     }
 
-    /// Holds every admission until `until`; returns true when this starts or
+    /// Holds every admission from `now` until `until`; returns true when this starts or
     /// extends a pause.
-    pub(crate) fn pause(&mut self, until: Instant) -> bool {
+    pub(crate) fn pause(&mut self, now: Instant, until: Instant) -> bool {
         if self.paused_until.is_some_and(|current| current >= until) {
             return false;
         }
         self.paused_until = Some(until);
-        self.adaptive.hold_until(until);
+        self.adaptive.hold_until(now, until);
         true
     }
 }

@@ -40,6 +40,9 @@
 //! - 10% above the last limit met with no 429 at all, that limit is gone
 //!   (raised, or another client stopped): the rate doubles each second
 //!   from there, as `--rate auto` starts, until the next 429.
+//! - The curve's clock stops during the pauses within 3 s of a drop that
+//!   measured the server (see [`Adaptive::hold_until`]): a limit that fell
+//!   is followed within seconds.
 //! - Never above the ceiling (`--rate R`, or `--max-rate` with `--rate
 //!   auto`), never above twice the rate achieved, never below 0.5/s.
 //! - `--rate auto` starts at [`AUTO_START`] and doubles every second until
@@ -138,6 +141,12 @@ pub(crate) struct Adaptive {
     /// What the server let through at the last drop that measured it, and
     /// how many such drops there were.
     met: Option<(f64, u64)>,
+    /// The end of the last pause: the curve's clock stops while every
+    /// request is held.
+    held_until: Option<Instant>,
+    /// The last drop that measured what the server let through: the
+    /// pauses within seconds of it stop the curve's clock.
+    measured_at: Option<Instant>,
 }
 
 impl Adaptive {
@@ -177,6 +186,8 @@ impl Adaptive {
             throttled_above: false,
             burst_paused: None,
             met: None,
+            held_until: None,
+            measured_at: None,
         }
     }
 
@@ -384,6 +395,7 @@ impl Adaptive {
             // Measured: what the server let through, for the account's
             // other runs (numbered, so that each is told once).
             self.met = Some((through, self.met.map_or(1, |(_, n)| n + 1)));
+            self.measured_at = Some(now);
         }
         self.target = (base * PLATEAU).max(lowered);
         self.c = base * (1.0 - beta) / k.powi(3);
@@ -399,13 +411,32 @@ impl Adaptive {
         self.rate = Some(lowered);
     }
 
-    /// Every request is held until `until` (a 429's `Retry-After`): the
-    /// bucket being counted starts again then, so that the pause is not
-    /// measured as a slow rate.
-    pub(crate) fn hold_until(&mut self, until: Instant) {
+    /// Every request is held from `now` until `until` (a 429's
+    /// `Retry-After`): the bucket being counted starts again then, so that
+    /// the pause is not measured as a slow rate. Within seconds of a drop
+    /// that measured what the server let through (a limit that fell under
+    /// a rate it had held), the curve's clock stops meanwhile: it ran on,
+    /// the run climbed back during each pause to where it was throttled
+    /// and met the next 429 in the first tenth of a second after it (from
+    /// 100 to 30/s, 4 to 7 rows a second for 5 s; now 15 or more from the
+    /// fourth second). It runs on in other pauses: a run that has measured
+    /// nothing yet (its start, or a run that came second to an account
+    /// another run keeps busy) climbs back during them, or halving without
+    /// a measure would keep it at the floor.
+    pub(crate) fn hold_until(&mut self, now: Instant, until: Instant) {
         if self.dropped_at.is_some() && self.burst_paused.is_none() {
             self.burst_paused = Some(until);
         }
+        let from = self.held_until.map_or(now, |held| held.max(now));
+        if let Some(curve_from) = self.curve_from
+            && until > from
+            && self
+                .measured_at
+                .is_some_and(|at| now.saturating_duration_since(at) < THROTTLED_AGAIN_WITHIN)
+        {
+            self.curve_from = Some(curve_from + (until - from));
+        }
+        self.held_until = Some(self.held_until.map_or(until, |held| held.max(until)));
         self.bucket_start = until;
         self.bucket_count = 0;
         self.counting_since = until;

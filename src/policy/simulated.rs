@@ -344,7 +344,7 @@ impl Client {
                     return;
                 }
                 let wait = asked.unwrap_or_else(|| retry.ceiling(self.pacer.bursts_in_a_row()));
-                self.pacer.pause(answered + wait);
+                self.pacer.pause(answered, answered + wait);
                 let attempts = attempts + u32::from(!shared);
                 self.waiting
                     .push(Reverse((answered + wait, row, attempts, mark)));

@@ -78,8 +78,8 @@ async fn the_pacer_holds_the_burst_then_paces_and_pauses() {
     assert!(again > now && again <= now + Duration::from_millis(110));
     let mut unlimited = Pacer::new(&Rate::unlimited());
     assert!((0..1000).all(|_| unlimited.try_admit(now).is_ok()));
-    assert!(unlimited.pause(now + Duration::from_secs(2)));
-    assert!(!unlimited.pause(now + Duration::from_secs(1)));
+    assert!(unlimited.pause(now, now + Duration::from_secs(2)));
+    assert!(!unlimited.pause(now, now + Duration::from_secs(1)));
     assert_eq!(unlimited.try_admit(now), Err(now + Duration::from_secs(2)));
     assert!(unlimited.try_admit(now + Duration::from_secs(2)).is_ok());
 }

@@ -349,7 +349,7 @@ impl<O: Operation> Dispatcher<'_, O> {
         job.step_attempts = job.step_attempts.saturating_sub(1);
         job.retries += 1;
         job.last_failure = Some((None, error.clone()));
-        if self.pacer.pause(later(now, wait)) && wait >= PAUSE_NOTE_MIN {
+        if self.pacer.pause(now, later(now, wait)) && wait >= PAUSE_NOTE_MIN {
             let note = format!(
                 "no connection to the API for {:.0} s ({error}): pausing all requests for {:.1} s",
                 lasted.as_secs_f64(),
@@ -404,7 +404,7 @@ impl<O: Operation> Dispatcher<'_, O> {
                 max_wait,
             })?;
         }
-        let started = self.pacer.pause(later(now, wait));
+        let started = self.pacer.pause(now, later(now, wait));
         if let Some(timeline) = &mut self.timeline {
             timeline.paused(now.into_std(), wait);
         }

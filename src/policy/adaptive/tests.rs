@@ -176,7 +176,10 @@ mod more {
         adaptive.answered(start + Duration::from_secs_f64(2.0), true);
         let dropped = adaptive.rate().unwrap();
         // The run is held for a second; one answer comes in the pause.
-        adaptive.hold_until(start + Duration::from_secs_f64(3.0));
+        adaptive.hold_until(
+            start + Duration::from_secs_f64(2.0),
+            start + Duration::from_secs_f64(3.0),
+        );
         adaptive.answered(start + Duration::from_secs_f64(2.5), false);
         let mut t = 3.0;
         while t < 5.0 {

@@ -78,8 +78,14 @@ fn a_limit_that_falls_then_rises_is_followed() {
         "{per_second:?}, {} of {} requests 429",
         outcome.throttled, outcome.requests
     );
-    let low: u64 = per_second[13..20].iter().sum();
-    assert!(low >= 7 * 12, "{per_second:?}: 30/s followed down");
+    // Issue 25, item 6: settled within about 5 s at no less than half
+    // the new limit (the curve's clock ran on during each pause, and the
+    // run sent 4 to 7 rows a second for 5 s, 17 in the sixth).
+    let settled = &per_second[14..20];
+    assert!(
+        settled.iter().all(|&second| second >= 15),
+        "{per_second:?}: 30/s followed down within 5 s"
+    );
     let after_low: u64 = per_second[21..40].iter().sum();
     assert!(after_low >= 19 * 27, "{per_second:?}: settled near 30/s");
     let risen = per_second[40..50].iter().sum::<u64>();
@@ -236,14 +242,17 @@ fn two_runs_of_one_account_split_its_limit() {
         let requests = first.requests + second.requests;
         let throttled = first.throttled + second.throttled;
         eprintln!(
-            "share {share}: {a:.1} + {b:.1} rows/s while both run, {throttled} of {requests} \
+            "share {share}: {a:.1} + {b:.1} rows/s while both run, {} + {} failed, {throttled} of {requests} \
              requests 429; first {:?}\nsecond {:?}",
-            first.per_second, second.per_second
+            first.failed, second.failed, first.per_second, second.per_second
         );
         // The first takes the whole limit once the second ended: its
         // second and third seconds after.
         let ended = (5.0 + second.seconds).ceil() as usize;
-        let after = first.per_second[ended + 1..ended + 3].iter().sum::<u64>() as f64 / 2.0;
+        let after = first
+            .per_second
+            .get(ended + 1..ended + 3)
+            .map_or(0.0, |after| after.iter().sum::<u64>() as f64 / 2.0);
         eprintln!("the first, once alone: {after:.1} rows/s");
         if share {
             assert!(a + b >= 85.0, "{a} + {b}");
