@@ -5,7 +5,7 @@
 # keeps the limit runs learn (cases 5 and 6 use it; the others start
 # afresh with --no-share and an empty folder).
 # Usage: bench/throttles.sh   (about 6 minutes; or bench/rate.sh servers;
-# CASES="5 6" bench/throttles.sh for some of the six only)
+# CASES="5 6" bench/throttles.sh for some of the seven only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
@@ -62,6 +62,7 @@ for s in runs:
     parts.append(f"{s['counts']['updated']} updated, {s['counts']['failed']} failed, "
                  f"{s['elapsed_seconds']:.1f} s, {rate:.1f} updated/s, "
                  f"{s['throttled']} throttled ({100 * s['throttled'] / max(requests, 1):.1f}%), "
+                 f"{s['retries']} retried ({100 * s['retries'] / max(requests, 1):.1f}%), "
                  f"exit {s['exit_code']}")
 print(f"| {case} | {target} | {'; '.join(parts)} |")
 PY
@@ -71,7 +72,7 @@ echo "load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%FT%RZ); $(git r
 echo "| case | target | measured |"
 echo "| --- | --- | --- |"
 fresh() { mktemp -d -p "$work"; }
-want() { [[ " ${CASES:-1 2 3 4 5 6} " == *" $1 "* ]]; }
+want() { [[ " ${CASES:-1 2 3 4 5 6 7} " == *" $1 "* ]]; }
 rows 2000 > "$work/in.csv"
 
 if want 1; then
@@ -118,4 +119,10 @@ sleep 1
 apply b "$url" "$state" --rate 150 --burst 5 --max-retries 10
 wait
 line "two runs of one account at once against 100/s, --rate 150, 3,000 rows each, 1 s apart" ">= 85 together, each >= 35, < 3% 429" a b
+fi
+if want 7; then
+url=$(sandbox --rate 50 --burst 5 --rate-status 503 --no-retry-after)
+mkdir -p "$work/overload"; cp "$work/in.csv" "$work/overload/"
+apply overload "$url" "$(fresh)" --rate 150 --burst 5 --no-share
+line "503 without Retry-After beyond 50/s (fails under load), --rate 150, 2,000 rows" "< 10% retried, none failed" overload
 fi

@@ -413,6 +413,10 @@ pub struct SandboxArgs {
     /// besides Retry-After in whole seconds.
     #[arg(long, requires = "rate")]
     pub retry_after_ms: bool,
+    /// Answers beyond --rate say nothing of when to come back (no Retry-After): with
+    /// --rate-status 503, a server that fails under load.
+    #[arg(long, requires = "rate", conflicts_with = "retry_after_ms")]
+    pub no_retry_after: bool,
     /// Delay before every answer, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub latency_ms: u64,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 mod adaptive;
+mod overload;
 mod share;
 mod slowdown;
 mod stop;
@@ -20,6 +21,7 @@ pub use stop::StopReason;
 mod simulated;
 
 use adaptive::{Adaptive, Start};
+use overload::Overload;
 use slowdown::Recent;
 
 /// Requests per second for the whole run, retries included, and the burst:
@@ -218,6 +220,7 @@ pub(crate) struct Pacer {
     adaptive: Adaptive,
     start: Start,
     recent: Recent,
+    overload: Overload,
     /// This run's part of the account's limit, shared with its other runs
     /// (see `share`), and the split it came from.
     cap: Option<f64>,
@@ -247,6 +250,7 @@ impl Pacer {
             },
             start: rate.start(),
             recent: Recent::default(),
+            overload: Overload::default(),
             cap: None,
             split: None,
             dropped: 0,
@@ -294,17 +298,37 @@ impl Pacer {
         mark: &mut Mark,
     ) -> Option<Slowdown> {
         let slowdown = self.recent.answered(now, throttled, mark);
+        self.overload.answered(now, false);
         let before = self.adaptive.rate();
         match slowdown {
             Some(Slowdown::Row) => self.adaptive.background(now),
             rate => self.adaptive.answered(now, rate.is_some()),
         }
-        // Tokens gathered at an unlimited rate are not kept.
+        self.limited(now, before);
+        slowdown
+    }
+
+    /// A server error (500-504 without `Retry-After`): when such errors
+    /// rise with the rate (see [`overload`]), the rate drops as for a 429,
+    /// without a pause; true when it did.
+    pub(crate) fn server_error(&mut self, now: Instant, mark: &mut Mark) -> bool {
+        self.recent.answered(now, false, mark);
+        let about_the_rate = self.overload.answered(now, true);
+        let before = self.adaptive.rate();
+        let dropped = self.adaptive.errored(now, about_the_rate);
+        if let Some(measured) = dropped {
+            self.overload.lowered(measured);
+        }
+        self.limited(now, before);
+        dropped.is_some()
+    }
+
+    /// Tokens gathered at an unlimited rate are not kept once it is limited.
+    fn limited(&mut self, now: Instant, before: Option<f64>) {
         if before.is_none() && self.adaptive.rate().is_some() {
             self.tokens = self.tokens.min(1.0);
             self.refilled = now;
         }
-        slowdown
     }
 
     /// How long only 429s about the run's rate have come, if they have.

@@ -277,6 +277,26 @@ impl Adaptive {
         }
     }
 
+    /// A server error (a 5xx without `Retry-After`): an answer, but not
+    /// one through; `about_the_rate` (see `overload`) lowers the rate, as
+    /// a 429 does, when something went through since the last drop.
+    /// When the rate dropped, whether that measured what the server let
+    /// through.
+    pub(super) fn errored(&mut self, now: Instant, about_the_rate: bool) -> Option<bool> {
+        self.count(now);
+        self.bursts_in_a_row = 0;
+        self.throttled_since = None;
+        let drops = self.drops;
+        if about_the_rate && self.through_since_drop {
+            self.drop_rate(now);
+        } else if self.w_max > 0.0 && self.rate.is_some_and(|rate| rate > self.w_max) {
+            // Errors above the last limit met keep it from being taken for
+            // gone, as a 429 about one row does.
+            self.throttled_above = true;
+        }
+        (self.drops > drops).then(|| self.measured_at == Some(now))
+    }
+
     fn count(&mut self, now: Instant) {
         self.answers += 1;
         self.bucket_count += 1;

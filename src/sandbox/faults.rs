@@ -21,9 +21,9 @@ use super::Faults;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
     /// Answer the throttling status (429, or `rate_status`) with
-    /// `Retry-After` of this many seconds, and `retry-after-ms` of so many
-    /// milliseconds when `retry_after_ms` is on.
-    Throttle(u64, u16, Option<u64>),
+    /// `Retry-After` of this many seconds (none with `no_retry_after`), and
+    /// `retry-after-ms` of so many milliseconds when `retry_after_ms` is on.
+    Throttle(Option<u64>, u16, Option<u64>),
     /// Answer 429 without `Retry-After`: the quota window is spent.
     QuotaSpent,
     /// Close the connection without an answer.
@@ -122,12 +122,12 @@ impl FaultPlan {
             .throttle_every
             .is_some_and(|n| user.is_some_and(|id| id % n == 0))
         {
-            return Verdict::Throttle(1, 429, None);
+            return Verdict::Throttle(Some(1), 429, None);
         }
         if self.faults.throttle_share > 0.0
             && self.unit(request, Salt::Throttle) < self.faults.throttle_share
         {
-            return Verdict::Throttle(1, 429, None);
+            return Verdict::Throttle(Some(1), 429, None);
         }
         if let Some((most, seconds)) = self.faults.window {
             let number = (self.started.elapsed().as_secs_f64() / seconds) as u64;
@@ -145,7 +145,8 @@ impl FaultPlan {
         {
             let status = self.faults.rate_status.unwrap_or(429);
             let ms = (self.faults.retry_after_ms).then(|| wait.as_millis().max(1) as u64);
-            return Verdict::Throttle(retry_after_seconds(wait), status, ms);
+            let seconds = (!self.faults.no_retry_after).then(|| retry_after_seconds(wait));
+            return Verdict::Throttle(seconds, status, ms);
         }
         if self.unit(request, Salt::Drop) < self.faults.drop_rate {
             return Verdict::Drop;

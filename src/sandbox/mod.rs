@@ -107,6 +107,9 @@ pub struct Faults {
     /// Answers beyond `rate` also say the exact wait in `retry-after-ms`
     /// (as Azure's and OpenAI's APIs do), besides whole seconds.
     pub retry_after_ms: bool,
+    /// Answers beyond `rate` have no `Retry-After`: with `rate_status` 503,
+    /// a server that fails under load rather than throttling.
+    pub no_retry_after: bool,
     /// The status of an answer beyond `rate`: 429 (`None`), or another,
     /// such as 503, as front ends that throttle with it do (`Retry-After`
     /// either way).

@@ -210,11 +210,17 @@ async fn front(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
     }
     let response = match app.plan.verdict(number, user_of_path(request.uri().path())) {
         Verdict::Throttle(seconds, status, ms) => {
-            let message = format!("too many requests; retry after {seconds} s");
+            let message = match seconds {
+                Some(seconds) => format!("too many requests; retry after {seconds} s"),
+                None => "too many requests".to_string(),
+            };
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
             let api_error = ApiError::new(status, message);
-            let mut response =
-                ([(header::RETRY_AFTER, seconds.to_string())], api_error).into_response();
+            let mut response = api_error.into_response();
+            if let Some(seconds) = seconds {
+                (response.headers_mut())
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            }
             if let Some(ms) = ms {
                 response
                     .headers_mut()

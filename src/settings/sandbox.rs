@@ -81,6 +81,7 @@ impl SandboxSettings {
                 rate,
                 rate_status: args.rate_status.as_deref().and_then(|s| s.parse().ok()),
                 retry_after_ms: args.retry_after_ms,
+                no_retry_after: args.no_retry_after,
                 latency_ms: args.latency_ms,
                 jitter_ms: args.jitter_ms,
                 error_rate: args.error_rate,

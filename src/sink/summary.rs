@@ -107,7 +107,7 @@ pub struct Summary {
     pub(super) requests: u64,
     /// Rows stopped because their change looks like a spreadsheet's damage.
     pub(super) number_damage: u64,
-    /// The rate the run ended at and the drops for 429s, when it adapted
+    /// The rate the run ended at and its drops (429s, 5xx), when it adapted
     /// (a 429 came, or `--rate auto`).
     pub(super) rate: Option<RateReport>,
     /// What the engine saw second by second (`--report`, runs that send).
@@ -128,10 +128,10 @@ impl RateReport {
     /// asked).
     pub(super) fn why(&self) -> Option<String> {
         match (self.auto, self.drops) {
-            (true, 0) => Some("--rate auto, never lowered for a 429".to_string()),
+            (true, 0) => Some("--rate auto, never lowered".to_string()),
             (false, 0) => None,
             (auto, drops) => Some(format!(
-                "lowered {} for 429s{}",
+                "lowered {} when throttled{}",
                 count(drops, "time", "times"),
                 if auto { ", --rate auto" } else { "" }
             )),

@@ -1,6 +1,7 @@
 //! Throttles that are not about the run's rate (issue 25, items 1, 2 and
-//! 4), over HTTP against the sandbox: the wiring of `policy::slowdown`
-//! into the dispatcher. The controller's figures are the simulation's
+//! 4), and server errors that are, over HTTP against the sandbox: the
+//! wiring of `policy::slowdown` and `policy::overload` into the
+//! dispatcher. The controller's figures are the simulation's
 //! (`policy::simulated`) and the benchmark's (`bench/rate.sh`); these tests
 //! count what the run did (drops of the rate, pauses, requests, rows).
 
@@ -215,4 +216,42 @@ async fn retry_after_ms_keeps_429s_under_five_percent() {
         "{throttled} of {} answered 429",
         stats.requests
     );
+}
+
+/// A server that fails under load (beyond 50 requests a second, 503
+/// without `Retry-After`): its errors rise with the rate, and lower it as
+/// 429s do. Before, `--rate 150` sent at 150/s to the end, 64% of requests
+/// answered 503 and rows failed after their retries; a server failing a
+/// fifth of requests whatever the rate lowers it once or twice, then no
+/// more (every error taken for the rate's would take it to the floor).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_that_rise_with_the_rate_lower_it() {
+    let sandbox = start(Faults {
+        rate: Some((50.0, 5)),
+        rate_status: Some(503),
+        no_retry_after: true,
+        ..Faults::default()
+    })
+    .await;
+    let flags = ["--rate", "150", "--burst", "5", "--max-retries", "5"];
+    let run = apply(Some(&sandbox), &lang_rows(300), &flags).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let errors = patches_with(&sandbox.stats(), 503);
+    assert!(errors >= 10, "the limit was met: {}", run.summary);
+    assert!(errors < 150, "{errors} answered 503: {}", run.summary);
+    assert!(count(&run, "rate_drops") >= 1, "{}", run.summary);
+    assert_eq!(pauses(&run), 0, "no wait was asked: {}", run.stderr);
+
+    let sandbox = start(Faults {
+        error_rate: 0.2,
+        ..Faults::default()
+    })
+    .await;
+    let flags = ["--rate", "200", "--burst", "5", "--max-retries", "10"];
+    let run = apply(Some(&sandbox), &lang_rows(600), &flags).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Once or twice: a drop in the first half second cannot measure what
+    // went through, and errors after it may lower the rate once more.
+    let drops = count(&run, "rate_drops");
+    assert!((1..=2).contains(&drops), "{}", run.summary);
 }

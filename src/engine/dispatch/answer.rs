@@ -80,9 +80,14 @@ impl<O: Operation> Dispatcher<'_, O> {
                     ..
                 })
             );
+        let server_error = matches!(answer, Ok(Answer::Retryable {
+            status: Some(status @ 500..=599),
+            retry_after,
+            ..
+        }) if !throttles(Some(status), retry_after));
         let slowdown = match outage {
             true => None,
-            false => self.steer(now, kind, &mut job)?,
+            false => self.steer(now, (kind, server_error), &mut job)?,
         };
         self.share(now);
         let after = match answer {
@@ -153,12 +158,14 @@ impl<O: Operation> Dispatcher<'_, O> {
     }
 
     /// Every answer from the server steers the rate: a 429 about the run's
-    /// rate lowers it, the others let it climb back. For a 429, what it is
-    /// about. Nothing but 429s for longer than `--max-wait` stops the run.
+    /// rate lowers it, and so do server errors (`server_error`: a 5xx
+    /// without `Retry-After`) that rise with the rate; the others let it
+    /// climb back. For a 429, what it is about. Nothing but 429s for longer
+    /// than `--max-wait` stops the run.
     fn steer(
         &mut self,
         now: Instant,
-        kind: AnswerKind,
+        (kind, server_error): (AnswerKind, bool),
         job: &mut Job,
     ) -> Result<Option<Slowdown>, Gone> {
         let throttled = match kind {
@@ -168,6 +175,10 @@ impl<O: Operation> Dispatcher<'_, O> {
         };
         self.silent = None;
         self.outage = None;
+        if server_error {
+            self.pacer.server_error(now, &mut job.mark);
+            return Ok(None);
+        }
         let slowdown = self.pacer.answered(now, throttled, &mut job.mark);
         if let Some(lasted) = self.pacer.throttled_for(now)
             && lasted > self.policy.retry.max_wait
