@@ -16,16 +16,9 @@
 //! any 5xx is; nothing pauses the run (the server asked for no wait).
 //! Figures: the README's "When the API throttles".
 
-use std::collections::VecDeque;
-use std::time::Duration;
-
 use tokio::time::Instant;
 
-/// The span the share is taken over, and at least the last [`AT_LEAST`]
-/// answers (as for 429s, `slowdown`).
-const WINDOW: Duration = Duration::from_secs(2);
-const AT_LEAST: usize = 100;
-const KEPT: usize = 8192;
+use super::slowdown::Window;
 /// Fewer answers than this say nothing.
 pub(crate) const TOO_FEW: usize = 50;
 /// Above this share of 5xx among the recent answers, they may be the rate's.
@@ -35,8 +28,8 @@ pub(crate) const SHARE: f64 = 0.1;
 /// they caused, with the answers since.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Overload {
-    answers: VecDeque<(Instant, bool)>,
-    errors: usize,
+    /// The recent answers, as for 429s (`slowdown`); marked: an error.
+    answers: Window,
     /// The share that caused the last drop; answers and errors since.
     dropped: Option<Dropped>,
     /// Errors that did not fall with the rate: the server's own.
@@ -55,7 +48,7 @@ impl Overload {
     /// true when it may be about the run's rate, and the rate should drop
     /// (the caller says when it did: [`Overload::lowered`]).
     pub(crate) fn answered(&mut self, now: Instant, error: bool) -> bool {
-        self.push(now, error);
+        self.answers.push(now, error);
         if let Some(dropped) = &mut self.dropped {
             dropped.answers += 1;
             dropped.errors += usize::from(error);
@@ -68,7 +61,7 @@ impl Overload {
                 }
             }
         }
-        let share = self.errors as f64 / self.answers.len() as f64;
+        let share = self.answers.share();
         let few = self.answers.len() < TOO_FEW || share <= SHARE;
         if !few && !error {
             return false;
@@ -94,24 +87,12 @@ impl Overload {
             errors: 0,
         });
     }
-
-    fn push(&mut self, now: Instant, error: bool) {
-        self.answers.push_back((now, error));
-        self.errors += usize::from(error);
-        while let Some(&(at, was)) = self.answers.front() {
-            let old = now.saturating_duration_since(at) > WINDOW && self.answers.len() > AT_LEAST;
-            if !old && self.answers.len() <= KEPT {
-                break;
-            }
-            self.answers.pop_front();
-            self.errors -= usize::from(was);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     /// A server that serves `capacity` a second and fails the rest, or
     /// (`capacity` 0) fails every `noise`th answer, answered at `rate` for

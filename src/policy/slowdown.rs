@@ -76,8 +76,7 @@ pub(crate) struct Mark {
 /// The recent answers: when, and whether throttled.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Recent {
-    answers: VecDeque<(Instant, bool)>,
-    throttled: usize,
+    answers: Window,
     /// Answers through (not throttled), and throttled, since the start.
     through: u64,
     throttles: u64,
@@ -94,7 +93,7 @@ impl Recent {
     ) -> Option<Slowdown> {
         if !throttled {
             self.through += 1;
-            self.push(now, false);
+            self.answers.push(now, false);
             return None;
         }
         let last = mark.last;
@@ -113,16 +112,10 @@ impl Recent {
         if alone {
             return Some(Slowdown::Row);
         }
-        self.push(now, true);
+        self.answers.push(now, true);
         let answers = self.answers.len();
-        let share = self.throttled as f64 / answers as f64;
-        let lately: usize = self
-            .answers
-            .iter()
-            .rev()
-            .take(LAST)
-            .map(|&(_, throttled)| usize::from(throttled))
-            .sum();
+        let share = self.answers.share();
+        let lately = self.answers.last(LAST);
         Some(if answers < TOO_FEW || share > SHARE || lately >= CLUSTER {
             Slowdown::Rate {
                 shared: last.is_some(),
@@ -131,10 +124,21 @@ impl Recent {
             Slowdown::Row
         })
     }
+}
 
-    fn push(&mut self, now: Instant, throttled: bool) {
-        self.answers.push_back((now, throttled));
-        self.throttled += usize::from(throttled);
+/// The recent answers (the last [`WINDOW`], and at least the last
+/// [`AT_LEAST`] however old, up to [`OLDEST`]), each marked or not (a
+/// throttle, a server error): what a share of them is taken over.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Window {
+    answers: VecDeque<(Instant, bool)>,
+    marked: usize,
+}
+
+impl Window {
+    pub(super) fn push(&mut self, now: Instant, marked: bool) {
+        self.answers.push_back((now, marked));
+        self.marked += usize::from(marked);
         while let Some(&(at, was)) = self.answers.front() {
             let age = now.saturating_duration_since(at);
             let old = age > OLDEST || (age > WINDOW && self.answers.len() > AT_LEAST);
@@ -142,8 +146,23 @@ impl Recent {
                 break;
             }
             self.answers.pop_front();
-            self.throttled -= usize::from(was);
+            self.marked -= usize::from(was);
         }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// The share of them marked (0 when there are none).
+    pub(super) fn share(&self) -> f64 {
+        self.marked as f64 / self.answers.len().max(1) as f64
+    }
+
+    /// How many of the last `n` are marked.
+    pub(super) fn last(&self, n: usize) -> usize {
+        let last = self.answers.iter().rev().take(n);
+        last.filter(|(_, marked)| *marked).count()
     }
 }
 
