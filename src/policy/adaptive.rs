@@ -280,8 +280,8 @@ impl Adaptive {
     /// A server error (a 5xx without `Retry-After`): an answer, but not
     /// one through; `about_the_rate` (see `overload`) lowers the rate, as
     /// a 429 does, when something went through since the last drop.
-    /// When the rate dropped, whether that measured what the server let
-    /// through.
+    /// When the rate dropped, whether it went below what the server was
+    /// measured to let through.
     pub(super) fn errored(&mut self, now: Instant, about_the_rate: bool) -> Option<bool> {
         self.count(now);
         self.bursts_in_a_row = 0;
@@ -294,7 +294,13 @@ impl Adaptive {
             // gone, as a 429 about one row does.
             self.throttled_above = true;
         }
-        (self.drops > drops).then(|| self.measured_at == Some(now))
+        // Measured: lowered below what the server let through (a drop in
+        // `--rate auto`'s doubling keeps at least half the rate, which may
+        // still be above it).
+        let below_through = (self.rate)
+            .zip(self.met)
+            .is_some_and(|(rate, (through, _))| rate <= through);
+        (self.drops > drops).then(|| self.measured_at == Some(now) && below_through)
     }
 
     fn count(&mut self, now: Instant) {

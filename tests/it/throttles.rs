@@ -241,6 +241,19 @@ async fn server_errors_that_rise_with_the_rate_lower_it() {
     assert!(errors < 150, "{errors} answered 503: {}", run.summary);
     assert!(count(&run, "rate_drops") >= 1, "{}", run.summary);
     assert_eq!(pauses(&run), 0, "no wait was asked: {}", run.stderr);
+    // With no limit (`--rate 0`) the first drops come while doubling,
+    // which keeps half the rate: only a drop below what went through
+    // tells the server's own errors apart (rows failed before that).
+    let sandbox = start(Faults {
+        rate: Some((50.0, 5)),
+        rate_status: Some(503),
+        no_retry_after: true,
+        ..Faults::default()
+    })
+    .await;
+    let flags = ["--rate", "0", "--max-retries", "5"];
+    let run = apply(Some(&sandbox), &lang_rows(300), &flags).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
 
     let sandbox = start(Faults {
         error_rate: 0.2,
