@@ -11,6 +11,7 @@
 //! means not sharing. `--no-share` opts out: the run neither counts nor is
 //! counted.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -31,7 +32,7 @@ const MAX_LEASE: u64 = 4096;
 /// Leases read at most in a beat (a folder filled by something else).
 const MAX_LEASES: usize = 256;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Lease {
     pid: u32,
     /// Successful answers a second, lately.
@@ -81,6 +82,7 @@ impl Sharing {
             file,
             shared,
             reckoning: Reckoning::new(remembered),
+            heard: HashMap::new(),
         };
         let thread = std::thread::Builder::new()
             .name("share".to_string())
@@ -117,6 +119,10 @@ struct Beat {
     file: File,
     shared: Arc<Shared>,
     reckoning: Reckoning,
+    /// What each other run's lease said when last read whole: a lease
+    /// caught being rewritten counts for that (read as nothing through, it
+    /// halved the account's limit whenever two runs beat at the same time).
+    heard: HashMap<PathBuf, Lease>,
 }
 
 impl Beat {
@@ -153,16 +159,18 @@ impl Beat {
         self.reckoning.heard(now, &others, &self.shared);
     }
 
+    /// Rewrites the lease in place, then cuts what the last one left
+    /// over: never empty for a reader meanwhile.
     fn write(&mut self, lease: &Lease) -> std::io::Result<()> {
         let text = serde_json::to_vec(lease).map_err(std::io::Error::other)?;
-        self.file.set_len(0)?;
         self.file.rewind()?;
-        self.file.write_all(&text)
+        self.file.write_all(&text)?;
+        self.file.set_len(text.len() as u64)
     }
 
     /// The leases of the account's other runs alive; the leases of runs
     /// gone are removed.
-    fn others(&self, now: u64) -> Vec<Lease> {
+    fn others(&mut self, now: u64) -> Vec<Lease> {
         use std::os::unix::fs::MetadataExt;
         let Ok(entries) = std::fs::read_dir(&self.runs) else {
             return Vec::new();
@@ -172,6 +180,7 @@ impl Beat {
             .map(|m| (m.dev(), m.ino()));
         let stale = STALE.as_millis() as u64;
         let mut alive = Vec::new();
+        let mut heard = HashMap::new();
         let ours = entries
             .flatten()
             .filter(|entry| {
@@ -205,16 +214,23 @@ impl Beat {
             }
             let mut text = String::new();
             let read = (&mut file).take(MAX_LEASE).read_to_string(&mut text);
-            // A lease being rewritten reads empty or cut: alive if the file
-            // changed lately, silent.
+            // A lease being rewritten reads cut: alive if the file changed
+            // lately, saying what it said when last read whole.
             let changed = meta.modified().map_or(0, millis);
-            let mut lease = read
+            let whole = read
                 .ok()
-                .and_then(|_| serde_json::from_str::<Lease>(&text).ok())
-                .unwrap_or(Lease {
+                .and_then(|_| serde_json::from_str::<Lease>(&text).ok());
+            if let Some(whole) = &whole {
+                heard.insert(path.clone(), whole.clone());
+            }
+            let mut lease = whole.unwrap_or_else(|| {
+                let last = self.heard.get(&path).cloned().unwrap_or_default();
+                heard.insert(path.clone(), last.clone());
+                Lease {
                     beat_at: changed,
-                    ..Lease::default()
-                });
+                    ..last
+                }
+            });
             // Times from the future (a clock or a file that lies) are not
             // believed: such a lease would count, or its limit win, for ever.
             if lease.limit_at > now + stale {
@@ -225,6 +241,7 @@ impl Beat {
                 alive.push(lease);
             }
         }
+        self.heard = heard;
         alive
     }
 }
@@ -293,6 +310,77 @@ mod tests {
             std::thread::sleep(BEAT / 5);
         }
         assert!(!dead.exists());
+    }
+
+    /// A lease caught being rewritten (read empty or cut) counts for what
+    /// it said when last read whole: read as a run with nothing through,
+    /// it made the other run take its own rate for the account's limit,
+    /// and two runs sat at a third of it each for half a minute.
+    #[test]
+    fn a_lease_caught_being_rewritten_counts_for_what_it_said_last() {
+        let folder = tempfile::tempdir().unwrap();
+        let runs = folder.path().join("runs");
+        std::fs::create_dir_all(&runs).unwrap();
+        let other = runs.join("acc-7-other.json");
+        let said = |ok: f64| {
+            format!(
+                r#"{{"pid":7,"ok":{ok},"limit":90.0,"limit_at":5,"beat_at":{}}}"#,
+                millis(SystemTime::now())
+            )
+        };
+        std::fs::write(&other, said(48.0)).unwrap();
+        let other_file = File::options().read(true).write(true).open(&other).unwrap();
+        other_file.try_lock().unwrap();
+        let own = runs.join("acc-8-own.json");
+        let file = File::options()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&own)
+            .unwrap();
+        file.try_lock().unwrap();
+        let mut beat = Beat {
+            runs,
+            prefix: "acc-".to_string(),
+            path: own,
+            file,
+            shared: Arc::default(),
+            reckoning: Reckoning::new(None),
+            heard: HashMap::new(),
+        };
+        let now = || millis(SystemTime::now());
+        let heard = |leases: Vec<Lease>| -> Vec<(f64, Option<f64>)> {
+            leases.iter().map(|lease| (lease.ok, lease.limit)).collect()
+        };
+        assert_eq!(heard(beat.others(now())), [(48.0, Some(90.0))]);
+        // Caught empty, then cut, as its run rewrites it.
+        other_file.set_len(0).unwrap();
+        assert_eq!(heard(beat.others(now())), [(48.0, Some(90.0))]);
+        std::fs::write(&other, &said(50.0)[..20]).unwrap();
+        assert_eq!(heard(beat.others(now())), [(48.0, Some(90.0))]);
+        // Whole again: what it says now.
+        std::fs::write(&other, said(50.0)).unwrap();
+        assert_eq!(heard(beat.others(now())), [(50.0, Some(90.0))]);
+        // A run's own lease is never empty while it is rewritten.
+        beat.write(&Lease {
+            pid: 8,
+            ok: 123.0,
+            ..Lease::default()
+        })
+        .unwrap();
+        beat.write(&Lease {
+            pid: 8,
+            ok: 1.0,
+            ..Lease::default()
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&beat.path).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Lease>(&text).unwrap().ok,
+            1.0,
+            "{text}"
+        );
+        drop(other_file);
     }
 
     /// What a hostile folder holds is not counted and stops nothing: a FIFO
