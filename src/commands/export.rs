@@ -78,8 +78,8 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
     let mut run = RunSettings::from_args(&args.run)?;
     run.send.key_from = Some(api.key_from.clone());
     // The account's limit, remembered and shared with its other runs: the
-    // pages are read from just below it. (An export keeps only a limit
-    // split with other runs: what its own reading met is not reported.)
+    // pages are read from just below it; the limit its reading met (or
+    // split with other runs) is remembered for the next run.
     let memory = (args.run.forget_rate, !args.run.no_share);
     let limit = super::limits::recall_limit(&api, &mut run.send, memory, args.quiet);
     // Every file of the run its own, checked before anything is read: the
@@ -183,6 +183,7 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
                 Ok(read) => {
                     tally.retries += read.retries;
                     tally.throttled += read.throttled;
+                    tally.learned = read.learned.or(tally.learned);
                 }
                 Err(why) => {
                     problem = Some(format!(
@@ -273,7 +274,7 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
             figures.write_metrics(path, &run)?;
         }
         if let Some(memory) = &limit {
-            memory.learned(None);
+            memory.learned(tally.learned);
         }
         Ok(exit)
     })

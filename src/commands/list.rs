@@ -370,6 +370,8 @@ pub(super) struct Tally {
     pub throttled: u64,
     /// Jobs that could not be done: their offset (or user ID) and why.
     pub failed: Vec<(u64, String)>,
+    /// The account's limit the last read that met one met.
+    pub learned: Option<f64>,
 }
 
 impl Tally {
@@ -378,6 +380,7 @@ impl Tally {
         self.retries += fetched.retries;
         self.throttled += fetched.throttled;
         self.failed.append(&mut fetched.failed);
+        self.learned = fetched.learned.or(self.learned);
         fetched
     }
 
@@ -386,6 +389,7 @@ impl Tally {
         self.retries += other.retries;
         self.throttled += other.throttled;
         self.failed.append(&mut other.failed);
+        self.learned = other.learned.or(self.learned);
     }
 }
 
@@ -451,6 +455,7 @@ async fn read_users(
         retries: fetched.retries,
         throttled: fetched.throttled,
         failed: fetched.failed,
+        learned: fetched.learned,
     };
     Ok((fetched.items, tally, fetched.ended))
 }

@@ -53,3 +53,22 @@ pub struct RateReport {
     /// The most 2xx answers in any one second of the run.
     pub most_ok: u64,
 }
+
+impl RateReport {
+    /// The rate limit the run met, `throttled` times answered 429: where
+    /// its rate ended, when a 429 (or a throttling 5xx) lowered it; `None`
+    /// when nothing did (a rate that was never refused is no limit).
+    pub(crate) fn learned(&self, throttled: u64) -> Option<f64> {
+        // With `--rate auto`, any 429 says the run found a limit: one about
+        // a row alone too (a run at the limit may meet only those, too few
+        // to be a share), and the rate ended is never above what the
+        // server let through. (Below a ceiling that was never lowered, the
+        // run did not look for one.)
+        // Nothing through: nothing learned; far below its best: half the best.
+        let learned = (self.drops > 0 || (self.auto && throttled > 0))
+            .then_some(self.rate)
+            .flatten()
+            .filter(|_| self.most_ok > 0)?;
+        Some(learned.max(self.most_ok as f64 / 2.0))
+    }
+}

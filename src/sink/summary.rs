@@ -211,27 +211,14 @@ impl Summary {
         self.timeline.as_deref()
     }
 
+    /// The rate limit this run met (see [`RateReport::learned`]).
+    pub(crate) fn learned_limit(&self) -> Option<f64> {
+        self.rate.as_ref()?.learned(self.throttled)
+    }
+
     /// Rows sent (at least one request) per second of the run, for runs
     /// that send. Rows decided without a request (skipped, invalid, not
     /// attempted) would flatter the figure, so they are left out.
-    /// The rate limit this run met: where its rate ended, when a 429 (or
-    /// a throttling 5xx) lowered it; `None` when nothing did (a rate that
-    /// was never refused is no limit).
-    pub(crate) fn learned_limit(&self) -> Option<f64> {
-        let report = self.rate.as_ref()?;
-        // With `--rate auto`, any 429 says the run found a limit: one about
-        // a row alone too (a run at the limit may meet only those, too few
-        // to be a share), and the rate ended is never above what the
-        // server let through. (Below a ceiling that was never lowered, the
-        // run did not look for one.)
-        // Nothing through: nothing learned; far below its best: half the best.
-        let learned = (report.drops > 0 || (report.auto && self.throttled > 0))
-            .then_some(report.rate)
-            .flatten()
-            .filter(|_| report.most_ok > 0)?;
-        Some(learned.max(report.most_ok as f64 / 2.0))
-    }
-
     /// Rows this run sent a second: none over too short a time to say
     /// (under half a second: 6 rows in 0.01 s are no rate).
     pub(crate) fn rows_per_second(&self) -> Option<f64> {

@@ -10,6 +10,8 @@ pub(super) struct Fetched<T> {
     pub(super) failed: Vec<(u64, String)>,
     pub(super) retries: u64,
     pub(super) throttled: u64,
+    /// The account's limit the read met, if a 429 lowered its rate.
+    pub(super) learned: Option<f64>,
     pub(super) ended: Ended,
 }
 
@@ -67,6 +69,7 @@ where
         failed: Vec::new(),
         retries: 0,
         throttled: 0,
+        learned: None,
         ended: Ended::Finished,
     };
     // The reports are read on a thread of their own: the run's runtime has
@@ -74,13 +77,16 @@ where
     let mut shown = std::mem::replace(progress, Progress::counting(ProgressMode::Quiet, 0, ""));
     let collecting = tokio::task::spawn_blocking(move || {
         let mut done = 0;
+        let mut rate = None;
         let progress = &mut shown;
         for report in report_rx {
             match report {
                 Report::Note(text) => progress.note(&text),
                 Report::Attempt(text) => progress.attempt(&text),
-                // The list's rate is not reported: its summary is one line.
-                Report::Rate(_) | Report::Timeline(_) => {}
+                // The list's rate is not shown (its summary is one line),
+                // but the limit it met is remembered.
+                Report::Rate(report) => rate = Some(report),
+                Report::Timeline(_) => {}
                 Report::Row(outcome) => {
                     done += 1;
                     let _ = written_tx.send(done);
@@ -99,6 +105,7 @@ where
                 }
             }
         }
+        fetched.learned = rate.and_then(|rate| rate.learned(fetched.throttled));
         (fetched, shown)
     });
     let (mut fetched, shown) = collecting
