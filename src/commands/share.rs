@@ -40,6 +40,9 @@ struct Lease {
     /// The account's limit this run met, and when (ms since the epoch).
     limit: Option<f64>,
     limit_at: u64,
+    /// The limit is a probe above the one met (absent: measured).
+    #[serde(default)]
+    probe: bool,
     /// When the lease was last rewritten (ms since the epoch).
     beat_at: u64,
 }
@@ -146,6 +149,7 @@ impl Beat {
             ok: told.ok,
             limit: told.limit,
             limit_at: told.limit_at,
+            probe: told.probe,
             beat_at: now,
         };
         let _ = self.write(&lease);
@@ -154,6 +158,7 @@ impl Beat {
                 ok: lease.ok,
                 limit: lease.limit,
                 limit_at: lease.limit_at,
+                probe: lease.probe,
             })
             .collect();
         self.reckoning.heard(now, &others, &self.shared);

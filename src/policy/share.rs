@@ -101,14 +101,16 @@ impl Shared {
 /// leases (`commands/share.rs`; the simulation does it in memory).
 #[derive(Debug, Default, Clone)]
 pub struct Reckoning {
-    /// The account's limit this run met, and when (ms).
-    own: Option<(f64, u64)>,
+    /// The account's limit this run met or probes, and when (ms).
+    own: Option<Limit>,
     /// The drops of the run's rate seen so far.
     drops: u64,
     /// What the other runs got through, at the last beat.
     others_ok: f64,
-    /// The newest limit any run met (when, ms), or the remembered one (0).
-    known: Option<(u64, f64)>,
+    /// The newest limit any run met or probes, or the remembered one (at 0).
+    known: Option<Limit>,
+    /// The newest limit a run measured (not a probe), when (ms).
+    measured: Option<(u64, f64)>,
     /// The account's limit while other runs shared it.
     pub with_others: Option<f64>,
     /// The split heard last, and since when (ms) its limit is the same;
@@ -122,7 +124,10 @@ pub struct Reckoning {
 /// limit is raised by [`PROBE`]: a limit met low (or raised since) is
 /// found again, as one run alone probes above its rate, and the first 429s
 /// measure it anew. The first probe comes [`PROBE_AFTER`] ms after the
-/// limit was met; each probe that met no 429 brings the next one sooner
+/// limit was met ([`PROBE_AFTER_AGAIN`] after a limit measured within 10%
+/// of the one measured before: each probe above a limit that holds costs
+/// every run a pause and a restart below its part); each probe that met
+/// no 429 brings the next one sooner
 /// (half as long, down to [`PROBE_SOONEST`]): a limit far above is found
 /// in seconds, one just met is probed rarely (each probe above it costs a
 /// pause of every run).
@@ -132,6 +137,10 @@ const PROBE: f64 = 1.1;
 const MIN_LIMIT: f64 = 0.5;
 const MAX_LIMIT: f64 = 1_000_000.0;
 const PROBE_AFTER: u64 = 10_000;
+const PROBE_AFTER_AGAIN: u64 = 20_000;
+const AGAIN_WITHIN: f64 = 0.1;
+/// A probe this soon after a measure was made without hearing of it.
+const PROBE_HEARD: u64 = 1_000;
 /// The share of the limit the runs together get through for a probe: each
 /// starts at 0.9 of its part and climbs to 0.97 of it in about 18 s, and
 /// gets a little less through than it sends (at 0.9, two runs that met 84/s
@@ -146,12 +155,26 @@ pub struct Told {
     pub ok: f64,
     pub limit: Option<f64>,
     pub limit_at: u64,
+    /// The limit is a probe above the one met, not a measure.
+    pub probe: bool,
+}
+
+/// A limit a run knows: met (or probed) at a time in ms, or remembered (0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Limit {
+    limit: f64,
+    at: u64,
+    probe: bool,
 }
 
 impl Reckoning {
     pub fn new(remembered: Option<f64>) -> Reckoning {
         Reckoning {
-            known: remembered.map(|limit| (0, limit)),
+            known: remembered.map(|limit| Limit {
+                limit,
+                at: 0,
+                probe: false,
+            }),
             probe_in: PROBE_AFTER,
             ..Reckoning::default()
         }
@@ -167,8 +190,11 @@ impl Reckoning {
             // Throttled just now: the account's limit is what this run let
             // through and what the others got through meanwhile.
             self.drops = drops;
-            self.own = Some((met + self.others_ok, now));
-            self.probe_in = PROBE_AFTER;
+            self.own = Some(Limit {
+                limit: met + self.others_ok,
+                at: now,
+                probe: false,
+            });
         } else if let Some(split) = self.split
             && split.runs >= 2
             && ok + self.others_ok >= PROBE_WHEN * split.limit
@@ -177,20 +203,25 @@ impl Reckoning {
             // The runs get most of the limit through, and nobody was
             // throttled for a while: probe above. (One run getting more
             // than its part while another gets less is no sign of more.)
-            self.own = Some((split.limit * PROBE, now));
+            self.own = Some(Limit {
+                limit: split.limit * PROBE,
+                at: now,
+                probe: true,
+            });
             self.probe_in = (self.probe_in / 2).max(PROBE_SOONEST);
         }
         Told {
             ok,
-            limit: self.own.map(|(limit, _)| limit).or(self.remembered()),
-            limit_at: self.own.map_or(0, |(_, at)| at),
+            limit: self.own.map(|own| own.limit).or(self.remembered()),
+            limit_at: self.own.map_or(0, |own| own.at),
+            probe: self.own.is_some_and(|own| own.probe),
         }
     }
 
     fn remembered(&self) -> Option<f64> {
         self.known
-            .filter(|(at, _)| *at == 0)
-            .map(|(_, limit)| limit)
+            .filter(|known| known.at == 0)
+            .map(|known| known.limit)
     }
 
     /// The others alive told `others`: the split this run takes, handed to
@@ -198,13 +229,47 @@ impl Reckoning {
     pub fn heard(&mut self, now: u64, others: &[Told], shared: &Shared) {
         self.others_ok = others.iter().map(|other| other.ok).sum();
         // The newest limit met by any run, kept when its run ends.
-        self.known = (others.iter())
-            .filter_map(|other| other.limit.map(|limit| (other.limit_at, limit)))
-            .chain(self.own.map(|(limit, at)| (at, limit)))
+        let limits: Vec<Limit> = (others.iter())
+            .filter_map(|other| {
+                let limit = other.limit?;
+                let (at, probe) = (other.limit_at, other.probe);
+                Some(Limit { limit, at, probe })
+            })
+            .chain(self.own)
             .chain(self.known)
-            .filter(|(_, limit)| (MIN_LIMIT..=MAX_LIMIT).contains(limit))
-            .max_by_key(|(at, _)| *at);
-        let newest = self.known.map(|(_, limit)| limit);
+            .filter(|known| (MIN_LIMIT..=MAX_LIMIT).contains(&known.limit))
+            .collect();
+        let measure = (limits.iter().copied())
+            .filter(|limit| !limit.probe)
+            .max_by_key(|limit| limit.at);
+        // A probe made before its run could hear of a newer measure (a
+        // beat or two after it) was made on a split that no longer holds:
+        // the measure wins. (A run probed half a second after the other
+        // had measured the limit, and the probe stood.)
+        let heard_by = measure.map_or(0, |measure| measure.at + PROBE_HEARD);
+        let outdated = |limit: &Limit| limit.probe && limit.at < heard_by;
+        if self.own.as_ref().is_some_and(outdated) {
+            self.own = None;
+        }
+        self.known = (limits.into_iter())
+            .filter(|limit| !outdated(limit))
+            .max_by_key(|limit| limit.at);
+        // A new measure (by any run): the next probe after the usual
+        // wait, or a longer one when it found the limit where it was.
+        if let Some(measure) = measure
+            && measure.at > 0
+            && self.measured.is_none_or(|(at, _)| measure.at > at)
+        {
+            let again = (self.measured)
+                .is_some_and(|(_, before)| (measure.limit - before).abs() <= AGAIN_WITHIN * before);
+            self.probe_in = if again {
+                PROBE_AFTER_AGAIN
+            } else {
+                PROBE_AFTER
+            };
+            self.measured = Some((measure.at, measure.limit));
+        }
+        let newest = self.known.map(|known| known.limit);
         let runs = 1 + others.len();
         if runs >= 2 && newest.is_some() {
             self.with_others = newest;
@@ -221,6 +286,45 @@ impl Reckoning {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A probe made before its run could hear of another run's newer
+    /// measure is outdated (the measure stands); a later one counts; a
+    /// limit measured again within 10% is probed again after 20 s, not 10.
+    #[test]
+    fn a_probe_made_before_hearing_a_measure_loses_and_a_measure_again_waits_longer() {
+        let shared = Shared::default();
+        let mut run = Reckoning::new(None);
+        let other = |ok: f64, limit: f64, at: u64, probe: bool| Told {
+            ok,
+            limit: Some(limit),
+            limit_at: at,
+            probe,
+        };
+        let split = |shared: &Shared| shared.split().map(|split| split.limit);
+        // The other run measured 100 at 1 s.
+        run.tell(1_000, &shared);
+        run.heard(1_000, &[other(45.0, 100.0, 1_000, false)], &shared);
+        assert_eq!(split(&shared), Some(100.0));
+        // Its probe half a second later was made on an older split: lost.
+        run.heard(1_500, &[other(45.0, 110.0, 1_500, true)], &shared);
+        assert_eq!(split(&shared), Some(100.0));
+        // One made after it could have heard: it counts.
+        run.heard(2_500, &[other(45.0, 110.0, 2_500, true)], &shared);
+        assert_eq!(split(&shared), Some(110.0));
+        // Measured again at 102 (within 10% of 100): the next probe comes
+        // 20 s later, while both runs get most of it through.
+        run.heard(3_000, &[other(50.0, 102.0, 3_000, false)], &shared);
+        assert_eq!(split(&shared), Some(102.0));
+        shared.report(50.0, None, 0);
+        let told = |run: &mut Reckoning, now| run.tell(now, &shared);
+        assert!(!told(&mut run, 13_500).probe, "not after 10 s");
+        run.heard(13_500, &[other(50.0, 102.0, 3_000, false)], &shared);
+        assert!(!told(&mut run, 22_500).probe, "not before 20 s");
+        run.heard(22_500, &[other(50.0, 102.0, 3_000, false)], &shared);
+        let probe = told(&mut run, 23_000);
+        assert!(probe.probe, "{probe:?}");
+        assert!((probe.limit.unwrap() - 112.2).abs() < 0.01, "{probe:?}");
+    }
 
     #[test]
     fn a_split_reaches_the_run_once_and_small_changes_are_none() {
