@@ -15,7 +15,9 @@ cargo build --release --quiet --bin gcore-iam-bulk
 bin=$PWD/target/release/gcore-iam-bulk
 key=bench-throttles-key
 
-# sandbox FLAGS...: starts one, prints its URL.
+# sandbox FLAGS...: starts one (stopped on exit), sets $url. Not in a
+# command substitution: its subshell's pids+= would be lost, and the
+# sandbox left running.
 sandbox() {
   local log
   log=$(mktemp -p "$work")
@@ -25,7 +27,7 @@ sandbox() {
     grep -q "base URL" "$log" && break
     sleep 0.05
   done
-  grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -1
+  url=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -1)
 }
 
 # rows N [FIRST]: user_id,lang rows for users FIRST..FIRST+N-1.
@@ -76,32 +78,32 @@ want() { [[ " ${CASES:-1 2 3 4 5 6 7} " == *" $1 "* ]]; }
 rows 2000 > "$work/in.csv"
 
 if want 1; then
-url=$(sandbox --throttle-share 0.02)
+sandbox --throttle-share 0.02
 mkdir -p "$work/noise"; cp "$work/in.csv" "$work/noise/"
 apply noise "$url" "$(fresh)" --rate 100 --no-share
 line "2% random 429s, unlimited server, --rate 100, 2,000 rows" ">= 80 rows/s" noise
 fi
 
 if want 2; then
-url=$(sandbox --throttle-every 50)
+sandbox --throttle-every 50
 mkdir -p "$work/every"; cp "$work/in.csv" "$work/every/"
 apply every "$url" "$(fresh)" --rate 100 --max-retries 2 --no-share
 line "every 50th user always 429, --rate 100 --max-retries 2, 2,000 rows (40 fail)" "others >= 80 rows/s" every
 fi
 if want 3; then
-url=$(sandbox --rate 50 --burst 5 --rate-status 503)
+sandbox --rate 50 --burst 5 --rate-status 503
 mkdir -p "$work/503"; cp "$work/in.csv" "$work/503/"
 apply 503 "$url" "$(fresh)" --rate auto --burst 5 --max-retries 10 --no-share
 line "503 + Retry-After beyond 50/s, --rate auto, 2,000 rows" "< 10% 503, none failed" 503
 fi
 if want 4; then
-url=$(sandbox --quota 600/60)
+sandbox --quota 600/60
 mkdir -p "$work/quota"; rows 1300 > "$work/quota/in.csv"
 apply quota "$url" "$(fresh)" --rate 100 --no-share
 line "600 per 60 s, 429 without Retry-After, --rate 100, 1,300 rows" "exit 0 in < 180 s" quota
 fi
 if want 5; then
-url=$(sandbox --rate 100 --burst 5)
+sandbox --rate 100 --burst 5
 state=$(fresh)
 mkdir -p "$work/learn" "$work/learned"
 cp "$work/in.csv" "$work/learn/"; rows 2000 2001 > "$work/learned/in.csv"
@@ -110,7 +112,7 @@ apply learned "$url" "$state" --rate auto --burst 5 --max-retries 10
 line "a second run after a first learned 100/s, --rate auto, 2,000 rows each" "second >= 90 rows/s" learn learned
 fi
 if want 6; then
-url=$(sandbox --rate 100 --burst 5)
+sandbox --rate 100 --burst 5
 state=$(fresh)
 mkdir -p "$work/a" "$work/b"
 rows 3000 1 > "$work/a/in.csv"; rows 3000 3001 > "$work/b/in.csv"
@@ -121,7 +123,7 @@ wait
 line "two runs of one account at once against 100/s, --rate 150, 3,000 rows each, 1 s apart" ">= 85 together, each >= 35, < 3% 429" a b
 fi
 if want 7; then
-url=$(sandbox --rate 50 --burst 5 --rate-status 503 --no-retry-after)
+sandbox --rate 50 --burst 5 --rate-status 503 --no-retry-after
 mkdir -p "$work/overload"; cp "$work/in.csv" "$work/overload/"
 apply overload "$url" "$(fresh)" --rate 150 --burst 5 --no-share
 line "503 without Retry-After beyond 50/s (fails under load), --rate 150, 2,000 rows" "< 10% retried, none failed" overload
