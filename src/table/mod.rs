@@ -6,6 +6,7 @@
 pub mod binary;
 mod bytes;
 pub mod cells;
+pub(crate) mod csv_out;
 pub mod header;
 pub mod input;
 pub mod input_format;

@@ -6,11 +6,12 @@ use std::io::{self, Write};
 
 use super::*;
 use crate::table::cells::neutralise;
+use crate::table::csv_out::CsvOut;
 
 /// Writes records as CSV, the header first. Text cells are made safe to
 /// open in a spreadsheet ([`neutralise`]) unless [`RecordWriter::raw`].
 pub(crate) struct RecordWriter<W: Write> {
-    pub(super) csv: csv::Writer<W>,
+    pub(super) csv: CsvOut<W>,
     safe: bool,
     /// The value of [`PLANNED_AT`] in every row of a plan.
     planned_at: Option<String>,
@@ -26,9 +27,7 @@ impl<W: Write> RecordWriter<W> {
     /// A plan's results (`planned_at`: when it started), or a run's (`None`).
     pub(crate) fn with_plan(sink: W, planned_at: Option<String>) -> io::Result<RecordWriter<W>> {
         let mut writer = RecordWriter {
-            csv: csv::WriterBuilder::new()
-                .buffer_capacity(1 << 16)
-                .from_writer(sink),
+            csv: CsvOut::new(sink, 1 << 16),
             safe: true,
             planned_at,
             last_check: String::new(),
@@ -46,17 +45,14 @@ impl<W: Write> RecordWriter<W> {
                 writer.csv.write_record(header())
             }
             None => writer.csv.write_record(COLUMNS),
-        }
-        .map_err(into_io)?;
+        }?;
         Ok(writer)
     }
 
     /// Goes on writing records after those already in `sink` (no header).
     pub(crate) fn continuing(sink: W) -> RecordWriter<W> {
         RecordWriter {
-            csv: csv::WriterBuilder::new()
-                .buffer_capacity(1 << 16)
-                .from_writer(sink),
+            csv: CsvOut::new(sink, 1 << 16),
             safe: true,
             planned_at: None,
             last_check: String::new(),
@@ -123,7 +119,7 @@ impl<W: Write> RecordWriter<W> {
                 .flatten();
             cells.iter().copied().chain(user).chain(blanks)
         };
-        let written = match &self.planned_at {
+        match &self.planned_at {
             None => self.csv.write_record(row_cells()),
             // A plan's row ends with when it was made and a check that
             // chains it to the rows before: an edit, a row removed or added,
@@ -146,8 +142,7 @@ impl<W: Write> RecordWriter<W> {
                 self.last_check = check;
                 written
             }
-        };
-        written.map_err(into_io)
+        }
     }
 
     /// Hands what is buffered to the operating system.
