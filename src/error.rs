@@ -130,6 +130,19 @@ impl Fatal {
     /// A fatal error before anything was sent is [`Exit::CannotStart`]: the
     /// file or the settings could not be used. One after requests went out
     /// is [`Exit::RecordLost`].
+    /// The reader of standard output went away (`-o - | head`): for a run
+    /// that sent nothing, no error, as for `man | head` (and ripgrep).
+    /// (After requests went out it is [`Fatal::RecordLost`] instead.)
+    pub fn reader_gone(&self) -> bool {
+        match self {
+            Fatal::Stdout(source) => source.kind() == io::ErrorKind::BrokenPipe,
+            Fatal::Output { path, source } => {
+                path.as_os_str() == "<stdout>" && source.kind() == io::ErrorKind::BrokenPipe
+            }
+            _ => false,
+        }
+    }
+
     pub fn exit(&self) -> Exit {
         match self {
             Fatal::RecordLost { .. } => Exit::RecordLost,

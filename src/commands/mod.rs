@@ -93,7 +93,10 @@ macro_rules! commands {
             match cli.command {
                 $(Command::$name(args) => {
                     sink::set_no_progress(args.no_progress());
-                    args.run()
+                    match args.run() {
+                        Err(fatal) if fatal.reader_gone() => Ok(Exit::Success),
+                        ended => ended,
+                    }
                 })*
             }
         }

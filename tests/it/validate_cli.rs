@@ -751,3 +751,36 @@ fn a_file_size_limit_is_an_error_not_a_kill() {
     assert!(stderr.contains("cannot read in.csv"), "{stderr}");
     assert!(stderr.contains("File too large"), "{stderr}");
 }
+
+/// `validate -o - | head`: the reader stops early, and a run that sends
+/// nothing ends without an error, exit 0, as `man | head` does (it said
+/// "error: cannot write the results file <stdout>: Broken pipe", exit 2).
+/// The same for `apply --dry-run`.
+#[test]
+fn a_reader_of_dash_o_that_stops_early_ends_a_dry_run_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    // Far more results than a pipe holds: the run is still writing.
+    std::fs::write(dir.path().join("in.csv"), common::lang_rows(20_000)).unwrap();
+    for args in [
+        &["validate", "in.csv", "-o", "-"][..],
+        &["apply", "in.csv", "--dry-run", "-o", "-"][..],
+    ] {
+        let mut child = common::bin()
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut header = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut header).unwrap();
+        assert!(header.starts_with("row,user_id,status"), "{header}");
+        // As `head -1` does: one line, then the pipe is closed.
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
