@@ -178,3 +178,46 @@ fn columns_are_found_by_name_and_bad_cells_named() {
         .unwrap();
     assert!(error.to_string().contains("no row column"), "{error}");
 }
+
+/// The user columns are made in buffers kept from row to row: a row after
+/// a longer one shows its own values only, and a `client` that is not a
+/// whole number is written as JSON writes it.
+#[test]
+fn user_columns_made_in_kept_buffers_show_each_rows_own_values() {
+    let mut long = records().remove(0);
+    let mut short = long.clone();
+    let user = short.user.as_mut().unwrap();
+    user.groups = Some(vec![Group {
+        id: 2,
+        name: "Users".into(),
+    }]);
+    user.auth_types = Some(vec!["sso".into()]);
+    user.client = serde_json::Number::from_f64(1.5);
+    user.client_and_roles = None;
+    short.row = 3;
+    long.user.as_mut().unwrap().client = Some(serde_json::Number::from(-7i64));
+    let bytes = written(&[long.clone(), short.clone(), long.clone()]);
+    let rows = crate::table::results::tests::cells(&bytes);
+    let column = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+    assert_eq!(
+        rows[1][column("groups")],
+        "Users;Purge and Prefetch only (API+Web)"
+    );
+    assert_eq!(rows[2][column("groups")], "Users");
+    assert_eq!(rows[2][column("auth_types")], "sso");
+    assert_eq!(rows[2][column("client")], "1.5");
+    assert_eq!(rows[1][column("client")], "-7");
+    assert_eq!(rows[2][column("client_and_roles")], "");
+    assert_eq!(rows[1], rows[3], "the same row, written twice alike");
+    let (read, _) = read_back(&bytes);
+    assert_eq!(read[1].as_ref().unwrap(), &short);
+}
+
+fn cells(bytes: &[u8]) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes)
+        .records()
+        .map(|record| record.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}

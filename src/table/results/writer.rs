@@ -17,6 +17,7 @@ pub(crate) struct RecordWriter<W: Write> {
     planned_at: Option<String>,
     /// The [`PLAN_CHECK`] of the plan's last row written.
     last_check: String,
+    scratch: Scratch,
 }
 
 impl<W: Write> RecordWriter<W> {
@@ -31,6 +32,7 @@ impl<W: Write> RecordWriter<W> {
             safe: true,
             planned_at,
             last_check: String::new(),
+            scratch: Scratch::default(),
         };
         match &writer.planned_at {
             Some(_) => {
@@ -56,6 +58,7 @@ impl<W: Write> RecordWriter<W> {
             safe: true,
             planned_at: None,
             last_check: String::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -96,14 +99,14 @@ impl<W: Write> RecordWriter<W> {
             &request,
             &changes,
         ];
-        let user_cells = record.user.as_deref().map(user_cells);
+        let user_cells = (record.user.as_deref()).map(|user| user_cells(user, &mut self.scratch));
         let safe_cells: Option<[Cow<str>; COLUMNS.len() - FIRST_USER_COLUMN]> =
             user_cells.as_ref().map(|user_cells| {
                 std::array::from_fn(|i| {
                     if self.safe {
-                        neutralise(&user_cells[i])
+                        neutralise(user_cells[i])
                     } else {
-                        Cow::Borrowed(user_cells[i].as_ref())
+                        Cow::Borrowed(user_cells[i])
                     }
                 })
             });
@@ -151,54 +154,96 @@ impl<W: Write> RecordWriter<W> {
     }
 }
 
+/// The buffers the user columns are made in, kept from row to row: a row
+/// costs no allocation for them once the longest was seen.
+#[derive(Default)]
+pub(super) struct Scratch {
+    id: itoa::Buffer,
+    reseller: itoa::Buffer,
+    client: itoa::Buffer,
+    /// `client`, when it is not a whole number.
+    client_text: String,
+    groups: String,
+    auth_types: String,
+    client_and_roles: Vec<u8>,
+}
+
 /// The 17 user columns, from `id` to `client_and_roles`.
-fn user_cells(user: &User) -> [Cow<'_, str>; COLUMNS.len() - FIRST_USER_COLUMN] {
-    fn text(value: &Option<String>) -> Cow<'_, str> {
-        Cow::Borrowed(value.as_deref().unwrap_or_default())
+fn user_cells<'a>(
+    user: &'a User,
+    scratch: &'a mut Scratch,
+) -> [&'a str; COLUMNS.len() - FIRST_USER_COLUMN] {
+    fn text(value: &Option<String>) -> &str {
+        value.as_deref().unwrap_or_default()
     }
-    fn flag(value: Option<bool>) -> Cow<'static, str> {
-        Cow::Borrowed(match value {
+    fn flag(value: Option<bool>) -> &'static str {
+        match value {
             Some(true) => "true",
             Some(false) => "false",
             None => "",
-        })
+        }
     }
-    fn number<T: ToString>(value: &Option<T>) -> Cow<'static, str> {
-        Cow::Owned(value.as_ref().map(T::to_string).unwrap_or_default())
+    fn joined<'s>(into: &'s mut String, parts: impl Iterator<Item = &'s str>) -> &'s str {
+        into.clear();
+        for (i, part) in parts.enumerate() {
+            if i > 0 {
+                into.push(';');
+            }
+            into.push_str(part);
+        }
+        into
     }
-    let groups = user.groups.as_ref().map(|groups| {
-        groups
-            .iter()
-            .map(|group| group.name.as_str())
-            .collect::<Vec<_>>()
-            .join(";")
-    });
-    let client_and_roles = user
-        .client_and_roles
-        .as_ref()
-        .map(|list| serde_json::to_string(list).unwrap_or_default());
+    let Scratch {
+        id,
+        reseller,
+        client,
+        client_text,
+        groups,
+        auth_types,
+        client_and_roles,
+    } = scratch;
+    let client = match &user.client {
+        None => "",
+        Some(number) => match (number.as_u64(), number.as_i64()) {
+            (Some(whole), _) => client.format(whole),
+            (None, Some(negative)) => client.format(negative),
+            (None, None) => {
+                *client_text = number.to_string();
+                client_text
+            }
+        },
+    };
+    let groups = match &user.groups {
+        Some(list) => joined(groups, list.iter().map(|group| group.name.as_str())),
+        None => "",
+    };
+    let auth_types = match &user.auth_types {
+        Some(list) => joined(auth_types, list.iter().map(String::as_str)),
+        None => "",
+    };
+    client_and_roles.clear();
+    if let Some(list) = &user.client_and_roles
+        && serde_json::to_writer(&mut *client_and_roles, list).is_err()
+    {
+        client_and_roles.clear();
+    }
     [
-        number(&user.id),
+        user.id.map_or("", |value| id.format(value)),
         text(&user.email),
         text(&user.name),
         text(&user.lang),
         text(&user.phone),
         text(&user.company),
-        number(&user.reseller),
-        number(&user.client),
+        user.reseller.map_or("", |value| reseller.format(value)),
+        client,
         flag(user.deleted),
-        Cow::Owned(groups.unwrap_or_default()),
+        groups,
         flag(user.activated),
         flag(user.sso_auth),
         flag(user.two_fa),
-        Cow::Owned(
-            user.auth_types
-                .as_ref()
-                .map(|a| a.join(";"))
-                .unwrap_or_default(),
-        ),
+        auth_types,
         text(&user.user_type),
         flag(user.is_active),
-        Cow::Owned(client_and_roles.unwrap_or_default()),
+        std::str::from_utf8(client_and_roles).expect("serde_json writes UTF-8"),
     ]
 }
