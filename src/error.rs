@@ -94,8 +94,10 @@ pub enum Fatal {
         source: io::Error,
     },
     #[error(
-        "the run stopped after {sent} requests had been sent, because its record could not be \
-         written (the changes those requests made are in effect); {next}"
+        "the run stopped after {sent} {} had been sent, because its record could not be \
+         written (the changes {} made are in effect); {next}",
+        if *sent == 1 { "request that changes the account" } else { "requests that change the account" },
+        if *sent == 1 { "it" } else { "those requests" }
     )]
     RecordLost {
         sent: u64,
@@ -127,22 +129,23 @@ pub enum Fatal {
 }
 
 impl Fatal {
-    /// A fatal error before anything was sent is [`Exit::CannotStart`]: the
-    /// file or the settings could not be used. One after requests went out
-    /// is [`Exit::RecordLost`].
     /// The reader of standard output went away (`-o - | head`): for a run
-    /// that sent nothing, no error, as for `man | head` (and ripgrep).
-    /// (After requests went out it is [`Fatal::RecordLost`] instead.)
+    /// that changed nothing, no error, as for `man | head` (and ripgrep).
+    /// (After changes went out it is [`Fatal::RecordLost`] instead.)
     pub fn reader_gone(&self) -> bool {
+        let to_stdout = |path: &PathBuf| path.as_os_str() == "<stdout>" || path.as_os_str() == "-";
         match self {
             Fatal::Stdout(source) => source.kind() == io::ErrorKind::BrokenPipe,
-            Fatal::Output { path, source } => {
-                path.as_os_str() == "<stdout>" && source.kind() == io::ErrorKind::BrokenPipe
+            Fatal::Output { path, source } | Fatal::Export { path, source } => {
+                to_stdout(path) && source.kind() == io::ErrorKind::BrokenPipe
             }
             _ => false,
         }
     }
 
+    /// A fatal error before anything was sent is [`Exit::CannotStart`]: the
+    /// file or the settings could not be used. One after requests went out
+    /// is [`Exit::RecordLost`].
     pub fn exit(&self) -> Exit {
         match self {
             Fatal::RecordLost { .. } => Exit::RecordLost,

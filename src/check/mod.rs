@@ -246,11 +246,12 @@ impl<'a> Checker<'a> {
         let mut action = Action::Update;
 
         if raw.cells.len() != self.header.width() {
+            let (cells, width) = (raw.cells.len(), self.header.width());
             problems.push(Problem::in_row(format!(
-                "has {} cells but the header has {} columns; check for a missing or extra \
+                "has {cells} {} but the header has {width} {}; check for a missing or extra \
                  delimiter, or a quote that is not closed",
-                raw.cells.len(),
-                self.header.width()
+                if cells == 1 { "cell" } else { "cells" },
+                if width == 1 { "column" } else { "columns" },
             )));
         } else {
             // One UTF-8 check for the whole record; a cell is then UTF-8 when it

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::*;
+use crate::model::action::Action;
 use crate::table::members_log::Earlier;
 
 /// What the first pass hands on: the input, what it found, and the index
@@ -55,7 +56,17 @@ pub(super) async fn first_pass(
         }
     }
     let header = input.rows()?.header().clone();
-    let by_email = header.current_email.is_some() || header.action.is_some();
+    // An `action` column alone (every undo file has one) is no reason to
+    // read the account: only a row that invites is.
+    let (input, invites) = match header.action {
+        Some(column) => tokio::task::spawn_blocking(move || {
+            any_invitation(&input, column).map(|invites| (input, invites))
+        })
+        .await
+        .expect("reading the input does not panic")?,
+        None => (input, false),
+    };
+    let by_email = header.current_email.is_some() || invites;
     let users = match account {
         Some((client, policy)) if by_email => {
             let why = match header.current_email {
@@ -124,6 +135,19 @@ pub(super) async fn first_pass(
         emails,
         users,
     })
+}
+
+/// Whether a row of `input` invites (its `action` cell, in `column`).
+fn any_invitation(input: &Input, column: usize) -> Result<bool, Fatal> {
+    let mut rows = input.rows()?;
+    while let Some(raw) = rows.next_row()? {
+        let cell = raw.cells.get(column).unwrap_or_default();
+        let cell = String::from_utf8_lossy(cell);
+        if Action::parse(&cell) == Ok(Action::Invite) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Every user of the account, read by pages (again while the account

@@ -31,8 +31,11 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
         Ok(finished) => finished,
         Err(fatal) => {
             // The page needs the run's record; say so rather than leave an
-            // old page (or none) to pass for this run's.
-            if let Some(report) = ending.report {
+            // old page (or none) to pass for this run's. (A reader of
+            // `-o -` gone early ends the run quietly: no error follows.)
+            if let Some(report) = ending.report
+                && !fatal.reader_gone()
+            {
                 crate::say!(
                     "note: no report was written to {}: the run did not end with its record \
                      complete (see the error below)",

@@ -59,9 +59,10 @@ where
     dispatch_counting(policy, sender, channels, cancel, &mut 0).await
 }
 
-/// [`dispatch`], also saying in `sent_out` how many requests it sent, however
-/// it ends: a results writer that fails after the last request (a reader
-/// of `-o -` gone late) must not pass for a run that sent nothing.
+/// [`dispatch`], also saying in `sent_out` how many requests that may
+/// change the account it sent (reads are not counted), however it ends: a
+/// results writer that fails after the last request (a reader of `-o -`
+/// gone late) must not pass for a run that changed nothing.
 pub(crate) async fn dispatch_counting<O, T>(
     policy: &SendPolicy,
     sender: Option<(O, T)>,
@@ -205,7 +206,8 @@ struct Dispatcher<'a, O> {
     /// at the end never exceeds.
     recent_ok: std::collections::VecDeque<Instant>,
     most_ok: usize,
-    /// Requests sent, for the message when the record cannot be written.
+    /// Requests sent that may change the account (not reads), for the
+    /// message when the record cannot be written.
     sent: u64,
     /// The account's other runs (`SendPolicy::share`): the version of the
     /// split last applied, and when this run last told its part.

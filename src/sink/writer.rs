@@ -270,9 +270,11 @@ pub fn write_in_order(
     let mut next_seq: u64 = 0;
     let mut flushed = Instant::now();
     loop {
-        // Rows reach the operating system within a tenth of a second (a
-        // second for a dry run): with the journal, all a crash can lose.
-        let every = if results.journal.is_some() {
+        // Rows reach the operating system within a tenth of a second in a
+        // run that sends (a second for a dry run): with the journal, all a
+        // crash can lose; on standard output, which has no journal, what
+        // its reader has not seen yet (it was a second there too).
+        let every = if results.journal.is_some() || timed {
             FLUSH_EVERY
         } else {
             DRY_RUN_FLUSH_EVERY

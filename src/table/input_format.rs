@@ -157,7 +157,7 @@ impl<W: Write> InputWriter<W> {
     pub fn export(sink: W, null_token: &str) -> io::Result<InputWriter<W>> {
         let mut csv = csv::Writer::from_writer(sink);
         csv.write_record(header_names(true))
-            .map_err(io::Error::other)?;
+            .map_err(super::into_io)?;
         Ok(InputWriter {
             csv,
             null_token: null_token.to_string(),
@@ -169,13 +169,11 @@ impl<W: Write> InputWriter<W> {
         let cells = user_cells(&id, user, &self.null_token, true);
         // Made safe to open in a spreadsheet; the input reader undoes it.
         let cells = cells.iter().map(|cell| neutralise(cell).into_owned());
-        self.csv.write_record(cells).map_err(io::Error::other)
+        self.csv.write_record(cells).map_err(super::into_io)
     }
 
     /// Flushes and hands back the sink.
     pub fn finish(self) -> io::Result<W> {
-        self.csv
-            .into_inner()
-            .map_err(|error| io::Error::other(error.to_string()))
+        self.csv.into_inner().map_err(|error| error.into_error())
     }
 }

@@ -21,3 +21,12 @@ pub mod status;
 pub mod undo;
 pub mod xlsx;
 pub(crate) mod zipped;
+
+/// A csv error as the I/O error it is (a full disk, a reader gone), so
+/// that its kind is seen (`-o - | head` is no error); another as text.
+pub(crate) fn into_io(error: csv::Error) -> std::io::Error {
+    match error.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("{other:?}")),
+    }
+}

@@ -473,3 +473,71 @@ async fn ctrl_c_while_the_list_is_read_exits_130() {
     let stats = sandbox.stats();
     assert_eq!(stats.by_method_status.get("PATCH"), None);
 }
+
+/// Runs that only read the account (`export`, `plan`, the latter with rows
+/// that each need a GET of their own: users the list does not show) end
+/// quietly with exit 0 when the reader of `-o -` stops early (`| head -1`).
+/// They ended with exit 2 (`export`) and with exit 74 saying "the changes
+/// those requests made are in effect" (`plan`: its GETs were counted as
+/// changes) (hostile round, 2026-12-06).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_only_reads_ends_quietly_when_the_reader_of_dash_o_stops_early() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 1,200 rows: the first 200 name users the account does not have, whose
+    // GETs go out before the results are written.
+    let rows: String = (1001..=1200)
+        .chain(1..=1000)
+        .map(|id| format!("{id},de\n"))
+        .collect();
+    std::fs::write(dir.path().join("in.csv"), format!("user_id,lang\n{rows}")).unwrap();
+    for args in [
+        &["export", "-o", "-"][..],
+        &["plan", "in.csv", "-o", "-"][..],
+    ] {
+        let mut cmd = command(&sandbox, dir.path(), args);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let output = tokio::task::spawn_blocking(move || {
+            let mut child = cmd.spawn().unwrap();
+            let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+            let mut first = String::new();
+            std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+            assert!(!first.is_empty(), "a line of results");
+            // As `head -1` does: one line, then the pipe is closed.
+            drop(stdout);
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        let stderr = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("error"), "{args:?}: {stderr}");
+    }
+}
+
+/// An `action` column whose cells invite nobody (every undo file has one,
+/// mostly empty) reads no list of the account: it read the whole list,
+/// saying "the rows invite users" (hostile round, 2026-12-06).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_action_column_that_invites_nobody_reads_no_list() {
+    let sandbox = sandbox(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "user_id,lang,action\n3,de,\n4,en,Update\n",
+    )
+    .unwrap();
+    let output = run(&sandbox, dir.path(), &["apply", "in.csv"]).await;
+    let stderr = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("reading the account"), "{stderr}");
+    let (results, _) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(results.len(), 2);
+    assert!(
+        results.iter().all(|row| row["status"] == "updated"),
+        "{results:?}"
+    );
+    // Two PATCHes, and nothing else: no page of the list.
+    assert_eq!(sandbox.stats().requests, 2, "{stderr}");
+}

@@ -3,8 +3,6 @@
 //! back by column name (resume starts from it), and tells a last line cut
 //! short by a crash from a whole one.
 
-use std::io;
-
 use crate::model::api::User;
 
 mod plan;
@@ -93,12 +91,7 @@ impl ResultRecord {
     }
 }
 
-fn into_io(error: csv::Error) -> io::Error {
-    match error.into_kind() {
-        csv::ErrorKind::Io(io) => io,
-        other => io::Error::other(format!("{other:?}")),
-    }
-}
+use super::into_io;
 
 #[cfg(test)]
 mod tests;
