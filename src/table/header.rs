@@ -208,6 +208,19 @@ pub(super) fn column_label(column: &Column) -> &str {
 pub(super) const SHOWN: usize = 8;
 
 pub(super) fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
+    // NUL between the letters: UTF-16 without its byte-order mark, read as
+    // UTF-8 (the first byte NUL: big-endian).
+    if let Some((_, first)) = unknown.iter().find(|(_, name)| name.contains('\0')) {
+        let label = match first.starts_with('\0') {
+            true => "utf-16be",
+            false => "utf-16le",
+        };
+        return format!(
+            "the header has a NUL character between its letters ({}): the file looks like \
+             UTF-16 without a byte-order mark; pass --encoding {label}, or save it as UTF-8",
+            show(first)
+        );
+    }
     let known: Vec<&str> = std::iter::once("user_id")
         .chain(Field::ALL.iter().map(|field| field.name()))
         .chain([ACTION])

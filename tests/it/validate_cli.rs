@@ -784,3 +784,27 @@ fn a_reader_of_dash_o_that_stops_early_ends_a_dry_run_quietly() {
         assert!(!stderr.contains("error"), "{args:?}: {stderr}");
     }
 }
+
+/// A UTF-16 file without its byte-order mark reads as a header of letters
+/// with NUL between them: the message says which --encoding reads it (it
+/// listed "unknown columns \0u\0s\0e\0r..." with no hint), and that flag
+/// does.
+#[test]
+fn utf_16_without_a_byte_order_mark_is_named_with_the_flag_that_reads_it() {
+    let text = "user_id,lang\n1,de\n";
+    let big: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let little: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    for (bytes, label) in [(big, "utf-16be"), (little, "utf-16le")] {
+        let refused = run_on(&bytes, &["validate", "in.csv"]);
+        assert_eq!(refused.code, 2, "{}", refused.stderr);
+        assert!(
+            refused.stderr.contains("UTF-16 without a byte-order mark")
+                && refused.stderr.contains(&format!("--encoding {label}")),
+            "{}",
+            refused.stderr
+        );
+        let read = run_on(&bytes, &["validate", "in.csv", "--encoding", label]);
+        assert_eq!(read.code, 0, "{}", read.stderr);
+        assert_eq!(read.row(2)["status"], "would_update");
+    }
+}
