@@ -42,8 +42,9 @@ impl Interrupt {
                     let _ = tx.send(Some(signal));
                     handlers.second_interrupt().await;
                     crate::say!(
-                        "interrupted again: quitting; the results file is incomplete (no \
-                         summary file or report is written)"
+                        "interrupted again: quitting; the results file may lack the last \
+                         rows (in flight, or answered in the last tenth of a second): \
+                         --resume goes on from it; no summary file or report is written"
                     );
                     std::process::exit(i32::from(Exit::Aborted.code()));
                 });

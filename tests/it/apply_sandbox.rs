@@ -457,7 +457,7 @@ async fn ctrl_c_while_the_file_is_checked_ends_the_run_with_every_row() {
 }
 
 /// A second Ctrl-C quits at once, without waiting for the requests in
-/// flight: exit 130, and a line that says the results file is incomplete.
+/// flight: exit 130, and a line that says the results file may lack the last rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_ctrl_c_quits_at_once() {
     let sandbox = start(Faults {
@@ -503,7 +503,7 @@ async fn a_second_ctrl_c_quits_at_once() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("interrupted again: quitting; the results file is incomplete"),
+        stderr.contains("interrupted again: quitting; the results file may lack the last rows"),
         "{stderr}"
     );
 }
