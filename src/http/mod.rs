@@ -219,8 +219,10 @@ struct Inner {
     blanker: Arc<Blanker>,
     /// Whether the key is long enough to be blanked out of user objects too.
     long_key: bool,
-    /// The proxy's password, to blank it out of connection errors.
-    proxy_secrets: Vec<String>,
+    /// The proxy's password (as written and decoded), blanked out of
+    /// connection errors and of error answers (a proxy's own page may
+    /// repeat it), in every spelling the key's blanker knows.
+    proxy_secrets: Vec<Blanker>,
     /// Whether `--ca-cert` gave authorities (certificate errors say so).
     extra_roots: bool,
     connect_timeout: Duration,
@@ -284,11 +286,11 @@ impl Client {
                 long_key: api.api_key.len() >= MIN_KEY_IN_DATA,
                 extra_roots: !api.extra_roots.is_empty(),
                 connect_timeout: api.connect_timeout,
-                proxy_secrets: api
-                    .proxy
-                    .as_ref()
-                    .map(|route| route.secrets.clone())
-                    .unwrap_or_default(),
+                proxy_secrets: (api.proxy.iter())
+                    .flat_map(|route| &route.secrets)
+                    .filter(|secret| !secret.trim().is_empty())
+                    .map(|secret| Blanker::new(secret))
+                    .collect(),
                 server,
             }),
         })
@@ -363,6 +365,12 @@ impl Client {
             inner.blanker.blank(Cow::Owned(text))
         } else {
             Cow::Owned(text)
+        };
+        // A proxy's own error page may repeat its password (plainly, or in
+        // the `Basic` credentials it was sent).
+        let text = match status.is_success() {
+            true => text,
+            false => (inner.proxy_secrets.iter()).fold(text, |text, proxy| proxy.blank(text)),
         };
         // JSON escapes (`\u0025`) can spell an echo the raw text does not
         // show: the strings are blanked again as they decode.
@@ -443,9 +451,9 @@ impl Client {
         if self.inner.blanker.finds_in(&text) {
             text = self.inner.blanker.blank(Cow::Borrowed(&text)).into_owned();
         }
-        for secret in &self.inner.proxy_secrets {
-            if !secret.is_empty() && text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "***");
+        for proxy in &self.inner.proxy_secrets {
+            if proxy.finds_in(&text) {
+                text = proxy.blank(Cow::Borrowed(&text)).into_owned();
             }
         }
         Answer::Retryable {

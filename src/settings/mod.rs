@@ -416,6 +416,8 @@ mod tests {
             ("http://", "is not a URL"),
             // `user:password` without `@host` reads as a host and a bad port.
             ("u:hunter2", "is not a URL"),
+            // A key pasted as the proxy, which no URL parser takes: not shown.
+            ("hunter2$%&", "is not a URL"),
         ];
         for (text, want) in cases {
             let error = parse_proxy(text, "HTTPS_PROXY").unwrap_err().to_string();

@@ -322,7 +322,14 @@ pub(super) fn parse_proxy(text: &str, source: &str) -> Result<ProxyRoute, Fatal>
             "the proxy {shown} (from {source}) {why}; give one like http://proxy.example:3128"
         ))
     };
-    let url = Url::parse(&with_scheme).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+    // Text that does not parse is not shown at all: it may be a key pasted
+    // in the wrong place (as the base URL's message does).
+    let url = Url::parse(&with_scheme).map_err(|e| {
+        Fatal::Usage(format!(
+            "the proxy in {source} (not shown: not a URL, it may be a key pasted in the wrong \
+             place) is not a URL ({e}); give one like http://proxy.example:3128"
+        ))
+    })?;
     match url.scheme() {
         "http" | "https" => {}
         scheme if scheme.starts_with("socks") => {

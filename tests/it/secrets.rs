@@ -520,3 +520,76 @@ async fn sigterm_while_the_key_command_runs_stops_it_with_its_children() {
     );
     assert!(gone(&pid), "the command's child {pid} outlived the run");
 }
+
+/// A proxy whose own error page repeats its password, as written and in
+/// the `Basic` credentials it was sent (hostile round, 2026-12-06: it
+/// showed on the terminal and in the results, the summary JSON and the
+/// report); and a key pasted as the proxy, which is no URL: neither shows.
+#[tokio::test]
+async fn a_proxy_that_repeats_its_password_in_its_error_page_does_not_show_it() {
+    const PASSWORD: &str = "Pr0xy-Pass$%&word-77";
+    let proxy = MockServer::start().await;
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("user:{PASSWORD}"))
+    };
+    Mock::given(method("PATCH"))
+        .respond_with(
+            ResponseTemplate::new(502)
+                .set_body_string(format!("proxy denied Basic {basic} for user:{PASSWORD}")),
+        )
+        .mount(&proxy)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("in.csv"), lang_rows(2)).unwrap();
+    let encoded = PASSWORD
+        .replace('$', "%24")
+        .replace('%', "%25")
+        .replace("%2524", "%24");
+    let proxy_url = format!(
+        "http://user:{}@{}",
+        encoded.replace('&', "%26"),
+        proxy.address()
+    );
+    let args = [
+        "apply",
+        "in.csv",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "-o",
+        "out.csv",
+        "--max-retries",
+        "0",
+        "--summary-json",
+        "summary.json",
+        "--report",
+        "run.html",
+    ];
+    let env = [("HTTP_PROXY", proxy_url.as_str()), ("GCORE_API_KEY", KEY)];
+    let ran = run(dir, &args, &env).await;
+    let text = everything(dir, &ran);
+    assert!(
+        text.contains("502"),
+        "the proxy's answer is reported: {text}"
+    );
+    assert_no_key(PASSWORD, &text, "a proxy's page");
+    assert!(!text.contains(&basic), "{text}");
+    // A key pasted as the proxy, which is no URL: refused before anything
+    // is sent, and not shown.
+    let other = "Other-Key-Pasted$%&here";
+    let env = [("HTTP_PROXY", other), ("GCORE_API_KEY", KEY)];
+    let args = [
+        "apply",
+        "in.csv",
+        "-o",
+        "other.csv",
+        "--base-url",
+        "http://127.0.0.1:9",
+    ];
+    let refused = run(dir, &args, &env).await;
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("Other-Key"), "{stderr}");
+    assert!(stderr.contains("HTTP_PROXY"), "{stderr}");
+}
