@@ -88,16 +88,27 @@ pub(super) fn run(args: &SandboxArgs) -> Result<Exit, Fatal> {
             }
             // What a shell needs to point the tool at it (a key from the
             // environment is not shown: it is set already).
+            // Quoted for the shell: a key with `&` or `$` pasted bare
+            // would run `export` in the background, or lose its `$...`.
+            let quoted = |text: &str| {
+                shlex::try_quote(text).map_or_else(|_| "''".to_string(), |quoted| quoted.into())
+            };
             println!("To use it from another shell:");
-            println!("  export GCORE_BASE_URL={}", sandbox.base_url());
+            println!(
+                "  export GCORE_BASE_URL={}",
+                quoted(&sandbox.base_url())
+            );
             match key_source {
                 KeySource::Environment => {
                     println!("  (GCORE_API_KEY: the one this sandbox was started with)")
                 }
-                _ => println!("  export GCORE_API_KEY={key}"),
+                _ => println!("  export GCORE_API_KEY={}", quoted(&key)),
             }
             if let Some(file) = &ca_file {
-                println!("  export GCORE_CA_CERT={}", file.path().display());
+                println!(
+                    "  export GCORE_CA_CERT={}",
+                    quoted(&file.path().display().to_string())
+                );
             }
             println!(
                 "Stats at {}/sandbox/stats. Stop with Ctrl-C.",

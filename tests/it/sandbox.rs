@@ -1335,3 +1335,54 @@ async fn throttles_by_user_and_by_share() {
     };
     assert!(never.check().unwrap_err().contains("--throttle-share 1.5"));
 }
+
+/// The `export` lines the sandbox prints are quoted for the shell: pasted
+/// into bash, they set the very key (a key with `&` pasted bare ran
+/// `export` in the background and left the variable empty; hostile round,
+/// 2026-12-06).
+#[test]
+fn the_export_lines_set_the_very_key_when_pasted_into_a_shell() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    const KEY: &str = "K3y-Abc123-xyz$%&'\";echo";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gcore-iam-bulk"))
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--users", "1"])
+        .args(["--api-key", KEY])
+        .env_remove("GCORE_API_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    let key_line = loop {
+        let mut line = String::new();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("the sandbox ended before its export lines: {lines:?}");
+        }
+        lines.push(line.clone());
+        if line.trim().starts_with("export GCORE_API_KEY=") {
+            break line.trim().to_string();
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let url_line = lines
+        .iter()
+        .find(|line| line.trim().starts_with("export GCORE_BASE_URL="))
+        .unwrap()
+        .trim()
+        .to_string();
+    let shell = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{url_line}\n{key_line}\nprintf '%s\\n%s' \"$GCORE_BASE_URL\" \"$GCORE_API_KEY\""
+        ))
+        .output()
+        .unwrap();
+    let printed = String::from_utf8(shell.stdout).unwrap();
+    let (url, key) = printed.split_once('\n').unwrap();
+    assert!(url.starts_with("http://127.0.0.1:"), "{printed}");
+    assert_eq!(key, KEY, "{key_line}");
+}
