@@ -243,6 +243,17 @@ impl RowsRun {
         {
             // (No results file: nothing to go on from, the run starts afresh.)
             *previous = open_previous(&target, rules.statuses())?.map(Arc::new);
+            // Said, since a forgotten `-o` of the first run looks the same.
+            if let (None, OutputTarget::File(results), false) =
+                (&previous, &target, flags.output.quiet)
+            {
+                crate::say!(
+                    "note: --resume: no record in {} yet, so this is a fresh run: every row \
+                     is sent (a first run that wrote its results elsewhere is resumed with -o \
+                     naming that file)",
+                    results.display()
+                );
+            }
             // A resume goes on with the account of the run it resumes, and
             // with the undo file its record remembers.
             if let (Some(_), OutputTarget::File(results)) = (&previous, &target) {

@@ -204,6 +204,11 @@ async fn resume_with_no_record_is_a_fresh_run_and_sends_failed_and_new_rows() {
     .unwrap();
     let (code, stderr) = run(dir.path(), &sandbox, &["--resume", "--rate", "0"]).await;
     assert_eq!(code, 1, "{stderr}");
+    // Said (a forgotten -o of the first run looks the same), then not again.
+    assert!(
+        stderr.contains("note: --resume: no record in in.results.csv yet, so this is a fresh run"),
+        "{stderr}"
+    );
     // The failed row is fixed and a row is added at the end.
     std::fs::write(
         dir.path().join("in.csv"),
@@ -212,6 +217,7 @@ async fn resume_with_no_record_is_a_fresh_run_and_sends_failed_and_new_rows() {
     .unwrap();
     let (code, stderr) = run(dir.path(), &sandbox, &["--resume", "--rate", "0"]).await;
     assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("no record"), "{stderr}");
     assert_done_rows(dir.path(), &["1", "3", "2", "4"]);
     let stats = sandbox.stats();
     for id in [1, 2, 3, 4] {
