@@ -337,6 +337,7 @@ impl Previous {
             journal,
             journal_at: 0,
             missing: None,
+            last_read: 0,
         })
     }
 }
@@ -359,6 +360,8 @@ pub struct Cursor<'a> {
     journal_at: usize,
     /// The first row recorded as updated that the input went past.
     missing: Option<u64>,
+    /// The row of the results file's last record read: each must be later.
+    last_read: u64,
 }
 
 impl Cursor<'_> {
@@ -423,7 +426,22 @@ impl Cursor<'_> {
                 _ => {}
             }
             match reader.next_record() {
-                Some(Ok(record)) => self.ahead = Some(record),
+                // A run writes its rows in input order, each once: a file
+                // sorted or edited since would pass for rows the input lost.
+                Some(Ok(record)) if record.row <= self.last_read => {
+                    let why = format!(
+                        "row {} comes after row {} in it: its rows are no longer in the order \
+                         the run wrote them (sorted, or a line copied, in a spreadsheet?); \
+                         resume needs the file as the run left it: put back a copy of it, or \
+                         sort it by its row column again",
+                        record.row, self.last_read
+                    );
+                    return Err(invalid(&self.previous.results, why));
+                }
+                Some(Ok(record)) => {
+                    self.last_read = record.row;
+                    self.ahead = Some(record);
+                }
                 Some(Err(error)) => return Err(invalid(&self.previous.results, error)),
                 None => {
                     self.ahead = None;

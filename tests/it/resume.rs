@@ -367,3 +367,37 @@ async fn resume_refuses_another_account_than_the_records() {
     assert_eq!(code, 0, "{stderr}");
     assert_done_rows(dir.path(), &["1", "2"]);
 }
+
+/// A results file whose rows were sorted since (by status, in a
+/// spreadsheet) is refused for what it is: it was blamed on the input
+/// ("row 2 was updated ... and in.csv no longer has it"), whose fix, a
+/// start over with --overwrite, throws the record away (hostile round,
+/// 2026-12-06).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_results_file_sorted_since_is_refused_as_out_of_order() {
+    let sandbox = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // User 1001 does not exist: failed, so a resume has rows to send.
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "user_id,lang\n1,de\n1001,de\n2,en\n",
+    )
+    .unwrap();
+    let (code, stderr) = run(dir.path(), &sandbox, &["--rate", "0"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let path = dir.path().join("in.results.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    // Sorted by status: failed first.
+    lines[1..].sort_by_key(|line| !line.contains(",failed,"));
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let before = sandbox.stats().requests;
+    let (code, stderr) = run(dir.path(), &sandbox, &["--resume", "--rate", "0"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("row 2 comes after row 3 in it: its rows are no longer in the order"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("no longer has it"), "{stderr}");
+    assert_eq!(sandbox.stats().requests, before, "nothing sent");
+}
