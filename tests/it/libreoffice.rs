@@ -349,6 +349,11 @@ fn merged_and_hidden_cells_saved_by_libreoffice_are_read_as_seen() {
             "{}: {err}",
             file.display()
         );
+        assert!(
+            err.contains("cells merged down several rows (B2:B4)"),
+            "{}: {err}",
+            file.display()
+        );
         let results = String::from_utf8_lossy(&output.stdout);
         assert!(!results.contains("Administrators"), "{results}");
     }

@@ -480,6 +480,12 @@ fn ods_covered_hidden_formatted_and_ruby_cells_are_read_as_seen() {
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(0), "{err}");
     assert!(err.contains("hold values nobody sees (B3)"), "{err}");
+    // The merge itself is said, as for an .xlsx file (it was not: a
+    // person sees Users on both rows, the run changes one).
+    assert!(
+        err.contains("cells merged down several rows (B2:B3)"),
+        "{err}"
+    );
     assert!(!String::from_utf8_lossy(&output.stdout).contains("Administrators"));
 
     let hidden = format!(

@@ -61,7 +61,14 @@ pub struct Layout {
     /// Marks of single cells (an `.ods` file's, each a cell that holds
     /// something).
     pub marks: HashMap<(u32, u32), Mark>,
+    /// An `.ods` file's cells merged down several rows (its
+    /// `table:number-rows-spanned`), the first [`MERGED_DOWN_KEPT`]: the
+    /// note names a few (calamine gives an `.xlsx` file's).
+    pub(crate) merged_down: Vec<Region>,
 }
+
+/// How many merged-down regions of an `.ods` sheet are kept for the note.
+pub(crate) const MERGED_DOWN_KEPT: usize = 100;
 
 /// Whether `at` falls in one of the sorted `ranges`.
 pub(crate) fn in_ranges(ranges: &[(u32, u32)], at: u32) -> bool {

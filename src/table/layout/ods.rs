@@ -207,6 +207,22 @@ impl OdsScan {
                         _ => None,
                     }
                 };
+                // A cell merged down several rows: only its top row holds
+                // the value (the note says so, as for an .xlsx file's).
+                let rows_spanned = number(e, "table:number-rows-spanned").unwrap_or(1);
+                if name == "table:table-cell"
+                    && rows_spanned > 1
+                    && self.layout.merged_down.len() < MERGED_DOWN_KEPT
+                {
+                    let columns = number(e, "table:number-columns-spanned").unwrap_or(1);
+                    let top = u32::try_from(self.row).unwrap_or(u32::MAX);
+                    self.layout.merged_down.push(Region {
+                        top,
+                        left: self.column,
+                        bottom: top.saturating_add(rows_spanned - 1),
+                        right: self.column.saturating_add(columns.max(1) - 1),
+                    });
+                }
                 let cell = (self.column, count, mark);
                 self.column = self.column.saturating_add(count);
                 self.cell = Some((cell, holds));

@@ -264,16 +264,19 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         Sheets::Xlsx(xlsx) => xlsx.worksheet_style(&sheet).ok(),
         _ => None,
     };
-    let merged_down = merged
-        .iter()
-        .filter(|region| region.end.0 > region.start.0)
+    // An .ods file's merges come from its own layout (calamine gives
+    // none): the cells it covers are marked there, the regions kept apart.
+    let ods_merged_down = std::mem::take(&mut seen.merged_down);
+    let merged_down = (seen.merges.iter())
+        .chain(&ods_merged_down)
+        .filter(|region| region.bottom > region.top)
         .map(|region| {
             format!(
                 "{}{}:{}{}",
-                column_letters(region.start.1 as usize),
-                region.start.0 + 1,
-                column_letters(region.end.1 as usize),
-                region.end.0 + 1
+                column_letters(region.left as usize),
+                region.top + 1,
+                column_letters(region.right as usize),
+                region.bottom + 1
             )
         })
         .collect();
