@@ -634,3 +634,42 @@ fn damaged_sheets_are_refused_not_half_read() {
         assert!(err.contains(want), "{file}: {err}");
     }
 }
+
+/// A hidden column that holds only its header sends nothing: the run goes
+/// on (it stopped, naming the header cell B1, which is never sent); one
+/// that holds a value is refused naming that cell alone (hostile round,
+/// 2026-12-06).
+#[test]
+fn a_hidden_column_with_only_its_header_sends_nothing_and_stops_nothing() {
+    use rust_xlsxwriter::Workbook;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, hidden_value) in [("header-only.xlsx", None), ("with-value.xlsx", Some("de"))] {
+        let mut book = Workbook::new();
+        let sheet = book.add_worksheet();
+        for (column, title) in ["user_id", "lang", "company"].iter().enumerate() {
+            sheet.write_string(0, column as u16, *title).unwrap();
+        }
+        for id in 1..=2u32 {
+            sheet.write_string(id, 0, id.to_string()).unwrap();
+            sheet.write_string(id, 2, "ACME").unwrap();
+        }
+        if let Some(value) = hidden_value {
+            sheet.write_string(1, 1, value).unwrap();
+        }
+        sheet.set_column_hidden(1).unwrap();
+        book.save(dir.path().join(name)).unwrap();
+        let output = run(dir.path(), &["validate", name, "-o", "-"]);
+        let err = stderr(&output);
+        match hidden_value {
+            None => assert_eq!(output.status.code(), Some(0), "{name}: {err}"),
+            Some(_) => {
+                assert_eq!(output.status.code(), Some(2), "{name}: {err}");
+                assert!(
+                    err.contains("would be sent: B2 (in a hidden column);"),
+                    "{err}"
+                );
+            }
+        }
+        assert!(!err.contains("B1 ("), "{name}: {err}");
+    }
+}

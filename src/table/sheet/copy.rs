@@ -318,7 +318,9 @@ pub(super) fn copy_cells<W: Write>(
                 }
                 continue;
             }
-            if !cell.blank() {
+            // The header is never sent: a hidden column that holds only its
+            // header sends nothing (it stopped the run, naming C1).
+            if !cell.blank() && row != header_row {
                 let why = if layout::in_ranges(&seen.hidden_rows, at.0) {
                     Some("in a hidden row")
                 } else if layout::in_ranges(&seen.hidden_columns, at.1) {
