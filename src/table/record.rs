@@ -289,6 +289,17 @@ impl Previous {
         if !holds_records(results) && !holds_records(&journal_path) {
             return Ok(None);
         }
+        // A reviewed plan named as the record would be replaced by the
+        // results (`apply users.csv --resume -o users.plan.csv`).
+        if holds_records(results) && RecordReader::open(results)?.is_plan() {
+            return Err(invalid(
+                results,
+                "it is a plan (written by plan, applied with apply --plan), not the record \
+                 of a run: --resume names the results file of the run it goes on from; the \
+                 plan is left as it is"
+                    .to_string(),
+            ));
+        }
         let journal = if holds_records(&journal_path) {
             let mut reader = RecordReader::open(&journal_path)?.with_statuses(statuses);
             let mut index = HashMap::new();

@@ -401,3 +401,37 @@ async fn a_results_file_sorted_since_is_refused_as_out_of_order() {
     assert!(!stderr.contains("no longer has it"), "{stderr}");
     assert_eq!(sandbox.stats().requests, before, "nothing sent");
 }
+
+/// A reviewed plan named as the record of `--resume` is refused and left
+/// as it is: it was read as a record that kept no row, and replaced by the
+/// run's results (hostile round, 2026-12-06).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_named_as_the_record_to_resume_is_refused_and_kept() {
+    let sandbox = start(Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n2,en\n").unwrap();
+    let mut plan = common::command_in(dir.path(), sandbox.api_key());
+    plan.args(["plan", "in.csv", "--base-url", &sandbox.base_url()]);
+    let planned = tokio::task::spawn_blocking(move || plan.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        planned.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let plan_path = dir.path().join("in.plan.csv");
+    let reviewed = std::fs::read(&plan_path).unwrap();
+    let before = sandbox.stats().requests;
+    let flags = ["--resume", "-o", "in.plan.csv", "--rate", "0"];
+    let (code, stderr) = run(dir.path(), &sandbox, &flags).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("it is a plan (written by plan"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&plan_path).unwrap(),
+        reviewed,
+        "the plan is kept"
+    );
+    assert_eq!(sandbox.stats().requests, before, "nothing sent");
+}
