@@ -224,6 +224,19 @@ pub(super) fn open_previous(
     })
 }
 
+/// `--resume` with no record at `results`: a fresh run, said, since a
+/// forgotten `-o` of the first run looks the same.
+pub(super) fn note_fresh_resume(target: &OutputTarget) {
+    let OutputTarget::File(results) = target else {
+        return;
+    };
+    crate::say!(
+        "note: --resume: no record in {} yet, so this is a fresh run: every row is sent (a \
+         first run that wrote its results elsewhere is resumed with -o naming that file)",
+        results.display()
+    );
+}
+
 /// Printed even with `--quiet`: it explains why nothing was sent.
 pub(super) fn refuse_note(invalid: u64) {
     crate::say!(

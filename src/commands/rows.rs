@@ -19,8 +19,8 @@ use std::time::SystemTime;
 use super::limits::{Remembered, recall_limit};
 use super::members::Members;
 use super::record::{
-    mark_account, note_undo, open_members, open_previous, open_undo, read_earlier, refuse_note,
-    resumed_undo, same_account,
+    mark_account, note_fresh_resume, note_undo, open_members, open_previous, open_undo,
+    read_earlier, refuse_note, resumed_undo, same_account,
 };
 use super::{
     Ending, Next, Route, Threads, check_distinct, connect, finish, first_pass, guard_results,
@@ -243,16 +243,8 @@ impl RowsRun {
         {
             // (No results file: nothing to go on from, the run starts afresh.)
             *previous = open_previous(&target, rules.statuses())?.map(Arc::new);
-            // Said, since a forgotten `-o` of the first run looks the same.
-            if let (None, OutputTarget::File(results), false) =
-                (&previous, &target, flags.output.quiet)
-            {
-                crate::say!(
-                    "note: --resume: no record in {} yet, so this is a fresh run: every row \
-                     is sent (a first run that wrote its results elsewhere is resumed with -o \
-                     naming that file)",
-                    results.display()
-                );
+            if previous.is_none() && !flags.output.quiet {
+                note_fresh_resume(&target);
             }
             // A resume goes on with the account of the run it resumes, and
             // with the undo file its record remembers.
