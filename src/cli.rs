@@ -259,6 +259,11 @@ pub struct ApiArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Sending")]
 pub struct RunArgs {
+    /// The settings a profile filled in (`rate`, `burst`, `concurrency`),
+    /// with its name: a message about one of them names the profile, not
+    /// a flag that was never given. Not a flag.
+    #[arg(skip)]
+    pub(crate) filled_from: Vec<(&'static str, String)>,
     /// Requests in flight at most (default: the profile's, else 8).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub concurrency: Option<usize>,

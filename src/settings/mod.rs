@@ -497,6 +497,7 @@ mod tests {
 
     fn run_args() -> RunArgs {
         RunArgs {
+            filled_from: Vec::new(),
             concurrency: None,
             rate: None,
             max_rate: None,

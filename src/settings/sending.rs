@@ -88,6 +88,17 @@ impl SendingChoice {
         run.rate = Some(self.rate.0.clone());
         run.burst = Some(self.burst.0);
         run.concurrency = Some(self.concurrency.0);
+        run.filled_from = [
+            ("rate", &self.rate.1),
+            ("burst", &self.burst.1),
+            ("concurrency", &self.concurrency.1),
+        ]
+        .into_iter()
+        .filter_map(|(setting, from)| match from {
+            ValueFrom::Profile(name) => Some((setting, name.clone())),
+            _ => None,
+        })
+        .collect();
     }
 }
 
@@ -102,6 +113,24 @@ pub(crate) struct RunSettings {
 
 impl RunSettings {
     pub(crate) fn from_args(args: &RunArgs) -> Result<RunSettings, Fatal> {
+        RunSettings::checked(args).map_err(|fatal| match fatal {
+            // A value a profile gave: the message names it, not the flag.
+            Fatal::Usage(message) => {
+                let from = (args.filled_from.iter())
+                    .find(|(setting, _)| message.starts_with(&format!("--{setting} ")));
+                Fatal::Usage(match from {
+                    Some((setting, profile)) => format!(
+                        "{message} (it is the `{setting}` of profile {profile}, in the config \
+                         file: fix it there, or give --{setting})"
+                    ),
+                    None => message,
+                })
+            }
+            other => other,
+        })
+    }
+
+    fn checked(args: &RunArgs) -> Result<RunSettings, Fatal> {
         let requested = args.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         let concurrency = NonZeroUsize::new(requested)
             .filter(|n| n.get() <= MAX_CONCURRENCY)

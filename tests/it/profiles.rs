@@ -216,3 +216,44 @@ async fn profile_mistakes_are_clear_exits_2() {
     assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
     assert!(!dir.join("users.csv").exists());
 }
+
+/// A value of a profile that no run takes is named as the profile's, not
+/// as a flag that was never given ("--concurrency 0 must be between 1 and
+/// 1024"; hostile round, 2026-12-06); a flag still wins over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_value_of_a_profile_is_named_as_the_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    std::fs::write(dir.join("in.csv"), lang_rows(2)).unwrap();
+    std::fs::write(dir.join("a.key"), "a-key-of-the-profile-0123").unwrap();
+    let key_file = dir.join("a.key");
+    for (setting, value) in [("concurrency", "0"), ("rate", "1e9"), ("burst", "0")] {
+        write_config(
+            dir,
+            &format!(
+                "[profiles.ops]\nbase_url = \"http://127.0.0.1:9\"\napi_key_file = \"{}\"\n{setting} = {value}\n",
+                key_file.display()
+            ),
+        );
+        let refused = run(dir, &["apply", "in.csv", "--profile", "ops"], &[]).await;
+        let text = stderr(&refused);
+        assert_eq!(refused.status.code(), Some(2), "{text}");
+        assert!(
+            text.contains(&format!(
+                "it is the `{setting}` of profile ops, in the config file"
+            )),
+            "{setting}: {text}"
+        );
+    }
+    // Given as a flag, the same value is the flag's.
+    let flag = run(
+        dir,
+        &["apply", "in.csv", "--profile", "ops", "--burst", "0"],
+        &[],
+    )
+    .await;
+    let text = stderr(&flag);
+    assert_eq!(flag.status.code(), Some(2), "{text}");
+    assert!(text.contains("--burst must be at least 1"), "{text}");
+    assert!(!text.contains("of profile ops"), "{text}");
+}
