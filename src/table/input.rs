@@ -250,6 +250,14 @@ impl Input {
                 read.sheets.len()
             ));
         }
+        if read.sheet_hidden {
+            notes.push(format!(
+                "the sheet {:?} is hidden in {}: a person who opens the file does not see it; \
+                 check that it is the one meant",
+                read.sheet,
+                path.display()
+            ));
+        }
         if read.format == "xls" {
             notes.push(format!(
                 "{} is an .xls file, whose hidden rows and columns and number formats this \

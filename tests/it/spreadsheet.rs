@@ -154,10 +154,25 @@ fn sheet_chooses_the_sheet_by_name() {
         &["validate", "users.xlsx", "--sheet", "readme", "-o", "-"],
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Read as asked, and said to be hidden (it was read silently).
+    assert!(
+        stderr(&output).contains("the sheet \"Readme\" is hidden in"),
+        "{}",
+        stderr(&output)
+    );
     let rows = common::read_results(&output.stdout);
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["row"], "2");
     assert!(rows[0]["request"].contains("\"lang\":\"de\""));
+    let visible = run(
+        dir.path(),
+        &["validate", "users.xlsx", "--sheet", "Users", "-o", "-"],
+    );
+    assert!(
+        !stderr(&visible).contains("is hidden"),
+        "{}",
+        stderr(&visible)
+    );
 
     let output = run(dir.path(), &["validate", "users.xlsx", "--sheet", "Nope"]);
     let err = stderr(&output);

@@ -106,6 +106,9 @@ pub struct SheetRead {
     pub format: String,
     /// The sheet read, and every worksheet's name in order.
     pub sheet: String,
+    /// The sheet read is hidden in the workbook (chosen with `--sheet`).
+    #[serde(default)]
+    pub(crate) sheet_hidden: bool,
     pub sheets: Vec<String>,
     /// Sorted by row, then column.
     pub notes: Vec<CellNote>,
@@ -292,8 +295,11 @@ pub fn convert<R: Read + Seek + Clone, W: Write>(
         };
         return Err(format!("the sheet {sheet:?} is empty{others}"));
     };
+    let sheet_hidden =
+        (worksheets.iter()).any(|meta| meta.name == sheet && meta.visible != SheetVisible::Visible);
     Ok(SheetRead {
         format: format.to_string(),
+        sheet_hidden,
         sheet,
         sheets: names,
         notes: copied,
