@@ -56,14 +56,13 @@ use ending::*;
 /// The name the completions are registered for: the binary's.
 const BIN: &str = "gcore-iam-bulk";
 
-/// To standard output; a reader that stops early (`| head`) is no error.
+/// To standard output; a reader that stops early (`| head`) is no error
+/// ([`Fatal::reader_gone`], for every command, in [`run`]).
 pub(super) fn print(bytes: &[u8]) -> Result<Exit, Fatal> {
     let mut stdout = io::stdout().lock();
-    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
-        Ok(()) => Ok(Exit::Success),
-        Err(error) if error.kind() == io::ErrorKind::BrokenPipe => Ok(Exit::Success),
-        Err(error) => Err(Fatal::Stdout(error)),
-    }
+    (stdout.write_all(bytes).and_then(|()| stdout.flush()))
+        .map(|()| Exit::Success)
+        .map_err(Fatal::Stdout)
 }
 
 /// What runs a command: each command's arguments implement it in the
