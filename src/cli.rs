@@ -9,6 +9,7 @@ use clap::Args;
 
 /// Show the settings a run would use (base URL, key, rate, burst, concurrency) and where
 /// each comes from: a flag, the environment, the profile, or the default. The key is never shown.
+/// Exits 2, with the run's message, when a run would stop on these settings.
 #[derive(Debug, Args)]
 #[command(
     display_order = 7,

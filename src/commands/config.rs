@@ -9,17 +9,31 @@ use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::profile::{self, KeyFrom, PROFILE_ENV, key_path_shown};
 use crate::settings::{
-    self, API_KEY_ENV as KEY_ENV, KeyChoice, RunSettings, SendingChoice, url_shown,
+    self, API_KEY_ENV as KEY_ENV, ApiSettings, KeyChoice, RunSettings, SendingChoice, url_shown,
 };
 
+/// Prints the settings; when a run would stop on them, says why after
+/// them, as the run would, and exits as the run would (2): `config` is the
+/// check before a cron job, and must not pass what the run refuses.
 pub(super) fn show(args: &ConfigArgs) -> Result<Exit, Fatal> {
-    let text = describe(
+    let shown = describe(
         args,
         settings::from_environment,
         profile::config_path().as_deref(),
     )?;
-    print!("{text}");
-    Ok(Exit::Success)
+    print!("{}", shown.text);
+    match shown.refused {
+        Some(why) => Err(why),
+        None => Ok(Exit::Success),
+    }
+}
+
+/// What `config` shows, and what a run with these settings would stop on
+/// before sending anything (`None`: nothing `config` can tell; a key
+/// command is not run here).
+struct Shown {
+    text: String,
+    refused: Option<Fatal>,
 }
 
 /// What `config` prints: the settings from `args`, the environment as
@@ -29,7 +43,7 @@ fn describe(
     args: &ConfigArgs,
     env: impl Fn(&str) -> Option<String>,
     path: Option<&std::path::Path>,
-) -> Result<String, Fatal> {
+) -> Result<Shown, Fatal> {
     let path = path.map(std::path::Path::to_path_buf);
     let chosen = profile::select(args.api.profile.as_deref(), &env, path.as_deref())?;
     let from_profile = |name: &str| format!("profile {name}");
@@ -120,11 +134,14 @@ fn describe(
         text,
         "concurrency:  {concurrency} (from {concurrency_from})"
     );
-    // The values as a run would check them.
+    // The values as a run would check them: the key's, the base URL's
+    // and the network's (a key command is not run), then the sending's.
     let mut run = args.run.clone();
     run.summary_json = None;
     choice.fill(&mut run);
-    RunSettings::from_args(&run)?;
+    let refused = ApiSettings::check(&args.api, chosen.as_ref(), &env)
+        .and_then(|()| RunSettings::from_args(&run).map(drop))
+        .err();
     // The key at hand (the environment's, or a key file's: never a key
     // command, which `config` does not run) is blanked out of every line,
     // in any ASCII case: a key pasted as a host or a profile's name.
@@ -137,12 +154,13 @@ fn describe(
         } => settings::read_key_file(path).ok(),
         _ => None,
     };
-    Ok(match at_hand {
+    let text = match at_hand {
         Some(key) => crate::secret::Blanker::new(&key)
             .blank(text.into())
             .into_owned(),
         None => text,
-    })
+    };
+    Ok(Shown { text, refused })
 }
 
 /// The arguments of `config`, with its help (the command's, in `--help`).
@@ -157,7 +175,6 @@ impl super::Run for Args {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::ApiSettings;
     use crate::{Cli, Command};
     use clap::Parser;
     use std::collections::HashMap;
@@ -267,7 +284,8 @@ mod tests {
             let env: HashMap<&str, &str> = env.into_iter().collect();
             let read = |name: &str| env.get(name).map(|value| value.to_string());
             let args = config_args(&flags);
-            let shown = describe(&args, read, Some(&config)).unwrap();
+            let described = describe(&args, read, Some(&config)).unwrap();
+            let shown = described.text;
             let line = |label: &str| line_of(&shown, label);
             let chosen =
                 crate::profile::select(args.api.profile.as_deref(), read, Some(&config)).unwrap();
@@ -287,10 +305,18 @@ mod tests {
                     );
                     assert_eq!(run.base_url.origin().ascii_serialization(), url, "{case}");
                     assert!(line("base URL:").contains(url), "{case}: {shown}");
+                    assert!(described.refused.is_none(), "{case}: config refuses");
                 }
                 None => {
-                    assert!(run.is_err(), "{case}: the run has a key");
+                    let run = run
+                        .err()
+                        .unwrap_or_else(|| panic!("{case}: the run has a key"));
                     assert!(line("API key:").contains("none"), "{case}: {shown}");
+                    // config stops on what the run stops on, saying the same.
+                    let refused = described
+                        .refused
+                        .unwrap_or_else(|| panic!("{case}: config passes"));
+                    assert_eq!(refused.to_string(), run.to_string(), "{case}");
                 }
             }
         }
@@ -381,7 +407,8 @@ mod tests {
             let read = |name: &str| env.get(name).map(|value| value.to_string());
             let args = config_args(&flags);
             let case = format!("{flags:?} {env:?}");
-            let shown = describe(&args, read, Some(&config)).unwrap();
+            let described = describe(&args, read, Some(&config)).unwrap();
+            let shown = described.text;
             let line = |label: &str| line_of(&shown, label);
             // The run: the profile chosen as a run chooses it, the flags
             // filled from the one choice, then checked.

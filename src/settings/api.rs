@@ -258,6 +258,27 @@ impl ApiSettings {
         profile: Option<&Profile>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<ApiSettings, Fatal> {
+        let settled = ApiSettings::settle(args, profile, env, KeyCommand::Run)?;
+        Ok(settled.expect("a key command was run"))
+    }
+
+    /// What [`ApiSettings::with_profile`] checks, without running a
+    /// profile's key command (`config` runs none): `Err` is what a run
+    /// would stop on; `Ok(None)` a key that only its command can tell.
+    pub(crate) fn check(
+        args: &ApiArgs,
+        profile: Option<&Profile>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), Fatal> {
+        ApiSettings::settle(args, profile, env, KeyCommand::Skip).map(drop)
+    }
+
+    fn settle(
+        args: &ApiArgs,
+        profile: Option<&Profile>,
+        env: impl Fn(&str) -> Option<String>,
+        key_command: KeyCommand,
+    ) -> Result<Option<ApiSettings>, Fatal> {
         let timeout = seconds("--timeout", args.timeout)?;
         let resolved = resolve(args, profile, &env);
         let base_url = parse_base_url(&resolved.base_url, &resolved.base_from)?;
@@ -300,6 +321,10 @@ impl ApiSettings {
                 key_from_file(path, &format!("api_key_file of profile {name}"))?
             }
             KeyChoice::Profile {
+                key: KeyFrom::Command(_),
+                ..
+            } if key_command == KeyCommand::Skip => return Ok(None),
+            KeyChoice::Profile {
                 name,
                 key: KeyFrom::Command(command),
             } => {
@@ -329,7 +354,7 @@ impl ApiSettings {
                 });
             }
         };
-        Ok(ApiSettings {
+        Ok(Some(ApiSettings {
             base_url,
             api_key,
             key_from,
@@ -339,8 +364,15 @@ impl ApiSettings {
             extra_roots,
             proxy,
             files_read,
-        })
+        }))
     }
+}
+
+/// Whether a profile's `api_key_command` is run to get the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyCommand {
+    Run,
+    Skip,
 }
 
 impl ApiSettings {

@@ -169,6 +169,25 @@ async fn a_second_account_is_one_profile_away_and_flags_win() {
         1,
         "config runs no key command"
     );
+
+    // A profile whose key file is gone: the run stops (exit 2), and so
+    // does `config`, after showing the settings, with the run's words.
+    std::fs::remove_file(dir.join("b.key")).unwrap();
+    let applied = run(
+        dir,
+        &["apply", "in.csv", "-o", "f.csv", "--profile", "b"],
+        &[],
+    )
+    .await;
+    let shown = run(dir, &["config", "--profile", "b"], &[]).await;
+    assert_eq!(applied.status.code(), Some(2), "{}", stderr(&applied));
+    assert_eq!(shown.status.code(), Some(2), "{}", stderr(&shown));
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("profile:      b (from --profile)"), "{text}");
+    let why = stderr(&applied);
+    let why = why.lines().find(|line| line.starts_with("error:")).unwrap();
+    assert!(why.contains("does not exist"), "{why}");
+    assert!(stderr(&shown).contains(why), "{}", stderr(&shown));
     sandbox.stop().await;
 }
 
