@@ -130,6 +130,13 @@ impl Input {
             InputSource::Stdin => false,
         };
         let workbook = sheet::looks_like_workbook(&start);
+        if let Some(kind) = sheet::markup_kind(&start).filter(|_| !workbook) {
+            return Err(Fatal::Usage(format!(
+                "{} is {kind}, not a CSV file or a workbook this tool reads; open it in a \
+                 spreadsheet and save it as .xlsx, .ods or CSV UTF-8",
+                config.source.display_path().display()
+            )));
+        }
         let mut read = None;
         if workbook {
             let path = config.source.display_path();

@@ -389,3 +389,36 @@ fn an_xls_that_holds_a_leading_feff_is_noted() {
         );
     }
 }
+
+/// A sheet LibreOffice saves as flat XML (`.fods`) or as a web page is no
+/// CSV: refused for what it is, with the fix (it was read as a CSV whose
+/// first column was `<?xml ...`).
+#[test]
+fn a_flat_ods_or_a_web_page_is_refused_for_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("users.csv");
+    std::fs::write(&csv, "user_id,lang\n1,en\n").unwrap();
+    for (format, kind) in [
+        ("fods", "a flat OpenDocument spreadsheet (.fods)"),
+        ("html", "a web page (HTML)"),
+    ] {
+        let saved = convert(&csv, format, dir.path());
+        let output = command_in(dir.path(), KEY)
+            .arg("validate")
+            .arg(&saved)
+            .args(["-o", "out.csv"])
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{format}: {err}");
+        assert!(err.contains(kind), "{format}: {err}");
+        assert!(
+            err.contains("save it as .xlsx, .ods or CSV UTF-8"),
+            "{format}: {err}"
+        );
+        assert!(
+            !dir.path().join("out.csv").exists(),
+            "{format}: a results file"
+        );
+    }
+}

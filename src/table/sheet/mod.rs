@@ -37,6 +37,27 @@ pub(crate) fn looks_like_workbook(start: &[u8]) -> bool {
     start.starts_with(ZIP_MAGIC) || start.starts_with(OLE_MAGIC)
 }
 
+/// What a file that starts as markup is, when it is no CSV: a flat
+/// OpenDocument spreadsheet (`.fods`), an Excel 2003 XML spreadsheet, a
+/// web page a spreadsheet saved, another XML file. (No input starts with
+/// `<`: its first cell would be a column name.)
+pub(crate) fn markup_kind(start: &[u8]) -> Option<&'static str> {
+    let text = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(start);
+    let text = String::from_utf8_lossy(&text[..text.len().min(4096)]).to_ascii_lowercase();
+    let text = text.trim_start();
+    let has = |needle: &str| text.contains(needle);
+    if text.starts_with("<?xml") {
+        return Some(if has("office:document") {
+            "a flat OpenDocument spreadsheet (.fods)"
+        } else if has("urn:schemas-microsoft-com:office:spreadsheet") {
+            "an Excel 2003 XML spreadsheet"
+        } else {
+            "an XML file"
+        });
+    }
+    (text.starts_with("<!doctype html") || text.starts_with("<html")).then_some("a web page (HTML)")
+}
+
 /// Whether the file name says workbook (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`,
 /// `.ods`, any case): results and undo files, which are written as the run
 /// goes, cannot be one; a CSV named `.xlsx` is read as a CSV, with a note.
@@ -481,6 +502,35 @@ mod tests {
         }
         assert_eq!(column_letters(701), "ZZ");
         assert_eq!(column_letters(702), "AAA");
+    }
+
+    #[test]
+    fn markup_is_told_from_a_csv() {
+        let excel_2003 = "<?xml version=\"1.0\"?>\n<Workbook \
+            xmlns=\"urn:schemas-microsoft-com:office:spreadsheet\">";
+        let cases: [(&[u8], Option<&str>); 7] = [
+            (b"user_id,lang\n1,en\n", None),
+            (b"<email>,name\n", None),
+            (excel_2003.as_bytes(), Some("an Excel 2003 XML spreadsheet")),
+            (
+                b"\xEF\xBB\xBF  <?XML version=\"1.0\"?><x/>",
+                Some("an XML file"),
+            ),
+            (b"\n<!DOCTYPE html>\n<html>", Some("a web page (HTML)")),
+            (b"<HTML><body>", Some("a web page (HTML)")),
+            (
+                b"<?xml version=\"1.0\"?>\n<office:document office:mimetype=\"x\">",
+                Some("a flat OpenDocument spreadsheet (.fods)"),
+            ),
+        ];
+        for (start, want) in cases {
+            assert_eq!(
+                markup_kind(start),
+                want,
+                "{}",
+                String::from_utf8_lossy(start)
+            );
+        }
     }
 
     #[test]
