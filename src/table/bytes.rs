@@ -181,8 +181,11 @@ impl<R> LineCap<R> {
     }
 
     fn too_long(&self) -> io::Error {
+        // A quoted cell that has taken in line breaks is one never closed;
+        // on one line, it is only a long line (the quotes may all close).
+        let spans_lines = self.line > self.record_line;
         let why = match self.quote {
-            Quote::Quoted => format!(
+            Quote::Quoted | Quote::ClosingOrDoubled if spans_lines => format!(
                 "a quote opened in line {} is not closed within {} MiB (the rest of the \
                  file would be one cell); close the quote (or remove it) and check that \
                  row",
@@ -305,14 +308,25 @@ mod tests {
         let (_, line, _, _, failed) = read_through(&chunks, b',');
         assert_eq!(failed, Some(4), "the fifth MiB passes 4 MiB");
         assert_eq!(line, 2);
-        let mut quoted = b"\"".to_vec();
-        quoted.extend(std::iter::repeat_n(b'y', (MAX_LINE_BYTES + 1) as usize));
-        let mut cap = LineCap::new(&quoted[..], b',');
-        let mut buf = vec![0; quoted.len()];
-        let error = cap.read(&mut buf).unwrap_err().to_string();
+        let refusal = |bytes: &[u8]| {
+            let mut cap = LineCap::new(bytes, b',');
+            let mut buf = vec![0; bytes.len()];
+            cap.read(&mut buf).unwrap_err().to_string()
+        };
+        // A quote never closed: the rest of the file, lines and all.
+        let mut quoted = b"user_id,name\n1,\"".to_vec();
+        quoted.extend(b"y\n".repeat((MAX_LINE_BYTES / 2 + 1) as usize));
+        let error = refusal(&quoted);
         assert!(
-            error.contains("a quote opened in line 1 is not closed"),
+            error.contains("a quote opened in line 2 is not closed"),
             "{error}"
         );
+        // One long line of quoted cells, each closed: a long line, and
+        // nothing said of a quote.
+        let mut line = b"user_id,name\n".to_vec();
+        line.extend(b"\"a\"\"b\",".repeat((MAX_LINE_BYTES / 7 + 1) as usize));
+        let error = refusal(&line);
+        assert!(error.contains("line 2 is longer than 4 MiB"), "{error}");
+        assert!(!error.contains("quote"), "{error}");
     }
 }
