@@ -48,7 +48,8 @@ impl Members {
     }
 
     /// The account's id when some row invites or removes a user (they
-    /// name it); `None` when none does.
+    /// name it), or `--account-id` was given (a key of another account
+    /// stops any run, one of updates too); `None` otherwise.
     pub(crate) async fn account_for(
         &self,
         preflight: &Preflight,
@@ -56,7 +57,24 @@ impl Members {
         policy: &SendPolicy,
         interrupt: &Interrupt,
     ) -> Result<Option<u64>, Fatal> {
-        if preflight.invites + preflight.removals == 0 {
+        self.account_when(
+            preflight.invites + preflight.removals,
+            client,
+            policy,
+            interrupt,
+        )
+        .await
+    }
+
+    /// [`Members::account_for`], for `members` rows that invite or remove.
+    pub(crate) async fn account_when(
+        &self,
+        members: u64,
+        client: &Client,
+        policy: &SendPolicy,
+        interrupt: &Interrupt,
+    ) -> Result<Option<u64>, Fatal> {
+        if members == 0 && self.account_id.is_none() {
             return Ok(None);
         }
         Ok(Some(self.account_id(client, policy, interrupt).await?))
@@ -120,7 +138,8 @@ impl Members {
         let id = read.map_err(|why| {
             Fatal::Usage(format!(
                 "the account's id could not be read (GET /iam/clients/me: {why}); invitations \
-                 and removals name it, so nothing was sent"
+                 and removals name it, and --account-id is checked against it, so nothing was \
+                 sent"
             ))
         })?;
         if id == 0 {

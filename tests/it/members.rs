@@ -566,6 +566,36 @@ async fn an_invitation_of_an_address_in_the_account_is_invalid_before_anything_i
     );
     assert_eq!(sandbox.stats().by_method_status.get("POST"), None);
     assert_eq!(members(&sandbox).await.len(), 10);
+    // A file of updates only is checked alike (it was sent: only rows
+    // that invite or remove read the account), and so is its plan.
+    std::fs::write(
+        dir.path().join("langs.csv"),
+        "user_id,lang
+5,de
+",
+    )
+    .unwrap();
+    for args in [
+        &["apply", "langs.csv", "--account-id", "1"][..],
+        &["plan", "langs.csv", "--account-id", "1"],
+    ] {
+        let (code, stderr) = run_in(dir.path(), &url, args).await;
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--account-id 1 is not the account"),
+            "{stderr}"
+        );
+    }
+    let (code, stderr) = run_in(dir.path(), &url, &["plan", "langs.csv"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let args = ["apply", "--plan", "langs.plan.csv", "--account-id", "1"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("--account-id 1 is not the account"),
+        "{stderr}"
+    );
+    assert_eq!(sandbox.stats().by_method_status.get("PATCH"), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -136,10 +136,9 @@ pub(super) fn run_planned(
             ))
         });
         // Invitations and removals name the account.
-        let account_id = match plan.invites + plan.removals {
-            0 => None,
-            _ => Some(members.account_id(&client, &run.send, &interrupt).await?),
-        };
+        let account_id = (members)
+            .account_when(plan.invites + plan.removals, &client, &run.send, &interrupt)
+            .await?;
         let update = ApplyRows::Planned(PatchAsPlanned {
             undo: undo.clone(),
             pages,
