@@ -164,11 +164,26 @@ pub(super) fn note_undo(undo: &UndoLog) {
         undo.path().display()
     );
     let [invited, removed] = undo.members();
-    if invited + removed > 0 {
+    let users = |count: u64| match count {
+        1 => "1 user".to_string(),
+        count => format!("{count} users"),
+    };
+    let mut parts = Vec::new();
+    if invited > 0 {
+        parts.push(format!("removes the {} this run invited", users(invited)));
+    }
+    if removed > 0 {
+        parts.push(format!(
+            "invites again the {} it removed (their fields as they were; a user invited again \
+             gets a new ID, and sets a password before they are active again: passwords, \
+             activation and SSO sign-in cannot come back)",
+            users(removed)
+        ));
+    }
+    if !parts.is_empty() {
         crate::say!(
-            "note: the undo file removes the {invited} invited and invites the {removed} removed \
-             again (their fields as they were); a user invited again gets a new ID, and sets a \
-             password before they are active again: passwords and activation cannot come back{}",
+            "note: the undo file {}{}",
+            parts.join(", and "),
             match invited > 10 {
                 true => format!("; apply it with --max-removals {invited}"),
                 false => String::new(),

@@ -4,7 +4,7 @@
 //! runner's events).
 
 use crate::model::change::Change;
-use crate::table::results::ResultRecord;
+use crate::table::results::{ResultRecord, Status};
 
 use super::timeline::Timeline;
 
@@ -26,6 +26,11 @@ pub struct Outcome {
     /// A row an earlier run did, kept as recorded (`--resume`): written,
     /// but none of its requests are this run's.
     pub kept: bool,
+    /// What a row that did not finish did to the account all the same (an
+    /// invitation answered, its next step failed: `invited`): the row is
+    /// `failed` (`--resume` finishes it), and the user is among those the
+    /// run changed.
+    pub landed: Option<Status>,
 }
 
 /// What the writer receives.

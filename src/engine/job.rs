@@ -172,6 +172,7 @@ impl Work {
             changes: Vec::new(),
             record,
             kept: false,
+            landed: None,
         })
     }
 

@@ -29,7 +29,9 @@ pub(super) fn finish(
             landed.as_str(),
             job.user_id()
         );
-        return decided(job, Status::FAILED, http_status, error, changes, user);
+        let mut outcome = decided(job, Status::FAILED, http_status, error, changes, user);
+        outcome.landed = Some(landed);
+        return outcome;
     }
     let status = match status {
         Status::FAILED if attempts == 0 => Status::NOT_ATTEMPTED,
@@ -71,6 +73,7 @@ pub(super) fn decided(
         },
         changes,
         kept: false,
+        landed: None,
     }
 }
 

@@ -71,7 +71,7 @@ impl ChangedUsers {
 
     /// Notes a user invited or removed (or whom a plan would).
     fn note_member(&mut self, outcome: &Outcome) -> bool {
-        let status = outcome.record.status;
+        let status = outcome.landed.unwrap_or(outcome.record.status);
         let at = match status {
             Status::INVITED | Status::WOULD_INVITE => 0,
             Status::REMOVED | Status::WOULD_REMOVE => 1,
@@ -116,7 +116,9 @@ impl ChangedUsers {
 
     /// Notes what a row changed (or would change), if it did.
     pub(crate) fn note(&mut self, outcome: &Outcome) {
-        let kind = outcome.record.status.kind();
+        // A row that failed after its invitation went out changed the
+        // account all the same: its user is listed.
+        let kind = outcome.landed.unwrap_or(outcome.record.status).kind();
         if !matches!(kind, Kind::Changed | Kind::Planned) || self.note_member(outcome) {
             return;
         }
@@ -250,6 +252,7 @@ mod tests {
                 .collect(),
             record,
             kept: false,
+            landed: None,
         }
     }
 

@@ -146,7 +146,10 @@ impl Summary {
     /// Counts the fields a row changes (or would change).
     pub(super) fn changed(&mut self, outcome: &Outcome) {
         // A row that failed changed nothing it could vouch for.
-        let counts = matches!(outcome.record.status.kind(), Kind::Changed | Kind::Planned);
+        // (One whose invitation went out before it failed changed who is
+        // in the account: its user is listed all the same.)
+        let status = outcome.landed.unwrap_or(outcome.record.status);
+        let counts = matches!(status.kind(), Kind::Changed | Kind::Planned);
         if !counts {
             return;
         }

@@ -272,7 +272,7 @@ async fn apply_then_undo_gives_the_same_membership_and_fields() {
     assert!(!during["ann@example.com"].1, "not activated yet");
     assert!(!during.contains_key(&email_of_7));
     assert!(
-        stderr.contains("passwords and activation cannot come back"),
+        stderr.contains("passwords, activation and SSO sign-in cannot come back"),
         "{stderr}"
     );
 
@@ -877,7 +877,16 @@ async fn a_refusal_is_never_taken_for_this_runs_doing_on_resume() {
         ],
     )
     .await;
-    let args = ["apply", "in.csv", "--rate", "0", "--undo-file", "undo.csv"];
+    let args = [
+        "apply",
+        "in.csv",
+        "--rate",
+        "0",
+        "--undo-file",
+        "undo.csv",
+        "--summary-json",
+        "s.json",
+    ];
     let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
     assert_eq!(code, 1, "{stderr}");
     let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
@@ -885,6 +894,17 @@ async fn a_refusal_is_never_taken_for_this_runs_doing_on_resume() {
     assert!(
         rows[0]["error"].contains("invited as user 501, but the rest of the row was not done"),
         "{text}"
+    );
+    // The user exists all the same: among those the run changed, as the
+    // undo file's note says.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).unwrap()).unwrap();
+    let invited = &summary["members"]["invited"];
+    assert_eq!(invited["count"], 1, "{summary}");
+    assert_eq!(invited["users"][0]["user_id"], "501", "{summary}");
+    assert!(
+        stderr.contains("the undo file removes the 1 user this run invited"),
+        "{stderr}"
     );
     assert_eq!(rows[1]["status"], "failed", "{text}");
     server.verify().await;
