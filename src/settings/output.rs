@@ -159,6 +159,12 @@ pub(crate) fn check_undo_path(
             undo.display()
         )));
     }
+    refuse_dash(
+        undo,
+        "--undo-file",
+        "the undo file is a file of its own",
+        "undo.csv",
+    )?;
     refuse_special(
         undo,
         "--undo-file",
@@ -215,6 +221,18 @@ pub(crate) fn refuse_special(path: &Path, flag: &str, instead: &str) -> Result<(
     )))
 }
 
+/// `-` names standard input or output elsewhere (`apply -`, `-o -`); a
+/// file of the run's own (the undo file, the summary, the metrics) would
+/// be written under that name, and `apply -` would not read it back.
+fn refuse_dash(path: &Path, flag: &str, what: &str, example: &str) -> Result<(), Fatal> {
+    match path.as_os_str() == "-" {
+        true => Err(Fatal::Usage(format!(
+            "{flag} - would write a file named -; {what}: name one ({flag} {example})"
+        ))),
+        false => Ok(()),
+    }
+}
+
 pub(super) fn refuse_named_pipe(path: &Path, flag: &str) -> Result<(), Fatal> {
     #[cfg(unix)]
     {
@@ -236,13 +254,12 @@ pub(crate) fn check_summary_path(
     input: &InputSource,
     output: &OutputTarget,
 ) -> Result<(), Fatal> {
-    if summary.as_os_str() == "-" {
-        return Err(Fatal::Usage(
-            "--summary-json - would write a file named -; the summary goes to a file: name one \
-             (--summary-json summary.json)"
-                .to_string(),
-        ));
-    }
+    refuse_dash(
+        summary,
+        "--summary-json",
+        "the summary goes to a file",
+        "summary.json",
+    )?;
     refuse_named_pipe(summary, "--summary-json")?;
     not_input_or_results(summary, "summary file", "--summary-json", input, output)?;
     let probe = if summary.exists() {
@@ -266,6 +283,12 @@ pub(crate) fn check_metrics_path(
     input: &InputSource,
     output: &OutputTarget,
 ) -> Result<(), Fatal> {
+    refuse_dash(
+        metrics,
+        "--metrics-file",
+        "the metrics go to a file",
+        "iam.prom",
+    )?;
     refuse_special(
         metrics,
         "--metrics-file",

@@ -409,6 +409,8 @@ async fn an_undo_file_that_is_another_output_is_refused() {
             "to-memory.csv",
             "is also the file where the results remember their undo file",
         ),
+        // `-` is standard input or output elsewhere: no file named so.
+        ("-", "--undo-file - would write a file named -"),
     ] {
         let output = run(
             &sandbox,
@@ -427,6 +429,15 @@ async fn an_undo_file_that_is_another_output_is_refused() {
         assert_eq!(output.status.code(), Some(2), "{undo}: {text}");
         assert!(text.contains(want), "{undo}: {text}");
     }
+    let args = ["apply", "in.csv", "--metrics-file", "-"];
+    let output = run(&sandbox, dir.path(), &args).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("--metrics-file - would write a file named -"),
+        "{text}"
+    );
+    assert!(!dir.path().join("-").exists());
     assert_eq!(sandbox.stats().patches_per_user.len(), 0);
 }
 
