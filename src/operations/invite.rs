@@ -6,6 +6,7 @@
 //! them, with the new ID. Both steps go through the engine's rate, retries
 //! and pause.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -15,6 +16,7 @@ use crate::check::EmailIndex;
 use crate::engine::{Job, Step};
 use crate::http::{Call, Reply};
 use crate::model::api::User;
+use crate::model::change::{describe, diff};
 use crate::model::patch::PatchBody;
 use crate::table::members_log::{Earlier, MembersLog};
 use crate::table::results::Status;
@@ -79,6 +81,12 @@ pub(crate) struct Invite {
     /// address in the account now was invited by the run cut short (before
     /// its answer was recorded): not invited again.
     pub(crate) earlier: Option<Arc<Earlier>>,
+    /// `apply --plan`: the account's users as read at the start, by ID. An
+    /// address the plan invites that belongs to one of them now (the plan
+    /// applied before and cut short, or someone else's invitation) is not
+    /// invited again: `unchanged` when the user is as the row would make
+    /// them, else `failed`, plan again.
+    pub(crate) planned_against: Option<Arc<HashMap<u64, User>>>,
 }
 
 impl Invite {
@@ -110,6 +118,9 @@ impl Invite {
     /// account, who is not invited again.
     pub(crate) fn decide(&self, job: &mut Job) -> Option<Step> {
         let email = Invite::body(job).email.clone()?;
+        if let Some(users) = &self.planned_against {
+            return self.decide_planned(job, &email, users);
+        }
         if !self.earlier.as_ref()?.invited(&email) {
             return None;
         }
@@ -134,6 +145,58 @@ impl Invite {
         }
         job.step = ALREADY_INVITED;
         Some(Step::Next)
+    }
+
+    /// `apply --plan`: an address in the account now is not invited again
+    /// (see [`Invite::planned_against`]); nothing is sent for its row.
+    fn decide_planned(
+        &self,
+        job: &mut Job,
+        email: &str,
+        users: &HashMap<u64, User>,
+    ) -> Option<Step> {
+        let id = match self.existing.as_deref()?.lookup(email) {
+            [] => return None,
+            [id] => *id,
+            several => {
+                return Some(done(
+                    Status::FAILED,
+                    format!(
+                        "not invited: {} users of the account have the address {email} now; \
+                         nothing was sent",
+                        several.len()
+                    ),
+                ));
+            }
+        };
+        let user = users.get(&id)?;
+        let differs = diff(Invite::body(job), user);
+        job.set_user(id);
+        let (status, error) = match differs.is_empty() {
+            true => (
+                Status::UNCHANGED,
+                format!(
+                    "already as the plan would make it: the address belongs to user {id}, with \
+                     the row's values (invited since the plan was made)"
+                ),
+            ),
+            false => (
+                Status::FAILED,
+                format!(
+                    "not invited: the address belongs to user {id} now (invited since the plan \
+                     was made: by this plan cut short, or by someone else), whose values differ \
+                     from the row's ({}); nothing was sent: plan again, and the row becomes an \
+                     update of that user",
+                    describe(&differs)
+                ),
+            ),
+        };
+        Some(Step::Done {
+            status,
+            error,
+            changes: Vec::new(),
+            user: Some(Box::new(user.clone())),
+        })
     }
 
     /// Notes the invitation before it is sent, so that a resumed run

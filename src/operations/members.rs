@@ -40,6 +40,10 @@ pub(crate) struct Membership {
     pub(crate) log: Option<Arc<MembersLog>>,
     /// A resumed run: what the runs of its record invited and removed.
     pub(crate) earlier: Option<Arc<Earlier>>,
+    /// `apply --plan` of invitations: the account's users as read at the
+    /// start (see [`Invite::planned_against`]).
+    pub(crate) planned_against:
+        Option<Arc<std::collections::HashMap<u64, crate::model::api::User>>>,
 }
 
 impl<O> ByAction<O> {
@@ -53,6 +57,7 @@ impl<O> ByAction<O> {
             existing,
             log,
             earlier,
+            planned_against,
         } = membership;
         let client_id = client_id.unwrap_or_default();
         ByAction {
@@ -63,6 +68,7 @@ impl<O> ByAction<O> {
                 existing,
                 log: log.clone(),
                 earlier: earlier.clone(),
+                planned_against,
             },
             remove: Remove {
                 client_id,

@@ -128,6 +128,18 @@ impl Remove {
             return None;
         }
         let why = match job.step {
+            // The plan applied again after it was cut short, or the user
+            // left meanwhile: the account is as the plan would make it.
+            0 if self.as_planned => {
+                return Some(Step::Done {
+                    status: Status::UNCHANGED,
+                    error: "already as the plan would make it: the user is no longer in the \
+                            account"
+                        .to_string(),
+                    changes: Vec::new(),
+                    user: None,
+                });
+            }
             0 if self.earlier.as_ref()?.removed(job.user_id()) => {
                 "removed by the run cut short (its answer was not recorded)"
             }

@@ -1135,3 +1135,104 @@ async fn recorded_invitations_are_kept_without_the_members_file() {
     );
     assert_eq!(sandbox.stats().by_method_status["POST"].get(&200), Some(&2));
 }
+
+/// The manual's way to finish an `apply --plan` that stopped: apply the
+/// plan again, with another `-o` and `--undo-file`. Its invitations and
+/// removals already done are `unchanged` and sent again to nobody (an
+/// invitation was sent twice and refused, a removal's GET answered 404:
+/// both `failed`, exit 1); an address invited since whose user differs
+/// from the row is not invited either, and says to plan again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_applied_again_finds_its_invitations_and_removals_done() {
+    let sandbox = started(20, Faults::default()).await;
+    let url = sandbox.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("m.csv"),
+        "action,user_id,email,groups,company,lang\n\
+         invite,,n1@example.com,Users,NewCo,\n\
+         invite,,n2@example.com,Users,,\n\
+         remove,11,,,,\n\
+         remove,12,,,,\n\
+         ,13,,,,de\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_in(dir.path(), &url, &["plan", "m.csv"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let args = [
+        "apply",
+        "--plan",
+        "m.plan.csv",
+        "-o",
+        "r1.csv",
+        "--undo-file",
+        "u1.csv",
+    ];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    let writes = |sandbox: &RunningSandbox| {
+        ["PATCH", "POST", "DELETE"]
+            .iter()
+            .map(|verb| answered(sandbox, verb))
+            .sum::<u64>()
+    };
+    let before = writes(&sandbox);
+
+    let args = [
+        "apply",
+        "--plan",
+        "m.plan.csv",
+        "-o",
+        "r2.csv",
+        "--undo-file",
+        "u2.csv",
+    ];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("r2.csv"));
+    for row in &rows {
+        assert_eq!(row["status"], "unchanged", "{text}");
+    }
+    assert!(
+        rows[0]["error"].contains("already as the plan would make it"),
+        "{text}"
+    );
+    assert!(
+        rows[2]["error"].contains("no longer in the account"),
+        "{text}"
+    );
+    assert_eq!(writes(&sandbox), before, "nothing sent again");
+
+    // n1 is changed by someone else since: not invited, not updated either.
+    let n1 = members(&sandbox).await;
+    assert!(n1.contains_key("n1@example.com"));
+    std::fs::write(
+        dir.path().join("other.csv"),
+        "current_email,company\nn1@example.com,Other\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_in(dir.path(), &url, &["apply", "other.csv"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let before = writes(&sandbox);
+    let args = [
+        "apply",
+        "--plan",
+        "m.plan.csv",
+        "-o",
+        "r3.csv",
+        "--undo-file",
+        "u3.csv",
+    ];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("r3.csv"));
+    assert_eq!(rows[0]["status"], "failed", "{text}");
+    assert!(
+        rows[0]["error"].contains("not invited: the address belongs to user")
+            && rows[0]["error"].contains("company")
+            && rows[0]["error"].contains("plan again"),
+        "{text}"
+    );
+    assert_eq!(rows[1]["status"], "unchanged", "{text}");
+    assert_eq!(writes(&sandbox), before, "nothing sent");
+}

@@ -2,9 +2,10 @@
 //! still as it read them.
 
 use super::*;
+use crate::check::EmailIndex;
 use crate::commands::limits::recall_limit;
 use crate::commands::members::Members;
-use crate::commands::{LIST_PAGE_SIZE, live_list};
+use crate::commands::{LIST_PAGE_SIZE, live_list, whole_list};
 use crate::operations::members::Membership;
 use crate::operations::pages::LivePages;
 use crate::table::members_log::MembersLog;
@@ -125,7 +126,35 @@ pub(super) fn run_planned(
         // requests than a GET per row; each page read again when a row
         // needs it after PAGE_FRESH.
         let read_at = std::time::Instant::now();
-        let listed = live_list(None, plan.changes, &client, &run.send, &interrupt, quiet).await?;
+        // A plan that invites reads the whole list: an address in the
+        // account now (the plan applied before, cut short) is not invited
+        // again.
+        let whole = match plan.invites {
+            0 => None,
+            _ => Some(
+                whole_list(
+                    &client,
+                    &run.send,
+                    &interrupt,
+                    quiet,
+                    "the plan invites users (an address in the account since the plan was made \
+                     is not invited again)",
+                )
+                .await?,
+            ),
+        };
+        let (existing, planned_against) = match &whole {
+            Some(list) => (
+                Some(Arc::new(EmailIndex::new(&list.users))),
+                Some(Arc::new(
+                    (list.users.iter())
+                        .filter_map(|user| Some((user.id?, user.clone())))
+                        .collect::<std::collections::HashMap<_, _>>(),
+                )),
+            ),
+            None => (None, None),
+        };
+        let listed = live_list(whole, plan.changes, &client, &run.send, &interrupt, quiet).await?;
         let pages = listed.map(|list| {
             Arc::new(LivePages::new(
                 list.users,
@@ -157,6 +186,8 @@ pub(super) fn run_planned(
             undo: undo.clone(),
             accept_partial_undo: args.accept_partial_undo,
             log,
+            existing,
+            planned_against,
             ..Membership::default()
         };
         let mut operation = ByAction::new(update, membership);

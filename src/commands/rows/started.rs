@@ -58,6 +58,7 @@ impl Started<'_> {
             existing: self.first.emails.clone(),
             log: self.members.clone(),
             earlier: self.earlier.clone(),
+            planned_against: None,
         }
     }
 }
