@@ -1159,16 +1159,24 @@ async fn a_plan_applied_again_finds_its_invitations_and_removals_done() {
     .unwrap();
     let (code, stderr) = run_in(dir.path(), &url, &["plan", "m.csv"]).await;
     assert_eq!(code, 0, "{stderr}");
-    let args = [
-        "apply",
-        "--plan",
-        "m.plan.csv",
-        "-o",
-        "r1.csv",
-        "--undo-file",
-        "u1.csv",
-    ];
-    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    // The plan applied, the Nth time: results rN.csv, undo file uN.csv.
+    let apply_plan = |n: &str| {
+        let (results, undo) = (format!("r{n}.csv"), format!("u{n}.csv"));
+        let (dir, url) = (dir.path().to_path_buf(), url.clone());
+        async move {
+            let args = [
+                "apply",
+                "--plan",
+                "m.plan.csv",
+                "-o",
+                &results,
+                "--undo-file",
+                &undo,
+            ];
+            run_in(&dir, &url, &args).await
+        }
+    };
+    let (code, stderr) = apply_plan("1").await;
     assert_eq!(code, 0, "{stderr}");
     let writes = |sandbox: &RunningSandbox| {
         ["PATCH", "POST", "DELETE"]
@@ -1178,16 +1186,7 @@ async fn a_plan_applied_again_finds_its_invitations_and_removals_done() {
     };
     let before = writes(&sandbox);
 
-    let args = [
-        "apply",
-        "--plan",
-        "m.plan.csv",
-        "-o",
-        "r2.csv",
-        "--undo-file",
-        "u2.csv",
-    ];
-    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    let (code, stderr) = apply_plan("2").await;
     assert_eq!(code, 0, "{stderr}");
     let (rows, text) = read_results_file(&dir.path().join("r2.csv"));
     for row in &rows {
@@ -1214,16 +1213,7 @@ async fn a_plan_applied_again_finds_its_invitations_and_removals_done() {
     let (code, stderr) = run_in(dir.path(), &url, &["apply", "other.csv"]).await;
     assert_eq!(code, 0, "{stderr}");
     let before = writes(&sandbox);
-    let args = [
-        "apply",
-        "--plan",
-        "m.plan.csv",
-        "-o",
-        "r3.csv",
-        "--undo-file",
-        "u3.csv",
-    ];
-    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    let (code, stderr) = apply_plan("3").await;
     assert_eq!(code, 1, "{stderr}");
     let (rows, text) = read_results_file(&dir.path().join("r3.csv"));
     assert_eq!(rows[0]["status"], "failed", "{text}");
