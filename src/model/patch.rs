@@ -224,6 +224,26 @@ impl PatchBody {
 
     /// Checks a request body as the API would: every problem, each naming its
     /// field. Text is checked as sent, without trimming.
+    /// What an invitation carries of a user (the address, and the
+    /// language and the name when given), checked by a row's rules, as the
+    /// API checks them there: the problems, joined, when it would refuse.
+    pub(crate) fn invitation_problems(
+        email: Option<&str>,
+        lang: Option<&str>,
+        name: Option<&str>,
+    ) -> Option<String> {
+        let mut invitation = serde_json::json!({ "email": email });
+        if let Some(lang) = lang {
+            invitation["lang"] = Value::String(lang.to_string());
+        }
+        if let Some(name) = name {
+            invitation["name"] = Value::String(name.to_string());
+        }
+        let problems = PatchBody::from_json(&invitation).err()?;
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        Some(text.join("; "))
+    }
+
     pub(crate) fn from_json(body: &Value) -> Result<PatchBody, Vec<Problem>> {
         PatchBody::from_json_accepting(body, |_, _| false)
     }

@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
@@ -115,16 +115,12 @@ pub(crate) async fn invite(State(app): State<Arc<App>>, body: Bytes) -> Response
         );
     }
     // The address, the language and the name by the same rules as a PATCH.
-    let mut checked = json!({ "email": invitation.email });
-    if let Some(lang) = &invitation.lang {
-        checked["lang"] = Value::String(lang.clone());
-    }
-    if let Some(name) = &invitation.name {
-        checked["name"] = Value::String(name.clone());
-    }
-    if let Err(problems) = PatchBody::from_json(&checked) {
-        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        return error(StatusCode::BAD_REQUEST, text.join("; "));
+    if let Some(problems) = PatchBody::invitation_problems(
+        Some(&invitation.email),
+        invitation.lang.as_deref(),
+        invitation.name.as_deref(),
+    ) {
+        return error(StatusCode::BAD_REQUEST, problems);
     }
     let known_name = IAM_GROUPS
         .iter()

@@ -476,13 +476,26 @@ impl UndoLog {
     /// groups, phone, company, auth types), as the API gave it; their
     /// password and activation cannot come back. Written before the
     /// removal is sent. `Err` of kind `InvalidData`: no invitation can
-    /// bring them back (the answer left out the address or the groups).
+    /// bring them back (the answer left out the address or the groups, or
+    /// an invitation would refuse the address, the name or the language
+    /// they have).
     pub fn record_removed(&self, before: &User) -> io::Result<()> {
         if before.email.is_none() || before.groups.as_ref().is_none_or(Vec::is_empty) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "the API's answer leaves out the user's address or groups, which an \
                  invitation needs",
+            ));
+        }
+        // The invitation carries the address, the name and the language,
+        // and the API checks them there as a row's: a value it holds but
+        // would not take again (`EN`, a name with a tab) cannot come back.
+        let (lang, name) = (before.lang.as_deref(), before.name.as_deref());
+        if let Some(problems) = PatchBody::invitation_problems(before.email.as_deref(), lang, name)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("an invitation would not take their values back: {problems}"),
             ));
         }
         let email = before.email.as_deref().unwrap_or_default();

@@ -922,3 +922,56 @@ async fn only_rows_that_sent_have_undo_lines_after_ctrl_c() {
         "{text}"
     );
 }
+
+/// A user whose address, name or language an invitation would refuse
+/// (values the API holds but takes back only as a PATCH: `EN`, a tab in
+/// the name) has no way back once removed: the removal is not sent (the
+/// row `invalid`, as for an answer without an address), unless
+/// `--accept-partial-undo`. (It was sent, and the undo file's invitation
+/// failed: the users were gone for good.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_whose_user_no_invitation_takes_back_is_not_sent() {
+    let sandbox = start(vec![
+        user(1, json!({"lang": "EN"})),
+        user(2, json!({"name": "Tab\there"})),
+        user(3, json!({})),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rm.csv"),
+        "action,user_id\nremove,1\nremove,2\nremove,3\n",
+    )
+    .unwrap();
+    let args = ["apply", "rm.csv", "--undo-file", "undo.csv"];
+    let output = run(&sandbox, dir.path(), &args).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, text) = common::read_results_file(&dir.path().join("rm.results.csv"));
+    for (row, want) in [(0, "lang"), (1, "control character")] {
+        assert_eq!(rows[row]["status"], "invalid", "{text}");
+        let error = &rows[row]["error"];
+        assert!(
+            error.contains("nothing sent: the undo file could not invite user")
+                && error.contains("an invitation would not take their values back")
+                && error.contains(want)
+                && error.contains("--accept-partial-undo"),
+            "{text}"
+        );
+    }
+    assert_eq!(rows[2]["status"], "removed", "{text}");
+    let left: Vec<u64> = (listed(&sandbox).await.iter())
+        .map(|user| user["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(left, [1, 2]);
+    // The way back brings back the one removed.
+    let args = ["apply", "undo.csv", "-o", "undo.results.csv"];
+    let output = run(&sandbox, dir.path(), &args).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let emails: Vec<String> = (listed(&sandbox).await.iter())
+        .map(|user| user["email"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        emails.contains(&"user3@example.com".to_string()),
+        "{emails:?}"
+    );
+}
