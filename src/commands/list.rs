@@ -522,7 +522,7 @@ pub(super) async fn account_id(
     client: &Client,
     policy: &SendPolicy,
     interrupt: &Interrupt,
-) -> Result<Result<u64, String>, Fatal> {
+) -> Result<Result<crate::operations::members::Account, String>, Fatal> {
     let mut progress = Progress::counting(ProgressMode::Quiet, 0, "accounts");
     let (id, ids) = std_mpsc::channel();
     let operation = crate::operations::members::AccountId { id };

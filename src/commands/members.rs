@@ -8,6 +8,7 @@ use crate::check::{Preflight, REMOVALS_NAMED};
 use crate::cli::MembersArgs;
 use crate::error::Fatal;
 use crate::http::Client;
+use crate::operations::members::Account;
 use crate::policy::SendPolicy;
 use crate::signals::Interrupt;
 
@@ -56,7 +57,7 @@ impl Members {
         client: &Client,
         policy: &SendPolicy,
         interrupt: &Interrupt,
-    ) -> Result<Option<u64>, Fatal> {
+    ) -> Result<Option<Account>, Fatal> {
         self.account_when(
             preflight.invites + preflight.removals,
             client,
@@ -73,7 +74,7 @@ impl Members {
         client: &Client,
         policy: &SendPolicy,
         interrupt: &Interrupt,
-    ) -> Result<Option<u64>, Fatal> {
+    ) -> Result<Option<Account>, Fatal> {
         if members == 0 && self.account_id.is_none() {
             return Ok(None);
         }
@@ -133,15 +134,16 @@ impl Members {
         client: &Client,
         policy: &SendPolicy,
         interrupt: &Interrupt,
-    ) -> Result<u64, Fatal> {
+    ) -> Result<Account, Fatal> {
         let read = list::account_id(client, policy, interrupt).await?;
-        let id = read.map_err(|why| {
+        let account = read.map_err(|why| {
             Fatal::Usage(format!(
                 "the account's id could not be read (GET /iam/clients/me: {why}); invitations \
                  and removals name it, and --account-id is checked against it, so nothing was \
                  sent"
             ))
         })?;
+        let id = account.id;
         if id == 0 {
             return Err(Fatal::Usage(
                 "the API gave the account's id as 0 (GET /iam/clients/me), which names no \
@@ -154,7 +156,7 @@ impl Members {
                 "--account-id {given} is not the account of this key (the API says {id}): \
                  nothing was sent; check the key or the profile"
             ))),
-            _ => Ok(id),
+            _ => Ok(account),
         }
     }
 }

@@ -41,6 +41,15 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
     run.send_rows(async |started: &mut Started<'_>| {
         let mut users = started.first.users.take();
         let mut extra = Vec::new();
+        // The user the key acts as is never planned for removal.
+        let current_user = match (remove_missing, started.current_user) {
+            (true, None) => {
+                let (client, send) = (started.client, started.send);
+                let account = members.account_id(client, send, started.interrupt).await?;
+                account.current_user
+            }
+            (_, known) => known,
+        };
         if remove_missing {
             let list = match users.take() {
                 Some(list) => list,
@@ -50,7 +59,7 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
                     whole_list(client, send, started.interrupt, started.quiet, why).await?
                 }
             };
-            extra = missing(started, &list).await?;
+            extra = missing(started, &list, current_user).await?;
             let named: Vec<(u64, String)> = (extra.iter())
                 .map(|record| (0, format!("user {}", record.user_id)))
                 .collect();
@@ -71,6 +80,7 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             operation: PlanRows {
                 snapshot,
                 allow_number_changes,
+                current_user,
             },
             keep_body: true,
             live: None,
@@ -81,7 +91,11 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
 
 /// The plan's removals of the users of `list` that no row of the input
 /// names (`--remove-missing`), in the list's order.
-async fn missing(started: &Started<'_>, list: &AccountList) -> Result<Vec<ResultRecord>, Fatal> {
+async fn missing(
+    started: &Started<'_>,
+    list: &AccountList,
+    current_user: Option<u64>,
+) -> Result<Vec<ResultRecord>, Fatal> {
     // A user on two rows (a typo of another's ID) leaves that other unnamed.
     if !started.first.preflight.duplicates.is_empty() {
         return Err(Fatal::Usage(
@@ -136,6 +150,8 @@ async fn missing(started: &Started<'_>, list: &AccountList) -> Result<Vec<Result
     Ok((list.users.iter())
         .filter_map(|user| Some((user.id?, user)))
         .filter(|(id, _)| !named.contains(id))
+        // The key's own user: no run with this key removes them.
+        .filter(|(id, _)| Some(*id) != current_user)
         .map(|(id, user)| {
             let mut record = ResultRecord::decided(
                 0,

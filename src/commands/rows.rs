@@ -446,11 +446,12 @@ impl RowsRun {
             // The operation starts only where there is an account to send to.
             let (mut sending, first) = match &connected {
                 Some((client, _)) => {
-                    let account_id = (self.members)
+                    let account = (self.members)
                         .account_for(&first.preflight, client, &send, &interrupt)
                         .await?;
                     let mut started = Started {
-                        account_id,
+                        account_id: account.map(|account| account.id),
+                        current_user: account.and_then(|account| account.current_user),
                         earlier: earlier.clone(),
                         members: members.clone(),
                         client,

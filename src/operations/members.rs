@@ -44,6 +44,8 @@ pub(crate) struct Membership {
     /// start (see [`Invite::planned_against`]).
     pub(crate) planned_against:
         Option<Arc<std::collections::HashMap<u64, crate::model::api::User>>>,
+    /// The user the key acts as: never removed with it.
+    pub(crate) current_user: Option<u64>,
 }
 
 impl<O> ByAction<O> {
@@ -58,6 +60,7 @@ impl<O> ByAction<O> {
             log,
             earlier,
             planned_against,
+            current_user,
         } = membership;
         let client_id = client_id.unwrap_or_default();
         ByAction {
@@ -77,6 +80,7 @@ impl<O> ByAction<O> {
                 as_planned: false,
                 log,
                 earlier,
+                current_user,
             },
         }
     }
@@ -103,7 +107,7 @@ impl<O: Operation> Operation for ByAction<O> {
         match job.action {
             Action::Update => self.update.decide(job),
             Action::Invite => self.invite.decide(job),
-            Action::Remove => None,
+            Action::Remove => self.remove.decide(job),
         }
     }
 
@@ -147,7 +151,15 @@ pub(crate) fn account_overview() -> Call {
 
 /// Reads the account's id, handing it to `id` before the job is done.
 pub(crate) struct AccountId {
-    pub(crate) id: std::sync::mpsc::Sender<(u64, u64)>,
+    pub(crate) id: std::sync::mpsc::Sender<(u64, Account)>,
+}
+
+/// What `GET /iam/clients/me` says of the account: its id, and the user
+/// the key acts as (`currentUser`), when it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Account {
+    pub(crate) id: u64,
+    pub(crate) current_user: Option<u64>,
 }
 
 impl Operation for AccountId {
@@ -167,11 +179,16 @@ impl Operation for AccountId {
     }
 
     fn answered(&self, _: &mut Job, reply: Result<Reply, String>) -> Step {
-        let id = reply.and_then(|reply| reply.json::<serde_json::Value>());
-        match id.map(|account| account.get("id").and_then(serde_json::Value::as_u64)) {
-            Ok(Some(id)) => {
+        let account = reply.and_then(|reply| reply.json::<serde_json::Value>());
+        let read = |account: serde_json::Value| {
+            let field = |name| account.get(name).and_then(serde_json::Value::as_u64);
+            let current_user = field("currentUser").filter(|id| *id > 0);
+            field("id").map(|id| Account { id, current_user })
+        };
+        match account.map(read) {
+            Ok(Some(account)) => {
                 // The receiver is gone only when the reading is over.
-                let _ = self.id.send((0, id));
+                let _ = self.id.send((0, account));
                 done(Status::UPDATED, String::new())
             }
             Ok(None) => done(Status::FAILED, "the account's answer has no id".to_string()),

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::invite::invited_user;
-use super::remove::planned_removal;
+use super::remove::{own_user, planned_removal};
 use super::{damaged, get_user, read_user};
 use crate::check::Rows;
 use crate::engine::{Job, Operation, Step};
@@ -23,6 +23,8 @@ pub(crate) struct PlanRows {
     pub(crate) snapshot: Option<Arc<HashMap<u64, User>>>,
     /// `--allow-number-changes`: send what looks like a spreadsheet's damage.
     pub(crate) allow_number_changes: bool,
+    /// The user the key acts as: a removal of them is `invalid`.
+    pub(crate) current_user: Option<u64>,
 }
 
 impl PlanRows {
@@ -65,6 +67,11 @@ impl Operation for PlanRows {
                 changes: Vec::new(),
                 user: Some(Box::new(invited_user(body))),
             });
+        }
+        if job.action == Action::Remove
+            && let Some(step) = own_user(job, self.current_user)
+        {
+            return Some(step);
         }
         // A user not in the list (added since) is read on its own.
         let user = self.snapshot.as_ref()?.get(&job.user_id())?;

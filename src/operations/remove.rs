@@ -40,9 +40,34 @@ pub(crate) struct Remove {
     pub(crate) log: Option<Arc<MembersLog>>,
     /// A resumed run: the users the runs of its record removed.
     pub(crate) earlier: Option<Arc<Earlier>>,
+    /// The user the key acts as (`currentUser` of `GET /iam/clients/me`):
+    /// not removed with this key.
+    pub(crate) current_user: Option<u64>,
+}
+
+/// Why the user the key acts as is not removed with it, or `None` for
+/// any other user.
+pub(crate) fn own_user(job: &Job, current_user: Option<u64>) -> Option<Step> {
+    let id = current_user.filter(|id| *id == job.user_id())?;
+    Some(Step::Done {
+        status: Status::INVALID,
+        error: format!(
+            "nothing sent: user {id} is the user this API key acts as (currentUser of GET \
+             /iam/clients/me), and a run with this key does not remove them (the key would lose \
+             its access partway through the run); remove them with another user's key, or in \
+             the Customer Portal"
+        ),
+        changes: Vec::new(),
+        user: None,
+    })
 }
 
 impl Remove {
+    /// The user the key acts as is not removed (see [`own_user`]).
+    pub(crate) fn decide(&self, job: &mut Job) -> Option<Step> {
+        own_user(job, self.current_user)
+    }
+
     pub(crate) fn call(&self, job: &Job) -> Call {
         match job.step {
             0 => get_user(job.user_id()),

@@ -1226,3 +1226,47 @@ async fn a_plan_applied_again_finds_its_invitations_and_removals_done() {
     assert_eq!(rows[1]["status"], "unchanged", "{text}");
     assert_eq!(writes(&sandbox), before, "nothing sent");
 }
+
+/// The user the key acts as (`currentUser` of `GET /iam/clients/me`, user
+/// 1 in the sandbox) is never removed with it: a row that removes them is
+/// `invalid` in the plan and in the run (nothing sent for it), and
+/// `--remove-missing` leaves them out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keys_own_user_is_never_removed_with_it() {
+    let sandbox = started(6, Faults::default()).await;
+    let url = sandbox.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rm.csv"),
+        "action,user_id\nremove,1\nremove,2\n",
+    )
+    .unwrap();
+    let own = "user 1 is the user this API key acts as";
+    let (code, stderr) = run_in(dir.path(), &url, &["plan", "rm.csv"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("rm.plan.csv"));
+    assert_eq!(rows[0]["status"], "invalid", "{text}");
+    assert!(rows[0]["error"].contains(own), "{text}");
+    assert_eq!(rows[1]["status"], "would_remove", "{text}");
+    let (code, stderr) = run_in(dir.path(), &url, &["apply", "rm.csv"]).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("rm.results.csv"));
+    assert_eq!(rows[0]["status"], "invalid", "{text}");
+    assert!(rows[0]["error"].contains(own), "{text}");
+    assert_eq!(rows[1]["status"], "removed", "{text}");
+    let left = members(&sandbox).await;
+    assert_eq!(left.len(), 5, "{left:?}");
+    assert_eq!(answered(&sandbox, "DELETE"), 1);
+
+    // --remove-missing: every user no row names but the key's own.
+    std::fs::write(dir.path().join("keep3.csv"), "user_id,lang\n3,de\n").unwrap();
+    let args = ["plan", "keep3.csv", "--remove-missing"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("keep3.plan.csv"));
+    let removed: Vec<&str> = (rows.iter())
+        .filter(|row| row["status"] == "would_remove")
+        .map(|row| row["user_id"].as_str())
+        .collect();
+    assert_eq!(removed, ["4", "5", "6"], "{text}");
+}

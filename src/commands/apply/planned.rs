@@ -165,7 +165,7 @@ pub(super) fn run_planned(
             ))
         });
         // Invitations and removals name the account.
-        let account_id = (members)
+        let account = (members)
             .account_when(plan.invites + plan.removals, &client, &run.send, &interrupt)
             .await?;
         let update = ApplyRows::Planned(PatchAsPlanned {
@@ -182,7 +182,8 @@ pub(super) fn run_planned(
             )),
         };
         let membership = Membership {
-            client_id: account_id,
+            client_id: account.map(|account| account.id),
+            current_user: account.and_then(|account| account.current_user),
             undo: undo.clone(),
             accept_partial_undo: args.accept_partial_undo,
             log,

@@ -28,6 +28,9 @@ pub(crate) struct Started<'a> {
     pub first: FirstPass,
     /// The account's id, read when some row invites or removes a user.
     pub(crate) account_id: Option<u64>,
+    /// The user the key acts as (`currentUser`), when the account was read
+    /// and says: never removed by this key.
+    pub(crate) current_user: Option<u64>,
     /// A resumed run: what the runs of its record invited and removed.
     pub(crate) earlier: Option<Arc<Earlier>>,
     /// The record of the invitations and removals this run sends.
@@ -59,6 +62,7 @@ impl Started<'_> {
             log: self.members.clone(),
             earlier: self.earlier.clone(),
             planned_against: None,
+            current_user: self.current_user,
         }
     }
 }
