@@ -124,9 +124,12 @@ fn describe(
     let (rate, rate_from) = choice.rate.clone();
     let (burst, burst_from) = choice.burst.clone();
     let (concurrency, concurrency_from) = choice.concurrency.clone();
-    let rate_shown = match rate.trim().eq_ignore_ascii_case("auto") {
-        true => "auto (finds the account's limit)".to_string(),
-        false => format!("{rate} requests/s"),
+    let rate_shown = match rate.trim() {
+        auto if auto.eq_ignore_ascii_case("auto") => "auto (finds the account's limit)".to_string(),
+        zero if zero.parse::<f64>().is_ok_and(|rate| rate == 0.0) => {
+            format!("{zero} (no limit until a 429)")
+        }
+        rate => format!("{rate} requests/s"),
     };
     let _ = writeln!(text, "rate:         {rate_shown} (from {rate_from})");
     let _ = writeln!(text, "burst:        {burst} (from {burst_from})");
@@ -319,6 +322,24 @@ mod tests {
                     assert_eq!(refused.to_string(), run.to_string(), "{case}");
                 }
             }
+        }
+    }
+
+    /// `--rate 0` is no limit (until a 429), not zero requests a second.
+    #[test]
+    fn a_rate_of_zero_is_shown_as_no_limit() {
+        let none = |_: &str| None;
+        for (flag, want) in [
+            ("0", "rate:         0 (no limit until a 429) (from flag)"),
+            (
+                "0.0",
+                "rate:         0.0 (no limit until a 429) (from flag)",
+            ),
+            ("7", "rate:         7 requests/s (from flag)"),
+        ] {
+            let args = config_args(&["--rate", flag]);
+            let shown = describe(&args, none, None).unwrap().text;
+            assert_eq!(line_of(&shown, "rate:"), want, "{shown}");
         }
     }
 
