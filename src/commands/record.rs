@@ -158,11 +158,18 @@ pub(super) fn resumed_undo(
 /// Where the way back is, and what it cannot put back. Printed even with
 /// `--quiet`: it is part of the run's record.
 pub(super) fn note_undo(undo: &UndoLog) {
-    crate::say!(
-        "undo: {} (gcore-iam-bulk apply {} puts back the values this run changed)",
-        undo.path().display(),
-        undo.path().display()
-    );
+    match undo.is_empty() {
+        true => crate::say!(
+            "undo: {} holds no change: this run changed nothing (the file may be given to a \
+             run again)",
+            undo.path().display()
+        ),
+        false => crate::say!(
+            "undo: {} (gcore-iam-bulk apply {} puts back the values this run changed)",
+            undo.path().display(),
+            undo.path().display()
+        ),
+    }
     let [invited, removed] = undo.members();
     let users = |count: u64| match count {
         1 => "1 user".to_string(),

@@ -180,7 +180,7 @@ pub(crate) fn check_undo_path(
         )));
     }
     let exists = std::fs::metadata(undo).is_ok_and(|m| m.len() > 0);
-    if exists && !continuing {
+    if exists && !continuing && crate::table::undo::holds_a_way_back(undo) {
         return Err(Fatal::Usage(format!(
             "the undo file {} already exists and may be the only way back from an earlier run \
              (--overwrite does not replace it); move it away or choose another --undo-file \

@@ -85,6 +85,23 @@ pub(crate) fn remembered(results: &Path) -> io::Result<Remembered> {
     })
 }
 
+/// Whether the file at `path` holds a way back: a row besides the header.
+/// An undo file a run refused before it sent anything holds its header
+/// alone, and may be given again; one that cannot be read is taken to
+/// hold one (it is never replaced unread).
+pub(crate) fn holds_a_way_back(path: &Path) -> bool {
+    use std::io::Read;
+    let mut start = Vec::new();
+    let read = File::open(path).and_then(|file| file.take(1 << 16).read_to_end(&mut start));
+    match read {
+        Err(_) => true,
+        Ok(_) => {
+            let lines = start.split(|&b| b == b'\n');
+            lines.filter(|line| !line.trim_ascii().is_empty()).count() > 1
+        }
+    }
+}
+
 /// The longest `<results>.undo` read: a path (Linux allows 4,096 bytes).
 const MAX_REMEMBERED_BYTES: u64 = 16 * 1024;
 
@@ -461,6 +478,12 @@ impl UndoLog {
 
     /// How many rows the file holds that remove an invited user, and that
     /// invite a removed one (an earlier run's of the record too).
+    /// Whether the file holds no way back at all: nothing was changed.
+    pub(crate) fn is_empty(&self) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.held.is_empty() && inner.membership.is_empty()
+    }
+
     pub fn members(&self) -> [u64; 2] {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let count = |action: &str| {

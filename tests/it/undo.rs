@@ -977,3 +977,33 @@ async fn a_removal_whose_user_no_invitation_takes_back_is_not_sent() {
         "{emails:?}"
     );
 }
+
+/// A run refused for an invalid row (nothing sent) leaves an undo file of
+/// its header alone, says it holds no change, and the same command runs
+/// once the row is fixed (it was refused: "already exists and may be the
+/// only way back").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_file_of_a_run_that_sent_nothing_may_be_given_again() {
+    let sandbox = start(vec![user(1, json!({})), user(2, json!({}))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n2,xx\n").unwrap();
+    let args = ["apply", "in.csv", "--undo-file", "undo.csv", "--overwrite"];
+    let output = run(&sandbox, dir.path(), &args).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("undo: undo.csv holds no change"), "{text}");
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n2,de\n").unwrap();
+    let output = run(&sandbox, dir.path(), &args).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("puts back the values this run changed"),
+        "{text}"
+    );
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert!(undo.lines().any(|line| line.starts_with("2,")), "{undo}");
+    // A file that holds a way back is never replaced.
+    let output = run(&sandbox, dir.path(), &args).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("may be the only way back"));
+}

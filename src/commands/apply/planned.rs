@@ -76,7 +76,9 @@ pub(super) fn run_planned(
     }
     distinct_files(args, &source, &target, &run)?;
     if let Some(undo) = &args.undo_file {
-        if std::fs::metadata(undo).is_ok_and(|m| m.len() > 0) {
+        if std::fs::metadata(undo).is_ok_and(|m| m.len() > 0)
+            && crate::table::undo::holds_a_way_back(undo)
+        {
             return Err(Fatal::Usage(format!(
                 "the undo file {} already exists and may be the only way back from an earlier \
                  run; a plan is not resumed: to go on after an apply --plan that stopped, apply \
