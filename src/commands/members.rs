@@ -39,13 +39,26 @@ impl From<&MembersArgs> for Members {
 
 impl Members {
     /// Refuses a run (`plan`: a plan) whose rows would remove more users
-    /// than `--max-removals`.
-    pub(crate) fn guard_rows(&self, preflight: &Preflight, plan: bool) -> Result<(), Fatal> {
-        let unsent = match plan {
-            true => "no plan was written",
-            false => "nothing was sent",
+    /// than `--max-removals`. A dry run is not refused: it says, even under
+    /// `-q` (its exit code cannot), that a run that sends would be.
+    pub(crate) fn guard_rows(
+        &self,
+        preflight: &Preflight,
+        plan: bool,
+        dry_run: bool,
+    ) -> Result<(), Fatal> {
+        let unsent = match (plan, dry_run) {
+            (true, _) => "no plan was written",
+            (false, false) => "nothing was sent",
+            (false, true) => "a run that sends would stop there, with nothing sent (exit 2)",
         };
-        self.guard(preflight, &[], ("the file", unsent))
+        match self.guard(preflight, &[], ("the file", unsent)) {
+            Err(refused) if dry_run => {
+                crate::say!("warning: {refused}");
+                Ok(())
+            }
+            guarded => guarded,
+        }
     }
 
     /// The account's id when some row invites or removes a user (they

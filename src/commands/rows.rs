@@ -376,11 +376,9 @@ impl RowsRun {
             )
             .await?;
             // A sheet cut short must not empty the account: refused before
-            // anything is sent (a dry run only says what it would do).
-            if connected.is_some() {
-                let plan = matches!(self.keeps, Kept::Plan);
-                self.members.guard_rows(&first.preflight, plan)?;
-            }
+            // anything is sent (a dry run says that a run would be).
+            let plan = matches!(self.keeps, Kept::Plan);
+            (self.members).guard_rows(&first.preflight, plan, connected.is_none())?;
             let input = Arc::clone(&first.input);
             let rows = first.preflight.rows;
             let (previous, resuming) = match &self.keeps {

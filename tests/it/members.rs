@@ -383,6 +383,26 @@ async fn plan_remove_missing_plans_the_rows_cut_and_refuses_a_sheet_cut_short() 
         "{stderr}"
     );
     assert_eq!(members(&sandbox).await.len(), 27);
+    // A dry run does what it is asked (exit 0), and warns, even under -q,
+    // that the run that sends would stop.
+    let warned = |code: i32, stderr: &str| {
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stderr.contains("warning: the file would remove 12 users")
+                && stderr.contains("a run that sends would stop there, with nothing sent (exit 2)"),
+            "{stderr}"
+        );
+    };
+    let args = ["apply", "leavers.csv", "--dry-run", "-q", "--overwrite"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    warned(code, &stderr);
+    let validated = bin()
+        .current_dir(dir.path())
+        .args(["validate", "leavers.csv", "-q", "--overwrite"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&validated.stderr);
+    warned(validated.status.code().unwrap(), &stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
