@@ -11,6 +11,15 @@ use tokio::sync::watch;
 
 use crate::exit::{Exit, Signal};
 
+/// Set by `apply --plan`: a plan is not resumed but applied again, and the
+/// message of a second Ctrl-C says so.
+static APPLYING_A_PLAN: AtomicBool = AtomicBool::new(false);
+
+/// The run applies a reviewed plan (see [`APPLYING_A_PLAN`]).
+pub(crate) fn applying_a_plan() {
+    APPLYING_A_PLAN.store(true, Ordering::SeqCst);
+}
+
 /// Whether the run was asked to stop, and by which signal. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Interrupt {
@@ -41,10 +50,14 @@ impl Interrupt {
                     }
                     let _ = tx.send(Some(signal));
                     handlers.second_interrupt().await;
+                    let next = match APPLYING_A_PLAN.load(Ordering::SeqCst) {
+                        true => "apply the plan again to another file with -o to finish it",
+                        false => "--resume goes on from it",
+                    };
                     crate::say!(
                         "interrupted again: quitting; the results file may lack the last \
                          rows (in flight, or answered in the last tenth of a second): \
-                         --resume goes on from it; no summary file or report is written"
+                         {next}; no summary file or report is written"
                     );
                     std::process::exit(i32::from(Exit::Aborted.code()));
                 });

@@ -900,6 +900,15 @@ async fn only_rows_that_sent_have_undo_lines_after_ctrl_c() {
     common::kill(child.id(), "INT");
     let out = common::wait(child).await;
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // A plan is not resumed: the run says how to finish it.
+    assert!(
+        stderr(&out).contains(
+            "note: to finish the plan, apply it again to another results file (and another \
+             --undo-file: keep this one): gcore-iam-bulk apply --plan in.plan.csv -o OTHER.csv"
+        ),
+        "{}",
+        stderr(&out)
+    );
     let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
     let updated: Vec<&str> = rows
         .iter()

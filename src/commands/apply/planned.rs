@@ -103,6 +103,7 @@ pub(super) fn run_planned(
         ("the plan", "nothing was sent"),
     )?;
     let quiet = args.output.quiet;
+    crate::signals::applying_a_plan();
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
         let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
@@ -227,6 +228,15 @@ pub(super) fn run_planned(
         }
         if let Some(undo) = &undo {
             note_undo(undo);
+        }
+        if matches!(exit, Ok(Exit::Interrupted | Exit::Terminated)) {
+            // A plan is not resumed: it is applied again.
+            crate::say!(
+                "note: to finish the plan, apply it again to another results file (and another \
+                 --undo-file: keep this one): gcore-iam-bulk apply --plan {} -o OTHER.csv; the \
+                 rows it changed already are unchanged",
+                plan_path.display()
+            );
         }
         exit
     })
