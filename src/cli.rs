@@ -168,7 +168,7 @@ pub struct ApplyArgs {
     pub(crate) skip_invalid: bool,
     /// Apply exactly what a reviewed plan (the results file of `plan`) would change, only for
     /// users still as the plan read them; instead of INPUT.
-    #[arg(long, value_name = "PLAN", conflicts_with_all = ["path", "dry_run", "resume", "sandbox", "skip_unchanged"])]
+    #[arg(long, value_name = "PLAN", conflicts_with_all = ["path", "dry_run", "sandbox", "skip_unchanged"])]
     pub plan: Option<PathBuf>,
     /// Read each user first and send only the fields that differ; a row already right is
     /// `unchanged` and sends nothing. The `changes` column says what changed.

@@ -456,11 +456,14 @@ impl<'a> Checker<'a> {
             }
         }
         if action == Action::Remove && !body.is_empty() {
-            problems.push(Problem::in_row(format!(
-                "is a remove row, and it sets {}: a user who leaves the account keeps no \
-                 field; empty those cells, or make the row an update",
-                body.fields().names()
-            )));
+            let fields = body.fields().names();
+            problems.push(Problem::in_column(
+                "action",
+                format!(
+                    "is remove, and the row sets {fields}: a user who leaves the account keeps \
+                     no field; empty the {fields} cells, or make the row an update"
+                ),
+            ));
         }
         if raw.cells.len() == self.header.width() && !named_badly {
             match self.resolve(user_id, current_email.as_deref()) {

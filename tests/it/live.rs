@@ -717,6 +717,16 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
         assert!(text.contains(want), "{file}: {text}");
     }
     assert!(results.exists());
+    // --resume with --plan: what to do instead (it was clap's bare conflict).
+    let args = ["--plan", "in.plan.csv", "--resume"];
+    let output = run(&sandbox, dir.path(), "apply", &args).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("--resume does not go with --plan: a plan is not resumed; to finish one")
+            && text.contains("apply it again to another file with -o"),
+        "{text}"
+    );
 }
 
 /// PATCHes `body` to user `id` of the sandbox, until it is accepted.

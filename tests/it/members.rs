@@ -517,7 +517,7 @@ async fn a_membership_row_gone_wrong_names_its_column_and_the_fix() {
         "{text}"
     );
     assert!(
-        error(3).contains("is a remove row, and it sets company"),
+        error(3).contains("action: is remove, and the row sets company: a user who leaves"),
         "{text}"
     );
     assert!(

@@ -18,6 +18,14 @@ pub(super) fn run_planned(
     plan_path: &Path,
     api: ApiSettings,
 ) -> Result<Exit, Fatal> {
+    if args.resume {
+        return Err(Fatal::Usage(
+            "--resume does not go with --plan: a plan is not resumed; to finish one that \
+             stopped, apply it again to another file with -o (and another --undo-file, keeping \
+             the first): the rows it changed already are unchanged"
+                .to_string(),
+        ));
+    }
     let mut plan = Plan::open(plan_path)?;
     if plan.invalid > 0 && !args.skip_invalid {
         crate::say!(
