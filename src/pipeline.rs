@@ -270,6 +270,7 @@ fn to_work(seq: u64, checked: CheckedRow, checks: &Checks) -> Work {
     let done = |record: ResultRecord| Work::decided(seq, record);
     let live_problem = match (&verdict, user_id, &checks.live) {
         (Verdict::Send(body), Some(id), Some(live)) => live.problem(id, body),
+        (Verdict::Remove, Some(id), Some(live)) => live.removal_problem(id),
         _ => None,
     };
     if let Some(problem) = live_problem {

@@ -28,6 +28,8 @@ pub struct LiveCheck {
     /// `--skip-unchanged`: only the fields that differ are sent.
     pub(crate) skip_unchanged: bool,
     pub undo: Option<Arc<UndoLog>>,
+    /// The user the key acts as: a row that removes them is refused.
+    pub(crate) current_user: Option<u64>,
 }
 
 impl LiveCheck {
@@ -52,6 +54,27 @@ impl LiveCheck {
         self.undo.as_ref()?.refuses(user_id, user, sent)
     }
 
+    /// Why the removal of user `user_id` must not be sent, if it must not:
+    /// they are the user the key acts as, or the undo file could not
+    /// invite them back (`None` also when the user was not read: its row
+    /// reads it, and the undo line is checked then).
+    pub fn removal_problem(&self, user_id: u64) -> Option<String> {
+        if self.current_user == Some(user_id) {
+            return Some(own_user_refused(user_id));
+        }
+        let user = self.users.get(&user_id)?;
+        self.undo.as_ref()?.refuses_removal(user)
+    }
+
+    /// Why the checked row must not be sent, if it must not.
+    pub(crate) fn row_problem(&self, checked: &CheckedRow) -> Option<String> {
+        match (&checked.verdict, checked.user_id) {
+            (Verdict::Send(body), Some(id)) => self.problem(id, body),
+            (Verdict::Remove, Some(id)) => self.removal_problem(id),
+            _ => None,
+        }
+    }
+
     /// The users of the valid rows of `input` that are not read whole for
     /// the fields their rows change: each once, to be read by GET.
     pub(crate) fn to_read(
@@ -67,13 +90,18 @@ impl LiveCheck {
             &Duplicates::default(),
             emails,
             |checked| {
-                if let (Verdict::Send(body), Some(id)) = (&checked.verdict, checked.user_id) {
-                    let whole = users
-                        .get(&id)
-                        .is_some_and(|user| user.absent.and(body.fields()).is_empty());
-                    if !whole {
-                        ids.push(id);
-                    }
+                // A removal's undo line takes every field of its user.
+                let fields = match &checked.verdict {
+                    Verdict::Send(body) => body.fields(),
+                    Verdict::Remove => FieldSet::ALL,
+                    _ => return,
+                };
+                let Some(id) = checked.user_id else { return };
+                let whole = users
+                    .get(&id)
+                    .is_some_and(|user| user.absent.and(fields).is_empty());
+                if !whole {
+                    ids.push(id);
                 }
             },
         )?;
@@ -92,12 +120,20 @@ impl LiveCheck {
     ) -> Result<u64, Fatal> {
         let mut refused = 0;
         each_checked(input, null_token, duplicates, emails, |checked| {
-            if let (Verdict::Send(body), Some(id)) = (&checked.verdict, checked.user_id)
-                && self.problem(id, body).is_some()
-            {
+            if self.row_problem(&checked).is_some() {
                 refused += 1;
             }
         })?;
         Ok(refused)
     }
+}
+
+/// The row's error when it would remove user `id`, the key's own.
+pub(crate) fn own_user_refused(id: u64) -> String {
+    format!(
+        "nothing sent: user {id} is the user this API key acts as (currentUser of GET \
+         /iam/clients/me), and a run with this key does not remove them (the key would lose its \
+         access partway through the run); remove them with another user's key, or in the \
+         Customer Portal"
+    )
 }

@@ -51,12 +51,7 @@ pub(crate) fn own_user(job: &Job, current_user: Option<u64>) -> Option<Step> {
     let id = current_user.filter(|id| *id == job.user_id())?;
     Some(Step::Done {
         status: Status::INVALID,
-        error: format!(
-            "nothing sent: user {id} is the user this API key acts as (currentUser of GET \
-             /iam/clients/me), and a run with this key does not remove them (the key would lose \
-             its access partway through the run); remove them with another user's key, or in \
-             the Customer Portal"
-        ),
+        error: crate::check::own_user_refused(id),
         changes: Vec::new(),
         user: None,
     })
@@ -211,11 +206,7 @@ impl Remove {
             }
             Err(error) if error.kind() == std::io::ErrorKind::InvalidData => Some(Step::Done {
                 status: Status::INVALID,
-                error: format!(
-                    "nothing sent: the undo file could not invite user {} back ({error}); pass \
-                     --accept-partial-undo to remove them without a way back",
-                    job.user_id()
-                ),
+                error: crate::table::undo::removal_refused(job.user_id(), &error.to_string()),
                 changes: Vec::new(),
                 user: job.before.take(),
             }),

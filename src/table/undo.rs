@@ -36,91 +36,6 @@ use crate::model::patch::PatchBody;
 /// (a file with a `verbatim` column is always read with it).
 pub(crate) const NULL_TOKEN: &str = "#null";
 
-/// Where a results file remembers the undo file of its run: beside it,
-/// `<results>.undo`, holding the undo file's path, so that a resume goes
-/// on with the same undo file.
-pub(crate) fn remembered_path(results: &Path) -> PathBuf {
-    let mut name = results.as_os_str().to_os_string();
-    name.push(".undo");
-    PathBuf::from(name)
-}
-
-/// What the record at `results` remembers of its run's undo file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Remembered {
-    /// No `<results>.undo` (a record of an older version, or removed).
-    Unknown,
-    /// The run kept no undo file.
-    None,
-    /// The run kept this one.
-    File(PathBuf),
-}
-
-/// What the record at `results` remembers of its run's undo file.
-pub(crate) fn remembered(results: &Path) -> io::Result<Remembered> {
-    use std::io::Read;
-    let file = match File::open(remembered_path(results)) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Remembered::Unknown),
-        Err(error) => return Err(error),
-    };
-    // A path: a few KiB at most (a longer file is not one this tool wrote).
-    let mut bytes = Vec::new();
-    file.take(MAX_REMEMBERED_BYTES + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_REMEMBERED_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "it is not a path this tool wrote (too long)",
-        ));
-    }
-    let path = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
-    #[cfg(unix)]
-    let path = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
-    #[cfg(not(unix))]
-    let path = PathBuf::from(String::from_utf8_lossy(path).into_owned());
-    Ok(match path.as_os_str().is_empty() {
-        true => Remembered::None,
-        false => Remembered::File(path),
-    })
-}
-
-/// Whether the file at `path` holds a way back: a row besides the header.
-/// An undo file a run refused before it sent anything holds its header
-/// alone, and may be given again; one that cannot be read is taken to
-/// hold one (it is never replaced unread).
-pub(crate) fn holds_a_way_back(path: &Path) -> bool {
-    use std::io::Read;
-    let mut start = Vec::new();
-    let read = File::open(path).and_then(|file| file.take(1 << 16).read_to_end(&mut start));
-    match read {
-        Err(_) => true,
-        Ok(_) => {
-            let lines = start.split(|&b| b == b'\n');
-            lines.filter(|line| !line.trim_ascii().is_empty()).count() > 1
-        }
-    }
-}
-
-/// The longest `<results>.undo` read: a path (Linux allows 4,096 bytes).
-const MAX_REMEMBERED_BYTES: u64 = 16 * 1024;
-
-/// Makes the results file at `results` remember `undo` (its absolute
-/// path), or that its run keeps none (an empty file): written and synced
-/// before anything is sent.
-pub fn remember(results: &Path, undo: Option<&Path>) -> io::Result<()> {
-    use std::io::Write;
-    let path = remembered_path(results);
-    let mut file = open_private(&path)?;
-    file.set_len(0)?;
-    if let Some(undo) = undo {
-        let absolute = std::path::absolute(undo)?;
-        file.write_all(absolute.as_os_str().as_encoded_bytes())?;
-        file.write_all(b"\n")?;
-    }
-    file.sync_all()
-}
-
 pub struct UndoLog {
     path: PathBuf,
     /// `--accept-partial-undo`: a value that cannot be put back does not
@@ -478,6 +393,16 @@ impl UndoLog {
 
     /// How many rows the file holds that remove an invited user, and that
     /// invite a removed one (an earlier run's of the record too).
+    /// Why removing `before` must not be sent: no invitation could bring
+    /// them back, unless the run accepts it. `None`: go ahead.
+    pub(crate) fn refuses_removal(&self, before: &User) -> Option<String> {
+        if self.accept_partial {
+            return None;
+        }
+        let why = invitation_back(before).err()?;
+        Some(removal_refused(before.id.unwrap_or_default(), &why))
+    }
+
     /// Whether the file holds no way back at all: nothing was changed.
     pub(crate) fn is_empty(&self) -> bool {
         let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -503,24 +428,7 @@ impl UndoLog {
     /// an invitation would refuse the address, the name or the language
     /// they have).
     pub fn record_removed(&self, before: &User) -> io::Result<()> {
-        if before.email.is_none() || before.groups.as_ref().is_none_or(Vec::is_empty) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "the API's answer leaves out the user's address or groups, which an \
-                 invitation needs",
-            ));
-        }
-        // The invitation carries the address, the name and the language,
-        // and the API checks them there as a row's: a value it holds but
-        // would not take again (`EN`, a name with a tab) cannot come back.
-        let (lang, name) = (before.lang.as_deref(), before.name.as_deref());
-        if let Some(problems) = PatchBody::invitation_problems(before.email.as_deref(), lang, name)
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("an invitation would not take their values back: {problems}"),
-            ));
-        }
+        invitation_back(before).map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))?;
         let email = before.email.as_deref().unwrap_or_default();
         if self.holds(format!("invite {}", email.trim().to_lowercase())) {
             return Ok(());
@@ -593,6 +501,40 @@ fn read_rows(file: &mut File) -> io::Result<Vec<UndoRow>> {
     }
     Ok(rows)
 }
+
+/// Why no invitation can bring `before` back, if none can: the answer
+/// left out their address or groups, or an invitation would refuse the
+/// address, the name or the language they have (the API checks them there
+/// as a row's: `EN`, a name with a tab).
+fn invitation_back(before: &User) -> Result<(), String> {
+    if before.email.is_none() || before.groups.as_ref().is_none_or(Vec::is_empty) {
+        return Err(
+            "the API's answer leaves out the user's address or groups, which an \
+                    invitation needs"
+                .to_string(),
+        );
+    }
+    let (lang, name) = (before.lang.as_deref(), before.name.as_deref());
+    match PatchBody::invitation_problems(before.email.as_deref(), lang, name) {
+        Some(problems) => Err(format!(
+            "an invitation would not take their values back: {problems}"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The row's error when the removal of user `id` is not sent for want of a
+/// way back (`why`).
+pub(crate) fn removal_refused(id: u64, why: &str) -> String {
+    format!(
+        "nothing sent: the undo file could not invite user {id} back ({why}); pass \
+         --accept-partial-undo to remove them without a way back"
+    )
+}
+
+mod remembered;
+pub use remembered::remember;
+pub(crate) use remembered::{Remembered, holds_a_way_back, remembered, remembered_path};
 
 #[cfg(test)]
 mod tests;

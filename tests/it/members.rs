@@ -1268,11 +1268,20 @@ async fn the_keys_own_user_is_never_removed_with_it() {
     assert_eq!(rows[0]["status"], "invalid", "{text}");
     assert!(rows[0]["error"].contains(own), "{text}");
     assert_eq!(rows[1]["status"], "would_remove", "{text}");
+    // Known once the account is read, before anything is sent: the run
+    // stops as for any invalid row, unless --skip-invalid.
     let (code, stderr) = run_in(dir.path(), &url, &["apply", "rm.csv"]).await;
     assert_eq!(code, 1, "{stderr}");
     let (rows, text) = read_results_file(&dir.path().join("rm.results.csv"));
     assert_eq!(rows[0]["status"], "invalid", "{text}");
     assert!(rows[0]["error"].contains(own), "{text}");
+    assert_eq!(rows[1]["status"], "not_attempted", "{text}");
+    assert_eq!(answered(&sandbox, "DELETE"), 0);
+    let args = ["apply", "rm.csv", "--skip-invalid", "--overwrite"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("rm.results.csv"));
+    assert_eq!(rows[0]["status"], "invalid", "{text}");
     assert_eq!(rows[1]["status"], "removed", "{text}");
     let left = members(&sandbox).await;
     assert_eq!(left.len(), 5, "{left:?}");

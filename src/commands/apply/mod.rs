@@ -113,11 +113,23 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
         // invitation's, a removal's).
         let membership = started.membership(accept_partial_undo);
         let by_action = move |update| ByAction::new(update, membership);
+        // A row that removes the key's own user stops the run as any
+        // invalid row does (known once the account is read).
+        let current_user = started.current_user;
         if !skip_unchanged && undo.is_none() {
+            let removes = started.first.preflight.removals > 0 && current_user.is_some();
             return Ok(Sending {
                 operation: by_action(ApplyRows::Patch(PatchRows)),
                 keep_body: false,
-                live: None,
+                live: removes.then(|| {
+                    Arc::new(LiveCheck {
+                        users: Arc::default(),
+                        allow_number_changes: true,
+                        skip_unchanged: false,
+                        undo: None,
+                        current_user,
+                    })
+                }),
                 extra: Vec::new(),
             });
         }
@@ -155,6 +167,7 @@ pub(super) fn run(mut args: ApplyArgs) -> Result<Exit, Fatal> {
                 allow_number_changes,
                 skip_unchanged,
                 undo,
+                current_user,
             })),
             extra: Vec::new(),
         })

@@ -1,0 +1,94 @@
+//! The files around the undo file: where a results file remembers its
+//! run's undo file (`<results>.undo`), and whether an undo file holds a
+//! way back at all.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::table::record::open_private;
+
+/// Where a results file remembers the undo file of its run: beside it,
+/// `<results>.undo`, holding the undo file's path, so that a resume goes
+/// on with the same undo file.
+pub(crate) fn remembered_path(results: &Path) -> PathBuf {
+    let mut name = results.as_os_str().to_os_string();
+    name.push(".undo");
+    PathBuf::from(name)
+}
+
+/// What the record at `results` remembers of its run's undo file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Remembered {
+    /// No `<results>.undo` (a record of an older version, or removed).
+    Unknown,
+    /// The run kept no undo file.
+    None,
+    /// The run kept this one.
+    File(PathBuf),
+}
+
+/// What the record at `results` remembers of its run's undo file.
+pub(crate) fn remembered(results: &Path) -> io::Result<Remembered> {
+    use std::io::Read;
+    let file = match File::open(remembered_path(results)) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Remembered::Unknown),
+        Err(error) => return Err(error),
+    };
+    // A path: a few KiB at most (a longer file is not one this tool wrote).
+    let mut bytes = Vec::new();
+    file.take(MAX_REMEMBERED_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_REMEMBERED_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "it is not a path this tool wrote (too long)",
+        ));
+    }
+    let path = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    #[cfg(unix)]
+    let path = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(path));
+    #[cfg(not(unix))]
+    let path = PathBuf::from(String::from_utf8_lossy(path).into_owned());
+    Ok(match path.as_os_str().is_empty() {
+        true => Remembered::None,
+        false => Remembered::File(path),
+    })
+}
+
+/// Whether the file at `path` holds a way back: a row besides the header.
+/// An undo file a run refused before it sent anything holds its header
+/// alone, and may be given again; one that cannot be read is taken to
+/// hold one (it is never replaced unread).
+pub(crate) fn holds_a_way_back(path: &Path) -> bool {
+    use std::io::Read;
+    let mut start = Vec::new();
+    let read = File::open(path).and_then(|file| file.take(1 << 16).read_to_end(&mut start));
+    match read {
+        Err(_) => true,
+        Ok(_) => {
+            let lines = start.split(|&b| b == b'\n');
+            lines.filter(|line| !line.trim_ascii().is_empty()).count() > 1
+        }
+    }
+}
+
+/// The longest `<results>.undo` read: a path (Linux allows 4,096 bytes).
+const MAX_REMEMBERED_BYTES: u64 = 16 * 1024;
+
+/// Makes the results file at `results` remember `undo` (its absolute
+/// path), or that its run keeps none (an empty file): written and synced
+/// before anything is sent.
+pub fn remember(results: &Path, undo: Option<&Path>) -> io::Result<()> {
+    use std::io::Write;
+    let path = remembered_path(results);
+    let mut file = open_private(&path)?;
+    file.set_len(0)?;
+    if let Some(undo) = undo {
+        let absolute = std::path::absolute(undo)?;
+        file.write_all(absolute.as_os_str().as_encoded_bytes())?;
+        file.write_all(b"\n")?;
+    }
+    file.sync_all()
+}
