@@ -346,7 +346,7 @@ enum UndoRow {
 }
 
 /// The undo file's header: the input's columns, `verbatim`, then `action`.
-fn undo_header() -> Vec<&'static str> {
+pub(super) fn undo_header() -> Vec<&'static str> {
     let mut names = header_names(false);
     names.push(ACTION);
     names

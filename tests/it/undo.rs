@@ -1034,8 +1034,26 @@ async fn an_undo_file_of_a_run_that_sent_nothing_may_be_given_again() {
     );
     let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
     assert!(undo.lines().any(|line| line.starts_with("2,")), "{undo}");
-    // A file that holds a way back is never replaced.
+    // A file that holds a way back is never replaced, nor any other file
+    // of one line (only an undo file's header alone may be given again).
     let output = run(&sandbox, dir.path(), &args).await;
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("may be the only way back"));
+    for notes in [
+        "my important notes line 1\n",
+        "no line break",
+        "user_id,lang\n",
+    ] {
+        std::fs::write(dir.path().join("notes.txt"), notes).unwrap();
+        let args = ["apply", "in.csv", "--undo-file", "notes.txt", "--overwrite"];
+        let output = run(&sandbox, dir.path(), &args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{notes}: {}",
+            stderr(&output)
+        );
+        let kept = std::fs::read_to_string(dir.path().join("notes.txt")).unwrap();
+        assert_eq!(kept, notes);
+    }
 }

@@ -57,19 +57,22 @@ pub(crate) fn remembered(results: &Path) -> io::Result<Remembered> {
     })
 }
 
-/// Whether the file at `path` holds a way back: a row besides the header.
-/// An undo file a run refused before it sent anything holds its header
-/// alone, and may be given again; one that cannot be read is taken to
-/// hold one (it is never replaced unread).
+/// Whether the file at `path` may hold a way back: anything but an undo
+/// file's header alone (what a run that changed nothing leaves), which may
+/// be given again. Any other file (a row besides the header, another
+/// header, notes of a person's, one that cannot be read) is never replaced.
 pub(crate) fn holds_a_way_back(path: &Path) -> bool {
     use std::io::Read;
+    let header = super::undo_header().join(",");
     let mut start = Vec::new();
-    let read = File::open(path).and_then(|file| file.take(1 << 16).read_to_end(&mut start));
+    let limit = header.len() as u64 + 3;
+    let read = File::open(path).and_then(|file| file.take(limit).read_to_end(&mut start));
     match read {
         Err(_) => true,
         Ok(_) => {
-            let lines = start.split(|&b| b == b'\n');
-            lines.filter(|line| !line.trim_ascii().is_empty()).count() > 1
+            let text = String::from_utf8_lossy(&start);
+            let line = text.strip_suffix('\n').unwrap_or(&text);
+            line.strip_suffix('\r').unwrap_or(line) != header
         }
     }
 }
