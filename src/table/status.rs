@@ -107,8 +107,10 @@ impl Status {
     }
 }
 
-/// A count per status, in the order of [`Status::ALL`] and then of the
-/// other words as they were first counted.
+/// A count per status, in the order of [`Status::ALL`], then of the
+/// invitations' and removals' (every run's too: a series of the metrics
+/// file must not come and go between runs), then of the other words as
+/// they were first counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Counts {
     counts: Vec<(Status, u64)>,
@@ -117,7 +119,9 @@ pub(crate) struct Counts {
 impl Default for Counts {
     fn default() -> Counts {
         Counts {
-            counts: Status::ALL.iter().map(|status| (*status, 0)).collect(),
+            counts: (Status::ALL.iter().chain(&Status::MEMBERSHIP))
+                .map(|status| (*status, 0))
+                .collect(),
         }
     }
 }
@@ -180,7 +184,7 @@ mod tests {
         assert_eq!(counts.of_kind(Kind::Changed), 3);
         let words: Vec<&str> = counts.iter().map(|(status, _)| status.as_str()).collect();
         assert_eq!(words.last(), Some(&"resent"));
-        assert_eq!(words.len(), 8);
+        assert_eq!(words.len(), 12);
         assert!(!INVITED.is_problem());
         assert!(Status::NOT_ATTEMPTED.is_problem());
     }

@@ -68,6 +68,15 @@ async fn the_metrics_parse_and_keep_the_last_success() {
         value(&good, "gcore_iam_bulk_rows", Some("failed")),
         Some(0.0)
     );
+    // Every status, the invitations' and removals' too: a series that
+    // comes and goes between runs would break an alert on it.
+    for status in ["would_invite", "invited", "would_remove", "removed"] {
+        assert_eq!(
+            value(&good, "gcore_iam_bulk_rows", Some(status)),
+            Some(0.0),
+            "{status}"
+        );
+    }
     assert_eq!(value(&good, "gcore_iam_bulk_requests", None), Some(3.0));
     assert_eq!(value(&good, "gcore_iam_bulk_throttled", None), Some(0.0));
     assert_eq!(value(&good, "gcore_iam_bulk_exit_code", None), Some(0.0));
