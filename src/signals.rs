@@ -20,6 +20,12 @@ pub(crate) fn applying_a_plan() {
     APPLYING_A_PLAN.store(true, Ordering::SeqCst);
 }
 
+/// Whether the run applies a reviewed plan: what is left of a row is done
+/// by a new plan, not by `--resume`.
+pub(crate) fn is_applying_a_plan() -> bool {
+    APPLYING_A_PLAN.load(Ordering::SeqCst)
+}
+
 /// Whether the run was asked to stop, and by which signal. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Interrupt {

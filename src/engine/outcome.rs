@@ -24,8 +24,13 @@ pub(super) fn finish(
     // became of the rest is said after it.
     // The row is not done (`--resume` finishes it), and says what was.
     if let (Some(landed), Status::FAILED | Status::NOT_ATTEMPTED) = (job.landed, status) {
+        // A plan is not resumed: planned again, the row is an update.
+        let next = match crate::signals::is_applying_a_plan() {
+            true => "plan again and apply the new plan, whose row updates that user",
+            false => "--resume finishes it",
+        };
         let error = format!(
-            "{} as user {}, but the rest of the row was not done ({error}); --resume finishes it",
+            "{} as user {}, but the rest of the row was not done ({error}); {next}",
             landed.as_str(),
             job.user_id()
         );
