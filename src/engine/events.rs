@@ -69,11 +69,38 @@ impl RateReport {
         // to be a share), and the rate ended is never above what the
         // server let through. (Below a ceiling that was never lowered, the
         // run did not look for one.)
-        // Nothing through: nothing learned; far below its best: half the best.
+        // Next to nothing through (a run of a few rows, one of them
+        // throttled on its own): nothing learned, or the next runs for a
+        // week would start at its crawl; far below its best: half the best.
         let learned = (self.drops > 0 || (self.auto && throttled > 0))
             .then_some(self.rate)
             .flatten()
-            .filter(|_| self.most_ok > 0)?;
+            .filter(|_| self.most_ok >= MIN_OK_TO_LEARN)?;
         Some(learned.max(self.most_ok as f64 / 2.0))
+    }
+}
+
+/// The fewest 2xx answers in the run's best second for its rate to say
+/// anything of the account's limit (a limit below it is found again by
+/// each run, from the start rate).
+const MIN_OK_TO_LEARN: u64 = 5;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_got_next_to_nothing_through_learns_nothing() {
+        let report = |most_ok| RateReport {
+            rate: Some(1.0),
+            drops: 1,
+            auto: false,
+            most_ok,
+        };
+        // One row, throttled: no limit for the next week's runs.
+        assert_eq!(report(1).learned(1), None);
+        assert_eq!(report(4).learned(1), None);
+        assert_eq!(report(5).learned(1), Some(2.5));
+        assert_eq!(report(40).learned(3), Some(20.0));
     }
 }
