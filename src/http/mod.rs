@@ -99,6 +99,9 @@ pub struct Reply {
     body: String,
     /// Blanks the key out of what a parse error quotes of the body.
     blanker: Option<Arc<Blanker>>,
+    /// Whether the body held the key, blanked (`***`) before it was kept:
+    /// a value read from it that holds `***` is not the user's.
+    blanked: bool,
 }
 
 impl Reply {
@@ -110,7 +113,13 @@ impl Reply {
             headers: HeaderMap::new(),
             body: body.into(),
             blanker: None,
+            blanked: false,
         }
+    }
+
+    /// Whether the body held the key (see [`Reply::blanked`]'s field).
+    pub fn blanked(&self) -> bool {
+        self.blanked
     }
 
     /// The body, as text.
@@ -361,11 +370,14 @@ impl Client {
         // only for a key long enough not to be a piece of a name or an
         // address: blanking `demo` would turn "demo user" into "*** user",
         // and the record would lie about the user.
+        let before = text.len();
         let text = if !status.is_success() || inner.long_key {
             inner.blanker.blank(Cow::Owned(text))
         } else {
             Cow::Owned(text)
         };
+        // Whether an echo was blanked: the key is longer than its blank.
+        let mut blanked = text.len() != before;
         // A proxy's own error page may repeat its password (plainly, or in
         // the `Basic` credentials it was sent).
         let text = match status.is_success() {
@@ -375,7 +387,12 @@ impl Client {
         // JSON escapes (`\u0025`) can spell an echo the raw text does not
         // show: the strings are blanked again as they decode.
         let text = match status.is_success() && inner.long_key && text.contains('\\') {
-            true => blank_decoded(&inner.blanker, text),
+            true => {
+                let read = text.to_string();
+                let decoded = blank_decoded(&inner.blanker, text);
+                blanked |= decoded != read;
+                decoded
+            }
             false => text,
         };
         if status.is_success() {
@@ -386,6 +403,7 @@ impl Client {
                     headers: std::mem::take(response.headers_mut()),
                     body: text.into_owned(),
                     blanker: Some(Arc::clone(&inner.blanker)),
+                    blanked: blanked && inner.long_key,
                 }),
             };
         }

@@ -183,6 +183,10 @@ pub struct User {
     /// The input fields the answer did not carry at all (not even as null).
     #[serde(skip)]
     pub absent: FieldSet,
+    /// The input fields whose value held the API key, blanked (`***`) as
+    /// the answer was read: unknown, as [`User::absent`] ones (among them).
+    #[serde(skip)]
+    pub blanked: FieldSet,
 }
 
 impl User {
@@ -207,6 +211,21 @@ impl User {
 }
 
 impl User {
+    /// An answer that held the API key was blanked before it was read
+    /// (`blank`, `***`, in its place): a field whose value now holds it is
+    /// not known, and is taken as left out (never written back, never put
+    /// in an undo file, an export or a comparison as the user's value).
+    pub(crate) fn forget_blanked(&mut self, blank: &str) {
+        for field in Field::ALL {
+            let blanked =
+                (self.value(field)).is_some_and(|value| value.to_string().contains(blank));
+            if blanked {
+                self.absent = self.absent.with(field);
+                self.blanked = self.blanked.with(field);
+            }
+        }
+    }
+
     /// The input fields as one JSON object, as the API gave them (a field
     /// the answer left out is left out): an exact record of the user's
     /// values, which the results file's cells cannot be (`""` and null
@@ -338,6 +357,7 @@ impl From<UserWire> for User {
             is_active: wire.is_active,
             client_and_roles: wire.client_and_roles,
             absent,
+            blanked: FieldSet::default(),
         }
     }
 }
@@ -359,6 +379,19 @@ pub struct UserPage {
 }
 
 impl UserPage {
+    /// [`User::forget_blanked`] for each user of a page whose answer held
+    /// the API key; such a user is noted as one the list leaves fields
+    /// out of (read again, whole, where a run needs them).
+    pub(crate) fn forget_blanked(&mut self, blank: &str) {
+        for (index, user) in self.results.iter_mut().enumerate() {
+            user.forget_blanked(blank);
+            if !user.blanked.is_empty() {
+                let names = user.blanked.iter().map(Field::name).collect();
+                self.left_out.push((index, names));
+            }
+        }
+    }
+
     /// A page of the list, noting which entries leave out a field a row can
     /// set (`UserPage::left_out`): after parsing, a missing field and a null
     /// one are both `None`, and a list that leaves out `phone` must not pass

@@ -33,8 +33,7 @@ impl Operation for ListPages {
 
     fn answered(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
         let page = reply.and_then(|reply| {
-            reply
-                .read(UserPage::parse)
+            super::page_in(&reply)
                 .map_err(|error| format!("the answer is not a page of users: {error}"))
         });
         match page {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use crate::engine::{Job, Step};
 use crate::http::{Call, Reply};
-use crate::model::api::User;
+use crate::model::api::{User, UserPage};
 use crate::model::change::{Change, FieldSet, describe, diff, number_damage};
 use crate::model::patch::PatchBody;
 use crate::table::results::Status;
@@ -57,10 +57,24 @@ pub fn list_page(limit: u64, offset: u64) -> Call {
 const PAGE_BYTES_PER_USER: usize = 2048;
 
 /// The user a 2xx answer holds; `Err` says why it holds none.
+/// The page of users in a successful answer (see
+/// [`UserPage::forget_blanked`]).
+pub(crate) fn page_in(reply: &Reply) -> Result<UserPage, String> {
+    let mut page = reply.read(UserPage::parse)?;
+    if reply.blanked() {
+        page.forget_blanked(crate::secret::BLANK);
+    }
+    Ok(page)
+}
+
 pub fn user_in(reply: Result<Reply, String>) -> Result<Box<User>, String> {
-    reply?
-        .json::<Box<User>>()
-        .map_err(|error| format!("the answer is not a user object: {error}"))
+    let reply = reply?;
+    let mut user = (reply.json::<Box<User>>())
+        .map_err(|error| format!("the answer is not a user object: {error}"))?;
+    if reply.blanked() {
+        user.forget_blanked(crate::secret::BLANK);
+    }
+    Ok(user)
 }
 
 /// A job that ends with `status` and `error`, with nothing else to say.

@@ -9,7 +9,7 @@ use super::pages::{LivePages, Lookup};
 use super::{get_then_patch, patched, read_user, undo_first};
 use crate::engine::{Job, Operation, Step};
 use crate::http::{Call, Reply};
-use crate::model::api::{User, UserPage};
+use crate::model::api::User;
 use crate::model::change::{Change, FieldSet, diff};
 use crate::model::patch::Field;
 use crate::table::results::Status;
@@ -86,7 +86,7 @@ impl PatchAsPlanned {
     /// with a GET when the page no longer shows it whole.
     fn page_read(&self, job: &mut Job, reply: Result<Reply, String>) -> Step {
         let pages = self.pages.as_ref().expect("a page is read only with pages");
-        let page = reply.and_then(|reply| reply.read(UserPage::parse));
+        let page = reply.and_then(|reply| super::page_in(&reply));
         let found = match page {
             // As of when it was sent, at the latest: a tenth of the window
             // earlier than its answer.

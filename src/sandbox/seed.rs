@@ -173,6 +173,7 @@ pub(super) fn seeded_user(rng: &mut ChaCha8Rng, account: &Account, id: u64) -> U
             user_id: id,
         }]),
         absent: Default::default(),
+        blanked: Default::default(),
     }
 }
 

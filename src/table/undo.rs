@@ -106,6 +106,10 @@ pub(crate) fn cannot_restore(before: &User, fields: FieldSet) -> FieldSet {
 pub(crate) fn why_not_restorable(before: &User, lost: FieldSet) -> String {
     lost.iter()
         .map(|field| match before.value(field) {
+            None if before.blanked.contains(field) => format!(
+                "{} (it holds the API key, shown as ***: the file never holds the key)",
+                field.name()
+            ),
             None => format!("{} (the API's answer left it out)", field.name()),
             _ => format!("{} (null, which PATCH does not take back)", field.name()),
         })
@@ -513,6 +517,12 @@ fn invitation_back(before: &User) -> Result<(), String> {
                     invitation needs"
                 .to_string(),
         );
+    }
+    if !before.blanked.is_empty() {
+        return Err(format!(
+            "their {} held the API key, shown as ***: the file never holds the key",
+            before.blanked.names()
+        ));
     }
     let (lang, name) = (before.lang.as_deref(), before.name.as_deref());
     match PatchBody::invitation_problems(before.email.as_deref(), lang, name) {

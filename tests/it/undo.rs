@@ -1057,3 +1057,37 @@ async fn an_undo_file_of_a_run_that_sent_nothing_may_be_given_again() {
         assert_eq!(kept, notes);
     }
 }
+
+/// A user's value that holds the API key is blanked (`***`) as the answer
+/// is read, so it is not known: it is never written back (`export` leaves
+/// its cell empty), and the undo file cannot put it back: a row that
+/// changes it is `invalid`, nothing sent. (The export held `***`, and the
+/// undo file wrote `***` back to the account.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_that_holds_the_key_is_never_written_back_as_stars() {
+    let sandbox = start(vec![
+        user(1, json!({})),
+        user(2, json!({"name": KEY, "company": format!("Co {KEY}")})),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(&sandbox, dir.path(), &["export", "-o", "users.csv"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let export = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    assert!(!export.contains("***") && !export.contains(KEY), "{export}");
+    let row = export.lines().find(|line| line.starts_with("2,")).unwrap();
+    assert!(row.starts_with("2,user2@example.com,,en,"), "{row}");
+
+    std::fs::write(dir.path().join("in.csv"), "user_id,name,lang\n2,Ann,de\n").unwrap();
+    let args = ["apply", "in.csv", "--undo-file", "undo.csv"];
+    let output = run(&sandbox, dir.path(), &args).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let (rows, text) = common::read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[0]["status"], "invalid", "{text}");
+    assert!(
+        rows[0]["error"].contains("name (it holds the API key, shown as ***"),
+        "{text}"
+    );
+    assert!(!text.contains(KEY), "{text}");
+    assert_eq!(sandbox.stats().patches_per_user.len(), 0);
+}

@@ -296,5 +296,6 @@ fn parse_user(cells: &[&str]) -> Result<User, (usize, &'static str)> {
         is_active: flag(15)?,
         client_and_roles,
         absent: Default::default(),
+        blanked: Default::default(),
     })
 }

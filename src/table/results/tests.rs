@@ -35,6 +35,7 @@ fn user(id: u64) -> User {
             user_id: id,
         }]),
         absent: Default::default(),
+        blanked: Default::default(),
     }
 }
 
