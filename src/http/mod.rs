@@ -388,9 +388,8 @@ impl Client {
         // show: the strings are blanked again as they decode.
         let text = match status.is_success() && inner.long_key && text.contains('\\') {
             true => {
-                let read = text.to_string();
-                let decoded = blank_decoded(&inner.blanker, text);
-                blanked |= decoded != read;
+                let (decoded, found) = blank_decoded(&inner.blanker, text);
+                blanked |= found;
                 decoded
             }
             false => text,
@@ -529,8 +528,9 @@ fn too_large_answer(status: StatusCode, retry_after: Option<Duration>, max: usiz
 
 /// `text` (a JSON answer) with every string and key that decodes to an
 /// echo of the key blanked, written again; as it was when nothing is, or
-/// when it is not JSON (the reader then says so).
-fn blank_decoded<'a>(blanker: &Blanker, text: Cow<'a, str>) -> Cow<'a, str> {
+/// when it is not JSON (the reader then says so); and whether it blanked
+/// anything.
+fn blank_decoded<'a>(blanker: &Blanker, text: Cow<'a, str>) -> (Cow<'a, str>, bool) {
     /// Blanks `text` in place; whether it held an echo.
     fn blank(blanker: &Blanker, text: &mut String) -> bool {
         let found = blanker.finds_in(text);
@@ -567,11 +567,11 @@ fn blank_decoded<'a>(blanker: &Blanker, text: Cow<'a, str>) -> Cow<'a, str> {
         }
     }
     let Ok(mut value) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return text;
+        return (text, false);
     };
     match walk(blanker, &mut value) {
-        true => Cow::Owned(value.to_string()),
-        false => text,
+        true => (Cow::Owned(value.to_string()), true),
+        false => (text, false),
     }
 }
 

@@ -81,7 +81,8 @@ pub(crate) struct Invite {
     /// address in the account now was invited by the run cut short (before
     /// its answer was recorded): not invited again.
     pub(crate) earlier: Option<Arc<Earlier>>,
-    /// `apply --plan`: the account's users as read at the start, by ID. An
+    /// `apply --plan`: the users of the account as read at the start whose
+    /// address the plan invites, by ID. An
     /// address the plan invites that belongs to one of them now (the plan
     /// applied before and cut short, or someone else's invitation) is not
     /// invited again: `unchanged` when the user is as the row would make

@@ -40,8 +40,8 @@ pub(crate) struct Membership {
     pub(crate) log: Option<Arc<MembersLog>>,
     /// A resumed run: what the runs of its record invited and removed.
     pub(crate) earlier: Option<Arc<Earlier>>,
-    /// `apply --plan` of invitations: the account's users as read at the
-    /// start (see [`Invite::planned_against`]).
+    /// `apply --plan` of invitations: the account's users whose address
+    /// it invites, as read at the start (see [`Invite::planned_against`]).
     pub(crate) planned_against:
         Option<Arc<std::collections::HashMap<u64, crate::model::api::User>>>,
     /// The user the key acts as: never removed with it.

@@ -30,6 +30,9 @@ pub struct Plan {
     pub removals: u64,
     /// The first few removals (row, user), for the guard's message.
     pub(crate) removed: Vec<(u64, String)>,
+    /// The addresses it invites (trimmed, lowercase): the users the run
+    /// keeps of the account's list to compare them with.
+    pub(crate) invited: std::collections::HashSet<String>,
     /// When the plan read the account (its `planned_at`).
     pub planned_at: Option<std::time::SystemTime>,
     refuse: bool,
@@ -73,6 +76,7 @@ impl Plan {
         }
         let (mut rows, mut changes, mut invalid) = (0, 0, 0);
         let (mut invites, mut removals, mut removed) = (0, 0, Vec::new());
+        let mut invited = std::collections::HashSet::new();
         while let Some(record) = reader.next_record() {
             let record = record.map_err(refuse)?;
             rows += 1;
@@ -88,7 +92,9 @@ impl Plan {
                     changes += 1;
                 }
                 Status::WOULD_INVITE => {
-                    planned_invitation(0, &record).map_err(refuse)?;
+                    let job = planned_invitation(0, &record).map_err(refuse)?;
+                    let email = job.body.as_deref().and_then(|body| body.email.as_deref());
+                    invited.extend(email.map(|email| email.trim().to_lowercase()));
                     changes += 1;
                     invites += 1;
                 }
@@ -124,6 +130,7 @@ impl Plan {
             invites,
             removals,
             removed,
+            invited,
             planned_at,
             refuse: false,
         })

@@ -157,8 +157,14 @@ pub(super) fn run_planned(
         let (existing, planned_against) = match &whole {
             Some(list) => (
                 Some(Arc::new(EmailIndex::new(&list.users))),
+                // Only the users of the addresses it invites: a copy of the
+                // whole list would double the run's memory.
                 Some(Arc::new(
                     (list.users.iter())
+                        .filter(|user| {
+                            let email = user.email.as_deref().unwrap_or_default();
+                            plan.invited.contains(&email.trim().to_lowercase())
+                        })
                         .filter_map(|user| Some((user.id?, user.clone())))
                         .collect::<std::collections::HashMap<_, _>>(),
                 )),
