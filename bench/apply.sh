@@ -19,8 +19,10 @@
 #   4. peak RSS (/usr/bin/time %M) of a BIG_ROWS-row run, --rate 0
 #      --concurrency 64. Target: under 50 MiB, flat (compared with scenario 1).
 #
-# Scenario 1 also gives the CPU time per row (user + sys over rows) of the
-# tool (the whole process, from /usr/bin/time) and of the bare loop (its
+# Scenario 1 also runs the bare loop on hyper's own client (CLIENT=hyper:
+# the same requests without reqwest's layers), a reference for what of the
+# bare loop's CPU is reqwest's. It also gives the CPU time per row (user +
+# sys over rows) of the tool (the whole process, from /usr/bin/time) and of the bare loop (its
 # requests alone, as it measures them: reading the bodies first is not
 # sending), and their ratio (issue 12's target: the tool within 1.25x the
 # bare loop); then the tool's sending alone: its CPU less that of its dry
@@ -195,7 +197,7 @@ run_tool() {
 # not part of sending).
 run_bare() {
   local name=$1 rows=$2 bodies=$3 ok other seconds
-  timeout "$RUN_CAP" \
+  CLIENT=${CLIENT:-reqwest} timeout "$RUN_CAP" \
     "${pin_client[@]+"${pin_client[@]}"}" "$bare" "$CONCURRENCY" "$rows" "$url" "$KEY" "$bodies" \
     > "$work/$name.bare.out" 2>&1 || {
     cat "$work/$name.bare.out" >&2
@@ -239,7 +241,7 @@ start_sandbox loopback --users "$ROWS"
 for kind in full lang; do
   # The bodies the tool sends, from a dry run: the bare loop sends these.
   "$bin" validate "$work/$kind.csv" -o "$work/$kind.bodies.csv" -q 2> /dev/null
-  tools=() walls=() bares=() tool_cpus=() bare_cpus=() dry_cpus=()
+  tools=() walls=() bares=() tool_cpus=() bare_cpus=() dry_cpus=() hyper_cpus=()
   for ((i = 1; i <= REPEATS; i++)); do
     run_tool "loop-$kind-$i" "$work/$kind.csv" --rate 0 --concurrency "$CONCURRENCY"
     tools+=("$tool_rps") walls+=("$tool_wall_rps") tool_cpus+=("$tool_cpu_us")
@@ -249,6 +251,10 @@ for kind in full lang; do
     run_dry "loop-$kind-$i" "$work/$kind.csv"
     dry_cpus+=("$dry_cpu_us")
     note "   $kind #$i: tool $(calc %.0f "$tool_rps") rows/s (wall $(calc %.0f "$tool_wall_rps")), $tool_cpu_us us CPU/row (its dry run $dry_cpu_us); bare $(calc %.0f "$bare_rps") rows/s, $bare_cpu_us us CPU/row"
+    # The same loop on hyper's own client: what of the bare loop is reqwest's.
+    CLIENT=hyper run_bare "hyper-$kind-$i" "$ROWS" "$work/$kind.bodies.csv"
+    hyper_cpus+=("$bare_cpu_us")
+    note "   $kind #$i: the same loop on hyper alone: $bare_cpu_us us CPU/row"
   done
   t=$(median "${tools[@]}") w=$(median "${walls[@]}") b=$(median "${bares[@]}")
   ratio=$(calc %.1f "100 * $t / $b")
@@ -269,6 +275,9 @@ for kind in full lang; do
   send_cpu=$(calc %.2f "$tc - $dc")
   row "   same, the tool's sending alone" "tool $send_cpu us/row (dry run $dc)" "bare $bc us/row" \
     "$(calc %.2f "$send_cpu / $bc")x" "(tool less its dry run)"
+  hc=$(median "${hyper_cpus[@]}")
+  row "   same, the bare loop on hyper alone" "hyper $hc us/row" "bare $bc us/row" \
+    "$(calc %.2f "$hc / $bc")x" "(reference: reqwest's share)"
 done
 rm -f "$work/full.csv" "$work/lang.csv" "$work"/*.bodies.csv
 stop_sandbox

@@ -16,7 +16,9 @@
 //! `Content-Type`, `Accept`, a `User-Agent`), on `WORKERS` kept-alive
 //! connections; answers are read whole but not parsed. The client runs on
 //! one thread, as `apply` does; `CLIENT_THREADS=per-core` gives it a worker
-//! per core.
+//! per core. `CLIENT=hyper` sends with hyper's own client instead of reqwest
+//! (same headers, a timeout per request too): what of the loop's CPU is
+//! reqwest's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,6 +148,105 @@ fn read_bodies(path: &str) -> Vec<(u64, String)> {
     bodies
 }
 
+/// The client a worker sends with: reqwest as `apply` uses it, or hyper's
+/// own client without reqwest's layers (`CLIENT=hyper`, to see what of the
+/// bare loop's CPU is reqwest's).
+enum Sender {
+    Reqwest(reqwest::Client),
+    Hyper(Box<HyperSender>),
+}
+
+/// hyper's client and the headers every request carries.
+struct HyperSender {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        String,
+    >,
+    headers: HeaderMap,
+}
+
+impl Sender {
+    fn new(key: &str, workers: u64) -> Sender {
+        // The headers `apply` sends, so both put the same bytes on the wire.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("apikey {key}")).expect("KEY fits in a header"),
+        );
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        const AGENT: &str = "gcore-iam-bulk/sandbox-load";
+        match std::env::var("CLIENT").as_deref() {
+            Ok("reqwest") | Err(_) => Sender::Reqwest(
+                reqwest::Client::builder()
+                    .no_proxy()
+                    .user_agent(AGENT)
+                    .default_headers(headers)
+                    .pool_max_idle_per_host(workers as usize)
+                    .tcp_nodelay(true)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap(),
+            ),
+            Ok("hyper") => {
+                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                connector.set_nodelay(true);
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .pool_max_idle_per_host(workers as usize)
+                .build(connector);
+                headers.insert(header::USER_AGENT, HeaderValue::from_static(AGENT));
+                Sender::Hyper(Box::new(HyperSender { client, headers }))
+            }
+            Ok(other) => panic!("CLIENT: reqwest or hyper, not {other}"),
+        }
+    }
+
+    /// One PATCH, its answer read whole: whether it was a success.
+    async fn patch(&self, url: String, body: String) -> bool {
+        match self {
+            Sender::Reqwest(client) => match client.patch(url).body(body).send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    response.bytes().await.is_ok() && status.is_success()
+                }
+                Err(_) => false,
+            },
+            Sender::Hyper(hyper) => {
+                let HyperSender { client, headers } = &**hyper;
+                let mut request = hyper::Request::new(body);
+                *request.method_mut() = hyper::Method::PATCH;
+                *request.uri_mut() = url.parse().expect("a URL");
+                *request.headers_mut() = headers.clone();
+                let answer = async {
+                    let response = client.request(request).await.ok()?;
+                    let status = response.status();
+                    let mut body = response.into_body();
+                    let mut bytes = Vec::new();
+                    while let Some(frame) = std::future::poll_fn(|cx| {
+                        hyper::body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
+                    })
+                    .await
+                    {
+                        if let Ok(data) = frame.ok()?.into_data() {
+                            bytes.extend_from_slice(&data);
+                        }
+                    }
+                    Some(status.is_success())
+                };
+                matches!(
+                    tokio::time::timeout(Duration::from_secs(10), answer).await,
+                    Ok(Some(true))
+                )
+            }
+        }
+    }
+}
+
 async fn load(
     url: &str,
     key: &str,
@@ -153,33 +254,14 @@ async fn load(
     requests: u64,
     bodies: Option<Arc<Vec<(u64, String)>>>,
 ) -> (Duration, u64, u64) {
-    // The headers `apply` sends, so both put the same bytes on the wire.
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("apikey {key}")).expect("KEY fits in a header"),
-    );
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .user_agent("gcore-iam-bulk/sandbox-load")
-        .default_headers(headers)
-        .pool_max_idle_per_host(workers as usize)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let sender = Arc::new(Sender::new(key, workers));
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..workers {
-        let (client, next, ok, failed) = (client.clone(), next.clone(), ok.clone(), failed.clone());
+        let (sender, next, ok, failed) = (sender.clone(), next.clone(), ok.clone(), failed.clone());
         let (url, bodies) = (url.to_string(), bodies.clone());
         tasks.push(tokio::spawn(async move {
             loop {
@@ -197,18 +279,9 @@ async fn load(
                         (n % 1000 + 1, format!(r#"{{"lang":"{lang}"}}"#))
                     }
                 };
-                let result = client
-                    .patch(format!("{url}/iam/users/{user_id}"))
-                    .body(body)
-                    .send()
+                let good = sender
+                    .patch(format!("{url}/iam/users/{user_id}"), body)
                     .await;
-                let good = match result {
-                    Ok(response) => {
-                        let status = response.status();
-                        response.bytes().await.is_ok() && status.is_success()
-                    }
-                    Err(_) => false,
-                };
                 if good {
                     ok.fetch_add(1, Ordering::Relaxed);
                 } else {
