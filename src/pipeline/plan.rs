@@ -30,6 +30,11 @@ pub struct Plan {
     pub removals: u64,
     /// The first few removals (row, user), for the guard's message.
     pub(crate) removed: Vec<(u64, String)>,
+    /// The removals no undo file could take back (the user as the plan
+    /// read them, whom an invitation could not bring back): the first
+    /// (row, why), and how many. A removal is sent only if the user is
+    /// still so, so these are known before anything is sent.
+    pub(crate) unreversible: (Option<(u64, String)>, u64),
     /// The addresses it invites (trimmed, lowercase): the users the run
     /// keeps of the account's list to compare them with.
     pub(crate) invited: std::collections::HashSet<String>,
@@ -76,6 +81,7 @@ impl Plan {
         }
         let (mut rows, mut changes, mut invalid) = (0, 0, 0);
         let (mut invites, mut removals, mut removed) = (0, 0, Vec::new());
+        let mut unreversible = (None, 0);
         let mut invited = std::collections::HashSet::new();
         while let Some(record) = reader.next_record() {
             let record = record.map_err(refuse)?;
@@ -99,7 +105,12 @@ impl Plan {
                     invites += 1;
                 }
                 Status::WOULD_REMOVE => {
-                    planned_removal(0, &record).map_err(refuse)?;
+                    let job = planned_removal(0, &record).map_err(refuse)?;
+                    let user = job.before.as_deref();
+                    if let Some(Err(why)) = user.map(crate::table::undo::invitation_back) {
+                        unreversible.0.get_or_insert((record.row, why));
+                        unreversible.1 += 1;
+                    }
                     changes += 1;
                     removals += 1;
                     if removed.len() < crate::check::REMOVALS_NAMED {
@@ -130,6 +141,7 @@ impl Plan {
             invites,
             removals,
             removed,
+            unreversible,
             invited,
             planned_at,
             refuse: false,

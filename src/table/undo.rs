@@ -510,7 +510,7 @@ fn read_rows(file: &mut File) -> io::Result<Vec<UndoRow>> {
 /// left out their address or groups, or an invitation would refuse the
 /// address, the name or the language they have (the API checks them there
 /// as a row's: `EN`, a name with a tab).
-fn invitation_back(before: &User) -> Result<(), String> {
+pub(crate) fn invitation_back(before: &User) -> Result<(), String> {
     if before.email.is_none() || before.groups.as_ref().is_none_or(Vec::is_empty) {
         return Err(
             "the API's answer leaves out the user's address or groups, which an \

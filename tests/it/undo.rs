@@ -1010,6 +1010,59 @@ async fn a_removal_whose_user_no_invitation_takes_back_is_not_sent() {
     );
 }
 
+/// `apply --plan` with an undo file refuses, before anything is sent, a
+/// plan that removes a user no invitation would take back (the plan holds
+/// the user as read, and the removal goes only if they are still so), as
+/// `apply` stops for such a row. (Its other rows were sent, and that row
+/// alone ended `invalid` at its DELETE.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_that_removes_a_user_no_invitation_takes_back_is_refused_whole() {
+    let sandbox = start(vec![
+        user(1, json!({})),
+        user(2, json!({"lang": "EN"})),
+        user(3, json!({})),
+        user(4, json!({})),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rm.csv"),
+        "action,user_id,lang\n,3,de\nremove,4,\nremove,2,\n",
+    )
+    .unwrap();
+    let output = run(&sandbox, dir.path(), &["plan", "rm.csv"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let args = ["apply", "--plan", "rm.plan.csv", "--undo-file", "undo.csv"];
+    let output = run(&sandbox, dir.path(), &args).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("row 4 of the plan removes a user the undo file could not invite back")
+            && text.contains("an invitation would not take their values back")
+            && text.contains("nothing was sent")
+            && text.contains("--accept-partial-undo"),
+        "{text}"
+    );
+    let stats = sandbox.stats();
+    assert!(!stats.by_method_status.contains_key("DELETE"), "{stats:?}");
+    assert_eq!(stats.patches_per_user.len(), 0);
+    // Accepted, the plan goes whole.
+    let args = [
+        "apply",
+        "--plan",
+        "rm.plan.csv",
+        "--undo-file",
+        "undo.csv",
+        "--accept-partial-undo",
+    ];
+    let output = run(&sandbox, dir.path(), &args).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let left: Vec<u64> = (listed(&sandbox).await.iter())
+        .map(|user| user["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(left, [1, 3]);
+}
+
 /// A run refused for an invalid row (nothing sent) leaves an undo file of
 /// its header alone, says it holds no change, and the same command runs
 /// once the row is fixed (it was refused: "already exists and may be the

@@ -110,6 +110,9 @@ pub(super) fn run_planned(
         &plan.removed,
         ("the plan", "nothing was sent"),
     )?;
+    if args.undo_file.is_some() && !args.accept_partial_undo {
+        refuse_unreversible(&plan.unreversible)?;
+    }
     let quiet = args.output.quiet;
     crate::signals::applying_a_plan();
     runtime(Threads::One)?.block_on(async {
@@ -323,4 +326,23 @@ fn distinct_files(
             (args.output.report.as_deref(), "report", "--report"),
         ],
     )
+}
+
+/// A plan's removals that the undo file could not take back stop the run
+/// before anything is sent, as such rows stop `apply`: the user is removed
+/// only if still as the plan read them, so the plan's values decide.
+fn refuse_unreversible((first, count): &(Option<(u64, String)>, u64)) -> Result<(), Fatal> {
+    let Some((row, why)) = first else {
+        return Ok(());
+    };
+    let others = match count - 1 {
+        0 => String::new(),
+        1 => " (and 1 more row)".to_string(),
+        n => format!(" (and {n} more rows)"),
+    };
+    Err(Fatal::Usage(format!(
+        "row {row} of the plan removes a user the undo file could not invite back ({why}){others}; \
+         nothing was sent. Pass --accept-partial-undo to remove them without a way back, or take \
+         such rows out of the input and plan again"
+    )))
 }
