@@ -9,7 +9,7 @@ use crate::error::Fatal;
 use crate::settings::{ApiSettings, OutputTarget};
 use crate::table::members_log::{Earlier, MembersLog, members_path};
 use crate::table::record::{self, Account, Previous, SameAccount};
-use crate::table::results::Status;
+use crate::table::results::{Kind, Status};
 use crate::table::undo::{self, UndoLog};
 
 /// The account of a run that sends, as its record keeps it.
@@ -256,6 +256,23 @@ pub(super) fn note_fresh_resume(target: &OutputTarget) {
         "note: --resume: no record in {} yet, so this is a fresh run: every row is sent (a \
          first run that wrote its results elsewhere is resumed with -o naming that file)",
         results.display()
+    );
+}
+
+/// What a resumed run keeps of its record: `kept` rows already changed, in
+/// the operation's word for a changed row (`updated`) among `statuses`.
+pub(super) fn note_resuming(path: &str, kept: u64, statuses: &[Status], members: bool) {
+    let changed = match members {
+        false => (statuses.iter())
+            .filter(|status| !Status::MEMBERSHIP.contains(status))
+            .find(|status| status.kind() == Kind::Changed)
+            .unwrap_or(&Status::UPDATED)
+            .as_str(),
+        true => "done (updated, invited or removed)",
+    };
+    crate::say!(
+        "resuming from {path}: {kept} {} already {changed}, kept as recorded",
+        if kept == 1 { "row" } else { "rows" }
     );
 }
 

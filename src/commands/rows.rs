@@ -19,8 +19,8 @@ use std::time::SystemTime;
 use super::limits::{Remembered, recall_limit};
 use super::members::Members;
 use super::record::{
-    mark_account, note_fresh_resume, note_undo, open_members, open_previous, open_undo,
-    read_earlier, refuse_note, resumed_undo, same_account,
+    mark_account, note_fresh_resume, note_resuming, note_undo, open_members, open_previous,
+    open_undo, read_earlier, refuse_note, resumed_undo, same_account,
 };
 use super::{
     Ending, Next, Route, Threads, check_distinct, connect, finish, first_pass, guard_results,
@@ -41,7 +41,6 @@ use crate::signals::Interrupt;
 use crate::sink::{Keeping, ProgressMode, ResultsWriter};
 use crate::table::members_log::Earlier;
 use crate::table::record::Previous;
-use crate::table::results::{Kind, Status};
 
 /// The settings of a command over rows, each made once from the flags,
 /// the environment and the profile, and every file of the run checked
@@ -402,9 +401,18 @@ impl RowsRun {
                 }
                 _ => (None, None),
             };
-            // A record's results file is made (and locked) before the undo
-            // file is opened and the account read; a plan's once the
-            // account is read (a plan that could not read it leaves none).
+            // The account is read first (a run it refuses, `--account-id`
+            // of another account, leaves no file); then a record's results
+            // file is made (and locked) before the undo file is opened; a
+            // plan's once the account's users are read.
+            let account = match &connected {
+                Some((client, _)) => {
+                    (self.members)
+                        .account_for(&first.preflight, client, &send, &interrupt)
+                        .await?
+                }
+                None => None,
+            };
             let mut results = None;
             let mut undo = None;
             let mut members = None;
@@ -444,9 +452,6 @@ impl RowsRun {
             // The operation starts only where there is an account to send to.
             let (mut sending, first) = match &connected {
                 Some((client, _)) => {
-                    let account = (self.members)
-                        .account_for(&first.preflight, client, &send, &interrupt)
-                        .await?;
                     let mut started = Started {
                         account_id: account.map(|account| account.id),
                         current_user: account.and_then(|account| account.current_user),
@@ -518,19 +523,8 @@ impl RowsRun {
             if let Some((path, kept)) = resuming
                 && !quiet
             {
-                // In the operation's word for a changed row (`updated`).
-                let changed = match preflight.invites + preflight.removals {
-                    0 => (self.rules.statuses().iter())
-                        .filter(|status| !Status::MEMBERSHIP.contains(status))
-                        .find(|status| status.kind() == Kind::Changed)
-                        .unwrap_or(&Status::UPDATED)
-                        .as_str(),
-                    _ => "done (updated, invited or removed)",
-                };
-                crate::say!(
-                    "resuming from {path}: {kept} {} already {changed}, kept as recorded",
-                    if kept == 1 { "row" } else { "rows" }
-                );
+                let members = preflight.invites + preflight.removals > 0;
+                note_resuming(&path, kept, self.rules.statuses(), members);
             }
             let checks = Checks {
                 input: Arc::clone(&input),

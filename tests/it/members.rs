@@ -586,6 +586,17 @@ async fn an_invitation_of_an_address_in_the_account_is_invalid_before_anything_i
     );
     assert_eq!(sandbox.stats().by_method_status.get("POST"), None);
     assert_eq!(members(&sandbox).await.len(), 10);
+    // A run refused so leaves no file (a results file of its header, its
+    // journal and notes were left).
+    let left = |dir: &std::path::Path| {
+        let mut names: Vec<String> = (std::fs::read_dir(dir).unwrap())
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.starts_with("one.results") || name.starts_with("langs.results"))
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(left(dir.path()), Vec::<String>::new());
     // A file of updates only is checked alike (it was sent: only rows
     // that invite or remove read the account), and so is its plan.
     std::fs::write(
@@ -605,6 +616,7 @@ async fn an_invitation_of_an_address_in_the_account_is_invalid_before_anything_i
             stderr.contains("--account-id 1 is not the account"),
             "{stderr}"
         );
+        assert_eq!(left(dir.path()), Vec::<String>::new(), "{args:?}");
     }
     let (code, stderr) = run_in(dir.path(), &url, &["plan", "langs.csv"]).await;
     assert_eq!(code, 0, "{stderr}");
@@ -615,6 +627,7 @@ async fn an_invitation_of_an_address_in_the_account_is_invalid_before_anything_i
         stderr.contains("--account-id 1 is not the account"),
         "{stderr}"
     );
+    assert_eq!(left(dir.path()), Vec::<String>::new());
     assert_eq!(sandbox.stats().by_method_status.get("PATCH"), None);
 }
 

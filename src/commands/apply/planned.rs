@@ -118,6 +118,11 @@ pub(super) fn run_planned(
     runtime(Threads::One)?.block_on(async {
         let interrupt = Interrupt::install();
         let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
+        // Invitations and removals name the account; read first, so that a
+        // run it refuses (`--account-id` of another) leaves no file.
+        let account = (members)
+            .account_when(plan.invites + plan.removals, &client, &run.send, &interrupt)
+            .await?;
         if !quiet {
             crate::say!(
                 "applying the plan {}: {} of its {} rows would change, each only if the user is \
@@ -184,10 +189,6 @@ pub(super) fn run_planned(
                 PAGE_FRESH,
             ))
         });
-        // Invitations and removals name the account.
-        let account = (members)
-            .account_when(plan.invites + plan.removals, &client, &run.send, &interrupt)
-            .await?;
         let update = ApplyRows::Planned(PatchAsPlanned {
             undo: undo.clone(),
             pages,
