@@ -11,21 +11,6 @@ use tokio::sync::watch;
 
 use crate::exit::{Exit, Signal};
 
-/// Set by `apply --plan`: a plan is not resumed but applied again, and the
-/// message of a second Ctrl-C says so.
-static APPLYING_A_PLAN: AtomicBool = AtomicBool::new(false);
-
-/// The run applies a reviewed plan (see [`APPLYING_A_PLAN`]).
-pub(crate) fn applying_a_plan() {
-    APPLYING_A_PLAN.store(true, Ordering::SeqCst);
-}
-
-/// Whether the run applies a reviewed plan: what is left of a row is done
-/// by a new plan, not by `--resume`.
-pub(crate) fn is_applying_a_plan() -> bool {
-    APPLYING_A_PLAN.load(Ordering::SeqCst)
-}
-
 /// Whether the run was asked to stop, and by which signal. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Interrupt {
@@ -40,6 +25,12 @@ impl Interrupt {
     /// Installs the handlers now, on the current tokio runtime. Where the
     /// operating system refuses them, the run simply goes to its end.
     pub fn install() -> Interrupt {
+        Interrupt::install_saying("--resume goes on from it")
+    }
+
+    /// [`Interrupt::install`], with what a second Ctrl-C says finishes the
+    /// run (`apply --plan`: the plan applied again, not `--resume`).
+    pub fn install_saying(next: &'static str) -> Interrupt {
         let (tx, stopped) = watch::channel(None);
         let reading = Arc::new(AtomicBool::new(false));
         match Handlers::register() {
@@ -56,10 +47,6 @@ impl Interrupt {
                     }
                     let _ = tx.send(Some(signal));
                     handlers.second_interrupt().await;
-                    let next = match APPLYING_A_PLAN.load(Ordering::SeqCst) {
-                        true => "apply the plan again to another file with -o to finish it",
-                        false => "--resume goes on from it",
-                    };
                     crate::say!(
                         "interrupted again: quitting; the results file may lack the last \
                          rows (in flight, or answered in the last tenth of a second): \

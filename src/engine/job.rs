@@ -69,6 +69,9 @@ pub struct Job {
     /// carried out (a timeout, a dropped connection, a 5xx), not only
     /// refused before it arrived (a 429, no connection).
     pub maybe_arrived: bool,
+    /// A reviewed plan's row (`apply --plan`): what is left of it is done
+    /// by a new plan, not by `--resume`.
+    pub(crate) from_plan: bool,
 }
 
 impl Job {
@@ -96,6 +99,7 @@ impl Job {
             page_read_at: None,
             landed: None,
             maybe_arrived: false,
+            from_plan: false,
         }
     }
 }

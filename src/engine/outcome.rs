@@ -25,7 +25,7 @@ pub(super) fn finish(
     // The row is not done (`--resume` finishes it), and says what was.
     if let (Some(landed), Status::FAILED | Status::NOT_ATTEMPTED) = (job.landed, status) {
         // A plan is not resumed: planned again, the row is an update.
-        let next = match crate::signals::is_applying_a_plan() {
+        let next = match job.from_plan {
             true => "plan again and apply the new plan, whose row updates that user",
             false => "--resume finishes it",
         };

@@ -286,6 +286,13 @@ fn verify_chain(path: &Path) -> Result<Option<std::time::SystemTime>, String> {
     }
 }
 
+/// A job of the plan's row (see [`Job::from_plan`]).
+fn plan_job(seq: u64, row: u64, user_id: u64, user_id_text: String, request: String) -> Job {
+    let mut job = Job::new(seq, row, user_id, user_id_text, request);
+    job.from_plan = true;
+    job
+}
+
 /// The job of a row the plan would change: its body, the user as the plan
 /// read it, the changes it showed, and a request of those changes alone.
 fn planned_job(seq: u64, record: &ResultRecord) -> Result<Job, String> {
@@ -312,7 +319,7 @@ fn planned_job(seq: u64, record: &ResultRecord) -> Result<Job, String> {
         return Err(bad("would change nothing in the user the plan read"));
     }
     let request = serde_json::to_string(&only(&body, &planned)).expect("a body always serialises");
-    let mut job = Job::new(seq, row, user_id, record.user_id.clone(), request);
+    let mut job = plan_job(seq, row, user_id, record.user_id.clone(), request);
     job.body = Some(Box::new(body));
     job.before = Some(before);
     job.changes = planned;
@@ -335,7 +342,7 @@ fn planned_invitation(seq: u64, record: &ResultRecord) -> Result<Job, String> {
     if body.email.is_none() || body.groups.as_ref().is_none_or(Vec::is_empty) {
         return Err(bad("has an invitation without an address or a group"));
     }
-    let mut job = Job::new(seq, row, 0, String::new(), record.request.clone());
+    let mut job = plan_job(seq, row, 0, String::new(), record.request.clone());
     job.body = Some(Box::new(body));
     job.action = Action::Invite;
     Ok(job)
@@ -351,7 +358,7 @@ fn planned_removal(seq: u64, record: &ResultRecord) -> Result<Job, String> {
         .user
         .clone()
         .ok_or_else(|| bad("does not hold the user the plan read"))?;
-    let mut job = Job::new(seq, row, user_id, record.user_id.clone(), String::new());
+    let mut job = plan_job(seq, row, user_id, record.user_id.clone(), String::new());
     job.before = Some(before);
     job.action = Action::Remove;
     Ok(job)

@@ -864,6 +864,48 @@ async fn mount(server: &MockServer, users: Vec<Value>, calls: Vec<Mock>) {
     }
 }
 
+/// A plan's invitation whose next step fails says how to finish it: a
+/// new plan (`apply --plan` is not resumed), not `--resume`.
+#[tokio::test]
+async fn a_planned_invitation_whose_next_step_fails_says_to_plan_again() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        "action,email,groups,company\ninvite,new@example.com,Users,NewCo\n",
+    )
+    .unwrap();
+    mount(&server, vec![user(5, "five@example.com")], vec![]).await;
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &["plan", "in.csv"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let invite = ResponseTemplate::new(200).set_body_json(json!({"status": "ok", "user_id": 501}));
+    let refused = ResponseTemplate::new(400).set_body_json(json!({"message": "not now"}));
+    mount(
+        &server,
+        vec![user(5, "five@example.com")],
+        vec![
+            Mock::given(method("POST")).respond_with(invite).expect(1),
+            (Mock::given(method("PATCH")).and(path("/iam/users/501")))
+                .respond_with(refused)
+                .expect(1),
+        ],
+    )
+    .await;
+    let args = ["apply", "--plan", "in.plan.csv", "--rate", "0"];
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
+    assert_eq!(code, 1, "{stderr}");
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[0]["status"], "failed", "{text}");
+    let error = &rows[0]["error"];
+    assert!(
+        error.contains("invited as user 501, but the rest of the row was not done")
+            && error.contains("plan again and apply the new plan")
+            && !error.contains("--resume"),
+        "{text}"
+    );
+    server.verify().await;
+}
+
 /// What a resumed run takes for its own doing, and what it never does: an
 /// invitation whose next step failed is finished (its fields set, not
 /// invited again); a removal the API refused (404) is not "removed" on

@@ -114,9 +114,9 @@ pub(super) fn run_planned(
         refuse_unreversible(&plan.unreversible)?;
     }
     let quiet = args.output.quiet;
-    crate::signals::applying_a_plan();
     runtime(Threads::One)?.block_on(async {
-        let interrupt = Interrupt::install();
+        let interrupt =
+            Interrupt::install_saying("apply the plan again to another file with -o to finish it");
         let (client, route) = connect(&api, run.send.concurrency.get(), quiet, "sending")?;
         // Invitations and removals name the account; read first, so that a
         // run it refuses (`--account-id` of another) leaves no file.
