@@ -64,6 +64,8 @@ pub struct Preflight {
     /// row and how they name the user), for the guard's message.
     pub removals: u64,
     pub(crate) removed: Vec<(u64, String)>,
+    /// The file has a `verbatim` column: an undo file (or an export).
+    pub(crate) verbatim: bool,
 }
 
 /// How many removals the guard's message names.
@@ -104,6 +106,7 @@ impl Preflight {
         };
         let mut found = Preflight {
             ignored,
+            verbatim: header.verbatim.is_some(),
             ..Preflight::default()
         };
         let mut ids = Vec::new();

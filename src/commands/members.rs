@@ -41,18 +41,23 @@ impl Members {
     /// Refuses a run (`plan`: a plan) whose rows would remove more users
     /// than `--max-removals`. A dry run is not refused: it says, even under
     /// `-q` (its exit code cannot), that a run that sends would be.
+    /// An undo file (or an export: a file with a `verbatim` column) is
+    /// named as one.
     pub(crate) fn guard_rows(
         &self,
         preflight: &Preflight,
-        plan: bool,
-        dry_run: bool,
+        (plan, dry_run): (bool, bool),
     ) -> Result<(), Fatal> {
         let unsent = match (plan, dry_run) {
             (true, _) => "no plan was written",
             (false, false) => "nothing was sent",
             (false, true) => "a run that sends would stop there, with nothing sent (exit 2)",
         };
-        match self.guard(preflight, &[], ("the file", unsent)) {
+        let what = match preflight.verbatim {
+            true => "the undo file",
+            false => "the file",
+        };
+        match self.guard(preflight, &[], (what, unsent)) {
             Err(refused) if dry_run => {
                 crate::say!("warning: {refused}");
                 Ok(())
@@ -127,10 +132,14 @@ impl Members {
             })
             .collect();
         let others = count - named.len() as u64;
+        // An undo file removes the users its run invited: no sheet was cut.
+        let why = match what {
+            "the undo file" => "It takes back the invitations of the run that wrote it",
+            _ => "A sheet cut short (rows lost in a copy, a filter left on) looks like this",
+        };
         Err(Fatal::Usage(format!(
             "{what} would remove {count} users, more than --max-removals {} allows: {}{}; \
-             {unsent}. A sheet cut short (rows lost in a copy, a filter left on) looks \
-             like this; if every removal is meant, pass --max-removals {count}",
+             {unsent}. {why}; if every removal is meant, pass --max-removals {count}",
             self.max_removals,
             named.join(", "),
             match others {

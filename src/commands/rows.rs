@@ -377,7 +377,8 @@ impl RowsRun {
             // A sheet cut short must not empty the account: refused before
             // anything is sent (a dry run says that a run would be).
             let plan = matches!(self.keeps, Kept::Plan);
-            (self.members).guard_rows(&first.preflight, plan, connected.is_none())?;
+            let run = (plan, connected.is_none());
+            (self.members).guard_rows(&first.preflight, run)?;
             let input = Arc::clone(&first.input);
             let rows = first.preflight.rows;
             let (previous, resuming) = match &self.keeps {

@@ -299,6 +299,50 @@ async fn apply_then_undo_gives_the_same_membership_and_fields() {
     assert!(!after[&email_of_7].1);
 }
 
+/// The undo file of a run that invited more users than --max-removals
+/// allows is refused as such (it said "a sheet cut short looks like this"),
+/// and goes with the number it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undo_file_that_takes_back_many_invitations_is_guarded_as_one() {
+    let sandbox = started(2, Faults::default()).await;
+    let url = sandbox.base_url();
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (1..=11)
+        .map(|n| format!("invite,new{n}@example.com,Users\n"))
+        .collect();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        format!("action,email,groups\n{rows}"),
+    )
+    .unwrap();
+    let args = ["apply", "in.csv", "--undo-file", "undo.csv"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("--max-removals 11"), "{stderr}");
+    let args = ["apply", "undo.csv", "-o", "back.csv"];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("the undo file would remove 11 users, more than --max-removals 10")
+            && stderr.contains("It takes back the invitations of the run that wrote it")
+            && stderr.contains("pass --max-removals 11")
+            && !stderr.contains("cut short"),
+        "{stderr}"
+    );
+    assert_eq!(members(&sandbox).await.len(), 13);
+    let args = [
+        "apply",
+        "undo.csv",
+        "-o",
+        "back.csv",
+        "--max-removals",
+        "11",
+    ];
+    let (code, stderr) = run_in(dir.path(), &url, &args).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(members(&sandbox).await.len(), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plan_remove_missing_plans_the_rows_cut_and_refuses_a_sheet_cut_short() {
     let sandbox = started(30, Faults::default()).await;
