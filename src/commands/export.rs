@@ -98,10 +98,14 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
         )?;
     }
     if let Some(summary) = &run.summary_json {
-        check_summary_path(summary, &InputSource::Stdin, &target)?;
+        check_summary_path(summary, (&InputSource::Stdin, &target), args.overwrite)?;
     }
     if let Some(metrics) = &run.metrics_file {
-        crate::settings::check_metrics_path(metrics, &InputSource::Stdin, &target)?;
+        crate::settings::check_metrics_path(
+            metrics,
+            (&InputSource::Stdin, &target),
+            args.overwrite,
+        )?;
         if run.summary_json.as_deref() == Some(metrics.as_path()) {
             return Err(Fatal::Usage(format!(
                 "--metrics-file {} is also the --summary-json file; each file of a run must be a \

@@ -188,13 +188,13 @@ impl RowsRun {
             None => flags.summary_json.map(Path::to_path_buf),
         };
         if let Some(summary) = &summary_json {
-            check_summary_path(summary, &input.source, &target)?;
+            check_summary_path(summary, (&input.source, &target), flags.output.overwrite)?;
         }
         let metrics = sending
             .as_ref()
             .and_then(|(_, run)| run.metrics_file.clone());
         if let Some(metrics) = &metrics {
-            check_metrics_path(metrics, &input.source, &target)?;
+            check_metrics_path(metrics, (&input.source, &target), flags.output.overwrite)?;
         }
         let resume = matches!(&flags.keeps, Keeps::Record(record) if record.resume);
         let mut keeps = match flags.keeps {

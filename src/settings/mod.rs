@@ -92,7 +92,7 @@ mod tests {
         assert!(error.contains("not a regular file"), "{error}");
         let input = InputSource::File(dir.path().join("in.csv"));
         let output = OutputTarget::File(dir.path().join("out.csv"));
-        let summary = check_summary_path(&fifo, &input, &output)
+        let summary = check_summary_path(&fifo, (&input, &output), false)
             .unwrap_err()
             .to_string();
         assert!(summary.contains("is a named pipe"), "{summary}");

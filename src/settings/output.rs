@@ -251,8 +251,8 @@ pub(super) fn refuse_named_pipe(path: &Path, flag: &str) -> Result<(), Fatal> {
 
 pub(crate) fn check_summary_path(
     summary: &Path,
-    input: &InputSource,
-    output: &OutputTarget,
+    (input, output): (&InputSource, &OutputTarget),
+    overwrite: bool,
 ) -> Result<(), Fatal> {
     refuse_dash(
         summary,
@@ -262,6 +262,12 @@ pub(crate) fn check_summary_path(
     )?;
     refuse_named_pipe(summary, "--summary-json")?;
     not_input_or_results(summary, "summary file", "--summary-json", input, output)?;
+    refuse_foreign(
+        summary,
+        ("--summary-json", "summary"),
+        SUMMARY_MARK,
+        overwrite,
+    )?;
     let probe = if summary.exists() {
         std::fs::OpenOptions::new()
             .write(true)
@@ -280,8 +286,8 @@ pub(crate) fn check_summary_path(
 /// Prometheus text format.
 pub(crate) fn check_metrics_path(
     metrics: &Path,
-    input: &InputSource,
-    output: &OutputTarget,
+    (input, output): (&InputSource, &OutputTarget),
+    overwrite: bool,
 ) -> Result<(), Fatal> {
     refuse_dash(
         metrics,
@@ -295,6 +301,12 @@ pub(crate) fn check_metrics_path(
         "the metrics are written beside the file and renamed over it: name a file (FILE.prom)",
     )?;
     not_input_or_results(metrics, "metrics file", "--metrics-file", input, output)?;
+    refuse_foreign(
+        metrics,
+        ("--metrics-file", "metrics file"),
+        METRICS_MARK,
+        overwrite,
+    )?;
     // Written beside itself and renamed over: its folder must take a file.
     let probe = probe_new_file(metrics);
     probe.map_err(|source| Fatal::Metrics {
@@ -395,6 +407,38 @@ pub(crate) fn check_report_path(
                 .map_err(cannot)?;
             std::fs::remove_file(report).map_err(cannot)
         }
+    }
+}
+
+/// How a summary file of this tool starts (serde_json's pretty print of
+/// [`crate::sink::write_summary_json`]'s object, `version` first).
+const SUMMARY_MARK: &str = "{\n  \"version\": \"";
+
+/// How a metrics file of this tool starts.
+const METRICS_MARK: &str = "# HELP gcore_iam_bulk_";
+
+/// Refuses to replace, without `overwrite`, a file at `path` that does not
+/// start with `mark` (a file of this tool of that kind): an undo file or
+/// a run's results given by a slip of the keyboard is the only record of a
+/// change. An empty file, or none, is taken.
+fn refuse_foreign(
+    path: &Path,
+    (flag, what): (&str, &str),
+    mark: &str,
+    overwrite: bool,
+) -> Result<(), Fatal> {
+    use std::io::Read;
+    let mut start = Vec::new();
+    let read = std::fs::File::open(path)
+        .and_then(|file| file.take(mark.len() as u64).read_to_end(&mut start));
+    match read {
+        Ok(n) if !overwrite && n > 0 && start != mark.as_bytes() => Err(Fatal::Usage(format!(
+            "{flag} {} exists and is not a {what} of gcore-iam-bulk (it may be the only \
+                 record of a change: an undo file, a run's results); choose another {flag}, or \
+                 pass --overwrite to replace it",
+            path.display()
+        ))),
+        _ => Ok(()),
     }
 }
 

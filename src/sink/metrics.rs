@@ -75,7 +75,7 @@ impl Figures {
         let succeeded = matches!(run.exit, Exit::Success | Exit::WouldChange);
         let last_success = match succeeded {
             true => Some(now),
-            false => previous.and_then(|text| last_success(text, &labels)),
+            false => previous.and_then(|text| last_success(text, run.command)),
         };
         let mut text = String::new();
         let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
@@ -165,12 +165,17 @@ impl Figures {
     }
 }
 
-/// The last success an earlier run of the same command and input wrote.
-fn last_success(text: &str, labels: &str) -> Option<f64> {
-    let start = format!("{LAST_SUCCESS}{{{labels}}} ");
+/// The last success an earlier run of the same command wrote to the file,
+/// whatever its input: the file is one job's, and a nightly job's input
+/// may change every night (`plan-$day.csv`); a success kept only for the
+/// same input would be gone from the file on the first night that fails,
+/// and an alert on its age would have nothing to fire on.
+fn last_success(text: &str, command: &str) -> Option<f64> {
+    let start = format!("{LAST_SUCCESS}{{command=\"{}\",", escape(command));
     text.lines()
-        .find_map(|line| line.strip_prefix(start.as_str()))
-        .and_then(|value| value.trim().parse().ok())
+        .filter(|line| line.starts_with(start.as_str()))
+        .find_map(|line| line.rsplit_once(' '))
+        .and_then(|(_, value)| value.trim().parse().ok())
         .filter(|value: &f64| value.is_finite())
 }
 

@@ -208,3 +208,74 @@ fn help_texts() {
     let (_, top, _) = run(&["--help"]);
     insta::assert_snapshot!("top--help", top);
 }
+
+/// The scheduled-run recipe of docs/REFERENCE.md, run as written (its
+/// folders moved to a temporary one, the key and the base URL from the
+/// environment) against the sandbox, twice the same day as after a crash:
+/// the second run plans and applies again, to new files, keeping the
+/// first's undo file. (The recipe said `--resume` went on after a crash,
+/// which `apply --plan` refuses, and a second run stopped at the undo
+/// file the first one left.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nightly_recipe_runs_again_the_same_day() {
+    let reference = include_str!("../../docs/REFERENCE.md");
+    let start = (reference.find("#!/bin/sh\n# /usr/local/bin/iam-nightly")).expect("the recipe");
+    let script = &reference[start..];
+    let script = &script[..script.find("```").expect("the recipe's end")];
+    let dir = tempfile::tempdir().unwrap();
+    let [work, textfile, bin] = ["srv", "textfile", "bin"].map(|name| dir.path().join(name));
+    for folder in [&work, &textfile, &bin] {
+        std::fs::create_dir(folder).unwrap();
+    }
+    std::os::unix::fs::symlink(crate::common::BIN, bin.join("gcore-iam-bulk")).unwrap();
+    let script = (script.replace("cd /srv/iam", &format!("cd '{}'", work.display())))
+        .replace(
+            "/var/lib/node_exporter/textfile",
+            &textfile.display().to_string(),
+        )
+        .replace(
+            "export GCORE_API_KEY=\"$(cat /etc/gcore-iam-bulk/key)\"",
+            ":",
+        );
+    assert!(
+        !script.contains("cd /srv") && !script.contains("/etc/") && !script.contains("/var/"),
+        "{script}"
+    );
+    std::fs::write(dir.path().join("nightly.sh"), &script).unwrap();
+    let sandbox = crate::common::start_sandbox("nightly-key", 3, Default::default()).await;
+    std::fs::write(work.join("changes.csv"), "user_id,lang\n1,de\n2,zh\n").unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    for night in 1..=2 {
+        let mut command = Command::new("sh");
+        crate::common::clean(&mut command);
+        command
+            .arg(dir.path().join("nightly.sh"))
+            .env("PATH", &path)
+            .env("GCORE_API_KEY", "nightly-key")
+            .env("GCORE_BASE_URL", sandbox.base_url());
+        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "run {night}: {stderr}");
+    }
+    // Each run's plan, results and undo file (named by the date and the
+    // run's number: counted, so that a run across midnight holds too).
+    let mut names: Vec<String> = (std::fs::read_dir(&work).unwrap())
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for kind in ["plan-", "results-", "undo-", "run-"] {
+        let count = names.iter().filter(|name| name.starts_with(kind)).count();
+        assert!(count >= 2, "{kind}: {names:?}");
+    }
+    let first_undo = names.iter().find(|name| name.starts_with("undo-")).unwrap();
+    let undo = std::fs::read_to_string(work.join(first_undo)).unwrap();
+    assert_eq!(undo.lines().count(), 3, "the first run's way back: {undo}");
+    assert!(textfile.join("iam-apply.prom").exists());
+    sandbox.stop().await;
+}

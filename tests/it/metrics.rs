@@ -127,6 +127,23 @@ async fn the_metrics_parse_and_keep_the_last_success() {
         value(&bad, "gcore_iam_bulk_last_success_timestamp_seconds", None),
         Some(success)
     );
+    // The next night's input has another name (plan-$day.csv): its failure
+    // keeps the success too (it was kept for the same input only, so the
+    // series left the file and an alert on its age never fired).
+    std::fs::write(dir.path().join("night2.csv"), "user_id,lang\n2,xx\n").unwrap();
+    let args = ["apply", "night2.csv", "--metrics-file", prom_arg];
+    let out = run(dir.path(), &sandbox, &args).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let night = parse(&prom);
+    assert_eq!(
+        value(
+            &night,
+            "gcore_iam_bulk_last_success_timestamp_seconds",
+            None
+        ),
+        Some(success)
+    );
+    assert_eq!(night.samples[0].labels.get("input"), Some("night2.csv"));
 
     // plan --exit-code finding drift (3) is a run that worked.
     let out = run(
@@ -206,6 +223,37 @@ async fn the_metrics_parse_and_keep_the_last_success() {
     )
     .await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
+    // Nor is a file of another kind replaced by a slip in a cron line (an
+    // undo file, a run's results): the summary's and the metrics' both,
+    // unless --overwrite.
+    for (flag, out_file) in [("--summary-json", "p1.csv"), ("--metrics-file", "p2.csv")] {
+        let before = "user_id,lang\n1,en\n";
+        std::fs::write(dir.path().join("undo.csv"), before).unwrap();
+        let refused = ["plan", "in.csv", "-o", out_file, flag, "undo.csv"];
+        let out = run(dir.path(), &sandbox, &refused).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{flag} undo.csv exists and is not a"))
+                && stderr.contains("pass --overwrite to replace it"),
+            "{stderr}"
+        );
+        let kept = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+        assert_eq!(kept, before, "{flag}");
+        let args = [
+            "plan",
+            "in.csv",
+            "-o",
+            out_file,
+            "--overwrite",
+            flag,
+            "undo.csv",
+        ];
+        let out = run(dir.path(), &sandbox, &args).await;
+        assert_ne!(out.status.code(), Some(2), "{flag}: {out:?}");
+        let replaced = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+        assert_ne!(replaced, before, "{flag}");
+    }
     sandbox.stop().await;
 }
 

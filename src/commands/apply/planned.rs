@@ -77,10 +77,10 @@ pub(super) fn run_planned(
     let memory = (args.run.forget_rate, !args.run.no_share);
     let limit = recall_limit(&api, &mut run.send, memory, quiet);
     if let Some(summary) = &run.summary_json {
-        check_summary_path(summary, &source, &target)?;
+        check_summary_path(summary, (&source, &target), args.output.overwrite)?;
     }
     if let Some(metrics) = &run.metrics_file {
-        crate::settings::check_metrics_path(metrics, &source, &target)?;
+        crate::settings::check_metrics_path(metrics, (&source, &target), args.output.overwrite)?;
     }
     distinct_files(args, &source, &target, &run)?;
     if let Some(undo) = &args.undo_file {
