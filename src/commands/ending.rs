@@ -76,8 +76,28 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
     let _ = std::io::stderr().write_all(summary.render(results_path, proxy).as_bytes());
     let mut run = RunInfo::new(command, dry_run, input.clone(), started());
     run.account = route.map(|route| route.account.clone());
-    if let Some(path) = summary_json {
-        summary.write_json(path, &run, results_path, exit, proxy)?;
+    // A file monitoring reads that cannot be written (a full disk) after
+    // the run read or changed the account: said, the other files still
+    // written, and a run that would have ended well ends with 74, so that
+    // cron sees it (a dry run stops here: nothing was sent).
+    let unwritten = |fatal: Fatal, exit: &mut Exit| {
+        if dry_run {
+            return Err(fatal);
+        }
+        crate::say!(
+            "error: {}; the run itself ended as the summary above says (its results file is \
+             complete)",
+            crate::error::error_chain(&fatal)
+        );
+        if matches!(exit, Exit::Success | Exit::WouldChange) {
+            *exit = Exit::RecordLost;
+        }
+        Ok(())
+    };
+    if let Some(path) = summary_json
+        && let Err(fatal) = summary.write_json(path, &run, results_path, exit, proxy)
+    {
+        unwritten(fatal, &mut exit)?;
     }
     if let Some(path) = metrics {
         let run = MetricsRun {
@@ -87,7 +107,9 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
             duration: started().elapsed().unwrap_or_default(),
             now: SystemTime::now(),
         };
-        summary.figures().write_metrics(path, &run)?;
+        if let Err(fatal) = summary.figures().write_metrics(path, &run) {
+            unwritten(fatal, &mut exit)?;
+        }
     }
     if let Some(path) = report {
         let stopped = match ended {

@@ -420,7 +420,8 @@ const METRICS_MARK: &str = "# HELP gcore_iam_bulk_";
 /// Refuses to replace, without `overwrite`, a file at `path` that does not
 /// start with `mark` (a file of this tool of that kind): an undo file or
 /// a run's results given by a slip of the keyboard is the only record of a
-/// change. An empty file, or none, is taken.
+/// change. An empty file, or none, is taken, and anything but a regular
+/// file (`/dev/stdout` is not read: it may be a pipe this process writes).
 fn refuse_foreign(
     path: &Path,
     (flag, what): (&str, &str),
@@ -428,6 +429,9 @@ fn refuse_foreign(
     overwrite: bool,
 ) -> Result<(), Fatal> {
     use std::io::Read;
+    if !std::fs::metadata(path).is_ok_and(|meta| meta.is_file()) {
+        return Ok(());
+    }
     let mut start = Vec::new();
     let read = std::fs::File::open(path)
         .and_then(|file| file.take(mark.len() as u64).read_to_end(&mut start));

@@ -579,9 +579,15 @@ pub(crate) fn write_summary_json(path: &Path, summary: &impl Serialize) -> Resul
         }
         file.write_all(text.as_bytes())
     });
-    written.map_err(|source| Fatal::SummaryJson {
-        path: path.to_path_buf(),
-        source,
+    written.map_err(|source| {
+        // Not half a summary for a monitor to read (a full disk): none.
+        if std::fs::metadata(path).is_ok_and(|meta| meta.is_file()) {
+            let _ = std::fs::remove_file(path);
+        }
+        Fatal::SummaryJson {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 

@@ -330,3 +330,39 @@ async fn a_429_on_the_lists_first_page_is_counted() {
     assert!(elapsed >= 0.5, "{json}");
     assert_eq!(json["throttled"].as_u64(), Some(seen_429));
 }
+
+/// A summary file that cannot be written once the run changed the account
+/// (a full disk: `/dev/full`) is said, the metrics are still written, and
+/// the run ends with 74, not 2 ("nothing was sent", which was false).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_that_cannot_be_written_after_the_run_is_said_and_ends_with_74() {
+    let sandbox = start_sandbox("metrics-key", 5, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    let args = [
+        "apply",
+        "in.csv",
+        "--summary-json",
+        "/dev/full",
+        "--metrics-file",
+        "job.prom",
+    ];
+    let out = run(dir.path(), &sandbox, &args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the summary file /dev/full")
+            && stderr.contains("the run itself ended as the summary above says"),
+        "{stderr}"
+    );
+    let metrics = parse(&dir.path().join("job.prom"));
+    assert_eq!(
+        value(&metrics, "gcore_iam_bulk_exit_code", None),
+        Some(74.0)
+    );
+    assert_eq!(
+        value(&metrics, "gcore_iam_bulk_rows", Some("updated")),
+        Some(1.0)
+    );
+    sandbox.stop().await;
+}
