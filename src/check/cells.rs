@@ -4,19 +4,9 @@
 
 use crate::model::patch::Problem;
 use crate::model::patch::{Field, PatchBody};
+pub(super) use crate::table::cells::looks_like_json;
 use crate::table::input::{ACTION, Column, VERBATIM};
 use crate::table::sheet::{CellNote, Stored};
-
-/// Whether a plain cell is a JSON text or null as the undo file writes
-/// them (`"Ann Lee"`, `null`): such a row lost its `verbatim` column, and
-/// its cells would be sent with their quotes, or as the text "null".
-pub(super) fn looks_like_json(cell: &str) -> bool {
-    cell == "null"
-        || (cell.len() >= 2
-            && cell.starts_with('"')
-            && cell.ends_with('"')
-            && serde_json::from_str::<String>(cell).is_ok())
-}
 
 /// What is wrong with a workbook's cell that was not stored as text, in
 /// the column it is in; `None` when its text can be read as it is (a

@@ -18,6 +18,18 @@ pub(crate) fn neutralise(cell: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether a plain cell is a JSON text or null as the undo file writes
+/// them (`"Ann Lee"`, `null`): such a row lost its `verbatim` column, and
+/// its cells would be sent with their quotes, or as the text "null". The
+/// reader refuses such a cell, so `export` writes none (it marks the row).
+pub(crate) fn looks_like_json(cell: &str) -> bool {
+    cell == "null"
+        || (cell.len() >= 2
+            && cell.starts_with('"')
+            && cell.ends_with('"')
+            && serde_json::from_str::<String>(cell).is_ok())
+}
+
 /// The cell as it was before [`neutralise`]: one leading `'` is dropped
 /// before `=`, `+`, `-`, `@`, a tab, a carriage return or another `'` (what
 /// neutralising adds, and what a person types to keep `+49...` as text).

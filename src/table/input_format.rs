@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use serde_json::Value;
 
-use super::cells::{neutralise, restore};
+use super::cells::{looks_like_json, neutralise, restore};
 use super::input::{READ_ONLY_COLUMNS, VERBATIM, VERBATIM_JSON};
 use crate::model::api::User;
 use crate::model::change::FieldSet;
@@ -86,7 +86,8 @@ fn plain_cell(field: Field, value: &Value, null_token: &str) -> Option<String> {
         }
         _ => return None,
     };
-    if cell.is_empty() || cell.trim() != cell {
+    // The reader refuses a plain cell that looks like JSON (`"null"`).
+    if cell.is_empty() || cell.trim() != cell || looks_like_json(&neutralise(&cell)) {
         return None;
     }
     let mut body = PatchBody::default();
