@@ -73,9 +73,6 @@ pub(super) async fn first_pass(
                 Some(_) => "the rows name users by current_email",
                 None => "the rows invite users, whose addresses must be new to the account",
             };
-            if !quiet {
-                crate::say!("reading the account's users: {why}");
-            }
             let mut list = whole_list(client, policy, interrupt, quiet, why).await?;
             // An address the list leaves out is read on its own: the index
             // must hold every user's.
@@ -162,6 +159,9 @@ pub(super) async fn whole_list(
     quiet: bool,
     why: &str,
 ) -> Result<AccountList, Fatal> {
+    if !quiet {
+        crate::say!("reading the account's users: {why}");
+    }
     let mode = ProgressMode::detect(quiet, false, false);
     let started = std::time::Instant::now();
     let how = list::Reading {
