@@ -341,12 +341,6 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
         }
         if self.operation.is_some() {
             let (rate, drops) = self.pacer.rate();
-            // Never above what the server was seen to let through (a rate
-            // that climbed with no 429 yet is no limit the account has).
-            let rate = rate.map(|rate| match self.most_ok {
-                0 => rate,
-                most => rate.min(most as f64),
-            });
             self.report(Report::Rate(RateReport {
                 rate,
                 drops,

@@ -52,6 +52,8 @@ pub enum Report {
 /// drop.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateReport {
+    /// The pacer's rate at the end (`None`: no limit), as set or as it
+    /// adapted; what the server let through is `most_ok`.
     pub rate: Option<f64>,
     pub drops: u64,
     pub auto: bool,
@@ -76,6 +78,9 @@ impl RateReport {
             .then_some(self.rate)
             .flatten()
             .filter(|_| self.most_ok >= MIN_OK_TO_LEARN)?;
+        // Never above what the server was seen to let through (a rate that
+        // climbed with no 429 since is no limit the account has).
+        let learned = learned.min(self.most_ok as f64);
         Some(learned.max(self.most_ok as f64 / 2.0))
     }
 }

@@ -743,6 +743,19 @@ async fn a_rate_above_the_servers_adapts_down_to_it() {
     assert!(run.stderr.contains("rate: ended at"), "{}", run.stderr);
 }
 
+/// A fixed rate ends where it was set: a run of three rows says "ended at
+/// 10.0" for `--rate 10` (it said 3.0, the most answers of its best
+/// second, as if the rate had been lowered). What is remembered of the
+/// account's limit stays bounded by what the server let through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_rate_ends_where_it_was_set() {
+    let sandbox = start(Faults::default()).await;
+    let run = apply(Some(&sandbox), &lang_rows(3), &["--rate", "10"]).await;
+    assert_all_updated(&run, 3);
+    assert_eq!(run.summary["rate_ended_at"], 10.0, "{}", run.summary);
+    assert_eq!(run.summary["rate_drops"], 0, "{}", run.summary);
+}
+
 /// `--rate auto` finds a limit it was not told: from a slow start it
 /// doubles until the first 429, then keeps near the server's rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
