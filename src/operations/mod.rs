@@ -87,17 +87,41 @@ pub fn done(status: Status, error: String) -> Step {
     }
 }
 
-/// What a 2xx to a PATCH means: `updated`, whatever its body says, unless it
-/// describes another user.
+/// What a 2xx to a PATCH means: `updated` when its body is the row's user
+/// (the API answers with the whole user); `failed` when it describes
+/// another user, or none (a proxy's or a portal's page, `{}`, a body too
+/// large to read): whether the change landed is not known, and `--resume`
+/// sends it again, which a PATCH of the same values makes harmless.
 pub fn patched(job: &mut Job, reply: Result<Reply, String>) -> Step {
     let user = match reply {
-        Ok(reply) => reply.json::<Box<User>>().map_err(|error| {
-            format!("the change was accepted but the answer is not a user object: {error}")
-        }),
+        Ok(reply) => reply
+            .json::<Box<User>>()
+            .map_err(|error| format!("the answer is not a user object: {error}")),
         Err(error) => Err(error),
     };
     if let Some(step) = another_user(job, &user, "the change may have landed on") {
         return step;
+    }
+    let unknown = match &user {
+        Ok(user) if user.id.is_some() => None,
+        Ok(_) => Some("the answer is a JSON object without the user's id".to_string()),
+        Err(error) => Some(error.clone()),
+    };
+    if let Some(why) = unknown {
+        let next = match job.from_plan {
+            true => "plan again and apply the new plan",
+            false => "--resume sends it again (the same values: harmless)",
+        };
+        return Step::Done {
+            status: Status::FAILED,
+            error: format!(
+                "the API answered 2xx, but not with user {} ({why}): the change may not have \
+                 landed; {next}",
+                job.user_id()
+            ),
+            changes: std::mem::take(&mut job.changes),
+            user: None,
+        };
     }
     let (user, error) = match user {
         // A row compared with the user first (`--skip-unchanged`, the

@@ -859,10 +859,14 @@ async fn answers_over_a_mebibyte_are_not_read_and_not_recorded() {
         .await;
     let run = apply("user_id,lang\n1,de\n2,de\n", Some(&server), true, &[]).await;
     assert_eq!(run.code(), 1, "{}", run.stderr());
-    assert_eq!(run.row(2)["status"], "updated");
+    // Whether a 2xx too large to read is the user is not known: failed,
+    // and --resume sends it again (it was `updated`).
+    assert_eq!(run.row(2)["status"], "failed");
     assert_eq!(
         run.row(2)["error"],
-        "the answer was over 1 MiB and was not read"
+        "the API answered 2xx, but not with user 1 (the answer was over 1 MiB and was not \
+         read): the change may not have landed; --resume sends it again (the same values: \
+         harmless)"
     );
     assert_eq!(run.row(3)["status"], "failed");
     assert_eq!(
@@ -874,6 +878,48 @@ async fn answers_over_a_mebibyte_are_not_read_and_not_recorded() {
         "{} bytes",
         run.results_text.len()
     );
+}
+
+/// A 2xx that is not the row's user (a proxy's maintenance page, `{}`)
+/// is `failed`, since whether the change landed is not known, and
+/// `--resume` sends it again. (It was `updated`, exit 0, though nothing had
+/// reached the API.)
+#[tokio::test]
+async fn a_2xx_that_is_not_the_user_is_a_failure_resume_sends_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/1"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw("<html>Maintenance</html>", "text/html"),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/iam/users/3"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 3, "lang": "de"})))
+        .mount(&server)
+        .await;
+    let run = apply("user_id,lang\n1,de\n2,de\n3,de\n", Some(&server), true, &[]).await;
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    for (row, why) in [
+        (2, "the answer is not a user object"),
+        (3, "the answer is a JSON object without the user's id"),
+    ] {
+        assert_eq!(run.row(row)["status"], "failed", "{}", run.results_text);
+        let error = &run.row(row)["error"];
+        assert!(
+            error.contains("the API answered 2xx, but not with user")
+                && error.contains(why)
+                && error.contains("--resume sends it again"),
+            "{error}"
+        );
+    }
+    assert_eq!(run.row(4)["status"], "updated");
 }
 
 #[tokio::test]
