@@ -76,27 +76,27 @@ impl Members {
         policy: &SendPolicy,
         interrupt: &Interrupt,
     ) -> Result<Option<Account>, Fatal> {
-        self.account_when(
-            preflight.invites + preflight.removals,
-            client,
-            policy,
-            interrupt,
-        )
-        .await
+        let members = (preflight.invites, preflight.removals);
+        self.account_when(members, client, policy, interrupt).await
     }
 
-    /// [`Members::account_for`], for `members` rows that invite or remove.
+    /// [`Members::account_for`], for `members` rows that invite and remove.
+    /// A run that removes must know the user the key acts as.
     pub(crate) async fn account_when(
         &self,
-        members: u64,
+        (invites, removals): (u64, u64),
         client: &Client,
         policy: &SendPolicy,
         interrupt: &Interrupt,
     ) -> Result<Option<Account>, Fatal> {
-        if members == 0 && self.account_id.is_none() {
+        if invites + removals == 0 && self.account_id.is_none() {
             return Ok(None);
         }
-        Ok(Some(self.account_id(client, policy, interrupt).await?))
+        let account = self.account_id(client, policy, interrupt).await?;
+        if removals > 0 {
+            acting_user_known(&account)?;
+        }
+        Ok(Some(account))
     }
 
     /// Refuses a run that would remove more users than `--max-removals`:
@@ -180,5 +180,21 @@ impl Members {
             ))),
             _ => Ok(account),
         }
+    }
+}
+
+/// A run that removes users refuses to start when the account's answer
+/// does not name the user the key acts as (`currentUser` missing, or not a
+/// user ID): it could not keep from removing them.
+pub(crate) fn acting_user_known(account: &Account) -> Result<(), Fatal> {
+    match account.current_user {
+        Some(_) => Ok(()),
+        None => Err(Fatal::Usage(
+            "the account's answer (GET /iam/clients/me) does not say which user the key acts as \
+             (its currentUser is missing or not a user ID), so a run that removes users could \
+             remove that one and lock the key out: nothing was sent. Remove users with a key \
+             whose account answer names its user, or by hand"
+                .to_string(),
+        )),
     }
 }

@@ -46,6 +46,7 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             (true, None) => {
                 let (client, send) = (started.client, started.send);
                 let account = members.account_id(client, send, started.interrupt).await?;
+                super::members::acting_user_known(&account)?;
                 account.current_user
             }
             (_, known) => known,

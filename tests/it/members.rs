@@ -70,7 +70,12 @@ async fn invitations_and_removals_send_the_sdks_requests_exactly_once() {
     let ok = |body: Value| ResponseTemplate::new(200).set_body_json(body);
     let invited = |id: u64| ok(json!({"status": "ok", "user_id": id}));
     let calls = [
-        once("GET", "/iam/clients/me", None, ok(json!({"id": 4242}))),
+        once(
+            "GET",
+            "/iam/clients/me",
+            None,
+            ok(json!({"id": 4242, "currentUser": 1})),
+        ),
         // The SDK's shape: client_id, email, user_role {id, name}, lang, name.
         once(
             "POST",
@@ -787,7 +792,9 @@ async fn an_answer_naming_an_old_user_changes_nobody_and_a_retried_delete_that_m
         .await;
     Mock::given(method("GET"))
         .and(path("/iam/clients/me"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 4242})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": 4242, "currentUser": 1})),
+        )
         .mount(&server)
         .await;
     // User 11 leaves between the GET and the DELETE (someone else's doing).
@@ -900,7 +907,9 @@ async fn mount(server: &MockServer, users: Vec<Value>, calls: Vec<Mock>) {
         .await;
     Mock::given(method("GET"))
         .and(path("/iam/clients/me"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 4242})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"id": 4242, "currentUser": 1})),
+        )
         .mount(server)
         .await;
     for call in calls {
@@ -948,6 +957,50 @@ async fn a_planned_invitation_whose_next_step_fails_says_to_plan_again() {
         "{text}"
     );
     server.verify().await;
+}
+
+/// A run that removes users refuses to start when the account's answer
+/// does not name the key's own user as a user ID (a string, missing, null):
+/// it could not keep from removing them. (The guard switched off silently,
+/// and the key's own user was removed.) A run that only invites goes on.
+#[tokio::test]
+async fn a_removal_needs_to_know_the_keys_own_user() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rm.csv"), "action,user_id\nremove,1\n").unwrap();
+    for me in [
+        json!({"id": 4242, "currentUser": "1"}),
+        json!({"id": 4242}),
+        json!({"id": 4242, "currentUser": null}),
+    ] {
+        server.reset().await;
+        Mock::given(method("GET"))
+            .and(path("/iam/clients/me"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(me.clone()))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/iam/users/1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(user(1, "me@example.com")))
+            .mount(&server)
+            .await;
+        Mock::given(method("DELETE"))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(0)
+            .mount(&server)
+            .await;
+        for command in ["apply", "plan"] {
+            let args = [command, "rm.csv", "--rate", "0", "--overwrite"];
+            let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
+            assert_eq!(code, 2, "{me}: {stderr}");
+            assert!(
+                stderr.contains("does not say which user the key acts as")
+                    && stderr.contains("nothing was sent"),
+                "{stderr}"
+            );
+        }
+        server.verify().await;
+    }
 }
 
 /// What a resumed run takes for its own doing, and what it never does: an

@@ -121,7 +121,12 @@ pub(super) fn run_planned(
         // Invitations and removals name the account; read first, so that a
         // run it refuses (`--account-id` of another) leaves no file.
         let account = (members)
-            .account_when(plan.invites + plan.removals, &client, &run.send, &interrupt)
+            .account_when(
+                (plan.invites, plan.removals),
+                &client,
+                &run.send,
+                &interrupt,
+            )
             .await?;
         if !quiet {
             crate::say!(
