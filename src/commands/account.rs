@@ -404,13 +404,19 @@ pub(super) async fn read_rows_users(
         );
     }
     let mode = ProgressMode::detect(quiet, false, false);
-    users::read_users(client, policy, to_read, &mut users, interrupt, mode)
-        .await
-        .map_err(|why| {
-            Fatal::Usage(format!(
-                "the users could not be read before sending ({why}); nothing was sent"
-            ))
-        })?;
+    let read = users::read_users(client, policy, to_read, &mut users, interrupt, mode).await;
+    // Ctrl-C or SIGTERM: 130 or 143, as at any moment of a run.
+    if let Some(signal) = interrupt.signal() {
+        return Err(Fatal::Stopped {
+            signal,
+            what: "while the users were read before sending",
+        });
+    }
+    read.map_err(|why| {
+        Fatal::Usage(format!(
+            "the users could not be read before sending ({why}); nothing was sent"
+        ))
+    })?;
     Ok(users)
 }
 

@@ -474,6 +474,61 @@ async fn ctrl_c_while_the_list_is_read_exits_130() {
     assert_eq!(stats.by_method_status.get("PATCH"), None);
 }
 
+/// SIGTERM while the users are read one by one before anything is sent (an
+/// undo file needs the fields the list leaves out) stops the run as a
+/// signal does: 143, nothing sent, and the same command runs again. (It
+/// ended with 2, "the users could not be read".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_while_the_users_are_read_before_sending_exits_143() {
+    let sandbox = sandbox(Faults {
+        latency_ms: 150,
+        list_omit: vec!["phone".to_string()],
+        ..Faults::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (2..20).map(|id| format!("{id},+1 555 {id}\n")).collect();
+    std::fs::write(dir.path().join("in.csv"), format!("user_id,phone\n{rows}")).unwrap();
+    let args = ["apply", "in.csv", "--undo-file", "undo.csv", "--rate", "0"];
+    let mut child = common::bin()
+        .current_dir(dir.path())
+        .args(args)
+        .args(["--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", KEY)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap());
+    let said = tokio::task::spawn_blocking(move || {
+        let said = common::read_until_line(&mut lines, "before anything is sent, to check");
+        (said, lines)
+    })
+    .await
+    .unwrap();
+    common::kill(child.id(), "TERM");
+    let (said, mut lines) = said;
+    let out = common::wait(child).await;
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    assert_eq!(out.status.code(), Some(143), "{said}{rest}");
+    assert!(
+        rest.contains("stopped while the users were read before sending, before any row was sent"),
+        "{said}{rest}"
+    );
+    assert_eq!(sandbox.stats().by_method_status.get("PATCH"), None);
+    // The same command again: not blocked by what the stopped run left.
+    let mut again = common::bin();
+    again
+        .current_dir(dir.path())
+        .args(args)
+        .args(["--base-url", &sandbox.base_url()])
+        .env("GCORE_API_KEY", KEY);
+    let out = tokio::task::spawn_blocking(move || again.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
 /// Runs that only read the account (`export`, `plan`, the latter with rows
 /// that each need a GET of their own: users the list does not show) end
 /// quietly with exit 0 when the reader of `-o -` stops early (`| head -1`).
