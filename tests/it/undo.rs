@@ -1149,3 +1149,64 @@ async fn a_value_that_holds_the_key_is_never_written_back_as_stars() {
     assert!(!text.contains(KEY), "{text}");
     assert_eq!(sandbox.stats().patches_per_user.len(), 0);
 }
+
+/// `apply --plan --undo-file` reads each user with a GET just before its
+/// PATCH: a colleague's change to a planned field after the run started is
+/// seen (the row is `failed`, nothing sent, no undo line), not overwritten
+/// with an undo line that holds the plan's older value. (The run compared
+/// with a page of the list read up to 5 s before: the PATCH replaced the
+/// colleague's value and the undo file could never bring it back.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_applied_with_an_undo_file_reads_each_user_just_before() {
+    let sandbox = start((1..=8).map(|id| user(id, json!({}))).collect()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rows: String = (2..=8).map(|id| format!("{id},New{id}\n")).collect();
+    std::fs::write(
+        dir.path().join("in.csv"),
+        format!("user_id,company\n{rows}"),
+    )
+    .unwrap();
+    let output = run(&sandbox, dir.path(), &["plan", "in.csv"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // Four requests a second: user 8 is read 3 s after the first PATCH.
+    let mut child = common::bin()
+        .current_dir(dir.path())
+        .args(["apply", "--plan", "in.plan.csv", "--undo-file", "undo.csv"])
+        .args(["--base-url", &sandbox.base_url(), "--rate", "4"])
+        .env("GCORE_API_KEY", KEY)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let patched = |sandbox: &RunningSandbox| {
+        let stats = sandbox.stats();
+        (stats.by_method_status.get("PATCH")).map_or(0, |by| by.values().sum::<u64>())
+    };
+    let mut waited = 0;
+    while patched(&sandbox) == 0 {
+        assert!(waited < 1000, "no PATCH within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    let colleague = common::http()
+        .patch(format!("{}/iam/users/8", sandbox.base_url()))
+        .header("Authorization", format!("apikey {KEY}"))
+        .json(&json!({"company": "Colleague"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(colleague.status().is_success());
+    let out = common::wait(child).await;
+    assert_eq!(out.status.code(), Some(1));
+    let (rows, text) = read_results_file(&dir.path().join("in.results.csv"));
+    assert_eq!(rows[6]["user_id"], "8", "{text}");
+    assert_eq!(rows[6]["status"], "failed", "{text}");
+    assert!(
+        rows[6]["error"].contains("changed since the plan"),
+        "{text}"
+    );
+    let undo = std::fs::read_to_string(dir.path().join("undo.csv")).unwrap();
+    assert!(!undo.lines().any(|line| line.starts_with("8,")), "{undo}");
+    assert_eq!(undo.lines().count(), 7, "{undo}");
+    let users = listed(&sandbox).await;
+    assert_eq!(users[7]["company"], "Colleague");
+}

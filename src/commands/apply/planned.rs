@@ -184,7 +184,13 @@ pub(super) fn run_planned(
             ),
             None => (None, None),
         };
-        let listed = live_list(whole, plan.changes, &client, &run.send, &interrupt, quiet).await?;
+        // With an undo file each row reads its user with a GET just before
+        // its PATCH (as `apply --undo-file`): the line holds what the PATCH
+        // replaces, not what a page read up to 5 s before showed.
+        let listed = match &undo {
+            Some(_) => None,
+            None => live_list(whole, plan.changes, &client, &run.send, &interrupt, quiet).await?,
+        };
         let pages = listed.map(|list| {
             Arc::new(LivePages::new(
                 list.users,
