@@ -1169,7 +1169,7 @@ async fn a_plan_applied_with_an_undo_file_reads_each_user_just_before() {
     let output = run(&sandbox, dir.path(), &["plan", "in.csv"]).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     // Four requests a second: user 8 is read 3 s after the first PATCH.
-    let mut child = common::bin()
+    let child = common::bin()
         .current_dir(dir.path())
         .args(["apply", "--plan", "in.plan.csv", "--undo-file", "undo.csv"])
         .args(["--base-url", &sandbox.base_url(), "--rate", "4"])
