@@ -216,6 +216,22 @@ impl Plan {
     }
 }
 
+/// The line of the file where the record at byte `offset` starts (the
+/// first is 1), counted by line feeds: after CRLF line ends (a plan saved
+/// again on Windows) a record's offset is the line feed after the carriage
+/// return that ended the one before, and the csv crate's own count is one
+/// short.
+fn line_at(path: &Path, offset: u64) -> u64 {
+    use std::io::Read;
+    let mut before = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|file| file.take(offset + 1).read_to_end(&mut before));
+    match read {
+        Ok(_) => 1 + before.iter().filter(|&&byte| byte == b'\n').count() as u64,
+        Err(_) => 0,
+    }
+}
+
 /// Checks that the plan is as `plan` wrote it: every row's `plan_check`
 /// matches its cells and the row before, so an edit, a row added, removed
 /// or moved is refused. `Ok`: when the plan read the account, as its
@@ -250,13 +266,13 @@ fn verify_chain(path: &Path) -> Result<Option<std::time::SystemTime>, String> {
     let mut planned_at = None;
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
-        let line = record.position().map_or(0, |p| p.line());
         let cells: Vec<&str> = record.iter().collect();
         let Some((check, row)) = cells.split_last() else {
             continue;
         };
         let expected = plan_check(&previous, row.iter().copied());
         if *check != expected {
+            let line = line_at(path, record.position().map_or(0, |p| p.byte()));
             return Err(format!(
                 "line {line} (row {}) is not as plan wrote it (its plan_check does not \
                  match: a cell was edited, or a row added, removed or moved); a plan is applied \

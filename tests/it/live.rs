@@ -694,7 +694,15 @@ async fn apply_plan_sends_what_the_plan_showed_and_nothing_for_users_changed_sin
     let mut lines: Vec<&str> = whole.lines().collect();
     lines.pop();
     std::fs::write(dir.path().join("tail.csv"), lines.join("\n") + "\n").unwrap();
+    // Saved again with CRLF line ends and the fourth line (row 4) edited:
+    // named at line 4 (it was named at line 3, the csv crate's count).
+    let mut lines: Vec<String> = whole.lines().map(str::to_string).collect();
+    lines[3] = lines[3].replacen(r#"{""lang"":"#, r#"{""langue"":"#, 1);
+    std::fs::write(dir.path().join("crlf.csv"), lines.join("\r\n") + "\r\n").unwrap();
+    let row = lines[3].split(',').next().unwrap().to_string();
+    let crlf = format!("line 4 (row {row}) is not as plan wrote it");
     for (file, want) in [
+        ("crlf.csv", crlf.as_str()),
         ("in.results.csv", "not the results file of `plan`"),
         ("cut.csv", "is not as plan wrote it"),
         ("edited.csv", "is not as plan wrote it"),
