@@ -24,10 +24,15 @@ pub(super) fn finish(
     // became of the rest is said after it.
     // The row is not done (`--resume` finishes it), and says what was.
     if let (Some(landed), Status::FAILED | Status::NOT_ATTEMPTED) = (job.landed, status) {
-        // A plan is not resumed: planned again, the row is an update.
+        // A plan is not resumed; planned again, the invitation is invalid
+        // (the address is in the account now): the row must become an update.
+        let id = job.user_id();
         let next = match job.from_plan {
-            true => "plan again and apply the new plan, whose row updates that user",
-            false => "--resume finishes it",
+            true => format!(
+                "make the row an update of user {id} (action empty, user_id {id}), then plan \
+                 again and apply the new plan"
+            ),
+            false => "--resume finishes it".to_string(),
         };
         let error = format!(
             "{} as user {}, but the rest of the row was not done ({error}); {next}",

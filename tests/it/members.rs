@@ -952,7 +952,9 @@ async fn a_planned_invitation_whose_next_step_fails_says_to_plan_again() {
     let error = &rows[0]["error"];
     assert!(
         error.contains("invited as user 501, but the rest of the row was not done")
-            && error.contains("plan again and apply the new plan")
+            && error.contains(
+                "make the row an update of user 501 (action empty, user_id 501), then plan again"
+            )
             && !error.contains("--resume"),
         "{text}"
     );
