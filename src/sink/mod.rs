@@ -63,7 +63,7 @@ pub(crate) fn note_ignored_columns(ignored: &[impl AsRef<str>]) {
 /// batch is normal for a scheduled job).
 pub(crate) fn note_no_rows(input: &Path) {
     crate::say!(
-        "note: {} has a header but no rows; nothing to do",
+        "note: {} has a header but no rows: no row to send",
         input.display()
     );
 }
