@@ -38,8 +38,10 @@ use super::timeline::Timeline;
 use super::{Channels, Ended, Job, Operation, Step, Work};
 use answer::{Answered, Traced};
 
+/// Said on Ctrl-C and on SIGTERM alike (cron's timeout has no terminal):
+/// only SIGINT quits at once after either.
 const INTERRUPTED_NOTE: &str =
-    "interrupted: finishing the requests in flight; press Ctrl-C again to quit at once";
+    "interrupted: finishing the requests in flight; a Ctrl-C (SIGINT) now quits at once";
 
 /// Runs every job through admission, the operation's requests and the retry
 /// policy until the input is exhausted and nothing is in flight or waiting.

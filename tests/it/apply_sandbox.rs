@@ -499,7 +499,9 @@ async fn a_second_ctrl_c_quits_at_once() {
     );
     assert_eq!(out.status.code(), Some(130), "{stderr}");
     assert!(
-        stderr.contains("interrupted: finishing the requests in flight"),
+        stderr.contains(
+            "interrupted: finishing the requests in flight; a Ctrl-C (SIGINT) now quits at once"
+        ),
         "{stderr}"
     );
     assert!(
