@@ -41,8 +41,27 @@ impl ApiKey {
         if key.is_empty() {
             return Err("is empty".to_string());
         }
+        if key.contains('\n') {
+            return Err(
+                "holds more than one line; give the key alone, on one line (a key file holds \
+                 nothing else)"
+                    .to_string(),
+            );
+        }
         if key.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
             return Err("holds control or non-ASCII characters; copy the key again".to_string());
+        }
+        // Pasted with what goes around it: the header's scheme, a shell line.
+        let lower = key.to_ascii_lowercase();
+        let pasted = ["apikey ", "bearer ", "export ", "gcore_api_key="]
+            .into_iter()
+            .find(|start| lower.starts_with(start));
+        if let Some(start) = pasted {
+            return Err(format!(
+                "starts with \"{}\"; give the key alone (the tool writes the header \
+                 \"Authorization: apikey KEY\" itself)",
+                key[..start.len()].trim_end()
+            ));
         }
         Ok(ApiKey(key.to_string()))
     }

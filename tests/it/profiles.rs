@@ -276,3 +276,42 @@ async fn a_bad_value_of_a_profile_is_named_as_the_profiles() {
     assert!(text.contains("--burst must be at least 1"), "{text}");
     assert!(!text.contains("of profile ops"), "{text}");
 }
+
+/// A key pasted with what goes around it (the header's scheme, a shell
+/// line, a second line in its file) is refused with what to give instead,
+/// and never shown. (It went out and met a 401 that said nothing of it.)
+#[tokio::test]
+async fn a_key_pasted_with_its_surroundings_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    let secret = "Sec1234567890abcdef";
+    let args = ["apply", "in.csv", "--base-url", "http://127.0.0.1:9"];
+    for (pasted, said) in [
+        (format!("apikey {secret}"), "starts with \"apikey\""),
+        (format!("Bearer {secret}"), "starts with \"Bearer\""),
+        (
+            format!("export GCORE_API_KEY={secret}"),
+            "starts with \"export\"",
+        ),
+        (
+            format!("GCORE_API_KEY={secret}"),
+            "starts with \"GCORE_API_KEY=\"",
+        ),
+    ] {
+        let output = run(dir.path(), &args, &[("GCORE_API_KEY", &pasted)]).await;
+        let text = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        assert!(
+            text.contains(said) && text.contains("give the key alone"),
+            "{text}"
+        );
+        assert!(!text.contains(secret), "{text}");
+    }
+    std::fs::write(dir.path().join("key"), format!("{secret}\nsecond line\n")).unwrap();
+    let args = [&args[..], &["--api-key-file", "key"]].concat();
+    let output = run(dir.path(), &args, &[]).await;
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("holds more than one line"), "{text}");
+    assert!(!text.contains(secret), "{text}");
+}
