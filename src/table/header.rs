@@ -221,9 +221,18 @@ pub(super) fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
             show(first)
         );
     }
+    // Excel's directive for the delimiter, which it hides: the header is
+    // the line after it.
+    if let [(0, first)] = unknown
+        && first.trim().to_ascii_lowercase().starts_with("sep=")
+    {
+        return "the first line is Excel's sep= line (its note of the delimiter), not the \
+                header; delete that line: the delimiter is found by itself"
+            .to_string();
+    }
     let known: Vec<&str> = std::iter::once("user_id")
         .chain(Field::ALL.iter().map(|field| field.name()))
-        .chain([ACTION])
+        .chain([ACTION, "current_email", VERBATIM])
         .collect();
     let mut parts = Vec::new();
     for (i, name) in unknown.iter().take(SHOWN) {

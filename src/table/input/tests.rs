@@ -30,6 +30,10 @@ fn header_mistakes() {
             "unknown column \"emial\" (column 2): did you mean \"email\"?",
         ),
         ("user_id,emial", "--ignore-unknown-columns"),
+        // Excel's line for the delimiter, before the header.
+        ("sep=;", "the first line is Excel's sep= line"),
+        ("user_id,verbatm", "did you mean \"verbatim\"?"),
+        ("user_id,x", "action, current_email, verbatim;"),
         ("email,name", "no user_id column (found: email, name)"),
         ("user_id,email,Email", "names email twice (columns 2 and 3)"),
         (
