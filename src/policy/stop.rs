@@ -18,6 +18,9 @@ pub enum StopReason {
         /// Where the key came from, if known.
         key_from: Option<String>,
     },
+    /// A redirect (3xx): the API never redirects, so the base URL is not
+    /// the API's (a web page, `http://` for `https://`), for every row alike.
+    Redirected { at: String, status: u16 },
     /// The first attempts all failed to connect, and none got an answer:
     /// the base URL, the network or a proxy is wrong, for every row alike.
     Unreachable { attempts: u32 },
@@ -58,18 +61,23 @@ impl StopReason {
     pub(crate) const SILENT_FOR: Duration = Duration::from_secs(30);
 
     /// A refusal that every other row would meet too. A 401 means the key
-    /// itself is refused: sending the rest of a million rows would only fail
-    /// them one by one (and hammer the API), so the run stops as after Ctrl-C.
-    /// A 403 does not stop it: it may concern one user only.
+    /// itself is refused, a 3xx that the base URL is not the API's: sending
+    /// the rest of a million rows would only fail them one by one (and
+    /// hammer the server), so the run stops as after Ctrl-C. A 403 does not
+    /// stop it: it may concern one user only.
     pub(crate) fn for_refusal(
         status: u16,
         at: impl FnOnce() -> String,
         key_from: Option<&str>,
     ) -> Option<StopReason> {
-        (status == 401).then(|| StopReason::KeyRefused {
-            at: at(),
-            key_from: key_from.map(str::to_string),
-        })
+        match status {
+            401 => Some(StopReason::KeyRefused {
+                at: at(),
+                key_from: key_from.map(str::to_string),
+            }),
+            300..=399 => Some(StopReason::Redirected { at: at(), status }),
+            _ => None,
+        }
     }
 }
 
@@ -87,6 +95,12 @@ impl fmt::Display for StopReason {
                 "the API stopped answering ({attempts} attempts in a row over {seconds} s got no \
                  answer: timeouts or lost connections); check the API's status and the network, \
                  then go on with --resume"
+            ),
+            StopReason::Redirected { at, status } => write!(
+                f,
+                "the server answered with a redirect (HTTP {status} on {at}), which the API \
+                 never does: the base URL is not the API's; check --base-url (or \
+                 GCORE_BASE_URL): https://api.gcore.com"
             ),
             StopReason::Unreachable { attempts } => write!(
                 f,

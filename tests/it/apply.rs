@@ -710,7 +710,8 @@ async fn a_repeated_user_id_is_invalid_on_both_rows_and_nothing_is_sent() {
 
 /// A redirect means the base URL is wrong; following it could turn the
 /// PATCH into a GET elsewhere. The row fails with the 3xx, nothing else is
-/// requested, and it is not retried.
+/// requested, it is not retried, and the run stops there: every other row
+/// would meet it too (each failed with a bare "HTTP 301").
 #[tokio::test]
 async fn a_redirect_is_not_followed() {
     let server = MockServer::start().await;
@@ -727,15 +728,29 @@ async fn a_redirect_is_not_followed() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 1})))
         .mount(&elsewhere)
         .await;
-    let run = apply("user_id,lang\n1,de\n", Some(&server), true, &[]).await;
+    let rows: String = (1..=50).map(|id| format!("{id},de\n")).collect();
+    let input = format!("user_id,lang\n{rows}");
+    let run = apply(&input, Some(&server), true, &["--concurrency", "1"]).await;
     assert_eq!(run.code(), 1, "{}", run.stderr());
     let row = run.row(2);
     assert_eq!(row["status"], "failed");
     assert_eq!(row["http_status"], "301");
     assert_eq!(row["attempts"], "1");
     let requests = received(&server).await;
-    assert_eq!(requests.len(), 1, "only the PATCH: {requests:?}");
     assert_eq!(requests[0].url.path(), "/iam/users/1");
+    assert!(
+        requests.len() < 50,
+        "the run stopped: {} requests",
+        requests.len()
+    );
+    assert_eq!(run.row(51)["status"], "not_attempted");
+    assert!(
+        run.stderr()
+            .contains("answered with a redirect (HTTP 301 on row 2)")
+            && run.stderr().contains("check --base-url"),
+        "{}",
+        run.stderr()
+    );
 }
 
 /// `-q` prints only errors and the summary: no notes, no progress.
