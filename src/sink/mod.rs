@@ -6,6 +6,7 @@
 
 mod changed;
 mod chart;
+mod kinds;
 mod metrics;
 mod problems;
 mod progress;
@@ -69,8 +70,25 @@ pub(crate) fn note_no_rows(input: &Path) {
 }
 #[cfg(test)]
 mod tests {
+    use super::kinds::{kind_of, merged};
     use super::*;
     use crate::table::results::{ResultRecord, Status};
+
+    /// A group's message keeps what its rows' messages share: the example
+    /// a message gives (it showed `[{"…": 2, "…": "…"}]`).
+    #[test]
+    fn a_groups_message_keeps_the_values_its_rows_share() {
+        let one = r#"groups: must be a list such as [{"id": 2, "name": "Users"}], not "x""#;
+        let two = r#"groups: must be a list such as [{"id": 2, "name": "Users"}], not "y""#;
+        assert_eq!(
+            merged(one, two).unwrap(),
+            r#"groups: must be a list such as [{"id": 2, "name": "Users"}], not "…""#
+        );
+        let three = merged(&merged(one, two).unwrap(), one).unwrap();
+        assert!(three.ends_with(r#"not "…""#), "{three}");
+        assert_eq!(merged(one, "another message"), None);
+        assert_eq!(merged(r#"cut "a"#, r#"cut "b"#).unwrap(), r#"cut "…"#);
+    }
 
     #[test]
     fn problems_are_grouped_by_their_kind_not_their_values() {

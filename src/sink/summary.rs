@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use super::changed::ChangedUsers;
+use super::kinds::{kind_of, merged};
 use crate::error::Fatal;
 use crate::exit::Exit;
 use crate::model::patch::{Field, FieldSet};
@@ -32,38 +33,6 @@ pub(super) struct Problem {
     /// are grouped by it, so one kind of problem is one line whatever the
     /// values.
     pub(super) kind: String,
-}
-
-/// `lang: "xx" is not a language` -> `lang: "…" is not a language`: a
-/// message without the values it quotes (as `{:?}` quotes them).
-pub(super) fn kind_of(error: &str) -> String {
-    let mut kind = String::with_capacity(error.len());
-    let mut chars = error.chars();
-    while let Some(c) = chars.next() {
-        kind.push(c);
-        if c != '"' {
-            continue;
-        }
-        // Up to the closing quote, skipping escaped ones.
-        let mut closed = false;
-        while let Some(inner) = chars.next() {
-            match inner {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => {
-                    closed = true;
-                    break;
-                }
-                _ => {}
-            }
-        }
-        kind.push('…');
-        if closed {
-            kind.push('"');
-        }
-    }
-    kind
 }
 
 impl Problem {
@@ -255,7 +224,8 @@ impl Summary {
                 Some(problem) => {
                     problem.count += 1;
                     if problem.error != row.error {
-                        problem.error.clone_from(&problem.kind);
+                        problem.error = merged(&problem.error, &row.error)
+                            .unwrap_or_else(|| problem.kind.clone());
                     }
                     if problem.rows.len() < Self::QUOTED {
                         problem.rows.push(row.row);
