@@ -171,8 +171,9 @@ pub(super) async fn whole_list(
         quiet,
     };
     let listed = list::list_users(client, policy, interrupt, how, None).await?;
-    say_list_read(&listed, started, quiet);
+    // A read a signal cut short is said as stopped, not as read.
     stopped_by_a_signal(interrupt)?;
+    say_list_read(&listed, started, quiet);
     match (&listed.ended, &listed.problem) {
         (Ended::Finished, None) => {}
         (_, problem) => {
@@ -318,8 +319,8 @@ pub(super) async fn live_list(
                         };
                         let listed =
                             list::list_users(client, policy, interrupt, how, Some(first)).await?;
-                        say_list_read(&listed, started, quiet);
                         stopped_by_a_signal(interrupt)?;
+                        say_list_read(&listed, started, quiet);
                         match listed.problem {
                             None if listed.ended == Ended::Finished => Some(AccountList {
                                 users: listed.users,

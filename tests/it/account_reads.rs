@@ -470,6 +470,8 @@ async fn ctrl_c_while_the_list_is_read_exits_130() {
         rest.contains("stopped while the account's list was read, before any row was sent"),
         "{said}{rest}"
     );
+    // Not said as read (it said "read the account's list: 1000 users").
+    assert!(!rest.contains("read the account's list"), "{said}{rest}");
     let stats = sandbox.stats();
     assert_eq!(stats.by_method_status.get("PATCH"), None);
 }
