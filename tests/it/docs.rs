@@ -211,13 +211,16 @@ fn help_texts() {
 
 /// The scheduled-run recipe of docs/REFERENCE.md, run as written (its
 /// folders moved to a temporary one, the key and the base URL from the
-/// environment) against the sandbox, twice the same day as after a crash:
-/// the second run plans and applies again, to new files, keeping the
-/// first's undo file. (The recipe said `--resume` went on after a crash,
-/// which `apply --plan` refuses, and a second run stopped at the undo
-/// file the first one left.)
+/// environment) against the sandbox: a first run stopped by SIGTERM after
+/// its first change, a second that finishes the batch (the same plan
+/// applied again: what the first did is `unchanged`, its invitation and
+/// removal too) and archives it, a third with no batch. (The recipe said
+/// `--resume` went on after a crash, which `apply --plan` refuses; then a
+/// second run planned the batch again and stopped for good at a removal
+/// done: exit 1, a user not found.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_nightly_recipe_runs_again_the_same_day() {
+async fn the_nightly_recipe_recovers_from_a_crash_and_runs_a_batch_once() {
+    use std::os::unix::process::CommandExt;
     let reference = include_str!("../../docs/REFERENCE.md");
     let start = (reference.find("#!/bin/sh\n# /usr/local/bin/iam-nightly")).expect("the recipe");
     let script = &reference[start..];
@@ -242,40 +245,90 @@ async fn the_nightly_recipe_runs_again_the_same_day() {
         "{script}"
     );
     std::fs::write(dir.path().join("nightly.sh"), &script).unwrap();
-    let sandbox = crate::common::start_sandbox("nightly-key", 3, Default::default()).await;
-    std::fs::write(work.join("changes.csv"), "user_id,lang\n1,de\n2,zh\n").unwrap();
+    let faults = gcore_iam_bulk::sandbox::Faults {
+        latency_ms: 100,
+        ..Default::default()
+    };
+    let sandbox = crate::common::start_sandbox("nightly-key", 3, faults).await;
+    let batch = "action,user_id,email,name,lang,groups\n\
+                 ,1,,,de,\n,2,,,zh,\n,3,,,de,\n,4,,,zh,\n\
+                 remove,6,,,,\n\
+                 invite,,newbie@example.com,New Bie,en,Users\n";
+    std::fs::write(work.join("changes.csv"), batch).unwrap();
     let path = format!(
         "{}:{}",
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    for night in 1..=2 {
+    let night = |stop: bool| {
         let mut command = Command::new("sh");
         crate::common::clean(&mut command);
         command
             .arg(dir.path().join("nightly.sh"))
             .env("PATH", &path)
             .env("GCORE_API_KEY", "nightly-key")
-            .env("GCORE_BASE_URL", sandbox.base_url());
-        let output = tokio::task::spawn_blocking(move || command.output().unwrap())
-            .await
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(0), "run {night}: {stderr}");
+            .env("GCORE_BASE_URL", sandbox.base_url())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = command.spawn().unwrap();
+        (child, stop)
+    };
+    let changes = |sandbox: &gcore_iam_bulk::sandbox::RunningSandbox| {
+        let stats = sandbox.stats();
+        (["PATCH", "POST", "DELETE"].iter())
+            .filter_map(|verb| stats.by_method_status.get(*verb))
+            .flat_map(|by| by.values())
+            .sum::<u64>()
+    };
+    // The first run, stopped (the script's process group: the tool and its
+    // shell) once its first change went out.
+    let (child, _) = night(true);
+    let mut waited = 0;
+    while changes(&sandbox) == 0 {
+        assert!(waited < 2000, "no change within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
     }
-    // Each run's plan, results and undo file (named by the date and the
-    // run's number: counted, so that a run across midnight holds too).
+    let group = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with a process group's ID takes two integers.
+    assert_eq!(unsafe { libc::kill(-group, libc::SIGTERM) }, 0);
+    let first = crate::common::wait(child).await;
+    assert_ne!(first.status.code(), Some(0), "the first run was stopped");
+    assert!(work.join("changes.csv").exists(), "the batch stays");
+    // The second: the same plan again, to the next files; the batch then goes.
+    for round in [2, 3] {
+        let (child, _) = night(false);
+        let out = crate::common::wait(child).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "run {round}: {stderr}");
+    }
     let mut names: Vec<String> = (std::fs::read_dir(&work).unwrap())
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    for kind in ["plan-", "results-", "undo-", "run-"] {
-        let count = names.iter().filter(|name| name.starts_with(kind)).count();
-        assert!(count >= 2, "{kind}: {names:?}");
-    }
-    let first_undo = names.iter().find(|name| name.starts_with("undo-")).unwrap();
-    let undo = std::fs::read_to_string(work.join(first_undo)).unwrap();
-    assert_eq!(undo.lines().count(), 3, "the first run's way back: {undo}");
+    let count = |kind: &str| {
+        let files = names.iter().filter(|name| name.ends_with(".csv"));
+        files.filter(|name| name.starts_with(kind)).count()
+    };
+    // One plan (and no part left), two results and undo files, the batch kept.
+    assert_eq!(count("plan-"), 1, "{names:?}");
+    assert_eq!(count("results-"), 2, "{names:?}");
+    assert_eq!(count("undo-"), 2, "{names:?}");
+    assert_eq!(count("changes-"), 1, "{names:?}");
+    assert!(!work.join("changes.csv").exists(), "{names:?}");
+    // Each change went once: the invitation and the removal too.
+    let stats = sandbox.stats();
+    let sent =
+        |verb: &str| (stats.by_method_status.get(verb)).map_or(0, |by| by.values().sum::<u64>());
+    assert_eq!(sent("POST"), 1, "{stats:?}");
+    assert_eq!(sent("DELETE"), 1, "{stats:?}");
+    let second = (names.iter())
+        .filter(|name| name.starts_with("results-") && name.ends_with("-2.csv"))
+        .next()
+        .unwrap();
+    let results = std::fs::read_to_string(work.join(second)).unwrap();
+    assert!(!results.contains(",failed,"), "{results}");
     assert!(textfile.join("iam-apply.prom").exists());
     sandbox.stop().await;
 }
