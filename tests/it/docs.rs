@@ -324,8 +324,7 @@ async fn the_nightly_recipe_recovers_from_a_crash_and_runs_a_batch_once() {
     assert_eq!(sent("POST"), 1, "{stats:?}");
     assert_eq!(sent("DELETE"), 1, "{stats:?}");
     let second = (names.iter())
-        .filter(|name| name.starts_with("results-") && name.ends_with("-2.csv"))
-        .next()
+        .find(|name| name.starts_with("results-") && name.ends_with("-2.csv"))
         .unwrap();
     let results = std::fs::read_to_string(work.join(second)).unwrap();
     assert!(!results.contains(",failed,"), "{results}");
