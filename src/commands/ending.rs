@@ -76,41 +76,22 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
     let _ = std::io::stderr().write_all(summary.render(results_path, proxy).as_bytes());
     let mut run = RunInfo::new(command, dry_run, input.clone(), started());
     run.account = route.map(|route| route.account.clone());
-    // A file monitoring reads that cannot be written (a full disk) after
-    // the run read or changed the account: said, the other files still
-    // written, and a run that would have ended well ends with 74, so that
-    // cron sees it (a dry run stops here: nothing was sent).
-    let unwritten = |fatal: Fatal, exit: &mut Exit| {
-        if dry_run {
-            return Err(fatal);
+    let info = &run;
+    let summary_file = summary_json
+        .map(|path| move |exit: Exit| summary.write_json(path, info, results_path, exit, proxy));
+    let metrics_file = metrics.map(|path| {
+        move |exit: Exit| {
+            let run = MetricsRun {
+                command,
+                input: input.as_deref().unwrap_or("-"),
+                exit,
+                duration: started().elapsed().unwrap_or_default(),
+                now: SystemTime::now(),
+            };
+            summary.figures().write_metrics(path, &run)
         }
-        crate::say!(
-            "error: {}; the run itself ended as the summary above says (its results file is \
-             complete)",
-            crate::error::error_chain(&fatal)
-        );
-        if matches!(exit, Exit::Success | Exit::WouldChange) {
-            *exit = Exit::RecordLost;
-        }
-        Ok(())
-    };
-    if let Some(path) = summary_json
-        && let Err(fatal) = summary.write_json(path, &run, results_path, exit, proxy)
-    {
-        unwritten(fatal, &mut exit)?;
-    }
-    if let Some(path) = metrics {
-        let run = MetricsRun {
-            command,
-            input: input.as_deref().unwrap_or("-"),
-            exit,
-            duration: started().elapsed().unwrap_or_default(),
-            now: SystemTime::now(),
-        };
-        if let Err(fatal) = summary.figures().write_metrics(path, &run) {
-            unwritten(fatal, &mut exit)?;
-        }
-    }
+    });
+    exit = write_end_files(exit, dry_run, summary_file, metrics_file)?;
     if let Some(path) = report {
         let stopped = match ended {
             Ended::Stopped(why) => Some(why.to_string()),
@@ -135,4 +116,86 @@ pub(super) fn finish(finished: Result<Finished, Fatal>, ending: &Ending) -> Resu
         }
     }
     Ok(exit)
+}
+
+/// Writes the files monitoring reads at the end of a run (`summary`,
+/// `metrics`: each writes its file for an exit code), and returns the
+/// run's exit code. One that cannot be written (a full disk) after the run
+/// read or changed the account is said, the other still written, and a run
+/// that would have ended well ends with 74, so that cron sees it; a summary
+/// written before the metrics failed is written again with that code. A
+/// dry run stops at the first (exit 2: nothing was sent).
+pub(super) fn write_end_files(
+    mut exit: Exit,
+    dry_run: bool,
+    summary: Option<impl Fn(Exit) -> Result<(), Fatal>>,
+    metrics: Option<impl Fn(Exit) -> Result<(), Fatal>>,
+) -> Result<Exit, Fatal> {
+    let unwritten = |fatal: Fatal, exit: &mut Exit| {
+        if dry_run {
+            return Err(fatal);
+        }
+        crate::say!(
+            "error: {}; the run itself ended as the summary above says (its results are \
+             complete)",
+            crate::error::error_chain(&fatal)
+        );
+        if matches!(exit, Exit::Success | Exit::WouldChange) {
+            *exit = Exit::RecordLost;
+        }
+        Ok(())
+    };
+    let mut summary_written = false;
+    if let Some(write) = &summary {
+        match write(exit) {
+            Ok(()) => summary_written = true,
+            Err(fatal) => unwritten(fatal, &mut exit)?,
+        }
+    }
+    if let Some(write) = &metrics {
+        let before = exit;
+        if let Err(fatal) = write(exit) {
+            unwritten(fatal, &mut exit)?;
+        }
+        if let (true, Some(write)) = (summary_written && exit != before, &summary)
+            && let Err(fatal) = write(exit)
+        {
+            unwritten(fatal, &mut exit)?;
+        }
+    }
+    Ok(exit)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// The metrics that cannot be written: 74, and the summary, written
+    /// before, written again with it (it said 0). A dry run stops at once.
+    #[test]
+    fn a_summary_written_before_the_metrics_failed_says_74() {
+        let written = RefCell::new(Vec::new());
+        let summary = Some(|exit: Exit| {
+            written.borrow_mut().push(exit);
+            Ok(())
+        });
+        let full = || {
+            Err(Fatal::Usage(
+                "cannot write the metrics file m.prom".to_string(),
+            ))
+        };
+        let metrics = Some(|_: Exit| full());
+        let exit = write_end_files(Exit::Success, false, summary, metrics).unwrap();
+        assert_eq!(exit, Exit::RecordLost);
+        assert_eq!(*written.borrow(), [Exit::Success, Exit::RecordLost]);
+        // A run with problems keeps its code (1 says it already).
+        let summary = Some(|_: Exit| full());
+        let metrics = Some(|_: Exit| Ok(()));
+        let exit = write_end_files(Exit::RowProblems, false, summary, metrics).unwrap();
+        assert_eq!(exit, Exit::RowProblems);
+        let summary = Some(|_: Exit| full());
+        assert!(write_end_files(Exit::Success, true, summary, None::<fn(Exit) -> _>).is_err());
+    }
 }

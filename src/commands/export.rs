@@ -244,39 +244,49 @@ pub(super) fn run(mut args: ExportArgs) -> Result<Exit, Fatal> {
             tally.retries, tally.throttled
         ));
         let _ = std::io::stderr().write_all(text.as_bytes());
-        if let Some(path) = &run.summary_json {
-            let mut run_info = RunInfo::new("export", false, None, super::started());
-            run_info.account = Some(route.account.clone());
-            let summary = ExportSummary {
-                run: run_info,
-                users: written,
-                pages: tally.pages,
-                retries: tally.retries,
-                throttled: tally.throttled,
-                elapsed_seconds: elapsed,
-                problem: problem.as_deref(),
-                exit_code: exit.code(),
-                results: &shown,
-                proxy: route.proxy.as_deref(),
-            };
-            write_summary_json(path, &summary)?;
-        }
-        if let Some(path) = &run.metrics_file {
-            let figures = Figures {
-                rows: vec![("exported", written.unwrap_or(0))],
-                requests: tally.pages + tally.retries,
-                retries: tally.retries,
-                throttled: tally.throttled,
-            };
-            let run = MetricsRun {
-                command: "export",
-                input: &shown,
-                exit,
-                duration: super::started().elapsed().unwrap_or_default(),
-                now: std::time::SystemTime::now(),
-            };
-            figures.write_metrics(path, &run)?;
-        }
+        let mut run_info = RunInfo::new("export", false, None, super::started());
+        run_info.account = Some(route.account.clone());
+        let summary_file = run.summary_json.as_deref().map(|path| {
+            let run_info = &run_info;
+            let (problem, shown, proxy) = (problem.as_deref(), &shown, route.proxy.as_deref());
+            move |exit: Exit| {
+                let summary = ExportSummary {
+                    run: run_info.clone(),
+                    users: written,
+                    pages: tally.pages,
+                    retries: tally.retries,
+                    throttled: tally.throttled,
+                    elapsed_seconds: elapsed,
+                    problem,
+                    exit_code: exit.code(),
+                    results: shown,
+                    proxy,
+                };
+                write_summary_json(path, &summary)
+            }
+        });
+        let metrics_file = run.metrics_file.as_deref().map(|path| {
+            let shown = &shown;
+            move |exit: Exit| {
+                let figures = Figures {
+                    rows: vec![("exported", written.unwrap_or(0))],
+                    requests: tally.pages + tally.retries,
+                    retries: tally.retries,
+                    throttled: tally.throttled,
+                };
+                let run = MetricsRun {
+                    command: "export",
+                    input: shown,
+                    exit,
+                    duration: super::started().elapsed().unwrap_or_default(),
+                    now: std::time::SystemTime::now(),
+                };
+                figures.write_metrics(path, &run)
+            }
+        });
+        // The export is written: a file monitoring reads that cannot be is
+        // said, and the run ends with 74 (it ended with 2, "nothing sent").
+        let exit = super::ending::write_end_files(exit, false, summary_file, metrics_file)?;
         if let Some(memory) = &limit {
             memory.learned(tally.learned);
         }

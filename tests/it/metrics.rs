@@ -364,5 +364,20 @@ async fn a_summary_that_cannot_be_written_after_the_run_is_said_and_ends_with_74
         value(&metrics, "gcore_iam_bulk_rows", Some("updated")),
         Some(1.0)
     );
+    // export alike (it ended with 2, "nothing was sent", the metrics unwritten).
+    let args = ["export", "-o", "e.csv", "--summary-json", "/dev/full"];
+    let more = ["--metrics-file", "e.prom"];
+    let out = run(dir.path(), &sandbox, &[&args[..], &more].concat()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(74), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the summary file /dev/full"),
+        "{stderr}"
+    );
+    let metrics = parse(&dir.path().join("e.prom"));
+    assert_eq!(
+        value(&metrics, "gcore_iam_bulk_exit_code", None),
+        Some(74.0)
+    );
     sandbox.stop().await;
 }
