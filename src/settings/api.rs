@@ -51,17 +51,38 @@ impl ApiKey {
         if key.bytes().any(|b| b.is_ascii_control() || !b.is_ascii()) {
             return Err("holds control or non-ASCII characters; copy the key again".to_string());
         }
-        // Pasted with what goes around it: the header's scheme, a shell line.
+        // Pasted with what goes around it: the header and its scheme, a
+        // shell's line, quotes. A key is one word of printable characters.
+        let alone = "give the key alone (the tool writes the header \"Authorization: apikey \
+                     KEY\" itself)";
         let lower = key.to_ascii_lowercase();
-        let pasted = ["apikey ", "bearer ", "export ", "gcore_api_key="]
-            .into_iter()
-            .find(|start| lower.starts_with(start));
+        let pasted = [
+            "authorization",
+            "apikey",
+            "bearer",
+            "export ",
+            "set ",
+            "$env:",
+            "gcore_api_key",
+        ]
+        .into_iter()
+        .find(|start| {
+            lower.starts_with(start)
+                && (start.ends_with([' ', ':'])
+                    || lower[start.len()..].starts_with([' ', ':', '=']))
+        });
         if let Some(start) = pasted {
-            return Err(format!(
-                "starts with \"{}\"; give the key alone (the tool writes the header \
-                 \"Authorization: apikey KEY\" itself)",
-                key[..start.len()].trim_end()
-            ));
+            let shown = key[..start.len()].trim_end();
+            return Err(format!("starts with \"{shown}\"; {alone}"));
+        }
+        if key.len() >= 2
+            && (key.starts_with('"') || key.starts_with('\''))
+            && key.ends_with(&key[..1])
+        {
+            return Err(format!("is in quotes; {alone}"));
+        }
+        if key.contains([' ', '\t']) {
+            return Err(format!("holds a space (an API key has none); {alone}"));
         }
         Ok(ApiKey(key.to_string()))
     }

@@ -132,8 +132,15 @@ impl Figures {
     }
 
     /// Writes [`Figures::metrics`] to `path` whole: beside it, then renamed
-    /// over it (the collector never reads half a file).
+    /// over it (the collector never reads half a file). A symbolic link is
+    /// followed: the file it leads to is replaced, not the link.
     pub(crate) fn write_metrics(&self, path: &Path, run: &MetricsRun) -> Result<(), Fatal> {
+        let linked = std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_symlink());
+        let target = match linked {
+            true => std::fs::canonicalize(path).ok(),
+            false => None,
+        };
+        let path = target.as_deref().unwrap_or(path);
         let error = |source| Fatal::Metrics {
             path: path.to_path_buf(),
             source: plain_io_error(source),

@@ -226,9 +226,16 @@ pub(super) fn unknown_columns_message(unknown: &[(usize, &str)]) -> String {
     if let [(0, first)] = unknown
         && first.trim().to_ascii_lowercase().starts_with("sep=")
     {
-        return "the first line is Excel's sep= line (its note of the delimiter), not the \
-                header; delete that line: the delimiter is found by itself"
-            .to_string();
+        // `sep=;` read with `;` as the delimiter is the cell `sep=`.
+        let delimiter = first.trim()[4..].chars().next().unwrap_or(';');
+        let found = match delimiter {
+            ',' | ';' | '\t' => "the delimiter is found by itself".to_string(),
+            other => format!("then pass --delimiter '{other}'"),
+        };
+        return format!(
+            "the first line is Excel's sep= line (its note of the delimiter), not the header; \
+             delete that line ({found})"
+        );
     }
     let known: Vec<&str> = std::iter::once("user_id")
         .chain(Field::ALL.iter().map(|field| field.name()))

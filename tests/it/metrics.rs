@@ -381,3 +381,38 @@ async fn a_summary_that_cannot_be_written_after_the_run_is_said_and_ends_with_74
     );
     sandbox.stop().await;
 }
+
+/// A metrics file reached by a symbolic link (the collector's folder
+/// linking to the job's file) is replaced where the link leads; the link
+/// stays. (The rename put a plain file in the link's place, and the file it
+/// led to kept the run before.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_file_behind_a_link_is_written_where_it_leads() {
+    let sandbox = start_sandbox("metrics-key", 5, Faults::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n").unwrap();
+    let args = ["apply", "in.csv", "--metrics-file", "real/job.prom"];
+    assert_eq!(
+        run(dir.path(), &sandbox, &args).await.status.code(),
+        Some(0)
+    );
+    std::os::unix::fs::symlink("real/job.prom", dir.path().join("job.prom")).unwrap();
+    std::fs::write(dir.path().join("in.csv"), "user_id,lang\n1,de\n2,xx\n").unwrap();
+    let args = [
+        "apply",
+        "in.csv",
+        "--overwrite",
+        "--metrics-file",
+        "job.prom",
+    ];
+    assert_eq!(
+        run(dir.path(), &sandbox, &args).await.status.code(),
+        Some(1)
+    );
+    let link = std::fs::symlink_metadata(dir.path().join("job.prom")).unwrap();
+    assert!(link.is_symlink(), "the link stays");
+    let metrics = parse(&dir.path().join("real/job.prom"));
+    assert_eq!(value(&metrics, "gcore_iam_bulk_exit_code", None), Some(1.0));
+    sandbox.stop().await;
+}

@@ -295,8 +295,25 @@ async fn a_key_pasted_with_its_surroundings_says_so() {
         ),
         (
             format!("GCORE_API_KEY={secret}"),
-            "starts with \"GCORE_API_KEY=\"",
+            "starts with \"GCORE_API_KEY\"",
         ),
+        // Forms Gcore's pages and other shells show.
+        (
+            format!("Authorization: APIKey {secret}"),
+            "starts with \"Authorization\"",
+        ),
+        (format!("\"{secret}\""), "is in quotes"),
+        (format!("set GCORE_API_KEY={secret}"), "starts with \"set\""),
+        (
+            format!("$env:GCORE_API_KEY=\"{secret}\""),
+            "starts with \"$env:\"",
+        ),
+        (
+            format!("GCORE_API_KEY: {secret}"),
+            "starts with \"GCORE_API_KEY\"",
+        ),
+        (format!("Apikey:{secret}"), "starts with \"Apikey\""),
+        (format!("{secret} {secret}"), "holds a space"),
     ] {
         let output = run(dir.path(), &args, &[("GCORE_API_KEY", &pasted)]).await;
         let text = stderr(&output);

@@ -32,6 +32,8 @@ fn header_mistakes() {
         ("user_id,emial", "--ignore-unknown-columns"),
         // Excel's line for the delimiter, before the header.
         ("sep=;", "the first line is Excel's sep= line"),
+        ("sep=;", "(the delimiter is found by itself)"),
+        ("sep=|", "delete that line (then pass --delimiter '|')"),
         ("user_id,verbatm", "did you mean \"verbatim\"?"),
         ("user_id,x", "action, current_email, verbatim;"),
         ("email,name", "no user_id column (found: email, name)"),
