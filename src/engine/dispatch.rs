@@ -304,7 +304,10 @@ impl<'a, O: Operation> Dispatcher<'a, O> {
 
     /// `row 7`, or `page 3` for a list: where a note says a thing happened.
     fn at(&self, job: &Job) -> String {
-        format!("{} {}", self.noun, job.row())
+        match self.operation {
+            Some(operation) => operation.at(job),
+            None => format!("{} {}", self.noun, job.row()),
+        }
     }
 
     /// Stops the sending for `why`, unless it stopped already (the first

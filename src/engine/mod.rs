@@ -78,6 +78,10 @@ pub trait Operation: Send + Sync {
     fn noun(&self) -> &'static str {
         "row"
     }
+    /// Where a message puts a job: `row 7`, `page 3`.
+    fn at(&self, job: &Job) -> String {
+        format!("{} {}", self.noun(), job.row())
+    }
     /// How `-v` says a job ended with `status`.
     fn ended_as(&self, status: Status) -> &'static str {
         status.as_str()

@@ -167,6 +167,11 @@ impl Operation for AccountId {
         "account"
     }
 
+    /// The account's read has no row: its request names it.
+    fn at(&self, _: &Job) -> String {
+        "GET /iam/clients/me".to_string()
+    }
+
     fn ended_as(&self, status: Status) -> &'static str {
         match status {
             Status::UPDATED => "read",

@@ -1005,6 +1005,27 @@ async fn a_removal_needs_to_know_the_keys_own_user() {
     }
 }
 
+/// A redirect on the account's read names that read, not "account 1" (it
+/// has no row), and says to check the base URL.
+#[tokio::test]
+async fn a_redirect_on_the_accounts_read_names_it() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rm.csv"), "action,user_id\nremove,1\n").unwrap();
+    Mock::given(method("GET"))
+        .and(path("/iam/clients/me"))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", "/login"))
+        .mount(&server)
+        .await;
+    let args = ["apply", "rm.csv", "--rate", "0"];
+    let (code, stderr) = run_in(dir.path(), &server.uri(), &args).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("HTTP 302 on GET /iam/clients/me") && stderr.contains("check --base-url"),
+        "{stderr}"
+    );
+}
+
 /// What a resumed run takes for its own doing, and what it never does: an
 /// invitation whose next step failed is finished (its fields set, not
 /// invited again); a removal the API refused (404) is not "removed" on
