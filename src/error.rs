@@ -42,6 +42,12 @@ pub enum Fatal {
         #[source]
         source: io::Error,
     },
+    #[error("cannot write the results file's journal {path} (kept beside it for --resume)")]
+    Journal {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     #[error(
         "no API key: set the environment variable GCORE_API_KEY, or pass --api-key-file PATH \
          (a file that holds the key); --dry-run needs no key"

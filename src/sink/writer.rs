@@ -75,7 +75,15 @@ impl ResultsWriter {
                 let journal = match keeping {
                     Keeping::DryRun | Keeping::Plan(_) => None,
                     Keeping::Fresh | Keeping::Resume => {
-                        Some(Journal::open(file_path, resume).map_err(output_error)?)
+                        // Named as itself: a journal in the way is not the
+                        // results file's fault.
+                        let journal = crate::table::record::journal_path(file_path);
+                        let opened =
+                            Journal::open(file_path, resume).map_err(|source| Fatal::Journal {
+                                path: journal,
+                                source,
+                            })?;
+                        Some(opened)
                     }
                 };
                 if replace {

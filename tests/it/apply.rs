@@ -1330,3 +1330,28 @@ async fn a_server_that_only_throttles_stops_the_run() {
     let requests = server.received_requests().await.unwrap().len();
     assert!(requests < 100, "{requests} requests");
 }
+
+/// A journal that cannot be made (a folder in its place) is named as the
+/// journal, not as the results file, and nothing is sent.
+#[tokio::test]
+async fn a_journal_in_the_way_is_named_as_such() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.csv"), "user_id,lang\n1,de\n").unwrap();
+    std::fs::create_dir(dir.path().join("a.results.csv.journal")).unwrap();
+    let mut command = common::bin();
+    command
+        .current_dir(dir.path())
+        .args(["apply", "a.csv", "--base-url", &server.uri()])
+        .env("GCORE_API_KEY", "journal-test-key");
+    let out = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot write the results file's journal a.results.csv.journal"),
+        "{stderr}"
+    );
+    assert!(received(&server).await.is_empty());
+}
