@@ -53,11 +53,15 @@ impl Members {
             (false, false) => "nothing was sent",
             (false, true) => "a run that sends would stop there, with nothing sent (exit 2)",
         };
-        let what = match preflight.verbatim {
-            true => "the undo file",
-            false => "the file",
+        // An undo file removes the users its run invited: no sheet was cut.
+        let (what, why) = match preflight.verbatim {
+            true => (
+                "the undo file",
+                "It takes back the invitations of the run that wrote it",
+            ),
+            false => ("the file", CUT_SHORT),
         };
-        match self.guard(preflight, &[], (what, unsent)) {
+        match self.guard(preflight, &[], (what, unsent, why)) {
             Err(refused) if dry_run => {
                 crate::say!("warning: {refused}");
                 Ok(())
@@ -106,7 +110,7 @@ impl Members {
         &self,
         preflight: &Preflight,
         more: &[(u64, String)],
-        what: (&str, &str),
+        what: (&str, &str, &str),
     ) -> Result<(), Fatal> {
         let count = preflight.removals + more.len() as u64;
         let named: Vec<(u64, String)> = (preflight.removed.iter()).chain(more).cloned().collect();
@@ -114,12 +118,13 @@ impl Members {
     }
 
     /// Refuses `count` removals (the first few `named`: row and user) when
-    /// they are more than `--max-removals`.
+    /// they are more than `--max-removals`: `what` would remove them,
+    /// `unsent` says what was not done, `why` what such a file may be.
     pub(crate) fn guard_count(
         &self,
         count: u64,
         named: &[(u64, String)],
-        (what, unsent): (&str, &str),
+        (what, unsent, why): (&str, &str, &str),
     ) -> Result<(), Fatal> {
         if count <= self.max_removals {
             return Ok(());
@@ -132,11 +137,6 @@ impl Members {
             })
             .collect();
         let others = count - named.len() as u64;
-        // An undo file removes the users its run invited: no sheet was cut.
-        let why = match what {
-            "the undo file" => "It takes back the invitations of the run that wrote it",
-            _ => "A sheet cut short (rows lost in a copy, a filter left on) looks like this",
-        };
         Err(Fatal::Usage(format!(
             "{what} would remove {count} users, more than --max-removals {} allows: {}{}; \
              {unsent}. {why}; if every removal is meant, pass --max-removals {count}",
@@ -182,6 +182,10 @@ impl Members {
         }
     }
 }
+
+/// What the guard says a file that removes too many users may be.
+pub(crate) const CUT_SHORT: &str =
+    "A sheet cut short (rows lost in a copy, a filter left on) looks like this";
 
 /// A run that removes users refuses to start when the account's answer
 /// does not name the user the key acts as (`currentUser` missing, or not a

@@ -64,7 +64,11 @@ pub(super) fn run(mut args: PlanArgs) -> Result<Exit, Fatal> {
             let named: Vec<(u64, String)> = (extra.iter())
                 .map(|record| (0, format!("user {}", record.user_id)))
                 .collect();
-            let what = ("the plan (with --remove-missing)", "no plan was written");
+            let what = (
+                "the plan (with --remove-missing)",
+                "no plan was written",
+                super::members::CUT_SHORT,
+            );
             members.guard(&started.first.preflight, &named, what)?;
             users = Some(list);
         }

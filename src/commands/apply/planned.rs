@@ -4,7 +4,7 @@
 use super::*;
 use crate::check::EmailIndex;
 use crate::commands::limits::recall_limit;
-use crate::commands::members::Members;
+use crate::commands::members::{CUT_SHORT, Members};
 use crate::commands::{LIST_PAGE_SIZE, live_list, whole_list};
 use crate::operations::members::Membership;
 use crate::operations::pages::LivePages;
@@ -108,7 +108,7 @@ pub(super) fn run_planned(
     members.guard_count(
         plan.removals,
         &plan.removed,
-        ("the plan", "nothing was sent"),
+        ("the plan", "nothing was sent", CUT_SHORT),
     )?;
     if args.undo_file.is_some() && !args.accept_partial_undo {
         refuse_unreversible(&plan.unreversible)?;
