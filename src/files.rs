@@ -12,6 +12,17 @@ pub(crate) fn folder_of(path: &Path) -> &Path {
     }
 }
 
+/// At most the first `limit` bytes of the file at `path` (fewer when it is
+/// shorter): how a file is told apart before it is read whole or replaced.
+pub(crate) fn read_start(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut start = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit)
+        .read_to_end(&mut start)?;
+    Ok(start)
+}
+
 /// The mark a page of this tool carries, near its top (the report writes
 /// it): a file without it is not replaced without `--overwrite` (the
 /// settings look for it).

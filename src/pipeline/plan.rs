@@ -55,11 +55,8 @@ impl Plan {
                 path.display()
             ))
         };
-        let mut start = [0u8; 8];
-        let read = std::fs::File::open(path)
-            .and_then(|mut file| std::io::Read::read(&mut file, &mut start));
-        if let Ok(read) = read
-            && crate::table::sheet::looks_like_workbook(&start[..read])
+        if let Ok(start) = crate::files::read_start(path, 8)
+            && crate::table::sheet::looks_like_workbook(&start)
         {
             return Err(refuse(
                 "it is a workbook; a plan is the CSV file that plan wrote (saved by a \
@@ -222,12 +219,8 @@ impl Plan {
 /// return that ended the one before, and the csv crate's own count is one
 /// short.
 fn line_at(path: &Path, offset: u64) -> u64 {
-    use std::io::Read;
-    let mut before = Vec::new();
-    let read =
-        std::fs::File::open(path).and_then(|file| file.take(offset + 1).read_to_end(&mut before));
-    match read {
-        Ok(_) => 1 + before.iter().filter(|&&byte| byte == b'\n').count() as u64,
+    match crate::files::read_start(path, offset + 1) {
+        Ok(before) => 1 + before.iter().filter(|&&byte| byte == b'\n').count() as u64,
         Err(_) => 0,
     }
 }

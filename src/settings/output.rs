@@ -428,34 +428,29 @@ fn refuse_foreign(
     mark: &str,
     overwrite: bool,
 ) -> Result<(), Fatal> {
-    use std::io::Read;
     if !std::fs::metadata(path).is_ok_and(|meta| meta.is_file()) {
         return Ok(());
     }
-    let mut start = Vec::new();
-    let read = std::fs::File::open(path)
-        .and_then(|file| file.take(mark.len() as u64).read_to_end(&mut start));
-    match read {
-        Ok(n) if !overwrite && n > 0 && start != mark.as_bytes() => Err(Fatal::Usage(format!(
-            "{flag} {} exists and is not a {what} of gcore-iam-bulk (it may be the only \
+    match crate::files::read_start(path, mark.len() as u64) {
+        Ok(start) if !overwrite && !start.is_empty() && start != mark.as_bytes() => {
+            Err(Fatal::Usage(format!(
+                "{flag} {} exists and is not a {what} of gcore-iam-bulk (it may be the only \
                  record of a change: an undo file, a run's results); choose another {flag}, or \
                  pass --overwrite to replace it",
-            path.display()
-        ))),
+                path.display()
+            )))
+        }
         _ => Ok(()),
     }
 }
 
 /// Whether `path` starts like a page this tool wrote.
 pub(super) fn is_our_page(path: &Path) -> bool {
-    let mut start = vec![0u8; 2048];
-    let read =
-        std::fs::File::open(path).and_then(|mut file| std::io::Read::read(&mut file, &mut start));
-    read.is_ok_and(|n| String::from_utf8_lossy(&start[..n]).contains(REPORT_MARK))
+    let start = crate::files::read_start(path, 2048);
+    start.is_ok_and(|start| String::from_utf8_lossy(&start).contains(REPORT_MARK))
 }
 
 /// Whether the folder of `path` takes a new file (made and removed at once).
-/// Whether the folder of `path` takes a new file.
 pub(crate) fn probe_folder(path: &Path) -> std::io::Result<()> {
     probe_new_file(path).map_err(plain_io_error)
 }

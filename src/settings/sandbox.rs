@@ -127,12 +127,9 @@ fn check_state_path(path: &Path, users_file: Option<&Path>) -> Result<(), Fatal>
                 .to_string(),
         ));
     }
-    if let Ok(file) = std::fs::File::open(path) {
-        use std::io::Read;
-        let mut start = Vec::new();
-        let read = file.take(4096).read_to_end(&mut start);
+    if let Ok(start) = crate::files::read_start(path, 4096) {
         let first = start.iter().find(|byte| !byte.is_ascii_whitespace());
-        if read.is_ok() && first.is_some_and(|byte| *byte != b'[') {
+        if first.is_some_and(|byte| *byte != b'[') {
             return Err(usage(
                 "holds something other than the users a sandbox kept (a JSON list): it may \
                  be an export, a plan or an undo file, which the sandbox would replace; give \

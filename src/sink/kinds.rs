@@ -6,32 +6,48 @@
 /// message without the values it quotes (as `{:?}` quotes them).
 pub(crate) fn kind_of(error: &str) -> String {
     let mut kind = String::with_capacity(error.len());
-    let mut chars = error.chars();
-    while let Some(c) = chars.next() {
-        kind.push(c);
-        if c != '"' {
-            continue;
+    for (before, value) in parts(error) {
+        kind.push_str(before);
+        if let Some((_, closed)) = value {
+            kind.push_str(if closed { "\"…\"" } else { "\"…" });
         }
-        // Up to the closing quote, skipping escaped ones.
-        let mut closed = false;
-        while let Some(inner) = chars.next() {
-            match inner {
-                '\\' => {
-                    chars.next();
-                }
-                '"' => {
-                    closed = true;
+    }
+    kind
+}
+
+/// The text before each quoted value and the value with whether its quote
+/// closes (`None`: the text after the last one), escaped quotes skipped.
+fn parts(text: &str) -> Vec<(&str, Option<(&str, bool)>)> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('"') {
+        let (before, after) = (&rest[..open], &rest[open + 1..]);
+        let mut end = None;
+        let mut escaped = false;
+        for (at, c) in after.char_indices() {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => {
+                    end = Some(at);
                     break;
                 }
                 _ => {}
             }
         }
-        kind.push('…');
-        if closed {
-            kind.push('"');
+        match end {
+            Some(end) => {
+                parts.push((before, Some((&after[..end], true))));
+                rest = &after[end + 1..];
+            }
+            None => {
+                parts.push((before, Some((after, false))));
+                rest = "";
+            }
         }
     }
-    kind
+    parts.push((rest, None));
+    parts
 }
 
 /// The message of two rows' problems of one kind, each quoted value kept
@@ -39,40 +55,6 @@ pub(crate) fn kind_of(error: &str) -> String {
 /// JSON list such as [{"id": 2}], not "…"` keeps the example it gives.
 /// `None` when they are not of one kind after all.
 pub(super) fn merged(shown: &str, other: &str) -> Option<String> {
-    /// The text before each quoted value and the value (`None`: the text
-    /// after the last one), as [`kind_of`] reads them.
-    fn parts(text: &str) -> Vec<(&str, Option<(&str, bool)>)> {
-        let mut parts = Vec::new();
-        let mut rest = text;
-        while let Some(open) = rest.find('"') {
-            let (before, after) = (&rest[..open], &rest[open + 1..]);
-            let mut end = None;
-            let mut escaped = false;
-            for (at, c) in after.char_indices() {
-                match (escaped, c) {
-                    (true, _) => escaped = false,
-                    (false, '\\') => escaped = true,
-                    (false, '"') => {
-                        end = Some(at);
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-            match end {
-                Some(end) => {
-                    parts.push((before, Some((&after[..end], true))));
-                    rest = &after[end + 1..];
-                }
-                None => {
-                    parts.push((before, Some((after, false))));
-                    rest = "";
-                }
-            }
-        }
-        parts.push((rest, None));
-        parts
-    }
     let (a, b) = (parts(shown), parts(other));
     if a.len() != b.len() {
         return None;

@@ -62,14 +62,10 @@ pub(crate) fn remembered(results: &Path) -> io::Result<Remembered> {
 /// be given again. Any other file (a row besides the header, another
 /// header, notes of a person's, one that cannot be read) is never replaced.
 pub(crate) fn holds_a_way_back(path: &Path) -> bool {
-    use std::io::Read;
     let header = super::undo_header().join(",");
-    let mut start = Vec::new();
-    let limit = header.len() as u64 + 3;
-    let read = File::open(path).and_then(|file| file.take(limit).read_to_end(&mut start));
-    match read {
+    match crate::files::read_start(path, header.len() as u64 + 3) {
         Err(_) => true,
-        Ok(_) => {
+        Ok(start) => {
             let text = String::from_utf8_lossy(&start);
             let line = text.strip_suffix('\n').unwrap_or(&text);
             line.strip_suffix('\r').unwrap_or(line) != header
